@@ -1,0 +1,4 @@
+//! The domain vocabulary: names, ArtifactDB ids, and the records stored for projects,
+//! versions and files.
+
+pub mod names;

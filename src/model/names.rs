@@ -1,0 +1,1 @@
+//! Validation of project ids, versions, namespaces, usernames and file paths (SPEC §1).

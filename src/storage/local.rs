@@ -1,0 +1,1 @@
+//! The local backend: a directory with the same keys as the bucket.
