@@ -2,15 +2,22 @@
 //!
 //! Architecture (dependencies point one way, top to bottom):
 //!
-//! - [`api`]: the axum router, one module per resource; the only place (with [`error`]) that
+//! - [`cli`]: the `trove` command line (`serve`, `check-config`, ...).
+//! - [`api`]: the axum router, one module per resource; with [`error`] the only code that
 //!   knows HTTP.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
-//! - [`index`]: the tantivy index built from `index-schema/`.
+//! - [`index`]: the tantivy index built from `index-schema/`, a cache derived from storage.
 //! - [`storage`]: the `ObjectStore` trait and its local and S3 backends — the source of truth.
-//! - [`model`]: names, ids and records.
+//! - [`model`]: names, ArtifactDB ids and records.
 //! - [`config`]: settings from `trove.toml`, `TROVE_*` variables and flags.
 //! - [`telemetry`]: tracing and Prometheus metrics.
-//! - [`cli`]: the `trove` command line.
 
-pub mod storage;
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod index;
 pub mod model;
+pub mod storage;
+pub mod telemetry;

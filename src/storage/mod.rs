@@ -6,6 +6,7 @@
 //! never starting with `/`); the S3 backend adds its configured prefix, the local backend maps
 //! them below its root directory. [`keys`] builds every key of the layout in SPEC §2.
 
+pub mod instrumented;
 pub mod keys;
 pub mod local;
 pub mod presign;
@@ -70,6 +71,9 @@ pub enum StorageError {
     /// The body stream given to a put failed.
     #[error("body stream failed: {0}")]
     Body(std::io::Error),
+    /// A presigned URL is expired, tampered with or used for another method.
+    #[error("invalid presigned url: {0}")]
+    PresignInvalid(String),
     /// Any other backend failure (permission denied on disk, unexpected S3 error).
     #[error("storage backend error: {0}")]
     Backend(String),

@@ -1,0 +1,160 @@
+//! The HTTP API: the axum router, with one module per resource.
+//!
+//! Every route is registered through `utoipa_axum`'s `routes!` so it lands in the OpenAPI
+//! document (`/openapi.json`, browsable at `/docs`). Cross-cutting layers: request ids
+//! (`x-request-id`, generated when absent and echoed back), a tracing span per request,
+//! Prometheus metrics by route template, panics turned into `500 internal`, a JSON body limit,
+//! and JSON answers for unknown routes and methods.
+
+pub mod storage;
+pub mod system;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_scalar::{Scalar, Servable as _};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The OpenAPI document's static part; routes add themselves.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Trove",
+        description = "Secure, search-indexed registry for machine-learning and research artifacts. Speaks ArtifactDB's API."
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Builds the whole router over the shared state.
+pub fn router(state: AppState) -> Router {
+    let (api_router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::get_root))
+        .routes(routes!(system::get_status))
+        .routes(routes!(system::get_healthz))
+        .routes(routes!(system::get_readyz))
+        .routes(routes!(system::get_metrics))
+        .routes(routes!(storage::get_presigned, storage::put_presigned))
+        .split_for_parts();
+
+    let openapi_json = openapi.clone();
+    let max_json_bytes = state.settings.max_json_bytes;
+    api_router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { axum::Json(openapi_json) }),
+        )
+        .merge(Scalar::with_url("/docs", openapi))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_json_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("-");
+                // The path only, never the query: presigned URLs carry signatures there.
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Records request count and latency by route template and status.
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe_http(&method, &route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    let mut response = ApiError::new(ErrorCode::Internal, "internal error").into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+/// Serves the router on `listener` until `shutdown` resolves, then drains in-flight
+/// requests (graceful shutdown).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested, draining requests");
+    // Give load balancers a moment to notice before connections close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}

@@ -1,0 +1,165 @@
+//! `App`: the services every request handler shares, built once from the settings.
+//!
+//! Handlers reach them through [`AppState`] (an `Arc<App>`); nothing lives in globals.
+//! Data directory layout: `objects/` (local storage), `tmp/` (temp files of local writes),
+//! `index/` (the tantivy index), `secrets/` (generated secrets, mode 0600).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use rand::RngCore as _;
+
+use crate::config::Settings;
+use crate::index::{IndexSchema, SearchIndex};
+use crate::storage::instrumented::InstrumentedStore;
+use crate::storage::local::LocalStore;
+use crate::storage::presign::LocalPresigner;
+use crate::storage::s3::{S3Settings, S3Store};
+use crate::storage::{ObjectStore, StorageKind};
+use crate::telemetry::Metrics;
+
+/// The shared services.
+#[derive(Debug)]
+pub struct App {
+    /// The effective settings.
+    pub settings: Settings,
+    /// Object storage, instrumented (timeouts and metrics).
+    pub storage: Arc<dyn ObjectStore>,
+    /// Verifies presigned URLs of the local backend (`None` on S3, which presigns itself).
+    pub presigner: Option<LocalPresigner>,
+    /// The search index.
+    pub index: Arc<SearchIndex>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// When this process started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// What handlers extract: a cheap clone of the shared [`App`].
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Builds every service from the settings: storage backend, index, metrics.
+    pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
+        let data_dir = settings.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let metrics = Arc::new(Metrics::new());
+
+        let (backend, presigner): (Arc<dyn ObjectStore>, Option<LocalPresigner>) =
+            match settings.storage {
+                StorageKind::Local => {
+                    let secret = match &settings.presign_secret {
+                        Some(secret) => secret.expose().as_bytes().to_vec(),
+                        None => load_or_create_secret(&data_dir.join("secrets/presign.key"))?,
+                    };
+                    let base_url = url::Url::parse(&settings.public_url())
+                        .context("invalid setting TROVE_PUBLIC_URL")?;
+                    let presigner = LocalPresigner::new(base_url, secret);
+                    let store = LocalStore::open(
+                        data_dir.join("objects"),
+                        data_dir.join("tmp"),
+                        presigner.clone(),
+                    )
+                    .context("cannot open local storage")?;
+                    (Arc::new(store), Some(presigner))
+                }
+                StorageKind::S3 => {
+                    let s3 = &settings.s3;
+                    let store = S3Store::connect(S3Settings {
+                        bucket: s3.bucket.clone().unwrap_or_default(),
+                        endpoint: s3.endpoint.clone(),
+                        region: s3.region.clone(),
+                        prefix: s3.prefix.clone(),
+                        path_style: s3.path_style,
+                        timeout: settings.storage_timeout(),
+                        credentials: s3.access_key_id.clone().zip(
+                            s3.secret_access_key
+                                .as_ref()
+                                .map(|secret| secret.expose().to_owned()),
+                        ),
+                    })
+                    .await
+                    .context("cannot configure the S3 storage backend")?;
+                    (Arc::new(store), None)
+                }
+            };
+        let storage: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
+            backend,
+            metrics.clone(),
+            settings.storage_timeout(),
+        ));
+
+        let schema = IndexSchema::builtin().context("invalid built-in index schema")?;
+        let index_dir = data_dir.join("index");
+        let index = tokio::task::spawn_blocking(move || SearchIndex::open(&index_dir, schema))
+            .await
+            .context("index opening panicked")?
+            .context("cannot open the search index")?;
+
+        Ok(Arc::new(Self {
+            settings,
+            storage,
+            presigner,
+            index: Arc::new(index),
+            metrics,
+            started_at: Utc::now(),
+        }))
+    }
+
+    /// Checks storage within the storage timeout, updating the `storage_up` metric.
+    pub async fn check_storage(&self) -> crate::storage::Result<()> {
+        let result = self.storage.check().await;
+        self.metrics.storage_up.set(i64::from(result.is_ok()));
+        result
+    }
+
+    /// How long the process has been up.
+    #[must_use]
+    pub fn uptime(&self) -> Duration {
+        (Utc::now() - self.started_at).to_std().unwrap_or_default()
+    }
+}
+
+/// Reads a secret kept in the data directory, or generates 32 random bytes, stores them with
+/// mode 0600 (exclusive create, so concurrent first starts agree) and returns them.
+pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(existing) = std::fs::read(path) {
+        anyhow::ensure!(
+            existing.len() >= 32,
+            "secret file {} is shorter than 32 bytes",
+            path.display()
+        );
+        return Ok(existing);
+    }
+    let parent: PathBuf = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let mut secret = vec![0_u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let encoded = hex::encode(&secret).into_bytes();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            use std::io::Write as _;
+            file.write_all(&encoded)
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(encoded)
+        }
+        // Another process created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot create {}", path.display())),
+    }
+}

@@ -1,0 +1,95 @@
+//! The `trove` command line: `serve`, `check-config`, and (as they land) the administration
+//! and client commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::{Overrides, ProcessEnv, Settings};
+
+/// Trove: a secure, search-indexed registry for ML and research artifacts.
+#[derive(Debug, Parser)]
+#[command(name = "trove", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./trove.toml when present).
+    #[arg(long, global = true, env = "TROVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by the commands that load the service configuration.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServiceFlags {
+    /// Address to listen on (overrides TROVE_LISTEN).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (overrides TROVE_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (embedded default: local storage and index under ./data).
+    Serve(ServiceFlags),
+    /// Validate the configuration and print it, secrets masked.
+    CheckConfig(ServiceFlags),
+}
+
+impl ServiceFlags {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}
+
+fn load_settings(cli: &Cli, flags: &ServiceFlags) -> anyhow::Result<Settings> {
+    Ok(Settings::load(
+        cli.config.as_deref(),
+        &ProcessEnv,
+        &flags.overrides(),
+    )?)
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve(flags) => serve(load_settings(&cli, flags)?).await,
+        Command::CheckConfig(flags) => {
+            let settings = load_settings(&cli, flags)?;
+            print!("{}", settings.to_masked_toml());
+            println!("# configuration is valid");
+            Ok(())
+        }
+    }
+}
+
+/// Starts the service and serves until Ctrl-C / SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    crate::telemetry::init_tracing(&settings);
+    let listen = settings.listen;
+    let state = App::build(settings).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (TROVE_LISTEN)"))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        storage = %state.storage.kind(),
+        data_dir = %state.settings.data_dir.display(),
+        "trove is listening"
+    );
+    if let Err(error) = state.check_storage().await {
+        tracing::warn!(%error, "storage is not reachable yet; requests needing it answer 503 until it is");
+    }
+    crate::api::serve(listener, state, crate::api::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,550 @@
+//! Settings: defaults that work on a laptop, overridden by an optional `trove.toml`, then by
+//! `TROVE_*` environment variables (secrets also from `TROVE_*_FILE`), then by command-line
+//! flags. [`Settings::validate`] runs at start-up and names the setting that is wrong.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::StorageKind;
+
+/// A configuration error, naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct ConfigError {
+    /// The setting (environment variable name, or `trove.toml` key) at fault.
+    pub setting: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A secret value: never printed, never logged, serialized masked.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+/// S3 backend settings (`[s3]` in `trove.toml`, `TROVE_S3_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Bucket name (required with `storage = "s3"`).
+    pub bucket: Option<String>,
+    /// Endpoint URL for MinIO or other S3-compatible servers; AWS when absent.
+    pub endpoint: Option<String>,
+    /// Region; from the AWS chain when absent, else `us-east-1`.
+    pub region: Option<String>,
+    /// Key prefix inside the bucket (e.g. `trove/`), empty for the bucket root.
+    pub prefix: String,
+    /// Path-style addressing (needed by MinIO and most self-hosted servers).
+    pub path_style: bool,
+    /// Static access key id; when absent credentials come from the standard AWS chain.
+    pub access_key_id: Option<String>,
+    /// Static secret access key (with `access_key_id`).
+    pub secret_access_key: Option<Secret>,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            bucket: None,
+            endpoint: None,
+            region: None,
+            prefix: String::new(),
+            path_style: false,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on (`TROVE_LISTEN`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Directory for local storage, the index and generated secrets (`TROVE_DATA_DIR`,
+    /// default `./data`).
+    pub data_dir: PathBuf,
+    /// URL clients reach this service at, used in links and presigned URLs
+    /// (`TROVE_PUBLIC_URL`, default `http://<listen>`).
+    pub public_url: Option<String>,
+    /// Storage backend (`TROVE_STORAGE`: `local` or `s3`).
+    pub storage: StorageKind,
+    /// Storage operations giving no answer within this many milliseconds fail with `503
+    /// storage_unavailable` (`TROVE_STORAGE_TIMEOUT_MS`, default 5000).
+    pub storage_timeout_ms: u64,
+    /// S3 settings.
+    pub s3: S3Config,
+    /// Secret signing local presigned URLs (`TROVE_PRESIGN_SECRET[_FILE]`); generated and
+    /// kept in the data directory when absent.
+    pub presign_secret: Option<Secret>,
+    /// Largest JSON body accepted, in bytes (`TROVE_MAX_JSON_BYTES`, default 2 MiB).
+    pub max_json_bytes: usize,
+    /// Log filter (`TROVE_LOG`, `RUST_LOG` syntax, default `info`).
+    pub log: String,
+    /// Log as JSON lines instead of text (`TROVE_LOG_JSON`).
+    pub log_json: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            storage: StorageKind::Local,
+            storage_timeout_ms: 5000,
+            s3: S3Config::default(),
+            presign_secret: None,
+            max_json_bytes: 2 * 1024 * 1024,
+            log: "info".to_owned(),
+            log_json: false,
+        }
+    }
+}
+
+/// Command-line overrides, which win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Where environment variables come from: the process, or a map in tests.
+pub trait EnvSource {
+    /// The value of a variable, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl EnvSource for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+fn parse_bool(setting: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(ConfigError::new(
+            setting,
+            format!("expected true or false, got {other:?}"),
+        )),
+    }
+}
+
+fn parse_value<T: std::str::FromStr>(setting: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|error| ConfigError::new(setting, format!("{error} (got {value:?})")))
+}
+
+/// A secret from `NAME`, or read from the file named by `NAME_FILE`.
+fn secret_from_env(env: &dyn EnvSource, name: &str) -> Result<Option<Secret>, ConfigError> {
+    if let Some(value) = env.var(name) {
+        return Ok(Some(Secret::new(value)));
+    }
+    let file_setting = format!("{name}_FILE");
+    match env.var(&file_setting) {
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|text| Some(Secret::new(text.trim_end_matches(['\n', '\r']))))
+            .map_err(|error| ConfigError::new(file_setting, format!("cannot read {path}: {error}"))),
+        None => Ok(None),
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    if value.trim().is_empty() {
+        None
+    } else {
+        Some(value)
+    }
+}
+
+impl Settings {
+    /// Loads the settings: defaults, then the TOML file (when `config_file` is given it must
+    /// exist; otherwise `./trove.toml` is read if present), then the environment, then
+    /// `overrides`; and validates the result.
+    pub fn load(
+        config_file: Option<&Path>,
+        env: &dyn EnvSource,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let file_text = match config_file {
+            Some(path) => Some((
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::new("--config", format!("cannot read {}: {error}", path.display()))
+                })?,
+            )),
+            None => std::fs::read_to_string("trove.toml")
+                .ok()
+                .map(|text| ("trove.toml".to_owned(), text)),
+        };
+        let mut settings = match file_text {
+            Some((name, text)) => Self::from_toml(&name, &text)?,
+            None => Self::default(),
+        };
+        settings.apply_env(env)?;
+        if let Some(listen) = overrides.listen {
+            settings.listen = listen;
+        }
+        if let Some(data_dir) = &overrides.data_dir {
+            settings.data_dir.clone_from(data_dir);
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses a `trove.toml` document over the defaults.
+    pub fn from_toml(file_name: &str, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|error| {
+            ConfigError::new(file_name, error.message().to_owned() + &span_hint(text, error.span()))
+        })
+    }
+
+    /// Applies `TROVE_*` variables over the current values.
+    pub fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        if let Some(value) = env.var("TROVE_LISTEN") {
+            self.listen = parse_value("TROVE_LISTEN", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = env.var("TROVE_PUBLIC_URL") {
+            self.public_url = non_empty(value);
+        }
+        if let Some(value) = env.var("TROVE_STORAGE") {
+            self.storage = match value.trim().to_ascii_lowercase().as_str() {
+                "local" => StorageKind::Local,
+                "s3" => StorageKind::S3,
+                other => {
+                    return Err(ConfigError::new(
+                        "TROVE_STORAGE",
+                        format!("expected local or s3, got {other:?}"),
+                    ));
+                }
+            };
+        }
+        if let Some(value) = env.var("TROVE_STORAGE_TIMEOUT_MS") {
+            self.storage_timeout_ms = parse_value("TROVE_STORAGE_TIMEOUT_MS", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_S3_BUCKET") {
+            self.s3.bucket = non_empty(value);
+        }
+        if let Some(value) = env.var("TROVE_S3_ENDPOINT") {
+            self.s3.endpoint = non_empty(value);
+        }
+        if let Some(value) = env.var("TROVE_S3_REGION") {
+            self.s3.region = non_empty(value);
+        }
+        if let Some(value) = env.var("TROVE_S3_PREFIX") {
+            self.s3.prefix = value;
+        }
+        if let Some(value) = env.var("TROVE_S3_PATH_STYLE") {
+            self.s3.path_style = parse_bool("TROVE_S3_PATH_STYLE", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_S3_ACCESS_KEY_ID") {
+            self.s3.access_key_id = non_empty(value);
+        }
+        if let Some(secret) = secret_from_env(env, "TROVE_S3_SECRET_ACCESS_KEY")? {
+            self.s3.secret_access_key = Some(secret);
+        }
+        if let Some(secret) = secret_from_env(env, "TROVE_PRESIGN_SECRET")? {
+            self.presign_secret = Some(secret);
+        }
+        if let Some(value) = env.var("TROVE_MAX_JSON_BYTES") {
+            self.max_json_bytes = parse_value("TROVE_MAX_JSON_BYTES", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_LOG") {
+            self.log = value;
+        }
+        if let Some(value) = env.var("TROVE_LOG_JSON") {
+            self.log_json = parse_bool("TROVE_LOG_JSON", &value)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the settings are coherent; the error names the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("TROVE_DATA_DIR", "must not be empty"));
+        }
+        if let Some(public_url) = &self.public_url {
+            let parsed = url::Url::parse(public_url)
+                .map_err(|error| ConfigError::new("TROVE_PUBLIC_URL", error.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(ConfigError::new(
+                    "TROVE_PUBLIC_URL",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+        }
+        if self.storage_timeout_ms == 0 || self.storage_timeout_ms > 600_000 {
+            return Err(ConfigError::new(
+                "TROVE_STORAGE_TIMEOUT_MS",
+                "must be between 1 and 600000",
+            ));
+        }
+        if self.max_json_bytes < 1024 {
+            return Err(ConfigError::new("TROVE_MAX_JSON_BYTES", "must be at least 1024"));
+        }
+        if let Some(secret) = &self.presign_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::new(
+                "TROVE_PRESIGN_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|error| ConfigError::new("TROVE_LOG", error.to_string()))?;
+        if self.storage == StorageKind::S3 {
+            match &self.s3.bucket {
+                None => {
+                    return Err(ConfigError::new(
+                        "TROVE_S3_BUCKET",
+                        "required when TROVE_STORAGE=s3",
+                    ));
+                }
+                Some(bucket) if !valid_bucket_name(bucket) => {
+                    return Err(ConfigError::new(
+                        "TROVE_S3_BUCKET",
+                        format!("{bucket:?} is not a valid bucket name"),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if let Some(endpoint) = &self.s3.endpoint {
+                let parsed = url::Url::parse(endpoint)
+                    .map_err(|error| ConfigError::new("TROVE_S3_ENDPOINT", error.to_string()))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConfigError::new(
+                        "TROVE_S3_ENDPOINT",
+                        "must be an http(s) URL",
+                    ));
+                }
+            }
+            if self.s3.access_key_id.is_some() != self.s3.secret_access_key.is_some() {
+                return Err(ConfigError::new(
+                    "TROVE_S3_ACCESS_KEY_ID",
+                    "set both TROVE_S3_ACCESS_KEY_ID and TROVE_S3_SECRET_ACCESS_KEY, or neither",
+                ));
+            }
+            let prefix = &self.s3.prefix;
+            if prefix.starts_with('/') || prefix.contains("//") || prefix.chars().any(char::is_control) {
+                return Err(ConfigError::new(
+                    "TROVE_S3_PREFIX",
+                    "must be relative, without empty segments or control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL clients reach this service at, without a trailing slash.
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The storage timeout as a duration.
+    #[must_use]
+    pub fn storage_timeout(&self) -> Duration {
+        Duration::from_millis(self.storage_timeout_ms)
+    }
+
+    /// The effective configuration as TOML, secrets masked (for `trove check-config`).
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+}
+
+/// Loose check of S3 bucket naming (3–63 chars of lower-case letters, digits, `.` and `-`).
+fn valid_bucket_name(bucket: &str) -> bool {
+    (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// " (line N)" for a TOML error span, so the message points at the setting.
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|span| {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        format!(" (line {line})")
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn settings_from(toml_text: &str, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::from_toml("trove.toml", toml_text)?;
+        settings.apply_env(&env(pairs))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_laptop_setup() {
+        let settings = settings_from("", &[]).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.data_dir, PathBuf::from("./data"));
+        assert_eq!(settings.storage, StorageKind::Local);
+        assert_eq!(settings.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let settings = settings_from(
+            "listen = \"0.0.0.0:9000\"\nstorage_timeout_ms = 100\n[s3]\nprefix = \"a/\"\n",
+            &[("TROVE_LISTEN", "127.0.0.1:9999"), ("TROVE_S3_PREFIX", "b/")],
+        )
+        .unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(settings.storage_timeout_ms, 100);
+        assert_eq!(settings.s3.prefix, "b/");
+    }
+
+    #[test]
+    fn s3_settings_come_from_the_environment() {
+        let settings = settings_from(
+            "",
+            &[
+                ("TROVE_STORAGE", "s3"),
+                ("TROVE_S3_BUCKET", "artifacts"),
+                ("TROVE_S3_ENDPOINT", "http://127.0.0.1:9000"),
+                ("TROVE_S3_REGION", "us-east-1"),
+                ("TROVE_S3_PATH_STYLE", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.storage, StorageKind::S3);
+        assert_eq!(settings.s3.bucket.as_deref(), Some("artifacts"));
+        assert!(settings.s3.path_style);
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("", &[("TROVE_LISTEN", "not an address")], "TROVE_LISTEN"),
+            ("", &[("TROVE_STORAGE", "ftp")], "TROVE_STORAGE"),
+            ("", &[("TROVE_STORAGE", "s3")], "TROVE_S3_BUCKET"),
+            ("", &[("TROVE_STORAGE_TIMEOUT_MS", "0")], "TROVE_STORAGE_TIMEOUT_MS"),
+            ("", &[("TROVE_STORAGE_TIMEOUT_MS", "-5")], "TROVE_STORAGE_TIMEOUT_MS"),
+            ("", &[("TROVE_S3_PATH_STYLE", "maybe")], "TROVE_S3_PATH_STYLE"),
+            ("", &[("TROVE_PUBLIC_URL", "ftp://x")], "TROVE_PUBLIC_URL"),
+            (
+                "",
+                &[("TROVE_STORAGE", "s3"), ("TROVE_S3_BUCKET", "Bad_Bucket")],
+                "TROVE_S3_BUCKET",
+            ),
+            (
+                "",
+                &[
+                    ("TROVE_STORAGE", "s3"),
+                    ("TROVE_S3_BUCKET", "ok-bucket"),
+                    ("TROVE_S3_ENDPOINT", "::::"),
+                ],
+                "TROVE_S3_ENDPOINT",
+            ),
+            ("listen = 5", &[], "trove.toml"),
+            ("unknown_key = 1", &[], "trove.toml"),
+        ];
+        for (toml_text, pairs, setting) in cases {
+            let error = settings_from(toml_text, pairs).unwrap_err();
+            assert_eq!(&error.setting, setting, "{toml_text} {pairs:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn masked_toml_never_shows_secrets() {
+        let settings = settings_from(
+            "",
+            &[
+                ("TROVE_STORAGE", "s3"),
+                ("TROVE_S3_BUCKET", "artifacts"),
+                ("TROVE_S3_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("TROVE_S3_SECRET_ACCESS_KEY", "very-secret-value"),
+                ("TROVE_PRESIGN_SECRET", "another-very-secret-value-0123456789"),
+            ],
+        )
+        .unwrap();
+        let rendered = settings.to_masked_toml();
+        assert!(!rendered.contains("very-secret-value"), "{rendered}");
+        assert!(!rendered.contains("another-very-secret"), "{rendered}");
+        assert!(rendered.contains("***"));
+        assert!(!format!("{settings:?}").contains("very-secret-value"));
+    }
+}

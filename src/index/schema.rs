@@ -1,0 +1,181 @@
+//! The index schema, built from the versioned file in `index-schema/` (compiled in).
+//!
+//! The file lists the fields with their type and options; [`IndexSchema::tantivy`] is the
+//! tantivy schema built from it. Its `version` is recorded next to the index; when the two
+//! differ the index is rebuilt from storage.
+
+use serde::Deserialize;
+use tantivy::schema::{
+    DateOptions, FAST, INDEXED, JsonObjectOptions, NumericOptions, STORED, STRING, Schema,
+    TEXT, TextOptions,
+};
+
+/// The schema file compiled into the binary.
+pub const SCHEMA_FILE: &str = include_str!("../../index-schema/v1.json");
+
+/// Errors of schema loading.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The schema file is not valid JSON of the expected shape.
+    #[error("invalid index schema file: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// A field is declared twice.
+    #[error("index schema declares field {0:?} twice")]
+    DuplicateField(String),
+}
+
+/// The type of an index field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    /// Untokenized string, matched exactly.
+    String,
+    /// Tokenized full text.
+    Text,
+    /// Unsigned integer.
+    U64,
+    /// Signed integer.
+    I64,
+    /// Float.
+    F64,
+    /// Timestamp.
+    Date,
+    /// Boolean.
+    Bool,
+    /// A JSON object whose paths are searchable (`title:bert`, `_extra.project_id:p`).
+    Json,
+}
+
+/// One declared field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    /// Field name.
+    pub name: String,
+    /// Field type.
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    /// Whether the value is stored (returned by searches).
+    #[serde(default)]
+    pub stored: bool,
+    /// Whether a columnar (fast) copy is kept, for sorting and aggregations.
+    #[serde(default)]
+    pub fast: bool,
+    /// Free-text documentation.
+    #[serde(default)]
+    pub doc: Option<String>,
+}
+
+/// The parsed schema file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSchema {
+    /// Schema version; bump it to force a rebuild.
+    pub version: u32,
+    /// What the schema is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The fields.
+    pub fields: Vec<FieldDef>,
+}
+
+impl IndexSchema {
+    /// The schema compiled into the binary.
+    pub fn builtin() -> Result<Self, SchemaError> {
+        Self::parse(SCHEMA_FILE)
+    }
+
+    /// Parses a schema file.
+    pub fn parse(text: &str) -> Result<Self, SchemaError> {
+        let schema: Self = serde_json::from_str(text)?;
+        let mut seen = std::collections::HashSet::new();
+        for field in &schema.fields {
+            if !seen.insert(field.name.as_str()) {
+                return Err(SchemaError::DuplicateField(field.name.clone()));
+            }
+        }
+        Ok(schema)
+    }
+
+    /// The tantivy schema.
+    #[must_use]
+    pub fn tantivy(&self) -> Schema {
+        let mut builder = Schema::builder();
+        for field in &self.fields {
+            let name = field.name.as_str();
+            match field.field_type {
+                FieldType::String | FieldType::Text => {
+                    let mut options: TextOptions = if field.field_type == FieldType::String {
+                        STRING
+                    } else {
+                        TEXT
+                    };
+                    if field.stored {
+                        options = options | STORED;
+                    }
+                    if field.fast {
+                        options = options.set_fast("raw");
+                    }
+                    builder.add_text_field(name, options);
+                }
+                FieldType::U64 | FieldType::I64 | FieldType::F64 | FieldType::Bool => {
+                    let mut options: NumericOptions = INDEXED.into();
+                    if field.stored {
+                        options = options | STORED;
+                    }
+                    if field.fast {
+                        options = options | FAST;
+                    }
+                    match field.field_type {
+                        FieldType::U64 => builder.add_u64_field(name, options),
+                        FieldType::I64 => builder.add_i64_field(name, options),
+                        FieldType::F64 => builder.add_f64_field(name, options),
+                        _ => builder.add_bool_field(name, options),
+                    };
+                }
+                FieldType::Date => {
+                    let mut options: DateOptions = INDEXED.into();
+                    if field.stored {
+                        options = options | STORED;
+                    }
+                    if field.fast {
+                        options = options | FAST;
+                    }
+                    builder.add_date_field(name, options);
+                }
+                FieldType::Json => {
+                    let mut options: JsonObjectOptions = TEXT.into();
+                    if field.stored {
+                        options = options | STORED;
+                    }
+                    if field.fast {
+                        options = options.set_fast("raw");
+                    }
+                    builder.add_json_field(name, options);
+                }
+            }
+        }
+        builder.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_schema_parses_and_builds() {
+        let schema = IndexSchema::builtin().unwrap();
+        assert!(schema.version >= 1);
+        let tantivy = schema.tantivy();
+        for name in ["_id", "readers", "document", "numerical_revision"] {
+            assert!(tantivy.get_field(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn duplicate_fields_are_refused() {
+        let text = r#"{"version":1,"fields":[{"name":"a","type":"string"},{"name":"a","type":"u64"}]}"#;
+        assert!(matches!(IndexSchema::parse(text), Err(SchemaError::DuplicateField(_))));
+    }
+}

@@ -1,0 +1,162 @@
+//! `TestApp`: a Trove instance on temp directories, driven through its router or over TCP.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
+use trove::app::{App, AppState};
+use trove::config::Settings;
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Raw body.
+    pub bytes: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The body as JSON (panics with the body text when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|error| {
+            panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.bytes))
+        })
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// The error code of an error body.
+    pub fn code(&self) -> String {
+        let body = self.json();
+        assert_eq!(body["status"], "error", "not an error body: {body}");
+        body["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Settings of a test instance on `data_dir` with local storage.
+pub fn local_settings(data_dir: PathBuf) -> Settings {
+    Settings {
+        data_dir,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        log: "warn".to_owned(),
+        ..Settings::default()
+    }
+}
+
+/// A Trove instance for one test.
+pub struct TestApp {
+    /// The shared services (storage, index, metrics...).
+    pub state: AppState,
+    /// The router, for `oneshot` requests.
+    pub router: Router,
+    /// `http://127.0.0.1:<port>` when served over TCP.
+    pub base_url: Option<String>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+impl TestApp {
+    /// A local-storage instance driven through its router only.
+    pub async fn local() -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let state = App::build(local_settings(data_dir.path().to_path_buf()))
+            .await
+            .unwrap();
+        Self::from_state(state, Some(data_dir))
+    }
+
+    /// An instance built from `settings`, driven through its router only.
+    pub async fn with_settings(settings: Settings) -> Self {
+        let state = App::build(settings).await.unwrap();
+        Self::from_state(state, None)
+    }
+
+    fn from_state(state: AppState, data_dir: Option<tempfile::TempDir>) -> Self {
+        Self {
+            router: trove::api::router(state.clone()),
+            state,
+            base_url: None,
+            server: None,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// A local-storage instance served on a real TCP port (needed for presigned URLs).
+    pub async fn spawn_local() -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = local_settings(data_dir.path().to_path_buf());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        settings.public_url = Some(format!("http://{address}"));
+        let mut app = Self::from_state(App::build(settings).await.unwrap(), Some(data_dir));
+        app.serve_on(listener);
+        app
+    }
+
+    /// Serves this instance on `listener` in the background.
+    pub fn serve_on(&mut self, listener: tokio::net::TcpListener) {
+        let address = listener.local_addr().unwrap();
+        let state = self.state.clone();
+        self.server = Some(tokio::spawn(async move {
+            let _ = trove::api::serve(listener, state, std::future::pending()).await;
+        }));
+        self.base_url = Some(format!("http://{address}"));
+    }
+
+    /// Sends a request through the router.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        TestResponse {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(Method::GET, path, Body::empty()).await
+    }
+
+    /// A request with a method and a body.
+    pub async fn request(&self, method: Method, path: &str, body: Body) -> TestResponse {
+        self.send(Request::builder().method(method).uri(path).body(body).unwrap())
+            .await
+    }
+
+    /// A request with a JSON body.
+    pub async fn json(&self, method: Method, path: &str, body: &Value) -> TestResponse {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+}

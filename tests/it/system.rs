@@ -1,0 +1,128 @@
+//! The service skeleton: instance info, health, metrics, OpenAPI, error shape, request ids.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn root_names_the_service_and_its_storage() {
+    let app = TestApp::local().await;
+    let response = app.get("/").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let body = response.json();
+    assert_eq!(body["name"], "trove");
+    assert_eq!(body["storage"], "local");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn status_reports_storage_and_index_health() {
+    let app = TestApp::local().await;
+    let response = app.get("/status").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["storage"]["ok"], true);
+    assert_eq!(body["storage"]["kind"], "local");
+    assert_eq!(body["index"]["ok"], true);
+    assert!(body["index"]["schema_version"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn probes_answer_ok() {
+    let app = TestApp::local().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status, StatusCode::OK, "{path}");
+        assert_eq!(response.json()["status"], "ok");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_and_storage_operations() {
+    let app = TestApp::local().await;
+    app.get("/status").await;
+    app.get("/status").await;
+    let text = app.get("/metrics").await.text();
+    assert!(
+        text.contains(r#"trove_http_requests_total{method="GET",route="/status",status="200"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains("trove_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"trove_storage_operations_total{operation="check",outcome="ok"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains("trove_storage_up 1"), "{text}");
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_routes_and_docs_page_is_served() {
+    let app = TestApp::local().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let document = response.json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/", "/status", "/healthz", "/readyz", "/metrics"] {
+        assert!(document["paths"][path].is_object(), "missing {path}");
+    }
+    let docs = app.get("/docs").await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.text().contains("<html"), "{}", docs.text());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_the_error_shape() {
+    let app = TestApp::local().await;
+    let response = app.get("/no/such/route").await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    assert_eq!(response.code(), "not_found");
+    assert!(response.json()["reason"].is_string());
+
+    let response = app.request(Method::DELETE, "/status", Body::empty()).await;
+    assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.code(), "method_not_allowed");
+}
+
+#[tokio::test]
+async fn request_ids_are_generated_or_propagated() {
+    let app = TestApp::local().await;
+    let response = app.get("/healthz").await;
+    let generated = response.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a uuid: {generated}");
+
+    let response = app
+        .send(
+            Request::builder()
+                .uri("/healthz")
+                .header("x-request-id", "client-chosen-id")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.headers["x-request-id"], "client-chosen-id");
+}
+
+#[tokio::test]
+async fn presigned_storage_routes_refuse_unsigned_requests() {
+    let app = TestApp::local().await;
+    let response = app.get("/storage/some/key").await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN, "{}", response.text());
+    assert_eq!(response.code(), "invalid_signature");
+    let response = app
+        .request(Method::PUT, "/storage/some/key", Body::from("data"))
+        .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    assert!(app.state.storage.head("some/key").await.unwrap_err().is_not_found(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_real_tcp_server_serves_status() {
+    let app = TestApp::spawn_local().await;
+    let url = format!("{}/status", app.base_url.as_ref().unwrap());
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["storage"]["ok"], true);
+}
