@@ -63,7 +63,7 @@ impl Serialize for Secret {
 }
 
 /// S3 backend settings (`[s3]` in `trove.toml`, `TROVE_S3_*`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// Bucket name (required with `storage = "s3"`).
@@ -80,20 +80,6 @@ pub struct S3Config {
     pub access_key_id: Option<String>,
     /// Static secret access key (with `access_key_id`).
     pub secret_access_key: Option<Secret>,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        Self {
-            bucket: None,
-            endpoint: None,
-            region: None,
-            prefix: String::new(),
-            path_style: false,
-            access_key_id: None,
-            secret_access_key: None,
-        }
-    }
 }
 
 /// Every setting of the service.
@@ -204,7 +190,9 @@ fn secret_from_env(env: &dyn EnvSource, name: &str) -> Result<Option<Secret>, Co
     match env.var(&file_setting) {
         Some(path) => std::fs::read_to_string(&path)
             .map(|text| Some(Secret::new(text.trim_end_matches(['\n', '\r']))))
-            .map_err(|error| ConfigError::new(file_setting, format!("cannot read {path}: {error}"))),
+            .map_err(|error| {
+                ConfigError::new(file_setting, format!("cannot read {path}: {error}"))
+            }),
         None => Ok(None),
     }
 }
@@ -230,7 +218,10 @@ impl Settings {
             Some(path) => Some((
                 path.display().to_string(),
                 std::fs::read_to_string(path).map_err(|error| {
-                    ConfigError::new("--config", format!("cannot read {}: {error}", path.display()))
+                    ConfigError::new(
+                        "--config",
+                        format!("cannot read {}: {error}", path.display()),
+                    )
                 })?,
             )),
             None => std::fs::read_to_string("trove.toml")
@@ -255,7 +246,10 @@ impl Settings {
     /// Parses a `trove.toml` document over the defaults.
     pub fn from_toml(file_name: &str, text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|error| {
-            ConfigError::new(file_name, error.message().to_owned() + &span_hint(text, error.span()))
+            ConfigError::new(
+                file_name,
+                error.message().to_owned() + &span_hint(text, error.span()),
+            )
         })
     }
 
@@ -343,7 +337,10 @@ impl Settings {
             ));
         }
         if self.max_json_bytes < 1024 {
-            return Err(ConfigError::new("TROVE_MAX_JSON_BYTES", "must be at least 1024"));
+            return Err(ConfigError::new(
+                "TROVE_MAX_JSON_BYTES",
+                "must be at least 1024",
+            ));
         }
         if let Some(secret) = &self.presign_secret
             && secret.expose().len() < 32
@@ -388,7 +385,10 @@ impl Settings {
                 ));
             }
             let prefix = &self.s3.prefix;
-            if prefix.starts_with('/') || prefix.contains("//") || prefix.chars().any(char::is_control) {
+            if prefix.starts_with('/')
+                || prefix.contains("//")
+                || prefix.chars().any(char::is_control)
+            {
                 return Err(ConfigError::new(
                     "TROVE_S3_PREFIX",
                     "must be relative, without empty segments or control characters",
@@ -469,7 +469,10 @@ mod tests {
     fn environment_overrides_the_file() {
         let settings = settings_from(
             "listen = \"0.0.0.0:9000\"\nstorage_timeout_ms = 100\n[s3]\nprefix = \"a/\"\n",
-            &[("TROVE_LISTEN", "127.0.0.1:9999"), ("TROVE_S3_PREFIX", "b/")],
+            &[
+                ("TROVE_LISTEN", "127.0.0.1:9999"),
+                ("TROVE_S3_PREFIX", "b/"),
+            ],
         )
         .unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:9999");
@@ -497,13 +500,26 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_setting() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             ("", &[("TROVE_LISTEN", "not an address")], "TROVE_LISTEN"),
             ("", &[("TROVE_STORAGE", "ftp")], "TROVE_STORAGE"),
             ("", &[("TROVE_STORAGE", "s3")], "TROVE_S3_BUCKET"),
-            ("", &[("TROVE_STORAGE_TIMEOUT_MS", "0")], "TROVE_STORAGE_TIMEOUT_MS"),
-            ("", &[("TROVE_STORAGE_TIMEOUT_MS", "-5")], "TROVE_STORAGE_TIMEOUT_MS"),
-            ("", &[("TROVE_S3_PATH_STYLE", "maybe")], "TROVE_S3_PATH_STYLE"),
+            (
+                "",
+                &[("TROVE_STORAGE_TIMEOUT_MS", "0")],
+                "TROVE_STORAGE_TIMEOUT_MS",
+            ),
+            (
+                "",
+                &[("TROVE_STORAGE_TIMEOUT_MS", "-5")],
+                "TROVE_STORAGE_TIMEOUT_MS",
+            ),
+            (
+                "",
+                &[("TROVE_S3_PATH_STYLE", "maybe")],
+                "TROVE_S3_PATH_STYLE",
+            ),
             ("", &[("TROVE_PUBLIC_URL", "ftp://x")], "TROVE_PUBLIC_URL"),
             (
                 "",
@@ -537,7 +553,10 @@ mod tests {
                 ("TROVE_S3_BUCKET", "artifacts"),
                 ("TROVE_S3_ACCESS_KEY_ID", "AKIDEXAMPLE"),
                 ("TROVE_S3_SECRET_ACCESS_KEY", "very-secret-value"),
-                ("TROVE_PRESIGN_SECRET", "another-very-secret-value-0123456789"),
+                (
+                    "TROVE_PRESIGN_SECRET",
+                    "another-very-secret-value-0123456789",
+                ),
             ],
         )
         .unwrap();

@@ -2,6 +2,8 @@
 //! always be rebuilt). This module opens or creates it from the schema in `index-schema/`,
 //! rebuilding when the recorded schema version differs, and reports its health.
 
+pub mod cursor;
+pub mod document;
 pub mod filter;
 pub mod schema;
 pub mod search;
@@ -81,7 +83,11 @@ pub struct IndexFields {
 
 impl IndexFields {
     fn resolve(schema: &tantivy::schema::Schema) -> Result<Self> {
-        let field = |name: &'static str| schema.get_field(name).map_err(|_| IndexError::MissingField(name));
+        let field = |name: &'static str| {
+            schema
+                .get_field(name)
+                .map_err(|_| IndexError::MissingField(name))
+        };
         Ok(Self {
             id: field("_id")?,
             kind: field("kind")?,
@@ -148,7 +154,8 @@ impl SearchIndex {
         let recorded = std::fs::read_to_string(&version_file).ok();
         let current = schema.version.to_string();
         let has_index = directory.join("meta.json").exists();
-        let needs_rebuild = !has_index || recorded.as_deref().map(str::trim) != Some(current.as_str());
+        let needs_rebuild =
+            !has_index || recorded.as_deref().map(str::trim) != Some(current.as_str());
         if needs_rebuild && has_index {
             tracing::warn!(
                 directory = %directory.display(),
@@ -238,6 +245,12 @@ impl SearchIndex {
     #[must_use]
     pub fn needs_rebuild(&self) -> bool {
         self.needs_rebuild
+    }
+
+    /// Stops the writer and releases the index lock (graceful shutdown; tests re-opening an
+    /// index directory).
+    pub fn close(&self) {
+        self.writer.close();
     }
 
     /// Health for `/status`.

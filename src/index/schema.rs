@@ -6,8 +6,8 @@
 
 use serde::Deserialize;
 use tantivy::schema::{
-    DateOptions, FAST, INDEXED, JsonObjectOptions, NumericOptions, STORED, STRING, Schema,
-    TEXT, TextOptions,
+    DateOptions, FAST, INDEXED, JsonObjectOptions, NumericOptions, STORED, STRING, Schema, TEXT,
+    TextOptions,
 };
 
 /// The schema file compiled into the binary.
@@ -195,7 +195,11 @@ mod tests {
 
     #[test]
     fn duplicate_fields_are_refused() {
-        let text = r#"{"version":1,"fields":[{"name":"a","type":"string"},{"name":"a","type":"u64"}]}"#;
-        assert!(matches!(IndexSchema::parse(text), Err(SchemaError::DuplicateField(_))));
+        let text =
+            r#"{"version":1,"fields":[{"name":"a","type":"string"},{"name":"a","type":"u64"}]}"#;
+        assert!(matches!(
+            IndexSchema::parse(text),
+            Err(SchemaError::DuplicateField(_))
+        ));
     }
 }

@@ -150,16 +150,20 @@ pub struct SearchPage {
 /// Checks the user's query AST: no forbidden field, no absurd nesting.
 fn check_ast(ast: &UserInputAst, depth: usize) -> Result<(), SearchError> {
     if depth > MAX_QUERY_DEPTH {
-        return Err(SearchError::InvalidQuery("query nests too deeply".to_owned()));
+        return Err(SearchError::InvalidQuery(
+            "query nests too deeply".to_owned(),
+        ));
     }
     let check_field = |field: Option<&str>| -> Result<(), SearchError> {
         match field {
             Some(name)
-                if FORBIDDEN_FIELDS
-                    .iter()
-                    .any(|forbidden| name == *forbidden || name.starts_with(&format!("{forbidden}."))) =>
+                if FORBIDDEN_FIELDS.iter().any(|forbidden| {
+                    name == *forbidden || name.starts_with(&format!("{forbidden}."))
+                }) =>
             {
-                Err(SearchError::InvalidQuery(format!("field {name:?} is not searchable")))
+                Err(SearchError::InvalidQuery(format!(
+                    "field {name:?} is not searchable"
+                )))
             }
             _ => Ok(()),
         }
@@ -177,6 +181,26 @@ fn check_ast(ast: &UserInputAst, depth: usize) -> Result<(), SearchError> {
             | UserInputLeaf::Regex { field, .. } => check_field(field.as_deref()),
             UserInputLeaf::Exists { field } => check_field(Some(field)),
         },
+    }
+}
+
+/// A query made only of exclusions (`NOT x`) means "everything but x": pair it with `*`
+/// (tantivy refuses a query that only excludes).
+fn complete_negative_query(ast: UserInputAst) -> UserInputAst {
+    match ast {
+        UserInputAst::Clause(mut clauses)
+            if !clauses.is_empty()
+                && clauses
+                    .iter()
+                    .all(|(occur, _)| *occur == Some(Occur::MustNot)) =>
+        {
+            clauses.push((
+                Some(Occur::Must),
+                UserInputAst::Leaf(Box::new(UserInputLeaf::All)),
+            ));
+            UserInputAst::Clause(clauses)
+        }
+        other => other,
     }
 }
 
@@ -198,7 +222,9 @@ pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query
             '(' => {
                 depth += 1;
                 if depth > MAX_QUERY_DEPTH {
-                    return Err(SearchError::InvalidQuery("query nests too deeply".to_owned()));
+                    return Err(SearchError::InvalidQuery(
+                        "query nests too deeply".to_owned(),
+                    ));
                 }
             }
             ')' => depth = depth.saturating_sub(1),
@@ -208,6 +234,7 @@ pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query
     let ast = tantivy::query_grammar::parse_query(text)
         .map_err(|_| SearchError::InvalidQuery(format!("cannot parse {text:?}")))?;
     check_ast(&ast, 0)?;
+    let ast = complete_negative_query(ast);
     let fields = index.fields();
     let parser = QueryParser::for_index(index.index(), vec![fields.document]);
     parser
@@ -320,9 +347,12 @@ impl tantivy::collector::Collector for LatestCollector {
         reader: &tantivy::SegmentReader,
     ) -> tantivy::Result<Self::Child> {
         let fast = reader.fast_fields();
-        let missing = |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
+        let missing =
+            |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
         Ok(LatestSegmentCollector {
-            project: fast.str("project_id")?.ok_or_else(|| missing("project_id"))?,
+            project: fast
+                .str("project_id")?
+                .ok_or_else(|| missing("project_id"))?,
             version: fast.str("version")?.ok_or_else(|| missing("version"))?,
             revision: fast.u64("numerical_revision")?,
             best: HashMap::new(),
@@ -403,30 +433,49 @@ pub fn search(
     let (addresses, total): (Vec<DocAddress>, usize) = match &request.sort {
         None => {
             let (docs, total) = searcher.search(&query, &(top.order_by_score(), Count))?;
-            (docs.into_iter().map(|(_, address)| address).collect(), total)
+            (
+                docs.into_iter().map(|(_, address)| address).collect(),
+                total,
+            )
         }
         Some(sort) => {
-            let order = if sort.descending { Order::Desc } else { Order::Asc };
+            let order = if sort.descending {
+                Order::Desc
+            } else {
+                Order::Asc
+            };
             if sort.numeric {
                 if sort.field == "uploaded" {
                     let (docs, total) = searcher.search(
                         &query,
-                        &(top.order_by_fast_field::<tantivy::DateTime>(sort.field, order), Count),
+                        &(
+                            top.order_by_fast_field::<tantivy::DateTime>(sort.field, order),
+                            Count,
+                        ),
                     )?;
-                    (docs.into_iter().map(|(_, address)| address).collect(), total)
+                    (
+                        docs.into_iter().map(|(_, address)| address).collect(),
+                        total,
+                    )
                 } else {
                     let (docs, total) = searcher.search(
                         &query,
                         &(top.order_by_fast_field::<u64>(sort.field, order), Count),
                     )?;
-                    (docs.into_iter().map(|(_, address)| address).collect(), total)
+                    (
+                        docs.into_iter().map(|(_, address)| address).collect(),
+                        total,
+                    )
                 }
             } else {
                 let (docs, total) = searcher.search(
                     &query,
                     &(top.order_by_string_fast_field(sort.field, order), Count),
                 )?;
-                (docs.into_iter().map(|(_, address)| address).collect(), total)
+                (
+                    docs.into_iter().map(|(_, address)| address).collect(),
+                    total,
+                )
             }
         }
     };

@@ -53,7 +53,8 @@ struct Batch {
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct IndexWriterHandle {
-    sender: mpsc::UnboundedSender<Batch>,
+    sender: Arc<Mutex<Option<mpsc::UnboundedSender<Batch>>>>,
+    thread: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
     status: Arc<Mutex<WriterStatus>>,
 }
 
@@ -78,17 +79,39 @@ impl IndexWriterHandle {
         let (sender, receiver) = mpsc::unbounded_channel();
         let status = Arc::new(Mutex::new(WriterStatus::default()));
         let thread_status = status.clone();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("trove-index-writer".to_owned())
             .spawn(move || run(writer, reader, fields, receiver, &thread_status))
             .map_err(IndexError::Io)?;
-        Ok(Self { sender, status })
+        Ok(Self {
+            sender: Arc::new(Mutex::new(Some(sender))),
+            thread: Arc::new(Mutex::new(Some(thread))),
+            status,
+        })
+    }
+
+    /// Stops the writer after the batches already queued and waits for it (the index lock is
+    /// released when this returns). Later `apply` calls fail with `WriterGone`.
+    pub fn close(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 
     /// Applies `ops`; returns once they are committed and visible to searches.
     pub async fn apply(&self, ops: Vec<WriteOp>) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        self.sender
+        let sender = self
+            .sender
+            .lock()
+            .ok()
+            .and_then(|sender| sender.clone())
+            .ok_or(IndexError::WriterGone)?;
+        sender
             .send(Batch { ops, done })
             .map_err(|_| IndexError::WriterGone)?;
         match wait.await {
