@@ -5,6 +5,7 @@
 pub mod cursor;
 pub mod document;
 pub mod filter;
+pub mod indexer;
 pub mod schema;
 pub mod search;
 pub mod writer;
