@@ -8,9 +8,11 @@
 //! - [`index`]: the tantivy index built from `index-schema/`.
 //! - [`storage`]: the `ObjectStore` trait and its local and S3 backends — the source of truth.
 //! - [`model`]: names, ids and records.
+//! - [`permissions`]: profiles, resolution, evaluation and the search-side access filter.
 //! - [`config`]: settings from `trove.toml`, `TROVE_*` variables and flags.
 //! - [`telemetry`]: tracing and Prometheus metrics.
 //! - [`cli`]: the `trove` command line.
 
-pub mod storage;
 pub mod model;
+pub mod permissions;
+pub mod storage;
