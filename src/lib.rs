@@ -12,5 +12,5 @@
 //! - [`telemetry`]: tracing and Prometheus metrics.
 //! - [`cli`]: the `trove` command line.
 
-pub mod storage;
 pub mod model;
+pub mod storage;

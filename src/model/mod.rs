@@ -1,4 +1,5 @@
 //! The domain vocabulary: names, ArtifactDB ids, and the records stored for projects,
 //! versions and files.
 
+pub mod id;
 pub mod names;
