@@ -5,6 +5,7 @@ use serde_json::Value;
 use tantivy::TantivyDocument;
 
 use super::IndexFields;
+use crate::permissions::DocumentAccess;
 
 /// What a document describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +46,9 @@ pub struct IndexDocument {
     pub numerical_revision: Option<u64>,
     /// Upload time.
     pub uploaded: Option<DateTime<Utc>>,
-    /// Access tokens of the principals allowed to read it.
-    pub readers: Vec<String>,
+    /// Who may read it: the reader tokens (indexed) with their expiries (stored, re-checked on
+    /// every hit).
+    pub access: DocumentAccess,
     /// Effective lifecycle state (`active`, `deprecated`, `disabled`).
     pub state: String,
     /// The whole document as searches return it (with `_extra`).
@@ -93,7 +95,7 @@ impl IndexDocument {
                 tantivy::DateTime::from_timestamp_micros(uploaded.timestamp_micros()),
             );
         }
-        for token in &self.readers {
+        for token in self.access.tokens() {
             document.add_text(fields.readers, token);
         }
         document.add_text(fields.state, &self.state);
@@ -113,6 +115,12 @@ impl IndexDocument {
         document.add_bytes(
             fields.source,
             serde_json::to_vec(&self.source)
+                .unwrap_or_default()
+                .as_slice(),
+        );
+        document.add_bytes(
+            fields.access,
+            serde_json::to_vec(&self.access)
                 .unwrap_or_default()
                 .as_slice(),
         );

@@ -20,7 +20,9 @@ use serde_json::{Map, Value, json};
 use super::SearchIndex;
 use super::document::{DocKind, IndexDocument};
 use super::writer::WriteOp;
-use crate::model::records::{FileRecord, NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus};
+use crate::model::records::{
+    FileRecord, NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus,
+};
 use crate::permissions::{
     DocumentAccess, LifecycleState, Profile, ProfileLoader, ProfileLocation, ResolvedProfile,
     ScopeChain, effective_state,
@@ -133,7 +135,10 @@ fn parse_record<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads an optional object: `None` when absent.
-async fn read_optional(storage: &dyn ObjectStore, key: &str) -> Result<Option<(bytes::Bytes, ObjectMeta)>> {
+async fn read_optional(
+    storage: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<(bytes::Bytes, ObjectMeta)>> {
     match storage.get_bytes(key).await {
         Ok(found) => Ok(Some(found)),
         Err(error) if error.is_not_found() => Ok(None),
@@ -205,7 +210,9 @@ impl Indexer {
             Some(namespace) => {
                 let key = keys::namespace_record(namespace);
                 let state = match read_optional(self.storage.as_ref(), &key).await? {
-                    Some((bytes, _)) => Some(parse_record::<NamespaceRecord>("namespace record", &key, &bytes)?.state),
+                    Some((bytes, _)) => Some(
+                        parse_record::<NamespaceRecord>("namespace record", &key, &bytes)?.state,
+                    ),
                     None => Some(LifecycleState::Active),
                 };
                 let profile = self
@@ -267,7 +274,7 @@ impl Indexer {
             namespace: record.namespace.clone(),
             numerical_revision: None,
             uploaded: Some(record.created_at),
-            readers: access.tokens().map(str::to_owned).collect(),
+            access,
             state: state.as_str().to_owned(),
             source,
         }
@@ -309,7 +316,6 @@ impl Indexer {
             context.record.namespace.as_deref(),
             now,
         );
-        let readers: Vec<String> = access.tokens().map(str::to_owned).collect();
         let permissions = profile.to_json_value();
 
         // One listing gives every file, sidecar and special file of the version.
@@ -357,9 +363,9 @@ impl Indexer {
         };
         let is_ignored = |path: &str| {
             ignored.contains(path)
-                || ignored.iter().any(|entry| {
-                    entry.ends_with('/') && path.starts_with(entry.as_str())
-                })
+                || ignored
+                    .iter()
+                    .any(|entry| entry.ends_with('/') && path.starts_with(entry.as_str()))
         };
 
         let links: BTreeMap<String, Value> = if has_links {
@@ -397,30 +403,31 @@ impl Indexer {
             .filter(|path| path.ends_with(".json") && !is_ignored(path))
             .cloned()
             .collect();
-        let metadata: Vec<(String, Option<Map<String, Value>>)> = futures::stream::iter(metadata_paths)
-            .map(|path| {
-                let storage = storage.clone();
-                let key = keys::version_file(project, version, &path);
-                async move {
-                    let found = read_optional(storage.as_ref(), &key).await?;
-                    let object = found.and_then(|(bytes, _)| {
-                        match serde_json::from_slice::<Value>(&bytes) {
-                            Ok(Value::Object(object)) => Some(object),
-                            _ => None,
-                        }
-                    });
-                    Ok::<_, IndexerError>((path, object))
-                }
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let metadata: Vec<(String, Option<Map<String, Value>>)> =
+            futures::stream::iter(metadata_paths)
+                .map(|path| {
+                    let storage = storage.clone();
+                    let key = keys::version_file(project, version, &path);
+                    async move {
+                        let found = read_optional(storage.as_ref(), &key).await?;
+                        let object = found.and_then(|(bytes, _)| {
+                            match serde_json::from_slice::<Value>(&bytes) {
+                                Ok(Value::Object(object)) => Some(object),
+                                _ => None,
+                            }
+                        });
+                        Ok::<_, IndexerError>((path, object))
+                    }
+                })
+                .buffer_unordered(READ_CONCURRENCY)
+                .try_collect()
+                .await?;
 
         let base = VersionBase {
             context,
             record: &record,
             state,
-            readers: &readers,
+            access: &access,
             permissions: &permissions,
             now,
         };
@@ -499,7 +506,11 @@ impl Indexer {
 
     /// The operations re-indexing a whole project: delete all its documents, then add the
     /// record's and every version's.
-    pub async fn project_ops(&self, project: &str, now: DateTime<Utc>) -> Result<(Vec<WriteOp>, IndexReport)> {
+    pub async fn project_ops(
+        &self,
+        project: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<WriteOp>, IndexReport)> {
         let mut ops = vec![WriteOp::DeleteProject(project.to_owned())];
         let mut report = IndexReport::default();
         let Some(context) = self.project_context(project).await? else {
@@ -550,7 +561,10 @@ impl Indexer {
             pending.extend(ops);
             report.absorb(&project_report);
             if pending_versions >= REBUILD_BATCH_VERSIONS {
-                self.index.writer().apply(std::mem::take(&mut pending)).await?;
+                self.index
+                    .writer()
+                    .apply(std::mem::take(&mut pending))
+                    .await?;
                 pending_versions = 0;
             }
             progress(done + 1, total);
@@ -567,7 +581,7 @@ struct VersionBase<'a> {
     context: &'a ProjectContext,
     record: &'a VersionRecord,
     state: LifecycleState,
-    readers: &'a [String],
+    access: &'a DocumentAccess,
     permissions: &'a Value,
     now: DateTime<Utc>,
 }
@@ -625,7 +639,12 @@ impl VersionBase<'_> {
         })
     }
 
-    fn index_document(&self, path: &str, source: Value, uploaded: Option<DateTime<Utc>>) -> IndexDocument {
+    fn index_document(
+        &self,
+        path: &str,
+        source: Value,
+        uploaded: Option<DateTime<Utc>>,
+    ) -> IndexDocument {
         let project = &self.context.record;
         IndexDocument {
             id: format!("{}:{}@{}", project.project_id, path, self.record.version),
@@ -636,7 +655,7 @@ impl VersionBase<'_> {
             namespace: project.namespace.clone(),
             numerical_revision: self.record.numerical_revision,
             uploaded,
-            readers: self.readers.to_vec(),
+            access: self.access.clone(),
             state: self.state.as_str().to_owned(),
             source,
         }
@@ -653,7 +672,8 @@ impl VersionBase<'_> {
     ) -> IndexDocument {
         let schema = object.get("$schema").cloned();
         let extra = self.extra(path, metapath, schema.as_ref(), data, meta, link);
-        let uploaded = data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
+        let uploaded =
+            data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
         self.index_document(path, Value::Object(object), uploaded)
     }
@@ -667,12 +687,18 @@ impl VersionBase<'_> {
         let extra = self.extra(path, None, None, data, None, link);
         let mut object = Map::new();
         object.insert("path".to_owned(), Value::String(path.to_owned()));
-        for (field, name) in [("file_size", "size"), ("md5sum", "md5sum"), ("sha256", "sha256"), ("content_type", "content_type")] {
+        for (field, name) in [
+            ("file_size", "size"),
+            ("md5sum", "md5sum"),
+            ("sha256", "sha256"),
+            ("content_type", "content_type"),
+        ] {
             if let Some(value) = extra.get(field).filter(|value| !value.is_null()) {
                 object.insert(name.to_owned(), value.clone());
             }
         }
-        let uploaded = data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
+        let uploaded =
+            data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
         self.index_document(path, Value::Object(object), uploaded)
     }

@@ -80,6 +80,8 @@ pub struct IndexFields {
     pub document: Field,
     /// Stored JSON bytes of the whole document.
     pub source: Field,
+    /// Stored JSON bytes of the document's access data.
+    pub access: Field,
 }
 
 impl IndexFields {
@@ -103,6 +105,7 @@ impl IndexFields {
             state: field("state")?,
             document: field("document")?,
             source: field("source")?,
+            access: field("access")?,
         })
     }
 }
