@@ -7,6 +7,17 @@ use tantivy::TantivyDocument;
 use super::IndexFields;
 use crate::permissions::DocumentAccess;
 
+/// A stable hash of a resolved profile's JSON (keys sorted), to compare what a document was
+/// indexed with and what storage says now without storing the profile twice.
+#[must_use]
+pub fn permissions_hash(permissions: &Value) -> u64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(serde_json::to_vec(permissions).unwrap_or_default());
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
 /// What a document describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocKind {
@@ -40,6 +51,11 @@ pub struct IndexDocument {
     pub version: Option<String>,
     /// File path (absent for project records).
     pub path: Option<String>,
+    /// The stored file the document comes from: the metadata document's path, or the data
+    /// file's (absent for project records).
+    pub file_key: Option<String>,
+    /// Hash of the resolved profile it was indexed with (see [`permissions_hash`]).
+    pub perm_hash: u64,
     /// Namespace of the project.
     pub namespace: Option<String>,
     /// Numerical revision of the version.
@@ -82,6 +98,10 @@ impl IndexDocument {
         if let Some(path) = &self.path {
             document.add_text(fields.path, path);
         }
+        if let Some(file_key) = &self.file_key {
+            document.add_text(fields.file_key, file_key);
+        }
+        document.add_u64(fields.perm_hash, self.perm_hash);
         if let Some(namespace) = &self.namespace {
             document.add_text(fields.namespace, namespace);
         }

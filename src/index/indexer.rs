@@ -10,7 +10,7 @@
 //! version's or project's documents, so it is idempotent. Only `open` and `completed` versions
 //! are indexed; an upload in progress is not searchable.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Map, Value, json};
 
 use super::SearchIndex;
-use super::document::{DocKind, IndexDocument};
+use super::document::{DocKind, IndexDocument, permissions_hash};
 use super::writer::WriteOp;
 use crate::model::records::{
     FileRecord, NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus,
@@ -81,6 +81,36 @@ impl IndexReport {
             (a, b) => a.or(b),
         };
     }
+}
+
+/// What one listing of a version tells.
+#[derive(Debug, Default)]
+pub struct VersionListing {
+    /// Files (relative path → object), `..meta/` and `.adbignore` excluded.
+    pub files: BTreeMap<String, ObjectMeta>,
+    /// Sidecar records: (file path, sidecar key).
+    pub sidecar_keys: Vec<(String, String)>,
+    /// Paths of `.adbignore`.
+    pub ignored: HashSet<String>,
+    /// `links.json`: path → link.
+    pub links: BTreeMap<String, Value>,
+}
+
+/// What the global sync check expects of a version, from one listing.
+#[derive(Debug, Clone, Default)]
+pub struct VersionSummary {
+    /// Files whose documents the index should hold (metadata documents, data files, links).
+    pub files: BTreeSet<String>,
+    /// Hash of the version's resolved profile.
+    pub perm_hash: u64,
+}
+
+/// Whether `.adbignore` excludes `path` (exact paths, or directories ending in `/`).
+fn is_ignored(ignored: &HashSet<String>, path: &str) -> bool {
+    ignored.contains(path)
+        || ignored
+            .iter()
+            .any(|entry| entry.ends_with('/') && path.starts_with(entry.as_str()))
 }
 
 /// Reads storage and feeds the index.
@@ -161,7 +191,124 @@ impl Indexer {
         }
     }
 
-    async fn load_profile(&self, location: &ProfileLocation) -> Result<Option<Profile>> {
+    /// The storage the indexer reads.
+    #[must_use]
+    pub fn storage(&self) -> &Arc<dyn ObjectStore> {
+        &self.storage
+    }
+
+    /// The index the indexer writes.
+    #[must_use]
+    pub fn index(&self) -> &Arc<SearchIndex> {
+        &self.index
+    }
+
+    /// Lists a version once: its files, sidecars, `.adbignore` entries and links.
+    pub async fn version_listing(&self, project: &str, version: &str) -> Result<VersionListing> {
+        let prefix = keys::version_prefix(project, version);
+        let objects = self.storage.list_all(&prefix).await?;
+        let sidecar_prefix = format!("{}/files/", keys::META);
+        let meta_prefix = format!("{}/", keys::META);
+        let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
+        let mut sidecar_keys: Vec<(String, String)> = Vec::new();
+        let mut has_adbignore = false;
+        let mut has_links = false;
+        for object in objects {
+            let Some(relative) = object.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some(meta_path) = relative.strip_prefix(&meta_prefix) {
+                if let Some(file_path) = relative
+                    .strip_prefix(&sidecar_prefix)
+                    .and_then(|rest| rest.strip_suffix(".json"))
+                {
+                    sidecar_keys.push((file_path.to_owned(), object.key.clone()));
+                } else if meta_path == "links.json" {
+                    has_links = true;
+                }
+                continue;
+            }
+            if relative == ".adbignore" {
+                has_adbignore = true;
+                continue;
+            }
+            files.insert(relative.to_owned(), object);
+        }
+        let ignored: HashSet<String> = if has_adbignore {
+            let key = keys::version_adbignore(project, version);
+            match read_optional(self.storage.as_ref(), &key).await? {
+                Some((bytes, _)) => String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(|line| line.trim().trim_start_matches("./").to_owned())
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .collect(),
+                None => HashSet::new(),
+            }
+        } else {
+            HashSet::new()
+        };
+        let links: BTreeMap<String, Value> = if has_links {
+            let key = keys::version_links(project, version);
+            match read_optional(self.storage.as_ref(), &key).await? {
+                Some((bytes, _)) => parse_record("links file", &key, &bytes)?,
+                None => BTreeMap::new(),
+            }
+        } else {
+            BTreeMap::new()
+        };
+        Ok(VersionListing {
+            files,
+            sidecar_keys,
+            ignored,
+            links,
+        })
+    }
+
+    /// What the sync check expects of a version (one record read, one profile read, one
+    /// listing); `None` when the version record is absent.
+    pub async fn version_summary(
+        &self,
+        context: &ProjectContext,
+        version: &str,
+    ) -> Result<Option<VersionSummary>> {
+        let project = context.record.project_id.as_str();
+        let record_key = keys::version_record(project, version);
+        let Some((bytes, _)) = read_optional(self.storage.as_ref(), &record_key).await? else {
+            return Ok(None);
+        };
+        let record: VersionRecord = parse_record("version record", &record_key, &bytes)?;
+        let version_profile = self
+            .load_profile(&ProfileLocation::Version {
+                project: project.to_owned(),
+                version: version.to_owned(),
+            })
+            .await?;
+        let perm_hash = permissions_hash(&context.resolve(version_profile).to_json_value());
+        if record.status == VersionStatus::Uploading {
+            return Ok(Some(VersionSummary {
+                files: BTreeSet::new(),
+                perm_hash,
+            }));
+        }
+        let listing = self.version_listing(project, version).await?;
+        let mut files: BTreeSet<String> = listing
+            .files
+            .keys()
+            .filter(|path| !is_ignored(&listing.ignored, path))
+            .cloned()
+            .collect();
+        files.extend(
+            listing
+                .links
+                .keys()
+                .filter(|path| !is_ignored(&listing.ignored, path))
+                .cloned(),
+        );
+        Ok(Some(VersionSummary { files, perm_hash }))
+    }
+
+    /// Reads one profile from storage, bypassing the loader's cache.
+    pub async fn load_profile(&self, location: &ProfileLocation) -> Result<Option<Profile>> {
         self.profiles
             .load_uncached(location)
             .await
@@ -248,6 +395,8 @@ impl Indexer {
             record.namespace.as_deref(),
             now,
         );
+        let permissions = profile.to_json_value();
+        let perm_hash = permissions_hash(&permissions);
         let mut source = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
         if let Some(object) = source.as_object_mut() {
             object.insert(
@@ -261,7 +410,7 @@ impl Indexer {
                     "title": record.title,
                     "state": state,
                     "meta_indexed": now,
-                    "permissions": profile.to_json_value(),
+                    "permissions": permissions,
                 }),
             );
         }
@@ -271,6 +420,8 @@ impl Indexer {
             project_id: record.project_id.clone(),
             version: None,
             path: None,
+            file_key: None,
+            perm_hash,
             namespace: record.namespace.clone(),
             numerical_revision: None,
             uploaded: Some(record.created_at),
@@ -318,65 +469,13 @@ impl Indexer {
         );
         let permissions = profile.to_json_value();
 
-        // One listing gives every file, sidecar and special file of the version.
-        let prefix = keys::version_prefix(project, version);
-        let objects = self.storage.list_all(&prefix).await?;
-        let sidecar_prefix = format!("{}/files/", keys::META);
-        let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
-        let mut sidecar_keys: Vec<(String, String)> = Vec::new();
-        let mut has_adbignore = false;
-        let mut has_links = false;
-        for object in objects {
-            let Some(relative) = object.key.strip_prefix(&prefix) else {
-                continue;
-            };
-            if let Some(meta_path) = relative.strip_prefix(&format!("{}/", keys::META)) {
-                if let Some(file_path) = relative
-                    .strip_prefix(&sidecar_prefix)
-                    .and_then(|rest| rest.strip_suffix(".json"))
-                {
-                    sidecar_keys.push((file_path.to_owned(), object.key.clone()));
-                } else if meta_path == "links.json" {
-                    has_links = true;
-                }
-                continue;
-            }
-            if relative == ".adbignore" {
-                has_adbignore = true;
-                continue;
-            }
-            files.insert(relative.to_owned(), object);
-        }
-
-        let ignored: HashSet<String> = if has_adbignore {
-            let key = keys::version_adbignore(project, version);
-            match read_optional(self.storage.as_ref(), &key).await? {
-                Some((bytes, _)) => String::from_utf8_lossy(&bytes)
-                    .lines()
-                    .map(|line| line.trim().trim_start_matches("./").to_owned())
-                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                    .collect(),
-                None => HashSet::new(),
-            }
-        } else {
-            HashSet::new()
-        };
-        let is_ignored = |path: &str| {
-            ignored.contains(path)
-                || ignored
-                    .iter()
-                    .any(|entry| entry.ends_with('/') && path.starts_with(entry.as_str()))
-        };
-
-        let links: BTreeMap<String, Value> = if has_links {
-            let key = keys::version_links(project, version);
-            match read_optional(self.storage.as_ref(), &key).await? {
-                Some((bytes, _)) => parse_record("links file", &key, &bytes)?,
-                None => BTreeMap::new(),
-            }
-        } else {
-            BTreeMap::new()
-        };
+        let VersionListing {
+            files,
+            sidecar_keys,
+            ignored,
+            links,
+        } = self.version_listing(project, version).await?;
+        let is_ignored = |path: &str| is_ignored(&ignored, path);
 
         // Sidecars (size and checksums recorded at upload) and metadata documents, read
         // concurrently.
@@ -428,6 +527,7 @@ impl Indexer {
             record: &record,
             state,
             access: &access,
+            perm_hash: permissions_hash(&permissions),
             permissions: &permissions,
             now,
         };
@@ -582,6 +682,7 @@ struct VersionBase<'a> {
     record: &'a VersionRecord,
     state: LifecycleState,
     access: &'a DocumentAccess,
+    perm_hash: u64,
     permissions: &'a Value,
     now: DateTime<Utc>,
 }
@@ -642,6 +743,7 @@ impl VersionBase<'_> {
     fn index_document(
         &self,
         path: &str,
+        file_key: &str,
         source: Value,
         uploaded: Option<DateTime<Utc>>,
     ) -> IndexDocument {
@@ -652,6 +754,8 @@ impl VersionBase<'_> {
             project_id: project.project_id.clone(),
             version: Some(self.record.version.clone()),
             path: Some(path.to_owned()),
+            file_key: Some(file_key.to_owned()),
+            perm_hash: self.perm_hash,
             namespace: project.namespace.clone(),
             numerical_revision: self.record.numerical_revision,
             uploaded,
@@ -675,7 +779,12 @@ impl VersionBase<'_> {
         let uploaded =
             data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
-        self.index_document(path, Value::Object(object), uploaded)
+        self.index_document(
+            path,
+            metapath.unwrap_or(path),
+            Value::Object(object),
+            uploaded,
+        )
     }
 
     fn automatic(
@@ -700,6 +809,6 @@ impl VersionBase<'_> {
         let uploaded =
             data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
-        self.index_document(path, Value::Object(object), uploaded)
+        self.index_document(path, path, Value::Object(object), uploaded)
     }
 }
