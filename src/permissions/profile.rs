@@ -512,12 +512,12 @@ impl Profile {
             ));
         };
         check_fields(&Value::Object(patch.clone()))?;
-        if let (Some(current), Some(Value::String(requested))) = (self.scope, patch.get("scope")) {
-            if requested != current.as_str() {
-                return Err(ProfileError::InvalidScope(format!(
-                    "this profile is at scope {current}, not {requested:?}"
-                )));
-            }
+        if let (Some(current), Some(Value::String(requested))) = (self.scope, patch.get("scope"))
+            && requested != current.as_str()
+        {
+            return Err(ProfileError::InvalidScope(format!(
+                "this profile is at scope {current}, not {requested:?}"
+            )));
         }
         let Value::Object(mut merged) = self.to_json_value() else {
             return Err(ProfileError::InvalidProfile(
@@ -563,14 +563,14 @@ impl Profile {
     pub fn validate_grants(&self, role_of: impl Fn(&PrincipalRef) -> Option<Role>) -> Result<()> {
         for level in [Level::Owner, Level::Writer, Level::Viewer] {
             for principal in self.entries(level).keys().filter(|p| p.is_account()) {
-                if let Some(role) = role_of(principal) {
-                    if !role.may_be_granted(level) {
-                        return Err(ProfileError::GrantExceedsRole {
-                            principal: principal.to_string(),
-                            role,
-                            level,
-                        });
-                    }
+                if let Some(role) = role_of(principal)
+                    && !role.may_be_granted(level)
+                {
+                    return Err(ProfileError::GrantExceedsRole {
+                        principal: principal.to_string(),
+                        role,
+                        level,
+                    });
                 }
             }
         }
