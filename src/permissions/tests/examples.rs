@@ -1,6 +1,9 @@
 //! Every example profile in `profiles/` is valid against `profiles/profile.schema.json`,
 //! parses, and means what its name says; the schema and the parser agree on rejections.
 
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::permissions::{
@@ -37,9 +40,12 @@ const EXAMPLES: [(&str, &str); 9] = [
     ),
 ];
 
-fn validator() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
-    jsonschema::validator_for(&schema).unwrap()
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        jsonschema::validator_for(&schema).unwrap()
+    })
 }
 
 fn example(name: &str) -> Profile {
@@ -81,10 +87,13 @@ fn schema_and_parser_reject_the_same_mistakes() {
         json!({"viewers": [7]}),
         json!({"expires": {"carol": "tomorrow"}}),
         json!({"expires": {"carol": "2026-12-31T00:00:00"}}),
+        json!({"expires": {"carol": "2026-12-31 00:00:00Z"}}),
         json!({"scope": "galaxy"}),
         json!({"owners": "alice"}),
         json!({"inherit": "yes"}),
         json!(["alice"]),
+        json!({"owners": ["CN=a\u{1}b"]}),
+        json!({"owners": ["CN=   "]}),
     ];
     for value in rejected {
         assert!(!validator.is_valid(&value), "schema accepts {value}");
@@ -176,4 +185,18 @@ fn examples_mean_what_their_names_say() {
         AccessRule::Writers,
         "kept from the namespace"
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The schema and the parser accept exactly the same documents.
+    #[test]
+    fn schema_and_parser_agree_on_arbitrary_json(value in super::properties::arbitrary_json()) {
+        prop_assert_eq!(
+            validator().is_valid(&value),
+            Profile::from_value(value.clone()).is_ok(),
+            "{}", value
+        );
+    }
 }

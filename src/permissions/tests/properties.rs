@@ -355,7 +355,8 @@ proptest! {
     }
 }
 
-fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+/// Arbitrary JSON biased towards profile-shaped objects.
+pub(super) fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
     use serde_json::{Value, json};
     let field = prop::sample::select(vec![
         "scope",
@@ -374,9 +375,12 @@ fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         "[a-zA-Z0-9:=@ _.,-]{0,12}".prop_map(Value::String),
+        "(group:|machine:|CN=|)[a-zA-Z0-9 ._-]{0,6}".prop_map(Value::String),
+        Just(json!("2026-01-01 00:00:00Z")),
         Just(json!("2026-01-01T00:00:00Z")),
         Just(json!("viewers")),
         Just(json!(["alice", "group:x"])),
+        Just(json!({"carol": "2026-01-01T00:00:00Z"})),
     ];
     let value = leaf.prop_recursive(2, 16, 4, |inner| {
         prop_oneof![
