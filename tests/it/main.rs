@@ -4,4 +4,5 @@
 mod cli;
 mod common;
 mod index;
+mod indexing;
 mod system;
