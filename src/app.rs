@@ -44,6 +44,8 @@ pub struct App {
     pub jobs: JobRegistry,
     /// Signs scroll cursors.
     pub cursors: CursorCodec,
+    /// The result of the last global sync check.
+    pub last_sync: std::sync::Mutex<Option<crate::index::sync::SyncReport>>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// When this process started.
@@ -126,6 +128,7 @@ impl App {
             indexer,
             jobs: JobRegistry::new(),
             cursors,
+            last_sync: std::sync::Mutex::new(None),
             metrics,
             started_at: Utc::now(),
         }))
@@ -158,9 +161,7 @@ impl App {
                     "index rebuilt from storage"
                 );
             }
-            let report = crate::index::sync::check_all(&app.indexer, &app.index, true)
-                .await
-                .map_err(|error| error.to_string())?;
+            let report = crate::jobs::schedule::run_sync(&app, true).await?;
             if report.drift_count > 0 {
                 tracing::warn!(
                     drift = report.drift_count,

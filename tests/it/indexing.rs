@@ -266,3 +266,46 @@ async fn missing_and_stale_documents_are_drift() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_scheduled_sync_check_repairs_drift_and_exports_it() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::common::local_settings(data_dir.path().to_path_buf());
+    settings.sync_cron = "*/1 * * * * *".to_owned();
+    let app = TestApp::with_settings(settings).await;
+    seed(&app).await;
+    let _scheduler = trove::jobs::schedule::start(app.state.clone())
+        .await
+        .unwrap()
+        .expect("scheduled");
+    let alice = Caller::account("alice", Role::Maintainer);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ids(&app, &alice).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled check never indexed the seeded project"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let last = app
+        .state
+        .last_sync
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a sync ran");
+    assert!(last.repaired || last.drift_count == 0);
+    assert!(
+        app.get("/metrics")
+            .await
+            .text()
+            .contains("trove_sync_drift")
+    );
+}
+
+#[test]
+fn an_invalid_sync_cron_names_its_setting() {
+    let mut settings = crate::common::local_settings(std::env::temp_dir());
+    settings.sync_cron = "every five minutes".to_owned();
+    assert_eq!(settings.validate().unwrap_err().setting, "TROVE_SYNC_CRON");
+}
