@@ -44,7 +44,7 @@ use super::presign::LocalPresigner;
 use super::{
     ByteRange, ByteStream, GetObject, ListPage, ListRequest, ObjectMeta, ObjectStore,
     PresignMethod, PutCondition, PutOptions, PutOutcome, Result, StorageError, StorageKind,
-    validate_key,
+    prefix_can_match, validate_key,
 };
 
 /// Number of striped locks serialising commits per key.
@@ -460,14 +460,13 @@ impl Walk<'_> {
 /// Splits a listing prefix into the directory to walk (relative, ending with `/` or empty) and
 /// the filter on names inside it. `None` when no valid key can have this prefix.
 fn split_prefix(prefix: &str) -> Option<(&str, &str)> {
-    let (dir_part, name_filter) = match prefix.rfind('/') {
-        Some(index) => (&prefix[..=index], &prefix[index + 1..]),
-        None => ("", prefix),
-    };
-    if !dir_part.is_empty() && validate_key(&dir_part[..dir_part.len() - 1]).is_err() {
+    if !prefix_can_match(prefix) {
         return None;
     }
-    Some((dir_part, name_filter))
+    Some(match prefix.rfind('/') {
+        Some(index) => (&prefix[..=index], &prefix[index + 1..]),
+        None => ("", prefix),
+    })
 }
 
 fn list_blocking(

@@ -350,9 +350,24 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether some valid key (see [`validate_key`]) can start with `prefix`: the part up to the
+/// last `/` must itself be a valid key and nothing may contain control characters or
+/// backslashes. Backends answer an empty listing for other prefixes instead of asking the
+/// filesystem or the server about them.
+#[must_use]
+pub fn prefix_can_match(prefix: &str) -> bool {
+    if prefix.chars().any(char::is_control) || prefix.contains('\\') {
+        return false;
+    }
+    match prefix.rfind('/') {
+        None => true,
+        Some(index) => validate_key(&prefix[..index]).is_ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::validate_key;
+    use super::{prefix_can_match, validate_key};
 
     #[test]
     fn validate_key_accepts_layout_keys() {
@@ -373,5 +388,15 @@ mod tests {
             assert!(validate_key(key).is_err(), "{key:?}");
         }
         assert!(validate_key(&"a".repeat(2049)).is_err());
+    }
+
+    #[test]
+    fn prefix_can_match_only_valid_key_prefixes() {
+        for prefix in ["", "a", "a/", "a/b", "p/..", "..meta/us"] {
+            assert!(prefix_can_match(prefix), "{prefix:?}");
+        }
+        for prefix in ["/", "/a", "a//", "../", "a/../b", "a\\b", "a\0", "./x"] {
+            assert!(!prefix_can_match(prefix), "{prefix:?}");
+        }
     }
 }
