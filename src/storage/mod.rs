@@ -113,11 +113,16 @@ pub struct ObjectMeta {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
-    /// Opaque version tag; changes on every write; used by [`PutCondition::IfMatch`].
+    /// Opaque version tag, without quotes; used by [`PutCondition::IfMatch`]. It changes
+    /// whenever the content changes (the local backend changes it on every write; S3 derives it
+    /// from the content, so rewriting identical bytes may keep it). In listings it may be empty
+    /// when the server omits it; head, get and put always report it.
     pub etag: String,
     /// Time of the last write.
     pub last_modified: DateTime<Utc>,
-    /// Content type given at upload, when the backend keeps it.
+    /// Content type given at upload, when the backend keeps it (S3: on head and get, not in
+    /// listings; local: guessed from the key's extension, see
+    /// [`local::guess_content_type`]).
     pub content_type: Option<String>,
 }
 

@@ -85,7 +85,10 @@ impl std::fmt::Debug for S3Settings {
             .field("timeout", &self.timeout)
             .field(
                 "credentials",
-                &self.credentials.as_ref().map(|(key_id, _)| (key_id, "<redacted>")),
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(key_id, _)| (key_id, "<redacted>")),
             )
             .finish()
     }
@@ -130,11 +133,15 @@ where
         SdkError::ConstructionFailure(_) => return StorageError::Backend(describe()),
         _ => {}
     }
-    let status = error.raw_response().map(|response| response.status().as_u16());
+    let status = error
+        .raw_response()
+        .map(|response| response.status().as_u16());
     let code = error.code().unwrap_or_default();
     let key = context.key.to_owned();
     match (status, code) {
-        (_, "NoSuchBucket") => StorageError::Backend(format!("bucket does not exist: {}", describe())),
+        (_, "NoSuchBucket") => {
+            StorageError::Backend(format!("bucket does not exist: {}", describe()))
+        }
         (Some(404), _) | (_, "NoSuchKey" | "NotFound") => StorageError::NotFound { key },
         (Some(412 | 409), _) | (_, "PreconditionFailed" | "ConditionalRequestConflict") => {
             match context.condition {
@@ -168,7 +175,9 @@ fn to_chrono(time: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
 }
 
 fn size_of(length: Option<i64>) -> u64 {
-    length.and_then(|length| u64::try_from(length).ok()).unwrap_or(0)
+    length
+        .and_then(|length| u64::try_from(length).ok())
+        .unwrap_or(0)
 }
 
 /// Parses `Content-Range: bytes first-last/size`.
@@ -540,7 +549,9 @@ impl ObjectStore for S3Store {
         let output = match request.send().await {
             Ok(output) => output,
             Err(error)
-                if error.raw_response().map(|response| response.status().as_u16())
+                if error
+                    .raw_response()
+                    .map(|response| response.status().as_u16())
                     == Some(416)
                     || error.code() == Some("InvalidRange") =>
             {
