@@ -34,7 +34,7 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use md5::{Digest as _, Md5};
@@ -205,22 +205,39 @@ impl Digests {
     }
 }
 
-/// Reads from `body` into `buffer` until it holds at least [`PART_SIZE`] bytes or the body ends.
-/// Returns `true` when the body ended.
-async fn fill(body: &mut ByteStream, buffer: &mut BytesMut, digests: &mut Digests) -> Result<bool> {
-    while buffer.len() < PART_SIZE {
-        match body.next().await {
-            None => return Ok(true),
-            Some(Err(error)) => return Err(StorageError::Body(error)),
-            Some(Ok(chunk)) => {
-                digests.md5.update(&chunk);
-                digests.sha256.update(&chunk);
-                digests.size += chunk.len() as u64;
-                buffer.extend_from_slice(&chunk);
-            }
+/// A body being read part by part, with the digests of everything read so far.
+struct BodyReader {
+    body: ByteStream,
+    buffer: BytesMut,
+    digests: Digests,
+}
+
+impl BodyReader {
+    fn new(body: ByteStream) -> Self {
+        Self {
+            body,
+            buffer: BytesMut::with_capacity(PART_SIZE),
+            digests: Digests::new(),
         }
     }
-    Ok(false)
+
+    /// Reads into the buffer until it holds at least [`PART_SIZE`] bytes or the body ends.
+    /// Returns `true` when the body ended.
+    async fn fill(&mut self) -> Result<bool> {
+        while self.buffer.len() < PART_SIZE {
+            match self.body.next().await {
+                None => return Ok(true),
+                Some(Err(error)) => return Err(StorageError::Body(error)),
+                Some(Ok(chunk)) => {
+                    self.digests.md5.update(&chunk);
+                    self.digests.sha256.update(&chunk);
+                    self.digests.size += chunk.len() as u64;
+                    self.buffer.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(false)
+    }
 }
 
 fn check_md5(expected: Option<&[u8; 16]>, actual: &[u8; 16]) -> Result<()> {
@@ -339,10 +356,13 @@ impl S3Store {
         &self,
         key: &str,
         full: String,
-        body: Bytes,
-        digests: Digests,
+        reader: BodyReader,
         options: &PutOptions,
     ) -> Result<PutOutcome> {
+        let BodyReader {
+            buffer, digests, ..
+        } = reader;
+        let body = buffer.freeze();
         let md5: [u8; 16] = digests.md5.finalize().into();
         check_md5(options.content_md5.as_ref(), &md5)?;
         let size = body.len();
@@ -390,19 +410,17 @@ impl S3Store {
         key: &str,
         full: &str,
         upload_id: &str,
-        mut buffer: BytesMut,
-        mut body: ByteStream,
-        mut digests: Digests,
+        mut reader: BodyReader,
         options: &PutOptions,
     ) -> Result<PutOutcome> {
         let context = ErrorContext::read(key);
         let mut parts = Vec::new();
         let mut ended = false;
         loop {
-            if !buffer.is_empty() {
+            if !reader.buffer.is_empty() {
                 let part_number = i32::try_from(parts.len() + 1)
                     .map_err(|_| StorageError::Backend("too many parts".into()))?;
-                let chunk = buffer.split().freeze();
+                let chunk = reader.buffer.split().freeze();
                 let length = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
                 let output = self
                     .client
@@ -426,8 +444,9 @@ impl S3Store {
             if ended {
                 break;
             }
-            ended = fill(&mut body, &mut buffer, &mut digests).await?;
+            ended = reader.fill().await?;
         }
+        let digests = reader.digests;
         let md5: [u8; 16] = digests.md5.finalize().into();
         check_md5(options.content_md5.as_ref(), &md5)?;
         let output = self
@@ -461,9 +480,7 @@ impl S3Store {
         &self,
         key: &str,
         full: String,
-        buffer: BytesMut,
-        body: ByteStream,
-        digests: Digests,
+        reader: BodyReader,
         options: &PutOptions,
     ) -> Result<PutOutcome> {
         if options.condition != PutCondition::None {
@@ -485,7 +502,7 @@ impl S3Store {
             .ok_or_else(|| StorageError::Backend("multipart upload without an id".into()))?
             .to_owned();
         let result = self
-            .upload_parts(key, &full, &upload_id, buffer, body, digests, options)
+            .upload_parts(key, &full, &upload_id, reader, options)
             .await;
         if result.is_err() {
             // Best effort: the error that made us abort is the one worth reporting.
@@ -594,15 +611,11 @@ impl ObjectStore for S3Store {
 
     async fn put(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<PutOutcome> {
         let full = self.full_key(key)?;
-        let mut body = body;
-        let mut digests = Digests::new();
-        let mut buffer = BytesMut::with_capacity(PART_SIZE);
-        if fill(&mut body, &mut buffer, &mut digests).await? {
-            self.put_single(key, full, buffer.freeze(), digests, &options)
-                .await
+        let mut reader = BodyReader::new(body);
+        if reader.fill().await? {
+            self.put_single(key, full, reader, &options).await
         } else {
-            self.put_multipart(key, full, buffer, body, digests, &options)
-                .await
+            self.put_multipart(key, full, reader, &options).await
         }
     }
 
