@@ -54,7 +54,7 @@ const DEFAULT_PAGE: usize = 1000;
 /// Largest page a listing returns.
 const MAX_PAGE: usize = 10_000;
 /// How often a commit re-creates its parent directory when a concurrent delete removed it.
-const COMMIT_ATTEMPTS: usize = 4;
+const COMMIT_ATTEMPTS: usize = 8;
 /// Read buffer of streamed gets.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -217,11 +217,16 @@ impl Drop for TempPath {
     }
 }
 
-/// fsyncs a directory so a rename or link in it is durable.
+/// fsyncs a directory so a rename, link or unlink in it is durable. A directory that a
+/// concurrent delete already removed has nothing left to persist.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        fs::File::open(dir)?.sync_all()
+        match fs::File::open(dir) {
+            Ok(handle) => handle.sync_all(),
+            Err(error) if is_absent(&error) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
     #[cfg(not(unix))]
     {
@@ -243,18 +248,24 @@ fn with_parent(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        fs::create_dir_all(parent).map_err(|error| {
-            if matches!(
-                error.kind(),
-                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists
-            ) {
-                StorageError::Backend(format!(
+        if let Err(error) = fs::create_dir_all(parent) {
+            if parent.ancestors().any(Path::is_file) {
+                return Err(StorageError::Backend(format!(
                     "key {key:?} conflicts with an existing object on its path"
-                ))
-            } else {
-                io_error("create directory", &error)
+                )));
             }
-        })?;
+            // A concurrent delete removed a directory while it was being created (NotFound, or
+            // AlreadyExists from a mkdir whose directory vanished before it was checked).
+            if attempt < COMMIT_ATTEMPTS
+                && matches!(
+                    error.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+                )
+            {
+                continue;
+            }
+            return Err(io_error("create directory", &error));
+        }
         match operation() {
             Err(error) if error.kind() == io::ErrorKind::NotFound && attempt < COMMIT_ATTEMPTS => {}
             Err(error) => return Err(commit_error(key, target, &error)),

@@ -274,3 +274,40 @@ async fn local_check_fails_when_the_directory_is_gone() {
         Err(StorageError::Unavailable(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_writes_survive_concurrent_deletes_of_sibling_keys() {
+    // Deleting the only object of a directory removes the directory; a writer of a sibling key
+    // racing with that must re-create it and succeed.
+    let backend = local_backend().await;
+    let store = backend.store;
+    let deleter = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for round in 0..200 {
+                let key = format!("race/dir/sub/deleted-{}", round % 3);
+                store
+                    .put_bytes(&key, bytes::Bytes::from_static(b"d"), PutOptions::default())
+                    .await
+                    .expect("put before delete");
+                store.delete(&key).await.expect("delete");
+            }
+        })
+    };
+    let writer = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for round in 0..200 {
+                let key = format!("race/dir/sub/written-{round}");
+                store
+                    .put_bytes(&key, bytes::Bytes::from_static(b"w"), PutOptions::default())
+                    .await
+                    .expect("put while deleting");
+                store.delete(&key).await.expect("delete");
+            }
+        })
+    };
+    deleter.await.expect("deleter");
+    writer.await.expect("writer");
+    assert!(store.list_all("race/").await.expect("list").is_empty());
+}

@@ -492,6 +492,38 @@ pub async fn listing(store: Arc<dyn ObjectStore>, prefix: &str) {
     let (objects, _, pages) = collect_pages(&store, &base, false, 1).await;
     assert_eq!(objects, full(&relative));
     assert!(pages >= relative.len());
+
+    // A continuation token stays valid when the last key of its page is deleted meanwhile.
+    let first = store
+        .list(&ListRequest {
+            prefix: base.clone(),
+            delimited: false,
+            continuation: None,
+            max_keys: 5,
+        })
+        .await
+        .expect("first page");
+    let last = first.objects.last().expect("a full page").key.clone();
+    assert_eq!(last, format!("{base}a/b.txt"));
+    store.delete(&last).await.expect("delete");
+    let (rest, _, _) = {
+        let mut request = ListRequest {
+            prefix: base.clone(),
+            delimited: false,
+            continuation: first.next.clone(),
+            max_keys: 2,
+        };
+        let mut rest = Vec::new();
+        loop {
+            let page = store.list(&request).await.expect("next page");
+            rest.extend(page.objects.into_iter().map(|meta| meta.key));
+            match page.next {
+                Some(next) => request.continuation = Some(next),
+                None => break (rest, (), ()),
+            }
+        }
+    };
+    assert_eq!(rest, full(&["a/c/d.txt", "a0.txt", "ab/x.txt", "b.txt"]));
 }
 
 /// Deterministic content of the large-object check.
