@@ -730,7 +730,14 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|error| map_error(&error, ErrorContext::read(&self.bucket)))
+            .map_err(
+                |error| match map_error(&error, ErrorContext::read(&self.bucket)) {
+                    StorageError::NotFound { key } => {
+                        StorageError::Backend(format!("bucket does not exist: {key}"))
+                    }
+                    other => other,
+                },
+            )
     }
 }
 
