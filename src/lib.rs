@@ -5,6 +5,7 @@
 //! - [`cli`]: the `trove` command line (`serve`, `check-config`, ...).
 //! - [`api`]: the axum router, one module per resource; with [`error`] the only code that
 //!   knows HTTP.
+//! - [`auth`]: accounts, passwords, tokens, the external identity provider, rate limits.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
 //! - [`index`]: the tantivy index built from `index-schema/`, a cache derived from storage.
 //! - [`storage`]: the `ObjectStore` trait and its local and S3 backends — the source of truth.
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
