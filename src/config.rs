@@ -63,7 +63,7 @@ impl Serialize for Secret {
 }
 
 /// S3 backend settings (`[s3]` in `trove.toml`, `TROVE_S3_*`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// Bucket name (required with `storage = "s3"`).
@@ -80,20 +80,6 @@ pub struct S3Config {
     pub access_key_id: Option<String>,
     /// Static secret access key (with `access_key_id`).
     pub secret_access_key: Option<Secret>,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        Self {
-            bucket: None,
-            endpoint: None,
-            region: None,
-            prefix: String::new(),
-            path_style: false,
-            access_key_id: None,
-            secret_access_key: None,
-        }
-    }
 }
 
 /// The role names an account may have (SPEC §3), for validating role settings before the
@@ -813,7 +799,8 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_setting() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             ("", &[("TROVE_LISTEN", "not an address")], "TROVE_LISTEN"),
             ("", &[("TROVE_STORAGE", "ftp")], "TROVE_STORAGE"),
             ("", &[("TROVE_STORAGE", "s3")], "TROVE_S3_BUCKET"),

@@ -265,7 +265,10 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             status: "error",
             reason: self.reason,
-            code: self.code_name.unwrap_or_else(|| self.code.as_str()).to_owned(),
+            code: self
+                .code_name
+                .unwrap_or_else(|| self.code.as_str())
+                .to_owned(),
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after_secs {
@@ -313,7 +316,9 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let code = match &rejection {
             JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
-            JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            JsonRejection::BytesRejection(_)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 ErrorCode::PayloadTooLarge
             }
             JsonRejection::JsonDataError(_) => ErrorCode::Unprocessable,

@@ -9,6 +9,8 @@
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
 //! - [`index`]: the tantivy index built from `index-schema/`, a cache derived from storage.
 //! - [`storage`]: the `ObjectStore` trait and its local and S3 backends — the source of truth.
+//! - [`permissions`]: profiles, roles, lifecycle and the one evaluator every route and the
+//!   search use (pure, exhaustively tested).
 //! - [`model`]: names, ArtifactDB ids and records.
 //! - [`config`]: settings from `trove.toml`, `TROVE_*` variables and flags.
 //! - [`telemetry`]: tracing and Prometheus metrics.
@@ -21,5 +23,6 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod model;
+pub mod permissions;
 pub mod storage;
 pub mod telemetry;

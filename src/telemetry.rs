@@ -87,8 +87,9 @@ impl Metrics {
         let http_duration =
             Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
         let storage_operations = Family::<StorageLabels, Counter>::default();
-        let storage_duration =
-            Family::<StorageLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let storage_duration = Family::<StorageLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> _,
+        );
         let storage_up = Gauge::default();
         registry.register(
             "http_requests",
@@ -185,8 +186,16 @@ mod tests {
         metrics.observe_http("GET", "/status", 200, Duration::from_millis(3));
         metrics.observe("get", "ok", Duration::from_millis(1));
         let text = metrics.render();
-        assert!(text.contains("trove_http_requests_total{method=\"GET\",route=\"/status\",status=\"200\"} 1"), "{text}");
-        assert!(text.contains("trove_storage_operations_total{operation=\"get\",outcome=\"ok\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "trove_http_requests_total{method=\"GET\",route=\"/status\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("trove_storage_operations_total{operation=\"get\",outcome=\"ok\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("trove_http_request_duration_seconds_bucket"));
     }
 }

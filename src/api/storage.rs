@@ -50,7 +50,12 @@ pub fn parse_content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiErr
     let Some(value) = headers.get("content-md5") else {
         return Ok(None);
     };
-    let invalid = || ApiError::new(ErrorCode::BadRequest, "Content-MD5 must be the base64 of 16 bytes");
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "Content-MD5 must be the base64 of 16 bytes",
+        )
+    };
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(value.as_bytes())
         .map_err(|_| invalid())?;
@@ -64,7 +69,12 @@ pub fn parse_range(headers: &HeaderMap, size: Option<u64>) -> Result<Option<Byte
     let Some(value) = headers.get(header::RANGE) else {
         return Ok(None);
     };
-    let invalid = || ApiError::new(ErrorCode::RangeNotSatisfiable, "unsupported or malformed Range");
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::RangeNotSatisfiable,
+            "unsupported or malformed Range",
+        )
+    };
     let text = value.to_str().map_err(|_| invalid())?;
     let spec = text.strip_prefix("bytes=").ok_or_else(invalid)?;
     if spec.contains(',') {
@@ -118,7 +128,10 @@ pub async fn get_presigned(
     let range = parse_range(&headers, size)?;
     let object = state.storage.get(&key, range).await?;
     let mut builder = Response::builder()
-        .header(header::ETAG, format!("\"{}\"", object.meta.etag.trim_matches('"')))
+        .header(
+            header::ETAG,
+            format!("\"{}\"", object.meta.etag.trim_matches('"')),
+        )
         .header(header::ACCEPT_RANGES, "bytes")
         .header(
             header::CONTENT_TYPE,
@@ -175,9 +188,7 @@ pub async fn put_presigned(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other);
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
     let outcome = state
         .storage
         .put(
@@ -211,10 +222,35 @@ mod tests {
     #[test]
     fn ranges_parse_or_are_refused() {
         let parse = |value: &str| parse_range(&headers("range", value), Some(100));
-        assert_eq!(parse("bytes=0-9").unwrap(), Some(ByteRange { start: 0, end: Some(9) }));
-        assert_eq!(parse("bytes=10-").unwrap(), Some(ByteRange { start: 10, end: None }));
-        assert_eq!(parse("bytes=-10").unwrap(), Some(ByteRange { start: 90, end: None }));
-        for bad in ["bytes=9-0", "items=0-1", "bytes=a-b", "bytes=0-1,3-4", "bytes=-0", "bytes=-"] {
+        assert_eq!(
+            parse("bytes=0-9").unwrap(),
+            Some(ByteRange {
+                start: 0,
+                end: Some(9)
+            })
+        );
+        assert_eq!(
+            parse("bytes=10-").unwrap(),
+            Some(ByteRange {
+                start: 10,
+                end: None
+            })
+        );
+        assert_eq!(
+            parse("bytes=-10").unwrap(),
+            Some(ByteRange {
+                start: 90,
+                end: None
+            })
+        );
+        for bad in [
+            "bytes=9-0",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=0-1,3-4",
+            "bytes=-0",
+            "bytes=-",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_range(&HeaderMap::new(), None).unwrap(), None);
@@ -222,7 +258,11 @@ mod tests {
 
     #[test]
     fn content_md5_must_be_base64_of_16_bytes() {
-        assert!(parse_content_md5(&headers("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")).unwrap().is_some());
+        assert!(
+            parse_content_md5(&headers("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="))
+                .unwrap()
+                .is_some()
+        );
         assert!(parse_content_md5(&headers("content-md5", "not base64!")).is_err());
         assert!(parse_content_md5(&headers("content-md5", "AAAA")).is_err());
     }

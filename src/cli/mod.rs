@@ -89,7 +89,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Err(error) = state.check_storage().await {
         tracing::warn!(%error, "storage is not reachable yet; requests needing it answer 503 until it is");
     }
-    crate::api::serve(listener, state, crate::api::shutdown_signal()).await?;
+    crate::api::serve(listener, state.clone(), crate::api::shutdown_signal()).await?;
+    let index = state.index.clone();
+    tokio::task::spawn_blocking(move || index.close()).await?;
     tracing::info!("stopped");
     Ok(())
 }

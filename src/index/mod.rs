@@ -2,11 +2,23 @@
 //! always be rebuilt). This module opens or creates it from the schema in `index-schema/`,
 //! rebuilding when the recorded schema version differs, and reports its health.
 
+pub mod cursor;
+pub mod document;
+pub mod filter;
+pub mod indexer;
 pub mod schema;
+pub mod search;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use tantivy::schema::Field;
 use tantivy::{Index, IndexReader, ReloadPolicy};
+
+use filter::AllowSetCache;
+use writer::{IndexWriterHandle, OwnerFields};
 
 pub use schema::IndexSchema;
 
@@ -25,15 +37,88 @@ pub enum IndexError {
     /// Disk I/O failed.
     #[error("index i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The writer thread is gone (shutdown or a crash).
+    #[error("the index writer is not running")]
+    WriterGone,
+    /// A commit failed.
+    #[error("index commit failed: {0}")]
+    Commit(String),
+    /// The schema file lacks a field the code needs.
+    #[error("index schema lacks field {0:?}")]
+    MissingField(&'static str),
 }
 
 /// Result alias of this module.
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
-/// An open index with its reader.
+/// Handles of the schema fields the code uses by name.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexFields {
+    /// ArtifactDB id.
+    pub id: Field,
+    /// `file` or `project`.
+    pub kind: Field,
+    /// Project id (fast).
+    pub project_id: Field,
+    /// Version (fast).
+    pub version: Field,
+    /// Owner key: `<project>/<version>`, or `<project>/` for a project record.
+    pub version_key: Field,
+    /// File path.
+    pub path: Field,
+    /// Namespace (fast).
+    pub namespace: Field,
+    /// Numerical revision (fast).
+    pub numerical_revision: Field,
+    /// Upload time (fast).
+    pub uploaded: Field,
+    /// Access tokens of allowed readers.
+    pub readers: Field,
+    /// Effective lifecycle state.
+    pub state: Field,
+    /// Searchable JSON document.
+    pub document: Field,
+    /// Stored JSON bytes of the whole document.
+    pub source: Field,
+}
+
+impl IndexFields {
+    fn resolve(schema: &tantivy::schema::Schema) -> Result<Self> {
+        let field = |name: &'static str| {
+            schema
+                .get_field(name)
+                .map_err(|_| IndexError::MissingField(name))
+        };
+        Ok(Self {
+            id: field("_id")?,
+            kind: field("kind")?,
+            project_id: field("project_id")?,
+            version: field("version")?,
+            version_key: field("version_key")?,
+            path: field("path")?,
+            namespace: field("namespace")?,
+            numerical_revision: field("numerical_revision")?,
+            uploaded: field("uploaded")?,
+            readers: field("readers")?,
+            state: field("state")?,
+            document: field("document")?,
+            source: field("source")?,
+        })
+    }
+}
+
+/// Memory budget of tantivy's indexing buffers.
+const WRITER_HEAP_BYTES: usize = 128 * 1024 * 1024;
+/// Memory budget of the allowed-set cache of the access filter.
+const ALLOW_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// An open index with its reader, its single writer and the access-filter cache.
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
+    fields: IndexFields,
+    writer: IndexWriterHandle,
+    allow_cache: Arc<AllowSetCache>,
     schema: IndexSchema,
     directory: PathBuf,
     /// True when the index was (re)created empty at open and must be rebuilt from storage.
@@ -70,7 +155,8 @@ impl SearchIndex {
         let recorded = std::fs::read_to_string(&version_file).ok();
         let current = schema.version.to_string();
         let has_index = directory.join("meta.json").exists();
-        let needs_rebuild = !has_index || recorded.as_deref().map(str::trim) != Some(current.as_str());
+        let needs_rebuild =
+            !has_index || recorded.as_deref().map(str::trim) != Some(current.as_str());
         if needs_rebuild && has_index {
             tracing::warn!(
                 directory = %directory.display(),
@@ -94,13 +180,26 @@ impl SearchIndex {
         } else {
             Index::open_in_dir(directory)?
         };
-        let reader = index
+        let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let fields = IndexFields::resolve(&index.schema())?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let writer = IndexWriterHandle::spawn(
+            index.writer_with_num_threads(threads, WRITER_HEAP_BYTES)?,
+            reader.clone(),
+            OwnerFields {
+                owner: fields.version_key,
+                project: fields.project_id,
+            },
+        )?;
         Ok(Self {
             index,
             reader,
+            fields,
+            writer,
+            allow_cache: Arc::new(AllowSetCache::new(ALLOW_CACHE_BYTES)),
             schema,
             directory: directory.to_path_buf(),
             needs_rebuild,
@@ -119,6 +218,24 @@ impl SearchIndex {
         &self.reader
     }
 
+    /// The field handles.
+    #[must_use]
+    pub fn fields(&self) -> &IndexFields {
+        &self.fields
+    }
+
+    /// The single writer.
+    #[must_use]
+    pub fn writer(&self) -> &IndexWriterHandle {
+        &self.writer
+    }
+
+    /// The access-filter cache shared by all searches.
+    #[must_use]
+    pub fn allow_cache(&self) -> Arc<AllowSetCache> {
+        self.allow_cache.clone()
+    }
+
     /// The schema definition in use.
     #[must_use]
     pub fn schema(&self) -> &IndexSchema {
@@ -129,6 +246,12 @@ impl SearchIndex {
     #[must_use]
     pub fn needs_rebuild(&self) -> bool {
         self.needs_rebuild
+    }
+
+    /// Stops the writer and releases the index lock (graceful shutdown; tests re-opening an
+    /// index directory).
+    pub fn close(&self) {
+        self.writer.close();
     }
 
     /// Health for `/status`.

@@ -6,8 +6,8 @@
 
 use serde::Deserialize;
 use tantivy::schema::{
-    DateOptions, FAST, INDEXED, JsonObjectOptions, NumericOptions, STORED, STRING, Schema,
-    TEXT, TextOptions,
+    DateOptions, FAST, INDEXED, JsonObjectOptions, NumericOptions, STORED, STRING, Schema, TEXT,
+    TextOptions,
 };
 
 /// The schema file compiled into the binary.
@@ -42,6 +42,8 @@ pub enum FieldType {
     Date,
     /// Boolean.
     Bool,
+    /// Raw bytes (stored JSON of the whole document).
+    Bytes,
     /// A JSON object whose paths are searchable (`title:bert`, `_extra.project_id:p`).
     Json,
 }
@@ -55,6 +57,9 @@ pub struct FieldDef {
     /// Field type.
     #[serde(rename = "type")]
     pub field_type: FieldType,
+    /// Whether the field is searchable (default true).
+    #[serde(default = "default_true")]
+    pub indexed: bool,
     /// Whether the value is stored (returned by searches).
     #[serde(default)]
     pub stored: bool,
@@ -64,6 +69,10 @@ pub struct FieldDef {
     /// Free-text documentation.
     #[serde(default)]
     pub doc: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The parsed schema file.
@@ -143,8 +152,19 @@ impl IndexSchema {
                     }
                     builder.add_date_field(name, options);
                 }
+                FieldType::Bytes => {
+                    let mut options = tantivy::schema::BytesOptions::default();
+                    if field.stored {
+                        options = options.set_stored();
+                    }
+                    builder.add_bytes_field(name, options);
+                }
                 FieldType::Json => {
-                    let mut options: JsonObjectOptions = TEXT.into();
+                    let mut options: JsonObjectOptions = if field.indexed {
+                        TEXT.into()
+                    } else {
+                        JsonObjectOptions::default()
+                    };
                     if field.stored {
                         options = options | STORED;
                     }
@@ -175,7 +195,11 @@ mod tests {
 
     #[test]
     fn duplicate_fields_are_refused() {
-        let text = r#"{"version":1,"fields":[{"name":"a","type":"string"},{"name":"a","type":"u64"}]}"#;
-        assert!(matches!(IndexSchema::parse(text), Err(SchemaError::DuplicateField(_))));
+        let text =
+            r#"{"version":1,"fields":[{"name":"a","type":"string"},{"name":"a","type":"u64"}]}"#;
+        assert!(matches!(
+            IndexSchema::parse(text),
+            Err(SchemaError::DuplicateField(_))
+        ));
     }
 }

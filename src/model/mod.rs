@@ -2,3 +2,4 @@
 //! versions and files.
 
 pub mod names;
+pub mod records;

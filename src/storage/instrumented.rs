@@ -66,9 +66,9 @@ impl InstrumentedStore {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(StorageError::NotFound { .. }) => "not_found",
-            Err(
-                StorageError::AlreadyExists { .. } | StorageError::PreconditionFailed { .. },
-            ) => "conflict",
+            Err(StorageError::AlreadyExists { .. } | StorageError::PreconditionFailed { .. }) => {
+                "conflict"
+            }
             Err(StorageError::Unavailable(_)) => "unavailable",
             Err(_) => "error",
         };

@@ -25,7 +25,11 @@ fn check_config_prints_the_effective_configuration_with_secrets_masked() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("listen = \"127.0.0.1:9999\""), "{stdout}");
     assert!(stdout.contains("bucket = \"artifacts\""), "{stdout}");
     assert!(!stdout.contains("super-secret-test-value"), "{stdout}");
@@ -38,7 +42,11 @@ fn invalid_configuration_stops_with_a_message_naming_the_setting() {
         ("TROVE_STORAGE", "floppy"),
         ("TROVE_STORAGE_TIMEOUT_MS", "soon"),
     ] {
-        let output = trove().arg("check-config").env(variable, value).output().unwrap();
+        let output = trove()
+            .arg("check-config")
+            .env(variable, value)
+            .output()
+            .unwrap();
         assert!(!output.status.success(), "{variable}={value} accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(variable), "{variable}: {stderr}");
@@ -61,7 +69,12 @@ fn serve_on_the_embedded_default_answers_status_and_stops_gracefully() {
         .unwrap()
         .port();
     let mut child = trove()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data_dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -78,8 +91,14 @@ fn serve_on_the_embedded_default_answers_status_and_stops_gracefully() {
     };
     assert!(body.contains("\"storage\""), "{body}");
     assert!(body.contains("\"ok\":true"), "{body}");
-    assert!(data_dir.path().join("objects").is_dir(), "local storage under the data dir");
-    assert!(data_dir.path().join("index").is_dir(), "index under the data dir");
+    assert!(
+        data_dir.path().join("objects").is_dir(),
+        "local storage under the data dir"
+    );
+    assert!(
+        data_dir.path().join("index").is_dir(),
+        "index under the data dir"
+    );
 
     // SIGTERM → graceful shutdown and a clean exit.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
@@ -102,7 +121,10 @@ mod raw_http {
         let rest = url.strip_prefix("http://").unwrap_or(url);
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut stream = std::net::TcpStream::connect(host)?;
-        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut text = String::new();
         stream.read_to_string(&mut text)?;
         Ok(text)

@@ -1,21 +1,331 @@
-//! The index opens, survives a restart, and is recreated when its schema version changes.
+//! The index core: schema versioning, the single writer, the cached access filter and
+//! authorized search, on hand-built documents.
 
+use serde_json::json;
+use trove::index::document::{DocKind, IndexDocument};
+use trove::index::filter::AccessFilter;
+use trove::index::search::{KindFilter, SearchError, SearchRequest, SortKey, search};
+use trove::index::writer::WriteOp;
 use trove::index::{IndexSchema, SearchIndex};
 
 #[test]
 fn a_changed_schema_version_recreates_the_index() {
     let directory = tempfile::tempdir().unwrap();
     let first = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
-    assert!(first.needs_rebuild(), "a new index must be built from storage");
-    drop(first);
+    assert!(
+        first.needs_rebuild(),
+        "a new index must be built from storage"
+    );
+    first.close();
 
     let again = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
     assert!(!again.needs_rebuild(), "an up-to-date index is kept");
-    drop(again);
+    again.close();
 
     let mut bumped = IndexSchema::builtin().unwrap();
     bumped.version += 1;
     let rebuilt = SearchIndex::open(directory.path(), bumped.clone()).unwrap();
     assert!(rebuilt.needs_rebuild(), "a new schema version rebuilds");
     assert_eq!(rebuilt.health().schema_version, bumped.version);
+}
+
+fn file_doc(
+    project: &str,
+    version: &str,
+    path: &str,
+    revision: u64,
+    readers: &[&str],
+    state: &str,
+) -> IndexDocument {
+    let id = format!("{project}:{path}@{version}");
+    IndexDocument {
+        id: id.clone(),
+        kind: DocKind::File,
+        project_id: project.to_owned(),
+        version: Some(version.to_owned()),
+        path: Some(path.to_owned()),
+        namespace: None,
+        numerical_revision: Some(revision),
+        uploaded: None,
+        readers: readers.iter().map(|r| (*r).to_owned()).collect(),
+        state: state.to_owned(),
+        source: json!({
+            "title": format!("{project} {path}"),
+            "path": path,
+            "_extra": {"id": id, "project_id": project, "version": version, "numerical_revision": revision,
+                        "permissions": {"owners": readers, "read_access": "viewers"}}
+        }),
+    }
+}
+
+async fn corpus() -> (tempfile::TempDir, SearchIndex) {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let versions: Vec<(&str, &str, Vec<IndexDocument>)> = vec![
+        (
+            "p1",
+            "v1",
+            vec![
+                file_doc("p1", "v1", "model.json", 1, &["alice", "bob"], "active"),
+                file_doc("p1", "v1", "weights.bin", 1, &["alice", "bob"], "active"),
+            ],
+        ),
+        (
+            "p1",
+            "v2",
+            vec![file_doc("p1", "v2", "model.json", 2, &["bob"], "active")],
+        ),
+        (
+            "p2",
+            "v1",
+            vec![file_doc("p2", "v1", "data.json", 1, &["alice"], "disabled")],
+        ),
+        (
+            "p3",
+            "v1",
+            vec![file_doc(
+                "p3",
+                "v1",
+                "paper.json",
+                1,
+                &["@public"],
+                "active",
+            )],
+        ),
+    ];
+    let mut ops: Vec<WriteOp> = versions
+        .into_iter()
+        .map(|(project, version, docs)| WriteOp::Replace {
+            owner: format!("{project}/{version}"),
+            documents: docs.iter().map(|d| d.to_tantivy(&fields)).collect(),
+        })
+        .collect();
+    let project = IndexDocument {
+        id: "p1".into(),
+        kind: DocKind::Project,
+        project_id: "p1".into(),
+        version: None,
+        path: None,
+        namespace: None,
+        numerical_revision: None,
+        uploaded: None,
+        readers: vec!["alice".into(), "bob".into()],
+        state: "active".into(),
+        source: json!({"title": "project one", "_extra": {"kind": "project", "project_id": "p1"}}),
+    };
+    ops.push(WriteOp::Replace {
+        owner: project.owner_key(),
+        documents: vec![project.to_tantivy(&fields)],
+    });
+    index.writer().apply(ops).await.unwrap();
+    (directory, index)
+}
+
+fn ids(index: &SearchIndex, access: &AccessFilter, request: &SearchRequest) -> Vec<String> {
+    let page = search(index, access, request).unwrap();
+    let mut ids: Vec<String> = page
+        .hits
+        .iter()
+        .map(|hit| {
+            hit.source["_extra"]["id"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn request(query: &str) -> SearchRequest {
+    SearchRequest {
+        query: query.to_owned(),
+        size: 100,
+        ..SearchRequest::default()
+    }
+}
+
+fn readers(tokens: &[&str]) -> AccessFilter {
+    AccessFilter::Readers(vec![tokens.iter().map(|t| (*t).to_owned()).collect()])
+}
+
+#[tokio::test]
+async fn documents_are_searchable_as_soon_as_apply_returns() {
+    let (_dir, index) = corpus().await;
+    assert_eq!(index.health().documents, 6);
+    assert_eq!(index.writer().status().commits, 1, "one batch, one commit");
+}
+
+#[tokio::test]
+async fn the_access_filter_admits_exactly_the_allowed_documents() {
+    let (_dir, index) = corpus().await;
+    let all = request("*");
+    assert_eq!(
+        ids(&index, &AccessFilter::Unrestricted, &all),
+        [
+            "p1:model.json@v1",
+            "p1:model.json@v2",
+            "p1:weights.bin@v1",
+            "p2:data.json@v1",
+            "p3:paper.json@v1"
+        ]
+    );
+    assert_eq!(
+        ids(&index, &AccessFilter::NotDisabled, &all),
+        [
+            "p1:model.json@v1",
+            "p1:model.json@v2",
+            "p1:weights.bin@v1",
+            "p3:paper.json@v1"
+        ],
+        "reviewers never see disabled documents"
+    );
+    assert_eq!(
+        ids(&index, &readers(&["alice", "@public"]), &all),
+        ["p1:model.json@v1", "p1:weights.bin@v1", "p3:paper.json@v1"],
+        "alice: her grants and public, never the disabled one"
+    );
+    assert_eq!(
+        ids(&index, &readers(&["carol"]), &all),
+        Vec::<String>::new()
+    );
+    let both = AccessFilter::Readers(vec![vec!["bob".into()], vec!["alice".into()]]);
+    assert_eq!(
+        ids(&index, &both, &all),
+        ["p1:model.json@v1", "p1:weights.bin@v1"],
+        "a conjunction admits what both sides admit"
+    );
+    // The same filter twice hits the cache.
+    let (hits_before, _) = index.allow_cache().stats();
+    ids(&index, &readers(&["alice", "@public"]), &all);
+    assert!(index.allow_cache().stats().0 > hits_before);
+}
+
+#[tokio::test]
+async fn user_queries_cannot_widen_the_filter() {
+    let (_dir, index) = corpus().await;
+    let alice = readers(&["alice"]);
+    for query in [
+        "* OR title:p3",
+        "NOT title:nothing",
+        "title:p2 OR title:p1",
+        "(* OR *)",
+        "_extra.project_id:p2",
+    ] {
+        for id in ids(&index, &alice, &request(query)) {
+            assert!(
+                id.starts_with("p1:") && id.ends_with("@v1"),
+                "{query} leaked {id}"
+            );
+        }
+    }
+    for query in [
+        "readers:bob",
+        "readers:*",
+        "source:x",
+        "title:(",
+        "((((",
+        "title:\"unclosed",
+        &"(".repeat(100),
+    ] {
+        let error = search(&index, &alice, &request(query)).unwrap_err();
+        assert!(
+            matches!(error, SearchError::InvalidQuery(_)),
+            "{query}: {error:?}"
+        );
+    }
+    let long_or = (0..5000)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    assert!(matches!(
+        search(&index, &alice, &request(&long_or)),
+        Err(SearchError::InvalidQuery(_))
+    ));
+    let many_terms = (0..600)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    assert!(
+        search(&index, &alice, &request(&many_terms))
+            .unwrap()
+            .hits
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn metadata_fields_are_searchable_but_permissions_are_not() {
+    let (_dir, index) = corpus().await;
+    let all = AccessFilter::Unrestricted;
+    assert_eq!(
+        ids(&index, &all, &request("path:weights.bin")),
+        ["p1:weights.bin@v1"]
+    );
+    assert_eq!(
+        ids(&index, &all, &request("_extra.version:v2")),
+        ["p1:model.json@v2"]
+    );
+    assert!(ids(&index, &all, &request("_extra.permissions.owners:bob")).is_empty());
+}
+
+#[tokio::test]
+async fn latest_keeps_each_projects_latest_readable_version() {
+    let (_dir, index) = corpus().await;
+    let mut latest = request("*");
+    latest.latest = true;
+    assert_eq!(
+        ids(&index, &readers(&["alice"]), &latest),
+        ["p1:model.json@v1", "p1:weights.bin@v1"],
+        "v2 is bob's only: alice's latest of p1 is v1"
+    );
+    assert_eq!(
+        ids(&index, &readers(&["bob"]), &latest),
+        ["p1:model.json@v2"]
+    );
+}
+
+#[tokio::test]
+async fn kinds_sorting_paging_and_reindexing() {
+    let (_dir, index) = corpus().await;
+    let all = AccessFilter::Unrestricted;
+    let mut projects = request("*");
+    projects.kind = KindFilter::Project;
+    let page = search(&index, &all, &projects).unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.hits[0].source["title"], "project one");
+
+    let mut sorted = request("*");
+    sorted.sort = Some(SortKey::parse("-_extra.numerical_revision").unwrap());
+    sorted.size = 2;
+    let page = search(&index, &all, &sorted).unwrap();
+    assert_eq!(page.total, 5);
+    assert_eq!(page.hits[0].source["_extra"]["numerical_revision"], 2);
+    sorted.offset = 4;
+    assert_eq!(search(&index, &all, &sorted).unwrap().hits.len(), 1);
+    assert!(SortKey::parse("_extra.permissions").is_err());
+    sorted.size = 501;
+    assert!(matches!(
+        search(&index, &all, &sorted),
+        Err(SearchError::InvalidParameter(_))
+    ));
+
+    // Re-indexing a version replaces its documents, never duplicates them.
+    let fields = *index.fields();
+    let again = file_doc("p1", "v1", "model.json", 1, &["alice"], "active");
+    for _ in 0..3 {
+        index
+            .writer()
+            .apply(vec![WriteOp::Replace {
+                owner: "p1/v1".into(),
+                documents: vec![again.to_tantivy(&fields)],
+            }])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        ids(&index, &all, &request("_extra.project_id:p1")),
+        ["p1:model.json@v1", "p1:model.json@v2"]
+    );
 }

@@ -49,7 +49,10 @@ async fn metrics_count_requests_by_route_and_status_and_storage_operations() {
         text.contains(r#"trove_http_requests_total{method="GET",route="/status",status="200"} 2"#),
         "{text}"
     );
-    assert!(text.contains("trove_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("trove_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(
         text.contains(r#"trove_storage_operations_total{operation="check",outcome="ok"} 2"#),
         "{text}"
@@ -89,7 +92,10 @@ async fn unknown_routes_and_methods_answer_the_error_shape() {
 async fn request_ids_are_generated_or_propagated() {
     let app = TestApp::local().await;
     let response = app.get("/healthz").await;
-    let generated = response.headers["x-request-id"].to_str().unwrap().to_owned();
+    let generated = response.headers["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(generated.len(), 36, "a uuid: {generated}");
 
     let response = app
@@ -108,13 +114,26 @@ async fn request_ids_are_generated_or_propagated() {
 async fn presigned_storage_routes_refuse_unsigned_requests() {
     let app = TestApp::local().await;
     let response = app.get("/storage/some/key").await;
-    assert_eq!(response.status, StatusCode::FORBIDDEN, "{}", response.text());
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        response.text()
+    );
     assert_eq!(response.code(), "invalid_signature");
     let response = app
         .request(Method::PUT, "/storage/some/key", Body::from("data"))
         .await;
     assert_eq!(response.status, StatusCode::FORBIDDEN);
-    assert!(app.state.storage.head("some/key").await.unwrap_err().is_not_found(), "nothing written");
+    assert!(
+        app.state
+            .storage
+            .head("some/key")
+            .await
+            .unwrap_err()
+            .is_not_found(),
+        "nothing written"
+    );
 }
 
 #[tokio::test]

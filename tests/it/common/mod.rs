@@ -28,7 +28,10 @@ impl TestResponse {
     /// The body as JSON (panics with the body text when it is not JSON).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.bytes).unwrap_or_else(|error| {
-            panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.bytes))
+            panic!(
+                "body is not JSON ({error}): {}",
+                String::from_utf8_lossy(&self.bytes)
+            )
         })
     }
 
@@ -128,7 +131,13 @@ impl TestApp {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         TestResponse {
             status,
             headers,
@@ -143,8 +152,14 @@ impl TestApp {
 
     /// A request with a method and a body.
     pub async fn request(&self, method: Method, path: &str, body: Body) -> TestResponse {
-        self.send(Request::builder().method(method).uri(path).body(body).unwrap())
-            .await
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(body)
+                .unwrap(),
+        )
+        .await
     }
 
     /// A request with a JSON body.

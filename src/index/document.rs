@@ -1,0 +1,121 @@
+//! One index document: the logical form the indexer builds, and its tantivy form.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tantivy::TantivyDocument;
+
+use super::IndexFields;
+
+/// What a document describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// A metadata document or an automatic file document.
+    File,
+    /// A project record.
+    Project,
+}
+
+impl DocKind {
+    /// The `kind` term.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Project => "project",
+        }
+    }
+}
+
+/// A document ready to be indexed.
+#[derive(Debug, Clone)]
+pub struct IndexDocument {
+    /// ArtifactDB id (`project:path@version`; the project id for a project record).
+    pub id: String,
+    /// File or project.
+    pub kind: DocKind,
+    /// Project id.
+    pub project_id: String,
+    /// Version (absent for project records).
+    pub version: Option<String>,
+    /// File path (absent for project records).
+    pub path: Option<String>,
+    /// Namespace of the project.
+    pub namespace: Option<String>,
+    /// Numerical revision of the version.
+    pub numerical_revision: Option<u64>,
+    /// Upload time.
+    pub uploaded: Option<DateTime<Utc>>,
+    /// Access tokens of the principals allowed to read it.
+    pub readers: Vec<String>,
+    /// Effective lifecycle state (`active`, `deprecated`, `disabled`).
+    pub state: String,
+    /// The whole document as searches return it (with `_extra`).
+    pub source: Value,
+}
+
+impl IndexDocument {
+    /// The owner key the writer replaces documents by: `<project>/<version>`, or `<project>/`
+    /// for a project record.
+    #[must_use]
+    pub fn owner_key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.project_id,
+            self.version.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// The tantivy document. The searchable copy leaves out `_extra.permissions`, so nobody
+    /// can probe who has access by searching; the stored copy keeps everything.
+    #[must_use]
+    pub fn to_tantivy(&self, fields: &IndexFields) -> TantivyDocument {
+        let mut document = TantivyDocument::default();
+        document.add_text(fields.id, &self.id);
+        document.add_text(fields.kind, self.kind.as_str());
+        document.add_text(fields.project_id, &self.project_id);
+        document.add_text(fields.version_key, self.owner_key());
+        if let Some(version) = &self.version {
+            document.add_text(fields.version, version);
+        }
+        if let Some(path) = &self.path {
+            document.add_text(fields.path, path);
+        }
+        if let Some(namespace) = &self.namespace {
+            document.add_text(fields.namespace, namespace);
+        }
+        document.add_u64(
+            fields.numerical_revision,
+            self.numerical_revision.unwrap_or_default(),
+        );
+        if let Some(uploaded) = self.uploaded {
+            document.add_date(
+                fields.uploaded,
+                tantivy::DateTime::from_timestamp_micros(uploaded.timestamp_micros()),
+            );
+        }
+        for token in &self.readers {
+            document.add_text(fields.readers, token);
+        }
+        document.add_text(fields.state, &self.state);
+        let mut searchable = self.source.clone();
+        if let Some(extra) = searchable.get_mut("_extra").and_then(Value::as_object_mut) {
+            extra.remove("permissions");
+        }
+        if let Value::Object(object) = searchable {
+            document.add_object(
+                fields.document,
+                object
+                    .into_iter()
+                    .map(|(key, value)| (key, tantivy::schema::OwnedValue::from(value)))
+                    .collect(),
+            );
+        }
+        document.add_bytes(
+            fields.source,
+            serde_json::to_vec(&self.source)
+                .unwrap_or_default()
+                .as_slice(),
+        );
+        document
+    }
+}

@@ -1,0 +1,316 @@
+//! The access filter of every search: a query clause that admits only the documents the
+//! caller may read, ANDed with the user's query as a query object (never by string
+//! concatenation, so no query text can widen it).
+//!
+//! Each document carries in the `readers` field the tokens of the principals allowed to read
+//! it (see `permissions::search`), and its effective state in `state`. The filter is a
+//! conjunction of disjunctions of tokens ("any of these principals, and — for a machine key —
+//! also any of its creator's"), excluding `disabled` documents. tantivy has no filter cache, so
+//! this module keeps one: per segment and per canonical token set, the allowed documents as a
+//! bitset, built once from the postings and reused by every later search of the same identity
+//! set (segments are immutable; deletions are applied by tantivy's collectors on top).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use tantivy::index::SegmentId;
+use tantivy::query::{
+    BitSetDocSet, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{BitSet, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
+
+/// The value of the `state` field of disabled documents.
+pub const DISABLED_STATE: &str = "disabled";
+
+/// What a search may see, in index terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessFilter {
+    /// Everything (admins).
+    Unrestricted,
+    /// Everything but disabled documents (reviewers).
+    NotDisabled,
+    /// Documents whose `readers` hold, for each group, at least one of its tokens; never
+    /// disabled ones. An empty group list admits nothing.
+    Readers(Vec<Vec<String>>),
+}
+
+impl AccessFilter {
+    /// Canonical text of the filter (sorted, deduplicated) used as the cache key: two filters
+    /// with the same key admit exactly the same documents.
+    #[must_use]
+    pub fn cache_key(&self) -> String {
+        match self {
+            Self::Unrestricted => "unrestricted".to_owned(),
+            Self::NotDisabled => "not-disabled".to_owned(),
+            Self::Readers(groups) => {
+                let mut canonical: Vec<Vec<&str>> = groups
+                    .iter()
+                    .map(|group| {
+                        let mut tokens: Vec<&str> = group.iter().map(String::as_str).collect();
+                        tokens.sort_unstable();
+                        tokens.dedup();
+                        tokens
+                    })
+                    .collect();
+                canonical.sort();
+                canonical.dedup();
+                // Tokens never contain '\n' or '\u{1}' (principal names exclude control
+                // characters), so this encoding is unambiguous.
+                canonical
+                    .iter()
+                    .map(|group| group.join("\u{1}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+    }
+}
+
+/// Cache of allowed-document bitsets per (segment, filter), bounded in bytes.
+pub struct AllowSetCache {
+    entries: Mutex<CacheState>,
+    budget_bytes: usize,
+}
+
+#[derive(Default)]
+struct CacheState {
+    map: HashMap<(SegmentId, Arc<str>), Arc<BitSet>>,
+    bytes: usize,
+    hits: u64,
+    misses: u64,
+}
+
+impl fmt::Debug for AllowSetCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (entries, bytes) = self
+            .entries
+            .lock()
+            .map(|state| (state.map.len(), state.bytes))
+            .unwrap_or_default();
+        f.debug_struct("AllowSetCache")
+            .field("entries", &entries)
+            .field("bytes", &bytes)
+            .field("budget_bytes", &self.budget_bytes)
+            .finish()
+    }
+}
+
+impl AllowSetCache {
+    /// A cache holding at most about `budget_bytes` of bitsets.
+    #[must_use]
+    pub fn new(budget_bytes: usize) -> Self {
+        Self {
+            entries: Mutex::new(CacheState::default()),
+            budget_bytes,
+        }
+    }
+
+    /// (hits, misses) since start, for metrics and benchmarks.
+    #[must_use]
+    pub fn stats(&self) -> (u64, u64) {
+        self.entries
+            .lock()
+            .map(|state| (state.hits, state.misses))
+            .unwrap_or_default()
+    }
+
+    fn get(&self, segment: SegmentId, key: &Arc<str>) -> Option<Arc<BitSet>> {
+        let mut state = self.entries.lock().ok()?;
+        let found = state.map.get(&(segment, key.clone())).cloned();
+        if found.is_some() {
+            state.hits += 1;
+        } else {
+            state.misses += 1;
+        }
+        found
+    }
+
+    fn insert(&self, segment: SegmentId, key: Arc<str>, bitset: Arc<BitSet>) {
+        let Ok(mut state) = self.entries.lock() else {
+            return;
+        };
+        let size = bitset_bytes(&bitset) + key.len() + 64;
+        if state.bytes + size > self.budget_bytes {
+            // Simple and predictable: start over rather than track recency. Entries of merged
+            // segments go away here too.
+            state.map.clear();
+            state.bytes = 0;
+        }
+        if state.map.insert((segment, key), bitset).is_none() {
+            state.bytes += size;
+        }
+    }
+}
+
+fn bitset_bytes(bitset: &BitSet) -> usize {
+    (bitset.max_value() as usize).div_ceil(64) * 8
+}
+
+/// Builds the allowed set of one segment.
+fn build_allow_set(
+    reader: &SegmentReader,
+    filter: &AccessFilter,
+    readers_field: Field,
+    state_field: Field,
+) -> tantivy::Result<BitSet> {
+    let max_doc = reader.max_doc();
+    let mut allowed = match filter {
+        AccessFilter::Unrestricted | AccessFilter::NotDisabled => {
+            BitSet::with_max_value_and_full(max_doc)
+        }
+        AccessFilter::Readers(groups) => {
+            let readers_index = reader.inverted_index(readers_field)?;
+            let mut result: Option<BitSet> = None;
+            for group in groups {
+                let mut union = BitSet::with_max_value(max_doc);
+                for token in group {
+                    let term = Term::from_field_text(readers_field, token);
+                    if let Some(mut postings) =
+                        readers_index.read_postings(&term, IndexRecordOption::Basic)?
+                    {
+                        let mut doc = postings.doc();
+                        while doc != TERMINATED {
+                            union.insert(doc);
+                            doc = postings.advance();
+                        }
+                    }
+                }
+                result = Some(match result {
+                    None => union,
+                    Some(mut acc) => {
+                        intersect_in_place(&mut acc, &union, max_doc);
+                        acc
+                    }
+                });
+            }
+            result.unwrap_or_else(|| BitSet::with_max_value(max_doc))
+        }
+    };
+    if !matches!(filter, AccessFilter::Unrestricted) {
+        let state_index = reader.inverted_index(state_field)?;
+        let term = Term::from_field_text(state_field, DISABLED_STATE);
+        if let Some(mut postings) = state_index.read_postings(&term, IndexRecordOption::Basic)? {
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                allowed.remove(doc);
+                doc = postings.advance();
+            }
+        }
+    }
+    Ok(allowed)
+}
+
+fn intersect_in_place(acc: &mut BitSet, other: &BitSet, max_doc: DocId) {
+    for doc in 0..max_doc {
+        if acc.contains(doc) && !other.contains(doc) {
+            acc.remove(doc);
+        }
+    }
+}
+
+/// The query clause that admits only allowed documents (constant score 0, so it never
+/// changes the ranking of the user's query).
+#[derive(Clone)]
+pub struct AllowQuery {
+    filter: Arc<AccessFilter>,
+    key: Arc<str>,
+    cache: Arc<AllowSetCache>,
+    readers_field: Field,
+    state_field: Field,
+}
+
+impl fmt::Debug for AllowQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllowQuery")
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AllowQuery {
+    /// The clause for `filter` over the `readers` and `state` fields.
+    #[must_use]
+    pub fn new(
+        filter: AccessFilter,
+        cache: Arc<AllowSetCache>,
+        readers_field: Field,
+        state_field: Field,
+    ) -> Self {
+        let key: Arc<str> = Arc::from(filter.cache_key());
+        Self {
+            filter: Arc::new(filter),
+            key,
+            cache,
+            readers_field,
+            state_field,
+        }
+    }
+
+    /// The allowed set of a segment, from the cache or built and cached.
+    pub fn allow_set(&self, reader: &SegmentReader) -> tantivy::Result<Arc<BitSet>> {
+        let segment = reader.segment_id();
+        if let Some(bitset) = self.cache.get(segment, &self.key) {
+            return Ok(bitset);
+        }
+        let bitset = Arc::new(build_allow_set(
+            reader,
+            &self.filter,
+            self.readers_field,
+            self.state_field,
+        )?);
+        self.cache.insert(segment, self.key.clone(), bitset.clone());
+        Ok(bitset)
+    }
+}
+
+impl Query for AllowQuery {
+    fn weight(&self, _enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(AllowWeight {
+            query: self.clone(),
+        }))
+    }
+}
+
+struct AllowWeight {
+    query: AllowQuery,
+}
+
+impl Weight for AllowWeight {
+    fn scorer(&self, reader: &SegmentReader, _boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let bitset = self.query.allow_set(reader)?;
+        Ok(Box::new(ConstScorer::new(
+            BitSetDocSet::from(BitSet::clone(&bitset)),
+            0.0,
+        )))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        if self.query.allow_set(reader)?.contains(doc) {
+            Ok(Explanation::new("allowed by the access filter", 0.0))
+        } else {
+            Err(tantivy::TantivyError::InvalidArgument(
+                "document not allowed by the access filter".to_owned(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_is_canonical_and_distinguishes_groupings() {
+        let a = AccessFilter::Readers(vec![vec!["b".into(), "a".into(), "a".into()]]);
+        let b = AccessFilter::Readers(vec![vec!["a".into(), "b".into()]]);
+        assert_eq!(a.cache_key(), b.cache_key());
+        let split = AccessFilter::Readers(vec![vec!["a".into()], vec!["b".into()]]);
+        assert_ne!(a.cache_key(), split.cache_key(), "a∨b differs from a∧b");
+        assert_ne!(
+            AccessFilter::Unrestricted.cache_key(),
+            AccessFilter::NotDisabled.cache_key()
+        );
+    }
+}

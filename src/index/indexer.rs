@@ -1,0 +1,679 @@
+//! The indexer: reads projects, versions and files from storage, resolves their permission
+//! profiles through the permission engine, and hands the resulting documents to the single
+//! writer.
+//!
+//! Per version it builds one document per metadata document (`*.json` outside `..meta`, not
+//! listed in `.adbignore`), one automatic document per data file no metadata document
+//! describes (and per link of `links.json`), and one document per project record. Each carries
+//! `_extra` (SPEC §4) with `permissions` — the resolved profile exactly as the sync check
+//! recomputes it — and the reader tokens the access filter matches. Re-indexing replaces a
+//! version's or project's documents, so it is idempotent. Only `open` and `completed` versions
+//! are indexed; an upload in progress is not searchable.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde_json::{Map, Value, json};
+
+use super::SearchIndex;
+use super::document::{DocKind, IndexDocument};
+use super::writer::WriteOp;
+use crate::model::records::{FileRecord, NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus};
+use crate::permissions::{
+    DocumentAccess, LifecycleState, Profile, ProfileLoader, ProfileLocation, ResolvedProfile,
+    ScopeChain, effective_state,
+};
+use crate::storage::{ObjectMeta, ObjectStore, ObjectStoreExt as _, StorageError, keys};
+
+/// How many objects are read from storage at once.
+const READ_CONCURRENCY: usize = 32;
+/// Versions per writer batch during a full rebuild.
+const REBUILD_BATCH_VERSIONS: usize = 64;
+
+/// Errors of indexing.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] super::IndexError),
+    /// A stored record or profile is not valid.
+    #[error("invalid stored {what} at {key}: {message}")]
+    InvalidRecord {
+        /// What kind of record.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Result alias of the indexer.
+pub type Result<T, E = IndexerError> = std::result::Result<T, E>;
+
+/// What an indexing run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexReport {
+    /// Projects visited.
+    pub projects: usize,
+    /// Versions indexed.
+    pub versions: usize,
+    /// Documents written.
+    pub documents: usize,
+    /// Earliest future expiry of a grant among the documents (re-index then).
+    pub next_expiry: Option<DateTime<Utc>>,
+}
+
+impl IndexReport {
+    fn absorb(&mut self, other: &Self) {
+        self.projects += other.projects;
+        self.versions += other.versions;
+        self.documents += other.documents;
+        self.next_expiry = match (self.next_expiry, other.next_expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Reads storage and feeds the index.
+#[derive(Debug, Clone)]
+pub struct Indexer {
+    storage: Arc<dyn ObjectStore>,
+    profiles: Arc<ProfileLoader>,
+    index: Arc<SearchIndex>,
+}
+
+/// What the indexer knows about a project while indexing its versions.
+#[derive(Debug, Clone)]
+pub struct ProjectContext {
+    /// The project record.
+    pub record: ProjectRecord,
+    /// Its namespace's state, when it has a namespace.
+    pub namespace_state: Option<LifecycleState>,
+    /// Profiles of the scopes above the version.
+    pub project_profile: Option<Profile>,
+    /// The namespace's profile.
+    pub namespace_profile: Option<Profile>,
+    /// The global profile.
+    pub global_profile: Option<Profile>,
+}
+
+impl ProjectContext {
+    /// The resolved profile of a version with `version_profile` (or of the project itself with
+    /// `None`).
+    #[must_use]
+    pub fn resolve(&self, version_profile: Option<Profile>) -> ResolvedProfile {
+        ScopeChain {
+            version: version_profile,
+            project: self.project_profile.clone(),
+            namespace: self.namespace_profile.clone(),
+            global: self.global_profile.clone(),
+        }
+        .resolve()
+    }
+}
+
+/// Parses a stored JSON record.
+fn parse_record<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|error| IndexerError::InvalidRecord {
+        what,
+        key: key.to_owned(),
+        message: error.to_string(),
+    })
+}
+
+/// Reads an optional object: `None` when absent.
+async fn read_optional(storage: &dyn ObjectStore, key: &str) -> Result<Option<(bytes::Bytes, ObjectMeta)>> {
+    match storage.get_bytes(key).await {
+        Ok(found) => Ok(Some(found)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+impl Indexer {
+    /// An indexer over `storage`, resolving profiles with `profiles`, writing into `index`.
+    #[must_use]
+    pub fn new(
+        storage: Arc<dyn ObjectStore>,
+        profiles: Arc<ProfileLoader>,
+        index: Arc<SearchIndex>,
+    ) -> Self {
+        Self {
+            storage,
+            profiles,
+            index,
+        }
+    }
+
+    async fn load_profile(&self, location: &ProfileLocation) -> Result<Option<Profile>> {
+        self.profiles
+            .load_uncached(location)
+            .await
+            .map(|stored| stored.map(|stored| stored.profile))
+            .map_err(|error| IndexerError::InvalidRecord {
+                what: "permission profile",
+                key: location.key(),
+                message: error.to_string(),
+            })
+    }
+
+    /// Every project id in storage (top-level prefixes other than `..meta/`).
+    pub async fn project_ids(&self) -> Result<Vec<String>> {
+        let prefixes = self.storage.list_prefixes("").await?;
+        Ok(prefixes
+            .into_iter()
+            .filter_map(|prefix| prefix.strip_suffix('/').map(str::to_owned))
+            .filter(|name| name != keys::META)
+            .collect())
+    }
+
+    /// Every version name of a project (sub-prefixes other than `..meta/`).
+    pub async fn version_names(&self, project: &str) -> Result<Vec<String>> {
+        let base = keys::project_prefix(project);
+        let prefixes = self.storage.list_prefixes(&base).await?;
+        Ok(prefixes
+            .into_iter()
+            .filter_map(|prefix| {
+                prefix
+                    .strip_prefix(&base)
+                    .and_then(|rest| rest.strip_suffix('/'))
+                    .map(str::to_owned)
+            })
+            .filter(|name| name != keys::META)
+            .collect())
+    }
+
+    /// Loads what the versions of a project share; `None` when the project record is absent.
+    pub async fn project_context(&self, project: &str) -> Result<Option<ProjectContext>> {
+        let record_key = keys::project_record(project);
+        let Some((bytes, _)) = read_optional(self.storage.as_ref(), &record_key).await? else {
+            return Ok(None);
+        };
+        let record: ProjectRecord = parse_record("project record", &record_key, &bytes)?;
+        let (namespace_state, namespace_profile) = match &record.namespace {
+            Some(namespace) => {
+                let key = keys::namespace_record(namespace);
+                let state = match read_optional(self.storage.as_ref(), &key).await? {
+                    Some((bytes, _)) => Some(parse_record::<NamespaceRecord>("namespace record", &key, &bytes)?.state),
+                    None => Some(LifecycleState::Active),
+                };
+                let profile = self
+                    .load_profile(&ProfileLocation::Namespace(namespace.clone()))
+                    .await?;
+                (state, profile)
+            }
+            None => (None, None),
+        };
+        let project_profile = self
+            .load_profile(&ProfileLocation::Project(project.to_owned()))
+            .await?;
+        let global_profile = self.load_profile(&ProfileLocation::Global).await?;
+        Ok(Some(ProjectContext {
+            record,
+            namespace_state,
+            project_profile,
+            namespace_profile,
+            global_profile,
+        }))
+    }
+
+    /// The project record's document.
+    #[must_use]
+    pub fn project_document(&self, context: &ProjectContext, now: DateTime<Utc>) -> IndexDocument {
+        let record = &context.record;
+        let profile = context.resolve(None);
+        let state = effective_state(context.namespace_state, Some(record.state), None);
+        let access = DocumentAccess::from_target(
+            &profile,
+            state,
+            Some(&record.project_id),
+            record.namespace.as_deref(),
+            now,
+        );
+        let mut source = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
+        if let Some(object) = source.as_object_mut() {
+            object.insert(
+                "_extra".to_owned(),
+                json!({
+                    "id": record.project_id,
+                    "kind": "project",
+                    "project_id": record.project_id,
+                    "namespace": record.namespace,
+                    "type": record.project_type,
+                    "title": record.title,
+                    "state": state,
+                    "meta_indexed": now,
+                    "permissions": profile.to_json_value(),
+                }),
+            );
+        }
+        IndexDocument {
+            id: record.project_id.clone(),
+            kind: DocKind::Project,
+            project_id: record.project_id.clone(),
+            version: None,
+            path: None,
+            namespace: record.namespace.clone(),
+            numerical_revision: None,
+            uploaded: Some(record.created_at),
+            readers: access.tokens().map(str::to_owned).collect(),
+            state: state.as_str().to_owned(),
+            source,
+        }
+    }
+
+    /// The documents of one version (empty when the version is absent or an upload is in
+    /// progress), with the earliest grant expiry among them.
+    pub async fn version_documents(
+        &self,
+        context: &ProjectContext,
+        version: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<IndexDocument>, Option<DateTime<Utc>>)> {
+        let project = context.record.project_id.as_str();
+        let record_key = keys::version_record(project, version);
+        let Some((bytes, _)) = read_optional(self.storage.as_ref(), &record_key).await? else {
+            return Ok((Vec::new(), None));
+        };
+        let record: VersionRecord = parse_record("version record", &record_key, &bytes)?;
+        if record.status == VersionStatus::Uploading {
+            return Ok((Vec::new(), None));
+        }
+        let version_profile = self
+            .load_profile(&ProfileLocation::Version(
+                project.to_owned(),
+                version.to_owned(),
+            ))
+            .await?;
+        let profile = context.resolve(version_profile);
+        let state = effective_state(
+            context.namespace_state,
+            Some(context.record.state),
+            Some(record.state),
+        );
+        let access = DocumentAccess::from_target(
+            &profile,
+            state,
+            Some(project),
+            context.record.namespace.as_deref(),
+            now,
+        );
+        let readers: Vec<String> = access.tokens().map(str::to_owned).collect();
+        let permissions = profile.to_json_value();
+
+        // One listing gives every file, sidecar and special file of the version.
+        let prefix = keys::version_prefix(project, version);
+        let objects = self.storage.list_all(&prefix).await?;
+        let sidecar_prefix = format!("{}/files/", keys::META);
+        let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
+        let mut sidecar_keys: Vec<(String, String)> = Vec::new();
+        let mut has_adbignore = false;
+        let mut has_links = false;
+        for object in objects {
+            let Some(relative) = object.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some(meta_path) = relative.strip_prefix(&format!("{}/", keys::META)) {
+                if let Some(file_path) = relative
+                    .strip_prefix(&sidecar_prefix)
+                    .and_then(|rest| rest.strip_suffix(".json"))
+                {
+                    sidecar_keys.push((file_path.to_owned(), object.key.clone()));
+                } else if meta_path == "links.json" {
+                    has_links = true;
+                }
+                continue;
+            }
+            if relative == ".adbignore" {
+                has_adbignore = true;
+                continue;
+            }
+            files.insert(relative.to_owned(), object);
+        }
+
+        let ignored: HashSet<String> = if has_adbignore {
+            let key = keys::version_adbignore(project, version);
+            match read_optional(self.storage.as_ref(), &key).await? {
+                Some((bytes, _)) => String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(|line| line.trim().trim_start_matches("./").to_owned())
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .collect(),
+                None => HashSet::new(),
+            }
+        } else {
+            HashSet::new()
+        };
+        let is_ignored = |path: &str| {
+            ignored.contains(path)
+                || ignored.iter().any(|entry| {
+                    entry.ends_with('/') && path.starts_with(entry.as_str())
+                })
+        };
+
+        let links: BTreeMap<String, Value> = if has_links {
+            let key = keys::version_links(project, version);
+            match read_optional(self.storage.as_ref(), &key).await? {
+                Some((bytes, _)) => parse_record("links file", &key, &bytes)?,
+                None => BTreeMap::new(),
+            }
+        } else {
+            BTreeMap::new()
+        };
+
+        // Sidecars (size and checksums recorded at upload) and metadata documents, read
+        // concurrently.
+        let storage = self.storage.clone();
+        let sidecars: HashMap<String, FileRecord> = futures::stream::iter(sidecar_keys)
+            .map(|(path, key)| {
+                let storage = storage.clone();
+                async move {
+                    let found = read_optional(storage.as_ref(), &key).await?;
+                    Ok::<_, IndexerError>(found.and_then(|(bytes, _)| {
+                        serde_json::from_slice::<FileRecord>(&bytes)
+                            .ok()
+                            .map(|record| (path, record))
+                    }))
+                }
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_filter_map(|found| async move { Ok(found) })
+            .try_collect()
+            .await?;
+
+        let metadata_paths: Vec<String> = files
+            .keys()
+            .filter(|path| path.ends_with(".json") && !is_ignored(path))
+            .cloned()
+            .collect();
+        let metadata: Vec<(String, Option<Map<String, Value>>)> = futures::stream::iter(metadata_paths)
+            .map(|path| {
+                let storage = storage.clone();
+                let key = keys::version_file(project, version, &path);
+                async move {
+                    let found = read_optional(storage.as_ref(), &key).await?;
+                    let object = found.and_then(|(bytes, _)| {
+                        match serde_json::from_slice::<Value>(&bytes) {
+                            Ok(Value::Object(object)) => Some(object),
+                            _ => None,
+                        }
+                    });
+                    Ok::<_, IndexerError>((path, object))
+                }
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+
+        let base = VersionBase {
+            context,
+            record: &record,
+            state,
+            readers: &readers,
+            permissions: &permissions,
+            now,
+        };
+        let mut documents = Vec::new();
+        let mut described: HashSet<String> = HashSet::new();
+        for (metapath, object) in metadata {
+            let Some(object) = object else {
+                // Not a JSON object: indexed as a plain data file below.
+                continue;
+            };
+            let path = object
+                .get("path")
+                .and_then(Value::as_str)
+                .filter(|path| crate::model::names::validate_path(path).is_ok())
+                .unwrap_or(&metapath)
+                .to_owned();
+            described.insert(path.clone());
+            described.insert(metapath.clone());
+            let data = files.get(&path);
+            let meta = files.get(&metapath);
+            documents.push(base.document(
+                &path,
+                Some(&metapath),
+                object,
+                data.map(|meta| (meta, sidecars.get(&path))),
+                meta,
+                links.get(&path),
+            ));
+        }
+        for (path, meta) in &files {
+            if described.contains(path) || is_ignored(path) {
+                continue;
+            }
+            documents.push(base.automatic(path, Some((meta, sidecars.get(path))), None));
+        }
+        for (path, target) in &links {
+            if described.contains(path) || files.contains_key(path) || is_ignored(path) {
+                continue;
+            }
+            documents.push(base.automatic(path, None, Some(target)));
+        }
+        Ok((documents, access.next_expiry))
+    }
+
+    /// Re-indexes one version (after an upload, a completion, a profile or state change).
+    pub async fn index_version(&self, project: &str, version: &str) -> Result<IndexReport> {
+        let now = Utc::now();
+        let owner = format!("{project}/{version}");
+        let Some(context) = self.project_context(project).await? else {
+            self.index
+                .writer()
+                .apply(vec![WriteOp::Replace {
+                    owner,
+                    documents: Vec::new(),
+                }])
+                .await?;
+            return Ok(IndexReport::default());
+        };
+        let (documents, next_expiry) = self.version_documents(&context, version, now).await?;
+        let fields = *self.index.fields();
+        let report = IndexReport {
+            projects: 0,
+            versions: 1,
+            documents: documents.len(),
+            next_expiry,
+        };
+        self.index
+            .writer()
+            .apply(vec![WriteOp::Replace {
+                owner,
+                documents: documents.iter().map(|d| d.to_tantivy(&fields)).collect(),
+            }])
+            .await?;
+        Ok(report)
+    }
+
+    /// The operations re-indexing a whole project: delete all its documents, then add the
+    /// record's and every version's.
+    pub async fn project_ops(&self, project: &str, now: DateTime<Utc>) -> Result<(Vec<WriteOp>, IndexReport)> {
+        let mut ops = vec![WriteOp::DeleteProject(project.to_owned())];
+        let mut report = IndexReport::default();
+        let Some(context) = self.project_context(project).await? else {
+            return Ok((ops, report));
+        };
+        let fields = *self.index.fields();
+        report.projects = 1;
+        let project_document = self.project_document(&context, now);
+        ops.push(WriteOp::Replace {
+            owner: project_document.owner_key(),
+            documents: vec![project_document.to_tantivy(&fields)],
+        });
+        report.documents += 1;
+        for version in self.version_names(project).await? {
+            let (documents, next_expiry) = self.version_documents(&context, &version, now).await?;
+            report.absorb(&IndexReport {
+                projects: 0,
+                versions: 1,
+                documents: documents.len(),
+                next_expiry,
+            });
+            ops.push(WriteOp::Replace {
+                owner: format!("{project}/{version}"),
+                documents: documents.iter().map(|d| d.to_tantivy(&fields)).collect(),
+            });
+        }
+        Ok((ops, report))
+    }
+
+    /// Re-indexes whole projects (all of them when `projects` is `None`), batching commits.
+    pub async fn index_projects(
+        &self,
+        projects: Option<Vec<String>>,
+        mut progress: impl FnMut(usize, usize) + Send,
+    ) -> Result<IndexReport> {
+        let now = Utc::now();
+        let projects = match projects {
+            Some(projects) => projects,
+            None => self.project_ids().await?,
+        };
+        let total = projects.len();
+        let mut report = IndexReport::default();
+        let mut pending: Vec<WriteOp> = Vec::new();
+        let mut pending_versions = 0;
+        for (done, project) in projects.iter().enumerate() {
+            let (ops, project_report) = self.project_ops(project, now).await?;
+            pending_versions += project_report.versions + 1;
+            pending.extend(ops);
+            report.absorb(&project_report);
+            if pending_versions >= REBUILD_BATCH_VERSIONS {
+                self.index.writer().apply(std::mem::take(&mut pending)).await?;
+                pending_versions = 0;
+            }
+            progress(done + 1, total);
+        }
+        if !pending.is_empty() {
+            self.index.writer().apply(pending).await?;
+        }
+        Ok(report)
+    }
+}
+
+/// What every document of one version shares.
+struct VersionBase<'a> {
+    context: &'a ProjectContext,
+    record: &'a VersionRecord,
+    state: LifecycleState,
+    readers: &'a [String],
+    permissions: &'a Value,
+    now: DateTime<Utc>,
+}
+
+impl VersionBase<'_> {
+    fn extra(
+        &self,
+        path: &str,
+        metapath: Option<&str>,
+        schema: Option<&Value>,
+        data: Option<(&ObjectMeta, Option<&FileRecord>)>,
+        meta: Option<&ObjectMeta>,
+        link: Option<&Value>,
+    ) -> Value {
+        let project = &self.context.record;
+        let id = format!("{}:{}@{}", project.project_id, path, self.record.version);
+        let (size, md5, sha256, content_type, uploaded) = match data {
+            Some((object, sidecar)) => (
+                Some(sidecar.map_or(object.size, |s| s.size)),
+                sidecar.map(|s| s.md5sum.clone()),
+                sidecar.map(|s| s.sha256.clone()),
+                sidecar
+                    .and_then(|s| s.content_type.clone())
+                    .or_else(|| object.content_type.clone()),
+                Some(sidecar.map_or(object.last_modified, |s| s.uploaded_at)),
+            ),
+            None => (None, None, None, None, None),
+        };
+        json!({
+            "id": id,
+            "kind": "file",
+            "project_id": project.project_id,
+            "version": self.record.version,
+            "path": path,
+            "metapath": metapath,
+            "namespace": project.namespace,
+            "revision": self.record.revision,
+            "numerical_revision": self.record.numerical_revision,
+            "$schema": schema,
+            "type": project.project_type,
+            "title": project.title,
+            "uploaded": uploaded,
+            "meta_uploaded": meta.map(|m| m.last_modified),
+            "meta_indexed": self.now,
+            "file_size": size,
+            "md5sum": md5,
+            "sha256": sha256,
+            "content_type": content_type,
+            "state": self.state,
+            "stable": self.record.stable,
+            "transient": self.record.expires_at.is_some(),
+            "status": self.record.status,
+            "link": link.map(|target| json!({"artifactdb": target.get("id").cloned().unwrap_or(Value::Null)})),
+            "permissions": self.permissions,
+        })
+    }
+
+    fn index_document(&self, path: &str, source: Value, uploaded: Option<DateTime<Utc>>) -> IndexDocument {
+        let project = &self.context.record;
+        IndexDocument {
+            id: format!("{}:{}@{}", project.project_id, path, self.record.version),
+            kind: DocKind::File,
+            project_id: project.project_id.clone(),
+            version: Some(self.record.version.clone()),
+            path: Some(path.to_owned()),
+            namespace: project.namespace.clone(),
+            numerical_revision: self.record.numerical_revision,
+            uploaded,
+            readers: self.readers.to_vec(),
+            state: self.state.as_str().to_owned(),
+            source,
+        }
+    }
+
+    fn document(
+        &self,
+        path: &str,
+        metapath: Option<&str>,
+        mut object: Map<String, Value>,
+        data: Option<(&ObjectMeta, Option<&FileRecord>)>,
+        meta: Option<&ObjectMeta>,
+        link: Option<&Value>,
+    ) -> IndexDocument {
+        let schema = object.get("$schema").cloned();
+        let extra = self.extra(path, metapath, schema.as_ref(), data, meta, link);
+        let uploaded = data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
+        object.insert("_extra".to_owned(), extra);
+        self.index_document(path, Value::Object(object), uploaded)
+    }
+
+    fn automatic(
+        &self,
+        path: &str,
+        data: Option<(&ObjectMeta, Option<&FileRecord>)>,
+        link: Option<&Value>,
+    ) -> IndexDocument {
+        let extra = self.extra(path, None, None, data, None, link);
+        let mut object = Map::new();
+        object.insert("path".to_owned(), Value::String(path.to_owned()));
+        for (field, name) in [("file_size", "size"), ("md5sum", "md5sum"), ("sha256", "sha256"), ("content_type", "content_type")] {
+            if let Some(value) = extra.get(field).filter(|value| !value.is_null()) {
+                object.insert(name.to_owned(), value.clone());
+            }
+        }
+        let uploaded = data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
+        object.insert("_extra".to_owned(), extra);
+        self.index_document(path, Value::Object(object), uploaded)
+    }
+}

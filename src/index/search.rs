@@ -1,0 +1,494 @@
+//! Authorized search: the user's query (tantivy query-parser syntax) parsed into a query
+//! object and ANDed with the caller's access filter.
+//!
+//! [`search`] is the only way to run a query against the index, and its access argument is
+//! required, so a route cannot forget the filter. Queries that do not parse, name internal
+//! fields, or nest absurdly are refused with [`SearchError::InvalidQuery`] before tantivy sees
+//! them.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery, TermSetQuery};
+use tantivy::query_grammar::{UserInputAst, UserInputLeaf};
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+
+use super::SearchIndex;
+use super::filter::{AccessFilter, AllowQuery};
+
+/// Longest query text accepted.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+/// Deepest parenthesis nesting accepted (the grammar is recursive).
+pub const MAX_QUERY_DEPTH: usize = 32;
+/// Largest page.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// Deepest offset a page may start at (use narrower queries beyond).
+pub const MAX_OFFSET: usize = 100_000;
+
+/// Fields a query may not name: the access data is not searchable.
+const FORBIDDEN_FIELDS: &[&str] = &["readers", "source"];
+
+/// Errors of a search.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query is not acceptable (`400 invalid_query`).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A parameter other than the query is not acceptable (`400 invalid_parameter`).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The index failed.
+    #[error("search failed: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+/// Which documents a search returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindFilter {
+    /// File documents (metadata documents and automatic file documents) — the default.
+    #[default]
+    File,
+    /// Project records.
+    Project,
+    /// Both.
+    All,
+}
+
+/// A sort on one sortable field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// Index field name (one of [`SORTABLE`]'s values).
+    pub field: &'static str,
+    /// Whether numeric (u64/date) rather than string.
+    pub numeric: bool,
+    /// Descending when the API parameter started with `-`.
+    pub descending: bool,
+}
+
+/// `sort` parameter names → (index field, numeric).
+pub const SORTABLE: &[(&str, &str, bool)] = &[
+    ("_extra.numerical_revision", "numerical_revision", true),
+    ("_extra.uploaded", "uploaded", true),
+    ("_extra.project_id", "project_id", false),
+    ("_extra.version", "version", false),
+    ("_extra.namespace", "namespace", false),
+];
+
+impl SortKey {
+    /// Parses `[-]_extra.<field>` (the `_extra.` prefix is optional).
+    pub fn parse(text: &str) -> Result<Self, SearchError> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let qualified = if name.starts_with("_extra.") {
+            name.to_owned()
+        } else {
+            format!("_extra.{name}")
+        };
+        SORTABLE
+            .iter()
+            .find(|(api, _, _)| *api == qualified)
+            .map(|(_, field, numeric)| Self {
+                field,
+                numeric: *numeric,
+                descending,
+            })
+            .ok_or_else(|| {
+                SearchError::InvalidParameter(format!(
+                    "cannot sort on {name:?}; sortable: {}",
+                    SORTABLE
+                        .iter()
+                        .map(|(api, _, _)| *api)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+}
+
+/// One search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Query text; empty or `*` matches everything.
+    pub query: String,
+    /// Which kinds of documents.
+    pub kind: KindFilter,
+    /// Sort; by relevance when absent.
+    pub sort: Option<SortKey>,
+    /// Page size (1..=500).
+    pub size: usize,
+    /// Offset of the page.
+    pub offset: usize,
+    /// Keep only each project's latest version readable under the same access filter.
+    pub latest: bool,
+    /// Restrict to one project (ArtifactDB's per-project listings).
+    pub project: Option<String>,
+    /// Restrict to one version of that project.
+    pub version: Option<String>,
+}
+
+/// One hit.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The stored document (with `_extra`, including `_extra.permissions`).
+    pub source: Value,
+}
+
+/// One page of hits.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    /// The hits of the page, in order.
+    pub hits: Vec<Hit>,
+    /// How many documents match in all (under the access filter).
+    pub total: usize,
+}
+
+/// Checks the user's query AST: no forbidden field, no absurd nesting.
+fn check_ast(ast: &UserInputAst, depth: usize) -> Result<(), SearchError> {
+    if depth > MAX_QUERY_DEPTH {
+        return Err(SearchError::InvalidQuery(
+            "query nests too deeply".to_owned(),
+        ));
+    }
+    let check_field = |field: Option<&str>| -> Result<(), SearchError> {
+        match field {
+            Some(name)
+                if FORBIDDEN_FIELDS.iter().any(|forbidden| {
+                    name == *forbidden || name.starts_with(&format!("{forbidden}."))
+                }) =>
+            {
+                Err(SearchError::InvalidQuery(format!(
+                    "field {name:?} is not searchable"
+                )))
+            }
+            _ => Ok(()),
+        }
+    };
+    match ast {
+        UserInputAst::Clause(clauses) => clauses
+            .iter()
+            .try_for_each(|(_, clause)| check_ast(clause, depth + 1)),
+        UserInputAst::Boost(inner, _) => check_ast(inner, depth + 1),
+        UserInputAst::Leaf(leaf) => match leaf.as_ref() {
+            UserInputLeaf::Literal(literal) => check_field(literal.field_name.as_deref()),
+            UserInputLeaf::All => Ok(()),
+            UserInputLeaf::Range { field, .. }
+            | UserInputLeaf::Set { field, .. }
+            | UserInputLeaf::Regex { field, .. } => check_field(field.as_deref()),
+            UserInputLeaf::Exists { field } => check_field(Some(field)),
+        },
+    }
+}
+
+/// A query made only of exclusions (`NOT x`) means "everything but x": pair it with `*`
+/// (tantivy refuses a query that only excludes).
+fn complete_negative_query(ast: UserInputAst) -> UserInputAst {
+    match ast {
+        UserInputAst::Clause(mut clauses)
+            if !clauses.is_empty()
+                && clauses
+                    .iter()
+                    .all(|(occur, _)| *occur == Some(Occur::MustNot)) =>
+        {
+            clauses.push((
+                Some(Occur::Must),
+                UserInputAst::Leaf(Box::new(UserInputLeaf::All)),
+            ));
+            UserInputAst::Clause(clauses)
+        }
+        other => other,
+    }
+}
+
+/// Parses the user's query into a query object (never combined as text).
+pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>, SearchError> {
+    let text = text.trim();
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(SearchError::InvalidQuery(format!(
+            "query longer than {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    if text.is_empty() || text == "*" {
+        return Ok(Box::new(AllQuery));
+    }
+    // Bound the nesting before the recursive grammar runs.
+    let mut depth = 0_usize;
+    for character in text.chars() {
+        match character {
+            '(' => {
+                depth += 1;
+                if depth > MAX_QUERY_DEPTH {
+                    return Err(SearchError::InvalidQuery(
+                        "query nests too deeply".to_owned(),
+                    ));
+                }
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let ast = tantivy::query_grammar::parse_query(text)
+        .map_err(|_| SearchError::InvalidQuery(format!("cannot parse {text:?}")))?;
+    check_ast(&ast, 0)?;
+    let ast = complete_negative_query(ast);
+    let fields = index.fields();
+    let parser = QueryParser::for_index(index.index(), vec![fields.document]);
+    parser
+        .build_query_from_user_input_ast(ast)
+        .map_err(|error| SearchError::InvalidQuery(error.to_string()))
+}
+
+fn term_query(field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// Builds the full query: user query ∧ access ∧ kind ∧ scope restrictions.
+fn build_query(
+    index: &SearchIndex,
+    access: &AccessFilter,
+    request: &SearchRequest,
+    user_query: Box<dyn Query>,
+) -> Vec<(Occur, Box<dyn Query>)> {
+    let fields = index.fields();
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user_query)];
+    if *access != AccessFilter::Unrestricted {
+        clauses.push((
+            Occur::Must,
+            Box::new(AllowQuery::new(
+                access.clone(),
+                index.allow_cache(),
+                fields.readers,
+                fields.state,
+            )),
+        ));
+    }
+    match request.kind {
+        KindFilter::File => clauses.push((Occur::Must, term_query(fields.kind, "file"))),
+        KindFilter::Project => clauses.push((Occur::Must, term_query(fields.kind, "project"))),
+        KindFilter::All => {}
+    }
+    if let Some(project) = &request.project {
+        clauses.push((Occur::Must, term_query(fields.project_id, project)));
+        if let Some(version) = &request.version {
+            clauses.push((
+                Occur::Must,
+                term_query(fields.version_key, &format!("{project}/{version}")),
+            ));
+        }
+    }
+    clauses
+}
+
+/// The latest readable version of every project under `access`: version keys
+/// `<project>/<version>` of the highest `numerical_revision` per project.
+pub fn latest_versions(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    access: &AccessFilter,
+    project: Option<&str>,
+) -> Result<Vec<String>, SearchError> {
+    let fields = index.fields();
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Must, term_query(fields.kind, "file"))];
+    if *access != AccessFilter::Unrestricted {
+        clauses.push((
+            Occur::Must,
+            Box::new(AllowQuery::new(
+                access.clone(),
+                index.allow_cache(),
+                fields.readers,
+                fields.state,
+            )),
+        ));
+    }
+    if let Some(project) = project {
+        clauses.push((Occur::Must, term_query(fields.project_id, project)));
+    }
+    let query = BooleanQuery::new(clauses);
+    let collector = LatestCollector;
+    let per_segment = searcher.search(&query, &collector)?;
+    let mut best: HashMap<String, (u64, String)> = HashMap::new();
+    for (project, revision, version) in per_segment {
+        let entry = best.entry(project).or_insert((0, String::new()));
+        if revision > entry.0 || entry.1.is_empty() {
+            *entry = (revision, version);
+        }
+    }
+    Ok(best
+        .into_iter()
+        .map(|(project, (_, version))| format!("{project}/{version}"))
+        .collect())
+}
+
+/// Collects (project, highest revision, its version) per segment from fast fields.
+struct LatestCollector;
+
+struct LatestSegmentCollector {
+    project: tantivy::columnar::StrColumn,
+    version: tantivy::columnar::StrColumn,
+    revision: tantivy::columnar::Column<u64>,
+    best: HashMap<u64, (u64, u32)>,
+}
+
+impl tantivy::collector::Collector for LatestCollector {
+    type Fruit = Vec<(String, u64, String)>;
+    type Child = LatestSegmentCollector;
+
+    fn for_segment(
+        &self,
+        _segment_local_id: u32,
+        reader: &tantivy::SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        let fast = reader.fast_fields();
+        let missing =
+            |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
+        Ok(LatestSegmentCollector {
+            project: fast
+                .str("project_id")?
+                .ok_or_else(|| missing("project_id"))?,
+            version: fast.str("version")?.ok_or_else(|| missing("version"))?,
+            revision: fast.u64("numerical_revision")?,
+            best: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl tantivy::collector::SegmentCollector for LatestSegmentCollector {
+    type Fruit = Vec<(String, u64, String)>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        let Some(project_ord) = self.project.term_ords(doc).next() else {
+            return;
+        };
+        let revision = self.revision.first(doc).unwrap_or(0);
+        let entry = self.best.entry(project_ord).or_insert((revision, doc));
+        if revision > entry.0 {
+            *entry = (revision, doc);
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let mut out = Vec::with_capacity(self.best.len());
+        for (project_ord, (revision, doc)) in self.best {
+            let mut project = String::new();
+            let mut version = String::new();
+            if self.project.ord_to_str(project_ord, &mut project).is_err() {
+                continue;
+            }
+            if let Some(version_ord) = self.version.term_ords(doc).next()
+                && self.version.ord_to_str(version_ord, &mut version).is_err()
+            {
+                continue;
+            }
+            out.push((project, revision, version));
+        }
+        out
+    }
+}
+
+/// Runs an authorized search. `access` is required: there is no way to search without one
+/// (`AccessFilter::Unrestricted` is an explicit choice for admins).
+pub fn search(
+    index: &SearchIndex,
+    access: &AccessFilter,
+    request: &SearchRequest,
+) -> Result<SearchPage, SearchError> {
+    if request.size == 0 || request.size > MAX_PAGE_SIZE {
+        return Err(SearchError::InvalidParameter(format!(
+            "size must be between 1 and {MAX_PAGE_SIZE}"
+        )));
+    }
+    if request.offset > MAX_OFFSET {
+        return Err(SearchError::InvalidParameter(format!(
+            "cannot page beyond {MAX_OFFSET} results; narrow the query"
+        )));
+    }
+    let user_query = parse_user_query(index, &request.query)?;
+    let searcher = index.reader().searcher();
+    let mut clauses = build_query(index, access, request, user_query);
+    if request.latest {
+        let latest = latest_versions(index, &searcher, access, request.project.as_deref())?;
+        let terms = latest
+            .iter()
+            .map(|key| Term::from_field_text(index.fields().version_key, key));
+        clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+    }
+    let query = BooleanQuery::new(clauses);
+    let top = TopDocs::with_limit(request.size).and_offset(request.offset);
+    let (addresses, total): (Vec<DocAddress>, usize) = match &request.sort {
+        None => {
+            let (docs, total) = searcher.search(&query, &(top.order_by_score(), Count))?;
+            (
+                docs.into_iter().map(|(_, address)| address).collect(),
+                total,
+            )
+        }
+        Some(sort) => {
+            let order = if sort.descending {
+                Order::Desc
+            } else {
+                Order::Asc
+            };
+            if sort.numeric {
+                if sort.field == "uploaded" {
+                    let (docs, total) = searcher.search(
+                        &query,
+                        &(
+                            top.order_by_fast_field::<tantivy::DateTime>(sort.field, order),
+                            Count,
+                        ),
+                    )?;
+                    (
+                        docs.into_iter().map(|(_, address)| address).collect(),
+                        total,
+                    )
+                } else {
+                    let (docs, total) = searcher.search(
+                        &query,
+                        &(top.order_by_fast_field::<u64>(sort.field, order), Count),
+                    )?;
+                    (
+                        docs.into_iter().map(|(_, address)| address).collect(),
+                        total,
+                    )
+                }
+            } else {
+                let (docs, total) = searcher.search(
+                    &query,
+                    &(top.order_by_string_fast_field(sort.field, order), Count),
+                )?;
+                (
+                    docs.into_iter().map(|(_, address)| address).collect(),
+                    total,
+                )
+            }
+        }
+    };
+    let source_field = index.fields().source;
+    let mut hits = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        let document: TantivyDocument = searcher.doc(address)?;
+        let source = document
+            .get_first(source_field)
+            .and_then(|value| value.as_bytes())
+            .and_then(|bytes| serde_json::from_slice(bytes).ok())
+            .unwrap_or(Value::Null);
+        hits.push(Hit { source });
+    }
+    Ok(SearchPage { hits, total })
+}

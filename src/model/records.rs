@@ -1,0 +1,204 @@
+//! The records Trove stores for projects and versions (`..meta/project.json`,
+//! `..meta/version.json`), as JSON in object storage.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::permissions::LifecycleState;
+
+/// What kind of artifact a project is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ProjectType {
+    /// A trained model.
+    Model,
+    /// A dataset.
+    Dataset,
+    /// Embeddings.
+    Embedding,
+    /// An experiment run.
+    Run,
+    /// A paper.
+    Paper,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+/// The record of a project (`<project>/..meta/project.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProjectRecord {
+    /// Globally unique project id.
+    pub project_id: String,
+    /// Human title.
+    #[serde(default)]
+    pub title: String,
+    /// Artifact type.
+    #[serde(default, rename = "type")]
+    pub project_type: ProjectType,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Namespace, fixed at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Own lifecycle state.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub state: LifecycleState,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Creator's principal.
+    pub created_by: String,
+}
+
+/// Where a version is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionStatus {
+    /// Created, files may be uploaded directly.
+    #[default]
+    Open,
+    /// An ArtifactDB upload is in progress.
+    Uploading,
+    /// Sealed: no new files, searchable, has a revision.
+    Completed,
+}
+
+/// The record of a version (`<project>/<version>/..meta/version.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VersionRecord {
+    /// Project id.
+    pub project_id: String,
+    /// Version name, unique in the project.
+    pub version: String,
+    /// Free text.
+    #[serde(default)]
+    pub changelog: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Creator's principal.
+    pub created_by: String,
+    /// Life stage.
+    #[serde(default)]
+    pub status: VersionStatus,
+    /// `NUM-<n>`, assigned at completion in completion order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `<n>` of the revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numerical_revision: Option<u64>,
+    /// When it was completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Frozen: no file may ever change.
+    #[serde(default)]
+    pub stable: bool,
+    /// Own lifecycle state.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub state: LifecycleState,
+    /// Transient versions are purged after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// An upload not completed by then is purged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_before: Option<DateTime<Utc>>,
+    /// Files announced by an ArtifactDB upload, checked at completion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announced_files: Vec<String>,
+}
+
+impl VersionRecord {
+    /// Whether the version is completed (sealed, searchable).
+    #[must_use]
+    pub fn is_completed(&self) -> bool {
+        self.status == VersionStatus::Completed
+    }
+}
+
+/// What Trove records about an uploaded file (`<project>/<version>/..meta/files/<path>.json`),
+/// so listings and the index know its checksums without re-reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileRecord {
+    /// Path inside the version.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// md5 (hex).
+    pub md5sum: String,
+    /// sha256 (hex).
+    pub sha256: String,
+    /// Content type given at upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Upload time.
+    pub uploaded_at: DateTime<Utc>,
+    /// Uploader's principal.
+    #[serde(default)]
+    pub uploaded_by: String,
+}
+
+/// Who sees a namespace's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceVisibility {
+    /// Every logged-in caller sees the metadata; downloads still need a grant.
+    Public,
+    /// Only those granted see it.
+    #[default]
+    Private,
+}
+
+/// The record of a namespace (`..meta/namespaces/<ns>/namespace.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NamespaceRecord {
+    /// Namespace name.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Visibility.
+    #[serde(default)]
+    pub visibility: NamespaceVisibility,
+    /// Own lifecycle state.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub state: LifecycleState,
+    /// Whether its writers may create projects in it.
+    #[serde(default)]
+    pub auto_create: bool,
+}
+
+/// `NUM-<n>`.
+#[must_use]
+pub fn revision_name(numerical: u64) -> String {
+    format!("NUM-{numerical}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_artifactdb_names() {
+        let record: ProjectRecord = serde_json::from_value(serde_json::json!({
+            "project_id": "bert-base", "title": "BERT", "type": "MODEL",
+            "created_at": "2026-11-01T00:00:00Z", "created_by": "alice"
+        }))
+        .unwrap();
+        assert_eq!(record.project_type, ProjectType::Model);
+        assert_eq!(record.state, LifecycleState::Active);
+        let value = serde_json::to_value(&record).unwrap();
+        assert_eq!(value["type"], "MODEL");
+        assert!(value.get("namespace").is_none());
+        assert!(serde_json::from_value::<ProjectRecord>(serde_json::json!({
+            "project_id": "x", "type": "ROBOT", "created_at": "2026-11-01T00:00:00Z", "created_by": "a"
+        }))
+        .is_err());
+        assert_eq!(revision_name(3), "NUM-3");
+    }
+}
