@@ -291,10 +291,10 @@ impl Indexer {
             return Ok((Vec::new(), None));
         }
         let version_profile = self
-            .load_profile(&ProfileLocation::Version(
-                project.to_owned(),
-                version.to_owned(),
-            ))
+            .load_profile(&ProfileLocation::Version {
+                project: project.to_owned(),
+                version: version.to_owned(),
+            })
             .await?;
         let profile = context.resolve(version_profile);
         let state = effective_state(

@@ -1,28 +1,228 @@
 //! Typed builders for every storage key of the layout in SPEC §2.
 //!
-//! Only the permission-profile keys live here on the `perm` branch; the full set is written on
-//! another branch and replaces this file at merge.
+//! ```text
+//! ..meta/permissions.json                       global profile
+//! ..meta/users/<username>.json                  accounts
+//! ..meta/groups/<group>.json                    local groups
+//! ..meta/api-keys/<key-id>.json                 machine credentials
+//! ..meta/namespaces/<ns>/namespace.json         namespace record
+//! ..meta/namespaces/<ns>/permissions.json       namespace profile
+//! ..meta/audit/...                              audit events
+//! <project>/..meta/project.json                 project record
+//! <project>/..meta/permissions.json             project profile
+//! <project>/<version>/..meta/version.json       version record
+//! <project>/<version>/..meta/permissions.json   version profile
+//! <project>/<version>/..meta/links.json         links
+//! <project>/<version>/.adbignore                paths not to index
+//! <project>/<version>/<path>                    data files and metadata documents
+//! ```
+//!
+//! The builders only concatenate: callers validate names first with [`crate::model::names`]
+//! (a project id or version can never be `..meta`, a path never has a segment starting with
+//! `..`), and every backend re-checks the final key with [`super::validate_key`].
 
-/// Key of the global profile: `..meta/permissions.json` (admins only).
+/// The reserved segment under which Trove keeps its own records. No project id, version or path
+/// segment can take this value (they can't start with `.`/`..`).
+pub const META: &str = "..meta";
+
+/// File name of every permission profile.
+const PERMISSIONS: &str = "permissions.json";
+
+/// `..meta/permissions.json`: the global permission profile.
 #[must_use]
 pub fn global_permissions() -> String {
-    "..meta/permissions.json".to_owned()
+    format!("{META}/{PERMISSIONS}")
 }
 
-/// Key of a namespace profile: `..meta/namespaces/<ns>/permissions.json`.
+/// `..meta/users/`: prefix of every account record.
 #[must_use]
-pub fn namespace_permissions(ns: &str) -> String {
-    format!("..meta/namespaces/{ns}/permissions.json")
+pub fn users_prefix() -> String {
+    format!("{META}/users/")
 }
 
-/// Key of a project profile: `<project>/..meta/permissions.json`.
+/// `..meta/users/<username>.json`: one account.
+#[must_use]
+pub fn user(username: &str) -> String {
+    format!("{META}/users/{username}.json")
+}
+
+/// `..meta/groups/`: prefix of every local group record.
+#[must_use]
+pub fn groups_prefix() -> String {
+    format!("{META}/groups/")
+}
+
+/// `..meta/groups/<group>.json`: one local group.
+#[must_use]
+pub fn group(group: &str) -> String {
+    format!("{META}/groups/{group}.json")
+}
+
+/// `..meta/api-keys/`: prefix of every API key record.
+#[must_use]
+pub fn api_keys_prefix() -> String {
+    format!("{META}/api-keys/")
+}
+
+/// `..meta/api-keys/<key-id>.json`: one API key (hashed secret, scopes, expiry).
+#[must_use]
+pub fn api_key(key_id: &str) -> String {
+    format!("{META}/api-keys/{key_id}.json")
+}
+
+/// `..meta/namespaces/`: prefix under which every namespace has a directory.
+#[must_use]
+pub fn namespaces_prefix() -> String {
+    format!("{META}/namespaces/")
+}
+
+/// `..meta/namespaces/<ns>/namespace.json`: one namespace record.
+#[must_use]
+pub fn namespace_record(namespace: &str) -> String {
+    format!("{META}/namespaces/{namespace}/namespace.json")
+}
+
+/// `..meta/namespaces/<ns>/permissions.json`: one namespace's permission profile.
+#[must_use]
+pub fn namespace_permissions(namespace: &str) -> String {
+    format!("{META}/namespaces/{namespace}/{PERMISSIONS}")
+}
+
+/// `..meta/audit/`: prefix of the append-only audit events.
+#[must_use]
+pub fn audit_prefix() -> String {
+    format!("{META}/audit/")
+}
+
+/// `<project>/`: prefix of everything belonging to one project.
+#[must_use]
+pub fn project_prefix(project: &str) -> String {
+    format!("{project}/")
+}
+
+/// `<project>/..meta/project.json`: one project record.
+#[must_use]
+pub fn project_record(project: &str) -> String {
+    format!("{project}/{META}/project.json")
+}
+
+/// `<project>/..meta/permissions.json`: one project's permission profile.
 #[must_use]
 pub fn project_permissions(project: &str) -> String {
-    format!("{project}/..meta/permissions.json")
+    format!("{project}/{META}/{PERMISSIONS}")
 }
 
-/// Key of a version profile: `<project>/<version>/..meta/permissions.json`.
+/// `<project>/<version>/`: prefix of everything belonging to one version.
+#[must_use]
+pub fn version_prefix(project: &str, version: &str) -> String {
+    format!("{project}/{version}/")
+}
+
+/// `<project>/<version>/..meta/version.json`: one version record.
+#[must_use]
+pub fn version_record(project: &str, version: &str) -> String {
+    format!("{project}/{version}/{META}/version.json")
+}
+
+/// `<project>/<version>/..meta/permissions.json`: one version's permission profile.
 #[must_use]
 pub fn version_permissions(project: &str, version: &str) -> String {
-    format!("{project}/{version}/..meta/permissions.json")
+    format!("{project}/{version}/{META}/{PERMISSIONS}")
+}
+
+/// `<project>/<version>/..meta/links.json`: the version's links to other artifacts.
+#[must_use]
+pub fn version_links(project: &str, version: &str) -> String {
+    format!("{project}/{version}/{META}/links.json")
+}
+
+/// `<project>/<version>/.adbignore`: paths of the version not to index.
+#[must_use]
+pub fn version_adbignore(project: &str, version: &str) -> String {
+    format!("{project}/{version}/.adbignore")
+}
+
+/// `<project>/<version>/<path>`: one data file or metadata document.
+#[must_use]
+pub fn version_file(project: &str, version: &str, path: &str) -> String {
+    format!("{project}/{version}/{path}")
+}
+
+/// Whether a key lies in Trove's reserved space (a `..meta` segment anywhere), i.e. is a
+/// record rather than a data file.
+#[must_use]
+pub fn is_meta_key(key: &str) -> bool {
+    key.split('/').any(|segment| segment == META)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::validate_key;
+
+    #[test]
+    fn global_keys_follow_the_layout() {
+        assert_eq!(global_permissions(), "..meta/permissions.json");
+        assert_eq!(user("alice"), "..meta/users/alice.json");
+        assert_eq!(group("ml"), "..meta/groups/ml.json");
+        assert_eq!(api_key("k1"), "..meta/api-keys/k1.json");
+        assert_eq!(
+            namespace_record("nlp"),
+            "..meta/namespaces/nlp/namespace.json"
+        );
+        assert_eq!(
+            namespace_permissions("nlp"),
+            "..meta/namespaces/nlp/permissions.json"
+        );
+        assert_eq!(audit_prefix(), "..meta/audit/");
+        assert_eq!(users_prefix(), "..meta/users/");
+        assert_eq!(groups_prefix(), "..meta/groups/");
+        assert_eq!(api_keys_prefix(), "..meta/api-keys/");
+        assert_eq!(namespaces_prefix(), "..meta/namespaces/");
+    }
+
+    #[test]
+    fn project_and_version_keys_follow_the_layout() {
+        assert_eq!(project_prefix("p"), "p/");
+        assert_eq!(project_record("p"), "p/..meta/project.json");
+        assert_eq!(project_permissions("p"), "p/..meta/permissions.json");
+        assert_eq!(version_prefix("p", "v1"), "p/v1/");
+        assert_eq!(version_record("p", "v1"), "p/v1/..meta/version.json");
+        assert_eq!(
+            version_permissions("p", "v1"),
+            "p/v1/..meta/permissions.json"
+        );
+        assert_eq!(version_links("p", "v1"), "p/v1/..meta/links.json");
+        assert_eq!(version_adbignore("p", "v1"), "p/v1/.adbignore");
+        assert_eq!(version_file("p", "v1", "a/b.csv"), "p/v1/a/b.csv");
+    }
+
+    #[test]
+    fn every_built_key_is_a_valid_storage_key() {
+        for key in [
+            global_permissions(),
+            user("alice"),
+            group("ml"),
+            api_key("k1"),
+            namespace_record("nlp"),
+            namespace_permissions("nlp"),
+            project_record("p"),
+            project_permissions("p"),
+            version_record("p", "v1"),
+            version_permissions("p", "v1"),
+            version_links("p", "v1"),
+            version_adbignore("p", "v1"),
+            version_file("p", "v1", "a/b.csv"),
+        ] {
+            assert!(validate_key(&key).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
+    fn meta_keys_are_recognised() {
+        assert!(is_meta_key(&version_record("p", "v1")));
+        assert!(is_meta_key(&global_permissions()));
+        assert!(!is_meta_key(&version_file("p", "v1", "x/..metadata")));
+        assert!(!is_meta_key(&version_adbignore("p", "v1")));
+    }
 }

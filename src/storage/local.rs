@@ -1,45 +1,851 @@
 //! The local backend: a directory with the same keys as the bucket.
-// TEMPORARY STUB (replaced by the storage branch)
-#![allow(missing_docs, clippy::all)]
-use super::*;
-use std::path::PathBuf;
-#[derive(Debug)]
-pub struct LocalStore;
-impl LocalStore {
-    pub fn open(_o: PathBuf, _t: PathBuf, _p: super::presign::LocalPresigner) -> Result<Self> {
-        Ok(Self)
+//!
+//! * A logical key `a/b/c` is the file `objects_dir/a/b/c`; keys are checked with
+//!   [`validate_key`] first, so no key can leave `objects_dir`. Symbolic links inside
+//!   `objects_dir` are never listed.
+//! * Writes are atomic: the body streams into a temporary file in `tmp_dir` (same filesystem,
+//!   outside `objects_dir`) while md5 and sha256 are computed, is fsynced, and is then moved into
+//!   place — `rename` for an unconditional write or an `If-Match` update (compared under an
+//!   in-process per-key lock), `hard_link` for a create-if-absent (which fails atomically when
+//!   the target exists, even across processes). The parent directory is fsynced afterwards.
+//! * The ETag is derived from inode, modification time (nanoseconds) and size. Every write sets
+//!   a unique, strictly increasing modification time on its new file, so the ETag changes on
+//!   every write and is stable otherwise.
+//! * Content types are not stored: they are guessed from the key's extension with a small
+//!   built-in table (see [`guess_content_type`]); unknown extensions report none.
+//! * Deleting removes now-empty parent directories up to `objects_dir`; a writer racing with
+//!   that re-creates its directory and retries.
+//! * Listings walk the tree depth-first in byte order of the full keys (a directory `d` sorts as
+//!   `d/`), skip whole subtrees before the continuation token, and stop after one page.
+//!
+//! Conditional updates are serialised per key within one process; run one Trove process per
+//! data directory.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use super::presign::LocalPresigner;
+use super::{
+    ByteRange, ByteStream, GetObject, ListPage, ListRequest, ObjectMeta, ObjectStore,
+    PresignMethod, PutCondition, PutOptions, PutOutcome, Result, StorageError, StorageKind,
+    validate_key,
+};
+
+/// Number of striped locks serialising commits per key.
+const LOCK_STRIPES: usize = 64;
+/// Page size when a listing asks for `0`.
+const DEFAULT_PAGE: usize = 1000;
+/// Largest page a listing returns.
+const MAX_PAGE: usize = 10_000;
+/// How often a commit re-creates its parent directory when a concurrent delete removed it.
+const COMMIT_ATTEMPTS: usize = 4;
+/// Read buffer of streamed gets.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A directory-backed [`ObjectStore`].
+pub struct LocalStore {
+    objects_dir: PathBuf,
+    tmp_dir: PathBuf,
+    presigner: LocalPresigner,
+    shared: Arc<Shared>,
+}
+
+/// State shared with blocking tasks.
+struct Shared {
+    /// Striped per-key locks: every commit and delete of a key holds its stripe.
+    locks: Vec<Mutex<()>>,
+    /// Last modification time handed out, in nanoseconds since the epoch.
+    last_mtime_nanos: AtomicU64,
+}
+
+impl Shared {
+    fn lock_for(&self, key: &str) -> &Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        // The modulo keeps the value below LOCK_STRIPES, so the cast can't truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = (hasher.finish() % LOCK_STRIPES as u64) as usize;
+        &self.locks[index]
+    }
+
+    /// A modification time strictly later than every one handed out before by this store.
+    fn unique_mtime(&self) -> SystemTime {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+            });
+        let mut previous = self.last_mtime_nanos.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(previous.saturating_add(1));
+            match self.last_mtime_nanos.compare_exchange_weak(
+                previous,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return UNIX_EPOCH + Duration::from_nanos(next),
+                Err(actual) => previous = actual,
+            }
+        }
     }
 }
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("objects_dir", &self.objects_dir)
+            .field("tmp_dir", &self.tmp_dir)
+            .field("presigner", &self.presigner)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(context: &str, error: &io::Error) -> StorageError {
+    StorageError::Backend(format!("{context}: {error}"))
+}
+
+fn join_error(error: &tokio::task::JoinError) -> StorageError {
+    StorageError::Backend(format!("blocking storage task failed: {error}"))
+}
+
+/// Whether an I/O error means "no such object" (missing file, or a file where a directory of
+/// the path was expected).
+fn is_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// The ETag of a file: inode, modification time in nanoseconds and size, in hex.
+fn etag_of(metadata: &fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+    #[cfg(not(unix))]
+    let inode = 0_u64;
+    let mtime_nanos = metadata
+        .modified()
+        .ok()
+        .and_then(|modified| modified.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("{inode:x}-{mtime_nanos:x}-{:x}", metadata.len())
+}
+
+/// The content type reported for a key, guessed from its extension (the local backend does not
+/// store the type given at upload). Unknown extensions give `None`.
+#[must_use]
+pub fn guess_content_type(key: &str) -> Option<&'static str> {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let (_, extension) = name.rsplit_once('.')?;
+    let content_type = match extension.to_ascii_lowercase().as_str() {
+        "json" => "application/json",
+        "jsonl" | "ndjson" => "application/x-ndjson",
+        "csv" => "text/csv",
+        "tsv" => "text/tab-separated-values",
+        "txt" | "adbignore" => "text/plain",
+        "md" => "text/markdown",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "yaml" | "yml" => "application/yaml",
+        "toml" => "application/toml",
+        "parquet" => "application/vnd.apache.parquet",
+        "gz" => "application/gzip",
+        "zip" => "application/zip",
+        "tar" => "application/x-tar",
+        "zst" => "application/zstd",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "h5" | "hdf5" => "application/x-hdf5",
+        "bin" | "pt" | "pth" | "safetensors" | "onnx" | "npy" | "npz" | "ckpt" => {
+            "application/octet-stream"
+        }
+        _ => return None,
+    };
+    Some(content_type)
+}
+
+fn meta_of(key: &str, metadata: &fs::Metadata) -> ObjectMeta {
+    let last_modified = metadata
+        .modified()
+        .map_or_else(|_| DateTime::<Utc>::UNIX_EPOCH, DateTime::<Utc>::from);
+    ObjectMeta {
+        key: key.to_owned(),
+        size: metadata.len(),
+        etag: etag_of(metadata),
+        last_modified,
+        content_type: guess_content_type(key).map(str::to_owned),
+    }
+}
+
+/// Removes a temporary file when dropped, unless disarmed.
+struct TempPath(Option<PathBuf>);
+
+impl TempPath {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or_else(|| Path::new(""))
+    }
+
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // Best effort: a leftover temp file wastes space but is never visible as an object.
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// fsyncs a directory so a rename or link in it is durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Runs `operation` (a rename or link onto `target`) after creating the target's parent
+/// directory, retrying when a concurrent delete removed that directory in between.
+fn with_parent(
+    key: &str,
+    target: &Path,
+    mut operation: impl FnMut() -> io::Result<()>,
+) -> Result<()> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| StorageError::InvalidKey(key.to_owned()))?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        fs::create_dir_all(parent).map_err(|error| {
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists
+            ) {
+                StorageError::Backend(format!(
+                    "key {key:?} conflicts with an existing object on its path"
+                ))
+            } else {
+                io_error("create directory", &error)
+            }
+        })?;
+        match operation() {
+            Err(error) if error.kind() == io::ErrorKind::NotFound && attempt < COMMIT_ATTEMPTS => {}
+            Err(error) => return Err(commit_error(key, target, &error)),
+            Ok(()) => return sync_dir(parent).map_err(|error| io_error("fsync directory", &error)),
+        }
+    }
+}
+
+fn commit_error(key: &str, target: &Path, error: &io::Error) -> StorageError {
+    if target.is_dir() {
+        return StorageError::Backend(format!(
+            "key {key:?} conflicts with existing objects below it"
+        ));
+    }
+    if error.kind() == io::ErrorKind::AlreadyExists {
+        return StorageError::AlreadyExists {
+            key: key.to_owned(),
+        };
+    }
+    io_error("commit object", error)
+}
+
+/// Moves the finished temp file to `target` according to `condition`, holding the key's lock.
+fn commit(
+    shared: &Shared,
+    key: &str,
+    temp: &mut TempPath,
+    target: &Path,
+    condition: &PutCondition,
+) -> Result<ObjectMeta> {
+    let _guard = shared
+        .lock_for(key)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match condition {
+        PutCondition::None => {
+            with_parent(key, target, || fs::rename(temp.path(), target))?;
+            temp.disarm();
+        }
+        PutCondition::IfAbsent => {
+            // hard_link fails atomically with EEXIST when the target exists, even against
+            // writers in other processes; the guard then removes the temp file.
+            with_parent(key, target, || fs::hard_link(temp.path(), target))?;
+        }
+        PutCondition::IfMatch(expected) => {
+            let current = match fs::metadata(target) {
+                Ok(metadata) if metadata.is_file() => metadata,
+                Ok(_) => {
+                    return Err(StorageError::PreconditionFailed {
+                        key: key.to_owned(),
+                    });
+                }
+                Err(error) if is_absent(&error) => {
+                    return Err(StorageError::PreconditionFailed {
+                        key: key.to_owned(),
+                    });
+                }
+                Err(error) => return Err(io_error("stat object", &error)),
+            };
+            if etag_of(&current) != *expected {
+                return Err(StorageError::PreconditionFailed {
+                    key: key.to_owned(),
+                });
+            }
+            with_parent(key, target, || fs::rename(temp.path(), target))?;
+            temp.disarm();
+        }
+    }
+    let metadata = fs::metadata(target).map_err(|error| io_error("stat object", &error))?;
+    Ok(meta_of(key, &metadata))
+}
+
+/// One listed item, in key order.
+enum Listed {
+    Object(ObjectMeta),
+    Prefix(String),
+}
+
+impl Listed {
+    fn key(&self) -> &str {
+        match self {
+            Self::Object(meta) => &meta.key,
+            Self::Prefix(prefix) => prefix,
+        }
+    }
+}
+
+/// A depth-first walk producing one page of a listing.
+struct Walk<'a> {
+    delimited: bool,
+    start_after: Option<&'a str>,
+    /// Items to collect: the page size plus one, to know whether another page follows.
+    limit: usize,
+    items: Vec<Listed>,
+}
+
+/// The entries of a directory, sorted so that depth-first order equals the byte order of full
+/// keys: a directory `d` sorts as `d/`. Symbolic links, special files and names that are not
+/// UTF-8 are skipped. A missing directory has no entries.
+fn sorted_entries(dir: &Path) -> io::Result<Vec<(String, bool)>> {
+    let reader = match fs::read_dir(dir) {
+        Ok(reader) => reader,
+        Err(error) if is_absent(&error) => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut entries = Vec::new();
+    for entry in reader {
+        let entry = match entry {
+            Ok(entry) => entry,
+            // Removed while listing.
+            Err(error) if is_absent(&error) => continue,
+            Err(error) => return Err(error),
+        };
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        let is_dir = file_type.is_dir();
+        if !is_dir && !file_type.is_file() {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let sort_key = if is_dir { format!("{name}/") } else { name };
+        entries.push((sort_key, is_dir));
+    }
+    entries.sort_unstable();
+    Ok(entries
+        .into_iter()
+        .map(|(mut sort_key, is_dir)| {
+            if is_dir {
+                sort_key.pop();
+            }
+            (sort_key, is_dir)
+        })
+        .collect())
+}
+
+/// Whether a directory contains at least one object, at any depth.
+fn has_object(dir: &Path) -> io::Result<bool> {
+    for (name, is_dir) in sorted_entries(dir)? {
+        let path = dir.join(&name);
+        if !is_dir || has_object(&path)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+impl Walk<'_> {
+    fn full(&self) -> bool {
+        self.items.len() >= self.limit
+    }
+
+    fn after_token(&self, key: &str) -> bool {
+        self.start_after.is_none_or(|token| key > token)
+    }
+
+    /// Visits `dir`, whose keys start with `key_prefix`, keeping entries whose name starts with
+    /// `name_filter`. Returns `true` once the page is full.
+    fn visit(&mut self, dir: &Path, key_prefix: &str, name_filter: &str) -> io::Result<bool> {
+        for (name, is_dir) in sorted_entries(dir)? {
+            if !name.starts_with(name_filter) {
+                continue;
+            }
+            let path = dir.join(&name);
+            if is_dir {
+                let sub_prefix = format!("{key_prefix}{name}/");
+                if self.delimited {
+                    if self.after_token(&sub_prefix) && has_object(&path)? {
+                        self.items.push(Listed::Prefix(sub_prefix));
+                    }
+                } else {
+                    // Every key below starts with sub_prefix: the whole subtree lies before the
+                    // token unless the token itself is inside it.
+                    let before_token = self.start_after.is_some_and(|token| {
+                        sub_prefix.as_str() < token && !token.starts_with(&sub_prefix)
+                    });
+                    if !before_token && self.visit(&path, &sub_prefix, "")? {
+                        return Ok(true);
+                    }
+                }
+            } else {
+                let key = format!("{key_prefix}{name}");
+                if !self.after_token(&key) || validate_key(&key).is_err() {
+                    continue;
+                }
+                let metadata = match fs::symlink_metadata(&path) {
+                    Ok(metadata) => metadata,
+                    Err(error) if is_absent(&error) => continue,
+                    Err(error) => return Err(error),
+                };
+                self.items.push(Listed::Object(meta_of(&key, &metadata)));
+            }
+            if self.full() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Splits a listing prefix into the directory to walk (relative, ending with `/` or empty) and
+/// the filter on names inside it. `None` when no valid key can have this prefix.
+fn split_prefix(prefix: &str) -> Option<(&str, &str)> {
+    let (dir_part, name_filter) = match prefix.rfind('/') {
+        Some(index) => (&prefix[..=index], &prefix[index + 1..]),
+        None => ("", prefix),
+    };
+    if !dir_part.is_empty() && validate_key(&dir_part[..dir_part.len() - 1]).is_err() {
+        return None;
+    }
+    Some((dir_part, name_filter))
+}
+
+fn list_blocking(
+    objects_dir: &Path,
+    prefix: &str,
+    delimited: bool,
+    start_after: Option<&str>,
+    max_keys: usize,
+) -> Result<ListPage> {
+    let Some((dir_part, name_filter)) = split_prefix(prefix) else {
+        return Ok(ListPage::default());
+    };
+    let mut dir = objects_dir.to_path_buf();
+    dir.extend(dir_part.split('/').filter(|segment| !segment.is_empty()));
+    let mut walk = Walk {
+        delimited,
+        start_after,
+        limit: max_keys + 1,
+        items: Vec::new(),
+    };
+    walk.visit(&dir, dir_part, name_filter)
+        .map_err(|error| io_error("list directory", &error))?;
+    let mut items = walk.items;
+    let next = if items.len() > max_keys {
+        items.truncate(max_keys);
+        items
+            .last()
+            .map(|item| URL_SAFE_NO_PAD.encode(item.key().as_bytes()))
+    } else {
+        None
+    };
+    let mut page = ListPage {
+        next,
+        ..ListPage::default()
+    };
+    for item in items {
+        match item {
+            Listed::Object(meta) => page.objects.push(meta),
+            Listed::Prefix(prefix) => page.common_prefixes.push(prefix),
+        }
+    }
+    Ok(page)
+}
+
+fn decode_token(token: &str) -> Result<String> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .ok_or_else(|| StorageError::InvalidKey("invalid continuation token".into()))
+}
+
+impl LocalStore {
+    /// Opens (creating when needed) a store keeping objects in `objects_dir` and temporary files
+    /// in `tmp_dir`, which must be on the same filesystem and outside `objects_dir`.
+    pub fn open(objects_dir: PathBuf, tmp_dir: PathBuf, presigner: LocalPresigner) -> Result<Self> {
+        fs::create_dir_all(&objects_dir)
+            .map_err(|error| io_error("create objects directory", &error))?;
+        fs::create_dir_all(&tmp_dir).map_err(|error| io_error("create tmp directory", &error))?;
+        let objects_dir = objects_dir
+            .canonicalize()
+            .map_err(|error| io_error("resolve objects directory", &error))?;
+        let tmp_dir = tmp_dir
+            .canonicalize()
+            .map_err(|error| io_error("resolve tmp directory", &error))?;
+        if tmp_dir.starts_with(&objects_dir) {
+            return Err(StorageError::Backend(
+                "the tmp directory must not be inside the objects directory".into(),
+            ));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let device = |dir: &Path| {
+                fs::metadata(dir)
+                    .map(|metadata| metadata.dev())
+                    .map_err(|error| io_error("stat directory", &error))
+            };
+            if device(&objects_dir)? != device(&tmp_dir)? {
+                return Err(StorageError::Backend(
+                    "the tmp directory must be on the same filesystem as the objects directory"
+                        .into(),
+                ));
+            }
+        }
+        Ok(Self {
+            objects_dir,
+            tmp_dir,
+            presigner,
+            shared: Arc::new(Shared {
+                locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                last_mtime_nanos: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The directory objects live in.
+    #[must_use]
+    pub fn objects_dir(&self) -> &Path {
+        &self.objects_dir
+    }
+
+    /// The presigner of this store's URLs (the `/storage/{key}` route verifies with it).
+    #[must_use]
+    pub fn presigner(&self) -> &LocalPresigner {
+        &self.presigner
+    }
+
+    /// The file of a logical key, after validating the key.
+    fn path_for(&self, key: &str) -> Result<PathBuf> {
+        validate_key(key)?;
+        let mut path = self.objects_dir.clone();
+        path.extend(key.split('/'));
+        Ok(path)
+    }
+}
+
 #[async_trait]
 impl ObjectStore for LocalStore {
     fn kind(&self) -> StorageKind {
         StorageKind::Local
     }
-    async fn head(&self, _k: &str) -> Result<ObjectMeta> {
-        todo!()
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        let path = self.path_for(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(metadata) if metadata.is_file() => Ok(meta_of(key, &metadata)),
+            Ok(_) => Err(StorageError::NotFound {
+                key: key.to_owned(),
+            }),
+            Err(error) if is_absent(&error) => Err(StorageError::NotFound {
+                key: key.to_owned(),
+            }),
+            Err(error) => Err(io_error("stat object", &error)),
+        }
     }
-    async fn get(&self, _k: &str, _r: Option<ByteRange>) -> Result<GetObject> {
-        todo!()
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
+        let path = self.path_for(key)?;
+        let owned_key = key.to_owned();
+        let opened = tokio::task::spawn_blocking(move || -> Result<_> {
+            let not_found = || StorageError::NotFound {
+                key: owned_key.clone(),
+            };
+            let mut file = match fs::File::open(&path) {
+                Ok(file) => file,
+                Err(error) if is_absent(&error) => return Err(not_found()),
+                Err(error) => return Err(io_error("open object", &error)),
+            };
+            // Metadata of the open file, so it describes exactly the bytes served even if a
+            // writer replaces the key meanwhile.
+            let metadata = file
+                .metadata()
+                .map_err(|error| io_error("stat object", &error))?;
+            if !metadata.is_file() {
+                return Err(not_found());
+            }
+            let size = metadata.len();
+            let served = match range {
+                None => None,
+                Some(ByteRange { start, end }) => {
+                    if start >= size || end.is_some_and(|end| end < start) {
+                        return Err(StorageError::InvalidRange { size });
+                    }
+                    let end = end.map_or(size - 1, |end| end.min(size - 1));
+                    file.seek(SeekFrom::Start(start))
+                        .map_err(|error| io_error("seek object", &error))?;
+                    Some((start, end))
+                }
+            };
+            Ok((file, meta_of(&owned_key, &metadata), served))
+        })
+        .await
+        .map_err(|error| join_error(&error))??;
+        let (file, meta, served) = opened;
+        let length = served.map_or(meta.size, |(start, end)| end - start + 1);
+        let reader = tokio::fs::File::from_std(file).take(length);
+        Ok(GetObject {
+            meta,
+            range: served,
+            body: ReaderStream::with_capacity(reader, READ_CHUNK).boxed(),
+        })
     }
-    async fn put(&self, _k: &str, _b: ByteStream, _o: PutOptions) -> Result<PutOutcome> {
-        todo!()
+
+    async fn put(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<PutOutcome> {
+        let target = self.path_for(key)?;
+        let temp_path = self
+            .tmp_dir
+            .join(format!("put-{}.tmp", uuid::Uuid::new_v4().simple()));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .await
+            .map_err(|error| io_error("create temp file", &error))?;
+        let mut temp = TempPath(Some(temp_path));
+        let mut md5 = Md5::new();
+        let mut sha256 = Sha256::new();
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(StorageError::Body)?;
+            md5.update(&chunk);
+            sha256.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|error| io_error("write temp file", &error))?;
+        }
+        file.flush()
+            .await
+            .map_err(|error| io_error("write temp file", &error))?;
+        let file = file.into_std().await;
+        let md5: [u8; 16] = md5.finalize().into();
+        let md5_hex = hex::encode(md5);
+        if let Some(expected) = options.content_md5
+            && expected != md5
+        {
+            // `temp` is dropped here, removing the temp file: nothing is stored.
+            return Err(StorageError::DigestMismatch {
+                expected: hex::encode(expected),
+                actual: md5_hex,
+            });
+        }
+        let sha256_hex = hex::encode(sha256.finalize());
+        let shared = Arc::clone(&self.shared);
+        let key = key.to_owned();
+        let meta = tokio::task::spawn_blocking(move || {
+            file.set_modified(shared.unique_mtime())
+                .map_err(|error| io_error("set modification time", &error))?;
+            file.sync_all()
+                .map_err(|error| io_error("fsync temp file", &error))?;
+            drop(file);
+            commit(&shared, &key, &mut temp, &target, &options.condition)
+        })
+        .await
+        .map_err(|error| join_error(&error))??;
+        Ok(PutOutcome {
+            meta,
+            md5_hex,
+            sha256_hex,
+        })
     }
-    async fn delete(&self, _k: &str) -> Result<()> {
-        todo!()
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path_for(key)?;
+        let objects_dir = self.objects_dir.clone();
+        let shared = Arc::clone(&self.shared);
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let guard = shared
+                .lock_for(&key)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match fs::symlink_metadata(&path) {
+                Ok(metadata) if metadata.is_dir() => return Ok(()),
+                Ok(_) => {}
+                Err(error) if is_absent(&error) => return Ok(()),
+                Err(error) => return Err(io_error("stat object", &error)),
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if is_absent(&error) => return Ok(()),
+                Err(error) => return Err(io_error("delete object", &error)),
+            }
+            drop(guard);
+            let mut dir = path.parent();
+            if let Some(parent) = dir {
+                sync_dir(parent).map_err(|error| io_error("fsync directory", &error))?;
+            }
+            // Remove now-empty parents; stops at the first non-empty one (or one a writer just
+            // re-populated). A writer that loses its directory here re-creates it and retries.
+            while let Some(current) = dir {
+                if current == objects_dir || !current.starts_with(&objects_dir) {
+                    break;
+                }
+                if fs::remove_dir(current).is_err() {
+                    break;
+                }
+                dir = current.parent();
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|error| join_error(&error))?
     }
-    async fn list(&self, _r: &ListRequest) -> Result<ListPage> {
-        todo!()
+
+    async fn list(&self, request: &ListRequest) -> Result<ListPage> {
+        let start_after = request
+            .continuation
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
+        let max_keys = match request.max_keys {
+            0 => DEFAULT_PAGE,
+            requested => requested.min(MAX_PAGE),
+        };
+        let objects_dir = self.objects_dir.clone();
+        let prefix = request.prefix.clone();
+        let delimited = request.delimited;
+        tokio::task::spawn_blocking(move || {
+            list_blocking(
+                &objects_dir,
+                &prefix,
+                delimited,
+                start_after.as_deref(),
+                max_keys,
+            )
+        })
+        .await
+        .map_err(|error| join_error(&error))?
     }
+
     async fn presign(
         &self,
-        _m: PresignMethod,
-        _k: &str,
-        _e: Duration,
-        _c: Option<[u8; 16]>,
+        method: PresignMethod,
+        key: &str,
+        expires_in: Duration,
+        content_md5: Option<[u8; 16]>,
     ) -> Result<String> {
-        todo!()
+        self.presigner.sign(method, key, expires_in, content_md5)
     }
+
     async fn check(&self) -> Result<()> {
-        Ok(())
+        let objects_dir = self.objects_dir.clone();
+        let probe = self
+            .tmp_dir
+            .join(format!("check-{}.tmp", uuid::Uuid::new_v4().simple()));
+        tokio::task::spawn_blocking(move || {
+            let metadata = fs::metadata(&objects_dir).map_err(|error| {
+                StorageError::Unavailable(format!("objects directory: {error}"))
+            })?;
+            if !metadata.is_dir() || metadata.permissions().readonly() {
+                return Err(StorageError::Unavailable(
+                    "objects directory is not a writable directory".into(),
+                ));
+            }
+            fs::write(&probe, b"ok")
+                .map_err(|error| StorageError::Unavailable(format!("tmp directory: {error}")))?;
+            fs::remove_file(&probe)
+                .map_err(|error| StorageError::Unavailable(format!("tmp directory: {error}")))
+        })
+        .await
+        .map_err(|error| join_error(&error))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_guessed_from_extensions() {
+        assert_eq!(guess_content_type("p/v1/x.json"), Some("application/json"));
+        assert_eq!(guess_content_type("p/v1/X.CSV"), Some("text/csv"));
+        assert_eq!(guess_content_type("p/v1/.adbignore"), Some("text/plain"));
+        assert_eq!(guess_content_type("p/v1/noext"), None);
+        assert_eq!(guess_content_type("p/v1.json/noext"), None);
+    }
+
+    #[test]
+    fn prefixes_split_into_directory_and_name_filter() {
+        assert_eq!(split_prefix(""), Some(("", "")));
+        assert_eq!(split_prefix("ab"), Some(("", "ab")));
+        assert_eq!(split_prefix("a/b"), Some(("a/", "b")));
+        assert_eq!(split_prefix("a/b/"), Some(("a/b/", "")));
+        assert_eq!(split_prefix("p/.."), Some(("p/", "..")));
+        assert_eq!(split_prefix("../x"), None);
+        assert_eq!(split_prefix("a//b"), None);
+        assert_eq!(split_prefix("/a"), None);
+    }
+
+    #[test]
+    fn unique_mtimes_strictly_increase() {
+        let shared = Shared {
+            locks: Vec::new(),
+            last_mtime_nanos: AtomicU64::new(0),
+        };
+        let first = shared.unique_mtime();
+        let second = shared.unique_mtime();
+        assert!(second > first);
     }
 }

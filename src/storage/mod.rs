@@ -71,8 +71,9 @@ pub enum StorageError {
     /// The body stream given to a put failed.
     #[error("body stream failed: {0}")]
     Body(std::io::Error),
-    /// A presigned URL is expired, tampered with or used for another method.
-    #[error("invalid presigned url: {0}")]
+    /// A presigned request whose signature is missing, malformed, wrong or expired (the API
+    /// answers `403`).
+    #[error("presigned url rejected: {0}")]
     PresignInvalid(String),
     /// Any other backend failure (permission denied on disk, unexpected S3 error).
     #[error("storage backend error: {0}")]
