@@ -12,6 +12,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rand::RngCore as _;
 
+use crate::auth::AuthService;
+use crate::auth::oidc::OidcVerifier;
 use crate::config::Settings;
 use crate::index::cursor::CursorCodec;
 use crate::index::indexer::Indexer;
@@ -48,6 +50,8 @@ pub struct App {
     pub last_sync: std::sync::Mutex<Option<crate::index::sync::SyncReport>>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Accounts, tokens, groups and API keys.
+    pub auth: Arc<AuthService>,
     /// When this process started.
     pub started_at: DateTime<Utc>,
 }
@@ -63,49 +67,7 @@ impl App {
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let metrics = Arc::new(Metrics::new());
 
-        let (backend, presigner): (Arc<dyn ObjectStore>, Option<LocalPresigner>) =
-            match settings.storage {
-                StorageKind::Local => {
-                    let secret = match &settings.presign_secret {
-                        Some(secret) => secret.expose().as_bytes().to_vec(),
-                        None => load_or_create_secret(&data_dir.join("secrets/presign.key"))?,
-                    };
-                    let base_url = url::Url::parse(&settings.public_url())
-                        .context("invalid setting TROVE_PUBLIC_URL")?;
-                    let presigner = LocalPresigner::new(base_url, secret);
-                    let store = LocalStore::open(
-                        data_dir.join("objects"),
-                        data_dir.join("tmp"),
-                        presigner.clone(),
-                    )
-                    .context("cannot open local storage")?;
-                    (Arc::new(store), Some(presigner))
-                }
-                StorageKind::S3 => {
-                    let s3 = &settings.s3;
-                    let store = S3Store::connect(S3Settings {
-                        bucket: s3.bucket.clone().unwrap_or_default(),
-                        endpoint: s3.endpoint.clone(),
-                        region: s3.region.clone(),
-                        prefix: s3.prefix.clone(),
-                        path_style: s3.path_style,
-                        timeout: settings.storage_timeout(),
-                        credentials: s3.access_key_id.clone().zip(
-                            s3.secret_access_key
-                                .as_ref()
-                                .map(|secret| secret.expose().to_owned()),
-                        ),
-                    })
-                    .await
-                    .context("cannot configure the S3 storage backend")?;
-                    (Arc::new(store), None)
-                }
-            };
-        let storage: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
-            backend,
-            metrics.clone(),
-            settings.storage_timeout(),
-        ));
+        let (storage, presigner) = build_storage(&settings, metrics.clone()).await?;
 
         let schema = IndexSchema::builtin().context("invalid built-in index schema")?;
         let index_dir = data_dir.join("index");
@@ -119,6 +81,8 @@ impl App {
         let indexer = Indexer::new(storage.clone(), profiles.clone(), index.clone());
         let cursors =
             CursorCodec::new(load_or_create_secret(&data_dir.join("secrets/cursor.key"))?);
+        let auth = Arc::new(build_auth(&settings, storage.clone()).await?);
+
         Ok(Arc::new(Self {
             settings,
             storage,
@@ -130,6 +94,7 @@ impl App {
             cursors,
             last_sync: std::sync::Mutex::new(None),
             metrics,
+            auth,
             started_at: Utc::now(),
         }))
     }
@@ -178,6 +143,91 @@ impl App {
     pub fn uptime(&self) -> Duration {
         (Utc::now() - self.started_at).to_std().unwrap_or_default()
     }
+}
+
+/// Builds the configured storage backend, instrumented (timeouts and metrics), and the local
+/// presigner (`None` on S3). Used by `App::build` and by the CLI commands that work on storage
+/// directly (`trove user ...`).
+pub async fn build_storage(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(Arc<dyn ObjectStore>, Option<LocalPresigner>)> {
+    let data_dir = &settings.data_dir;
+    let (backend, presigner): (Arc<dyn ObjectStore>, Option<LocalPresigner>) =
+        match settings.storage {
+            StorageKind::Local => {
+                let secret = match &settings.presign_secret {
+                    Some(secret) => secret.expose().as_bytes().to_vec(),
+                    None => load_or_create_secret(&data_dir.join("secrets/presign.key"))?,
+                };
+                let base_url = url::Url::parse(&settings.public_url())
+                    .context("invalid setting TROVE_PUBLIC_URL")?;
+                let presigner = LocalPresigner::new(base_url, secret);
+                let store = LocalStore::open(
+                    data_dir.join("objects"),
+                    data_dir.join("tmp"),
+                    presigner.clone(),
+                )
+                .context("cannot open local storage")?;
+                (Arc::new(store), Some(presigner))
+            }
+            StorageKind::S3 => {
+                let s3 = &settings.s3;
+                let store = S3Store::connect(S3Settings {
+                    bucket: s3.bucket.clone().unwrap_or_default(),
+                    endpoint: s3.endpoint.clone(),
+                    region: s3.region.clone(),
+                    prefix: s3.prefix.clone(),
+                    path_style: s3.path_style,
+                    timeout: settings.storage_timeout(),
+                    credentials: s3.access_key_id.clone().zip(
+                        s3.secret_access_key
+                            .as_ref()
+                            .map(|secret| secret.expose().to_owned()),
+                    ),
+                })
+                .await
+                .context("cannot configure the S3 storage backend")?;
+                (Arc::new(store), None)
+            }
+        };
+    let storage: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(
+        backend,
+        metrics.clone(),
+        settings.storage_timeout(),
+    ));
+    Ok((storage, presigner))
+}
+
+/// Builds the authentication service: the token secret (configured, or generated and kept in
+/// `secrets/jwt.key`), the external identity provider, and `TROVE_BOOTSTRAP_ADMIN`.
+pub async fn build_auth(
+    settings: &Settings,
+    storage: Arc<dyn ObjectStore>,
+) -> anyhow::Result<AuthService> {
+    let secret = match &settings.auth.jwt_secret {
+        Some(secret) => secret.expose().as_bytes().to_vec(),
+        None => load_or_create_secret(&settings.data_dir.join("secrets/jwt.key"))?,
+    };
+    let oidc = OidcVerifier::load(&settings.oidc)
+        .await
+        .context("cannot set up the external identity provider (TROVE_OIDC_*)")?;
+    let auth = AuthService::new(settings, storage, &secret, oidc)
+        .context("invalid setting TROVE_OIDC_GROUP_PATTERN")?;
+    if let Some(bootstrap) = &settings.auth.bootstrap_admin {
+        let (username, password) = bootstrap
+            .expose()
+            .split_once(':')
+            .context("invalid setting TROVE_BOOTSTRAP_ADMIN: expected <name>:<password>")?;
+        match auth.ensure_bootstrap_admin(username, password).await {
+            Ok(true) => tracing::info!(%username, "bootstrap admin created"),
+            Ok(false) => tracing::debug!("an admin exists, TROVE_BOOTSTRAP_ADMIN ignored"),
+            Err(error) => {
+                return Err(anyhow::anyhow!("TROVE_BOOTSTRAP_ADMIN: {error}"));
+            }
+        }
+    }
+    Ok(auth)
 }
 
 /// Reads a secret kept in the data directory, or generates 32 random bytes, stores them with

@@ -82,6 +82,124 @@ pub struct S3Config {
     pub secret_access_key: Option<Secret>,
 }
 
+/// The role names an account may have (SPEC §3), for validating role settings before the
+/// permission engine parses them.
+pub const ROLE_NAMES: [&str; 6] = [
+    "admin",
+    "reviewer",
+    "maintainer",
+    "developer",
+    "guest",
+    "machine",
+];
+
+/// Local accounts and tokens (`[auth]` in `trove.toml`, `TROVE_JWT_*`, `TROVE_TOKEN_TTL_SECS`,
+/// `TROVE_ALLOW_REGISTRATION`, `TROVE_DEFAULT_ROLE`, `TROVE_BOOTSTRAP_ADMIN`,
+/// `TROVE_LOGIN_RATE_LIMIT_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 signing secret of access tokens (`TROVE_JWT_SECRET[_FILE]`, at least 32
+    /// characters); generated and kept in `secrets/jwt.key` of the data directory when absent.
+    pub jwt_secret: Option<Secret>,
+    /// Access-token lifetime in seconds (`TROVE_TOKEN_TTL_SECS`, default 3600).
+    pub token_ttl_secs: u64,
+    /// `iss` of the tokens this service issues (`TROVE_JWT_ISSUER`, default `trove`).
+    pub jwt_issuer: String,
+    /// `aud` of the tokens this service issues and accepts (`TROVE_JWT_AUDIENCE`, default
+    /// `trove`).
+    pub jwt_audience: String,
+    /// Whether `POST /auth/register` is open (`TROVE_ALLOW_REGISTRATION`, default true).
+    pub allow_registration: bool,
+    /// Role of self-registered accounts (`TROVE_DEFAULT_ROLE`, default `maintainer`).
+    pub default_role: String,
+    /// `<name>:<password>` of an admin created at start-up when no admin exists
+    /// (`TROVE_BOOTSTRAP_ADMIN[_FILE]`).
+    pub bootstrap_admin: Option<Secret>,
+    /// Login attempts per username within the window (`TROVE_LOGIN_RATE_LIMIT_PER_USER`,
+    /// default 10; successful logins give their slot back; 0 disables).
+    pub login_rate_limit_per_user: u32,
+    /// Login attempts per client address within the window
+    /// (`TROVE_LOGIN_RATE_LIMIT_PER_IP`, default 50; successful logins give their slot back;
+    /// 0 disables).
+    pub login_rate_limit_per_ip: u32,
+    /// Length of the rate-limit window in seconds (`TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS`,
+    /// default 60).
+    pub login_rate_limit_window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            token_ttl_secs: 3600,
+            jwt_issuer: "trove".to_owned(),
+            jwt_audience: "trove".to_owned(),
+            allow_registration: true,
+            default_role: "maintainer".to_owned(),
+            bootstrap_admin: None,
+            login_rate_limit_per_user: 10,
+            login_rate_limit_per_ip: 50,
+            login_rate_limit_window_secs: 60,
+        }
+    }
+}
+
+/// An external OpenID Connect identity provider whose tokens are accepted (`[oidc]` in
+/// `trove.toml`, `TROVE_OIDC_*`). Disabled unless a JWKS file or URL is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    /// JWKS file with the provider's public keys (`TROVE_OIDC_JWKS_FILE`).
+    pub jwks_file: Option<PathBuf>,
+    /// JWKS URL with the provider's public keys (`TROVE_OIDC_JWKS_URL`), fetched at start-up
+    /// and refreshed when a token names an unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// Required `iss` (`TROVE_OIDC_ISSUER`; required when the provider is enabled).
+    pub issuer: Option<String>,
+    /// Required `aud` (`TROVE_OIDC_AUDIENCE`; required when the provider is enabled).
+    pub audience: Option<String>,
+    /// Claim holding the username (`TROVE_OIDC_USERNAME_CLAIM`, default
+    /// `preferred_username`).
+    pub username_claim: String,
+    /// Claim holding the directory groups, a list of strings (`TROVE_OIDC_GROUPS_CLAIM`,
+    /// default `groups`).
+    pub groups_claim: String,
+    /// Claim holding the role (`TROVE_OIDC_ROLE_CLAIM`, default `trove_role`); when absent
+    /// from a token, the role is `default_role`.
+    pub role_claim: String,
+    /// Role of external users whose token has no role claim (`TROVE_OIDC_DEFAULT_ROLE`,
+    /// default `guest`).
+    pub default_role: String,
+    /// Only directory groups matching this regex are kept (`TROVE_OIDC_GROUP_PATTERN`,
+    /// default `^CN=`), bounding the size of the search filter.
+    pub group_pattern: String,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            jwks_file: None,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            username_claim: "preferred_username".to_owned(),
+            groups_claim: "groups".to_owned(),
+            role_claim: "trove_role".to_owned(),
+            default_role: "guest".to_owned(),
+            group_pattern: "^CN=".to_owned(),
+        }
+    }
+}
+
+impl OidcConfig {
+    /// Whether an external provider is configured.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        self.jwks_file.is_some() || self.jwks_url.is_some()
+    }
+}
+
 /// Every setting of the service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -116,6 +234,10 @@ pub struct Settings {
     pub log: String,
     /// Log as JSON lines instead of text (`TROVE_LOG_JSON`).
     pub log_json: bool,
+    /// Local accounts and tokens.
+    pub auth: AuthConfig,
+    /// External identity provider.
+    pub oidc: OidcConfig,
 }
 
 impl Default for Settings {
@@ -133,6 +255,8 @@ impl Default for Settings {
             auto_repair: true,
             log: "info".to_owned(),
             log_json: false,
+            auth: AuthConfig::default(),
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -326,6 +450,167 @@ impl Settings {
         if let Some(value) = env.var("TROVE_LOG_JSON") {
             self.log_json = parse_bool("TROVE_LOG_JSON", &value)?;
         }
+        self.apply_auth_env(env)?;
+        self.apply_oidc_env(env)
+    }
+
+    fn apply_auth_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        let auth = &mut self.auth;
+        if let Some(secret) = secret_from_env(env, "TROVE_JWT_SECRET")? {
+            auth.jwt_secret = Some(secret);
+        }
+        if let Some(value) = env.var("TROVE_TOKEN_TTL_SECS") {
+            auth.token_ttl_secs = parse_value("TROVE_TOKEN_TTL_SECS", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_JWT_ISSUER") {
+            auth.jwt_issuer = value;
+        }
+        if let Some(value) = env.var("TROVE_JWT_AUDIENCE") {
+            auth.jwt_audience = value;
+        }
+        if let Some(value) = env.var("TROVE_ALLOW_REGISTRATION") {
+            auth.allow_registration = parse_bool("TROVE_ALLOW_REGISTRATION", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_DEFAULT_ROLE") {
+            auth.default_role = value.trim().to_ascii_lowercase();
+        }
+        if let Some(secret) = secret_from_env(env, "TROVE_BOOTSTRAP_ADMIN")? {
+            auth.bootstrap_admin = (!secret.expose().is_empty()).then_some(secret);
+        }
+        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_PER_USER") {
+            auth.login_rate_limit_per_user =
+                parse_value("TROVE_LOGIN_RATE_LIMIT_PER_USER", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_PER_IP") {
+            auth.login_rate_limit_per_ip = parse_value("TROVE_LOGIN_RATE_LIMIT_PER_IP", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS") {
+            auth.login_rate_limit_window_secs =
+                parse_value("TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS", &value)?;
+        }
+        Ok(())
+    }
+
+    fn apply_oidc_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        let oidc = &mut self.oidc;
+        if let Some(value) = env.var("TROVE_OIDC_JWKS_FILE") {
+            oidc.jwks_file = non_empty(value).map(PathBuf::from);
+        }
+        if let Some(value) = env.var("TROVE_OIDC_JWKS_URL") {
+            oidc.jwks_url = non_empty(value);
+        }
+        if let Some(value) = env.var("TROVE_OIDC_ISSUER") {
+            oidc.issuer = non_empty(value);
+        }
+        if let Some(value) = env.var("TROVE_OIDC_AUDIENCE") {
+            oidc.audience = non_empty(value);
+        }
+        if let Some(value) = env.var("TROVE_OIDC_USERNAME_CLAIM") {
+            oidc.username_claim = value;
+        }
+        if let Some(value) = env.var("TROVE_OIDC_GROUPS_CLAIM") {
+            oidc.groups_claim = value;
+        }
+        if let Some(value) = env.var("TROVE_OIDC_ROLE_CLAIM") {
+            oidc.role_claim = value;
+        }
+        if let Some(value) = env.var("TROVE_OIDC_DEFAULT_ROLE") {
+            oidc.default_role = value.trim().to_ascii_lowercase();
+        }
+        if let Some(value) = env.var("TROVE_OIDC_GROUP_PATTERN") {
+            oidc.group_pattern = value;
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        if let Some(secret) = &auth.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::new(
+                "TROVE_JWT_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        if auth.token_ttl_secs < 60 || auth.token_ttl_secs > 30 * 24 * 3600 {
+            return Err(ConfigError::new(
+                "TROVE_TOKEN_TTL_SECS",
+                "must be between 60 and 2592000 (30 days)",
+            ));
+        }
+        if auth.jwt_issuer.trim().is_empty() {
+            return Err(ConfigError::new("TROVE_JWT_ISSUER", "must not be empty"));
+        }
+        if auth.jwt_audience.trim().is_empty() {
+            return Err(ConfigError::new("TROVE_JWT_AUDIENCE", "must not be empty"));
+        }
+        validate_role("TROVE_DEFAULT_ROLE", &auth.default_role, false)?;
+        if let Some(bootstrap) = &auth.bootstrap_admin {
+            // Never echo the value: it holds a password.
+            match bootstrap.expose().split_once(':') {
+                Some((name, password)) if !name.is_empty() && password.chars().count() >= 8 => {}
+                _ => {
+                    return Err(ConfigError::new(
+                        "TROVE_BOOTSTRAP_ADMIN",
+                        "must be <username>:<password> with a password of at least 8 characters",
+                    ));
+                }
+            }
+        }
+        if auth.login_rate_limit_window_secs == 0 || auth.login_rate_limit_window_secs > 86_400 {
+            return Err(ConfigError::new(
+                "TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS",
+                "must be between 1 and 86400",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_oidc(&self) -> Result<(), ConfigError> {
+        let oidc = &self.oidc;
+        regex::Regex::new(&oidc.group_pattern)
+            .map_err(|error| ConfigError::new("TROVE_OIDC_GROUP_PATTERN", error.to_string()))?;
+        validate_role("TROVE_OIDC_DEFAULT_ROLE", &oidc.default_role, false)?;
+        for (setting, claim) in [
+            ("TROVE_OIDC_USERNAME_CLAIM", &oidc.username_claim),
+            ("TROVE_OIDC_GROUPS_CLAIM", &oidc.groups_claim),
+            ("TROVE_OIDC_ROLE_CLAIM", &oidc.role_claim),
+        ] {
+            if claim.trim().is_empty() {
+                return Err(ConfigError::new(setting, "must not be empty"));
+            }
+        }
+        if let Some(url) = &oidc.jwks_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|error| ConfigError::new("TROVE_OIDC_JWKS_URL", error.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(ConfigError::new(
+                    "TROVE_OIDC_JWKS_URL",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+        }
+        if oidc.enabled() {
+            if oidc.issuer.is_none() {
+                return Err(ConfigError::new(
+                    "TROVE_OIDC_ISSUER",
+                    "required when TROVE_OIDC_JWKS_FILE or TROVE_OIDC_JWKS_URL is set",
+                ));
+            }
+            if oidc.audience.is_none() {
+                return Err(ConfigError::new(
+                    "TROVE_OIDC_AUDIENCE",
+                    "required when TROVE_OIDC_JWKS_FILE or TROVE_OIDC_JWKS_URL is set",
+                ));
+            }
+            if oidc.issuer.as_deref() == Some(self.auth.jwt_issuer.as_str()) {
+                return Err(ConfigError::new(
+                    "TROVE_OIDC_ISSUER",
+                    "must differ from TROVE_JWT_ISSUER",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -373,6 +658,8 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|error| ConfigError::new("TROVE_LOG", error.to_string()))?;
+        self.validate_auth()?;
+        self.validate_oidc()?;
         if self.storage == StorageKind::S3 {
             match &self.s3.bucket {
                 None => {
@@ -437,6 +724,18 @@ impl Settings {
     /// The effective configuration as TOML, secrets masked (for `trove check-config`).
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+}
+
+/// Checks a role setting against [`ROLE_NAMES`] (`machine` only where `allow_machine`).
+fn validate_role(setting: &str, role: &str, allow_machine: bool) -> Result<(), ConfigError> {
+    if ROLE_NAMES.contains(&role) && (allow_machine || role != "machine") {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            setting,
+            format!("expected one of admin, reviewer, maintainer, developer, guest; got {role:?}"),
+        ))
     }
 }
 
@@ -556,6 +855,71 @@ mod tests {
                 ],
                 "TROVE_S3_ENDPOINT",
             ),
+            ("", &[("TROVE_JWT_SECRET", "short")], "TROVE_JWT_SECRET"),
+            ("", &[("TROVE_TOKEN_TTL_SECS", "5")], "TROVE_TOKEN_TTL_SECS"),
+            (
+                "",
+                &[("TROVE_TOKEN_TTL_SECS", "soon")],
+                "TROVE_TOKEN_TTL_SECS",
+            ),
+            (
+                "",
+                &[("TROVE_ALLOW_REGISTRATION", "perhaps")],
+                "TROVE_ALLOW_REGISTRATION",
+            ),
+            (
+                "",
+                &[("TROVE_DEFAULT_ROLE", "emperor")],
+                "TROVE_DEFAULT_ROLE",
+            ),
+            (
+                "",
+                &[("TROVE_DEFAULT_ROLE", "machine")],
+                "TROVE_DEFAULT_ROLE",
+            ),
+            (
+                "",
+                &[("TROVE_BOOTSTRAP_ADMIN", "root")],
+                "TROVE_BOOTSTRAP_ADMIN",
+            ),
+            (
+                "",
+                &[("TROVE_BOOTSTRAP_ADMIN", "root:short")],
+                "TROVE_BOOTSTRAP_ADMIN",
+            ),
+            (
+                "",
+                &[("TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS", "0")],
+                "TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS",
+            ),
+            (
+                "",
+                &[("TROVE_LOGIN_RATE_LIMIT_PER_IP", "-1")],
+                "TROVE_LOGIN_RATE_LIMIT_PER_IP",
+            ),
+            (
+                "",
+                &[("TROVE_OIDC_GROUP_PATTERN", "(")],
+                "TROVE_OIDC_GROUP_PATTERN",
+            ),
+            (
+                "",
+                &[("TROVE_OIDC_JWKS_FILE", "/x.json")],
+                "TROVE_OIDC_ISSUER",
+            ),
+            (
+                "",
+                &[
+                    ("TROVE_OIDC_JWKS_FILE", "/x.json"),
+                    ("TROVE_OIDC_ISSUER", "https://idp"),
+                ],
+                "TROVE_OIDC_AUDIENCE",
+            ),
+            (
+                "",
+                &[("TROVE_OIDC_JWKS_URL", "file:///etc/x")],
+                "TROVE_OIDC_JWKS_URL",
+            ),
             ("listen = 5", &[], "trove.toml"),
             ("unknown_key = 1", &[], "trove.toml"),
         ];
@@ -563,6 +927,35 @@ mod tests {
             let error = settings_from(toml_text, pairs).unwrap_err();
             assert_eq!(&error.setting, setting, "{toml_text} {pairs:?}: {error}");
         }
+    }
+
+    #[test]
+    fn auth_settings_come_from_the_environment() {
+        let settings = settings_from(
+            "[auth]\ntoken_ttl_secs = 600\n",
+            &[
+                ("TROVE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("TROVE_ALLOW_REGISTRATION", "false"),
+                ("TROVE_DEFAULT_ROLE", "Guest"),
+                ("TROVE_LOGIN_RATE_LIMIT_PER_USER", "3"),
+                ("TROVE_OIDC_JWKS_FILE", "/etc/trove/jwks.json"),
+                ("TROVE_OIDC_ISSUER", "https://idp.example"),
+                ("TROVE_OIDC_AUDIENCE", "trove-api"),
+                ("TROVE_OIDC_GROUP_PATTERN", "^CN=ML-"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.auth.token_ttl_secs, 600);
+        assert!(!settings.auth.allow_registration);
+        assert_eq!(settings.auth.default_role, "guest");
+        assert_eq!(settings.auth.login_rate_limit_per_user, 3);
+        assert!(settings.oidc.enabled());
+        assert_eq!(settings.oidc.group_pattern, "^CN=ML-");
+        let defaults = settings_from("", &[]).unwrap();
+        assert_eq!(defaults.auth.default_role, "maintainer");
+        assert_eq!(defaults.auth.token_ttl_secs, 3600);
+        assert!(defaults.auth.allow_registration);
+        assert!(!defaults.oidc.enabled());
     }
 
     #[test]
@@ -578,12 +971,19 @@ mod tests {
                     "TROVE_PRESIGN_SECRET",
                     "another-very-secret-value-0123456789",
                 ),
+                (
+                    "TROVE_JWT_SECRET",
+                    "jwt-very-secret-value-0123456789-abcdef",
+                ),
+                ("TROVE_BOOTSTRAP_ADMIN", "root:bootstrap-password"),
             ],
         )
         .unwrap();
         let rendered = settings.to_masked_toml();
         assert!(!rendered.contains("very-secret-value"), "{rendered}");
         assert!(!rendered.contains("another-very-secret"), "{rendered}");
+        assert!(!rendered.contains("jwt-very-secret"), "{rendered}");
+        assert!(!rendered.contains("bootstrap-password"), "{rendered}");
         assert!(rendered.contains("***"));
         assert!(!format!("{settings:?}").contains("very-secret-value"));
     }

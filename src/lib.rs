@@ -5,6 +5,7 @@
 //! - [`cli`]: the `trove` command line (`serve`, `check-config`, ...).
 //! - [`api`]: the axum router, one module per resource; with [`error`] the only code that
 //!   knows HTTP.
+//! - [`auth`]: accounts, passwords, tokens, the external identity provider, rate limits.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
 //! - [`jobs`]: the job registry and scheduled jobs (sync check, purges, grant expiry).
 //! - [`index`]: the tantivy index built from `index-schema/`, a cache derived from storage.
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

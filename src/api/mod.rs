@@ -6,8 +6,13 @@
 //! Prometheus metrics by route template, panics turned into `500 internal`, a JSON body limit,
 //! and JSON answers for unknown routes and methods.
 
+pub mod api_keys;
+pub mod auth;
+pub mod extract;
+pub mod groups;
 pub mod storage;
 pub mod system;
+pub mod users;
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +54,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(system::get_readyz))
         .routes(routes!(system::get_metrics))
         .routes(routes!(storage::get_presigned, storage::put_presigned))
+        .routes(routes!(auth::post_register))
+        .routes(routes!(auth::post_login))
+        .routes(routes!(auth::get_me))
+        .routes(routes!(auth::post_logout))
+        .routes(routes!(auth::put_password))
+        .routes(routes!(users::get_users))
+        .routes(routes!(users::get_user, users::patch_user, users::delete_user))
+        .routes(routes!(groups::post_group, groups::get_groups))
+        .routes(routes!(groups::get_group, groups::delete_group))
+        .routes(routes!(groups::put_group_members))
+        .routes(routes!(api_keys::post_api_key, api_keys::get_api_keys))
+        .routes(routes!(api_keys::delete_api_key))
         .split_for_parts();
 
     let openapi_json = openapi.clone();

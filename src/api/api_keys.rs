@@ -1,0 +1,182 @@
+//! Machine accounts: `POST·GET /api-keys`, `DELETE /api-keys/{id}`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::RequireAccount;
+use crate::app::AppState;
+use crate::auth::store::ApiKeyRecord;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::permissions::{GrantAccess, GrantTarget, MachineGrant};
+
+/// One scope as the API writes it: `{project | namespace, access: read | write}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeView {
+    /// A project id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// A namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `read` (viewer) or `write` (writer).
+    #[schema(value_type = String)]
+    pub access: GrantAccess,
+}
+
+impl ScopeView {
+    fn into_grant(self) -> Result<MachineGrant, ApiError> {
+        let target = match (self.project, self.namespace) {
+            (Some(project), None) => GrantTarget::Project(project),
+            (None, Some(namespace)) => GrantTarget::Namespace(namespace),
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::Unprocessable,
+                    "each scope names exactly one of project or namespace",
+                ));
+            }
+        };
+        Ok(MachineGrant {
+            target,
+            access: self.access,
+        })
+    }
+
+    fn from_grant(grant: &MachineGrant) -> Self {
+        let (project, namespace) = match &grant.target {
+            GrantTarget::Project(project) => (Some(project.clone()), None),
+            GrantTarget::Namespace(namespace) => (None, Some(namespace.clone())),
+        };
+        Self {
+            project,
+            namespace,
+            access: grant.access,
+        }
+    }
+}
+
+/// `POST /api-keys` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// Machine name (principal `machine:<name>`).
+    pub name: String,
+    /// What the key may reach.
+    pub scopes: Vec<ScopeView>,
+    /// Lifetime in days (default 90, at most 3650).
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    /// Key id.
+    pub id: String,
+    /// Machine name.
+    pub name: String,
+    /// `machine:<name>`.
+    pub principal: String,
+    /// Scopes.
+    pub scopes: Vec<ScopeView>,
+    /// Creator.
+    pub created_by: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The secret bearer credential: only in the answer to its creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl From<&ApiKeyRecord> for ApiKeyView {
+    fn from(record: &ApiKeyRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            principal: format!("machine:{}", record.name),
+            scopes: record.scopes.iter().map(ScopeView::from_grant).collect(),
+            created_by: record.created_by.clone(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            key: None,
+        }
+    }
+}
+
+/// Creates an API key (admins for anything, owners for what they own); the secret `key` is
+/// shown in this answer only.
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = NewApiKey,
+    responses(
+        (status = 201, description = "Created; `key` is shown once", body = ApiKeyView),
+        (status = 403, description = "Not an owner of a scope", body = crate::error::ErrorBody),
+        (status = 404, description = "A scope does not exist", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid scopes or lifetime", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_api_key(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+    ApiJson(body): ApiJson<NewApiKey>,
+) -> ApiResult<(StatusCode, ApiJson<ApiKeyView>)> {
+    let scopes = body
+        .scopes
+        .into_iter()
+        .map(ScopeView::into_grant)
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = state
+        .auth
+        .create_api_key(&principal, &body.name, scopes, body.expires_in_days)
+        .await?;
+    let mut view = ApiKeyView::from(&created.record);
+    view.key = Some(created.key);
+    Ok((StatusCode::CREATED, ApiJson(view)))
+}
+
+/// `GET /api-keys` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Keys (all for admins, else the caller's own).
+    pub results: Vec<ApiKeyView>,
+    /// How many.
+    pub count: usize,
+}
+
+/// The caller's API keys (every key for admins).
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys",
+    responses((status = 200, description = "Keys", body = ApiKeyList)))]
+pub async fn get_api_keys(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+) -> ApiResult<ApiJson<ApiKeyList>> {
+    let results: Vec<ApiKeyView> = state
+        .auth
+        .list_api_keys(&principal)
+        .await?
+        .iter()
+        .map(ApiKeyView::from)
+        .collect();
+    Ok(ApiJson(ApiKeyList {
+        count: results.len(),
+        results,
+    }))
+}
+
+/// Deletes an API key (admins, or its creator); it stops working at once on this replica.
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such key", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    state.auth.delete_api_key(&principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

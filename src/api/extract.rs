@@ -1,0 +1,131 @@
+//! Authentication extractors: [`Principal`] (anonymous when there is no `Authorization`
+//! header, `401` with a precise code when there is a bad one), [`RequireAccount`],
+//! [`RequireAdmin`], and [`ClientAddress`]; and the mapping of [`AuthError`] to the API's
+//! error body.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::auth::password::PasswordError;
+use crate::auth::service::AuthError;
+use crate::auth::store::StoreError;
+use crate::error::{ApiError, ErrorCode};
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let reason = error.to_string();
+        match error {
+            AuthError::Token(token) => {
+                Self::new(ErrorCode::Unauthorized, reason).with_code_name(token.code())
+            }
+            AuthError::RegistrationDisabled => {
+                Self::new(ErrorCode::Forbidden, reason).with_code_name("registration_disabled")
+            }
+            AuthError::InvalidCredentials => {
+                Self::new(ErrorCode::Unauthorized, reason).with_code_name("invalid_credentials")
+            }
+            AuthError::RateLimited(seconds) => {
+                Self::new(ErrorCode::RateLimited, reason).with_retry_after(seconds)
+            }
+            AuthError::InvalidName(name) => {
+                let code = if name.code() == "invalid_path" {
+                    ErrorCode::InvalidPath
+                } else {
+                    ErrorCode::InvalidName
+                };
+                Self::new(code, reason)
+            }
+            AuthError::Password(PasswordError::TooShort | PasswordError::TooLong) => {
+                Self::new(ErrorCode::Unprocessable, reason).with_code_name("invalid_password")
+            }
+            AuthError::Password(error) => Self::internal(error),
+            AuthError::Unprocessable(_) => Self::new(ErrorCode::Unprocessable, reason),
+            AuthError::AlreadyExists(_) => Self::new(ErrorCode::AlreadyExists, reason),
+            AuthError::NotFound(_) => Self::not_found(reason),
+            AuthError::LastAdmin => Self::new(ErrorCode::Conflict, reason).with_code_name("last_admin"),
+            AuthError::Unauthenticated => {
+                Self::new(ErrorCode::Unauthorized, reason).with_code_name("token_missing")
+            }
+            AuthError::Forbidden(_) => Self::new(ErrorCode::Forbidden, reason),
+            AuthError::Store(StoreError::Storage(storage)) => storage.into(),
+            AuthError::Store(StoreError::Contended(_)) => {
+                Self::new(ErrorCode::PreconditionFailed, "concurrent updates, retry")
+            }
+            AuthError::Store(error @ StoreError::Corrupt { .. }) => Self::internal(error),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(principal) = parts.extensions.get::<Self>() {
+            return Ok(principal.clone());
+        }
+        let header = match parts.headers.get(AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::from(AuthError::Token(crate::auth::jwt::TokenError::Malformed))
+            })?),
+        };
+        let principal = state.auth.authenticate(header).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// A logged-in caller (account or machine): `401 token_missing` for anonymous requests.
+#[derive(Debug, Clone)]
+pub struct RequireAccount(pub Principal);
+
+impl FromRequestParts<AppState> for RequireAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if principal.is_anonymous() {
+            return Err(AuthError::Unauthenticated.into());
+        }
+        Ok(Self(principal))
+    }
+}
+
+/// An admin caller: `401` when anonymous, `403` otherwise.
+#[derive(Debug, Clone)]
+pub struct RequireAdmin(pub Principal);
+
+impl FromRequestParts<AppState> for RequireAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let RequireAccount(principal) = RequireAccount::from_request_parts(parts, state).await?;
+        if !principal.is_admin() {
+            return Err(ApiError::new(ErrorCode::Forbidden, "admins only"));
+        }
+        Ok(Self(principal))
+    }
+}
+
+/// The client's address (the TCP peer; `unknown` when not served over TCP, as in router
+/// tests). Forwarding headers are not trusted: anyone can set them.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string()),
+        ))
+    }
+}

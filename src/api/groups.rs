@@ -1,0 +1,135 @@
+//! Local groups: `POST·GET /groups`, `GET·DELETE /groups/{g}`, `PUT /groups/{g}/members`.
+//! Members become `group:<name>` identities on their next request (no re-index needed: the
+//! index stores principals, and the caller's identities are computed per request).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::RequireAccount;
+use crate::app::AppState;
+use crate::auth::store::GroupRecord;
+use crate::error::{ApiJson, ApiPath, ApiResult};
+
+/// `POST /groups` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    /// Group name (the username rule).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Initial members.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// Creates a group (admins and maintainers); the creator becomes its owner.
+#[utoipa::path(post, path = "/groups", tag = "groups", request_body = NewGroup,
+    responses(
+        (status = 201, description = "Created", body = GroupRecord),
+        (status = 403, description = "Role may not create groups", body = crate::error::ErrorBody),
+        (status = 409, description = "Name taken", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_group(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+    ApiJson(body): ApiJson<NewGroup>,
+) -> ApiResult<(StatusCode, ApiJson<GroupRecord>)> {
+    let group = state
+        .auth
+        .create_group(&principal, &body.name, body.description, body.members)
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(group)))
+}
+
+/// `GET /groups` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupList {
+    /// Groups the caller sees (all for admins, else its own).
+    pub results: Vec<GroupRecord>,
+    /// How many.
+    pub count: usize,
+}
+
+/// The groups the caller may see.
+#[utoipa::path(get, path = "/groups", tag = "groups",
+    responses((status = 200, description = "Groups", body = GroupList)))]
+pub async fn get_groups(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+) -> ApiResult<ApiJson<GroupList>> {
+    let results = state.auth.visible_groups(&principal).await?;
+    Ok(ApiJson(GroupList {
+        count: results.len(),
+        results,
+    }))
+}
+
+/// One group (admins, its owners and members; `404` for others).
+#[utoipa::path(get, path = "/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "Group name")),
+    responses(
+        (status = 200, description = "The group", body = GroupRecord),
+        (status = 404, description = "No such group", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_group(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<ApiJson<GroupRecord>> {
+    Ok(ApiJson(state.auth.visible_group(&principal, &name).await?))
+}
+
+/// `PUT /groups/{g}/members` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberChange {
+    /// Usernames to add.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Usernames to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// Adds and removes members (admins or the group's owners).
+#[utoipa::path(put, path = "/groups/{group}/members", tag = "groups", request_body = MemberChange,
+    params(("group" = String, Path, description = "Group name")),
+    responses(
+        (status = 200, description = "The group", body = GroupRecord),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 404, description = "No such group", body = crate::error::ErrorBody),
+    ))]
+pub async fn put_group_members(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<MemberChange>,
+) -> ApiResult<ApiJson<GroupRecord>> {
+    Ok(ApiJson(
+        state
+            .auth
+            .change_members(&principal, &name, &body.add, &body.remove)
+            .await?,
+    ))
+}
+
+/// Deletes a group (admins or its owners).
+#[utoipa::path(delete, path = "/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "Group name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 404, description = "No such group", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete_group(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    state.auth.delete_group(&principal, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

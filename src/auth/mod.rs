@@ -1,0 +1,29 @@
+//! Authentication: who is calling.
+//!
+//! - [`password`]: argon2id hashing and verification on the blocking pool, bounded by a
+//!   semaphore, with a dummy hash for unknown users.
+//! - [`jwt`]: Trove's own HS256 access tokens and [`jwt::TokenError`], every reason a bearer
+//!   credential is refused, each with a stable code.
+//! - [`oidc`]: tokens of an external OpenID Connect provider (RS256/ES256 against a JWKS).
+//! - [`rate_limit`]: login attempts per username and per client address.
+//! - [`store`]: account, group, API-key and revoked-token records in object storage.
+//! - [`service`]: [`service::AuthService`], what the routes and the extractor call.
+//! - [`principal`]: [`principal::Principal`], the authenticated caller of a request.
+//! - [`audit`]: the hook every login success and failure goes through.
+//! - [`http`]: the small HTTPS client fetching a JWKS URL.
+//!
+//! Secrets (passwords, tokens, API-key secrets, signing keys) never reach a log line: the
+//! types holding them don't print them, and the code never formats them.
+
+pub mod audit;
+pub mod http;
+pub mod jwt;
+pub mod oidc;
+pub mod password;
+pub mod principal;
+pub mod rate_limit;
+pub mod service;
+pub mod store;
+
+pub use principal::Principal;
+pub use service::AuthService;

@@ -1,0 +1,193 @@
+//! Password hashing: argon2id (m=19456 KiB, t=2, p=1, `Argon2::default()`), run on the
+//! blocking pool behind a semaphore sized to the cores so a burst of logins can't starve the
+//! runtime or queue unbounded CPU work. Unknown users verify a precomputed dummy hash, so a
+//! login costs the same whether or not the account exists (no timing oracle).
+
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use tokio::sync::{OnceCell, Semaphore};
+
+/// Shortest accepted password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest accepted password, in bytes (bounds the hashing work a request can ask for).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Result alias of this module.
+pub type Result<T, E = PasswordError> = std::result::Result<T, E>;
+
+/// What hashing or checking a password can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// Shorter than [`MIN_PASSWORD_CHARS`].
+    #[error("the password must have at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    /// Longer than [`MAX_PASSWORD_BYTES`].
+    #[error("the password must have at most {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
+    /// argon2 itself failed (never expected with valid parameters).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// The blocking task was cancelled or panicked.
+    #[error("password hashing task failed")]
+    Task,
+}
+
+/// Checks the length rules of a new password.
+pub fn check_new_password(password: &str) -> Result<()> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordError::TooLong);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(PasswordError::TooShort);
+    }
+    Ok(())
+}
+
+/// Hashes and verifies passwords off the async runtime, a bounded number at a time.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<OnceCell<String>>,
+}
+
+impl Default for PasswordHasher {
+    fn default() -> Self {
+        Self::new(
+            std::thread::available_parallelism()
+                .map(std::num::NonZero::get)
+                .unwrap_or(1),
+        )
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher running at most `concurrency` (at least 1) argon2 computations at once.
+    #[must_use]
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free.
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Task)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| PasswordError::Task)
+    }
+
+    /// Hashes a password into an argon2id PHC string (random salt). Does not check the length
+    /// rules beyond [`MAX_PASSWORD_BYTES`]; call [`check_new_password`] for new passwords.
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(PasswordError::TooLong);
+        }
+        let password = password.as_bytes().to_vec();
+        self.run_blocking(move || hash_blocking(&password)).await?
+    }
+
+    /// Whether `password` matches `phc`. With `phc = None` (unknown user, or an account
+    /// without a password) a dummy hash is verified instead and the answer is `false`, so
+    /// the time taken doesn't tell whether the account exists. A stored hash that doesn't
+    /// parse counts as a mismatch.
+    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool> {
+        let known = phc.is_some();
+        let phc = match phc {
+            Some(phc) => phc.to_owned(),
+            None => self.dummy_hash().await?,
+        };
+        // Oversized input never reaches argon2, but still costs a verification.
+        let oversized = password.len() > MAX_PASSWORD_BYTES;
+        let password = if oversized {
+            Vec::new()
+        } else {
+            password.as_bytes().to_vec()
+        };
+        let matches = self
+            .run_blocking(move || verify_blocking(&password, &phc))
+            .await?;
+        Ok(known && !oversized && matches)
+    }
+
+    /// The dummy hash, computed once on first use.
+    async fn dummy_hash(&self) -> Result<String> {
+        self.dummy_hash
+            .get_or_try_init(|| async {
+                self.run_blocking(|| hash_blocking(b"trove-dummy-password-for-unknown-users"))
+                    .await?
+            })
+            .await
+            .cloned()
+    }
+}
+
+fn hash_blocking(password: &[u8]) -> Result<String> {
+    Argon2::default()
+        .hash_password(password)
+        .map(|hash| hash.to_string())
+        .map_err(|error| PasswordError::Hash(error.to_string()))
+}
+
+fn verify_blocking(password: &[u8], phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_passwords_have_a_minimum_and_maximum_length() {
+        assert!(matches!(
+            check_new_password("short"),
+            Err(PasswordError::TooShort)
+        ));
+        assert!(matches!(
+            check_new_password("ééééééé"),
+            Err(PasswordError::TooShort)
+        ));
+        assert!(check_new_password("long enough").is_ok());
+        assert!(check_new_password("éééééééé").is_ok());
+        assert!(matches!(
+            check_new_password(&"x".repeat(MAX_PASSWORD_BYTES + 1)),
+            Err(PasswordError::TooLong)
+        ));
+    }
+
+    #[test]
+    fn hashes_are_argon2id_with_the_owasp_parameters() {
+        let phc = hash_blocking(b"correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify_blocking(b"correct horse", &phc));
+        assert!(!verify_blocking(b"wrong horse", &phc));
+        assert!(!verify_blocking(b"correct horse", "not a phc string"));
+    }
+
+    #[tokio::test]
+    async fn unknown_users_never_verify() {
+        let hasher = PasswordHasher::new(1);
+        let phc = hasher.hash("correct horse").await.unwrap();
+        assert!(hasher.verify("correct horse", Some(&phc)).await.unwrap());
+        assert!(!hasher.verify("correct horse", None).await.unwrap());
+        assert!(
+            !hasher
+                .verify("trove-dummy-password-for-unknown-users", None)
+                .await
+                .unwrap()
+        );
+        assert!(!hasher.verify(&"x".repeat(5000), Some(&phc)).await.unwrap());
+    }
+}

@@ -1,0 +1,1043 @@
+//! [`AuthService`]: accounts, logins, tokens, groups and API keys — everything the routes and
+//! the [`Principal`] extractor need, over the records of [`super::store`].
+//!
+//! Each request looks its account up again (through a cache of a few seconds that local
+//! writes invalidate at once), so a role change, disabling or deletion applies to the
+//! account's existing tokens on its next request on this replica, and within the cache
+//! lifetime on the others.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+
+use super::audit::{AuditHook, AuthEvent, AuthEventKind, TracingAuditHook};
+use super::jwt::{IssuedToken, TokenError, TokenService, peek_algorithm};
+use super::oidc::OidcVerifier;
+use super::password::{PasswordError, PasswordHasher, check_new_password};
+use super::principal::{CredentialKind, Principal, Session};
+use super::rate_limit::LoginRateLimiter;
+use super::store::{
+    AccountRecord, ApiKeyRecord, GroupRecord, RecordStore, RevokedToken, StoreError,
+};
+use crate::config::Settings;
+use crate::model::names::{self, NameError};
+use crate::model::records::{NamespaceRecord, ProjectRecord};
+use crate::permissions::{
+    Caller, DirectoryGroupFilter, GrantTarget, MachineGrant, ProfileLoader, Role, Target,
+    can_manage, effective_state,
+};
+use crate::storage::{ObjectStore, ObjectStoreExt as _, StorageError, keys};
+
+/// How long a looked-up account, group list, API key or revocation is trusted.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Prefix of API-key bearer credentials.
+pub const API_KEY_PREFIX: &str = "trove_";
+/// Longest accepted API-key lifetime.
+pub const MAX_API_KEY_DAYS: u32 = 3650;
+/// Default API-key lifetime.
+pub const DEFAULT_API_KEY_DAYS: u32 = 90;
+
+/// Why an account operation failed (the API maps each to its status and code).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A bearer credential was refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Self-registration is switched off.
+    #[error("registration is disabled on this instance")]
+    RegistrationDisabled,
+    /// Wrong username or password (same answer whether or not the account exists).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Too many login attempts; retry after this many seconds.
+    #[error("too many login attempts, retry later")]
+    RateLimited(u64),
+    /// A name breaks the naming rules.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// A password breaks the length rules.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// The request is well-formed but its content is invalid.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// Nothing here (or nothing the caller may know about).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The change would leave no enabled admin.
+    #[error("the last admin can not be demoted, disabled or deleted")]
+    LastAdmin,
+    /// Authentication is required.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Storage or record failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<StorageError> for AuthError {
+    fn from(error: StorageError) -> Self {
+        Self::Store(StoreError::Storage(error))
+    }
+}
+
+/// Result alias of this module.
+pub type Result<T, E = AuthError> = std::result::Result<T, E>;
+
+/// A tiny TTL cache whose invalidations win over loads that raced them.
+#[derive(Debug)]
+struct TtlCache<V> {
+    entries: Mutex<(u64, HashMap<String, (Instant, V)>)>,
+}
+
+impl<V: Clone> TtlCache<V> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<String, (Instant, V)>)> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached value and the generation to insert with.
+    fn get(&self, key: &str) -> (Option<V>, u64) {
+        let guard = self.lock();
+        let value = guard
+            .1
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .map(|(_, value)| value.clone());
+        (value, guard.0)
+    }
+
+    fn insert(&self, key: &str, value: V, generation: u64) {
+        let mut guard = self.lock();
+        if guard.0 != generation {
+            return;
+        }
+        if guard.1.len() > 10_000 {
+            guard.1.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+        }
+        guard.1.insert(key.to_owned(), (Instant::now(), value));
+    }
+
+    fn invalidate(&self, key: &str) {
+        let mut guard = self.lock();
+        guard.0 += 1;
+        guard.1.remove(key);
+    }
+}
+
+/// Changes an admin may make to an account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChange {
+    /// New role.
+    pub role: Option<Role>,
+    /// Disable or re-enable.
+    pub disabled: Option<bool>,
+}
+
+/// A new API key, with its secret (shown once).
+#[derive(Debug, Clone)]
+pub struct CreatedApiKey {
+    /// The stored record.
+    pub record: ApiKeyRecord,
+    /// The bearer credential `trove_<id>_<secret>` (a secret: never log it).
+    pub key: String,
+}
+
+/// Accounts, logins, tokens, groups and API keys.
+#[derive(Debug)]
+pub struct AuthService {
+    records: RecordStore,
+    storage: Arc<dyn ObjectStore>,
+    profiles: ProfileLoader,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+    oidc: Option<OidcVerifier>,
+    limiter: LoginRateLimiter,
+    directory_filter: DirectoryGroupFilter,
+    allow_registration: bool,
+    default_role: Role,
+    accounts: TtlCache<Option<AccountRecord>>,
+    groups: TtlCache<Arc<Vec<GroupRecord>>>,
+    api_keys: TtlCache<Option<ApiKeyRecord>>,
+    revoked: TtlCache<bool>,
+    audit: RwLock<Arc<dyn AuditHook>>,
+}
+
+/// A role from a validated setting (falls back to guest, which validation makes unreachable).
+fn role_setting(value: &str) -> Role {
+    value.parse().unwrap_or(Role::Guest)
+}
+
+fn now_secs() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Constant-time equality of two strings of equal length (digests).
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a
+            .bytes()
+            .zip(b.bytes())
+            .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn valid_email(email: &str) -> bool {
+    email.len() <= 254
+        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+}
+
+impl AuthService {
+    /// Builds the service: `jwt_secret` signs tokens; `oidc` verifies external tokens.
+    pub fn new(
+        settings: &Settings,
+        storage: Arc<dyn ObjectStore>,
+        jwt_secret: &[u8],
+        oidc: Option<OidcVerifier>,
+    ) -> Result<Self, regex::Error> {
+        let auth = &settings.auth;
+        Ok(Self {
+            records: RecordStore::new(storage.clone()),
+            profiles: ProfileLoader::new(storage.clone()),
+            storage,
+            hasher: PasswordHasher::default(),
+            tokens: TokenService::new(
+                jwt_secret,
+                &auth.jwt_issuer,
+                &auth.jwt_audience,
+                auth.token_ttl_secs,
+            ),
+            oidc,
+            limiter: LoginRateLimiter::new(
+                auth.login_rate_limit_per_user,
+                auth.login_rate_limit_per_ip,
+                Duration::from_secs(auth.login_rate_limit_window_secs),
+            ),
+            directory_filter: DirectoryGroupFilter::new(&settings.oidc.group_pattern)?,
+            allow_registration: auth.allow_registration,
+            default_role: role_setting(&auth.default_role),
+            accounts: TtlCache::new(),
+            groups: TtlCache::new(),
+            api_keys: TtlCache::new(),
+            revoked: TtlCache::new(),
+            audit: RwLock::new(Arc::new(TracingAuditHook)),
+        })
+    }
+
+    /// Replaces the audit hook (the audit module installs its durable one).
+    pub fn set_audit_hook(&self, hook: Arc<dyn AuditHook>) {
+        if let Ok(mut current) = self.audit.write() {
+            *current = hook;
+        }
+    }
+
+    fn audit(&self, kind: AuthEventKind, username: &str, address: Option<&str>, reason: Option<&'static str>) {
+        let hook = match self.audit.read() {
+            Ok(hook) => hook.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        hook.record(AuthEvent {
+            kind,
+            username: username.to_owned(),
+            address: address.map(str::to_owned),
+            reason,
+            at: Utc::now(),
+        });
+    }
+
+    /// The record store (for the CLI and tests).
+    #[must_use]
+    pub fn records(&self) -> &RecordStore {
+        &self.records
+    }
+
+    /// The password hasher.
+    #[must_use]
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Token lifetime in seconds.
+    #[must_use]
+    pub fn token_ttl_secs(&self) -> u64 {
+        self.tokens.ttl_secs()
+    }
+
+    // ---------------------------------------------------------------- lookups
+
+    /// An account, through the cache.
+    pub async fn account(&self, username: &str) -> Result<Option<AccountRecord>> {
+        if names::validate_username(username).is_err() {
+            return Ok(None);
+        }
+        let (cached, generation) = self.accounts.get(username);
+        if let Some(account) = cached {
+            return Ok(account);
+        }
+        let account = self
+            .records
+            .account(username)
+            .await?
+            .map(|versioned| versioned.record);
+        self.accounts.insert(username, account.clone(), generation);
+        Ok(account)
+    }
+
+    /// Every group, through the cache.
+    pub async fn all_groups(&self) -> Result<Arc<Vec<GroupRecord>>> {
+        let (cached, generation) = self.groups.get("");
+        if let Some(groups) = cached {
+            return Ok(groups);
+        }
+        let groups = Arc::new(self.records.groups().await?);
+        self.groups.insert("", groups.clone(), generation);
+        Ok(groups)
+    }
+
+    /// Names of the local groups `username` belongs to (as member or owner).
+    pub async fn groups_of(&self, username: &str) -> Result<Vec<String>> {
+        Ok(self
+            .all_groups()
+            .await?
+            .iter()
+            .filter(|group| group.includes(username))
+            .map(|group| group.name.clone())
+            .collect())
+    }
+
+    /// The caller an account is now.
+    async fn account_caller(&self, account: &AccountRecord) -> Result<Caller> {
+        Ok(Caller::Account {
+            username: account.username.clone(),
+            role: account.role,
+            groups: self.groups_of(&account.username).await?,
+            directory_groups: Vec::new(),
+        })
+    }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        let (cached, generation) = self.revoked.get(jti);
+        if let Some(revoked) = cached {
+            return Ok(revoked);
+        }
+        let revoked = self.records.is_revoked(jti).await?;
+        self.revoked.insert(jti, revoked, generation);
+        Ok(revoked)
+    }
+
+    // ---------------------------------------------------------------- authentication
+
+    /// Authenticates the value of an `Authorization` header (`None` → anonymous).
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+        let Some(header) = authorization else {
+            return Ok(Principal::anonymous());
+        };
+        let (scheme, credential) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::UnsupportedScheme.into());
+        }
+        let credential = credential.trim();
+        if credential.is_empty() {
+            return Err(TokenError::Missing.into());
+        }
+        if let Some(rest) = credential.strip_prefix(API_KEY_PREFIX) {
+            return self.authenticate_api_key(rest).await;
+        }
+        let header = peek_algorithm(credential)?;
+        match header.alg.as_str() {
+            "HS256" => self.authenticate_token(credential).await,
+            "RS256" | "ES256" => match &self.oidc {
+                Some(oidc) => {
+                    let identity = oidc.verify(credential, &header).await?;
+                    let role: Role = identity
+                        .role
+                        .parse()
+                        .map_err(|_| TokenError::InvalidClaims("unknown role".to_owned()))?;
+                    if let Some(account) = self.account(&identity.username).await?
+                        && account.disabled
+                    {
+                        return Err(TokenError::AccountDisabled.into());
+                    }
+                    Ok(Principal {
+                        caller: Caller::Account {
+                            groups: self.groups_of(&identity.username).await?,
+                            directory_groups: self.directory_filter.apply(&identity.directory_groups),
+                            username: identity.username,
+                            role,
+                        },
+                        creator: None,
+                        session: None,
+                        credential: CredentialKind::External,
+                    })
+                }
+                None => Err(TokenError::WrongAlgorithm.into()),
+            },
+            _ => Err(TokenError::WrongAlgorithm.into()),
+        }
+    }
+
+    async fn authenticate_token(&self, token: &str) -> Result<Principal> {
+        let claims = self.tokens.verify(token)?;
+        let account = self
+            .account(&claims.sub)
+            .await?
+            .ok_or(TokenError::UnknownAccount)?;
+        if account.disabled {
+            return Err(TokenError::AccountDisabled.into());
+        }
+        if self.is_revoked(&claims.jti).await? {
+            return Err(TokenError::Revoked.into());
+        }
+        if claims.generation != account.token_generation {
+            return Err(TokenError::Outdated.into());
+        }
+        Ok(Principal {
+            caller: self.account_caller(&account).await?,
+            creator: None,
+            session: Some(Session {
+                jti: claims.jti,
+                username: claims.sub,
+                expires_at: claims.exp,
+            }),
+            credential: CredentialKind::Token,
+        })
+    }
+
+    async fn authenticate_api_key(&self, rest: &str) -> Result<Principal> {
+        let (id, secret) = rest.split_once('_').ok_or(TokenError::ApiKeyInvalid)?;
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.is_empty() {
+            return Err(TokenError::ApiKeyInvalid.into());
+        }
+        let (cached, generation) = self.api_keys.get(id);
+        let record = match cached {
+            Some(record) => record,
+            None => {
+                let record = self.records.api_key(id).await?;
+                self.api_keys.insert(id, record.clone(), generation);
+                record
+            }
+        };
+        let record = record.ok_or(TokenError::ApiKeyInvalid)?;
+        if !constant_time_eq(&sha256_hex(secret.as_bytes()), &record.secret_sha256) {
+            return Err(TokenError::ApiKeyInvalid.into());
+        }
+        if record.expires_at.is_some_and(|expiry| expiry <= Utc::now()) {
+            return Err(TokenError::ApiKeyExpired.into());
+        }
+        let creator = match self.account(&record.created_by).await? {
+            Some(account) if !account.disabled => self.account_caller(&account).await?,
+            _ => return Err(TokenError::ApiKeyInvalid.into()),
+        };
+        Ok(Principal {
+            caller: Caller::Machine {
+                name: record.name.clone(),
+                scopes: record.scopes.clone(),
+            },
+            creator: Some(creator),
+            session: None,
+            credential: CredentialKind::ApiKey,
+        })
+    }
+
+    // ---------------------------------------------------------------- accounts
+
+    /// Creates an account with a password (registration, CLI, bootstrap).
+    pub async fn create_account(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+        email: Option<String>,
+    ) -> Result<AccountRecord> {
+        names::validate_username(username)?;
+        check_new_password(password)?;
+        if role == Role::Machine {
+            return Err(AuthError::Unprocessable(
+                "accounts can not have the machine role (use an API key)".to_owned(),
+            ));
+        }
+        if let Some(email) = &email
+            && !valid_email(email)
+        {
+            return Err(AuthError::Unprocessable("invalid email address".to_owned()));
+        }
+        let account = AccountRecord {
+            username: username.to_owned(),
+            password_hash: Some(self.hasher.hash(password).await?),
+            role,
+            disabled: false,
+            token_generation: 0,
+            email,
+            created_at: Utc::now(),
+            updated_at: None,
+        };
+        match self.records.create_account(&account).await {
+            Ok(()) => {}
+            Err(StoreError::Storage(StorageError::AlreadyExists { .. })) => {
+                return Err(AuthError::AlreadyExists(format!("user {username}")));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.accounts.invalidate(username);
+        Ok(account)
+    }
+
+    /// `POST /auth/register`.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<String>,
+        address: Option<&str>,
+    ) -> Result<AccountRecord> {
+        if !self.allow_registration {
+            return Err(AuthError::RegistrationDisabled);
+        }
+        let account = self
+            .create_account(username, password, self.default_role, email)
+            .await?;
+        self.audit(AuthEventKind::Registered, username, address, None);
+        Ok(account)
+    }
+
+    /// `POST /auth/login`: checks the password (rate limited) and issues a token.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<IssuedToken> {
+        let permit = match self.limiter.attempt(username, address) {
+            Ok(permit) => permit,
+            Err(wait) => {
+                self.audit(AuthEventKind::LoginRateLimited, username, Some(address), Some("rate_limited"));
+                return Err(AuthError::RateLimited(wait));
+            }
+        };
+        // Fresh read: a login must see the current password and state.
+        let account = if names::validate_username(username).is_ok() {
+            self.records.account(username).await?.map(|v| v.record)
+        } else {
+            None
+        };
+        let phc = account.as_ref().and_then(|account| account.password_hash.as_deref());
+        let verified = self.hasher.verify(password, phc).await?;
+        let account = match account {
+            Some(account) if verified => account,
+            _ => {
+                self.audit(AuthEventKind::LoginFailed, username, Some(address), Some("invalid_credentials"));
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if account.disabled {
+            self.audit(AuthEventKind::LoginFailed, username, Some(address), Some("account_disabled"));
+            return Err(TokenError::AccountDisabled.into());
+        }
+        self.limiter.succeeded(permit);
+        let issued = self
+            .tokens
+            .issue(&account.username, account.token_generation)
+            .map_err(|error| AuthError::Unprocessable(format!("cannot issue a token: {error}")))?;
+        self.audit(AuthEventKind::LoginSucceeded, username, Some(address), None);
+        Ok(issued)
+    }
+
+    /// `POST /auth/logout`: revokes the session's token.
+    pub async fn logout(&self, session: &Session) -> Result<()> {
+        self.records
+            .revoke(&RevokedToken {
+                jti: session.jti.clone(),
+                sub: session.username.clone(),
+                expires_at: session.expires_at,
+            })
+            .await?;
+        self.revoked.invalidate(&session.jti);
+        self.audit(AuthEventKind::LoggedOut, &session.username, None, None);
+        Ok(())
+    }
+
+    /// `PUT /auth/password`: checks the old password, stores the new one and bumps the token
+    /// generation (every earlier token is refused); answers a fresh token.
+    pub async fn change_password(
+        &self,
+        username: &str,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<IssuedToken> {
+        check_new_password(new_password)?;
+        let account = self
+            .records
+            .account(username)
+            .await?
+            .map(|versioned| versioned.record)
+            .ok_or(TokenError::UnknownAccount)?;
+        if !self
+            .hasher
+            .verify(old_password, account.password_hash.as_deref())
+            .await?
+        {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let new_hash = self.hasher.hash(new_password).await?;
+        let updated = self
+            .records
+            .update_account(username, |account: &mut AccountRecord| {
+                account.password_hash = Some(new_hash.clone());
+                account.token_generation += 1;
+                account.updated_at = Some(Utc::now());
+                Ok::<_, AuthError>(true)
+            })
+            .await?
+            .ok_or(TokenError::UnknownAccount)??;
+        self.accounts.invalidate(username);
+        self.audit(AuthEventKind::PasswordChanged, username, None, None);
+        self.tokens
+            .issue(&updated.username, updated.token_generation)
+            .map_err(|error| AuthError::Unprocessable(format!("cannot issue a token: {error}")))
+    }
+
+    /// Every account.
+    pub async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
+        Ok(self.records.accounts().await?)
+    }
+
+    /// Enabled admins other than `except`.
+    async fn other_enabled_admins(&self, except: &str) -> Result<usize> {
+        Ok(self
+            .records
+            .accounts()
+            .await?
+            .iter()
+            .filter(|account| {
+                account.role == Role::Admin && !account.disabled && account.username != except
+            })
+            .count())
+    }
+
+    /// `PATCH /users/{u}`: role and disabled flag; the last enabled admin stays.
+    pub async fn update_account(&self, username: &str, change: &AccountChange) -> Result<AccountRecord> {
+        if change.role == Some(Role::Machine) {
+            return Err(AuthError::Unprocessable(
+                "accounts can not have the machine role (use an API key)".to_owned(),
+            ));
+        }
+        let current = self
+            .records
+            .account(username)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("user {username}")))?
+            .record;
+        let loses_admin = current.role == Role::Admin
+            && !current.disabled
+            && (change.role.is_some_and(|role| role != Role::Admin) || change.disabled == Some(true));
+        if loses_admin && self.other_enabled_admins(username).await? == 0 {
+            return Err(AuthError::LastAdmin);
+        }
+        let updated = self
+            .records
+            .update_account(username, |account: &mut AccountRecord| {
+                let mut changed = false;
+                if let Some(role) = change.role
+                    && role != account.role
+                {
+                    account.role = role;
+                    changed = true;
+                }
+                if let Some(disabled) = change.disabled
+                    && disabled != account.disabled
+                {
+                    account.disabled = disabled;
+                    if disabled {
+                        account.token_generation += 1;
+                    }
+                    changed = true;
+                }
+                if changed {
+                    account.updated_at = Some(Utc::now());
+                }
+                Ok::<_, AuthError>(changed)
+            })
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("user {username}")))??;
+        self.accounts.invalidate(username);
+        Ok(updated)
+    }
+
+    /// `DELETE /users/{u}`; the last enabled admin stays.
+    pub async fn delete_account(&self, username: &str) -> Result<()> {
+        let current = self
+            .records
+            .account(username)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("user {username}")))?
+            .record;
+        if current.role == Role::Admin
+            && !current.disabled
+            && self.other_enabled_admins(username).await? == 0
+        {
+            return Err(AuthError::LastAdmin);
+        }
+        self.records.delete_account(username).await?;
+        self.accounts.invalidate(username);
+        Ok(())
+    }
+
+    /// `TROVE_BOOTSTRAP_ADMIN`: when no enabled admin exists, creates `username` as admin (or
+    /// promotes and re-enables it, with the given password). Answers whether it acted.
+    pub async fn ensure_bootstrap_admin(&self, username: &str, password: &str) -> Result<bool> {
+        if self.other_enabled_admins("").await? > 0 {
+            return Ok(false);
+        }
+        match self.create_account(username, password, Role::Admin, None).await {
+            Ok(_) => Ok(true),
+            Err(AuthError::AlreadyExists(_)) => {
+                let hash = self.hasher.hash(password).await?;
+                self.records
+                    .update_account(username, |account: &mut AccountRecord| {
+                        account.role = Role::Admin;
+                        account.disabled = false;
+                        account.password_hash = Some(hash.clone());
+                        account.token_generation += 1;
+                        account.updated_at = Some(Utc::now());
+                        Ok::<_, AuthError>(true)
+                    })
+                    .await?
+                    .ok_or_else(|| AuthError::NotFound(format!("user {username}")))??;
+                self.accounts.invalidate(username);
+                Ok(true)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    // ---------------------------------------------------------------- groups
+
+    /// `POST /groups`: admins and maintainers create groups; the creator becomes an owner.
+    pub async fn create_group(
+        &self,
+        principal: &Principal,
+        name: &str,
+        description: String,
+        members: Vec<String>,
+    ) -> Result<GroupRecord> {
+        let creator = self.require_account(principal)?;
+        if !principal.caller.role().is_some_and(Role::can_own) {
+            return Err(AuthError::Forbidden(
+                "only admins and maintainers create groups".to_owned(),
+            ));
+        }
+        names::validate_group_name(name)?;
+        for member in &members {
+            names::validate_username(member)?;
+        }
+        let mut members = members;
+        members.sort();
+        members.dedup();
+        let group = GroupRecord {
+            name: name.to_owned(),
+            description,
+            owners: vec![creator.to_owned()],
+            members,
+            created_at: Utc::now(),
+            created_by: creator.to_owned(),
+        };
+        match self.records.create_group(&group).await {
+            Ok(()) => {}
+            Err(StoreError::Storage(StorageError::AlreadyExists { .. })) => {
+                return Err(AuthError::AlreadyExists(format!("group {name}")));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.groups.invalidate("");
+        Ok(group)
+    }
+
+    fn require_account<'a>(&self, principal: &'a Principal) -> Result<&'a str> {
+        match &principal.caller {
+            Caller::Anonymous => Err(AuthError::Unauthenticated),
+            Caller::Machine { .. } => Err(AuthError::Forbidden(
+                "machine accounts can not do this".to_owned(),
+            )),
+            Caller::Account { username, .. } => Ok(username),
+        }
+    }
+
+    /// Groups the caller may see: all for admins, else those it owns or belongs to.
+    pub async fn visible_groups(&self, principal: &Principal) -> Result<Vec<GroupRecord>> {
+        let username = self.require_account(principal)?;
+        let groups = self.records.groups().await?;
+        Ok(groups
+            .into_iter()
+            .filter(|group| principal.is_admin() || group.includes(username))
+            .collect())
+    }
+
+    /// One group, if the caller may see it.
+    pub async fn visible_group(&self, principal: &Principal, name: &str) -> Result<GroupRecord> {
+        let username = self.require_account(principal)?;
+        let not_found = || AuthError::NotFound(format!("group {name}"));
+        if names::validate_group_name(name).is_err() {
+            return Err(not_found());
+        }
+        let group = self.records.group(name).await?.ok_or_else(not_found)?.record;
+        if principal.is_admin() || group.includes(username) {
+            Ok(group)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// A group the caller may manage (admins, owners); members get `403`, others `404`.
+    async fn managed_group(&self, principal: &Principal, name: &str) -> Result<GroupRecord> {
+        let group = self.visible_group(principal, name).await?;
+        let username = principal.username().unwrap_or_default();
+        if principal.is_admin() || group.owners.iter().any(|owner| owner == username) {
+            Ok(group)
+        } else {
+            Err(AuthError::Forbidden("only the group's owners or admins manage it".to_owned()))
+        }
+    }
+
+    /// `PUT /groups/{g}/members`.
+    pub async fn change_members(
+        &self,
+        principal: &Principal,
+        name: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<GroupRecord> {
+        self.managed_group(principal, name).await?;
+        for member in add.iter().chain(remove) {
+            names::validate_username(member)?;
+        }
+        let updated = self
+            .records
+            .update_group(name, |group: &mut GroupRecord| {
+                let before = group.members.clone();
+                group.members.retain(|member| !remove.contains(member));
+                group.members.extend(add.iter().cloned());
+                group.members.sort();
+                group.members.dedup();
+                Ok::<_, AuthError>(group.members != before)
+            })
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("group {name}")))??;
+        self.groups.invalidate("");
+        Ok(updated)
+    }
+
+    /// `DELETE /groups/{g}`.
+    pub async fn delete_group(&self, principal: &Principal, name: &str) -> Result<()> {
+        self.managed_group(principal, name).await?;
+        self.records.delete_group(name).await?;
+        self.groups.invalidate("");
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- api keys
+
+    /// The permission target of a key scope, read fresh from storage.
+    async fn scope_target(&self, scope: &GrantTarget) -> Result<Target> {
+        match scope {
+            GrantTarget::Project(project) => {
+                names::validate_project_id(project)?;
+                let not_found = || AuthError::NotFound(format!("project {project}"));
+                let (bytes, _) = match self.storage.get_bytes(&keys::project_record(project)).await {
+                    Ok(found) => found,
+                    Err(error) if error.is_not_found() => return Err(not_found()),
+                    Err(error) => return Err(error.into()),
+                };
+                let record: ProjectRecord =
+                    serde_json::from_slice(&bytes).map_err(|_| not_found())?;
+                let namespace_state = match &record.namespace {
+                    Some(namespace) => self.namespace(namespace).await?.map(|ns| ns.state),
+                    None => None,
+                };
+                let chain = self
+                    .profiles
+                    .load_chain_uncached(record.namespace.as_deref(), Some(project), None)
+                    .await
+                    .map_err(|error| AuthError::Unprocessable(error.to_string()))?;
+                Ok(Target {
+                    profile: chain.resolve(),
+                    state: effective_state(namespace_state, Some(record.state), None),
+                    parent_state: effective_state(namespace_state, None, None),
+                    namespace: record.namespace,
+                    project: Some(project.clone()),
+                    ..Target::default()
+                })
+            }
+            GrantTarget::Namespace(namespace) => {
+                names::validate_namespace(namespace)?;
+                let record = self
+                    .namespace(namespace)
+                    .await?
+                    .ok_or_else(|| AuthError::NotFound(format!("namespace {namespace}")))?;
+                let chain = self
+                    .profiles
+                    .load_chain_uncached(Some(namespace), None, None)
+                    .await
+                    .map_err(|error| AuthError::Unprocessable(error.to_string()))?;
+                Ok(Target {
+                    profile: chain.resolve(),
+                    state: record.state,
+                    namespace: Some(namespace.clone()),
+                    auto_create: record.auto_create,
+                    ..Target::default()
+                })
+            }
+        }
+    }
+
+    async fn namespace(&self, namespace: &str) -> Result<Option<NamespaceRecord>> {
+        match self.storage.get_bytes(&keys::namespace_record(namespace)).await {
+            Ok((bytes, _)) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// `POST /api-keys`: admins for anything; owners (who may manage) for what they own.
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        name: &str,
+        scopes: Vec<MachineGrant>,
+        expires_in_days: Option<u32>,
+    ) -> Result<CreatedApiKey> {
+        let creator = self.require_account(principal)?.to_owned();
+        names::validate_username(name)?;
+        if scopes.is_empty() || scopes.len() > 100 {
+            return Err(AuthError::Unprocessable(
+                "an api key needs between 1 and 100 scopes".to_owned(),
+            ));
+        }
+        let days = expires_in_days.unwrap_or(DEFAULT_API_KEY_DAYS);
+        if days == 0 || days > MAX_API_KEY_DAYS {
+            return Err(AuthError::Unprocessable(format!(
+                "expires_in_days must be between 1 and {MAX_API_KEY_DAYS}"
+            )));
+        }
+        let now = Utc::now();
+        for scope in &scopes {
+            let target = self.scope_target(&scope.target).await?;
+            if !principal.is_admin() && !can_manage(&principal.caller, &target, now) {
+                return Err(AuthError::Forbidden(
+                    "api keys can only be created for what you own".to_owned(),
+                ));
+            }
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut secret = [0_u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let record = ApiKeyRecord {
+            id: id.clone(),
+            name: name.to_owned(),
+            secret_sha256: sha256_hex(secret.as_bytes()),
+            scopes,
+            created_by: creator,
+            created_at: now,
+            expires_at: Some(now + chrono::Duration::days(i64::from(days))),
+        };
+        self.records.create_api_key(&record).await?;
+        self.api_keys.invalidate(&id);
+        Ok(CreatedApiKey {
+            key: format!("{API_KEY_PREFIX}{id}_{secret}"),
+            record,
+        })
+    }
+
+    /// `GET /api-keys`: admins see every key, others their own.
+    pub async fn list_api_keys(&self, principal: &Principal) -> Result<Vec<ApiKeyRecord>> {
+        let username = self.require_account(principal)?;
+        Ok(self
+            .records
+            .api_keys()
+            .await?
+            .into_iter()
+            .filter(|key| principal.is_admin() || key.created_by == username)
+            .collect())
+    }
+
+    /// `DELETE /api-keys/{id}`: admins, or the key's creator.
+    pub async fn delete_api_key(&self, principal: &Principal, id: &str) -> Result<()> {
+        let username = self.require_account(principal)?;
+        let not_found = || AuthError::NotFound(format!("api key {id}"));
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let key = self.records.api_key(id).await?.ok_or_else(not_found)?;
+        if !principal.is_admin() && key.created_by != username {
+            return Err(not_found());
+        }
+        self.records.delete_api_key(id).await?;
+        self.api_keys.invalidate(id);
+        Ok(())
+    }
+
+    /// Deletes records of revoked tokens that have expired anyway (housekeeping).
+    pub async fn purge_expired_revocations(&self) -> Result<usize> {
+        let now = now_secs();
+        let mut purged = 0;
+        for token in self.records.revoked_tokens().await? {
+            if token.expires_at + super::jwt::LEEWAY_SECS < now {
+                self.records.forget_revoked(&token.jti).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}
+
+/// When a key expires, as shown to clients.
+#[must_use]
+pub fn expiry_of(record: &ApiKeyRecord) -> Option<DateTime<Utc>> {
+    record.expires_at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_comparison_compares() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "abcd"));
+    }
+
+    #[test]
+    fn emails_are_checked_loosely() {
+        assert!(valid_email("alice@example.org"));
+        assert!(!valid_email("alice"));
+        assert!(!valid_email("a b@example.org"));
+        assert!(!valid_email("@example.org"));
+    }
+}

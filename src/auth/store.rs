@@ -1,0 +1,410 @@
+//! Accounts, local groups, API keys and revoked tokens, stored as JSON records in object
+//! storage (SPEC §2: `..meta/users/<username>.json`, `..meta/groups/<group>.json`,
+//! `..meta/api-keys/<key-id>.json`, and `..meta/revoked-tokens/<jti>.json`).
+//!
+//! Creation uses [`PutCondition::IfAbsent`], so of many concurrent creators of one name exactly
+//! one wins; updates use [`PutCondition::IfMatch`] on the ETag read, retried a few times on a
+//! lost race. No caching here: [`super::service::AuthService`] caches on top.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+
+use crate::permissions::{MachineGrant, Role};
+use crate::storage::{
+    ObjectStore, ObjectStoreExt as _, PutCondition, PutOptions, StorageError, keys,
+};
+
+/// Result alias of this module.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What reading or writing a record can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A record in storage is not valid JSON of its kind.
+    #[error("corrupt record {key}: {message}")]
+    Corrupt {
+        /// The storage key.
+        key: String,
+        /// The parse error.
+        message: String,
+    },
+    /// An update kept losing the `If-Match` race.
+    #[error("too many concurrent updates of {0}")]
+    Contended(String),
+}
+
+/// A local account (`..meta/users/<username>.json`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// The username.
+    pub username: String,
+    /// argon2id PHC string; `None` for accounts that can't log in with a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    /// The role.
+    pub role: Role,
+    /// A disabled account can't log in and its tokens are refused.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Bumped by a password change or by disabling: tokens of earlier generations are refused.
+    #[serde(default)]
+    pub token_generation: u64,
+    /// Optional e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the password hash.
+        f.debug_struct("AccountRecord")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .field("token_generation", &self.token_generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A local group (`..meta/groups/<group>.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupRecord {
+    /// Group name (`group:<name>` as a principal).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Usernames who manage the membership (and are members themselves).
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// Usernames of the members.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Creator.
+    #[serde(default)]
+    pub created_by: String,
+}
+
+impl GroupRecord {
+    /// Whether `username` is a member or an owner.
+    #[must_use]
+    pub fn includes(&self, username: &str) -> bool {
+        self.members.iter().chain(&self.owners).any(|name| name == username)
+    }
+}
+
+/// A machine credential (`..meta/api-keys/<key-id>.json`). The secret is kept only as a
+/// SHA-256 digest: it is 256 random bits, so a slow hash adds nothing but latency.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// Key id (public, part of the bearer string).
+    pub id: String,
+    /// Machine name: the key acts as principal `machine:<name>`.
+    pub name: String,
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    /// What the key may reach.
+    pub scopes: Vec<MachineGrant>,
+    /// Username of the creator (the key never does more than they may).
+    pub created_by: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("created_by", &self.created_by)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A revoked access token (`..meta/revoked-tokens/<jti>.json`), kept until it would expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedToken {
+    /// The token id.
+    pub jti: String,
+    /// Its account.
+    pub sub: String,
+    /// Its `exp` (seconds since the epoch): after it, the record can be deleted.
+    pub expires_at: u64,
+}
+
+/// `..meta/revoked-tokens/`.
+#[must_use]
+pub fn revoked_tokens_prefix() -> String {
+    "..meta/revoked-tokens/".to_owned()
+}
+
+/// `..meta/revoked-tokens/<jti>.json`.
+#[must_use]
+pub fn revoked_token_key(jti: &str) -> String {
+    format!("..meta/revoked-tokens/{jti}.json")
+}
+
+/// A record with the ETag it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// The record.
+    pub record: T,
+    /// Its ETag.
+    pub etag: String,
+}
+
+/// Typed access to the auth records of a store.
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    storage: Arc<dyn ObjectStore>,
+}
+
+/// How many times a conditional update is retried after losing a race.
+const UPDATE_ATTEMPTS: usize = 5;
+
+impl RecordStore {
+    /// Records in `storage`.
+    #[must_use]
+    pub fn new(storage: Arc<dyn ObjectStore>) -> Self {
+        Self { storage }
+    }
+
+    async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
+        match self.storage.get_bytes(key).await {
+            Ok((bytes, meta)) => {
+                let record = serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    message: error.to_string(),
+                })?;
+                Ok(Some(Versioned {
+                    record,
+                    etag: meta.etag,
+                }))
+            }
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn write<T: Serialize>(&self, key: &str, record: &T, condition: PutCondition) -> Result<String> {
+        let body = serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
+            key: key.to_owned(),
+            message: error.to_string(),
+        })?;
+        let outcome = self
+            .storage
+            .put_bytes(
+                key,
+                Bytes::from(body),
+                PutOptions {
+                    content_type: Some("application/json".to_owned()),
+                    condition,
+                    ..PutOptions::default()
+                },
+            )
+            .await?;
+        Ok(outcome.meta.etag)
+    }
+
+    /// Creates a record; [`StorageError::AlreadyExists`] when one is there.
+    async fn create<T: Serialize>(&self, key: &str, record: &T) -> Result<()> {
+        self.write(key, record, PutCondition::IfAbsent).await.map(drop)
+    }
+
+    /// Applies `change` to the current record with `If-Match`, retrying lost races. `change`
+    /// answers `Ok(None)` to leave the record as it is. `Ok(None)` when the record is absent.
+    async fn update<T, E>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(&mut T) -> std::result::Result<bool, E>,
+    ) -> Result<Option<std::result::Result<T, E>>>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+    {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some(current) = self.read::<T>(key).await? else {
+                return Ok(None);
+            };
+            let mut record = current.record.clone();
+            match change(&mut record) {
+                Err(error) => return Ok(Some(Err(error))),
+                Ok(false) => return Ok(Some(Ok(record))),
+                Ok(true) => {}
+            }
+            match self
+                .write(key, &record, PutCondition::IfMatch(current.etag))
+                .await
+            {
+                Ok(_) => return Ok(Some(Ok(record))),
+                Err(StoreError::Storage(StorageError::PreconditionFailed { .. })) => {}
+                Err(StoreError::Storage(StorageError::NotFound { .. })) => return Ok(None),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Contended(key.to_owned()))
+    }
+
+    /// Every record under `prefix` (unparseable ones are skipped with a warning).
+    async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>> {
+        let objects = self.storage.list_all(prefix).await?;
+        let keys: Vec<String> = objects
+            .into_iter()
+            .map(|object| object.key)
+            .filter(|key| key.ends_with(".json"))
+            .collect();
+        let reads = futures::stream::iter(keys)
+            .map(|key| async move { (self.read::<T>(&key).await, key) })
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await;
+        let mut records = Vec::with_capacity(reads.len());
+        for (result, key) in reads {
+            match result {
+                Ok(Some(versioned)) => records.push(versioned.record),
+                Ok(None) => {}
+                Err(StoreError::Corrupt { message, .. }) => {
+                    tracing::warn!(%key, %message, "skipping a corrupt record");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(records)
+    }
+
+    // --- accounts ---
+
+    /// One account.
+    pub async fn account(&self, username: &str) -> Result<Option<Versioned<AccountRecord>>> {
+        self.read(&keys::user(username)).await
+    }
+
+    /// Creates an account; `Err(Storage(AlreadyExists))` when the name is taken.
+    pub async fn create_account(&self, account: &AccountRecord) -> Result<()> {
+        self.create(&keys::user(&account.username), account).await
+    }
+
+    /// Updates an account with `If-Match` (see [`Self::update`]).
+    pub async fn update_account<E>(
+        &self,
+        username: &str,
+        change: impl FnMut(&mut AccountRecord) -> std::result::Result<bool, E>,
+    ) -> Result<Option<std::result::Result<AccountRecord, E>>> {
+        self.update(&keys::user(username), change).await
+    }
+
+    /// Deletes an account.
+    pub async fn delete_account(&self, username: &str) -> Result<()> {
+        Ok(self.storage.delete(&keys::user(username)).await?)
+    }
+
+    /// Every account, sorted by username.
+    pub async fn accounts(&self) -> Result<Vec<AccountRecord>> {
+        let mut accounts: Vec<AccountRecord> = self.list(&keys::users_prefix()).await?;
+        accounts.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(accounts)
+    }
+
+    // --- groups ---
+
+    /// One group.
+    pub async fn group(&self, name: &str) -> Result<Option<Versioned<GroupRecord>>> {
+        self.read(&keys::group(name)).await
+    }
+
+    /// Creates a group; `Err(Storage(AlreadyExists))` when the name is taken.
+    pub async fn create_group(&self, group: &GroupRecord) -> Result<()> {
+        self.create(&keys::group(&group.name), group).await
+    }
+
+    /// Updates a group with `If-Match`.
+    pub async fn update_group<E>(
+        &self,
+        name: &str,
+        change: impl FnMut(&mut GroupRecord) -> std::result::Result<bool, E>,
+    ) -> Result<Option<std::result::Result<GroupRecord, E>>> {
+        self.update(&keys::group(name), change).await
+    }
+
+    /// Deletes a group.
+    pub async fn delete_group(&self, name: &str) -> Result<()> {
+        Ok(self.storage.delete(&keys::group(name)).await?)
+    }
+
+    /// Every group, sorted by name.
+    pub async fn groups(&self) -> Result<Vec<GroupRecord>> {
+        let mut groups: Vec<GroupRecord> = self.list(&keys::groups_prefix()).await?;
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(groups)
+    }
+
+    // --- api keys ---
+
+    /// One API key.
+    pub async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        Ok(self.read(&keys::api_key(id)).await?.map(|versioned| versioned.record))
+    }
+
+    /// Stores a new API key.
+    pub async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.create(&keys::api_key(&key.id), key).await
+    }
+
+    /// Deletes an API key.
+    pub async fn delete_api_key(&self, id: &str) -> Result<()> {
+        Ok(self.storage.delete(&keys::api_key(id)).await?)
+    }
+
+    /// Every API key, sorted by creation time.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let mut keys: Vec<ApiKeyRecord> = self.list(&keys::api_keys_prefix()).await?;
+        keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(keys)
+    }
+
+    // --- revoked tokens ---
+
+    /// Records a revoked token.
+    pub async fn revoke(&self, token: &RevokedToken) -> Result<()> {
+        self.write(&revoked_token_key(&token.jti), token, PutCondition::None)
+            .await
+            .map(drop)
+    }
+
+    /// Whether a token id is revoked.
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        match self.storage.head(&revoked_token_key(jti)).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.is_not_found() => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Every revoked token still recorded.
+    pub async fn revoked_tokens(&self) -> Result<Vec<RevokedToken>> {
+        self.list(&revoked_tokens_prefix()).await
+    }
+
+    /// Deletes the record of a revoked token (once it has expired anyway).
+    pub async fn forget_revoked(&self, jti: &str) -> Result<()> {
+        Ok(self.storage.delete(&revoked_token_key(jti)).await?)
+    }
+}
