@@ -344,6 +344,16 @@ proptest! {
         prop_assert!(no_gain(&after, &earlier));
     }
 
+    /// A resolved profile read back from its serialized form is the same profile.
+    #[test]
+    fn resolved_profiles_round_trip_through_their_serialized_form(chain in chain()) {
+        // What the index stores as `_extra.permissions` evaluates like the original.
+        let resolved = chain.resolve();
+        let stored = resolved.to_json_value();
+        let read_back: crate::permissions::ResolvedProfile = serde_json::from_value(stored).unwrap();
+        prop_assert_eq!(read_back, resolved);
+    }
+
     /// Parsing never panics and either accepts or names the problem, on any JSON.
     #[test]
     fn parsing_arbitrary_json_never_panics(value in arbitrary_json()) {
