@@ -10,6 +10,9 @@ pub mod api_keys;
 pub mod auth;
 pub mod extract;
 pub mod groups;
+pub mod access;
+pub mod index_admin;
+pub mod search;
 pub mod storage;
 pub mod system;
 pub mod users;
@@ -54,6 +57,19 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(system::get_readyz))
         .routes(routes!(system::get_metrics))
         .routes(routes!(storage::get_presigned, storage::put_presigned))
+        .routes(routes!(search::get_search))
+        .routes(routes!(search::get_scroll))
+        .routes(routes!(search::get_aggregate))
+        .routes(routes!(search::get_file_metadata))
+        .routes(routes!(search::get_projects))
+        .routes(routes!(search::get_project_versions))
+        .routes(routes!(search::get_project_metadata))
+        .routes(routes!(search::get_version_metadata))
+        .routes(routes!(index_admin::get_version_info))
+        .routes(routes!(index_admin::get_index_sync))
+        .routes(routes!(index_admin::put_index_build))
+        .routes(routes!(index_admin::get_job))
+        .routes(routes!(index_admin::get_index_status))
         .routes(routes!(auth::post_register))
         .routes(routes!(auth::post_login))
         .routes(routes!(auth::get_me))

@@ -46,7 +46,7 @@ pub enum SearchError {
 }
 
 /// Which documents a search returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KindFilter {
     /// File documents (metadata documents and automatic file documents) — the default.
@@ -529,4 +529,179 @@ pub fn search(
         hits.push(Hit { source, access });
     }
     Ok(SearchPage { hits, total })
+}
+
+/// `aggregate` field names → fast string fields.
+pub const AGGREGATABLE: &[(&str, &str)] = &[
+    ("_extra.project_id", "project_id"),
+    ("_extra.version", "version"),
+    ("_extra.namespace", "namespace"),
+    ("_extra.path", "path"),
+];
+
+/// Counts documents per term of one fast string field.
+struct TermCounter {
+    field: &'static str,
+}
+
+struct TermCounterSegment {
+    column: tantivy::columnar::StrColumn,
+    counts: HashMap<u64, u64>,
+}
+
+impl tantivy::collector::Collector for TermCounter {
+    type Fruit = HashMap<String, u64>;
+    type Child = TermCounterSegment;
+
+    fn for_segment(
+        &self,
+        _segment_local_id: u32,
+        reader: &tantivy::SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        let column = reader.fast_fields().str(self.field)?.ok_or_else(|| {
+            tantivy::TantivyError::SchemaError(format!("{} is not a fast field", self.field))
+        })?;
+        Ok(TermCounterSegment {
+            column,
+            counts: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut merged = HashMap::new();
+        for fruit in fruits {
+            for (term, count) in fruit {
+                *merged.entry(term).or_insert(0) += count;
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl tantivy::collector::SegmentCollector for TermCounterSegment {
+    type Fruit = HashMap<String, u64>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        for ord in self.column.term_ords(doc) {
+            *self.counts.entry(ord).or_insert(0) += 1;
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let mut out = HashMap::with_capacity(self.counts.len());
+        let mut buffer = String::new();
+        for (ord, count) in self.counts {
+            buffer.clear();
+            if self.column.ord_to_str(ord, &mut buffer).is_ok() {
+                out.insert(buffer.clone(), count);
+            }
+        }
+        out
+    }
+}
+
+/// Term counts of `field` over the file documents matching `query` under `scope`, most
+/// frequent first (ties by term), at most `size`.
+pub fn aggregate(
+    index: &SearchIndex,
+    scope: &AccessScope,
+    query: &str,
+    field: &str,
+    size: usize,
+    _now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, u64)>, SearchError> {
+    let qualified = if field.starts_with("_extra.") {
+        field.to_owned()
+    } else {
+        format!("_extra.{field}")
+    };
+    let fast_field = AGGREGATABLE
+        .iter()
+        .find(|(api, _)| *api == qualified)
+        .map(|(_, fast)| *fast)
+        .ok_or_else(|| {
+            SearchError::InvalidParameter(format!(
+                "cannot aggregate on {field:?}; possible: {}",
+                AGGREGATABLE
+                    .iter()
+                    .map(|(api, _)| *api)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let user_query = parse_user_query(index, query)?;
+    let request = SearchRequest {
+        query: query.to_owned(),
+        size: 1,
+        ..SearchRequest::default()
+    };
+    let clauses = build_query(index, &access_filter(scope), &request, user_query);
+    let searcher = index.reader().searcher();
+    let counts = searcher.search(&BooleanQuery::new(clauses), &TermCounter { field: fast_field })?;
+    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts.truncate(size);
+    Ok(counts)
+}
+
+/// One document by id under `scope`, re-checked at `now`.
+pub fn get_by_id(
+    index: &SearchIndex,
+    scope: &AccessScope,
+    id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Hit>, SearchError> {
+    let fields = index.fields();
+    let request = SearchRequest {
+        size: 1,
+        ..SearchRequest::default()
+    };
+    let mut clauses = build_query(index, &access_filter(scope), &request, Box::new(AllQuery));
+    clauses.push((Occur::Must, term_query(fields.id, id)));
+    let searcher = index.reader().searcher();
+    let found = searcher.search(
+        &BooleanQuery::new(clauses),
+        &TopDocs::with_limit(1).order_by_score(),
+    )?;
+    let Some((_, address)) = found.into_iter().next() else {
+        return Ok(None);
+    };
+    let document: TantivyDocument = searcher.doc(address)?;
+    let access: DocumentAccess = document
+        .get_first(fields.access)
+        .and_then(|value| value.as_bytes())
+        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+        .unwrap_or_default();
+    if !scope.matches(&access, now) {
+        return Ok(None);
+    }
+    let source = document
+        .get_first(fields.source)
+        .and_then(|value| value.as_bytes())
+        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+        .unwrap_or(Value::Null);
+    Ok(Some(Hit { source, access }))
+}
+
+/// The versions of `project` with at least one document readable under `scope`, sorted.
+pub fn project_versions(
+    index: &SearchIndex,
+    scope: &AccessScope,
+    project: &str,
+) -> Result<Vec<String>, SearchError> {
+    let request = SearchRequest {
+        size: 1,
+        project: Some(project.to_owned()),
+        ..SearchRequest::default()
+    };
+    let clauses = build_query(index, &access_filter(scope), &request, Box::new(AllQuery));
+    let searcher = index.reader().searcher();
+    let counts = searcher.search(&BooleanQuery::new(clauses), &TermCounter { field: "version" })?;
+    let mut versions: Vec<String> = counts.into_keys().collect();
+    versions.sort();
+    Ok(versions)
 }

@@ -1,0 +1,512 @@
+//! ArtifactDB's read side: `GET /search`, `/scroll/{cursor}`, `/aggregate`,
+//! `/files/{id}/metadata`, `/projects`, `/projects/{p}/versions`, `/projects/{p}/metadata`,
+//! `/projects/{p}/version/{v}/metadata`. Every query runs through
+//! [`crate::index::search::search`] with the caller's scope, and `_extra.permissions` is
+//! returned only on documents the caller may manage.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::access::{authorize_project, authorize_version, search_scope};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
+use crate::index::cursor::{CursorError, CursorState};
+use crate::index::search::{
+    Hit, KindFilter, SearchError, SearchPage, SearchRequest, SortKey, search,
+};
+use crate::model::id::{ArtifactId, VersionSelector};
+use crate::permissions::{Action, ResolvedProfile, Target, can_manage};
+
+/// Default page size.
+const DEFAULT_SIZE: usize = 50;
+
+/// Maps a search error to the API error.
+pub fn search_error(error: SearchError) -> ApiError {
+    match error {
+        SearchError::InvalidQuery(message) => ApiError::new(ErrorCode::InvalidQuery, message),
+        SearchError::InvalidParameter(message) => {
+            ApiError::new(ErrorCode::InvalidParameter, message)
+        }
+        SearchError::Index(error) => ApiError::internal(error),
+    }
+}
+
+/// `GET /search` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct SearchParams {
+    /// Query (tantivy syntax: `field:value`, `AND`/`OR`/`NOT`, phrases, ranges; `*` = all).
+    pub q: Option<String>,
+    /// Comma-separated keys to return (`path,_extra.id`).
+    pub fields: Option<String>,
+    /// A sortable `_extra` field, `-` for descending.
+    pub sort: Option<String>,
+    /// Keep each project's latest readable version only.
+    pub latest: Option<bool>,
+    /// Page size (1..=500, default 50).
+    pub size: Option<usize>,
+    /// `file` (default), `project` or `all`.
+    pub kind: Option<KindFilter>,
+}
+
+fn kind_name(kind: KindFilter) -> &'static str {
+    match kind {
+        KindFilter::File => "file",
+        KindFilter::Project => "project",
+        KindFilter::All => "all",
+    }
+}
+
+fn parse_kind(name: &str) -> KindFilter {
+    match name {
+        "project" => KindFilter::Project,
+        "all" => KindFilter::All,
+        _ => KindFilter::File,
+    }
+}
+
+/// Keeps only the requested keys (top level, or `_extra.<key>`).
+fn filter_fields(document: Value, fields: Option<&str>) -> Value {
+    let Some(fields) = fields.map(str::trim).filter(|f| !f.is_empty()) else {
+        return document;
+    };
+    let Value::Object(object) = document else {
+        return document;
+    };
+    let mut kept = Map::new();
+    for field in fields.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match field.split_once('.') {
+            Some((top, sub)) => {
+                if let Some(value) = object.get(top).and_then(|inner| inner.get(sub)) {
+                    let entry = kept
+                        .entry(top.to_owned())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(inner) = entry {
+                        inner.insert(sub.to_owned(), value.clone());
+                    }
+                }
+            }
+            None => {
+                if let Some(value) = object.get(field) {
+                    kept.insert(field.to_owned(), value.clone());
+                }
+            }
+        }
+    }
+    Value::Object(kept)
+}
+
+/// Whether the caller may manage the resource a hit belongs to (then it sees
+/// `_extra.permissions`), evaluated from what the hit carries.
+fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
+    if principal.is_admin() {
+        return true;
+    }
+    if principal.is_anonymous() {
+        return false;
+    }
+    let extra = &hit.source["_extra"];
+    let Ok(profile) = serde_json::from_value::<ResolvedProfile>(extra["permissions"].clone())
+    else {
+        return false;
+    };
+    let state = serde_json::from_value(extra["state"].clone()).unwrap_or_default();
+    let target = Target {
+        profile,
+        state,
+        parent_state: state,
+        namespace: extra["namespace"].as_str().map(str::to_owned),
+        project: extra["project_id"].as_str().map(str::to_owned),
+        version: extra["version"].as_str().map(str::to_owned),
+        ..Target::default()
+    };
+    let allowed = can_manage(&principal.caller, &target, now);
+    match &principal.creator {
+        Some(creator) => allowed && can_manage(creator, &target, now),
+        None => allowed,
+    }
+}
+
+/// A hit as returned: permissions stripped unless manageable, then fields filtered.
+fn present(principal: &Principal, hit: Hit, fields: Option<&str>, now: DateTime<Utc>) -> Value {
+    let manage = may_manage(principal, &hit, now);
+    let mut source = hit.source;
+    if !manage && let Some(extra) = source.get_mut("_extra").and_then(Value::as_object_mut) {
+        extra.remove("permissions");
+    }
+    filter_fields(source, fields)
+}
+
+/// Builds the request of a cursor state.
+fn request_of(state: &CursorState) -> ApiResult<SearchRequest> {
+    Ok(SearchRequest {
+        query: state.q.clone(),
+        kind: parse_kind(&state.kind),
+        sort: state
+            .sort
+            .as_deref()
+            .map(SortKey::parse)
+            .transpose()
+            .map_err(search_error)?,
+        size: state.size,
+        offset: state.offset,
+        latest: state.latest,
+        project: state.project.clone(),
+        version: state.version.clone(),
+    })
+}
+
+/// Runs a page and answers `{results, count, total, next}` with a `Link: rel="more"` header.
+async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> ApiResult<Response> {
+    let request = request_of(&cursor)?;
+    let scope = search_scope(principal);
+    let index = app.index.clone();
+    let now = Utc::now();
+    let page: SearchPage = tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(search_error)?;
+    let results: Vec<Value> = page
+        .hits
+        .into_iter()
+        .map(|hit| present(principal, hit, cursor.fields.as_deref(), now))
+        .collect();
+    let next_offset = cursor.offset + cursor.size;
+    let next = (next_offset < page.total && !results.is_empty()).then(|| {
+        let token = app.cursors.encode(
+            CursorState {
+                offset: next_offset,
+                ..cursor.clone()
+            },
+            now,
+        );
+        format!("/scroll/{token}")
+    });
+    let body = json!({
+        "results": results,
+        "count": results.len(),
+        "total": page.total,
+        "next": next,
+    });
+    let mut response = ApiJson(body).into_response();
+    if let Some(next) = &next
+        && let Ok(link) =
+            HeaderValue::from_str(&format!("<{}{next}>; rel=\"more\"", app.settings.public_url()))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+fn cursor_from(params: &SearchParams, project: Option<&str>, version: Option<&str>) -> ApiResult<CursorState> {
+    let size = params.size.unwrap_or(DEFAULT_SIZE);
+    if size == 0 || size > crate::index::search::MAX_PAGE_SIZE {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("size must be between 1 and {}", crate::index::search::MAX_PAGE_SIZE),
+        ));
+    }
+    if let Some(sort) = &params.sort {
+        SortKey::parse(sort).map_err(search_error)?;
+    }
+    Ok(CursorState {
+        q: params.q.clone().unwrap_or_else(|| "*".to_owned()),
+        kind: kind_name(params.kind.unwrap_or_default()).to_owned(),
+        sort: params.sort.clone(),
+        fields: params.fields.clone(),
+        size,
+        offset: 0,
+        latest: params.latest.unwrap_or(false),
+        project: project.map(str::to_owned),
+        version: version.map(str::to_owned),
+        exp: 0,
+    })
+}
+
+/// Authorized search.
+#[utoipa::path(get, path = "/search", tag = "search", params(SearchParams),
+    responses(
+        (status = 200, description = "`{results, count, total, next}`; `Link: <...>; rel=\"more\"` when there is more"),
+        (status = 400, description = "invalid_query / invalid_parameter", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_search(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> ApiResult<Response> {
+    let cursor = cursor_from(&params, None, None)?;
+    page(&app, &principal, cursor).await
+}
+
+/// The next page of a search (stateless, signed, expiring cursor).
+#[utoipa::path(get, path = "/scroll/{cursor}", tag = "search",
+    params(("cursor" = String, Path, description = "cursor from `next`")),
+    responses(
+        (status = 200, description = "The next page"),
+        (status = 400, description = "invalid_cursor / cursor_expired", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_scroll(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(cursor): ApiPath<String>,
+) -> ApiResult<Response> {
+    let state = app.cursors.decode(&cursor, Utc::now()).map_err(|error| match error {
+        CursorError::Invalid => {
+            ApiError::new(ErrorCode::BadRequest, error.to_string()).with_code_name("invalid_cursor")
+        }
+        CursorError::Expired => {
+            ApiError::new(ErrorCode::BadRequest, error.to_string()).with_code_name("cursor_expired")
+        }
+    })?;
+    page(&app, &principal, state).await
+}
+
+/// `GET /aggregate` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AggregateParams {
+    /// Query, as for `/search`.
+    pub q: Option<String>,
+    /// Field to count: `_extra.project_id`, `_extra.version`, `_extra.namespace`.
+    pub field: String,
+    /// Number of terms (default 50, at most 500).
+    pub size: Option<usize>,
+}
+
+/// Term counts of a field over the authorized result set.
+#[utoipa::path(get, path = "/aggregate", tag = "search", params(AggregateParams),
+    responses(
+        (status = 200, description = "`{field, results: [{<field>: value, count}]}`"),
+        (status = 400, description = "invalid_query / invalid_parameter", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_aggregate(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<AggregateParams>,
+) -> ApiResult<ApiJson<Value>> {
+    let size = params.size.unwrap_or(DEFAULT_SIZE).clamp(1, 500);
+    let scope = search_scope(&principal);
+    let index = app.index.clone();
+    let query = params.q.clone().unwrap_or_else(|| "*".to_owned());
+    let field = params.field.clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        crate::index::search::aggregate(&index, &scope, &query, &field, size, Utc::now())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(search_error)?;
+    let results: Vec<Value> = counts
+        .into_iter()
+        .map(|(value, count)| json!({ params.field.clone(): value, "count": count }))
+        .collect();
+    Ok(ApiJson(json!({ "field": params.field, "results": results })))
+}
+
+/// `GET /files/{id}/metadata` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct MetadataParams {
+    /// Return the document as stored, without `_extra`.
+    pub raw: Option<bool>,
+    /// For a link, return the target's document.
+    pub follow_link: Option<bool>,
+}
+
+/// Finds one document by id under the caller's scope.
+async fn find_document(app: &AppState, principal: &Principal, id: &ArtifactId) -> ApiResult<Hit> {
+    let version = match &id.version {
+        VersionSelector::Exact(version) => version.clone(),
+        VersionSelector::Latest => {
+            super::access::latest_readable_version(app, principal, &id.project)?
+                .ok_or_else(|| ApiError::not_found(format!("no readable version of {}", id.project)))?
+        }
+    };
+    let scope = search_scope(principal);
+    let index = app.index.clone();
+    let document_id = format!("{}:{}@{}", id.project, id.path, version);
+    let found = tokio::task::spawn_blocking(move || {
+        crate::index::search::get_by_id(&index, &scope, &document_id, Utc::now())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(search_error)?;
+    found.ok_or_else(|| ApiError::not_found(format!("no document {id}")))
+}
+
+/// One document.
+#[utoipa::path(get, path = "/files/{id}/metadata", tag = "search",
+    params(("id" = String, Path, description = "ArtifactDB id `project:path@version` (URL-encoded)"), MetadataParams),
+    responses(
+        (status = 200, description = "The document with `_extra`"),
+        (status = 404, description = "No such document, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_file_metadata(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<MetadataParams>,
+) -> ApiResult<ApiJson<Value>> {
+    let id = ArtifactId::parse(&id).map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
+    let mut hit = find_document(&app, &principal, &id).await?;
+    if params.follow_link.unwrap_or(false) {
+        let mut hops = 0;
+        while let Some(target) = hit.source["_extra"]["link"]["artifactdb"].as_str() {
+            hops += 1;
+            if hops > 8 {
+                return Err(ApiError::new(ErrorCode::Conflict, "link chain too long"));
+            }
+            let target = ArtifactId::parse(target)
+                .map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
+            hit = find_document(&app, &principal, &target).await?;
+        }
+    }
+    let now = Utc::now();
+    let mut document = present(&principal, hit, None, now);
+    if params.raw.unwrap_or(false)
+        && let Some(object) = document.as_object_mut()
+    {
+        object.remove("_extra");
+    }
+    Ok(ApiJson(document))
+}
+
+/// `GET /projects` and metadata listings parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Page size (1..=500, default 50).
+    pub size: Option<usize>,
+    /// Keys to return.
+    pub fields: Option<String>,
+    /// Restrict with a query.
+    pub q: Option<String>,
+    /// Sort, as for `/search`.
+    pub sort: Option<String>,
+    /// Keep only each project's latest readable version.
+    pub latest: Option<bool>,
+}
+
+fn list_params(params: &ListParams, kind: KindFilter) -> SearchParams {
+    SearchParams {
+        q: params.q.clone(),
+        fields: params.fields.clone(),
+        sort: params.sort.clone(),
+        latest: params.latest,
+        size: params.size,
+        kind: Some(kind),
+    }
+}
+
+/// The versions of a project the caller can read, with the latest completed one.
+fn readable_versions(app: &AppState, principal: &Principal, project: &str) -> ApiResult<(Vec<String>, Option<String>)> {
+    let scope = search_scope(principal);
+    let versions = crate::index::search::project_versions(&app.index, &scope, project)
+        .map_err(search_error)?;
+    let latest = super::access::latest_readable_version(app, principal, project)?;
+    Ok((versions, latest))
+}
+
+/// Projects the caller can read, each with its readable versions.
+#[utoipa::path(get, path = "/projects", tag = "search", params(ListParams),
+    responses((status = 200, description = "`{results: [{project_id, aggs, ...record}], count, total, next}`")))]
+pub async fn get_projects(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<ApiJson<Value>> {
+    let cursor = cursor_from(&list_params(&params, KindFilter::Project), None, None)?;
+    let request = request_of(&cursor)?;
+    let scope = search_scope(&principal);
+    let index = app.index.clone();
+    let now = Utc::now();
+    let page = tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(search_error)?;
+    let mut results = Vec::with_capacity(page.hits.len());
+    for hit in page.hits {
+        let project = hit.source["project_id"].as_str().unwrap_or_default().to_owned();
+        let (versions, latest) = readable_versions(&app, &principal, &project)?;
+        let mut document = present(&principal, hit, params.fields.as_deref(), now);
+        if let Some(object) = document.as_object_mut() {
+            object.insert("project_id".to_owned(), Value::String(project));
+            object.insert(
+                "aggs".to_owned(),
+                versions.iter().map(|v| json!({"_extra.version": v})).collect(),
+            );
+            object.insert("latest".to_owned(), json!(latest.map(|v| json!({"_extra.version": v}))));
+        }
+        results.push(document);
+    }
+    Ok(ApiJson(json!({
+        "results": results,
+        "count": results.len(),
+        "total": page.total,
+        "next": Value::Null,
+    })))
+}
+
+/// The versions of one project the caller can read.
+#[utoipa::path(get, path = "/projects/{project}/versions", tag = "search",
+    params(("project" = String, Path)),
+    responses(
+        (status = 200, description = "`{project_id, aggs, total, latest, _latest}`"),
+        (status = 404, description = "No such project, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_project_versions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+) -> ApiResult<ApiJson<Value>> {
+    authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
+    let (versions, latest) = readable_versions(&app, &principal, &project)?;
+    let latest = latest.map(|v| json!({"_extra.version": v}));
+    Ok(ApiJson(json!({
+        "project_id": project,
+        "aggs": versions.iter().map(|v| json!({"_extra.version": v})).collect::<Vec<_>>(),
+        "total": versions.len(),
+        "latest": latest,
+        "_latest": latest,
+    })))
+}
+
+/// All documents of a project the caller can read, paginated.
+#[utoipa::path(get, path = "/projects/{project}/metadata", tag = "search",
+    params(("project" = String, Path), ListParams),
+    responses(
+        (status = 200, description = "`{results, count, total, next}`"),
+        (status = 404, description = "No such project, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_project_metadata(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Response> {
+    authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
+    let cursor = cursor_from(&list_params(&params, KindFilter::File), Some(&project), None)?;
+    page(&app, &principal, cursor).await
+}
+
+/// All documents of a version the caller can read (`latest` works), paginated.
+#[utoipa::path(get, path = "/projects/{project}/version/{version}/metadata", tag = "search",
+    params(("project" = String, Path), ("version" = String, Path), ListParams),
+    responses(
+        (status = 200, description = "`{results, count, total, next}`"),
+        (status = 404, description = "No such version, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_version_metadata(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Response> {
+    let view = authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    let cursor = cursor_from(
+        &list_params(&params, KindFilter::File),
+        Some(&project),
+        Some(&view.record.version),
+    )?;
+    page(&app, &principal, cursor).await
+}
