@@ -1,6 +1,7 @@
 //! Integration tests: one binary driving the real router, real storage backends (a temp
 //! directory, and an in-process S3 server on 127.0.0.1) and a real TCP server.
 
+mod auth;
 mod cli;
 mod common;
 mod index;
