@@ -242,7 +242,8 @@ impl RecordStore {
     }
 
     /// Applies `change` to the current record with `If-Match`, retrying lost races. `change`
-    /// answers `Ok(None)` to leave the record as it is. `Ok(None)` when the record is absent.
+    /// answers whether it changed anything (`false` writes nothing) or an error that is
+    /// handed back as `Ok(Some(Err(..)))`. `Ok(None)` when the record is absent.
     async fn update<T, E>(
         &self,
         key: &str,
