@@ -15,7 +15,11 @@ use rand::RngCore as _;
 use crate::auth::AuthService;
 use crate::auth::oidc::OidcVerifier;
 use crate::config::Settings;
+use crate::index::cursor::CursorCodec;
+use crate::index::indexer::Indexer;
 use crate::index::{IndexSchema, SearchIndex};
+use crate::jobs::JobRegistry;
+use crate::permissions::ProfileLoader;
 use crate::storage::instrumented::InstrumentedStore;
 use crate::storage::local::LocalStore;
 use crate::storage::presign::LocalPresigner;
@@ -34,6 +38,16 @@ pub struct App {
     pub presigner: Option<LocalPresigner>,
     /// The search index.
     pub index: Arc<SearchIndex>,
+    /// Permission profiles from storage, cached briefly.
+    pub profiles: Arc<ProfileLoader>,
+    /// Reads storage into the index.
+    pub indexer: Indexer,
+    /// Background jobs of this process.
+    pub jobs: JobRegistry,
+    /// Signs scroll cursors.
+    pub cursors: CursorCodec,
+    /// The result of the last global sync check.
+    pub last_sync: std::sync::Mutex<Option<crate::index::sync::SyncReport>>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Accounts, tokens, groups and API keys.
@@ -62,13 +76,23 @@ impl App {
             .context("index opening panicked")?
             .context("cannot open the search index")?;
 
+        let index = Arc::new(index);
+        let profiles = Arc::new(ProfileLoader::new(storage.clone()));
+        let indexer = Indexer::new(storage.clone(), profiles.clone(), index.clone());
+        let cursors =
+            CursorCodec::new(load_or_create_secret(&data_dir.join("secrets/cursor.key"))?);
         let auth = Arc::new(build_auth(&settings, storage.clone()).await?);
 
         Ok(Arc::new(Self {
             settings,
             storage,
             presigner,
-            index: Arc::new(index),
+            index,
+            profiles,
+            indexer,
+            jobs: JobRegistry::new(),
+            cursors,
+            last_sync: std::sync::Mutex::new(None),
             metrics,
             auth,
             started_at: Utc::now(),
@@ -80,6 +104,38 @@ impl App {
         let result = self.storage.check().await;
         self.metrics.storage_up.set(i64::from(result.is_ok()));
         result
+    }
+
+    /// Start-up reconciliation: rebuild a missing or outdated index from storage, then let
+    /// the sync check repair the rest. Runs as a job in the background; searches answer from
+    /// what is indexed so far.
+    pub fn reconcile_in_background(self: &Arc<Self>) -> String {
+        let job = self.jobs.create("startup_reconcile", "system");
+        let id = job.id().to_owned();
+        let app = self.clone();
+        self.jobs.spawn(job, move |job| async move {
+            if app.index.needs_rebuild() {
+                let report = app
+                    .indexer
+                    .index_projects(None, |done, total| job.progress(done as u64, total as u64))
+                    .await
+                    .map_err(|error| error.to_string())?;
+                tracing::info!(
+                    projects = report.projects,
+                    documents = report.documents,
+                    "index rebuilt from storage"
+                );
+            }
+            let report = crate::jobs::schedule::run_sync(&app, true).await?;
+            if report.drift_count > 0 {
+                tracing::warn!(
+                    drift = report.drift_count,
+                    "start-up sync check repaired drift"
+                );
+            }
+            Ok(())
+        });
+        id
     }
 
     /// How long the process has been up.

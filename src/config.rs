@@ -224,6 +224,12 @@ pub struct Settings {
     pub presign_secret: Option<Secret>,
     /// Largest JSON body accepted, in bytes (`TROVE_MAX_JSON_BYTES`, default 2 MiB).
     pub max_json_bytes: usize,
+    /// Cron (six fields, seconds first) of the global sync check (`TROVE_SYNC_CRON`, default
+    /// every 5 minutes; empty disables it).
+    pub sync_cron: String,
+    /// Whether the scheduled sync check repairs the drift it finds (`TROVE_AUTO_REPAIR`,
+    /// default true).
+    pub auto_repair: bool,
     /// Log filter (`TROVE_LOG`, `RUST_LOG` syntax, default `info`).
     pub log: String,
     /// Log as JSON lines instead of text (`TROVE_LOG_JSON`).
@@ -245,6 +251,8 @@ impl Default for Settings {
             s3: S3Config::default(),
             presign_secret: None,
             max_json_bytes: 2 * 1024 * 1024,
+            sync_cron: "0 */5 * * * *".to_owned(),
+            auto_repair: true,
             log: "info".to_owned(),
             log_json: false,
             auth: AuthConfig::default(),
@@ -429,6 +437,12 @@ impl Settings {
         }
         if let Some(value) = env.var("TROVE_MAX_JSON_BYTES") {
             self.max_json_bytes = parse_value("TROVE_MAX_JSON_BYTES", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_SYNC_CRON") {
+            self.sync_cron = value;
+        }
+        if let Some(value) = env.var("TROVE_AUTO_REPAIR") {
+            self.auto_repair = parse_bool("TROVE_AUTO_REPAIR", &value)?;
         }
         if let Some(value) = env.var("TROVE_LOG") {
             self.log = value;
@@ -633,6 +647,13 @@ impl Settings {
             return Err(ConfigError::new(
                 "TROVE_PRESIGN_SECRET",
                 "must be at least 32 characters",
+            ));
+        }
+        let fields = self.sync_cron.split_whitespace().count();
+        if !self.sync_cron.trim().is_empty() && !(6..=7).contains(&fields) {
+            return Err(ConfigError::new(
+                "TROVE_SYNC_CRON",
+                "expected six fields (sec min hour day month weekday), or empty to disable",
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)

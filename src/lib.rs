@@ -7,6 +7,7 @@
 //!   knows HTTP.
 //! - [`auth`]: accounts, passwords, tokens, the external identity provider, rate limits.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
+//! - [`jobs`]: the job registry and scheduled jobs (sync check, purges, grant expiry).
 //! - [`index`]: the tantivy index built from `index-schema/`, a cache derived from storage.
 //! - [`storage`]: the `ObjectStore` trait and its local and S3 backends — the source of truth.
 //! - [`permissions`]: profiles, roles, lifecycle and the one evaluator every route and the
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod index;
+pub mod jobs;
 pub mod model;
 pub mod permissions;
 pub mod storage;

@@ -65,6 +65,8 @@ pub struct Metrics {
     storage_duration: Family<StorageLabels, Histogram>,
     /// 1 while the last storage check succeeded, else 0.
     pub storage_up: Gauge,
+    /// Drifted entries found by the last sync check.
+    pub sync_drift: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -91,6 +93,12 @@ impl Metrics {
             latency_histogram as fn() -> _,
         );
         let storage_up = Gauge::default();
+        let sync_drift = Gauge::default();
+        registry.register(
+            "sync_drift",
+            "Entries where index and storage disagreed at the last sync check",
+            sync_drift.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -123,6 +131,7 @@ impl Metrics {
             storage_operations,
             storage_duration,
             storage_up,
+            sync_drift,
         }
     }
 

@@ -104,6 +104,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Err(error) = state.check_storage().await {
         tracing::warn!(%error, "storage is not reachable yet; requests needing it answer 503 until it is");
     }
+    state.reconcile_in_background();
+    let _scheduler = crate::jobs::schedule::start(state.clone()).await?;
     crate::api::serve(listener, state.clone(), crate::api::shutdown_signal()).await?;
     let index = state.index.clone();
     tokio::task::spawn_blocking(move || index.close()).await?;

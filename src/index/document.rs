@@ -5,6 +5,18 @@ use serde_json::Value;
 use tantivy::TantivyDocument;
 
 use super::IndexFields;
+use crate::permissions::DocumentAccess;
+
+/// A stable hash of a resolved profile's JSON (keys sorted), to compare what a document was
+/// indexed with and what storage says now without storing the profile twice.
+#[must_use]
+pub fn permissions_hash(permissions: &Value) -> u64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(serde_json::to_vec(permissions).unwrap_or_default());
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
 
 /// What a document describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +51,20 @@ pub struct IndexDocument {
     pub version: Option<String>,
     /// File path (absent for project records).
     pub path: Option<String>,
+    /// The stored file the document comes from: the metadata document's path, or the data
+    /// file's (absent for project records).
+    pub file_key: Option<String>,
+    /// Hash of the resolved profile it was indexed with (see [`permissions_hash`]).
+    pub perm_hash: u64,
     /// Namespace of the project.
     pub namespace: Option<String>,
     /// Numerical revision of the version.
     pub numerical_revision: Option<u64>,
     /// Upload time.
     pub uploaded: Option<DateTime<Utc>>,
-    /// Access tokens of the principals allowed to read it.
-    pub readers: Vec<String>,
+    /// Who may read it: the reader tokens (indexed) with their expiries (stored, re-checked on
+    /// every hit).
+    pub access: DocumentAccess,
     /// Effective lifecycle state (`active`, `deprecated`, `disabled`).
     pub state: String,
     /// The whole document as searches return it (with `_extra`).
@@ -80,6 +98,10 @@ impl IndexDocument {
         if let Some(path) = &self.path {
             document.add_text(fields.path, path);
         }
+        if let Some(file_key) = &self.file_key {
+            document.add_text(fields.file_key, file_key);
+        }
+        document.add_u64(fields.perm_hash, self.perm_hash);
         if let Some(namespace) = &self.namespace {
             document.add_text(fields.namespace, namespace);
         }
@@ -93,7 +115,7 @@ impl IndexDocument {
                 tantivy::DateTime::from_timestamp_micros(uploaded.timestamp_micros()),
             );
         }
-        for token in &self.readers {
+        for token in self.access.tokens() {
             document.add_text(fields.readers, token);
         }
         document.add_text(fields.state, &self.state);
@@ -113,6 +135,12 @@ impl IndexDocument {
         document.add_bytes(
             fields.source,
             serde_json::to_vec(&self.source)
+                .unwrap_or_default()
+                .as_slice(),
+        );
+        document.add_bytes(
+            fields.access,
+            serde_json::to_vec(&self.access)
                 .unwrap_or_default()
                 .as_slice(),
         );

@@ -10,7 +10,7 @@
 //! version's or project's documents, so it is idempotent. Only `open` and `completed` versions
 //! are indexed; an upload in progress is not searchable.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,9 +18,11 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Map, Value, json};
 
 use super::SearchIndex;
-use super::document::{DocKind, IndexDocument};
+use super::document::{DocKind, IndexDocument, permissions_hash};
 use super::writer::WriteOp;
-use crate::model::records::{FileRecord, NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus};
+use crate::model::records::{
+    FileRecord, NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus,
+};
 use crate::permissions::{
     DocumentAccess, LifecycleState, Profile, ProfileLoader, ProfileLocation, ResolvedProfile,
     ScopeChain, effective_state,
@@ -81,6 +83,36 @@ impl IndexReport {
     }
 }
 
+/// What one listing of a version tells.
+#[derive(Debug, Default)]
+pub struct VersionListing {
+    /// Files (relative path → object), `..meta/` and `.adbignore` excluded.
+    pub files: BTreeMap<String, ObjectMeta>,
+    /// Sidecar records: (file path, sidecar key).
+    pub sidecar_keys: Vec<(String, String)>,
+    /// Paths of `.adbignore`.
+    pub ignored: HashSet<String>,
+    /// `links.json`: path → link.
+    pub links: BTreeMap<String, Value>,
+}
+
+/// What the global sync check expects of a version, from one listing.
+#[derive(Debug, Clone, Default)]
+pub struct VersionSummary {
+    /// Files whose documents the index should hold (metadata documents, data files, links).
+    pub files: BTreeSet<String>,
+    /// Hash of the version's resolved profile.
+    pub perm_hash: u64,
+}
+
+/// Whether `.adbignore` excludes `path` (exact paths, or directories ending in `/`).
+fn is_ignored(ignored: &HashSet<String>, path: &str) -> bool {
+    ignored.contains(path)
+        || ignored
+            .iter()
+            .any(|entry| entry.ends_with('/') && path.starts_with(entry.as_str()))
+}
+
 /// Reads storage and feeds the index.
 #[derive(Debug, Clone)]
 pub struct Indexer {
@@ -133,7 +165,10 @@ fn parse_record<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads an optional object: `None` when absent.
-async fn read_optional(storage: &dyn ObjectStore, key: &str) -> Result<Option<(bytes::Bytes, ObjectMeta)>> {
+async fn read_optional(
+    storage: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<(bytes::Bytes, ObjectMeta)>> {
     match storage.get_bytes(key).await {
         Ok(found) => Ok(Some(found)),
         Err(error) if error.is_not_found() => Ok(None),
@@ -156,7 +191,124 @@ impl Indexer {
         }
     }
 
-    async fn load_profile(&self, location: &ProfileLocation) -> Result<Option<Profile>> {
+    /// The storage the indexer reads.
+    #[must_use]
+    pub fn storage(&self) -> &Arc<dyn ObjectStore> {
+        &self.storage
+    }
+
+    /// The index the indexer writes.
+    #[must_use]
+    pub fn index(&self) -> &Arc<SearchIndex> {
+        &self.index
+    }
+
+    /// Lists a version once: its files, sidecars, `.adbignore` entries and links.
+    pub async fn version_listing(&self, project: &str, version: &str) -> Result<VersionListing> {
+        let prefix = keys::version_prefix(project, version);
+        let objects = self.storage.list_all(&prefix).await?;
+        let sidecar_prefix = format!("{}/files/", keys::META);
+        let meta_prefix = format!("{}/", keys::META);
+        let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
+        let mut sidecar_keys: Vec<(String, String)> = Vec::new();
+        let mut has_adbignore = false;
+        let mut has_links = false;
+        for object in objects {
+            let Some(relative) = object.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some(meta_path) = relative.strip_prefix(&meta_prefix) {
+                if let Some(file_path) = relative
+                    .strip_prefix(&sidecar_prefix)
+                    .and_then(|rest| rest.strip_suffix(".json"))
+                {
+                    sidecar_keys.push((file_path.to_owned(), object.key.clone()));
+                } else if meta_path == "links.json" {
+                    has_links = true;
+                }
+                continue;
+            }
+            if relative == ".adbignore" {
+                has_adbignore = true;
+                continue;
+            }
+            files.insert(relative.to_owned(), object);
+        }
+        let ignored: HashSet<String> = if has_adbignore {
+            let key = keys::version_adbignore(project, version);
+            match read_optional(self.storage.as_ref(), &key).await? {
+                Some((bytes, _)) => String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(|line| line.trim().trim_start_matches("./").to_owned())
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .collect(),
+                None => HashSet::new(),
+            }
+        } else {
+            HashSet::new()
+        };
+        let links: BTreeMap<String, Value> = if has_links {
+            let key = keys::version_links(project, version);
+            match read_optional(self.storage.as_ref(), &key).await? {
+                Some((bytes, _)) => parse_record("links file", &key, &bytes)?,
+                None => BTreeMap::new(),
+            }
+        } else {
+            BTreeMap::new()
+        };
+        Ok(VersionListing {
+            files,
+            sidecar_keys,
+            ignored,
+            links,
+        })
+    }
+
+    /// What the sync check expects of a version (one record read, one profile read, one
+    /// listing); `None` when the version record is absent.
+    pub async fn version_summary(
+        &self,
+        context: &ProjectContext,
+        version: &str,
+    ) -> Result<Option<VersionSummary>> {
+        let project = context.record.project_id.as_str();
+        let record_key = keys::version_record(project, version);
+        let Some((bytes, _)) = read_optional(self.storage.as_ref(), &record_key).await? else {
+            return Ok(None);
+        };
+        let record: VersionRecord = parse_record("version record", &record_key, &bytes)?;
+        let version_profile = self
+            .load_profile(&ProfileLocation::Version {
+                project: project.to_owned(),
+                version: version.to_owned(),
+            })
+            .await?;
+        let perm_hash = permissions_hash(&context.resolve(version_profile).to_json_value());
+        if record.status == VersionStatus::Uploading {
+            return Ok(Some(VersionSummary {
+                files: BTreeSet::new(),
+                perm_hash,
+            }));
+        }
+        let listing = self.version_listing(project, version).await?;
+        let mut files: BTreeSet<String> = listing
+            .files
+            .keys()
+            .filter(|path| !is_ignored(&listing.ignored, path))
+            .cloned()
+            .collect();
+        files.extend(
+            listing
+                .links
+                .keys()
+                .filter(|path| !is_ignored(&listing.ignored, path))
+                .cloned(),
+        );
+        Ok(Some(VersionSummary { files, perm_hash }))
+    }
+
+    /// Reads one profile from storage, bypassing the loader's cache.
+    pub async fn load_profile(&self, location: &ProfileLocation) -> Result<Option<Profile>> {
         self.profiles
             .load_uncached(location)
             .await
@@ -205,7 +357,9 @@ impl Indexer {
             Some(namespace) => {
                 let key = keys::namespace_record(namespace);
                 let state = match read_optional(self.storage.as_ref(), &key).await? {
-                    Some((bytes, _)) => Some(parse_record::<NamespaceRecord>("namespace record", &key, &bytes)?.state),
+                    Some((bytes, _)) => Some(
+                        parse_record::<NamespaceRecord>("namespace record", &key, &bytes)?.state,
+                    ),
                     None => Some(LifecycleState::Active),
                 };
                 let profile = self
@@ -241,6 +395,8 @@ impl Indexer {
             record.namespace.as_deref(),
             now,
         );
+        let permissions = profile.to_json_value();
+        let perm_hash = permissions_hash(&permissions);
         let mut source = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
         if let Some(object) = source.as_object_mut() {
             object.insert(
@@ -254,7 +410,7 @@ impl Indexer {
                     "title": record.title,
                     "state": state,
                     "meta_indexed": now,
-                    "permissions": profile.to_json_value(),
+                    "permissions": permissions,
                 }),
             );
         }
@@ -264,10 +420,12 @@ impl Indexer {
             project_id: record.project_id.clone(),
             version: None,
             path: None,
+            file_key: None,
+            perm_hash,
             namespace: record.namespace.clone(),
             numerical_revision: None,
             uploaded: Some(record.created_at),
-            readers: access.tokens().map(str::to_owned).collect(),
+            access,
             state: state.as_str().to_owned(),
             source,
         }
@@ -309,68 +467,15 @@ impl Indexer {
             context.record.namespace.as_deref(),
             now,
         );
-        let readers: Vec<String> = access.tokens().map(str::to_owned).collect();
         let permissions = profile.to_json_value();
 
-        // One listing gives every file, sidecar and special file of the version.
-        let prefix = keys::version_prefix(project, version);
-        let objects = self.storage.list_all(&prefix).await?;
-        let sidecar_prefix = format!("{}/files/", keys::META);
-        let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
-        let mut sidecar_keys: Vec<(String, String)> = Vec::new();
-        let mut has_adbignore = false;
-        let mut has_links = false;
-        for object in objects {
-            let Some(relative) = object.key.strip_prefix(&prefix) else {
-                continue;
-            };
-            if let Some(meta_path) = relative.strip_prefix(&format!("{}/", keys::META)) {
-                if let Some(file_path) = relative
-                    .strip_prefix(&sidecar_prefix)
-                    .and_then(|rest| rest.strip_suffix(".json"))
-                {
-                    sidecar_keys.push((file_path.to_owned(), object.key.clone()));
-                } else if meta_path == "links.json" {
-                    has_links = true;
-                }
-                continue;
-            }
-            if relative == ".adbignore" {
-                has_adbignore = true;
-                continue;
-            }
-            files.insert(relative.to_owned(), object);
-        }
-
-        let ignored: HashSet<String> = if has_adbignore {
-            let key = keys::version_adbignore(project, version);
-            match read_optional(self.storage.as_ref(), &key).await? {
-                Some((bytes, _)) => String::from_utf8_lossy(&bytes)
-                    .lines()
-                    .map(|line| line.trim().trim_start_matches("./").to_owned())
-                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                    .collect(),
-                None => HashSet::new(),
-            }
-        } else {
-            HashSet::new()
-        };
-        let is_ignored = |path: &str| {
-            ignored.contains(path)
-                || ignored.iter().any(|entry| {
-                    entry.ends_with('/') && path.starts_with(entry.as_str())
-                })
-        };
-
-        let links: BTreeMap<String, Value> = if has_links {
-            let key = keys::version_links(project, version);
-            match read_optional(self.storage.as_ref(), &key).await? {
-                Some((bytes, _)) => parse_record("links file", &key, &bytes)?,
-                None => BTreeMap::new(),
-            }
-        } else {
-            BTreeMap::new()
-        };
+        let VersionListing {
+            files,
+            sidecar_keys,
+            ignored,
+            links,
+        } = self.version_listing(project, version).await?;
+        let is_ignored = |path: &str| is_ignored(&ignored, path);
 
         // Sidecars (size and checksums recorded at upload) and metadata documents, read
         // concurrently.
@@ -397,30 +502,32 @@ impl Indexer {
             .filter(|path| path.ends_with(".json") && !is_ignored(path))
             .cloned()
             .collect();
-        let metadata: Vec<(String, Option<Map<String, Value>>)> = futures::stream::iter(metadata_paths)
-            .map(|path| {
-                let storage = storage.clone();
-                let key = keys::version_file(project, version, &path);
-                async move {
-                    let found = read_optional(storage.as_ref(), &key).await?;
-                    let object = found.and_then(|(bytes, _)| {
-                        match serde_json::from_slice::<Value>(&bytes) {
-                            Ok(Value::Object(object)) => Some(object),
-                            _ => None,
-                        }
-                    });
-                    Ok::<_, IndexerError>((path, object))
-                }
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let metadata: Vec<(String, Option<Map<String, Value>>)> =
+            futures::stream::iter(metadata_paths)
+                .map(|path| {
+                    let storage = storage.clone();
+                    let key = keys::version_file(project, version, &path);
+                    async move {
+                        let found = read_optional(storage.as_ref(), &key).await?;
+                        let object = found.and_then(|(bytes, _)| {
+                            match serde_json::from_slice::<Value>(&bytes) {
+                                Ok(Value::Object(object)) => Some(object),
+                                _ => None,
+                            }
+                        });
+                        Ok::<_, IndexerError>((path, object))
+                    }
+                })
+                .buffer_unordered(READ_CONCURRENCY)
+                .try_collect()
+                .await?;
 
         let base = VersionBase {
             context,
             record: &record,
             state,
-            readers: &readers,
+            access: &access,
+            perm_hash: permissions_hash(&permissions),
             permissions: &permissions,
             now,
         };
@@ -499,7 +606,11 @@ impl Indexer {
 
     /// The operations re-indexing a whole project: delete all its documents, then add the
     /// record's and every version's.
-    pub async fn project_ops(&self, project: &str, now: DateTime<Utc>) -> Result<(Vec<WriteOp>, IndexReport)> {
+    pub async fn project_ops(
+        &self,
+        project: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<WriteOp>, IndexReport)> {
         let mut ops = vec![WriteOp::DeleteProject(project.to_owned())];
         let mut report = IndexReport::default();
         let Some(context) = self.project_context(project).await? else {
@@ -550,7 +661,10 @@ impl Indexer {
             pending.extend(ops);
             report.absorb(&project_report);
             if pending_versions >= REBUILD_BATCH_VERSIONS {
-                self.index.writer().apply(std::mem::take(&mut pending)).await?;
+                self.index
+                    .writer()
+                    .apply(std::mem::take(&mut pending))
+                    .await?;
                 pending_versions = 0;
             }
             progress(done + 1, total);
@@ -567,7 +681,8 @@ struct VersionBase<'a> {
     context: &'a ProjectContext,
     record: &'a VersionRecord,
     state: LifecycleState,
-    readers: &'a [String],
+    access: &'a DocumentAccess,
+    perm_hash: u64,
     permissions: &'a Value,
     now: DateTime<Utc>,
 }
@@ -625,7 +740,13 @@ impl VersionBase<'_> {
         })
     }
 
-    fn index_document(&self, path: &str, source: Value, uploaded: Option<DateTime<Utc>>) -> IndexDocument {
+    fn index_document(
+        &self,
+        path: &str,
+        file_key: &str,
+        source: Value,
+        uploaded: Option<DateTime<Utc>>,
+    ) -> IndexDocument {
         let project = &self.context.record;
         IndexDocument {
             id: format!("{}:{}@{}", project.project_id, path, self.record.version),
@@ -633,10 +754,12 @@ impl VersionBase<'_> {
             project_id: project.project_id.clone(),
             version: Some(self.record.version.clone()),
             path: Some(path.to_owned()),
+            file_key: Some(file_key.to_owned()),
+            perm_hash: self.perm_hash,
             namespace: project.namespace.clone(),
             numerical_revision: self.record.numerical_revision,
             uploaded,
-            readers: self.readers.to_vec(),
+            access: self.access.clone(),
             state: self.state.as_str().to_owned(),
             source,
         }
@@ -653,9 +776,15 @@ impl VersionBase<'_> {
     ) -> IndexDocument {
         let schema = object.get("$schema").cloned();
         let extra = self.extra(path, metapath, schema.as_ref(), data, meta, link);
-        let uploaded = data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
+        let uploaded =
+            data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
-        self.index_document(path, Value::Object(object), uploaded)
+        self.index_document(
+            path,
+            metapath.unwrap_or(path),
+            Value::Object(object),
+            uploaded,
+        )
     }
 
     fn automatic(
@@ -667,13 +796,19 @@ impl VersionBase<'_> {
         let extra = self.extra(path, None, None, data, None, link);
         let mut object = Map::new();
         object.insert("path".to_owned(), Value::String(path.to_owned()));
-        for (field, name) in [("file_size", "size"), ("md5sum", "md5sum"), ("sha256", "sha256"), ("content_type", "content_type")] {
+        for (field, name) in [
+            ("file_size", "size"),
+            ("md5sum", "md5sum"),
+            ("sha256", "sha256"),
+            ("content_type", "content_type"),
+        ] {
             if let Some(value) = extra.get(field).filter(|value| !value.is_null()) {
                 object.insert(name.to_owned(), value.clone());
             }
         }
-        let uploaded = data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
+        let uploaded =
+            data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
-        self.index_document(path, Value::Object(object), uploaded)
+        self.index_document(path, path, Value::Object(object), uploaded)
     }
 }

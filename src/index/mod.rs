@@ -8,6 +8,7 @@ pub mod filter;
 pub mod indexer;
 pub mod schema;
 pub mod search;
+pub mod sync;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,10 @@ pub struct IndexFields {
     pub version_key: Field,
     /// File path.
     pub path: Field,
+    /// Source file of the document (fast).
+    pub file_key: Field,
+    /// Hash of the resolved profile (fast).
+    pub perm_hash: Field,
     /// Namespace (fast).
     pub namespace: Field,
     /// Numerical revision (fast).
@@ -80,6 +85,8 @@ pub struct IndexFields {
     pub document: Field,
     /// Stored JSON bytes of the whole document.
     pub source: Field,
+    /// Stored JSON bytes of the document's access data.
+    pub access: Field,
 }
 
 impl IndexFields {
@@ -96,6 +103,8 @@ impl IndexFields {
             version: field("version")?,
             version_key: field("version_key")?,
             path: field("path")?,
+            file_key: field("file_key")?,
+            perm_hash: field("perm_hash")?,
             namespace: field("namespace")?,
             numerical_revision: field("numerical_revision")?,
             uploaded: field("uploaded")?,
@@ -103,6 +112,7 @@ impl IndexFields {
             state: field("state")?,
             document: field("document")?,
             source: field("source")?,
+            access: field("access")?,
         })
     }
 }

@@ -17,6 +17,7 @@ use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::SearchIndex;
 use super::filter::{AccessFilter, AllowQuery};
+use crate::permissions::{AccessScope, DocumentAccess};
 
 /// Longest query text accepted.
 pub const MAX_QUERY_BYTES: usize = 8 * 1024;
@@ -136,6 +137,8 @@ pub struct SearchRequest {
 pub struct Hit {
     /// The stored document (with `_extra`, including `_extra.permissions`).
     pub source: Value,
+    /// Its access data.
+    pub access: DocumentAccess,
 }
 
 /// One page of hits.
@@ -401,13 +404,37 @@ impl tantivy::collector::SegmentCollector for LatestSegmentCollector {
     }
 }
 
-/// Runs an authorized search. `access` is required: there is no way to search without one
-/// (`AccessFilter::Unrestricted` is an explicit choice for admins).
+/// The index filter of a caller's scope.
+#[must_use]
+pub fn access_filter(scope: &AccessScope) -> AccessFilter {
+    let filter = scope.filter();
+    match (
+        filter.exclude_disabled,
+        filter.required_token_sets.is_empty(),
+    ) {
+        (false, true) => AccessFilter::Unrestricted,
+        (true, true) => AccessFilter::NotDisabled,
+        _ => AccessFilter::Readers(
+            filter
+                .required_token_sets
+                .into_iter()
+                .map(|set| set.into_iter().collect())
+                .collect(),
+        ),
+    }
+}
+
+/// Runs an authorized search: the only way to query the index. `scope` is required
+/// (`AccessScope::Unrestricted` is an explicit choice for admins). Every hit is re-checked
+/// against its stored access data at `now`, so a grant that expired since the document was
+/// indexed never returns it.
 pub fn search(
     index: &SearchIndex,
-    access: &AccessFilter,
+    scope: &AccessScope,
     request: &SearchRequest,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<SearchPage, SearchError> {
+    let access = &access_filter(scope);
     if request.size == 0 || request.size > MAX_PAGE_SIZE {
         return Err(SearchError::InvalidParameter(format!(
             "size must be between 1 and {MAX_PAGE_SIZE}"
@@ -479,16 +506,27 @@ pub fn search(
             }
         }
     };
-    let source_field = index.fields().source;
+    let fields = index.fields();
     let mut hits = Vec::with_capacity(addresses.len());
+    let mut total = total;
     for address in addresses {
         let document: TantivyDocument = searcher.doc(address)?;
+        let access: DocumentAccess = document
+            .get_first(fields.access)
+            .and_then(|value| value.as_bytes())
+            .and_then(|bytes| serde_json::from_slice(bytes).ok())
+            .unwrap_or_default();
+        if !scope.matches(&access, now) {
+            // Indexed before a grant expired; the scheduled re-index removes it soon.
+            total = total.saturating_sub(1);
+            continue;
+        }
         let source = document
-            .get_first(source_field)
+            .get_first(fields.source)
             .and_then(|value| value.as_bytes())
             .and_then(|bytes| serde_json::from_slice(bytes).ok())
             .unwrap_or(Value::Null);
-        hits.push(Hit { source });
+        hits.push(Hit { source, access });
     }
     Ok(SearchPage { hits, total })
 }

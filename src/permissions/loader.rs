@@ -137,10 +137,10 @@ impl ProfileLoader {
         let key = location.key();
         let generation = {
             let cache = self.cache();
-            if let Some((loaded_at, profile)) = cache.entries.get(&key) {
-                if loaded_at.elapsed() < self.ttl {
-                    return Ok(profile.clone());
-                }
+            if let Some((loaded_at, profile)) = cache.entries.get(&key)
+                && loaded_at.elapsed() < self.ttl
+            {
+                return Ok(profile.clone());
             }
             cache.generation
         };

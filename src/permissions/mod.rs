@@ -7,7 +7,7 @@
 //!   code per kind of mistake, and ArtifactDB's partial update.
 //! - [`loader`]: loads a resource's chain of profiles from storage (cached briefly,
 //!   invalidated by writes).
-//! - [`resolve`]: version → project → namespace → global, first profile found wins whole,
+//! - [`resolve`](mod@resolve): version → project → namespace → global, first profile found wins whole,
 //!   `inherit: true` unions with the scope above; the built-in default grants nothing.
 //! - [`identity`]: callers (anonymous, accounts, machines), their identities, roles and levels.
 //! - [`state`]: lifecycle states and their cascade (most restrictive wins).

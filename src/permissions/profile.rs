@@ -407,10 +407,39 @@ pub struct Profile {
     /// count (at `now >= expiry`).
     #[serde(
         default,
-        deserialize_with = "null_as_default",
+        deserialize_with = "strict_expiries",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub expires: BTreeMap<PrincipalRef, DateTime<Utc>>,
+}
+
+/// Parses an expiry strictly as RFC 3339 with a `T` separator and a time zone (chrono alone
+/// would also take a space), so the parser and the JSON Schema accept the same texts.
+fn parse_expiry(text: &str) -> Option<DateTime<Utc>> {
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|expiry| expiry.with_timezone(&Utc))
+}
+
+fn strict_expiries<'de, D>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<PrincipalRef, DateTime<Utc>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let texts: BTreeMap<PrincipalRef, String> = null_as_default(deserializer)?;
+    texts
+        .into_iter()
+        .map(|(principal, text)| match parse_expiry(&text) {
+            Some(expiry) => Ok((principal, expiry)),
+            None => Err(serde::de::Error::custom(format!(
+                "invalid expiry for `{principal}`: {text:?} is not an RFC 3339 timestamp"
+            ))),
+        })
+        .collect()
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -512,12 +541,12 @@ impl Profile {
             ));
         };
         check_fields(&Value::Object(patch.clone()))?;
-        if let (Some(current), Some(Value::String(requested))) = (self.scope, patch.get("scope")) {
-            if requested != current.as_str() {
-                return Err(ProfileError::InvalidScope(format!(
-                    "this profile is at scope {current}, not {requested:?}"
-                )));
-            }
+        if let (Some(current), Some(Value::String(requested))) = (self.scope, patch.get("scope"))
+            && requested != current.as_str()
+        {
+            return Err(ProfileError::InvalidScope(format!(
+                "this profile is at scope {current}, not {requested:?}"
+            )));
         }
         let Value::Object(mut merged) = self.to_json_value() else {
             return Err(ProfileError::InvalidProfile(
@@ -563,14 +592,14 @@ impl Profile {
     pub fn validate_grants(&self, role_of: impl Fn(&PrincipalRef) -> Option<Role>) -> Result<()> {
         for level in [Level::Owner, Level::Writer, Level::Viewer] {
             for principal in self.entries(level).keys().filter(|p| p.is_account()) {
-                if let Some(role) = role_of(principal) {
-                    if !role.may_be_granted(level) {
-                        return Err(ProfileError::GrantExceedsRole {
-                            principal: principal.to_string(),
-                            role,
-                            level,
-                        });
-                    }
+                if let Some(role) = role_of(principal)
+                    && !role.may_be_granted(level)
+                {
+                    return Err(ProfileError::GrantExceedsRole {
+                        principal: principal.to_string(),
+                        role,
+                        level,
+                    });
                 }
             }
         }
@@ -636,7 +665,7 @@ fn check_fields(value: &Value) -> Result<()> {
                         PrincipalRef::parse(principal)?;
                         let valid = expiry
                             .as_str()
-                            .is_some_and(|text| DateTime::parse_from_rfc3339(text).is_ok());
+                            .is_some_and(|text| parse_expiry(text).is_some());
                         if !valid {
                             return Err(ProfileError::InvalidExpiry {
                                 principal: principal.clone(),
@@ -721,6 +750,10 @@ mod tests {
                 "invalid_expiry",
             ),
             (json!({"expires": {"carol": 1}}), "invalid_expiry"),
+            (
+                json!({"expires": {"carol": "2026-12-31 00:00:00Z"}}),
+                "invalid_expiry",
+            ),
             (
                 json!({"expires": {"Carol": "2026-12-31T00:00:00Z"}}),
                 "invalid_principal",

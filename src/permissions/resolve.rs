@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::identity::Level;
 use super::profile::{AccessRule, PrincipalRef, Profile, ProfileScope};
@@ -251,6 +251,51 @@ impl Serialize for ResolvedProfile {
             expires,
         }
         .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResolvedProfile {
+    /// Reads back the serialized form (what the index stores as `_extra.permissions`), so a
+    /// search hit can be evaluated without going back to storage. Unknown principals are
+    /// refused rather than dropped.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            scope: Option<ProfileScope>,
+            #[serde(default)]
+            inherited_from: Vec<ProfileScope>,
+            owners: Vec<String>,
+            writers: Vec<String>,
+            viewers: Vec<String>,
+            read_access: AccessRule,
+            download_access: AccessRule,
+            write_access: AccessRule,
+            #[serde(default)]
+            expires: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let entries = |names: Vec<String>, level: Level| -> Result<Entries, D::Error> {
+            let dated = wire.expires.get(level.as_str());
+            names
+                .into_iter()
+                .map(|name| {
+                    let expiry = dated.and_then(|dated| dated.get(&name)).copied();
+                    PrincipalRef::parse(&name)
+                        .map(|principal| (principal, expiry))
+                        .map_err(serde::de::Error::custom)
+                })
+                .collect()
+        };
+        Ok(Self {
+            owners: entries(wire.owners, Level::Owner)?,
+            writers: entries(wire.writers, Level::Writer)?,
+            viewers: entries(wire.viewers, Level::Viewer)?,
+            scope: wire.scope,
+            inherited_from: wire.inherited_from,
+            read_access: wire.read_access,
+            download_access: wire.download_access,
+            write_access: wire.write_access,
+        })
     }
 }
 

@@ -44,7 +44,7 @@ use super::presign::LocalPresigner;
 use super::{
     ByteRange, ByteStream, GetObject, ListPage, ListRequest, ObjectMeta, ObjectStore,
     PresignMethod, PutCondition, PutOptions, PutOutcome, Result, StorageError, StorageKind,
-    validate_key,
+    prefix_can_match, validate_key,
 };
 
 /// Number of striped locks serialising commits per key.
@@ -54,7 +54,7 @@ const DEFAULT_PAGE: usize = 1000;
 /// Largest page a listing returns.
 const MAX_PAGE: usize = 10_000;
 /// How often a commit re-creates its parent directory when a concurrent delete removed it.
-const COMMIT_ATTEMPTS: usize = 4;
+const COMMIT_ATTEMPTS: usize = 8;
 /// Read buffer of streamed gets.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -217,11 +217,16 @@ impl Drop for TempPath {
     }
 }
 
-/// fsyncs a directory so a rename or link in it is durable.
+/// fsyncs a directory so a rename, link or unlink in it is durable. A directory that a
+/// concurrent delete already removed has nothing left to persist.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        fs::File::open(dir)?.sync_all()
+        match fs::File::open(dir) {
+            Ok(handle) => handle.sync_all(),
+            Err(error) if is_absent(&error) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
     #[cfg(not(unix))]
     {
@@ -243,18 +248,24 @@ fn with_parent(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        fs::create_dir_all(parent).map_err(|error| {
-            if matches!(
-                error.kind(),
-                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists
-            ) {
-                StorageError::Backend(format!(
+        if let Err(error) = fs::create_dir_all(parent) {
+            if parent.ancestors().any(Path::is_file) {
+                return Err(StorageError::Backend(format!(
                     "key {key:?} conflicts with an existing object on its path"
-                ))
-            } else {
-                io_error("create directory", &error)
+                )));
             }
-        })?;
+            // A concurrent delete removed a directory while it was being created (NotFound, or
+            // AlreadyExists from a mkdir whose directory vanished before it was checked).
+            if attempt < COMMIT_ATTEMPTS
+                && matches!(
+                    error.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+                )
+            {
+                continue;
+            }
+            return Err(io_error("create directory", &error));
+        }
         match operation() {
             Err(error) if error.kind() == io::ErrorKind::NotFound && attempt < COMMIT_ATTEMPTS => {}
             Err(error) => return Err(commit_error(key, target, &error)),
@@ -460,14 +471,13 @@ impl Walk<'_> {
 /// Splits a listing prefix into the directory to walk (relative, ending with `/` or empty) and
 /// the filter on names inside it. `None` when no valid key can have this prefix.
 fn split_prefix(prefix: &str) -> Option<(&str, &str)> {
-    let (dir_part, name_filter) = match prefix.rfind('/') {
-        Some(index) => (&prefix[..=index], &prefix[index + 1..]),
-        None => ("", prefix),
-    };
-    if !dir_part.is_empty() && validate_key(&dir_part[..dir_part.len() - 1]).is_err() {
+    if !prefix_can_match(prefix) {
         return None;
     }
-    Some((dir_part, name_filter))
+    Some(match prefix.rfind('/') {
+        Some(index) => (&prefix[..=index], &prefix[index + 1..]),
+        None => ("", prefix),
+    })
 }
 
 fn list_blocking(

@@ -114,11 +114,16 @@ pub struct ObjectMeta {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
-    /// Opaque version tag; changes on every write; used by [`PutCondition::IfMatch`].
+    /// Opaque version tag, without quotes; used by [`PutCondition::IfMatch`]. It changes
+    /// whenever the content changes (the local backend changes it on every write; S3 derives it
+    /// from the content, so rewriting identical bytes may keep it). In listings it may be empty
+    /// when the server omits it; head, get and put always report it.
     pub etag: String,
     /// Time of the last write.
     pub last_modified: DateTime<Utc>,
-    /// Content type given at upload, when the backend keeps it.
+    /// Content type given at upload, when the backend keeps it (S3: on head and get, not in
+    /// listings; local: guessed from the key's extension, see
+    /// [`local::guess_content_type`]).
     pub content_type: Option<String>,
 }
 
@@ -351,9 +356,24 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether some valid key (see [`validate_key`]) can start with `prefix`: the part up to the
+/// last `/` must itself be a valid key and nothing may contain control characters or
+/// backslashes. Backends answer an empty listing for other prefixes instead of asking the
+/// filesystem or the server about them.
+#[must_use]
+pub fn prefix_can_match(prefix: &str) -> bool {
+    if prefix.chars().any(char::is_control) || prefix.contains('\\') {
+        return false;
+    }
+    match prefix.rfind('/') {
+        None => true,
+        Some(index) => validate_key(&prefix[..index]).is_ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::validate_key;
+    use super::{prefix_can_match, validate_key};
 
     #[test]
     fn validate_key_accepts_layout_keys() {
@@ -374,5 +394,15 @@ mod tests {
             assert!(validate_key(key).is_err(), "{key:?}");
         }
         assert!(validate_key(&"a".repeat(2049)).is_err());
+    }
+
+    #[test]
+    fn prefix_can_match_only_valid_key_prefixes() {
+        for prefix in ["", "a", "a/", "a/b", "p/..", "..meta/us"] {
+            assert!(prefix_can_match(prefix), "{prefix:?}");
+        }
+        for prefix in ["/", "/a", "a//", "../", "a/../b", "a\\b", "a\0", "./x"] {
+            assert!(!prefix_can_match(prefix), "{prefix:?}");
+        }
     }
 }

@@ -2,11 +2,14 @@
 //! authorized search, on hand-built documents.
 
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 use trove::index::document::{DocKind, IndexDocument};
-use trove::index::filter::AccessFilter;
-use trove::index::search::{KindFilter, SearchError, SearchRequest, SortKey, search};
+
+use chrono::{DateTime, Utc};
+use trove::index::search::{KindFilter, SearchError, SearchRequest, SortKey};
 use trove::index::writer::WriteOp;
 use trove::index::{IndexSchema, SearchIndex};
+use trove::permissions::{AccessScope, DocumentAccess};
 
 #[test]
 fn a_changed_schema_version_recreates_the_index() {
@@ -29,6 +32,22 @@ fn a_changed_schema_version_recreates_the_index() {
     assert_eq!(rebuilt.health().schema_version, bumped.version);
 }
 
+fn access(readers: &[&str], state: &str) -> DocumentAccess {
+    DocumentAccess {
+        readers: readers.iter().map(|r| ((*r).to_owned(), None)).collect(),
+        disabled: state == "disabled",
+        next_expiry: None,
+    }
+}
+
+fn search(
+    index: &SearchIndex,
+    scope: &AccessScope,
+    request: &SearchRequest,
+) -> Result<trove::index::search::SearchPage, SearchError> {
+    trove::index::search::search(index, scope, request, Utc::now())
+}
+
 fn file_doc(
     project: &str,
     version: &str,
@@ -44,10 +63,12 @@ fn file_doc(
         project_id: project.to_owned(),
         version: Some(version.to_owned()),
         path: Some(path.to_owned()),
+        file_key: Some(path.to_owned()),
+        perm_hash: 0,
         namespace: None,
         numerical_revision: Some(revision),
         uploaded: None,
-        readers: readers.iter().map(|r| (*r).to_owned()).collect(),
+        access: access(readers, state),
         state: state.to_owned(),
         source: json!({
             "title": format!("{project} {path}"),
@@ -107,10 +128,12 @@ async fn corpus() -> (tempfile::TempDir, SearchIndex) {
         project_id: "p1".into(),
         version: None,
         path: None,
+        file_key: None,
+        perm_hash: 0,
         namespace: None,
         numerical_revision: None,
         uploaded: None,
-        readers: vec!["alice".into(), "bob".into()],
+        access: access(&["alice", "bob"], "active"),
         state: "active".into(),
         source: json!({"title": "project one", "_extra": {"kind": "project", "project_id": "p1"}}),
     };
@@ -122,7 +145,7 @@ async fn corpus() -> (tempfile::TempDir, SearchIndex) {
     (directory, index)
 }
 
-fn ids(index: &SearchIndex, access: &AccessFilter, request: &SearchRequest) -> Vec<String> {
+fn ids(index: &SearchIndex, access: &AccessScope, request: &SearchRequest) -> Vec<String> {
     let page = search(index, access, request).unwrap();
     let mut ids: Vec<String> = page
         .hits
@@ -146,8 +169,13 @@ fn request(query: &str) -> SearchRequest {
     }
 }
 
-fn readers(tokens: &[&str]) -> AccessFilter {
-    AccessFilter::Readers(vec![tokens.iter().map(|t| (*t).to_owned()).collect()])
+fn readers(tokens: &[&str]) -> AccessScope {
+    AccessScope::Principals {
+        tokens: tokens
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect::<BTreeSet<_>>(),
+    }
 }
 
 #[tokio::test]
@@ -162,7 +190,7 @@ async fn the_access_filter_admits_exactly_the_allowed_documents() {
     let (_dir, index) = corpus().await;
     let all = request("*");
     assert_eq!(
-        ids(&index, &AccessFilter::Unrestricted, &all),
+        ids(&index, &AccessScope::Unrestricted, &all),
         [
             "p1:model.json@v1",
             "p1:model.json@v2",
@@ -172,7 +200,7 @@ async fn the_access_filter_admits_exactly_the_allowed_documents() {
         ]
     );
     assert_eq!(
-        ids(&index, &AccessFilter::NotDisabled, &all),
+        ids(&index, &AccessScope::AllButDisabled, &all),
         [
             "p1:model.json@v1",
             "p1:model.json@v2",
@@ -190,7 +218,7 @@ async fn the_access_filter_admits_exactly_the_allowed_documents() {
         ids(&index, &readers(&["carol"]), &all),
         Vec::<String>::new()
     );
-    let both = AccessFilter::Readers(vec![vec!["bob".into()], vec!["alice".into()]]);
+    let both = AccessScope::Both(Box::new(readers(&["bob"])), Box::new(readers(&["alice"])));
     assert_eq!(
         ids(&index, &both, &all),
         ["p1:model.json@v1", "p1:weights.bin@v1"],
@@ -258,7 +286,7 @@ async fn user_queries_cannot_widen_the_filter() {
 #[tokio::test]
 async fn metadata_fields_are_searchable_but_permissions_are_not() {
     let (_dir, index) = corpus().await;
-    let all = AccessFilter::Unrestricted;
+    let all = AccessScope::Unrestricted;
     assert_eq!(
         ids(&index, &all, &request("path:weights.bin")),
         ["p1:weights.bin@v1"]
@@ -289,7 +317,7 @@ async fn latest_keeps_each_projects_latest_readable_version() {
 #[tokio::test]
 async fn kinds_sorting_paging_and_reindexing() {
     let (_dir, index) = corpus().await;
-    let all = AccessFilter::Unrestricted;
+    let all = AccessScope::Unrestricted;
     let mut projects = request("*");
     projects.kind = KindFilter::Project;
     let page = search(&index, &all, &projects).unwrap();
@@ -327,5 +355,37 @@ async fn kinds_sorting_paging_and_reindexing() {
     assert_eq!(
         ids(&index, &all, &request("_extra.project_id:p1")),
         ["p1:model.json@v1", "p1:model.json@v2"]
+    );
+}
+
+#[tokio::test]
+async fn an_expired_grant_never_returns_a_hit_even_before_reindexing() {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let past: DateTime<Utc> = "2020-01-01T00:00:00Z".parse().unwrap();
+    let future: DateTime<Utc> = "2999-01-01T00:00:00Z".parse().unwrap();
+    let mut expired = file_doc("p9", "v1", "a.json", 1, &[], "active");
+    expired.access.readers = BTreeMap::from([
+        ("carol".to_owned(), Some(past)),
+        ("dave".to_owned(), Some(future)),
+    ]);
+    index
+        .writer()
+        .apply(vec![WriteOp::Replace {
+            owner: "p9/v1".into(),
+            documents: vec![expired.to_tantivy(&fields)],
+        }])
+        .await
+        .unwrap();
+    let page = search(&index, &readers(&["carol"]), &request("*")).unwrap();
+    assert!(page.hits.is_empty(), "carol's grant expired");
+    assert_eq!(page.total, 0);
+    assert_eq!(
+        search(&index, &readers(&["dave"]), &request("*"))
+            .unwrap()
+            .hits
+            .len(),
+        1
     );
 }

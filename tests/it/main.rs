@@ -1,8 +1,12 @@
 //! Integration tests: one binary driving the real router, real storage backends (a temp
-//! directory, and an in-process S3 server on 127.0.0.1) and a real TCP server.
+//! directory, and an in-process S3 server on 127.0.0.1) and a real TCP server; one module per
+//! area.
 
 mod auth;
 mod cli;
 mod common;
 mod index;
+mod indexing;
+mod storage;
+mod storage_conformance;
 mod system;

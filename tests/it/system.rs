@@ -145,3 +145,137 @@ async fn a_real_tcp_server_serves_status() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["storage"]["ok"], true);
 }
+
+/// Settings of an instance on the in-process S3 server (bucket created first).
+async fn s3_app(
+    server: &crate::common::s3_server::S3TestServer,
+    data_dir: &std::path::Path,
+) -> TestApp {
+    use trove::config::Settings;
+    use trove::storage::StorageKind;
+    let store = trove::storage::s3::S3Store::connect(server.settings("trove-app", ""))
+        .await
+        .unwrap();
+    store.create_bucket_if_missing().await.unwrap();
+    let mut settings: Settings = crate::common::local_settings(data_dir.to_path_buf());
+    settings.storage = StorageKind::S3;
+    settings.storage_timeout_ms = 1500;
+    settings.s3.bucket = Some("trove-app".to_owned());
+    settings.s3.endpoint = Some(server.endpoint());
+    settings.s3.region = Some("us-east-1".to_owned());
+    settings.s3.path_style = true;
+    settings.s3.access_key_id = Some(crate::common::s3_server::ACCESS_KEY.to_owned());
+    settings.s3.secret_access_key = Some(trove::config::Secret::new(
+        crate::common::s3_server::SECRET_KEY,
+    ));
+    settings.validate().unwrap();
+    TestApp::with_settings(settings).await
+}
+
+#[tokio::test]
+async fn storage_outage_answers_503_within_the_timeout_and_recovers_without_restart() {
+    let mut server = crate::common::s3_server::S3TestServer::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = s3_app(&server, data_dir.path()).await;
+
+    let response = app.get("/status").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert_eq!(response.json()["storage"]["kind"], "s3");
+    assert_eq!(app.get("/").await.json()["storage"], "s3");
+
+    server.stop().await;
+    for path in ["/status", "/readyz"] {
+        let started = std::time::Instant::now();
+        let response = app.get(path).await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            response.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            response.text()
+        );
+        assert_eq!(response.json()["code"], "storage_unavailable", "{path}");
+        assert!(
+            elapsed < std::time::Duration::from_millis(1500 + 1000),
+            "{path} took {elapsed:?}"
+        );
+    }
+    assert!(
+        app.get("/metrics")
+            .await
+            .text()
+            .contains("trove_storage_up 0")
+    );
+    // Storage-independent routes keep answering.
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+
+    server.restart().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = app.get("/status").await;
+        if response.status == StatusCode::OK {
+            assert_eq!(response.json()["storage"]["ok"], true);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not recover: {}",
+            response.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_same_binary_serves_from_s3_with_the_documented_variables() {
+    let server = crate::common::s3_server::S3TestServer::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let _bucket = s3_app(&server, data_dir.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir.path().join("s3-replica"))
+        .env("TROVE_STORAGE", "s3")
+        .env("TROVE_S3_BUCKET", "trove-app")
+        .env("TROVE_S3_ENDPOINT", server.endpoint())
+        .env("TROVE_S3_REGION", "us-east-1")
+        .env("TROVE_S3_PATH_STYLE", "true")
+        .env("TROVE_S3_PREFIX", "replica/")
+        .env("AWS_ACCESS_KEY_ID", crate::common::s3_server::ACCESS_KEY)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            crate::common::s3_server::SECRET_KEY,
+        )
+        .env_remove("TROVE_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/status");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body: serde_json::Value = loop {
+        if let Ok(response) = reqwest::get(&url).await {
+            break response.json().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(body["storage"]["kind"], "s3");
+    child.kill().await.unwrap();
+}

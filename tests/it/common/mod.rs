@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3_server;
+
 use std::path::PathBuf;
 
 use axum::Router;

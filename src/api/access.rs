@@ -1,0 +1,215 @@
+//! The one way a route reaches a project or version for a caller: load the records and the
+//! profile chain from storage, build the evaluation [`Target`], and let the permission engine
+//! decide. A denial becomes `404` (the caller may not know it exists), `401`, `403` or `409`
+//! exactly as the engine says.
+
+use chrono::Utc;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::model::names;
+use crate::model::records::{NamespaceRecord, ProjectRecord, VersionRecord};
+use crate::permissions::{
+    AccessScope, Action, Denial, LifecycleState, Target, effective_state,
+};
+use crate::storage::{ObjectStoreExt as _, keys};
+
+/// A project as a caller reached it.
+#[derive(Debug, Clone)]
+pub struct ProjectView {
+    /// The record.
+    pub record: ProjectRecord,
+    /// Its namespace's record, when it has one.
+    pub namespace: Option<NamespaceRecord>,
+    /// The evaluation target (project level).
+    pub target: Target,
+}
+
+/// A version as a caller reached it.
+#[derive(Debug, Clone)]
+pub struct VersionView {
+    /// The project.
+    pub project: ProjectView,
+    /// The version record.
+    pub record: VersionRecord,
+    /// The evaluation target (version level).
+    pub target: Target,
+}
+
+/// Maps a permission denial to the API error.
+impl From<Denial> for ApiError {
+    fn from(denial: Denial) -> Self {
+        let (code, reason) = match denial {
+            Denial::NotFound => (ErrorCode::NotFound, "not found"),
+            Denial::Unauthenticated => (ErrorCode::Unauthorized, "authentication required"),
+            Denial::Forbidden => (ErrorCode::Forbidden, "not allowed"),
+            _ => (ErrorCode::Conflict, "not possible in the current state"),
+        };
+        let error = Self::new(code, reason);
+        if code == ErrorCode::Conflict {
+            error.with_code_name(denial.code())
+        } else {
+            error
+        }
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(state: &AppState, key: &str) -> ApiResult<Option<T>> {
+    match state.storage.get_bytes(key).await {
+        Ok((bytes, _)) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+            ApiError::internal(std::io::Error::other(format!("corrupt record {key}: {error}")))
+        }),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The access scope a principal searches with: its own, capped by its creator for API keys.
+#[must_use]
+pub fn search_scope(principal: &Principal) -> AccessScope {
+    match &principal.creator {
+        Some(creator) => AccessScope::capped(&principal.caller, creator),
+        None => AccessScope::for_caller(&principal.caller),
+    }
+}
+
+/// Loads a project and builds its target; `None` when it does not exist.
+pub async fn load_project(state: &AppState, project: &str) -> ApiResult<Option<ProjectView>> {
+    names::validate_project_id(project)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidName, error.to_string()))?;
+    let Some(record) = read_json::<ProjectRecord>(state, &keys::project_record(project)).await?
+    else {
+        return Ok(None);
+    };
+    let namespace = match &record.namespace {
+        Some(namespace) => read_json::<NamespaceRecord>(state, &keys::namespace_record(namespace)).await?,
+        None => None,
+    };
+    let chain = state
+        .profiles
+        .load_chain(record.namespace.as_deref(), Some(project), None)
+        .await
+        .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
+    let namespace_state = record
+        .namespace
+        .as_ref()
+        .map(|_| namespace.as_ref().map_or(LifecycleState::Active, |ns| ns.state));
+    let target = Target {
+        profile: chain.resolve(),
+        state: effective_state(namespace_state, Some(record.state), None),
+        parent_state: effective_state(namespace_state, None, None),
+        namespace: record.namespace.clone(),
+        project: Some(record.project_id.clone()),
+        version: None,
+        stable: false,
+        completed: false,
+        auto_create: namespace.as_ref().is_some_and(|ns| ns.auto_create),
+    };
+    Ok(Some(ProjectView {
+        record,
+        namespace,
+        target,
+    }))
+}
+
+/// Loads a version (of a loaded project) and builds its target; `None` when absent.
+pub async fn load_version(
+    state: &AppState,
+    project: ProjectView,
+    version: &str,
+) -> ApiResult<Option<VersionView>> {
+    names::validate_version(version)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidName, error.to_string()))?;
+    let project_id = project.record.project_id.clone();
+    let Some(record) =
+        read_json::<VersionRecord>(state, &keys::version_record(&project_id, version)).await?
+    else {
+        return Ok(None);
+    };
+    let chain = state
+        .profiles
+        .load_chain(project.record.namespace.as_deref(), Some(&project_id), Some(version))
+        .await
+        .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
+    let target = Target {
+        profile: chain.resolve(),
+        state: effective_state(Some(project.target.state), Some(record.state), None),
+        parent_state: project.target.state,
+        namespace: project.record.namespace.clone(),
+        project: Some(project_id),
+        version: Some(record.version.clone()),
+        stable: record.stable,
+        completed: record.is_completed(),
+        auto_create: false,
+    };
+    Ok(Some(VersionView {
+        project,
+        record,
+        target,
+    }))
+}
+
+/// A project the caller may perform `action` on; `404` when absent or hidden from them.
+pub async fn authorize_project(
+    state: &AppState,
+    principal: &Principal,
+    project: &str,
+    action: Action,
+) -> ApiResult<ProjectView> {
+    let view = load_project(state, project)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
+    principal.decide(action, &view.target, Utc::now())?;
+    Ok(view)
+}
+
+/// The latest version of a project the caller can read (highest revision among completed
+/// versions they may read), resolved through the index.
+pub fn latest_readable_version(
+    state: &AppState,
+    principal: &Principal,
+    project: &str,
+) -> ApiResult<Option<String>> {
+    let scope = search_scope(principal);
+    let searcher = state.index.reader().searcher();
+    let latest = crate::index::search::latest_versions(
+        &state.index,
+        &searcher,
+        &crate::index::search::access_filter(&scope),
+        Some(project),
+    )
+    .map_err(super::search::search_error)?;
+    Ok(latest
+        .into_iter()
+        .find_map(|key| key.split_once('/').map(|(_, version)| version.to_owned()))
+        .filter(|version| !version.is_empty()))
+}
+
+/// A version the caller may perform `action` on (`latest` resolves among the versions they
+/// can read); `404` when absent or hidden from them.
+pub async fn authorize_version(
+    state: &AppState,
+    principal: &Principal,
+    project: &str,
+    version: &str,
+    action: Action,
+) -> ApiResult<VersionView> {
+    let not_found = || ApiError::not_found(format!("no version {version} of {project}"));
+    let version = if version == names::LATEST {
+        latest_readable_version(state, principal, project)?.ok_or_else(not_found)?
+    } else {
+        version.to_owned()
+    };
+    let project_view = load_project(state, project).await?.ok_or_else(not_found)?;
+    let view = load_version(state, project_view, &version)
+        .await?
+        .ok_or_else(not_found)?;
+    let now = Utc::now();
+    // Seeing the project is part of seeing the version.
+    if principal.decide(Action::ReadMetadata, &view.target, now).is_err() {
+        return Err(not_found());
+    }
+    principal.decide(action, &view.target, now)?;
+    Ok(view)
+}

@@ -1,0 +1,423 @@
+//! The sync check: proves that the index and storage agree, and repairs drift.
+//!
+//! [`check_version`] is ArtifactDB's `/info` report for one version: it recomputes the
+//! version's documents from storage (profiles read uncached, so an edit made behind the
+//! service's back shows) and compares them, permissions included, with what the index holds.
+//! [`check_all`] compares every project and version without reading documents: per version
+//! one record, one profile and one listing from storage against fast fields of the index
+//! (source files, document paths, permission hashes).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::query::{AllQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::{DocId, Score, SegmentReader, TantivyDocument, Term};
+
+use super::SearchIndex;
+use super::indexer::{Indexer, IndexerError};
+use super::writer::WriteOp;
+use crate::permissions::ProfileLocation;
+use crate::storage::keys;
+
+/// ArtifactDB's report of one version (`GET /projects/{p}/version/{v}/info`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VersionReport {
+    /// `ok` or `error`.
+    pub status: &'static str,
+    /// The profile resolved from storage now.
+    pub permissions: Value,
+    /// What differs.
+    pub anomalies: Vec<String>,
+    /// What would fix it.
+    pub actions: Vec<String>,
+    /// Ids of the documents that differ.
+    pub drifted_ids: Vec<String>,
+    /// Documents the index holds for the version.
+    pub indexed_docs: usize,
+    /// Documents storage yields for the version.
+    pub storage_docs: usize,
+}
+
+/// The drift found in one version (or project record, `version` = `None`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Drift {
+    /// Project id.
+    pub project_id: String,
+    /// Version, or `None` for the project record / the whole project.
+    pub version: Option<String>,
+    /// What differs.
+    pub reasons: Vec<String>,
+}
+
+/// The global report (`GET /index/sync`).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct SyncReport {
+    /// `ok` when nothing drifted.
+    pub status: &'static str,
+    /// When the check ran.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Projects compared.
+    pub projects: usize,
+    /// Versions compared.
+    pub versions: usize,
+    /// Everything that drifted.
+    pub drift: Vec<Drift>,
+    /// Number of drifted entries.
+    pub drift_count: usize,
+    /// Whether the drift was repaired (re-indexed).
+    pub repaired: bool,
+}
+
+fn stored_json(document: &TantivyDocument, field: tantivy::schema::Field) -> Value {
+    document
+        .get_first(field)
+        .and_then(|value| value.as_bytes())
+        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The documents the index holds for one owner key: id → stored `_extra.permissions`.
+fn indexed_documents(
+    index: &SearchIndex,
+    owner: &str,
+) -> Result<BTreeMap<String, Value>, IndexerError> {
+    let fields = index.fields();
+    let searcher = index.reader().searcher();
+    let query = TermQuery::new(
+        Term::from_field_text(fields.version_key, owner),
+        IndexRecordOption::Basic,
+    );
+    let addresses = searcher
+        .search(&query, &tantivy::collector::DocSetCollector)
+        .map_err(|error| IndexerError::Index(error.into()))?;
+    let mut documents = BTreeMap::new();
+    for address in addresses {
+        let document: TantivyDocument = searcher
+            .doc(address)
+            .map_err(|error| IndexerError::Index(error.into()))?;
+        let source = stored_json(&document, fields.source);
+        let id = source["_extra"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        documents.insert(id, source["_extra"]["permissions"].clone());
+    }
+    Ok(documents)
+}
+
+/// ArtifactDB's `/info` report for one version; `None` when the project or version does not
+/// exist in storage.
+pub async fn check_version(
+    indexer: &Indexer,
+    index: &SearchIndex,
+    project: &str,
+    version: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<VersionReport>, IndexerError> {
+    let Some(context) = indexer.project_context(project).await? else {
+        return Ok(None);
+    };
+    if indexer
+        .storage()
+        .head(&keys::version_record(project, version))
+        .await
+        .is_err_and(|error| error.is_not_found())
+    {
+        return Ok(None);
+    }
+    let version_profile = indexer
+        .load_profile(&ProfileLocation::Version {
+            project: project.to_owned(),
+            version: version.to_owned(),
+        })
+        .await?;
+    let has_profile = version_profile.is_some()
+        || context.project_profile.is_some()
+        || context.namespace_profile.is_some()
+        || context.global_profile.is_some();
+    let permissions = context.resolve(version_profile).to_json_value();
+    let (expected, _) = indexer.version_documents(&context, version, now).await?;
+    let indexed = indexed_documents(index, &format!("{project}/{version}"))?;
+
+    let mut anomalies = Vec::new();
+    let mut actions = Vec::new();
+    let mut drifted = BTreeSet::new();
+    if !has_profile {
+        anomalies.push("Missing permissions file on storage".to_owned());
+        actions.push("create permissions".to_owned());
+    }
+    let expected_ids: BTreeSet<&str> = expected.iter().map(|d| d.id.as_str()).collect();
+    for document in &expected {
+        match indexed.get(&document.id) {
+            None => {
+                anomalies.push(format!("{}: not indexed", document.id));
+                drifted.insert(document.id.clone());
+            }
+            Some(Value::Null) => {
+                anomalies.push(format!("{}: missing permissions", document.id));
+                drifted.insert(document.id.clone());
+            }
+            Some(stored) if *stored != document.source["_extra"]["permissions"] => {
+                anomalies.push(format!("{}: permissions differ", document.id));
+                drifted.insert(document.id.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    for id in indexed.keys() {
+        if !expected_ids.contains(id.as_str()) {
+            anomalies.push(format!("{id}: indexed but not in storage"));
+            drifted.insert(id.clone());
+        }
+    }
+    if !drifted.is_empty() {
+        actions.push("re-index project/version".to_owned());
+    }
+    Ok(Some(VersionReport {
+        status: if anomalies.is_empty() { "ok" } else { "error" },
+        permissions,
+        anomalies,
+        actions,
+        drifted_ids: drifted.into_iter().collect(),
+        indexed_docs: indexed.len(),
+        storage_docs: expected.len(),
+    }))
+}
+
+/// What the index holds per owner key, from fast fields only.
+#[derive(Debug, Default, Clone)]
+struct OwnerState {
+    file_keys: BTreeSet<String>,
+    paths: BTreeSet<String>,
+    perm_hashes: BTreeSet<u64>,
+}
+
+struct OwnerCollector;
+
+struct OwnerSegmentCollector {
+    owner: tantivy::columnar::StrColumn,
+    file_key: tantivy::columnar::StrColumn,
+    path: tantivy::columnar::StrColumn,
+    perm_hash: tantivy::columnar::Column<u64>,
+    states: HashMap<String, OwnerState>,
+    buffer: String,
+}
+
+impl Collector for OwnerCollector {
+    type Fruit = HashMap<String, OwnerState>;
+    type Child = OwnerSegmentCollector;
+
+    fn for_segment(&self, _: u32, reader: &SegmentReader) -> tantivy::Result<Self::Child> {
+        let fast = reader.fast_fields();
+        let missing =
+            |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
+        Ok(OwnerSegmentCollector {
+            owner: fast
+                .str("version_key")?
+                .ok_or_else(|| missing("version_key"))?,
+            file_key: fast.str("file_key")?.ok_or_else(|| missing("file_key"))?,
+            path: fast.str("path")?.ok_or_else(|| missing("path"))?,
+            perm_hash: fast.u64("perm_hash")?,
+            states: HashMap::new(),
+            buffer: String::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut merged: HashMap<String, OwnerState> = HashMap::new();
+        for fruit in fruits {
+            for (owner, state) in fruit {
+                let entry = merged.entry(owner).or_default();
+                entry.file_keys.extend(state.file_keys);
+                entry.paths.extend(state.paths);
+                entry.perm_hashes.extend(state.perm_hashes);
+            }
+        }
+        Ok(merged)
+    }
+}
+
+fn read_str(
+    column: &tantivy::columnar::StrColumn,
+    doc: DocId,
+    buffer: &mut String,
+) -> Option<String> {
+    let ord = column.term_ords(doc).next()?;
+    buffer.clear();
+    column.ord_to_str(ord, buffer).ok()?;
+    Some(buffer.clone())
+}
+
+impl SegmentCollector for OwnerSegmentCollector {
+    type Fruit = HashMap<String, OwnerState>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let Some(owner) = read_str(&self.owner, doc, &mut self.buffer) else {
+            return;
+        };
+        let file_key = read_str(&self.file_key, doc, &mut self.buffer);
+        let path = read_str(&self.path, doc, &mut self.buffer);
+        let hash = self.perm_hash.first(doc).unwrap_or_default();
+        let state = self.states.entry(owner).or_default();
+        state.file_keys.extend(file_key);
+        state.paths.extend(path);
+        state.perm_hashes.insert(hash);
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.states
+    }
+}
+
+/// Compares every project and version of storage with the index; with `repair`, re-indexes
+/// what drifted and removes what storage no longer has.
+pub async fn check_all(
+    indexer: &Indexer,
+    index: &SearchIndex,
+    repair: bool,
+) -> Result<SyncReport, IndexerError> {
+    let now = Utc::now();
+    let searcher = index.reader().searcher();
+    let mut held = searcher
+        .search(&AllQuery, &OwnerCollector)
+        .map_err(|error| IndexerError::Index(error.into()))?;
+    let mut report = SyncReport {
+        checked_at: Some(now),
+        ..SyncReport::default()
+    };
+    let mut drifted_projects: Vec<String> = Vec::new();
+    let mut drifted_versions: Vec<(String, String)> = Vec::new();
+    let projects = indexer.project_ids().await?;
+    let storage_projects: BTreeSet<String> = projects.iter().cloned().collect();
+    for project in &projects {
+        report.projects += 1;
+        let Some(context) = indexer.project_context(project).await? else {
+            continue;
+        };
+        let project_document = indexer.project_document(&context, now);
+        match held.remove(&format!("{project}/")) {
+            None => {
+                report.drift.push(Drift {
+                    project_id: project.clone(),
+                    version: None,
+                    reasons: vec!["project record not indexed".to_owned()],
+                });
+                drifted_projects.push(project.clone());
+            }
+            Some(state) if state.perm_hashes != BTreeSet::from([project_document.perm_hash]) => {
+                report.drift.push(Drift {
+                    project_id: project.clone(),
+                    version: None,
+                    reasons: vec!["project permissions differ".to_owned()],
+                });
+                drifted_projects.push(project.clone());
+            }
+            Some(_) => {}
+        }
+        for version in indexer.version_names(project).await? {
+            report.versions += 1;
+            let owner = format!("{project}/{version}");
+            let state = held.remove(&owner).unwrap_or_default();
+            let Some(expected) = indexer.version_summary(&context, &version).await? else {
+                if !state.file_keys.is_empty() {
+                    report.drift.push(Drift {
+                        project_id: project.clone(),
+                        version: Some(version.clone()),
+                        reasons: vec!["indexed but not in storage".to_owned()],
+                    });
+                    drifted_versions.push((project.clone(), version.clone()));
+                }
+                continue;
+            };
+            let mut reasons = Vec::new();
+            for file_key in &state.file_keys {
+                if !expected.files.contains(file_key) {
+                    reasons.push(format!("{file_key}: indexed but not in storage"));
+                }
+            }
+            for file in &expected.files {
+                let is_metadata = file.ends_with(".json");
+                let covered =
+                    state.file_keys.contains(file) || (!is_metadata && state.paths.contains(file));
+                if !covered {
+                    reasons.push(format!("{file}: not indexed"));
+                }
+            }
+            if !expected.files.is_empty()
+                && !state.perm_hashes.is_empty()
+                && state.perm_hashes != BTreeSet::from([expected.perm_hash])
+            {
+                reasons.push("permissions differ".to_owned());
+            }
+            if !reasons.is_empty() {
+                report.drift.push(Drift {
+                    project_id: project.clone(),
+                    version: Some(version.clone()),
+                    reasons,
+                });
+                drifted_versions.push((project.clone(), version.clone()));
+            }
+        }
+    }
+    // Whatever is left in the index belongs to nothing in storage.
+    let mut orphan_projects: BTreeSet<String> = BTreeSet::new();
+    for owner in held.keys() {
+        let (project, version) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
+        report.drift.push(Drift {
+            project_id: project.to_owned(),
+            version: (!version.is_empty()).then(|| version.to_owned()),
+            reasons: vec!["indexed but not in storage".to_owned()],
+        });
+        if storage_projects.contains(project) {
+            drifted_versions.push((project.to_owned(), version.to_owned()));
+        } else {
+            orphan_projects.insert(project.to_owned());
+        }
+    }
+    report.drift_count = report.drift.len();
+    report.status = if report.drift.is_empty() {
+        "ok"
+    } else {
+        "error"
+    };
+    if repair && !report.drift.is_empty() {
+        if !orphan_projects.is_empty() {
+            index
+                .writer()
+                .apply(
+                    orphan_projects
+                        .into_iter()
+                        .map(WriteOp::DeleteProject)
+                        .collect(),
+                )
+                .await?;
+        }
+        drifted_projects.sort();
+        drifted_projects.dedup();
+        indexer
+            .index_projects(Some(drifted_projects.clone()), |_, _| {})
+            .await?;
+        for (project, version) in drifted_versions {
+            if drifted_projects.contains(&project) {
+                continue;
+            }
+            if version.is_empty() {
+                indexer
+                    .index_projects(Some(vec![project]), |_, _| {})
+                    .await?;
+            } else {
+                indexer.index_version(&project, &version).await?;
+            }
+        }
+        report.repaired = true;
+    }
+    Ok(report)
+}

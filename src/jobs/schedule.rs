@@ -1,0 +1,84 @@
+//! Scheduled jobs (tokio-cron-scheduler): the global sync check, repairing drift when
+//! `auto_repair` is on and exporting the drift count as a metric. Cron strings come from the
+//! configuration (six fields, seconds first); an empty string disables the job.
+
+use std::time::Instant;
+
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::app::AppState;
+use crate::index::sync::{SyncReport, check_all};
+
+/// Errors of the scheduler.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// A cron string does not parse.
+    #[error("invalid setting {setting}: {message}")]
+    InvalidCron {
+        /// The setting.
+        setting: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The scheduler failed.
+    #[error("scheduler error: {0}")]
+    Scheduler(String),
+}
+
+/// Runs the global sync check once (the scheduled job's body), recording the result on the
+/// app and in the `trove_sync_drift` metric.
+pub async fn run_sync(app: &AppState, repair: bool) -> Result<SyncReport, String> {
+    let started = Instant::now();
+    let report = check_all(&app.indexer, &app.index, repair)
+        .await
+        .map_err(|error| error.to_string())?;
+    app.metrics
+        .sync_drift
+        .set(i64::try_from(report.drift_count).unwrap_or(i64::MAX));
+    tracing::info!(
+        drift = report.drift_count,
+        repaired = report.repaired,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sync check finished"
+    );
+    if let Ok(mut last) = app.last_sync.lock() {
+        *last = Some(report.clone());
+    }
+    Ok(report)
+}
+
+/// Starts the scheduled jobs of `app`; `None` when every cron string is empty.
+pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError> {
+    let cron = app.settings.sync_cron.trim().to_owned();
+    if cron.is_empty() {
+        return Ok(None);
+    }
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+    let job_app = app.clone();
+    let job = Job::new_async(cron.as_str(), move |_, _| {
+        let app = job_app.clone();
+        Box::pin(async move {
+            let repair = app.settings.auto_repair;
+            let handle = app.jobs.create("sync", "system");
+            let job_app = app.clone();
+            app.jobs.spawn(handle, move |_| async move {
+                run_sync(&job_app, repair).await.map(|_| ())
+            });
+        })
+    })
+    .map_err(|error| ScheduleError::InvalidCron {
+        setting: "TROVE_SYNC_CRON",
+        message: format!("{cron:?}: {error}"),
+    })?;
+    scheduler
+        .add(job)
+        .await
+        .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+    scheduler
+        .start()
+        .await
+        .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+    Ok(Some(scheduler))
+}

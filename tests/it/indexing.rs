@@ -1,0 +1,311 @@
+//! The indexer over real storage, and the sync check finding and repairing drift.
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::{Value, json};
+use trove::index::search::{KindFilter, SearchRequest, search};
+use trove::index::sync::{check_all, check_version};
+use trove::permissions::{AccessScope, Caller, Role};
+use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
+
+use crate::common::TestApp;
+
+async fn put_json(storage: &dyn ObjectStore, key: &str, value: Value) {
+    storage
+        .put_bytes(key, Bytes::from(value.to_string()), PutOptions::default())
+        .await
+        .unwrap();
+}
+
+async fn put_text(storage: &dyn ObjectStore, key: &str, text: &str) {
+    storage
+        .put_bytes(key, Bytes::from(text.to_owned()), PutOptions::default())
+        .await
+        .unwrap();
+}
+
+/// Project `bert` owned by alice, with one completed version `v1`.
+async fn seed(app: &TestApp) {
+    let storage = app.state.storage.as_ref();
+    put_json(
+        storage,
+        &keys::project_record("bert"),
+        json!({
+            "project_id": "bert", "title": "BERT base", "type": "MODEL",
+            "created_at": "2026-11-01T00:00:00Z", "created_by": "alice"
+        }),
+    )
+    .await;
+    put_json(storage, &keys::project_permissions("bert"), json!({
+        "scope": "project", "owners": ["alice"], "viewers": [], "read_access": "viewers", "write_access": "owners"
+    })).await;
+    put_json(storage, &keys::version_record("bert", "v1"), json!({
+        "project_id": "bert", "version": "v1", "created_at": "2026-11-01T00:00:00Z", "created_by": "alice",
+        "status": "completed", "revision": "NUM-1", "numerical_revision": 1
+    })).await;
+    put_json(
+        storage,
+        &keys::version_file("bert", "v1", "weights.bin.json"),
+        json!({"path": "weights.bin", "title": "bert weights", "$schema": "model/v1.json"}),
+    )
+    .await;
+    put_text(
+        storage,
+        &keys::version_file("bert", "v1", "weights.bin"),
+        "0123456789",
+    )
+    .await;
+    put_text(
+        storage,
+        &keys::version_file("bert", "v1", "notes/readme.txt"),
+        "hello",
+    )
+    .await;
+    put_json(
+        storage,
+        &keys::version_file("bert", "v1", "scratch.json"),
+        json!({"title": "scratch"}),
+    )
+    .await;
+    put_text(
+        storage,
+        &keys::version_adbignore("bert", "v1"),
+        "scratch.json\n",
+    )
+    .await;
+}
+
+fn ids(app: &TestApp, caller: &Caller) -> Vec<String> {
+    let request = SearchRequest {
+        query: "*".into(),
+        size: 100,
+        kind: KindFilter::All,
+        ..SearchRequest::default()
+    };
+    let page = search(
+        &app.state.index,
+        &AccessScope::for_caller(caller),
+        &request,
+        Utc::now(),
+    )
+    .unwrap();
+    let mut ids: Vec<String> = page
+        .hits
+        .iter()
+        .map(|h| h.source["_extra"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn the_indexer_builds_metadata_automatic_and_project_documents() {
+    let app = TestApp::local().await;
+    seed(&app).await;
+    let report = app
+        .state
+        .indexer
+        .index_projects(None, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.projects, 1);
+    assert_eq!(report.versions, 1);
+
+    let alice = Caller::account("alice", Role::Maintainer);
+    assert_eq!(
+        ids(&app, &alice),
+        ["bert", "bert:notes/readme.txt@v1", "bert:weights.bin@v1"],
+        "one metadata document (describing weights.bin), one automatic, the project; scratch.json ignored"
+    );
+    assert!(ids(&app, &Caller::account("bob", Role::Maintainer)).is_empty());
+    assert!(ids(&app, &Caller::Anonymous).is_empty());
+
+    let request = SearchRequest {
+        query: "title:weights".into(),
+        size: 10,
+        ..SearchRequest::default()
+    };
+    let page = search(
+        &app.state.index,
+        &AccessScope::for_caller(&alice),
+        &request,
+        Utc::now(),
+    )
+    .unwrap();
+    let extra = &page.hits[0].source["_extra"];
+    assert_eq!(extra["metapath"], "weights.bin.json");
+    assert_eq!(extra["file_size"], 10);
+    assert_eq!(extra["revision"], "NUM-1");
+    assert_eq!(extra["type"], "MODEL");
+    assert_eq!(extra["$schema"], "model/v1.json");
+    assert_eq!(extra["permissions"]["owners"], json!(["alice"]));
+
+    // Indexing again replaces, never duplicates.
+    app.state
+        .indexer
+        .index_projects(None, |_, _| {})
+        .await
+        .unwrap();
+    app.state.indexer.index_version("bert", "v1").await.unwrap();
+    assert_eq!(ids(&app, &alice).len(), 3);
+    assert_eq!(app.state.index.health().documents, 3);
+}
+
+#[tokio::test]
+async fn a_profile_edited_in_storage_is_drift_until_repaired() {
+    let app = TestApp::local().await;
+    seed(&app).await;
+    let indexer = &app.state.indexer;
+    let index = &app.state.index;
+    indexer.index_projects(None, |_, _| {}).await.unwrap();
+    let clean = check_version(indexer, index, "bert", "v1", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(clean.status, "ok", "{:?}", clean.anomalies);
+    assert_eq!(clean.indexed_docs, 2);
+    assert_eq!(check_all(indexer, index, false).await.unwrap().status, "ok");
+
+    // Behind the service's back: bob becomes a viewer of v1.
+    put_json(
+        app.state.storage.as_ref(),
+        &keys::version_permissions("bert", "v1"),
+        json!({
+            "scope": "version", "owners": ["alice"], "viewers": ["bob"], "read_access": "viewers"
+        }),
+    )
+    .await;
+    let bob = Caller::account("bob", Role::Maintainer);
+    assert!(ids(&app, &bob).is_empty(), "the index does not know yet");
+
+    let report = check_version(indexer, index, "bert", "v1", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.status, "error");
+    assert!(
+        report
+            .anomalies
+            .contains(&"bert:weights.bin@v1: permissions differ".to_owned()),
+        "{:?}",
+        report.anomalies
+    );
+    assert_eq!(report.actions, ["re-index project/version"]);
+    assert_eq!(report.permissions["viewers"], json!(["bob"]));
+
+    let global = check_all(indexer, index, false).await.unwrap();
+    assert_eq!(global.drift_count, 1, "{:?}", global.drift);
+    assert!(!global.repaired);
+    let repaired = check_all(indexer, index, true).await.unwrap();
+    assert!(repaired.repaired);
+    assert_eq!(
+        ids(&app, &bob),
+        ["bert:notes/readme.txt@v1", "bert:weights.bin@v1"]
+    );
+    assert_eq!(check_all(indexer, index, false).await.unwrap().status, "ok");
+    assert_eq!(
+        check_version(indexer, index, "bert", "v1", Utc::now())
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn missing_and_stale_documents_are_drift() {
+    let app = TestApp::local().await;
+    seed(&app).await;
+    let indexer = &app.state.indexer;
+    let index = &app.state.index;
+    indexer.index_projects(None, |_, _| {}).await.unwrap();
+    // A file appears and another disappears without the index being told.
+    put_text(
+        app.state.storage.as_ref(),
+        &keys::version_file("bert", "v1", "extra.csv"),
+        "a,b",
+    )
+    .await;
+    app.state
+        .storage
+        .delete(&keys::version_file("bert", "v1", "notes/readme.txt"))
+        .await
+        .unwrap();
+    let report = check_version(indexer, index, "bert", "v1", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        report
+            .anomalies
+            .contains(&"bert:extra.csv@v1: not indexed".to_owned()),
+        "{:?}",
+        report.anomalies
+    );
+    assert!(
+        report
+            .anomalies
+            .contains(&"bert:notes/readme.txt@v1: indexed but not in storage".to_owned())
+    );
+    // A whole project deleted from storage.
+    for object in app.state.storage.list_all("bert/").await.unwrap() {
+        app.state.storage.delete(&object.key).await.unwrap();
+    }
+    let global = check_all(indexer, index, true).await.unwrap();
+    assert!(global.drift_count >= 1);
+    assert_eq!(
+        index.health().documents,
+        0,
+        "repair removed the orphaned documents"
+    );
+    assert!(
+        check_version(indexer, index, "bert", "v1", Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_scheduled_sync_check_repairs_drift_and_exports_it() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::common::local_settings(data_dir.path().to_path_buf());
+    settings.sync_cron = "*/1 * * * * *".to_owned();
+    let app = TestApp::with_settings(settings).await;
+    seed(&app).await;
+    let _scheduler = trove::jobs::schedule::start(app.state.clone())
+        .await
+        .unwrap()
+        .expect("scheduled");
+    let alice = Caller::account("alice", Role::Maintainer);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ids(&app, &alice).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled check never indexed the seeded project"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let last = app
+        .state
+        .last_sync
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a sync ran");
+    assert!(last.repaired || last.drift_count == 0);
+    assert!(
+        app.get("/metrics")
+            .await
+            .text()
+            .contains("trove_sync_drift")
+    );
+}
+
+#[test]
+fn an_invalid_sync_cron_names_its_setting() {
+    let mut settings = crate::common::local_settings(std::env::temp_dir());
+    settings.sync_cron = "every five minutes".to_owned();
+    assert_eq!(settings.validate().unwrap_err().setting, "TROVE_SYNC_CRON");
+}
