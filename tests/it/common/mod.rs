@@ -261,7 +261,11 @@ pub fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Vec<u8> {
                 .fold(0_usize, |acc, byte| (acc << 8) | usize::from(*byte));
             (length, 2 + count)
         };
-        (der[0], &der[header..header + length], &der[header + length..])
+        (
+            der[0],
+            &der[header..header + length],
+            &der[header + length..],
+        )
     }
     let (_, info, _) = element(pkcs8);
     let (_, _version, rest) = element(info);
