@@ -54,7 +54,12 @@ pub async fn post_register(
 ) -> ApiResult<(StatusCode, ApiJson<RegisteredAccount>)> {
     let account = state
         .auth
-        .register(&body.username, body.password.expose(), body.email, Some(&address))
+        .register(
+            &body.username,
+            body.password.expose(),
+            body.email,
+            Some(&address),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

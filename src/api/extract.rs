@@ -47,7 +47,9 @@ impl From<AuthError> for ApiError {
             AuthError::Unprocessable(_) => Self::new(ErrorCode::Unprocessable, reason),
             AuthError::AlreadyExists(_) => Self::new(ErrorCode::AlreadyExists, reason),
             AuthError::NotFound(_) => Self::not_found(reason),
-            AuthError::LastAdmin => Self::new(ErrorCode::Conflict, reason).with_code_name("last_admin"),
+            AuthError::LastAdmin => {
+                Self::new(ErrorCode::Conflict, reason).with_code_name("last_admin")
+            }
             AuthError::Unauthenticated => {
                 Self::new(ErrorCode::Unauthorized, reason).with_code_name("token_missing")
             }

@@ -76,7 +76,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(auth::post_logout))
         .routes(routes!(auth::put_password))
         .routes(routes!(users::get_users))
-        .routes(routes!(users::get_user, users::patch_user, users::delete_user))
+        .routes(routes!(
+            users::get_user,
+            users::patch_user,
+            users::delete_user
+        ))
         .routes(routes!(groups::post_group, groups::get_groups))
         .routes(routes!(groups::get_group, groups::delete_group))
         .routes(routes!(groups::put_group_members))

@@ -88,9 +88,16 @@ impl Principal {
 
     /// Decides an action on a target for this caller, capped by the creator for API keys. A
     /// machine key reaches nothing outside its scopes, whatever profiles list it.
-    pub fn decide(&self, action: Action, target: &Target, now: DateTime<Utc>) -> Result<(), Denial> {
+    pub fn decide(
+        &self,
+        action: Action,
+        target: &Target,
+        now: DateTime<Utc>,
+    ) -> Result<(), Denial> {
         if let Caller::Machine { scopes, .. } = &self.caller
-            && !scopes.iter().any(|scope| target.is_covered_by(&scope.target))
+            && !scopes
+                .iter()
+                .any(|scope| target.is_covered_by(&scope.target))
         {
             return Err(Denial::NotFound);
         }

@@ -96,10 +96,13 @@ impl From<StorageError> for AuthError {
 /// Result alias of this module.
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;
 
+/// The invalidation generation and the timestamped entries of a [`TtlCache`].
+type CacheEntries<V> = (u64, HashMap<String, (Instant, V)>);
+
 /// A tiny TTL cache whose invalidations win over loads that raced them.
 #[derive(Debug)]
 struct TtlCache<V> {
-    entries: Mutex<(u64, HashMap<String, (Instant, V)>)>,
+    entries: Mutex<CacheEntries<V>>,
 }
 
 impl<V: Clone> TtlCache<V> {
@@ -109,7 +112,7 @@ impl<V: Clone> TtlCache<V> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<String, (Instant, V)>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries<V>> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -198,8 +201,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Constant-time equality of two strings of equal length (digests).
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -257,7 +259,13 @@ impl AuthService {
         }
     }
 
-    fn audit(&self, kind: AuthEventKind, username: &str, address: Option<&str>, reason: Option<&'static str>) {
+    fn audit(
+        &self,
+        kind: AuthEventKind,
+        username: &str,
+        address: Option<&str>,
+        reason: Option<&'static str>,
+    ) {
         let hook = match self.audit.read() {
             Ok(hook) => hook.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -387,7 +395,9 @@ impl AuthService {
                     Ok(Principal {
                         caller: Caller::Account {
                             groups: self.groups_of(&identity.username).await?,
-                            directory_groups: self.directory_filter.apply(&identity.directory_groups),
+                            directory_groups: self
+                                .directory_filter
+                                .apply(&identity.directory_groups),
                             username: identity.username,
                             role,
                         },
@@ -536,7 +546,12 @@ impl AuthService {
         let permit = match self.limiter.attempt(username, address) {
             Ok(permit) => permit,
             Err(wait) => {
-                self.audit(AuthEventKind::LoginRateLimited, username, Some(address), Some("rate_limited"));
+                self.audit(
+                    AuthEventKind::LoginRateLimited,
+                    username,
+                    Some(address),
+                    Some("rate_limited"),
+                );
                 return Err(AuthError::RateLimited(wait));
             }
         };
@@ -546,17 +561,29 @@ impl AuthService {
         } else {
             None
         };
-        let phc = account.as_ref().and_then(|account| account.password_hash.as_deref());
+        let phc = account
+            .as_ref()
+            .and_then(|account| account.password_hash.as_deref());
         let verified = self.hasher.verify(password, phc).await?;
         let account = match account {
             Some(account) if verified => account,
             _ => {
-                self.audit(AuthEventKind::LoginFailed, username, Some(address), Some("invalid_credentials"));
+                self.audit(
+                    AuthEventKind::LoginFailed,
+                    username,
+                    Some(address),
+                    Some("invalid_credentials"),
+                );
                 return Err(AuthError::InvalidCredentials);
             }
         };
         if account.disabled {
-            self.audit(AuthEventKind::LoginFailed, username, Some(address), Some("account_disabled"));
+            self.audit(
+                AuthEventKind::LoginFailed,
+                username,
+                Some(address),
+                Some("account_disabled"),
+            );
             return Err(TokenError::AccountDisabled.into());
         }
         self.limiter.succeeded(permit);
@@ -641,7 +668,11 @@ impl AuthService {
     }
 
     /// `PATCH /users/{u}`: role and disabled flag; the last enabled admin stays.
-    pub async fn update_account(&self, username: &str, change: &AccountChange) -> Result<AccountRecord> {
+    pub async fn update_account(
+        &self,
+        username: &str,
+        change: &AccountChange,
+    ) -> Result<AccountRecord> {
         if change.role == Some(Role::Machine) {
             return Err(AuthError::Unprocessable(
                 "accounts can not have the machine role (use an API key)".to_owned(),
@@ -655,7 +686,8 @@ impl AuthService {
             .record;
         let loses_admin = current.role == Role::Admin
             && !current.disabled
-            && (change.role.is_some_and(|role| role != Role::Admin) || change.disabled == Some(true));
+            && (change.role.is_some_and(|role| role != Role::Admin)
+                || change.disabled == Some(true));
         if loses_admin && self.other_enabled_admins(username).await? == 0 {
             return Err(AuthError::LastAdmin);
         }
@@ -714,7 +746,10 @@ impl AuthService {
         if self.other_enabled_admins("").await? > 0 {
             return Ok(false);
         }
-        match self.create_account(username, password, Role::Admin, None).await {
+        match self
+            .create_account(username, password, Role::Admin, None)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(AuthError::AlreadyExists(_)) => {
                 let hash = self.hasher.hash(password).await?;
@@ -805,7 +840,12 @@ impl AuthService {
         if names::validate_group_name(name).is_err() {
             return Err(not_found());
         }
-        let group = self.records.group(name).await?.ok_or_else(not_found)?.record;
+        let group = self
+            .records
+            .group(name)
+            .await?
+            .ok_or_else(not_found)?
+            .record;
         if principal.is_admin() || group.includes(username) {
             Ok(group)
         } else {
@@ -820,7 +860,9 @@ impl AuthService {
         if principal.is_admin() || group.owners.iter().any(|owner| owner == username) {
             Ok(group)
         } else {
-            Err(AuthError::Forbidden("only the group's owners or admins manage it".to_owned()))
+            Err(AuthError::Forbidden(
+                "only the group's owners or admins manage it".to_owned(),
+            ))
         }
     }
 
@@ -868,7 +910,8 @@ impl AuthService {
             GrantTarget::Project(project) => {
                 names::validate_project_id(project)?;
                 let not_found = || AuthError::NotFound(format!("project {project}"));
-                let (bytes, _) = match self.storage.get_bytes(&keys::project_record(project)).await {
+                let (bytes, _) = match self.storage.get_bytes(&keys::project_record(project)).await
+                {
                     Ok(found) => found,
                     Err(error) if error.is_not_found() => return Err(not_found()),
                     Err(error) => return Err(error.into()),
@@ -916,7 +959,11 @@ impl AuthService {
     }
 
     async fn namespace(&self, namespace: &str) -> Result<Option<NamespaceRecord>> {
-        match self.storage.get_bytes(&keys::namespace_record(namespace)).await {
+        match self
+            .storage
+            .get_bytes(&keys::namespace_record(namespace))
+            .await
+        {
             Ok((bytes, _)) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(error) if error.is_not_found() => Ok(None),
             Err(error) => Err(error.into()),

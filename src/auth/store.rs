@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::permissions::{MachineGrant, Role};
 use crate::storage::{
@@ -105,7 +105,10 @@ impl GroupRecord {
     /// Whether `username` is a member or an owner.
     #[must_use]
     pub fn includes(&self, username: &str) -> bool {
-        self.members.iter().chain(&self.owners).any(|name| name == username)
+        self.members
+            .iter()
+            .chain(&self.owners)
+            .any(|name| name == username)
     }
 }
 
@@ -191,10 +194,11 @@ impl RecordStore {
     async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
         match self.storage.get_bytes(key).await {
             Ok((bytes, meta)) => {
-                let record = serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
-                    key: key.to_owned(),
-                    message: error.to_string(),
-                })?;
+                let record =
+                    serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                        key: key.to_owned(),
+                        message: error.to_string(),
+                    })?;
                 Ok(Some(Versioned {
                     record,
                     etag: meta.etag,
@@ -205,7 +209,12 @@ impl RecordStore {
         }
     }
 
-    async fn write<T: Serialize>(&self, key: &str, record: &T, condition: PutCondition) -> Result<String> {
+    async fn write<T: Serialize>(
+        &self,
+        key: &str,
+        record: &T,
+        condition: PutCondition,
+    ) -> Result<String> {
         let body = serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
             key: key.to_owned(),
             message: error.to_string(),
@@ -227,11 +236,14 @@ impl RecordStore {
 
     /// Creates a record; [`StorageError::AlreadyExists`] when one is there.
     async fn create<T: Serialize>(&self, key: &str, record: &T) -> Result<()> {
-        self.write(key, record, PutCondition::IfAbsent).await.map(drop)
+        self.write(key, record, PutCondition::IfAbsent)
+            .await
+            .map(drop)
     }
 
     /// Applies `change` to the current record with `If-Match`, retrying lost races. `change`
-    /// answers `Ok(None)` to leave the record as it is. `Ok(None)` when the record is absent.
+    /// answers whether it changed anything (`false` writes nothing) or an error that is
+    /// handed back as `Ok(Some(Err(..)))`. `Ok(None)` when the record is absent.
     async fn update<T, E>(
         &self,
         key: &str,
@@ -302,7 +314,8 @@ impl RecordStore {
         self.create(&keys::user(&account.username), account).await
     }
 
-    /// Updates an account with `If-Match` (see [`Self::update`]).
+    /// Updates an account with `If-Match`, retrying lost races; `change` answers whether it
+    /// changed anything. `Ok(None)` when the account is absent.
     pub async fn update_account<E>(
         &self,
         username: &str,
@@ -360,7 +373,10 @@ impl RecordStore {
 
     /// One API key.
     pub async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-        Ok(self.read(&keys::api_key(id)).await?.map(|versioned| versioned.record))
+        Ok(self
+            .read(&keys::api_key(id))
+            .await?
+            .map(|versioned| versioned.record))
     }
 
     /// Stores a new API key.

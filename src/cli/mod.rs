@@ -1,6 +1,8 @@
 //! The `trove` command line: `serve`, `check-config`, and (as they land) the administration
 //! and client commands.
 
+pub mod user;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -40,6 +42,15 @@ pub enum Command {
     Serve(ServiceFlags),
     /// Validate the configuration and print it, secrets masked.
     CheckConfig(ServiceFlags),
+    /// Administer accounts directly in the configured storage.
+    User {
+        /// Service flags.
+        #[command(flatten)]
+        flags: ServiceFlags,
+        /// What to do.
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
 }
 
 impl ServiceFlags {
@@ -68,6 +79,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_masked_toml());
             println!("# configuration is valid");
             Ok(())
+        }
+        Command::User { flags, command } => {
+            let settings = load_settings(&cli, flags)?;
+            user::run_user_stdio(&settings, command).await
         }
     }
 }

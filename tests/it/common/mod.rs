@@ -177,3 +177,99 @@ impl TestApp {
         .await
     }
 }
+
+impl TestApp {
+    /// A local-storage instance whose settings `configure` adjusts first.
+    pub async fn local_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = local_settings(data_dir.path().to_path_buf());
+        configure(&mut settings);
+        let state = App::build(settings).await.unwrap();
+        Self::from_state(state, Some(data_dir))
+    }
+
+    /// A request with optional bearer credential and optional JSON body.
+    pub async fn bearer(
+        &self,
+        method: Method,
+        path: &str,
+        credential: &str,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {credential}"));
+        let body = match body {
+            Some(body) => {
+                builder = builder.header("content-type", "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    /// `POST /auth/register`.
+    pub async fn register(&self, username: &str, password: &str) -> TestResponse {
+        self.json(
+            Method::POST,
+            "/auth/register",
+            &serde_json::json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// `POST /auth/login` with JSON.
+    pub async fn login_response(&self, username: &str, password: &str) -> TestResponse {
+        self.json(
+            Method::POST,
+            "/auth/login",
+            &serde_json::json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs in and answers the access token (panics on failure).
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response = self.login_response(username, password).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an account with `role` directly through the service, then logs in.
+    pub async fn user_token(&self, username: &str, role: trove::permissions::Role) -> String {
+        self.state
+            .auth
+            .create_account(username, "password-of-tests", role, None)
+            .await
+            .unwrap();
+        self.login(username, "password-of-tests").await
+    }
+}
+
+/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo` (jsonwebtoken's aws-lc backend
+/// signs RS256 with PKCS#1 DER).
+pub fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Vec<u8> {
+    fn element(der: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (length, header) = if der[1] < 0x80 {
+            (usize::from(der[1]), 2)
+        } else {
+            let count = usize::from(der[1] & 0x7f);
+            let length = der[2..2 + count]
+                .iter()
+                .fold(0_usize, |acc, byte| (acc << 8) | usize::from(*byte));
+            (length, 2 + count)
+        };
+        (
+            der[0],
+            &der[header..header + length],
+            &der[header + length..],
+        )
+    }
+    let (_, info, _) = element(pkcs8);
+    let (_, _version, rest) = element(info);
+    let (_, _algorithm, rest) = element(rest);
+    let (_, private_key, _) = element(rest);
+    private_key.to_vec()
+}
