@@ -183,6 +183,9 @@ pub struct AuthService {
     api_keys: TtlCache<Option<ApiKeyRecord>>,
     revoked: TtlCache<bool>,
     audit: RwLock<Arc<dyn AuditHook>>,
+    /// Serialises changes that may remove an admin, so the last-admin check and the write are
+    /// one step within this process (two concurrent demotions can't both pass the check).
+    admin_changes: tokio::sync::Mutex<()>,
 }
 
 /// A role from a validated setting (falls back to guest, which validation makes unreachable).
@@ -249,6 +252,7 @@ impl AuthService {
             api_keys: TtlCache::new(),
             revoked: TtlCache::new(),
             audit: RwLock::new(Arc::new(TracingAuditHook)),
+            admin_changes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -678,6 +682,7 @@ impl AuthService {
                 "accounts can not have the machine role (use an API key)".to_owned(),
             ));
         }
+        let _serialised = self.admin_changes.lock().await;
         let current = self
             .records
             .account(username)
@@ -723,6 +728,7 @@ impl AuthService {
 
     /// `DELETE /users/{u}`; the last enabled admin stays.
     pub async fn delete_account(&self, username: &str) -> Result<()> {
+        let _serialised = self.admin_changes.lock().await;
         let current = self
             .records
             .account(username)

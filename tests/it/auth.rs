@@ -1408,3 +1408,92 @@ async fn no_log_line_contains_a_password_or_a_token() {
     }
     panic!("the audit events were never captured");
 }
+
+#[tokio::test]
+async fn external_tokens_verify_against_a_jwks_url() {
+    let ec = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    )
+    .unwrap();
+    let ec = EncodingKey::from_ec_der(ec.to_pkcs8v1().unwrap().as_ref());
+    let mut jwk = Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("url-key".into());
+    let body = serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap();
+    // The provider: a JWKS document served over HTTP on 127.0.0.1.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let provider = tokio::spawn(async move {
+        let router = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        );
+        let _ = axum::serve(listener, router).await;
+    });
+    let app = TestApp::local_with(|settings| {
+        settings.oidc.jwks_url = Some(format!("http://{address}/.well-known/jwks.json"));
+        settings.oidc.issuer = Some("https://idp.example".into());
+        settings.oidc.audience = Some("trove-api".into());
+    })
+    .await;
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("url-key".to_owned());
+    let token = jsonwebtoken::encode(
+        &header,
+        &json!({"iss": "https://idp.example", "aud": "trove-api", "exp": now() + 600,
+                "iat": now(), "preferred_username": "erin"}),
+        &ec,
+    )
+    .unwrap();
+    let me = app.bearer(Method::GET, "/auth/me", &token, None).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json()["username"], "erin");
+    provider.abort();
+}
+
+#[tokio::test]
+async fn concurrent_demotions_never_remove_the_last_admin() {
+    let app = TestApp::local().await;
+    let first = app.user_token("first", Role::Admin).await;
+    let second = app.user_token("second", Role::Admin).await;
+    for _ in 0..5 {
+        // Each admin demotes the other at the same moment: at most one may succeed.
+        let demote_second = json!({"role": "guest"});
+        let demote_first = json!({"role": "guest"});
+        let (a, b) = tokio::join!(
+            app.bearer(Method::PATCH, "/users/second", &first, Some(&demote_second)),
+            app.bearer(Method::PATCH, "/users/first", &second, Some(&demote_first)),
+        );
+        let succeeded = [a.status, b.status]
+            .iter()
+            .filter(|status| **status == StatusCode::OK)
+            .count();
+        assert_eq!(succeeded, 1, "{} / {}", a.text(), b.text());
+        let admins = app
+            .state
+            .auth
+            .list_accounts()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|account| account.role == Role::Admin && !account.disabled)
+            .count();
+        assert_eq!(admins, 1);
+        // Restore both admins for the next round.
+        for name in ["first", "second"] {
+            app.state
+                .auth
+                .update_account(
+                    name,
+                    &trove::auth::service::AccountChange {
+                        role: Some(Role::Admin),
+                        disabled: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
