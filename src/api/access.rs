@@ -71,9 +71,14 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 /// The access scope a principal searches with: its own, capped by its creator for API keys.
 #[must_use]
 pub fn search_scope(principal: &Principal) -> AccessScope {
-    match &principal.creator {
+    let scope = match &principal.creator {
         Some(creator) => AccessScope::capped(&principal.caller, creator),
         None => AccessScope::for_caller(&principal.caller),
+    };
+    // A machine key reaches nothing outside its scopes, as on direct access.
+    match &principal.caller {
+        crate::permissions::Caller::Machine { scopes, .. } => scope.confined_to(scopes),
+        _ => scope,
     }
 }
 

@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::Target;
-use super::identity::{Caller, GrantAccess, GrantTarget, Level, Role};
+use super::identity::{Caller, GrantAccess, GrantTarget, Level, MachineGrant, Role};
 use super::profile::AccessRule;
 use super::resolve::{ResolvedProfile, is_valid_at};
 use super::state::LifecycleState;
@@ -58,6 +58,17 @@ pub fn grant_token(access: GrantAccess, target: &GrantTarget) -> String {
     match target {
         GrantTarget::Project(project) => format!("@grant-{access}:project:{project}"),
         GrantTarget::Namespace(namespace) => format!("@grant-{access}:namespace:{namespace}"),
+    }
+}
+
+/// The token every document of a project (or namespace) carries so a machine key can be
+/// confined to its scopes: a key reaches nothing outside them, whatever profiles list it. No
+/// caller's scope holds these tokens except through [`AccessScope::confined_to`].
+#[must_use]
+pub fn scope_token(target: &GrantTarget) -> String {
+    match target {
+        GrantTarget::Project(project) => format!("@in:project:{project}"),
+        GrantTarget::Namespace(namespace) => format!("@in:namespace:{namespace}"),
     }
 }
 
@@ -135,6 +146,17 @@ impl DocumentAccess {
             }
         }
         let next_expiry = readers.values().flatten().copied().min();
+        // Where the document lives, for confining machine keys (never a read grant by itself:
+        // it only ever appears in a conjunction with a real grant).
+        if let Some(project) = project {
+            readers.insert(scope_token(&GrantTarget::Project(project.to_owned())), None);
+        }
+        if let Some(namespace) = namespace {
+            readers.insert(
+                scope_token(&GrantTarget::Namespace(namespace.to_owned())),
+                None,
+            );
+        }
         Self {
             readers,
             disabled: state == LifecycleState::Disabled,
@@ -236,6 +258,17 @@ impl AccessScope {
         }
     }
 
+    /// This scope restricted to documents inside `scopes` (a machine key's project and
+    /// namespace scopes): it must match, and the document must live in one of them.
+    #[must_use]
+    pub fn confined_to(self, scopes: &[MachineGrant]) -> Self {
+        let tokens = scopes
+            .iter()
+            .map(|grant| scope_token(&grant.target))
+            .collect();
+        Self::Both(Box::new(self), Box::new(Self::Principals { tokens }))
+    }
+
     /// The scope of a machine key capped by its creator: both must match.
     #[must_use]
     pub fn capped(caller: &Caller, creator: &Caller) -> Self {
@@ -321,7 +354,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::permissions::identity::MachineGrant;
     use crate::permissions::profile::{Profile, ProfileScope};
 
     fn now() -> DateTime<Utc> {
@@ -348,17 +380,65 @@ mod tests {
             [
                 "@grant-write:namespace:nlp",
                 "@grant-write:project:bert",
+                "@in:namespace:nlp",
+                "@in:project:bert",
                 "alice",
                 "group:w"
             ]
         );
         let public = document(json!({"read_access": "public"}), LifecycleState::Active);
-        assert_eq!(public.tokens().collect::<Vec<_>>(), [TOKEN_PUBLIC]);
+        assert_eq!(
+            public.tokens().collect::<Vec<_>>(),
+            ["@in:namespace:nlp", "@in:project:bert", TOKEN_PUBLIC]
+        );
         let none = document(
             json!({"owners": ["alice"], "read_access": "none"}),
             LifecycleState::Active,
         );
-        assert_eq!(none.tokens().count(), 0);
+        assert_eq!(
+            none.tokens().collect::<Vec<_>>(),
+            ["@in:namespace:nlp", "@in:project:bert"],
+            "only where it lives: no one may read"
+        );
+        for caller in [
+            Caller::Anonymous,
+            Caller::account("alice", Role::Maintainer),
+        ] {
+            assert!(!AccessScope::for_caller(&caller).matches(&none, now()));
+        }
+    }
+
+    #[test]
+    fn a_confined_machine_scope_matches_only_inside_its_scopes() {
+        let listed = json!({"viewers": ["machine:ci"], "read_access": "viewers"});
+        let inside = document(listed.clone(), LifecycleState::Active);
+        let profile = ResolvedProfile::standalone(
+            ProfileScope::Project,
+            &Profile::from_value(listed).unwrap(),
+        );
+        let outside =
+            DocumentAccess::from_target(&profile, LifecycleState::Active, Some("gpt"), None, now());
+        let machine = Caller::Machine {
+            name: "ci".into(),
+            scopes: vec![MachineGrant {
+                target: GrantTarget::Project("bert".into()),
+                access: GrantAccess::Read,
+            }],
+        };
+        let scope = AccessScope::for_caller(&machine);
+        assert!(
+            scope.matches(&outside, now()),
+            "listed by name outside its scope"
+        );
+        let Caller::Machine { scopes, .. } = &machine else {
+            unreachable!()
+        };
+        let confined = scope.confined_to(scopes);
+        assert!(confined.matches(&inside, now()));
+        assert!(
+            !confined.matches(&outside, now()),
+            "a key reaches nothing outside its scopes"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod index;
 mod indexing;
+mod search_api;
 mod storage;
 mod storage_conformance;
 mod system;

@@ -146,30 +146,11 @@ async fn a_real_tcp_server_serves_status() {
     assert_eq!(body["storage"]["ok"], true);
 }
 
-/// Settings of an instance on the in-process S3 server (bucket created first).
 async fn s3_app(
     server: &crate::common::s3_server::S3TestServer,
     data_dir: &std::path::Path,
 ) -> TestApp {
-    use trove::config::Settings;
-    use trove::storage::StorageKind;
-    let store = trove::storage::s3::S3Store::connect(server.settings("trove-app", ""))
-        .await
-        .unwrap();
-    store.create_bucket_if_missing().await.unwrap();
-    let mut settings: Settings = crate::common::local_settings(data_dir.to_path_buf());
-    settings.storage = StorageKind::S3;
-    settings.storage_timeout_ms = 1500;
-    settings.s3.bucket = Some("trove-app".to_owned());
-    settings.s3.endpoint = Some(server.endpoint());
-    settings.s3.region = Some("us-east-1".to_owned());
-    settings.s3.path_style = true;
-    settings.s3.access_key_id = Some(crate::common::s3_server::ACCESS_KEY.to_owned());
-    settings.s3.secret_access_key = Some(trove::config::Secret::new(
-        crate::common::s3_server::SECRET_KEY,
-    ));
-    settings.validate().unwrap();
-    TestApp::with_settings(settings).await
+    TestApp::with_settings(crate::common::s3_settings(server, data_dir, "trove-app").await).await
 }
 
 #[tokio::test]

@@ -60,6 +60,30 @@ pub fn local_settings(data_dir: PathBuf) -> Settings {
     }
 }
 
+/// Settings of an instance on the in-process S3 server, with `bucket` created first; the
+/// storage timeout is short (1.5 s) so outage tests stay quick.
+pub async fn s3_settings(
+    server: &s3_server::S3TestServer,
+    data_dir: &std::path::Path,
+    bucket: &str,
+) -> Settings {
+    let store = trove::storage::s3::S3Store::connect(server.settings(bucket, ""))
+        .await
+        .unwrap();
+    store.create_bucket_if_missing().await.unwrap();
+    let mut settings = local_settings(data_dir.to_path_buf());
+    settings.storage = trove::storage::StorageKind::S3;
+    settings.storage_timeout_ms = 1500;
+    settings.s3.bucket = Some(bucket.to_owned());
+    settings.s3.endpoint = Some(server.endpoint());
+    settings.s3.region = Some("us-east-1".to_owned());
+    settings.s3.path_style = true;
+    settings.s3.access_key_id = Some(s3_server::ACCESS_KEY.to_owned());
+    settings.s3.secret_access_key = Some(trove::config::Secret::new(s3_server::SECRET_KEY));
+    settings.validate().unwrap();
+    settings
+}
+
 /// A Trove instance for one test.
 pub struct TestApp {
     /// The shared services (storage, index, metrics...).
