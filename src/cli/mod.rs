@@ -106,6 +106,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     state.reconcile_in_background();
     let _scheduler = crate::jobs::schedule::start(state.clone()).await?;
+    let _expiries = crate::jobs::schedule::spawn_expiry_reindexer(state.clone());
     crate::api::serve(listener, state.clone(), crate::api::shutdown_signal()).await?;
     let index = state.index.clone();
     tokio::task::spawn_blocking(move || index.close()).await?;

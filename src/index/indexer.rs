@@ -119,6 +119,7 @@ pub struct Indexer {
     storage: Arc<dyn ObjectStore>,
     profiles: Arc<ProfileLoader>,
     index: Arc<SearchIndex>,
+    expiries: Arc<super::expiry::ExpiryTracker>,
 }
 
 /// What the indexer knows about a project while indexing its versions.
@@ -188,7 +189,14 @@ impl Indexer {
             storage,
             profiles,
             index,
+            expiries: Arc::new(super::expiry::ExpiryTracker::new()),
         }
+    }
+
+    /// Grant expiries noted while indexing (acted on by `jobs::schedule`).
+    #[must_use]
+    pub fn expiries(&self) -> &Arc<super::expiry::ExpiryTracker> {
+        &self.expiries
     }
 
     /// The storage the indexer reads.
@@ -587,6 +595,7 @@ impl Indexer {
             return Ok(IndexReport::default());
         };
         let (documents, next_expiry) = self.version_documents(&context, version, now).await?;
+        self.expiries.note(project, next_expiry);
         let fields = *self.index.fields();
         let report = IndexReport {
             projects: 0,
@@ -619,6 +628,7 @@ impl Indexer {
         let fields = *self.index.fields();
         report.projects = 1;
         let project_document = self.project_document(&context, now);
+        report.next_expiry = project_document.access.next_expiry;
         ops.push(WriteOp::Replace {
             owner: project_document.owner_key(),
             documents: vec![project_document.to_tantivy(&fields)],
@@ -637,6 +647,7 @@ impl Indexer {
                 documents: documents.iter().map(|d| d.to_tantivy(&fields)).collect(),
             });
         }
+        self.expiries.note(project, report.next_expiry);
         Ok((ops, report))
     }
 

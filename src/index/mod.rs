@@ -4,6 +4,7 @@
 
 pub mod cursor;
 pub mod document;
+pub mod expiry;
 pub mod filter;
 pub mod indexer;
 pub mod schema;

@@ -47,6 +47,36 @@ pub async fn run_sync(app: &AppState, repair: bool) -> Result<SyncReport, String
     Ok(report)
 }
 
+/// Re-indexes projects when a grant of theirs expires (the indexer notes the moments), so an
+/// expired share leaves search within moments. Runs until the process ends.
+pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let expiries = app.indexer.expiries().clone();
+        loop {
+            let wait = expiries
+                .next()
+                .map_or(std::time::Duration::from_secs(60), |at| {
+                    (at - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or_default()
+                        .min(std::time::Duration::from_secs(60))
+                });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = expiries.changed() => continue,
+            }
+            let due: Vec<String> = expiries.take_due(chrono::Utc::now()).into_iter().collect();
+            if due.is_empty() {
+                continue;
+            }
+            tracing::info!(projects = due.len(), "re-indexing after grant expiry");
+            if let Err(error) = app.indexer.index_projects(Some(due), |_, _| {}).await {
+                tracing::error!(%error, "re-index after grant expiry failed");
+            }
+        }
+    })
+}
+
 /// Starts the scheduled jobs of `app`; `None` when every cron string is empty.
 pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError> {
     let cron = app.settings.sync_cron.trim().to_owned();

@@ -309,3 +309,63 @@ fn an_invalid_sync_cron_names_its_setting() {
     settings.sync_cron = "every five minutes".to_owned();
     assert_eq!(settings.validate().unwrap_err().setting, "TROVE_SYNC_CRON");
 }
+
+#[tokio::test]
+async fn an_expiring_grant_leaves_search_totals_when_it_expires() {
+    let app = TestApp::local().await;
+    seed(&app).await;
+    let expires = Utc::now() + chrono::Duration::seconds(5);
+    put_json(
+        app.state.storage.as_ref(),
+        &keys::project_permissions("bert"),
+        json!({
+            "scope": "project", "owners": ["alice"], "viewers": ["carol"], "read_access": "viewers",
+            "expires": {"carol": expires}
+        }),
+    )
+    .await;
+    app.state
+        .indexer
+        .index_projects(None, |_, _| {})
+        .await
+        .unwrap();
+    let _task = trove::jobs::schedule::spawn_expiry_reindexer(app.state.clone());
+    let carol = Caller::account("carol", Role::Guest);
+    let request = SearchRequest {
+        query: "*".into(),
+        size: 10,
+        ..SearchRequest::default()
+    };
+    let before = expires - chrono::Duration::seconds(1);
+    assert_eq!(
+        search(
+            &app.state.index,
+            &AccessScope::for_caller(&carol),
+            &request,
+            before
+        )
+        .unwrap()
+        .total,
+        2
+    );
+    // Totals come from the index: the re-index at expiry makes them right, not just the hits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let indexed_total = search(
+            &app.state.index,
+            &AccessScope::for_caller(&carol),
+            &request,
+            before,
+        )
+        .unwrap()
+        .total;
+        if indexed_total == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not re-indexed after the expiry"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

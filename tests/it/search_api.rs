@@ -51,8 +51,9 @@ fn profile(scope: &str, read_access: &str) -> Value {
 /// deprecated and disabled states; each with one completed version holding a metadata
 /// document and a data file.
 async fn seed(storage: &dyn ObjectStore) -> Vec<String> {
-    let mut projects: Vec<(String, Option<&str>, &str, Option<Value>, Option<Value>)> = Vec::new();
     // (project, namespace, state, project profile, version profile)
+    type Seeded<'a> = (String, Option<&'a str>, &'a str, Option<Value>, Option<Value>);
+    let mut projects: Vec<Seeded<'_>> = Vec::new();
     for rule in [
         "owners",
         "writers",
