@@ -1,6 +1,7 @@
 //! The `trove` command line: `serve`, `check-config`, and (as they land) the administration
 //! and client commands.
 
+pub mod index;
 pub mod user;
 
 use std::net::SocketAddr;
@@ -42,6 +43,15 @@ pub enum Command {
     Serve(ServiceFlags),
     /// Validate the configuration and print it, secrets masked.
     CheckConfig(ServiceFlags),
+    /// Rebuild or check the index against storage (run with the server stopped).
+    Index {
+        /// Service flags.
+        #[command(flatten)]
+        flags: ServiceFlags,
+        /// What to do.
+        #[command(subcommand)]
+        command: index::IndexCommand,
+    },
     /// Administer accounts directly in the configured storage.
     User {
         /// Service flags.
@@ -79,6 +89,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_masked_toml());
             println!("# configuration is valid");
             Ok(())
+        }
+        Command::Index { flags, command } => {
+            index::run_index(load_settings(&cli, flags)?, command).await
         }
         Command::User { flags, command } => {
             let settings = load_settings(&cli, flags)?;

@@ -130,3 +130,24 @@ mod raw_http {
         Ok(text)
     }
 }
+
+#[test]
+fn index_sync_and_rebuild_run_against_the_data_directory() {
+    let data_dir = tempfile::tempdir().unwrap();
+    for args in [&["rebuild"][..], &["sync", "--repair"][..]] {
+        let output = trove()
+            .args(["index", "--data-dir"])
+            .arg(data_dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert!(report.is_object(), "{stdout}");
+    }
+}

@@ -52,7 +52,13 @@ fn profile(scope: &str, read_access: &str) -> Value {
 /// document and a data file.
 async fn seed(storage: &dyn ObjectStore) -> Vec<String> {
     // (project, namespace, state, project profile, version profile)
-    type Seeded<'a> = (String, Option<&'a str>, &'a str, Option<Value>, Option<Value>);
+    type Seeded<'a> = (
+        String,
+        Option<&'a str>,
+        &'a str,
+        Option<Value>,
+        Option<Value>,
+    );
     let mut projects: Vec<Seeded<'_>> = Vec::new();
     for rule in [
         "owners",
