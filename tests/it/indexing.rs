@@ -369,3 +369,48 @@ async fn an_expiring_grant_leaves_search_totals_when_it_expires() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn start_up_reconciliation_rebuilds_a_missing_index_from_storage() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = crate::common::local_settings(data_dir.path().to_path_buf());
+    let first = TestApp::with_settings(settings.clone()).await;
+    seed(&first).await;
+    first.state.index.close();
+    drop(first);
+    // The index is lost (or its schema changed): the next start rebuilds it from storage.
+    std::fs::remove_dir_all(data_dir.path().join("index")).unwrap();
+    let second = TestApp::with_settings(settings).await;
+    assert!(second.state.index.needs_rebuild());
+    let job = second.state.reconcile_in_background();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let info = second.state.jobs.get(&job).unwrap();
+        if info.status == trove::jobs::JobStatus::Success {
+            break;
+        }
+        assert_ne!(
+            info.status,
+            trove::jobs::JobStatus::Failure,
+            "{:?}",
+            info.error
+        );
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        ids(&second, &Caller::account("alice", Role::Maintainer)).len(),
+        3
+    );
+    assert_eq!(
+        second
+            .state
+            .last_sync
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .drift_count,
+        0
+    );
+}
