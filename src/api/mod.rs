@@ -6,11 +6,11 @@
 //! Prometheus metrics by route template, panics turned into `500 internal`, a JSON body limit,
 //! and JSON answers for unknown routes and methods.
 
+pub mod access;
 pub mod api_keys;
 pub mod auth;
 pub mod extract;
 pub mod groups;
-pub mod access;
 pub mod index_admin;
 pub mod search;
 pub mod storage;

@@ -641,7 +641,10 @@ pub fn aggregate(
     };
     let clauses = build_query(index, &access_filter(scope), &request, user_query);
     let searcher = index.reader().searcher();
-    let counts = searcher.search(&BooleanQuery::new(clauses), &TermCounter { field: fast_field })?;
+    let counts = searcher.search(
+        &BooleanQuery::new(clauses),
+        &TermCounter { field: fast_field },
+    )?;
     let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     counts.truncate(size);
@@ -700,7 +703,10 @@ pub fn project_versions(
     };
     let clauses = build_query(index, &access_filter(scope), &request, Box::new(AllQuery));
     let searcher = index.reader().searcher();
-    let counts = searcher.search(&BooleanQuery::new(clauses), &TermCounter { field: "version" })?;
+    let counts = searcher.search(
+        &BooleanQuery::new(clauses),
+        &TermCounter { field: "version" },
+    )?;
     let mut versions: Vec<String> = counts.into_keys().collect();
     versions.sort();
     Ok(versions)
