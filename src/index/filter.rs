@@ -15,9 +15,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use tantivy::index::SegmentId;
-use tantivy::query::{
-    BitSetDocSet, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight,
-};
+use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{BitSet, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
@@ -210,6 +208,98 @@ fn intersect_in_place(acc: &mut BitSet, other: &BitSet, max_doc: DocId) {
     }
 }
 
+/// A [`DocSet`] over a cached, shared bitset: what tantivy's `BitSetDocSet` does, without
+/// owning (so without copying, per segment and per query) the bitset.
+struct SharedBitSetDocSet {
+    docs: Arc<BitSet>,
+    /// Index of the current 64-document bucket.
+    bucket: u32,
+    /// The documents of the current bucket not yet visited (bit i = document bucket·64 + i).
+    remaining: u64,
+    doc: DocId,
+    len: u32,
+}
+
+impl SharedBitSetDocSet {
+    fn new(docs: Arc<BitSet>) -> Self {
+        let len = u32::try_from(docs.len()).unwrap_or(u32::MAX);
+        if docs.max_value() == 0 {
+            return Self {
+                docs,
+                bucket: 0,
+                remaining: 0,
+                doc: TERMINATED,
+                len,
+            };
+        }
+        let remaining = bucket_bits(&docs, 0);
+        let mut docset = Self {
+            docs,
+            bucket: 0,
+            remaining,
+            doc: 0,
+            len,
+        };
+        docset.advance();
+        docset
+    }
+}
+
+/// The 64 bits of one bucket of `bitset`.
+fn bucket_bits(bitset: &BitSet, bucket: u32) -> u64 {
+    u64::from_le_bytes(bitset.tinyset(bucket).into_bytes())
+}
+
+impl DocSet for SharedBitSetDocSet {
+    #[inline]
+    fn advance(&mut self) -> DocId {
+        if self.remaining == 0 {
+            let next = if self.doc == TERMINATED {
+                None
+            } else {
+                self.docs.first_non_empty_bucket(self.bucket + 1)
+            };
+            let Some(bucket) = next else {
+                self.doc = TERMINATED;
+                return TERMINATED;
+            };
+            self.bucket = bucket;
+            self.remaining = bucket_bits(&self.docs, bucket);
+        }
+        let lowest = self.remaining.trailing_zeros();
+        self.remaining &= self.remaining - 1;
+        self.doc = self.bucket * 64 + lowest;
+        self.doc
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        if target >= self.docs.max_value() {
+            self.doc = TERMINATED;
+            self.remaining = 0;
+            return TERMINATED;
+        }
+        if self.doc >= target {
+            return self.doc;
+        }
+        let bucket = target / 64;
+        if bucket > self.bucket {
+            self.bucket = bucket;
+            self.remaining = bucket_bits(&self.docs, bucket);
+        }
+        // Drop the documents of the current bucket below the target.
+        self.remaining &= !0_u64 << (target % 64);
+        self.advance()
+    }
+
+    fn doc(&self) -> DocId {
+        self.doc
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.len
+    }
+}
+
 /// The query clause that admits only allowed documents (constant score 0, so it never
 /// changes the ranking of the user's query).
 #[derive(Clone)]
@@ -281,7 +371,7 @@ impl Weight for AllowWeight {
     fn scorer(&self, reader: &SegmentReader, _boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
         let bitset = self.query.allow_set(reader)?;
         Ok(Box::new(ConstScorer::new(
-            BitSetDocSet::from(BitSet::clone(&bitset)),
+            SharedBitSetDocSet::new(bitset),
             0.0,
         )))
     }
@@ -300,6 +390,65 @@ impl Weight for AllowWeight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bitset(max: DocId, docs: &[DocId]) -> Arc<BitSet> {
+        let mut bitset = BitSet::with_max_value(max);
+        for doc in docs {
+            bitset.insert(*doc);
+        }
+        Arc::new(bitset)
+    }
+
+    fn collect(mut docset: SharedBitSetDocSet) -> Vec<DocId> {
+        let mut out = Vec::new();
+        while docset.doc() != TERMINATED {
+            out.push(docset.doc());
+            docset.advance();
+        }
+        out
+    }
+
+    #[test]
+    fn shared_bitset_docset_iterates_every_document_in_order() {
+        let docs = [0, 1, 63, 64, 65, 127, 128, 500, 999];
+        let docset = SharedBitSetDocSet::new(bitset(1000, &docs));
+        assert_eq!(docset.size_hint(), 9);
+        assert_eq!(collect(docset), docs);
+        assert!(collect(SharedBitSetDocSet::new(bitset(1000, &[]))).is_empty());
+        assert!(collect(SharedBitSetDocSet::new(bitset(0, &[]))).is_empty());
+        assert_eq!(collect(SharedBitSetDocSet::new(bitset(64, &[63]))), [63]);
+    }
+
+    #[test]
+    fn shared_bitset_docset_seeks_like_a_sorted_set() {
+        let docs: Vec<DocId> = (0..3000)
+            .filter(|doc| doc % 7 == 3 || doc % 61 == 0)
+            .collect();
+        let shared = bitset(3000, &docs);
+        for start in [0_u32, 1, 3, 64, 100, 2990] {
+            let mut docset = SharedBitSetDocSet::new(shared.clone());
+            let mut target = start;
+            while target < 3100 {
+                let current = docset.doc();
+                // Seeking never goes back: at or past the target, the current document stays.
+                let expected = if current >= target {
+                    current
+                } else {
+                    docs.iter()
+                        .copied()
+                        .find(|doc| *doc >= target)
+                        .unwrap_or(TERMINATED)
+                };
+                let got = docset.seek(target);
+                assert_eq!(got, expected, "seek {target} from {current}");
+                assert_eq!(docset.doc(), got);
+                if got == TERMINATED {
+                    break;
+                }
+                target = got + (target % 13) + 1;
+            }
+        }
+    }
 
     #[test]
     fn cache_key_is_canonical_and_distinguishes_groupings() {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Trove benchmarks (SPEC §12): builds the bench binaries in release mode and prints one
+# combined Markdown report on stdout.
+#
+#   scripts/bench.sh            full sizes: 1,000,000 documents for search latency,
+#                               50,000 for indexing, 100,000 for HTTP (10 s)
+#   scripts/bench.sh --quick    100,000 / 10,000 / 20,000 documents, HTTP 5 s
+#   scripts/bench.sh search     only some of: search indexing http
+#
+# Sizes can be overridden with TROVE_BENCH_DOCS, TROVE_BENCH_ITERATIONS,
+# TROVE_BENCH_INDEX_DOCS, TROVE_BENCH_S3_DOCS, TROVE_BENCH_HTTP_DOCS, TROVE_BENCH_HTTP_SECONDS.
+# Run on an otherwise idle machine: the numbers are latencies and throughputs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+benches=()
+for argument in "$@"; do
+    case "$argument" in
+        --quick)
+            export TROVE_BENCH_DOCS="${TROVE_BENCH_DOCS:-100000}"
+            export TROVE_BENCH_INDEX_DOCS="${TROVE_BENCH_INDEX_DOCS:-10000}"
+            export TROVE_BENCH_HTTP_DOCS="${TROVE_BENCH_HTTP_DOCS:-20000}"
+            export TROVE_BENCH_HTTP_SECONDS="${TROVE_BENCH_HTTP_SECONDS:-5}"
+            ;;
+        search | indexing | http) benches+=("$argument") ;;
+        -h | --help)
+            sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "unknown argument: $argument (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+if [ ${#benches[@]} -eq 0 ]; then
+    benches=(indexing search http)
+fi
+
+args=()
+for bench in "${benches[@]}"; do
+    args+=(--bench "$bench")
+done
+# Build first so compilation output does not interleave with the report.
+cargo bench --no-run "${args[@]}" >&2
+
+echo "# Trove benchmark report"
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr), $(rustc --version)"
+echo "git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+for bench in "${benches[@]}"; do
+    echo
+    cargo bench --quiet --bench "$bench" 2>/dev/null
+done
