@@ -10,9 +10,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, ProjectRecord, VersionRecord};
-use crate::permissions::{
-    AccessScope, Action, Denial, LifecycleState, Target, effective_state,
-};
+use crate::permissions::{AccessScope, Action, Denial, LifecycleState, Target, effective_state};
 use crate::storage::{ObjectStoreExt as _, keys};
 
 /// A project as a caller reached it.
@@ -55,10 +53,15 @@ impl From<Denial> for ApiError {
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(state: &AppState, key: &str) -> ApiResult<Option<T>> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    key: &str,
+) -> ApiResult<Option<T>> {
     match state.storage.get_bytes(key).await {
         Ok((bytes, _)) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
-            ApiError::internal(std::io::Error::other(format!("corrupt record {key}: {error}")))
+            ApiError::internal(std::io::Error::other(format!(
+                "corrupt record {key}: {error}"
+            )))
         }),
         Err(error) if error.is_not_found() => Ok(None),
         Err(error) => Err(error.into()),
@@ -83,7 +86,9 @@ pub async fn load_project(state: &AppState, project: &str) -> ApiResult<Option<P
         return Ok(None);
     };
     let namespace = match &record.namespace {
-        Some(namespace) => read_json::<NamespaceRecord>(state, &keys::namespace_record(namespace)).await?,
+        Some(namespace) => {
+            read_json::<NamespaceRecord>(state, &keys::namespace_record(namespace)).await?
+        }
         None => None,
     };
     let chain = state
@@ -91,10 +96,11 @@ pub async fn load_project(state: &AppState, project: &str) -> ApiResult<Option<P
         .load_chain(record.namespace.as_deref(), Some(project), None)
         .await
         .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
-    let namespace_state = record
-        .namespace
-        .as_ref()
-        .map(|_| namespace.as_ref().map_or(LifecycleState::Active, |ns| ns.state));
+    let namespace_state = record.namespace.as_ref().map(|_| {
+        namespace
+            .as_ref()
+            .map_or(LifecycleState::Active, |ns| ns.state)
+    });
     let target = Target {
         profile: chain.resolve(),
         state: effective_state(namespace_state, Some(record.state), None),
@@ -129,7 +135,11 @@ pub async fn load_version(
     };
     let chain = state
         .profiles
-        .load_chain(project.record.namespace.as_deref(), Some(&project_id), Some(version))
+        .load_chain(
+            project.record.namespace.as_deref(),
+            Some(&project_id),
+            Some(version),
+        )
         .await
         .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
     let target = Target {
@@ -207,7 +217,10 @@ pub async fn authorize_version(
         .ok_or_else(not_found)?;
     let now = Utc::now();
     // Seeing the project is part of seeing the version.
-    if principal.decide(Action::ReadMetadata, &view.target, now).is_err() {
+    if principal
+        .decide(Action::ReadMetadata, &view.target, now)
+        .is_err()
+    {
         return Err(not_found());
     }
     principal.decide(action, &view.target, now)?;

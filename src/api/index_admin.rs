@@ -39,7 +39,8 @@ pub async fn get_version_info(
     principal: Principal,
     ApiPath((project, version)): ApiPath<(String, String)>,
 ) -> ApiResult<ApiJson<VersionReport>> {
-    let view = authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
     let report = check_version(
         &app.indexer,
         &app.index,
@@ -132,7 +133,9 @@ pub async fn put_index_build(
     let indexer = app.indexer.clone();
     app.jobs.spawn(job, move |job| async move {
         indexer
-            .index_projects(projects, |done, total| job.progress(done as u64, total as u64))
+            .index_projects(projects, |done, total| {
+                job.progress(done as u64, total as u64)
+            })
             .await
             .map(|_| ())
             .map_err(|error| error.to_string())
@@ -155,7 +158,9 @@ pub async fn get_job(
     let job = app
         .jobs
         .get(&id)
-        .filter(|job| principal.is_admin() || (!principal.is_anonymous() && job.creator == principal.actor()))
+        .filter(|job| {
+            principal.is_admin() || (!principal.is_anonymous() && job.creator == principal.actor())
+        })
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     Ok(ApiJson(job))
 }

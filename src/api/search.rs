@@ -166,10 +166,11 @@ async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> Api
     let scope = search_scope(principal);
     let index = app.index.clone();
     let now = Utc::now();
-    let page: SearchPage = tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(search_error)?;
+    let page: SearchPage =
+        tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(search_error)?;
     let results: Vec<Value> = page
         .hits
         .into_iter()
@@ -194,20 +195,29 @@ async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> Api
     });
     let mut response = ApiJson(body).into_response();
     if let Some(next) = &next
-        && let Ok(link) =
-            HeaderValue::from_str(&format!("<{}{next}>; rel=\"more\"", app.settings.public_url()))
+        && let Ok(link) = HeaderValue::from_str(&format!(
+            "<{}{next}>; rel=\"more\"",
+            app.settings.public_url()
+        ))
     {
         response.headers_mut().insert(header::LINK, link);
     }
     Ok(response)
 }
 
-fn cursor_from(params: &SearchParams, project: Option<&str>, version: Option<&str>) -> ApiResult<CursorState> {
+fn cursor_from(
+    params: &SearchParams,
+    project: Option<&str>,
+    version: Option<&str>,
+) -> ApiResult<CursorState> {
     let size = params.size.unwrap_or(DEFAULT_SIZE);
     if size == 0 || size > crate::index::search::MAX_PAGE_SIZE {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
-            format!("size must be between 1 and {}", crate::index::search::MAX_PAGE_SIZE),
+            format!(
+                "size must be between 1 and {}",
+                crate::index::search::MAX_PAGE_SIZE
+            ),
         ));
     }
     if let Some(sort) = &params.sort {
@@ -254,14 +264,15 @@ pub async fn get_scroll(
     principal: Principal,
     ApiPath(cursor): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let state = app.cursors.decode(&cursor, Utc::now()).map_err(|error| match error {
-        CursorError::Invalid => {
-            ApiError::new(ErrorCode::BadRequest, error.to_string()).with_code_name("invalid_cursor")
-        }
-        CursorError::Expired => {
-            ApiError::new(ErrorCode::BadRequest, error.to_string()).with_code_name("cursor_expired")
-        }
-    })?;
+    let state = app
+        .cursors
+        .decode(&cursor, Utc::now())
+        .map_err(|error| match error {
+            CursorError::Invalid => ApiError::new(ErrorCode::BadRequest, error.to_string())
+                .with_code_name("invalid_cursor"),
+            CursorError::Expired => ApiError::new(ErrorCode::BadRequest, error.to_string())
+                .with_code_name("cursor_expired"),
+        })?;
     page(&app, &principal, state).await
 }
 
@@ -302,7 +313,9 @@ pub async fn get_aggregate(
         .into_iter()
         .map(|(value, count)| json!({ params.field.clone(): value, "count": count }))
         .collect();
-    Ok(ApiJson(json!({ "field": params.field, "results": results })))
+    Ok(ApiJson(
+        json!({ "field": params.field, "results": results }),
+    ))
 }
 
 /// `GET /files/{id}/metadata` parameters.
@@ -319,8 +332,9 @@ async fn find_document(app: &AppState, principal: &Principal, id: &ArtifactId) -
     let version = match &id.version {
         VersionSelector::Exact(version) => version.clone(),
         VersionSelector::Latest => {
-            super::access::latest_readable_version(app, principal, &id.project)?
-                .ok_or_else(|| ApiError::not_found(format!("no readable version of {}", id.project)))?
+            super::access::latest_readable_version(app, principal, &id.project)?.ok_or_else(
+                || ApiError::not_found(format!("no readable version of {}", id.project)),
+            )?
         }
     };
     let scope = search_scope(principal);
@@ -348,7 +362,8 @@ pub async fn get_file_metadata(
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<MetadataParams>,
 ) -> ApiResult<ApiJson<Value>> {
-    let id = ArtifactId::parse(&id).map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
+    let id = ArtifactId::parse(&id)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
     let mut hit = find_document(&app, &principal, &id).await?;
     if params.follow_link.unwrap_or(false) {
         let mut hops = 0;
@@ -399,7 +414,11 @@ fn list_params(params: &ListParams, kind: KindFilter) -> SearchParams {
 }
 
 /// The versions of a project the caller can read, with the latest completed one.
-fn readable_versions(app: &AppState, principal: &Principal, project: &str) -> ApiResult<(Vec<String>, Option<String>)> {
+fn readable_versions(
+    app: &AppState,
+    principal: &Principal,
+    project: &str,
+) -> ApiResult<(Vec<String>, Option<String>)> {
     let scope = search_scope(principal);
     let versions = crate::index::search::project_versions(&app.index, &scope, project)
         .map_err(search_error)?;
@@ -426,16 +445,25 @@ pub async fn get_projects(
         .map_err(search_error)?;
     let mut results = Vec::with_capacity(page.hits.len());
     for hit in page.hits {
-        let project = hit.source["project_id"].as_str().unwrap_or_default().to_owned();
+        let project = hit.source["project_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let (versions, latest) = readable_versions(&app, &principal, &project)?;
         let mut document = present(&principal, hit, params.fields.as_deref(), now);
         if let Some(object) = document.as_object_mut() {
             object.insert("project_id".to_owned(), Value::String(project));
             object.insert(
                 "aggs".to_owned(),
-                versions.iter().map(|v| json!({"_extra.version": v})).collect(),
+                versions
+                    .iter()
+                    .map(|v| json!({"_extra.version": v}))
+                    .collect(),
             );
-            object.insert("latest".to_owned(), json!(latest.map(|v| json!({"_extra.version": v}))));
+            object.insert(
+                "latest".to_owned(),
+                json!(latest.map(|v| json!({"_extra.version": v}))),
+            );
         }
         results.push(document);
     }
@@ -485,7 +513,11 @@ pub async fn get_project_metadata(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
-    let cursor = cursor_from(&list_params(&params, KindFilter::File), Some(&project), None)?;
+    let cursor = cursor_from(
+        &list_params(&params, KindFilter::File),
+        Some(&project),
+        None,
+    )?;
     page(&app, &principal, cursor).await
 }
 
@@ -502,7 +534,8 @@ pub async fn get_version_metadata(
     ApiPath((project, version)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
-    let view = authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
     let cursor = cursor_from(
         &list_params(&params, KindFilter::File),
         Some(&project),

@@ -318,7 +318,11 @@ pub fn latest_versions(
     let collector = LatestCollector;
     let per_segment = searcher.search(&query, &collector)?;
     let mut best: HashMap<String, (u64, String)> = HashMap::new();
-    for (project, revision, version) in per_segment {
+    // Only completed versions have a revision (> 0); open versions are never `latest`.
+    for (project, revision, version) in per_segment
+        .into_iter()
+        .filter(|(_, revision, _)| *revision > 0)
+    {
         let entry = best.entry(project).or_insert((0, String::new()));
         if revision > entry.0 || entry.1.is_empty() {
             *entry = (revision, version);
@@ -641,7 +645,10 @@ pub fn aggregate(
     };
     let clauses = build_query(index, &access_filter(scope), &request, user_query);
     let searcher = index.reader().searcher();
-    let counts = searcher.search(&BooleanQuery::new(clauses), &TermCounter { field: fast_field })?;
+    let counts = searcher.search(
+        &BooleanQuery::new(clauses),
+        &TermCounter { field: fast_field },
+    )?;
     let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     counts.truncate(size);
@@ -700,7 +707,10 @@ pub fn project_versions(
     };
     let clauses = build_query(index, &access_filter(scope), &request, Box::new(AllQuery));
     let searcher = index.reader().searcher();
-    let counts = searcher.search(&BooleanQuery::new(clauses), &TermCounter { field: "version" })?;
+    let counts = searcher.search(
+        &BooleanQuery::new(clauses),
+        &TermCounter { field: "version" },
+    )?;
     let mut versions: Vec<String> = counts.into_keys().collect();
     versions.sort();
     Ok(versions)
