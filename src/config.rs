@@ -230,6 +230,10 @@ pub struct Settings {
     /// Whether the scheduled sync check repairs the drift it finds (`TROVE_AUTO_REPAIR`,
     /// default true).
     pub auto_repair: bool,
+    /// Cron (six fields, seconds first) of the purge of uploads not completed in time and of
+    /// expired transient versions (`TROVE_PURGE_CRON`, default every 10 minutes; empty
+    /// disables it).
+    pub purge_cron: String,
     /// Log filter (`TROVE_LOG`, `RUST_LOG` syntax, default `info`).
     pub log: String,
     /// Log as JSON lines instead of text (`TROVE_LOG_JSON`).
@@ -253,6 +257,7 @@ impl Default for Settings {
             max_json_bytes: 2 * 1024 * 1024,
             sync_cron: "0 */5 * * * *".to_owned(),
             auto_repair: true,
+            purge_cron: "0 */10 * * * *".to_owned(),
             log: "info".to_owned(),
             log_json: false,
             auth: AuthConfig::default(),
@@ -440,6 +445,9 @@ impl Settings {
         }
         if let Some(value) = env.var("TROVE_SYNC_CRON") {
             self.sync_cron = value;
+        }
+        if let Some(value) = env.var("TROVE_PURGE_CRON") {
+            self.purge_cron = value;
         }
         if let Some(value) = env.var("TROVE_AUTO_REPAIR") {
             self.auto_repair = parse_bool("TROVE_AUTO_REPAIR", &value)?;
@@ -649,12 +657,17 @@ impl Settings {
                 "must be at least 32 characters",
             ));
         }
-        let fields = self.sync_cron.split_whitespace().count();
-        if !self.sync_cron.trim().is_empty() && !(6..=7).contains(&fields) {
-            return Err(ConfigError::new(
-                "TROVE_SYNC_CRON",
-                "expected six fields (sec min hour day month weekday), or empty to disable",
-            ));
+        for (setting, cron) in [
+            ("TROVE_SYNC_CRON", &self.sync_cron),
+            ("TROVE_PURGE_CRON", &self.purge_cron),
+        ] {
+            let fields = cron.split_whitespace().count();
+            if !cron.trim().is_empty() && !(6..=7).contains(&fields) {
+                return Err(ConfigError::new(
+                    setting,
+                    "expected six fields (sec min hour day month weekday), or empty to disable",
+                ));
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|error| ConfigError::new("TROVE_LOG", error.to_string()))?;

@@ -10,11 +10,15 @@ pub mod access;
 pub mod api_keys;
 pub mod auth;
 pub mod extract;
+pub mod files;
 pub mod groups;
 pub mod index_admin;
+pub mod permissions;
+pub mod projects;
 pub mod search;
 pub mod storage;
 pub mod system;
+pub mod uploads;
 pub mod users;
 
 use std::time::{Duration, Instant};
@@ -61,8 +65,35 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(search::get_scroll))
         .routes(routes!(search::get_aggregate))
         .routes(routes!(search::get_file_metadata))
-        .routes(routes!(search::get_projects))
-        .routes(routes!(search::get_project_versions))
+        .routes(routes!(search::get_projects, projects::post_project))
+        .routes(routes!(
+            search::get_project_versions,
+            projects::post_version
+        ))
+        .routes(routes!(projects::get_project, projects::patch_project))
+        .routes(routes!(
+            projects::get_version,
+            projects::patch_version,
+            projects::delete_version
+        ))
+        .routes(routes!(files::get_files))
+        .routes(routes!(files::get_file, files::delete_file))
+        .routes(routes!(
+            permissions::get_project_permissions,
+            permissions::put_project_permissions,
+            permissions::delete_project_permissions
+        ))
+        .routes(routes!(
+            permissions::get_version_permissions,
+            permissions::put_version_permissions,
+            permissions::delete_version_permissions
+        ))
+        .routes(routes!(permissions::post_share))
+        .routes(routes!(permissions::delete_share))
+        .routes(routes!(uploads::post_upload))
+        .routes(routes!(uploads::put_link))
+        .routes(routes!(uploads::put_complete))
+        .routes(routes!(uploads::put_abort))
         .routes(routes!(search::get_project_metadata))
         .routes(routes!(search::get_version_metadata))
         .routes(routes!(index_admin::get_version_info))
@@ -86,6 +117,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(groups::put_group_members))
         .routes(routes!(api_keys::post_api_key, api_keys::get_api_keys))
         .routes(routes!(api_keys::delete_api_key))
+        // Uploads are streamed and may be large: no JSON body limit on this route.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(files::put_file))
+                .layer(DefaultBodyLimit::disable()),
+        )
         .split_for_parts();
 
     let openapi_json = openapi.clone();

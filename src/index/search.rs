@@ -318,7 +318,11 @@ pub fn latest_versions(
     let collector = LatestCollector;
     let per_segment = searcher.search(&query, &collector)?;
     let mut best: HashMap<String, (u64, String)> = HashMap::new();
-    for (project, revision, version) in per_segment {
+    // Only completed versions have a revision (> 0); open versions are never `latest`.
+    for (project, revision, version) in per_segment
+        .into_iter()
+        .filter(|(_, revision, _)| *revision > 0)
+    {
         let entry = best.entry(project).or_insert((0, String::new()));
         if revision > entry.0 || entry.1.is_empty() {
             *entry = (revision, version);

@@ -1,5 +1,6 @@
 //! Scheduled jobs (tokio-cron-scheduler): the global sync check, repairing drift when
-//! `auto_repair` is on and exporting the drift count as a metric. Cron strings come from the
+//! `auto_repair` is on and exporting the drift count as a metric; and the purge of uploads
+//! not completed in time and of expired transient versions ([`run_purge`]). Cron strings come from the
 //! configuration (six fields, seconds first); an empty string disables the job.
 
 use std::time::Instant;
@@ -77,35 +78,73 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Runs the purge once (the scheduled job's body): uploads not completed by their deadline
+/// and expired transient versions are deleted and re-indexed.
+pub async fn run_purge(app: &AppState) -> Result<crate::api::uploads::PurgeReport, String> {
+    let report = crate::api::uploads::purge_expired(app, chrono::Utc::now()).await?;
+    if !report.late_uploads.is_empty() || !report.expired_versions.is_empty() {
+        tracing::info!(
+            late_uploads = report.late_uploads.len(),
+            expired_versions = report.expired_versions.len(),
+            "purge finished"
+        );
+    }
+    Ok(report)
+}
+
 /// Starts the scheduled jobs of `app`; `None` when every cron string is empty.
 pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError> {
-    let cron = app.settings.sync_cron.trim().to_owned();
-    if cron.is_empty() {
+    let sync_cron = app.settings.sync_cron.trim().to_owned();
+    let purge_cron = app.settings.purge_cron.trim().to_owned();
+    if sync_cron.is_empty() && purge_cron.is_empty() {
         return Ok(None);
     }
     let scheduler = JobScheduler::new()
         .await
         .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
-    let job_app = app.clone();
-    let job = Job::new_async(cron.as_str(), move |_, _| {
-        let app = job_app.clone();
-        Box::pin(async move {
-            let repair = app.settings.auto_repair;
-            let handle = app.jobs.create("sync", "system");
-            let job_app = app.clone();
-            app.jobs.spawn(handle, move |_| async move {
-                run_sync(&job_app, repair).await.map(|_| ())
-            });
+    if !sync_cron.is_empty() {
+        let job_app = app.clone();
+        let job = Job::new_async(sync_cron.as_str(), move |_, _| {
+            let app = job_app.clone();
+            Box::pin(async move {
+                let repair = app.settings.auto_repair;
+                let handle = app.jobs.create("sync", "system");
+                let job_app = app.clone();
+                app.jobs.spawn(handle, move |_| async move {
+                    run_sync(&job_app, repair).await.map(|_| ())
+                });
+            })
         })
-    })
-    .map_err(|error| ScheduleError::InvalidCron {
-        setting: "TROVE_SYNC_CRON",
-        message: format!("{cron:?}: {error}"),
-    })?;
-    scheduler
-        .add(job)
-        .await
-        .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+        .map_err(|error| ScheduleError::InvalidCron {
+            setting: "TROVE_SYNC_CRON",
+            message: format!("{sync_cron:?}: {error}"),
+        })?;
+        scheduler
+            .add(job)
+            .await
+            .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+    }
+    if !purge_cron.is_empty() {
+        let job_app = app.clone();
+        let job = Job::new_async(purge_cron.as_str(), move |_, _| {
+            let app = job_app.clone();
+            Box::pin(async move {
+                let handle = app.jobs.create("purge", "system");
+                let job_app = app.clone();
+                app.jobs.spawn(handle, move |_| async move {
+                    run_purge(&job_app).await.map(|_| ())
+                });
+            })
+        })
+        .map_err(|error| ScheduleError::InvalidCron {
+            setting: "TROVE_PURGE_CRON",
+            message: format!("{purge_cron:?}: {error}"),
+        })?;
+        scheduler
+            .add(job)
+            .await
+            .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+    }
     scheduler
         .start()
         .await

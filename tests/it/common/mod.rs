@@ -297,3 +297,70 @@ pub fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Vec<u8> {
     let (_, private_key, _) = element(rest);
     private_key.to_vec()
 }
+
+/// Which storage backend a test instance runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temp directory.
+    Local,
+    /// The in-process S3 server on 127.0.0.1.
+    S3,
+}
+
+/// A served instance on one backend, with what keeps it alive.
+pub struct BackendApp {
+    /// The instance, also served over TCP (`base_url`).
+    pub app: TestApp,
+    /// The S3 server, on the S3 backend.
+    pub s3: Option<s3_server::S3TestServer>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for BackendApp {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl BackendApp {
+    /// Starts an instance on `backend`, served on a real TCP port (presigned URLs of the local
+    /// backend point at it).
+    pub async fn start(backend: Backend) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = local_settings(data_dir.path().to_path_buf());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        settings.public_url = Some(format!("http://{address}"));
+        settings.sync_cron = String::new();
+        settings.purge_cron = String::new();
+        let s3 = match backend {
+            Backend::Local => None,
+            Backend::S3 => {
+                let server = s3_server::S3TestServer::start().await;
+                let store = trove::storage::s3::S3Store::connect(server.settings("trove-app", ""))
+                    .await
+                    .unwrap();
+                store.create_bucket_if_missing().await.unwrap();
+                settings.storage = trove::storage::StorageKind::S3;
+                settings.s3.bucket = Some("trove-app".to_owned());
+                settings.s3.endpoint = Some(server.endpoint());
+                settings.s3.region = Some("us-east-1".to_owned());
+                settings.s3.path_style = true;
+                settings.s3.access_key_id = Some(s3_server::ACCESS_KEY.to_owned());
+                settings.s3.secret_access_key =
+                    Some(trove::config::Secret::new(s3_server::SECRET_KEY));
+                Some(server)
+            }
+        };
+        settings.validate().unwrap();
+        let mut app = TestApp::from_state(App::build(settings).await.unwrap(), None);
+        app.serve_on(listener);
+        Self {
+            app,
+            s3,
+            _data_dir: data_dir,
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Files: `PUT /projects/{p}/version/{v}/files/{path}` (streamed upload into an open
+//! version), `GET /projects/{p}/version/{v}/files` (listing), `GET /files/{id}` (download:
+//! `302` to a presigned URL on S3, streamed otherwise or with `?redirect=false`) and
+//! `DELETE /files/{id}` (owners; never in stable or deprecated versions).
+//!
+//! Uploads never hold the body in memory (metadata documents, which must be JSON objects, are
+//! the exception: they are small and checked before they are stored). Every upload writes a
+//! [`FileRecord`] sidecar at `<p>/<v>/..meta/files/<path>.json` and re-indexes the version
+//! before answering, so the file is searchable at once.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use super::access::{VersionView, authorize_version};
+use super::projects::{name_error, read_record, reindex_version, write_record};
+use super::storage::{parse_content_md5, parse_range};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
+use crate::model::id::ArtifactId;
+use crate::model::names;
+use crate::model::records::FileRecord;
+use crate::permissions::Action;
+use crate::storage::{PresignMethod, PutCondition, PutOptions, StorageKind, bytes_stream, keys};
+
+/// Largest hop count when following links.
+const MAX_LINK_HOPS: usize = 8;
+
+/// The key of a file's sidecar record.
+#[must_use]
+pub fn sidecar_key(project: &str, version: &str, path: &str) -> String {
+    format!("{project}/{version}/{}/files/{path}.json", keys::META)
+}
+
+/// Answer of a direct upload.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadOutcome {
+    /// ArtifactDB id of the file.
+    pub id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// md5 (hex).
+    pub md5sum: String,
+    /// sha256 (hex).
+    pub sha256: String,
+}
+
+fn parse_sha256(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("x-checksum-sha256") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "X-Checksum-Sha256 must be 64 hexadecimal digits",
+        ));
+    }
+    Ok(Some(text))
+}
+
+/// Writes the sidecar record of an uploaded file.
+pub async fn write_sidecar(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    record: &FileRecord,
+) -> ApiResult<()> {
+    write_record(
+        app,
+        &sidecar_key(project, version, &record.path),
+        record,
+        PutCondition::None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Uploads one file into an open version; the body is streamed to storage.
+#[utoipa::path(put, path = "/projects/{project}/version/{version}/files/{*path}", tag = "files",
+    params(("project" = String, Path), ("version" = String, Path), ("path" = String, Path)),
+    responses(
+        (status = 201, description = "Stored", body = UploadOutcome),
+        (status = 400, description = "Invalid path or digest mismatch", body = crate::error::ErrorBody),
+        (status = 409, description = "The version is completed, stable or deprecated", body = crate::error::ErrorBody),
+    ))]
+pub async fn put_file(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version, path)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    names::validate_path(&path).map_err(|error| name_error(&error))?;
+    let content_md5 = parse_content_md5(&headers)?;
+    let expected_sha256 = parse_sha256(&headers)?;
+    let view = authorize_version(&app, &principal, &project, &version, Action::UploadFile).await?;
+    let version = view.record.version.clone();
+    let key = keys::version_file(&project, &version, &path);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let stream: crate::storage::ByteStream = if path.ends_with(".json") {
+        // A metadata document: small, and it must be a JSON object to be indexed.
+        let limit = app.settings.max_json_bytes;
+        let mut buffer = Vec::new();
+        let mut stream = Box::pin(stream);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| ApiError::bad_request(error.to_string()))?;
+            if buffer.len() + chunk.len() > limit {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("a metadata document is at most {limit} bytes"),
+                ));
+            }
+            buffer.extend_from_slice(&chunk);
+        }
+        if !matches!(
+            serde_json::from_slice::<Value>(&buffer),
+            Ok(Value::Object(_))
+        ) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                "a .json file is a metadata document and must be a JSON object",
+            ));
+        }
+        bytes_stream(buffer.into())
+    } else {
+        Box::pin(stream)
+    };
+    let outcome = app
+        .storage
+        .put(
+            &key,
+            stream,
+            PutOptions {
+                content_type: content_type.clone(),
+                content_md5,
+                ..PutOptions::default()
+            },
+        )
+        .await?;
+    if let Some(expected) = expected_sha256
+        && expected != outcome.sha256_hex
+    {
+        app.storage.delete(&key).await?;
+        return Err(ApiError::new(
+            ErrorCode::DigestMismatch,
+            format!(
+                "sha256 mismatch: expected {expected}, got {}",
+                outcome.sha256_hex
+            ),
+        ));
+    }
+    let record = FileRecord {
+        path: path.clone(),
+        size: outcome.meta.size,
+        md5sum: outcome.md5_hex.clone(),
+        sha256: outcome.sha256_hex.clone(),
+        content_type,
+        uploaded_at: Utc::now(),
+        uploaded_by: principal.actor(),
+    };
+    write_sidecar(&app, &project, &version, &record).await?;
+    reindex_version(&app, &project, &version).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(UploadOutcome {
+            id: format!("{project}:{path}@{version}"),
+            size: record.size,
+            md5sum: record.md5sum,
+            sha256: record.sha256,
+        }),
+    )
+        .into_response())
+}
+
+/// Lists a version's files with size, checksums and upload time.
+#[utoipa::path(get, path = "/projects/{project}/version/{version}/files", tag = "files",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses(
+        (status = 200, description = "`{project_id, version, files: [{id, path, size, md5sum, sha256, content_type, uploaded_at}]}`"),
+        (status = 404, description = "No such version, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_files(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    let version = view.record.version;
+    let listing = app
+        .indexer
+        .version_listing(&project, &version)
+        .await
+        .map_err(super::projects::index_error)?;
+    let sidecars: std::collections::HashMap<String, String> =
+        listing.sidecar_keys.into_iter().collect();
+    let mut files = Vec::new();
+    for (path, object) in &listing.files {
+        let record = match sidecars.get(path) {
+            Some(key) => read_record::<FileRecord>(&app, key)
+                .await?
+                .map(|(record, _)| record),
+            None => None,
+        };
+        files.push(json!({
+            "id": format!("{project}:{path}@{version}"),
+            "path": path,
+            "size": object.size,
+            "md5sum": record.as_ref().map(|r| r.md5sum.clone()),
+            "sha256": record.as_ref().map(|r| r.sha256.clone()),
+            "content_type": record.as_ref().and_then(|r| r.content_type.clone()).or_else(|| object.content_type.clone()),
+            "uploaded_at": record.as_ref().map_or(object.last_modified, |r| r.uploaded_at),
+        }));
+    }
+    for (path, link) in &listing.links {
+        files.push(json!({
+            "id": format!("{project}:{path}@{version}"),
+            "path": path,
+            "link": link,
+        }));
+    }
+    Ok(ApiJson(json!({
+        "project_id": project,
+        "version": version,
+        "files": files,
+    })))
+}
+
+/// `GET /files/{id}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct DownloadParams {
+    /// `false` always streams through Trove (default `true`: redirect on S3).
+    pub redirect: Option<bool>,
+    /// Lifetime of the presigned URL, 10..=86400 seconds (default 120).
+    pub expires_in: Option<u64>,
+}
+
+fn parse_id(id: &str) -> ApiResult<ArtifactId> {
+    ArtifactId::parse(id).map_err(|error| {
+        if error.code() == "invalid_path" {
+            ApiError::new(ErrorCode::InvalidPath, error.to_string())
+        } else {
+            ApiError::new(ErrorCode::InvalidId, error.to_string())
+        }
+    })
+}
+
+/// Resolves an id for `action`, following links (each hop is authorized too); answers the
+/// version reached and the storage key of the bytes.
+async fn resolve_file(
+    app: &AppState,
+    principal: &Principal,
+    id: &ArtifactId,
+    action: Action,
+) -> ApiResult<(VersionView, String)> {
+    let mut id = id.clone();
+    for _ in 0..MAX_LINK_HOPS {
+        let view =
+            authorize_version(app, principal, &id.project, id.version.as_str(), action).await?;
+        let key = keys::version_file(&id.project, &view.record.version, &id.path);
+        match app.storage.head(&key).await {
+            Ok(_) => return Ok((view, key)),
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error.into()),
+        }
+        let links = read_record::<serde_json::Map<String, Value>>(
+            app,
+            &keys::version_links(&id.project, &view.record.version),
+        )
+        .await?
+        .map(|(links, _)| links)
+        .unwrap_or_default();
+        let Some(target) = links
+            .get(&id.path)
+            .and_then(|link| link.get("id"))
+            .and_then(Value::as_str)
+        else {
+            return Err(ApiError::not_found(format!("no file {id}")));
+        };
+        id = parse_id(target)?;
+    }
+    Err(ApiError::new(ErrorCode::Conflict, "link chain too long"))
+}
+
+/// Downloads a file: `302` to a presigned URL on S3; streamed on the local backend or with
+/// `?redirect=false` (single `Range`, `ETag`, `If-None-Match`).
+#[utoipa::path(get, path = "/files/{id}", tag = "files",
+    params(("id" = String, Path, description = "ArtifactDB id `project:path@version` (URL-encoded)"), DownloadParams),
+    responses(
+        (status = 200, description = "The bytes"),
+        (status = 206, description = "A range of the bytes"),
+        (status = 302, description = "Redirect to a presigned URL (S3)"),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "No such file, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_file(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<DownloadParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let expires_in = params.expires_in.unwrap_or(120);
+    if !(10..=86_400).contains(&expires_in) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "expires_in must be between 10 and 86400 seconds",
+        ));
+    }
+    let (_, key) = resolve_file(&app, &principal, &id, Action::Download).await?;
+    if app.storage.kind() == StorageKind::S3 && params.redirect.unwrap_or(true) {
+        let url = app
+            .storage
+            .presign(
+                PresignMethod::Get,
+                &key,
+                Duration::from_secs(expires_in),
+                None,
+            )
+            .await?;
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, url)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::empty())
+            .map_err(ApiError::internal);
+    }
+    stream_object(&app, &key, &headers).await
+}
+
+/// Streams an object with `ETag`, `If-None-Match` (`304`) and a single `Range` (`206`).
+pub async fn stream_object(app: &AppState, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let meta = app.storage.head(key).await?;
+    let etag = format!("\"{}\"", meta.etag.trim_matches('"'));
+    if let Some(candidates) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        && candidates
+            .split(',')
+            .map(str::trim)
+            .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+    {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, etag)
+            .body(Body::empty())
+            .map_err(ApiError::internal);
+    }
+    let range = parse_range(headers, Some(meta.size))?;
+    if let Some(range) = range
+        && range.start >= meta.size
+    {
+        return Err(ApiError::new(
+            ErrorCode::RangeNotSatisfiable,
+            format!("range starts past the end of {} bytes", meta.size),
+        ));
+    }
+    let object = app.storage.get(key, range).await?;
+    let mut builder = Response::builder()
+        .header(header::ETAG, etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(
+            header::CONTENT_TYPE,
+            object
+                .meta
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        );
+    builder = match object.range {
+        Some((start, end)) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_LENGTH, end - start + 1)
+            .header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{}", object.meta.size),
+            ),
+        None => builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, object.meta.size),
+    };
+    builder
+        .body(Body::from_stream(object.body))
+        .map_err(ApiError::internal)
+}
+
+/// Deletes a file (owners; never in a stable or deprecated version).
+#[utoipa::path(delete, path = "/files/{id}", tag = "files",
+    params(("id" = String, Path, description = "ArtifactDB id `project:path@version` (URL-encoded)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 404, description = "No such file, or not readable", body = crate::error::ErrorBody),
+        (status = 409, description = "Stable or deprecated version", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete_file(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    let view = authorize_version(
+        &app,
+        &principal,
+        &id.project,
+        id.version.as_str(),
+        Action::DeleteFile,
+    )
+    .await?;
+    let version = view.record.version;
+    let key = keys::version_file(&id.project, &version, &id.path);
+    let exists = match app.storage.head(&key).await {
+        Ok(_) => true,
+        Err(error) if error.is_not_found() => false,
+        Err(error) => return Err(error.into()),
+    };
+    let links_key = keys::version_links(&id.project, &version);
+    let links = read_record::<serde_json::Map<String, Value>>(&app, &links_key).await?;
+    let linked = links
+        .as_ref()
+        .is_some_and(|(links, _)| links.contains_key(&id.path));
+    if !exists && !linked {
+        return Err(ApiError::not_found(format!("no file {id}")));
+    }
+    if exists {
+        app.storage.delete(&key).await?;
+        app.storage
+            .delete(&sidecar_key(&id.project, &version, &id.path))
+            .await?;
+    }
+    if let Some((mut links, etag)) = links
+        && links.remove(&id.path).is_some()
+    {
+        write_record(&app, &links_key, &links, PutCondition::IfMatch(etag)).await?;
+    }
+    reindex_version(&app, &id.project, &version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hashes an object already in storage (md5, sha256, size) by streaming it.
+pub async fn hash_object(app: &AppState, key: &str) -> ApiResult<(u64, String, String)> {
+    let object = app.storage.get(key, None).await?;
+    let mut md5 = md5::Md5::new();
+    let mut sha = sha2::Sha256::new();
+    let mut size = 0_u64;
+    let mut body = object.body;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(ApiError::internal)?;
+        size += chunk.len() as u64;
+        md5.update(&chunk);
+        sha.update(&chunk);
+    }
+    Ok((
+        size,
+        hex::encode(md5.finalize()),
+        hex::encode(sha.finalize()),
+    ))
+}

@@ -1,0 +1,456 @@
+//! Permission profiles and sharing: `GET·PUT·DELETE /projects/{p}/permissions`,
+//! `GET·PUT·DELETE /projects/{p}/version/{v}/permissions` (ArtifactDB: PUT merges a partial
+//! body, `scope` is the route's, grants may not exceed the grantee's role; PUT and DELETE
+//! answer `202` with the re-indexing job), and `POST /projects/{p}/share`,
+//! `DELETE /projects/{p}/share/{principal}` (read-only viewer grants with optional expiry).
+//!
+//! Only owners and admins change profiles (`Action::ChangePermissions`, `Action::Share`).
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::{authorize_project, authorize_version};
+use super::index_admin::accepted;
+use super::projects::{loader_error, reindex_project, spawn_reindex_job};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::permissions::{
+    AccessRule, Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
+};
+use crate::storage::PutCondition;
+
+/// The stored profile with the access-rule defaults filled in.
+fn present(profile: &Profile) -> Value {
+    let mut value = profile.to_json_value();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("read_access".into(), json!(profile.read_rule().as_str()));
+        object.insert(
+            "download_access".into(),
+            json!(profile.download_rule().as_str()),
+        );
+        object.insert("write_access".into(), json!(profile.write_rule().as_str()));
+        object.entry("writers").or_insert_with(|| json!([]));
+        object.entry("inherit").or_insert(json!(false));
+    }
+    value
+}
+
+/// Checks that no account in `profile` is granted more than its role allows (`422
+/// grant_exceeds_role`), looking roles up through the account store.
+pub async fn validate_grants(app: &AppState, profile: &Profile) -> ApiResult<()> {
+    let mut roles: HashMap<PrincipalRef, Role> = HashMap::new();
+    for level in [Level::Owner, Level::Writer, Level::Viewer] {
+        for principal in profile.entries(level).into_keys() {
+            let role = match &principal {
+                PrincipalRef::User(name) => app.auth.account(name).await?.map(|a| a.role),
+                PrincipalRef::Machine(_) => Some(Role::Machine),
+                _ => None,
+            };
+            if let Some(role) = role {
+                roles.insert(principal, role);
+            }
+        }
+    }
+    profile
+        .validate_grants(|principal| roles.get(principal).copied())
+        .map_err(|error| {
+            ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
+        })
+}
+
+/// Merges `patch` into the profile at `location` (read-modify-write with `If-Match`),
+/// validating scope and grants.
+pub async fn merge_profile(
+    app: &AppState,
+    location: &ProfileLocation,
+    patch: Value,
+) -> ApiResult<Profile> {
+    for _ in 0..5 {
+        let stored = app
+            .profiles
+            .load_uncached(location)
+            .await
+            .map_err(loader_error)?;
+        let (mut profile, condition) = match stored {
+            Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
+            None => (
+                Profile {
+                    scope: Some(location.scope()),
+                    ..Profile::default()
+                },
+                PutCondition::IfAbsent,
+            ),
+        };
+        profile.merge_partial(patch.clone()).map_err(|error| {
+            ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
+        })?;
+        validate_grants(app, &profile).await?;
+        match app
+            .profiles
+            .write_profile_if(location, profile, condition)
+            .await
+        {
+            Ok(profile) => return Ok(profile),
+            Err(crate::permissions::LoaderError::Storage(
+                crate::storage::StorageError::PreconditionFailed { .. }
+                | crate::storage::StorageError::AlreadyExists { .. },
+            )) => {}
+            Err(error) => return Err(loader_error(error)),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::PreconditionFailed,
+        "the profile changed concurrently, retry",
+    ))
+}
+
+async fn show(
+    app: &AppState,
+    location: &ProfileLocation,
+    fallback: Value,
+) -> ApiResult<ApiJson<Value>> {
+    let stored = app.profiles.load(location).await.map_err(loader_error)?;
+    Ok(ApiJson(match stored {
+        Some(profile) => present(&profile),
+        None => fallback,
+    }))
+}
+
+fn parse_patch(body: &[u8]) -> ApiResult<Value> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::Unprocessable,
+            "a profile update must be a JSON object",
+        )
+        .with_code_name("invalid_profile"));
+    }
+    Ok(value)
+}
+
+/// A project's profile (stored, defaults filled in; the resolved one when it has none).
+#[utoipa::path(get, path = "/projects/{project}/permissions", tag = "permissions",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "The profile"),
+        (status = 404, description = "No such project, or not readable", body = crate::error::ErrorBody)))]
+pub async fn get_project_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+) -> ApiResult<ApiJson<Value>> {
+    let view = authorize_project(&app, &principal, &project, Action::ReadPermissions).await?;
+    show(
+        &app,
+        &ProfileLocation::Project(project),
+        view.target.profile.to_json_value(),
+    )
+    .await
+}
+
+/// Merges a partial profile into the project's (owners and admins) → `202` with the job.
+#[utoipa::path(put, path = "/projects/{project}/permissions", tag = "permissions",
+    params(("project" = String, Path)),
+    request_body(content = String, content_type = "application/json", description = "A partial profile"),
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid profile, scope or grant", body = crate::error::ErrorBody)))]
+pub async fn put_project_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    authorize_project(&app, &principal, &project, Action::ChangePermissions).await?;
+    let patch = parse_patch(&body)?;
+    merge_profile(&app, &ProfileLocation::Project(project.clone()), patch).await?;
+    let job = spawn_reindex_job(&app, &principal.actor(), &project);
+    Ok(accepted(&app, &job))
+}
+
+/// Deletes the project's profile so resolution falls through to the scope above.
+#[utoipa::path(delete, path = "/projects/{project}/permissions", tag = "permissions",
+    params(("project" = String, Path)),
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody)))]
+pub async fn delete_project_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+) -> ApiResult<Response> {
+    authorize_project(&app, &principal, &project, Action::ChangePermissions).await?;
+    app.profiles
+        .delete_profile(&ProfileLocation::Project(project.clone()))
+        .await
+        .map_err(loader_error)?;
+    let job = spawn_reindex_job(&app, &principal.actor(), &project);
+    Ok(accepted(&app, &job))
+}
+
+/// A version's profile (stored, defaults filled in; the resolved one when it has none).
+#[utoipa::path(get, path = "/projects/{project}/version/{version}/permissions", tag = "permissions",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses((status = 200, description = "The profile"),
+        (status = 404, description = "No such version, or not readable", body = crate::error::ErrorBody)))]
+pub async fn get_version_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let view = authorize_version(
+        &app,
+        &principal,
+        &project,
+        &version,
+        Action::ReadPermissions,
+    )
+    .await?;
+    show(
+        &app,
+        &ProfileLocation::Version {
+            project,
+            version: view.record.version,
+        },
+        view.target.profile.to_json_value(),
+    )
+    .await
+}
+
+fn version_job(app: &AppState, actor: &str, project: &str, version: &str) -> String {
+    let job = app.jobs.create("index_version", actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    let (project, version) = (project.to_owned(), version.to_owned());
+    app.jobs.spawn(job, move |job| async move {
+        job.progress(0, 1);
+        indexer
+            .index_version(&project, &version)
+            .await
+            .map(|_| job.progress(1, 1))
+            .map_err(|error| error.to_string())
+    });
+    id
+}
+
+/// Merges a partial profile into the version's (owners and admins) → `202` with the job.
+#[utoipa::path(put, path = "/projects/{project}/version/{version}/permissions", tag = "permissions",
+    params(("project" = String, Path), ("version" = String, Path)),
+    request_body(content = String, content_type = "application/json", description = "A partial profile"),
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid profile, scope or grant", body = crate::error::ErrorBody)))]
+pub async fn put_version_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let view = authorize_version(
+        &app,
+        &principal,
+        &project,
+        &version,
+        Action::ChangePermissions,
+    )
+    .await?;
+    let patch = parse_patch(&body)?;
+    let version = view.record.version;
+    let location = ProfileLocation::Version {
+        project: project.clone(),
+        version: version.clone(),
+    };
+    merge_profile(&app, &location, patch).await?;
+    let job = version_job(&app, &principal.actor(), &project, &version);
+    Ok(accepted(&app, &job))
+}
+
+/// Deletes the version's profile so resolution falls through to the project's.
+#[utoipa::path(delete, path = "/projects/{project}/version/{version}/permissions", tag = "permissions",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody)))]
+pub async fn delete_version_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let view = authorize_version(
+        &app,
+        &principal,
+        &project,
+        &version,
+        Action::ChangePermissions,
+    )
+    .await?;
+    let version = view.record.version;
+    app.profiles
+        .delete_profile(&ProfileLocation::Version {
+            project: project.clone(),
+            version: version.clone(),
+        })
+        .await
+        .map_err(loader_error)?;
+    let job = version_job(&app, &principal.actor(), &project, &version);
+    Ok(accepted(&app, &job))
+}
+
+/// `POST /projects/{p}/share` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// Who to share with (`alice`, `group:ml`, `CN=...`, `machine:ci`).
+    pub principal: String,
+    /// When the share ends (RFC 3339); never when absent.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Schedules a re-index of `project` just after `at`, so an expired share leaves search.
+pub fn schedule_reindex_at(app: &AppState, project: &str, at: DateTime<Utc>) {
+    let delay =
+        (at - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(500);
+    let indexer = app.indexer.clone();
+    let project = project.to_owned();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Err(error) = indexer.index_projects(Some(vec![project]), |_, _| {}).await {
+            tracing::warn!(%error, "re-index at grant expiry failed");
+        }
+    });
+}
+
+fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
+    PrincipalRef::parse(value).map_err(|error| {
+        ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
+    })
+}
+
+/// Shares a project read-only (metadata and download) with a principal (owners and admins).
+#[utoipa::path(post, path = "/projects/{project}/share", tag = "permissions",
+    params(("project" = String, Path)), request_body = ShareRequest,
+    responses((status = 201, description = "`{project_id, principal, expires_at}`"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 409, description = "The principal already has a higher grant", body = crate::error::ErrorBody)))]
+pub async fn post_share(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+    ApiJson(request): ApiJson<ShareRequest>,
+) -> ApiResult<Response> {
+    authorize_project(&app, &principal, &project, Action::Share).await?;
+    let grantee = parse_principal(&request.principal)?;
+    if request.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::new(
+            ErrorCode::Unprocessable,
+            "expires_at lies in the past",
+        ));
+    }
+    let location = ProfileLocation::Project(project.clone());
+    let stored = app
+        .profiles
+        .load_uncached(&location)
+        .await
+        .map_err(loader_error)?;
+    let (mut profile, condition) = match stored {
+        Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
+        None => (
+            Profile {
+                scope: Some(ProfileScope::Project),
+                inherit: true,
+                ..Profile::default()
+            },
+            PutCondition::IfAbsent,
+        ),
+    };
+    if profile.owners.contains(&grantee) || profile.writers.contains(&grantee) {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("{grantee} already has a higher grant on {project}"),
+        )
+        .with_code_name("already_granted"));
+    }
+    if !profile.viewers.contains(&grantee) {
+        profile.viewers.push(grantee.clone());
+    }
+    match request.expires_at {
+        Some(at) => {
+            profile.expires.insert(grantee.clone(), at);
+        }
+        None => {
+            profile.expires.remove(&grantee);
+        }
+    }
+    // A share is a read-only grant: it must let viewers read and download.
+    if matches!(
+        profile.read_rule(),
+        AccessRule::Owners | AccessRule::Writers
+    ) {
+        profile.read_access = Some(AccessRule::Viewers);
+    }
+    if matches!(
+        profile.download_rule(),
+        AccessRule::Owners | AccessRule::Writers | AccessRule::None
+    ) {
+        profile.download_access = Some(AccessRule::Viewers);
+    }
+    validate_grants(&app, &profile).await?;
+    app.profiles
+        .write_profile_if(&location, profile, condition)
+        .await
+        .map_err(loader_error)?;
+    reindex_project(&app, &project).await?;
+    if let Some(at) = request.expires_at {
+        schedule_reindex_at(&app, &project, at);
+    }
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(json!({
+            "project_id": project,
+            "principal": grantee.to_string(),
+            "expires_at": request.expires_at,
+        })),
+    )
+        .into_response())
+}
+
+/// Removes a read-only share (owners and admins).
+#[utoipa::path(delete, path = "/projects/{project}/share/{principal}", tag = "permissions",
+    params(("project" = String, Path), ("principal" = String, Path)),
+    responses((status = 204, description = "Removed"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 404, description = "Not shared with this principal", body = crate::error::ErrorBody)))]
+pub async fn delete_share(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, grantee)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    authorize_project(&app, &principal, &project, Action::Share).await?;
+    let grantee = parse_principal(&grantee)?;
+    let location = ProfileLocation::Project(project.clone());
+    let stored = app
+        .profiles
+        .load_uncached(&location)
+        .await
+        .map_err(loader_error)?
+        .ok_or_else(|| ApiError::not_found(format!("{project} is not shared with {grantee}")))?;
+    let mut profile = stored.profile;
+    if !profile.viewers.contains(&grantee) {
+        return Err(ApiError::not_found(format!(
+            "{project} is not shared with {grantee}"
+        )));
+    }
+    profile.viewers.retain(|viewer| viewer != &grantee);
+    profile.expires.remove(&grantee);
+    app.profiles
+        .write_profile_if(&location, profile, PutCondition::IfMatch(stored.etag))
+        .await
+        .map_err(loader_error)?;
+    reindex_project(&app, &project).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

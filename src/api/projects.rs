@@ -1,0 +1,580 @@
+//! Trove's direct project and version routes: `POST /projects`, `GET·PATCH /projects/{p}`,
+//! `POST /projects/{p}/versions`, `GET·PATCH·DELETE /projects/{p}/version/{v}`.
+//!
+//! Every route reaches its project or version through [`super::access`], so the permission
+//! engine decides; unique records are created with `If-None-Match: *` (exactly one of many
+//! concurrent creators wins) and updated with `If-Match`. Whatever changes is re-indexed
+//! before the answer, so it is searchable at once.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::access::{authorize_project, authorize_version};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::model::names::{self, NameError};
+use crate::model::records::{
+    NamespaceRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus,
+};
+use crate::permissions::{
+    Action, LifecycleState, LoaderError, PrincipalRef, Profile, ProfileLocation, Target,
+    Visibility, effective_state,
+};
+use crate::storage::{ObjectStoreExt as _, PutCondition, PutOptions, keys};
+
+/// Maps a name or path error to `400 invalid_name` / `400 invalid_path`.
+#[must_use]
+pub fn name_error(error: &NameError) -> ApiError {
+    let code = if error.code() == "invalid_path" {
+        ErrorCode::InvalidPath
+    } else {
+        ErrorCode::InvalidName
+    };
+    ApiError::new(code, error.to_string())
+}
+
+/// Maps a profile loader error: an invalid profile is `422` with the profile error's code.
+#[must_use]
+pub fn loader_error(error: LoaderError) -> ApiError {
+    match error {
+        LoaderError::Storage(storage) => storage.into(),
+        LoaderError::Profile { source, .. } => {
+            ApiError::new(ErrorCode::Unprocessable, source.to_string())
+                .with_code_name(source.code())
+        }
+    }
+}
+
+/// Reads a JSON record with its ETag; `None` when absent.
+pub async fn read_record<T: DeserializeOwned>(
+    app: &AppState,
+    key: &str,
+) -> ApiResult<Option<(T, String)>> {
+    match app.storage.get_bytes(key).await {
+        Ok((bytes, meta)) => serde_json::from_slice(&bytes)
+            .map(|value| Some((value, meta.etag)))
+            .map_err(|error| {
+                ApiError::internal(std::io::Error::other(format!(
+                    "corrupt record {key}: {error}"
+                )))
+            }),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Writes a JSON record subject to `condition`: an existing record on `IfAbsent` is
+/// `409 already_exists`, a stale ETag on `IfMatch` is `412 precondition_failed`.
+pub async fn write_record<T: serde::Serialize + Sync>(
+    app: &AppState,
+    key: &str,
+    value: &T,
+    condition: PutCondition,
+) -> ApiResult<String> {
+    let body = serde_json::to_vec_pretty(value).map_err(ApiError::internal)?;
+    let outcome = app
+        .storage
+        .put_bytes(
+            key,
+            Bytes::from(body),
+            PutOptions {
+                content_type: Some("application/json".to_owned()),
+                condition,
+                ..PutOptions::default()
+            },
+        )
+        .await?;
+    Ok(outcome.meta.etag)
+}
+
+/// Re-indexes whole projects now (record, every version), so a change is searchable when
+/// the request is answered.
+pub async fn reindex_project(app: &AppState, project: &str) -> ApiResult<()> {
+    app.indexer
+        .index_projects(Some(vec![project.to_owned()]), |_, _| {})
+        .await
+        .map(|_| ())
+        .map_err(index_error)
+}
+
+/// Re-indexes one version now.
+pub async fn reindex_version(app: &AppState, project: &str, version: &str) -> ApiResult<()> {
+    app.indexer
+        .index_version(project, version)
+        .await
+        .map(|_| ())
+        .map_err(index_error)
+}
+
+/// Maps an indexer error.
+#[must_use]
+pub fn index_error(error: crate::index::indexer::IndexerError) -> ApiError {
+    match error {
+        crate::index::indexer::IndexerError::Storage(storage) => storage.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Starts a job re-indexing one project (record and versions); answers its id.
+pub fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> String {
+    let job = app.jobs.create("index_project", actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    let project = project.to_owned();
+    app.jobs.spawn(job, move |job| async move {
+        indexer
+            .index_projects(Some(vec![project]), |done, total| {
+                job.progress(done as u64, total as u64);
+            })
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    });
+    id
+}
+
+/// The principal string of the caller, as listed in a profile.
+pub fn caller_principal(principal: &Principal) -> ApiResult<PrincipalRef> {
+    PrincipalRef::parse(&principal.actor())
+        .map_err(|_| ApiError::new(ErrorCode::Forbidden, "this caller cannot own a project"))
+}
+
+/// The evaluation target of creating a project: its namespace, or the global target.
+async fn creation_target(app: &AppState, namespace: Option<&str>) -> ApiResult<Target> {
+    let Some(namespace) = namespace else {
+        return Ok(Target::default());
+    };
+    names::validate_namespace(namespace).map_err(|error| name_error(&error))?;
+    let (record, _) = read_record::<NamespaceRecord>(app, &keys::namespace_record(namespace))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
+    let chain = app
+        .profiles
+        .load_chain(Some(namespace), None, None)
+        .await
+        .map_err(loader_error)?;
+    Ok(Target {
+        profile: chain.resolve(),
+        state: record.state,
+        parent_state: LifecycleState::Active,
+        namespace: Some(namespace.to_owned()),
+        auto_create: record.auto_create,
+        ..Target::default()
+    })
+}
+
+/// Creates a project record and its profile for `principal` (who must be allowed to create
+/// projects where it goes). `409 already_exists` when the id is taken.
+pub async fn create_project(
+    app: &AppState,
+    principal: &Principal,
+    mut record: ProjectRecord,
+    visibility: Visibility,
+) -> ApiResult<ProjectRecord> {
+    names::validate_project_id(&record.project_id).map_err(|error| name_error(&error))?;
+    let target = creation_target(app, record.namespace.as_deref()).await?;
+    principal.decide(Action::CreateProject, &target, Utc::now())?;
+    let owner = caller_principal(principal)?;
+    record.created_at = Utc::now();
+    record.created_by = principal.actor();
+    write_record(
+        app,
+        &keys::project_record(&record.project_id),
+        &record,
+        PutCondition::IfAbsent,
+    )
+    .await
+    .map_err(|error| {
+        if error.code() == ErrorCode::AlreadyExists {
+            ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("project {} already exists", record.project_id),
+            )
+        } else {
+            error
+        }
+    })?;
+    app.profiles
+        .write_profile(
+            &ProfileLocation::Project(record.project_id.clone()),
+            Profile::for_visibility(visibility, owner),
+        )
+        .await
+        .map_err(loader_error)?;
+    Ok(record)
+}
+
+/// `POST /projects` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectRequest {
+    /// Project id; generated when absent.
+    pub project_id: Option<String>,
+    /// Human title.
+    #[serde(default)]
+    pub title: String,
+    /// Artifact type.
+    #[serde(default, rename = "type")]
+    pub project_type: ProjectType,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `private` (default), `shared` or `public`.
+    #[schema(value_type = Option<String>)]
+    pub visibility: Option<Visibility>,
+    /// Namespace, fixed at creation.
+    pub namespace: Option<String>,
+}
+
+/// Creates a project; the caller becomes its owner.
+#[utoipa::path(post, path = "/projects", tag = "projects", request_body = CreateProjectRequest,
+    responses(
+        (status = 201, description = "Created", body = ProjectRecord),
+        (status = 403, description = "The caller's role may not create projects here", body = crate::error::ErrorBody),
+        (status = 409, description = "The id is taken", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_project(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<CreateProjectRequest>,
+) -> ApiResult<Response> {
+    let project_id = request
+        .project_id
+        .unwrap_or_else(|| format!("P{}", uuid::Uuid::now_v7().simple()));
+    let record = ProjectRecord {
+        project_id,
+        title: request.title,
+        project_type: request.project_type,
+        description: request.description,
+        tags: request.tags,
+        namespace: request.namespace,
+        state: LifecycleState::Active,
+        created_at: Utc::now(),
+        created_by: String::new(),
+    };
+    let record = create_project(
+        &app,
+        &principal,
+        record,
+        request.visibility.unwrap_or(Visibility::Private),
+    )
+    .await?;
+    reindex_project(&app, &record.project_id).await?;
+    Ok((StatusCode::CREATED, ApiJson(record)).into_response())
+}
+
+/// A project's record.
+#[utoipa::path(get, path = "/projects/{project}", tag = "projects",
+    params(("project" = String, Path)),
+    responses(
+        (status = 200, description = "The record", body = ProjectRecord),
+        (status = 404, description = "No such project, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_project(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+) -> ApiResult<ApiJson<ProjectRecord>> {
+    let view = authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
+    Ok(ApiJson(view.record))
+}
+
+/// `PATCH /projects/{p}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchProjectRequest {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New tags.
+    pub tags: Option<Vec<String>>,
+    /// New type.
+    #[serde(rename = "type")]
+    pub project_type: Option<ProjectType>,
+    /// New lifecycle state.
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// Changes a project's record (writers) or state (owners: active ↔ deprecated; admins).
+#[utoipa::path(patch, path = "/projects/{project}", tag = "projects",
+    params(("project" = String, Path)), request_body = PatchProjectRequest,
+    responses(
+        (status = 200, description = "The new record", body = ProjectRecord),
+        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+        (status = 409, description = "Deprecated, or a parent is disabled", body = crate::error::ErrorBody),
+    ))]
+pub async fn patch_project(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+    ApiJson(request): ApiJson<PatchProjectRequest>,
+) -> ApiResult<ApiJson<ProjectRecord>> {
+    let view = authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
+    let now = Utc::now();
+    let mut target = view.target.clone();
+    if let Some(to) = request.state {
+        principal.decide(
+            Action::ChangeState {
+                from: view.record.state,
+                to,
+            },
+            &target,
+            now,
+        )?;
+        let namespace_state = view.record.namespace.as_ref().map(|_| {
+            view.namespace
+                .as_ref()
+                .map_or(LifecycleState::Active, |ns| ns.state)
+        });
+        target.state = effective_state(namespace_state, Some(to), None);
+    }
+    let changes_record = request.title.is_some()
+        || request.description.is_some()
+        || request.tags.is_some()
+        || request.project_type.is_some();
+    if changes_record {
+        principal.decide(Action::UpdateRecord, &target, now)?;
+    }
+    let key = keys::project_record(&project);
+    let (mut record, etag) = read_record::<ProjectRecord>(&app, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
+    if let Some(title) = request.title {
+        record.title = title;
+    }
+    if let Some(description) = request.description {
+        record.description = description;
+    }
+    if let Some(tags) = request.tags {
+        record.tags = tags;
+    }
+    if let Some(project_type) = request.project_type {
+        record.project_type = project_type;
+    }
+    if let Some(state) = request.state {
+        record.state = state;
+    }
+    write_record(&app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    reindex_project(&app, &project).await?;
+    Ok(ApiJson(record))
+}
+
+/// `POST /projects/{p}/versions` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVersionRequest {
+    /// Version name, unique in the project.
+    pub version: String,
+    /// Free text.
+    #[serde(default)]
+    pub changelog: String,
+}
+
+/// Creates an `open` version (writers).
+#[utoipa::path(post, path = "/projects/{project}/versions", tag = "projects",
+    params(("project" = String, Path)), request_body = CreateVersionRequest,
+    responses(
+        (status = 201, description = "Created", body = VersionRecord),
+        (status = 409, description = "The version exists", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_version(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(project): ApiPath<String>,
+    ApiJson(request): ApiJson<CreateVersionRequest>,
+) -> ApiResult<Response> {
+    names::validate_version(&request.version).map_err(|error| name_error(&error))?;
+    authorize_project(&app, &principal, &project, Action::CreateVersion).await?;
+    let record = new_version_record(&project, &request.version, &principal, VersionStatus::Open);
+    let record = VersionRecord {
+        changelog: request.changelog,
+        ..record
+    };
+    create_version(&app, &record).await?;
+    reindex_version(&app, &project, &record.version).await?;
+    Ok((StatusCode::CREATED, ApiJson(record)).into_response())
+}
+
+/// A fresh version record.
+#[must_use]
+pub fn new_version_record(
+    project: &str,
+    version: &str,
+    principal: &Principal,
+    status: VersionStatus,
+) -> VersionRecord {
+    VersionRecord {
+        project_id: project.to_owned(),
+        version: version.to_owned(),
+        changelog: String::new(),
+        created_at: Utc::now(),
+        created_by: principal.actor(),
+        status,
+        revision: None,
+        numerical_revision: None,
+        completed_at: None,
+        stable: false,
+        state: LifecycleState::Active,
+        expires_at: None,
+        complete_before: None,
+        announced_files: Vec::new(),
+    }
+}
+
+/// Writes a new version record if absent: `409 already_exists` when the version exists.
+pub async fn create_version(app: &AppState, record: &VersionRecord) -> ApiResult<()> {
+    write_record(
+        app,
+        &keys::version_record(&record.project_id, &record.version),
+        record,
+        PutCondition::IfAbsent,
+    )
+    .await
+    .map_err(|error| {
+        if error.code() == ErrorCode::AlreadyExists {
+            ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("version {} of {} exists", record.version, record.project_id),
+            )
+        } else {
+            error
+        }
+    })?;
+    Ok(())
+}
+
+/// A version's record (`latest` resolves among the versions the caller can read).
+#[utoipa::path(get, path = "/projects/{project}/version/{version}", tag = "projects",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses(
+        (status = 200, description = "The record", body = VersionRecord),
+        (status = 404, description = "No such version, or not readable", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_version(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+) -> ApiResult<ApiJson<VersionRecord>> {
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    Ok(ApiJson(view.record))
+}
+
+/// `PATCH /projects/{p}/version/{v}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchVersionRequest {
+    /// New changelog (writers; not on a stable version).
+    pub changelog: Option<String>,
+    /// Mark or unmark stable (owners and admins; completed versions only).
+    pub stable: Option<bool>,
+    /// New lifecycle state.
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// Changes a version's changelog, stability or state.
+#[utoipa::path(patch, path = "/projects/{project}/version/{version}", tag = "projects",
+    params(("project" = String, Path), ("version" = String, Path)), request_body = PatchVersionRequest,
+    responses(
+        (status = 200, description = "The new record", body = VersionRecord),
+        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+        (status = 409, description = "Stable, deprecated, or not completed", body = crate::error::ErrorBody),
+    ))]
+pub async fn patch_version(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+    ApiJson(request): ApiJson<PatchVersionRequest>,
+) -> ApiResult<ApiJson<VersionRecord>> {
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    let now = Utc::now();
+    let mut target = view.target.clone();
+    if let Some(to) = request.state {
+        principal.decide(
+            Action::ChangeState {
+                from: view.record.state,
+                to,
+            },
+            &target,
+            now,
+        )?;
+        target.state = effective_state(Some(view.project.target.state), Some(to), None);
+    }
+    if let Some(stable) = request.stable {
+        principal.decide(Action::MarkStable, &target, now)?;
+        target.stable = stable;
+    }
+    if request.changelog.is_some() {
+        principal.decide(Action::UpdateRecord, &target, now)?;
+    }
+    let version = view.record.version.clone();
+    let key = keys::version_record(&project, &version);
+    let (mut record, etag) = read_record::<VersionRecord>(&app, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
+    if let Some(changelog) = request.changelog {
+        record.changelog = changelog;
+    }
+    if let Some(stable) = request.stable {
+        record.stable = stable;
+    }
+    if let Some(state) = request.state {
+        record.state = state;
+    }
+    write_record(&app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    reindex_version(&app, &project, &version).await?;
+    Ok(ApiJson(record))
+}
+
+/// Deletes every object of a version, its record last.
+pub async fn delete_version_objects(app: &AppState, project: &str, version: &str) -> ApiResult<()> {
+    let record_key = keys::version_record(project, version);
+    let objects = app
+        .storage
+        .list_all(&keys::version_prefix(project, version))
+        .await?;
+    for object in objects.iter().filter(|object| object.key != record_key) {
+        app.storage.delete(&object.key).await?;
+    }
+    app.storage.delete(&record_key).await?;
+    app.profiles.invalidate(&ProfileLocation::Version {
+        project: project.to_owned(),
+        version: version.to_owned(),
+    });
+    Ok(())
+}
+
+/// Deletes a version: writers for non-stable versions; a stable one must be unmarked first
+/// (`409 stable_version`).
+#[utoipa::path(delete, path = "/projects/{project}/version/{version}", tag = "projects",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+        (status = 409, description = "Stable or deprecated", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete_version(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::DeleteVersion).await?;
+    let version = view.record.version;
+    delete_version_objects(&app, &project, &version).await?;
+    reindex_version(&app, &project, &version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

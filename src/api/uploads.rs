@@ -1,0 +1,736 @@
+//! ArtifactDB's upload contract (SPEC §8): `POST /projects/{p}/version/{v}/upload` (presigned
+//! PUT URLs, md5 de-duplication into links), `PUT /link/{source}/to/{target}`,
+//! `PUT /projects/{p}/version/{v}/complete` (also seals an `open` version) and
+//! `PUT .../abort`; and the body of the scheduled purge of late uploads and expired
+//! transient versions ([`purge_expired`]).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::access::{authorize_project, authorize_version, load_project};
+use super::files::{hash_object, sidecar_key, write_sidecar};
+use super::index_admin::accepted;
+use super::permissions::merge_profile;
+use super::projects::{
+    create_project, create_version, delete_version_objects, name_error, new_version_record,
+    read_record, reindex_version, write_record,
+};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
+use crate::model::id::ArtifactId;
+use crate::model::names;
+use crate::model::records::{
+    FileRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus, revision_name,
+};
+use crate::permissions::{Action, LifecycleState, ProfileLocation, Visibility};
+use crate::storage::{PresignMethod, PutCondition, keys};
+
+/// Default time an upload has to complete.
+const DEFAULT_COMPLETE_WITHIN_HOURS: i64 = 24;
+
+/// Parses `"<RFC 3339 time>"` or `"in N days|hours|minutes"`.
+pub fn parse_when(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    let mut words = text.split_whitespace();
+    if words.next()? != "in" {
+        return None;
+    }
+    let count: i64 = words.next()?.parse().ok()?;
+    let unit = words.next()?;
+    if words.next().is_some() || !(0..=100_000).contains(&count) {
+        return None;
+    }
+    let delta = match unit.trim_end_matches('s') {
+        "day" => chrono::Duration::days(count),
+        "hour" => chrono::Duration::hours(count),
+        "minute" => chrono::Duration::minutes(count),
+        _ => return None,
+    };
+    Some(now + delta)
+}
+
+/// One announced file.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Filename {
+    /// A plain path (`check: simple`).
+    Plain(String),
+    /// A path with a check.
+    Checked {
+        /// The path.
+        filename: String,
+        /// `simple`, `md5` or `link`.
+        #[serde(default)]
+        check: Option<String>,
+        /// `{md5sum, field}` for `md5`, `{artifactdb_id}` for `link`.
+        #[serde(default)]
+        value: Option<Value>,
+    },
+}
+
+/// `POST .../upload` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct UploadRequest {
+    /// Files to upload.
+    pub filenames: Vec<Filename>,
+    /// Deadline: ISO time or `in N days|hours|minutes` (default one day).
+    pub completed_by: Option<String>,
+    /// Makes the version transient: purged after this.
+    pub expires_in: Option<String>,
+    /// Only `s3-presigned-url`.
+    pub mode: Option<String>,
+}
+
+/// One presigned upload URL.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PresignedUrl {
+    /// The path.
+    pub filename: String,
+    /// PUT here.
+    pub url: String,
+    /// base64 md5 to send as `Content-MD5`, when announced.
+    pub md5sum: Option<String>,
+}
+
+/// One link URL.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkUrl {
+    /// The path.
+    pub filename: String,
+    /// PUT here (relative URL) to record the link.
+    pub url: String,
+}
+
+/// `POST .../upload` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadAnswer {
+    /// Project id.
+    pub project_id: String,
+    /// Version.
+    pub version: String,
+    /// Assigned at completion (in completion order), so `null` here.
+    pub revision: Option<String>,
+    /// Upload URLs.
+    pub presigned_urls: Vec<PresignedUrl>,
+    /// Link URLs.
+    pub links: Vec<LinkUrl>,
+    /// `PUT` here to complete.
+    pub completion_url: String,
+    /// `PUT` here to abort.
+    pub abort_url: String,
+    /// Deadline.
+    pub complete_before: DateTime<Utc>,
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE.encode(text)
+}
+
+fn unb64(text: &str) -> ApiResult<String> {
+    let trimmed = text.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
+        .map_err(|_| ApiError::new(ErrorCode::InvalidId, "ids in link URLs must be base64"))?;
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidId, "ids in link URLs must be UTF-8"))
+}
+
+fn parse_id(text: &str) -> ApiResult<ArtifactId> {
+    ArtifactId::parse(text).map_err(|error| {
+        if error.code() == "invalid_path" {
+            ApiError::new(ErrorCode::InvalidPath, error.to_string())
+        } else {
+            ApiError::new(ErrorCode::InvalidId, error.to_string())
+        }
+    })
+}
+
+/// A link URL for `source` → `target` (relative).
+#[must_use]
+pub fn link_url(source: &str, target: &str) -> String {
+    format!("/link/{}/to/{}", b64(source), b64(target))
+}
+
+/// The earlier completed version (highest revision) of `project` whose file at `path` has
+/// the md5 `md5_hex`, per the files' sidecar records.
+async fn find_duplicate(
+    app: &AppState,
+    project: &str,
+    path: &str,
+    md5_hex: &str,
+) -> ApiResult<Option<String>> {
+    let versions = app
+        .indexer
+        .version_names(project)
+        .await
+        .map_err(super::projects::index_error)?;
+    let mut best: Option<(u64, String)> = None;
+    for version in versions {
+        let Some((record, _)) =
+            read_record::<VersionRecord>(app, &keys::version_record(project, &version)).await?
+        else {
+            continue;
+        };
+        let Some(number) = record.numerical_revision.filter(|_| record.is_completed()) else {
+            continue;
+        };
+        if best.as_ref().is_some_and(|(best, _)| *best >= number) {
+            continue;
+        }
+        if let Some((file, _)) =
+            read_record::<FileRecord>(app, &sidecar_key(project, &version, path)).await?
+            && file.md5sum.eq_ignore_ascii_case(md5_hex)
+        {
+            best = Some((number, version));
+        }
+    }
+    Ok(best.map(|(_, version)| version))
+}
+
+/// Starts an ArtifactDB upload: creates the project when absent (the caller becomes its owner
+/// with `read_access: owners`), the version in status `uploading` (`409` if it exists), and
+/// answers presigned upload URLs and link URLs.
+#[utoipa::path(post, path = "/projects/{project}/version/{version}/upload", tag = "uploads",
+    params(("project" = String, Path), ("version" = String, Path)), request_body = UploadRequest,
+    responses(
+        (status = 200, description = "URLs to upload to", body = UploadAnswer),
+        (status = 400, description = "Invalid path or time", body = crate::error::ErrorBody),
+        (status = 409, description = "The version exists", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_upload(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+    ApiJson(request): ApiJson<UploadRequest>,
+) -> ApiResult<ApiJson<UploadAnswer>> {
+    names::validate_project_id(&project).map_err(|error| name_error(&error))?;
+    names::validate_version(&version).map_err(|error| name_error(&error))?;
+    if request
+        .mode
+        .as_deref()
+        .is_some_and(|mode| mode != "s3-presigned-url")
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "mode must be s3-presigned-url",
+        ));
+    }
+    let now = Utc::now();
+    let complete_before = match &request.completed_by {
+        Some(text) => parse_when(text, now).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                "completed_by: expected an ISO time or 'in N days|hours|minutes'",
+            )
+        })?,
+        None => now + chrono::Duration::hours(DEFAULT_COMPLETE_WITHIN_HOURS),
+    };
+    let expires_at = match &request.expires_in {
+        Some(text) => Some(parse_when(text, now).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                "expires_in: expected an ISO time or 'in N days|hours|minutes'",
+            )
+        })?),
+        None => None,
+    };
+    // Validate everything before writing anything.
+    let mut planned: Vec<(String, String, Option<Value>)> = Vec::new();
+    for entry in &request.filenames {
+        let (path, check, value) = match entry {
+            Filename::Plain(path) => (path.clone(), "simple".to_owned(), None),
+            Filename::Checked {
+                filename,
+                check,
+                value,
+            } => (
+                filename.clone(),
+                check.clone().unwrap_or_else(|| "simple".to_owned()),
+                value.clone(),
+            ),
+        };
+        names::validate_path(&path).map_err(|error| name_error(&error))?;
+        if !matches!(check.as_str(), "simple" | "md5" | "link") {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("check of {path} must be simple, md5 or link"),
+            ));
+        }
+        planned.push((path, check, value));
+    }
+    let mut paths: Vec<&str> = planned.iter().map(|(path, _, _)| path.as_str()).collect();
+    paths.sort_unstable();
+    if paths.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(ApiError::bad_request("a file is announced twice"));
+    }
+
+    if load_project(&app, &project).await?.is_none() {
+        let record = ProjectRecord {
+            project_id: project.clone(),
+            title: project.clone(),
+            project_type: ProjectType::Other,
+            description: String::new(),
+            tags: Vec::new(),
+            namespace: None,
+            state: LifecycleState::Active,
+            created_at: now,
+            created_by: String::new(),
+        };
+        match create_project(&app, &principal, record, Visibility::Private).await {
+            Ok(_) => {}
+            // A concurrent upload created it: authorize against it below.
+            Err(error) if error.code() == ErrorCode::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+    }
+    authorize_project(&app, &principal, &project, Action::CreateVersion).await?;
+
+    let mut record = new_version_record(&project, &version, &principal, VersionStatus::Uploading);
+    record.complete_before = Some(complete_before);
+    record.expires_at = expires_at;
+    record.announced_files = planned.iter().map(|(path, _, _)| path.clone()).collect();
+    create_version(&app, &record).await?;
+
+    let ttl = (complete_before - now)
+        .to_std()
+        .unwrap_or_default()
+        .clamp(Duration::from_secs(60), Duration::from_secs(7 * 86_400));
+    let mut presigned_urls = Vec::new();
+    let mut links = Vec::new();
+    for (path, check, value) in planned {
+        let source = format!("{project}:{path}@{version}");
+        let md5_hex = value
+            .as_ref()
+            .and_then(|value| value.get("md5sum"))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        if check == "link" {
+            let target = value
+                .as_ref()
+                .and_then(|value| value.get("artifactdb_id"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("link check of {path} needs value.artifactdb_id"))
+                })?;
+            parse_id(target)?;
+            links.push(LinkUrl {
+                filename: path,
+                url: link_url(&source, target),
+            });
+            continue;
+        }
+        let md5_raw: Option<[u8; 16]> = match &md5_hex {
+            Some(hex_text) => Some(
+                hex::decode(hex_text)
+                    .ok()
+                    .and_then(|bytes| bytes.try_into().ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("md5sum of {path} must be 32 hex digits"))
+                    })?,
+            ),
+            None => None,
+        };
+        if check == "md5"
+            && let Some(md5_hex) = &md5_hex
+            && let Some(earlier) = find_duplicate(&app, &project, &path, md5_hex).await?
+        {
+            links.push(LinkUrl {
+                url: link_url(&source, &format!("{project}:{path}@{earlier}")),
+                filename: path,
+            });
+            continue;
+        }
+        let key = keys::version_file(&project, &version, &path);
+        let url = app
+            .storage
+            .presign(PresignMethod::Put, &key, ttl, md5_raw)
+            .await?;
+        presigned_urls.push(PresignedUrl {
+            filename: path,
+            url,
+            md5sum: md5_raw.map(|raw| base64::engine::general_purpose::STANDARD.encode(raw)),
+        });
+    }
+    Ok(ApiJson(UploadAnswer {
+        completion_url: format!("/projects/{project}/version/{version}/complete"),
+        abort_url: format!("/projects/{project}/version/{version}/abort"),
+        project_id: project,
+        version,
+        revision: None,
+        presigned_urls,
+        links,
+        complete_before,
+    }))
+}
+
+/// Records a link: the source file (in a version being uploaded) is the target's bytes.
+#[utoipa::path(put, path = "/link/{source}/to/{target}", tag = "uploads",
+    params(("source" = String, Path, description = "base64 of the source id"), ("target" = String, Path, description = "base64 of the target id")),
+    responses(
+        (status = 200, description = "`{status: \"ok\"}`"),
+        (status = 404, description = "No such version or target", body = crate::error::ErrorBody),
+    ))]
+pub async fn put_link(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((source, target)): ApiPath<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let source = parse_id(&unb64(&source)?)?;
+    let target_text = unb64(&target)?;
+    let target = parse_id(&target_text)?;
+    let view = authorize_version(
+        &app,
+        &principal,
+        &source.project,
+        source.version.as_str(),
+        Action::CreateLink,
+    )
+    .await?;
+    // The caller must be able to read what it links to.
+    authorize_version(
+        &app,
+        &principal,
+        &target.project,
+        target.version.as_str(),
+        Action::ReadMetadata,
+    )
+    .await?;
+    let version = view.record.version;
+    let key = keys::version_links(&source.project, &version);
+    for _ in 0..5 {
+        let (mut links, condition) =
+            match read_record::<serde_json::Map<String, Value>>(&app, &key).await? {
+                Some((links, etag)) => (links, PutCondition::IfMatch(etag)),
+                None => (serde_json::Map::new(), PutCondition::IfAbsent),
+            };
+        links.insert(
+            source.path.clone(),
+            json!({"type": "artifactdb", "id": target_text}),
+        );
+        match write_record(&app, &key, &links, condition).await {
+            Ok(_) => return Ok(ApiJson(json!({"status": "ok"}))),
+            Err(error)
+                if matches!(
+                    error.code(),
+                    ErrorCode::PreconditionFailed | ErrorCode::AlreadyExists
+                ) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::PreconditionFailed,
+        "links changed concurrently, retry",
+    ))
+}
+
+/// `PUT .../complete` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct CompleteParams {
+    /// Merge the body's permissions into the project profile even when the project has an
+    /// earlier completed version.
+    pub overwrite_permissions: Option<bool>,
+}
+
+/// The next revision number of a project: a counter object updated with `If-Match` retries,
+/// so concurrent completions get distinct numbers in completion order.
+async fn next_revision(app: &AppState, project: &str) -> ApiResult<u64> {
+    let key = format!("{project}/{}/revision.json", keys::META);
+    for _ in 0..20 {
+        let (next, condition) = match read_record::<Value>(app, &key).await? {
+            Some((value, etag)) => (
+                value["last"].as_u64().unwrap_or(0) + 1,
+                PutCondition::IfMatch(etag),
+            ),
+            None => (1, PutCondition::IfAbsent),
+        };
+        match write_record(app, &key, &json!({"last": next}), condition).await {
+            Ok(_) => return Ok(next),
+            Err(error)
+                if matches!(
+                    error.code(),
+                    ErrorCode::PreconditionFailed | ErrorCode::AlreadyExists
+                ) =>
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::PreconditionFailed,
+        "revision counter contended, retry",
+    ))
+}
+
+/// Whether `project` has a completed version other than `except`.
+async fn has_completed_version(app: &AppState, project: &str, except: &str) -> ApiResult<bool> {
+    let versions = app
+        .indexer
+        .version_names(project)
+        .await
+        .map_err(super::projects::index_error)?;
+    for version in versions.iter().filter(|version| *version != except) {
+        if let Some((record, _)) =
+            read_record::<VersionRecord>(app, &keys::version_record(project, version)).await?
+            && record.is_completed()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Completes an upload (or seals an open version): checks every announced file arrived
+/// (`400 missing_files` naming them), records their checksums, merges the body's permissions
+/// into the project profile (new project, or `?overwrite_permissions=true`), assigns the
+/// revision, and answers `202` with the indexing job.
+#[utoipa::path(put, path = "/projects/{project}/version/{version}/complete", tag = "uploads",
+    params(("project" = String, Path), ("version" = String, Path), CompleteParams),
+    request_body(content = String, content_type = "application/json", description = "Optional permissions `{read_access, owners, viewers, ...}`"),
+    responses(
+        (status = 202, description = "`{job_id, path, job_url, status: \"accepted\"}`"),
+        (status = 400, description = "Files missing", body = crate::error::ErrorBody),
+        (status = 409, description = "Already completed", body = crate::error::ErrorBody),
+    ))]
+pub async fn put_complete(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<CompleteParams>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let permissions: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?;
+        match value {
+            Value::Object(object) if object.is_empty() => None,
+            Value::Object(object) => Some(Value::Object(object)),
+            Value::Null => None,
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::Unprocessable,
+                    "the completion body must be a JSON object",
+                ));
+            }
+        }
+    };
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::CompleteUpload).await?;
+    let version = view.record.version.clone();
+    let links = read_record::<serde_json::Map<String, Value>>(
+        &app,
+        &keys::version_links(&project, &version),
+    )
+    .await?
+    .map(|(links, _)| links)
+    .unwrap_or_default();
+    let mut missing = Vec::new();
+    let mut arrived = Vec::new();
+    for path in &view.record.announced_files {
+        if links.contains_key(path) {
+            continue;
+        }
+        match app
+            .storage
+            .head(&keys::version_file(&project, &version, path))
+            .await
+        {
+            Ok(meta) => arrived.push((path.clone(), meta)),
+            Err(error) if error.is_not_found() => missing.push(path.clone()),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("files never uploaded: {}", missing.join(", ")),
+        )
+        .with_code_name("missing_files"));
+    }
+    if let Some(patch) = permissions {
+        let new_project = !has_completed_version(&app, &project, &version).await?;
+        if new_project || params.overwrite_permissions.unwrap_or(false) {
+            principal.decide(Action::ChangePermissions, &view.project.target, Utc::now())?;
+            merge_profile(&app, &ProfileLocation::Project(project.clone()), patch).await?;
+        }
+    }
+    for (path, meta) in arrived {
+        let sidecar = sidecar_key(&project, &version, &path);
+        if read_record::<FileRecord>(&app, &sidecar).await?.is_some() {
+            continue;
+        }
+        let (size, md5sum, sha256) =
+            hash_object(&app, &keys::version_file(&project, &version, &path)).await?;
+        write_sidecar(
+            &app,
+            &project,
+            &version,
+            &FileRecord {
+                path: path.clone(),
+                size,
+                md5sum,
+                sha256,
+                content_type: meta.content_type,
+                uploaded_at: meta.last_modified,
+                uploaded_by: view.record.created_by.clone(),
+            },
+        )
+        .await?;
+    }
+    let number = next_revision(&app, &project).await?;
+    let key = keys::version_record(&project, &version);
+    let (mut record, etag) = read_record::<VersionRecord>(&app, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
+    if record.is_completed() {
+        return Err(
+            ApiError::new(ErrorCode::Conflict, "the version is completed")
+                .with_code_name("version_completed"),
+        );
+    }
+    record.status = VersionStatus::Completed;
+    record.revision = Some(revision_name(number));
+    record.numerical_revision = Some(number);
+    record.completed_at = Some(Utc::now());
+    record.complete_before = None;
+    write_record(&app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    let job = super::projects::spawn_reindex_job(&app, &principal.actor(), &project);
+    Ok(accepted(&app, &job))
+}
+
+/// Aborts an upload: deletes the version and whatever was uploaded.
+#[utoipa::path(put, path = "/projects/{project}/version/{version}/abort", tag = "uploads",
+    params(("project" = String, Path), ("version" = String, Path)),
+    responses(
+        (status = 200, description = "`{status: \"ok\"}`"),
+        (status = 409, description = "Already completed", body = crate::error::ErrorBody),
+    ))]
+pub async fn put_abort(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath((project, version)): ApiPath<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let view = authorize_version(&app, &principal, &project, &version, Action::AbortUpload).await?;
+    let version = view.record.version;
+    delete_version_objects(&app, &project, &version).await?;
+    reindex_version(&app, &project, &version).await?;
+    Ok(ApiJson(json!({"status": "ok"})))
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    /// `project/version` of uploads not completed in time.
+    pub late_uploads: Vec<String>,
+    /// `project/version` of expired transient versions.
+    pub expired_versions: Vec<String>,
+}
+
+/// The scheduled purge's body: deletes uploads not completed by their `complete_before` and
+/// transient versions past their `expires_at`, and re-indexes what it removed.
+pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeReport, String> {
+    let mut report = PurgeReport::default();
+    let projects = app
+        .indexer
+        .project_ids()
+        .await
+        .map_err(|error| error.to_string())?;
+    for project in projects {
+        let versions = app
+            .indexer
+            .version_names(&project)
+            .await
+            .map_err(|error| error.to_string())?;
+        for version in versions {
+            let record = match read_record::<VersionRecord>(
+                app,
+                &keys::version_record(&project, &version),
+            )
+            .await
+            {
+                Ok(Some((record, _))) => record,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%project, %version, %error, "purge: unreadable version record");
+                    continue;
+                }
+            };
+            let late = record.status == VersionStatus::Uploading
+                && record
+                    .complete_before
+                    .is_some_and(|deadline| deadline <= now);
+            let expired = record.expires_at.is_some_and(|at| at <= now) && !record.stable;
+            if !late && !expired {
+                continue;
+            }
+            delete_version_objects(app, &project, &version)
+                .await
+                .map_err(|error| error.to_string())?;
+            if let Err(error) = app.indexer.index_version(&project, &version).await {
+                tracing::warn!(%project, %version, %error, "purge: re-index failed");
+            }
+            let name = format!("{project}/{version}");
+            if late {
+                report.late_uploads.push(name);
+            } else {
+                report.expired_versions.push(name);
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_iso_or_relative() {
+        let now = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_when("in 2 days", now),
+            Some(now + chrono::Duration::days(2))
+        );
+        assert_eq!(
+            parse_when("in 1 hour", now),
+            Some(now + chrono::Duration::hours(1))
+        );
+        assert_eq!(
+            parse_when("in 5 minutes", now),
+            Some(now + chrono::Duration::minutes(5))
+        );
+        assert!(parse_when("2026-12-01T00:00:00Z", now).is_some());
+        for bad in [
+            "",
+            "in",
+            "in x days",
+            "in 2 weeks",
+            "tomorrow",
+            "in 2 days now",
+        ] {
+            assert!(parse_when(bad, now).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn link_ids_round_trip_through_base64() {
+        let id = "p:a/b.csv@v1";
+        assert_eq!(unb64(&b64(id)).unwrap(), id);
+        assert!(unb64("!!!").is_err());
+    }
+}

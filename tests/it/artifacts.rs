@@ -1,0 +1,1737 @@
+//! Artifacts end to end (issue 6) through the real router, each test body run on the local
+//! backend and on the in-process S3 server: projects, versions, files, ArtifactDB's upload
+//! contract, permissions, sharing, `latest`, path validation, and the purge.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
+use md5::Digest as _;
+use serde_json::{Value, json};
+use trove::permissions::Role;
+use trove::storage::{ObjectStoreExt as _, keys};
+
+use crate::common::{Backend, BackendApp, TestApp, TestResponse};
+
+/// Runs a test body on both backends.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$name(crate::common::Backend::Local).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                super::$name(crate::common::Backend::S3).await;
+            }
+        }
+    };
+}
+
+fn md5_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+fn enc(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// A request with an optional bearer token and a raw body and headers.
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> TestResponse {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    app.send(builder.body(Body::from(body)).unwrap()).await
+}
+
+/// A JSON request with an optional bearer token.
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> TestResponse {
+    match (token, body) {
+        (Some(token), body) => app.bearer(method, path, token, body).await,
+        (None, Some(body)) => app.json(method, path, body).await,
+        (None, None) => app.request(method, path, Body::empty()).await,
+    }
+}
+
+async fn create_project(app: &TestApp, token: &str, project: &str, visibility: &str) {
+    let response = call(
+        app,
+        Method::POST,
+        "/projects",
+        Some(token),
+        Some(&json!({"project_id": project, "title": "T", "type": "MODEL", "visibility": visibility})),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+}
+
+async fn create_version(app: &TestApp, token: &str, project: &str, version: &str) {
+    let response = call(
+        app,
+        Method::POST,
+        &format!("/projects/{project}/versions"),
+        Some(token),
+        Some(&json!({"version": version, "changelog": "first"})),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+}
+
+async fn upload(
+    app: &TestApp,
+    token: Option<&str>,
+    project: &str,
+    version: &str,
+    path: &str,
+    body: &[u8],
+) -> TestResponse {
+    let md5 = md5_b64(body);
+    raw(
+        app,
+        Method::PUT,
+        &format!("/projects/{project}/version/{version}/files/{path}"),
+        token,
+        &[("content-md5", md5.as_str())],
+        body.to_vec(),
+    )
+    .await
+}
+
+async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) -> Value {
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
+    let path = answer.json()["path"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        let job = app.bearer(Method::GET, &path, token, None).await.json();
+        if job["status"] == "SUCCESS" || job["status"] == "FAILURE" {
+            assert_eq!(job["status"], "SUCCESS", "{job}");
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("job did not finish");
+}
+
+async fn complete(app: &TestApp, token: &str, project: &str, version: &str, body: Option<&Value>) {
+    let answer = call(
+        app,
+        Method::PUT,
+        &format!("/projects/{project}/version/{version}/complete"),
+        Some(token),
+        body,
+    )
+    .await;
+    wait_job(app, token, &answer).await;
+}
+
+async fn search_ids(app: &TestApp, token: Option<&str>, query: &str) -> Vec<String> {
+    let response = call(
+        app,
+        Method::GET,
+        &format!("/search?q={}", enc(query)),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    response.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_extra"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn storage_keys(app: &TestApp, prefix: &str) -> Vec<String> {
+    app.state
+        .storage
+        .list_all(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.key)
+        .collect()
+}
+
+// ------------------------------------------------------------------------------ projects
+
+async fn projects_are_created_read_and_changed(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let guest = app.user_token("gina", Role::Guest).await;
+
+    create_project(&app, &alice, "bert", "private").await;
+    let again = call(
+        &app,
+        Method::POST,
+        "/projects",
+        Some(&alice),
+        Some(&json!({"project_id": "bert", "title": "T", "type": "MODEL"})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "already_exists");
+
+    let generated = call(
+        &app,
+        Method::POST,
+        "/projects",
+        Some(&alice),
+        Some(&json!({"title": "no id", "type": "DATASET", "visibility": "public"})),
+    )
+    .await;
+    assert_eq!(
+        generated.status,
+        StatusCode::CREATED,
+        "{}",
+        generated.text()
+    );
+    let generated_id = generated.json()["project_id"].as_str().unwrap().to_owned();
+    assert!(!generated_id.is_empty());
+
+    for body in [
+        json!({"title": "x", "type": "ROBOT"}),
+        json!({"title": "x", "type": "MODEL", "visibility": "secret"}),
+    ] {
+        let bad = call(&app, Method::POST, "/projects", Some(&alice), Some(&body)).await;
+        assert_eq!(
+            bad.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            bad.text()
+        );
+    }
+    let bad_name = call(
+        &app,
+        Method::POST,
+        "/projects",
+        Some(&alice),
+        Some(&json!({"project_id": "../x", "title": "x"})),
+    )
+    .await;
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_name.code(), "invalid_name");
+
+    // A guest may not create projects; an anonymous caller neither.
+    let refused = call(
+        &app,
+        Method::POST,
+        "/projects",
+        Some(&guest),
+        Some(&json!({"project_id": "g1", "title": "x"})),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    let anonymous = call(
+        &app,
+        Method::POST,
+        "/projects",
+        None,
+        Some(&json!({"project_id": "g2", "title": "x"})),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let record = app
+        .bearer(Method::GET, "/projects/bert", &alice, None)
+        .await;
+    assert_eq!(record.status, StatusCode::OK);
+    assert_eq!(record.json()["created_by"], "alice");
+    assert_eq!(record.json()["type"], "MODEL");
+    // Private: the guest does not see it at all.
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/bert", &guest, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Public: everyone reads the metadata.
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &format!("/projects/{generated_id}"),
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+
+    // The profile the visibility implies, creator as owner.
+    let profile = app
+        .bearer(Method::GET, "/projects/bert/permissions", &alice, None)
+        .await
+        .json();
+    assert_eq!(profile["owners"], json!(["alice"]));
+    assert_eq!(profile["read_access"], "owners");
+    let public = app
+        .bearer(
+            Method::GET,
+            &format!("/projects/{generated_id}/permissions"),
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(public["read_access"], "public");
+    assert_eq!(public["download_access"], "viewers");
+
+    let patched = app
+        .bearer(
+            Method::PATCH,
+            "/projects/bert",
+            &alice,
+            Some(&json!({"title": "BERT base", "tags": ["nlp"]})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    assert_eq!(patched.json()["title"], "BERT base");
+    // The project document is searchable with its new title at once.
+    let found = app
+        .bearer(
+            Method::GET,
+            "/search?kind=project&q=_extra.project_id:bert",
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(found["results"][0]["title"], "BERT base", "{found}");
+
+    // Owners deprecate; writes are then refused with 409 deprecated, until reactivated.
+    let deprecated = app
+        .bearer(
+            Method::PATCH,
+            "/projects/bert",
+            &alice,
+            Some(&json!({"state": "deprecated"})),
+        )
+        .await;
+    assert_eq!(deprecated.status, StatusCode::OK, "{}", deprecated.text());
+    let write = app
+        .bearer(
+            Method::POST,
+            "/projects/bert/versions",
+            &alice,
+            Some(&json!({"version": "v1"})),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::CONFLICT);
+    assert_eq!(write.code(), "deprecated");
+    // Owners may not disable (admins only).
+    let disable = app
+        .bearer(
+            Method::PATCH,
+            "/projects/bert",
+            &alice,
+            Some(&json!({"state": "disabled"})),
+        )
+        .await;
+    assert_eq!(disable.status, StatusCode::FORBIDDEN);
+    let active = app
+        .bearer(
+            Method::PATCH,
+            "/projects/bert",
+            &alice,
+            Some(&json!({"state": "active"})),
+        )
+        .await;
+    assert_eq!(active.status, StatusCode::OK);
+    create_version(&app, &alice, "bert", "v1").await;
+}
+both_backends!(projects_are_created_read_and_changed);
+
+// ------------------------------------------------------------------------------ versions
+
+async fn versions_follow_the_stable_rules(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    let again = app
+        .bearer(
+            Method::POST,
+            "/projects/p/versions",
+            &alice,
+            Some(&json!({"version": "v1"})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let latest = app
+        .bearer(
+            Method::POST,
+            "/projects/p/versions",
+            &alice,
+            Some(&json!({"version": "latest"})),
+        )
+        .await;
+    assert_eq!(latest.code(), "invalid_name");
+
+    // Concurrent creators of one version: exactly one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let router = app.router.clone();
+        let token = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt as _;
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri("/projects/p/versions")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(json!({"version": "race"}).to_string()))
+                .unwrap();
+            router.oneshot(request).await.unwrap().status()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let status = task.await.unwrap();
+        if status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_eq!(status, StatusCode::CONFLICT);
+        }
+    }
+    assert_eq!(created, 1);
+
+    let record = app
+        .bearer(Method::GET, "/projects/p/version/v1", &alice, None)
+        .await
+        .json();
+    assert_eq!(record["status"], "open");
+    let early = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            &alice,
+            Some(&json!({"stable": true})),
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+    assert_eq!(early.code(), "version_not_completed");
+
+    assert_eq!(
+        upload(&app, Some(&alice), "p", "v1", "a.txt", b"hello")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    complete(&app, &alice, "p", "v1", None).await;
+    let record = app
+        .bearer(Method::GET, "/projects/p/version/latest", &alice, None)
+        .await
+        .json();
+    assert_eq!(record["version"], "v1");
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["revision"], "NUM-1");
+    // A completed version takes no new files.
+    let late = upload(&app, Some(&alice), "p", "v1", "b.txt", b"x").await;
+    assert_eq!(late.status, StatusCode::CONFLICT);
+    assert_eq!(late.code(), "version_completed");
+
+    let changelog = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            &alice,
+            Some(&json!({"changelog": "fixed"})),
+        )
+        .await;
+    assert_eq!(changelog.status, StatusCode::OK);
+    let stable = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            &alice,
+            Some(&json!({"stable": true})),
+        )
+        .await;
+    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+    let delete = app
+        .bearer(Method::DELETE, "/projects/p/version/v1", &alice, None)
+        .await;
+    assert_eq!(delete.status, StatusCode::CONFLICT);
+    assert_eq!(delete.code(), "stable_version");
+    let delete_file = app
+        .bearer(
+            Method::DELETE,
+            &format!("/files/{}", enc("p:a.txt@v1")),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(delete_file.code(), "stable_version");
+    let unmark = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            &alice,
+            Some(&json!({"stable": false})),
+        )
+        .await;
+    assert_eq!(unmark.status, StatusCode::OK);
+    let delete = app
+        .bearer(Method::DELETE, "/projects/p/version/v1", &alice, None)
+        .await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p/version/v1", &alice, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(storage_keys(&app, "p/v1/").await.is_empty());
+    assert!(
+        search_ids(&app, Some(&alice), "_extra.project_id:p")
+            .await
+            .is_empty()
+    );
+
+    // Writers (not owners) may delete non-stable versions.
+    let bob = app.user_token("bob", Role::Maintainer).await;
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &alice,
+            Some(&json!({"writers": ["bob"], "write_access": "writers", "read_access": "viewers"})),
+        )
+        .await;
+    wait_job(&app, &alice, &put).await;
+    let delete = app
+        .bearer(Method::DELETE, "/projects/p/version/race", &bob, None)
+        .await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+}
+both_backends!(versions_follow_the_stable_rules);
+
+// ------------------------------------------------------------------------------ files
+
+async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+
+    let body = b"weights weights weights".to_vec();
+    let stored = upload(&app, Some(&alice), "p", "v1", "model/weights.bin", &body).await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    let stored = stored.json();
+    assert_eq!(stored["id"], "p:model/weights.bin@v1");
+    assert_eq!(stored["md5sum"], md5_hex(&body));
+    assert_eq!(stored["size"], body.len());
+    // Searchable at once, with its checksums.
+    let hits = app
+        .bearer(
+            Method::GET,
+            &format!("/search?q={}", enc("_extra.project_id:p")),
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        hits["results"][0]["_extra"]["md5sum"],
+        md5_hex(&body),
+        "{hits}"
+    );
+    // The sidecar is where the indexer reads it.
+    let sidecar = app
+        .state
+        .storage
+        .get_bytes("p/v1/..meta/files/model/weights.bin.json")
+        .await
+        .unwrap()
+        .0;
+    let sidecar: Value = serde_json::from_slice(&sidecar).unwrap();
+    assert_eq!(sidecar["sha256"], stored["sha256"]);
+
+    // Wrong Content-MD5 or sha256: 400 digest_mismatch, nothing kept.
+    let wrong = raw(
+        &app,
+        Method::PUT,
+        "/projects/p/version/v1/files/bad.bin",
+        Some(&alice),
+        &[("content-md5", md5_b64(b"other").as_str())],
+        b"data".to_vec(),
+    )
+    .await;
+    assert_eq!(wrong.code(), "digest_mismatch");
+    let wrong = raw(
+        &app,
+        Method::PUT,
+        "/projects/p/version/v1/files/bad.bin",
+        Some(&alice),
+        &[("x-checksum-sha256", "00".repeat(32).as_str())],
+        b"data".to_vec(),
+    )
+    .await;
+    assert_eq!(wrong.code(), "digest_mismatch");
+    assert!(app.state.storage.head("p/v1/bad.bin").await.is_err());
+    // A .json file is a metadata document and must be a JSON object.
+    let not_json = upload(&app, Some(&alice), "p", "v1", "meta.json", b"[1,2]").await;
+    assert_eq!(not_json.code(), "invalid_json");
+    let doc = json!({"path": "model/weights.bin", "title": "weights of bert"}).to_string();
+    assert_eq!(
+        upload(
+            &app,
+            Some(&alice),
+            "p",
+            "v1",
+            "model/weights.bin.json",
+            doc.as_bytes()
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    let hits = search_ids(&app, Some(&alice), "title:weights").await;
+    assert_eq!(hits, vec!["p:model/weights.bin@v1".to_owned()]);
+
+    let listing = app
+        .bearer(Method::GET, "/projects/p/version/v1/files", &alice, None)
+        .await;
+    assert_eq!(listing.status, StatusCode::OK);
+    let files = listing.json()["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 2);
+    assert!(
+        files
+            .iter()
+            .any(|f| f["path"] == "model/weights.bin" && f["md5sum"] == md5_hex(&body))
+    );
+
+    let id = enc("p:model/weights.bin@v1");
+    // Streamed with ETag, Range and If-None-Match.
+    let streamed = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{id}?redirect=false"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(streamed.status, StatusCode::OK);
+    assert_eq!(streamed.bytes, body);
+    let etag = streamed.headers["etag"].to_str().unwrap().to_owned();
+    let ranged = raw(
+        &app,
+        Method::GET,
+        &format!("/files/{id}?redirect=false"),
+        Some(&alice),
+        &[("range", "bytes=0-6")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(ranged.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.bytes, b"weights");
+    let cached = raw(
+        &app,
+        Method::GET,
+        &format!("/files/{id}?redirect=false"),
+        Some(&alice),
+        &[("if-none-match", etag.as_str())],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+    let bad_range = raw(
+        &app,
+        Method::GET,
+        &format!("/files/{id}?redirect=false"),
+        Some(&alice),
+        &[("range", "bytes=9999-")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(bad_range.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    // Default: 302 to a presigned URL on S3, streamed on the local backend.
+    let default = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{id}?expires_in=60"),
+            &alice,
+            None,
+        )
+        .await;
+    match backend {
+        Backend::S3 => {
+            assert_eq!(default.status, StatusCode::FOUND);
+            let location = default.headers["location"].to_str().unwrap();
+            let fetched = reqwest::get(location).await.unwrap();
+            assert_eq!(fetched.status(), 200);
+            assert_eq!(fetched.bytes().await.unwrap().to_vec(), body);
+        }
+        Backend::Local => {
+            assert_eq!(default.status, StatusCode::OK);
+            assert_eq!(default.bytes, body);
+        }
+    }
+    for bad in ["5", "86401", "x"] {
+        let response = app
+            .bearer(
+                Method::GET,
+                &format!("/files/{id}?expires_in={bad}"),
+                &alice,
+                None,
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // `latest` resolves only among completed versions.
+    let none_yet = app
+        .bearer(
+            Method::GET,
+            &format!(
+                "/files/{}?redirect=false",
+                enc("p:model/weights.bin@latest")
+            ),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(none_yet.status, StatusCode::NOT_FOUND);
+    complete(&app, &alice, "p", "v1", None).await;
+    let latest = app
+        .bearer(
+            Method::GET,
+            &format!(
+                "/files/{}?redirect=false",
+                enc("p:model/weights.bin@latest")
+            ),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(latest.status, StatusCode::OK);
+    assert_eq!(latest.bytes, body);
+
+    let deleted = app
+        .bearer(Method::DELETE, &format!("/files/{id}"), &alice, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    assert_eq!(
+        app.bearer(
+            Method::GET,
+            &format!("/files/{id}?redirect=false"),
+            &alice,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let doc_id = enc("p:model/weights.bin.json@v1");
+    let deleted = app
+        .bearer(Method::DELETE, &format!("/files/{doc_id}"), &alice, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    assert!(
+        search_ids(&app, Some(&alice), "_extra.project_id:p")
+            .await
+            .is_empty()
+    );
+    assert!(
+        app.state
+            .storage
+            .head("p/v1/..meta/files/model/weights.bin.json")
+            .await
+            .is_err()
+    );
+}
+both_backends!(files_are_uploaded_listed_downloaded_and_deleted);
+
+// ------------------------------------------------------------------------------ paths
+
+async fn hostile_paths_are_refused_everywhere_and_nothing_is_written(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    let before = storage_keys(&app, "").await;
+
+    for path in [
+        "..meta/version.json",
+        "a/../../b",
+        "a/..meta/x",
+        "%2e%2e/x",
+        "a/./b",
+        "a//b",
+        "x%00y",
+        "..hidden",
+    ] {
+        let response = upload(&app, Some(&alice), "p", "v1", path, b"x").await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            response.text()
+        );
+        assert_eq!(response.code(), "invalid_path", "{path}");
+    }
+    for id in ["p:../x@v1", "p:..meta/version.json@v1", "p:a/../../b@v1"] {
+        for method in [Method::GET, Method::DELETE] {
+            let response = app
+                .bearer(method, &format!("/files/{}", enc(id)), &alice, None)
+                .await;
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{id}");
+            assert_eq!(response.code(), "invalid_path");
+        }
+    }
+    for name in ["../x", "..meta/permissions.json", "a/../../b"] {
+        let response = app
+            .bearer(
+                Method::POST,
+                "/projects/p/version/v2/upload",
+                &alice,
+                Some(&json!({"filenames": ["ok.txt", name]})),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(response.code(), "invalid_path");
+        let response = app
+            .bearer(
+                Method::POST,
+                "/projects/newp/version/v1/upload",
+                &alice,
+                Some(&json!({"filenames": [{"filename": name, "check": "simple"}]})),
+            )
+            .await;
+        assert_eq!(response.code(), "invalid_path");
+    }
+    let b64 = |text: &str| base64::engine::general_purpose::URL_SAFE.encode(text);
+    let link = app
+        .bearer(
+            Method::PUT,
+            &format!("/link/{}/to/{}", b64("p:../x@v1"), b64("p:a@v1")),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(link.code(), "invalid_path");
+    let link = app
+        .bearer(
+            Method::PUT,
+            &format!("/link/{}/to/{}", b64("p:a@v1"), b64("p:..meta/x@v1")),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(link.code(), "invalid_path");
+    let link = app
+        .bearer(Method::PUT, "/link/!!!/to/!!!", &alice, None)
+        .await;
+    assert_eq!(link.status, StatusCode::BAD_REQUEST);
+
+    assert_eq!(
+        storage_keys(&app, "").await,
+        before,
+        "something was written"
+    );
+}
+both_backends!(hostile_paths_are_refused_everywhere_and_nothing_is_written);
+
+// ------------------------------------------------------------------------------ permissions
+
+async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let dave = app.user_token("dave", Role::Developer).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    assert_eq!(
+        upload(&app, Some(&alice), "p", "v1", "a.txt", b"a")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    let profile = app
+        .bearer(Method::GET, "/projects/p/permissions", &alice, None)
+        .await;
+    assert_eq!(profile.status, StatusCode::OK);
+    let profile = profile.json();
+    assert_eq!(profile["scope"], "project");
+    assert_eq!(profile["write_access"], "owners");
+    assert_eq!(profile["download_access"], "owners");
+
+    // Dave can't see it, so 404 for everything.
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p/permissions", &dave, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &dave,
+            Some(&json!({"read_access": "public"}))
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Partial merge: only read_access changes; anonymous callers then find and read it.
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &alice,
+            Some(&json!({"read_access": "public"})),
+        )
+        .await;
+    wait_job(&app, &alice, &put).await;
+    let profile = app
+        .bearer(Method::GET, "/projects/p/permissions", &alice, None)
+        .await
+        .json();
+    assert_eq!(profile["owners"], json!(["alice"]));
+    assert_eq!(profile["read_access"], "public");
+    assert_eq!(
+        search_ids(&app, None, "*").await,
+        vec!["p:a.txt@v1".to_owned()]
+    );
+    // Readers who are not owners may not change it.
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &dave,
+            Some(&json!({"read_access": "owners"})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::FORBIDDEN);
+    let anonymous = call(
+        &app,
+        Method::PUT,
+        "/projects/p/permissions",
+        None,
+        Some(&json!({"read_access": "owners"})),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // Another scope, a grant above the role, bad rules and principals: 422 with the code.
+    for (body, code) in [
+        (json!({"scope": "version"}), "invalid_scope"),
+        (json!({"owners": ["alice", "dave"]}), "grant_exceeds_role"),
+        (json!({"read_access": "everyone"}), "invalid_access_rule"),
+        (json!({"viewers": ["Not A User"]}), "invalid_principal"),
+        (json!({"read_acess": "public"}), "unknown_field"),
+    ] {
+        let response = app
+            .bearer(Method::PUT, "/projects/p/permissions", &alice, Some(&body))
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            response.text()
+        );
+        assert_eq!(response.code(), code, "{body}");
+    }
+    let not_json = raw(
+        &app,
+        Method::PUT,
+        "/projects/p/permissions",
+        Some(&alice),
+        &[("content-type", "application/json")],
+        b"{".to_vec(),
+    )
+    .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    // Writers may be developers.
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &alice,
+            Some(&json!({"writers": ["dave"]})),
+        )
+        .await;
+    wait_job(&app, &alice, &put).await;
+
+    // A version profile shadows the project's (first found wins whole).
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/version/v1/permissions",
+            &alice,
+            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
+        )
+        .await;
+    wait_job(&app, &alice, &put).await;
+    assert!(search_ids(&app, None, "*").await.is_empty());
+    let version_profile = app
+        .bearer(
+            Method::GET,
+            "/projects/p/version/v1/permissions",
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(version_profile["scope"], "version");
+    let wrong_scope = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/version/v1/permissions",
+            &alice,
+            Some(&json!({"scope": "project"})),
+        )
+        .await;
+    assert_eq!(wrong_scope.code(), "invalid_scope");
+    let delete = app
+        .bearer(
+            Method::DELETE,
+            "/projects/p/version/v1/permissions",
+            &alice,
+            None,
+        )
+        .await;
+    wait_job(&app, &alice, &delete).await;
+    assert_eq!(search_ids(&app, None, "*").await.len(), 1);
+
+    // Deleting the project profile falls through to the (absent) global one: admins only.
+    let delete = app
+        .bearer(Method::DELETE, "/projects/p/permissions", &alice, None)
+        .await;
+    wait_job(&app, &alice, &delete).await;
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p", &alice, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p", &admin, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let restore = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &admin,
+            Some(&json!({"owners": ["alice"]})),
+        )
+        .await;
+    wait_job(&app, &admin, &restore).await;
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p", &alice, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+both_backends!(permission_routes_merge_validate_and_reindex);
+
+// ------------------------------------------------------------------------------ matrix
+
+/// Who, their token, and the statuses of [read, download, upload, delete, share] on a public
+/// and on a private project.
+type MatrixRow<'a> = (&'a str, Option<&'a str>, [u16; 5], [u16; 5]);
+
+async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let owner = app.user_token("owner", Role::Maintainer).await;
+    let shared = app.user_token("shared", Role::Maintainer).await;
+    let stranger = app.user_token("stranger", Role::Maintainer).await;
+    // A public project: anyone reads metadata; only viewers (shares) download.
+    create_project(&app, &owner, "p", "public").await;
+    create_version(&app, &owner, "p", "v1").await;
+    assert_eq!(
+        upload(&app, Some(&owner), "p", "v1", "f.txt", b"data")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let share = app
+        .bearer(
+            Method::POST,
+            "/projects/p/share",
+            &owner,
+            Some(&json!({"principal": "shared"})),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    // A private project: only the owner and its share.
+    create_project(&app, &owner, "q", "private").await;
+    create_version(&app, &owner, "q", "v1").await;
+    assert_eq!(
+        upload(&app, Some(&owner), "q", "v1", "f.txt", b"data")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let share = app
+        .bearer(
+            Method::POST,
+            "/projects/q/share",
+            &owner,
+            Some(&json!({"principal": "shared"})),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED);
+
+    let file = |project: &str| {
+        format!(
+            "/files/{}?redirect=false",
+            enc(&format!("{project}:f.txt@v1"))
+        )
+    };
+    let cases: [MatrixRow; 4] = [
+        // who, token, public project [read, download, upload, delete, share], private project
+        (
+            "owner",
+            Some(owner.as_str()),
+            [200, 200, 201, 204, 201],
+            [200, 200, 201, 204, 201],
+        ),
+        (
+            "shared",
+            Some(shared.as_str()),
+            [200, 200, 403, 403, 403],
+            [200, 200, 403, 403, 403],
+        ),
+        (
+            "stranger",
+            Some(stranger.as_str()),
+            [200, 403, 403, 403, 403],
+            [404, 404, 404, 404, 404],
+        ),
+        (
+            "anonymous",
+            None,
+            [200, 401, 401, 401, 401],
+            [404, 404, 404, 404, 404],
+        ),
+    ];
+    for (who, token, public, private) in cases {
+        for (project, expected) in [("p", public), ("q", private)] {
+            let read = call(
+                &app,
+                Method::GET,
+                &format!("/projects/{project}"),
+                token,
+                None,
+            )
+            .await
+            .status;
+            let download = call(&app, Method::GET, &file(project), token, None)
+                .await
+                .status;
+            let uploaded = upload(&app, token, project, "v1", &format!("{who}.txt"), b"x")
+                .await
+                .status;
+            let deleted = call(
+                &app,
+                Method::DELETE,
+                &format!("/files/{}", enc(&format!("{project}:{who}.txt@v1"))),
+                token,
+                None,
+            )
+            .await
+            .status;
+            let deleted = if uploaded == StatusCode::CREATED {
+                deleted
+            } else {
+                call(
+                    &app,
+                    Method::DELETE,
+                    &format!("/files/{}", enc(&format!("{project}:f.txt@v1"))),
+                    token,
+                    None,
+                )
+                .await
+                .status
+            };
+            let shared_with = call(
+                &app,
+                Method::POST,
+                &format!("/projects/{project}/share"),
+                token,
+                Some(&json!({"principal": "group:friends"})),
+            )
+            .await
+            .status;
+            let got =
+                [read, download, uploaded, deleted, shared_with].map(|status| status.as_u16());
+            assert_eq!(got, expected, "{who} on {project}");
+        }
+    }
+    // Search finds exactly what each may read.
+    assert_eq!(
+        search_ids(&app, Some(&stranger), "*").await,
+        vec!["p:f.txt@v1".to_owned()]
+    );
+    let mut seen = search_ids(&app, Some(&shared), "*").await;
+    seen.sort();
+    assert_eq!(seen, vec!["p:f.txt@v1".to_owned(), "q:f.txt@v1".to_owned()]);
+    // Unsharing ends it.
+    let unshare = app
+        .bearer(Method::DELETE, "/projects/q/share/shared", &owner, None)
+        .await;
+    assert_eq!(unshare.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/q", &shared, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        search_ids(&app, Some(&shared), "*").await,
+        vec!["p:f.txt@v1".to_owned()]
+    );
+    let again = app
+        .bearer(Method::DELETE, "/projects/q/share/shared", &owner, None)
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    // An owner can't be "shared" (the expiry would end their ownership).
+    let owner_share = app
+        .bearer(
+            Method::POST,
+            "/projects/q/share",
+            &owner,
+            Some(&json!({"principal": "owner"})),
+        )
+        .await;
+    assert_eq!(owner_share.code(), "already_granted");
+}
+both_backends!(owner_shared_public_and_stranger_matrix);
+
+async fn an_expired_share_stops_working_at_once(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let owner = app.user_token("owner", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Guest).await;
+    create_project(&app, &owner, "p", "private").await;
+    create_version(&app, &owner, "p", "v1").await;
+    assert_eq!(
+        upload(&app, Some(&owner), "p", "v1", "f.txt", b"data")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let share = app
+        .bearer(
+            Method::POST,
+            "/projects/p/share",
+            &owner,
+            Some(&json!({"principal": "bob", "expires_at": expires_at.to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p", &bob, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let download = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}?redirect=false", enc("p:f.txt@v1")),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(search_ids(&app, Some(&bob), "*").await.len(), 1);
+    let past = app
+        .bearer(
+            Method::POST,
+            "/projects/p/share",
+            &owner,
+            Some(&json!({"principal": "bob", "expires_at": "2000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p", &bob, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(search_ids(&app, Some(&bob), "*").await.is_empty());
+    // The re-index scheduled at the expiry removes bob from the indexed readers too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hits = app
+        .bearer(Method::GET, "/search?q=*", &owner, None)
+        .await
+        .json();
+    assert_eq!(hits["count"], 1, "{hits}");
+    assert!(search_ids(&app, Some(&bob), "*").await.is_empty());
+}
+both_backends!(an_expired_share_stops_working_at_once);
+
+// ------------------------------------------------------------------------------ ArtifactDB
+
+async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Guest).await;
+    let client = reqwest::Client::new();
+    let data = b"col1,col2\n1,2\n".to_vec();
+    let doc = json!({"path": "data.csv", "title": "a small table", "md5sum": md5_hex(&data)})
+        .to_string()
+        .into_bytes();
+
+    // Start: the project does not exist; the upload creates it with alice as owner.
+    let started = app.bearer(Method::POST, "/projects/tbl/version/v1/upload", &alice, Some(&json!({
+        "filenames": [
+            "data.csv.json",
+            {"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(&data), "field": "md5sum"}},
+        ],
+        "completed_by": "in 1 hours",
+        "mode": "s3-presigned-url",
+    }))).await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text());
+    let started = started.json();
+    assert_eq!(started["project_id"], "tbl");
+    assert_eq!(started["links"], json!([]));
+    let profile = app
+        .bearer(Method::GET, "/projects/tbl/permissions", &alice, None)
+        .await
+        .json();
+    assert_eq!(profile["owners"], json!(["alice"]));
+    assert_eq!(profile["read_access"], "owners");
+    // The version exists now: a second start is a conflict.
+    let again = app
+        .bearer(
+            Method::POST,
+            "/projects/tbl/version/v1/upload",
+            &alice,
+            Some(&json!({"filenames": ["x"]})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    // Not searchable while uploading.
+    assert!(search_ids(&app, Some(&alice), "*").await.is_empty());
+
+    // Completing before the files arrived names the missing ones.
+    let early = app
+        .bearer(
+            Method::PUT,
+            "/projects/tbl/version/v1/complete",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::BAD_REQUEST);
+    assert_eq!(early.code(), "missing_files");
+    assert!(
+        early.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("data.csv")
+    );
+
+    for entry in started["presigned_urls"].as_array().unwrap() {
+        let filename = entry["filename"].as_str().unwrap();
+        let body = if filename == "data.csv" {
+            data.clone()
+        } else {
+            doc.clone()
+        };
+        let url = entry["url"].as_str().unwrap();
+        if let Some(md5) = entry["md5sum"].as_str() {
+            assert_eq!(md5, md5_b64(&body));
+            // A wrong body for the announced md5 is refused.
+            let wrong = client
+                .put(url)
+                .header("content-md5", md5)
+                .body(b"tampered".to_vec())
+                .send()
+                .await
+                .unwrap();
+            assert!(wrong.status().is_client_error(), "{}", wrong.status());
+        }
+        let response = client
+            .put(url)
+            .header("content-md5", md5_b64(&body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{filename}: {}",
+            response.status()
+        );
+    }
+    let answer = app
+        .bearer(
+            Method::PUT,
+            "/projects/tbl/version/v1/complete",
+            &alice,
+            Some(&json!({"read_access": "viewers", "viewers": ["bob"]})),
+        )
+        .await;
+    let job = wait_job(&app, &alice, &answer).await;
+    assert_eq!(job["status"], "SUCCESS");
+    assert!(
+        answer.json()["job_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(answer.json()["path"].as_str().unwrap())
+    );
+
+    // Search, metadata and download as bob, a viewer now.
+    assert_eq!(
+        search_ids(&app, Some(&bob), "title:table").await,
+        vec!["tbl:data.csv@v1".to_owned()]
+    );
+    let metadata = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}/metadata", enc("tbl:data.csv@v1")),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+    assert_eq!(metadata.json()["_extra"]["revision"], "NUM-1");
+    let download = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.bytes, data);
+    // Sidecars were written at completion.
+    let files = app
+        .bearer(Method::GET, "/projects/tbl/version/v1/files", &alice, None)
+        .await
+        .json();
+    assert!(
+        files["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "data.csv" && f["md5sum"] == md5_hex(&data)),
+        "{files}"
+    );
+
+    // Second version: the unchanged file becomes a link to v1.
+    let second = app.bearer(Method::POST, "/projects/tbl/version/v2/upload", &alice, Some(&json!({
+        "filenames": [{"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(&data), "field": "md5sum"}}],
+        "expires_in": "in 2 days",
+    }))).await.json();
+    assert_eq!(second["presigned_urls"], json!([]), "{second}");
+    let link = second["links"][0]["url"].as_str().unwrap();
+    let linked = app.bearer(Method::PUT, link, &alice, None).await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.text());
+    // Permissions in the body are ignored for an existing project unless asked.
+    let answer = app
+        .bearer(
+            Method::PUT,
+            "/projects/tbl/version/v2/complete",
+            &alice,
+            Some(&json!({"read_access": "public"})),
+        )
+        .await;
+    wait_job(&app, &alice, &answer).await;
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/tbl/permissions", &alice, None)
+            .await
+            .json()["read_access"],
+        "viewers"
+    );
+    let v2 = app
+        .bearer(Method::GET, "/projects/tbl/version/v2", &alice, None)
+        .await
+        .json();
+    assert_eq!(v2["revision"], "NUM-2");
+    assert!(v2["expires_at"].is_string());
+    let via_link = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(via_link.status, StatusCode::OK);
+    assert_eq!(via_link.bytes, data);
+
+    // Set permissions, then list projects and versions.
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/projects/tbl/permissions",
+            &alice,
+            Some(&json!({"read_access": "authenticated"})),
+        )
+        .await;
+    wait_job(&app, &alice, &put).await;
+    let projects = app
+        .bearer(Method::GET, "/projects", &bob, None)
+        .await
+        .json();
+    assert_eq!(projects["results"][0]["project_id"], "tbl", "{projects}");
+    let versions = app
+        .bearer(Method::GET, "/projects/tbl/versions", &bob, None)
+        .await
+        .json();
+    assert_eq!(versions["latest"]["_extra.version"], "v2", "{versions}");
+
+    // Abort deletes what an upload stored.
+    let third = app
+        .bearer(
+            Method::POST,
+            "/projects/tbl/version/v3/upload",
+            &alice,
+            Some(&json!({"filenames": ["x.bin"]})),
+        )
+        .await
+        .json();
+    let url = third["presigned_urls"][0]["url"].as_str().unwrap();
+    assert!(
+        client
+            .put(url)
+            .body(b"x".to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let abort = app
+        .bearer(Method::PUT, "/projects/tbl/version/v3/abort", &alice, None)
+        .await;
+    assert_eq!(abort.status, StatusCode::OK);
+    assert!(storage_keys(&app, "tbl/v3/").await.is_empty());
+    // A guest cannot start uploads (no project creation, no write access).
+    let refused = app
+        .bearer(
+            Method::POST,
+            "/projects/other/version/v1/upload",
+            &bob,
+            Some(&json!({"filenames": ["a"]})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(storage_keys(&app, "other/").await.is_empty());
+}
+both_backends!(artifactdb_upload_flow_end_to_end);
+
+async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let late = app
+        .bearer(
+            Method::POST,
+            "/projects/p/version/late/upload",
+            &alice,
+            Some(&json!({"filenames": ["a"], "completed_by": "in 1 minutes"})),
+        )
+        .await;
+    assert_eq!(late.status, StatusCode::OK, "{}", late.text());
+    let transient = app
+        .bearer(
+            Method::POST,
+            "/projects/p/version/tmp/upload",
+            &alice,
+            Some(&json!({"filenames": [], "expires_in": "in 2 minutes"})),
+        )
+        .await;
+    assert_eq!(transient.status, StatusCode::OK);
+    complete(&app, &alice, "p", "tmp", None).await;
+    let keep = app
+        .bearer(
+            Method::POST,
+            "/projects/p/version/keep/upload",
+            &alice,
+            Some(&json!({"filenames": []})),
+        )
+        .await;
+    assert_eq!(keep.status, StatusCode::OK);
+    complete(&app, &alice, "p", "keep", None).await;
+
+    let now = chrono::Utc::now();
+    let nothing = trove::api::uploads::purge_expired(&app.state, now)
+        .await
+        .unwrap();
+    assert_eq!(nothing, trove::api::uploads::PurgeReport::default());
+    let report = trove::api::uploads::purge_expired(&app.state, now + chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(report.late_uploads, vec!["p/late".to_owned()]);
+    assert_eq!(report.expired_versions, vec!["p/tmp".to_owned()]);
+    assert!(
+        app.state
+            .storage
+            .head(&keys::version_record("p", "late"))
+            .await
+            .is_err()
+    );
+    assert!(
+        app.state
+            .storage
+            .head(&keys::version_record("p", "tmp"))
+            .await
+            .is_err()
+    );
+    assert!(
+        app.state
+            .storage
+            .head(&keys::version_record("p", "keep"))
+            .await
+            .is_ok()
+    );
+    let latest = app
+        .bearer(Method::GET, "/projects/p/version/keep", &alice, None)
+        .await
+        .json();
+    assert_eq!(latest["revision"], "NUM-2", "{latest}");
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p/version/tmp", &alice, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+both_backends!(purge_removes_late_uploads_and_expired_versions);
+
+// ------------------------------------------------------------------------------ memory
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Measured on a separate `trove serve` process, so the other tests of this binary (which run
+/// concurrently and allocate) can't blur the server's own peak memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mib_upload_streams_without_holding_the_body() {
+    const SIZE: usize = 200 * 1024 * 1024;
+    const CHUNK: usize = 256 * 1024;
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .env("TROVE_BOOTSTRAP_ADMIN", "root:password-of-tests")
+        .env("TROVE_SYNC_CRON", "")
+        .env_remove("TROVE_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let login: serde_json::Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": "root", "password": "password-of-tests"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let created = client
+        .post(format!("{base}/projects"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"project_id": "big", "title": "big", "type": "MODEL", "visibility": "private"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    let version = client
+        .post(format!("{base}/projects/big/versions"))
+        .bearer_auth(&token)
+        .json(&json!({"version": "v1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status(), 201, "{}", version.text().await.unwrap());
+
+    let rss_before = status_kib(pid, "VmRSS:");
+    let chunks = futures::stream::iter((0..SIZE / CHUNK).map(|index| {
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(index % 251) as u8; CHUNK]))
+    }));
+    let response = client
+        .put(format!("{base}/projects/big/version/v1/files/weights.bin"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["size"], SIZE);
+    let hwm_after = status_kib(pid, "VmHWM:");
+    let grown_mib = hwm_after.saturating_sub(rss_before) / 1024;
+    eprintln!(
+        "200 MiB upload: server VmRSS before {} MiB, peak after {} MiB",
+        rss_before / 1024,
+        hwm_after / 1024
+    );
+    assert!(
+        grown_mib < 64,
+        "the server's peak memory grew by {grown_mib} MiB for a 200 MiB body"
+    );
+    child.kill().await.unwrap();
+}
