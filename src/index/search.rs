@@ -245,6 +245,31 @@ pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query
         .map_err(|error| SearchError::InvalidQuery(error.to_string()))
 }
 
+/// The access clause of `access`, `None` for the unrestricted filter (admins).
+fn allow_clause(index: &SearchIndex, access: &AccessFilter) -> Option<Box<dyn Query>> {
+    if *access == AccessFilter::Unrestricted {
+        return None;
+    }
+    let fields = index.fields();
+    Some(Box::new(AllowQuery::new(
+        access.clone(),
+        index.allow_cache(),
+        fields.readers,
+        fields.state,
+    )))
+}
+
+/// A stored JSON field of a document (`source`, `access`), `None` when absent or unreadable.
+fn stored_json<T: serde::de::DeserializeOwned>(
+    document: &TantivyDocument,
+    field: tantivy::schema::Field,
+) -> Option<T> {
+    document
+        .get_first(field)
+        .and_then(|value| value.as_bytes())
+        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+}
+
 fn term_query(field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(
         Term::from_field_text(field, value),
@@ -261,16 +286,8 @@ fn build_query(
 ) -> Vec<(Occur, Box<dyn Query>)> {
     let fields = index.fields();
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user_query)];
-    if *access != AccessFilter::Unrestricted {
-        clauses.push((
-            Occur::Must,
-            Box::new(AllowQuery::new(
-                access.clone(),
-                index.allow_cache(),
-                fields.readers,
-                fields.state,
-            )),
-        ));
+    if let Some(allow) = allow_clause(index, access) {
+        clauses.push((Occur::Must, allow));
     }
     match request.kind {
         KindFilter::File => clauses.push((Occur::Must, term_query(fields.kind, "file"))),
@@ -300,16 +317,8 @@ pub fn latest_versions(
     let fields = index.fields();
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
         vec![(Occur::Must, term_query(fields.kind, "file"))];
-    if *access != AccessFilter::Unrestricted {
-        clauses.push((
-            Occur::Must,
-            Box::new(AllowQuery::new(
-                access.clone(),
-                index.allow_cache(),
-                fields.readers,
-                fields.state,
-            )),
-        ));
+    if let Some(allow) = allow_clause(index, access) {
+        clauses.push((Occur::Must, allow));
     }
     if let Some(project) = project {
         clauses.push((Occur::Must, term_query(fields.project_id, project)));
@@ -515,21 +524,13 @@ pub fn search(
     let mut total = total;
     for address in addresses {
         let document: TantivyDocument = searcher.doc(address)?;
-        let access: DocumentAccess = document
-            .get_first(fields.access)
-            .and_then(|value| value.as_bytes())
-            .and_then(|bytes| serde_json::from_slice(bytes).ok())
-            .unwrap_or_default();
+        let access: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
         if !scope.matches(&access, now) {
             // Indexed before a grant expired; the scheduled re-index removes it soon.
             total = total.saturating_sub(1);
             continue;
         }
-        let source = document
-            .get_first(fields.source)
-            .and_then(|value| value.as_bytes())
-            .and_then(|bytes| serde_json::from_slice(bytes).ok())
-            .unwrap_or(Value::Null);
+        let source = stored_json(&document, fields.source).unwrap_or(Value::Null);
         hits.push(Hit { source, access });
     }
     Ok(SearchPage { hits, total })
@@ -678,19 +679,11 @@ pub fn get_by_id(
         return Ok(None);
     };
     let document: TantivyDocument = searcher.doc(address)?;
-    let access: DocumentAccess = document
-        .get_first(fields.access)
-        .and_then(|value| value.as_bytes())
-        .and_then(|bytes| serde_json::from_slice(bytes).ok())
-        .unwrap_or_default();
+    let access: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
     if !scope.matches(&access, now) {
         return Ok(None);
     }
-    let source = document
-        .get_first(fields.source)
-        .and_then(|value| value.as_bytes())
-        .and_then(|bytes| serde_json::from_slice(bytes).ok())
-        .unwrap_or(Value::Null);
+    let source = stored_json(&document, fields.source).unwrap_or(Value::Null);
     Ok(Some(Hit { source, access }))
 }
 
