@@ -1,18 +1,18 @@
 //! The one way a route reaches a project or version for a caller: load the records and the
 //! profile chain from storage, build the evaluation [`Target`], and let the permission engine
 //! decide. A denial becomes `404` (the caller may not know it exists), `401`, `403` or `409`
-//! exactly as the engine says.
+//! exactly as the engine says. Every denial of the engine is audited here as
+//! `access.denied` with its reason — the one call site for that action.
 
 use chrono::Utc;
 
 use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, ProjectRecord, VersionRecord};
-use crate::permissions::{
-    AccessScope, Action, Denial, LifecycleState, Target, effective_state,
-};
+use crate::permissions::{AccessScope, Action, Denial, LifecycleState, Target, effective_state};
 use crate::storage::{ObjectStoreExt as _, keys};
 
 /// A project as a caller reached it.
@@ -55,10 +55,15 @@ impl From<Denial> for ApiError {
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(state: &AppState, key: &str) -> ApiResult<Option<T>> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    key: &str,
+) -> ApiResult<Option<T>> {
     match state.storage.get_bytes(key).await {
         Ok((bytes, _)) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
-            ApiError::internal(std::io::Error::other(format!("corrupt record {key}: {error}")))
+            ApiError::internal(std::io::Error::other(format!(
+                "corrupt record {key}: {error}"
+            )))
         }),
         Err(error) if error.is_not_found() => Ok(None),
         Err(error) => Err(error.into()),
@@ -83,7 +88,9 @@ pub async fn load_project(state: &AppState, project: &str) -> ApiResult<Option<P
         return Ok(None);
     };
     let namespace = match &record.namespace {
-        Some(namespace) => read_json::<NamespaceRecord>(state, &keys::namespace_record(namespace)).await?,
+        Some(namespace) => {
+            read_json::<NamespaceRecord>(state, &keys::namespace_record(namespace)).await?
+        }
         None => None,
     };
     let chain = state
@@ -91,10 +98,11 @@ pub async fn load_project(state: &AppState, project: &str) -> ApiResult<Option<P
         .load_chain(record.namespace.as_deref(), Some(project), None)
         .await
         .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
-    let namespace_state = record
-        .namespace
-        .as_ref()
-        .map(|_| namespace.as_ref().map_or(LifecycleState::Active, |ns| ns.state));
+    let namespace_state = record.namespace.as_ref().map(|_| {
+        namespace
+            .as_ref()
+            .map_or(LifecycleState::Active, |ns| ns.state)
+    });
     let target = Target {
         profile: chain.resolve(),
         state: effective_state(namespace_state, Some(record.state), None),
@@ -129,7 +137,11 @@ pub async fn load_version(
     };
     let chain = state
         .profiles
-        .load_chain(project.record.namespace.as_deref(), Some(&project_id), Some(version))
+        .load_chain(
+            project.record.namespace.as_deref(),
+            Some(&project_id),
+            Some(version),
+        )
         .await
         .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
     let target = Target {
@@ -150,6 +162,34 @@ pub async fn load_version(
     }))
 }
 
+/// Records a permission-engine denial (`access.denied`, buffered) and answers it as an error.
+fn denied(
+    state: &AppState,
+    principal: &Principal,
+    action: Action,
+    target: &Target,
+    denial: Denial,
+) -> ApiError {
+    let resource = match (&target.project, &target.version) {
+        (Some(project), Some(version)) => format!("version:{project}@{version}"),
+        (Some(project), None) => format!("project:{project}"),
+        _ => target.namespace.as_ref().map_or_else(
+            || "global".to_owned(),
+            |namespace| format!("namespace:{namespace}"),
+        ),
+    };
+    let error = ApiError::from(denial);
+    let mut event = AuditEvent::new("access.denied")
+        .by(principal)
+        .resource(resource)
+        .outcome(Outcome::Denied, error.code().status().as_u16())
+        .detail("reason", denial.code())
+        .detail("attempted", format!("{action:?}"));
+    event.project.clone_from(&target.project);
+    state.audit.record(event);
+    error
+}
+
 /// A project the caller may perform `action` on; `404` when absent or hidden from them.
 pub async fn authorize_project(
     state: &AppState,
@@ -160,7 +200,9 @@ pub async fn authorize_project(
     let view = load_project(state, project)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
-    principal.decide(action, &view.target, Utc::now())?;
+    principal
+        .decide(action, &view.target, Utc::now())
+        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
     Ok(view)
 }
 
@@ -207,9 +249,12 @@ pub async fn authorize_version(
         .ok_or_else(not_found)?;
     let now = Utc::now();
     // Seeing the project is part of seeing the version.
-    if principal.decide(Action::ReadMetadata, &view.target, now).is_err() {
+    if let Err(denial) = principal.decide(Action::ReadMetadata, &view.target, now) {
+        denied(state, principal, action, &view.target, denial);
         return Err(not_found());
     }
-    principal.decide(action, &view.target, now)?;
+    principal
+        .decide(action, &view.target, now)
+        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
     Ok(view)
 }

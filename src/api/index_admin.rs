@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::access::authorize_version;
 use super::extract::RequireAdmin;
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::index::sync::{SyncReport, VersionReport, check_version};
@@ -39,7 +40,8 @@ pub async fn get_version_info(
     principal: Principal,
     ApiPath((project, version)): ApiPath<(String, String)>,
 ) -> ApiResult<ApiJson<VersionReport>> {
-    let view = authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    let view =
+        authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
     let report = check_version(
         &app.indexer,
         &app.index,
@@ -127,16 +129,34 @@ pub async fn put_index_build(
                 .map_err(|error| ApiError::new(ErrorCode::InvalidName, error.to_string()))?;
         }
     }
+    let event = AuditEvent::new("index.build")
+        .by(&admin)
+        .resource("index")
+        .detail(
+            "project_ids",
+            serde_json::to_value(&projects).unwrap_or_default(),
+        );
+    let pending = app.audit.begin(event).await?;
     let job = app.jobs.create("index_build", &admin.actor());
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     app.jobs.spawn(job, move |job| async move {
         indexer
-            .index_projects(projects, |done, total| job.progress(done as u64, total as u64))
+            .index_projects(projects, |done, total| {
+                job.progress(done as u64, total as u64)
+            })
             .await
             .map(|_| ())
             .map_err(|error| error.to_string())
     });
+    app.audit
+        .finish(
+            pending,
+            crate::audit::Outcome::Ok,
+            202,
+            json!({"job_id": id}),
+        )
+        .await;
     Ok(accepted(&app, &id))
 }
 
@@ -155,7 +175,9 @@ pub async fn get_job(
     let job = app
         .jobs
         .get(&id)
-        .filter(|job| principal.is_admin() || (!principal.is_anonymous() && job.creator == principal.actor()))
+        .filter(|job| {
+            principal.is_admin() || (!principal.is_anonymous() && job.creator == principal.actor())
+        })
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     Ok(ApiJson(job))
 }

@@ -6,11 +6,12 @@
 //! Prometheus metrics by route template, panics turned into `500 internal`, a JSON body limit,
 //! and JSON answers for unknown routes and methods.
 
+pub mod access;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod groups;
-pub mod access;
 pub mod index_admin;
 pub mod search;
 pub mod storage;
@@ -86,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(groups::put_group_members))
         .routes(routes!(api_keys::post_api_key, api_keys::get_api_keys))
         .routes(routes!(api_keys::delete_api_key))
+        .routes(routes!(audit::get_audit))
+        .routes(routes!(audit::get_project_audit))
         .split_for_parts();
 
     let openapi_json = openapi.clone();
@@ -100,6 +103,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             record_metrics,
         ))
+        .route_layer(axum::middleware::from_fn(audit_context))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_bytes))
@@ -141,6 +145,18 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         started.elapsed(),
     );
     response
+}
+
+/// Runs the request inside its audit context, so events take the client address from it.
+async fn audit_context(
+    extract::ClientAddress(address): extract::ClientAddress,
+    request: Request,
+    next: Next,
+) -> Response {
+    let context = crate::audit::RequestContext {
+        ip: Some(address).filter(|address| address != "unknown"),
+    };
+    crate::audit::scope(context, next.run(request)).await
 }
 
 async fn unknown_route() -> ApiError {
