@@ -113,8 +113,16 @@ async fn answer(
     path: &str,
     params: &AuditParams,
     query: AuditQuery,
+    hide_addresses: bool,
 ) -> ApiResult<Response> {
-    let page = state.audit.query(query).await?;
+    let mut page = state.audit.query(query).await?;
+    if hide_addresses {
+        for result in &mut page.results {
+            if let Some(event) = result.as_object_mut() {
+                event.remove("ip");
+            }
+        }
+    }
     let next = page.next.map(|cursor| cursor.encode());
     let next_url = next.as_ref().map(|cursor| {
         let mut url = url::form_urlencoded::Serializer::new(String::new());
@@ -165,10 +173,11 @@ pub async fn get_audit(
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> ApiResult<Response> {
     let query = params.query(None)?;
-    answer(&state, "/audit", &params, query).await
+    answer(&state, "/audit", &params, query, false).await
 }
 
-/// A project's activity timeline (its owners and admins), newest first.
+/// A project's activity timeline (its owners and admins), newest first; client addresses are
+/// shown to admins only.
 #[utoipa::path(get, path = "/projects/{project}/audit", tag = "audit", params(
         ("project" = String, Path, description = "Project id"), AuditParams),
     responses(
@@ -186,5 +195,6 @@ pub async fn get_project_audit(
     let query = params.query(Some(&project))?;
     authorize_project(&state, &principal, &project, Action::ReadAudit).await?;
     let path = format!("/projects/{project}/audit");
-    answer(&state, &path, &params, query).await
+    // Owners see who did what to their project, not where other people connect from.
+    answer(&state, &path, &params, query, !principal.is_admin()).await
 }

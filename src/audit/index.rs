@@ -353,3 +353,20 @@ impl AuditIndex {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let cursor = Cursor {
+            ts: 1_795_000_000_123_456_789,
+            skip: 3,
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "1", "x.1", "1.x", "1.-1", "1.99999999"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+}

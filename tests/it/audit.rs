@@ -366,6 +366,7 @@ async fn the_project_timeline_is_for_its_owners_and_admins() {
     let results = response.json()["results"].as_array().unwrap().clone();
     assert_eq!(results.len(), 1, "{results:#?}");
     assert_eq!(results[0]["resource"], "file:bert:weights.bin@v1");
+    assert!(results[0].get("ip").is_none(), "owners don't see addresses");
 
     let response = app
         .bearer(Method::GET, "/projects/bert/audit", &stranger, None)
@@ -876,4 +877,46 @@ async fn the_sink_works_on_s3_and_refuses_mutations_while_storage_is_down() {
     server.restart().await;
     assert!(app.state.auth.account("carl").await.unwrap().is_none());
     assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn events_carry_the_client_address_over_tcp_and_version_denials_name_the_version() {
+    let app = TestApp::spawn_local().await;
+    seed_project(&app).await;
+    put_json(
+        app.state.storage.as_ref(),
+        &keys::version_record("bert", "v1"),
+        json!({
+            "project_id": "bert", "version": "v1", "created_at": "2026-11-01T00:00:00Z",
+            "created_by": "alice", "status": "completed", "revision": "NUM-1",
+            "numerical_revision": 1
+        }),
+    )
+    .await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let base = app.base_url.clone().unwrap();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": "mallory", "password": "guess-guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response = client
+        .get(format!("{base}/projects/bert/version/v1/info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+
+    let failed = all_events(&app, &admin, "&action=auth.login_failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["ip"], "127.0.0.1");
+    assert_eq!(failed[0]["actor"], "mallory");
+    let denied = all_events(&app, &admin, "&action=access.denied").await;
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert_eq!(denied[0]["resource"], "version:bert@v1");
+    assert_eq!(denied[0]["ip"], "127.0.0.1");
+    assert_eq!(denied[0]["actor"], "anonymous");
 }
