@@ -920,3 +920,67 @@ async fn events_carry_the_client_address_over_tcp_and_version_denials_name_the_v
     assert_eq!(denied[0]["ip"], "127.0.0.1");
     assert_eq!(denied[0]["actor"], "anonymous");
 }
+
+#[tokio::test]
+async fn trove_serve_stores_buffered_events_at_graceful_shutdown() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .current_dir(std::env::temp_dir())
+        .env_remove("TROVE_CONFIG")
+        .env("TROVE_LOG", "error")
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..5 {
+        let response = client.get(format!("{base}/users")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().unwrap().to_string())
+        .status();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait())
+        .await
+        .expect("server did not stop on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        data_dir.path().join("audit-index/clean-shutdown").exists(),
+        "the audit log was closed cleanly"
+    );
+
+    let settings = local_settings(data_dir.path().to_path_buf());
+    let app = TestApp::reopen(settings).await;
+    let stored = trove::audit::sink::read_all(app.state.storage.as_ref())
+        .await
+        .unwrap();
+    let denials = stored
+        .iter()
+        .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .filter(|(_, event)| event.action == "access.denied")
+        .count();
+    assert_eq!(denials, 5);
+    assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+}
