@@ -2,7 +2,8 @@
 //!
 //! Handlers reach them through [`AppState`] (an `Arc<App>`); nothing lives in globals.
 //! Data directory layout: `objects/` (local storage), `tmp/` (temp files of local writes),
-//! `index/` (the tantivy index), `secrets/` (generated secrets, mode 0600).
+//! `index/` (the tantivy index), `audit-index/` (the audit query index), `secrets/`
+//! (generated secrets, mode 0600).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rand::RngCore as _;
 
+use crate::audit::Audit;
 use crate::auth::AuthService;
 use crate::auth::oidc::OidcVerifier;
 use crate::config::Settings;
@@ -52,6 +54,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Accounts, tokens, groups and API keys.
     pub auth: Arc<AuthService>,
+    /// The audit log.
+    pub audit: Arc<Audit>,
     /// When this process started.
     pub started_at: DateTime<Utc>,
 }
@@ -82,6 +86,10 @@ impl App {
         let cursors =
             CursorCodec::new(load_or_create_secret(&data_dir.join("secrets/cursor.key"))?);
         let auth = Arc::new(build_auth(&settings, storage.clone()).await?);
+        let audit = Audit::open(storage.clone(), &data_dir.join("audit-index"), &metrics)
+            .await
+            .context("cannot open the audit log")?;
+        auth.set_audit_hook(audit.clone());
 
         Ok(Arc::new(Self {
             settings,
@@ -95,6 +103,7 @@ impl App {
             last_sync: std::sync::Mutex::new(None),
             metrics,
             auth,
+            audit,
             started_at: Utc::now(),
         }))
     }

@@ -5,6 +5,7 @@
 //! - [`cli`]: the `trove` command line (`serve`, `check-config`, ...).
 //! - [`api`]: the axum router, one module per resource; with [`error`] the only code that
 //!   knows HTTP.
+//! - [`audit`]: the audit log — events, the durable chained sink, verification, queries.
 //! - [`auth`]: accounts, passwords, tokens, the external identity provider, rate limits.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
 //! - [`jobs`]: the job registry and scheduled jobs (sync check, purges, grant expiry).
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -1,11 +1,13 @@
 //! The one way a route reaches a project or version for a caller: load the records and the
 //! profile chain from storage, build the evaluation [`Target`], and let the permission engine
 //! decide. A denial becomes `404` (the caller may not know it exists), `401`, `403` or `409`
-//! exactly as the engine says.
+//! exactly as the engine says. Every denial of the engine is audited here as
+//! `access.denied` with its reason — the one call site for that action.
 
 use chrono::Utc;
 
 use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::names;
@@ -165,6 +167,34 @@ pub async fn load_version(
     }))
 }
 
+/// Records a permission-engine denial (`access.denied`, buffered) and answers it as an error.
+fn denied(
+    state: &AppState,
+    principal: &Principal,
+    action: Action,
+    target: &Target,
+    denial: Denial,
+) -> ApiError {
+    let resource = match (&target.project, &target.version) {
+        (Some(project), Some(version)) => format!("version:{project}@{version}"),
+        (Some(project), None) => format!("project:{project}"),
+        _ => target.namespace.as_ref().map_or_else(
+            || "global".to_owned(),
+            |namespace| format!("namespace:{namespace}"),
+        ),
+    };
+    let error = ApiError::from(denial);
+    let mut event = AuditEvent::new("access.denied")
+        .by(principal)
+        .resource(resource)
+        .outcome(Outcome::Denied, error.code().status().as_u16())
+        .detail("reason", denial.code())
+        .detail("attempted", format!("{action:?}"));
+    event.project.clone_from(&target.project);
+    state.audit.record(event);
+    error
+}
+
 /// A project the caller may perform `action` on; `404` when absent or hidden from them.
 pub async fn authorize_project(
     state: &AppState,
@@ -175,7 +205,9 @@ pub async fn authorize_project(
     let view = load_project(state, project)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
-    principal.decide(action, &view.target, Utc::now())?;
+    principal
+        .decide(action, &view.target, Utc::now())
+        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
     Ok(view)
 }
 
@@ -222,12 +254,12 @@ pub async fn authorize_version(
         .ok_or_else(not_found)?;
     let now = Utc::now();
     // Seeing the project is part of seeing the version.
-    if principal
-        .decide(Action::ReadMetadata, &view.target, now)
-        .is_err()
-    {
+    if let Err(denial) = principal.decide(Action::ReadMetadata, &view.target, now) {
+        denied(state, principal, action, &view.target, denial);
         return Err(not_found());
     }
-    principal.decide(action, &view.target, now)?;
+    principal
+        .decide(action, &view.target, now)
+        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
     Ok(view)
 }

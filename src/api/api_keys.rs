@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::extract::RequireAccount;
 use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::store::ApiKeyRecord;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::permissions::{GrantAccess, GrantTarget, MachineGrant};
@@ -122,15 +123,55 @@ pub async fn post_api_key(
     RequireAccount(principal): RequireAccount,
     ApiJson(body): ApiJson<NewApiKey>,
 ) -> ApiResult<(StatusCode, ApiJson<ApiKeyView>)> {
-    let scopes = body
-        .scopes
-        .into_iter()
-        .map(ScopeView::into_grant)
-        .collect::<Result<Vec<_>, _>>()?;
-    let created = state
-        .auth
-        .create_api_key(&principal, &body.name, scopes, body.expires_in_days)
-        .await?;
+    let scopes_detail = serde_json::to_value(
+        body.scopes
+            .iter()
+            .map(|scope| {
+                serde_json::json!({
+                    "project": scope.project,
+                    "namespace": scope.namespace,
+                    "access": format!("{:?}", scope.access).to_lowercase(),
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
+    let event = AuditEvent::new("api_key.create")
+        .by(&principal)
+        .resource(format!("machine:{}", body.name))
+        .detail("scopes", scopes_detail)
+        .detail("expires_in_days", body.expires_in_days);
+    // Explicit begin/finish: the key id is known only afterwards (the secret is never recorded).
+    let pending = state.audit.begin(event).await?;
+    let result = async {
+        let scopes = body
+            .scopes
+            .into_iter()
+            .map(ScopeView::into_grant)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, ApiError>(
+            state
+                .auth
+                .create_api_key(&principal, &body.name, scopes, body.expires_in_days)
+                .await?,
+        )
+    }
+    .await;
+    match &result {
+        Ok(created) => {
+            state
+                .audit
+                .finish(
+                    pending,
+                    Outcome::Ok,
+                    201,
+                    serde_json::json!({"key_id": created.record.id}),
+                )
+                .await;
+        }
+        Err(_) => state.audit.finish_result(pending, &result, 201).await,
+    }
+    let created = result?;
     let mut view = ApiKeyView::from(&created.record);
     view.key = Some(created.key);
     Ok((StatusCode::CREATED, ApiJson(view)))
@@ -177,6 +218,14 @@ pub async fn delete_api_key(
     RequireAccount(principal): RequireAccount,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    state.auth.delete_api_key(&principal, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let event = AuditEvent::new("api_key.delete")
+        .by(&principal)
+        .resource(format!("api_key:{id}"));
+    state
+        .audit
+        .mutation(event, 204, async {
+            state.auth.delete_api_key(&principal, &id).await?;
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::extract::{ClientAddress, RequireAccount};
 use crate::app::AppState;
+use crate::audit::{ActorKind, AuditEvent};
 use crate::auth::Principal;
 use crate::auth::jwt::IssuedToken;
 use crate::auth::principal::CredentialKind;
@@ -52,14 +53,22 @@ pub async fn post_register(
     ClientAddress(address): ClientAddress,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<RegisteredAccount>)> {
+    let event = AuditEvent::new("auth.register")
+        .actor(body.username.clone(), ActorKind::User)
+        .resource(format!("user:{}", body.username));
     let account = state
-        .auth
-        .register(
-            &body.username,
-            body.password.expose(),
-            body.email,
-            Some(&address),
-        )
+        .audit
+        .mutation(event, 201, async {
+            Ok(state
+                .auth
+                .register(
+                    &body.username,
+                    body.password.expose(),
+                    body.email,
+                    Some(&address),
+                )
+                .await?)
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -224,7 +233,13 @@ pub async fn post_logout(
         .session
         .as_ref()
         .ok_or_else(|| ApiError::bad_request("only trove access tokens can be logged out"))?;
-    state.auth.logout(session).await?;
+    let event = AuditEvent::new("auth.logout")
+        .by(&principal)
+        .resource(format!("user:{}", session.username));
+    state
+        .audit
+        .mutation(event, 200, async { Ok(state.auth.logout(session).await?) })
+        .await?;
     Ok(ApiJson(Ack { status: "ok" }))
 }
 
@@ -262,13 +277,21 @@ pub async fn put_password(
             ));
         }
     };
+    let event = AuditEvent::new("auth.password_change")
+        .by(&principal)
+        .resource(format!("user:{}", session.username));
     let issued = state
-        .auth
-        .change_password(
-            &session.username,
-            body.old_password.expose(),
-            body.new_password.expose(),
-        )
+        .audit
+        .mutation(event, 200, async {
+            Ok(state
+                .auth
+                .change_password(
+                    &session.username,
+                    body.old_password.expose(),
+                    body.new_password.expose(),
+                )
+                .await?)
+        })
         .await?;
     Ok(ApiJson(issued.into()))
 }

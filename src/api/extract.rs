@@ -10,6 +10,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::app::AppState;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
 use crate::auth::password::PasswordError;
 use crate::auth::service::AuthError;
@@ -98,7 +99,8 @@ impl FromRequestParts<AppState> for RequireAccount {
     }
 }
 
-/// An admin caller: `401` when anonymous, `403` otherwise.
+/// An admin caller: `401` when anonymous, `403` otherwise; refusals are audited as
+/// `access.denied`.
 #[derive(Debug, Clone)]
 pub struct RequireAdmin(pub Principal);
 
@@ -106,11 +108,24 @@ impl FromRequestParts<AppState> for RequireAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let RequireAccount(principal) = RequireAccount::from_request_parts(parts, state).await?;
-        if !principal.is_admin() {
-            return Err(ApiError::new(ErrorCode::Forbidden, "admins only"));
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if principal.is_admin() {
+            return Ok(Self(principal));
         }
-        Ok(Self(principal))
+        let error = if principal.is_anonymous() {
+            ApiError::from(AuthError::Unauthenticated)
+        } else {
+            ApiError::new(ErrorCode::Forbidden, "admins only")
+        };
+        // The one call site of admin refusals (the path only: queries may carry secrets).
+        state.audit.record(
+            AuditEvent::new("access.denied")
+                .by(&principal)
+                .resource(format!("{} {}", parts.method, parts.uri.path()))
+                .outcome(Outcome::Denied, error.code().status().as_u16())
+                .detail("reason", "admin_required"),
+        );
+        Err(error)
     }
 }
 

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::extract::RequireAccount;
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::store::GroupRecord;
 use crate::error::{ApiJson, ApiPath, ApiResult};
 
@@ -38,9 +39,18 @@ pub async fn post_group(
     RequireAccount(principal): RequireAccount,
     ApiJson(body): ApiJson<NewGroup>,
 ) -> ApiResult<(StatusCode, ApiJson<GroupRecord>)> {
+    let event = AuditEvent::new("group.create")
+        .by(&principal)
+        .resource(format!("group:{}", body.name))
+        .detail("members", body.members.clone());
     let group = state
-        .auth
-        .create_group(&principal, &body.name, body.description, body.members)
+        .audit
+        .mutation(event, 201, async {
+            Ok(state
+                .auth
+                .create_group(&principal, &body.name, body.description, body.members)
+                .await?)
+        })
         .await?;
     Ok((StatusCode::CREATED, ApiJson(group)))
 }
@@ -109,12 +119,21 @@ pub async fn put_group_members(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<MemberChange>,
 ) -> ApiResult<ApiJson<GroupRecord>> {
-    Ok(ApiJson(
-        state
-            .auth
-            .change_members(&principal, &name, &body.add, &body.remove)
-            .await?,
-    ))
+    let event = AuditEvent::new("group.members_change")
+        .by(&principal)
+        .resource(format!("group:{name}"))
+        .detail("add", body.add.clone())
+        .detail("remove", body.remove.clone());
+    let group = state
+        .audit
+        .mutation(event, 200, async {
+            Ok(state
+                .auth
+                .change_members(&principal, &name, &body.add, &body.remove)
+                .await?)
+        })
+        .await?;
+    Ok(ApiJson(group))
 }
 
 /// Deletes a group (admins or its owners).
@@ -130,6 +149,14 @@ pub async fn delete_group(
     RequireAccount(principal): RequireAccount,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    state.auth.delete_group(&principal, &name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let event = AuditEvent::new("group.delete")
+        .by(&principal)
+        .resource(format!("group:{name}"));
+    state
+        .audit
+        .mutation(event, 204, async {
+            state.auth.delete_group(&principal, &name).await?;
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::access::authorize_version;
 use super::extract::RequireAdmin;
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::index::sync::{SyncReport, VersionReport, check_version};
@@ -128,6 +129,14 @@ pub async fn put_index_build(
                 .map_err(|error| ApiError::new(ErrorCode::InvalidName, error.to_string()))?;
         }
     }
+    let event = AuditEvent::new("index.build")
+        .by(&admin)
+        .resource("index")
+        .detail(
+            "project_ids",
+            serde_json::to_value(&projects).unwrap_or_default(),
+        );
+    let pending = app.audit.begin(event).await?;
     let job = app.jobs.create("index_build", &admin.actor());
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
@@ -140,6 +149,14 @@ pub async fn put_index_build(
             .map(|_| ())
             .map_err(|error| error.to_string())
     });
+    app.audit
+        .finish(
+            pending,
+            crate::audit::Outcome::Ok,
+            202,
+            json!({"job_id": id}),
+        )
+        .await;
     Ok(accepted(&app, &id))
 }
 

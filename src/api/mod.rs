@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod files;
@@ -123,6 +124,8 @@ pub fn router(state: AppState) -> Router {
                 .routes(routes!(files::put_file))
                 .layer(DefaultBodyLimit::disable()),
         )
+        .routes(routes!(audit::get_audit))
+        .routes(routes!(audit::get_project_audit))
         .split_for_parts();
 
     let openapi_json = openapi.clone();
@@ -137,6 +140,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             record_metrics,
         ))
+        .route_layer(axum::middleware::from_fn(audit_context))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_bytes))
@@ -178,6 +182,18 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         started.elapsed(),
     );
     response
+}
+
+/// Runs the request inside its audit context, so events take the client address from it.
+async fn audit_context(
+    extract::ClientAddress(address): extract::ClientAddress,
+    request: Request,
+    next: Next,
+) -> Response {
+    let context = crate::audit::RequestContext {
+        ip: Some(address).filter(|address| address != "unknown"),
+    };
+    crate::audit::scope(context, next.run(request)).await
 }
 
 async fn unknown_route() -> ApiError {

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::extract::RequireAdmin;
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::service::AccountChange;
 use crate::auth::store::AccountRecord;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
@@ -124,11 +125,37 @@ pub struct UserPatch {
     ))]
 pub async fn patch_user(
     State(state): State<AppState>,
-    RequireAdmin(_admin): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     ApiPath(username): ApiPath<String>,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> ApiResult<ApiJson<UserView>> {
-    if crate::model::names::validate_username(&username).is_err() {
+    let action = match (&patch.role, patch.disabled) {
+        (Some(_), _) => "user.role_change",
+        (None, Some(true)) => "user.disable",
+        (None, Some(false)) => "user.enable",
+        (None, None) => "user.update",
+    };
+    let mut event = AuditEvent::new(action)
+        .by(&admin)
+        .resource(format!("user:{username}"));
+    if let Some(role) = &patch.role {
+        event = event.detail("role", role.clone());
+    }
+    if let Some(disabled) = patch.disabled {
+        event = event.detail("disabled", disabled);
+    }
+    state
+        .audit
+        .mutation(event, 200, change_user(&state, &username, &patch))
+        .await
+}
+
+async fn change_user(
+    state: &AppState,
+    username: &str,
+    patch: &UserPatch,
+) -> ApiResult<ApiJson<UserView>> {
+    if crate::model::names::validate_username(username).is_err() {
         return Err(ApiError::not_found(format!("user {username} not found")));
     }
     let role = match &patch.role {
@@ -143,7 +170,7 @@ pub async fn patch_user(
     let updated = state
         .auth
         .update_account(
-            &username,
+            username,
             &AccountChange {
                 role,
                 disabled: patch.disabled,
@@ -163,12 +190,20 @@ pub async fn patch_user(
     ))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    RequireAdmin(_admin): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     ApiPath(username): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    if crate::model::names::validate_username(&username).is_err() {
-        return Err(ApiError::not_found(format!("user {username} not found")));
-    }
-    state.auth.delete_account(&username).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let event = AuditEvent::new("user.delete")
+        .by(&admin)
+        .resource(format!("user:{username}"));
+    state
+        .audit
+        .mutation(event, 204, async {
+            if crate::model::names::validate_username(&username).is_err() {
+                return Err(ApiError::not_found(format!("user {username} not found")));
+            }
+            state.auth.delete_account(&username).await?;
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await
 }

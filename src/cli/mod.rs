@@ -1,6 +1,7 @@
 //! The `trove` command line: `serve`, `check-config`, and (as they land) the administration
 //! and client commands.
 
+pub mod audit;
 pub mod index;
 pub mod user;
 
@@ -61,6 +62,15 @@ pub enum Command {
         #[command(subcommand)]
         command: user::UserCommand,
     },
+    /// Audit log tools working directly on the configured storage.
+    Audit {
+        /// Service flags.
+        #[command(flatten)]
+        flags: ServiceFlags,
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 impl ServiceFlags {
@@ -97,6 +107,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load_settings(&cli, flags)?;
             user::run_user_stdio(&settings, command).await
         }
+        Command::Audit { flags, command } => {
+            let settings = load_settings(&cli, flags)?;
+            audit::run_audit(&settings, command, &mut std::io::stdout()).await
+        }
     }
 }
 
@@ -121,6 +135,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let _scheduler = crate::jobs::schedule::start(state.clone()).await?;
     let _expiries = crate::jobs::schedule::spawn_expiry_reindexer(state.clone());
     crate::api::serve(listener, state.clone(), crate::api::shutdown_signal()).await?;
+    // Buffered audit events (downloads, denials, logins) must survive a graceful shutdown.
+    if let Err(error) = state.audit.close().await {
+        tracing::error!(%error, "audit events could not all be stored at shutdown");
+    }
     let index = state.index.clone();
     tokio::task::spawn_blocking(move || index.close()).await?;
     tracing::info!("stopped");

@@ -3,6 +3,7 @@
 //! area.
 
 mod artifacts;
+mod audit;
 mod auth;
 mod cli;
 mod common;

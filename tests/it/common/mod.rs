@@ -120,6 +120,23 @@ impl TestApp {
         Self::from_state(state, None)
     }
 
+    /// An instance on the data directory of an instance just dropped: its background tasks
+    /// may hold the index locks for a moment, so building is retried for a few seconds.
+    pub async fn reopen(settings: Settings) -> Self {
+        let mut attempts = 0;
+        loop {
+            match App::build(settings.clone()).await {
+                Ok(state) => return Self::from_state(state, None),
+                Err(error) if attempts < 50 => {
+                    attempts += 1;
+                    let _ = error;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("cannot reopen the app: {error:#}"),
+            }
+        }
+    }
+
     fn from_state(state: AppState, data_dir: Option<tempfile::TempDir>) -> Self {
         Self {
             router: trove::api::router(state.clone()),

@@ -1,0 +1,986 @@
+//! The audit log: exactly one event per audited request, denials recorded as denied, the
+//! durable chained sink on both backends, tamper evidence (`trove audit verify`), crash
+//! semantics of two-phase mutations, queries and the project timeline, the metric, and that no
+//! secret is ever recorded.
+
+use std::collections::HashMap;
+
+use axum::http::{Method, StatusCode};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use trove::audit::verify::{ProblemKind, verify};
+use trove::audit::{ActorKind, AuditEvent, Outcome};
+use trove::permissions::Role;
+use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
+
+use crate::common::{TestApp, local_settings};
+
+async fn put_json(storage: &dyn ObjectStore, key: &str, value: Value) {
+    storage
+        .put_bytes(key, Bytes::from(value.to_string()), PutOptions::default())
+        .await
+        .unwrap();
+}
+
+/// Project `bert` owned by alice, carol a viewer.
+async fn seed_project(app: &TestApp) {
+    let storage = app.state.storage.as_ref();
+    put_json(
+        storage,
+        &keys::project_record("bert"),
+        json!({
+            "project_id": "bert", "title": "BERT base", "type": "MODEL",
+            "created_at": "2026-11-01T00:00:00Z", "created_by": "alice"
+        }),
+    )
+    .await;
+    put_json(
+        storage,
+        &keys::project_permissions("bert"),
+        json!({
+            "scope": "project", "owners": ["alice"], "viewers": ["carol"],
+            "read_access": "viewers", "write_access": "owners"
+        }),
+    )
+    .await;
+}
+
+/// Every event view of the log (admin query, all pages).
+async fn all_events(app: &TestApp, admin: &str, filter: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut path = format!("/audit?size=7{filter}");
+    loop {
+        let response = app.bearer(Method::GET, &path, admin, None).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        let body = response.json();
+        events.extend(body["results"].as_array().unwrap().iter().cloned());
+        match body["next"].as_str() {
+            Some(next) => {
+                path = format!(
+                    "/audit?size=7{filter}&next={}",
+                    url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                );
+            }
+            None => return events,
+        }
+    }
+}
+
+fn count_of(events: &[Value], action: &str, actor: &str) -> usize {
+    events
+        .iter()
+        .filter(|event| event["action"] == action && event["actor"] == actor)
+        .count()
+}
+
+fn find<'a>(events: &'a [Value], action: &str, actor: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|event| event["action"] == action && event["actor"] == actor)
+        .unwrap_or_else(|| panic!("no {action} by {actor} in {events:#?}"))
+}
+
+#[tokio::test]
+async fn each_audited_request_appears_exactly_once_with_its_outcome() {
+    let app = TestApp::local().await;
+    seed_project(&app).await;
+    let admin = app.user_token("root", Role::Admin).await;
+
+    assert_eq!(
+        app.register("bob", "bob-password-1").await.status,
+        StatusCode::CREATED
+    );
+    let bob = app.login("bob", "bob-password-1").await;
+    assert_eq!(
+        app.login_response("bob", "wrong-password").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let response = app
+        .bearer(
+            Method::PATCH,
+            "/users/bob",
+            &admin,
+            Some(&json!({"role": "developer"})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let response = app
+        .bearer(
+            Method::POST,
+            "/groups",
+            &admin,
+            Some(&json!({"name": "ml", "members": ["bob"]})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    let response = app
+        .bearer(
+            Method::PUT,
+            "/groups/ml/members",
+            &admin,
+            Some(&json!({"remove": ["bob"]})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let response = app.bearer(Method::DELETE, "/groups/ml", &admin, None).await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    let response = app
+        .bearer(
+            Method::POST,
+            "/api-keys",
+            &admin,
+            Some(&json!({"name": "ci", "scopes": [{"project": "bert", "access": "read"}]})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    let key_id = response.json()["id"].as_str().unwrap().to_owned();
+    let response = app
+        .bearer(Method::DELETE, &format!("/api-keys/{key_id}"), &admin, None)
+        .await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    let response = app.bearer(Method::PUT, "/index/build", &admin, None).await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+    let response = app
+        .bearer(
+            Method::PUT,
+            "/auth/password",
+            &bob,
+            Some(&json!({"old_password": "bob-password-1", "new_password": "bob-password-2"})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let bob = response.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.bearer(Method::POST, "/auth/logout", &bob, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let response = app.bearer(Method::DELETE, "/users/bob", &admin, None).await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+
+    let events = all_events(&app, &admin, "").await;
+    for (action, actor, status) in [
+        ("auth.register", "bob", 201),
+        ("auth.login", "bob", 200),
+        ("auth.login", "root", 200),
+        ("auth.login_failed", "bob", 401),
+        ("user.role_change", "root", 200),
+        ("group.create", "root", 201),
+        ("group.members_change", "root", 200),
+        ("group.delete", "root", 204),
+        ("api_key.create", "root", 201),
+        ("api_key.delete", "root", 204),
+        ("index.build", "root", 202),
+        ("auth.password_change", "bob", 200),
+        ("auth.logout", "bob", 200),
+        ("user.delete", "root", 204),
+    ] {
+        assert_eq!(
+            count_of(&events, action, actor),
+            1,
+            "{action} by {actor}: {events:#?}"
+        );
+        let event = find(&events, action, actor);
+        assert_eq!(event["status"], status, "{event}");
+        assert_eq!(event["completed"], true, "{event}");
+        let expected = if action == "auth.login_failed" {
+            "denied"
+        } else {
+            "ok"
+        };
+        assert_eq!(event["outcome"], expected, "{event}");
+        assert!(
+            event["id"].is_string() && event["ts"].is_string(),
+            "{event}"
+        );
+        assert!(
+            event.get("actor_kind").is_some() && event.get("ip").is_some(),
+            "{event}"
+        );
+    }
+    assert_eq!(
+        find(&events, "user.role_change", "root")["details"]["role"],
+        "developer"
+    );
+    assert_eq!(
+        find(&events, "user.role_change", "root")["resource"],
+        "user:bob"
+    );
+    assert_eq!(
+        find(&events, "api_key.create", "root")["details"]["key_id"],
+        key_id.as_str()
+    );
+    assert_eq!(
+        find(&events, "auth.login_failed", "bob")["details"]["reason"],
+        "invalid_credentials"
+    );
+    // Newest first.
+    let times: Vec<&str> = events
+        .iter()
+        .map(|event| event["ts"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted);
+    assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn denied_requests_are_recorded_as_denied_with_the_reason() {
+    let app = TestApp::local().await;
+    seed_project(&app).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let dave = app.user_token("dave", Role::Maintainer).await;
+    let carol = app.user_token("carol", Role::Guest).await;
+
+    assert_eq!(
+        app.bearer(Method::GET, "/users", &dave, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.get("/users").await.status, StatusCode::UNAUTHORIZED);
+    // Hidden project: 404, recorded with the engine's reason.
+    let response = app
+        .bearer(Method::GET, "/projects/bert/audit", &dave, None)
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        response.text()
+    );
+    // Readable but not manageable: 403.
+    let response = app
+        .bearer(Method::GET, "/projects/bert/audit", &carol, None)
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        response.text()
+    );
+    // A mutation refused by the service is a denied mutation.
+    let response = app
+        .bearer(
+            Method::POST,
+            "/groups",
+            &admin,
+            Some(&json!({"name": "ops"})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED);
+    let response = app.bearer(Method::DELETE, "/groups/ops", &dave, None).await;
+    assert!(response.status == StatusCode::FORBIDDEN || response.status == StatusCode::NOT_FOUND);
+
+    let denied = all_events(&app, &admin, "&action=access.denied").await;
+    assert_eq!(denied.len(), 4, "{denied:#?}");
+    let admin_refusal = find(&denied, "access.denied", "dave");
+    assert_eq!(admin_refusal["outcome"], "denied");
+    let by_resource: HashMap<String, &Value> = denied
+        .iter()
+        .map(|event| {
+            (
+                format!(
+                    "{}|{}",
+                    event["actor"].as_str().unwrap(),
+                    event["resource"].as_str().unwrap()
+                ),
+                event,
+            )
+        })
+        .collect();
+    let event = by_resource["dave|GET /users"];
+    assert_eq!(
+        (
+            event["status"].as_u64(),
+            event["details"]["reason"].as_str()
+        ),
+        (Some(403), Some("admin_required"))
+    );
+    let event = by_resource["anonymous|GET /users"];
+    assert_eq!(event["status"], 401);
+    assert_eq!(event["actor_kind"], "anonymous");
+    let event = by_resource["dave|project:bert"];
+    assert_eq!(
+        (
+            event["status"].as_u64(),
+            event["details"]["reason"].as_str()
+        ),
+        (Some(404), Some("not_found"))
+    );
+    assert_eq!(event["project"], "bert");
+    let event = by_resource["carol|project:bert"];
+    assert_eq!(
+        (
+            event["status"].as_u64(),
+            event["details"]["reason"].as_str()
+        ),
+        (Some(403), Some("forbidden"))
+    );
+
+    let deletes = all_events(&app, &admin, "&action=group.delete").await;
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(
+        deletes[0]["outcome"],
+        if deletes[0]["status"] == 403 {
+            "denied"
+        } else {
+            "error"
+        }
+    );
+    let outcome_denied = all_events(&app, &admin, "&outcome=denied").await;
+    assert!(
+        outcome_denied
+            .iter()
+            .all(|event| event["outcome"] == "denied")
+    );
+    assert!(outcome_denied.len() >= 4);
+}
+
+#[tokio::test]
+async fn the_project_timeline_is_for_its_owners_and_admins() {
+    let app = TestApp::local().await;
+    seed_project(&app).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let stranger = app.user_token("dave", Role::Maintainer).await;
+    app.state.audit.record(
+        AuditEvent::new("file.download")
+            .actor("carol", ActorKind::User)
+            .resource("file:bert:weights.bin@v1")
+            .project("bert")
+            .outcome(Outcome::Ok, 200),
+    );
+    app.state.audit.record(
+        AuditEvent::new("file.download")
+            .actor("carol", ActorKind::User)
+            .resource("file:other:x@v1")
+            .project("other")
+            .outcome(Outcome::Ok, 200),
+    );
+
+    let response = app
+        .bearer(Method::GET, "/projects/bert/audit", &alice, None)
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let results = response.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0]["resource"], "file:bert:weights.bin@v1");
+    assert!(results[0].get("ip").is_none(), "owners don't see addresses");
+
+    let response = app
+        .bearer(Method::GET, "/projects/bert/audit", &stranger, None)
+        .await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/projects/bert/audit").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/nope/audit", &alice, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/..bad/audit", &alice, None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The admin sees the project's timeline, now including the stranger's denial.
+    let response = app
+        .bearer(Method::GET, "/projects/bert/audit", &admin, None)
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    let results = response.json()["results"].as_array().unwrap().clone();
+    assert!(results.iter().all(|event| event["project"] == "bert"));
+    assert_eq!(results.len(), 3, "{results:#?}");
+    assert_eq!(results[0]["action"], "access.denied");
+    assert_eq!(results[0]["actor"], "anonymous");
+    assert_eq!(results[1]["action"], "access.denied");
+    assert_eq!(results[1]["actor"], "dave");
+    assert_eq!(results[2]["action"], "file.download");
+    // The project filter of the timeline can't be widened by a query parameter.
+    let response = app
+        .bearer(
+            Method::GET,
+            "/projects/bert/audit?project=other",
+            &alice,
+            None,
+        )
+        .await;
+    assert!(
+        response.json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|event| event["project"] == "bert")
+    );
+}
+
+#[tokio::test]
+async fn queries_filter_paginate_newest_first_and_refuse_bad_parameters() {
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let started = chrono::Utc::now();
+    for index in 0..30_u32 {
+        let actor = if index % 3 == 0 { "alice" } else { "bob" };
+        let outcome = if index % 5 == 0 {
+            Outcome::Denied
+        } else {
+            Outcome::Ok
+        };
+        let mut event = AuditEvent::new(if index % 2 == 0 {
+            "file.download"
+        } else {
+            "search.query"
+        })
+        .actor(actor, ActorKind::User)
+        .resource(format!("file:p{}:f{index}@v1", index % 4))
+        .project(format!("p{}", index % 4))
+        .outcome(outcome, if outcome == Outcome::Ok { 200 } else { 403 })
+        .detail("n", index);
+        event.ts = started + chrono::Duration::milliseconds(i64::from(index));
+        app.state.audit.record(event);
+    }
+    let mut same_time = AuditEvent::new("tie.a").outcome(Outcome::Ok, 200);
+    same_time.ts = started + chrono::Duration::seconds(10);
+    let mut tie = same_time.clone();
+    tie.id = uuid::Uuid::now_v7().to_string();
+    tie.action = "tie.b".to_owned();
+    app.state.audit.record(same_time);
+    app.state.audit.record(tie);
+
+    let since =
+        url::form_urlencoded::byte_serialize(started.to_rfc3339().as_bytes()).collect::<String>();
+    let all = all_events(&app, &admin, &format!("&since={since}")).await;
+    let generated: Vec<&Value> = all
+        .iter()
+        .filter(|event| {
+            event["details"]["n"].is_number()
+                || event["action"].as_str().unwrap().starts_with("tie.")
+        })
+        .collect();
+    assert_eq!(generated.len(), 32);
+    let ids: std::collections::HashSet<&str> = all
+        .iter()
+        .map(|event| event["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), all.len(), "pages must not repeat events");
+    assert!(all[0]["action"].as_str().unwrap().starts_with("tie."));
+    assert_eq!(all[2]["details"]["n"], 29);
+
+    let alice = all_events(&app, &admin, "&actor=alice").await;
+    assert_eq!(alice.len(), 10);
+    assert!(alice.iter().all(|event| event["actor"] == "alice"));
+    let downloads = all_events(&app, &admin, "&action=file.download").await;
+    assert_eq!(downloads.len(), 15);
+    let p1 = all_events(&app, &admin, "&project=p1").await;
+    assert_eq!(p1.len(), 8);
+    let denied = all_events(&app, &admin, "&outcome=denied&action=file.download").await;
+    assert_eq!(denied.len(), 3);
+    let until = url::form_urlencoded::byte_serialize(
+        (started + chrono::Duration::milliseconds(10))
+            .to_rfc3339()
+            .as_bytes(),
+    )
+    .collect::<String>();
+    let window = all_events(&app, &admin, &format!("&since={since}&until={until}")).await;
+    assert_eq!(window.len(), 10, "{window:#?}");
+
+    let response = app.bearer(Method::GET, "/audit?size=5", &admin, None).await;
+    let link = response
+        .headers
+        .get("link")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.contains("rel=\"more\"") && link.contains("next="),
+        "{link}"
+    );
+    assert_eq!(response.json()["count"], 5);
+
+    for bad in [
+        "size=0",
+        "size=501",
+        "size=lots",
+        "since=yesterday",
+        "until=2026-13-01",
+        "outcome=maybe",
+        "next=garbage",
+        "next=1.x",
+        "actor=",
+    ] {
+        let response = app
+            .bearer(Method::GET, &format!("/audit?{bad}"), &admin, None)
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            response.text()
+        );
+        assert_eq!(response.code(), "invalid_parameter", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn tampering_with_a_stored_event_is_detected_where_it_happened() {
+    let app = TestApp::local().await;
+    for index in 0..6_u32 {
+        app.state
+            .audit
+            .record(AuditEvent::new("file.download").resource(format!("file:{index}")));
+    }
+    app.state.audit.flush().await.unwrap();
+    let storage = app.state.storage.clone();
+    let report = verify(storage.as_ref()).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events, 6);
+    let keys: Vec<String> = storage
+        .list_all(&keys::audit_prefix())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.key)
+        .collect();
+    assert_eq!(keys.len(), 6);
+
+    // Edit one event's content.
+    let (original, _) = storage.get_bytes(&keys[2]).await.unwrap();
+    let edited = String::from_utf8(original.to_vec())
+        .unwrap()
+        .replace("file:2", "file:X");
+    storage
+        .put_bytes(&keys[2], Bytes::from(edited), PutOptions::default())
+        .await
+        .unwrap();
+    let report = verify(storage.as_ref()).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert_eq!(report.problems[0].kind, ProblemKind::Modified);
+    assert_eq!(report.problems[0].key, keys[2]);
+
+    // Edit it and recompute its own hash: its successor's link breaks.
+    let mut event: AuditEvent = serde_json::from_slice(&original).unwrap();
+    event.resource = "file:Y".to_owned();
+    event.hash = Some(event.compute_hash());
+    storage
+        .put_bytes(
+            &keys[2],
+            Bytes::from(serde_json::to_vec(&event).unwrap()),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let report = verify(storage.as_ref()).await.unwrap();
+    assert_eq!(
+        report.problems[0].kind,
+        ProblemKind::BrokenLink,
+        "{report:?}"
+    );
+    assert_eq!(report.problems[0].key, keys[3]);
+
+    // Restore it, then delete another: a missing link.
+    storage
+        .put_bytes(&keys[2], original, PutOptions::default())
+        .await
+        .unwrap();
+    assert!(verify(storage.as_ref()).await.unwrap().is_ok());
+    storage.delete(&keys[4]).await.unwrap();
+    let report = verify(storage.as_ref()).await.unwrap();
+    assert_eq!(report.problems[0].kind, ProblemKind::Missing, "{report:?}");
+    assert_eq!(report.problems[0].key, keys[5]);
+}
+
+#[tokio::test]
+async fn trove_audit_verify_reports_the_first_broken_link() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::with_settings(local_settings(data_dir.path().to_path_buf())).await;
+    for index in 0..3_u32 {
+        app.state
+            .audit
+            .record(AuditEvent::new("file.download").resource(format!("file:{index}")));
+    }
+    app.state.audit.close().await.unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+            .current_dir(std::env::temp_dir())
+            .env_remove("TROVE_CONFIG")
+            .env("TROVE_LOG", "error")
+            .args(["audit", "--data-dir"])
+            .arg(data_dir.path())
+            .arg("verify")
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("3 events in 1 chains") && stdout.contains("intact"),
+        "{stdout}"
+    );
+
+    let keys: Vec<String> = app
+        .state
+        .storage
+        .list_all(&keys::audit_prefix())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.key)
+        .collect();
+    let (bytes, _) = app.state.storage.get_bytes(&keys[1]).await.unwrap();
+    let edited = String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .replace("file:1", "file:9");
+    app.state
+        .storage
+        .put_bytes(&keys[1], Bytes::from(edited), PutOptions::default())
+        .await
+        .unwrap();
+    let output = run();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Modified") && stdout.contains(&keys[1]),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_event_and_mutation_leaves_a_pending_event_not_a_silent_mutation() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = local_settings(data_dir.path().to_path_buf());
+    let app = TestApp::with_settings(settings.clone()).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    // The process "dies" after storing the event, before the mutation reports back.
+    let pending = app
+        .state
+        .audit
+        .begin(
+            AuditEvent::new("project.create")
+                .actor("alice", ActorKind::User)
+                .resource("project:crashed")
+                .project("crashed"),
+        )
+        .await
+        .unwrap();
+    let id = pending.event().id.clone();
+    drop(pending);
+
+    let events = all_events(&app, &admin, "&outcome=pending").await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["id"], id.as_str());
+    assert_eq!(events[0]["completed"], false);
+    assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+
+    // After a restart (index not closed cleanly: rebuilt from storage) it is still pending.
+    drop(app);
+    let app = TestApp::reopen(settings).await;
+    let admin = app.login("root", "password-of-tests").await;
+    let events = all_events(&app, &admin, "&action=project.create").await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["outcome"], "pending");
+    assert_eq!(events[0]["completed"], false);
+    // The first process's login is there too, completed, and two chains verify.
+    assert_eq!(
+        all_events(&app, &admin, "&action=auth.login").await.len(),
+        2
+    );
+    let report = verify(app.state.storage.as_ref()).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.writers, 2);
+}
+
+#[tokio::test]
+async fn a_mutation_whose_event_cannot_be_stored_does_not_happen() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::with_settings(local_settings(data_dir.path().to_path_buf())).await;
+    // Make the audit prefix unwritable: a file where the directory must be.
+    let audit_dir = data_dir.path().join("objects/..meta/audit");
+    let _ = std::fs::remove_dir_all(&audit_dir);
+    std::fs::create_dir_all(audit_dir.parent().unwrap()).unwrap();
+    std::fs::write(&audit_dir, b"not a directory").unwrap();
+    let response = app.register("eve", "eve-password-1").await;
+    assert!(response.status.is_server_error(), "{}", response.text());
+    assert!(app.state.auth.account("eve").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn no_secret_token_or_password_is_ever_recorded() {
+    let app = TestApp::local().await;
+    seed_project(&app).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    app.register("bob", "first-Secret-pw").await;
+    let token = app.login("bob", "first-Secret-pw").await;
+    app.login_response("bob", "wrong-Secret-pw").await;
+    let response = app
+        .bearer(
+            Method::PUT,
+            "/auth/password",
+            &token,
+            Some(&json!({"old_password": "first-Secret-pw", "new_password": "second-Secret-pw"})),
+        )
+        .await;
+    let new_token = response.json()["access_token"].as_str().unwrap().to_owned();
+    let response = app
+        .bearer(
+            Method::POST,
+            "/api-keys",
+            &admin,
+            Some(&json!({"name": "ci", "scopes": [{"project": "bert", "access": "read"}]})),
+        )
+        .await;
+    let key = response.json()["key"].as_str().unwrap().to_owned();
+    app.bearer(Method::GET, "/users", &key, None).await;
+    app.state.audit.record(
+        AuditEvent::new("test.secret")
+            .detail("password", "detail-Secret-pw")
+            .detail("nested", json!({"access_token": "detail-token"})),
+    );
+    app.state.audit.flush().await.unwrap();
+
+    let mut stored = String::new();
+    for object in app
+        .state
+        .storage
+        .list_all(&keys::audit_prefix())
+        .await
+        .unwrap()
+    {
+        let (bytes, _) = app.state.storage.get_bytes(&object.key).await.unwrap();
+        stored.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert!(stored.contains("auth.password_change") && stored.contains("api_key.create"));
+    for secret in [
+        "first-Secret-pw",
+        "wrong-Secret-pw",
+        "second-Secret-pw",
+        "detail-Secret-pw",
+        "detail-token",
+        "password-of-tests",
+        token.as_str(),
+        new_token.as_str(),
+        admin.as_str(),
+        key.as_str(),
+    ] {
+        assert!(!stored.contains(secret), "{secret} recorded");
+    }
+    let secret_part = key.rsplit('_').next().unwrap();
+    assert!(!stored.contains(secret_part));
+}
+
+#[tokio::test]
+async fn the_metric_counts_events_by_action_and_outcome() {
+    let app = TestApp::local().await;
+    let _admin = app.user_token("root", Role::Admin).await;
+    app.login_response("root", "wrong-password").await;
+    app.login_response("root", "wrong-password").await;
+    let metrics = app.get("/metrics").await.text();
+    assert!(
+        metrics.contains("trove_audit_events_total{action=\"auth.login\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "trove_audit_events_total{action=\"auth.login_failed\",outcome=\"denied\"} 2"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn buffered_events_survive_a_graceful_shutdown_and_the_index_is_rebuilt() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = local_settings(data_dir.path().to_path_buf());
+    let app = TestApp::with_settings(settings.clone()).await;
+    app.state
+        .audit
+        .record(AuditEvent::new("file.download").resource("file:a"));
+    app.state.audit.close().await.unwrap();
+    let stored = trove::audit::sink::read_all(app.state.storage.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    drop(app);
+
+    // Clean shutdown: the index is reused; removed: rebuilt from storage.
+    std::fs::remove_dir_all(data_dir.path().join("audit-index")).unwrap();
+    let app = TestApp::reopen(settings).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let events = all_events(&app, &admin, "&action=file.download").await;
+    assert_eq!(events.len(), 1);
+}
+
+async fn s3_app(
+    server: &crate::common::s3_server::S3TestServer,
+    data_dir: &std::path::Path,
+) -> TestApp {
+    use trove::storage::StorageKind;
+    let store = trove::storage::s3::S3Store::connect(server.settings("trove-audit", ""))
+        .await
+        .unwrap();
+    store.create_bucket_if_missing().await.unwrap();
+    let mut settings = local_settings(data_dir.to_path_buf());
+    settings.storage = StorageKind::S3;
+    settings.storage_timeout_ms = 1500;
+    settings.s3.bucket = Some("trove-audit".to_owned());
+    settings.s3.endpoint = Some(server.endpoint());
+    settings.s3.region = Some("us-east-1".to_owned());
+    settings.s3.path_style = true;
+    settings.s3.access_key_id = Some(crate::common::s3_server::ACCESS_KEY.to_owned());
+    settings.s3.secret_access_key = Some(trove::config::Secret::new(
+        crate::common::s3_server::SECRET_KEY,
+    ));
+    settings.validate().unwrap();
+    TestApp::with_settings(settings).await
+}
+
+#[tokio::test]
+async fn the_sink_works_on_s3_and_refuses_mutations_while_storage_is_down() {
+    let mut server = crate::common::s3_server::S3TestServer::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = s3_app(&server, data_dir.path()).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    assert_eq!(
+        app.register("bob", "bob-password-1").await.status,
+        StatusCode::CREATED
+    );
+    app.state
+        .audit
+        .record(AuditEvent::new("file.download").resource("file:a"));
+    let events = all_events(&app, &admin, "").await;
+    assert_eq!(count_of(&events, "auth.register", "bob"), 1);
+    assert_eq!(count_of(&events, "file.download", "system"), 1);
+    let report = verify(app.state.storage.as_ref()).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events, 4, "{report:?}"); // login, register begin + completion, download
+
+    server.stop().await;
+    let response = app.register("carl", "carl-password-1").await;
+    assert_eq!(
+        response.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.code(), "storage_unavailable");
+    server.restart().await;
+    assert!(app.state.auth.account("carl").await.unwrap().is_none());
+    assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn events_carry_the_client_address_over_tcp_and_version_denials_name_the_version() {
+    let app = TestApp::spawn_local().await;
+    seed_project(&app).await;
+    put_json(
+        app.state.storage.as_ref(),
+        &keys::version_record("bert", "v1"),
+        json!({
+            "project_id": "bert", "version": "v1", "created_at": "2026-11-01T00:00:00Z",
+            "created_by": "alice", "status": "completed", "revision": "NUM-1",
+            "numerical_revision": 1
+        }),
+    )
+    .await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let base = app.base_url.clone().unwrap();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": "mallory", "password": "guess-guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response = client
+        .get(format!("{base}/projects/bert/version/v1/info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+
+    let failed = all_events(&app, &admin, "&action=auth.login_failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["ip"], "127.0.0.1");
+    assert_eq!(failed[0]["actor"], "mallory");
+    let denied = all_events(&app, &admin, "&action=access.denied").await;
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert_eq!(denied[0]["resource"], "version:bert@v1");
+    assert_eq!(denied[0]["ip"], "127.0.0.1");
+    assert_eq!(denied[0]["actor"], "anonymous");
+}
+
+#[tokio::test]
+async fn trove_serve_stores_buffered_events_at_graceful_shutdown() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .current_dir(std::env::temp_dir())
+        .env_remove("TROVE_CONFIG")
+        .env("TROVE_LOG", "error")
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..5 {
+        let response = client.get(format!("{base}/users")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().unwrap().to_string())
+        .status();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait())
+        .await
+        .expect("server did not stop on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        data_dir.path().join("audit-index/clean-shutdown").exists(),
+        "the audit log was closed cleanly"
+    );
+
+    let settings = local_settings(data_dir.path().to_path_buf());
+    let app = TestApp::reopen(settings).await;
+    let stored = trove::audit::sink::read_all(app.state.storage.as_ref())
+        .await
+        .unwrap();
+    let denials = stored
+        .iter()
+        .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .filter(|(_, event)| event.action == "access.denied")
+        .count();
+    assert_eq!(denials, 5);
+    assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+}
