@@ -50,5 +50,5 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr), $(rustc --
 echo "git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 for bench in "${benches[@]}"; do
     echo
-    cargo bench --quiet --bench "$bench" 2>/dev/null
+    cargo bench --quiet --bench "$bench"
 done

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use serde_json::{Map, Value, json};
 
 use super::SearchIndex;
@@ -31,6 +31,10 @@ use crate::storage::{ObjectMeta, ObjectStore, ObjectStoreExt as _, StorageError,
 
 /// How many objects are read from storage at once.
 const READ_CONCURRENCY: usize = 32;
+/// How many versions of a project are read at once.
+const VERSION_CONCURRENCY: usize = 4;
+/// How many projects a full rebuild reads at once.
+const PROJECT_CONCURRENCY: usize = 4;
 /// Versions per writer batch during a full rebuild.
 const REBUILD_BATCH_VERSIONS: usize = 64;
 
@@ -634,8 +638,22 @@ impl Indexer {
             documents: vec![project_document.to_tantivy(&fields)],
         });
         report.documents += 1;
-        for version in self.version_names(project).await? {
-            let (documents, next_expiry) = self.version_documents(&context, &version, now).await?;
+        // Versions are read concurrently (storage round trips dominate), their operations
+        // kept in order.
+        let versions = self.version_names(project).await?;
+        let mut built = futures::stream::iter(versions)
+            .map(|version| {
+                let context = &context;
+                // Boxed: the stream's future type is then `Send` for the job runner (rustc
+                // cannot prove it through the nested lifetimes otherwise).
+                async move {
+                    let documents = self.version_documents(context, &version, now).await?;
+                    Ok::<_, IndexerError>((version, documents))
+                }
+                .boxed()
+            })
+            .buffered(VERSION_CONCURRENCY);
+        while let Some((version, (documents, next_expiry))) = built.try_next().await? {
             report.absorb(&IndexReport {
                 projects: 0,
                 versions: 1,
@@ -666,19 +684,29 @@ impl Indexer {
         let mut report = IndexReport::default();
         let mut pending: Vec<WriteOp> = Vec::new();
         let mut pending_versions = 0;
-        for (done, project) in projects.iter().enumerate() {
-            let (ops, project_report) = self.project_ops(project, now).await?;
+        // Several projects are read at once; their operations are applied in order.
+        let mut built = futures::stream::iter(projects)
+            .map(|project| async move { self.project_ops(&project, now).await }.boxed())
+            .buffered(PROJECT_CONCURRENCY);
+        let mut done = 0;
+        // One batch commits while the next is read (at most two batches in memory).
+        let mut committing = None;
+        while let Some((ops, project_report)) = built.try_next().await? {
+            done += 1;
             pending_versions += project_report.versions + 1;
             pending.extend(ops);
             report.absorb(&project_report);
             if pending_versions >= REBUILD_BATCH_VERSIONS {
-                self.index
-                    .writer()
-                    .apply(std::mem::take(&mut pending))
-                    .await?;
+                if let Some(previous) = committing.take() {
+                    previous.await?;
+                }
+                committing = Some(self.index.writer().submit(std::mem::take(&mut pending))?);
                 pending_versions = 0;
             }
-            progress(done + 1, total);
+            progress(done, total);
+        }
+        if let Some(previous) = committing {
+            previous.await?;
         }
         if !pending.is_empty() {
             self.index.writer().apply(pending).await?;

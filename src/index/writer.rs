@@ -104,6 +104,16 @@ impl IndexWriterHandle {
 
     /// Applies `ops`; returns once they are committed and visible to searches.
     pub async fn apply(&self, ops: Vec<WriteOp>) -> Result<()> {
+        self.submit(ops)?.await
+    }
+
+    /// Queues `ops` now (batches are applied in the order they are queued) and returns a
+    /// future that resolves once they are committed and visible, so a caller can prepare
+    /// the next batch meanwhile.
+    pub fn submit(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> Result<impl Future<Output = Result<()>> + Send + 'static> {
         let (done, wait) = oneshot::channel();
         let sender = self
             .sender
@@ -114,11 +124,13 @@ impl IndexWriterHandle {
         sender
             .send(Batch { ops, done })
             .map_err(|_| IndexError::WriterGone)?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(IndexError::Commit(message)),
-            Err(_) => Err(IndexError::WriterGone),
-        }
+        Ok(async move {
+            match wait.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => Err(IndexError::Commit(message)),
+                Err(_) => Err(IndexError::WriterGone),
+            }
+        })
     }
 
     /// The writer's status.

@@ -280,7 +280,8 @@ async fn the_scheduled_sync_check_repairs_drift_and_exports_it() {
         .expect("scheduled");
     let alice = Caller::account("alice", Role::Maintainer);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while ids(&app, &alice).len() < 3 {
+    // The check indexes first and records its report afterwards: wait for both.
+    while ids(&app, &alice).len() < 3 || app.state.last_sync.lock().unwrap().is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "the scheduled check never indexed the seeded project"
