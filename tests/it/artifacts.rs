@@ -1189,6 +1189,13 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
             assert_eq!(got, expected, "{who} on {project}");
         }
     }
+    // A reader's empty patch is refused like any record change (nothing is written).
+    for path in ["/projects/p", "/projects/p/version/v1"] {
+        let patch = app
+            .bearer(Method::PATCH, path, &shared, Some(&json!({})))
+            .await;
+        assert_eq!(patch.status, StatusCode::FORBIDDEN, "{path}");
+    }
     // Search finds exactly what each may read.
     assert_eq!(
         search_ids(&app, Some(&stranger), "*").await,
