@@ -343,7 +343,8 @@ pub async fn patch_project(
         || request.description.is_some()
         || request.tags.is_some()
         || request.project_type.is_some();
-    if changes_record {
+    // An empty patch is judged as a record update, so readers cannot cause writes.
+    if changes_record || request.state.is_none() {
         principal.decide(Action::UpdateRecord, &target, now)?;
     }
     let key = keys::project_record(&project);
@@ -517,7 +518,8 @@ pub async fn patch_version(
         principal.decide(Action::MarkStable, &target, now)?;
         target.stable = stable;
     }
-    if request.changelog.is_some() {
+    // An empty patch is judged as a record update, so readers cannot cause writes.
+    if request.changelog.is_some() || (request.state.is_none() && request.stable.is_none()) {
         principal.decide(Action::UpdateRecord, &target, now)?;
     }
     let version = view.record.version.clone();

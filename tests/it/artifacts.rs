@@ -1189,6 +1189,13 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
             assert_eq!(got, expected, "{who} on {project}");
         }
     }
+    // A reader's empty patch is refused like any record change (nothing is written).
+    for path in ["/projects/p", "/projects/p/version/v1"] {
+        let patch = app
+            .bearer(Method::PATCH, path, &shared, Some(&json!({})))
+            .await;
+        assert_eq!(patch.status, StatusCode::FORBIDDEN, "{path}");
+    }
     // Search finds exactly what each may read.
     assert_eq!(
         search_ids(&app, Some(&stranger), "*").await,
@@ -1630,8 +1637,8 @@ both_backends!(purge_removes_late_uploads_and_expired_versions);
 
 // ------------------------------------------------------------------------------ memory
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
         .lines()
         .find_map(|line| line.strip_prefix(field))
@@ -1639,99 +1646,246 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap()
 }
 
-/// Measured on a separate `trove serve` process, so the other tests of this binary (which run
-/// concurrently and allocate) can't blur the server's own peak memory.
+/// Runs [`streamed_upload_memory_child`] alone in a child process of this test binary, so no
+/// other test's allocations disturb the process's memory figures.
+#[test]
+fn a_200_mib_upload_streams_without_holding_the_body() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "artifacts::streamed_upload_memory_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stderr}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+/// The measurement itself (ignored: run by the test above in its own process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_200_mib_upload_streams_without_holding_the_body() {
+#[ignore = "run in a child process by a_200_mib_upload_streams_without_holding_the_body"]
+async fn streamed_upload_memory_child() {
     const SIZE: usize = 200 * 1024 * 1024;
     const CHUNK: usize = 256 * 1024;
-    let data_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .env("TROVE_BOOTSTRAP_ADMIN", "root:password-of-tests")
-        .env("TROVE_SYNC_CRON", "")
-        .env_remove("TROVE_CONFIG")
-        .current_dir(std::env::temp_dir())
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server did not come up"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let login: serde_json::Value = client
-        .post(format!("{base}/auth/login"))
-        .json(&json!({"username": "root", "password": "password-of-tests"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let created = client
-        .post(format!("{base}/projects"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"project_id": "big", "title": "big", "type": "MODEL", "visibility": "private"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
-    let version = client
-        .post(format!("{base}/projects/big/versions"))
-        .bearer_auth(&token)
-        .json(&json!({"version": "v1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(version.status(), 201, "{}", version.text().await.unwrap());
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "big", "private").await;
+    create_version(&app, &alice, "big", "v1").await;
 
-    let rss_before = status_kib(pid, "VmRSS:");
+    let rss_before = status_kib("VmRSS:");
+    let hwm_before = status_kib("VmHWM:");
     let chunks = futures::stream::iter((0..SIZE / CHUNK).map(|index| {
         Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(index % 251) as u8; CHUNK]))
     }));
-    let response = client
-        .put(format!("{base}/projects/big/version/v1/files/weights.bin"))
-        .bearer_auth(&token)
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri("/projects/big/version/v1/files/weights.bin")
+        .header("authorization", format!("Bearer {alice}"))
+        .body(Body::from_stream(chunks))
         .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["size"], SIZE);
-    let hwm_after = status_kib(pid, "VmHWM:");
-    let grown_mib = hwm_after.saturating_sub(rss_before) / 1024;
+    let response = app.send(request).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    assert_eq!(response.json()["size"], SIZE);
+    let rss_after = status_kib("VmRSS:");
+    let hwm_after = status_kib("VmHWM:");
+    let grown_mib = hwm_after.saturating_sub(hwm_before.max(rss_before)) / 1024;
     eprintln!(
-        "200 MiB upload: server VmRSS before {} MiB, peak after {} MiB",
+        "200 MiB upload: VmRSS {} -> {} MiB, VmHWM {} -> {} MiB",
         rss_before / 1024,
+        rss_after / 1024,
+        hwm_before / 1024,
         hwm_after / 1024
     );
-    assert!(
-        grown_mib < 64,
-        "the server's peak memory grew by {grown_mib} MiB for a 200 MiB body"
+    assert!(grown_mib < 64, "peak memory grew by {grown_mib} MiB");
+}
+
+// ------------------------------------------------------------------------------ latest
+
+async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Guest).await;
+    create_project(&app, &alice, "p", "private").await;
+    let share = app
+        .bearer(
+            Method::POST,
+            "/projects/p/share",
+            &alice,
+            Some(&json!({"principal": "bob"})),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED);
+    for (version, body) in [("v1", b"one".as_slice()), ("v2", b"two".as_slice())] {
+        create_version(&app, &alice, "p", version).await;
+        assert_eq!(
+            upload(&app, Some(&alice), "p", version, "f.txt", body)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        complete(&app, &alice, "p", version, None).await;
+    }
+    // v2 is for owners only: bob's `latest` is v1, alice's v2.
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/version/v2/permissions",
+            &alice,
+            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
+        )
+        .await;
+    wait_job(&app, &alice, &put).await;
+    let latest = enc("p:f.txt@latest");
+    for (token, version, bytes) in [(&alice, "v2", b"two"), (&bob, "v1", b"one")] {
+        let record = app
+            .bearer(Method::GET, "/projects/p/version/latest", token, None)
+            .await
+            .json();
+        assert_eq!(record["version"], version);
+        let download = app
+            .bearer(
+                Method::GET,
+                &format!("/files/{latest}?redirect=false"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(download.bytes, bytes);
+        let metadata = app
+            .bearer(
+                Method::GET,
+                &format!("/files/{latest}/metadata"),
+                token,
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(metadata["_extra"]["version"], version);
+        let files = app
+            .bearer(Method::GET, "/projects/p/version/latest/files", token, None)
+            .await
+            .json();
+        assert_eq!(files["version"], version);
+    }
+    let hidden = app
+        .bearer(Method::GET, "/projects/p/version/v2", &bob, None)
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    // Nothing can be written through `latest` (it is always a completed version).
+    let write = upload(&app, Some(&alice), "p", "latest", "g.txt", b"x").await;
+    assert_eq!(write.status, StatusCode::CONFLICT);
+    // Malformed bodies and ids are 4xx, never 5xx.
+    for (method, path, body) in [
+        (Method::POST, "/projects", "{"),
+        (Method::POST, "/projects/p/versions", "[]"),
+        (Method::PATCH, "/projects/p", "{\"state\": \"gone\"}"),
+        (Method::PATCH, "/projects/p/version/v1", "{\"stable\": 3}"),
+        (
+            Method::POST,
+            "/projects/p/share",
+            "{\"principal\": \"@public\"}",
+        ),
+        (
+            Method::POST,
+            "/projects/p/version/v9/upload",
+            "{\"filenames\": [7]}",
+        ),
+        (Method::PUT, "/projects/p/version/v1/complete", "not json"),
+    ] {
+        let response = raw(
+            &app,
+            method.clone(),
+            path,
+            Some(&alice),
+            &[("content-type", "application/json")],
+            body.as_bytes().to_vec(),
+        )
+        .await;
+        assert!(
+            response.status.is_client_error(),
+            "{method} {path} {body}: {}",
+            response.status
+        );
+    }
+    for id in ["nothing", "p:f.txt", "p:f.txt@", "p:f.txt@LATEST"] {
+        let response = app
+            .bearer(Method::GET, &format!("/files/{}", enc(id)), &alice, None)
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{id}");
+    }
+}
+both_backends!(latest_never_resolves_to_a_hidden_version);
+
+async fn concurrent_completions_get_distinct_revisions(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    let versions: Vec<String> = (0..6).map(|index| format!("v{index}")).collect();
+    for version in &versions {
+        create_version(&app, &alice, "p", version).await;
+    }
+    let mut tasks = Vec::new();
+    for version in &versions {
+        let router = app.router.clone();
+        let token = alice.clone();
+        let path = format!("/projects/p/version/{version}/complete");
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt as _;
+            let request = Request::builder()
+                .method(Method::PUT)
+                .uri(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            router.oneshot(request).await.unwrap().status()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::ACCEPTED);
+    }
+    let mut revisions = Vec::new();
+    for version in &versions {
+        let record = app
+            .bearer(
+                Method::GET,
+                &format!("/projects/p/version/{version}"),
+                &alice,
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(record["status"], "completed");
+        revisions.push(record["numerical_revision"].as_u64().unwrap());
+    }
+    revisions.sort_unstable();
+    assert_eq!(revisions, vec![1, 2, 3, 4, 5, 6]);
+    // A second completion is a conflict.
+    let again = app
+        .bearer(Method::PUT, "/projects/p/version/v0/complete", &alice, None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "version_completed");
+}
+both_backends!(concurrent_completions_get_distinct_revisions);
+
+#[test]
+fn purge_cron_is_validated_and_can_be_disabled() {
+    let mut settings = trove::config::Settings {
+        purge_cron: "every ten minutes".to_owned(),
+        ..trove::config::Settings::default()
+    };
+    let error = settings.validate().expect_err("invalid cron");
+    assert!(error.to_string().contains("TROVE_PURGE_CRON"), "{error}");
+    settings.purge_cron = String::new();
+    settings.validate().unwrap();
+    assert_eq!(
+        trove::config::Settings::default().purge_cron,
+        "0 */10 * * * *"
     );
-    child.kill().await.unwrap();
 }
