@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures::TryStreamExt as _;
@@ -120,42 +120,8 @@ pub async fn get_presigned(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     verify(&state, PresignMethod::Get, &key, &query)?;
-    let size = if headers.contains_key(header::RANGE) {
-        Some(state.storage.head(&key).await?.size)
-    } else {
-        None
-    };
-    let range = parse_range(&headers, size)?;
-    let object = state.storage.get(&key, range).await?;
-    let mut builder = Response::builder()
-        .header(
-            header::ETAG,
-            format!("\"{}\"", object.meta.etag.trim_matches('"')),
-        )
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(
-            header::CONTENT_TYPE,
-            object
-                .meta
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-        );
-    builder = match object.range {
-        Some((start, end)) => builder
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_LENGTH, end - start + 1)
-            .header(
-                header::CONTENT_RANGE,
-                format!("bytes {start}-{end}/{}", object.meta.size),
-            ),
-        None => builder
-            .status(StatusCode::OK)
-            .header(header::CONTENT_LENGTH, object.meta.size),
-    };
-    builder
-        .body(Body::from_stream(object.body))
-        .map_err(ApiError::internal)
+    // The same streaming answer as a download (Range, ETag, If-None-Match).
+    super::files::stream_object(&state, &key, &headers).await
 }
 
 /// Upload through a presigned URL of the local backend; the body is streamed to storage and
