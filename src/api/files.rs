@@ -326,6 +326,14 @@ pub async fn get_file(
         ));
     }
     let (_, key) = resolve_file(&app, &principal, &id, Action::Download).await?;
+    // One read event per authorized download (denials are recorded by `access`).
+    app.audit.record(
+        crate::audit::AuditEvent::new("file.download")
+            .by(&principal)
+            .resource(format!("file:{id}"))
+            .project(id.project.clone())
+            .outcome(crate::audit::Outcome::Ok, 200),
+    );
     if app.storage.kind() == StorageKind::S3 && params.redirect.unwrap_or(true) {
         let url = app
             .storage

@@ -984,3 +984,48 @@ async fn trove_serve_stores_buffered_events_at_graceful_shutdown() {
     assert_eq!(denials, 5);
     assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn each_download_is_recorded_once() {
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let created = app
+        .bearer(Method::POST, "/projects", &alice, Some(&json!({
+            "project_id": "dl", "title": "dl", "type": "DATASET", "visibility": "private"
+        })))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let version = app
+        .bearer(Method::POST, "/projects/dl/versions", &alice, Some(&json!({"version": "v1"})))
+        .await;
+    assert_eq!(version.status, StatusCode::CREATED, "{}", version.text());
+    let upload = app
+        .send(
+            axum::http::Request::builder()
+                .method(Method::PUT)
+                .uri("/projects/dl/version/v1/files/data.csv")
+                .header("authorization", format!("Bearer {alice}"))
+                .body(axum::body::Body::from("a,b\n1,2\n"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.text());
+    let id = url::form_urlencoded::byte_serialize(b"dl:data.csv@v1").collect::<String>();
+    for _ in 0..2 {
+        let download = app
+            .bearer(Method::GET, &format!("/files/{id}?redirect=false"), &alice, None)
+            .await;
+        assert_eq!(download.status, StatusCode::OK);
+    }
+    let stranger = app.user_token("mallory", Role::Maintainer).await;
+    let hidden = app
+        .bearer(Method::GET, &format!("/files/{id}?redirect=false"), &stranger, None)
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let events = all_events(&app, &admin, "&action=file.download").await;
+    assert_eq!(count_of(&events, "file.download", "alice"), 2, "{events:?}");
+    assert_eq!(count_of(&events, "file.download", "mallory"), 0, "a denial is not a download");
+    let event = find(&events, "file.download", "alice");
+    assert_eq!(event["project"], "dl");
+}
