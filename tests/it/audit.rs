@@ -991,13 +991,23 @@ async fn each_download_is_recorded_once() {
     let admin = app.user_token("root", Role::Admin).await;
     let alice = app.user_token("alice", Role::Maintainer).await;
     let created = app
-        .bearer(Method::POST, "/projects", &alice, Some(&json!({
-            "project_id": "dl", "title": "dl", "type": "DATASET", "visibility": "private"
-        })))
+        .bearer(
+            Method::POST,
+            "/projects",
+            &alice,
+            Some(&json!({
+                "project_id": "dl", "title": "dl", "type": "DATASET", "visibility": "private"
+            })),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     let version = app
-        .bearer(Method::POST, "/projects/dl/versions", &alice, Some(&json!({"version": "v1"})))
+        .bearer(
+            Method::POST,
+            "/projects/dl/versions",
+            &alice,
+            Some(&json!({"version": "v1"})),
+        )
         .await;
     assert_eq!(version.status, StatusCode::CREATED, "{}", version.text());
     let upload = app
@@ -1014,18 +1024,32 @@ async fn each_download_is_recorded_once() {
     let id = url::form_urlencoded::byte_serialize(b"dl:data.csv@v1").collect::<String>();
     for _ in 0..2 {
         let download = app
-            .bearer(Method::GET, &format!("/files/{id}?redirect=false"), &alice, None)
+            .bearer(
+                Method::GET,
+                &format!("/files/{id}?redirect=false"),
+                &alice,
+                None,
+            )
             .await;
         assert_eq!(download.status, StatusCode::OK);
     }
     let stranger = app.user_token("mallory", Role::Maintainer).await;
     let hidden = app
-        .bearer(Method::GET, &format!("/files/{id}?redirect=false"), &stranger, None)
+        .bearer(
+            Method::GET,
+            &format!("/files/{id}?redirect=false"),
+            &stranger,
+            None,
+        )
         .await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     let events = all_events(&app, &admin, "&action=file.download").await;
     assert_eq!(count_of(&events, "file.download", "alice"), 2, "{events:?}");
-    assert_eq!(count_of(&events, "file.download", "mallory"), 0, "a denial is not a download");
+    assert_eq!(
+        count_of(&events, "file.download", "mallory"),
+        0,
+        "a denial is not a download"
+    );
     let event = find(&events, "file.download", "alice");
     assert_eq!(event["project"], "dl");
 }
