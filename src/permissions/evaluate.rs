@@ -228,8 +228,8 @@ pub enum Action {
     /// Fetch file bytes (`can_download`).
     Download,
     /// Create a project; the target is its namespace, or the global target without one.
-    /// Maintainers may; developers only in an `auto_create` namespace where they are writers;
-    /// inside a namespace the creator must be listed there at writer level or above.
+    /// Outside namespaces maintainers may. Inside one: its owners (maintainers), or its writers
+    /// (maintainers and developers) when the namespace has `auto_create`.
     CreateProject,
     /// Create a version of a project (`can_write` on the project).
     CreateVersion,
@@ -563,11 +563,13 @@ fn decide_create_project(
     if !can_read(caller, target, now) {
         return Err(Denial::NotFound);
     }
-    let writer_here = capped_listing(caller, target, now) >= Some(Level::Writer);
+    // A namespace's owners create projects in it; its writers only when `auto_create` is on.
+    let listed = capped_listing(caller, target, now);
+    let writer_here = listed >= Some(Level::Writer) && target.auto_create;
     let permitted = match role {
         Some(Role::Admin) => true,
-        Some(Role::Maintainer) => writer_here,
-        Some(Role::Developer) => writer_here && target.auto_create,
+        Some(Role::Maintainer) => listed >= Some(Level::Owner) || writer_here,
+        Some(Role::Developer) => writer_here,
         _ => false,
     };
     if !permitted {
@@ -880,9 +882,19 @@ mod tests {
             decide(&developer, Action::CreateProject, &namespace, now()),
             Err(Denial::Forbidden)
         );
+        // A maintainer listed as a writer (not an owner) needs auto_create too.
+        let maintainer_writer = user("dd", Role::Maintainer);
+        assert_eq!(
+            decide(&maintainer_writer, Action::CreateProject, &namespace, now()),
+            Err(Denial::Forbidden)
+        );
         namespace.auto_create = true;
         assert_eq!(
             decide(&developer, Action::CreateProject, &namespace, now()),
+            Ok(())
+        );
+        assert_eq!(
+            decide(&maintainer_writer, Action::CreateProject, &namespace, now()),
             Ok(())
         );
         assert_eq!(
