@@ -353,11 +353,13 @@ fn matrix_of_project_creation() {
                 let reviewer = subject.role == Some(Role::Reviewer);
                 let visible = admin
                     || (state != LifecycleState::Disabled && (reviewer || subject.level.is_some()));
-                let writer_here = cap_for(subject) >= Some(Level::Writer);
+                // Owners create; writers only when the namespace has auto_create.
+                let writer_here = cap_for(subject) >= Some(Level::Writer) && auto_create;
+                let owner_here = cap_for(subject) >= Some(Level::Owner);
                 let permitted = match subject.role {
                     Some(Role::Admin) => true,
-                    Some(Role::Maintainer) => writer_here,
-                    Some(Role::Developer) => writer_here && auto_create,
+                    Some(Role::Maintainer) => owner_here || writer_here,
+                    Some(Role::Developer) => writer_here,
                     _ => false,
                 };
                 let expected = if !visible {
