@@ -195,6 +195,19 @@ fn denied(
     error
 }
 
+/// Lets the permission engine decide `action` on an already loaded `target`; a denial is
+/// recorded (`access.denied`) and answered as the engine says.
+pub fn decide(
+    state: &AppState,
+    principal: &Principal,
+    action: Action,
+    target: &Target,
+) -> ApiResult<()> {
+    principal
+        .decide(action, target, Utc::now())
+        .map_err(|denial| denied(state, principal, action, target, denial))
+}
+
 /// A project the caller may perform `action` on; `404` when absent or hidden from them.
 pub async fn authorize_project(
     state: &AppState,
@@ -260,6 +273,73 @@ pub async fn authorize_version(
     }
     principal
         .decide(action, &view.target, now)
+        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
+    Ok(view)
+}
+
+/// A namespace as a caller reached it.
+#[derive(Debug, Clone)]
+pub struct NamespaceView {
+    /// The record.
+    pub record: NamespaceRecord,
+    /// The record's ETag (for `If-Match` updates).
+    pub etag: String,
+    /// The evaluation target (namespace level).
+    pub target: Target,
+}
+
+/// Loads a namespace and builds its target; `None` when it does not exist.
+pub async fn load_namespace(state: &AppState, namespace: &str) -> ApiResult<Option<NamespaceView>> {
+    names::validate_namespace(namespace)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidName, error.to_string()))?;
+    let (record, etag) = match state
+        .storage
+        .get_bytes(&keys::namespace_record(namespace))
+        .await
+    {
+        Ok((bytes, meta)) => {
+            let record: NamespaceRecord = serde_json::from_slice(&bytes).map_err(|error| {
+                ApiError::internal(std::io::Error::other(format!(
+                    "corrupt namespace record {namespace}: {error}"
+                )))
+            })?;
+            (record, meta.etag)
+        }
+        Err(error) if error.is_not_found() => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let chain = state
+        .profiles
+        .load_chain(Some(namespace), None, None)
+        .await
+        .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
+    let target = Target {
+        profile: chain.resolve(),
+        state: record.state,
+        parent_state: LifecycleState::Active,
+        namespace: Some(namespace.to_owned()),
+        auto_create: record.auto_create,
+        ..Target::default()
+    };
+    Ok(Some(NamespaceView {
+        record,
+        etag,
+        target,
+    }))
+}
+
+/// A namespace the caller may perform `action` on; `404` when absent or hidden from them.
+pub async fn authorize_namespace(
+    state: &AppState,
+    principal: &Principal,
+    namespace: &str,
+    action: Action,
+) -> ApiResult<NamespaceView> {
+    let view = load_namespace(state, namespace)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
+    principal
+        .decide(action, &view.target, Utc::now())
         .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
     Ok(view)
 }

@@ -14,6 +14,8 @@ pub mod extract;
 pub mod files;
 pub mod groups;
 pub mod index_admin;
+pub mod members;
+pub mod namespaces;
 pub mod permissions;
 pub mod projects;
 pub mod search;
@@ -124,6 +126,30 @@ pub fn router(state: AppState) -> Router {
                 .routes(routes!(files::put_file))
                 .layer(DefaultBodyLimit::disable()),
         )
+        .routes(routes!(
+            namespaces::post_namespace,
+            namespaces::get_namespaces
+        ))
+        .routes(routes!(
+            namespaces::get_namespace,
+            namespaces::patch_namespace,
+            namespaces::delete_namespace
+        ))
+        .routes(routes!(
+            namespaces::get_namespace_permissions,
+            namespaces::put_namespace_permissions,
+            namespaces::delete_namespace_permissions
+        ))
+        .routes(routes!(
+            members::post_namespace_member,
+            members::get_namespace_members
+        ))
+        .routes(routes!(members::delete_namespace_member))
+        .routes(routes!(
+            members::post_project_member,
+            members::get_project_members
+        ))
+        .routes(routes!(members::delete_project_member))
         .routes(routes!(audit::get_audit))
         .routes(routes!(audit::get_project_audit))
         .split_for_parts();

@@ -27,7 +27,7 @@ use crate::permissions::{
 use crate::storage::PutCondition;
 
 /// The stored profile with the access-rule defaults filled in.
-fn present(profile: &Profile) -> Value {
+pub fn present(profile: &Profile) -> Value {
     let mut value = profile.to_json_value();
     if let Some(object) = value.as_object_mut() {
         object.insert("read_access".into(), json!(profile.read_rule().as_str()));
@@ -123,7 +123,8 @@ async fn show(
     }))
 }
 
-fn parse_patch(body: &[u8]) -> ApiResult<Value> {
+/// Parses a profile update body: a JSON object (`400 invalid_json`, `422 invalid_profile`).
+pub fn parse_patch(body: &[u8]) -> ApiResult<Value> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?;
     if !value.is_object() {

@@ -23,8 +23,8 @@ use crate::model::records::{
     NamespaceRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus,
 };
 use crate::permissions::{
-    Action, LifecycleState, LoaderError, PrincipalRef, Profile, ProfileLocation, Target,
-    Visibility, effective_state,
+    AccessRule, Action, LifecycleState, LoaderError, PrincipalRef, Profile, ProfileLocation,
+    ProfileScope, Role, Target, Visibility, effective_state,
 };
 use crate::storage::{ObjectStoreExt as _, PutCondition, PutOptions, keys};
 
@@ -200,14 +200,42 @@ pub async fn create_project(
             error
         }
     })?;
+    let profile = if record.namespace.is_some() {
+        namespaced_project_profile(principal, visibility, owner)
+    } else {
+        Profile::for_visibility(visibility, owner)
+    };
     app.profiles
-        .write_profile(
-            &ProfileLocation::Project(record.project_id.clone()),
-            Profile::for_visibility(visibility, owner),
-        )
+        .write_profile(&ProfileLocation::Project(record.project_id.clone()), profile)
         .await
         .map_err(loader_error)?;
     Ok(record)
+}
+
+/// The profile of a project created in a namespace: `inherit: true`, so the namespace's
+/// grants and rules reach it; the creator is listed as owner when its role may own (else as
+/// writer: a developer creating in an `auto_create` namespace). `public` opens the metadata
+/// to everyone (downloads still for viewers); otherwise the namespace's rules apply.
+fn namespaced_project_profile(
+    principal: &Principal,
+    visibility: Visibility,
+    creator: PrincipalRef,
+) -> Profile {
+    let mut profile = Profile {
+        scope: Some(ProfileScope::Project),
+        inherit: true,
+        ..Profile::default()
+    };
+    if principal.caller.role().is_some_and(Role::can_own) {
+        profile.owners.push(creator);
+    } else {
+        profile.writers.push(creator);
+    }
+    if visibility == Visibility::Public {
+        profile.read_access = Some(AccessRule::Public);
+        profile.download_access = Some(AccessRule::Viewers);
+    }
+    profile
 }
 
 /// `POST /projects` body.

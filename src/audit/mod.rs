@@ -103,6 +103,19 @@ impl From<AuditError> for ApiError {
     }
 }
 
+/// The completion of a mutation from its result: `Ok` → `ok` with `ok_status`; an error → its
+/// status, `denied` for `401`/`403`, else `error`, with its code in the details.
+fn summarise<T>(result: &ApiResult<T>, ok_status: u16) -> (Outcome, u16, Value) {
+    match result {
+        Ok(_) => (Outcome::Ok, ok_status, Value::Null),
+        Err(error) => {
+            let status = error.code().status().as_u16();
+            let details = serde_json::json!({"code": error.code_name()});
+            (Outcome::from_status(status), status, details)
+        }
+    }
+}
+
 /// What the API knows about the request an event is recorded in.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
@@ -315,18 +328,8 @@ impl Audit {
     /// [`Self::finish`] from a route's result: `Ok` → `ok` with `ok_status`; an error → its
     /// status, `denied` for `401`/`403`, else `error`, with its code in the details.
     pub async fn finish_result<T>(&self, pending: Pending, result: &ApiResult<T>, ok_status: u16) {
-        match result {
-            Ok(_) => {
-                self.finish(pending, Outcome::Ok, ok_status, Value::Null)
-                    .await;
-            }
-            Err(error) => {
-                let status = error.code().status().as_u16();
-                let details = serde_json::json!({"code": error.code_name()});
-                self.finish(pending, Outcome::from_status(status), status, details)
-                    .await;
-            }
-        }
+        let (outcome, status, details) = summarise(result, ok_status);
+        self.finish(pending, outcome, status, details).await;
     }
 
     /// One audited mutation: [`Self::begin`], then `work`, then [`Self::finish_result`]. The
@@ -339,7 +342,10 @@ impl Audit {
     ) -> ApiResult<T> {
         let pending = self.begin(event).await?;
         let result = work.await;
-        self.finish_result(pending, &result, ok_status).await;
+        // Summarised before the next await, so the future does not hold `&T` across it
+        // (axum's `Response` is `Send` but not `Sync`).
+        let (outcome, status, details) = summarise(&result, ok_status);
+        self.finish(pending, outcome, status, details).await;
         result
     }
 

@@ -687,6 +687,24 @@ pub fn get_by_id(
     Ok(Some(Hit { source, access }))
 }
 
+/// Every project with a document in the index under `namespace`, whoever may read it (for
+/// re-indexing what a namespace change affects, and refusing to delete a namespace that
+/// holds projects). Sorted.
+pub fn projects_in_namespace(
+    index: &SearchIndex,
+    namespace: &str,
+) -> Result<Vec<String>, SearchError> {
+    let query = TermQuery::new(
+        Term::from_field_text(index.fields().namespace, namespace),
+        IndexRecordOption::Basic,
+    );
+    let searcher = index.reader().searcher();
+    let counts = searcher.search(&query, &TermCounter { field: "project_id" })?;
+    let mut projects: Vec<String> = counts.into_keys().collect();
+    projects.sort();
+    Ok(projects)
+}
+
 /// The versions of `project` with at least one document readable under `scope`, sorted.
 pub fn project_versions(
     index: &SearchIndex,

@@ -1,0 +1,476 @@
+//! Namespaces (SPEC §3, §8): `POST·GET /namespaces`, `GET·PATCH·DELETE /namespaces/{ns}`,
+//! `GET·PUT·DELETE /namespaces/{ns}/permissions`.
+//!
+//! A namespace groups projects under one team's profile. Admins create and delete them; the
+//! namespace's owners change its description, visibility, `auto_create` and profile, and move
+//! it between `active` and `deprecated` (admins disable and re-enable). A new namespace's
+//! profile lets its writers push (`write_access: writers`); `public` means every logged-in
+//! caller sees the metadata (`read_access: authenticated`) while downloads still need a grant
+//! (`download_access: viewers`); `private` means only those granted see it. Whatever a change
+//! affects — every project of the namespace — is re-indexed before the answer (state,
+//! visibility) or by a job (profile PUT/DELETE, `202`), like project profiles.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::access::{authorize_namespace, decide, load_namespace};
+use super::extract::RequireAdmin;
+use super::index_admin::accepted;
+use super::permissions::{merge_profile, present};
+use super::projects::{index_error, loader_error, name_error, write_record};
+use crate::app::AppState;
+use crate::audit::AuditEvent;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::model::names;
+use crate::model::records::{NamespaceRecord, NamespaceVisibility};
+use crate::permissions::{AccessRule, Action, LifecycleState, Profile, ProfileLocation, ProfileScope};
+use crate::storage::{ObjectStoreExt as _, PutCondition, keys};
+
+/// The read rule a namespace's visibility stands for.
+fn read_rule(visibility: NamespaceVisibility) -> AccessRule {
+    match visibility {
+        NamespaceVisibility::Public => AccessRule::Authenticated,
+        NamespaceVisibility::Private => AccessRule::Viewers,
+    }
+}
+
+/// The profile of a new namespace.
+#[must_use]
+pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
+    Profile {
+        scope: Some(ProfileScope::Namespace),
+        read_access: Some(read_rule(visibility)),
+        download_access: Some(AccessRule::Viewers),
+        write_access: Some(AccessRule::Writers),
+        ..Profile::default()
+    }
+}
+
+/// The projects of a namespace, as the index knows them.
+pub fn namespace_projects(app: &AppState, namespace: &str) -> ApiResult<Vec<String>> {
+    crate::index::search::projects_in_namespace(&app.index, namespace)
+        .map_err(super::search::search_error)
+}
+
+/// Re-indexes every project of a namespace now (a change of its state, visibility or grants
+/// changes who may find them).
+pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()> {
+    let projects = namespace_projects(app, namespace)?;
+    if projects.is_empty() {
+        return Ok(());
+    }
+    app.indexer
+        .index_projects(Some(projects), |_, _| {})
+        .await
+        .map(|_| ())
+        .map_err(index_error)
+}
+
+/// Starts a job re-indexing every project of a namespace; answers its id.
+pub fn spawn_namespace_job(app: &AppState, actor: &str, namespace: &str) -> ApiResult<String> {
+    let projects = namespace_projects(app, namespace)?;
+    let job = app.jobs.create("index_namespace", actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    app.jobs.spawn(job, move |job| async move {
+        if projects.is_empty() {
+            return Ok(());
+        }
+        indexer
+            .index_projects(Some(projects), |done, total| {
+                job.progress(done as u64, total as u64);
+            })
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    });
+    Ok(id)
+}
+
+/// `POST /namespaces` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNamespaceRequest {
+    /// `[a-z0-9][a-z0-9-]{0,63}`.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// `public` (every logged-in caller sees the metadata) or `private` (default).
+    #[serde(default)]
+    pub visibility: NamespaceVisibility,
+    /// Whether its writers may create projects in it (default `false`: owners only).
+    #[serde(default)]
+    pub auto_create: bool,
+}
+
+/// Creates a namespace (admins) with the profile its visibility stands for.
+#[utoipa::path(post, path = "/namespaces", tag = "namespaces", request_body = CreateNamespaceRequest,
+    responses(
+        (status = 201, description = "Created", body = NamespaceRecord),
+        (status = 403, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 409, description = "The name is taken", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_namespace(
+    State(app): State<AppState>,
+    RequireAdmin(principal): RequireAdmin,
+    ApiJson(request): ApiJson<CreateNamespaceRequest>,
+) -> ApiResult<Response> {
+    names::validate_namespace(&request.name).map_err(|error| name_error(&error))?;
+    let record = NamespaceRecord {
+        name: request.name,
+        description: request.description,
+        visibility: request.visibility,
+        state: LifecycleState::Active,
+        auto_create: request.auto_create,
+    };
+    let event = AuditEvent::new("namespace.create")
+        .by(&principal)
+        .resource(format!("namespace:{}", record.name))
+        .detail("visibility", json!(record.visibility))
+        .detail("auto_create", record.auto_create);
+    let record = app
+        .audit
+        .mutation(event, 201, create_namespace(&app, record))
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(record)).into_response())
+}
+
+async fn create_namespace(app: &AppState, record: NamespaceRecord) -> ApiResult<NamespaceRecord> {
+    write_record(
+        app,
+        &keys::namespace_record(&record.name),
+        &record,
+        PutCondition::IfAbsent,
+    )
+    .await
+    .map_err(|error| {
+        if error.code() == ErrorCode::AlreadyExists {
+            ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("namespace {} already exists", record.name),
+            )
+        } else {
+            error
+        }
+    })?;
+    app.profiles
+        .write_profile(
+            &ProfileLocation::Namespace(record.name.clone()),
+            new_namespace_profile(record.visibility),
+        )
+        .await
+        .map_err(loader_error)?;
+    Ok(record)
+}
+
+/// `GET /namespaces` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NamespaceList {
+    /// The namespaces the caller can see, by name.
+    pub results: Vec<NamespaceRecord>,
+    /// How many.
+    pub count: usize,
+}
+
+/// The namespaces the caller can see (admins: all, disabled ones included).
+#[utoipa::path(get, path = "/namespaces", tag = "namespaces",
+    responses((status = 200, description = "The namespaces", body = NamespaceList)))]
+pub async fn get_namespaces(
+    State(app): State<AppState>,
+    principal: Principal,
+) -> ApiResult<ApiJson<NamespaceList>> {
+    let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
+    let now = Utc::now();
+    let mut results = Vec::new();
+    for object in objects {
+        let Some(name) = object
+            .key
+            .strip_prefix(&keys::namespaces_prefix())
+            .and_then(|rest| rest.strip_suffix("/namespace.json"))
+        else {
+            continue;
+        };
+        if names::validate_namespace(name).is_err() {
+            continue;
+        }
+        let Some(view) = load_namespace(&app, name).await? else {
+            continue;
+        };
+        if principal
+            .decide(Action::ReadMetadata, &view.target, now)
+            .is_ok()
+        {
+            results.push(view.record);
+        }
+    }
+    results.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(ApiJson(NamespaceList {
+        count: results.len(),
+        results,
+    }))
+}
+
+/// One namespace's record (`404` when absent or not visible to the caller).
+#[utoipa::path(get, path = "/namespaces/{namespace}", tag = "namespaces",
+    params(("namespace" = String, Path)),
+    responses(
+        (status = 200, description = "The record", body = NamespaceRecord),
+        (status = 404, description = "No such namespace, or not visible", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_namespace(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(namespace): ApiPath<String>,
+) -> ApiResult<ApiJson<NamespaceRecord>> {
+    let view = authorize_namespace(&app, &principal, &namespace, Action::ReadMetadata).await?;
+    Ok(ApiJson(view.record))
+}
+
+/// `PATCH /namespaces/{ns}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchNamespaceRequest {
+    /// New description.
+    pub description: Option<String>,
+    /// New visibility (rewrites the profile's `read_access`).
+    pub visibility: Option<NamespaceVisibility>,
+    /// Whether writers may create projects.
+    pub auto_create: Option<bool>,
+    /// New lifecycle state (owners: active ↔ deprecated; admins: anything).
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// Changes a namespace (owners and admins; `state` per SPEC §3); re-indexes its projects
+/// when what they inherit changes.
+#[utoipa::path(patch, path = "/namespaces/{namespace}", tag = "namespaces",
+    params(("namespace" = String, Path)), request_body = PatchNamespaceRequest,
+    responses(
+        (status = 200, description = "The new record", body = NamespaceRecord),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 409, description = "Deprecated", body = crate::error::ErrorBody),
+    ))]
+pub async fn patch_namespace(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(namespace): ApiPath<String>,
+    ApiJson(request): ApiJson<PatchNamespaceRequest>,
+) -> ApiResult<ApiJson<NamespaceRecord>> {
+    let view = authorize_namespace(&app, &principal, &namespace, Action::ReadMetadata).await?;
+    let mut target = view.target.clone();
+    if let Some(to) = request.state {
+        decide(
+            &app,
+            &principal,
+            Action::ChangeState {
+                from: view.record.state,
+                to,
+            },
+            &target,
+        )?;
+        target.state = to;
+    }
+    let changes_record = request.description.is_some()
+        || request.visibility.is_some()
+        || request.auto_create.is_some();
+    // An empty patch is judged as a change, so readers cannot cause writes.
+    if changes_record || request.state.is_none() {
+        decide(&app, &principal, Action::ChangePermissions, &target)?;
+    }
+    let mut record = view.record.clone();
+    let mut changed = Vec::new();
+    if let Some(description) = request.description {
+        record.description = description;
+        changed.push("description");
+    }
+    if let Some(visibility) = request.visibility {
+        record.visibility = visibility;
+        changed.push("visibility");
+    }
+    if let Some(auto_create) = request.auto_create {
+        record.auto_create = auto_create;
+        changed.push("auto_create");
+    }
+    let action = match request.state {
+        Some(to) => {
+            changed.push("state");
+            if to == view.record.state {
+                "namespace.update"
+            } else {
+                "state.change"
+            }
+        }
+        None => "namespace.update",
+    };
+    if let Some(state) = request.state {
+        record.state = state;
+    }
+    let mut event = AuditEvent::new(action)
+        .by(&principal)
+        .resource(format!("namespace:{namespace}"))
+        .detail("changed", json!(changed));
+    if let Some(to) = request.state {
+        event = event
+            .detail("from", view.record.state.as_str())
+            .detail("to", to.as_str());
+    }
+    let visibility = request.visibility;
+    let record = app
+        .audit
+        .mutation(event, 200, async {
+            write_record(
+                &app,
+                &keys::namespace_record(&namespace),
+                &record,
+                PutCondition::IfMatch(view.etag.clone()),
+            )
+            .await?;
+            if let Some(visibility) = visibility {
+                merge_profile(
+                    &app,
+                    &ProfileLocation::Namespace(namespace.clone()),
+                    json!({"read_access": read_rule(visibility).as_str()}),
+                )
+                .await?;
+            }
+            if visibility.is_some() || request.state.is_some() {
+                reindex_namespace(&app, &namespace).await?;
+            }
+            Ok(record)
+        })
+        .await?;
+    Ok(ApiJson(record))
+}
+
+/// Deletes a namespace (admins); refused with `409 namespace_not_empty` while it holds
+/// projects.
+#[utoipa::path(delete, path = "/namespaces/{namespace}", tag = "namespaces",
+    params(("namespace" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such namespace", body = crate::error::ErrorBody),
+        (status = 409, description = "It holds projects", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete_namespace(
+    State(app): State<AppState>,
+    RequireAdmin(principal): RequireAdmin,
+    ApiPath(namespace): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    load_namespace(&app, &namespace)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
+    let projects = namespace_projects(&app, &namespace)?;
+    if !projects.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "namespace {namespace} holds {} project(s); delete or move them first",
+                projects.len()
+            ),
+        )
+        .with_code_name("namespace_not_empty"));
+    }
+    let event = AuditEvent::new("namespace.delete")
+        .by(&principal)
+        .resource(format!("namespace:{namespace}"));
+    app.audit
+        .mutation(event, 204, async {
+            let location = ProfileLocation::Namespace(namespace.clone());
+            app.profiles
+                .delete_profile(&location)
+                .await
+                .map_err(loader_error)?;
+            app.storage
+                .delete(&keys::namespace_record(&namespace))
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await
+}
+
+/// A namespace's profile, defaults filled in.
+#[utoipa::path(get, path = "/namespaces/{namespace}/permissions", tag = "namespaces",
+    params(("namespace" = String, Path)),
+    responses((status = 200, description = "The profile"),
+        (status = 404, description = "No such namespace, or not visible", body = crate::error::ErrorBody)))]
+pub async fn get_namespace_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(namespace): ApiPath<String>,
+) -> ApiResult<ApiJson<Value>> {
+    let view =
+        authorize_namespace(&app, &principal, &namespace, Action::ReadPermissions).await?;
+    let stored = app
+        .profiles
+        .load(&ProfileLocation::Namespace(namespace))
+        .await
+        .map_err(loader_error)?;
+    Ok(ApiJson(match stored {
+        Some(profile) => present(&profile),
+        None => view.target.profile.to_json_value(),
+    }))
+}
+
+/// Merges a partial profile into the namespace's (owners and admins) → `202` with the job
+/// re-indexing its projects.
+#[utoipa::path(put, path = "/namespaces/{namespace}/permissions", tag = "namespaces",
+    params(("namespace" = String, Path)),
+    request_body(content = String, content_type = "application/json", description = "A partial profile"),
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid profile, scope or grant", body = crate::error::ErrorBody)))]
+pub async fn put_namespace_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(namespace): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    authorize_namespace(&app, &principal, &namespace, Action::ChangePermissions).await?;
+    let patch = super::permissions::parse_patch(&body)?;
+    let event = AuditEvent::new("permissions.update")
+        .by(&principal)
+        .resource(format!("namespace:{namespace}"))
+        .detail("fields", json!(patch.as_object().map(|o| o.keys().collect::<Vec<_>>())));
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            merge_profile(&app, &ProfileLocation::Namespace(namespace.clone()), patch).await?;
+            spawn_namespace_job(&app, &principal.actor(), &namespace)
+        })
+        .await?;
+    Ok(accepted(&app, &job))
+}
+
+/// Deletes the namespace's profile (owners and admins): its projects fall through to the
+/// global profile → `202` with the re-indexing job.
+#[utoipa::path(delete, path = "/namespaces/{namespace}/permissions", tag = "namespaces",
+    params(("namespace" = String, Path)),
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an owner", body = crate::error::ErrorBody)))]
+pub async fn delete_namespace_permissions(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(namespace): ApiPath<String>,
+) -> ApiResult<Response> {
+    authorize_namespace(&app, &principal, &namespace, Action::ChangePermissions).await?;
+    let event = AuditEvent::new("permissions.delete")
+        .by(&principal)
+        .resource(format!("namespace:{namespace}"));
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            app.profiles
+                .delete_profile(&ProfileLocation::Namespace(namespace.clone()))
+                .await
+                .map_err(loader_error)?;
+            spawn_namespace_job(&app, &principal.actor(), &namespace)
+        })
+        .await?;
+    Ok(accepted(&app, &job))
+}
