@@ -44,7 +44,9 @@ use crate::permissions::{
 use crate::storage::{PutCondition, StorageError};
 
 /// A grant level as a team registry names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberLevel {
     /// Read-only (`viewers`).
@@ -105,10 +107,17 @@ fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
 
 /// Checks that the grantee exists (accounts and local groups) and that its role may hold
 /// `level` (`422 role_too_low`).
-async fn check_grantee(app: &AppState, grantee: &PrincipalRef, level: MemberLevel) -> ApiResult<()> {
+async fn check_grantee(
+    app: &AppState,
+    grantee: &PrincipalRef,
+    level: MemberLevel,
+) -> ApiResult<()> {
     let unknown = || {
-        ApiError::new(ErrorCode::Unprocessable, format!("no such principal {grantee}"))
-            .with_code_name("unknown_principal")
+        ApiError::new(
+            ErrorCode::Unprocessable,
+            format!("no such principal {grantee}"),
+        )
+        .with_code_name("unknown_principal")
     };
     let role = match grantee {
         PrincipalRef::User(name) => Some(app.auth.account(name).await?.ok_or_else(unknown)?.role),
@@ -513,11 +522,14 @@ fn effective_members(
                 if expiry.is_some_and(|at| now >= at) {
                     continue;
                 }
-                members.entry(principal.to_string()).or_default().push(Grant {
-                    level: MemberLevel::of(level),
-                    source: source.clone(),
-                    expires_at: expiry,
-                });
+                members
+                    .entry(principal.to_string())
+                    .or_default()
+                    .push(Grant {
+                        level: MemberLevel::of(level),
+                        source: source.clone(),
+                        expires_at: expiry,
+                    });
             }
         }
         if !profile.inherit {

@@ -28,7 +28,9 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
-use crate::permissions::{AccessRule, Action, LifecycleState, Profile, ProfileLocation, ProfileScope};
+use crate::permissions::{
+    AccessRule, Action, LifecycleState, Profile, ProfileLocation, ProfileScope,
+};
 use crate::storage::{ObjectStoreExt as _, PutCondition, keys};
 
 /// The read rule a namespace's visibility stands for.
@@ -404,8 +406,7 @@ pub async fn get_namespace_permissions(
     principal: Principal,
     ApiPath(namespace): ApiPath<String>,
 ) -> ApiResult<ApiJson<Value>> {
-    let view =
-        authorize_namespace(&app, &principal, &namespace, Action::ReadPermissions).await?;
+    let view = authorize_namespace(&app, &principal, &namespace, Action::ReadPermissions).await?;
     let stored = app
         .profiles
         .load(&ProfileLocation::Namespace(namespace))
@@ -436,7 +437,10 @@ pub async fn put_namespace_permissions(
     let event = AuditEvent::new("permissions.update")
         .by(&principal)
         .resource(format!("namespace:{namespace}"))
-        .detail("fields", json!(patch.as_object().map(|o| o.keys().collect::<Vec<_>>())));
+        .detail(
+            "fields",
+            json!(patch.as_object().map(|o| o.keys().collect::<Vec<_>>())),
+        );
     let job = app
         .audit
         .mutation(event, 202, async {

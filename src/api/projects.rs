@@ -206,7 +206,10 @@ pub async fn create_project(
         Profile::for_visibility(visibility, owner)
     };
     app.profiles
-        .write_profile(&ProfileLocation::Project(record.project_id.clone()), profile)
+        .write_profile(
+            &ProfileLocation::Project(record.project_id.clone()),
+            profile,
+        )
         .await
         .map_err(loader_error)?;
     Ok(record)

@@ -699,7 +699,12 @@ pub fn projects_in_namespace(
         IndexRecordOption::Basic,
     );
     let searcher = index.reader().searcher();
-    let counts = searcher.search(&query, &TermCounter { field: "project_id" })?;
+    let counts = searcher.search(
+        &query,
+        &TermCounter {
+            field: "project_id",
+        },
+    )?;
     let mut projects: Vec<String> = counts.into_keys().collect();
     projects.sort();
     Ok(projects)

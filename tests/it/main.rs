@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod index;
 mod indexing;
+mod namespaces;
 mod search_api;
 mod storage;
 mod storage_conformance;

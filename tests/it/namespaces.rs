@@ -1,0 +1,951 @@
+//! Teams and governance (issue 7) through the real router: namespaces, grants with the rules
+//! of a team registry, lifecycle states and stable versions. Every scenario is checked by
+//! direct access (records, pushes, downloads) and by search.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
+use md5::Digest as _;
+use serde_json::{Value, json};
+use trove::permissions::Role;
+
+use crate::common::{TestApp, TestResponse};
+
+fn enc(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// A registry with an admin and a few accounts.
+struct Registry {
+    app: TestApp,
+    admin: String,
+}
+
+impl Registry {
+    async fn new() -> Self {
+        let app = TestApp::local().await;
+        let admin = app.user_token("root", Role::Admin).await;
+        Self { app, admin }
+    }
+
+    async fn user(&self, name: &str, role: Role) -> String {
+        self.app.user_token(name, role).await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> TestResponse {
+        self.app.bearer(method, path, token, body.as_ref()).await
+    }
+
+    async fn namespace(&self, name: &str, visibility: &str, auto_create: bool) {
+        let response = self
+            .call(
+                Method::POST,
+                "/namespaces",
+                &self.admin,
+                Some(json!({"name": name, "description": "team", "visibility": visibility, "auto_create": auto_create})),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    }
+
+    async fn grant(&self, token: &str, on: &str, principal: &str, level: &str) -> TestResponse {
+        self.call(
+            Method::POST,
+            &format!("/{on}/members"),
+            token,
+            Some(json!({"principal": principal, "level": level})),
+        )
+        .await
+    }
+
+    async fn grant_ok(&self, token: &str, on: &str, principal: &str, level: &str) {
+        let response = self.grant(token, on, principal, level).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    }
+
+    async fn create_project(&self, token: &str, namespace: &str, project: &str) -> TestResponse {
+        self.call(
+            Method::POST,
+            "/projects",
+            token,
+            Some(json!({"project_id": project, "title": project, "type": "MODEL", "namespace": namespace})),
+        )
+        .await
+    }
+
+    async fn group(&self, name: &str, members: &[&str]) {
+        let response = self
+            .call(
+                Method::POST,
+                "/groups",
+                &self.admin,
+                Some(json!({"name": name, "members": members})),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    }
+
+    /// Creates version `version` and puts `data.txt` in it; answers the two statuses.
+    async fn push(&self, token: &str, project: &str, version: &str) -> (StatusCode, StatusCode) {
+        let created = self
+            .call(
+                Method::POST,
+                &format!("/projects/{project}/versions"),
+                token,
+                Some(json!({"version": version})),
+            )
+            .await;
+        let upload = self.upload(token, project, version, "data.txt").await;
+        (created.status, upload.status)
+    }
+
+    async fn upload(&self, token: &str, project: &str, version: &str, path: &str) -> TestResponse {
+        let body = format!("{project} {version} {path}").into_bytes();
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!(
+                "/projects/{project}/version/{version}/files/{path}"
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-md5", md5)
+            .body(Body::from(body))
+            .unwrap();
+        self.app.send(request).await
+    }
+
+    async fn read(&self, token: &str, project: &str) -> StatusCode {
+        self.call(Method::GET, &format!("/projects/{project}"), token, None)
+            .await
+            .status
+    }
+
+    async fn download(&self, token: &str, project: &str, version: &str) -> StatusCode {
+        let id = enc(&format!("{project}:data.txt@{version}"));
+        self.call(
+            Method::GET,
+            &format!("/files/{id}?redirect=false"),
+            token,
+            None,
+        )
+        .await
+        .status
+    }
+
+    /// The projects whose documents `token` finds.
+    async fn found(&self, token: &str) -> BTreeSet<String> {
+        let response = self
+            .call(Method::GET, "/search?q=*&size=500", token, None)
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|hit| hit["_extra"]["project_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    async fn members(&self, token: &str, on: &str) -> Value {
+        let response = self
+            .call(Method::GET, &format!("/{on}/members"), token, None)
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()
+    }
+
+    async fn patch(&self, token: &str, path: &str, body: Value) -> TestResponse {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+/// The grants of one member in a `GET .../members` answer, as `(level, source)`.
+fn grants_of(members: &Value, principal: &str) -> Vec<(String, String)> {
+    members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|member| member["principal"] == principal)
+        .map(|member| {
+            member["grants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|grant| {
+                    (
+                        grant["level"].as_str().unwrap().to_owned(),
+                        grant["source"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A private namespace with alice (maintainer), bob (developer), carol (guest) and a stranger
+/// dave; alice creates `p1` and `p2` in it and bob pushes `v1` of each.
+struct Team {
+    registry: Registry,
+    alice: String,
+    bob: String,
+    carol: String,
+    dave: String,
+}
+
+async fn team() -> Team {
+    let registry = Registry::new().await;
+    let alice = registry.user("alice", Role::Maintainer).await;
+    let bob = registry.user("bob", Role::Developer).await;
+    // A developer by role, granted only guest in the namespace.
+    let carol = registry.user("carol", Role::Developer).await;
+    let dave = registry.user("dave", Role::Maintainer).await;
+    registry.namespace("nlp", "private", false).await;
+    let admin = registry.admin.clone();
+    registry
+        .grant_ok(&admin, "namespaces/nlp", "alice", "maintainer")
+        .await;
+    registry
+        .grant_ok(&alice, "namespaces/nlp", "bob", "developer")
+        .await;
+    registry
+        .grant_ok(&alice, "namespaces/nlp", "carol", "guest")
+        .await;
+    for project in ["p1", "p2"] {
+        let created = registry.create_project(&alice, "nlp", project).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        assert_eq!(
+            registry.push(&bob, project, "v1").await,
+            (StatusCode::CREATED, StatusCode::CREATED)
+        );
+    }
+    Team {
+        registry,
+        alice,
+        bob,
+        carol,
+        dave,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_grants_reach_every_project_of_the_namespace() {
+    let Team {
+        registry: r,
+        alice,
+        bob,
+        carol,
+        dave,
+    } = team().await;
+    // Projects created in a namespace inherit its grants.
+    let profile = r
+        .call(Method::GET, "/projects/p1/permissions", &alice, None)
+        .await
+        .json();
+    assert_eq!(profile["inherit"], true, "{profile}");
+    for project in ["p1", "p2"] {
+        for token in [&alice, &bob, &carol] {
+            assert_eq!(r.read(token, project).await, StatusCode::OK);
+            assert_eq!(r.download(token, project, "v1").await, StatusCode::OK);
+        }
+        // A guest reads but never pushes; a stranger sees nothing.
+        assert_eq!(r.push(&carol, project, "v2").await.0, StatusCode::FORBIDDEN);
+        assert_eq!(r.read(&dave, project).await, StatusCode::NOT_FOUND);
+        assert_eq!(
+            r.download(&dave, project, "v1").await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    for token in [&alice, &bob, &carol] {
+        assert_eq!(r.found(token).await, set(&["p1", "p2"]));
+    }
+    assert_eq!(r.found(&dave).await, set(&[]));
+    // The namespace itself: listed for members, hidden from strangers.
+    let listed = r
+        .call(Method::GET, "/namespaces", &carol, None)
+        .await
+        .json();
+    assert_eq!(listed["count"], 1, "{listed}");
+    let hidden = r.call(Method::GET, "/namespaces", &dave, None).await.json();
+    assert_eq!(hidden["count"], 0, "{hidden}");
+    assert_eq!(
+        r.call(Method::GET, "/namespaces/nlp", &dave, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Who can access p1, and why, in one call.
+    let members = r.members(&carol, "projects/p1").await;
+    assert_eq!(members["access"]["read_access"], "viewers", "{members}");
+    assert_eq!(members["access"]["write_access"], "writers", "{members}");
+    assert_eq!(
+        grants_of(&members, "alice"),
+        vec![
+            ("maintainer".to_owned(), "project:p1".to_owned()),
+            ("maintainer".to_owned(), "namespace:nlp".to_owned())
+        ]
+    );
+    assert_eq!(
+        grants_of(&members, "bob"),
+        vec![("developer".to_owned(), "namespace:nlp".to_owned())]
+    );
+    assert_eq!(
+        grants_of(&members, "carol"),
+        vec![("guest".to_owned(), "namespace:nlp".to_owned())]
+    );
+    assert!(grants_of(&members, "dave").is_empty());
+
+    // Developers create projects only when the namespace has auto_create; owners switch it on.
+    assert_eq!(
+        r.create_project(&bob, "nlp", "p3").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        r.patch(&bob, "/namespaces/nlp", json!({"auto_create": true}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let on = r
+        .patch(&alice, "/namespaces/nlp", json!({"auto_create": true}))
+        .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text());
+    let created = r.create_project(&bob, "nlp", "p3").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert_eq!(r.push(&bob, "p3", "v1").await.1, StatusCode::CREATED);
+    assert_eq!(r.found(&carol).await, set(&["p1", "p2", "p3"]));
+    // Strangers can't create in it; revoking a grant takes effect at once, search included.
+    assert_eq!(
+        r.create_project(&dave, "nlp", "p4").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let revoke = r
+        .call(
+            Method::DELETE,
+            "/namespaces/nlp/members/carol",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.text());
+    assert_eq!(r.read(&carol, "p1").await, StatusCode::NOT_FOUND);
+    assert_eq!(r.found(&carol).await, set(&[]));
+    let again = r
+        .call(
+            Method::DELETE,
+            "/namespaces/nlp/members/carol",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_guest_elevated_to_developer_pushes_to_that_project_only() {
+    let Team {
+        registry: r,
+        alice,
+        carol,
+        ..
+    } = team().await;
+    assert_eq!(r.push(&carol, "p1", "v2").await.0, StatusCode::FORBIDDEN);
+    // Project owners grant on their project; guests can't.
+    assert_eq!(
+        r.grant(&carol, "projects/p1", "carol", "developer")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    r.grant_ok(&alice, "projects/p1", "carol", "developer")
+        .await;
+    assert_eq!(
+        r.push(&carol, "p1", "v2").await,
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(r.push(&carol, "p2", "v2").await.0, StatusCode::FORBIDDEN);
+    let profile = r
+        .call(Method::GET, "/projects/p1/permissions", &alice, None)
+        .await
+        .json();
+    assert_eq!(profile["inherit"], true);
+    assert_eq!(profile["writers"], json!(["carol"]));
+    let members = r.members(&alice, "projects/p1").await;
+    assert_eq!(
+        grants_of(&members, "carol"),
+        vec![
+            ("developer".to_owned(), "project:p1".to_owned()),
+            ("guest".to_owned(), "namespace:nlp".to_owned())
+        ]
+    );
+    let carol_entry = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|member| member["principal"] == "carol")
+        .unwrap();
+    assert_eq!(carol_entry["level"], "developer");
+    // Her push on p1 is searchable; p2 is unchanged and still readable.
+    let hits = r
+        .call(Method::GET, "/search?q=_extra.version:v2", &carol, None)
+        .await
+        .json();
+    let projects: BTreeSet<&str> = hits["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|hit| hit["_extra"]["project_id"].as_str())
+        .collect();
+    assert_eq!(projects, BTreeSet::from(["p1"]));
+    assert_eq!(r.read(&carol, "p2").await, StatusCode::OK);
+    // Removing the project grant leaves the namespace guest grant.
+    let revoke = r
+        .call(Method::DELETE, "/projects/p1/members/carol", &alice, None)
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.text());
+    assert_eq!(r.push(&carol, "p1", "v3").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(r.read(&carol, "p1").await, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintainer_grants_at_project_level_and_redundant_grants_are_refused() {
+    let Team {
+        registry: r,
+        alice,
+        bob,
+        carol,
+        dave,
+    } = team().await;
+    let maintainer = r.grant(&alice, "projects/p1", "dave", "maintainer").await;
+    assert_eq!(maintainer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(maintainer.code(), "no_maintainer_at_project_level");
+    for (who, level) in [
+        ("bob", "developer"),
+        ("bob", "guest"),
+        ("alice", "developer"),
+        ("carol", "guest"),
+    ] {
+        let redundant = r.grant(&alice, "projects/p1", who, level).await;
+        assert_eq!(redundant.status, StatusCode::CONFLICT, "{who} {level}");
+        assert_eq!(redundant.code(), "redundant_grant", "{who} {level}");
+    }
+    // Nothing was written: bob's and carol's access is what the namespace gives.
+    let profile = r
+        .call(Method::GET, "/projects/p1/permissions", &alice, None)
+        .await
+        .json();
+    assert_eq!(profile["writers"], json!([]), "{profile}");
+    assert_eq!(profile["viewers"], json!([]), "{profile}");
+    // A stranger to the namespace may be given one project.
+    r.grant_ok(&alice, "projects/p1", "dave", "guest").await;
+    assert_eq!(r.read(&dave, "p1").await, StatusCode::OK);
+    assert_eq!(r.download(&dave, "p1", "v1").await, StatusCode::OK);
+    assert_eq!(r.read(&dave, "p2").await, StatusCode::NOT_FOUND);
+    assert_eq!(r.found(&dave).await, set(&["p1"]));
+    // Guests and developers (not owners) grant nothing.
+    assert_eq!(
+        r.grant(&carol, "projects/p2", "dave", "guest").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        r.grant(&bob, "projects/p2", "dave", "guest").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        r.grant(&bob, "namespaces/nlp", "dave", "guest")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_check_the_grantees_role_and_existence() {
+    let r = Registry::new().await;
+    r.user("gus", Role::Guest).await;
+    r.user("rita", Role::Reviewer).await;
+    r.user("dev", Role::Developer).await;
+    r.user("mae", Role::Maintainer).await;
+    r.namespace("vision", "private", false).await;
+    let admin = r.admin.clone();
+    for (who, level) in [
+        ("gus", "developer"),
+        ("gus", "maintainer"),
+        ("rita", "developer"),
+        ("dev", "maintainer"),
+        ("machine:ci", "maintainer"),
+    ] {
+        let response = r.grant(&admin, "namespaces/vision", who, level).await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{who} {level}"
+        );
+        assert_eq!(response.code(), "role_too_low", "{who} {level}");
+    }
+    for (who, level) in [
+        ("gus", "guest"),
+        ("rita", "guest"),
+        ("dev", "developer"),
+        ("mae", "maintainer"),
+        ("machine:ci", "developer"),
+    ] {
+        r.grant_ok(&admin, "namespaces/vision", who, level).await;
+    }
+    let unknown = r
+        .grant(&admin, "namespaces/vision", "nobody", "guest")
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unknown.code(), "unknown_principal");
+    let unknown_group = r
+        .grant(&admin, "namespaces/vision", "group:nope", "guest")
+        .await;
+    assert_eq!(unknown_group.code(), "unknown_principal");
+    let invalid = r
+        .grant(&admin, "namespaces/vision", "Bad Name", "guest")
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid.code(), "invalid_principal");
+    // Project level: a guest account can't be elevated to developer either.
+    let mae = r.app.login("mae", "password-of-tests").await;
+    assert_eq!(
+        r.create_project(&mae, "vision", "seg").await.status,
+        StatusCode::CREATED
+    );
+    r.user("gina", Role::Guest).await;
+    let low = r.grant(&mae, "projects/seg", "gina", "developer").await;
+    assert_eq!(low.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(low.code(), "role_too_low");
+    let members = r.members(&admin, "namespaces/vision").await;
+    assert_eq!(members["count"], 5, "{members}");
+    assert_eq!(
+        grants_of(&members, "machine:ci"),
+        vec![("developer".to_owned(), "namespace:vision".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_teams_are_developers_of_one_project_each_and_guests_of_the_rest() {
+    let r = Registry::new().await;
+    let lead = r.user("lead", Role::Maintainer).await;
+    let ann = r.user("ann", Role::Developer).await;
+    let art = r.user("art", Role::Developer).await;
+    let ben = r.user("ben", Role::Developer).await;
+    let out = r.user("out", Role::Developer).await;
+    r.group("team-a", &["ann", "art"]).await;
+    r.group("team-b", &["ben"]).await;
+    r.namespace("vision", "private", false).await;
+    let admin = r.admin.clone();
+    r.grant_ok(&admin, "namespaces/vision", "lead", "maintainer")
+        .await;
+    // Everyone on the teams is a guest of the namespace.
+    r.grant_ok(&lead, "namespaces/vision", "group:team-a", "guest")
+        .await;
+    r.grant_ok(&lead, "namespaces/vision", "group:team-b", "guest")
+        .await;
+    for project in ["detector", "segmenter"] {
+        assert_eq!(
+            r.create_project(&lead, "vision", project).await.status,
+            StatusCode::CREATED
+        );
+        assert_eq!(r.push(&lead, project, "v1").await.1, StatusCode::CREATED);
+    }
+    r.grant_ok(&lead, "projects/detector", "group:team-a", "developer")
+        .await;
+    r.grant_ok(&lead, "projects/segmenter", "group:team-b", "developer")
+        .await;
+    for token in [&ann, &art] {
+        assert_eq!(
+            r.push(token, "detector", "a-v2").await.1,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            r.push(token, "segmenter", "a-v2").await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(
+        r.push(&ben, "segmenter", "b-v2").await.1,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        r.push(&ben, "detector", "b-v2").await.0,
+        StatusCode::FORBIDDEN
+    );
+    for token in [&ann, &art, &ben] {
+        assert_eq!(r.read(token, "detector").await, StatusCode::OK);
+        assert_eq!(r.download(token, "segmenter", "v1").await, StatusCode::OK);
+        assert_eq!(r.found(token).await, set(&["detector", "segmenter"]));
+    }
+    assert_eq!(r.read(&out, "detector").await, StatusCode::NOT_FOUND);
+    assert_eq!(r.found(&out).await, set(&[]));
+    let members = r.members(&ann, "projects/detector").await;
+    assert_eq!(
+        grants_of(&members, "group:team-a"),
+        vec![
+            ("developer".to_owned(), "project:detector".to_owned()),
+            ("guest".to_owned(), "namespace:vision".to_owned())
+        ]
+    );
+    assert_eq!(
+        grants_of(&members, "group:team-b"),
+        vec![("guest".to_owned(), "namespace:vision".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deprecated_namespace_refuses_pushes_but_serves_pulls() {
+    let Team {
+        registry: r,
+        alice,
+        bob,
+        carol,
+        ..
+    } = team().await;
+    // Owners may deprecate, not disable.
+    let disable = r
+        .patch(&alice, "/namespaces/nlp", json!({"state": "disabled"}))
+        .await;
+    assert_eq!(disable.status, StatusCode::FORBIDDEN);
+    let deprecate = r
+        .patch(&alice, "/namespaces/nlp", json!({"state": "deprecated"}))
+        .await;
+    assert_eq!(deprecate.status, StatusCode::OK, "{}", deprecate.text());
+    assert_eq!(deprecate.json()["state"], "deprecated");
+    let refused = r
+        .call(
+            Method::POST,
+            "/projects/p1/versions",
+            &bob,
+            Some(json!({"version": "v2"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.code(), "deprecated");
+    let created = r.create_project(&alice, "nlp", "p9").await;
+    assert_eq!(created.status, StatusCode::CONFLICT);
+    assert_eq!(created.code(), "deprecated");
+    let record = r.patch(&bob, "/projects/p1", json!({"title": "new"})).await;
+    assert_eq!(record.code(), "deprecated");
+    let grant = r.grant(&alice, "namespaces/nlp", "dave", "guest").await;
+    assert_eq!(grant.code(), "deprecated");
+    for token in [&alice, &bob, &carol] {
+        assert_eq!(r.read(token, "p1").await, StatusCode::OK);
+        assert_eq!(r.download(token, "p2", "v1").await, StatusCode::OK);
+        assert_eq!(r.found(token).await, set(&["p1", "p2"]));
+    }
+    let version = r
+        .call(Method::GET, "/projects/p1/version/v1", &carol, None)
+        .await
+        .json();
+    assert_eq!(version["status"], "open");
+    // Back to active: pushes work again.
+    let active = r
+        .patch(&alice, "/namespaces/nlp", json!({"state": "active"}))
+        .await;
+    assert_eq!(active.status, StatusCode::OK);
+    assert_eq!(
+        r.push(&bob, "p1", "v2").await,
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_namespace_is_invisible_to_all_but_admins() {
+    let Team {
+        registry: r,
+        alice,
+        bob,
+        carol,
+        ..
+    } = team().await;
+    let admin = r.admin.clone();
+    let disable = r
+        .patch(&admin, "/namespaces/nlp", json!({"state": "disabled"}))
+        .await;
+    assert_eq!(disable.status, StatusCode::OK, "{}", disable.text());
+    for token in [&alice, &bob, &carol] {
+        assert_eq!(r.read(token, "p1").await, StatusCode::NOT_FOUND);
+        assert_eq!(r.download(token, "p2", "v1").await, StatusCode::NOT_FOUND);
+        assert_eq!(r.found(token).await, set(&[]));
+        assert_eq!(
+            r.call(Method::GET, "/namespaces/nlp", token, None)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        let listed = r.call(Method::GET, "/namespaces", token, None).await.json();
+        assert_eq!(listed["count"], 0);
+    }
+    assert_eq!(r.read(&admin, "p1").await, StatusCode::OK);
+    assert_eq!(r.found(&admin).await, set(&["p1", "p2"]));
+    // Nothing below a disabled namespace changes state, not even by an admin.
+    let below = r
+        .patch(&admin, "/projects/p1", json!({"state": "deprecated"}))
+        .await;
+    assert_eq!(below.status, StatusCode::CONFLICT);
+    assert_eq!(below.code(), "parent_disabled");
+    // The owner can't re-enable; an admin can, and everything is back.
+    assert_eq!(
+        r.patch(&alice, "/namespaces/nlp", json!({"state": "active"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let enable = r
+        .patch(&admin, "/namespaces/nlp", json!({"state": "active"}))
+        .await;
+    assert_eq!(enable.status, StatusCode::OK);
+    for token in [&alice, &bob, &carol] {
+        assert_eq!(r.read(token, "p1").await, StatusCode::OK);
+        assert_eq!(r.found(token).await, set(&["p1", "p2"]));
+    }
+    // A disabled project is invisible on its own too.
+    let project = r
+        .patch(&admin, "/projects/p2", json!({"state": "disabled"}))
+        .await;
+    assert_eq!(project.status, StatusCode::OK, "{}", project.text());
+    assert_eq!(r.read(&carol, "p2").await, StatusCode::NOT_FOUND);
+    assert_eq!(r.found(&carol).await, set(&["p1"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_lifecycle_visibility_and_profile() {
+    let r = Registry::new().await;
+    let alice = r.user("alice", Role::Maintainer).await;
+    let eve = r.user("eve", Role::Guest).await;
+    let admin = r.admin.clone();
+    // Only admins create; names are validated; names are unique.
+    let forbidden = r
+        .call(
+            Method::POST,
+            "/namespaces",
+            &alice,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let invalid = r
+        .call(
+            Method::POST,
+            "/namespaces",
+            &admin,
+            Some(json!({"name": "Bad_Name"})),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid.code(), "invalid_name");
+    r.namespace("open", "public", false).await;
+    let duplicate = r
+        .call(
+            Method::POST,
+            "/namespaces",
+            &admin,
+            Some(json!({"name": "open"})),
+        )
+        .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    let profile = r
+        .call(Method::GET, "/namespaces/open/permissions", &admin, None)
+        .await
+        .json();
+    assert_eq!(profile["read_access"], "authenticated", "{profile}");
+    assert_eq!(profile["download_access"], "viewers");
+    assert_eq!(profile["write_access"], "writers");
+
+    r.grant_ok(&admin, "namespaces/open", "alice", "maintainer")
+        .await;
+    assert_eq!(
+        r.create_project(&alice, "open", "corpus").await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(r.push(&alice, "corpus", "v1").await.1, StatusCode::CREATED);
+    // Public: every logged-in caller sees the metadata; downloads need a grant; anonymous
+    // callers see nothing.
+    assert_eq!(r.read(&eve, "corpus").await, StatusCode::OK);
+    assert_eq!(r.found(&eve).await, set(&["corpus"]));
+    assert_eq!(
+        r.download(&eve, "corpus", "v1").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        r.app.get("/projects/corpus").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = r.call(Method::GET, "/namespaces", &eve, None).await.json();
+    assert_eq!(listed["results"][0]["name"], "open");
+
+    // Owners turn it private: eve loses sight at once, search included.
+    let private = r
+        .patch(
+            &alice,
+            "/namespaces/open",
+            json!({"visibility": "private", "description": "now private"}),
+        )
+        .await;
+    assert_eq!(private.status, StatusCode::OK, "{}", private.text());
+    assert_eq!(private.json()["description"], "now private");
+    assert_eq!(r.read(&eve, "corpus").await, StatusCode::NOT_FOUND);
+    assert_eq!(r.found(&eve).await, set(&[]));
+
+    // PUT of the namespace profile merges, re-indexes by a job, and grants reach projects.
+    let put = r
+        .call(
+            Method::PUT,
+            "/namespaces/open/permissions",
+            &alice,
+            Some(json!({"viewers": ["eve"]})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.text());
+    let job_path = put.json()["path"].as_str().unwrap().to_owned();
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = r.call(Method::GET, &job_path, &alice, None).await.json()["status"].clone();
+        if status == "SUCCESS" || status == "FAILURE" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "SUCCESS");
+    assert_eq!(r.download(&eve, "corpus", "v1").await, StatusCode::OK);
+    assert_eq!(r.found(&eve).await, set(&["corpus"]));
+    let bad_scope = r
+        .call(
+            Method::PUT,
+            "/namespaces/open/permissions",
+            &alice,
+            Some(json!({"scope": "global"})),
+        )
+        .await;
+    assert_eq!(bad_scope.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.call(
+            Method::PUT,
+            "/namespaces/open/permissions",
+            &eve,
+            Some(json!({"viewers": []}))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Deleting: admins only, and never while it holds projects.
+    assert_eq!(
+        r.call(Method::DELETE, "/namespaces/open", &alice, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let busy = r
+        .call(Method::DELETE, "/namespaces/open", &admin, None)
+        .await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(busy.code(), "namespace_not_empty");
+    r.namespace("empty", "private", false).await;
+    let gone = r
+        .call(Method::DELETE, "/namespaces/empty", &admin, None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text());
+    assert_eq!(
+        r.call(Method::GET, "/namespaces/empty", &admin, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Unknown fields and bad values are 4xx, never 500.
+    let unknown = r
+        .patch(&alice, "/namespaces/open", json!({"colour": "red"}))
+        .await;
+    assert!(unknown.status.is_client_error(), "{}", unknown.text());
+    let bad_state = r
+        .patch(&alice, "/namespaces/open", json!({"state": "frozen"}))
+        .await;
+    assert!(bad_state.status.is_client_error());
+    assert_eq!(
+        r.call(Method::GET, "/namespaces/NOPE", &alice, None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stable_version_is_frozen_for_everyone_and_deleted_in_two_steps() {
+    let Team {
+        registry: r,
+        alice,
+        bob,
+        ..
+    } = team().await;
+    let admin = r.admin.clone();
+    let complete = r
+        .call(Method::PUT, "/projects/p1/version/v1/complete", &bob, None)
+        .await;
+    assert_eq!(complete.status, StatusCode::ACCEPTED, "{}", complete.text());
+    // Writers can't mark stable; owners can.
+    let by_writer = r
+        .patch(&bob, "/projects/p1/version/v1", json!({"stable": true}))
+        .await;
+    assert_eq!(by_writer.status, StatusCode::FORBIDDEN);
+    let stable = r
+        .patch(&alice, "/projects/p1/version/v1", json!({"stable": true}))
+        .await;
+    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+    // No file change, by anyone — admins included.
+    for token in [&admin, &alice, &bob] {
+        let upload = r.upload(token, "p1", "v1", "more.txt").await;
+        assert_eq!(upload.status, StatusCode::CONFLICT);
+        assert_eq!(upload.code(), "stable_version");
+        let overwrite = r.upload(token, "p1", "v1", "data.txt").await;
+        assert_eq!(overwrite.code(), "stable_version");
+        let delete = r
+            .call(
+                Method::DELETE,
+                &format!("/files/{}", enc("p1:data.txt@v1")),
+                token,
+                None,
+            )
+            .await;
+        if token == &bob {
+            // Deleting files is the owners' right in any version.
+            assert_eq!(delete.status, StatusCode::FORBIDDEN);
+        } else {
+            assert_eq!(delete.status, StatusCode::CONFLICT);
+            assert_eq!(delete.code(), "stable_version");
+        }
+        let version = r
+            .call(Method::DELETE, "/projects/p1/version/v1", token, None)
+            .await;
+        assert_eq!(version.status, StatusCode::CONFLICT);
+        assert_eq!(version.code(), "stable_version");
+    }
+    assert_eq!(r.download(&bob, "p1", "v1").await, StatusCode::OK);
+    // Two deliberate steps: unmark (owners and admins only), then delete.
+    let unmark = r
+        .patch(&bob, "/projects/p1/version/v1", json!({"stable": false}))
+        .await;
+    assert_eq!(unmark.status, StatusCode::FORBIDDEN);
+    let unmark = r
+        .patch(&admin, "/projects/p1/version/v1", json!({"stable": false}))
+        .await;
+    assert_eq!(unmark.status, StatusCode::OK);
+    let delete = r
+        .call(Method::DELETE, "/projects/p1/version/v1", &alice, None)
+        .await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    assert_eq!(r.found(&alice).await, set(&["p2"]));
+}
