@@ -949,3 +949,49 @@ async fn a_stable_version_is_frozen_for_everyone_and_deleted_in_two_steps() {
     assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
     assert_eq!(r.found(&alice).await, set(&["p2"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_member_grant_ends_on_direct_access_and_in_search() {
+    let Team {
+        registry: r,
+        alice,
+        dave,
+        ..
+    } = team().await;
+    let _reindexer = trove::jobs::schedule::spawn_expiry_reindexer(r.app.state.clone());
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let grant = r
+        .call(
+            Method::POST,
+            "/projects/p1/members",
+            &alice,
+            Some(json!({"principal": "dave", "level": "guest", "expires_at": expires_at})),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.text());
+    assert_eq!(r.read(&dave, "p1").await, StatusCode::OK);
+    assert_eq!(r.found(&dave).await, set(&["p1"]));
+    let members = r.members(&alice, "projects/p1").await;
+    let dave_entry = &members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|member| member["principal"] == "dave")
+        .unwrap()["grants"][0];
+    assert!(dave_entry["expires_at"].is_string(), "{members}");
+    // Past the expiry: refused at once, and gone from search once the re-index ran.
+    while chrono::Utc::now() <= expires_at {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(r.read(&dave, "p1").await, StatusCode::NOT_FOUND);
+    assert_eq!(r.found(&dave).await, set(&[]));
+    let past = r
+        .call(
+            Method::POST,
+            "/projects/p1/members",
+            &alice,
+            Some(json!({"principal": "dave", "level": "guest", "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
