@@ -513,10 +513,10 @@ fn effective_members(
     now: DateTime<Utc>,
 ) -> MemberList {
     let mut members: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
-    let mut contributing = levels
+    let contributing = levels
         .iter()
         .filter_map(|(source, profile)| profile.map(|profile| (source, profile)));
-    while let Some((source, profile)) = contributing.next() {
+    for (source, profile) in contributing {
         for level in [Level::Owner, Level::Writer, Level::Viewer] {
             for (principal, expiry) in profile.entries(level) {
                 if expiry.is_some_and(|at| now >= at) {
