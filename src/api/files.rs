@@ -7,6 +7,11 @@
 //! the exception: they are small and checked before they are stored). Every upload writes a
 //! [`FileRecord`] sidecar at `<p>/<v>/..meta/files/<path>.json` and re-indexes the version
 //! before answering, so the file is searchable at once.
+//!
+//! Audit (SPEC §9): one call site per action — `file.upload` and `file.delete` are mutations
+//! (event stored before, completion after, with [`crate::audit::Audit::mutation`]) that begin
+//! once the caller passed [`authorize_version`] (whose denials are `access.denied`);
+//! `file.download` is a read, recorded once per authorized download.
 
 use std::time::Duration;
 
@@ -24,6 +29,7 @@ use super::access::{VersionView, authorize_version};
 use super::projects::{name_error, read_record, reindex_version, write_record};
 use super::storage::{parse_content_md5, parse_range};
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::model::id::ArtifactId;
@@ -108,11 +114,64 @@ pub async fn put_file(
     let expected_sha256 = parse_sha256(&headers)?;
     let view = authorize_version(&app, &principal, &project, &version, Action::UploadFile).await?;
     let version = view.record.version.clone();
-    let key = keys::version_file(&project, &version, &path);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let mut event = AuditEvent::new("file.upload")
+        .by(&principal)
+        .resource(format!("file:{project}:{path}@{version}"))
+        .project(&project);
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+    {
+        event = event.detail("content_length", length);
+    }
+    let file = FileUpload {
+        project: &project,
+        version: &version,
+        path: &path,
+        content_type,
+        content_md5,
+        expected_sha256,
+    };
+    // The outcome (`Sync`) comes out of the mutation, the response is built after it.
+    let outcome = app
+        .audit
+        .mutation(event, 201, store_file(&app, &principal, file, body))
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(outcome)).into_response())
+}
+
+/// What `PUT .../files/{path}` stores, once authorized.
+struct FileUpload<'a> {
+    project: &'a str,
+    version: &'a str,
+    path: &'a str,
+    content_type: Option<String>,
+    content_md5: Option<[u8; 16]>,
+    expected_sha256: Option<String>,
+}
+
+/// The mutation of a direct upload: streams `body` to storage, checks the digests, writes
+/// the sidecar and re-indexes the version.
+async fn store_file(
+    app: &AppState,
+    principal: &Principal,
+    file: FileUpload<'_>,
+    body: Body,
+) -> ApiResult<UploadOutcome> {
+    let FileUpload {
+        project,
+        version,
+        path,
+        content_type,
+        content_md5,
+        expected_sha256,
+    } = file;
+    let key = keys::version_file(project, version, path);
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let stream: crate::storage::ByteStream = if path.ends_with(".json") {
         // A metadata document: small, and it must be a JSON object to be indexed.
@@ -167,7 +226,7 @@ pub async fn put_file(
         ));
     }
     let record = FileRecord {
-        path: path.clone(),
+        path: path.to_owned(),
         size: outcome.meta.size,
         md5sum: outcome.md5_hex.clone(),
         sha256: outcome.sha256_hex.clone(),
@@ -175,18 +234,14 @@ pub async fn put_file(
         uploaded_at: Utc::now(),
         uploaded_by: principal.actor(),
     };
-    write_sidecar(&app, &project, &version, &record).await?;
-    reindex_version(&app, &project, &version).await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(UploadOutcome {
-            id: format!("{project}:{path}@{version}"),
-            size: record.size,
-            md5sum: record.md5sum,
-            sha256: record.sha256,
-        }),
-    )
-        .into_response())
+    write_sidecar(app, project, version, &record).await?;
+    reindex_version(app, project, version).await?;
+    Ok(UploadOutcome {
+        id: format!("{project}:{path}@{version}"),
+        size: record.size,
+        md5sum: record.md5sum,
+        sha256: record.sha256,
+    })
 }
 
 /// Lists a version's files with size, checksums and upload time.
@@ -328,7 +383,7 @@ pub async fn get_file(
     let (_, key) = resolve_file(&app, &principal, &id, Action::Download).await?;
     // One read event per authorized download (denials are recorded by `access`).
     app.audit.record(
-        crate::audit::AuditEvent::new("file.download")
+        AuditEvent::new("file.download")
             .by(&principal)
             .resource(format!("file:{id}"))
             .project(id.project.clone())
@@ -434,32 +489,55 @@ pub async fn delete_file(
     )
     .await?;
     let version = view.record.version;
-    let key = keys::version_file(&id.project, &version, &id.path);
+    let event = AuditEvent::new("file.delete")
+        .by(&principal)
+        .resource(format!("file:{}:{}@{version}", id.project, id.path))
+        .project(&id.project);
+    app.audit
+        .mutation(
+            event,
+            204,
+            remove_file(&app, &id.project, &version, &id.path),
+        )
+        .await
+}
+
+/// The mutation of `DELETE /files/{id}`: the bytes and sidecar, or the link; `404` when the
+/// version holds neither.
+async fn remove_file(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    path: &str,
+) -> ApiResult<StatusCode> {
+    let key = keys::version_file(project, version, path);
     let exists = match app.storage.head(&key).await {
         Ok(_) => true,
         Err(error) if error.is_not_found() => false,
         Err(error) => return Err(error.into()),
     };
-    let links_key = keys::version_links(&id.project, &version);
-    let links = read_record::<serde_json::Map<String, Value>>(&app, &links_key).await?;
+    let links_key = keys::version_links(project, version);
+    let links = read_record::<serde_json::Map<String, Value>>(app, &links_key).await?;
     let linked = links
         .as_ref()
-        .is_some_and(|(links, _)| links.contains_key(&id.path));
+        .is_some_and(|(links, _)| links.contains_key(path));
     if !exists && !linked {
-        return Err(ApiError::not_found(format!("no file {id}")));
+        return Err(ApiError::not_found(format!(
+            "no file {project}:{path}@{version}"
+        )));
     }
     if exists {
         app.storage.delete(&key).await?;
         app.storage
-            .delete(&sidecar_key(&id.project, &version, &id.path))
+            .delete(&sidecar_key(project, version, path))
             .await?;
     }
     if let Some((mut links, etag)) = links
-        && links.remove(&id.path).is_some()
+        && links.remove(path).is_some()
     {
-        write_record(&app, &links_key, &links, PutCondition::IfMatch(etag)).await?;
+        write_record(app, &links_key, &links, PutCondition::IfMatch(etag)).await?;
     }
-    reindex_version(&app, &id.project, &version).await?;
+    reindex_version(app, project, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

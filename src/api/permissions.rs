@@ -5,6 +5,12 @@
 //! `DELETE /projects/{p}/share/{principal}` (read-only viewer grants with optional expiry).
 //!
 //! Only owners and admins change profiles (`Action::ChangePermissions`, `Action::Share`).
+//!
+//! Audit (SPEC §9): once the caller passed [`authorize_project`] / [`authorize_version`]
+//! (whose denials are `access.denied`), each change is one mutation event, one call site per
+//! action: `permissions.update` (PUT, details: the scope and the partial profile merged),
+//! `permissions.delete` (DELETE), `share.create` (details: the grantee and the expiry) and
+//! `share.delete` (details: the grantee).
 
 use std::collections::HashMap;
 
@@ -19,6 +25,7 @@ use super::access::{authorize_project, authorize_version};
 use super::index_admin::accepted;
 use super::projects::{loader_error, reindex_project, spawn_reindex_job};
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::permissions::{
@@ -171,8 +178,15 @@ pub async fn put_project_permissions(
 ) -> ApiResult<Response> {
     authorize_project(&app, &principal, &project, Action::ChangePermissions).await?;
     let patch = parse_patch(&body)?;
-    merge_profile(&app, &ProfileLocation::Project(project.clone()), patch).await?;
-    let job = spawn_reindex_job(&app, &principal.actor(), &project);
+    let event = permissions_event("permissions.update", &principal, &project, None)
+        .detail("changes", patch.clone());
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            merge_profile(&app, &ProfileLocation::Project(project.clone()), patch).await?;
+            Ok(spawn_reindex_job(&app, &principal.actor(), &project))
+        })
+        .await?;
     Ok(accepted(&app, &job))
 }
 
@@ -187,11 +201,17 @@ pub async fn delete_project_permissions(
     ApiPath(project): ApiPath<String>,
 ) -> ApiResult<Response> {
     authorize_project(&app, &principal, &project, Action::ChangePermissions).await?;
-    app.profiles
-        .delete_profile(&ProfileLocation::Project(project.clone()))
-        .await
-        .map_err(loader_error)?;
-    let job = spawn_reindex_job(&app, &principal.actor(), &project);
+    let event = permissions_event("permissions.delete", &principal, &project, None);
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            app.profiles
+                .delete_profile(&ProfileLocation::Project(project.clone()))
+                .await
+                .map_err(loader_error)?;
+            Ok(spawn_reindex_job(&app, &principal.actor(), &project))
+        })
+        .await?;
     Ok(accepted(&app, &job))
 }
 
@@ -222,6 +242,24 @@ pub async fn get_version_permissions(
         view.target.profile.to_json_value(),
     )
     .await
+}
+
+/// The event of a profile change at project level, or at `version` level when given.
+fn permissions_event(
+    action: &str,
+    principal: &Principal,
+    project: &str,
+    version: Option<&str>,
+) -> AuditEvent {
+    let (resource, scope) = match version {
+        Some(version) => (format!("version:{project}@{version}"), "version"),
+        None => (format!("project:{project}"), "project"),
+    };
+    AuditEvent::new(action)
+        .by(principal)
+        .resource(resource)
+        .project(project)
+        .detail("scope", scope)
 }
 
 fn version_job(app: &AppState, actor: &str, project: &str, version: &str) -> String {
@@ -267,8 +305,15 @@ pub async fn put_version_permissions(
         project: project.clone(),
         version: version.clone(),
     };
-    merge_profile(&app, &location, patch).await?;
-    let job = version_job(&app, &principal.actor(), &project, &version);
+    let event = permissions_event("permissions.update", &principal, &project, Some(&version))
+        .detail("changes", patch.clone());
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            merge_profile(&app, &location, patch).await?;
+            Ok(version_job(&app, &principal.actor(), &project, &version))
+        })
+        .await?;
     Ok(accepted(&app, &job))
 }
 
@@ -291,14 +336,20 @@ pub async fn delete_version_permissions(
     )
     .await?;
     let version = view.record.version;
-    app.profiles
-        .delete_profile(&ProfileLocation::Version {
-            project: project.clone(),
-            version: version.clone(),
+    let event = permissions_event("permissions.delete", &principal, &project, Some(&version));
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            app.profiles
+                .delete_profile(&ProfileLocation::Version {
+                    project: project.clone(),
+                    version: version.clone(),
+                })
+                .await
+                .map_err(loader_error)?;
+            Ok(version_job(&app, &principal.actor(), &project, &version))
         })
-        .await
-        .map_err(loader_error)?;
-    let job = version_job(&app, &principal.actor(), &project, &version);
+        .await?;
     Ok(accepted(&app, &job))
 }
 
@@ -352,7 +403,39 @@ pub async fn post_share(
             "expires_at lies in the past",
         ));
     }
-    let location = ProfileLocation::Project(project.clone());
+    let event = AuditEvent::new("share.create")
+        .by(&principal)
+        .resource(format!("project:{project}"))
+        .project(&project)
+        .detail("principal", grantee.to_string())
+        .detail("expires_at", request.expires_at.map(|at| at.to_rfc3339()));
+    app.audit
+        .mutation(
+            event,
+            201,
+            share(&app, &project, &grantee, request.expires_at),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(json!({
+            "project_id": project,
+            "principal": grantee.to_string(),
+            "expires_at": request.expires_at,
+        })),
+    )
+        .into_response())
+}
+
+/// The mutation of `POST /projects/{p}/share`: adds the viewer grant (with its expiry) to the
+/// project profile and re-indexes the project.
+async fn share(
+    app: &AppState,
+    project: &str,
+    grantee: &PrincipalRef,
+    expires_at: Option<DateTime<Utc>>,
+) -> ApiResult<()> {
+    let location = ProfileLocation::Project(project.to_owned());
     let stored = app
         .profiles
         .load_uncached(&location)
@@ -369,22 +452,22 @@ pub async fn post_share(
             PutCondition::IfAbsent,
         ),
     };
-    if profile.owners.contains(&grantee) || profile.writers.contains(&grantee) {
+    if profile.owners.contains(grantee) || profile.writers.contains(grantee) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             format!("{grantee} already has a higher grant on {project}"),
         )
         .with_code_name("already_granted"));
     }
-    if !profile.viewers.contains(&grantee) {
+    if !profile.viewers.contains(grantee) {
         profile.viewers.push(grantee.clone());
     }
-    match request.expires_at {
+    match expires_at {
         Some(at) => {
             profile.expires.insert(grantee.clone(), at);
         }
         None => {
-            profile.expires.remove(&grantee);
+            profile.expires.remove(grantee);
         }
     }
     // A share is a read-only grant: it must let viewers read and download.
@@ -400,24 +483,16 @@ pub async fn post_share(
     ) {
         profile.download_access = Some(AccessRule::Viewers);
     }
-    validate_grants(&app, &profile).await?;
+    validate_grants(app, &profile).await?;
     app.profiles
         .write_profile_if(&location, profile, condition)
         .await
         .map_err(loader_error)?;
-    reindex_project(&app, &project).await?;
-    if let Some(at) = request.expires_at {
-        schedule_reindex_at(&app, &project, at);
+    reindex_project(app, project).await?;
+    if let Some(at) = expires_at {
+        schedule_reindex_at(app, project, at);
     }
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(json!({
-            "project_id": project,
-            "principal": grantee.to_string(),
-            "expires_at": request.expires_at,
-        })),
-    )
-        .into_response())
+    Ok(())
 }
 
 /// Removes a read-only share (owners and admins).
@@ -433,7 +508,20 @@ pub async fn delete_share(
 ) -> ApiResult<StatusCode> {
     authorize_project(&app, &principal, &project, Action::Share).await?;
     let grantee = parse_principal(&grantee)?;
-    let location = ProfileLocation::Project(project.clone());
+    let event = AuditEvent::new("share.delete")
+        .by(&principal)
+        .resource(format!("project:{project}"))
+        .project(&project)
+        .detail("principal", grantee.to_string());
+    app.audit
+        .mutation(event, 204, unshare(&app, &project, &grantee))
+        .await
+}
+
+/// The mutation of `DELETE /projects/{p}/share/{principal}`: removes the viewer grant and
+/// re-indexes the project; `404` when there is none.
+async fn unshare(app: &AppState, project: &str, grantee: &PrincipalRef) -> ApiResult<StatusCode> {
+    let location = ProfileLocation::Project(project.to_owned());
     let stored = app
         .profiles
         .load_uncached(&location)
@@ -441,17 +529,17 @@ pub async fn delete_share(
         .map_err(loader_error)?
         .ok_or_else(|| ApiError::not_found(format!("{project} is not shared with {grantee}")))?;
     let mut profile = stored.profile;
-    if !profile.viewers.contains(&grantee) {
+    if !profile.viewers.contains(grantee) {
         return Err(ApiError::not_found(format!(
             "{project} is not shared with {grantee}"
         )));
     }
-    profile.viewers.retain(|viewer| viewer != &grantee);
-    profile.expires.remove(&grantee);
+    profile.viewers.retain(|viewer| viewer != grantee);
+    profile.expires.remove(grantee);
     app.profiles
         .write_profile_if(&location, profile, PutCondition::IfMatch(stored.etag))
         .await
         .map_err(loader_error)?;
-    reindex_project(&app, &project).await?;
+    reindex_project(app, project).await?;
     Ok(StatusCode::NO_CONTENT)
 }

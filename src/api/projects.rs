@@ -5,6 +5,27 @@
 //! engine decides; unique records are created with `If-None-Match: *` (exactly one of many
 //! concurrent creators wins) and updated with `If-Match`. Whatever changes is re-indexed
 //! before the answer, so it is searchable at once.
+//!
+//! # Audit
+//!
+//! Each mutation route records one event through one call site per action (SPEC §9), with
+//! [`crate::audit::Audit::mutation`]: `project.create` (`POST /projects`), `version.create`
+//! (`POST .../versions`), `version.delete` (`DELETE .../version/{v}`), and for the PATCH
+//! routes **one event per request**, whose action is chosen by precedence when one PATCH
+//! changes several things:
+//!
+//! 1. `state.change` when `state` is given (details `from`, `to`),
+//! 2. else `version.stable` when `stable` is given (`PATCH .../version/{v}` only),
+//! 3. else `project.update` / `version.update` (an empty PATCH counts as an update).
+//!
+//! The details of a PATCH event always carry `fields`, every field the request changes (so a
+//! `state.change` that also retitles the project says so), and `stable` when it is given.
+//!
+//! The gate through [`super::access`] (which records its denials as `access.denied`) runs
+//! before the event. The decisions a route makes itself afterwards (creating a project, a
+//! state change, marking stable, updating the record: they need the request's values) run
+//! inside the mutation, so their refusal is recorded once, as that mutation with outcome
+//! `denied`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,8 +35,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::access::{authorize_project, authorize_version};
+use super::access::{ProjectView, VersionView, authorize_project, authorize_version};
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::model::names::{self, NameError};
@@ -281,6 +303,9 @@ pub async fn post_project(
     let project_id = request
         .project_id
         .unwrap_or_else(|| format!("P{}", uuid::Uuid::now_v7().simple()));
+    // Never store an unvalidated client string as the event's resource.
+    names::validate_project_id(&project_id).map_err(|error| name_error(&error))?;
+    let visibility = request.visibility.unwrap_or(Visibility::Private);
     let record = ProjectRecord {
         project_id,
         title: request.title,
@@ -292,14 +317,28 @@ pub async fn post_project(
         created_at: Utc::now(),
         created_by: String::new(),
     };
-    let record = create_project(
-        &app,
-        &principal,
-        record,
-        request.visibility.unwrap_or(Visibility::Private),
-    )
-    .await?;
-    reindex_project(&app, &record.project_id).await?;
+    let event = AuditEvent::new("project.create")
+        .by(&principal)
+        .resource(format!("project:{}", record.project_id))
+        .project(&record.project_id)
+        .detail(
+            "type",
+            serde_json::to_value(record.project_type).unwrap_or_default(),
+        )
+        .detail(
+            "visibility",
+            serde_json::to_value(visibility).unwrap_or_default(),
+        )
+        .detail("namespace", record.namespace.clone());
+    // The record (`Sync`) comes out of the mutation, the response is built after it.
+    let record = app
+        .audit
+        .mutation(event, 201, async {
+            let record = create_project(&app, &principal, record, visibility).await?;
+            reindex_project(&app, &record.project_id).await?;
+            Ok(record)
+        })
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(record)).into_response())
 }
 
@@ -352,6 +391,44 @@ pub async fn patch_project(
     ApiJson(request): ApiJson<PatchProjectRequest>,
 ) -> ApiResult<ApiJson<ProjectRecord>> {
     let view = authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
+    let mut fields = Vec::new();
+    for (field, given) in [
+        ("title", request.title.is_some()),
+        ("description", request.description.is_some()),
+        ("tags", request.tags.is_some()),
+        ("type", request.project_type.is_some()),
+        ("state", request.state.is_some()),
+    ] {
+        if given {
+            fields.push(field);
+        }
+    }
+    // One event per request; precedence: state.change > project.update.
+    let event = match request.state {
+        Some(to) => AuditEvent::new("state.change")
+            .detail("from", view.record.state.as_str())
+            .detail("to", to.as_str()),
+        None => AuditEvent::new("project.update"),
+    }
+    .by(&principal)
+    .resource(format!("project:{project}"))
+    .project(&project)
+    .detail("fields", fields);
+    let record = app
+        .audit
+        .mutation(event, 200, update_project(&app, &principal, view, request))
+        .await?;
+    Ok(ApiJson(record))
+}
+
+/// The mutation of `PATCH /projects/{p}`: the route's own decisions, then the write.
+async fn update_project(
+    app: &AppState,
+    principal: &Principal,
+    view: ProjectView,
+    request: PatchProjectRequest,
+) -> ApiResult<ProjectRecord> {
+    let project = view.record.project_id.clone();
     let now = Utc::now();
     let mut target = view.target.clone();
     if let Some(to) = request.state {
@@ -379,7 +456,7 @@ pub async fn patch_project(
         principal.decide(Action::UpdateRecord, &target, now)?;
     }
     let key = keys::project_record(&project);
-    let (mut record, etag) = read_record::<ProjectRecord>(&app, &key)
+    let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
     if let Some(title) = request.title {
@@ -397,9 +474,9 @@ pub async fn patch_project(
     if let Some(state) = request.state {
         record.state = state;
     }
-    write_record(&app, &key, &record, PutCondition::IfMatch(etag)).await?;
-    reindex_project(&app, &project).await?;
-    Ok(ApiJson(record))
+    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    reindex_project(app, &project).await?;
+    Ok(record)
 }
 
 /// `POST /projects/{p}/versions` body.
@@ -433,8 +510,19 @@ pub async fn post_version(
         changelog: request.changelog,
         ..record
     };
-    create_version(&app, &record).await?;
-    reindex_version(&app, &project, &record.version).await?;
+    let event = AuditEvent::new("version.create")
+        .by(&principal)
+        .resource(format!("version:{project}@{}", record.version))
+        .project(&project)
+        .detail("status", "open");
+    let record = app
+        .audit
+        .mutation(event, 201, async {
+            create_version(&app, &record).await?;
+            reindex_version(&app, &project, &record.version).await?;
+            Ok(record)
+        })
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(record)).into_response())
 }
 
@@ -532,6 +620,46 @@ pub async fn patch_version(
 ) -> ApiResult<ApiJson<VersionRecord>> {
     let view =
         authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    let mut fields = Vec::new();
+    for (field, given) in [
+        ("changelog", request.changelog.is_some()),
+        ("stable", request.stable.is_some()),
+        ("state", request.state.is_some()),
+    ] {
+        if given {
+            fields.push(field);
+        }
+    }
+    // One event per request; precedence: state.change > version.stable > version.update.
+    let mut event = match (request.state, request.stable) {
+        (Some(to), _) => AuditEvent::new("state.change")
+            .detail("from", view.record.state.as_str())
+            .detail("to", to.as_str()),
+        (None, Some(_)) => AuditEvent::new("version.stable"),
+        (None, None) => AuditEvent::new("version.update"),
+    }
+    .by(&principal)
+    .resource(format!("version:{project}@{}", view.record.version))
+    .project(&project)
+    .detail("fields", fields);
+    if let Some(stable) = request.stable {
+        event = event.detail("stable", stable);
+    }
+    let record = app
+        .audit
+        .mutation(event, 200, update_version(&app, &principal, view, request))
+        .await?;
+    Ok(ApiJson(record))
+}
+
+/// The mutation of `PATCH /projects/{p}/version/{v}`: the route's own decisions, then the
+/// write.
+async fn update_version(
+    app: &AppState,
+    principal: &Principal,
+    view: VersionView,
+    request: PatchVersionRequest,
+) -> ApiResult<VersionRecord> {
     let now = Utc::now();
     let mut target = view.target.clone();
     if let Some(to) = request.state {
@@ -553,9 +681,10 @@ pub async fn patch_version(
     if request.changelog.is_some() || (request.state.is_none() && request.stable.is_none()) {
         principal.decide(Action::UpdateRecord, &target, now)?;
     }
+    let project = view.record.project_id.clone();
     let version = view.record.version.clone();
     let key = keys::version_record(&project, &version);
-    let (mut record, etag) = read_record::<VersionRecord>(&app, &key)
+    let (mut record, etag) = read_record::<VersionRecord>(app, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
     if let Some(changelog) = request.changelog {
@@ -567,9 +696,9 @@ pub async fn patch_version(
     if let Some(state) = request.state {
         record.state = state;
     }
-    write_record(&app, &key, &record, PutCondition::IfMatch(etag)).await?;
-    reindex_version(&app, &project, &version).await?;
-    Ok(ApiJson(record))
+    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    reindex_version(app, &project, &version).await?;
+    Ok(record)
 }
 
 /// Deletes every object of a version, its record last.
@@ -607,7 +736,19 @@ pub async fn delete_version(
     let view =
         authorize_version(&app, &principal, &project, &version, Action::DeleteVersion).await?;
     let version = view.record.version;
-    delete_version_objects(&app, &project, &version).await?;
-    reindex_version(&app, &project, &version).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let event = AuditEvent::new("version.delete")
+        .by(&principal)
+        .resource(format!("version:{project}@{version}"))
+        .project(&project)
+        .detail(
+            "status",
+            serde_json::to_value(view.record.status).unwrap_or_default(),
+        );
+    app.audit
+        .mutation(event, 204, async {
+            delete_version_objects(&app, &project, &version).await?;
+            reindex_version(&app, &project, &version).await?;
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await
 }

@@ -3,6 +3,15 @@
 //! `PUT /projects/{p}/version/{v}/complete` (also seals an `open` version) and
 //! `PUT .../abort`; and the body of the scheduled purge of late uploads and expired
 //! transient versions ([`purge_expired`]).
+//!
+//! Audit (SPEC §9): each route is one mutation event, one call site per action:
+//! `upload.start`, `upload.complete`, `upload.abort` (resource `version:<p>@<v>`) and
+//! `link.create` (resource `file:<p>:<path>@<v>`, the target id in the details). The gate
+//! through [`super::access`] (whose denials are `access.denied`) runs before the event;
+//! the decisions a route makes itself afterwards — creating the project an upload starts,
+//! then the version in it; merging the completion's permissions — run inside the mutation,
+//! so their refusal is recorded once, as that mutation. An upload that creates its project
+//! records no separate `project.create`: its `upload.start` says `creates_project: true`.
 
 use std::time::Duration;
 
@@ -13,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::{authorize_project, authorize_version, load_project};
+use super::access::{VersionView, authorize_project, authorize_version, load_project};
 use super::files::{hash_object, sidecar_key, write_sidecar};
 use super::index_admin::accepted;
 use super::permissions::merge_profile;
@@ -22,6 +31,7 @@ use super::projects::{
     read_record, reindex_version, write_record,
 };
 use crate::app::AppState;
+use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::model::id::ArtifactId;
@@ -275,8 +285,48 @@ pub async fn post_upload(
         return Err(ApiError::bad_request("a file is announced twice"));
     }
 
-    if load_project(&app, &project).await?.is_none() {
-        let record = ProjectRecord {
+    let creates_project = load_project(&app, &project).await?.is_none();
+    if !creates_project {
+        authorize_project(&app, &principal, &project, Action::CreateVersion).await?;
+    }
+    let mut record = new_version_record(&project, &version, &principal, VersionStatus::Uploading);
+    record.complete_before = Some(complete_before);
+    record.expires_at = expires_at;
+    record.announced_files = planned.iter().map(|(path, _, _)| path.clone()).collect();
+    let event = AuditEvent::new("upload.start")
+        .by(&principal)
+        .resource(format!("version:{project}@{version}"))
+        .project(&project)
+        .detail("files", record.announced_files.clone())
+        .detail("creates_project", creates_project)
+        .detail("complete_before", complete_before.to_rfc3339())
+        .detail("expires_at", expires_at.map(|at| at.to_rfc3339()));
+    let answer = app
+        .audit
+        .mutation(
+            event,
+            200,
+            start_upload(&app, &principal, record, planned, creates_project),
+        )
+        .await?;
+    Ok(ApiJson(answer))
+}
+
+/// The mutation of `POST .../upload`: creates the project when `creates_project` (the caller
+/// must be allowed to, and to create versions in it), the version, and the URLs.
+async fn start_upload(
+    app: &AppState,
+    principal: &Principal,
+    record: VersionRecord,
+    planned: Vec<(String, String, Option<Value>)>,
+    creates_project: bool,
+) -> ApiResult<UploadAnswer> {
+    let project = record.project_id.clone();
+    let version = record.version.clone();
+    let now = record.created_at;
+    let complete_before = record.complete_before.unwrap_or(now);
+    if creates_project {
+        let project_record = ProjectRecord {
             project_id: project.clone(),
             title: project.clone(),
             project_type: ProjectType::Other,
@@ -287,20 +337,20 @@ pub async fn post_upload(
             created_at: now,
             created_by: String::new(),
         };
-        match create_project(&app, &principal, record, Visibility::Private).await {
+        match create_project(app, principal, project_record, Visibility::Private).await {
             Ok(_) => {}
-            // A concurrent upload created it: authorize against it below.
+            // A concurrent upload created it: decide against it below.
             Err(error) if error.code() == ErrorCode::AlreadyExists => {}
             Err(error) => return Err(error),
         }
+        // Decided here rather than through `access`: a refusal is this mutation's outcome,
+        // recorded once.
+        let view = load_project(app, &project)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
+        principal.decide(Action::CreateVersion, &view.target, Utc::now())?;
     }
-    authorize_project(&app, &principal, &project, Action::CreateVersion).await?;
-
-    let mut record = new_version_record(&project, &version, &principal, VersionStatus::Uploading);
-    record.complete_before = Some(complete_before);
-    record.expires_at = expires_at;
-    record.announced_files = planned.iter().map(|(path, _, _)| path.clone()).collect();
-    create_version(&app, &record).await?;
+    create_version(app, &record).await?;
 
     let ttl = (complete_before - now)
         .to_std()
@@ -343,7 +393,7 @@ pub async fn post_upload(
         };
         if check == "md5"
             && let Some(md5_hex) = &md5_hex
-            && let Some(earlier) = find_duplicate(&app, &project, &path, md5_hex).await?
+            && let Some(earlier) = find_duplicate(app, &project, &path, md5_hex).await?
         {
             links.push(LinkUrl {
                 url: link_url(&source, &format!("{project}:{path}@{earlier}")),
@@ -362,7 +412,7 @@ pub async fn post_upload(
             md5sum: md5_raw.map(|raw| base64::engine::general_purpose::STANDARD.encode(raw)),
         });
     }
-    Ok(ApiJson(UploadAnswer {
+    Ok(UploadAnswer {
         completion_url: format!("/projects/{project}/version/{version}/complete"),
         abort_url: format!("/projects/{project}/version/{version}/abort"),
         project_id: project,
@@ -371,7 +421,7 @@ pub async fn post_upload(
         presigned_urls,
         links,
         complete_before,
-    }))
+    })
 }
 
 /// Records a link: the source file (in a version being uploaded) is the target's bytes.
@@ -407,19 +457,43 @@ pub async fn put_link(
     )
     .await?;
     let version = view.record.version;
-    let key = keys::version_links(&source.project, &version);
+    let event = AuditEvent::new("link.create")
+        .by(&principal)
+        .resource(format!("file:{}:{}@{version}", source.project, source.path))
+        .project(&source.project)
+        .detail("target", target_text.clone());
+    let answer = app
+        .audit
+        .mutation(
+            event,
+            200,
+            record_link(&app, &source, &version, &target_text),
+        )
+        .await?;
+    Ok(ApiJson(answer))
+}
+
+/// The mutation of `PUT /link/...`: adds `source` → `target` to the version's links
+/// (read-modify-write with `If-Match`, retried).
+async fn record_link(
+    app: &AppState,
+    source: &ArtifactId,
+    version: &str,
+    target: &str,
+) -> ApiResult<Value> {
+    let key = keys::version_links(&source.project, version);
     for _ in 0..5 {
         let (mut links, condition) =
-            match read_record::<serde_json::Map<String, Value>>(&app, &key).await? {
+            match read_record::<serde_json::Map<String, Value>>(app, &key).await? {
                 Some((links, etag)) => (links, PutCondition::IfMatch(etag)),
                 None => (serde_json::Map::new(), PutCondition::IfAbsent),
             };
         links.insert(
             source.path.clone(),
-            json!({"type": "artifactdb", "id": target_text}),
+            json!({"type": "artifactdb", "id": target}),
         );
-        match write_record(&app, &key, &links, condition).await {
-            Ok(_) => return Ok(ApiJson(json!({"status": "ok"}))),
+        match write_record(app, &key, &links, condition).await {
+            Ok(_) => return Ok(json!({"status": "ok"})),
             Err(error)
                 if matches!(
                     error.code(),
@@ -529,9 +603,38 @@ pub async fn put_complete(
     };
     let view =
         authorize_version(&app, &principal, &project, &version, Action::CompleteUpload).await?;
+    let overwrite_permissions = params.overwrite_permissions.unwrap_or(false);
+    let event = AuditEvent::new("upload.complete")
+        .by(&principal)
+        .resource(format!("version:{project}@{}", view.record.version))
+        .project(&project)
+        // The paths are in the `upload.start` event already.
+        .detail("file_count", view.record.announced_files.len())
+        .detail("permissions", permissions.clone())
+        .detail("overwrite_permissions", overwrite_permissions);
+    let job = app
+        .audit
+        .mutation(
+            event,
+            202,
+            complete_upload(&app, &principal, view, permissions, overwrite_permissions),
+        )
+        .await?;
+    Ok(accepted(&app, &job))
+}
+
+/// The mutation of `PUT .../complete`; answers the id of the indexing job.
+async fn complete_upload(
+    app: &AppState,
+    principal: &Principal,
+    view: VersionView,
+    permissions: Option<Value>,
+    overwrite_permissions: bool,
+) -> ApiResult<String> {
+    let project = view.record.project_id.clone();
     let version = view.record.version.clone();
     let links = read_record::<serde_json::Map<String, Value>>(
-        &app,
+        app,
         &keys::version_links(&project, &version),
     )
     .await?
@@ -561,21 +664,21 @@ pub async fn put_complete(
         .with_code_name("missing_files"));
     }
     if let Some(patch) = permissions {
-        let new_project = !has_completed_version(&app, &project, &version).await?;
-        if new_project || params.overwrite_permissions.unwrap_or(false) {
+        let new_project = !has_completed_version(app, &project, &version).await?;
+        if new_project || overwrite_permissions {
             principal.decide(Action::ChangePermissions, &view.project.target, Utc::now())?;
-            merge_profile(&app, &ProfileLocation::Project(project.clone()), patch).await?;
+            merge_profile(app, &ProfileLocation::Project(project.clone()), patch).await?;
         }
     }
     for (path, meta) in arrived {
         let sidecar = sidecar_key(&project, &version, &path);
-        if read_record::<FileRecord>(&app, &sidecar).await?.is_some() {
+        if read_record::<FileRecord>(app, &sidecar).await?.is_some() {
             continue;
         }
         let (size, md5sum, sha256) =
-            hash_object(&app, &keys::version_file(&project, &version, &path)).await?;
+            hash_object(app, &keys::version_file(&project, &version, &path)).await?;
         write_sidecar(
-            &app,
+            app,
             &project,
             &version,
             &FileRecord {
@@ -590,9 +693,9 @@ pub async fn put_complete(
         )
         .await?;
     }
-    let number = next_revision(&app, &project).await?;
+    let number = next_revision(app, &project).await?;
     let key = keys::version_record(&project, &version);
-    let (mut record, etag) = read_record::<VersionRecord>(&app, &key)
+    let (mut record, etag) = read_record::<VersionRecord>(app, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
     if record.is_completed() {
@@ -606,9 +709,12 @@ pub async fn put_complete(
     record.numerical_revision = Some(number);
     record.completed_at = Some(Utc::now());
     record.complete_before = None;
-    write_record(&app, &key, &record, PutCondition::IfMatch(etag)).await?;
-    let job = super::projects::spawn_reindex_job(&app, &principal.actor(), &project);
-    Ok(accepted(&app, &job))
+    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    Ok(super::projects::spawn_reindex_job(
+        app,
+        &principal.actor(),
+        &project,
+    ))
 }
 
 /// Aborts an upload: deletes the version and whatever was uploaded.
@@ -625,9 +731,23 @@ pub async fn put_abort(
 ) -> ApiResult<ApiJson<Value>> {
     let view = authorize_version(&app, &principal, &project, &version, Action::AbortUpload).await?;
     let version = view.record.version;
-    delete_version_objects(&app, &project, &version).await?;
-    reindex_version(&app, &project, &version).await?;
-    Ok(ApiJson(json!({"status": "ok"})))
+    let event = AuditEvent::new("upload.abort")
+        .by(&principal)
+        .resource(format!("version:{project}@{version}"))
+        .project(&project)
+        .detail(
+            "status",
+            serde_json::to_value(view.record.status).unwrap_or_default(),
+        );
+    let answer = app
+        .audit
+        .mutation(event, 200, async {
+            delete_version_objects(&app, &project, &version).await?;
+            reindex_version(&app, &project, &version).await?;
+            Ok(json!({"status": "ok"}))
+        })
+        .await?;
+    Ok(ApiJson(answer))
 }
 
 /// What a purge removed.

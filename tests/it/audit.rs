@@ -1053,3 +1053,603 @@ async fn each_download_is_recorded_once() {
     let event = find(&events, "file.download", "alice");
     assert_eq!(event["project"], "dl");
 }
+
+/// A direct upload of `body` to `path` in `project`/`version` by `token`.
+async fn put_file(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+    version: &str,
+    path: &str,
+    body: &'static str,
+) -> crate::common::TestResponse {
+    app.send(
+        axum::http::Request::builder()
+            .method(Method::PUT)
+            .uri(format!(
+                "/projects/{project}/version/{version}/files/{path}"
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+/// One request of a scenario: method, path, body, the status it must answer, and the
+/// audit event (action, resource) it must leave.
+type Step<'a> = (
+    Method,
+    &'a str,
+    Option<Value>,
+    StatusCode,
+    &'static str,
+    &'a str,
+);
+
+/// Runs `steps` as `token`, adding the expected events to `expected`; answers the last
+/// response.
+async fn run_steps(
+    app: &TestApp,
+    token: &str,
+    expected: &mut Vec<(&'static str, String, u16)>,
+    steps: Vec<Step<'_>>,
+) -> crate::common::TestResponse {
+    let mut last = None;
+    for (method, path, body, status, action, resource) in steps {
+        let response = app.bearer(method, path, token, body.as_ref()).await;
+        assert_eq!(response.status, status, "{path}: {}", response.text());
+        expected.push((action, resource.to_owned(), status.as_u16()));
+        last = Some(response);
+    }
+    last.expect("at least one step")
+}
+
+/// The events of `events` with this action and resource.
+fn matching<'a>(events: &'a [Value], action: &str, resource: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|event| event["action"] == action && event["resource"] == resource)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
+    use Method as M;
+    use StatusCode as S;
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    app.user_token("bob", Role::Developer).await;
+    app.user_token("carol", Role::Guest).await;
+    let mut expected: Vec<(&'static str, String, u16)> = Vec::new();
+
+    let project = json!({
+        "project_id": "art", "title": "Art", "type": "MODEL", "visibility": "private"
+    });
+    run_steps(
+        &app,
+        &alice,
+        &mut expected,
+        vec![
+            (
+                M::POST,
+                "/projects",
+                Some(project),
+                S::CREATED,
+                "project.create",
+                "project:art",
+            ),
+            (
+                M::PATCH,
+                "/projects/art",
+                Some(json!({"title": "Art 2", "tags": ["x"]})),
+                S::OK,
+                "project.update",
+                "project:art",
+            ),
+            (
+                M::POST,
+                "/projects/art/versions",
+                Some(json!({"version": "v1", "changelog": "first"})),
+                S::CREATED,
+                "version.create",
+                "version:art@v1",
+            ),
+            (
+                M::PATCH,
+                "/projects/art/version/v1",
+                Some(json!({"changelog": "first!"})),
+                S::OK,
+                "version.update",
+                "version:art@v1",
+            ),
+        ],
+    )
+    .await;
+    let upload = put_file(&app, &alice, "art", "v1", "data.csv", "a,b\n1,2\n").await;
+    assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.text());
+    expected.push(("file.upload", "file:art:data.csv@v1".to_owned(), 201));
+    let started = run_steps(
+        &app,
+        &alice,
+        &mut expected,
+        vec![
+            (
+                M::PUT,
+                "/projects/art/version/v1/complete",
+                None,
+                S::ACCEPTED,
+                "upload.complete",
+                "version:art@v1",
+            ),
+            (
+                M::PATCH,
+                "/projects/art/version/v1",
+                Some(json!({"stable": true})),
+                S::OK,
+                "version.stable",
+                "version:art@v1",
+            ),
+            (
+                M::PUT,
+                "/projects/art/version/v1/permissions",
+                Some(json!({"viewers": ["bob"], "inherit": true})),
+                S::ACCEPTED,
+                "permissions.update",
+                "version:art@v1",
+            ),
+            (
+                M::DELETE,
+                "/projects/art/version/v1/permissions",
+                None,
+                S::ACCEPTED,
+                "permissions.delete",
+                "version:art@v1",
+            ),
+            (
+                M::POST,
+                "/projects/art/version/v2/upload",
+                Some(json!({"filenames": [{
+                    "filename": "copy.csv", "check": "link",
+                    "value": {"artifactdb_id": "art:data.csv@v1"}
+                }]})),
+                S::OK,
+                "upload.start",
+                "version:art@v2",
+            ),
+        ],
+    )
+    .await;
+    let link = started.json()["links"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = url::form_urlencoded::byte_serialize(b"art:copy.csv@v2").collect::<String>();
+    let delete_link = format!("/files/{id}");
+    run_steps(
+        &app,
+        &alice,
+        &mut expected,
+        vec![
+            (
+                M::PUT,
+                &link,
+                None,
+                S::OK,
+                "link.create",
+                "file:art:copy.csv@v2",
+            ),
+            (
+                M::DELETE,
+                &delete_link,
+                None,
+                S::NO_CONTENT,
+                "file.delete",
+                "file:art:copy.csv@v2",
+            ),
+            (
+                M::PUT,
+                "/projects/art/version/v2/abort",
+                None,
+                S::OK,
+                "upload.abort",
+                "version:art@v2",
+            ),
+            (
+                M::POST,
+                "/projects/art/versions",
+                Some(json!({"version": "v3"})),
+                S::CREATED,
+                "version.create",
+                "version:art@v3",
+            ),
+            (
+                M::DELETE,
+                "/projects/art/version/v3",
+                None,
+                S::NO_CONTENT,
+                "version.delete",
+                "version:art@v3",
+            ),
+            (
+                M::PATCH,
+                "/projects/art/version/v1",
+                Some(json!({"state": "deprecated"})),
+                S::OK,
+                "state.change",
+                "version:art@v1",
+            ),
+            (
+                M::POST,
+                "/projects/art/share",
+                Some(json!({"principal": "carol"})),
+                S::CREATED,
+                "share.create",
+                "project:art",
+            ),
+            (
+                M::DELETE,
+                "/projects/art/share/carol",
+                None,
+                S::NO_CONTENT,
+                "share.delete",
+                "project:art",
+            ),
+            (
+                M::PUT,
+                "/projects/art/permissions",
+                Some(json!({"viewers": ["bob"]})),
+                S::ACCEPTED,
+                "permissions.update",
+                "project:art",
+            ),
+            // Last: without its profile the project falls back to the global scope.
+            (
+                M::DELETE,
+                "/projects/art/permissions",
+                None,
+                S::ACCEPTED,
+                "permissions.delete",
+                "project:art",
+            ),
+        ],
+    )
+    .await;
+    // Reads are not mutations.
+    let response = app.bearer(Method::GET, "/projects/art", &admin, None).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(expected.len(), 20);
+
+    let events = all_events(&app, &admin, "&actor=alice").await;
+    let response = app
+        .bearer(Method::GET, "/projects/art/audit", &admin, None)
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let timeline = response.json()["results"].as_array().unwrap().clone();
+    for (action, resource, status) in &expected {
+        let found = matching(&events, action, resource);
+        assert_eq!(found.len(), 1, "{action} {resource}: {events:#?}");
+        let event = found[0];
+        assert_eq!(event["status"], *status, "{event}");
+        assert_eq!(event["outcome"], "ok", "{event}");
+        assert_eq!(event["completed"], true, "{event}");
+        assert_eq!(event["project"], "art", "{event}");
+        assert_eq!(event["actor_kind"], "user", "{event}");
+        assert_eq!(
+            matching(&timeline, action, resource).len(),
+            1,
+            "{action} {resource} on the timeline: {timeline:#?}"
+        );
+    }
+    // Nothing else was recorded as a mutation of alice's: one event per request.
+    let mutations: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["action"] != "auth.login")
+        .collect();
+    assert_eq!(mutations.len(), expected.len(), "{mutations:#?}");
+    assert!(
+        all_events(&app, &admin, "&action=access.denied")
+            .await
+            .is_empty()
+    );
+
+    let one = |action: &str, resource: &str| matching(&events, action, resource)[0].clone();
+    assert_eq!(
+        one("project.create", "project:art")["details"]["visibility"],
+        "private"
+    );
+    assert_eq!(
+        one("project.update", "project:art")["details"]["fields"],
+        json!(["title", "tags"])
+    );
+    assert_eq!(
+        one("version.update", "version:art@v1")["details"]["fields"],
+        json!(["changelog"])
+    );
+    assert_eq!(
+        one("version.stable", "version:art@v1")["details"]["stable"],
+        true
+    );
+    let change = one("state.change", "version:art@v1");
+    assert_eq!(
+        (&change["details"]["from"], &change["details"]["to"]),
+        (&json!("active"), &json!("deprecated"))
+    );
+    assert_eq!(
+        one("permissions.update", "project:art")["details"]["changes"]["viewers"],
+        json!(["bob"])
+    );
+    assert_eq!(
+        one("permissions.update", "version:art@v1")["details"]["scope"],
+        "version"
+    );
+    assert_eq!(
+        one("share.create", "project:art")["details"]["principal"],
+        "carol"
+    );
+    assert_eq!(
+        one("share.delete", "project:art")["details"]["principal"],
+        "carol"
+    );
+    assert_eq!(
+        one("link.create", "file:art:copy.csv@v2")["details"]["target"],
+        "art:data.csv@v1"
+    );
+    let start = one("upload.start", "version:art@v2");
+    assert_eq!(start["details"]["creates_project"], false);
+    assert_eq!(start["details"]["files"], json!(["copy.csv"]));
+    assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn denied_artifact_requests_are_recorded_as_access_denied_not_as_mutations() {
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let carol = app.user_token("carol", Role::Guest).await;
+    let mallory = app.user_token("mallory", Role::Maintainer).await;
+    for (path, body) in [
+        (
+            "/projects",
+            json!({"project_id": "den", "title": "den", "visibility": "private"}),
+        ),
+        ("/projects/den/versions", json!({"version": "v1"})),
+        ("/projects/den/share", json!({"principal": "carol"})),
+    ] {
+        let response = app.bearer(Method::POST, path, &alice, Some(&body)).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    }
+
+    // A stranger uploading: hidden (404); a viewer changing permissions: 403.
+    let upload = put_file(&app, &mallory, "den", "v1", "x.csv", "1\n").await;
+    assert_eq!(upload.status, StatusCode::NOT_FOUND, "{}", upload.text());
+    let response = app
+        .bearer(
+            Method::PUT,
+            "/projects/den/permissions",
+            &carol,
+            Some(&json!({"viewers": ["mallory"]})),
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        response.text()
+    );
+    let response = app
+        .bearer(Method::DELETE, "/projects/den/share/carol", &carol, None)
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        response.text()
+    );
+
+    let denied = all_events(&app, &admin, "&action=access.denied").await;
+    assert_eq!(denied.len(), 3, "{denied:#?}");
+    let upload = find(&denied, "access.denied", "mallory");
+    assert_eq!(upload["resource"], "version:den@v1");
+    assert_eq!(upload["status"], 404);
+    assert_eq!(upload["outcome"], "denied");
+    assert_eq!(upload["details"]["reason"], "not_found");
+    assert_eq!(upload["details"]["attempted"], "UploadFile");
+    assert_eq!(upload["project"], "den");
+    let carols = matching(&denied, "access.denied", "project:den");
+    assert_eq!(carols.len(), 2, "{denied:#?}");
+    for event in carols {
+        assert_eq!(event["actor"], "carol");
+        assert_eq!(event["status"], 403);
+        assert_eq!(event["details"]["reason"], "forbidden");
+    }
+
+    let events = all_events(&app, &admin, "").await;
+    for action in ["file.upload", "permissions.update", "share.delete"] {
+        assert!(
+            events.iter().all(|event| event["action"] != action),
+            "a refused {action} is not a mutation: {events:#?}"
+        );
+    }
+    // The owner's timeline shows the denials.
+    let response = app
+        .bearer(Method::GET, "/projects/den/audit", &alice, None)
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let timeline = response.json()["results"].as_array().unwrap().clone();
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|event| event["action"] == "access.denied")
+            .count(),
+        3,
+        "{timeline:#?}"
+    );
+}
+
+#[tokio::test]
+async fn one_patch_changing_several_things_is_one_event_named_by_precedence() {
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let carol = app.user_token("carol", Role::Guest).await;
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/projects",
+            Some(json!({"project_id": "pre", "title": "pre", "visibility": "private"})),
+        ),
+        (
+            Method::POST,
+            "/projects/pre/versions",
+            Some(json!({"version": "v1"})),
+        ),
+        (Method::PUT, "/projects/pre/version/v1/complete", None),
+        (
+            Method::POST,
+            "/projects/pre/share",
+            Some(json!({"principal": "carol"})),
+        ),
+        (
+            Method::PATCH,
+            "/projects/pre/version/v1",
+            Some(json!({"stable": true})),
+        ),
+        (
+            Method::PATCH,
+            "/projects/pre/version/v1",
+            Some(json!({"stable": false, "changelog": "unfrozen"})),
+        ),
+        (
+            Method::PATCH,
+            "/projects/pre",
+            Some(json!({"state": "deprecated"})),
+        ),
+        (
+            Method::PATCH,
+            "/projects/pre",
+            Some(json!({"state": "active", "title": "back"})),
+        ),
+    ] {
+        let response = app.bearer(method, path, &alice, body.as_ref()).await;
+        assert!(response.status.is_success(), "{path}: {}", response.text());
+    }
+    // A reader passes the access gate (may read) and is refused by the route's own decision:
+    // recorded once, as the mutation, denied.
+    let response = app
+        .bearer(
+            Method::PATCH,
+            "/projects/pre",
+            &carol,
+            Some(&json!({"title": "mine"})),
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        response.text()
+    );
+
+    let events = all_events(&app, &admin, "&project=pre").await;
+    let alices: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["actor"] == "alice")
+        .collect();
+    let count = |action: &str| {
+        alices
+            .iter()
+            .filter(|event| event["action"] == action)
+            .count()
+    };
+    assert_eq!(count("version.stable"), 2, "{alices:#?}");
+    assert_eq!(count("version.update"), 0, "{alices:#?}");
+    assert_eq!(count("state.change"), 2, "{alices:#?}");
+    assert_eq!(count("project.update"), 0, "{alices:#?}");
+    let unfrozen = alices
+        .iter()
+        .find(|event| event["action"] == "version.stable" && event["details"]["stable"] == false)
+        .unwrap();
+    assert_eq!(
+        unfrozen["details"]["fields"],
+        json!(["changelog", "stable"])
+    );
+    assert_eq!(unfrozen["outcome"], "ok");
+    let back = alices
+        .iter()
+        .find(|event| event["action"] == "state.change" && event["details"]["to"] == "active")
+        .unwrap();
+    assert_eq!(back["details"]["from"], "deprecated");
+    assert_eq!(back["details"]["fields"], json!(["title", "state"]));
+    assert_eq!(back["resource"], "project:pre");
+
+    let refused = find(&events, "project.update", "carol");
+    assert_eq!(refused["outcome"], "denied");
+    assert_eq!(refused["status"], 403);
+    assert_eq!(refused["details"]["code"], "forbidden");
+    assert_eq!(
+        count_of(&events, "access.denied", "carol"),
+        0,
+        "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_that_creates_its_project_is_one_upload_start_event() {
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let guest = app.user_token("gus", Role::Guest).await;
+    let body = json!({"filenames": ["a.csv"]});
+    let response = app
+        .bearer(
+            Method::POST,
+            "/projects/fresh/version/v1/upload",
+            &alice,
+            Some(&body),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    // A guest may not create projects: refused inside the mutation, recorded once.
+    let response = app
+        .bearer(
+            Method::POST,
+            "/projects/other/version/v1/upload",
+            &guest,
+            Some(&body),
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        response.text()
+    );
+
+    let events = all_events(&app, &admin, "").await;
+    let started = find(&events, "upload.start", "alice");
+    assert_eq!(started["resource"], "version:fresh@v1");
+    assert_eq!(started["project"], "fresh");
+    assert_eq!(started["details"]["creates_project"], true);
+    assert_eq!(
+        (started["outcome"].as_str(), started["status"].as_u64()),
+        (Some("ok"), Some(200))
+    );
+    assert_eq!(count_of(&events, "upload.start", "alice"), 1);
+    assert_eq!(count_of(&events, "project.create", "alice"), 0);
+    let refused = find(&events, "upload.start", "gus");
+    assert_eq!(
+        (refused["outcome"].as_str(), refused["status"].as_u64()),
+        (Some("denied"), Some(403))
+    );
+    assert_eq!(count_of(&events, "upload.start", "gus"), 1);
+    assert_eq!(count_of(&events, "access.denied", "gus"), 0);
+    assert!(
+        app.state
+            .storage
+            .get_bytes(&keys::project_record("other"))
+            .await
+            .is_err()
+    );
+}
