@@ -21,11 +21,11 @@
 //! The details of a PATCH event always carry `fields`, every field the request changes (so a
 //! `state.change` that also retitles the project says so), and `stable` when it is given.
 //!
-//! The gate through [`super::access`] (which records its denials as `access.denied`) runs
-//! before the event. The decisions a route makes itself afterwards (creating a project, a
-//! state change, marking stable, updating the record: they need the request's values) run
-//! inside the mutation, so their refusal is recorded once, as that mutation with outcome
-//! `denied`.
+//! Every permission decision runs before the event, through [`super::access`] (which records
+//! a refusal as `access.denied` with the engine's reason, the one call site for that action):
+//! the gate, and the decisions that need the request's values (creating a project, a state
+//! change, marking stable, updating the record). A refused request therefore leaves one
+//! `access.denied` and no mutation event.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,7 +35,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::access::{ProjectView, VersionView, authorize_project, authorize_version};
+use super::access::{ProjectView, VersionView, authorize_project, authorize_version, decide};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
@@ -191,6 +191,17 @@ async fn creation_target(app: &AppState, namespace: Option<&str>) -> ApiResult<T
     })
 }
 
+/// Decides whether `principal` may create a project in `namespace` (or outside namespaces),
+/// recording a refusal as `access.denied`.
+pub async fn authorize_creation(
+    app: &AppState,
+    principal: &Principal,
+    namespace: Option<&str>,
+) -> ApiResult<()> {
+    let target = creation_target(app, namespace).await?;
+    decide(app, principal, Action::CreateProject, &target)
+}
+
 /// Creates a project record and its profile for `principal` (who must be allowed to create
 /// projects where it goes). `409 already_exists` when the id is taken.
 pub async fn create_project(
@@ -306,6 +317,7 @@ pub async fn post_project(
     // Never store an unvalidated client string as the event's resource.
     names::validate_project_id(&project_id).map_err(|error| name_error(&error))?;
     let visibility = request.visibility.unwrap_or(Visibility::Private);
+    authorize_creation(&app, &principal, request.namespace.as_deref()).await?;
     let record = ProjectRecord {
         project_id,
         title: request.title,
@@ -391,6 +403,7 @@ pub async fn patch_project(
     ApiJson(request): ApiJson<PatchProjectRequest>,
 ) -> ApiResult<ApiJson<ProjectRecord>> {
     let view = authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
+    authorize_project_patch(&app, &principal, &view, &request)?;
     let mut fields = Vec::new();
     for (field, given) in [
         ("title", request.title.is_some()),
@@ -416,29 +429,30 @@ pub async fn patch_project(
     .detail("fields", fields);
     let record = app
         .audit
-        .mutation(event, 200, update_project(&app, &principal, view, request))
+        .mutation(event, 200, update_project(&app, view, request))
         .await?;
     Ok(ApiJson(record))
 }
 
 /// The mutation of `PATCH /projects/{p}`: the route's own decisions, then the write.
-async fn update_project(
+/// The permission decisions of `PATCH /projects/{p}`, before its event: a refusal is an
+/// `access.denied` with its reason (recorded by [`decide`]), not a mutation.
+fn authorize_project_patch(
     app: &AppState,
     principal: &Principal,
-    view: ProjectView,
-    request: PatchProjectRequest,
-) -> ApiResult<ProjectRecord> {
-    let project = view.record.project_id.clone();
-    let now = Utc::now();
+    view: &ProjectView,
+    request: &PatchProjectRequest,
+) -> ApiResult<()> {
     let mut target = view.target.clone();
     if let Some(to) = request.state {
-        principal.decide(
+        decide(
+            app,
+            principal,
             Action::ChangeState {
                 from: view.record.state,
                 to,
             },
             &target,
-            now,
         )?;
         let namespace_state = view.record.namespace.as_ref().map(|_| {
             view.namespace
@@ -453,8 +467,18 @@ async fn update_project(
         || request.project_type.is_some();
     // An empty patch is judged as a record update, so readers cannot cause writes.
     if changes_record || request.state.is_none() {
-        principal.decide(Action::UpdateRecord, &target, now)?;
+        decide(app, principal, Action::UpdateRecord, &target)?;
     }
+    Ok(())
+}
+
+/// The mutation of `PATCH /projects/{p}` (authorized by [`authorize_project_patch`]).
+async fn update_project(
+    app: &AppState,
+    view: ProjectView,
+    request: PatchProjectRequest,
+) -> ApiResult<ProjectRecord> {
+    let project = view.record.project_id.clone();
     let key = keys::project_record(&project);
     let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
         .await?
@@ -620,6 +644,7 @@ pub async fn patch_version(
 ) -> ApiResult<ApiJson<VersionRecord>> {
     let view =
         authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
+    authorize_version_patch(&app, &principal, &view, &request)?;
     let mut fields = Vec::new();
     for (field, given) in [
         ("changelog", request.changelog.is_some()),
@@ -647,40 +672,52 @@ pub async fn patch_version(
     }
     let record = app
         .audit
-        .mutation(event, 200, update_version(&app, &principal, view, request))
+        .mutation(event, 200, update_version(&app, view, request))
         .await?;
     Ok(ApiJson(record))
 }
 
 /// The mutation of `PATCH /projects/{p}/version/{v}`: the route's own decisions, then the
 /// write.
-async fn update_version(
+/// The permission decisions of `PATCH /projects/{p}/version/{v}`, before its event: a
+/// refusal is an `access.denied` with its reason, not a mutation.
+fn authorize_version_patch(
     app: &AppState,
     principal: &Principal,
-    view: VersionView,
-    request: PatchVersionRequest,
-) -> ApiResult<VersionRecord> {
-    let now = Utc::now();
+    view: &VersionView,
+    request: &PatchVersionRequest,
+) -> ApiResult<()> {
     let mut target = view.target.clone();
     if let Some(to) = request.state {
-        principal.decide(
+        decide(
+            app,
+            principal,
             Action::ChangeState {
                 from: view.record.state,
                 to,
             },
             &target,
-            now,
         )?;
         target.state = effective_state(Some(view.project.target.state), Some(to), None);
     }
     if let Some(stable) = request.stable {
-        principal.decide(Action::MarkStable, &target, now)?;
+        decide(app, principal, Action::MarkStable, &target)?;
         target.stable = stable;
     }
     // An empty patch is judged as a record update, so readers cannot cause writes.
     if request.changelog.is_some() || (request.state.is_none() && request.stable.is_none()) {
-        principal.decide(Action::UpdateRecord, &target, now)?;
+        decide(app, principal, Action::UpdateRecord, &target)?;
     }
+    Ok(())
+}
+
+/// The mutation of `PATCH /projects/{p}/version/{v}` (authorized by
+/// [`authorize_version_patch`]).
+async fn update_version(
+    app: &AppState,
+    view: VersionView,
+    request: PatchVersionRequest,
+) -> ApiResult<VersionRecord> {
     let project = view.record.project_id.clone();
     let version = view.record.version.clone();
     let key = keys::version_record(&project, &version);

@@ -7,10 +7,11 @@
 //! Audit (SPEC §9): each route is one mutation event, one call site per action:
 //! `upload.start`, `upload.complete`, `upload.abort` (resource `version:<p>@<v>`) and
 //! `link.create` (resource `file:<p>:<path>@<v>`, the target id in the details). The gate
-//! through [`super::access`] (whose denials are `access.denied`) runs before the event;
-//! the decisions a route makes itself afterwards — creating the project an upload starts,
-//! then the version in it; merging the completion's permissions — run inside the mutation,
-//! so their refusal is recorded once, as that mutation. An upload that creates its project
+//! through [`super::access`] (whose denials are `access.denied`) runs before the event, and
+//! so do the decisions on creating the project an upload starts and on merging the
+//! completion's permissions. Only a race (another upload creating the same project between
+//! the decision and the write) is decided inside the mutation and recorded as its outcome.
+//! An upload that creates its project
 //! records no separate `project.create`: its `upload.start` says `creates_project: true`.
 
 use std::time::Duration;
@@ -22,13 +23,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::{VersionView, authorize_project, authorize_version, load_project};
+use super::access::{VersionView, authorize_project, authorize_version, decide, load_project};
 use super::files::{hash_object, sidecar_key, write_sidecar};
 use super::index_admin::accepted;
 use super::permissions::merge_profile;
 use super::projects::{
-    create_project, create_version, delete_version_objects, name_error, new_version_record,
-    read_record, reindex_version, write_record,
+    authorize_creation, create_project, create_version, delete_version_objects, name_error,
+    new_version_record, read_record, reindex_version, write_record,
 };
 use crate::app::AppState;
 use crate::audit::AuditEvent;
@@ -286,7 +287,9 @@ pub async fn post_upload(
     }
 
     let creates_project = load_project(&app, &project).await?.is_none();
-    if !creates_project {
+    if creates_project {
+        authorize_creation(&app, &principal, None).await?;
+    } else {
         authorize_project(&app, &principal, &project, Action::CreateVersion).await?;
     }
     let mut record = new_version_record(&project, &version, &principal, VersionStatus::Uploading);
@@ -604,6 +607,23 @@ pub async fn put_complete(
     let view =
         authorize_version(&app, &principal, &project, &version, Action::CompleteUpload).await?;
     let overwrite_permissions = params.overwrite_permissions.unwrap_or(false);
+    // Permissions in the body apply to a new project, or with `overwrite_permissions`; they
+    // need the right to change them (decided here, so a refusal is an `access.denied`).
+    let apply = match &permissions {
+        Some(_) => {
+            let new_project = !has_completed_version(&app, &project, &view.record.version).await?;
+            new_project || overwrite_permissions
+        }
+        None => false,
+    };
+    if apply {
+        decide(
+            &app,
+            &principal,
+            Action::ChangePermissions,
+            &view.project.target,
+        )?;
+    }
     let event = AuditEvent::new("upload.complete")
         .by(&principal)
         .resource(format!("version:{project}@{}", view.record.version))
@@ -617,7 +637,7 @@ pub async fn put_complete(
         .mutation(
             event,
             202,
-            complete_upload(&app, &principal, view, permissions, overwrite_permissions),
+            complete_upload(&app, &principal, view, permissions.filter(|_| apply)),
         )
         .await?;
     Ok(accepted(&app, &job))
@@ -629,7 +649,6 @@ async fn complete_upload(
     principal: &Principal,
     view: VersionView,
     permissions: Option<Value>,
-    overwrite_permissions: bool,
 ) -> ApiResult<String> {
     let project = view.record.project_id.clone();
     let version = view.record.version.clone();
@@ -664,11 +683,7 @@ async fn complete_upload(
         .with_code_name("missing_files"));
     }
     if let Some(patch) = permissions {
-        let new_project = !has_completed_version(app, &project, &version).await?;
-        if new_project || overwrite_permissions {
-            principal.decide(Action::ChangePermissions, &view.project.target, Utc::now())?;
-            merge_profile(app, &ProfileLocation::Project(project.clone()), patch).await?;
-        }
+        merge_profile(app, &ProfileLocation::Project(project.clone()), patch).await?;
     }
     for (path, meta) in arrived {
         let sidecar = sidecar_key(&project, &version, &path);

@@ -1584,15 +1584,17 @@ async fn one_patch_changing_several_things_is_one_event_named_by_precedence() {
     assert_eq!(back["details"]["fields"], json!(["title", "state"]));
     assert_eq!(back["resource"], "project:pre");
 
-    let refused = find(&events, "project.update", "carol");
+    // A refused PATCH is one access.denied with the engine's reason, and no mutation event.
+    let refused = find(&events, "access.denied", "carol");
     assert_eq!(refused["outcome"], "denied");
     assert_eq!(refused["status"], 403);
-    assert_eq!(refused["details"]["code"], "forbidden");
+    assert_eq!(refused["details"]["reason"], "forbidden");
     assert_eq!(
         count_of(&events, "access.denied", "carol"),
-        0,
+        1,
         "{events:#?}"
     );
+    assert_eq!(count_of(&events, "project.update", "carol"), 0);
 }
 
 #[tokio::test]
@@ -1638,13 +1640,15 @@ async fn an_upload_that_creates_its_project_is_one_upload_start_event() {
     );
     assert_eq!(count_of(&events, "upload.start", "alice"), 1);
     assert_eq!(count_of(&events, "project.create", "alice"), 0);
-    let refused = find(&events, "upload.start", "gus");
+    // A guest may not create projects: one access.denied, no upload.start.
+    let refused = find(&events, "access.denied", "gus");
     assert_eq!(
         (refused["outcome"].as_str(), refused["status"].as_u64()),
         (Some("denied"), Some(403))
     );
-    assert_eq!(count_of(&events, "upload.start", "gus"), 1);
-    assert_eq!(count_of(&events, "access.denied", "gus"), 0);
+    assert_eq!(refused["details"]["reason"], "forbidden");
+    assert_eq!(count_of(&events, "upload.start", "gus"), 0);
+    assert_eq!(count_of(&events, "access.denied", "gus"), 1);
     assert!(
         app.state
             .storage
