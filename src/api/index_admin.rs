@@ -71,12 +71,25 @@ pub struct SyncParams {
     ))]
 pub async fn get_index_sync(
     State(app): State<AppState>,
-    RequireAdmin(_admin): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     ApiQuery(params): ApiQuery<SyncParams>,
 ) -> ApiResult<ApiJson<SyncReport>> {
-    let report = run_sync(&app, params.repair.unwrap_or(false))
-        .await
-        .map_err(|message| ApiError::internal(std::io::Error::other(message)))?;
+    let repair = params.repair.unwrap_or(false);
+    let sync = async {
+        run_sync(&app, repair)
+            .await
+            .map_err(|message| ApiError::internal(std::io::Error::other(message)))
+    };
+    // A check is a read; a repair changes the index, so it is audited as a mutation.
+    let report = if repair {
+        let event = AuditEvent::new("index.sync")
+            .by(&admin)
+            .resource("index")
+            .detail("repair", true);
+        app.audit.mutation(event, 200, sync).await?
+    } else {
+        sync.await?
+    };
     Ok(ApiJson(report))
 }
 

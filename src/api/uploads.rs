@@ -811,7 +811,20 @@ pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeRe
             if !late && !expired {
                 continue;
             }
-            delete_version_objects(app, &project, &version)
+            // Purging deletes data: a mutation of the system actor, audited like the others.
+            let event = AuditEvent::new("version.purge")
+                .resource(format!("version:{project}@{version}"))
+                .project(&project)
+                .detail(
+                    "reason",
+                    if late {
+                        "upload_not_completed"
+                    } else {
+                        "expired"
+                    },
+                );
+            app.audit
+                .mutation(event, 204, delete_version_objects(app, &project, &version))
                 .await
                 .map_err(|error| error.to_string())?;
             if let Err(error) = app.indexer.index_version(&project, &version).await {

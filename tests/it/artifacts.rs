@@ -1600,6 +1600,40 @@ async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
         .unwrap();
     assert_eq!(report.late_uploads, vec!["p/late".to_owned()]);
     assert_eq!(report.expired_versions, vec!["p/tmp".to_owned()]);
+    // Each purged version is one audited mutation of the system actor.
+    let root = app.user_token("root", Role::Admin).await;
+    let purged = app
+        .bearer(Method::GET, "/audit?action=version.purge", &root, None)
+        .await
+        .json();
+    let mut purged: Vec<(String, String, String)> = purged["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                event["resource"].as_str().unwrap_or_default().to_owned(),
+                event["actor"].as_str().unwrap_or_default().to_owned(),
+                event["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    purged.sort();
+    assert_eq!(
+        purged,
+        vec![
+            (
+                "version:p@late".to_owned(),
+                "system".to_owned(),
+                "ok".to_owned()
+            ),
+            (
+                "version:p@tmp".to_owned(),
+                "system".to_owned(),
+                "ok".to_owned()
+            ),
+        ]
+    );
     assert!(
         app.state
             .storage

@@ -1657,3 +1657,171 @@ async fn an_upload_that_creates_its_project_is_one_upload_start_event() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_repairing_sync_is_audited_and_a_check_is_not() {
+    let app = TestApp::local().await;
+    let root = app.user_token("root", Role::Admin).await;
+    let check = app.bearer(Method::GET, "/index/sync", &root, None).await;
+    assert_eq!(check.status, StatusCode::OK, "{}", check.text());
+    assert_eq!(
+        count_of(&all_events(&app, &root, "").await, "index.sync", "root"),
+        0
+    );
+    let repair = app
+        .bearer(Method::GET, "/index/sync?repair=true", &root, None)
+        .await;
+    assert_eq!(repair.status, StatusCode::OK, "{}", repair.text());
+    let events = all_events(&app, &root, "").await;
+    assert_eq!(count_of(&events, "index.sync", "root"), 1);
+    let event = find(&events, "index.sync", "root");
+    assert_eq!(event["outcome"], "ok");
+    assert_eq!(event["details"]["repair"], true);
+}
+
+#[tokio::test]
+async fn namespace_and_member_actions_appear_exactly_once() {
+    let app = TestApp::local().await;
+    let root = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Developer).await;
+    let ok = |response: crate::common::TestResponse| {
+        assert!(response.status.is_success(), "{}", response.text());
+    };
+    ok(app
+        .bearer(
+            Method::POST,
+            "/namespaces",
+            &root,
+            Some(&json!({"name": "nlp", "visibility": "private"})),
+        )
+        .await);
+    ok(app
+        .bearer(
+            Method::POST,
+            "/namespaces/nlp/members",
+            &root,
+            Some(&json!({"principal": "alice", "level": "maintainer"})),
+        )
+        .await);
+    ok(app
+        .bearer(
+            Method::POST,
+            "/projects",
+            &alice,
+            Some(&json!({"project_id": "tok", "namespace": "nlp"})),
+        )
+        .await);
+    ok(app
+        .bearer(
+            Method::POST,
+            "/projects/tok/members",
+            &alice,
+            Some(&json!({"principal": "bob", "level": "developer"})),
+        )
+        .await);
+    // Bob, a developer of the project, may not grant: one access.denied, no member.grant.
+    let refused = app
+        .bearer(
+            Method::POST,
+            "/projects/tok/members",
+            &bob,
+            Some(&json!({"principal": "alice", "level": "guest"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    ok(app
+        .bearer(Method::DELETE, "/projects/tok/members/bob", &alice, None)
+        .await);
+    ok(app
+        .bearer(
+            Method::PATCH,
+            "/namespaces/nlp",
+            &alice,
+            Some(&json!({"description": "language"})),
+        )
+        .await);
+    ok(app
+        .bearer(
+            Method::PATCH,
+            "/namespaces/nlp",
+            &alice,
+            Some(&json!({"state": "deprecated"})),
+        )
+        .await);
+    ok(app
+        .bearer(
+            Method::PATCH,
+            "/namespaces/nlp",
+            &alice,
+            Some(&json!({"state": "active"})),
+        )
+        .await);
+    ok(app
+        .bearer(
+            Method::PUT,
+            "/namespaces/nlp/permissions",
+            &alice,
+            Some(&json!({"viewers": ["bob"]})),
+        )
+        .await);
+    ok(app
+        .bearer(
+            Method::POST,
+            "/namespaces",
+            &root,
+            Some(&json!({"name": "tmp"})),
+        )
+        .await);
+    ok(app
+        .bearer(Method::DELETE, "/namespaces/tmp", &root, None)
+        .await);
+
+    let events = all_events(&app, &root, "").await;
+    for (action, actor, resource, count) in [
+        ("namespace.create", "root", "namespace:nlp", 1),
+        ("namespace.create", "root", "namespace:tmp", 1),
+        ("namespace.delete", "root", "namespace:tmp", 1),
+        ("member.grant", "root", "namespace:nlp", 1),
+        ("member.grant", "alice", "project:tok", 1),
+        ("member.revoke", "alice", "project:tok", 1),
+        ("namespace.update", "alice", "namespace:nlp", 1),
+        ("state.change", "alice", "namespace:nlp", 2),
+        ("permissions.update", "alice", "namespace:nlp", 1),
+        ("project.create", "alice", "project:tok", 1),
+        ("member.grant", "bob", "project:tok", 0),
+    ] {
+        let matching: Vec<&Value> = events
+            .iter()
+            .filter(|event| {
+                event["action"] == action
+                    && event["actor"] == actor
+                    && event["resource"] == resource
+            })
+            .collect();
+        assert_eq!(
+            matching.len(),
+            count,
+            "{action} by {actor} on {resource}: {events:#?}"
+        );
+        for event in matching {
+            assert_eq!(event["outcome"], "ok", "{event}");
+        }
+    }
+    let denied = find(&events, "access.denied", "bob");
+    assert_eq!(denied["resource"], "project:tok");
+    assert_eq!(denied["details"]["reason"], "forbidden");
+    // Project grants are on the project's timeline.
+    let timeline = app
+        .bearer(Method::GET, "/projects/tok/audit", &alice, None)
+        .await
+        .json();
+    let actions: Vec<&str> = timeline["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"member.grant"), "{timeline}");
+    assert!(actions.contains(&"member.revoke"), "{timeline}");
+}
