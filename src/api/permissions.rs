@@ -363,20 +363,6 @@ pub struct ShareRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Schedules a re-index of `project` just after `at`, so an expired share leaves search.
-pub fn schedule_reindex_at(app: &AppState, project: &str, at: DateTime<Utc>) {
-    let delay =
-        (at - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(500);
-    let indexer = app.indexer.clone();
-    let project = project.to_owned();
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        if let Err(error) = indexer.index_projects(Some(vec![project]), |_, _| {}).await {
-            tracing::warn!(%error, "re-index at grant expiry failed");
-        }
-    });
-}
-
 fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
     PrincipalRef::parse(value).map_err(|error| {
         ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
@@ -488,10 +474,9 @@ async fn share(
         .write_profile_if(&location, profile, condition)
         .await
         .map_err(loader_error)?;
+    // Indexing notes the expiry; the expiry re-indexer (`jobs::schedule`) re-indexes the
+    // project at that moment.
     reindex_project(app, project).await?;
-    if let Some(at) = expires_at {
-        schedule_reindex_at(app, project, at);
-    }
     Ok(())
 }
 
