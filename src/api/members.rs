@@ -38,8 +38,8 @@ use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::permissions::{
-    Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope, ResolvedProfile, Role,
-    ScopeChain,
+    AccessRule, Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope,
+    ResolvedProfile, Role, ScopeChain,
 };
 use crate::storage::{PutCondition, StorageError};
 
@@ -205,6 +205,41 @@ fn set_level(
     }
 }
 
+/// Whether `rule` lets a principal listed at `level` through.
+fn admits(rule: AccessRule, level: Level) -> bool {
+    match rule {
+        AccessRule::Authenticated | AccessRule::Public => true,
+        AccessRule::None => false,
+        rule => rule
+            .required_level()
+            .is_some_and(|required| level >= required),
+    }
+}
+
+/// The list-based rule that admits `level`.
+fn rule_for(level: Level) -> AccessRule {
+    match level {
+        Level::Owner => AccessRule::Owners,
+        Level::Writer => AccessRule::Writers,
+        Level::Viewer => AccessRule::Viewers,
+    }
+}
+
+/// Opens the rules in force (`resolved`) just enough that a grant at `level` means what it
+/// says: every member reads and downloads, developers push. A grant that leaves its grantee
+/// locked out by `read_access: owners` would be a silent no-op.
+fn admit(profile: &mut Profile, resolved: &ResolvedProfile, level: Level) {
+    if !admits(resolved.read_access, level) {
+        profile.read_access = Some(rule_for(level));
+    }
+    if !admits(resolved.download_access, level) {
+        profile.download_access = Some(rule_for(level));
+    }
+    if level >= Level::Writer && !admits(resolved.write_access, level) {
+        profile.write_access = Some(AccessRule::Writers);
+    }
+}
+
 /// Removes `grantee` from every list; answers whether it was listed.
 fn remove(profile: &mut Profile, grantee: &PrincipalRef) -> bool {
     let before = profile.owners.len() + profile.writers.len() + profile.viewers.len();
@@ -284,6 +319,7 @@ pub async fn post_namespace_member(
                 new_namespace_profile(view.record.visibility),
                 &|profile| {
                     set_level(profile, &grantee, request.level.level(), request.expires_at);
+                    admit(profile, &view.target.profile, request.level.level());
                     Ok(true)
                 },
             )
@@ -410,6 +446,7 @@ pub async fn post_project_member(
                 initial,
                 &|profile| {
                     set_level(profile, &grantee, request.level.level(), request.expires_at);
+                    admit(profile, &view.target.profile, request.level.level());
                     Ok(true)
                 },
             )

@@ -995,3 +995,39 @@ async fn an_expiring_member_grant_ends_on_direct_access_and_in_search() {
         .await;
     assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_grants_outside_namespaces_open_what_they_grant() {
+    let r = Registry::new().await;
+    let owner = r.user("owner", Role::Maintainer).await;
+    let dev = r.user("dev", Role::Developer).await;
+    let gus = r.user("gus", Role::Guest).await;
+    // A private project: read, download and write are the owners'.
+    let created = r
+        .call(
+            Method::POST,
+            "/projects",
+            &owner,
+            Some(json!({"project_id": "solo", "visibility": "private"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(r.push(&owner, "solo", "v1").await.1, StatusCode::CREATED);
+    assert_eq!(r.read(&dev, "solo").await, StatusCode::NOT_FOUND);
+    r.grant_ok(&owner, "projects/solo", "dev", "developer")
+        .await;
+    r.grant_ok(&owner, "projects/solo", "gus", "guest").await;
+    // Each grant means what it says: the developer pushes, the guest reads and downloads.
+    assert_eq!(
+        r.push(&dev, "solo", "v2").await,
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(r.read(&gus, "solo").await, StatusCode::OK);
+    assert_eq!(r.download(&gus, "solo", "v1").await, StatusCode::OK);
+    assert_eq!(r.push(&gus, "solo", "v3").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(r.found(&gus).await, set(&["solo"]));
+    let members = r.members(&owner, "projects/solo").await;
+    assert_eq!(members["access"]["write_access"], "writers", "{members}");
+    assert_eq!(members["access"]["read_access"], "viewers", "{members}");
+    assert_eq!(members["count"], 3, "{members}");
+}
