@@ -11,7 +11,23 @@ use md5::Digest as _;
 use serde_json::{Value, json};
 use trove::permissions::Role;
 
-use crate::common::{TestApp, TestResponse};
+use crate::common::{Backend, BackendApp, TestResponse};
+
+/// Runs a scenario on the local backend and on the in-process S3 server.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$name(crate::common::Backend::Local).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                super::$name(crate::common::Backend::S3).await;
+            }
+        }
+    };
+}
 
 fn enc(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
@@ -19,13 +35,17 @@ fn enc(id: &str) -> String {
 
 /// A registry with an admin and a few accounts.
 struct Registry {
-    app: TestApp,
+    app: BackendApp,
     admin: String,
 }
 
 impl Registry {
     async fn new() -> Self {
-        let app = TestApp::local().await;
+        Self::on(Backend::Local).await
+    }
+
+    async fn on(backend: Backend) -> Self {
+        let app = BackendApp::start(backend).await;
         let admin = app.user_token("root", Role::Admin).await;
         Self { app, admin }
     }
@@ -205,7 +225,11 @@ struct Team {
 }
 
 async fn team() -> Team {
-    let registry = Registry::new().await;
+    team_on(Backend::Local).await
+}
+
+async fn team_on(backend: Backend) -> Team {
+    let registry = Registry::on(backend).await;
     let alice = registry.user("alice", Role::Maintainer).await;
     let bob = registry.user("bob", Role::Developer).await;
     // A developer by role, granted only guest in the namespace.
@@ -239,15 +263,14 @@ async fn team() -> Team {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn namespace_grants_reach_every_project_of_the_namespace() {
+async fn namespace_grants_reach_every_project_of_the_namespace(backend: Backend) {
     let Team {
         registry: r,
         alice,
         bob,
         carol,
         dave,
-    } = team().await;
+    } = team_on(backend).await;
     // Projects created in a namespace inherit its grants.
     let profile = r
         .call(Method::GET, "/projects/p1/permissions", &alice, None)
@@ -352,6 +375,8 @@ async fn namespace_grants_reach_every_project_of_the_namespace() {
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }
+
+both_backends!(namespace_grants_reach_every_project_of_the_namespace);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_guest_elevated_to_developer_pushes_to_that_project_only() {
@@ -528,6 +553,15 @@ async fn grants_check_the_grantees_role_and_existence() {
     let low = r.grant(&mae, "projects/seg", "gina", "developer").await;
     assert_eq!(low.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(low.code(), "role_too_low");
+    // A refused grant gives nothing; the guest grant gus holds gives reading only.
+    assert_eq!(r.push(&mae, "seg", "v1").await.1, StatusCode::CREATED);
+    let gina = r.app.login("gina", "password-of-tests").await;
+    let gus = r.app.login("gus", "password-of-tests").await;
+    assert_eq!(r.read(&gina, "seg").await, StatusCode::NOT_FOUND);
+    assert_eq!(r.found(&gina).await, set(&[]));
+    assert_eq!(r.read(&gus, "seg").await, StatusCode::OK);
+    assert_eq!(r.found(&gus).await, set(&["seg"]));
+    assert_eq!(r.push(&gus, "seg", "v2").await.0, StatusCode::FORBIDDEN);
     let members = r.members(&admin, "namespaces/vision").await;
     assert_eq!(members["count"], 5, "{members}");
     assert_eq!(
@@ -662,15 +696,14 @@ async fn a_deprecated_namespace_refuses_pushes_but_serves_pulls() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disabled_namespace_is_invisible_to_all_but_admins() {
+async fn a_disabled_namespace_is_invisible_to_all_but_admins(backend: Backend) {
     let Team {
         registry: r,
         alice,
         bob,
         carol,
         ..
-    } = team().await;
+    } = team_on(backend).await;
     let admin = r.admin.clone();
     let disable = r
         .patch(&admin, "/namespaces/nlp", json!({"state": "disabled"}))
@@ -720,6 +753,8 @@ async fn a_disabled_namespace_is_invisible_to_all_but_admins() {
     assert_eq!(r.read(&carol, "p2").await, StatusCode::NOT_FOUND);
     assert_eq!(r.found(&carol).await, set(&["p1"]));
 }
+
+both_backends!(a_disabled_namespace_is_invisible_to_all_but_admins);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_lifecycle_visibility_and_profile() {
