@@ -234,6 +234,9 @@ pub struct Settings {
     /// expired transient versions (`TROVE_PURGE_CRON`, default every 10 minutes; empty
     /// disables it).
     pub purge_cron: String,
+    /// Whether searches, scrolls and aggregations are audited as `search.query` read events
+    /// (`TROVE_AUDIT_SEARCHES`, default false: they are frequent and change nothing).
+    pub audit_searches: bool,
     /// Log filter (`TROVE_LOG`, `RUST_LOG` syntax, default `info`).
     pub log: String,
     /// Log as JSON lines instead of text (`TROVE_LOG_JSON`).
@@ -258,6 +261,7 @@ impl Default for Settings {
             sync_cron: "0 */5 * * * *".to_owned(),
             auto_repair: true,
             purge_cron: "0 */10 * * * *".to_owned(),
+            audit_searches: false,
             log: "info".to_owned(),
             log_json: false,
             auth: AuthConfig::default(),
@@ -451,6 +455,9 @@ impl Settings {
         }
         if let Some(value) = env.var("TROVE_AUTO_REPAIR") {
             self.auto_repair = parse_bool("TROVE_AUTO_REPAIR", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_AUDIT_SEARCHES") {
+            self.audit_searches = parse_bool("TROVE_AUDIT_SEARCHES", &value)?;
         }
         if let Some(value) = env.var("TROVE_LOG") {
             self.log = value;

@@ -161,6 +161,29 @@ fn request_of(state: &CursorState) -> ApiResult<SearchRequest> {
 }
 
 /// Runs a page and answers `{results, count, total, next}` with a `Link: rel="more"` header.
+/// Longest query text kept in a `search.query` event.
+const AUDITED_QUERY_BYTES: usize = 1024;
+
+/// Records one `search.query` read event when searches are audited (`audit_searches`): the
+/// route, the query text (bounded) and how many documents matched.
+fn audit_search(app: &AppState, principal: &Principal, route: &str, query: &str, total: usize) {
+    if !app.settings.audit_searches {
+        return;
+    }
+    let mut end = query.len().min(AUDITED_QUERY_BYTES);
+    while !query.is_char_boundary(end) {
+        end -= 1;
+    }
+    app.audit.record(
+        crate::audit::AuditEvent::new("search.query")
+            .by(principal)
+            .resource(route.to_owned())
+            .outcome(crate::audit::Outcome::Ok, 200)
+            .detail("q", &query[..end])
+            .detail("total", total),
+    );
+}
+
 async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> ApiResult<Response> {
     let request = request_of(&cursor)?;
     let scope = search_scope(principal);
@@ -187,6 +210,17 @@ async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> Api
         );
         format!("/scroll/{token}")
     });
+    audit_search(
+        app,
+        principal,
+        if cursor.offset == 0 {
+            "search"
+        } else {
+            "scroll"
+        },
+        &cursor.q,
+        page.total,
+    );
     let body = json!({
         "results": results,
         "count": results.len(),
@@ -313,6 +347,13 @@ pub async fn get_aggregate(
         .into_iter()
         .map(|(value, count)| json!({ params.field.clone(): value, "count": count }))
         .collect();
+    audit_search(
+        &app,
+        &principal,
+        "aggregate",
+        params.q.as_deref().unwrap_or("*"),
+        results.len(),
+    );
     Ok(ApiJson(
         json!({ "field": params.field, "results": results }),
     ))

@@ -1825,3 +1825,32 @@ async fn namespace_and_member_actions_appear_exactly_once() {
     assert!(actions.contains(&"member.grant"), "{timeline}");
     assert!(actions.contains(&"member.revoke"), "{timeline}");
 }
+
+#[tokio::test]
+async fn searches_are_audited_only_when_enabled() {
+    for enabled in [false, true] {
+        let app = TestApp::local_with(|settings| settings.audit_searches = enabled).await;
+        let root = app.user_token("root", Role::Admin).await;
+        let alice = app.user_token("alice", Role::Maintainer).await;
+        for path in [
+            "/search?q=title:bert&size=1",
+            "/aggregate?q=*&field=_extra.project_id",
+        ] {
+            let response = app.bearer(Method::GET, path, &alice, None).await;
+            assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        }
+        let events = all_events(&app, &root, "&action=search.query").await;
+        if enabled {
+            assert_eq!(count_of(&events, "search.query", "alice"), 2, "{events:#?}");
+            let search = events
+                .iter()
+                .find(|event| event["resource"] == "search")
+                .unwrap();
+            assert_eq!(search["details"]["q"], "title:bert");
+            assert_eq!(search["outcome"], "ok");
+            assert!(events.iter().any(|event| event["resource"] == "aggregate"));
+        } else {
+            assert!(events.is_empty(), "{events:#?}");
+        }
+    }
+}
