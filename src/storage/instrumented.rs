@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{
     ByteRange, ByteStream, GetObject, ListPage, ListRequest, ObjectMeta, ObjectStore,
@@ -89,6 +90,11 @@ impl ObjectStore for InstrumentedStore {
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
         self.run("get", true, self.inner.get(key, range)).await
+    }
+
+    async fn read_whole(&self, key: &str) -> Result<(Bytes, ObjectMeta)> {
+        // Counted as a `get`; the timeout covers the whole read (the object is small).
+        self.run("get", true, self.inner.read_whole(key)).await
     }
 
     async fn put(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<PutOutcome> {

@@ -24,7 +24,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read as _, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use md5::{Digest as _, Md5};
@@ -613,6 +614,33 @@ impl ObjectStore for LocalStore {
             }),
             Err(error) => Err(io_error("stat object", &error)),
         }
+    }
+
+    async fn read_whole(&self, key: &str) -> Result<(Bytes, ObjectMeta)> {
+        let path = self.path_for(key)?;
+        let owned_key = key.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let not_found = || StorageError::NotFound {
+                key: owned_key.clone(),
+            };
+            let mut file = match fs::File::open(&path) {
+                Ok(file) => file,
+                Err(error) if is_absent(&error) => return Err(not_found()),
+                Err(error) => return Err(io_error("open object", &error)),
+            };
+            let metadata = file
+                .metadata()
+                .map_err(|error| io_error("stat object", &error))?;
+            if !metadata.is_file() {
+                return Err(not_found());
+            }
+            let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+            file.read_to_end(&mut bytes)
+                .map_err(|error| io_error("read object", &error))?;
+            Ok((Bytes::from(bytes), meta_of(&owned_key, &metadata)))
+        })
+        .await
+        .map_err(|error| join_error(&error))?
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {

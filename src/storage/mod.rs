@@ -263,13 +263,11 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
 
     /// A cheap round trip proving the backend answers (for `/status` and `/readyz`).
     async fn check(&self) -> Result<()>;
-}
 
-/// Conveniences built on [`ObjectStore`], available on every store.
-#[async_trait]
-pub trait ObjectStoreExt: ObjectStore {
-    /// Reads a whole (small) object into memory.
-    async fn get_bytes(&self, key: &str) -> Result<(Bytes, ObjectMeta)> {
+    /// Reads a whole (small) object into memory: records, profiles, metadata documents.
+    /// Backends may do it more cheaply than streaming (the local backend reads the file in
+    /// one blocking call instead of a blocking-pool hop per chunk).
+    async fn read_whole(&self, key: &str) -> Result<(Bytes, ObjectMeta)> {
         let object = self.get(key, None).await?;
         let chunks: Vec<Bytes> = object.body.try_collect().await.map_err(|error| {
             if error.kind() == std::io::ErrorKind::TimedOut {
@@ -279,6 +277,15 @@ pub trait ObjectStoreExt: ObjectStore {
             }
         })?;
         Ok((Bytes::from(chunks.concat()), object.meta))
+    }
+}
+
+/// Conveniences built on [`ObjectStore`], available on every store.
+#[async_trait]
+pub trait ObjectStoreExt: ObjectStore {
+    /// Reads a whole (small) object into memory.
+    async fn get_bytes(&self, key: &str) -> Result<(Bytes, ObjectMeta)> {
+        self.read_whole(key).await
     }
 
     /// Writes a small in-memory body.

@@ -138,6 +138,13 @@ pub async fn missing_objects_are_not_found(store: Arc<dyn ObjectStore>, prefix: 
     let key = format!("{prefix}/missing/nothing.json");
     assert!(store.head(&key).await.expect_err("head").is_not_found());
     assert!(store.get(&key, None).await.expect_err("get").is_not_found());
+    assert!(
+        store
+            .read_whole(&key)
+            .await
+            .expect_err("read")
+            .is_not_found()
+    );
     // A "directory" is not an object.
     store
         .put_bytes(
@@ -154,6 +161,13 @@ pub async fn missing_objects_are_not_found(store: Arc<dyn ObjectStore>, prefix: 
             .get(&dir, None)
             .await
             .expect_err("get dir")
+            .is_not_found()
+    );
+    assert!(
+        store
+            .read_whole(&dir)
+            .await
+            .expect_err("read dir")
             .is_not_found()
     );
 
