@@ -57,6 +57,29 @@ pub enum IndexerError {
         /// Why.
         message: String,
     },
+    /// An indexing task panicked or was cancelled.
+    #[error("indexing task failed: {0}")]
+    Task(String),
+}
+
+/// A spawned task that is aborted when dropped (an abandoned rebuild stops its readers).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = std::result::Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(context)
+    }
 }
 
 /// Result alias of the indexer.
@@ -684,9 +707,20 @@ impl Indexer {
         let mut report = IndexReport::default();
         let mut pending: Vec<WriteOp> = Vec::new();
         let mut pending_versions = 0;
-        // Several projects are read at once; their operations are applied in order.
+        // Several projects are read at once, each in its own task so that parsing and
+        // document building spread over the runtime's worker threads (a `buffered` stream
+        // alone polls them all on one); their operations are applied in order.
         let mut built = futures::stream::iter(projects)
-            .map(|project| async move { self.project_ops(&project, now).await }.boxed())
+            .map(|project| {
+                let indexer = self.clone();
+                let task = AbortOnDrop(tokio::spawn(async move {
+                    indexer.project_ops(&project, now).await
+                }));
+                async move {
+                    task.await
+                        .map_err(|error| IndexerError::Task(error.to_string()))?
+                }
+            })
             .buffered(PROJECT_CONCURRENCY);
         let mut done = 0;
         // One batch commits while the next is read (at most two batches in memory).
