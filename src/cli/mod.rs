@@ -1,7 +1,9 @@
-//! The `trove` command line: `serve`, `check-config`, and (as they land) the administration
-//! and client commands.
+//! The `trove` command line: `serve`, `check-config`, the administration commands working on
+//! storage directly (`index`, `user`, `audit`), and the client commands talking to a running
+//! server over HTTP (`login`, `push`, `pull`, `search`, `perms`, `share`; see [`client`]).
 
 pub mod audit;
+pub mod client;
 pub mod index;
 pub mod user;
 
@@ -71,6 +73,23 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Log in to a Trove server and store the access token (password from stdin or
+    /// TROVE_PASSWORD).
+    Login(client::login::LoginArgs),
+    /// Upload a directory as a new version of a project.
+    Push(client::push::PushArgs),
+    /// Download one file (project:path@version) or every file of a version (project@version).
+    Pull(client::pull::PullArgs),
+    /// Search what you may read; prints one id per line.
+    Search(client::search::SearchArgs),
+    /// Show or change a project's or version's permission profile.
+    Perms {
+        /// What to do.
+        #[command(subcommand)]
+        command: client::perms::PermsCommand,
+    },
+    /// Share a project read-only with a principal, or revoke the share.
+    Share(client::share::ShareArgs),
 }
 
 impl ServiceFlags {
@@ -111,6 +130,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load_settings(&cli, flags)?;
             audit::run_audit(&settings, command, &mut std::io::stdout()).await
         }
+        Command::Login(args) => client::login::run_login(args).await,
+        Command::Push(args) => client::push::run_push(args).await,
+        Command::Pull(args) => client::pull::run_pull(args).await,
+        Command::Search(args) => client::search::run_search(args).await,
+        Command::Perms { command } => client::perms::run_perms(command).await,
+        Command::Share(args) => client::share::run_share(args).await,
     }
 }
 

@@ -6,6 +6,7 @@ mod artifacts;
 mod audit;
 mod auth;
 mod cli;
+mod client;
 mod common;
 mod index;
 mod indexing;

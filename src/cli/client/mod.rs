@@ -1,0 +1,225 @@
+//! The client commands for people and CI (`login`, `push`, `pull`, `search`, `perms`,
+//! `share`): they talk to a running Trove over HTTP.
+//!
+//! Where the server and the credential come from, in order: `--server URL` (or
+//! `TROVE_SERVER`), else the server `trove login` stored, else `http://127.0.0.1:8080`; the
+//! bearer credential is `TROVE_TOKEN` (an access token or an API key) when set, else the
+//! access token `trove login` stored — sent only to the server it was issued by, so pointing
+//! `--server` elsewhere never leaks it. The credentials file is described in [`credentials`].
+//!
+//! Errors are `anyhow` errors whose chain names what failed and, for an HTTP error, the
+//! server's `reason` and `code` ([`http::ApiFailure`]); `main` prints them on one line and
+//! exits with 1. Usage errors found after parsing (no password source, a profile that is not
+//! a JSON object) exit with 2, as clap's own do.
+
+pub mod credentials;
+pub mod http;
+pub mod login;
+pub mod perms;
+pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod search;
+pub mod share;
+
+use clap::Args;
+
+use self::http::{ApiClient, ServerUrl};
+
+/// The server used when neither `--server`, `TROVE_SERVER` nor a stored login names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Environment variable holding a bearer credential (access token or API key).
+pub const TOKEN_VARIABLE: &str = "TROVE_TOKEN";
+
+/// The `--server` flag every client command takes.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServerArgs {
+    /// Trove server URL (default: the server `trove login` stored, else http://127.0.0.1:8080).
+    #[arg(long, env = "TROVE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+}
+
+/// Where a credential came from, for the hints of `401` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// No credential: requests are anonymous.
+    None,
+    /// The `TROVE_TOKEN` environment variable.
+    Environment,
+    /// The credentials file written by `trove login`.
+    File,
+}
+
+/// What [`resolve`] decided: the server, the credential and where it came from.
+pub struct Resolved {
+    /// The server to talk to.
+    pub server: ServerUrl,
+    /// The bearer credential, if any (never printed).
+    pub credential: Option<String>,
+    /// Where the credential came from.
+    pub source: CredentialSource,
+    /// A note for the user (a stored login for another server was not used).
+    pub note: Option<String>,
+}
+
+/// Picks the server and the credential from the flag, the token variable and the stored
+/// login (pure: the caller reads the environment and the file).
+///
+/// # Errors
+/// When the chosen server URL is not a usable `http://` URL.
+pub fn resolve(
+    flag: Option<&str>,
+    token_variable: Option<String>,
+    stored: Option<&credentials::StoredCredentials>,
+) -> anyhow::Result<Resolved> {
+    let server = match (flag, stored) {
+        (Some(flag), _) => ServerUrl::parse(flag)?,
+        (None, Some(stored)) => ServerUrl::parse(&stored.server)?,
+        (None, None) => ServerUrl::parse(DEFAULT_SERVER)?,
+    };
+    if let Some(token) = token_variable.filter(|token| !token.trim().is_empty()) {
+        return Ok(Resolved {
+            server,
+            credential: Some(token.trim().to_owned()),
+            source: CredentialSource::Environment,
+            note: None,
+        });
+    }
+    let Some(stored) = stored else {
+        return Ok(Resolved {
+            server,
+            credential: None,
+            source: CredentialSource::None,
+            note: None,
+        });
+    };
+    // A token is only ever sent to the server that issued it.
+    if ServerUrl::parse(&stored.server).is_ok_and(|issuer| issuer == server) {
+        return Ok(Resolved {
+            server,
+            credential: Some(stored.access_token.clone()),
+            source: CredentialSource::File,
+            note: None,
+        });
+    }
+    let note = format!(
+        "the stored login is for {}, not {server}: sending no credentials (run `trove login --server {server}` or set {TOKEN_VARIABLE})",
+        stored.server
+    );
+    Ok(Resolved {
+        server,
+        credential: None,
+        source: CredentialSource::None,
+        note: Some(note),
+    })
+}
+
+/// Builds the client of a command from `--server`, `TROVE_TOKEN` and the credentials file.
+///
+/// # Errors
+/// When the credentials file is unreadable or malformed, or the server URL is unusable.
+pub fn connect(args: &ServerArgs) -> anyhow::Result<ApiClient> {
+    let token = std::env::var(TOKEN_VARIABLE).ok();
+    let needs_file = args.server.is_none() || token.as_deref().is_none_or(str::is_empty);
+    let stored = if needs_file {
+        match credentials::default_path() {
+            Some(path) => credentials::load(&path)?,
+            None => None,
+        }
+    } else {
+        None
+    };
+    let resolved = resolve(args.server.as_deref(), token, stored.as_ref())?;
+    if let Some(note) = &resolved.note {
+        eprintln!("trove: note: {note}");
+    }
+    ApiClient::new(resolved.server, resolved.credential, resolved.source)
+}
+
+/// Reports a usage error found after parsing and exits with status 2, as clap does.
+pub fn usage_error(message: &str) -> ! {
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("{message}\n"),
+    )
+    .exit()
+}
+
+/// A human size: `512 B`, `3.0 MiB`.
+#[must_use]
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::credentials::StoredCredentials;
+    use super::*;
+
+    fn stored(server: &str) -> StoredCredentials {
+        StoredCredentials {
+            server: server.to_owned(),
+            username: Some("alice".to_owned()),
+            access_token: "stored-token".to_owned(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn the_stored_login_gives_server_and_token() {
+        let file = stored("http://trove.example:8080/");
+        let resolved = resolve(None, None, Some(&file)).unwrap();
+        assert_eq!(resolved.server.to_string(), "http://trove.example:8080");
+        assert_eq!(resolved.credential.as_deref(), Some("stored-token"));
+        assert_eq!(resolved.source, CredentialSource::File);
+    }
+
+    #[test]
+    fn the_token_variable_and_the_flag_override_the_file() {
+        let file = stored("http://trove.example:8080");
+        let resolved = resolve(
+            Some("http://other.example"),
+            Some("env-token".to_owned()),
+            Some(&file),
+        )
+        .unwrap();
+        assert_eq!(resolved.server.to_string(), "http://other.example");
+        assert_eq!(resolved.credential.as_deref(), Some("env-token"));
+        assert_eq!(resolved.source, CredentialSource::Environment);
+    }
+
+    #[test]
+    fn a_stored_token_is_never_sent_to_another_server() {
+        let file = stored("http://trove.example:8080");
+        let resolved = resolve(Some("http://elsewhere.example"), None, Some(&file)).unwrap();
+        assert_eq!(resolved.credential, None);
+        assert!(resolved.note.is_some());
+        let same = resolve(Some("trove.example:8080/"), None, Some(&file)).unwrap();
+        assert_eq!(same.credential.as_deref(), Some("stored-token"));
+    }
+
+    #[test]
+    fn without_anything_the_default_server_is_anonymous() {
+        let resolved = resolve(None, Some("  ".to_owned()), None).unwrap();
+        assert_eq!(resolved.server.to_string(), "http://127.0.0.1:8080");
+        assert_eq!(resolved.credential, None);
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}
