@@ -107,7 +107,7 @@ fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
 
 /// Checks that the grantee exists (accounts and local groups) and that its role may hold
 /// `level` (`422 role_too_low`).
-async fn check_grantee(
+pub async fn check_grantee(
     app: &AppState,
     grantee: &PrincipalRef,
     level: MemberLevel,

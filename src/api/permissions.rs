@@ -383,6 +383,8 @@ pub async fn post_share(
 ) -> ApiResult<Response> {
     authorize_project(&app, &principal, &project, Action::Share).await?;
     let grantee = parse_principal(&request.principal)?;
+    // As for member grants: an account or local group must exist.
+    super::members::check_grantee(&app, &grantee, super::members::MemberLevel::Guest).await?;
     if request.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::new(
             ErrorCode::Unprocessable,

@@ -1066,6 +1066,16 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     let owner = app.user_token("owner", Role::Maintainer).await;
     let shared = app.user_token("shared", Role::Maintainer).await;
     let stranger = app.user_token("stranger", Role::Maintainer).await;
+    // Shares name existing groups: `group:friends` is shared with below.
+    let created = app
+        .bearer(
+            Method::POST,
+            "/groups",
+            &owner,
+            Some(&json!({"name": "friends", "members": []})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     // A public project: anyone reads metadata; only viewers (shares) download.
     create_project(&app, &owner, "p", "public").await;
     create_version(&app, &owner, "p", "v1").await;

@@ -1065,4 +1065,15 @@ async fn project_grants_outside_namespaces_open_what_they_grant() {
     assert_eq!(members["access"]["write_access"], "writers", "{members}");
     assert_eq!(members["access"]["read_access"], "viewers", "{members}");
     assert_eq!(members["count"], 3, "{members}");
+    // Shares name existing accounts and groups too.
+    let nobody = r
+        .call(
+            Method::POST,
+            "/projects/solo/share",
+            &owner,
+            Some(json!({"principal": "nobody"})),
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(nobody.code(), "unknown_principal");
 }

@@ -2,9 +2,8 @@
 //! `reqwest` client with the bearer credential ([`ApiClient`]), and the translation of every
 //! non-2xx answer into an [`ApiFailure`] carrying the server's `reason` and `code`.
 //!
-//! This build speaks plain `http://` only: reqwest's rustls feature would add
-//! `rustls-platform-verifier` and a score of other crates. An `https://` server is refused
-//! with a message saying so (put a TLS-terminating proxy on localhost, or use curl).
+//! `http://` and `https://` (rustls, with the platform's certificate verifier) are spoken;
+//! the stored credential only ever goes to the server it was issued by.
 
 use std::fmt;
 use std::time::Duration;
@@ -28,7 +27,7 @@ const JOB_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a job is waited for before giving up (the job goes on on the server).
 const JOB_WAIT_LIMIT: Duration = Duration::from_secs(30 * 60);
 
-/// A validated base URL of a Trove server (`http://host:port[/prefix]`).
+/// A validated base URL of a Trove server (`http[s]://host:port[/prefix]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerUrl(Url);
 
@@ -47,12 +46,10 @@ impl ServerUrl {
         let mut url = Url::parse(&with_scheme)
             .map_err(|error| anyhow::anyhow!("invalid server URL {value:?}: {error}"))?;
         match url.scheme() {
-            "http" => {}
-            "https" => anyhow::bail!(
-                "cannot use {value}: this build of trove speaks plain http only (no TLS support); \
-                 reach the server over http, e.g. through a local TLS-terminating proxy"
-            ),
-            other => anyhow::bail!("invalid server URL {value:?}: scheme {other} is not http"),
+            "http" | "https" => {}
+            other => {
+                anyhow::bail!("invalid server URL {value:?}: scheme {other} is not http or https")
+            }
         }
         if !url.username().is_empty() || url.password().is_some() {
             anyhow::bail!(
@@ -347,8 +344,13 @@ mod tests {
 
     #[test]
     fn unusable_server_urls_are_refused() {
+        assert_eq!(
+            ServerUrl::parse("https://trove.example/")
+                .unwrap()
+                .to_string(),
+            "https://trove.example"
+        );
         for url in [
-            "https://trove.example",
             "ftp://trove.example",
             "http://user:secret@trove.example",
             "http://trove.example/?q=1",
