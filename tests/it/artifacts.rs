@@ -772,7 +772,14 @@ async fn hostile_paths_are_refused_everywhere_and_nothing_is_written(backend: Ba
     let alice = app.user_token("alice", Role::Maintainer).await;
     create_project(&app, &alice, "p", "private").await;
     create_version(&app, &alice, "p", "v1").await;
-    let before = storage_keys(&app, "").await;
+    // The audit log grows on its own clock (buffered events are flushed every second): what
+    // must not change is everything else.
+    let data_keys = || async {
+        let mut keys = storage_keys(&app, "").await;
+        keys.retain(|key| !key.starts_with("..meta/audit/"));
+        keys
+    };
+    let before = data_keys().await;
 
     for path in [
         "..meta/version.json",
@@ -847,11 +854,7 @@ async fn hostile_paths_are_refused_everywhere_and_nothing_is_written(backend: Ba
         .await;
     assert_eq!(link.status, StatusCode::BAD_REQUEST);
 
-    assert_eq!(
-        storage_keys(&app, "").await,
-        before,
-        "something was written"
-    );
+    assert_eq!(data_keys().await, before, "something was written");
 }
 both_backends!(hostile_paths_are_refused_everywhere_and_nothing_is_written);
 
