@@ -47,6 +47,8 @@ async fn measure(label: &str, app: &AppState, documents: usize) -> anyhow::Resul
     )
     .await?;
     let seeding = started.elapsed().as_secs_f64();
+    // A marker for profilers attaching to the indexing phase only.
+    eprintln!("seeded {label}: indexing");
     let started = Instant::now();
     let report = app.indexer.index_projects(None, |_, _| {}).await?;
     let seconds = started.elapsed().as_secs_f64();
