@@ -57,7 +57,7 @@ const MAX_PAGE: usize = 10_000;
 /// How often a commit re-creates its parent directory when a concurrent delete removed it.
 const COMMIT_ATTEMPTS: usize = 8;
 /// Read buffer of streamed gets.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// A directory-backed [`ObjectStore`].
 pub struct LocalStore {
