@@ -338,8 +338,6 @@ pub async fn authorize_namespace(
     let view = load_namespace(state, namespace)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
-    principal
-        .decide(action, &view.target, Utc::now())
-        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
+    decide(state, principal, action, &view.target)?;
     Ok(view)
 }
