@@ -27,7 +27,9 @@ use crate::permissions::{
     DocumentAccess, LifecycleState, Profile, ProfileLoader, ProfileLocation, ResolvedProfile,
     ScopeChain, effective_state,
 };
-use crate::storage::{ObjectMeta, ObjectStore, ObjectStoreExt as _, StorageError, keys};
+use crate::storage::{
+    ListRequest, ObjectMeta, ObjectStore, ObjectStoreExt as _, StorageError, keys,
+};
 
 /// How many objects are read from storage at once.
 const READ_CONCURRENCY: usize = 32;
@@ -37,6 +39,8 @@ const VERSION_CONCURRENCY: usize = 4;
 const PROJECT_CONCURRENCY: usize = 4;
 /// Versions per writer batch during a full rebuild.
 const REBUILD_BATCH_VERSIONS: usize = 64;
+/// Largest project listed in one go by a rebuild (see `Indexer::project_listing`).
+const PROJECT_LISTING_LIMIT: usize = 100_000;
 
 /// Errors of indexing.
 #[derive(Debug, thiserror::Error)]
@@ -240,8 +244,22 @@ impl Indexer {
 
     /// Lists a version once: its files, sidecars, `.adbignore` entries and links.
     pub async fn version_listing(&self, project: &str, version: &str) -> Result<VersionListing> {
+        let objects = self
+            .storage
+            .list_all(&keys::version_prefix(project, version))
+            .await?;
+        self.listing_of(project, version, objects).await
+    }
+
+    /// A version's listing from its objects, already listed (every key under
+    /// `<project>/<version>/`).
+    async fn listing_of(
+        &self,
+        project: &str,
+        version: &str,
+        objects: Vec<ObjectMeta>,
+    ) -> Result<VersionListing> {
         let prefix = keys::version_prefix(project, version);
-        let objects = self.storage.list_all(&prefix).await?;
         let sidecar_prefix = format!("{}/files/", keys::META);
         let meta_prefix = format!("{}/", keys::META);
         let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
@@ -381,6 +399,45 @@ impl Indexer {
             .collect())
     }
 
+    /// Every object of a project grouped by version, in one recursive listing (one request
+    /// per 1,000 keys on S3 instead of one listing per version); `None` when the project holds
+    /// more than [`PROJECT_LISTING_LIMIT`] objects, whose versions are then listed one by one
+    /// so memory stays bounded.
+    async fn project_listing(
+        &self,
+        project: &str,
+    ) -> Result<Option<HashMap<String, Vec<ObjectMeta>>>> {
+        let base = keys::project_prefix(project);
+        let mut request = ListRequest {
+            prefix: base.clone(),
+            ..ListRequest::default()
+        };
+        let mut by_version: HashMap<String, Vec<ObjectMeta>> = HashMap::new();
+        let mut count = 0_usize;
+        loop {
+            let page = self.storage.list(&request).await?;
+            count += page.objects.len();
+            if count > PROJECT_LISTING_LIMIT {
+                return Ok(None);
+            }
+            for object in page.objects {
+                let Some(version) = object
+                    .key
+                    .strip_prefix(&base)
+                    .and_then(|rest| rest.split_once('/'))
+                    .map(|(version, _)| version.to_owned())
+                else {
+                    continue;
+                };
+                by_version.entry(version).or_default().push(object);
+            }
+            match page.next {
+                Some(next) => request.continuation = Some(next),
+                None => return Ok(Some(by_version)),
+            }
+        }
+    }
+
     /// Loads what the versions of a project share; `None` when the project record is absent.
     pub async fn project_context(&self, project: &str) -> Result<Option<ProjectContext>> {
         let record_key = keys::project_record(project);
@@ -474,6 +531,19 @@ impl Indexer {
         version: &str,
         now: DateTime<Utc>,
     ) -> Result<(Vec<IndexDocument>, Option<DateTime<Utc>>)> {
+        self.version_documents_listed(context, version, now, None)
+            .await
+    }
+
+    /// [`version_documents`](Self::version_documents), with the version's objects already
+    /// listed when `listed` is given (a rebuild lists a whole project at once).
+    async fn version_documents_listed(
+        &self,
+        context: &ProjectContext,
+        version: &str,
+        now: DateTime<Utc>,
+        listed: Option<Vec<ObjectMeta>>,
+    ) -> Result<(Vec<IndexDocument>, Option<DateTime<Utc>>)> {
         let project = context.record.project_id.as_str();
         let record_key = keys::version_record(project, version);
         let Some((bytes, _)) = read_optional(self.storage.as_ref(), &record_key).await? else {
@@ -509,7 +579,10 @@ impl Indexer {
             sidecar_keys,
             ignored,
             links,
-        } = self.version_listing(project, version).await?;
+        } = match listed {
+            Some(objects) => self.listing_of(project, version, objects).await?,
+            None => self.version_listing(project, version).await?,
+        };
         let is_ignored = |path: &str| is_ignored(&ignored, path);
 
         // Sidecars (size and checksums recorded at upload) and metadata documents, read
@@ -664,13 +737,19 @@ impl Indexer {
         // Versions are read concurrently (storage round trips dominate), their operations
         // kept in order.
         let versions = self.version_names(project).await?;
+        let mut listed = self.project_listing(project).await?;
         let mut built = futures::stream::iter(versions)
             .map(|version| {
                 let context = &context;
+                let objects = listed
+                    .as_mut()
+                    .map(|by_version| by_version.remove(&version).unwrap_or_default());
                 // Boxed: the stream's future type is then `Send` for the job runner (rustc
                 // cannot prove it through the nested lifetimes otherwise).
                 async move {
-                    let documents = self.version_documents(context, &version, now).await?;
+                    let documents = self
+                        .version_documents_listed(context, &version, now, objects)
+                        .await?;
                     Ok::<_, IndexerError>((version, documents))
                 }
                 .boxed()
