@@ -39,7 +39,7 @@ const VERSION_CONCURRENCY: usize = 4;
 const PROJECT_CONCURRENCY: usize = 4;
 /// Versions per writer batch during a full rebuild.
 const REBUILD_BATCH_VERSIONS: usize = 64;
-/// Largest project listed in one go by a rebuild (see `Indexer::project_listing`).
+/// Largest project listed in one go by a rebuild (see `project_listing`).
 const PROJECT_LISTING_LIMIT: usize = 100_000;
 
 /// Errors of indexing.
@@ -399,45 +399,6 @@ impl Indexer {
             .collect())
     }
 
-    /// Every object of a project grouped by version, in one recursive listing (one request
-    /// per 1,000 keys on S3 instead of one listing per version); `None` when the project holds
-    /// more than [`PROJECT_LISTING_LIMIT`] objects, whose versions are then listed one by one
-    /// so memory stays bounded.
-    async fn project_listing(
-        &self,
-        project: &str,
-    ) -> Result<Option<HashMap<String, Vec<ObjectMeta>>>> {
-        let base = keys::project_prefix(project);
-        let mut request = ListRequest {
-            prefix: base.clone(),
-            ..ListRequest::default()
-        };
-        let mut by_version: HashMap<String, Vec<ObjectMeta>> = HashMap::new();
-        let mut count = 0_usize;
-        loop {
-            let page = self.storage.list(&request).await?;
-            count += page.objects.len();
-            if count > PROJECT_LISTING_LIMIT {
-                return Ok(None);
-            }
-            for object in page.objects {
-                let Some(version) = object
-                    .key
-                    .strip_prefix(&base)
-                    .and_then(|rest| rest.split_once('/'))
-                    .map(|(version, _)| version.to_owned())
-                else {
-                    continue;
-                };
-                by_version.entry(version).or_default().push(object);
-            }
-            match page.next {
-                Some(next) => request.continuation = Some(next),
-                None => return Ok(Some(by_version)),
-            }
-        }
-    }
-
     /// Loads what the versions of a project share; `None` when the project record is absent.
     pub async fn project_context(&self, project: &str) -> Result<Option<ProjectContext>> {
         let record_key = keys::project_record(project);
@@ -737,7 +698,8 @@ impl Indexer {
         // Versions are read concurrently (storage round trips dominate), their operations
         // kept in order.
         let versions = self.version_names(project).await?;
-        let mut listed = self.project_listing(project).await?;
+        let mut listed =
+            project_listing(self.storage.as_ref(), project, PROJECT_LISTING_LIMIT).await?;
         let mut built = futures::stream::iter(versions)
             .map(|version| {
                 let context = &context;
@@ -825,6 +787,45 @@ impl Indexer {
             self.index.writer().apply(pending).await?;
         }
         Ok(report)
+    }
+}
+
+/// Every object of a project grouped by version, in one recursive listing (one request per
+/// 1,000 keys on S3 instead of one listing per version); `None` when the project holds more
+/// than `limit` objects, whose versions are then listed one by one so memory stays bounded.
+async fn project_listing(
+    storage: &dyn ObjectStore,
+    project: &str,
+    limit: usize,
+) -> Result<Option<HashMap<String, Vec<ObjectMeta>>>> {
+    let base = keys::project_prefix(project);
+    let mut request = ListRequest {
+        prefix: base.clone(),
+        ..ListRequest::default()
+    };
+    let mut by_version: HashMap<String, Vec<ObjectMeta>> = HashMap::new();
+    let mut count = 0_usize;
+    loop {
+        let page = storage.list(&request).await?;
+        count += page.objects.len();
+        if count > limit {
+            return Ok(None);
+        }
+        for object in page.objects {
+            let Some(version) = object
+                .key
+                .strip_prefix(&base)
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(version, _)| version.to_owned())
+            else {
+                continue;
+            };
+            by_version.entry(version).or_default().push(object);
+        }
+        match page.next {
+            Some(next) => request.continuation = Some(next),
+            None => return Ok(Some(by_version)),
+        }
     }
 }
 
@@ -962,5 +963,53 @@ impl VersionBase<'_> {
             data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
         self.index_document(path, path, Value::Object(object), uploaded)
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::storage::local::LocalStore;
+    use crate::storage::presign::LocalPresigner;
+    use crate::storage::{ObjectStoreExt as _, PutOptions};
+
+    #[tokio::test]
+    async fn a_project_is_listed_once_grouped_by_version_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(
+            dir.path().join("objects"),
+            dir.path().join("tmp"),
+            LocalPresigner::new(url::Url::parse("http://127.0.0.1:1").unwrap(), vec![7; 32]),
+        )
+        .unwrap();
+        for key in [
+            "p/..meta/project.json",
+            "p/v1/..meta/version.json",
+            "p/v1/a.json",
+            "p/v1/dir/b.bin",
+            "p/v2/..meta/version.json",
+            "pq/v1/other.json",
+        ] {
+            store
+                .put_bytes(key, Bytes::from_static(b"{}"), PutOptions::default())
+                .await
+                .unwrap();
+        }
+        let listed = project_listing(&store, "p", 100).await.unwrap().unwrap();
+        let mut v1: Vec<&str> = listed["v1"].iter().map(|o| o.key.as_str()).collect();
+        v1.sort_unstable();
+        assert_eq!(
+            v1,
+            ["p/v1/..meta/version.json", "p/v1/a.json", "p/v1/dir/b.bin"]
+        );
+        assert_eq!(listed["v2"].len(), 1);
+        // The project's own `..meta/` groups apart, and `pq/` is another project.
+        assert_eq!(listed[keys::META].len(), 1);
+        assert_eq!(listed.len(), 3);
+        // Beyond the limit: no listing, the caller lists versions one by one.
+        assert!(project_listing(&store, "p", 4).await.unwrap().is_none());
+        assert!(project_listing(&store, "p", 5).await.unwrap().is_some());
     }
 }
