@@ -973,7 +973,7 @@ mod listing_tests {
     use super::*;
     use crate::storage::local::LocalStore;
     use crate::storage::presign::LocalPresigner;
-    use crate::storage::{ObjectStoreExt as _, PutOptions};
+    use crate::storage::PutOptions;
 
     #[tokio::test]
     async fn a_project_is_listed_once_grouped_by_version_up_to_the_limit() {
