@@ -971,9 +971,9 @@ mod listing_tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::storage::PutOptions;
     use crate::storage::local::LocalStore;
     use crate::storage::presign::LocalPresigner;
-    use crate::storage::PutOptions;
 
     #[tokio::test]
     async fn a_project_is_listed_once_grouped_by_version_up_to_the_limit() {
