@@ -32,6 +32,7 @@ use serde_json::json;
 
 use super::access::{authorize_namespace, authorize_project};
 use super::namespaces::{new_namespace_profile, reindex_namespace};
+use super::permissions::parse_principal;
 use super::projects::{loader_error, reindex_project};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
@@ -97,12 +98,6 @@ pub struct GrantRequest {
     pub level: MemberLevel,
     /// When the grant ends (RFC 3339); never when absent.
     pub expires_at: Option<DateTime<Utc>>,
-}
-
-fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
-    PrincipalRef::parse(value).map_err(|error| {
-        ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
-    })
 }
 
 /// Checks that the grantee exists (accounts and local groups) and that its role may hold
@@ -262,7 +257,8 @@ fn listed_level(profile: &Profile, principal: &PrincipalRef, now: DateTime<Utc>)
         })
 }
 
-fn check_expiry(expires_at: Option<DateTime<Utc>>) -> ApiResult<()> {
+/// Refuses an expiry already past (`422`).
+pub fn check_expiry(expires_at: Option<DateTime<Utc>>) -> ApiResult<()> {
     if expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError::new(
             ErrorCode::Unprocessable,

@@ -363,7 +363,8 @@ pub struct ShareRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
+/// Parses a principal of a request (`422` with the profile error's code when invalid).
+pub fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
     PrincipalRef::parse(value).map_err(|error| {
         ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
     })
@@ -385,12 +386,7 @@ pub async fn post_share(
     let grantee = parse_principal(&request.principal)?;
     // As for member grants: an account or local group must exist.
     super::members::check_grantee(&app, &grantee, super::members::MemberLevel::Guest).await?;
-    if request.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(ApiError::new(
-            ErrorCode::Unprocessable,
-            "expires_at lies in the past",
-        ));
-    }
+    super::members::check_expiry(request.expires_at)?;
     let event = AuditEvent::new("share.create")
         .by(&principal)
         .resource(format!("project:{project}"))

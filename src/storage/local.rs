@@ -196,6 +196,27 @@ fn meta_of(key: &str, metadata: &fs::Metadata) -> ObjectMeta {
     }
 }
 
+/// Opens the file of an object with the metadata of the open file (so it describes exactly
+/// the bytes read even if a writer replaces the key meanwhile); `NotFound` when absent or not
+/// a regular file. Blocking.
+fn open_object(path: &Path, key: &str) -> Result<(fs::File, fs::Metadata)> {
+    let not_found = || StorageError::NotFound {
+        key: key.to_owned(),
+    };
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if is_absent(&error) => return Err(not_found()),
+        Err(error) => return Err(io_error("open object", &error)),
+    };
+    let metadata = file
+        .metadata()
+        .map_err(|error| io_error("stat object", &error))?;
+    if !metadata.is_file() {
+        return Err(not_found());
+    }
+    Ok((file, metadata))
+}
+
 /// Removes a temporary file when dropped, unless disarmed.
 struct TempPath(Option<PathBuf>);
 
@@ -620,20 +641,7 @@ impl ObjectStore for LocalStore {
         let path = self.path_for(key)?;
         let owned_key = key.to_owned();
         tokio::task::spawn_blocking(move || -> Result<_> {
-            let not_found = || StorageError::NotFound {
-                key: owned_key.clone(),
-            };
-            let mut file = match fs::File::open(&path) {
-                Ok(file) => file,
-                Err(error) if is_absent(&error) => return Err(not_found()),
-                Err(error) => return Err(io_error("open object", &error)),
-            };
-            let metadata = file
-                .metadata()
-                .map_err(|error| io_error("stat object", &error))?;
-            if !metadata.is_file() {
-                return Err(not_found());
-            }
+            let (mut file, metadata) = open_object(&path, &owned_key)?;
             let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
             file.read_to_end(&mut bytes)
                 .map_err(|error| io_error("read object", &error))?;
@@ -647,22 +655,7 @@ impl ObjectStore for LocalStore {
         let path = self.path_for(key)?;
         let owned_key = key.to_owned();
         let opened = tokio::task::spawn_blocking(move || -> Result<_> {
-            let not_found = || StorageError::NotFound {
-                key: owned_key.clone(),
-            };
-            let mut file = match fs::File::open(&path) {
-                Ok(file) => file,
-                Err(error) if is_absent(&error) => return Err(not_found()),
-                Err(error) => return Err(io_error("open object", &error)),
-            };
-            // Metadata of the open file, so it describes exactly the bytes served even if a
-            // writer replaces the key meanwhile.
-            let metadata = file
-                .metadata()
-                .map_err(|error| io_error("stat object", &error))?;
-            if !metadata.is_file() {
-                return Err(not_found());
-            }
+            let (mut file, metadata) = open_object(&path, &owned_key)?;
             let size = metadata.len();
             let served = match range {
                 None => None,
