@@ -12,6 +12,7 @@ mod index;
 mod indexing;
 mod namespaces;
 mod search_api;
+mod security;
 mod storage;
 mod storage_conformance;
 mod system;
