@@ -306,6 +306,13 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Body(_) => ErrorCode::BadRequest,
             StorageError::PresignInvalid(_) => ErrorCode::InvalidSignature,
+            StorageError::KeyConflict(_) => {
+                return Self::new(
+                    ErrorCode::Conflict,
+                    "the path clashes with an existing file or folder of the version",
+                )
+                .with_code_name("path_conflict");
+            }
             StorageError::Backend(_) => return Self::internal(error),
         };
         Self::new(code, reason)

@@ -130,4 +130,10 @@ impl ObjectStore for InstrumentedStore {
     async fn check(&self) -> Result<()> {
         self.run("check", true, self.inner.check()).await
     }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<ObjectMeta> {
+        // A server-side copy of a large object may take long: bounded by the backend's own
+        // timeouts, like a put.
+        self.run("rename", false, self.inner.rename(from, to)).await
+    }
 }

@@ -272,7 +272,7 @@ fn with_parent(
         attempt += 1;
         if let Err(error) = fs::create_dir_all(parent) {
             if parent.ancestors().any(Path::is_file) {
-                return Err(StorageError::Backend(format!(
+                return Err(StorageError::KeyConflict(format!(
                     "key {key:?} conflicts with an existing object on its path"
                 )));
             }
@@ -298,7 +298,7 @@ fn with_parent(
 
 fn commit_error(key: &str, target: &Path, error: &io::Error) -> StorageError {
     if target.is_dir() {
-        return StorageError::Backend(format!(
+        return StorageError::KeyConflict(format!(
             "key {key:?} conflicts with existing objects below it"
         ));
     }
@@ -818,6 +818,35 @@ impl ObjectStore for LocalStore {
         content_md5: Option<[u8; 16]>,
     ) -> Result<String> {
         self.presigner.sign(method, key, expires_in, content_md5)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<ObjectMeta> {
+        let source = self.path_for(from)?;
+        let target = self.path_for(to)?;
+        let shared = Arc::clone(&self.shared);
+        let (from, to) = (from.to_owned(), to.to_owned());
+        tokio::task::spawn_blocking(move || {
+            match fs::metadata(&source) {
+                Ok(metadata) if metadata.is_file() => {}
+                Ok(_) => return Err(StorageError::NotFound { key: from }),
+                Err(error) if is_absent(&error) => return Err(StorageError::NotFound { key: from }),
+                Err(error) => return Err(io_error("stat object", &error)),
+            }
+            {
+                let _guard = shared
+                    .lock_for(&to)
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                with_parent(&to, &target, || fs::rename(&source, &target))?;
+            }
+            if let Some(parent) = source.parent() {
+                sync_dir(parent).map_err(|error| io_error("fsync directory", &error))?;
+            }
+            let metadata = fs::metadata(&target).map_err(|error| io_error("stat object", &error))?;
+            Ok(meta_of(&to, &metadata))
+        })
+        .await
+        .map_err(|error| join_error(&error))?
     }
 
     async fn check(&self) -> Result<()> {

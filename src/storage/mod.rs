@@ -75,6 +75,11 @@ pub enum StorageError {
     /// answers `403`).
     #[error("presigned url rejected: {0}")]
     PresignInvalid(String),
+    /// The key clashes with another object's path: a file where a directory of the key is
+    /// expected (`x` then `x/y`), or objects below the key (`d/b` then `d`). The API answers
+    /// `409 path_conflict`.
+    #[error("path conflict: {0}")]
+    KeyConflict(String),
     /// Any other backend failure (permission denied on disk, unexpected S3 error).
     #[error("storage backend error: {0}")]
     Backend(String),
@@ -263,6 +268,27 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
 
     /// A cheap round trip proving the backend answers (for `/status` and `/readyz`).
     async fn check(&self) -> Result<()>;
+
+    /// Moves the object at `from` to `to` (overwriting `to`), and answers the moved object's
+    /// metadata. Staged uploads become visible this way. The default streams a copy and
+    /// deletes the source; backends override it with a cheaper move (a `rename` locally, a
+    /// server-side copy on S3).
+    async fn rename(&self, from: &str, to: &str) -> Result<ObjectMeta> {
+        let object = self.get(from, None).await?;
+        let content_type = object.meta.content_type.clone();
+        let outcome = self
+            .put(
+                to,
+                object.body,
+                PutOptions {
+                    content_type,
+                    ..PutOptions::default()
+                },
+            )
+            .await?;
+        self.delete(from).await?;
+        Ok(outcome.meta)
+    }
 
     /// Reads a whole (small) object into memory: records, profiles, metadata documents.
     /// Backends may do it more cheaply than streaming (the local backend reads the file in

@@ -522,6 +522,44 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// Moves an object by streaming it through this process (get, put, delete).
+    async fn stream_move(
+        &self,
+        from: &str,
+        to: &str,
+        content_type: Option<String>,
+    ) -> Result<ObjectMeta> {
+        let object = self.get(from, None).await?;
+        let outcome = self
+            .put(
+                to,
+                object.body,
+                PutOptions {
+                    content_type,
+                    ..PutOptions::default()
+                },
+            )
+            .await?;
+        self.delete(from).await?;
+        Ok(outcome.meta)
+    }
+}
+
+/// Percent-encodes a `bucket/key` copy source: every byte but unreserved characters and `/`.
+fn encode_copy_source(source: &str) -> String {
+    use std::fmt::Write as _;
+    let mut encoded = String::with_capacity(source.len());
+    for byte in source.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+    }
+    encoded
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     fn kind(&self) -> StorageKind {
@@ -617,6 +655,42 @@ impl ObjectStore for S3Store {
         } else {
             self.put_multipart(key, full, reader, &options).await
         }
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<ObjectMeta> {
+        // One CopyObject request copies at most 5 GiB; larger objects stream through us.
+        const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+        let source = self.head(from).await?;
+        if source.size > MAX_SINGLE_COPY {
+            return self.stream_move(from, to, source.content_type).await;
+        }
+        let full_from = self.full_key(from)?;
+        let full_to = self.full_key(to)?;
+        // The copy source is `bucket/key`, percent-encoded (keys may hold any UTF-8).
+        let copy_source = encode_copy_source(&format!("{}/{full_from}", self.bucket));
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&full_to)
+            .copy_source(copy_source)
+            .send()
+            .await;
+        match copied {
+            Ok(_) => {}
+            // Servers without server-side copy (s3s-fs, some gateways): stream it.
+            Err(error)
+                if error.code() == Some("NotImplemented")
+                    || error
+                        .raw_response()
+                        .is_some_and(|response| response.status().as_u16() == 501) =>
+            {
+                return self.stream_move(from, to, source.content_type).await;
+            }
+            Err(error) => return Err(map_error(&error, ErrorContext::read(from))),
+        }
+        self.delete(from).await?;
+        self.head(to).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -86,6 +86,7 @@ conformance!(
     listing,
     large_streamed_put,
     presigned_put_and_get,
+    rename_moves_and_overwrites,
     check_succeeds,
 );
 

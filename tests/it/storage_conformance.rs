@@ -765,6 +765,34 @@ pub async fn check_succeeds(store: Arc<dyn ObjectStore>, _prefix: &str) {
     store.check().await.expect("check");
 }
 
+/// A rename moves the bytes (with any key characters) and overwrites the target; the source
+/// is gone and a missing source is `NotFound`.
+pub async fn rename_moves_and_overwrites(store: Arc<dyn ObjectStore>, prefix: &str) {
+    let from = format!("{prefix}/rename/staging/a b+c%d é.bin");
+    let to = format!("{prefix}/rename/final/deep/file.bin");
+    store
+        .put_bytes(&to, Bytes::from_static(b"old"), PutOptions::default())
+        .await
+        .expect("put target");
+    store
+        .put_bytes(&from, Bytes::from_static(b"new bytes"), PutOptions::default())
+        .await
+        .expect("put source");
+    let meta = store.rename(&from, &to).await.expect("rename");
+    assert_eq!(meta.key, to);
+    assert_eq!(meta.size, 9);
+    assert_eq!(read_all(&store, &to, None).await, b"new bytes");
+    assert!(store.head(&from).await.expect_err("source").is_not_found());
+    assert!(
+        store
+            .rename(&from, &to)
+            .await
+            .expect_err("missing source")
+            .is_not_found()
+    );
+    store.delete(&to).await.expect("delete");
+}
+
 /// Every check in turn, on one store.
 #[allow(dead_code)]
 pub async fn run_all(store: Arc<dyn ObjectStore>, prefix: &str) {
@@ -779,5 +807,6 @@ pub async fn run_all(store: Arc<dyn ObjectStore>, prefix: &str) {
     listing(Arc::clone(&store), prefix).await;
     large_streamed_put(Arc::clone(&store), prefix).await;
     presigned_put_and_get(Arc::clone(&store), prefix).await;
+    rename_moves_and_overwrites(Arc::clone(&store), prefix).await;
     check_succeeds(store, prefix).await;
 }
