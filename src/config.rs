@@ -222,8 +222,12 @@ pub struct Settings {
     /// Secret signing local presigned URLs (`TROVE_PRESIGN_SECRET[_FILE]`); generated and
     /// kept in the data directory when absent.
     pub presign_secret: Option<Secret>,
-    /// Largest JSON body accepted, in bytes (`TROVE_MAX_JSON_BYTES`, default 2 MiB).
+    /// Largest JSON body accepted, in bytes (`TROVE_MAX_JSON_BYTES`, default 2 MiB); also the
+    /// cap of a metadata document on every path that writes one, and in the indexer.
     pub max_json_bytes: usize,
+    /// Longest life of a presigned upload URL, in seconds (`TROVE_PRESIGN_TTL_SECS`, default
+    /// 3600); never past the upload's `complete_before` either.
+    pub presign_ttl_secs: u64,
     /// Cron (six fields, seconds first) of the global sync check (`TROVE_SYNC_CRON`, default
     /// every 5 minutes; empty disables it).
     pub sync_cron: String,
@@ -258,6 +262,7 @@ impl Default for Settings {
             s3: S3Config::default(),
             presign_secret: None,
             max_json_bytes: 2 * 1024 * 1024,
+            presign_ttl_secs: 3600,
             sync_cron: "0 */5 * * * *".to_owned(),
             auto_repair: true,
             purge_cron: "0 */10 * * * *".to_owned(),
@@ -446,6 +451,9 @@ impl Settings {
         }
         if let Some(value) = env.var("TROVE_MAX_JSON_BYTES") {
             self.max_json_bytes = parse_value("TROVE_MAX_JSON_BYTES", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_PRESIGN_TTL_SECS") {
+            self.presign_ttl_secs = parse_value("TROVE_PRESIGN_TTL_SECS", &value)?;
         }
         if let Some(value) = env.var("TROVE_SYNC_CRON") {
             self.sync_cron = value;
@@ -648,6 +656,12 @@ impl Settings {
             return Err(ConfigError::new(
                 "TROVE_STORAGE_TIMEOUT_MS",
                 "must be between 1 and 600000",
+            ));
+        }
+        if !(60..=604_800).contains(&self.presign_ttl_secs) {
+            return Err(ConfigError::new(
+                "TROVE_PRESIGN_TTL_SECS",
+                "must be between 60 and 604800 (seven days)",
             ));
         }
         if self.max_json_bytes < 1024 {

@@ -44,7 +44,7 @@ const MAX_LINK_HOPS: usize = 8;
 /// The key of a file's sidecar record.
 #[must_use]
 pub fn sidecar_key(project: &str, version: &str, path: &str) -> String {
-    format!("{project}/{version}/{}/files/{path}.json", keys::META)
+    keys::file_record(project, version, path)
 }
 
 /// Answer of a direct upload.
@@ -172,6 +172,8 @@ async fn store_file(
         expected_sha256,
     } = file;
     let key = keys::version_file(project, version, path);
+    // Fail early on a clash; checked again once the body is stored.
+    super::staging::check_path_free(app, project, version, path).await?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let stream: crate::storage::ByteStream = if path.ends_with(".json") {
         // A metadata document: small, and it must be a JSON object to be indexed.
@@ -201,10 +203,14 @@ async fn store_file(
     } else {
         Box::pin(stream)
     };
+    // The body streams to a staging key; it becomes the file only under a lease on the
+    // version, taken once the body is complete (see `staging`).
+    let upload_id = uuid::Uuid::new_v4().simple().to_string();
+    let staged = keys::direct_staging(project, version, &upload_id);
     let outcome = app
         .storage
         .put(
-            &key,
+            &staged,
             stream,
             PutOptions {
                 content_type: content_type.clone(),
@@ -213,18 +219,6 @@ async fn store_file(
             },
         )
         .await?;
-    if let Some(expected) = expected_sha256
-        && expected != outcome.sha256_hex
-    {
-        app.storage.delete(&key).await?;
-        return Err(ApiError::new(
-            ErrorCode::DigestMismatch,
-            format!(
-                "sha256 mismatch: expected {expected}, got {}",
-                outcome.sha256_hex
-            ),
-        ));
-    }
     let record = FileRecord {
         path: path.to_owned(),
         size: outcome.meta.size,
@@ -234,7 +228,43 @@ async fn store_file(
         uploaded_at: Utc::now(),
         uploaded_by: principal.actor(),
     };
-    write_sidecar(app, project, version, &record).await?;
+    let accepted = async {
+        if let Some(expected) = &expected_sha256
+            && *expected != outcome.sha256_hex
+        {
+            return Err(ApiError::new(
+                ErrorCode::DigestMismatch,
+                format!(
+                    "sha256 mismatch: expected {expected}, got {}",
+                    outcome.sha256_hex
+                ),
+            ));
+        }
+        let lease_ends = super::staging::take_lease(app, project, version, &upload_id).await?;
+        let record = &record;
+        let moved = async {
+            super::staging::check_path_free(app, project, version, path).await?;
+            if Utc::now() >= lease_ends {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "the upload took too long to be accepted, retry",
+                )
+                .with_code_name("upload_in_progress"));
+            }
+            app.storage.rename(&staged, &key).await?;
+            write_sidecar(app, project, version, record).await
+        }
+        .await;
+        super::staging::release_lease(app, project, version, &upload_id).await;
+        moved
+    }
+    .await;
+    if let Err(error) = accepted {
+        if let Err(cleanup) = app.storage.delete(&staged).await {
+            tracing::warn!(key = staged, error = %cleanup, "removing a refused upload failed");
+        }
+        return Err(error);
+    }
     reindex_version(app, project, version).await?;
     Ok(UploadOutcome {
         id: format!("{project}:{path}@{version}"),

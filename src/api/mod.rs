@@ -19,6 +19,7 @@ pub mod namespaces;
 pub mod permissions;
 pub mod projects;
 pub mod search;
+pub mod staging;
 pub mod storage;
 pub mod system;
 pub mod uploads;

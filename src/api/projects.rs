@@ -573,6 +573,8 @@ pub fn new_version_record(
         expires_at: None,
         complete_before: None,
         announced_files: Vec::new(),
+        upload_id: None,
+        leases: std::collections::BTreeMap::new(),
     }
 }
 

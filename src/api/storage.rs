@@ -6,6 +6,8 @@
 //! these routes answer `404`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -17,7 +19,7 @@ use futures::TryStreamExt as _;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorCode};
 use crate::storage::presign::{LocalPresigner, VerifiedPresign};
-use crate::storage::{ByteRange, PresignMethod, PutOptions};
+use crate::storage::{ByteRange, PresignMethod, PutOptions, keys};
 
 /// Answer of a successful presigned upload.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -141,6 +143,15 @@ pub async fn put_presigned(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let verified = verify(&state, PresignMethod::Put, &key, &query)?;
+    // A presigned PUT only ever fills an announced file of an upload still in progress, by
+    // someone who may still write there: checked now, not only when the URL was made.
+    let Some((project, version, upload_id, path)) = keys::parse_upload_staging(&key) else {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this URL does not upload a file of an upload",
+        ));
+    };
+    super::uploads::check_presigned_upload(&state, project, version, upload_id, path).await?;
     let sent_md5 = parse_content_md5(&headers)?;
     if let (Some(bound), Some(sent)) = (verified.content_md5, sent_md5)
         && bound != sent
@@ -154,7 +165,46 @@ pub async fn put_presigned(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    // A metadata document is capped here as on every other path that writes one.
+    let limit = path
+        .ends_with(".json")
+        .then_some(state.settings.max_json_bytes as u64);
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "a metadata document is at most {} bytes",
+                state.settings.max_json_bytes
+            ),
+        )
+    };
+    if let Some(limit) = limit
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .is_some_and(|length| length > limit)
+    {
+        return Err(too_large());
+    }
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let mut seen: u64 = 0;
+    let flag = Arc::clone(&exceeded);
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .and_then(move |chunk| {
+            seen = seen.saturating_add(chunk.len() as u64);
+            let over = limit.is_some_and(|limit| seen > limit);
+            if over {
+                flag.store(true, Ordering::Relaxed);
+            }
+            futures::future::ready(if over {
+                Err(std::io::Error::other("metadata document over the size limit"))
+            } else {
+                Ok(chunk)
+            })
+        });
     let outcome = state
         .storage
         .put(
@@ -166,7 +216,14 @@ pub async fn put_presigned(
                 ..PutOptions::default()
             },
         )
-        .await?;
+        .await
+        .map_err(|error| {
+            if exceeded.load(Ordering::Relaxed) {
+                too_large()
+            } else {
+                ApiError::from(error)
+            }
+        })?;
     Ok(ApiJson(PresignedPutOutcome {
         size: outcome.meta.size,
         md5sum: outcome.md5_hex,

@@ -23,7 +23,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::{VersionView, authorize_project, authorize_version, decide, load_project};
+use super::access::{
+    VersionView, authorize_project, authorize_version, decide, load_project, load_version,
+};
 use super::files::{hash_object, sidecar_key, write_sidecar};
 use super::index_admin::accepted;
 use super::permissions::merge_profile;
@@ -41,7 +43,7 @@ use crate::model::records::{
     FileRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus, revision_name,
 };
 use crate::permissions::{Action, LifecycleState, ProfileLocation, Visibility};
-use crate::storage::{PresignMethod, PutCondition, keys};
+use crate::storage::{ObjectStoreExt as _, PresignMethod, PutCondition, keys};
 
 /// Default time an upload has to complete.
 const DEFAULT_COMPLETE_WITHIN_HOURS: i64 = 24;
@@ -174,29 +176,45 @@ pub fn link_url(source: &str, target: &str) -> String {
 }
 
 /// The earlier completed version (highest revision) of `project` whose file at `path` has
-/// the md5 `md5_hex`, per the files' sidecar records.
+/// the md5 `md5_hex`, per the files' sidecar records, among the versions `principal` may
+/// download from: a link never points a writer into a version it cannot read (the file is
+/// uploaded instead).
 async fn find_duplicate(
     app: &AppState,
+    principal: &Principal,
     project: &str,
     path: &str,
     md5_hex: &str,
 ) -> ApiResult<Option<String>> {
+    let Some(project_view) = load_project(app, project).await? else {
+        return Ok(None);
+    };
     let versions = app
         .indexer
         .version_names(project)
         .await
         .map_err(super::projects::index_error)?;
+    let now = Utc::now();
     let mut best: Option<(u64, String)> = None;
     for version in versions {
-        let Some((record, _)) =
-            read_record::<VersionRecord>(app, &keys::version_record(project, &version)).await?
+        let Some(view) = load_version(app, project_view.clone(), &version).await? else {
+            continue;
+        };
+        let Some(number) = view
+            .record
+            .numerical_revision
+            .filter(|_| view.record.is_completed())
         else {
             continue;
         };
-        let Some(number) = record.numerical_revision.filter(|_| record.is_completed()) else {
-            continue;
-        };
         if best.as_ref().is_some_and(|(best, _)| *best >= number) {
+            continue;
+        }
+        if principal
+            .decide(Action::ReadMetadata, &view.target, now)
+            .and_then(|()| principal.decide(Action::Download, &view.target, now))
+            .is_err()
+        {
             continue;
         }
         if let Some((file, _)) =
@@ -285,6 +303,7 @@ pub async fn post_upload(
     if paths.windows(2).any(|pair| pair[0] == pair[1]) {
         return Err(ApiError::bad_request("a file is announced twice"));
     }
+    super::staging::check_announced_paths(&paths)?;
 
     let creates_project = load_project(&app, &project).await?.is_none();
     if creates_project {
@@ -296,6 +315,7 @@ pub async fn post_upload(
     record.complete_before = Some(complete_before);
     record.expires_at = expires_at;
     record.announced_files = planned.iter().map(|(path, _, _)| path.clone()).collect();
+    record.upload_id = Some(uuid::Uuid::new_v4().simple().to_string());
     let event = AuditEvent::new("upload.start")
         .by(&principal)
         .resource(format!("version:{project}@{version}"))
@@ -355,10 +375,15 @@ async fn start_upload(
     }
     create_version(app, &record).await?;
 
-    let ttl = (complete_before - now)
+    // A URL lives at most `presign_ttl_secs`, and never past `complete_before`.
+    let ttl = (complete_before - Utc::now())
         .to_std()
         .unwrap_or_default()
-        .clamp(Duration::from_secs(60), Duration::from_secs(7 * 86_400));
+        .clamp(
+            Duration::from_secs(1),
+            Duration::from_secs(app.settings.presign_ttl_secs),
+        );
+    let upload_id = record.upload_id.clone().unwrap_or_default();
     let mut presigned_urls = Vec::new();
     let mut links = Vec::new();
     for (path, check, value) in planned {
@@ -396,7 +421,7 @@ async fn start_upload(
         };
         if check == "md5"
             && let Some(md5_hex) = &md5_hex
-            && let Some(earlier) = find_duplicate(app, &project, &path, md5_hex).await?
+            && let Some(earlier) = find_duplicate(app, principal, &project, &path, md5_hex).await?
         {
             links.push(LinkUrl {
                 url: link_url(&source, &format!("{project}:{path}@{earlier}")),
@@ -404,7 +429,9 @@ async fn start_upload(
             });
             continue;
         }
-        let key = keys::version_file(&project, &version, &path);
+        // The URL writes the upload's staging area, never the file itself: completion
+        // moves the bytes into the version (see `staging`).
+        let key = keys::upload_staging(&project, &version, &upload_id, &path);
         let url = app
             .storage
             .presign(PresignMethod::Put, &key, ttl, md5_raw)
@@ -659,18 +686,44 @@ async fn complete_upload(
     .await?
     .map(|(links, _)| links)
     .unwrap_or_default();
+    let limit = app.settings.max_json_bytes;
     let mut missing = Vec::new();
-    let mut arrived = Vec::new();
+    // (path, staged key when the bytes are still in the staging area)
+    let mut arrived: Vec<(String, Option<String>)> = Vec::new();
     for path in &view.record.announced_files {
         if links.contains_key(path) {
             continue;
         }
+        let staged = view
+            .record
+            .upload_id
+            .as_deref()
+            .map(|upload_id| keys::upload_staging(&project, &version, upload_id, path));
+        let staged_meta = match &staged {
+            Some(staged) => match app.storage.head(staged).await {
+                Ok(meta) => Some(meta),
+                Err(error) if error.is_not_found() => None,
+                Err(error) => return Err(error.into()),
+            },
+            None => None,
+        };
+        if let Some(meta) = staged_meta {
+            if path.ends_with(".json") && meta.size > limit as u64 {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("{path}: a metadata document is at most {limit} bytes"),
+                ));
+            }
+            arrived.push((path.clone(), staged));
+            continue;
+        }
+        // Moved by an earlier completion attempt that failed later on.
         match app
             .storage
             .head(&keys::version_file(&project, &version, path))
             .await
         {
-            Ok(meta) => arrived.push((path.clone(), meta)),
+            Ok(_) => arrived.push((path.clone(), None)),
             Err(error) if error.is_not_found() => missing.push(path.clone()),
             Err(error) => return Err(error.into()),
         }
@@ -685,13 +738,18 @@ async fn complete_upload(
     if let Some(patch) = permissions {
         merge_profile(app, &ProfileLocation::Project(project.clone()), patch).await?;
     }
-    for (path, meta) in arrived {
+    for (path, staged) in arrived {
+        let key = keys::version_file(&project, &version, &path);
         let sidecar = sidecar_key(&project, &version, &path);
-        if read_record::<FileRecord>(app, &sidecar).await?.is_some() {
-            continue;
+        match staged {
+            Some(staged) => {
+                app.storage.rename(&staged, &key).await?;
+            }
+            None if read_record::<FileRecord>(app, &sidecar).await?.is_some() => continue,
+            None => {}
         }
-        let (size, md5sum, sha256) =
-            hash_object(app, &keys::version_file(&project, &version, &path)).await?;
+        let meta = app.storage.head(&key).await?;
+        let (size, md5sum, sha256) = hash_object(app, &key).await?;
         write_sidecar(
             app,
             &project,
@@ -709,27 +767,106 @@ async fn complete_upload(
         .await?;
     }
     let number = next_revision(app, &project).await?;
-    let key = keys::version_record(&project, &version);
-    let (mut record, etag) = read_record::<VersionRecord>(app, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
-    if record.is_completed() {
-        return Err(
-            ApiError::new(ErrorCode::Conflict, "the version is completed")
-                .with_code_name("version_completed"),
-        );
-    }
-    record.status = VersionStatus::Completed;
-    record.revision = Some(revision_name(number));
-    record.numerical_revision = Some(number);
-    record.completed_at = Some(Utc::now());
-    record.complete_before = None;
-    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    super::staging::seal_version(app, &project, &version, |record| {
+        if record.is_completed() {
+            return Err(
+                ApiError::new(ErrorCode::Conflict, "the version is completed")
+                    .with_code_name("version_completed"),
+            );
+        }
+        record.status = VersionStatus::Completed;
+        record.revision = Some(revision_name(number));
+        record.numerical_revision = Some(number);
+        record.completed_at = Some(Utc::now());
+        record.complete_before = None;
+        Ok(())
+    })
+    .await?;
+    discard_staging(app, &project, &version).await;
     Ok(super::projects::spawn_reindex_job(
         app,
         &principal.actor(),
         &project,
     ))
+}
+
+/// Removes what is left in a version's staging area (best effort: it is never read again).
+async fn discard_staging(app: &AppState, project: &str, version: &str) {
+    let prefix = keys::version_staging_prefix(project, version);
+    let leftovers = match app.storage.list_all(&prefix).await {
+        Ok(objects) => objects,
+        Err(error) => {
+            tracing::warn!(project, version, error = %error, "listing a staging area failed");
+            return;
+        }
+    };
+    for object in leftovers {
+        if let Err(error) = app.storage.delete(&object.key).await {
+            tracing::warn!(key = object.key, error = %error, "removing a staged upload failed");
+        }
+    }
+}
+
+/// Whether a presigned upload to `staged` (a key of an upload's staging area) may be
+/// accepted now: the version still exists and is `uploading` under the same upload, the
+/// path was announced, `complete_before` has not passed, and the one who started the upload
+/// may still write there. Checked by the local backend's `PUT /storage/{key}` at use time.
+pub async fn check_presigned_upload(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    upload_id: &str,
+    path: &str,
+) -> ApiResult<()> {
+    let closed = |why: &str| {
+        ApiError::new(ErrorCode::Conflict, format!("this upload URL is closed: {why}"))
+            .with_code_name("upload_closed")
+    };
+    let Some(project_view) = load_project(app, project).await? else {
+        return Err(closed("the version no longer exists"));
+    };
+    let Some(view) = load_version(app, project_view, version).await? else {
+        return Err(closed("the version no longer exists"));
+    };
+    let record = &view.record;
+    if record.upload_id.as_deref() != Some(upload_id) {
+        return Err(closed("the upload it belongs to ended"));
+    }
+    if record.status != VersionStatus::Uploading {
+        return Err(closed("the version is no longer being uploaded"));
+    }
+    super::staging::check_accepts_files(record)?;
+    if record.complete_before.is_some_and(|until| until <= Utc::now()) {
+        return Err(closed("the upload's completion deadline passed"));
+    }
+    if !record.announced_files.iter().any(|announced| announced == path) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this file was not announced by the upload",
+        ));
+    }
+    if record.created_by.starts_with("machine:") {
+        // An API key's upload: the key is not recorded, so its own checks ran at the start
+        // (the URL lives at most `presign_ttl_secs`); see DECISIONS.
+        return Ok(());
+    }
+    let signer = app
+        .auth
+        .principal_for_account(&record.created_by)
+        .await
+        .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
+    let allowed = signer.is_some_and(|signer| {
+        signer
+            .decide(Action::UploadFile, &view.target, Utc::now())
+            .is_ok()
+    });
+    if !allowed {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the one who started this upload may no longer write to the version",
+        ));
+    }
+    Ok(())
 }
 
 /// Aborts an upload: deletes the version and whatever was uploaded.

@@ -97,6 +97,10 @@ pub type Result<T> = std::result::Result<T, AuditError>;
 impl From<AuditError> for ApiError {
     fn from(error: AuditError) -> Self {
         match error {
+            // The audit's own keys never clash with a user's path: a clash there is damage.
+            AuditError::Storage(StorageError::KeyConflict(why)) => {
+                ApiError::internal(std::io::Error::other(why))
+            }
             AuditError::Storage(storage) => storage.into(),
             AuditError::Index(index) => ApiError::internal(index),
         }

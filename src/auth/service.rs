@@ -353,6 +353,21 @@ impl AuthService {
         })
     }
 
+    /// The principal an enabled local account acts as now (for decisions made on its behalf
+    /// outside a request of its own, e.g. a presigned URL it obtained); `None` when the account
+    /// is gone or disabled.
+    pub async fn principal_for_account(&self, username: &str) -> Result<Option<Principal>> {
+        match self.account(username).await? {
+            Some(account) if !account.disabled => Ok(Some(Principal {
+                caller: self.account_caller(&account).await?,
+                creator: None,
+                session: None,
+                credential: CredentialKind::Token,
+            })),
+            _ => Ok(None),
+        }
+    }
+
     async fn is_revoked(&self, jti: &str) -> Result<bool> {
         let (cached, generation) = self.revoked.get(jti);
         if let Some(revoked) = cached {

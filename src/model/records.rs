@@ -114,6 +114,18 @@ pub struct VersionRecord {
     /// Files announced by an ArtifactDB upload, checked at completion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub announced_files: Vec<String>,
+    /// Id of the ArtifactDB upload that created this version: its presigned URLs write only
+    /// under `..meta/staging/<upload_id>/`, so a URL of an earlier upload of the same version
+    /// name (aborted, purged, deleted) writes nowhere that counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub upload_id: Option<String>,
+    /// Direct uploads moving their staged body into the version right now (id → lease
+    /// expiry). Completion waits until none is held, and a lease is only taken while the
+    /// version is open, so no file lands in a version after it is sealed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(ignore)]
+    pub leases: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 impl VersionRecord {

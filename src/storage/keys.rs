@@ -13,6 +13,8 @@
 //! <project>/<version>/..meta/version.json       version record
 //! <project>/<version>/..meta/permissions.json   version profile
 //! <project>/<version>/..meta/links.json         links
+//! <project>/<version>/..meta/files/<path>.json  file records (size, checksums, uploader)
+//! <project>/<version>/..meta/staging/...         uploads not yet accepted (never visible)
 //! <project>/<version>/.adbignore                paths not to index
 //! <project>/<version>/<path>                    data files and metadata documents
 //! ```
@@ -148,6 +150,51 @@ pub fn version_file(project: &str, version: &str, path: &str) -> String {
     format!("{project}/{version}/{path}")
 }
 
+/// `<project>/<version>/..meta/files/<path>.json`: the record of one uploaded file.
+#[must_use]
+pub fn file_record(project: &str, version: &str, path: &str) -> String {
+    format!("{project}/{version}/{META}/files/{path}.json")
+}
+
+/// `<project>/<version>/..meta/staging/`: where uploads of a version land before they are
+/// accepted. Nothing under it is visible, listed as a file or indexed.
+#[must_use]
+pub fn version_staging_prefix(project: &str, version: &str) -> String {
+    format!("{project}/{version}/{META}/staging/")
+}
+
+/// `<project>/<version>/..meta/staging/<upload-id>/<path>`: the only key a presigned upload
+/// URL of upload `upload_id` may write. Completion moves it to [`version_file`].
+#[must_use]
+pub fn upload_staging(project: &str, version: &str, upload_id: &str, path: &str) -> String {
+    format!("{project}/{version}/{META}/staging/{upload_id}/{path}")
+}
+
+/// `<project>/<version>/..meta/staging/direct/<id>`: a direct upload's body while it streams,
+/// moved to [`version_file`] only once the version is known to still accept it.
+#[must_use]
+pub fn direct_staging(project: &str, version: &str, id: &str) -> String {
+    format!("{project}/{version}/{META}/staging/direct/{id}")
+}
+
+/// A staged upload key split into (project, version, upload id, path), `None` for any other
+/// key (direct staging included).
+#[must_use]
+pub fn parse_upload_staging(key: &str) -> Option<(&str, &str, &str, &str)> {
+    let mut parts = key.splitn(6, '/');
+    let project = parts.next()?;
+    let version = parts.next()?;
+    if parts.next()? != META || parts.next()? != "staging" {
+        return None;
+    }
+    let upload_id = parts.next()?;
+    let path = parts.next()?;
+    if upload_id == "direct" || upload_id.is_empty() || path.is_empty() {
+        return None;
+    }
+    Some((project, version, upload_id, path))
+}
+
 /// Whether a key lies in Trove's reserved space (a `..meta` segment anywhere), i.e. is a
 /// record rather than a data file.
 #[must_use]
@@ -159,6 +206,21 @@ pub fn is_meta_key(key: &str) -> bool {
 mod tests {
     use super::*;
     use crate::storage::validate_key;
+
+    #[test]
+    fn staging_keys_round_trip_and_nothing_else_parses() {
+        let key = upload_staging("p", "v1", "abc", "dir/model.json");
+        assert_eq!(key, "p/v1/..meta/staging/abc/dir/model.json");
+        assert!(is_meta_key(&key));
+        assert_eq!(
+            parse_upload_staging(&key),
+            Some(("p", "v1", "abc", "dir/model.json"))
+        );
+        assert_eq!(parse_upload_staging(&direct_staging("p", "v1", "x")), None);
+        assert_eq!(parse_upload_staging(&version_file("p", "v1", "a/b/c/d")), None);
+        assert_eq!(parse_upload_staging("p/v1/..meta/staging/abc"), None);
+        assert_eq!(parse_upload_staging(&file_record("p", "v1", "a")), None);
+    }
 
     #[test]
     fn global_keys_follow_the_layout() {

@@ -1,8 +1,11 @@
 //! Runs the storage conformance suite against both backends: the local directory store and the
 //! S3 store talking to an in-process `s3s-fs` server over HTTP.
 //!
-//! For the local backend, presigned URLs point at `/storage/{key}`, which the application
-//! serves: the local suite runs against a real Trove instance on a TCP port.
+//! For the local backend, presigned URLs point at `/storage/{key}`. The suite checks what the
+//! storage layer promises (signature, method, expiry, Content-MD5), so it serves that route
+//! with nothing but the store's own presigner on a TCP port; the application's route adds
+//! its upload policy on top (only staged files of an upload in progress, checked at use
+//! time), tested in `security::artifacts`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,13 +23,104 @@ struct Backend {
     _guards: Box<dyn std::any::Any + Send>,
 }
 
-/// The application served on port 0 with local storage: its store, and its real
-/// `/storage/{key}` route serving the presigned URLs.
+/// A local store whose presigned URLs are served on port 0 by a server that verifies them
+/// with the store's presigner and does nothing else.
 async fn local_backend() -> Backend {
-    let app = crate::common::TestApp::spawn_local().await;
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use base64::Engine as _;
+    use futures::TryStreamExt as _;
+    use std::collections::HashMap;
+    use trove::storage::PresignMethod;
+
+    type Shared = Arc<LocalStore>;
+
+    async fn serve_get(
+        State(store): State<Shared>,
+        Path(key): Path<String>,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> axum::response::Response {
+        if store
+            .presigner()
+            .verify(PresignMethod::Get, &key, &query)
+            .is_err()
+        {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        match store.get_bytes(&key).await {
+            Ok((bytes, _)) => bytes.into_response(),
+            Err(_) => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+
+    async fn serve_put(
+        State(store): State<Shared>,
+        Path(key): Path<String>,
+        Query(query): Query<HashMap<String, String>>,
+        headers: HeaderMap,
+        body: axum::body::Body,
+    ) -> axum::response::Response {
+        let Ok(verified) = store.presigner().verify(PresignMethod::Put, &key, &query) else {
+            return StatusCode::FORBIDDEN.into_response();
+        };
+        let sent: Option<[u8; 16]> = headers
+            .get("content-md5")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| base64::engine::general_purpose::STANDARD.decode(value).ok())
+            .and_then(|raw| raw.try_into().ok());
+        if let (Some(bound), Some(sent)) = (verified.content_md5, sent)
+            && bound != sent
+        {
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+        let stream = body.into_data_stream().map_err(std::io::Error::other);
+        let options = PutOptions {
+            content_md5: verified.content_md5.or(sent),
+            ..PutOptions::default()
+        };
+        match store.put(&key, Box::pin(stream), options).await {
+            Ok(_) => StatusCode::OK.into_response(),
+            Err(_) => StatusCode::BAD_REQUEST.into_response(),
+        }
+    }
+
+    struct Served {
+        _dir: tempfile::TempDir,
+        task: tokio::task::JoinHandle<()>,
+    }
+    impl Drop for Served {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = url::Url::parse(&format!("http://{}", listener.local_addr().expect("addr")))
+        .expect("base url");
+    let store: Shared = Arc::new(
+        LocalStore::open(
+            dir.path().join("objects"),
+            dir.path().join("tmp"),
+            LocalPresigner::new(base, vec![9; 32]),
+        )
+        .expect("open store"),
+    );
+    let router = axum::Router::new()
+        .route(
+            "/storage/{*key}",
+            axum::routing::get(serve_get).put(serve_put),
+        )
+        .with_state(Arc::clone(&store));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
     Backend {
-        store: app.state.storage.clone(),
-        _guards: Box::new(app),
+        store,
+        _guards: Box::new(Served { _dir: dir, task }),
     }
 }
 

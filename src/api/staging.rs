@@ -1,0 +1,280 @@
+//! Staged uploads: how bytes become part of a version only while it still accepts them.
+//!
+//! Every upload first lands under `<p>/<v>/..meta/staging/` (never listed, indexed or served):
+//! presigned URLs of an ArtifactDB upload write `..meta/staging/<upload-id>/<path>`, a direct
+//! upload streams to `..meta/staging/direct/<id>`. The bytes move to their final key only:
+//!
+//! - for a direct upload, under a **lease** on the open version (taken with a conditional
+//!   write of the version record, only while the version is open and not stable); completion
+//!   seals a version with a conditional write that requires no live lease, so a body still
+//!   streaming when the version is completed (and then marked stable) fails with `409` and
+//!   leaves nothing behind;
+//! - for a presigned upload, at completion, by the completing caller; a presigned URL used
+//!   after completion, abort or purge writes only into a staging area that nothing reads.
+//!
+//! Path clashes (`x` then `x/y`, `d/b` then `d`) are refused as `409 path_conflict` before
+//! anything is stored.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::projects::{read_record, write_record};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::model::records::{VersionRecord, VersionStatus};
+use crate::permissions::LifecycleState;
+use crate::storage::{ListRequest, PutCondition, keys};
+
+/// How long a direct upload may hold its lease while it moves its staged body into place
+/// (a rename locally, one server-side copy on S3). A holder that crashed stops blocking
+/// completion after this.
+pub const LEASE_TTL: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How long completion waits for leases held by uploads finishing right now.
+const SEAL_WAIT: Duration = Duration::from_secs(30);
+
+/// Attempts of a conditional read-modify-write of a version record.
+const UPDATE_ATTEMPTS: usize = 50;
+
+fn version_gone(project: &str, version: &str) -> ApiError {
+    ApiError::not_found(format!("no version {version} of {project}"))
+}
+
+/// Whether the version record still accepts new files: open (or uploading), not stable and
+/// not deprecated or disabled itself. `409` with a stable code otherwise.
+pub fn check_accepts_files(record: &VersionRecord) -> ApiResult<()> {
+    if record.stable {
+        return Err(
+            ApiError::new(ErrorCode::Conflict, "the version is stable").with_code_name("stable")
+        );
+    }
+    if record.status == VersionStatus::Completed {
+        return Err(ApiError::new(ErrorCode::Conflict, "the version is completed")
+            .with_code_name("version_completed"));
+    }
+    match record.state {
+        LifecycleState::Active => Ok(()),
+        LifecycleState::Deprecated => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the version is deprecated",
+        )
+        .with_code_name("deprecated")),
+        LifecycleState::Disabled => Err(ApiError::new(ErrorCode::Conflict, "the version is disabled")
+            .with_code_name("disabled")),
+    }
+}
+
+/// Read-modify-write of a version record with `If-Match`, retried on a concurrent change.
+/// `change` sees the current record and may refuse (its error is answered as is).
+async fn update_version_record(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    mut change: impl FnMut(&mut VersionRecord) -> ApiResult<()>,
+) -> ApiResult<VersionRecord> {
+    let key = keys::version_record(project, version);
+    for _ in 0..UPDATE_ATTEMPTS {
+        let (mut record, etag) = read_record::<VersionRecord>(app, &key)
+            .await?
+            .ok_or_else(|| version_gone(project, version))?;
+        change(&mut record)?;
+        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
+            Ok(_) => return Ok(record),
+            Err(error) if error.code() == ErrorCode::PreconditionFailed => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::PreconditionFailed,
+        "the version changed concurrently, retry",
+    ))
+}
+
+/// Takes the lease `id` on a version that still accepts files; answers when it ends.
+pub async fn take_lease(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    id: &str,
+) -> ApiResult<DateTime<Utc>> {
+    let expires = Utc::now() + LEASE_TTL;
+    update_version_record(app, project, version, |record| {
+        check_accepts_files(record)?;
+        let now = Utc::now();
+        record.leases.retain(|_, until| *until > now);
+        record.leases.insert(id.to_owned(), expires);
+        Ok(())
+    })
+    .await?;
+    Ok(expires)
+}
+
+/// Gives the lease `id` back (a version deleted meanwhile has nothing to give back).
+pub async fn release_lease(app: &AppState, project: &str, version: &str, id: &str) {
+    let released = update_version_record(app, project, version, |record| {
+        record.leases.remove(id);
+        Ok(())
+    })
+    .await;
+    match released {
+        Ok(_) => {}
+        Err(error) if error.code() == ErrorCode::NotFound => {}
+        // The lease then expires on its own.
+        Err(error) => tracing::warn!(project, version, error = %error.reason(), "releasing an upload lease failed"),
+    }
+}
+
+/// Seals a version: applies `change` in the same conditional write that observes no live
+/// lease, waiting a little for uploads that are moving their bytes into place right now;
+/// `409 upload_in_progress` if they do not finish in time.
+pub async fn seal_version(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    mut change: impl FnMut(&mut VersionRecord) -> ApiResult<()>,
+) -> ApiResult<VersionRecord> {
+    let deadline = tokio::time::Instant::now() + SEAL_WAIT;
+    loop {
+        let mut leased = false;
+        let sealed = update_version_record(app, project, version, |record| {
+            let now = Utc::now();
+            record.leases.retain(|_, until| *until > now);
+            if !record.leases.is_empty() {
+                leased = true;
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "files are being uploaded into the version, retry",
+                )
+                .with_code_name("upload_in_progress"));
+            }
+            change(record)
+        })
+        .await;
+        match sealed {
+            Err(_) if leased && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn path_conflict(path: &str, other: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!("{path} clashes with {other}: one would be a folder of the other"),
+    )
+    .with_code_name("path_conflict")
+}
+
+/// Refuses a set of announced paths where one is a folder of another (`x` and `x/y`).
+pub fn check_announced_paths(paths: &[&str]) -> ApiResult<()> {
+    let mut sorted: Vec<&str> = paths.to_vec();
+    sorted.sort_unstable();
+    // After sorting, `x` comes right before the paths below `x/` (only `x` + a byte below
+    // `/` could sit between them, and such a path is not below `x/`): checking each path
+    // against every later one that shares its prefix is enough.
+    for (index, path) in sorted.iter().enumerate() {
+        let folder = format!("{path}/");
+        if let Some(below) = sorted[index + 1..]
+            .iter()
+            .take_while(|other| other.starts_with(*path))
+            .find(|other| other.starts_with(&folder))
+        {
+            return Err(path_conflict(below, path));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `path` in a version when a file of the version sits at one of its folders, or
+/// files sit below it.
+pub async fn check_path_free(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    path: &str,
+) -> ApiResult<()> {
+    let mut folder = String::new();
+    for segment in path.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, rest)| rest) {
+        if !folder.is_empty() {
+            folder.push('/');
+        }
+        folder.push_str(segment);
+        match app
+            .storage
+            .head(&keys::version_file(project, version, &folder))
+            .await
+        {
+            Ok(_) => return Err(path_conflict(path, &folder)),
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let below = app
+        .storage
+        .list(&ListRequest {
+            prefix: format!("{}/", keys::version_file(project, version, path)),
+            max_keys: 1,
+            ..ListRequest::default()
+        })
+        .await?;
+    if let Some(object) = below.objects.first() {
+        let relative = object
+            .key
+            .strip_prefix(&keys::version_prefix(project, version))
+            .unwrap_or(&object.key);
+        return Err(path_conflict(path, relative));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_paths_where_one_is_a_folder_of_another_clash() {
+        assert!(check_announced_paths(&["a", "b/c", "b/d", "ab/c", "a.json"]).is_ok());
+        for clash in [
+            &["x", "x/y"][..],
+            &["x/y", "x"],
+            &["d/b/c", "d/b", "e"],
+            &["x", "x-1", "x.json", "x/y"],
+        ] {
+            let error = check_announced_paths(clash).expect_err("clash");
+            assert_eq!(error.code(), ErrorCode::Conflict);
+        }
+    }
+
+    fn record() -> VersionRecord {
+        serde_json::from_value(serde_json::json!({
+            "project_id": "p", "version": "v", "created_at": "2026-01-01T00:00:00Z",
+            "created_by": "alice", "status": "open"
+        }))
+        .expect("record")
+    }
+
+    #[test]
+    fn only_open_active_unstable_versions_accept_files() {
+        assert!(check_accepts_files(&record()).is_ok());
+        let mut uploading = record();
+        uploading.status = VersionStatus::Uploading;
+        assert!(check_accepts_files(&uploading).is_ok());
+        let mut completed = record();
+        completed.status = VersionStatus::Completed;
+        let mut stable = completed.clone();
+        stable.stable = true;
+        let mut deprecated = record();
+        deprecated.state = LifecycleState::Deprecated;
+        for refused in [completed, stable, deprecated] {
+            assert_eq!(
+                check_accepts_files(&refused).expect_err("refused").code(),
+                ErrorCode::Conflict
+            );
+        }
+    }
+}
