@@ -82,7 +82,8 @@ impl App {
 
         let index = Arc::new(index);
         let profiles = Arc::new(ProfileLoader::new(storage.clone()));
-        let indexer = Indexer::new(storage.clone(), profiles.clone(), index.clone());
+        let indexer = Indexer::new(storage.clone(), profiles.clone(), index.clone())
+            .with_max_document_bytes(settings.max_json_bytes as u64);
         let cursors =
             CursorCodec::new(load_or_create_secret(&data_dir.join("secrets/cursor.key"))?);
         let auth = Arc::new(build_auth(&settings, storage.clone()).await?);

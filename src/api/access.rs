@@ -195,6 +195,16 @@ fn denied(
     error
 }
 
+/// A `404` answered as the resource's "missing" answer, so hidden and missing resources
+/// cannot be told apart; any other error as it is.
+fn as_missing(error: ApiError, missing: impl FnOnce() -> ApiError) -> ApiError {
+    if error.code() == ErrorCode::NotFound {
+        missing()
+    } else {
+        error
+    }
+}
+
 /// Lets the permission engine decide `action` on an already loaded `target`; a denial is
 /// recorded (`access.denied`) and answered as the engine says.
 pub fn decide(
@@ -215,12 +225,12 @@ pub async fn authorize_project(
     project: &str,
     action: Action,
 ) -> ApiResult<ProjectView> {
-    let view = load_project(state, project)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
+    // A hidden project answers exactly as a missing one (byte-identical body).
+    let not_found = || ApiError::not_found(format!("no project {project}"));
+    let view = load_project(state, project).await?.ok_or_else(not_found)?;
     principal
         .decide(action, &view.target, Utc::now())
-        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
+        .map_err(|denial| as_missing(denied(state, principal, action, &view.target, denial), not_found))?;
     Ok(view)
 }
 
@@ -273,7 +283,7 @@ pub async fn authorize_version(
     }
     principal
         .decide(action, &view.target, now)
-        .map_err(|denial| denied(state, principal, action, &view.target, denial))?;
+        .map_err(|denial| as_missing(denied(state, principal, action, &view.target, denial), not_found))?;
     Ok(view)
 }
 
@@ -335,9 +345,8 @@ pub async fn authorize_namespace(
     namespace: &str,
     action: Action,
 ) -> ApiResult<NamespaceView> {
-    let view = load_namespace(state, namespace)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
-    decide(state, principal, action, &view.target)?;
+    let not_found = || ApiError::not_found(format!("no namespace {namespace}"));
+    let view = load_namespace(state, namespace).await?.ok_or_else(not_found)?;
+    decide(state, principal, action, &view.target).map_err(|error| as_missing(error, not_found))?;
     Ok(view)
 }

@@ -42,7 +42,7 @@ pub async fn get_version_info(
 ) -> ApiResult<ApiJson<VersionReport>> {
     let view =
         authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
-    let report = check_version(
+    let mut report = check_version(
         &app.indexer,
         &app.index,
         &project,
@@ -52,6 +52,13 @@ pub async fn get_version_info(
     .await
     .map_err(indexer_error)?
     .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
+    // Who has access is shown to those who manage the version only (as in search hits).
+    if principal
+        .decide(Action::ReadPermissions, &view.target, Utc::now())
+        .is_err()
+    {
+        report.permissions = serde_json::Value::Null;
+    }
     Ok(ApiJson(report))
 }
 

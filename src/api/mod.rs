@@ -92,6 +92,11 @@ pub fn router(state: AppState) -> Router {
             permissions::put_version_permissions,
             permissions::delete_version_permissions
         ))
+        .routes(routes!(
+            permissions::get_global_permissions,
+            permissions::put_global_permissions,
+            permissions::delete_global_permissions
+        ))
         .routes(routes!(permissions::post_share))
         .routes(routes!(permissions::delete_share))
         .routes(routes!(uploads::post_upload))

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{authorize_project, authorize_version};
+use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::projects::{loader_error, reindex_project, spawn_reindex_job};
 use crate::app::AppState;
@@ -245,6 +246,91 @@ pub async fn get_version_permissions(
 }
 
 /// The event of a profile change at project level, or at `version` level when given.
+/// Re-indexes every project (a global profile change can touch any document).
+fn global_job(app: &AppState, actor: &str) -> String {
+    let job = app.jobs.create("index_build", actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    app.jobs.spawn(job, move |job| async move {
+        indexer
+            .index_projects(None, |done, total| job.progress(done as u64, total as u64))
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    });
+    id
+}
+
+/// The global profile (admins; the built-in default, which grants nothing, when absent).
+#[utoipa::path(get, path = "/permissions", tag = "permissions",
+    responses((status = 200, description = "The profile"),
+        (status = 401, description = "Anonymous", body = crate::error::ErrorBody),
+        (status = 403, description = "Not an admin", body = crate::error::ErrorBody)))]
+pub async fn get_global_permissions(
+    State(app): State<AppState>,
+    RequireAdmin(_admin): RequireAdmin,
+) -> ApiResult<ApiJson<Value>> {
+    let fallback = present(&Profile {
+        scope: Some(ProfileScope::Global),
+        ..Profile::default()
+    });
+    show(&app, &ProfileLocation::Global, fallback).await
+}
+
+/// Merges a partial profile into the global one (admins) → `202` with a job re-indexing
+/// every project.
+#[utoipa::path(put, path = "/permissions", tag = "permissions",
+    request_body(content = String, content_type = "application/json", description = "A partial profile"),
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid profile, scope or grant", body = crate::error::ErrorBody)))]
+pub async fn put_global_permissions(
+    State(app): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let patch = parse_patch(&body)?;
+    let event = AuditEvent::new("permissions.update")
+        .by(&admin)
+        .resource("global")
+        .detail("scope", "global")
+        .detail("changes", patch.clone());
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            merge_profile(&app, &ProfileLocation::Global, patch).await?;
+            Ok(global_job(&app, &admin.actor()))
+        })
+        .await?;
+    Ok(accepted(&app, &job))
+}
+
+/// Deletes the global profile (admins): the built-in default applies where no other scope
+/// has a profile.
+#[utoipa::path(delete, path = "/permissions", tag = "permissions",
+    responses((status = 202, description = "`{job_id, path, job_url, status}`"),
+        (status = 403, description = "Not an admin", body = crate::error::ErrorBody)))]
+pub async fn delete_global_permissions(
+    State(app): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+) -> ApiResult<Response> {
+    let event = AuditEvent::new("permissions.delete")
+        .by(&admin)
+        .resource("global")
+        .detail("scope", "global");
+    let job = app
+        .audit
+        .mutation(event, 202, async {
+            app.profiles
+                .delete_profile(&ProfileLocation::Global)
+                .await
+                .map_err(loader_error)?;
+            Ok(global_job(&app, &admin.actor()))
+        })
+        .await?;
+    Ok(accepted(&app, &job))
+}
+
 fn permissions_event(
     action: &str,
     principal: &Principal,

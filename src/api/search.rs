@@ -131,12 +131,53 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
     }
 }
 
-/// A hit as returned: permissions stripped unless manageable, then fields filtered.
-fn present(principal: &Principal, hit: Hit, fields: Option<&str>, now: DateTime<Utc>) -> Value {
+/// Whether the caller may read the document a link points to: only then does it learn the
+/// target's id.
+pub fn link_target_readable(app: &AppState, principal: &Principal, target: &str) -> bool {
+    let Ok(id) = ArtifactId::parse(target) else {
+        return false;
+    };
+    let version = if id.version.as_str() == crate::model::names::LATEST {
+        match super::access::latest_readable_version(app, principal, &id.project) {
+            Ok(Some(version)) => version,
+            _ => return false,
+        }
+    } else {
+        id.version.as_str().to_owned()
+    };
+    let document_id = format!("{}:{}@{}", id.project, id.path, version);
+    matches!(
+        crate::index::search::get_by_id(&app.index, &search_scope(principal), &document_id, Utc::now()),
+        Ok(Some(_))
+    )
+}
+
+/// A hit as returned: permissions stripped unless manageable, a link's target hidden unless
+/// readable, then fields filtered.
+fn present(
+    app: &AppState,
+    principal: &Principal,
+    hit: Hit,
+    fields: Option<&str>,
+    now: DateTime<Utc>,
+) -> Value {
     let manage = may_manage(principal, &hit, now);
     let mut source = hit.source;
-    if !manage && let Some(extra) = source.get_mut("_extra").and_then(Value::as_object_mut) {
-        extra.remove("permissions");
+    if let Some(extra) = source.get_mut("_extra").and_then(Value::as_object_mut) {
+        if !manage {
+            extra.remove("permissions");
+        }
+        let hidden = extra
+            .get("link")
+            .and_then(|link| link.get("artifactdb"))
+            .and_then(Value::as_str)
+            .is_some_and(|target| !link_target_readable(app, principal, target));
+        if hidden {
+            extra.insert(
+                "link".to_owned(),
+                serde_json::json!({"artifactdb": Value::Null}),
+            );
+        }
     }
     filter_fields(source, fields)
 }
@@ -197,7 +238,7 @@ async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> Api
     let results: Vec<Value> = page
         .hits
         .into_iter()
-        .map(|hit| present(principal, hit, cursor.fields.as_deref(), now))
+        .map(|hit| present(app, principal, hit, cursor.fields.as_deref(), now))
         .collect();
     let next_offset = cursor.offset + cursor.size;
     let next = (next_offset < page.total && !results.is_empty()).then(|| {
@@ -419,7 +460,7 @@ pub async fn get_file_metadata(
         }
     }
     let now = Utc::now();
-    let mut document = present(&principal, hit, None, now);
+    let mut document = present(&app, &principal, hit, None, now);
     if params.raw.unwrap_or(false)
         && let Some(object) = document.as_object_mut()
     {
@@ -491,7 +532,7 @@ pub async fn get_projects(
             .unwrap_or_default()
             .to_owned();
         let (versions, latest) = readable_versions(&app, &principal, &project)?;
-        let mut document = present(&principal, hit, params.fields.as_deref(), now);
+        let mut document = present(&app, &principal, hit, params.fields.as_deref(), now);
         if let Some(object) = document.as_object_mut() {
             object.insert("project_id".to_owned(), Value::String(project));
             object.insert(

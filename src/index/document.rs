@@ -123,6 +123,11 @@ impl IndexDocument {
         if let Some(extra) = searchable.get_mut("_extra").and_then(Value::as_object_mut) {
             extra.remove("permissions");
         }
+        let mut present = std::collections::BTreeSet::new();
+        key_paths(&searchable, &mut String::new(), &mut present);
+        for path in &present {
+            document.add_text(fields.fields_present, path);
+        }
         if let Value::Object(object) = searchable {
             document.add_object(
                 fields.document,
@@ -145,5 +150,77 @@ impl IndexDocument {
                 .as_slice(),
         );
         document
+    }
+}
+
+/// Most key paths recorded per document for existence queries (a document with more keys
+/// keeps the first ones in key order: the cap bounds the index, not what can be stored).
+const MAX_KEY_PATHS: usize = 1024;
+
+/// Collects the dotted key paths of `value` (`a`, `a.b`; keys of objects inside arrays count
+/// under the array's path) into `paths`.
+fn key_paths(value: &Value, prefix: &mut String, paths: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object {
+                if paths.len() >= MAX_KEY_PATHS {
+                    return;
+                }
+                let length = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(key);
+                paths.insert(prefix.clone());
+                key_paths(child, prefix, paths);
+                prefix.truncate(length);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                key_paths(item, prefix, paths);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod key_path_tests {
+    use super::*;
+
+    #[test]
+    fn nested_keys_and_keys_inside_arrays_are_paths() {
+        let mut paths = std::collections::BTreeSet::new();
+        key_paths(
+            &serde_json::json!({"title": "x", "training": {"dataset": "imagenet"},
+                "runs": [{"loss": 1}, {"acc": 2}], "_extra": {"project_id": "p"}}),
+            &mut String::new(),
+            &mut paths,
+        );
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [
+                "_extra",
+                "_extra.project_id",
+                "runs",
+                "runs.acc",
+                "runs.loss",
+                "title",
+                "training",
+                "training.dataset"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_number_of_paths_is_bounded() {
+        let wide: serde_json::Map<String, Value> = (0..5000)
+            .map(|index| (format!("k{index}"), Value::from(index)))
+            .collect();
+        let mut paths = std::collections::BTreeSet::new();
+        key_paths(&Value::Object(wide), &mut String::new(), &mut paths);
+        assert_eq!(paths.len(), MAX_KEY_PATHS);
     }
 }

@@ -151,7 +151,13 @@ pub struct Indexer {
     profiles: Arc<ProfileLoader>,
     index: Arc<SearchIndex>,
     expiries: Arc<super::expiry::ExpiryTracker>,
+    /// Largest metadata document parsed; a bigger `.json` is indexed as a plain file and
+    /// flagged `_extra.oversized` (never read whole).
+    max_document_bytes: u64,
 }
+
+/// Default of [`Indexer::with_max_document_bytes`] (the API's default JSON cap).
+pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 2 * 1024 * 1024;
 
 /// What the indexer knows about a project while indexing its versions.
 #[derive(Debug, Clone)]
@@ -221,7 +227,15 @@ impl Indexer {
             profiles,
             index,
             expiries: Arc::new(super::expiry::ExpiryTracker::new()),
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
         }
+    }
+
+    /// Sets the largest metadata document the indexer parses.
+    #[must_use]
+    pub fn with_max_document_bytes(mut self, bytes: u64) -> Self {
+        self.max_document_bytes = bytes;
+        self
     }
 
     /// Grant expiries noted while indexing (acted on by `jobs::schedule`).
@@ -566,9 +580,17 @@ impl Indexer {
             .try_collect()
             .await?;
 
+        let limit = self.max_document_bytes;
+        let oversized: HashSet<&str> = files
+            .iter()
+            .filter(|(path, meta)| path.ends_with(".json") && meta.size > limit)
+            .map(|(path, _)| path.as_str())
+            .collect();
         let metadata_paths: Vec<String> = files
             .keys()
-            .filter(|path| path.ends_with(".json") && !is_ignored(path))
+            .filter(|path| {
+                path.ends_with(".json") && !is_ignored(path) && !oversized.contains(path.as_str())
+            })
             .cloned()
             .collect();
         let metadata: Vec<(String, Option<Map<String, Value>>)> =
@@ -630,7 +652,16 @@ impl Indexer {
             if described.contains(path) || is_ignored(path) {
                 continue;
             }
-            documents.push(base.automatic(path, Some((meta, sidecars.get(path))), None));
+            let mut document = base.automatic(path, Some((meta, sidecars.get(path))), None);
+            if oversized.contains(path.as_str())
+                && let Some(extra) = document
+                    .source
+                    .get_mut("_extra")
+                    .and_then(Value::as_object_mut)
+            {
+                extra.insert("oversized".to_owned(), Value::Bool(true));
+            }
+            documents.push(document);
         }
         for (path, target) in &links {
             if described.contains(path) || files.contains_key(path) || is_ignored(path) {

@@ -82,6 +82,8 @@ pub struct IndexFields {
     pub readers: Field,
     /// Effective lifecycle state.
     pub state: Field,
+    /// Key paths present in the searchable document (`field:*`).
+    pub fields_present: Field,
     /// Searchable JSON document.
     pub document: Field,
     /// Stored JSON bytes of the whole document.
@@ -111,6 +113,7 @@ impl IndexFields {
             uploaded: field("uploaded")?,
             readers: field("readers")?,
             state: field("state")?,
+            fields_present: field("fields_present")?,
             document: field("document")?,
             source: field("source")?,
             access: field("access")?,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery, TermSetQuery};
-use tantivy::query_grammar::{UserInputAst, UserInputLeaf};
+use tantivy::query_grammar::{Delimiter, UserInputAst, UserInputLeaf, UserInputLiteral};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
@@ -187,6 +187,33 @@ fn check_ast(ast: &UserInputAst, depth: usize) -> Result<(), SearchError> {
     }
 }
 
+/// Rewrites `field:*` (existence) into a term of the `fields_present` field, which records
+/// every key path of a document: tantivy's own existence query needs fast fields, which the
+/// JSON document does not have.
+fn exists_as_terms(ast: UserInputAst) -> UserInputAst {
+    match ast {
+        UserInputAst::Clause(clauses) => UserInputAst::Clause(
+            clauses
+                .into_iter()
+                .map(|(occur, clause)| (occur, exists_as_terms(clause)))
+                .collect(),
+        ),
+        UserInputAst::Boost(inner, boost) => UserInputAst::Boost(Box::new(exists_as_terms(*inner)), boost),
+        UserInputAst::Leaf(leaf) => match *leaf {
+            UserInputLeaf::Exists { field } => {
+                UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(UserInputLiteral {
+                    field_name: Some("fields_present".to_owned()),
+                    phrase: field,
+                    delimiter: Delimiter::None,
+                    slop: 0,
+                    prefix: false,
+                })))
+            }
+            other => UserInputAst::Leaf(Box::new(other)),
+        },
+    }
+}
+
 /// A query made only of exclusions (`NOT x`) means "everything but x": pair it with `*`
 /// (tantivy refuses a query that only excludes).
 fn complete_negative_query(ast: UserInputAst) -> UserInputAst {
@@ -237,7 +264,7 @@ pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query
     let ast = tantivy::query_grammar::parse_query(text)
         .map_err(|_| SearchError::InvalidQuery(format!("cannot parse {text:?}")))?;
     check_ast(&ast, 0)?;
-    let ast = complete_negative_query(ast);
+    let ast = complete_negative_query(exists_as_terms(ast));
     let fields = index.fields();
     let parser = QueryParser::for_index(index.index(), vec![fields.document]);
     parser

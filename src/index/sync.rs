@@ -168,6 +168,14 @@ pub async fn check_version(
             Some(_) => {}
         }
     }
+    for document in &expected {
+        if document.source["_extra"]["oversized"] == Value::Bool(true) {
+            anomalies.push(format!(
+                "{}: oversized metadata document, indexed as a plain file",
+                document.id
+            ));
+        }
+    }
     for id in indexed.keys() {
         if !expected_ids.contains(id.as_str()) {
             anomalies.push(format!("{id}: indexed but not in storage"));

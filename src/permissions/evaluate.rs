@@ -223,7 +223,8 @@ pub fn can_manage(caller: &Caller, target: &Target, now: DateTime<Utc>) -> bool 
 pub enum Action {
     /// Read a record, metadata document, listing, version info or sync report (`can_read`).
     ReadMetadata,
-    /// Read a profile (`can_read`).
+    /// Read a profile, a member listing or the profile in a version's sync report (`can_manage`:
+    /// owners and admins; also while deprecated).
     ReadPermissions,
     /// Fetch file bytes (`can_download`).
     Download,
@@ -338,7 +339,7 @@ impl Action {
 
     fn requirement(self) -> Requirement {
         match self {
-            Self::ReadMetadata | Self::ReadPermissions => Requirement::Read,
+            Self::ReadMetadata => Requirement::Read,
             Self::Download => Requirement::Download,
             Self::CreateVersion
             | Self::UploadFile
@@ -347,7 +348,9 @@ impl Action {
             | Self::AbortUpload
             | Self::UpdateRecord
             | Self::DeleteVersion => Requirement::Write,
-            Self::DeleteFile
+            // Who has access (owners, viewers, expiries) is for those who manage it.
+            Self::ReadPermissions
+            | Self::DeleteFile
             | Self::ChangePermissions
             | Self::Share
             | Self::GrantMember
@@ -366,7 +369,11 @@ impl Action {
             Requirement::Write | Requirement::Manage | Requirement::Special
         ) && !matches!(
             self,
-            Self::ChangeState { .. } | Self::ReadAudit | Self::CreateApiKey | Self::Administer
+            Self::ReadPermissions
+                | Self::ChangeState { .. }
+                | Self::ReadAudit
+                | Self::CreateApiKey
+                | Self::Administer
         )
     }
 

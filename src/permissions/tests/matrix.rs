@@ -111,7 +111,7 @@ fn oracle(
         return Err(Denial::NotFound);
     }
     let allowed = match action {
-        Action::ReadMetadata | Action::ReadPermissions => true,
+        Action::ReadMetadata => true,
         Action::Download => can_download,
         Action::CreateVersion
         | Action::UploadFile

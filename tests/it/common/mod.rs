@@ -2,7 +2,25 @@
 
 #![allow(dead_code)]
 
+pub mod artifacts;
 pub mod s3_server;
+
+/// Runs a test body on both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$name(crate::common::Backend::Local).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                super::$name(crate::common::Backend::S3).await;
+            }
+        }
+    };
+}
 
 use std::path::PathBuf;
 
@@ -345,6 +363,11 @@ impl BackendApp {
     /// Starts an instance on `backend`, served on a real TCP port (presigned URLs of the local
     /// backend point at it).
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// [`Self::start`] with settings changed by `configure` first.
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let mut settings = local_settings(data_dir.path().to_path_buf());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -371,6 +394,7 @@ impl BackendApp {
                 Some(server)
             }
         };
+        configure(&mut settings);
         settings.validate().unwrap();
         let mut app = TestApp::from_state(App::build(settings).await.unwrap(), None);
         app.serve_on(listener);

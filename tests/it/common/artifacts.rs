@@ -1,0 +1,159 @@
+//! Shared steps of artifact scenarios: requests with a token, projects, versions, uploads,
+//! completion, jobs, search ids and storage keys.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
+use md5::Digest as _;
+use serde_json::{Value, json};
+use trove::storage::ObjectStoreExt as _;
+
+use super::{TestApp, TestResponse};
+
+pub fn md5_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+pub fn enc(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// A request with an optional bearer token and a raw body and headers.
+pub async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> TestResponse {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    app.send(builder.body(Body::from(body)).unwrap()).await
+}
+
+/// A JSON request with an optional bearer token.
+pub async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> TestResponse {
+    match (token, body) {
+        (Some(token), body) => app.bearer(method, path, token, body).await,
+        (None, Some(body)) => app.json(method, path, body).await,
+        (None, None) => app.request(method, path, Body::empty()).await,
+    }
+}
+
+pub async fn create_project(app: &TestApp, token: &str, project: &str, visibility: &str) {
+    let response = call(
+        app,
+        Method::POST,
+        "/projects",
+        Some(token),
+        Some(&json!({"project_id": project, "title": "T", "type": "MODEL", "visibility": visibility})),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+}
+
+pub async fn create_version(app: &TestApp, token: &str, project: &str, version: &str) {
+    let response = call(
+        app,
+        Method::POST,
+        &format!("/projects/{project}/versions"),
+        Some(token),
+        Some(&json!({"version": version, "changelog": "first"})),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+}
+
+pub async fn upload(
+    app: &TestApp,
+    token: Option<&str>,
+    project: &str,
+    version: &str,
+    path: &str,
+    body: &[u8],
+) -> TestResponse {
+    let md5 = md5_b64(body);
+    raw(
+        app,
+        Method::PUT,
+        &format!("/projects/{project}/version/{version}/files/{path}"),
+        token,
+        &[("content-md5", md5.as_str())],
+        body.to_vec(),
+    )
+    .await
+}
+
+pub async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) -> Value {
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
+    let path = answer.json()["path"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        let job = app.bearer(Method::GET, &path, token, None).await.json();
+        if job["status"] == "SUCCESS" || job["status"] == "FAILURE" {
+            assert_eq!(job["status"], "SUCCESS", "{job}");
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("job did not finish");
+}
+
+pub async fn complete(app: &TestApp, token: &str, project: &str, version: &str, body: Option<&Value>) {
+    let answer = call(
+        app,
+        Method::PUT,
+        &format!("/projects/{project}/version/{version}/complete"),
+        Some(token),
+        body,
+    )
+    .await;
+    wait_job(app, token, &answer).await;
+}
+
+pub async fn search_ids(app: &TestApp, token: Option<&str>, query: &str) -> Vec<String> {
+    let response = call(
+        app,
+        Method::GET,
+        &format!("/search?q={}", enc(query)),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    response.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_extra"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+pub async fn storage_keys(app: &TestApp, prefix: &str) -> Vec<String> {
+    app.state
+        .storage
+        .list_all(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.key)
+        .collect()
+}
+
