@@ -230,7 +230,12 @@ pub async fn authorize_project(
     let view = load_project(state, project).await?.ok_or_else(not_found)?;
     principal
         .decide(action, &view.target, Utc::now())
-        .map_err(|denial| as_missing(denied(state, principal, action, &view.target, denial), not_found))?;
+        .map_err(|denial| {
+            as_missing(
+                denied(state, principal, action, &view.target, denial),
+                not_found,
+            )
+        })?;
     Ok(view)
 }
 
@@ -283,7 +288,12 @@ pub async fn authorize_version(
     }
     principal
         .decide(action, &view.target, now)
-        .map_err(|denial| as_missing(denied(state, principal, action, &view.target, denial), not_found))?;
+        .map_err(|denial| {
+            as_missing(
+                denied(state, principal, action, &view.target, denial),
+                not_found,
+            )
+        })?;
     Ok(view)
 }
 
@@ -346,7 +356,9 @@ pub async fn authorize_namespace(
     action: Action,
 ) -> ApiResult<NamespaceView> {
     let not_found = || ApiError::not_found(format!("no namespace {namespace}"));
-    let view = load_namespace(state, namespace).await?.ok_or_else(not_found)?;
+    let view = load_namespace(state, namespace)
+        .await?
+        .ok_or_else(not_found)?;
     decide(state, principal, action, &view.target).map_err(|error| as_missing(error, not_found))?;
     Ok(view)
 }

@@ -316,9 +316,10 @@ pub async fn get_files(
     }
     for (path, link) in &listing.links {
         // The target's id only for those who may read it.
-        let readable = link.get("id").and_then(Value::as_str).is_some_and(|target| {
-            super::search::link_target_readable(&app, &principal, target)
-        });
+        let readable = link
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|target| super::search::link_target_readable(&app, &principal, target));
         let link = if readable {
             link.clone()
         } else {

@@ -147,7 +147,12 @@ pub fn link_target_readable(app: &AppState, principal: &Principal, target: &str)
     };
     let document_id = format!("{}:{}@{}", id.project, id.path, version);
     matches!(
-        crate::index::search::get_by_id(&app.index, &search_scope(principal), &document_id, Utc::now()),
+        crate::index::search::get_by_id(
+            &app.index,
+            &search_scope(principal),
+            &document_id,
+            Utc::now()
+        ),
         Ok(Some(_))
     )
 }

@@ -50,8 +50,10 @@ pub fn check_accepts_files(record: &VersionRecord) -> ApiResult<()> {
         );
     }
     if record.status == VersionStatus::Completed {
-        return Err(ApiError::new(ErrorCode::Conflict, "the version is completed")
-            .with_code_name("version_completed"));
+        return Err(
+            ApiError::new(ErrorCode::Conflict, "the version is completed")
+                .with_code_name("version_completed"),
+        );
     }
     match record.state {
         LifecycleState::Active => Ok(()),
@@ -60,8 +62,11 @@ pub fn check_accepts_files(record: &VersionRecord) -> ApiResult<()> {
             "the version is deprecated",
         )
         .with_code_name("deprecated")),
-        LifecycleState::Disabled => Err(ApiError::new(ErrorCode::Conflict, "the version is disabled")
-            .with_code_name("disabled")),
+        LifecycleState::Disabled => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the version is disabled",
+        )
+        .with_code_name("disabled")),
     }
 }
 
@@ -123,7 +128,9 @@ pub async fn release_lease(app: &AppState, project: &str, version: &str, id: &st
         Ok(_) => {}
         Err(error) if error.code() == ErrorCode::NotFound => {}
         // The lease then expires on its own.
-        Err(error) => tracing::warn!(project, version, error = %error.reason(), "releasing an upload lease failed"),
+        Err(error) => {
+            tracing::warn!(project, version, error = %error.reason(), "releasing an upload lease failed")
+        }
     }
 }
 
@@ -199,7 +206,12 @@ pub async fn check_path_free(
     path: &str,
 ) -> ApiResult<()> {
     let mut folder = String::new();
-    for segment in path.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, rest)| rest) {
+    for segment in path
+        .split('/')
+        .collect::<Vec<_>>()
+        .split_last()
+        .map_or(&[][..], |(_, rest)| rest)
+    {
         if !folder.is_empty() {
             folder.push('/');
         }

@@ -200,7 +200,9 @@ pub async fn put_presigned(
                 flag.store(true, Ordering::Relaxed);
             }
             futures::future::ready(if over {
-                Err(std::io::Error::other("metadata document over the size limit"))
+                Err(std::io::Error::other(
+                    "metadata document over the size limit",
+                ))
             } else {
                 Ok(chunk)
             })

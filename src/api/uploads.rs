@@ -819,8 +819,11 @@ pub async fn check_presigned_upload(
     path: &str,
 ) -> ApiResult<()> {
     let closed = |why: &str| {
-        ApiError::new(ErrorCode::Conflict, format!("this upload URL is closed: {why}"))
-            .with_code_name("upload_closed")
+        ApiError::new(
+            ErrorCode::Conflict,
+            format!("this upload URL is closed: {why}"),
+        )
+        .with_code_name("upload_closed")
     };
     let Some(project_view) = load_project(app, project).await? else {
         return Err(closed("the version no longer exists"));
@@ -836,10 +839,17 @@ pub async fn check_presigned_upload(
         return Err(closed("the version is no longer being uploaded"));
     }
     super::staging::check_accepts_files(record)?;
-    if record.complete_before.is_some_and(|until| until <= Utc::now()) {
+    if record
+        .complete_before
+        .is_some_and(|until| until <= Utc::now())
+    {
         return Err(closed("the upload's completion deadline passed"));
     }
-    if !record.announced_files.iter().any(|announced| announced == path) {
+    if !record
+        .announced_files
+        .iter()
+        .any(|announced| announced == path)
+    {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "this file was not announced by the upload",

@@ -198,7 +198,9 @@ fn exists_as_terms(ast: UserInputAst) -> UserInputAst {
                 .map(|(occur, clause)| (occur, exists_as_terms(clause)))
                 .collect(),
         ),
-        UserInputAst::Boost(inner, boost) => UserInputAst::Boost(Box::new(exists_as_terms(*inner)), boost),
+        UserInputAst::Boost(inner, boost) => {
+            UserInputAst::Boost(Box::new(exists_as_terms(*inner)), boost)
+        }
         UserInputAst::Leaf(leaf) => match *leaf {
             UserInputLeaf::Exists { field } => {
                 UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(UserInputLiteral {

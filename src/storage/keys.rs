@@ -217,7 +217,10 @@ mod tests {
             Some(("p", "v1", "abc", "dir/model.json"))
         );
         assert_eq!(parse_upload_staging(&direct_staging("p", "v1", "x")), None);
-        assert_eq!(parse_upload_staging(&version_file("p", "v1", "a/b/c/d")), None);
+        assert_eq!(
+            parse_upload_staging(&version_file("p", "v1", "a/b/c/d")),
+            None
+        );
         assert_eq!(parse_upload_staging("p/v1/..meta/staging/abc"), None);
         assert_eq!(parse_upload_staging(&file_record("p", "v1", "a")), None);
     }

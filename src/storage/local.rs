@@ -829,7 +829,9 @@ impl ObjectStore for LocalStore {
             match fs::metadata(&source) {
                 Ok(metadata) if metadata.is_file() => {}
                 Ok(_) => return Err(StorageError::NotFound { key: from }),
-                Err(error) if is_absent(&error) => return Err(StorageError::NotFound { key: from }),
+                Err(error) if is_absent(&error) => {
+                    return Err(StorageError::NotFound { key: from });
+                }
                 Err(error) => return Err(io_error("stat object", &error)),
             }
             {
@@ -842,7 +844,8 @@ impl ObjectStore for LocalStore {
             if let Some(parent) = source.parent() {
                 sync_dir(parent).map_err(|error| io_error("fsync directory", &error))?;
             }
-            let metadata = fs::metadata(&target).map_err(|error| io_error("stat object", &error))?;
+            let metadata =
+                fs::metadata(&target).map_err(|error| io_error("stat object", &error))?;
             Ok(meta_of(&to, &metadata))
         })
         .await

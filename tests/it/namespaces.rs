@@ -309,8 +309,15 @@ async fn namespace_grants_reach_every_project_of_the_namespace(backend: Backend)
         StatusCode::NOT_FOUND
     );
 
-    // Who can access p1, and why, in one call.
-    let members = r.members(&carol, "projects/p1").await;
+    // Who can access p1, and why, in one call — for those who manage it (issue 12: a
+    // developer does not learn the access list).
+    assert_eq!(
+        r.call(Method::GET, "/projects/p1/members", &carol, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let members = r.members(&alice, "projects/p1").await;
     assert_eq!(members["access"]["read_access"], "viewers", "{members}");
     assert_eq!(members["access"]["write_access"], "writers", "{members}");
     assert_eq!(
@@ -660,7 +667,7 @@ async fn sub_teams_are_developers_of_one_project_each_and_guests_of_the_rest() {
     }
     assert_eq!(r.read(&out, "detector").await, StatusCode::NOT_FOUND);
     assert_eq!(r.found(&out).await, set(&[]));
-    let members = r.members(&ann, "projects/detector").await;
+    let members = r.members(&lead, "projects/detector").await;
     assert_eq!(
         grants_of(&members, "group:team-a"),
         vec![

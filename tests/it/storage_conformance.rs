@@ -775,7 +775,11 @@ pub async fn rename_moves_and_overwrites(store: Arc<dyn ObjectStore>, prefix: &s
         .await
         .expect("put target");
     store
-        .put_bytes(&from, Bytes::from_static(b"new bytes"), PutOptions::default())
+        .put_bytes(
+            &from,
+            Bytes::from_static(b"new bytes"),
+            PutOptions::default(),
+        )
         .await
         .expect("put source");
     let meta = store.rename(&from, &to).await.expect("rename");

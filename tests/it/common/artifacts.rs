@@ -116,7 +116,13 @@ pub async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) -> Valu
     panic!("job did not finish");
 }
 
-pub async fn complete(app: &TestApp, token: &str, project: &str, version: &str, body: Option<&Value>) {
+pub async fn complete(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+    version: &str,
+    body: Option<&Value>,
+) {
     let answer = call(
         app,
         Method::PUT,
@@ -156,4 +162,3 @@ pub async fn storage_keys(app: &TestApp, prefix: &str) -> Vec<String> {
         .map(|object| object.key)
         .collect()
 }
-

@@ -189,23 +189,30 @@ impl TestApp {
 
     /// Sends a request through the router.
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        TestResponse {
-            status,
-            headers,
-            bytes,
-        }
+        send_to(self.router.clone(), request).await
     }
+}
 
+/// Sends a request through `router` (an owned router, e.g. for a request in another task).
+pub async fn send_to(router: Router, request: Request<Body>) -> TestResponse {
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    TestResponse {
+        status,
+        headers,
+        bytes,
+    }
+}
+
+impl TestApp {
     /// `GET path`.
     pub async fn get(&self, path: &str) -> TestResponse {
         self.request(Method::GET, path, Body::empty()).await

@@ -1,1 +1,742 @@
-//! Attacks on artifacts.
+//! Attacks on artifacts: presigned upload URLs that outlive their upload or their signer,
+//! uploads landing in a version sealed meanwhile, oversized metadata documents, path clashes,
+//! `field:*`, and what callers learn about what they cannot see.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use trove::permissions::Role;
+
+use crate::both_backends;
+use crate::common::artifacts::*;
+use crate::common::{Backend, BackendApp, TestApp};
+
+/// Starts an ArtifactDB upload and answers its JSON.
+async fn start_upload(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+    version: &str,
+    body: &Value,
+) -> Value {
+    let answer = app
+        .bearer(
+            Method::POST,
+            &format!("/projects/{project}/version/{version}/upload"),
+            token,
+            Some(body),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    answer.json()
+}
+
+/// PUTs `body` to a presigned URL and answers the status.
+async fn put_url(url: &str, body: &[u8]) -> u16 {
+    reqwest::Client::new()
+        .put(url)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The lifetime a presigned URL announces, in seconds from now.
+fn url_lifetime(url: &str) -> i64 {
+    let url = url::Url::parse(url).unwrap();
+    let pairs: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    if let Some(expires) = pairs.get("X-Trove-Expires") {
+        return expires.parse::<i64>().unwrap() - chrono::Utc::now().timestamp();
+    }
+    pairs
+        .get("X-Amz-Expires")
+        .expect("an expiry in the url")
+        .parse()
+        .unwrap()
+}
+
+async fn download(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
+    let response = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}?redirect=false", enc(id)),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    response.bytes
+}
+
+async fn listed_md5(app: &TestApp, token: &str, project: &str, version: &str, path: &str) -> Value {
+    let listing = app
+        .bearer(
+            Method::GET,
+            &format!("/projects/{project}/version/{version}/files"),
+            token,
+            None,
+        )
+        .await
+        .json();
+    listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["path"] == path)
+        .map(|file| file["md5sum"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Point 3: a writer asks for a far `completed_by`, is removed, the version is completed and
+/// marked stable — the old URL must not overwrite the stable file.
+async fn a_removed_writers_old_presigned_url_overwrites_a_stable_file(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Developer).await;
+    create_project(&app, &alice, "p", "private").await;
+    let granted = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &alice,
+            Some(&json!({"writers": ["bob"], "viewers": ["bob"], "write_access": "writers", "read_access": "viewers"})),
+        )
+        .await;
+    wait_job(&app, &alice, &granted).await;
+    let upload = start_upload(
+        &app,
+        &bob,
+        "p",
+        "v1",
+        &json!({"filenames": ["model.bin"], "completed_by": "in 6 days"}),
+    )
+    .await;
+    let url = upload["presigned_urls"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Capped at one hour, whatever `completed_by` says.
+    let lifetime = url_lifetime(&url);
+    assert!(lifetime <= 3600 && lifetime > 3500, "{lifetime}");
+    assert_eq!(put_url(&url, b"the real weights").await, 200);
+
+    let removed = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &alice,
+            Some(&json!({"writers": [], "viewers": []})),
+        )
+        .await;
+    wait_job(&app, &alice, &removed).await;
+    complete(&app, &alice, "p", "v1", None).await;
+    let stable = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            &alice,
+            Some(&json!({"stable": true})),
+        )
+        .await;
+    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+
+    let status = put_url(&url, b"poisoned weights").await;
+    if backend == Backend::Local {
+        // Checked at use: the upload is over.
+        assert_eq!(status, 409);
+    }
+    // On S3 the bucket takes the bytes, but only into a staging area nothing reads.
+    assert_eq!(
+        download(&app, &alice, "p:model.bin@v1").await,
+        b"the real weights"
+    );
+    assert_eq!(
+        listed_md5(&app, &alice, "p", "v1", "model.bin").await,
+        json!(md5_hex(b"the real weights"))
+    );
+}
+both_backends!(a_removed_writers_old_presigned_url_overwrites_a_stable_file);
+
+/// Point 3, use-time checks of the local backend's URLs: a signer removed while the upload is
+/// open, and a URL of an aborted upload used on a new upload of the same version name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_are_checked_when_used_not_only_when_made() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Developer).await;
+    create_project(&app, &alice, "p", "private").await;
+    let granted = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &alice,
+            Some(&json!({"writers": ["bob"], "viewers": ["bob"], "write_access": "writers", "read_access": "viewers"})),
+        )
+        .await;
+    wait_job(&app, &alice, &granted).await;
+    let upload = start_upload(&app, &bob, "p", "v1", &json!({"filenames": ["a.bin"]})).await;
+    let url = upload["presigned_urls"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let removed = app
+        .bearer(
+            Method::PUT,
+            "/projects/p/permissions",
+            &alice,
+            Some(&json!({"writers": [], "viewers": []})),
+        )
+        .await;
+    wait_job(&app, &alice, &removed).await;
+    assert_eq!(put_url(&url, b"late").await, 403);
+
+    // An aborted upload's URL does not fill a new upload of the same version name.
+    let first = start_upload(&app, &alice, "p", "v2", &json!({"filenames": ["a.bin"]})).await;
+    let old_url = first["presigned_urls"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let aborted = app
+        .bearer(Method::PUT, "/projects/p/version/v2/abort", &alice, None)
+        .await;
+    assert_eq!(aborted.status, StatusCode::OK);
+    start_upload(&app, &alice, "p", "v2", &json!({"filenames": ["a.bin"]})).await;
+    assert_eq!(put_url(&old_url, b"from the old upload").await, 409);
+    let completion = app
+        .bearer(Method::PUT, "/projects/p/version/v2/complete", &alice, None)
+        .await;
+    assert_eq!(completion.status, StatusCode::BAD_REQUEST);
+    assert_eq!(completion.code(), "missing_files");
+
+    // A URL's lifetime never passes `completed_by`.
+    let short = start_upload(
+        &app,
+        &alice,
+        "p",
+        "v3",
+        &json!({"filenames": ["a.bin"], "completed_by": "in 5 minutes"}),
+    )
+    .await;
+    let lifetime = url_lifetime(short["presigned_urls"][0]["url"].as_str().unwrap());
+    assert!(lifetime <= 300, "{lifetime}");
+}
+
+/// Point 4: a direct upload still streaming while the version is completed and marked
+/// stable must fail with `409` and leave nothing behind — neither a new file nor an
+/// overwritten one.
+async fn an_upload_streaming_while_the_version_is_sealed_lands_in_it(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    let original = b"original weights".to_vec();
+    let stored = upload(&app, Some(&alice), "p", "v1", "weights.bin", &original).await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+
+    for path in ["weights.bin", "late.bin"] {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/projects/p/version/v1/files/{path}"))
+            .header("authorization", format!("Bearer {alice}"))
+            .body(Body::from_stream(tokio_stream_of(receiver)))
+            .unwrap();
+        let router = app.router.clone();
+        let pending = tokio::spawn(async move { crate::common::send_to(router, request).await });
+        sender.send(Ok(b"poisoned ".to_vec())).await.unwrap();
+        if path == "weights.bin" {
+            complete(&app, &alice, "p", "v1", None).await;
+            let stable = app
+                .bearer(
+                    Method::PATCH,
+                    "/projects/p/version/v1",
+                    &alice,
+                    Some(&json!({"stable": true})),
+                )
+                .await;
+            assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+        }
+        sender.send(Ok(b"bytes".to_vec())).await.unwrap();
+        drop(sender);
+        let answer = pending.await.unwrap();
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text());
+    }
+    assert_eq!(download(&app, &alice, "p:weights.bin@v1").await, original);
+    let keys = storage_keys(&app, "p/v1/").await;
+    assert!(!keys.iter().any(|key| key.contains("late.bin")), "{keys:?}");
+    assert!(
+        !keys.iter().any(|key| key.contains("/staging/")),
+        "{keys:?}"
+    );
+    assert_eq!(
+        listed_md5(&app, &alice, "p", "v1", "weights.bin").await,
+        json!(md5_hex(&original))
+    );
+}
+both_backends!(an_upload_streaming_while_the_version_is_sealed_lands_in_it);
+
+fn tokio_stream_of(
+    mut receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
+    futures::stream::poll_fn(move |context| receiver.poll_recv(context))
+}
+
+/// Point 5: a metadata document over the cap through a presigned PUT never reaches the
+/// indexer, and one put in storage behind Trove's back is indexed as a plain file with an
+/// `oversized` anomaly, never parsed.
+async fn an_oversized_metadata_document_through_a_presigned_put_exhausts_memory(backend: Backend) {
+    let app = BackendApp::start_with(backend, |settings| settings.max_json_bytes = 4096).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let upload = start_upload(&app, &alice, "p", "v1", &json!({"filenames": ["big.json"]})).await;
+    let url = upload["presigned_urls"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(10_000));
+    let status = put_url(&url, big.as_bytes()).await;
+    if backend == Backend::Local {
+        assert_eq!(status, 413);
+    }
+    let completion = app
+        .bearer(Method::PUT, "/projects/p/version/v1/complete", &alice, None)
+        .await;
+    assert!(completion.status.is_client_error(), "{}", completion.text());
+    if backend == Backend::S3 {
+        assert_eq!(completion.code(), "payload_too_large");
+    }
+
+    // Written behind Trove's back into a completed version: indexed as a file, flagged.
+    create_version(&app, &alice, "p", "v2").await;
+    let small = upload_json(
+        &app,
+        &alice,
+        "p",
+        "v2",
+        "small.json",
+        &json!({"title": "ok"}),
+    )
+    .await;
+    assert_eq!(small, StatusCode::CREATED);
+    complete(&app, &alice, "p", "v2", None).await;
+    use trove::storage::ObjectStoreExt as _;
+    app.state
+        .storage
+        .put_bytes(
+            &trove::storage::keys::version_file("p", "v2", "huge.json"),
+            bytes::Bytes::from(big.clone()),
+            trove::storage::PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    app.state.indexer.index_version("p", "v2").await.unwrap();
+    let info = app
+        .bearer(Method::GET, "/projects/p/version/v2/info", &alice, None)
+        .await
+        .json();
+    let anomalies = info["anomalies"].to_string();
+    assert!(anomalies.contains("p:huge.json@v2: oversized"), "{info}");
+    // Not parsed: its content is not searchable, but the file is.
+    let found = app
+        .bearer(Method::GET, "/search?q=pad:*", &alice, None)
+        .await
+        .json();
+    assert_eq!(found["results"].as_array().unwrap().len(), 0, "{found}");
+    let found = app
+        .bearer(Method::GET, "/search?q=_extra.oversized:true", &alice, None)
+        .await
+        .json();
+    assert_eq!(
+        found["results"][0]["_extra"]["id"], "p:huge.json@v2",
+        "{found}"
+    );
+}
+both_backends!(an_oversized_metadata_document_through_a_presigned_put_exhausts_memory);
+
+async fn upload_json(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+    version: &str,
+    path: &str,
+    body: &Value,
+) -> StatusCode {
+    upload(
+        app,
+        Some(token),
+        project,
+        version,
+        path,
+        body.to_string().as_bytes(),
+    )
+    .await
+    .status
+}
+
+/// Point 9: path clashes inside a version and `field:*` answered `500`.
+async fn path_clashes_and_existence_queries_answer_500(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    assert_eq!(
+        upload(&app, Some(&alice), "p", "v1", "x", b"x")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload(&app, Some(&alice), "p", "v1", "d/b", b"b")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    for path in ["x/y", "d"] {
+        let clash = upload(&app, Some(&alice), "p", "v1", path, b"clash").await;
+        assert_eq!(
+            clash.status,
+            StatusCode::CONFLICT,
+            "{path}: {}",
+            clash.text()
+        );
+        assert_eq!(clash.code(), "path_conflict");
+    }
+    let announced = app
+        .bearer(
+            Method::POST,
+            "/projects/p/version/v2/upload",
+            &alice,
+            Some(&json!({"filenames": ["m", "m/n"]})),
+        )
+        .await;
+    assert_eq!(announced.code(), "path_conflict");
+    assert!(storage_keys(&app, "p/v2/").await.is_empty());
+    // Nothing was lost: the original files are intact and nothing is staged.
+    let keys = storage_keys(&app, "p/v1/").await;
+    assert!(
+        !keys.iter().any(|key| key.contains("/staging/")),
+        "{keys:?}"
+    );
+
+    assert_eq!(
+        upload_json(
+            &app,
+            &alice,
+            "p",
+            "v1",
+            "meta.json",
+            &json!({"title": "BERT", "training": {"dataset": "imagenet"}})
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    complete(&app, &alice, "p", "v1", None).await;
+    for (query, expected) in [
+        ("title:*", vec!["p:meta.json@v1"]),
+        ("training.dataset:*", vec!["p:meta.json@v1"]),
+        ("nothing_here:*", vec![]),
+        ("title:* AND NOT training:*", vec![]),
+    ] {
+        let response = app
+            .bearer(
+                Method::GET,
+                &format!("/search?q={}", enc(query)),
+                &alice,
+                None,
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{query}: {}",
+            response.text()
+        );
+        let ids: Vec<String> = response.json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| hit["_extra"]["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(ids, expected, "{query}");
+    }
+    let forbidden = app
+        .bearer(Method::GET, "/search?q=readers:*", &alice, None)
+        .await;
+    assert_eq!(forbidden.status, StatusCode::BAD_REQUEST);
+}
+both_backends!(path_clashes_and_existence_queries_answer_500);
+
+/// Point 8: hidden and missing resources answer byte-identical `404`s; profiles are shown to
+/// managers only; md5 de-duplication never links into a version the uploader cannot read; a
+/// link's target is shown only to its readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_learn_what_they_cannot_see() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let carol = app.user_token("carol", Role::Maintainer).await;
+    create_project(&app, &alice, "hidden", "private").await;
+    create_version(&app, &alice, "hidden", "v1").await;
+    upload(&app, Some(&alice), "hidden", "v1", "a.bin", b"secret bytes").await;
+    complete(&app, &alice, "hidden", "v1", None).await;
+
+    for token in [Some(carol.as_str()), None] {
+        for (hidden, missing) in [
+            ("/projects/hidden", "/projects/absent"),
+            ("/projects/hidden/versions", "/projects/absent/versions"),
+            ("/projects/hidden/version/v1", "/projects/absent/version/v1"),
+            (
+                "/projects/hidden/version/v1/files",
+                "/projects/absent/version/v1/files",
+            ),
+            (
+                "/projects/hidden/version/v1/info",
+                "/projects/absent/version/v1/info",
+            ),
+            (
+                "/projects/hidden/permissions",
+                "/projects/absent/permissions",
+            ),
+            ("/projects/hidden/members", "/projects/absent/members"),
+            (
+                "/files/hidden%3Aa.bin%40v1/metadata",
+                "/files/absent%3Aa.bin%40v1/metadata",
+            ),
+            ("/files/hidden%3Aa.bin%40v1", "/files/absent%3Aa.bin%40v1"),
+        ] {
+            let hidden_answer = call(&app, Method::GET, hidden, token, None).await;
+            let missing_answer = call(&app, Method::GET, missing, token, None).await;
+            assert_eq!(hidden_answer.status, StatusCode::NOT_FOUND, "{hidden}");
+            assert_eq!(
+                hidden_answer.headers.get("content-length"),
+                missing_answer.headers.get("content-length")
+            );
+            // Byte for byte, once the one difference the caller typed is undone.
+            let renamed = missing_answer.text().replace("absent", "hidden");
+            assert_eq!(hidden_answer.text(), renamed, "{hidden} vs {missing}");
+        }
+    }
+
+    // A public project: readers see it, but not who has access.
+    create_project(&app, &alice, "open", "public").await;
+    create_version(&app, &alice, "open", "v1").await;
+    upload(&app, Some(&alice), "open", "v1", "a.bin", b"open bytes").await;
+    complete(&app, &alice, "open", "v1", None).await;
+    let profile = app
+        .bearer(Method::GET, "/projects/open/permissions", &carol, None)
+        .await;
+    assert_eq!(profile.status, StatusCode::FORBIDDEN, "{}", profile.text());
+    let members = app
+        .bearer(Method::GET, "/projects/open/members", &carol, None)
+        .await;
+    assert_eq!(members.status, StatusCode::FORBIDDEN, "{}", members.text());
+    let info = app
+        .bearer(Method::GET, "/projects/open/version/v1/info", &carol, None)
+        .await
+        .json();
+    assert_eq!(info["permissions"], Value::Null, "{info}");
+    let info = app
+        .bearer(Method::GET, "/projects/open/version/v1/info", &alice, None)
+        .await
+        .json();
+    assert_eq!(info["permissions"]["owners"], json!(["alice"]), "{info}");
+
+    // md5 de-duplication: carol owns a project where alice's hidden bytes also sit in an
+    // earlier version she cannot read — here, alice makes carol a writer of `hidden`'s
+    // sibling and carol asks for a link by md5: she gets an upload URL, not a link.
+    create_project(&app, &alice, "shared", "private").await;
+    create_version(&app, &alice, "shared", "v1").await;
+    upload(&app, Some(&alice), "shared", "v1", "a.bin", b"secret bytes").await;
+    complete(&app, &alice, "shared", "v1", None).await;
+    let hide_v1 = app
+        .bearer(
+            Method::PUT,
+            "/projects/shared/version/v1/permissions",
+            &alice,
+            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
+        )
+        .await;
+    assert_eq!(hide_v1.status, StatusCode::ACCEPTED, "{}", hide_v1.text());
+    wait_job(&app, &alice, &hide_v1).await;
+    let granted = app
+        .bearer(
+            Method::PUT,
+            "/projects/shared/permissions",
+            &alice,
+            Some(&json!({"writers": ["carol"], "write_access": "writers", "viewers": ["carol"], "read_access": "viewers"})),
+        )
+        .await;
+    wait_job(&app, &alice, &granted).await;
+    let dedup = start_upload(
+        &app,
+        &carol,
+        "shared",
+        "v2",
+        &json!({"filenames": [{"filename": "a.bin", "check": "md5", "value": {"md5sum": md5_hex(b"secret bytes")}}]}),
+    )
+    .await;
+    assert_eq!(dedup["links"], json!([]), "{dedup}");
+    assert_eq!(
+        dedup["presigned_urls"].as_array().unwrap().len(),
+        1,
+        "{dedup}"
+    );
+    // Alice herself (who can read v1) gets the link.
+    let aborted = app
+        .bearer(
+            Method::PUT,
+            "/projects/shared/version/v2/abort",
+            &carol,
+            None,
+        )
+        .await;
+    assert_eq!(aborted.status, StatusCode::OK);
+    let own = start_upload(
+        &app,
+        &alice,
+        "shared",
+        "v2",
+        &json!({"filenames": [{"filename": "a.bin", "check": "md5", "value": {"md5sum": md5_hex(b"secret bytes")}}]}),
+    )
+    .await;
+    assert_eq!(own["links"].as_array().unwrap().len(), 1, "{own}");
+    let link = app
+        .bearer(
+            Method::PUT,
+            own["links"][0]["url"].as_str().unwrap(),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(link.status, StatusCode::OK, "{}", link.text());
+    complete(&app, &alice, "shared", "v2", None).await;
+
+    // The listing and the metadata of the link show its target to alice, not to carol.
+    let listing = app
+        .bearer(
+            Method::GET,
+            "/projects/shared/version/v2/files",
+            &carol,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(listing["files"][0]["link"]["id"], Value::Null, "{listing}");
+    let listing = app
+        .bearer(
+            Method::GET,
+            "/projects/shared/version/v2/files",
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        listing["files"][0]["link"]["id"], "shared:a.bin@v1",
+        "{listing}"
+    );
+    let meta = app
+        .bearer(
+            Method::GET,
+            "/files/shared%3Aa.bin%40v2/metadata",
+            &carol,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(meta["_extra"]["link"]["artifactdb"], Value::Null, "{meta}");
+    let meta = app
+        .bearer(
+            Method::GET,
+            "/files/shared%3Aa.bin%40v2/metadata",
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        meta["_extra"]["link"]["artifactdb"], "shared:a.bin@v1",
+        "{meta}"
+    );
+}
+
+/// The global profile has its own admin-only route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_profile_is_managed_by_admins_only() {
+    let app = BackendApp::start(Backend::Local).await;
+    let root = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some(json!({"read_access": "public"}))),
+        (Method::DELETE, None),
+    ] {
+        let refused = app
+            .bearer(method.clone(), "/permissions", &alice, body.as_ref())
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method}");
+        let anonymous = call(&app, method.clone(), "/permissions", None, body.as_ref()).await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{method}");
+    }
+    // A project without a profile of its own falls back to the global one.
+    let response = app
+        .bearer(
+            Method::POST,
+            "/projects/p/version/v1/upload",
+            &alice,
+            Some(&json!({"filenames": []})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    complete(&app, &alice, "p", "v1", None).await;
+    let deleted = app
+        .bearer(Method::DELETE, "/projects/p/permissions", &alice, None)
+        .await;
+    wait_job(&app, &alice, &deleted).await;
+    let put = app
+        .bearer(
+            Method::PUT,
+            "/permissions",
+            &root,
+            Some(&json!({"read_access": "authenticated", "owners": ["root"]})),
+        )
+        .await;
+    wait_job(&app, &root, &put).await;
+    let global = app
+        .bearer(Method::GET, "/permissions", &root, None)
+        .await
+        .json();
+    assert_eq!(global["read_access"], "authenticated", "{global}");
+    assert_eq!(global["scope"], "global", "{global}");
+    let bob = app.user_token("bob", Role::Guest).await;
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p", &bob, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let deleted = app
+        .bearer(Method::DELETE, "/permissions", &root, None)
+        .await;
+    wait_job(&app, &root, &deleted).await;
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p", &bob, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let bad = app
+        .bearer(
+            Method::PUT,
+            "/permissions",
+            &root,
+            Some(&json!({"scope": "project"})),
+        )
+        .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad.text()
+    );
+}
