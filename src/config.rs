@@ -206,6 +206,9 @@ impl OidcConfig {
 pub struct Settings {
     /// Address to listen on (`TROVE_LISTEN`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// Separate address serving `/metrics` without authentication (`TROVE_METRICS_LISTEN`);
+    /// when set, the main listener no longer serves it. Unset: `/metrics` is for admins.
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory for local storage, the index and generated secrets (`TROVE_DATA_DIR`,
     /// default `./data`).
     pub data_dir: PathBuf,
@@ -222,6 +225,10 @@ pub struct Settings {
     /// Secret signing local presigned URLs (`TROVE_PRESIGN_SECRET[_FILE]`); generated and
     /// kept in the data directory when absent.
     pub presign_secret: Option<Secret>,
+    /// Key signing the audit chain's checkpoints (`TROVE_AUDIT_CHECKPOINT_SECRET[_FILE]`, at
+    /// least 32 characters; never stored in the bucket); generated and kept in
+    /// `secrets/audit-checkpoint.key` of the data directory when absent.
+    pub audit_checkpoint_secret: Option<Secret>,
     /// Largest JSON body accepted, in bytes (`TROVE_MAX_JSON_BYTES`, default 2 MiB).
     pub max_json_bytes: usize,
     /// Cron (six fields, seconds first) of the global sync check (`TROVE_SYNC_CRON`, default
@@ -251,12 +258,14 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             data_dir: PathBuf::from("./data"),
             public_url: None,
             storage: StorageKind::Local,
             storage_timeout_ms: 5000,
             s3: S3Config::default(),
             presign_secret: None,
+            audit_checkpoint_secret: None,
             max_json_bytes: 2 * 1024 * 1024,
             sync_cron: "0 */5 * * * *".to_owned(),
             auto_repair: true,
@@ -399,6 +408,12 @@ impl Settings {
         if let Some(value) = env.var("TROVE_LISTEN") {
             self.listen = parse_value("TROVE_LISTEN", &value)?;
         }
+        if let Some(value) = env.var("TROVE_METRICS_LISTEN") {
+            self.metrics_listen = match non_empty(value) {
+                Some(value) => Some(parse_value("TROVE_METRICS_LISTEN", &value)?),
+                None => None,
+            };
+        }
         if let Some(value) = env.var("TROVE_DATA_DIR") {
             self.data_dir = PathBuf::from(value);
         }
@@ -443,6 +458,9 @@ impl Settings {
         }
         if let Some(secret) = secret_from_env(env, "TROVE_PRESIGN_SECRET")? {
             self.presign_secret = Some(secret);
+        }
+        if let Some(secret) = secret_from_env(env, "TROVE_AUDIT_CHECKPOINT_SECRET")? {
+            self.audit_checkpoint_secret = Some(secret);
         }
         if let Some(value) = env.var("TROVE_MAX_JSON_BYTES") {
             self.max_json_bytes = parse_value("TROVE_MAX_JSON_BYTES", &value)?;
@@ -662,6 +680,23 @@ impl Settings {
             return Err(ConfigError::new(
                 "TROVE_PRESIGN_SECRET",
                 "must be at least 32 characters",
+            ));
+        }
+        if let Some(secret) = &self.audit_checkpoint_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::new(
+                "TROVE_AUDIT_CHECKPOINT_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        if self
+            .metrics_listen
+            .is_some_and(|metrics| metrics == self.listen && metrics.port() != 0)
+        {
+            return Err(ConfigError::new(
+                "TROVE_METRICS_LISTEN",
+                "must differ from TROVE_LISTEN",
             ));
         }
         for (setting, cron) in [
