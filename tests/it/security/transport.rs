@@ -455,3 +455,185 @@ async fn trove_serve_serves_metrics_only_on_the_metrics_listener() {
     assert_eq!(main.status().as_u16(), 404);
     child.kill().await.unwrap();
 }
+// ------------------------------------------------------------------------- audit anchors
+
+mod audit_chain {
+    use bytes::Bytes;
+    use trove::audit::AuditEvent;
+    use trove::audit::checkpoint::CheckpointKey;
+    use trove::audit::event::sha256_hex;
+    use trove::audit::verify::{ProblemKind, verify, verify_anchored};
+    use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
+
+    use crate::common::{TestApp, local_settings};
+
+    /// An instance on a data directory that stored `count` events in one chain, flushed (so
+    /// the last checkpoint covers them all); answers the event keys in chain order.
+    async fn chain_of(count: u32) -> (TestApp, tempfile::TempDir, Vec<String>) {
+        let data_dir = tempfile::tempdir().unwrap();
+        let app = TestApp::with_settings(local_settings(data_dir.path().to_path_buf())).await;
+        for index in 0..count {
+            app.state
+                .audit
+                .record(AuditEvent::new("file.download").resource(format!("file:{index}")));
+        }
+        app.state.audit.flush().await.unwrap();
+        let keys = event_keys(app.state.storage.as_ref()).await;
+        assert_eq!(keys.len(), count as usize);
+        (app, data_dir, keys)
+    }
+
+    async fn event_keys(storage: &dyn ObjectStore) -> Vec<String> {
+        let mut events: Vec<(u64, String)> = Vec::new();
+        for object in storage.list_all(&keys::audit_prefix()).await.unwrap() {
+            let (bytes, _) = storage.get_bytes(&object.key).await.unwrap();
+            let event: AuditEvent = serde_json::from_slice(&bytes).unwrap();
+            events.push((event.seq, object.key));
+        }
+        events.sort();
+        events.into_iter().map(|(_, key)| key).collect()
+    }
+
+    /// `trove audit verify` on `data_dir`: success and stdout.
+    fn run_verify(data_dir: &std::path::Path) -> (bool, String) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+            .current_dir(std::env::temp_dir())
+            .env_remove("TROVE_CONFIG")
+            .env("TROVE_LOG", "error")
+            .args(["audit", "--data-dir"])
+            .arg(data_dir)
+            .arg("verify")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn deleting_the_last_20_audit_events_goes_unnoticed() {
+        let (app, data_dir, keys) = chain_of(30).await;
+        let (ok, stdout) = run_verify(data_dir.path());
+        assert!(ok, "{stdout}");
+        assert!(stdout.contains("audit log intact"), "{stdout}");
+
+        for key in &keys[10..] {
+            app.state.storage.delete(key).await.unwrap();
+        }
+        // The chain alone still looks intact: only the checkpoint knows.
+        assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
+        let report = verify_anchored(app.state.storage.as_ref(), &checkpoint_key(&data_dir))
+            .await
+            .unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].kind, ProblemKind::Truncated);
+        let (ok, stdout) = run_verify(data_dir.path());
+        assert!(!ok, "{stdout}");
+        assert!(
+            stdout.contains("Truncated") && stdout.contains("20 events"),
+            "{stdout}"
+        );
+    }
+
+    #[tokio::test]
+    async fn rewriting_an_audit_event_and_rehashing_the_rest_goes_unnoticed() {
+        let (app, data_dir, keys) = chain_of(8).await;
+        let storage = app.state.storage.clone();
+        // Rewrite event 3, then re-link and re-hash every later event: a "valid" chain.
+        let mut previous: Option<Bytes> = None;
+        for (index, key) in keys.iter().enumerate() {
+            let (bytes, _) = storage.get_bytes(key).await.unwrap();
+            let mut event: AuditEvent = serde_json::from_slice(&bytes).unwrap();
+            if index < 3 {
+                previous = Some(bytes);
+                continue;
+            }
+            if index == 3 {
+                event.resource = "file:nothing-to-see".to_owned();
+            }
+            event.prev_hash = previous.as_ref().map(|bytes| sha256_hex(bytes));
+            event.hash = None;
+            event.hash = Some(event.compute_hash());
+            let rewritten = Bytes::from(serde_json::to_vec(&event).unwrap());
+            storage
+                .put_bytes(key, rewritten.clone(), PutOptions::default())
+                .await
+                .unwrap();
+            previous = Some(rewritten);
+        }
+        assert!(verify(storage.as_ref()).await.unwrap().is_ok());
+        let report = verify_anchored(storage.as_ref(), &checkpoint_key(&data_dir))
+            .await
+            .unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].kind, ProblemKind::CheckpointMismatch);
+        let (ok, stdout) = run_verify(data_dir.path());
+        assert!(!ok && stdout.contains("CheckpointMismatch"), "{stdout}");
+    }
+
+    #[tokio::test]
+    async fn forging_or_deleting_the_audit_checkpoint_goes_unnoticed() {
+        let (app, data_dir, keys) = chain_of(5).await;
+        let storage = app.state.storage.clone();
+        let checkpoints = storage
+            .list_all(&keys::audit_checkpoint_prefix())
+            .await
+            .unwrap();
+        assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+        let checkpoint_key_name = checkpoints[0].key.clone();
+        // Truncate and lower the checkpoint's count to match: the signature no longer does.
+        storage.delete(&keys[4]).await.unwrap();
+        let (bytes, _) = storage.get_bytes(&checkpoint_key_name).await.unwrap();
+        let mut checkpoint: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        checkpoint["count"] = 4.into();
+        storage
+            .put_bytes(
+                &checkpoint_key_name,
+                Bytes::from(serde_json::to_vec(&checkpoint).unwrap()),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        let key = checkpoint_key(&data_dir);
+        let report = verify_anchored(storage.as_ref(), &key).await.unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|problem| problem.kind == ProblemKind::ForgedCheckpoint),
+            "{report:?}"
+        );
+        // Deleting the checkpoint of a chain that has events is noticed too.
+        storage.delete(&checkpoint_key_name).await.unwrap();
+        let report = verify_anchored(storage.as_ref(), &key).await.unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].kind, ProblemKind::MissingCheckpoint);
+    }
+
+    #[tokio::test]
+    async fn an_untouched_log_verifies_across_restarts() {
+        let (app, data_dir, _) = chain_of(3).await;
+        app.state.audit.close().await.unwrap();
+        drop(app);
+        let app = TestApp::reopen(local_settings(data_dir.path().to_path_buf())).await;
+        app.state
+            .audit
+            .record(AuditEvent::new("file.download").resource("file:again"));
+        app.state.audit.close().await.unwrap();
+        let report = verify_anchored(app.state.storage.as_ref(), &checkpoint_key(&data_dir))
+            .await
+            .unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.writers, 2);
+        let (ok, stdout) = run_verify(data_dir.path());
+        assert!(ok && stdout.contains("audit log intact"), "{stdout}");
+    }
+
+    /// The key the instance generated in its data directory.
+    fn checkpoint_key(data_dir: &tempfile::TempDir) -> CheckpointKey {
+        CheckpointKey::new(
+            std::fs::read(data_dir.path().join("secrets/audit-checkpoint.key")).unwrap(),
+        )
+    }
+}
