@@ -832,6 +832,44 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listener_and_checkpoint_secret_are_validated() {
+        let settings = settings_from(
+            "",
+            &[
+                ("TROVE_METRICS_LISTEN", "127.0.0.1:9090"),
+                (
+                    "TROVE_AUDIT_CHECKPOINT_SECRET",
+                    "checkpoint-secret-0123456789-abcdef",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.metrics_listen.map(|address| address.to_string()),
+            Some("127.0.0.1:9090".to_owned())
+        );
+        assert!(settings.audit_checkpoint_secret.is_some());
+        assert!(settings_from("", &[]).unwrap().metrics_listen.is_none());
+        for (pairs, setting) in [
+            (
+                &[("TROVE_METRICS_LISTEN", "not an address")][..],
+                "TROVE_METRICS_LISTEN",
+            ),
+            (
+                &[("TROVE_METRICS_LISTEN", "127.0.0.1:8080")][..],
+                "TROVE_METRICS_LISTEN",
+            ),
+            (
+                &[("TROVE_AUDIT_CHECKPOINT_SECRET", "short")][..],
+                "TROVE_AUDIT_CHECKPOINT_SECRET",
+            ),
+        ] {
+            let error = settings_from("", pairs).unwrap_err();
+            assert!(error.to_string().contains(setting), "{error}");
+        }
+    }
+
+    #[test]
     fn defaults_are_the_embedded_laptop_setup() {
         let settings = settings_from("", &[]).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
