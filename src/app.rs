@@ -87,9 +87,14 @@ impl App {
         let cursors =
             CursorCodec::new(load_or_create_secret(&data_dir.join("secrets/cursor.key"))?);
         let auth = Arc::new(build_auth(&settings, storage.clone()).await?);
-        let audit = Audit::open(storage.clone(), &data_dir.join("audit-index"), &metrics)
-            .await
-            .context("cannot open the audit log")?;
+        let audit = Audit::open(
+            storage.clone(),
+            &data_dir.join("audit-index"),
+            &metrics,
+            audit_checkpoint_key(&settings, true)?,
+        )
+        .await
+        .context("cannot open the audit log")?;
         auth.set_audit_hook(audit.clone());
 
         Ok(Arc::new(Self {
@@ -238,6 +243,32 @@ pub async fn build_auth(
         }
     }
     Ok(auth)
+}
+
+/// The key signing audit checkpoints: `TROVE_AUDIT_CHECKPOINT_SECRET[_FILE]`, else
+/// `secrets/audit-checkpoint.key` of the data directory — generated when `create` (the
+/// server), only read otherwise (`trove audit verify` must not invent a key).
+pub fn audit_checkpoint_key(
+    settings: &Settings,
+    create: bool,
+) -> anyhow::Result<crate::audit::checkpoint::CheckpointKey> {
+    let bytes = match &settings.audit_checkpoint_secret {
+        Some(secret) => secret.expose().as_bytes().to_vec(),
+        None => {
+            let path = settings.data_dir.join("secrets/audit-checkpoint.key");
+            if create {
+                load_or_create_secret(&path)?
+            } else {
+                std::fs::read(&path).with_context(|| {
+                    format!(
+                        "cannot read the audit checkpoint key {} (set TROVE_AUDIT_CHECKPOINT_SECRET[_FILE] to the servers' key)",
+                        path.display()
+                    )
+                })?
+            }
+        }
+    };
+    Ok(crate::audit::checkpoint::CheckpointKey::new(bytes))
 }
 
 /// Reads a secret kept in the data directory, or generates 32 random bytes, stores them with

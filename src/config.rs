@@ -206,6 +206,9 @@ impl OidcConfig {
 pub struct Settings {
     /// Address to listen on (`TROVE_LISTEN`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// Separate address serving `/metrics` without authentication (`TROVE_METRICS_LISTEN`);
+    /// when set, the main listener no longer serves it. Unset: `/metrics` is for admins.
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory for local storage, the index and generated secrets (`TROVE_DATA_DIR`,
     /// default `./data`).
     pub data_dir: PathBuf,
@@ -222,6 +225,10 @@ pub struct Settings {
     /// Secret signing local presigned URLs (`TROVE_PRESIGN_SECRET[_FILE]`); generated and
     /// kept in the data directory when absent.
     pub presign_secret: Option<Secret>,
+    /// Key signing the audit chain's checkpoints (`TROVE_AUDIT_CHECKPOINT_SECRET[_FILE]`, at
+    /// least 32 characters; never stored in the bucket); generated and kept in
+    /// `secrets/audit-checkpoint.key` of the data directory when absent.
+    pub audit_checkpoint_secret: Option<Secret>,
     /// Largest JSON body accepted, in bytes (`TROVE_MAX_JSON_BYTES`, default 2 MiB); also the
     /// cap of a metadata document on every path that writes one, and in the indexer.
     pub max_json_bytes: usize,
@@ -255,12 +262,14 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             data_dir: PathBuf::from("./data"),
             public_url: None,
             storage: StorageKind::Local,
             storage_timeout_ms: 5000,
             s3: S3Config::default(),
             presign_secret: None,
+            audit_checkpoint_secret: None,
             max_json_bytes: 2 * 1024 * 1024,
             presign_ttl_secs: 3600,
             sync_cron: "0 */5 * * * *".to_owned(),
@@ -404,6 +413,12 @@ impl Settings {
         if let Some(value) = env.var("TROVE_LISTEN") {
             self.listen = parse_value("TROVE_LISTEN", &value)?;
         }
+        if let Some(value) = env.var("TROVE_METRICS_LISTEN") {
+            self.metrics_listen = match non_empty(value) {
+                Some(value) => Some(parse_value("TROVE_METRICS_LISTEN", &value)?),
+                None => None,
+            };
+        }
         if let Some(value) = env.var("TROVE_DATA_DIR") {
             self.data_dir = PathBuf::from(value);
         }
@@ -448,6 +463,9 @@ impl Settings {
         }
         if let Some(secret) = secret_from_env(env, "TROVE_PRESIGN_SECRET")? {
             self.presign_secret = Some(secret);
+        }
+        if let Some(secret) = secret_from_env(env, "TROVE_AUDIT_CHECKPOINT_SECRET")? {
+            self.audit_checkpoint_secret = Some(secret);
         }
         if let Some(value) = env.var("TROVE_MAX_JSON_BYTES") {
             self.max_json_bytes = parse_value("TROVE_MAX_JSON_BYTES", &value)?;
@@ -678,6 +696,23 @@ impl Settings {
                 "must be at least 32 characters",
             ));
         }
+        if let Some(secret) = &self.audit_checkpoint_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::new(
+                "TROVE_AUDIT_CHECKPOINT_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        if self
+            .metrics_listen
+            .is_some_and(|metrics| metrics == self.listen && metrics.port() != 0)
+        {
+            return Err(ConfigError::new(
+                "TROVE_METRICS_LISTEN",
+                "must differ from TROVE_LISTEN",
+            ));
+        }
         for (setting, cron) in [
             ("TROVE_SYNC_CRON", &self.sync_cron),
             ("TROVE_PURGE_CRON", &self.purge_cron),
@@ -808,6 +843,44 @@ mod tests {
         settings.apply_env(&env(pairs))?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    #[test]
+    fn metrics_listener_and_checkpoint_secret_are_validated() {
+        let settings = settings_from(
+            "",
+            &[
+                ("TROVE_METRICS_LISTEN", "127.0.0.1:9090"),
+                (
+                    "TROVE_AUDIT_CHECKPOINT_SECRET",
+                    "checkpoint-secret-0123456789-abcdef",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.metrics_listen.map(|address| address.to_string()),
+            Some("127.0.0.1:9090".to_owned())
+        );
+        assert!(settings.audit_checkpoint_secret.is_some());
+        assert!(settings_from("", &[]).unwrap().metrics_listen.is_none());
+        for (pairs, setting) in [
+            (
+                &[("TROVE_METRICS_LISTEN", "not an address")][..],
+                "TROVE_METRICS_LISTEN",
+            ),
+            (
+                &[("TROVE_METRICS_LISTEN", "127.0.0.1:8080")][..],
+                "TROVE_METRICS_LISTEN",
+            ),
+            (
+                &[("TROVE_AUDIT_CHECKPOINT_SECRET", "short")][..],
+                "TROVE_AUDIT_CHECKPOINT_SECRET",
+            ),
+        ] {
+            let error = settings_from("", pairs).unwrap_err();
+            assert!(error.to_string().contains(setting), "{error}");
+        }
     }
 
     #[test]

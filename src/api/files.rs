@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use super::access::{VersionView, authorize_version};
+use super::download::{content_disposition, download_content_type, download_headers, file_name};
 use super::projects::{name_error, read_record, reindex_version, write_record};
 use super::storage::{parse_content_md5, parse_range};
 use crate::app::AppState;
@@ -36,7 +37,9 @@ use crate::model::id::ArtifactId;
 use crate::model::names;
 use crate::model::records::FileRecord;
 use crate::permissions::Action;
-use crate::storage::{PresignMethod, PutCondition, PutOptions, StorageKind, bytes_stream, keys};
+use crate::storage::{
+    DownloadHeaders, ObjectMeta, PutCondition, PutOptions, StorageKind, bytes_stream, keys,
+};
 
 /// Largest hop count when following links.
 const MAX_LINK_HOPS: usize = 8;
@@ -364,14 +367,14 @@ async fn resolve_file(
     principal: &Principal,
     id: &ArtifactId,
     action: Action,
-) -> ApiResult<(VersionView, String)> {
+) -> ApiResult<(VersionView, String, ObjectMeta)> {
     let mut id = id.clone();
     for _ in 0..MAX_LINK_HOPS {
         let view =
             authorize_version(app, principal, &id.project, id.version.as_str(), action).await?;
         let key = keys::version_file(&id.project, &view.record.version, &id.path);
         match app.storage.head(&key).await {
-            Ok(_) => return Ok((view, key)),
+            Ok(meta) => return Ok((view, key, meta)),
             Err(error) if error.is_not_found() => {}
             Err(error) => return Err(error.into()),
         }
@@ -420,7 +423,7 @@ pub async fn get_file(
             "expires_in must be between 10 and 86400 seconds",
         ));
     }
-    let (_, key) = resolve_file(&app, &principal, &id, Action::Download).await?;
+    let (_, key, meta) = resolve_file(&app, &principal, &id, Action::Download).await?;
     // One read event per authorized download (denials are recorded by `access`).
     app.audit.record(
         AuditEvent::new("file.download")
@@ -430,13 +433,17 @@ pub async fn get_file(
             .outcome(crate::audit::Outcome::Ok, 200),
     );
     if app.storage.kind() == StorageKind::S3 && params.redirect.unwrap_or(true) {
+        // S3 cannot be told to send `nosniff` or a CSP: the URL makes it answer as an
+        // attachment, with an inert content type.
         let url = app
             .storage
-            .presign(
-                PresignMethod::Get,
+            .presign_download(
                 &key,
                 Duration::from_secs(expires_in),
-                None,
+                &DownloadHeaders {
+                    content_disposition: Some(content_disposition(file_name(&key))),
+                    content_type: Some(download_content_type(meta.content_type.as_deref())),
+                },
             )
             .await?;
         return Response::builder()
@@ -449,7 +456,8 @@ pub async fn get_file(
     stream_object(&app, &key, &headers).await
 }
 
-/// Streams an object with `ETag`, `If-None-Match` (`304`) and a single `Range` (`206`).
+/// Streams an object with `ETag`, `If-None-Match` (`304`) and a single `Range` (`206`), as an
+/// attachment with safe headers ([`download_headers`]).
 pub async fn stream_object(app: &AppState, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
     let meta = app.storage.head(key).await?;
     let etag = format!("\"{}\"", meta.etag.trim_matches('"'));
@@ -461,7 +469,7 @@ pub async fn stream_object(app: &AppState, key: &str, headers: &HeaderMap) -> Ap
             .map(str::trim)
             .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
     {
-        return Response::builder()
+        return download_headers(Response::builder(), key)
             .status(StatusCode::NOT_MODIFIED)
             .header(header::ETAG, etag)
             .body(Body::empty())
@@ -477,16 +485,12 @@ pub async fn stream_object(app: &AppState, key: &str, headers: &HeaderMap) -> Ap
         ));
     }
     let object = app.storage.get(key, range).await?;
-    let mut builder = Response::builder()
+    let mut builder = download_headers(Response::builder(), key)
         .header(header::ETAG, etag)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(
             header::CONTENT_TYPE,
-            object
-                .meta
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            download_content_type(object.meta.content_type.as_deref()),
         );
     builder = match object.range {
         Some((start, end)) => builder

@@ -4,12 +4,14 @@
 //! document (`/openapi.json`, browsable at `/docs`). Cross-cutting layers: request ids
 //! (`x-request-id`, generated when absent and echoed back), a tracing span per request,
 //! Prometheus metrics by route template, panics turned into `500 internal`, a JSON body limit,
-//! and JSON answers for unknown routes and methods.
+//! JSON answers for unknown routes and methods, and safe headers on every answer
+//! (`nosniff`, a `Content-Security-Policy`, `Referrer-Policy`, `X-Frame-Options`).
 
 pub mod access;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod download;
 pub mod extract;
 pub mod files;
 pub mod groups;
@@ -29,11 +31,12 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -44,6 +47,16 @@ use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `Content-Security-Policy` of API answers (JSON): nothing may load, nothing may frame them.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// `Content-Security-Policy` of the `/docs` page: its script from the CDN it is served with,
+/// the OpenAPI document and "try it" requests to this origin, nothing else active.
+const DOCS_CSP: &str = "default-src 'none'; script-src https://cdn.jsdelivr.net; \
+    style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.scalar.com; \
+    font-src data: https://cdn.jsdelivr.net https://fonts.scalar.com; img-src 'self' data: https:; \
+    connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The OpenAPI document's static part; routes add themselves.
 #[derive(OpenApi)]
@@ -58,12 +71,16 @@ struct ApiDoc;
 
 /// Builds the whole router over the shared state.
 pub fn router(state: AppState) -> Router {
-    let (api_router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    // Admins only; not routed here at all when it has its own listener (TROVE_METRICS_LISTEN).
+    if state.settings.metrics_listen.is_none() {
+        api = api.routes(routes!(system::get_metrics));
+    }
+    let (api_router, openapi) = api
         .routes(routes!(system::get_root))
         .routes(routes!(system::get_status))
         .routes(routes!(system::get_healthz))
         .routes(routes!(system::get_readyz))
-        .routes(routes!(system::get_metrics))
         .routes(routes!(storage::get_presigned, storage::put_presigned))
         .routes(routes!(search::get_search))
         .routes(routes!(search::get_scroll))
@@ -167,7 +184,13 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || async move { axum::Json(openapi_json) }),
         )
-        .merge(Scalar::with_url("/docs", openapi))
+        // The docs page loads its script from a CDN: its own, looser policy.
+        .merge(Router::from(Scalar::with_url("/docs", openapi)).layer(
+            SetResponseHeaderLayer::overriding(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(DOCS_CSP),
+            ),
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -177,6 +200,23 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
+        // Safe defaults on every answer; a route that sets its own (downloads, docs) keeps it.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let request_id = request

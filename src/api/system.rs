@@ -1,4 +1,8 @@
 //! Instance information and health: `GET /`, `/status`, `/healthz`, `/readyz`, `/metrics`.
+//!
+//! `/metrics` is for admins on the main listener; with `TROVE_METRICS_LISTEN` it is served
+//! without authentication on that separate address only ([`metrics_router`]) and the main
+//! listener answers `404` for it.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -6,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::extract::RequireAdmin;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiJson, ErrorCode};
 use crate::index::IndexHealth;
@@ -134,10 +139,44 @@ pub async fn get_readyz(State(state): State<AppState>) -> Result<ApiJson<Probe>,
     Ok(ApiJson(Probe { status: "ok" }))
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Prometheus metrics in the text exposition format, for admins (not routed at all when
+/// `TROVE_METRICS_LISTEN` is set).
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn get_metrics(State(state): State<AppState>) -> Response {
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "Not logged in", body = crate::error::ErrorBody),
+        (status = 403, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 404, description = "Served on TROVE_METRICS_LISTEN instead", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_metrics(
+    State(state): State<AppState>,
+    RequireAdmin(_admin): RequireAdmin,
+) -> Response {
+    render_metrics(&state)
+}
+
+/// The router of `TROVE_METRICS_LISTEN`: `GET /metrics` only, without authentication (the
+/// operator chose who can reach that address).
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |State(state): State<AppState>| async move { render_metrics(&state) },
+            ),
+        )
+        .with_state(state)
+}
+
+/// Serves [`metrics_router`] on `listener` (until the task is dropped).
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_router(state)).await
+}
+
+fn render_metrics(state: &AppState) -> Response {
     (
         [(
             header::CONTENT_TYPE,

@@ -50,6 +50,7 @@
 //! ([`scope`]). Set [`AuditEvent::project`] on every event about a project (or something in
 //! it): that is what puts it on the project's timeline (`GET /projects/{p}/audit`).
 
+pub mod checkpoint;
 pub mod event;
 pub mod index;
 pub mod sink;
@@ -180,6 +181,7 @@ impl Audit {
         storage: Arc<dyn ObjectStore>,
         index_dir: &Path,
         metrics: &Metrics,
+        checkpoint_key: checkpoint::CheckpointKey,
     ) -> anyhow::Result<Arc<Self>> {
         let directory = index_dir.to_path_buf();
         let (index, rebuild) =
@@ -214,7 +216,7 @@ impl Audit {
             events_total.clone(),
         );
         let audit = Arc::new(Self {
-            sink: sink::AuditSink::new(storage),
+            sink: sink::AuditSink::new(storage, checkpoint_key),
             index,
             buffer: std::sync::Mutex::new(Vec::new()),
             flushing: tokio::sync::Mutex::new(()),
@@ -353,8 +355,9 @@ impl Audit {
         result
     }
 
-    /// Stores every buffered event (in order). On a storage failure the unstored events go
-    /// back to the front of the buffer and the error is answered.
+    /// Stores every buffered event (in order), then a checkpoint of the chain when it moved
+    /// (also for mutations stored meanwhile). On a storage failure the unstored events go back
+    /// to the front of the buffer and the error is answered.
     pub async fn flush(&self) -> Result<()> {
         let _flushing = self.flushing.lock().await;
         let events = {
@@ -365,7 +368,8 @@ impl Audit {
             std::mem::take(&mut *buffer)
         };
         if events.is_empty() {
-            return Ok(());
+            // Mutations store their events directly: anchor them too.
+            return Ok(self.sink.checkpoint().await?);
         }
         let (stored, failed) = self.sink.append(events).await;
         let views: Vec<Value> = stored
@@ -384,7 +388,7 @@ impl Audit {
             buffer.extend(newer);
             return Err(error.into());
         }
-        Ok(())
+        Ok(self.sink.checkpoint().await?)
     }
 
     /// Flushes and commits the index, then answers one page of `query`.

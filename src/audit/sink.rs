@@ -2,13 +2,16 @@
 //! `..meta/audit/<yyyy>/<mm>/<dd>/<ts-nanos>-<writer>-<seq>.json` (time-ordered listings),
 //! each written with `PutCondition::IfAbsent` and chained to the previous event of the same
 //! writer (`seq`, `prev_hash`, `hash`). One writer id (a UUID) per process, so replicas never
-//! contend for a chain.
+//! contend for a chain. The chain is anchored by signed checkpoints ([`super::checkpoint`]):
+//! one before the writer's first event, then every [`CHECKPOINT_EVERY`] events and at each
+//! [`AuditSink::checkpoint`] (flush and shutdown).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Datelike as _;
 
+use super::checkpoint::{CHECKPOINT_EVERY, Checkpoint, CheckpointKey};
 use super::event::{AuditEvent, sha256_hex};
 use crate::storage::{
     ObjectStore, ObjectStoreExt as _, PutCondition, PutOptions, StorageError, keys,
@@ -19,6 +22,8 @@ use crate::storage::{
 struct Chain {
     next_seq: u64,
     prev_hash: Option<String>,
+    /// How many events the last stored checkpoint covers (none stored yet: `None`).
+    checkpointed: Option<u64>,
 }
 
 /// Appends events durably, one chain per process.
@@ -27,6 +32,7 @@ pub struct AuditSink {
     storage: Arc<dyn ObjectStore>,
     writer: String,
     chain: tokio::sync::Mutex<Chain>,
+    checkpoint_key: CheckpointKey,
 }
 
 /// The storage key of an event.
@@ -45,14 +51,50 @@ pub fn event_key(event: &AuditEvent) -> String {
 }
 
 impl AuditSink {
-    /// A sink with a fresh writer id.
+    /// A sink with a fresh writer id, signing its checkpoints with `checkpoint_key`.
     #[must_use]
-    pub fn new(storage: Arc<dyn ObjectStore>) -> Self {
+    pub fn new(storage: Arc<dyn ObjectStore>, checkpoint_key: CheckpointKey) -> Self {
         Self {
             storage,
             writer: uuid::Uuid::new_v4().simple().to_string(),
             chain: tokio::sync::Mutex::new(Chain::default()),
+            checkpoint_key,
         }
+    }
+
+    /// Stores a signed checkpoint of the chain as it is now.
+    async fn store_checkpoint(&self, chain: &mut Chain) -> crate::storage::Result<()> {
+        let checkpoint = Checkpoint::sign(
+            &self.checkpoint_key,
+            &self.writer,
+            chain.next_seq,
+            chain.prev_hash.clone(),
+            chrono::Utc::now(),
+        );
+        let bytes = serde_json::to_vec(&checkpoint)
+            .map_err(|error| StorageError::Backend(error.to_string()))?;
+        self.storage
+            .put_bytes(
+                &keys::audit_checkpoint(&self.writer),
+                Bytes::from(bytes),
+                PutOptions {
+                    content_type: Some("application/json".to_owned()),
+                    ..PutOptions::default()
+                },
+            )
+            .await?;
+        chain.checkpointed = Some(chain.next_seq);
+        Ok(())
+    }
+
+    /// Stores a checkpoint when events were stored since the last one (at every flush and at
+    /// shutdown).
+    pub async fn checkpoint(&self) -> crate::storage::Result<()> {
+        let mut chain = self.chain.lock().await;
+        if chain.checkpointed == Some(chain.next_seq) || chain.next_seq == 0 {
+            return Ok(());
+        }
+        self.store_checkpoint(&mut chain).await
     }
 
     /// This process's writer id.
@@ -69,6 +111,14 @@ impl AuditSink {
         events: Vec<AuditEvent>,
     ) -> (Vec<AuditEvent>, Option<(StorageError, Vec<AuditEvent>)>) {
         let mut chain = self.chain.lock().await;
+        // A writer's checkpoint exists before its first event: a chain with events and no
+        // checkpoint is one whose checkpoint was deleted.
+        if chain.checkpointed.is_none()
+            && !events.is_empty()
+            && let Err(error) = self.store_checkpoint(&mut chain).await
+        {
+            return (Vec::new(), Some((error, events)));
+        }
         let mut stored = Vec::with_capacity(events.len());
         let mut remaining = events.into_iter();
         while let Some(mut event) = remaining.next() {
@@ -110,6 +160,12 @@ impl AuditSink {
             chain.next_seq += 1;
             chain.prev_hash = Some(digest);
             stored.push(event);
+        }
+        if chain.next_seq - chain.checkpointed.unwrap_or_default() >= CHECKPOINT_EVERY
+            && let Err(error) = self.store_checkpoint(&mut chain).await
+        {
+            // The events are stored; the next flush writes the checkpoint again.
+            tracing::warn!(%error, "audit checkpoint could not be stored");
         }
         drop(chain);
         (stored, None)

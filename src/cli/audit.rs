@@ -1,20 +1,24 @@
 //! `trove audit verify`: walks every writer's chain of audit events straight on the
 //! configured storage (the data directory or the bucket), without a running server, and
-//! reports the first broken or missing link of each chain.
+//! reports the first broken or missing link of each chain, and each chain that does not match
+//! its last signed checkpoint (a deleted tail, a rewritten and re-hashed chain, a forged or
+//! deleted checkpoint). The checkpoint key is `TROVE_AUDIT_CHECKPOINT_SECRET[_FILE]` or the
+//! data directory's `secrets/audit-checkpoint.key`.
 
 use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::app::build_storage;
-use crate::audit::verify::verify;
+use crate::app::{audit_checkpoint_key, build_storage};
+use crate::audit::verify::verify_anchored;
 use crate::config::Settings;
 use crate::telemetry::Metrics;
 
 /// `trove audit ...` sub-commands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chains of the stored audit events; exits non-zero when one is broken.
+    /// Verify the hash chains of the stored audit events against their signed checkpoints;
+    /// exits non-zero when one is broken, truncated or rewritten.
     Verify {
         /// Print the report as JSON.
         #[arg(long)]
@@ -32,14 +36,15 @@ pub async fn run_audit(
     let (storage, _) = build_storage(settings, Arc::new(Metrics::new())).await?;
     match command {
         AuditCommand::Verify { json } => {
-            let report = verify(storage.as_ref()).await?;
+            let key = audit_checkpoint_key(settings, false)?;
+            let report = verify_anchored(storage.as_ref(), &key).await?;
             if *json {
                 writeln!(output, "{}", serde_json::to_string_pretty(&report)?)?;
             } else {
                 writeln!(
                     output,
-                    "{} events in {} chains",
-                    report.events, report.writers
+                    "{} events in {} chains, {} checkpoints",
+                    report.events, report.writers, report.checkpoints
                 )?;
                 for problem in &report.problems {
                     writeln!(

@@ -156,10 +156,29 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Err(error) = state.check_storage().await {
         tracing::warn!(%error, "storage is not reachable yet; requests needing it answer 503 until it is");
     }
+    let metrics_server = match state.settings.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (TROVE_METRICS_LISTEN)"))?;
+            tracing::info!(address = %listener.local_addr()?, "metrics are served on their own listener");
+            let state = state.clone();
+            Some(tokio::spawn(async move {
+                if let Err(error) = crate::api::system::serve_metrics(listener, state).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     state.reconcile_in_background();
     let _scheduler = crate::jobs::schedule::start(state.clone()).await?;
     let _expiries = crate::jobs::schedule::spawn_expiry_reindexer(state.clone());
     crate::api::serve(listener, state.clone(), crate::api::shutdown_signal()).await?;
+    if let Some(metrics_server) = metrics_server {
+        // Nothing to drain there: scrapes are read-only.
+        metrics_server.abort();
+    }
     // Buffered audit events (downloads, denials, logins) must survive a graceful shutdown.
     if let Err(error) = state.audit.close().await {
         tracing::error!(%error, "audit events could not all be stored at shutdown");

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    ByteRange, ByteStream, GetObject, ListPage, ListRequest, ObjectMeta, ObjectStore,
-    PresignMethod, PutOptions, PutOutcome, Result, StorageError, StorageKind,
+    ByteRange, ByteStream, DownloadHeaders, GetObject, ListPage, ListRequest, ObjectMeta,
+    ObjectStore, PresignMethod, PutOptions, PutOutcome, Result, StorageError, StorageKind,
 };
 
 /// Receives one observation per storage operation.
@@ -123,6 +123,20 @@ impl ObjectStore for InstrumentedStore {
             "presign",
             true,
             self.inner.presign(method, key, expires_in, content_md5),
+        )
+        .await
+    }
+
+    async fn presign_download(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        headers: &DownloadHeaders,
+    ) -> Result<String> {
+        self.run(
+            "presign",
+            true,
+            self.inner.presign_download(key, expires_in, headers),
         )
         .await
     }

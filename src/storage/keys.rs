@@ -8,6 +8,7 @@
 //! ..meta/namespaces/<ns>/namespace.json         namespace record
 //! ..meta/namespaces/<ns>/permissions.json       namespace profile
 //! ..meta/audit/...                              audit events
+//! ..meta/audit-checkpoints/<writer>.json        signed checkpoint of a writer's chain
 //! <project>/..meta/project.json                 project record
 //! <project>/..meta/permissions.json             project profile
 //! <project>/<version>/..meta/version.json       version record
@@ -88,6 +89,19 @@ pub fn namespace_record(namespace: &str) -> String {
 #[must_use]
 pub fn namespace_permissions(namespace: &str) -> String {
     format!("{META}/namespaces/{namespace}/{PERMISSIONS}")
+}
+
+/// `..meta/audit-checkpoints/`: prefix of the signed checkpoints of the audit chains (apart
+/// from the events, so listings of events never see them).
+#[must_use]
+pub fn audit_checkpoint_prefix() -> String {
+    format!("{META}/audit-checkpoints/")
+}
+
+/// `..meta/audit-checkpoints/<writer>.json`: the last checkpoint of one writer's chain.
+#[must_use]
+pub fn audit_checkpoint(writer: &str) -> String {
+    format!("{}{writer}.json", audit_checkpoint_prefix())
 }
 
 /// `..meta/audit/`: prefix of the append-only audit events.

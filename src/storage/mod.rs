@@ -132,6 +132,16 @@ pub struct ObjectMeta {
     pub content_type: Option<String>,
 }
 
+/// The answer headers a presigned download asks the backend to send
+/// ([`ObjectStore::presign_download`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DownloadHeaders {
+    /// `Content-Disposition` (e.g. `attachment; filename="a.html"`).
+    pub content_disposition: Option<String>,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+}
+
 /// The condition a put is subject to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum PutCondition {
@@ -265,6 +275,21 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
         expires_in: Duration,
         content_md5: Option<[u8; 16]>,
     ) -> Result<String>;
+
+    /// A presigned GET whose answer carries `headers` (`Content-Disposition`, `Content-Type`)
+    /// instead of the stored ones, where the backend can sign such overrides (S3's
+    /// `response-content-*` parameters). Backends that serve their presigned URLs themselves
+    /// (local: `GET /storage/{key}`) set safe headers there and ignore them.
+    async fn presign_download(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        headers: &DownloadHeaders,
+    ) -> Result<String> {
+        let _ = headers;
+        self.presign(PresignMethod::Get, key, expires_in, None)
+            .await
+    }
 
     /// A cheap round trip proving the backend answers (for `/status` and `/readyz`).
     async fn check(&self) -> Result<()>;

@@ -42,9 +42,9 @@ use sha2::Sha256;
 use tokio_util::io::ReaderStream;
 
 use super::{
-    ByteRange, ByteStream, GetObject, ListPage, ListRequest, ObjectMeta, ObjectStore,
-    PresignMethod, PutCondition, PutOptions, PutOutcome, Result, StorageError, StorageKind,
-    prefix_can_match, validate_key,
+    ByteRange, ByteStream, DownloadHeaders, GetObject, ListPage, ListRequest, ObjectMeta,
+    ObjectStore, PresignMethod, PutCondition, PutOptions, PutOutcome, Result, StorageError,
+    StorageKind, prefix_can_match, validate_key,
 };
 
 /// Bodies that end within this many bytes go up in one `PutObject`; longer ones are uploaded
@@ -794,6 +794,30 @@ impl ObjectStore for S3Store {
                 .await
                 .map_err(|error| map_error(&error, context))?,
         };
+        Ok(presigned.uri().to_owned())
+    }
+
+    async fn presign_download(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        headers: &DownloadHeaders,
+    ) -> Result<String> {
+        let full = self.full_key(key)?;
+        let config = PresigningConfig::expires_in(expires_in)
+            .map_err(|error| StorageError::Backend(format!("presign: {error}")))?;
+        // Signed `response-content-*` parameters: S3 answers with these headers, not the
+        // stored ones, and nobody can change them without breaking the signature.
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .set_response_content_disposition(headers.content_disposition.clone())
+            .set_response_content_type(headers.content_type.clone())
+            .presigned(config)
+            .await
+            .map_err(|error| map_error(&error, ErrorContext::read(key)))?;
         Ok(presigned.uri().to_owned())
     }
 

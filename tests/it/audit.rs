@@ -782,10 +782,14 @@ async fn no_secret_token_or_password_is_ever_recorded() {
 #[tokio::test]
 async fn the_metric_counts_events_by_action_and_outcome() {
     let app = TestApp::local().await;
-    let _admin = app.user_token("root", Role::Admin).await;
+    let admin = app.user_token("root", Role::Admin).await;
     app.login_response("root", "wrong-password").await;
     app.login_response("root", "wrong-password").await;
-    let metrics = app.get("/metrics").await.text();
+    // `/metrics` is for admins (issue 12).
+    let metrics = app
+        .bearer(Method::GET, "/metrics", &admin, None)
+        .await
+        .text();
     assert!(
         metrics.contains("trove_audit_events_total{action=\"auth.login\",outcome=\"ok\"} 1"),
         "{metrics}"

@@ -296,8 +296,10 @@ async fn the_scheduled_sync_check_repairs_drift_and_exports_it() {
         .clone()
         .expect("a sync ran");
     assert!(last.repaired || last.drift_count == 0);
+    // `/metrics` is for admins (issue 12).
+    let admin = app.user_token("scraper", Role::Admin).await;
     assert!(
-        app.get("/metrics")
+        app.bearer(axum::http::Method::GET, "/metrics", &admin, None)
             .await
             .text()
             .contains("trove_sync_drift")

@@ -42,9 +42,16 @@ async fn probes_answer_ok() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_and_storage_operations() {
     let app = TestApp::local().await;
+    // `/metrics` is for admins (issue 12).
+    let admin = app
+        .user_token("root", trove::permissions::Role::Admin)
+        .await;
     app.get("/status").await;
     app.get("/status").await;
-    let text = app.get("/metrics").await.text();
+    let text = app
+        .bearer(Method::GET, "/metrics", &admin, None)
+        .await
+        .text();
     assert!(
         text.contains(r#"trove_http_requests_total{method="GET",route="/status",status="200"} 2"#),
         "{text}"
@@ -181,12 +188,22 @@ async fn storage_outage_answers_503_within_the_timeout_and_recovers_without_rest
             "{path} took {elapsed:?}"
         );
     }
-    assert!(
-        app.get("/metrics")
-            .await
-            .text()
-            .contains("trove_storage_up 0")
-    );
+    // Read through the metrics listener's router (TROVE_METRICS_LISTEN): on the main one
+    // `/metrics` is for admins, and authenticating needs storage (issue 12).
+    let metrics = tower::ServiceExt::oneshot(
+        trove::api::system::metrics_router(app.state.clone()),
+        Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let metrics = http_body_util::BodyExt::collect(metrics.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&metrics).contains("trove_storage_up 0"));
     // Storage-independent routes keep answering.
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 
