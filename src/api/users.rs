@@ -12,8 +12,8 @@ use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::service::{AccountChange, bounded_name};
 use crate::auth::store::{AccountRecord, TombstoneKind};
-use crate::permissions::ProfileLocation;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::permissions::ProfileLocation;
 
 /// An account as admins see it (never its password hash).
 #[derive(Debug, Serialize, ToSchema)]

@@ -177,7 +177,8 @@ impl OidcVerifier {
                 Ok(keys) => Self::build(config, keys, source).map(Some),
                 Err(error) => {
                     tracing::warn!(%error, "the identity provider's keys are not available; external tokens answer 503 until they are");
-                    let verifier = Self::build_with(config, JwkSet { keys: Vec::new() }, source, false)?;
+                    let verifier =
+                        Self::build_with(config, JwkSet { keys: Vec::new() }, source, false)?;
                     spawn_retry(url.clone(), Arc::downgrade(&verifier.cache));
                     Ok(Some(verifier))
                 }

@@ -352,7 +352,11 @@ mod tests {
             let _ = limiter.attempt_at(&name, "10.0.0.1", now);
         }
         // Two windows track names (the address window is disabled here).
-        assert!(limiter.tracked_keys() <= 2 * max_keys, "{}", limiter.tracked_keys());
+        assert!(
+            limiter.tracked_keys() <= 2 * max_keys,
+            "{}",
+            limiter.tracked_keys()
+        );
         // Keys are bounded too: a megabyte name is kept as a digest.
         let window = SlidingWindow::with_capacity(1, Duration::from_secs(60), 10);
         window.acquire(&huge, now).unwrap();

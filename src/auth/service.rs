@@ -279,10 +279,7 @@ impl AuthService {
                 window: Duration::from_secs(auth.login_rate_limit_window_secs),
                 max_keys: DEFAULT_MAX_KEYS,
             }),
-            registrations: SlidingWindow::new(
-                auth.register_rate_limit_per_ip,
-                REGISTRATION_WINDOW,
-            ),
+            registrations: SlidingWindow::new(auth.register_rate_limit_per_ip, REGISTRATION_WINDOW),
             directory_filter: DirectoryGroupFilter::new(&settings.oidc.group_pattern)?,
             allow_registration: auth.allow_registration,
             default_role: role_setting(&auth.default_role),
@@ -582,10 +579,7 @@ impl AuthService {
         }
         self.accounts.invalidate(username);
         // A deletion of the same name may have raced the check above: its tombstone wins.
-        if let Err(error) = self
-            .check_not_retired(TombstoneKind::User, username)
-            .await
-        {
+        if let Err(error) = self.check_not_retired(TombstoneKind::User, username).await {
             self.records.delete_account(username).await?;
             self.accounts.invalidate(username);
             return Err(error);

@@ -174,9 +174,7 @@ pub async fn run_user(
                         },
                     )
                     .await
-                    .map_err(|error| {
-                        anyhow::anyhow!("cannot change the role of {name}: {error}")
-                    })
+                    .map_err(|error| anyhow::anyhow!("cannot change the role of {name}: {error}"))
                 })
                 .await?;
             writeln!(output, "user {name} now has role {role}")?;
