@@ -212,7 +212,7 @@ pub enum AccessScope {
         /// The reader tokens the key holds.
         tokens: BTreeSet<String>,
     },
-    /// Both scopes must match (a machine key capped by its creator).
+    /// Both scopes must match (a machine key: its creator's scope and its own confinement).
     Both(Box<AccessScope>, Box<AccessScope>),
 }
 
