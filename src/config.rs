@@ -116,8 +116,13 @@ pub struct AuthConfig {
     /// `<name>:<password>` of an admin created at start-up when no admin exists
     /// (`TROVE_BOOTSTRAP_ADMIN[_FILE]`).
     pub bootstrap_admin: Option<Secret>,
-    /// Login attempts per username within the window (`TROVE_LOGIN_RATE_LIMIT_PER_USER`,
-    /// default 10; successful logins give their slot back; 0 disables).
+    /// Login and password-change attempts per (username, client address) within the window
+    /// (`TROVE_LOGIN_RATE_LIMIT_PER_USER_IP`, default 10; successful ones give their slot back;
+    /// 0 disables): an attacker's address locks out only itself.
+    pub login_rate_limit_per_user_ip: u32,
+    /// Login attempts per username within the window, from every address together
+    /// (`TROVE_LOGIN_RATE_LIMIT_PER_USER`, default 100; successful logins give their slot
+    /// back; 0 disables).
     pub login_rate_limit_per_user: u32,
     /// Login attempts per client address within the window
     /// (`TROVE_LOGIN_RATE_LIMIT_PER_IP`, default 50; successful logins give their slot back;
@@ -126,6 +131,9 @@ pub struct AuthConfig {
     /// Length of the rate-limit window in seconds (`TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS`,
     /// default 60).
     pub login_rate_limit_window_secs: u64,
+    /// Registrations (`POST /auth/register`, successful or not) per client address per hour
+    /// (`TROVE_REGISTER_RATE_LIMIT_PER_IP`, default 20; 0 disables).
+    pub register_rate_limit_per_ip: u32,
 }
 
 impl Default for AuthConfig {
@@ -138,9 +146,11 @@ impl Default for AuthConfig {
             allow_registration: true,
             default_role: "maintainer".to_owned(),
             bootstrap_admin: None,
-            login_rate_limit_per_user: 10,
+            login_rate_limit_per_user_ip: 10,
+            login_rate_limit_per_user: 100,
             login_rate_limit_per_ip: 50,
             login_rate_limit_window_secs: 60,
+            register_rate_limit_per_ip: 20,
         }
     }
 }
@@ -245,6 +255,9 @@ pub struct Settings {
     /// expired transient versions (`TROVE_PURGE_CRON`, default every 10 minutes; empty
     /// disables it).
     pub purge_cron: String,
+    /// Cron (six fields, seconds first) of the purge of revoked-token records past their
+    /// token's expiry (`TROVE_REVOCATION_PURGE_CRON`, default hourly; empty disables it).
+    pub revocation_purge_cron: String,
     /// Whether searches, scrolls and aggregations are audited as `search.query` read events
     /// (`TROVE_AUDIT_SEARCHES`, default false: they are frequent and change nothing).
     pub audit_searches: bool,
@@ -275,6 +288,7 @@ impl Default for Settings {
             sync_cron: "0 */5 * * * *".to_owned(),
             auto_repair: true,
             purge_cron: "0 */10 * * * *".to_owned(),
+            revocation_purge_cron: "0 17 * * * *".to_owned(),
             audit_searches: false,
             log: "info".to_owned(),
             log_json: false,
@@ -479,6 +493,9 @@ impl Settings {
         if let Some(value) = env.var("TROVE_PURGE_CRON") {
             self.purge_cron = value;
         }
+        if let Some(value) = env.var("TROVE_REVOCATION_PURGE_CRON") {
+            self.revocation_purge_cron = value;
+        }
         if let Some(value) = env.var("TROVE_AUTO_REPAIR") {
             self.auto_repair = parse_bool("TROVE_AUTO_REPAIR", &value)?;
         }
@@ -517,6 +534,14 @@ impl Settings {
         }
         if let Some(secret) = secret_from_env(env, "TROVE_BOOTSTRAP_ADMIN")? {
             auth.bootstrap_admin = (!secret.expose().is_empty()).then_some(secret);
+        }
+        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_PER_USER_IP") {
+            auth.login_rate_limit_per_user_ip =
+                parse_value("TROVE_LOGIN_RATE_LIMIT_PER_USER_IP", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_REGISTER_RATE_LIMIT_PER_IP") {
+            auth.register_rate_limit_per_ip =
+                parse_value("TROVE_REGISTER_RATE_LIMIT_PER_IP", &value)?;
         }
         if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_PER_USER") {
             auth.login_rate_limit_per_user =
@@ -716,6 +741,7 @@ impl Settings {
         for (setting, cron) in [
             ("TROVE_SYNC_CRON", &self.sync_cron),
             ("TROVE_PURGE_CRON", &self.purge_cron),
+            ("TROVE_REVOCATION_PURGE_CRON", &self.revocation_purge_cron),
         ] {
             let fields = cron.split_whitespace().count();
             if !cron.trim().is_empty() && !(6..=7).contains(&fields) {
@@ -1045,6 +1071,9 @@ mod tests {
                 ("TROVE_ALLOW_REGISTRATION", "false"),
                 ("TROVE_DEFAULT_ROLE", "Guest"),
                 ("TROVE_LOGIN_RATE_LIMIT_PER_USER", "3"),
+                ("TROVE_LOGIN_RATE_LIMIT_PER_USER_IP", "2"),
+                ("TROVE_REGISTER_RATE_LIMIT_PER_IP", "5"),
+                ("TROVE_REVOCATION_PURGE_CRON", ""),
                 ("TROVE_OIDC_JWKS_FILE", "/etc/trove/jwks.json"),
                 ("TROVE_OIDC_ISSUER", "https://idp.example"),
                 ("TROVE_OIDC_AUDIENCE", "trove-api"),
@@ -1056,12 +1085,18 @@ mod tests {
         assert!(!settings.auth.allow_registration);
         assert_eq!(settings.auth.default_role, "guest");
         assert_eq!(settings.auth.login_rate_limit_per_user, 3);
+        assert_eq!(settings.auth.login_rate_limit_per_user_ip, 2);
+        assert_eq!(settings.auth.register_rate_limit_per_ip, 5);
+        assert!(settings.revocation_purge_cron.is_empty());
         assert!(settings.oidc.enabled());
         assert_eq!(settings.oidc.group_pattern, "^CN=ML-");
         let defaults = settings_from("", &[]).unwrap();
         assert_eq!(defaults.auth.default_role, "maintainer");
         assert_eq!(defaults.auth.token_ttl_secs, 3600);
         assert!(defaults.auth.allow_registration);
+        assert_eq!(defaults.auth.login_rate_limit_per_user_ip, 10);
+        assert_eq!(defaults.auth.login_rate_limit_per_user, 100);
+        assert_eq!(defaults.revocation_purge_cron, "0 17 * * * *");
         assert!(!defaults.oidc.enabled());
     }
 

@@ -65,6 +65,8 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// The search index is not ready.
     IndexUnavailable,
+    /// The external identity provider's keys are not loaded yet; retry later.
+    IdentityProviderUnavailable,
     /// Something failed on our side; the details are in the server log.
     Internal,
 }
@@ -93,7 +95,9 @@ impl ErrorCode {
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::StorageUnavailable | Self::IndexUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageUnavailable
+            | Self::IndexUnavailable
+            | Self::IdentityProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +129,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::StorageUnavailable => "storage_unavailable",
             Self::IndexUnavailable => "index_unavailable",
+            Self::IdentityProviderUnavailable => "identity_provider_unavailable",
             Self::Internal => "internal",
         }
     }

@@ -70,17 +70,19 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The access scope a principal searches with: its own, capped by its creator for API keys.
+/// The access scope a principal searches with: its own; for an API key, what its creator
+/// reads, inside the key's scopes only (as `Principal::decide` on direct access).
 #[must_use]
 pub fn search_scope(principal: &Principal) -> AccessScope {
-    let scope = match &principal.creator {
-        Some(creator) => AccessScope::capped(&principal.caller, creator),
-        None => AccessScope::for_caller(&principal.caller),
-    };
-    // A machine key reaches nothing outside its scopes, as on direct access.
-    match &principal.caller {
-        crate::permissions::Caller::Machine { scopes, .. } => scope.confined_to(scopes),
-        _ => scope,
+    match (&principal.caller, &principal.creator) {
+        (crate::permissions::Caller::Machine { scopes, .. }, Some(creator)) => {
+            AccessScope::delegated(creator, scopes)
+        }
+        // A machine key reaches nothing outside its scopes, as on direct access.
+        (crate::permissions::Caller::Machine { scopes, .. }, None) => {
+            AccessScope::for_caller(&principal.caller).confined_to(scopes)
+        }
+        _ => AccessScope::for_caller(&principal.caller),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Machine accounts: `POST·GET /api-keys`, `DELETE /api-keys/{id}`.
+//! Machine accounts: `POST·GET /api-keys`, `PATCH·DELETE /api-keys/{id}` (SPEC §7: list,
+//! disable, delete). A key acts for its creator inside its scopes, capped at each scope's
+//! access (`read`: read and download; `write`: also write).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -89,6 +91,8 @@ pub struct ApiKeyView {
     pub created_at: DateTime<Utc>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// A disabled key is refused (`401 api_key_invalid`).
+    pub disabled: bool,
     /// The secret bearer credential: only in the answer to its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -104,6 +108,7 @@ impl From<&ApiKeyRecord> for ApiKeyView {
             created_by: record.created_by.clone(),
             created_at: record.created_at,
             expires_at: record.expires_at,
+            disabled: record.disabled,
             key: None,
         }
     }
@@ -226,6 +231,48 @@ pub async fn delete_api_key(
         .mutation(event, 204, async {
             state.auth.delete_api_key(&principal, &id).await?;
             Ok(StatusCode::NO_CONTENT)
+        })
+        .await
+}
+
+/// `PATCH /api-keys/{id}` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyPatch {
+    /// Disable (true) or re-enable (false).
+    pub disabled: bool,
+}
+
+/// Disables or re-enables an API key (admins, or its creator); a disabled key is refused
+/// (`401 api_key_invalid`) at once on this replica.
+#[utoipa::path(patch, path = "/api-keys/{id}", tag = "api-keys", request_body = ApiKeyPatch,
+    params(("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 200, description = "The key", body = ApiKeyView),
+        (status = 404, description = "No such key", body = crate::error::ErrorBody),
+    ))]
+pub async fn patch_api_key(
+    State(state): State<AppState>,
+    RequireAccount(principal): RequireAccount,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(patch): ApiJson<ApiKeyPatch>,
+) -> ApiResult<ApiJson<ApiKeyView>> {
+    let action = if patch.disabled {
+        "api_key.disable"
+    } else {
+        "api_key.enable"
+    };
+    let event = AuditEvent::new(action)
+        .by(&principal)
+        .resource(format!("api_key:{id}"));
+    state
+        .audit
+        .mutation(event, 200, async {
+            let record = state
+                .auth
+                .set_api_key_disabled(&principal, &id, patch.disabled)
+                .await?;
+            Ok(ApiJson(ApiKeyView::from(&record)))
         })
         .await
 }

@@ -12,6 +12,7 @@ use crate::audit::{ActorKind, AuditEvent};
 use crate::auth::Principal;
 use crate::auth::jwt::IssuedToken;
 use crate::auth::principal::CredentialKind;
+use crate::auth::service::bounded_name;
 use crate::config::Secret;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorCode};
 use crate::permissions::Caller;
@@ -45,17 +46,20 @@ pub struct RegisteredAccount {
         (status = 201, description = "Account created", body = RegisteredAccount),
         (status = 400, description = "Invalid username", body = crate::error::ErrorBody),
         (status = 403, description = "registration_disabled", body = crate::error::ErrorBody),
-        (status = 409, description = "Username taken", body = crate::error::ErrorBody),
+        (status = 409, description = "Username taken, or retired (`name_retired`)", body = crate::error::ErrorBody),
         (status = 422, description = "Password too short", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many registrations from this address", body = crate::error::ErrorBody),
     ))]
 pub async fn post_register(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<RegisteredAccount>)> {
+    // Unauthenticated input: bounded before it reaches the audit log (the service validates).
+    let name = bounded_name(&body.username);
     let event = AuditEvent::new("auth.register")
-        .actor(body.username.clone(), ActorKind::User)
-        .resource(format!("user:{}", body.username));
+        .actor(name.clone(), ActorKind::User)
+        .resource(format!("user:{name}"));
     let account = state
         .audit
         .mutation(event, 201, async {
@@ -256,15 +260,17 @@ pub struct PasswordChange {
 }
 
 /// Changes the caller's password; every earlier token of the account stops working, and a
-/// fresh token is answered.
+/// fresh token is answered. Wrong old passwords are throttled like logins (`429`).
 #[utoipa::path(put, path = "/auth/password", tag = "auth", request_body = PasswordChange,
     responses(
         (status = 200, description = "Password changed; a new token", body = TokenResponse),
         (status = 401, description = "Wrong old password", body = crate::error::ErrorBody),
         (status = 422, description = "New password too short", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many wrong old passwords", body = crate::error::ErrorBody),
     ))]
 pub async fn put_password(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     principal: Principal,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> ApiResult<ApiJson<TokenResponse>> {
@@ -289,6 +295,7 @@ pub async fn put_password(
                     &session.username,
                     body.old_password.expose(),
                     body.new_password.expose(),
+                    &address,
                 )
                 .await?)
         })

@@ -47,6 +47,12 @@ impl From<AuthError> for ApiError {
             AuthError::Password(error) => Self::internal(error),
             AuthError::Unprocessable(_) => Self::new(ErrorCode::Unprocessable, reason),
             AuthError::AlreadyExists(_) => Self::new(ErrorCode::AlreadyExists, reason),
+            AuthError::NameRetired(_) => {
+                Self::new(ErrorCode::Conflict, reason).with_code_name("name_retired")
+            }
+            AuthError::IdentityProviderUnavailable => {
+                Self::new(ErrorCode::IdentityProviderUnavailable, reason).with_retry_after(5)
+            }
             AuthError::NotFound(_) => Self::not_found(reason),
             AuthError::LastAdmin => {
                 Self::new(ErrorCode::Conflict, reason).with_code_name("last_admin")

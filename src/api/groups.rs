@@ -1,4 +1,5 @@
-//! Local groups: `POST·GET /groups`, `GET·DELETE /groups/{g}`, `PUT /groups/{g}/members`.
+//! Local groups: `POST·GET /groups`, `GET·DELETE /groups/{g}`, `PUT /groups/{g}/members`, and
+//! `POST /groups/{g}/free` (admins), which frees the name a deleted group left retired.
 //! Members become `group:<name>` identities on their next request (no re-index needed: the
 //! index stores principals, and the caller's identities are computed per request).
 
@@ -7,10 +8,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::RequireAccount;
+use super::extract::{RequireAccount, RequireAdmin};
+use super::users::{FreedView, free_name};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
-use crate::auth::store::GroupRecord;
+use crate::auth::service::bounded_name;
+use crate::auth::store::{GroupRecord, TombstoneKind};
 use crate::error::{ApiJson, ApiPath, ApiResult};
 
 /// `POST /groups` body.
@@ -32,7 +35,7 @@ pub struct NewGroup {
     responses(
         (status = 201, description = "Created", body = GroupRecord),
         (status = 403, description = "Role may not create groups", body = crate::error::ErrorBody),
-        (status = 409, description = "Name taken", body = crate::error::ErrorBody),
+        (status = 409, description = "Name taken, or retired (`name_retired`)", body = crate::error::ErrorBody),
     ))]
 pub async fn post_group(
     State(state): State<AppState>,
@@ -136,7 +139,8 @@ pub async fn put_group_members(
     Ok(ApiJson(group))
 }
 
-/// Deletes a group (admins or its owners).
+/// Deletes a group (admins or its owners). Its name is retired: nobody can create a group of
+/// that name (and inherit its grants) until an admin frees it.
 #[utoipa::path(delete, path = "/groups/{group}", tag = "groups",
     params(("group" = String, Path, description = "Group name")),
     responses(
@@ -158,5 +162,27 @@ pub async fn delete_group(
             state.auth.delete_group(&principal, &name).await?;
             Ok(StatusCode::NO_CONTENT)
         })
+        .await
+}
+
+/// Frees the name of a deleted group (admins): `group:<name>` is removed from every profile
+/// first, so a new group of that name inherits nothing.
+#[utoipa::path(post, path = "/groups/{group}/free", tag = "groups",
+    params(("group" = String, Path, description = "Group name")),
+    responses(
+        (status = 200, description = "Freed; what was cleaned", body = FreedView),
+        (status = 404, description = "The name is not retired", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_group_free(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<ApiJson<FreedView>> {
+    let event = AuditEvent::new("group.free")
+        .by(&admin)
+        .resource(format!("group:{}", bounded_name(&name)));
+    state
+        .audit
+        .mutation(event, 200, free_name(&state, TombstoneKind::Group, &name))
         .await
 }

@@ -100,21 +100,21 @@ pub struct GrantRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Checks that the grantee exists (accounts and local groups) and that its role may hold
-/// `level` (`422 role_too_low`).
-pub async fn check_grantee(
+/// Checks that a principal exists when it is an account or a local group (`422
+/// unknown_principal`: a grant to a name nobody holds could be claimed later); directory groups
+/// and machines are taken as given. Answers the role of an account or machine.
+pub async fn ensure_principal_exists(
     app: &AppState,
-    grantee: &PrincipalRef,
-    level: MemberLevel,
-) -> ApiResult<()> {
+    principal: &PrincipalRef,
+) -> ApiResult<Option<Role>> {
     let unknown = || {
         ApiError::new(
             ErrorCode::Unprocessable,
-            format!("no such principal {grantee}"),
+            format!("no such principal {principal}"),
         )
         .with_code_name("unknown_principal")
     };
-    let role = match grantee {
+    Ok(match principal {
         PrincipalRef::User(name) => Some(app.auth.account(name).await?.ok_or_else(unknown)?.role),
         PrincipalRef::Machine(_) => Some(Role::Machine),
         PrincipalRef::Group(name) => {
@@ -125,7 +125,17 @@ pub async fn check_grantee(
             None
         }
         PrincipalRef::DirectoryGroup(_) => None,
-    };
+    })
+}
+
+/// Checks that the grantee exists (accounts and local groups) and that its role may hold
+/// `level` (`422 role_too_low`).
+pub async fn check_grantee(
+    app: &AppState,
+    grantee: &PrincipalRef,
+    level: MemberLevel,
+) -> ApiResult<()> {
+    let role = ensure_principal_exists(app, grantee).await?;
     if let Some(role) = role
         && !role.may_be_granted(level.level())
     {

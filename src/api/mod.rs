@@ -141,8 +141,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(groups::post_group, groups::get_groups))
         .routes(routes!(groups::get_group, groups::delete_group))
         .routes(routes!(groups::put_group_members))
+        .routes(routes!(users::post_user_free))
+        .routes(routes!(groups::post_group_free))
         .routes(routes!(api_keys::post_api_key, api_keys::get_api_keys))
-        .routes(routes!(api_keys::delete_api_key))
+        .routes(routes!(api_keys::delete_api_key, api_keys::patch_api_key))
         // Uploads are streamed and may be large: no JSON body limit on this route.
         .merge(
             OpenApiRouter::new()

@@ -73,8 +73,21 @@ pub async fn validate_grants(app: &AppState, profile: &Profile) -> ApiResult<()>
         })
 }
 
+/// Every principal a profile lists (owners, writers, viewers).
+fn listed_principals(profile: &Profile) -> std::collections::BTreeSet<PrincipalRef> {
+    profile
+        .owners
+        .iter()
+        .chain(&profile.writers)
+        .chain(&profile.viewers)
+        .cloned()
+        .collect()
+}
+
 /// Merges `patch` into the profile at `location` (read-modify-write with `If-Match`),
-/// validating scope and grants.
+/// validating scope and grants. Principals the patch adds must exist when they are accounts
+/// or local groups (`422 unknown_principal`, as for shares and member grants), so a name
+/// cannot be pre-claimed; those already listed are kept as they are.
 pub async fn merge_profile(
     app: &AppState,
     location: &ProfileLocation,
@@ -96,9 +109,13 @@ pub async fn merge_profile(
                 PutCondition::IfAbsent,
             ),
         };
+        let before = listed_principals(&profile);
         profile.merge_partial(patch.clone()).map_err(|error| {
             ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
         })?;
+        for added in listed_principals(&profile).difference(&before) {
+            super::members::ensure_principal_exists(app, added).await?;
+        }
         validate_grants(app, &profile).await?;
         match app
             .profiles

@@ -1,4 +1,5 @@
-//! Account administration (admins): `GET /users`, `GET·PATCH·DELETE /users/{u}`.
+//! Account administration (admins): `GET /users`, `GET·PATCH·DELETE /users/{u}`, and
+//! `POST /users/{u}/free`, which frees the name a deleted account left retired.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,9 +10,10 @@ use utoipa::ToSchema;
 use super::extract::RequireAdmin;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
-use crate::auth::service::AccountChange;
-use crate::auth::store::AccountRecord;
+use crate::auth::service::{AccountChange, bounded_name};
+use crate::auth::store::{AccountRecord, TombstoneKind};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::permissions::ProfileLocation;
 
 /// An account as admins see it (never its password hash).
 #[derive(Debug, Serialize, ToSchema)]
@@ -202,8 +204,87 @@ pub async fn delete_user(
             if crate::model::names::validate_username(&username).is_err() {
                 return Err(ApiError::not_found(format!("user {username} not found")));
             }
-            state.auth.delete_account(&username).await?;
+            state.auth.delete_account(&username, &admin.actor()).await?;
             Ok(StatusCode::NO_CONTENT)
         })
+        .await
+}
+
+/// What freeing a retired name changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FreedView {
+    /// The freed name.
+    pub name: String,
+    /// `user` or `group`.
+    pub kind: &'static str,
+    /// When the identity was deleted.
+    pub deleted_at: DateTime<Utc>,
+    /// Storage keys of the profiles the old principal was removed from.
+    pub profiles: Vec<String>,
+    /// Groups the old user was removed from.
+    pub groups: Vec<String>,
+}
+
+/// Frees a retired name: removes it from every profile (and, for a user, every group),
+/// re-indexes what changed, then lifts the tombstone so the name can be created again.
+pub async fn free_name(
+    state: &AppState,
+    kind: TombstoneKind,
+    name: &str,
+) -> ApiResult<ApiJson<FreedView>> {
+    let freed = state.auth.free_name(kind, name, &state.profiles).await?;
+    let mut projects: Vec<String> = Vec::new();
+    let mut everything = false;
+    for location in &freed.profiles {
+        match location {
+            ProfileLocation::Project(project) | ProfileLocation::Version { project, .. } => {
+                projects.push(project.clone());
+            }
+            ProfileLocation::Namespace(_) | ProfileLocation::Global => everything = true,
+        }
+    }
+    projects.sort();
+    projects.dedup();
+    // Search must not keep admitting the old name (a new account may take it next).
+    if everything || !projects.is_empty() {
+        state
+            .indexer
+            .index_projects((!everything).then_some(projects), |_, _| {})
+            .await
+            .map_err(super::projects::index_error)?;
+    }
+    Ok(ApiJson(FreedView {
+        name: freed.tombstone.name,
+        kind: freed.tombstone.kind.as_str(),
+        deleted_at: freed.tombstone.deleted_at,
+        profiles: freed.profiles.iter().map(ProfileLocation::key).collect(),
+        groups: freed.groups,
+    }))
+}
+
+/// Frees the name of a deleted account (admins): until then it cannot be registered again
+/// (`409 name_retired`). The old name is removed from every profile and group first, so a new
+/// account of that name inherits nothing.
+#[utoipa::path(post, path = "/users/{username}/free", tag = "users",
+    params(("username" = String, Path, description = "Username")),
+    responses(
+        (status = 200, description = "Freed; what was cleaned", body = FreedView),
+        (status = 404, description = "The name is not retired", body = crate::error::ErrorBody),
+    ))]
+pub async fn post_user_free(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ApiPath(username): ApiPath<String>,
+) -> ApiResult<ApiJson<FreedView>> {
+    let event = AuditEvent::new("user.free")
+        .by(&admin)
+        .resource(format!("user:{}", bounded_name(&username)));
+    state
+        .audit
+        .mutation(
+            event,
+            200,
+            free_name(&state, TombstoneKind::User, &username),
+        )
         .await
 }

@@ -1,6 +1,8 @@
 //! Access tokens of local accounts: HS256 JWTs with a pinned algorithm and the claims `sub`,
-//! `exp`, `iat`, `nbf`, `jti`, `aud`, `iss` and `gen` (the account's token generation, bumped
-//! by a password change or by disabling the account, which outdates every earlier token).
+//! `uid` (the account's immutable identity id: a token never works for a later account of the
+//! same name), `exp`, `iat`, `nbf`, `jti`, `aud`, `iss` and `gen` (the account's token
+//! generation, bumped by a password change or by disabling the account, which outdates every
+//! earlier token).
 //!
 //! [`TokenError`] names every way a bearer credential is rejected, each with a stable wire
 //! code ([`TokenError::code`]) answered under `401`. The header is inspected before any
@@ -171,6 +173,9 @@ pub fn peek_algorithm(token: &str) -> Result<PeekedHeader, TokenError> {
 pub struct Claims {
     /// The account's username.
     pub sub: String,
+    /// The account's identity id ([`crate::auth::store::AccountRecord::id`]).
+    #[serde(default)]
+    pub uid: String,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
     /// Issue time, seconds since the epoch.
@@ -246,16 +251,18 @@ impl TokenService {
         self.ttl_secs
     }
 
-    /// Issues a token for `username` at token generation `generation`, at time `now`
-    /// (seconds since the epoch).
+    /// Issues a token for the account `username` of identity `uid` at token generation
+    /// `generation`, at time `now` (seconds since the epoch).
     pub fn issue_at(
         &self,
         username: &str,
+        uid: &str,
         generation: u64,
         now: u64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let claims = Claims {
             sub: username.to_owned(),
+            uid: uid.to_owned(),
             exp: now + self.ttl_secs,
             iat: now,
             nbf: Some(now),
@@ -276,9 +283,15 @@ impl TokenService {
     pub fn issue(
         &self,
         username: &str,
+        uid: &str,
         generation: u64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
-        self.issue_at(username, generation, jsonwebtoken::get_current_timestamp())
+        self.issue_at(
+            username,
+            uid,
+            generation,
+            jsonwebtoken::get_current_timestamp(),
+        )
     }
 
     /// Verifies signature, algorithm (HS256 only), `exp`, `nbf`, `aud` and `iss`. Revocation,
@@ -337,9 +350,10 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_with_every_claim() {
-        let issued = service().issue("alice", 3).unwrap();
+        let issued = service().issue("alice", "id-1", 3).unwrap();
         let claims = service().verify(&issued.token).unwrap();
         assert_eq!(claims.sub, "alice");
+        assert_eq!(claims.uid, "id-1");
         assert_eq!(claims.generation, 3);
         assert_eq!(claims.aud, "trove");
         assert_eq!(claims.iss, "trove");

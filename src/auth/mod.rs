@@ -5,8 +5,9 @@
 //! - [`jwt`]: Trove's own HS256 access tokens and [`jwt::TokenError`], every reason a bearer
 //!   credential is refused, each with a stable code.
 //! - [`oidc`]: tokens of an external OpenID Connect provider (RS256/ES256 against a JWKS).
-//! - [`rate_limit`]: login attempts per username and per client address.
-//! - [`store`]: account, group, API-key and revoked-token records in object storage.
+//! - [`rate_limit`]: login attempts per (username, client address), per username and per
+//!   client address, in bounded memory.
+//! - [`store`]: account, group, API-key, revoked-token and tombstone records in object storage.
 //! - [`service`]: [`service::AuthService`], what the routes and the extractor call.
 //! - [`principal`]: [`principal::Principal`], the authenticated caller of a request.
 //! - [`audit`]: the hook every login success and failure goes through.

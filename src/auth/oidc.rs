@@ -1,6 +1,8 @@
 //! External identity provider: access tokens signed by an OpenID Connect provider with RS256
 //! or ES256, verified against its JWKS (a file, or a URL fetched at start-up and again when
-//! a token names an unknown key). Issuer and audience are required; the username, groups and
+//! a token names an unknown key). When the URL can't be fetched at start-up the service starts
+//! anyway and retries in the background with exponential backoff; until the keys are loaded
+//! ([`OidcVerifier::keys_loaded`]) external tokens are answered `503`, local ones work. Issuer and audience are required; the username, groups and
 //! role come from configurable claims; directory groups are kept only when they match the
 //! configured pattern (ArtifactDB's rule, which bounds the size of the search filter).
 
@@ -20,6 +22,10 @@ use crate::config::{OidcConfig, ROLE_NAMES};
 pub const MAX_DIRECTORY_GROUPS: usize = 256;
 /// Shortest interval between two refreshes of a JWKS URL.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// First delay before retrying a JWKS URL that could not be fetched at start-up.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest delay between two such retries.
+const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// Why the provider could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +83,8 @@ enum KeySource {
 struct KeyCache {
     keys: Arc<JwkSet>,
     fetched_at: Instant,
+    /// Whether a key set was ever loaded (false while the start-up fetch keeps failing).
+    loaded: bool,
 }
 
 /// Verifies tokens of the configured external provider.
@@ -90,7 +98,7 @@ pub struct OidcVerifier {
     default_role: String,
     group_pattern: Regex,
     source: KeySource,
-    cache: RwLock<KeyCache>,
+    cache: Arc<RwLock<KeyCache>>,
     refresh: tokio::sync::Mutex<()>,
 }
 
@@ -115,6 +123,15 @@ impl OidcVerifier {
     }
 
     fn build(config: &OidcConfig, keys: JwkSet, source: KeySource) -> Result<Self, OidcError> {
+        Self::build_with(config, keys, source, true)
+    }
+
+    fn build_with(
+        config: &OidcConfig,
+        keys: JwkSet,
+        source: KeySource,
+        loaded: bool,
+    ) -> Result<Self, OidcError> {
         let group_pattern = Regex::new(&config.group_pattern)
             .map_err(|error| OidcError::Setting(format!("TROVE_OIDC_GROUP_PATTERN: {error}")))?;
         let required = |value: &Option<String>, name: &str| {
@@ -131,16 +148,19 @@ impl OidcVerifier {
             default_role: config.default_role.clone(),
             group_pattern,
             source,
-            cache: RwLock::new(KeyCache {
+            cache: Arc::new(RwLock::new(KeyCache {
                 keys: Arc::new(keys),
                 fetched_at: Instant::now(),
-            }),
+                loaded,
+            })),
             refresh: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Sets the provider up from the settings: reads the JWKS file, or fetches the URL.
-    /// `None` when no provider is configured.
+    /// Sets the provider up from the settings: reads the JWKS file, or fetches the URL — when
+    /// that fails, the verifier starts without keys and keeps retrying in the background
+    /// (exponential backoff from 1 s to 60 s) until it gets them. `None` when no provider is
+    /// configured.
     pub async fn load(config: &OidcConfig) -> Result<Option<Self>, OidcError> {
         if let Some(path) = &config.jwks_file {
             let bytes = tokio::fs::read(path)
@@ -152,8 +172,17 @@ impl OidcVerifier {
             return Self::from_jwks(config, parse_jwks(&bytes)?).map(Some);
         }
         if let Some(url) = &config.jwks_url {
-            let keys = fetch_jwks(url).await?;
-            return Self::build(config, keys, KeySource::Url(url.clone())).map(Some);
+            let source = KeySource::Url(url.clone());
+            return match fetch_jwks(url).await {
+                Ok(keys) => Self::build(config, keys, source).map(Some),
+                Err(error) => {
+                    tracing::warn!(%error, "the identity provider's keys are not available; external tokens answer 503 until they are");
+                    let verifier =
+                        Self::build_with(config, JwkSet { keys: Vec::new() }, source, false)?;
+                    spawn_retry(url.clone(), Arc::downgrade(&verifier.cache));
+                    Ok(Some(verifier))
+                }
+            };
         }
         Ok(None)
     }
@@ -162,6 +191,16 @@ impl OidcVerifier {
     #[must_use]
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// Whether the provider's keys are loaded (false while a JWKS URL unreachable at start-up
+    /// is being retried).
+    #[must_use]
+    pub fn keys_loaded(&self) -> bool {
+        match self.cache.read() {
+            Ok(cache) => cache.loaded,
+            Err(poisoned) => poisoned.into_inner().loaded,
+        }
     }
 
     fn keys(&self) -> Arc<JwkSet> {
@@ -190,6 +229,7 @@ impl OidcVerifier {
                     *cache = KeyCache {
                         keys: Arc::new(keys),
                         fetched_at: Instant::now(),
+                        loaded: true,
                     };
                 }
             }
@@ -353,6 +393,40 @@ fn select_key<'a>(
             }
         }
     }
+}
+
+/// Retries fetching a JWKS URL that failed at start-up, with exponential backoff, until it
+/// succeeds or the verifier (holding `cache`) is dropped.
+fn spawn_retry(url: String, cache: std::sync::Weak<RwLock<KeyCache>>) {
+    tokio::spawn(async move {
+        let mut delay = FIRST_RETRY;
+        loop {
+            tokio::time::sleep(delay).await;
+            if cache.strong_count() == 0 {
+                return;
+            }
+            match fetch_jwks(&url).await {
+                Ok(keys) => {
+                    let Some(cache) = cache.upgrade() else {
+                        return;
+                    };
+                    if let Ok(mut cache) = cache.write() {
+                        *cache = KeyCache {
+                            keys: Arc::new(keys),
+                            fetched_at: Instant::now(),
+                            loaded: true,
+                        };
+                    }
+                    tracing::info!("the identity provider's keys are loaded");
+                    return;
+                }
+                Err(error) => {
+                    delay = (delay * 2).min(MAX_RETRY);
+                    tracing::warn!(%error, retry_in_secs = delay.as_secs(), "the identity provider's keys are still not available");
+                }
+            }
+        }
+    });
 }
 
 /// Fetches a JWKS over HTTP(S).

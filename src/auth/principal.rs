@@ -1,6 +1,6 @@
 //! [`Principal`]: who a request comes from, as authentication established it — the permission
-//! engine's [`Caller`], plus for machine keys the creator whose rights cap the key, and for
-//! Trove's own tokens the session (what logout revokes).
+//! engine's [`Caller`], plus for machine keys the creator the key acts for (within its scopes,
+//! capped at their access), and for Trove's own tokens the session (what logout revokes).
 
 use chrono::{DateTime, Utc};
 
@@ -35,7 +35,8 @@ pub enum CredentialKind {
 pub struct Principal {
     /// The caller the permission engine evaluates.
     pub caller: Caller,
-    /// For an API key: its creator as they are now; the key never does more than they may.
+    /// For an API key: its creator as they are now; the key acts for them inside its scopes,
+    /// never doing more than they may.
     pub creator: Option<Caller>,
     /// For a Trove access token: the session.
     pub session: Option<Session>,
@@ -86,8 +87,9 @@ impl Principal {
         }
     }
 
-    /// Decides an action on a target for this caller, capped by the creator for API keys. A
-    /// machine key reaches nothing outside its scopes, whatever profiles list it.
+    /// Decides an action on a target for this caller; an API key acts for its creator, capped
+    /// at its scope's access ([`decide_capped`]). A machine key reaches nothing outside its
+    /// scopes, whatever profiles list it.
     pub fn decide(
         &self,
         action: Action,

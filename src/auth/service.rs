@@ -5,6 +5,11 @@
 //! writes invalidate at once), so a role change, disabling or deletion applies to the
 //! account's existing tokens on its next request on this replica, and within the cache
 //! lifetime on the others.
+//!
+//! Identities are never recycled (SPEC §9): every account has an immutable identity id that
+//! its tokens and API keys are bound to, and deleting an account or a group leaves a
+//! [`Tombstone`] that keeps its name from being created again until an admin frees it
+//! ([`AuthService::free_name`], which first removes the old name from every profile and group).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,16 +26,17 @@ use super::jwt::{IssuedToken, TokenError, TokenService, peek_algorithm};
 use super::oidc::OidcVerifier;
 use super::password::{PasswordError, PasswordHasher, check_new_password};
 use super::principal::{CredentialKind, Principal, Session};
-use super::rate_limit::LoginRateLimiter;
+use super::rate_limit::{DEFAULT_MAX_KEYS, LoginLimits, LoginRateLimiter, SlidingWindow};
 use super::store::{
-    AccountRecord, ApiKeyRecord, GroupRecord, RecordStore, RevokedToken, StoreError,
+    AccountRecord, ApiKeyRecord, GroupRecord, RecordStore, RevokedToken, StoreError, Tombstone,
+    TombstoneKind,
 };
 use crate::config::Settings;
 use crate::model::names::{self, NameError};
 use crate::model::records::{NamespaceRecord, ProjectRecord};
 use crate::permissions::{
-    Caller, DirectoryGroupFilter, GrantTarget, MachineGrant, ProfileLoader, Role, Target,
-    can_manage, effective_state,
+    Caller, DirectoryGroupFilter, GrantTarget, MachineGrant, PrincipalRef, ProfileLoader,
+    ProfileLocation, Role, Target, can_manage, effective_state,
 };
 use crate::storage::{ObjectStore, ObjectStoreExt as _, StorageError, keys};
 
@@ -42,6 +48,25 @@ pub const API_KEY_PREFIX: &str = "trove_";
 pub const MAX_API_KEY_DAYS: u32 = 3650;
 /// Default API-key lifetime.
 pub const DEFAULT_API_KEY_DAYS: u32 = 90;
+/// Window of the registration limit per client address.
+pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+/// Longest client-supplied name kept in an audit event or a log line (longer ones are cut and
+/// marked): what an unauthenticated client can make the service store stays bounded.
+pub const MAX_LOGGED_NAME_BYTES: usize = 64;
+
+/// `value` cut to [`MAX_LOGGED_NAME_BYTES`] (at a character boundary) and marked with `…` when
+/// longer: for names a client typed, before they reach an audit event or a log line.
+#[must_use]
+pub fn bounded_name(value: &str) -> String {
+    if value.len() <= MAX_LOGGED_NAME_BYTES {
+        return value.to_owned();
+    }
+    let mut end = MAX_LOGGED_NAME_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
+}
 
 /// Why an account operation failed (the API maps each to its status and code).
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +95,13 @@ pub enum AuthError {
     /// The thing to create exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The name belonged to a deleted account or group and is retired until an admin frees it.
+    #[error("{0} belonged to a deleted identity and is retired; an admin can free it")]
+    NameRetired(String),
+    /// The external identity provider's keys are not loaded yet (its JWKS URL was
+    /// unreachable); retry shortly.
+    #[error("the identity provider's keys are not available yet, retry shortly")]
+    IdentityProviderUnavailable,
     /// Nothing here (or nothing the caller may know about).
     #[error("{0} not found")]
     NotFound(String),
@@ -175,6 +207,7 @@ pub struct AuthService {
     tokens: TokenService,
     oidc: Option<OidcVerifier>,
     limiter: LoginRateLimiter,
+    registrations: SlidingWindow,
     directory_filter: DirectoryGroupFilter,
     allow_registration: bool,
     default_role: Role,
@@ -239,11 +272,14 @@ impl AuthService {
                 auth.token_ttl_secs,
             ),
             oidc,
-            limiter: LoginRateLimiter::new(
-                auth.login_rate_limit_per_user,
-                auth.login_rate_limit_per_ip,
-                Duration::from_secs(auth.login_rate_limit_window_secs),
-            ),
+            limiter: LoginRateLimiter::new(LoginLimits {
+                per_user_address: auth.login_rate_limit_per_user_ip,
+                per_user: auth.login_rate_limit_per_user,
+                per_address: auth.login_rate_limit_per_ip,
+                window: Duration::from_secs(auth.login_rate_limit_window_secs),
+                max_keys: DEFAULT_MAX_KEYS,
+            }),
+            registrations: SlidingWindow::new(auth.register_rate_limit_per_ip, REGISTRATION_WINDOW),
             directory_filter: DirectoryGroupFilter::new(&settings.oidc.group_pattern)?,
             allow_registration: auth.allow_registration,
             default_role: role_setting(&auth.default_role),
@@ -276,7 +312,8 @@ impl AuthService {
         };
         hook.record(AuthEvent {
             kind,
-            username: username.to_owned(),
+            // Bounded: a client can type anything as a username.
+            username: bounded_name(username),
             address: address.map(str::to_owned),
             reason,
             at: Utc::now(),
@@ -400,6 +437,7 @@ impl AuthService {
         match header.alg.as_str() {
             "HS256" => self.authenticate_token(credential).await,
             "RS256" | "ES256" => match &self.oidc {
+                Some(oidc) if !oidc.keys_loaded() => Err(AuthError::IdentityProviderUnavailable),
                 Some(oidc) => {
                     let identity = oidc.verify(credential, &header).await?;
                     let role: Role = identity
@@ -443,6 +481,10 @@ impl AuthService {
         if self.is_revoked(&claims.jti).await? {
             return Err(TokenError::Revoked.into());
         }
+        // A token of a deleted account never works for a later account of the same name.
+        if claims.uid != account.id {
+            return Err(TokenError::UnknownAccount.into());
+        }
         if claims.generation != account.token_generation {
             return Err(TokenError::Outdated.into());
         }
@@ -473,14 +515,19 @@ impl AuthService {
             }
         };
         let record = record.ok_or(TokenError::ApiKeyInvalid)?;
-        if !constant_time_eq(&sha256_hex(secret.as_bytes()), &record.secret_sha256) {
+        if !constant_time_eq(&sha256_hex(secret.as_bytes()), &record.secret_sha256)
+            || record.disabled
+        {
             return Err(TokenError::ApiKeyInvalid.into());
         }
         if record.expires_at.is_some_and(|expiry| expiry <= Utc::now()) {
             return Err(TokenError::ApiKeyExpired.into());
         }
+        // The very account that created the key, never a later one of the same name.
         let creator = match self.account(&record.created_by).await? {
-            Some(account) if !account.disabled => self.account_caller(&account).await?,
+            Some(account) if !account.disabled && account.id == record.creator_id => {
+                self.account_caller(&account).await?
+            }
             _ => return Err(TokenError::ApiKeyInvalid.into()),
         };
         Ok(Principal {
@@ -496,7 +543,16 @@ impl AuthService {
 
     // ---------------------------------------------------------------- accounts
 
-    /// Creates an account with a password (registration, CLI, bootstrap).
+    /// Refuses a retired name (`409 name_retired`).
+    async fn check_not_retired(&self, kind: TombstoneKind, name: &str) -> Result<()> {
+        if self.records.tombstone(kind, name).await?.is_some() {
+            return Err(AuthError::NameRetired(format!("{} {name}", kind.as_str())));
+        }
+        Ok(())
+    }
+
+    /// Creates an account with a password (registration, CLI, bootstrap); a retired name is
+    /// refused (`409 name_retired`).
     pub async fn create_account(
         &self,
         username: &str,
@@ -516,8 +572,11 @@ impl AuthService {
         {
             return Err(AuthError::Unprocessable("invalid email address".to_owned()));
         }
+        self.check_not_retired(TombstoneKind::User, username)
+            .await?;
         let account = AccountRecord {
             username: username.to_owned(),
+            id: uuid::Uuid::new_v4().simple().to_string(),
             password_hash: Some(self.hasher.hash(password).await?),
             role,
             disabled: false,
@@ -534,6 +593,12 @@ impl AuthService {
             Err(error) => return Err(error.into()),
         }
         self.accounts.invalidate(username);
+        // A deletion of the same name may have raced the check above: its tombstone wins.
+        if let Err(error) = self.check_not_retired(TombstoneKind::User, username).await {
+            self.records.delete_account(username).await?;
+            self.accounts.invalidate(username);
+            return Err(error);
+        }
         Ok(account)
     }
 
@@ -548,6 +613,10 @@ impl AuthService {
         if !self.allow_registration {
             return Err(AuthError::RegistrationDisabled);
         }
+        // Every attempt counts (not only failures): this bounds account spam per address.
+        self.registrations
+            .acquire(address.unwrap_or("unknown"), std::time::Instant::now())
+            .map_err(AuthError::RateLimited)?;
         let account = self
             .create_account(username, password, self.default_role, email)
             .await?;
@@ -608,7 +677,7 @@ impl AuthService {
         self.limiter.succeeded(permit);
         let issued = self
             .tokens
-            .issue(&account.username, account.token_generation)
+            .issue(&account.username, &account.id, account.token_generation)
             .map_err(|error| AuthError::Unprocessable(format!("cannot issue a token: {error}")))?;
         self.audit(AuthEventKind::LoginSucceeded, username, Some(address), None);
         Ok(issued)
@@ -628,15 +697,29 @@ impl AuthService {
         Ok(())
     }
 
-    /// `PUT /auth/password`: checks the old password, stores the new one and bumps the token
-    /// generation (every earlier token is refused); answers a fresh token.
+    /// `PUT /auth/password`: checks the old password (throttled like logins, per account and
+    /// client address), stores the new one and bumps the token generation (every earlier
+    /// token is refused); answers a fresh token.
     pub async fn change_password(
         &self,
         username: &str,
         old_password: &str,
         new_password: &str,
+        address: &str,
     ) -> Result<IssuedToken> {
         check_new_password(new_password)?;
+        let permit = match self.limiter.attempt(username, address) {
+            Ok(permit) => permit,
+            Err(wait) => {
+                self.audit(
+                    AuthEventKind::LoginRateLimited,
+                    username,
+                    Some(address),
+                    Some("rate_limited"),
+                );
+                return Err(AuthError::RateLimited(wait));
+            }
+        };
         let account = self
             .records
             .account(username)
@@ -648,8 +731,15 @@ impl AuthService {
             .verify(old_password, account.password_hash.as_deref())
             .await?
         {
+            self.audit(
+                AuthEventKind::LoginFailed,
+                username,
+                Some(address),
+                Some("wrong_old_password"),
+            );
             return Err(AuthError::InvalidCredentials);
         }
+        self.limiter.succeeded(permit);
         let new_hash = self.hasher.hash(new_password).await?;
         let updated = self
             .records
@@ -664,7 +754,7 @@ impl AuthService {
         self.accounts.invalidate(username);
         self.audit(AuthEventKind::PasswordChanged, username, None, None);
         self.tokens
-            .issue(&updated.username, updated.token_generation)
+            .issue(&updated.username, &updated.id, updated.token_generation)
             .map_err(|error| AuthError::Unprocessable(format!("cannot issue a token: {error}")))
     }
 
@@ -741,8 +831,10 @@ impl AuthService {
         Ok(updated)
     }
 
-    /// `DELETE /users/{u}`; the last enabled admin stays.
-    pub async fn delete_account(&self, username: &str) -> Result<()> {
+    /// `DELETE /users/{u}`; the last enabled admin stays. The name is retired (a tombstone
+    /// keeps it from being registered again until an admin frees it), the account's API keys
+    /// are deleted, and its tokens stop working at once (they are bound to its identity id).
+    pub async fn delete_account(&self, username: &str, deleted_by: &str) -> Result<()> {
         let _serialised = self.admin_changes.lock().await;
         let current = self
             .records
@@ -756,9 +848,94 @@ impl AuthService {
         {
             return Err(AuthError::LastAdmin);
         }
+        // The tombstone first: from now on the name can't be created again.
+        self.records
+            .put_tombstone(&Tombstone {
+                name: username.to_owned(),
+                kind: TombstoneKind::User,
+                id: current.id.clone(),
+                deleted_at: Utc::now(),
+                deleted_by: deleted_by.to_owned(),
+            })
+            .await?;
         self.records.delete_account(username).await?;
         self.accounts.invalidate(username);
+        self.delete_api_keys_of(username).await?;
         Ok(())
+    }
+
+    /// Deletes every API key created by `username` (its account is gone).
+    async fn delete_api_keys_of(&self, username: &str) -> Result<()> {
+        for key in self.records.api_keys().await? {
+            if key.created_by == username {
+                self.records.delete_api_key(&key.id).await?;
+                self.api_keys.invalidate(&key.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The tombstone of a retired user or group name, if any.
+    pub async fn tombstone(&self, kind: TombstoneKind, name: &str) -> Result<Option<Tombstone>> {
+        let valid = match kind {
+            TombstoneKind::User => names::validate_username(name),
+            TombstoneKind::Group => names::validate_group_name(name),
+        };
+        if valid.is_err() {
+            return Ok(None);
+        }
+        Ok(self.records.tombstone(kind, name).await?)
+    }
+
+    /// Frees a retired name (admins): removes the old principal from every profile
+    /// (`profiles` is the loader whose cache must see the change) and, for a user, from every
+    /// group's members and owners; deletes API keys its account left; then removes the
+    /// tombstone so the name can be created again. `404` when the name is not retired.
+    pub async fn free_name(
+        &self,
+        kind: TombstoneKind,
+        name: &str,
+        profiles: &ProfileLoader,
+    ) -> Result<FreedName> {
+        let tombstone = self
+            .tombstone(kind, name)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("retired {} {name}", kind.as_str())))?;
+        let principal = match kind {
+            TombstoneKind::User => PrincipalRef::User(name.to_owned()),
+            TombstoneKind::Group => PrincipalRef::Group(name.to_owned()),
+        };
+        let locations = profiles
+            .remove_principal_everywhere(&principal)
+            .await
+            .map_err(|error| match error {
+                crate::permissions::LoaderError::Storage(storage) => AuthError::from(storage),
+                other => AuthError::Unprocessable(other.to_string()),
+            })?;
+        let mut groups = Vec::new();
+        if kind == TombstoneKind::User {
+            for group in self.records.groups().await? {
+                if !group.includes(name) {
+                    continue;
+                }
+                self.records
+                    .update_group(&group.name, |group: &mut GroupRecord| {
+                        group.members.retain(|member| member != name);
+                        group.owners.retain(|owner| owner != name);
+                        Ok::<_, AuthError>(true)
+                    })
+                    .await?;
+                groups.push(group.name);
+            }
+            self.groups.invalidate("");
+            self.delete_api_keys_of(name).await?;
+        }
+        self.records.delete_tombstone(kind, name).await?;
+        Ok(FreedName {
+            tombstone,
+            profiles: locations,
+            groups,
+        })
     }
 
     /// `TROVE_BOOTSTRAP_ADMIN`: when no enabled admin exists, creates `username` as admin (or
@@ -815,6 +992,7 @@ impl AuthService {
         let mut members = members;
         members.sort();
         members.dedup();
+        self.check_not_retired(TombstoneKind::Group, name).await?;
         let group = GroupRecord {
             name: name.to_owned(),
             description,
@@ -831,6 +1009,11 @@ impl AuthService {
             Err(error) => return Err(error.into()),
         }
         self.groups.invalidate("");
+        if let Err(error) = self.check_not_retired(TombstoneKind::Group, name).await {
+            self.records.delete_group(name).await?;
+            self.groups.invalidate("");
+            return Err(error);
+        }
         Ok(group)
     }
 
@@ -915,9 +1098,19 @@ impl AuthService {
         Ok(updated)
     }
 
-    /// `DELETE /groups/{g}`.
+    /// `DELETE /groups/{g}`: the name is retired (a tombstone keeps it from being created
+    /// again, by anyone, until an admin frees it), so no new group inherits its grants.
     pub async fn delete_group(&self, principal: &Principal, name: &str) -> Result<()> {
         self.managed_group(principal, name).await?;
+        self.records
+            .put_tombstone(&Tombstone {
+                name: name.to_owned(),
+                kind: TombstoneKind::Group,
+                id: String::new(),
+                deleted_at: Utc::now(),
+                deleted_by: principal.actor(),
+            })
+            .await?;
         self.records.delete_group(name).await?;
         self.groups.invalidate("");
         Ok(())
@@ -1021,6 +1214,11 @@ impl AuthService {
                 ));
             }
         }
+        let creator_id = self
+            .account(&creator)
+            .await?
+            .map(|account| account.id)
+            .unwrap_or_default();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut secret = [0_u8; 32];
         rand::rng().fill_bytes(&mut secret);
@@ -1031,8 +1229,10 @@ impl AuthService {
             secret_sha256: sha256_hex(secret.as_bytes()),
             scopes,
             created_by: creator,
+            creator_id,
             created_at: now,
             expires_at: Some(now + chrono::Duration::days(i64::from(days))),
+            disabled: false,
         };
         self.records.create_api_key(&record).await?;
         self.api_keys.invalidate(&id);
@@ -1052,6 +1252,36 @@ impl AuthService {
             .into_iter()
             .filter(|key| principal.is_admin() || key.created_by == username)
             .collect())
+    }
+
+    /// `PATCH /api-keys/{id}`: disables or re-enables a key (admins, or the key's creator); a
+    /// disabled key is refused at once on this replica, within the cache lifetime elsewhere.
+    pub async fn set_api_key_disabled(
+        &self,
+        principal: &Principal,
+        id: &str,
+        disabled: bool,
+    ) -> Result<ApiKeyRecord> {
+        let username = self.require_account(principal)?;
+        let not_found = || AuthError::NotFound(format!("api key {id}"));
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let key = self.records.api_key(id).await?.ok_or_else(not_found)?;
+        if !principal.is_admin() && key.created_by != username {
+            return Err(not_found());
+        }
+        let updated = self
+            .records
+            .update_api_key(id, |key: &mut ApiKeyRecord| {
+                let changed = key.disabled != disabled;
+                key.disabled = disabled;
+                Ok::<_, AuthError>(changed)
+            })
+            .await?
+            .ok_or_else(not_found)??;
+        self.api_keys.invalidate(id);
+        Ok(updated)
     }
 
     /// `DELETE /api-keys/{id}`: admins, or the key's creator.
@@ -1084,6 +1314,17 @@ impl AuthService {
     }
 }
 
+/// What freeing a retired name changed.
+#[derive(Debug, Clone)]
+pub struct FreedName {
+    /// The tombstone that was removed.
+    pub tombstone: Tombstone,
+    /// The profiles the old principal was removed from.
+    pub profiles: Vec<ProfileLocation>,
+    /// The groups the old user was removed from.
+    pub groups: Vec<String>,
+}
+
 /// When a key expires, as shown to clients.
 #[must_use]
 pub fn expiry_of(record: &ApiKeyRecord) -> Option<DateTime<Utc>> {
@@ -1099,6 +1340,15 @@ mod tests {
         assert!(constant_time_eq("abc", "abc"));
         assert!(!constant_time_eq("abc", "abd"));
         assert!(!constant_time_eq("abc", "abcd"));
+    }
+
+    #[test]
+    fn names_reaching_logs_are_bounded() {
+        assert_eq!(bounded_name("alice"), "alice");
+        let huge = "é".repeat(1_000_000);
+        let bounded = bounded_name(&huge);
+        assert!(bounded.len() <= MAX_LOGGED_NAME_BYTES + '…'.len_utf8());
+        assert!(bounded.ends_with('…'));
     }
 
     #[test]

@@ -1,6 +1,11 @@
-//! Accounts, local groups, API keys and revoked tokens, stored as JSON records in object
-//! storage (SPEC §2: `..meta/users/<username>.json`, `..meta/groups/<group>.json`,
-//! `..meta/api-keys/<key-id>.json`, and `..meta/revoked-tokens/<jti>.json`).
+//! Accounts, local groups, API keys, revoked tokens and tombstones, stored as JSON records in
+//! object storage (SPEC §2: `..meta/users/<username>.json`, `..meta/groups/<group>.json`,
+//! `..meta/api-keys/<key-id>.json`, plus `..meta/revoked-tokens/<jti>.json` and
+//! `..meta/tombstones/{users,groups}/<name>.json`).
+//!
+//! A tombstone is what a deleted account or group leaves behind (SPEC §9: identities are never
+//! recycled): while it exists, the name cannot be created again; an admin frees it explicitly,
+//! which first removes the old name from every profile and group.
 //!
 //! Creation uses [`PutCondition::IfAbsent`], so of many concurrent creators of one name exactly
 //! one wins; updates use [`PutCondition::IfMatch`] on the ETag read, retried a few times on a
@@ -47,6 +52,11 @@ pub enum StoreError {
 pub struct AccountRecord {
     /// The username.
     pub username: String,
+    /// Immutable identity of this account (a UUID made at creation; empty for accounts made
+    /// before identities existed). Tokens and API keys are bound to it, so those of a deleted
+    /// account never work for a later account of the same name.
+    #[serde(default)]
+    pub id: String,
     /// argon2id PHC string; `None` for accounts that can't log in with a password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
@@ -73,6 +83,7 @@ impl fmt::Debug for AccountRecord {
         // Never print the password hash.
         f.debug_struct("AccountRecord")
             .field("username", &self.username)
+            .field("id", &self.id)
             .field("role", &self.role)
             .field("disabled", &self.disabled)
             .field("token_generation", &self.token_generation)
@@ -126,11 +137,18 @@ pub struct ApiKeyRecord {
     pub scopes: Vec<MachineGrant>,
     /// Username of the creator (the key never does more than they may).
     pub created_by: String,
+    /// Identity id of the creator's account ([`AccountRecord::id`]): the key works only while
+    /// that very account exists, never for a later account of the same name.
+    #[serde(default)]
+    pub creator_id: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Expiry, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// A disabled key is refused (`401 api_key_invalid`) until it is enabled again.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 impl fmt::Debug for ApiKeyRecord {
@@ -139,6 +157,7 @@ impl fmt::Debug for ApiKeyRecord {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("created_by", &self.created_by)
+            .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +183,66 @@ pub fn revoked_tokens_prefix() -> String {
 #[must_use]
 pub fn revoked_token_key(jti: &str) -> String {
     format!("..meta/revoked-tokens/{jti}.json")
+}
+
+/// What kind of identity a tombstone retires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TombstoneKind {
+    /// A local account (`<name>` in profiles).
+    User,
+    /// A local group (`group:<name>` in profiles).
+    Group,
+}
+
+impl TombstoneKind {
+    /// `users` or `groups`: the folder of its tombstones.
+    fn folder(self) -> &'static str {
+        match self {
+            Self::User => "users",
+            Self::Group => "groups",
+        }
+    }
+
+    /// `user` or `group`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+        }
+    }
+}
+
+/// What a deleted account or group leaves (`..meta/tombstones/{users,groups}/<name>.json`):
+/// the name stays retired until an admin frees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Tombstone {
+    /// The retired name.
+    pub name: String,
+    /// `user` or `group`.
+    #[schema(value_type = String)]
+    pub kind: TombstoneKind,
+    /// The identity id of the deleted account (empty for groups and older accounts).
+    #[serde(default)]
+    pub id: String,
+    /// When it was deleted.
+    pub deleted_at: DateTime<Utc>,
+    /// Who deleted it (`system` from the command line).
+    #[serde(default)]
+    pub deleted_by: String,
+}
+
+/// `..meta/tombstones/<users|groups>/`.
+#[must_use]
+pub fn tombstones_prefix(kind: TombstoneKind) -> String {
+    format!("..meta/tombstones/{}/", kind.folder())
+}
+
+/// `..meta/tombstones/<users|groups>/<name>.json`.
+#[must_use]
+pub fn tombstone_key(kind: TombstoneKind, name: &str) -> String {
+    format!("..meta/tombstones/{}/{name}.json", kind.folder())
 }
 
 /// A record with the ETag it was read at.
@@ -384,6 +463,15 @@ impl RecordStore {
         self.create(&keys::api_key(&key.id), key).await
     }
 
+    /// Updates an API key with `If-Match`; `Ok(None)` when it is absent.
+    pub async fn update_api_key<E>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut ApiKeyRecord) -> std::result::Result<bool, E>,
+    ) -> Result<Option<std::result::Result<ApiKeyRecord, E>>> {
+        self.update(&keys::api_key(id), change).await
+    }
+
     /// Deletes an API key.
     pub async fn delete_api_key(&self, id: &str) -> Result<()> {
         Ok(self.storage.delete(&keys::api_key(id)).await?)
@@ -394,6 +482,39 @@ impl RecordStore {
         let mut keys: Vec<ApiKeyRecord> = self.list(&keys::api_keys_prefix()).await?;
         keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(keys)
+    }
+
+    // --- tombstones ---
+
+    /// The tombstone of a retired name, if any.
+    pub async fn tombstone(&self, kind: TombstoneKind, name: &str) -> Result<Option<Tombstone>> {
+        Ok(self
+            .read(&tombstone_key(kind, name))
+            .await?
+            .map(|versioned| versioned.record))
+    }
+
+    /// Writes a tombstone (replacing an older one of the same name).
+    pub async fn put_tombstone(&self, tombstone: &Tombstone) -> Result<()> {
+        self.write(
+            &tombstone_key(tombstone.kind, &tombstone.name),
+            tombstone,
+            PutCondition::None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes a tombstone: the name may be created again.
+    pub async fn delete_tombstone(&self, kind: TombstoneKind, name: &str) -> Result<()> {
+        Ok(self.storage.delete(&tombstone_key(kind, name)).await?)
+    }
+
+    /// Every tombstone of a kind, sorted by name.
+    pub async fn tombstones(&self, kind: TombstoneKind) -> Result<Vec<Tombstone>> {
+        let mut tombstones: Vec<Tombstone> = self.list(&tombstones_prefix(kind)).await?;
+        tombstones.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tombstones)
     }
 
     // --- revoked tokens ---

@@ -1,7 +1,8 @@
 //! Scheduled jobs (tokio-cron-scheduler): the global sync check, repairing drift when
 //! `auto_repair` is on and exporting the drift count as a metric; and the purge of uploads
-//! not completed in time and of expired transient versions ([`run_purge`]). Cron strings come from the
-//! configuration (six fields, seconds first); an empty string disables the job.
+//! not completed in time and of expired transient versions ([`run_purge`]); and the purge of
+//! revoked-token records past their token's expiry ([`run_revocation_purge`]). Cron strings
+//! come from the configuration (six fields, seconds first); an empty string disables the job.
 
 use std::time::Instant;
 
@@ -92,11 +93,26 @@ pub async fn run_purge(app: &AppState) -> Result<crate::api::uploads::PurgeRepor
     Ok(report)
 }
 
+/// Runs the purge of revoked-token records once (the scheduled job's body): records whose
+/// token has expired anyway are deleted. Answers how many.
+pub async fn run_revocation_purge(app: &AppState) -> Result<usize, String> {
+    let purged = app
+        .auth
+        .purge_expired_revocations()
+        .await
+        .map_err(|error| error.to_string())?;
+    if purged > 0 {
+        tracing::info!(purged, "expired token revocations purged");
+    }
+    Ok(purged)
+}
+
 /// Starts the scheduled jobs of `app`; `None` when every cron string is empty.
 pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError> {
     let sync_cron = app.settings.sync_cron.trim().to_owned();
     let purge_cron = app.settings.purge_cron.trim().to_owned();
-    if sync_cron.is_empty() && purge_cron.is_empty() {
+    let revocation_cron = app.settings.revocation_purge_cron.trim().to_owned();
+    if sync_cron.is_empty() && purge_cron.is_empty() && revocation_cron.is_empty() {
         return Ok(None);
     }
     let scheduler = JobScheduler::new()
@@ -139,6 +155,27 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
         .map_err(|error| ScheduleError::InvalidCron {
             setting: "TROVE_PURGE_CRON",
             message: format!("{purge_cron:?}: {error}"),
+        })?;
+        scheduler
+            .add(job)
+            .await
+            .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+    }
+    if !revocation_cron.is_empty() {
+        let job_app = app.clone();
+        let job = Job::new_async(revocation_cron.as_str(), move |_, _| {
+            let app = job_app.clone();
+            Box::pin(async move {
+                let handle = app.jobs.create("revocation_purge", "system");
+                let job_app = app.clone();
+                app.jobs.spawn(handle, move |_| async move {
+                    run_revocation_purge(&job_app).await.map(|_| ())
+                });
+            })
+        })
+        .map_err(|error| ScheduleError::InvalidCron {
+            setting: "TROVE_REVOCATION_PURGE_CRON",
+            message: format!("{revocation_cron:?}: {error}"),
         })?;
         scheduler
             .add(job)

@@ -588,8 +588,12 @@ fn decide_create_project(
     Ok(())
 }
 
-/// Decides an action for a machine key capped by its creator ("never more than its creator may
-/// do at the time of use"): both must be allowed; the key's own refusal is reported first.
+/// Decides an action for a machine key acting for its creator, like a fine-grained token:
+/// inside a scope of the key that covers the target, the key may do what its creator may do
+/// now (never more), capped at the scope's access — `read` reads and downloads, `write` also
+/// writes; a key never manages nor creates projects. Outside its scopes, and on anything
+/// disabled, it reaches nothing (`404`). Profiles listing `machine:<name>` neither widen nor narrow this. For any other
+/// caller, both `caller` and `creator` must be allowed.
 pub fn decide_capped(
     caller: &Caller,
     creator: &Caller,
@@ -597,8 +601,33 @@ pub fn decide_capped(
     target: &Target,
     now: DateTime<Utc>,
 ) -> Result<(), Denial> {
-    decide(caller, action, target, now)?;
-    decide(creator, action, target, now)
+    let Caller::Machine { scopes, .. } = caller else {
+        decide(caller, action, target, now)?;
+        return decide(creator, action, target, now);
+    };
+    let Some(access) = scopes
+        .iter()
+        .filter(|scope| target.is_covered_by(&scope.target))
+        .map(|scope| scope.access)
+        .max()
+    else {
+        return Err(Denial::NotFound);
+    };
+    // A key is never an admin: what is disabled stays invisible to it, whoever created it.
+    if target.state == LifecycleState::Disabled {
+        return Err(Denial::NotFound);
+    }
+    let within_reach = match action.requirement() {
+        Requirement::Read | Requirement::Download => true,
+        Requirement::Write => access == GrantAccess::Write,
+        Requirement::Manage | Requirement::Special => false,
+    };
+    if within_reach {
+        return decide(creator, action, target, now);
+    }
+    // Beyond the key's reach: hidden when its creator can't see the target, else forbidden.
+    decide(creator, Action::ReadMetadata, target, now)?;
+    Err(Denial::Forbidden)
 }
 
 #[cfg(test)]
@@ -1029,6 +1058,56 @@ mod tests {
                 &t,
                 now()
             ),
+            Err(Denial::NotFound)
+        );
+    }
+
+    #[test]
+    fn a_key_acts_as_its_creator_within_its_scope_capped_to_its_access() {
+        // A private project of alice's: no machine is listed anywhere.
+        let t = target(json!({"owners": ["alice"], "read_access": "owners"}));
+        let key = |access: GrantAccess, project: &str| Caller::Machine {
+            name: "ci".into(),
+            scopes: vec![MachineGrant {
+                target: GrantTarget::Project(project.into()),
+                access,
+            }],
+        };
+        let alice = user("alice", Role::Maintainer);
+        let read = key(GrantAccess::Read, "bert");
+        assert_eq!(
+            decide_capped(&read, &alice, Action::ReadMetadata, &t, now()),
+            Ok(())
+        );
+        assert_eq!(
+            decide_capped(&read, &alice, Action::Download, &t, now()),
+            Ok(())
+        );
+        assert_eq!(
+            decide_capped(&read, &alice, Action::UploadFile, &t, now()),
+            Err(Denial::Forbidden)
+        );
+        let write = key(GrantAccess::Write, "bert");
+        assert_eq!(
+            decide_capped(&write, &alice, Action::UploadFile, &t, now()),
+            Ok(())
+        );
+        // Never managing, whatever the creator may.
+        for action in [Action::ChangePermissions, Action::DeleteFile, Action::Share] {
+            assert_eq!(
+                decide_capped(&write, &alice, action, &t, now()),
+                Err(Denial::Forbidden)
+            );
+        }
+        // Never more than the creator, never outside the scope.
+        let eve = user("eve", Role::Maintainer);
+        assert_eq!(
+            decide_capped(&write, &eve, Action::ReadMetadata, &t, now()),
+            Err(Denial::NotFound)
+        );
+        let elsewhere = key(GrantAccess::Write, "gpt");
+        assert_eq!(
+            decide_capped(&elsewhere, &alice, Action::ReadMetadata, &t, now()),
             Err(Denial::NotFound)
         );
     }

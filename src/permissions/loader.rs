@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::profile::{Profile, ProfileError, ProfileScope};
+use super::profile::{PrincipalRef, Profile, ProfileError, ProfileScope};
 use super::resolve::ScopeChain;
 use crate::storage::{ObjectStore, ObjectStoreExt, PutCondition, PutOptions, StorageError, keys};
 
@@ -286,6 +286,105 @@ impl ProfileLoader {
         let mut cache = self.cache();
         cache.generation = cache.generation.wrapping_add(1);
         cache.entries.clear();
+    }
+
+    /// Every place a profile may be stored: the global one, each namespace's, each project's
+    /// and each version's. One listing per project: for rare admin operations only.
+    pub async fn all_locations(&self) -> Result<Vec<ProfileLocation>> {
+        let mut locations = vec![ProfileLocation::Global];
+        let namespaces = keys::namespaces_prefix();
+        for prefix in self.store.list_prefixes(&namespaces).await? {
+            if let Some(namespace) = prefix
+                .strip_prefix(&namespaces)
+                .and_then(|rest| rest.strip_suffix('/'))
+            {
+                locations.push(ProfileLocation::Namespace(namespace.to_owned()));
+            }
+        }
+        for prefix in self.store.list_prefixes("").await? {
+            let Some(project) = prefix.strip_suffix('/') else {
+                continue;
+            };
+            if project == keys::META {
+                continue;
+            }
+            locations.push(ProfileLocation::Project(project.to_owned()));
+            for version in self.store.list_prefixes(&prefix).await? {
+                if let Some(version) = version
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.strip_suffix('/'))
+                    && version != keys::META
+                {
+                    locations.push(ProfileLocation::Version {
+                        project: project.to_owned(),
+                        version: version.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(locations)
+    }
+
+    /// Removes `principal` from every stored profile (its lists and its expiry), each with a
+    /// read-modify-write under `If-Match`; answers the locations changed. Unparseable profiles
+    /// are skipped with a warning (they already fail closed).
+    pub async fn remove_principal_everywhere(
+        &self,
+        principal: &PrincipalRef,
+    ) -> Result<Vec<ProfileLocation>> {
+        let mut changed = Vec::new();
+        for location in self.all_locations().await? {
+            if self.remove_principal_at(&location, principal).await? {
+                changed.push(location);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Removes `principal` from the profile at `location`; whether anything changed.
+    async fn remove_principal_at(
+        &self,
+        location: &ProfileLocation,
+        principal: &PrincipalRef,
+    ) -> Result<bool> {
+        for _ in 0..5 {
+            let stored = match self.load_uncached(location).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => return Ok(false),
+                Err(LoaderError::Profile { key, source }) => {
+                    tracing::warn!(%key, error = %source, "skipping an invalid profile");
+                    return Ok(false);
+                }
+                Err(error) => return Err(error),
+            };
+            let mut profile = stored.profile;
+            let before = (
+                profile.owners.len() + profile.writers.len() + profile.viewers.len(),
+                profile.expires.len(),
+            );
+            profile.owners.retain(|entry| entry != principal);
+            profile.writers.retain(|entry| entry != principal);
+            profile.viewers.retain(|entry| entry != principal);
+            profile.expires.remove(principal);
+            let after = (
+                profile.owners.len() + profile.writers.len() + profile.viewers.len(),
+                profile.expires.len(),
+            );
+            if before == after {
+                return Ok(false);
+            }
+            match self
+                .write_profile_if(location, profile, PutCondition::IfMatch(stored.etag))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(LoaderError::Storage(StorageError::PreconditionFailed { .. })) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(LoaderError::Storage(StorageError::PreconditionFailed {
+            key: location.key(),
+        }))
     }
 }
 

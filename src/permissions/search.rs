@@ -29,8 +29,9 @@
 //! (the latest, when several do); tokens already expired when the document is built are left
 //! out, and [`DocumentAccess::next_expiry`] tells the scheduler when to re-index.
 //!
-//! A machine key capped by its creator searches with [`AccessScope::Both`]: a document must
-//! match both scopes, just as [`decide_capped`](super::decide_capped) requires both callers.
+//! A machine key acting for its creator searches with [`AccessScope::delegated`]: what its
+//! creator finds, confined to the key's scopes — just as [`decide_capped`](super::decide_capped)
+//! lets the key read within its scopes whatever its creator may read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -211,7 +212,7 @@ pub enum AccessScope {
         /// The reader tokens the key holds.
         tokens: BTreeSet<String>,
     },
-    /// Both scopes must match (a machine key capped by its creator).
+    /// Both scopes must match (a machine key: its creator's scope and its own confinement).
     Both(Box<AccessScope>, Box<AccessScope>),
 }
 
@@ -269,13 +270,11 @@ impl AccessScope {
         Self::Both(Box::new(self), Box::new(Self::Principals { tokens }))
     }
 
-    /// The scope of a machine key capped by its creator: both must match.
+    /// The scope of a machine key acting for its creator (like a fine-grained token): what
+    /// the creator may read, inside the key's `scopes` only.
     #[must_use]
-    pub fn capped(caller: &Caller, creator: &Caller) -> Self {
-        Self::Both(
-            Box::new(Self::for_caller(caller)),
-            Box::new(Self::for_caller(creator)),
-        )
+    pub fn delegated(creator: &Caller, scopes: &[MachineGrant]) -> Self {
+        Self::for_caller(creator).confined_to(scopes)
     }
 
     /// Whether a document is in this scope at `now`; equals `can_read` of the caller on the
@@ -510,26 +509,29 @@ mod tests {
     }
 
     #[test]
-    fn both_requires_both_scopes() {
+    fn a_delegated_key_finds_what_its_creator_reads_inside_its_scopes() {
+        // A private project: only its owner reads it; no machine is listed.
         let doc = document(
-            json!({"owners": ["alice"], "viewers": ["bob"]}),
+            json!({"owners": ["alice"], "read_access": "owners"}),
             LifecycleState::Active,
         );
         let alice = Caller::account("alice", Role::Maintainer);
         let eve = Caller::account("eve", Role::Maintainer);
-        let machine = Caller::Machine {
-            name: "ci".into(),
-            scopes: vec![MachineGrant {
-                target: GrantTarget::Namespace("nlp".into()),
+        let scopes = |namespace: &str| {
+            vec![MachineGrant {
+                target: GrantTarget::Namespace(namespace.into()),
                 access: GrantAccess::Read,
-            }],
+            }]
         };
-        let capped_by_alice = AccessScope::capped(&machine, &alice);
-        assert!(capped_by_alice.matches(&doc, now()));
-        assert!(capped_by_alice.filter().matches(&doc, now()));
-        let capped_by_eve = AccessScope::capped(&machine, &eve);
-        assert!(!capped_by_eve.matches(&doc, now()));
-        assert!(!capped_by_eve.filter().matches(&doc, now()));
-        assert_eq!(capped_by_eve.filter().required_token_sets.len(), 2);
+        let by_alice = AccessScope::delegated(&alice, &scopes("nlp"));
+        assert!(by_alice.matches(&doc, now()));
+        assert!(by_alice.filter().matches(&doc, now()));
+        let by_eve = AccessScope::delegated(&eve, &scopes("nlp"));
+        assert!(!by_eve.matches(&doc, now()));
+        assert!(!by_eve.filter().matches(&doc, now()));
+        assert_eq!(by_eve.filter().required_token_sets.len(), 2);
+        let elsewhere = AccessScope::delegated(&alice, &scopes("vision"));
+        assert!(!elsewhere.matches(&doc, now()));
+        assert!(!elsewhere.filter().matches(&doc, now()));
     }
 }

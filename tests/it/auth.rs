@@ -271,8 +271,10 @@ async fn every_token_rejection_has_its_own_code() {
     let app = TestApp::local().await;
     app.register("alice", PASSWORD).await;
     let secret = jwt_secret(&app);
+    // Tokens are bound to the account's identity id (issue 12).
+    let uid = app.state.auth.account("alice").await.unwrap().unwrap().id;
     let claims = |extra: Value| {
-        let mut base = json!({"sub": "alice", "exp": now() + 600, "iat": now(), "jti": "j1",
+        let mut base = json!({"sub": "alice", "uid": uid, "exp": now() + 600, "iat": now(), "jti": "j1",
             "aud": "trove", "iss": "trove", "gen": 0});
         for (key, value) in extra.as_object().unwrap() {
             base[key] = value.clone();

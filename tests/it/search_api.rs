@@ -366,10 +366,12 @@ async fn matrix(app: TestApp, jwks: &Jwks) {
         match name.as_str() {
             "root" => assert_eq!(found.len(), ids.len(), "admins see everything"),
             "anonymous" => assert_eq!(found, expected_projects(&["p-public", "v-public"])),
+            // Issue 12: a key acts for its creator (olive owns both) inside its scopes, so a
+            // read scope reaches p-owners too (before, only where the rule admitted viewers).
             "machine:ci" => assert_eq!(
                 found,
-                expected_projects(&["p-viewers"]),
-                "the key reaches its scopes only, where the rule admits viewers"
+                expected_projects(&["p-owners", "p-viewers"]),
+                "the key reaches what its creator reads, inside its scopes only"
             ),
             "rita" => assert!(!found.iter().any(|id| id.starts_with("disabled:"))),
             "oscar" => {

@@ -1,6 +1,6 @@
 //! Property tests over random profiles, scope chains and callers:
-//! (a) the search-side match equals `can_read` for every document (machines and capped keys
-//!     included), and
+//! (a) the search-side match equals `can_read` for every document (machines and keys acting
+//!     for their creators included), and
 //! (b) no caller ever gains a right by being demoted, by an expired entry, or by time passing.
 
 use chrono::{DateTime, Duration, Utc};
@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use crate::permissions::{
     AccessRule, AccessScope, Action, Caller, DocumentAccess, GrantAccess, GrantTarget,
     LifecycleState, MachineGrant, PrincipalRef, Profile, Role, ScopeChain, Target, can_download,
-    can_manage, can_read, can_write, decide,
+    can_manage, can_read, can_write, decide, decide_capped,
 };
 
 use super::now;
@@ -232,17 +232,20 @@ proptest! {
         }
     }
 
-    /// (a) for a machine key capped by its creator: both must be able to read.
+    /// (a) for a machine key acting for its creator: found exactly when the engine lets the
+    /// key read (its creator reads the document, inside one of the key's scopes).
     #[test]
-    fn capped_search_match_equals_both_can_read(
+    fn delegated_search_match_equals_capped_read(
         (_chain, target) in target(),
-        machine in caller(),
+        scopes in prop::collection::vec(machine_grant(), 0..3),
         creator in caller(),
         at in instant(),
     ) {
+        let machine = Caller::Machine { name: "ci".to_owned(), scopes: scopes.clone() };
         let document = DocumentAccess::for_target(&target, at);
-        let scope = AccessScope::capped(&machine, &creator);
-        let expected = can_read(&machine, &target, at) && can_read(&creator, &target, at);
+        let scope = AccessScope::delegated(&creator, &scopes);
+        let expected =
+            decide_capped(&machine, &creator, Action::ReadMetadata, &target, at).is_ok();
         prop_assert_eq!(scope.matches(&document, at), expected);
         prop_assert_eq!(scope.filter().matches(&document, at), expected);
     }
