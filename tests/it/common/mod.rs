@@ -12,11 +12,11 @@ macro_rules! both_backends {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn local() {
-                super::$name(crate::common::Backend::Local).await;
+                super::$name($crate::common::Backend::Local).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn s3() {
-                super::$name(crate::common::Backend::S3).await;
+                super::$name($crate::common::Backend::S3).await;
             }
         }
     };
