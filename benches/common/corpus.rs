@@ -322,6 +322,10 @@ impl Generator {
             }
             .to_owned(),
             source,
+            project_text: trove::index::document::ProjectText {
+                name: format!("{project} {project} model"),
+                about: "a model of the benchmark corpus".to_owned(),
+            },
         }
     }
 }

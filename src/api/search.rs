@@ -51,6 +51,11 @@ pub struct SearchParams {
     pub size: Option<usize>,
     /// `file` (default), `project` or `all`.
     pub kind: Option<KindFilter>,
+    /// The last word is a prefix (`ber` finds `bert`), for a search box.
+    pub prefix: Option<bool>,
+    /// Each hit carries `_extra.highlight`: a short snippet of its own text with the query's
+    /// words in `<em>` (the rest HTML-escaped).
+    pub highlight: Option<bool>,
 }
 
 fn kind_name(kind: KindFilter) -> &'static str {
@@ -203,6 +208,7 @@ fn request_of(state: &CursorState) -> ApiResult<SearchRequest> {
         latest: state.latest,
         project: state.project.clone(),
         version: state.version.clone(),
+        prefix: state.prefix,
     })
 }
 
@@ -240,10 +246,31 @@ async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> Api
             .await
             .map_err(ApiError::internal)?
             .map_err(search_error)?;
+    let words = cursor
+        .highlight
+        .then(|| crate::index::highlight::query_words(&cursor.q))
+        .unwrap_or_default();
     let results: Vec<Value> = page
         .hits
         .into_iter()
-        .map(|hit| present(app, principal, hit, cursor.fields.as_deref(), now))
+        .map(|hit| {
+            // Built from the hit itself, before fields are filtered.
+            let highlight = cursor.highlight.then(|| {
+                crate::index::highlight::snippet(&hit.source, &words, cursor.prefix)
+            });
+            let mut document = present(app, principal, hit, cursor.fields.as_deref(), now);
+            if let Some(highlight) = highlight
+                && let Some(object) = document.as_object_mut()
+            {
+                let extra = object
+                    .entry("_extra")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(extra) = extra.as_object_mut() {
+                    extra.insert("highlight".to_owned(), json!(highlight));
+                }
+            }
+            document
+        })
         .collect();
     let next_offset = cursor.offset + cursor.size;
     let next = (next_offset < page.total && !results.is_empty()).then(|| {
@@ -313,6 +340,8 @@ fn cursor_from(
         latest: params.latest.unwrap_or(false),
         project: project.map(str::to_owned),
         version: version.map(str::to_owned),
+        prefix: params.prefix.unwrap_or(false),
+        highlight: params.highlight.unwrap_or(false),
         exp: 0,
     })
 }
@@ -497,6 +526,8 @@ fn list_params(params: &ListParams, kind: KindFilter) -> SearchParams {
         latest: params.latest,
         size: params.size,
         kind: Some(kind),
+        prefix: None,
+        highlight: None,
     }
 }
 

@@ -47,6 +47,12 @@ pub struct CursorState {
     pub project: Option<String>,
     /// Version restriction.
     pub version: Option<String>,
+    /// The last word is a prefix.
+    #[serde(default)]
+    pub prefix: bool,
+    /// Each hit carries a highlighted snippet.
+    #[serde(default)]
+    pub highlight: bool,
     /// Expiry (unix seconds).
     pub exp: i64,
 }
@@ -130,6 +136,8 @@ mod tests {
             latest: false,
             project: None,
             version: None,
+            prefix: false,
+            highlight: false,
             exp: 0,
         }
     }

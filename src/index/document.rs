@@ -69,6 +69,60 @@ pub struct IndexDocument {
     pub state: String,
     /// The whole document as searches return it (with `_extra`).
     pub source: Value,
+    /// The project's words every document of it is found by (free text).
+    pub project_text: ProjectText,
+}
+
+/// The words of a project that each of its documents is found by: an unqualified word matches
+/// the project's id, title, description and tags on every document of the project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectText {
+    /// Project id and title (boosted most).
+    pub name: String,
+    /// Description and tags.
+    pub about: String,
+}
+
+impl ProjectText {
+    /// The words of a project record.
+    #[must_use]
+    pub fn of(record: &crate::model::records::ProjectRecord) -> Self {
+        Self {
+            name: format!("{} {}", record.project_id, record.title),
+            about: format!("{} {}", record.description, record.tags.join(" ")),
+        }
+    }
+}
+
+/// Most bytes of string values gathered into a document's free text (a bound on index size
+/// and indexing work; metadata documents are capped far below the index's own limits anyway).
+const MAX_FREE_TEXT_BYTES: usize = 256 * 1024;
+
+/// Appends every string value of `value` (keys left out, `_extra` skipped at the top) to
+/// `text`, one per line, up to [`MAX_FREE_TEXT_BYTES`].
+fn gather_strings(value: &Value, top: bool, text: &mut String) {
+    match value {
+        Value::String(string) => {
+            if text.len() + string.len() < MAX_FREE_TEXT_BYTES {
+                text.push_str(string);
+                text.push('\n');
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                gather_strings(item, false, text);
+            }
+        }
+        Value::Object(object) => {
+            for (key, child) in object {
+                if top && key == "_extra" {
+                    continue;
+                }
+                gather_strings(child, false, text);
+            }
+        }
+        _ => {}
+    }
 }
 
 impl IndexDocument {
@@ -122,6 +176,17 @@ impl IndexDocument {
         let mut searchable = self.source.clone();
         if let Some(extra) = searchable.get_mut("_extra").and_then(Value::as_object_mut) {
             extra.remove("permissions");
+        }
+        document.add_text(fields.text_name, &self.project_text.name);
+        document.add_text(fields.text_about, &self.project_text.about);
+        let mut meta_text = String::new();
+        gather_strings(&searchable, true, &mut meta_text);
+        document.add_text(fields.text_meta, &meta_text);
+        if let Some(path) = &self.path {
+            document.add_text(
+                fields.text_path,
+                format!("{path} {}", self.version.as_deref().unwrap_or_default()),
+            );
         }
         let mut present = std::collections::BTreeSet::new();
         key_paths(&searchable, &mut String::new(), &mut present);

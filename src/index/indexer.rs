@@ -495,6 +495,7 @@ impl Indexer {
             access,
             state: state.as_str().to_owned(),
             source,
+            project_text: super::document::ProjectText::of(record),
         }
     }
 
@@ -946,6 +947,7 @@ impl VersionBase<'_> {
             access: self.access.clone(),
             state: self.state.as_str().to_owned(),
             source,
+            project_text: super::document::ProjectText::of(project),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod document;
 pub mod expiry;
 pub mod filter;
+pub mod highlight;
 pub mod indexer;
 pub mod schema;
 pub mod search;
@@ -82,6 +83,14 @@ pub struct IndexFields {
     pub readers: Field,
     /// Effective lifecycle state.
     pub state: Field,
+    /// Free text: the project's id and title.
+    pub text_name: Field,
+    /// Free text: the project's description and tags.
+    pub text_about: Field,
+    /// Free text: every string value of the document.
+    pub text_meta: Field,
+    /// Free text: the path and version.
+    pub text_path: Field,
     /// Key paths present in the searchable document (`field:*`).
     pub fields_present: Field,
     /// Searchable JSON document.
@@ -113,6 +122,10 @@ impl IndexFields {
             uploaded: field("uploaded")?,
             readers: field("readers")?,
             state: field("state")?,
+            text_name: field("text_name")?,
+            text_about: field("text_about")?,
+            text_meta: field("text_meta")?,
+            text_path: field("text_path")?,
             fields_present: field("fields_present")?,
             document: field("document")?,
             source: field("source")?,

@@ -130,6 +130,8 @@ pub struct SearchRequest {
     pub project: Option<String>,
     /// Restrict to one version of that project.
     pub version: Option<String>,
+    /// Treat the query's last word as a prefix (`ber` finds `bert`): what a search box needs.
+    pub prefix: bool,
 }
 
 /// One hit.
@@ -236,8 +238,48 @@ fn complete_negative_query(ast: UserInputAst) -> UserInputAst {
     }
 }
 
+/// Boosts of the free-text fields an unqualified word searches: the project's name above its
+/// description and tags, above other metadata values, above paths.
+const FREE_TEXT_BOOSTS: [(&str, f32); 4] = [
+    ("text_name", 4.0),
+    ("text_about", 2.0),
+    ("text_meta", 1.0),
+    ("text_path", 0.5),
+];
+
 /// Parses the user's query into a query object (never combined as text).
 pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>, SearchError> {
+    parse_user_query_with(index, text, false)
+}
+
+/// Marks the last unqualified word (or phrase) of the query as a prefix.
+fn last_word_as_prefix(ast: &mut UserInputAst) -> bool {
+    match ast {
+        UserInputAst::Clause(clauses) => clauses
+            .iter_mut()
+            .rev()
+            .any(|(_, clause)| last_word_as_prefix(clause)),
+        UserInputAst::Boost(inner, _) => last_word_as_prefix(inner),
+        UserInputAst::Leaf(leaf) => match leaf.as_mut() {
+            UserInputLeaf::Literal(literal) if literal.field_name.is_none() => {
+                literal.prefix = true;
+                true
+            }
+            _ => false,
+        },
+    }
+}
+
+/// [`parse_user_query`], with the last unqualified word as a prefix when `prefix`.
+///
+/// An unqualified word searches the free-text fields (project id and title, description and
+/// tags, every string value of the document, path and version) with BM25 and field boosts;
+/// `field:value` searches that key of the JSON document exactly as before.
+pub fn parse_user_query_with(
+    index: &SearchIndex,
+    text: &str,
+    prefix: bool,
+) -> Result<Box<dyn Query>, SearchError> {
     let text = text.trim();
     if text.len() > MAX_QUERY_BYTES {
         return Err(SearchError::InvalidQuery(format!(
@@ -266,9 +308,27 @@ pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query
     let ast = tantivy::query_grammar::parse_query(text)
         .map_err(|_| SearchError::InvalidQuery(format!("cannot parse {text:?}")))?;
     check_ast(&ast, 0)?;
-    let ast = complete_negative_query(exists_as_terms(ast));
+    let mut ast = complete_negative_query(exists_as_terms(ast));
+    if prefix {
+        last_word_as_prefix(&mut ast);
+    }
     let fields = index.fields();
-    let parser = QueryParser::for_index(index.index(), vec![fields.document]);
+    let mut parser = QueryParser::for_index(
+        index.index(),
+        vec![
+            fields.text_name,
+            fields.text_about,
+            fields.text_meta,
+            fields.text_path,
+            // Keys of the JSON document (`title:bert`) resolve through it.
+            fields.document,
+        ],
+    );
+    for (name, boost) in FREE_TEXT_BOOSTS {
+        if let Ok(field) = index.index().schema().get_field(name) {
+            parser.set_field_boost(field, boost);
+        }
+    }
     parser
         .build_query_from_user_input_ast(ast)
         .map_err(|error| SearchError::InvalidQuery(error.to_string()))
@@ -487,7 +547,7 @@ pub fn search(
             "cannot page beyond {MAX_OFFSET} results; narrow the query"
         )));
     }
-    let user_query = parse_user_query(index, &request.query)?;
+    let user_query = parse_user_query_with(index, &request.query, request.prefix)?;
     let searcher = index.reader().searcher();
     let mut clauses = build_query(index, access, request, user_query);
     if request.latest {

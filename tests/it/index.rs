@@ -76,6 +76,7 @@ fn file_doc(
             "_extra": {"id": id, "project_id": project, "version": version, "numerical_revision": revision,
                         "permissions": {"owners": readers, "read_access": "viewers"}}
         }),
+        project_text: trove::index::document::ProjectText::default(),
     }
 }
 
@@ -136,6 +137,7 @@ async fn corpus() -> (tempfile::TempDir, SearchIndex) {
         access: access(&["alice", "bob"], "active"),
         state: "active".into(),
         source: json!({"title": "project one", "_extra": {"kind": "project", "project_id": "p1"}}),
+        project_text: trove::index::document::ProjectText::default(),
     };
     ops.push(WriteOp::Replace {
         owner: project.owner_key(),
