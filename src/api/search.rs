@@ -136,6 +136,46 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
     }
 }
 
+/// ArtifactDB's `readers`: the principals that may read under a profile — the levels its
+/// `read_access` admits (owners, writers, viewers), or `authenticated` / `public` for the
+/// open rules, nobody for `none`.
+fn readers_of(permissions: &Map<String, Value>) -> Vec<String> {
+    let list = |key: &str| -> Vec<String> {
+        permissions
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let levels: &[&str] = match permissions
+        .get("read_access")
+        .and_then(Value::as_str)
+        .unwrap_or("viewers")
+    {
+        "owners" => &["owners"],
+        "writers" => &["owners", "writers"],
+        "authenticated" => return vec!["authenticated".to_owned()],
+        "public" => return vec!["public".to_owned()],
+        "none" => &[],
+        _ => &["owners", "writers", "viewers"],
+    };
+    let mut readers: Vec<String> = Vec::new();
+    for level in levels {
+        for principal in list(level) {
+            if !readers.contains(&principal) {
+                readers.push(principal);
+            }
+        }
+    }
+    readers
+}
+
 /// Whether the caller may read the document a link points to: only then does it learn the
 /// target's id.
 pub fn link_target_readable(app: &AppState, principal: &Principal, target: &str) -> bool {
@@ -174,7 +214,14 @@ fn present(
     let manage = may_manage(principal, &hit, now);
     let mut source = hit.source;
     if let Some(extra) = source.get_mut("_extra").and_then(Value::as_object_mut) {
-        if !manage {
+        if manage {
+            if let Some(permissions) = extra.get_mut("permissions").and_then(Value::as_object_mut)
+                && !permissions.contains_key("readers")
+            {
+                let readers = readers_of(permissions);
+                permissions.insert("readers".to_owned(), json!(readers));
+            }
+        } else {
             extra.remove("permissions");
         }
         let hidden = extra
@@ -246,18 +293,19 @@ async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> Api
             .await
             .map_err(ApiError::internal)?
             .map_err(search_error)?;
-    let words = cursor
-        .highlight
-        .then(|| crate::index::highlight::query_words(&cursor.q))
-        .unwrap_or_default();
+    let words = if cursor.highlight {
+        crate::index::highlight::query_words(&cursor.q)
+    } else {
+        Vec::new()
+    };
     let results: Vec<Value> = page
         .hits
         .into_iter()
         .map(|hit| {
             // Built from the hit itself, before fields are filtered.
-            let highlight = cursor.highlight.then(|| {
-                crate::index::highlight::snippet(&hit.source, &words, cursor.prefix)
-            });
+            let highlight = cursor
+                .highlight
+                .then(|| crate::index::highlight::snippet(&hit.source, &words, cursor.prefix));
             let mut document = present(app, principal, hit, cursor.fields.as_deref(), now);
             if let Some(highlight) = highlight
                 && let Some(object) = document.as_object_mut()
@@ -373,16 +421,20 @@ pub async fn get_scroll(
     principal: Principal,
     ApiPath(cursor): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let state = app
-        .cursors
-        .decode(&cursor, Utc::now())
+    let state = decode_cursor(&app, &cursor)?;
+    page(&app, &principal, state).await
+}
+
+/// A signed cursor's state (`400 invalid_cursor`, `400 cursor_expired`).
+fn decode_cursor(app: &AppState, cursor: &str) -> ApiResult<CursorState> {
+    app.cursors
+        .decode(cursor, Utc::now())
         .map_err(|error| match error {
             CursorError::Invalid => ApiError::new(ErrorCode::BadRequest, error.to_string())
                 .with_code_name("invalid_cursor"),
             CursorError::Expired => ApiError::new(ErrorCode::BadRequest, error.to_string())
                 .with_code_name("cursor_expired"),
-        })?;
-    page(&app, &principal, state).await
+        })
 }
 
 /// `GET /aggregate` parameters.
@@ -506,6 +558,9 @@ pub async fn get_file_metadata(
 /// `GET /projects` and metadata listings parameters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct ListParams {
+    /// The next page of `GET /projects`: the `cursor` of the previous page's `next` (the other
+    /// parameters are in it).
+    pub cursor: Option<String>,
     /// Page size (1..=500, default 50).
     pub size: Option<usize>,
     /// Keys to return.
@@ -544,15 +599,28 @@ fn readable_versions(
     Ok((versions, latest))
 }
 
-/// Projects the caller can read, each with its readable versions.
+/// Projects the caller can read, each with its readable versions; paginated (`next` and a
+/// `Link: <…>; rel="more"` header).
 #[utoipa::path(get, path = "/projects", tag = "search", params(ListParams),
     responses((status = 200, description = "`{results: [{project_id, aggs, ...record}], count, total, next}`")))]
 pub async fn get_projects(
     State(app): State<AppState>,
     principal: Principal,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> ApiResult<ApiJson<Value>> {
-    let cursor = cursor_from(&list_params(&params, KindFilter::Project), None, None)?;
+) -> ApiResult<Response> {
+    let cursor = match &params.cursor {
+        Some(token) => {
+            let state = decode_cursor(&app, token)?;
+            if state.kind != "project" || state.project.is_some() {
+                return Err(
+                    ApiError::new(ErrorCode::BadRequest, "not a cursor of /projects")
+                        .with_code_name("invalid_cursor"),
+                );
+            }
+            state
+        }
+        None => cursor_from(&list_params(&params, KindFilter::Project), None, None)?,
+    };
     let request = request_of(&cursor)?;
     let scope = search_scope(&principal);
     let index = app.index.clone();
@@ -568,7 +636,7 @@ pub async fn get_projects(
             .unwrap_or_default()
             .to_owned();
         let (versions, latest) = readable_versions(&app, &principal, &project)?;
-        let mut document = present(&app, &principal, hit, params.fields.as_deref(), now);
+        let mut document = present(&app, &principal, hit, cursor.fields.as_deref(), now);
         if let Some(object) = document.as_object_mut() {
             object.insert("project_id".to_owned(), Value::String(project));
             object.insert(
@@ -585,12 +653,34 @@ pub async fn get_projects(
         }
         results.push(document);
     }
-    Ok(ApiJson(json!({
+    let next_offset = cursor.offset + cursor.size;
+    let next = (next_offset < page.total && !results.is_empty()).then(|| {
+        let token = app.cursors.encode(
+            CursorState {
+                offset: next_offset,
+                ..cursor.clone()
+            },
+            now,
+        );
+        let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+        format!("/projects?cursor={token}")
+    });
+    let mut response = ApiJson(json!({
         "results": results,
         "count": results.len(),
         "total": page.total,
-        "next": Value::Null,
-    })))
+        "next": next,
+    }))
+    .into_response();
+    if let Some(next) = &next
+        && let Ok(link) = HeaderValue::from_str(&format!(
+            "<{}{next}>; rel=\"more\"",
+            app.settings.public_url()
+        ))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// The versions of one project the caller can read.
@@ -660,4 +750,24 @@ pub async fn get_version_metadata(
         Some(&view.record.version),
     )?;
     page(&app, &principal, cursor).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_follow_the_read_rule() {
+        let profile = |rule: &str| {
+            json!({"owners": ["alice"], "writers": ["bob"], "viewers": ["carol", "alice"], "read_access": rule})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(readers_of(&profile("viewers")), ["alice", "bob", "carol"]);
+        assert_eq!(readers_of(&profile("writers")), ["alice", "bob"]);
+        assert_eq!(readers_of(&profile("owners")), ["alice"]);
+        assert_eq!(readers_of(&profile("public")), ["public"]);
+        assert!(readers_of(&profile("none")).is_empty());
+    }
 }

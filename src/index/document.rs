@@ -102,11 +102,9 @@ const MAX_FREE_TEXT_BYTES: usize = 256 * 1024;
 /// `text`, one per line, up to [`MAX_FREE_TEXT_BYTES`].
 fn gather_strings(value: &Value, top: bool, text: &mut String) {
     match value {
-        Value::String(string) => {
-            if text.len() + string.len() < MAX_FREE_TEXT_BYTES {
-                text.push_str(string);
-                text.push('\n');
-            }
+        Value::String(string) if text.len() + string.len() < MAX_FREE_TEXT_BYTES => {
+            text.push_str(string);
+            text.push('\n');
         }
         Value::Array(items) => {
             for item in items {

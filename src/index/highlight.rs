@@ -63,7 +63,8 @@ fn escape(text: &str, out: &mut String) {
 fn matches(word: &str, words: &[String], prefix: bool) -> bool {
     let lower = word.to_lowercase();
     words.iter().enumerate().any(|(index, wanted)| {
-        lower == *wanted || (prefix && index + 1 == words.len() && lower.starts_with(wanted.as_str()))
+        lower == *wanted
+            || (prefix && index + 1 == words.len() && lower.starts_with(wanted.as_str()))
     })
 }
 
@@ -107,7 +108,10 @@ pub fn snippet(document: &Value, words: &[String], prefix: bool) -> Option<Strin
         // A window of characters around the first match.
         let before = text[..first].chars().count();
         let skip = before.saturating_sub(SNIPPET_CHARS / 3);
-        let window_start = text.char_indices().nth(skip).map_or(0, |(offset, _)| offset);
+        let window_start = text
+            .char_indices()
+            .nth(skip)
+            .map_or(0, |(offset, _)| offset);
         let window_end = text[window_start..]
             .char_indices()
             .nth(SNIPPET_CHARS)
@@ -164,7 +168,10 @@ mod tests {
         );
         assert_eq!(snippet(&document, &query_words("ber"), false), None);
         // Only the hit's own text: `_extra` values other than the path are not used.
-        assert_eq!(snippet(&document, &query_words("config"), false).unwrap(), "<em>config</em>/bert.json");
+        assert_eq!(
+            snippet(&document, &query_words("config"), false).unwrap(),
+            "<em>config</em>/bert.json"
+        );
     }
 
     #[test]
@@ -172,7 +179,10 @@ mod tests {
         let long = format!("{} needle {}", "hay ".repeat(100), "straw ".repeat(100));
         let document = json!({"notes": long});
         let snippet = snippet(&document, &query_words("needle"), false).unwrap();
-        assert!(snippet.starts_with('…') && snippet.ends_with('…'), "{snippet}");
+        assert!(
+            snippet.starts_with('…') && snippet.ends_with('…'),
+            "{snippet}"
+        );
         assert!(snippet.contains("<em>needle</em>"));
         assert!(snippet.chars().count() < SNIPPET_CHARS + 20);
     }

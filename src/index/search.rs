@@ -181,9 +181,14 @@ fn check_ast(ast: &UserInputAst, depth: usize) -> Result<(), SearchError> {
         UserInputAst::Leaf(leaf) => match leaf.as_ref() {
             UserInputLeaf::Literal(literal) => check_field(literal.field_name.as_deref()),
             UserInputLeaf::All => Ok(()),
-            UserInputLeaf::Range { field, .. }
-            | UserInputLeaf::Set { field, .. }
-            | UserInputLeaf::Regex { field, .. } => check_field(field.as_deref()),
+            // Regular expressions are not part of the language (costly automata); the prefix
+            // search builds its own, anchored ones.
+            UserInputLeaf::Regex { .. } => Err(SearchError::InvalidQuery(
+                "regular expressions are not supported; use prefix=true".to_owned(),
+            )),
+            UserInputLeaf::Range { field, .. } | UserInputLeaf::Set { field, .. } => {
+                check_field(field.as_deref())
+            }
             UserInputLeaf::Exists { field } => check_field(Some(field)),
         },
     }
@@ -252,7 +257,9 @@ pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query
     parse_user_query_with(index, text, false)
 }
 
-/// Marks the last unqualified word (or phrase) of the query as a prefix.
+/// Marks the last unqualified word (or phrase) of the query as a prefix: a phrase of several
+/// words becomes a phrase prefix, a single word a prefix of the terms of every free-text
+/// field (tantivy's phrase prefix needs two words).
 fn last_word_as_prefix(ast: &mut UserInputAst) -> bool {
     match ast {
         UserInputAst::Clause(clauses) => clauses
@@ -260,14 +267,59 @@ fn last_word_as_prefix(ast: &mut UserInputAst) -> bool {
             .rev()
             .any(|(_, clause)| last_word_as_prefix(clause)),
         UserInputAst::Boost(inner, _) => last_word_as_prefix(inner),
-        UserInputAst::Leaf(leaf) => match leaf.as_mut() {
-            UserInputLeaf::Literal(literal) if literal.field_name.is_none() => {
-                literal.prefix = true;
-                true
+        UserInputAst::Leaf(leaf) => {
+            let UserInputLeaf::Literal(literal) = leaf.as_mut() else {
+                return false;
+            };
+            if literal.field_name.is_some() {
+                return false;
             }
-            _ => false,
-        },
+            let words: Vec<String> = literal
+                .phrase
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|word| !word.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            match words.as_slice() {
+                [] => false,
+                [word] => {
+                    let pattern = format!("{}.*", regex_escape(word));
+                    *ast = UserInputAst::Clause(
+                        FREE_TEXT_BOOSTS
+                            .iter()
+                            .map(|(field, boost)| {
+                                let leaf = UserInputAst::Leaf(Box::new(UserInputLeaf::Regex {
+                                    field: Some((*field).to_owned()),
+                                    pattern: pattern.clone(),
+                                }));
+                                (
+                                    Some(Occur::Should),
+                                    UserInputAst::Boost(Box::new(leaf), f64::from(*boost).into()),
+                                )
+                            })
+                            .collect(),
+                    );
+                    true
+                }
+                _ => {
+                    literal.prefix = true;
+                    true
+                }
+            }
+        }
     }
+}
+
+/// Escapes the characters of `text` that a regular expression would interpret.
+fn regex_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if !character.is_alphanumeric() {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
 }
 
 /// [`parse_user_query`], with the last unqualified word as a prefix when `prefix`.
@@ -324,6 +376,9 @@ pub fn parse_user_query_with(
             fields.document,
         ],
     );
+    // Only the prefix rewrite above produces regular expressions (`check_ast` refuses the
+    // user's own).
+    parser.allow_regexes();
     for (name, boost) in FREE_TEXT_BOOSTS {
         if let Ok(field) = index.index().schema().get_field(name) {
             parser.set_field_boost(field, boost);

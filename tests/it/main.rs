@@ -12,6 +12,7 @@ mod index;
 mod indexing;
 mod namespaces;
 mod search_api;
+mod search_text;
 mod security;
 mod storage;
 mod storage_conformance;

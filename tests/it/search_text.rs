@@ -1,0 +1,281 @@
+//! Search as a new user types it (issue 13): free text over projects, metadata values and
+//! paths; prefix search; highlights built from the hit itself; complete project listings;
+//! ArtifactDB's `readers` for those who manage. Every check also runs as a caller who sees
+//! only part of the corpus.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use trove::permissions::Role;
+
+use crate::common::artifacts::*;
+use crate::common::{Backend, BackendApp, TestApp};
+
+/// Ids of the hits of `GET /search?{query}`.
+async fn hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let response = app
+        .bearer(Method::GET, &format!("/search?{query}"), token, None)
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{query}: {}",
+        response.text()
+    );
+    response.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_extra"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Alice pushes "BERT base" (private) with a metadata document, weights and a README; Bob
+/// pushes a public "ResNet" whose description mentions BERT.
+async fn seed(app: &TestApp, alice: &str, bob: &str) {
+    let created = app
+        .bearer(
+            Method::POST,
+            "/projects",
+            alice,
+            Some(&json!({"project_id": "bert-base", "title": "BERT base", "type": "MODEL",
+                "description": "A transformer encoder", "tags": ["nlp", "encoder"], "visibility": "private"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    create_version(app, alice, "bert-base", "v1").await;
+    let document = json!({"path": "config/model.json", "training": {"dataset": "bookcorpus", "epochs": 40},
+        "notes": ["pretrained on <wikipedia>"]});
+    for (path, body) in [
+        ("config/model.json", document.to_string().into_bytes()),
+        ("weights.bin", b"weights".to_vec()),
+        ("README.md", b"# readme".to_vec()),
+    ] {
+        let stored = upload(app, Some(alice), "bert-base", "v1", path, &body).await;
+        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    }
+    complete(app, alice, "bert-base", "v1", None).await;
+
+    let created = app
+        .bearer(
+            Method::POST,
+            "/projects",
+            bob,
+            Some(&json!({"project_id": "resnet", "title": "ResNet 50", "type": "MODEL",
+                "description": "Image classifier, not BERT", "tags": ["vision"], "visibility": "public"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    create_version(app, bob, "resnet", "v1").await;
+    let stored = upload(app, Some(bob), "resnet", "v1", "weights.bin", b"other").await;
+    assert_eq!(stored.status, StatusCode::CREATED);
+    complete(app, bob, "resnet", "v1", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_people_type_finds_the_project_its_files_and_nothing_hidden() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Maintainer).await;
+    seed(&app, &alice, &bob).await;
+
+    // Every document of the project is found by the project's words, its files by theirs.
+    for query in ["bert", "BERT", "Bert%20base", "encoder", "nlp", "bert-base"] {
+        let found = hits(&app, &alice, &format!("q={query}&kind=all")).await;
+        for id in [
+            "bert-base",
+            "bert-base:config/model.json@v1",
+            "bert-base:weights.bin@v1",
+            "bert-base:README.md@v1",
+        ] {
+            assert!(found.contains(&id.to_owned()), "{query}: {found:?}");
+        }
+    }
+    assert!(
+        hits(&app, &alice, "q=weights")
+            .await
+            .contains(&"bert-base:weights.bin@v1".to_owned())
+    );
+    assert_eq!(
+        hits(&app, &alice, "q=model.json")
+            .await
+            .first()
+            .map(String::as_str),
+        Some("bert-base:config/model.json@v1")
+    );
+    // Nested metadata values and arrays.
+    assert_eq!(
+        hits(&app, &alice, "q=bookcorpus").await,
+        ["bert-base:config/model.json@v1"]
+    );
+    assert_eq!(
+        hits(&app, &alice, "q=wikipedia").await,
+        ["bert-base:config/model.json@v1"]
+    );
+    // Relevance: the project named BERT ranks above the one whose description mentions it.
+    let ranked = hits(&app, &alice, "q=bert&kind=project").await;
+    assert_eq!(ranked, ["bert-base", "resnet"]);
+    // An exact project id ranks its project first.
+    assert_eq!(
+        hits(&app, &alice, "q=resnet&kind=project").await[0],
+        "resnet"
+    );
+    // Field-qualified queries work as before.
+    assert_eq!(
+        hits(&app, &alice, "q=title:bert&kind=project").await,
+        ["bert-base"]
+    );
+    assert_eq!(
+        hits(&app, &alice, "q=training.dataset:bookcorpus").await,
+        ["bert-base:config/model.json@v1"]
+    );
+    // A prefix, for a search box.
+    assert!(hits(&app, &alice, "q=bookc").await.is_empty());
+    assert_eq!(
+        hits(&app, &alice, "q=bookc&prefix=true").await,
+        ["bert-base:config/model.json@v1"]
+    );
+
+    // The user's own regular expressions stay refused.
+    let regex = app
+        .bearer(Method::GET, "/search?q=title:/b.*/", &alice, None)
+        .await;
+    assert_eq!(regex.status, StatusCode::BAD_REQUEST, "{}", regex.text());
+
+    // Bob sees none of alice's private project, whatever he types.
+    for query in [
+        "bert",
+        "weights",
+        "bookcorpus",
+        "bookc&prefix=true",
+        "nlp",
+        "model.json",
+    ] {
+        let found = hits(&app, &bob, &format!("q={query}&kind=all")).await;
+        assert!(
+            found.iter().all(|id| id.starts_with("resnet")),
+            "{query}: {found:?}"
+        );
+    }
+    let total = app
+        .bearer(Method::GET, "/search?q=bert&kind=all", &bob, None)
+        .await
+        .json()["total"]
+        .clone();
+    // His project's file is found by his project's words too.
+    assert_eq!(total, json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn highlights_mark_the_words_in_the_hits_own_text() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Maintainer).await;
+    seed(&app, &alice, &bob).await;
+    let answer = app
+        .bearer(
+            Method::GET,
+            "/search?q=wikipedia&highlight=true",
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        answer["results"][0]["_extra"]["highlight"], "pretrained on &lt;<em>wikipedia</em>&gt;",
+        "{answer}"
+    );
+    // Built from the hit itself: bob's hit for "bert" highlights his own description.
+    let answer = app
+        .bearer(
+            Method::GET,
+            "/search?q=bert&kind=all&highlight=true",
+            &bob,
+            None,
+        )
+        .await
+        .json();
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{answer}");
+    assert_eq!(results[0]["_extra"]["id"], "resnet", "{answer}");
+    assert_eq!(
+        results[0]["_extra"]["highlight"],
+        "Image classifier, not <em>BERT</em>"
+    );
+    // The file matched through its project's words; its own text has none of them.
+    assert_eq!(results[1]["_extra"]["highlight"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_project_is_reachable_through_the_listing_pages() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Maintainer).await;
+    for index in 0..7 {
+        for (owner, visibility) in [(&alice, "private"), (&bob, "public")] {
+            let who = if owner == &alice { "a" } else { "b" };
+            let created = app
+                .bearer(
+                    Method::POST,
+                    "/projects",
+                    owner,
+                    Some(&json!({"project_id": format!("{who}{index}"), "title": "T", "type": "MODEL", "visibility": visibility})),
+                )
+                .await;
+            assert_eq!(created.status, StatusCode::CREATED);
+        }
+    }
+    for (token, expected) in [(&alice, 14), (&bob, 7)] {
+        let mut seen = Vec::new();
+        let mut next = Some("/projects?size=3".to_owned());
+        while let Some(path) = next {
+            let response = app.bearer(Method::GET, &path, token, None).await;
+            assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+            let body = response.json();
+            assert_eq!(body["total"], expected, "{body}");
+            for project in body["results"].as_array().unwrap() {
+                seen.push(project["project_id"].as_str().unwrap().to_owned());
+            }
+            next = body["next"].as_str().map(str::to_owned);
+            if next.is_some() {
+                assert!(response.headers.get("link").is_some());
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), expected, "{seen:?}");
+        if expected == 7 {
+            assert!(seen.iter().all(|id| id.starts_with('b')), "{seen:?}");
+        }
+    }
+    let bad = app
+        .bearer(Method::GET, "/projects?cursor=forged", &alice, None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.code(), "invalid_cursor");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_see_artifactdb_readers_and_readers_do_not() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Maintainer).await;
+    seed(&app, &alice, &bob).await;
+    let shared = app
+        .bearer(
+            Method::PUT,
+            "/projects/bert-base/permissions",
+            &alice,
+            Some(&json!({"viewers": ["bob"], "read_access": "viewers"})),
+        )
+        .await;
+    wait_job(&app, &alice, &shared).await;
+    let id = "/files/bert-base%3Aweights.bin%40v1/metadata";
+    let own: Value = app.bearer(Method::GET, id, &alice, None).await.json();
+    assert_eq!(
+        own["_extra"]["permissions"]["readers"],
+        json!(["alice", "bob"]),
+        "{own}"
+    );
+    let theirs: Value = app.bearer(Method::GET, id, &bob, None).await.json();
+    assert!(theirs["_extra"].get("permissions").is_none(), "{theirs}");
+}
