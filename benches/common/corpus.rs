@@ -325,6 +325,8 @@ impl Generator {
             project_text: trove::index::document::ProjectText {
                 name: format!("{project} {project} model"),
                 about: "a model of the benchmark corpus".to_owned(),
+                project_type: "MODEL".to_owned(),
+                tags: vec!["benchmark".to_owned()],
             },
         }
     }

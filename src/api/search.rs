@@ -56,6 +56,9 @@ pub struct SearchParams {
     /// Each hit carries `_extra.highlight`: a short snippet of its own text with the query's
     /// words in `<em>` (the rest HTML-escaped).
     pub highlight: Option<bool>,
+    /// Comma-separated aggregatable fields to count over the whole result set, answered as
+    /// `facets: {field: [{value, count}]}` (at most 20 terms each).
+    pub facets: Option<String>,
 }
 
 fn kind_name(kind: KindFilter) -> &'static str {
@@ -240,14 +243,14 @@ fn present(
 }
 
 /// Builds the request of a cursor state.
-fn request_of(state: &CursorState) -> ApiResult<SearchRequest> {
+fn request_of(app: &AppState, state: &CursorState) -> ApiResult<SearchRequest> {
     Ok(SearchRequest {
         query: state.q.clone(),
         kind: parse_kind(&state.kind),
         sort: state
             .sort
             .as_deref()
-            .map(SortKey::parse)
+            .map(|sort| SortKey::parse(app.index.schema(), sort))
             .transpose()
             .map_err(search_error)?,
         size: state.size,
@@ -284,7 +287,34 @@ fn audit_search(app: &AppState, principal: &Principal, route: &str, query: &str,
 }
 
 async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> ApiResult<Response> {
-    let request = request_of(&cursor)?;
+    let (body, next) = page_body(app, principal, cursor).await?;
+    Ok(with_link(
+        app,
+        ApiJson(body).into_response(),
+        next.as_deref(),
+    ))
+}
+
+/// Adds `Link: <next>; rel="more"` when there is a next page.
+fn with_link(app: &AppState, mut response: Response, next: Option<&str>) -> Response {
+    if let Some(next) = next
+        && let Ok(link) = HeaderValue::from_str(&format!(
+            "<{}{next}>; rel=\"more\"",
+            app.settings.public_url()
+        ))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// One page's body `{results, count, total, next}` and its `next`.
+async fn page_body(
+    app: &AppState,
+    principal: &Principal,
+    cursor: CursorState,
+) -> ApiResult<(Value, Option<String>)> {
+    let request = request_of(app, &cursor)?;
     let scope = search_scope(principal);
     let index = app.index.clone();
     let now = Utc::now();
@@ -348,19 +378,11 @@ async fn page(app: &AppState, principal: &Principal, cursor: CursorState) -> Api
         "total": page.total,
         "next": next,
     });
-    let mut response = ApiJson(body).into_response();
-    if let Some(next) = &next
-        && let Ok(link) = HeaderValue::from_str(&format!(
-            "<{}{next}>; rel=\"more\"",
-            app.settings.public_url()
-        ))
-    {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    Ok((body, next))
 }
 
 fn cursor_from(
+    app: &AppState,
     params: &SearchParams,
     project: Option<&str>,
     version: Option<&str>,
@@ -376,7 +398,7 @@ fn cursor_from(
         ));
     }
     if let Some(sort) = &params.sort {
-        SortKey::parse(sort).map_err(search_error)?;
+        SortKey::parse(app.index.schema(), sort).map_err(search_error)?;
     }
     Ok(CursorState {
         q: params.q.clone().unwrap_or_else(|| "*".to_owned()),
@@ -405,9 +427,26 @@ pub async fn get_search(
     principal: Principal,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> ApiResult<Response> {
-    let cursor = cursor_from(&params, None, None)?;
-    page(&app, &principal, cursor).await
+    let cursor = cursor_from(&app, &params, None, None)?;
+    let Some(names) = params.facets.as_deref().map(facet_names) else {
+        return page(&app, &principal, cursor).await;
+    };
+    // Counted over the same result set as the hits, under the same access filter.
+    let request = request_of(&app, &cursor)?;
+    let facets = run_facets(&app, &principal, request, names, FACET_TERMS).await?;
+    let (mut body, next) = page_body(&app, &principal, cursor).await?;
+    if let Some(object) = body.as_object_mut() {
+        object.insert("facets".to_owned(), facets_json(&facets));
+    }
+    Ok(with_link(
+        &app,
+        ApiJson(body).into_response(),
+        next.as_deref(),
+    ))
 }
+
+/// Terms per facet in a search answer.
+const FACET_TERMS: usize = 20;
 
 /// The next page of a search (stateless, signed, expiring cursor).
 #[utoipa::path(get, path = "/scroll/{cursor}", tag = "search",
@@ -442,7 +481,9 @@ fn decode_cursor(app: &AppState, cursor: &str) -> ApiResult<CursorState> {
 pub struct AggregateParams {
     /// Query, as for `/search`.
     pub q: Option<String>,
-    /// Field to count: `_extra.project_id`, `_extra.version`, `_extra.namespace`.
+    /// Field(s) to count, comma-separated (the aggregatable fields of `index-schema/`:
+    /// `_extra.project_id`, `_extra.version`, `_extra.namespace`, `_extra.type`, `_extra.tags`,
+    /// `_extra.$schema`, `_extra.content_type`, `_extra.extension`, `_extra.path`).
     pub field: String,
     /// Number of terms (default 50, at most 500).
     pub size: Option<usize>,
@@ -460,20 +501,27 @@ pub async fn get_aggregate(
     ApiQuery(params): ApiQuery<AggregateParams>,
 ) -> ApiResult<ApiJson<Value>> {
     let size = params.size.unwrap_or(DEFAULT_SIZE).clamp(1, 500);
-    let scope = search_scope(&principal);
-    let index = app.index.clone();
-    let query = params.q.clone().unwrap_or_else(|| "*".to_owned());
-    let field = params.field.clone();
-    let counts = tokio::task::spawn_blocking(move || {
-        crate::index::search::aggregate(&index, &scope, &query, &field, size, Utc::now())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(search_error)?;
-    let results: Vec<Value> = counts
+    let names = facet_names(&params.field);
+    let request = SearchRequest {
+        query: params.q.clone().unwrap_or_else(|| "*".to_owned()),
+        size: 1,
+        ..SearchRequest::default()
+    };
+    let facets = run_facets(&app, &principal, request, names, size).await?;
+    // ArtifactDB's shape for the first field, every field under `facets`.
+    let first = facet_names(&params.field)
         .into_iter()
-        .map(|(value, count)| json!({ params.field.clone(): value, "count": count }))
-        .collect();
+        .next()
+        .unwrap_or_default();
+    let results: Vec<Value> = facets
+        .first()
+        .map(|(_, counts)| {
+            counts
+                .iter()
+                .map(|(value, count)| json!({ first.clone(): value, "count": count }))
+                .collect()
+        })
+        .unwrap_or_default();
     audit_search(
         &app,
         &principal,
@@ -481,9 +529,56 @@ pub async fn get_aggregate(
         params.q.as_deref().unwrap_or("*"),
         results.len(),
     );
-    Ok(ApiJson(
-        json!({ "field": params.field, "results": results }),
-    ))
+    Ok(ApiJson(json!({
+        "field": params.field,
+        "results": results,
+        "facets": facets_json(&facets),
+    })))
+}
+
+/// The field names of a comma-separated `field` / `facets` parameter.
+fn facet_names(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Term counts of `names` over what `request` finds for the caller (off the async runtime).
+async fn run_facets(
+    app: &AppState,
+    principal: &Principal,
+    request: SearchRequest,
+    names: Vec<String>,
+    size: usize,
+) -> ApiResult<crate::index::search::Facets> {
+    let scope = search_scope(principal);
+    let index = app.index.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::index::search::facets(&index, &scope, &request, &names, size, Utc::now())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(search_error)
+}
+
+/// `{field: [{value, count}]}`.
+fn facets_json(facets: &crate::index::search::Facets) -> Value {
+    Value::Object(
+        facets
+            .iter()
+            .map(|(field, counts)| {
+                (
+                    field.clone(),
+                    counts
+                        .iter()
+                        .map(|(value, count)| json!({"value": value, "count": count}))
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// `GET /files/{id}/metadata` parameters.
@@ -583,6 +678,7 @@ fn list_params(params: &ListParams, kind: KindFilter) -> SearchParams {
         kind: Some(kind),
         prefix: None,
         highlight: None,
+        facets: None,
     }
 }
 
@@ -619,9 +715,9 @@ pub async fn get_projects(
             }
             state
         }
-        None => cursor_from(&list_params(&params, KindFilter::Project), None, None)?,
+        None => cursor_from(&app, &list_params(&params, KindFilter::Project), None, None)?,
     };
-    let request = request_of(&cursor)?;
+    let request = request_of(&app, &cursor)?;
     let scope = search_scope(&principal);
     let index = app.index.clone();
     let now = Utc::now();
@@ -722,6 +818,7 @@ pub async fn get_project_metadata(
 ) -> ApiResult<Response> {
     authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
     let cursor = cursor_from(
+        &app,
         &list_params(&params, KindFilter::File),
         Some(&project),
         None,
@@ -745,6 +842,7 @@ pub async fn get_version_metadata(
     let view =
         authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
     let cursor = cursor_from(
+        &app,
         &list_params(&params, KindFilter::File),
         Some(&project),
         Some(&view.record.version),

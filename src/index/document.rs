@@ -81,6 +81,10 @@ pub struct ProjectText {
     pub name: String,
     /// Description and tags.
     pub about: String,
+    /// The project's type (`MODEL`, ...), a facet.
+    pub project_type: String,
+    /// The project's tags, a facet.
+    pub tags: Vec<String>,
 }
 
 impl ProjectText {
@@ -90,8 +94,25 @@ impl ProjectText {
         Self {
             name: format!("{} {}", record.project_id, record.title),
             about: format!("{} {}", record.description, record.tags.join(" ")),
+            project_type: serde_json::to_value(record.project_type)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            tags: record.tags.clone(),
         }
     }
+}
+
+/// The lower-case extension of a path's file name (`weights.SafeTensors` → `safetensors`), when
+/// it has a short one.
+fn extension_of(path: &str) -> Option<String> {
+    let name = path.rsplit('/').next()?;
+    let (stem, extension) = name.rsplit_once('.')?;
+    (!stem.is_empty()
+        && !extension.is_empty()
+        && extension.len() <= 16
+        && extension.chars().all(|c| c.is_ascii_alphanumeric()))
+    .then(|| extension.to_ascii_lowercase())
 }
 
 /// Most bytes of string values gathered into a document's free text (a bound on index size
@@ -175,6 +196,38 @@ impl IndexDocument {
         if let Some(extra) = searchable.get_mut("_extra").and_then(Value::as_object_mut) {
             extra.remove("permissions");
         }
+        // Facets.
+        if !self.project_text.project_type.is_empty() {
+            document.add_text(fields.project_type, &self.project_text.project_type);
+        }
+        for tag in &self.project_text.tags {
+            document.add_text(fields.tags, tag);
+        }
+        if let Some(schema) = self
+            .source
+            .get("$schema")
+            .or_else(|| self.source["_extra"].get("$schema"))
+            .and_then(Value::as_str)
+        {
+            document.add_text(fields.schema, schema);
+        }
+        if let Some(content_type) = self.source["_extra"]["content_type"].as_str() {
+            document.add_text(fields.content_type, content_type);
+        }
+        if let Some(extension) = self.path.as_deref().and_then(extension_of) {
+            document.add_text(fields.extension, extension);
+        }
+        document.add_u64(
+            fields.grant_expiry,
+            self.access
+                .readers
+                .values()
+                .flatten()
+                .min()
+                .map_or(0, |expiry| {
+                    u64::try_from(expiry.timestamp()).unwrap_or(0).max(1)
+                }),
+        );
         document.add_text(fields.text_name, &self.project_text.name);
         document.add_text(fields.text_about, &self.project_text.about);
         let mut meta_text = String::new();
@@ -251,6 +304,18 @@ fn key_paths(value: &Value, prefix: &mut String, paths: &mut std::collections::B
 #[cfg(test)]
 mod key_path_tests {
     use super::*;
+
+    #[test]
+    fn extensions_are_short_lower_case_and_of_the_file_name() {
+        assert_eq!(
+            extension_of("w/model.SafeTensors").as_deref(),
+            Some("safetensors")
+        );
+        assert_eq!(extension_of("data.tar.gz").as_deref(), Some("gz"));
+        assert_eq!(extension_of("dir.d/README"), None);
+        assert_eq!(extension_of(".hidden"), None);
+        assert_eq!(extension_of("x.not-an-ext"), None);
+    }
 
     #[test]
     fn nested_keys_and_keys_inside_arrays_are_paths() {

@@ -83,6 +83,18 @@ pub struct IndexFields {
     pub readers: Field,
     /// Effective lifecycle state.
     pub state: Field,
+    /// The project's type (fast, aggregatable).
+    pub project_type: Field,
+    /// The project's tags (fast, aggregatable, several values).
+    pub tags: Field,
+    /// The document's `$schema` (fast, aggregatable).
+    pub schema: Field,
+    /// The data file's content type (fast, aggregatable).
+    pub content_type: Field,
+    /// The file extension (fast, aggregatable).
+    pub extension: Field,
+    /// Earliest expiry of a reader grant, unix seconds, 0 when none (fast).
+    pub grant_expiry: Field,
     /// Free text: the project's id and title.
     pub text_name: Field,
     /// Free text: the project's description and tags.
@@ -122,6 +134,12 @@ impl IndexFields {
             uploaded: field("uploaded")?,
             readers: field("readers")?,
             state: field("state")?,
+            project_type: field("type")?,
+            tags: field("tags")?,
+            schema: field("schema")?,
+            content_type: field("content_type")?,
+            extension: field("extension")?,
+            grant_expiry: field("grant_expiry")?,
             text_name: field("text_name")?,
             text_about: field("text_about")?,
             text_meta: field("text_meta")?,

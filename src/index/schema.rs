@@ -22,6 +22,12 @@ pub enum SchemaError {
     /// A field is declared twice.
     #[error("index schema declares field {0:?} twice")]
     DuplicateField(String),
+    /// A sortable or aggregatable field without a fast copy or an API name, or an
+    /// aggregatable field that is not a string.
+    #[error(
+        "index schema field {0:?}: sortable and aggregatable fields need fast, api_name (and aggregatable a string)"
+    )]
+    InvalidFlags(String),
 }
 
 /// The type of an index field.
@@ -66,6 +72,15 @@ pub struct FieldDef {
     /// Whether a columnar (fast) copy is kept, for sorting and aggregations.
     #[serde(default)]
     pub fast: bool,
+    /// The name clients use for it (`_extra.project_id`), when it can be sorted or aggregated.
+    #[serde(default)]
+    pub api_name: Option<String>,
+    /// Whether the `sort` parameter accepts it (needs `fast` and `api_name`).
+    #[serde(default)]
+    pub sortable: bool,
+    /// Whether `/aggregate` and `facets` accept it (a fast string field with `api_name`).
+    #[serde(default)]
+    pub aggregatable: bool,
     /// Free-text documentation.
     #[serde(default)]
     pub doc: Option<String>,
@@ -102,8 +117,36 @@ impl IndexSchema {
             if !seen.insert(field.name.as_str()) {
                 return Err(SchemaError::DuplicateField(field.name.clone()));
             }
+            let flagged = field.sortable || field.aggregatable;
+            if flagged && (!field.fast || field.api_name.is_none())
+                || field.aggregatable && field.field_type != FieldType::String
+            {
+                return Err(SchemaError::InvalidFlags(field.name.clone()));
+            }
         }
         Ok(schema)
+    }
+
+    /// The sortable fields: (API name, index field, type).
+    pub fn sortable(&self) -> impl Iterator<Item = (&str, &str, FieldType)> {
+        self.fields
+            .iter()
+            .filter(|field| field.sortable)
+            .filter_map(|field| {
+                Some((
+                    field.api_name.as_deref()?,
+                    field.name.as_str(),
+                    field.field_type,
+                ))
+            })
+    }
+
+    /// The aggregatable fields: (API name, index field).
+    pub fn aggregatable(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields
+            .iter()
+            .filter(|field| field.aggregatable)
+            .filter_map(|field| Some((field.api_name.as_deref()?, field.name.as_str())))
     }
 
     /// The tantivy schema.
@@ -191,6 +234,34 @@ mod tests {
         for name in ["_id", "readers", "document", "numerical_revision"] {
             assert!(tantivy.get_field(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn sortable_and_aggregatable_fields_come_from_the_schema_file() {
+        let schema = IndexSchema::builtin().unwrap();
+        let sortable: Vec<&str> = schema.sortable().map(|(api, _, _)| api).collect();
+        assert!(
+            sortable.contains(&"_extra.numerical_revision"),
+            "{sortable:?}"
+        );
+        let aggregatable: Vec<&str> = schema.aggregatable().map(|(api, _)| api).collect();
+        for wanted in [
+            "_extra.project_id",
+            "_extra.version",
+            "_extra.namespace",
+            "_extra.type",
+            "_extra.tags",
+            "_extra.$schema",
+            "_extra.content_type",
+            "_extra.extension",
+        ] {
+            assert!(aggregatable.contains(&wanted), "{wanted}: {aggregatable:?}");
+        }
+        let unfast = r#"{"version": 1, "fields": [{"name": "x", "type": "string", "api_name": "_extra.x", "aggregatable": true}]}"#;
+        assert!(matches!(
+            IndexSchema::parse(unfast),
+            Err(SchemaError::InvalidFlags(_))
+        ));
     }
 
     #[test]

@@ -58,52 +58,66 @@ pub enum KindFilter {
     All,
 }
 
-/// A sort on one sortable field.
+/// How a sortable field's fast column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKind {
+    /// A string column.
+    Text,
+    /// An unsigned integer column.
+    Number,
+    /// A date column.
+    Date,
+}
+
+/// A sort on one sortable field (declared `sortable` in `index-schema/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
-    /// Index field name (one of [`SORTABLE`]'s values).
-    pub field: &'static str,
-    /// Whether numeric (u64/date) rather than string.
-    pub numeric: bool,
+    /// Index field name.
+    pub field: String,
+    /// How its column is read.
+    pub kind: SortKind,
     /// Descending when the API parameter started with `-`.
     pub descending: bool,
 }
 
-/// `sort` parameter names → (index field, numeric).
-pub const SORTABLE: &[(&str, &str, bool)] = &[
-    ("_extra.numerical_revision", "numerical_revision", true),
-    ("_extra.uploaded", "uploaded", true),
-    ("_extra.project_id", "project_id", false),
-    ("_extra.version", "version", false),
-    ("_extra.namespace", "namespace", false),
-];
+/// `name` with the `_extra.` prefix the API names of index fields carry.
+fn qualified(name: &str) -> String {
+    if name.starts_with("_extra.") {
+        name.to_owned()
+    } else {
+        format!("_extra.{name}")
+    }
+}
 
 impl SortKey {
-    /// Parses `[-]_extra.<field>` (the `_extra.` prefix is optional).
-    pub fn parse(text: &str) -> Result<Self, SearchError> {
+    /// Parses `[-]_extra.<field>` (the `_extra.` prefix is optional) against the schema's
+    /// sortable fields.
+    pub fn parse(schema: &super::IndexSchema, text: &str) -> Result<Self, SearchError> {
         let (descending, name) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text.strip_prefix('+').unwrap_or(text)),
         };
-        let qualified = if name.starts_with("_extra.") {
-            name.to_owned()
-        } else {
-            format!("_extra.{name}")
-        };
-        SORTABLE
-            .iter()
-            .find(|(api, _, _)| *api == qualified)
-            .map(|(_, field, numeric)| Self {
-                field,
-                numeric: *numeric,
+        let wanted = qualified(name);
+        schema
+            .sortable()
+            .find(|(api, _, _)| *api == wanted)
+            .map(|(_, field, field_type)| Self {
+                field: field.to_owned(),
+                kind: match field_type {
+                    super::schema::FieldType::Date => SortKind::Date,
+                    super::schema::FieldType::String | super::schema::FieldType::Text => {
+                        SortKind::Text
+                    }
+                    _ => SortKind::Number,
+                },
                 descending,
             })
             .ok_or_else(|| {
                 SearchError::InvalidParameter(format!(
                     "cannot sort on {name:?}; sortable: {}",
-                    SORTABLE
-                        .iter()
-                        .map(|(api, _, _)| *api)
+                    schema
+                        .sortable()
+                        .map(|(api, _, _)| api)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))
@@ -628,39 +642,39 @@ pub fn search(
             } else {
                 Order::Asc
             };
-            if sort.numeric {
-                if sort.field == "uploaded" {
-                    let (docs, total) = searcher.search(
+            let field = sort.field.as_str();
+            let docs: Vec<DocAddress>;
+            let total;
+            match sort.kind {
+                SortKind::Date => {
+                    let (found, count) = searcher.search(
                         &query,
                         &(
-                            top.order_by_fast_field::<tantivy::DateTime>(sort.field, order),
+                            top.order_by_fast_field::<tantivy::DateTime>(field, order),
                             Count,
                         ),
                     )?;
-                    (
-                        docs.into_iter().map(|(_, address)| address).collect(),
-                        total,
-                    )
-                } else {
-                    let (docs, total) = searcher.search(
-                        &query,
-                        &(top.order_by_fast_field::<u64>(sort.field, order), Count),
-                    )?;
-                    (
-                        docs.into_iter().map(|(_, address)| address).collect(),
-                        total,
-                    )
+                    docs = found.into_iter().map(|(_, address)| address).collect();
+                    total = count;
                 }
-            } else {
-                let (docs, total) = searcher.search(
-                    &query,
-                    &(top.order_by_string_fast_field(sort.field, order), Count),
-                )?;
-                (
-                    docs.into_iter().map(|(_, address)| address).collect(),
-                    total,
-                )
+                SortKind::Number => {
+                    let (found, count) = searcher.search(
+                        &query,
+                        &(top.order_by_fast_field::<u64>(field, order), Count),
+                    )?;
+                    docs = found.into_iter().map(|(_, address)| address).collect();
+                    total = count;
+                }
+                SortKind::Text => {
+                    let (found, count) = searcher.search(
+                        &query,
+                        &(top.order_by_string_fast_field(field, order), Count),
+                    )?;
+                    docs = found.into_iter().map(|(_, address)| address).collect();
+                    total = count;
+                }
             }
+            (docs, total)
         }
     };
     let fields = index.fields();
@@ -680,39 +694,63 @@ pub fn search(
     Ok(SearchPage { hits, total })
 }
 
-/// `aggregate` field names → fast string fields.
-pub const AGGREGATABLE: &[(&str, &str)] = &[
-    ("_extra.project_id", "project_id"),
-    ("_extra.version", "version"),
-    ("_extra.namespace", "namespace"),
-    ("_extra.path", "path"),
-];
+/// Term counts per field: (API name, [(term, documents)]), most frequent first.
+pub type Facets = Vec<(String, Vec<(String, u64)>)>;
 
-/// Counts documents per term of one fast string field.
-struct TermCounter {
-    field: &'static str,
+/// Most fields one aggregation counts at once.
+pub const MAX_FACET_FIELDS: usize = 8;
+
+/// Counts documents per term of several fast string fields at once; documents whose reader
+/// grants may have expired since they were indexed are set aside, to be re-checked against
+/// their stored access data like search hits.
+struct FacetCounter {
+    fields: Vec<String>,
+    /// Unix seconds of the request; `None` when nothing needs a re-check (admins).
+    now: Option<u64>,
 }
 
-struct TermCounterSegment {
-    column: tantivy::columnar::StrColumn,
-    counts: HashMap<u64, u64>,
+struct FacetSegment {
+    segment: tantivy::SegmentOrdinal,
+    columns: Vec<tantivy::columnar::StrColumn>,
+    expiry: Option<tantivy::columnar::Column<u64>>,
+    now: Option<u64>,
+    counts: Vec<HashMap<u64, u64>>,
+    suspects: Vec<tantivy::DocId>,
 }
 
-impl tantivy::collector::Collector for TermCounter {
-    type Fruit = HashMap<String, u64>;
-    type Child = TermCounterSegment;
+/// Counts per field (term → documents), and the documents to re-check with their terms.
+#[derive(Default)]
+struct FacetFruit {
+    counts: Vec<HashMap<String, u64>>,
+    suspects: Vec<(DocAddress, Vec<Vec<String>>)>,
+}
+
+impl tantivy::collector::Collector for FacetCounter {
+    type Fruit = FacetFruit;
+    type Child = FacetSegment;
 
     fn for_segment(
         &self,
-        _segment_local_id: u32,
+        segment: tantivy::SegmentOrdinal,
         reader: &tantivy::SegmentReader,
     ) -> tantivy::Result<Self::Child> {
-        let column = reader.fast_fields().str(self.field)?.ok_or_else(|| {
-            tantivy::TantivyError::SchemaError(format!("{} is not a fast field", self.field))
-        })?;
-        Ok(TermCounterSegment {
-            column,
-            counts: HashMap::new(),
+        let mut columns = Vec::with_capacity(self.fields.len());
+        for field in &self.fields {
+            columns.push(reader.fast_fields().str(field)?.ok_or_else(|| {
+                tantivy::TantivyError::SchemaError(format!("{field} is not a fast field"))
+            })?);
+        }
+        let expiry = match self.now {
+            Some(_) => Some(reader.fast_fields().u64("grant_expiry")?),
+            None => None,
+        };
+        Ok(FacetSegment {
+            segment,
+            counts: vec![HashMap::new(); columns.len()],
+            columns,
+            expiry,
+            now: self.now,
+            suspects: Vec::new(),
         })
     }
 
@@ -720,84 +758,175 @@ impl tantivy::collector::Collector for TermCounter {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
-        let mut merged = HashMap::new();
+    fn merge_fruits(&self, fruits: Vec<FacetFruit>) -> tantivy::Result<FacetFruit> {
+        let mut merged = FacetFruit {
+            counts: vec![HashMap::new(); self.fields.len()],
+            suspects: Vec::new(),
+        };
         for fruit in fruits {
-            for (term, count) in fruit {
-                *merged.entry(term).or_insert(0) += count;
+            for (into, counts) in merged.counts.iter_mut().zip(fruit.counts) {
+                for (term, count) in counts {
+                    *into.entry(term).or_insert(0) += count;
+                }
             }
+            merged.suspects.extend(fruit.suspects);
         }
         Ok(merged)
     }
 }
 
-impl tantivy::collector::SegmentCollector for TermCounterSegment {
-    type Fruit = HashMap<String, u64>;
+impl tantivy::collector::SegmentCollector for FacetSegment {
+    type Fruit = FacetFruit;
 
     fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
-        for ord in self.column.term_ords(doc) {
-            *self.counts.entry(ord).or_insert(0) += 1;
+        if let (Some(now), Some(expiry)) = (self.now, &self.expiry)
+            && expiry.first(doc).is_some_and(|at| at != 0 && at <= now)
+        {
+            self.suspects.push(doc);
+            return;
+        }
+        for (column, counts) in self.columns.iter().zip(self.counts.iter_mut()) {
+            for ord in column.term_ords(doc) {
+                *counts.entry(ord).or_insert(0) += 1;
+            }
         }
     }
 
-    fn harvest(self) -> Self::Fruit {
-        let mut out = HashMap::with_capacity(self.counts.len());
+    fn harvest(self) -> FacetFruit {
         let mut buffer = String::new();
-        for (ord, count) in self.counts {
-            buffer.clear();
-            if self.column.ord_to_str(ord, &mut buffer).is_ok() {
-                out.insert(buffer.clone(), count);
-            }
-        }
-        out
+        let counts = self
+            .columns
+            .iter()
+            .zip(self.counts)
+            .map(|(column, counts)| {
+                counts
+                    .into_iter()
+                    .filter_map(|(ord, count)| {
+                        buffer.clear();
+                        column
+                            .ord_to_str(ord, &mut buffer)
+                            .ok()
+                            .map(|_| (buffer.clone(), count))
+                    })
+                    .collect()
+            })
+            .collect();
+        let suspects = self
+            .suspects
+            .iter()
+            .map(|doc| {
+                let terms = self
+                    .columns
+                    .iter()
+                    .map(|column| {
+                        column
+                            .term_ords(*doc)
+                            .filter_map(|ord| {
+                                let mut text = String::new();
+                                column.ord_to_str(ord, &mut text).ok().map(|_| text)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                (DocAddress::new(self.segment, *doc), terms)
+            })
+            .collect();
+        FacetFruit { counts, suspects }
     }
 }
 
-/// Term counts of `field` over the file documents matching `query` under `scope`, most
-/// frequent first (ties by term), at most `size`.
+/// Term counts of several aggregatable fields (API names, declared in `index-schema/`) over
+/// the documents `request` finds under `scope`: at most `size` terms per field, most frequent
+/// first. Documents whose grants may have expired are re-checked like search hits, so a count
+/// never includes a document the caller could not find.
+pub fn facets(
+    index: &SearchIndex,
+    scope: &AccessScope,
+    request: &SearchRequest,
+    names: &[String],
+    size: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Facets, SearchError> {
+    if names.is_empty() || names.len() > MAX_FACET_FIELDS {
+        return Err(SearchError::InvalidParameter(format!(
+            "between 1 and {MAX_FACET_FIELDS} fields"
+        )));
+    }
+    let schema = index.schema();
+    let mut fields = Vec::with_capacity(names.len());
+    for name in names {
+        let wanted = qualified(name);
+        let field = schema
+            .aggregatable()
+            .find(|(api, _)| *api == wanted)
+            .map(|(_, field)| field.to_owned())
+            .ok_or_else(|| {
+                SearchError::InvalidParameter(format!(
+                    "cannot aggregate on {name:?}; possible: {}",
+                    schema
+                        .aggregatable()
+                        .map(|(api, _)| api)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        fields.push(field);
+    }
+    let access = access_filter(scope);
+    let user_query = parse_user_query_with(index, &request.query, request.prefix)?;
+    let clauses = build_query(index, &access, request, user_query);
+    let searcher = index.reader().searcher();
+    let restricted = access != AccessFilter::Unrestricted;
+    let fruit = searcher.search(
+        &BooleanQuery::new(clauses),
+        &FacetCounter {
+            fields,
+            now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
+        },
+    )?;
+    let mut counts = fruit.counts;
+    let stored = index.fields().access;
+    for (address, terms) in fruit.suspects {
+        let document: TantivyDocument = searcher.doc(address)?;
+        let access: DocumentAccess = stored_json(&document, stored).unwrap_or_default();
+        if !scope.matches(&access, now) {
+            continue;
+        }
+        for (into, terms) in counts.iter_mut().zip(terms) {
+            for term in terms {
+                *into.entry(term).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(names
+        .iter()
+        .zip(counts)
+        .map(|(name, counts)| {
+            let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+            counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            counts.truncate(size);
+            (qualified(name), counts)
+        })
+        .collect())
+}
+
+/// Term counts of one aggregatable field over what `query` finds among files (ArtifactDB's
+/// `/aggregate`).
 pub fn aggregate(
     index: &SearchIndex,
     scope: &AccessScope,
     query: &str,
     field: &str,
     size: usize,
-    _now: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<(String, u64)>, SearchError> {
-    let qualified = if field.starts_with("_extra.") {
-        field.to_owned()
-    } else {
-        format!("_extra.{field}")
-    };
-    let fast_field = AGGREGATABLE
-        .iter()
-        .find(|(api, _)| *api == qualified)
-        .map(|(_, fast)| *fast)
-        .ok_or_else(|| {
-            SearchError::InvalidParameter(format!(
-                "cannot aggregate on {field:?}; possible: {}",
-                AGGREGATABLE
-                    .iter()
-                    .map(|(api, _)| *api)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-    let user_query = parse_user_query(index, query)?;
     let request = SearchRequest {
         query: query.to_owned(),
         size: 1,
         ..SearchRequest::default()
     };
-    let clauses = build_query(index, &access_filter(scope), &request, user_query);
-    let searcher = index.reader().searcher();
-    let counts = searcher.search(
-        &BooleanQuery::new(clauses),
-        &TermCounter { field: fast_field },
-    )?;
-    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    counts.truncate(size);
-    Ok(counts)
+    let mut facets = facets(index, scope, &request, &[field.to_owned()], size, now)?;
+    Ok(facets.pop().map(|(_, counts)| counts).unwrap_or_default())
 }
 
 /// One document by id under `scope`, re-checked at `now`.
@@ -843,13 +972,18 @@ pub fn projects_in_namespace(
         IndexRecordOption::Basic,
     );
     let searcher = index.reader().searcher();
-    let counts = searcher.search(
+    let fruit = searcher.search(
         &query,
-        &TermCounter {
-            field: "project_id",
+        &FacetCounter {
+            fields: vec!["project_id".to_owned()],
+            now: None,
         },
     )?;
-    let mut projects: Vec<String> = counts.into_keys().collect();
+    let mut projects: Vec<String> = fruit
+        .counts
+        .into_iter()
+        .flat_map(HashMap::into_keys)
+        .collect();
     projects.sort();
     Ok(projects)
 }
@@ -865,13 +999,18 @@ pub fn project_versions(
         project: Some(project.to_owned()),
         ..SearchRequest::default()
     };
-    let clauses = build_query(index, &access_filter(scope), &request, Box::new(AllQuery));
-    let searcher = index.reader().searcher();
-    let counts = searcher.search(
-        &BooleanQuery::new(clauses),
-        &TermCounter { field: "version" },
+    let mut facets = facets(
+        index,
+        scope,
+        &request,
+        &["_extra.version".to_owned()],
+        usize::MAX,
+        chrono::Utc::now(),
     )?;
-    let mut versions: Vec<String> = counts.into_keys().collect();
+    let mut versions: Vec<String> = facets
+        .pop()
+        .map(|(_, counts)| counts.into_iter().map(|(version, _)| version).collect())
+        .unwrap_or_default();
     versions.sort();
     Ok(versions)
 }

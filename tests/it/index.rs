@@ -327,14 +327,14 @@ async fn kinds_sorting_paging_and_reindexing() {
     assert_eq!(page.hits[0].source["title"], "project one");
 
     let mut sorted = request("*");
-    sorted.sort = Some(SortKey::parse("-_extra.numerical_revision").unwrap());
+    sorted.sort = Some(SortKey::parse(index.schema(), "-_extra.numerical_revision").unwrap());
     sorted.size = 2;
     let page = search(&index, &all, &sorted).unwrap();
     assert_eq!(page.total, 5);
     assert_eq!(page.hits[0].source["_extra"]["numerical_revision"], 2);
     sorted.offset = 4;
     assert_eq!(search(&index, &all, &sorted).unwrap().hits.len(), 1);
-    assert!(SortKey::parse("_extra.permissions").is_err());
+    assert!(SortKey::parse(index.schema(), "_extra.permissions").is_err());
     sorted.size = 501;
     assert!(matches!(
         search(&index, &all, &sorted),
@@ -389,5 +389,28 @@ async fn an_expired_grant_never_returns_a_hit_even_before_reindexing() {
             .hits
             .len(),
         1
+    );
+    // Aggregations and version lists re-check expired grants like hits.
+    let count = |who: &str| {
+        trove::index::search::aggregate(
+            &index,
+            &readers(&[who]),
+            "*",
+            "_extra.project_id",
+            10,
+            Utc::now(),
+        )
+        .unwrap()
+    };
+    assert!(count("carol").is_empty(), "{:?}", count("carol"));
+    assert_eq!(count("dave"), [("p9".to_owned(), 1)]);
+    assert!(
+        trove::index::search::project_versions(&index, &readers(&["carol"]), "p9")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        trove::index::search::project_versions(&index, &readers(&["dave"]), "p9").unwrap(),
+        ["v1"]
     );
 }

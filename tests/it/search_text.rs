@@ -279,3 +279,110 @@ async fn managers_see_artifactdb_readers_and_readers_do_not() {
     let theirs: Value = app.bearer(Method::GET, id, &bob, None).await.json();
     assert!(theirs["_extra"].get("permissions").is_none(), "{theirs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facets_count_only_what_the_caller_may_read() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Maintainer).await;
+    seed(&app, &alice, &bob).await;
+    let facets = |answer: &Value, field: &str| -> Vec<(String, u64)> {
+        answer["facets"][field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{field}: {answer}"))
+            .iter()
+            .map(|entry| {
+                (
+                    entry["value"].as_str().unwrap().to_owned(),
+                    entry["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let fields = "_extra.type,tags,_extra.extension,_extra.project_id,_extra.content_type";
+    let own = app
+        .bearer(
+            Method::GET,
+            &format!("/search?q=*&facets={fields}"),
+            &alice,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        facets(&own, "_extra.project_id"),
+        [("bert-base".to_owned(), 3), ("resnet".to_owned(), 1)]
+    );
+    assert_eq!(facets(&own, "_extra.type"), [("MODEL".to_owned(), 4)]);
+    assert!(
+        facets(&own, "_extra.tags").contains(&("nlp".to_owned(), 3)),
+        "{own}"
+    );
+    assert!(
+        facets(&own, "_extra.extension").contains(&("bin".to_owned(), 2)),
+        "{own}"
+    );
+    assert!(
+        facets(&own, "_extra.extension").contains(&("json".to_owned(), 1)),
+        "{own}"
+    );
+    // Bob's counts know nothing of alice's private project.
+    let theirs = app
+        .bearer(
+            Method::GET,
+            &format!("/search?q=*&facets={fields}"),
+            &bob,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        facets(&theirs, "_extra.project_id"),
+        [("resnet".to_owned(), 1)]
+    );
+    assert!(
+        !facets(&theirs, "_extra.tags")
+            .iter()
+            .any(|(tag, _)| tag == "nlp"),
+        "{theirs}"
+    );
+    // /aggregate: ArtifactDB's shape for one field, several at once under `facets`.
+    let aggregate = app
+        .bearer(
+            Method::GET,
+            "/aggregate?q=*&field=_extra.project_id,_extra.type",
+            &bob,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        aggregate["results"],
+        json!([{"_extra.project_id": "resnet", "count": 1}]),
+        "{aggregate}"
+    );
+    assert_eq!(facets(&aggregate, "_extra.type"), [("MODEL".to_owned(), 1)]);
+    let single = app
+        .bearer(
+            Method::GET,
+            "/aggregate?q=*&field=_extra.project_id",
+            &bob,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        single["results"],
+        json!([{"_extra.project_id": "resnet", "count": 1}]),
+        "{single}"
+    );
+    let refused = app
+        .bearer(
+            Method::GET,
+            "/search?q=*&facets=_extra.permissions",
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}
