@@ -278,7 +278,7 @@ async fn login_with_password_stdin_stores_a_private_token_and_a_wrong_password_f
         Some("not-the-password\n".to_owned()),
     )
     .await
-    .failed_with(1);
+    .failed_with(3);
     assert!(stderr.contains("invalid_credentials"), "{stderr}");
     assert!(!stderr.contains("not-the-password"), "{stderr}");
     let again: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -531,7 +531,7 @@ async fn share_lets_the_grantee_pull_until_revoked() {
     let stderr = harness
         .run_as(&bob, &pull(before.path()).each_ref().map(String::as_str))
         .await
-        .failed_with(1);
+        .failed_with(3);
     assert!(stderr.contains("not_found"), "{stderr}");
 
     let ran = harness
@@ -558,7 +558,7 @@ async fn share_lets_the_grantee_pull_until_revoked() {
     let stderr = harness
         .run_as(&bob, &["perms", "set", "shared", r#"{"viewers": []}"#])
         .await
-        .failed_with(1);
+        .failed_with(3);
     assert!(stderr.contains("forbidden"), "{stderr}");
 
     harness
@@ -569,7 +569,7 @@ async fn share_lets_the_grantee_pull_until_revoked() {
     let stderr = harness
         .run_as(&bob, &pull(after.path()).each_ref().map(String::as_str))
         .await
-        .failed_with(1);
+        .failed_with(3);
     assert!(stderr.contains("not_found"), "{stderr}");
     assert!(tree(after.path()).is_empty());
 }
@@ -585,7 +585,7 @@ async fn errors_carry_the_server_code_and_exit_non_zero() {
         &["perms", "show", "nowhere"][..],
         &["share", "nowhere", "bob"][..],
     ] {
-        let stderr = harness.run_as(&token, args).await.failed_with(1);
+        let stderr = harness.run_as(&token, args).await.failed_with(3);
         assert!(stderr.contains("not_found"), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         assert!(!stderr.contains(&token), "{args:?}: the token was printed");
@@ -607,7 +607,7 @@ async fn errors_carry_the_server_code_and_exit_non_zero() {
             ],
         )
         .await
-        .failed_with(1);
+        .failed_with(3);
     assert!(stderr.contains("not_found"), "{stderr}");
     // Anonymous callers are told to log in.
     let stderr = run(
@@ -620,7 +620,7 @@ async fn errors_carry_the_server_code_and_exit_non_zero() {
         None,
     )
     .await
-    .failed_with(1);
+    .failed_with(3);
     assert!(stderr.contains("trove login"), "{stderr}");
     // Malformed targets are usage errors.
     harness
@@ -649,7 +649,7 @@ async fn an_unreachable_server_gets_a_one_line_message_naming_it() {
     ] {
         let mut command = harness.command(args);
         command.args(["--server", &server]);
-        let stderr = run(command, None).await.failed_with(1);
+        let stderr = run(command, None).await.failed_with(4);
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains("cannot connect"), "{stderr}");
         assert!(stderr.contains(&server), "{stderr}");
