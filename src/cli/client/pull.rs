@@ -11,6 +11,7 @@
 //! through a symlinked directory inside DIR) is refused.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -171,45 +172,61 @@ pub async fn run_pull(args: &PullArgs) -> anyhow::Result<()> {
     let bytes: u64 = wanted.iter().filter_map(|file| file.size).sum();
     let transfer = Transfer::start("downloading", count, bytes);
     let counter = Counter::new(&transfer, "downloaded", count);
+    let stop = AtomicBool::new(false);
     let tasks = wanted
         .iter()
         .zip(&destinations)
         .enumerate()
         .map(|(index, (file, target))| {
             let label = format!("[{}/{count}] {}", index + 1, file.path);
-            let (client, transfer, counter, root) =
-                (&client, &transfer, &counter, root_canonical.as_path());
+            let (client, transfer, counter, root, stop) = (
+                &client,
+                &transfer,
+                &counter,
+                root_canonical.as_path(),
+                &stop,
+            );
             async move {
+                // After a failure, files not started yet are left alone.
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
                 if already_present(file, target).await {
                     transfer.println(&format!("already present {label}"));
                     counter.tick();
-                    return Ok::<_, anyhow::Error>(None);
+                    return Ok::<_, anyhow::Error>(Some(None));
                 }
                 let meter = transfer.file(label, file.size);
                 let size = download(client, file, target, root, &meter)
                     .await
                     .with_context(|| format!("cannot download {}", file.id))?;
                 counter.tick();
-                Ok(Some(size))
+                Ok(Some(Some(size)))
             }
         });
     let mut results = futures::stream::iter(tasks).buffer_unordered(usize::from(args.jobs));
     let (mut downloaded, mut skipped, mut total) = (0_usize, 0_usize, 0_u64);
+    let mut failure = None;
+    // Transfers in flight when one fails are let finish (and clean up after themselves).
     while let Some(result) = results.next().await {
         match result {
-            Ok(Some(size)) => {
+            Ok(Some(Some(size))) => {
                 downloaded += 1;
                 total += size;
             }
-            Ok(None) => skipped += 1,
+            Ok(Some(None)) => skipped += 1,
+            Ok(None) => {}
             Err(error) => {
-                drop(results);
-                transfer.finish();
-                return Err(error);
+                stop.store(true, Ordering::Relaxed);
+                failure.get_or_insert(error);
             }
         }
     }
+    drop(results);
     transfer.finish();
+    if let Some(error) = failure {
+        return Err(error);
+    }
     if out::json_mode() {
         return out::json(&serde_json::json!({
             "project_id": project,

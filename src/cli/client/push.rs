@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -454,10 +455,15 @@ async fn upload_all(
     let count = files.len();
     let transfer = Transfer::start("uploading", count, total);
     let counter = Counter::new(&transfer, "uploaded", count);
+    let stop = AtomicBool::new(false);
     let tasks = files.iter().enumerate().map(|(index, file)| {
         let label = format!("[{}/{count}] {}", index + 1, file.relative);
-        let (transfer, counter) = (&transfer, &counter);
+        let (transfer, counter, stop) = (&transfer, &counter, &stop);
         async move {
+            // After a failure, files not started yet are left for --resume.
+            if stop.load(Ordering::Relaxed) {
+                return Ok::<_, anyhow::Error>(None);
+            }
             let path = file.absolute.clone();
             let digests = tokio::task::spawn_blocking(move || hash_file(&path))
                 .await?
@@ -466,14 +472,14 @@ async fn upload_all(
             if stored.get(&file.relative) == Some(&(digests.size, md5)) {
                 transfer.println(&format!("already stored {label}"));
                 counter.tick();
-                return Ok::<_, anyhow::Error>((false, 0));
+                return Ok(Some((false, 0)));
             }
             let meter = transfer.file(label, Some(digests.size));
             let size = upload_file(client, project, version, file, &digests, &meter)
                 .await
                 .with_context(|| format!("cannot upload {}", file.relative))?;
             counter.tick();
-            Ok((true, size))
+            Ok(Some((true, size)))
         }
     });
     let mut results = futures::stream::iter(tasks).buffer_unordered(jobs.max(1));
@@ -482,21 +488,28 @@ async fn upload_all(
         skipped: 0,
         bytes: 0,
     };
+    let mut failure = None;
+    // Uploads in flight when one fails are let finish: they are stored for --resume, and no
+    // upload is cut off mid-body.
     while let Some(result) = results.next().await {
         match result {
-            Ok((true, size)) => {
+            Ok(Some((true, size))) => {
                 pushed.uploaded += 1;
                 pushed.bytes += size;
             }
-            Ok((false, _)) => pushed.skipped += 1,
+            Ok(Some((false, _))) => pushed.skipped += 1,
+            Ok(None) => {}
             Err(error) => {
-                drop(results);
-                transfer.finish();
-                return Err(error);
+                stop.store(true, Ordering::Relaxed);
+                failure.get_or_insert(error);
             }
         }
     }
+    drop(results);
     transfer.finish();
+    if let Some(error) = failure {
+        return Err(error);
+    }
     Ok(pushed)
 }
 
