@@ -1,6 +1,6 @@
 //! Output of the client commands, safe for pipes and CI.
 //!
-//! Data goes to stdout through [`line`] and [`json`]: a closed pipe (`trove search x | head
+//! Data goes to stdout through [`line`](fn@line) and [`json`]: a closed pipe (`trove search x | head
 //! -1`) turns into a [`ClosedPipe`] error that ends the command quietly with exit status 0,
 //! never a panic. Notes go to stderr through [`note`] (dropped with `--quiet`, and write
 //! errors ignored). `--json` and `--quiet` are process-wide switches set once by
@@ -80,7 +80,7 @@ pub fn line(text: &str) -> anyhow::Result<()> {
 /// Writes a human line unless `--quiet` (data printed with `--json` is never dropped).
 ///
 /// # Errors
-/// As [`line`].
+/// As [`line`](fn@line).
 pub fn human(text: &str) -> anyhow::Result<()> {
     if quiet() {
         return Ok(());
@@ -91,7 +91,7 @@ pub fn human(text: &str) -> anyhow::Result<()> {
 /// Writes `value` as pretty JSON to stdout.
 ///
 /// # Errors
-/// As [`line`].
+/// As [`line`](fn@line).
 pub fn json(value: &Value) -> anyhow::Result<()> {
     line(&serde_json::to_string_pretty(value)?)
 }
