@@ -1221,3 +1221,104 @@ async fn a_concurrent_pull_of_50_files_is_verified_byte_for_byte() {
         "the damaged copy stayed"
     );
 }
+
+/// `trove ARGS` on a pseudo-terminal (util-linux `script`), fed `input`; `None` when
+/// `script` is not installed.
+async fn run_on_terminal(harness: &Harness, args: &[&str], input: &str) -> Option<Ran> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("`script` is not installed: the terminal test is skipped");
+        return None;
+    }
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let line = std::iter::once(env!("CARGO_BIN_EXE_trove"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    // A clean environment: the scratch home and credentials file, no token, no server.
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(harness.home.path())
+        .env_clear()
+        .env("HOME", harness.home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("TROVE_CREDENTIALS", harness.credentials());
+    command.stdin(Stdio::piped());
+    Some(run(command, Some(input.to_owned())).await)
+}
+
+#[tokio::test]
+async fn on_a_terminal_login_prompts_for_the_password_and_bars_draw() {
+    let harness = Harness::start().await;
+    harness
+        .app
+        .state
+        .auth
+        .create_account("alice", PASSWORD, Role::Maintainer, None)
+        .await
+        .unwrap();
+    let url = harness.url();
+    let Some(ran) = run_on_terminal(
+        &harness,
+        &["login", "--server", &url, "--username", "alice"],
+        &format!("{PASSWORD}\n"),
+    )
+    .await
+    else {
+        return;
+    };
+    let ran = ran.ok();
+    assert!(ran.stdout.contains("Password for alice"), "{}", ran.stdout);
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(harness.credentials()).unwrap()).unwrap();
+    assert_eq!(stored["username"], "alice");
+
+    // Transfers draw their bars on the terminal, and end well.
+    let source = tempfile::tempdir().unwrap();
+    for index in 0..6 {
+        write(
+            source.path(),
+            &format!("f{index}.bin"),
+            &noise(200_000, index + 1),
+        );
+    }
+    let dir = source.path().to_str().unwrap();
+    let ran = run_on_terminal(
+        &harness,
+        &[
+            "push",
+            dir,
+            "--project",
+            "tty",
+            "--version",
+            "v1",
+            "--create-project",
+            "--server",
+            &url,
+        ],
+        "",
+    )
+    .await
+    .unwrap()
+    .ok();
+    assert!(!ran.stdout.contains("panicked"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("uploaded [6/6] f5.bin"), "{}", ran.stdout);
+    let target = tempfile::tempdir().unwrap();
+    run_on_terminal(
+        &harness,
+        &[
+            "pull",
+            "tty@v1",
+            target.path().to_str().unwrap(),
+            "--server",
+            &url,
+        ],
+        "",
+    )
+    .await
+    .unwrap()
+    .ok();
+    assert!(tree(target.path()) == tree(source.path()));
+}
