@@ -742,6 +742,17 @@ async fn whoami_logout_and_profiles_side_by_side() {
     );
     assert_eq!(them["username"], "bob", "{them}");
     assert_eq!(them["server"], other.url().as_str(), "{them}");
+    // Naming the other server finds the profile logged in to it.
+    let found = json_of(
+        &run(
+            harness.command(&["whoami", "--json", "--server", &other.url()]),
+            None,
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(found["username"], "bob", "{found}");
+    assert_eq!(found["profile"], "second", "{found}");
     let mut by_variable = harness.command(&["whoami"]);
     by_variable.env("TROVE_PROFILE", "second");
     let ran = run(by_variable, None).await.ok();
@@ -765,10 +776,14 @@ async fn whoami_logout_and_profiles_side_by_side() {
     anonymous.env("TROVE_SERVER", harness.url());
     run(anonymous, None).await.failed_with(3);
     run(harness.command(&["logout"]), None).await.ok();
-    // The other profile is untouched.
+    // The other profile is untouched, and logging out of its server by name finds it.
     run(harness.command(&["whoami", "--profile", "second"]), None)
         .await
         .ok();
+    run(harness.command(&["logout", "--server", &other.url()]), None)
+        .await
+        .ok();
+    assert!(!second_file.exists());
     // A profile name that could leave the directory is a usage error.
     run(harness.command(&["whoami", "--profile", "../x"]), None)
         .await
@@ -1304,7 +1319,11 @@ async fn on_a_terminal_login_prompts_for_the_password_and_bars_draw() {
     .unwrap()
     .ok();
     assert!(!ran.stdout.contains("panicked"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("uploaded [6/6] f5.bin"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("uploaded [6/6] f5.bin"),
+        "{}",
+        ran.stdout
+    );
     let target = tempfile::tempdir().unwrap();
     run_on_terminal(
         &harness,

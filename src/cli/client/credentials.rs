@@ -4,7 +4,8 @@
 //!
 //! Profiles (`--profile NAME`, or `TROVE_PROFILE`) keep several logins side by side: the
 //! default profile is the file above, profile `NAME` the file `credentials.NAME.json` (the
-//! stem of the file above, then `.NAME`) beside it.
+//! stem of the file above, then `.NAME`) beside it. A command given `--server URL` but no
+//! profile uses the profile logged in to that server when the default login is for another.
 //!
 //! On unix the file is created with mode `0600` (its directory `0700` when trove creates it),
 //! written to a temporary name in the same directory and renamed, so a reader never sees half
@@ -101,6 +102,35 @@ pub fn profile_path(base: &Path, profile: Option<&str>) -> PathBuf {
             base.with_file_name(format!("{stem}.{name}.json"))
         }
     }
+}
+
+/// The first profile beside `base` (in name order) whose stored server `matches`; unreadable
+/// or malformed profile files are passed over.
+#[must_use]
+pub fn find_by_server(
+    base: &Path,
+    matches: impl Fn(&str) -> bool,
+) -> Option<(PathBuf, StoredCredentials)> {
+    let directory = base.parent()?;
+    let stem = base.file_stem()?.to_string_lossy().into_owned();
+    let prefix = format!("{stem}.");
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(directory)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .is_some_and(|profile| parse_profile(profile).is_ok())
+        })
+        .collect();
+    candidates.sort();
+    candidates.into_iter().find_map(|path| {
+        let stored = load(&path).ok().flatten()?;
+        matches(&stored.server).then_some((path, stored))
+    })
 }
 
 /// Removes the stored login; `false` when there was none.

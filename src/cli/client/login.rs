@@ -148,7 +148,7 @@ pub async fn run_whoami(args: &SessionArgs) -> anyhow::Result<()> {
             "groups": me["groups"],
             "kind": me["kind"],
             "server": client.server().to_string(),
-            "profile": profile_name(&args.server),
+            "profile": session.profile,
             "credential": source,
             "expires_at": expires_at,
         }));
@@ -173,7 +173,7 @@ pub async fn run_whoami(args: &SessionArgs) -> anyhow::Result<()> {
         if groups.is_empty() { "-" } else { &groups }
     ))?;
     out::line(&format!("server:  {}", client.server()))?;
-    out::line(&format!("profile: {}", profile_name(&args.server)))?;
+    out::line(&format!("profile: {}", session.profile))?;
     out::line(&format!(
         "token:   {source}{}",
         expires_at.map_or_else(String::new, |at| format!(
@@ -189,15 +189,22 @@ pub async fn run_whoami(args: &SessionArgs) -> anyhow::Result<()> {
 /// When the server cannot be reached (the stored login is kept, so it can be retried), or
 /// refuses for another reason than the token being already invalid.
 pub async fn run_logout(args: &SessionArgs) -> anyhow::Result<()> {
-    let path = args.server.credentials_path().context(
+    let (path, stored, profile) = super::stored_login(&args.server)?;
+    let path = path.context(
         "cannot tell where the credentials are: set TROVE_CREDENTIALS, XDG_CONFIG_HOME or HOME",
     )?;
-    let Some(stored) = credentials::load(&path)? else {
-        out::note(&format!(
-            "not logged in (profile {})",
-            profile_name(&args.server)
-        ));
-        return Ok(());
+    let stored = match stored {
+        Some(stored)
+            if args.server.server.as_deref().is_none_or(|server| {
+                ServerUrl::parse(server).ok() == ServerUrl::parse(&stored.server).ok()
+            }) =>
+        {
+            stored
+        }
+        _ => {
+            out::note(&format!("not logged in (profile {profile})"));
+            return Ok(());
+        }
     };
     let server = ServerUrl::parse(&stored.server)?;
     let client = ApiClient::new(

@@ -153,6 +153,8 @@ pub struct Session {
     pub path: Option<PathBuf>,
     /// Where the credential came from.
     pub source: CredentialSource,
+    /// The profile used (`default` unless `--profile` or a match on `--server`).
+    pub profile: String,
 }
 
 /// Builds the [`Session`] of a command from `--server`, `--profile`, `TROVE_TOKEN` and the
@@ -162,13 +164,13 @@ pub struct Session {
 /// As [`connect`].
 pub fn session(args: &ServerArgs) -> anyhow::Result<Session> {
     let token = std::env::var(TOKEN_VARIABLE).ok();
-    let path = args.credentials_path();
     // With both a server and a token given, the file is not needed (nor read: a broken file
     // must not stop CI).
     let needs_file = args.server.is_none() || token.as_deref().is_none_or(str::is_empty);
-    let stored = match &path {
-        Some(path) if needs_file => credentials::load(path)?,
-        _ => None,
+    let (path, stored, profile) = if needs_file {
+        stored_login(args)?
+    } else {
+        (args.credentials_path(), None, profile_of(args))
     };
     if args.profile.is_some() && needs_file && stored.is_none() {
         out::note(&format!(
@@ -187,7 +189,56 @@ pub fn session(args: &ServerArgs) -> anyhow::Result<Session> {
         stored,
         path,
         source,
+        profile,
     })
+}
+
+fn profile_of(args: &ServerArgs) -> String {
+    args.profile
+        .clone()
+        .unwrap_or_else(|| credentials::DEFAULT_PROFILE.to_owned())
+}
+
+/// The stored login the arguments designate: its file, its content (when there is one) and
+/// its profile name. `--server` without `--profile` picks the profile logged in to that
+/// server when the default login is for another one.
+///
+/// # Errors
+/// When the chosen credentials file is unreadable or malformed.
+pub fn stored_login(
+    args: &ServerArgs,
+) -> anyhow::Result<(
+    Option<PathBuf>,
+    Option<credentials::StoredCredentials>,
+    String,
+)> {
+    let path = args.credentials_path();
+    let stored = match &path {
+        Some(path) => credentials::load(path)?,
+        None => None,
+    };
+    if let (Some(server), None, Some(base)) = (
+        args.server.as_deref(),
+        &args.profile,
+        credentials::default_path(),
+    ) && !stored
+        .as_ref()
+        .is_some_and(|stored| same_server(&stored.server, server))
+        && let Some((found, login)) =
+            credentials::find_by_server(&base, |stored| same_server(stored, server))
+    {
+        let profile = found
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| stem.rsplit_once('.'))
+            .map_or_else(|| profile_of(args), |(_, name)| name.to_owned());
+        return Ok((Some(found), Some(login), profile));
+    }
+    Ok((path, stored, profile_of(args)))
+}
+
+fn same_server(left: &str, right: &str) -> bool {
+    matches!((ServerUrl::parse(left), ServerUrl::parse(right)), (Ok(left), Ok(right)) if left == right)
 }
 
 /// Reports a usage error found after parsing and exits with status 2, as clap does.
