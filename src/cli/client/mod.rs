@@ -1,5 +1,6 @@
-//! The client commands for people and CI (`login`, `push`, `pull`, `search`, `perms`,
-//! `share`): they talk to a running Trove over HTTP.
+//! The client commands for people and CI (`login`, `whoami`, `logout`, `ls`, `show`,
+//! `members`, `push`, `pull`, `search`, `perms`, `share`): they talk to a running Trove over
+//! HTTP.
 //!
 //! Where the server and the credential come from, in order: `--server URL` (or
 //! `TROVE_SERVER`), else the server `trove login` stored, else `http://127.0.0.1:8080`; the
