@@ -1,6 +1,7 @@
 //! The `trove` command line: `serve`, `check-config`, the administration commands working on
 //! storage directly (`index`, `user`, `audit`), and the client commands talking to a running
-//! server over HTTP (`login`, `push`, `pull`, `search`, `perms`, `share`; see [`client`]).
+//! server over HTTP (`login`, `whoami`, `logout`, `ls`, `show`, `members`, `push`, `pull`,
+//! `search`, `perms`, `share`; see [`client`]), and `completions` for shells.
 
 pub mod audit;
 pub mod client;
@@ -23,6 +24,12 @@ pub struct Cli {
     /// Configuration file (default: ./trove.toml when present).
     #[arg(long, global = true, env = "TROVE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Print data as JSON (client commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only data and errors: no progress, notes or confirmations (client commands).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -73,9 +80,19 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
-    /// Log in to a Trove server and store the access token (password from stdin or
-    /// TROVE_PASSWORD).
+    /// Log in to a Trove server and store the access token (password prompted for on a
+    /// terminal, else from --password-stdin or TROVE_PASSWORD).
     Login(client::login::LoginArgs),
+    /// Show who you are logged in as: user, role, groups, server, token expiry.
+    Whoami(client::login::SessionArgs),
+    /// Revoke the stored token on its server and delete it.
+    Logout(client::login::SessionArgs),
+    /// List projects you can read, a project's versions (P) or a version's files (P@V).
+    Ls(client::browse::LsArgs),
+    /// Print one metadata document (project:path@version), pretty-printed.
+    Show(client::browse::ShowArgs),
+    /// Who can access a project, and through which grant (owners and admins).
+    Members(client::browse::MembersArgs),
     /// Upload a directory as a new version of a project.
     Push(client::push::PushArgs),
     /// Download one file (project:path@version) or every file of a version (project@version).
@@ -90,6 +107,12 @@ pub enum Command {
     },
     /// Share a project read-only with a principal, or revoke the share.
     Share(client::share::ShareArgs),
+    /// Print a shell completion script (e.g. `trove completions bash > /etc/bash_completion.d/trove`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl ServiceFlags {
@@ -111,13 +134,13 @@ fn load_settings(cli: &Cli, flags: &ServiceFlags) -> anyhow::Result<Settings> {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    client::out::configure(cli.json, cli.quiet);
     match &cli.command {
         Command::Serve(flags) => serve(load_settings(&cli, flags)?).await,
         Command::CheckConfig(flags) => {
             let settings = load_settings(&cli, flags)?;
-            print!("{}", settings.to_masked_toml());
-            println!("# configuration is valid");
-            Ok(())
+            client::out::line(settings.to_masked_toml().trim_end())?;
+            client::out::line("# configuration is valid")
         }
         Command::Index { flags, command } => {
             index::run_index(load_settings(&cli, flags)?, command).await
@@ -131,12 +154,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             audit::run_audit(&settings, command, &mut std::io::stdout()).await
         }
         Command::Login(args) => client::login::run_login(args).await,
+        Command::Whoami(args) => client::login::run_whoami(args).await,
+        Command::Logout(args) => client::login::run_logout(args).await,
+        Command::Ls(args) => client::browse::run_ls(args).await,
+        Command::Show(args) => client::browse::run_show(args).await,
+        Command::Members(args) => client::browse::run_members(args).await,
+        Command::Completions { shell } => completions(*shell),
         Command::Push(args) => client::push::run_push(args).await,
         Command::Pull(args) => client::pull::run_pull(args).await,
         Command::Search(args) => client::search::run_search(args).await,
         Command::Perms { command } => client::perms::run_perms(command).await,
         Command::Share(args) => client::share::run_share(args).await,
     }
+}
+
+/// Prints the completion script of `shell`, generated from the command definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "trove", &mut script);
+    client::out::line(String::from_utf8_lossy(&script).trim_end())
 }
 
 /// Starts the service and serves until Ctrl-C / SIGTERM.
@@ -187,4 +224,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || index.close()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_definitions_are_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -2,6 +2,11 @@
 //! `{server, username, access_token, expires_at}` as JSON, at `$TROVE_CREDENTIALS`, else
 //! `$XDG_CONFIG_HOME/trove/credentials.json`, else `~/.config/trove/credentials.json`.
 //!
+//! Profiles (`--profile NAME`, or `TROVE_PROFILE`) keep several logins side by side: the
+//! default profile is the file above, profile `NAME` the file `credentials.NAME.json` (the
+//! stem of the file above, then `.NAME`) beside it. A command given `--server URL` but no
+//! profile uses the profile logged in to that server when the default login is for another.
+//!
 //! On unix the file is created with mode `0600` (its directory `0700` when trove creates it),
 //! written to a temporary name in the same directory and renamed, so a reader never sees half
 //! a file and an older, wider-open file is replaced rather than rewritten.
@@ -62,6 +67,83 @@ pub fn path_from(lookup: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
 #[must_use]
 pub fn default_path() -> Option<PathBuf> {
     path_from(|name| std::env::var_os(name))
+}
+
+/// The name of the default profile.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Checks a profile name: 1 to 64 ASCII letters, digits, `-` or `_`.
+///
+/// # Errors
+/// When the name breaks that rule.
+pub fn parse_profile(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err("a profile name is 1 to 64 ASCII letters, digits, '-' or '_'".to_owned())
+    }
+}
+
+/// The credentials file of `profile` given the default file `base`.
+#[must_use]
+pub fn profile_path(base: &Path, profile: Option<&str>) -> PathBuf {
+    match profile {
+        None | Some(DEFAULT_PROFILE) => base.to_path_buf(),
+        Some(name) => {
+            let stem = base.file_stem().map_or_else(
+                || "credentials".to_owned(),
+                |stem| stem.to_string_lossy().into_owned(),
+            );
+            base.with_file_name(format!("{stem}.{name}.json"))
+        }
+    }
+}
+
+/// The first profile beside `base` (in name order) whose stored server `matches`; unreadable
+/// or malformed profile files are passed over.
+#[must_use]
+pub fn find_by_server(
+    base: &Path,
+    matches: impl Fn(&str) -> bool,
+) -> Option<(PathBuf, StoredCredentials)> {
+    let directory = base.parent()?;
+    let stem = base.file_stem()?.to_string_lossy().into_owned();
+    let prefix = format!("{stem}.");
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(directory)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .is_some_and(|profile| parse_profile(profile).is_ok())
+        })
+        .collect();
+    candidates.sort();
+    candidates.into_iter().find_map(|path| {
+        let stored = load(&path).ok().flatten()?;
+        matches(&stored.server).then_some((path, stored))
+    })
+}
+
+/// Removes the stored login; `false` when there was none.
+///
+/// # Errors
+/// When the file exists but cannot be removed.
+pub fn remove(path: &Path) -> anyhow::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error)
+            .with_context(|| format!("cannot remove the credentials file {}", path.display())),
+    }
 }
 
 /// Reads the stored login; `None` when there is no file.
@@ -177,6 +259,21 @@ mod tests {
             Some(PathBuf::from("/h/.config/trove/credentials.json"))
         );
         assert_eq!(path_from(env(&[])), None);
+    }
+
+    #[test]
+    fn profiles_live_beside_the_default_file() {
+        let base = Path::new("/c/trove/credentials.json");
+        assert_eq!(profile_path(base, None), base);
+        assert_eq!(profile_path(base, Some("default")), base);
+        assert_eq!(
+            profile_path(base, Some("staging")),
+            PathBuf::from("/c/trove/credentials.staging.json")
+        );
+        assert!(parse_profile("ci_2").is_ok());
+        for bad in ["", "../x", "a b", "a.b"] {
+            assert!(parse_profile(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

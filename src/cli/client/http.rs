@@ -98,6 +98,12 @@ pub struct ApiFailure {
     pub hint: &'static str,
 }
 
+/// A request that got no answer (connection refused, timeout, broken connection): exit
+/// status 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportFailure(pub String);
+
 /// The HTTP client of one command: a server and an optional bearer credential.
 pub struct ApiClient {
     http: reqwest::Client,
@@ -238,16 +244,19 @@ impl ApiClient {
         }
     }
 
-    fn transport_error(&self, error: &reqwest::Error) -> anyhow::Error {
+    /// The one-line [`TransportFailure`] of a request that got no answer.
+    #[must_use]
+    pub fn transport_error(&self, error: &reqwest::Error) -> anyhow::Error {
         let server = &self.server;
         let cause = root_cause(error);
-        if error.is_connect() {
-            anyhow::anyhow!("cannot connect to the Trove server at {server}: {cause}")
+        let message = if error.is_connect() {
+            format!("cannot connect to the Trove server at {server}: {cause}")
         } else if error.is_timeout() {
-            anyhow::anyhow!("the Trove server at {server} did not answer in time: {cause}")
+            format!("the Trove server at {server} did not answer in time: {cause}")
         } else {
-            anyhow::anyhow!("request to the Trove server at {server} failed: {cause}")
-        }
+            format!("request to the Trove server at {server} failed: {cause}")
+        };
+        TransportFailure(message).into()
     }
 
     async fn failure(&self, response: Response) -> ApiFailure {
@@ -297,10 +306,12 @@ impl ApiClient {
 /// # Errors
 /// When the body cannot be read or is not JSON.
 pub async fn read_json(response: Response) -> anyhow::Result<Value> {
-    let bytes = response
-        .bytes()
-        .await
-        .context("cannot read the server's answer")?;
+    let bytes = response.bytes().await.map_err(|error| {
+        TransportFailure(format!(
+            "cannot read the server's answer: {}",
+            root_cause(&error)
+        ))
+    })?;
     if bytes.is_empty() {
         return Ok(Value::Null);
     }

@@ -1,5 +1,6 @@
-//! The client commands for people and CI (`login`, `push`, `pull`, `search`, `perms`,
-//! `share`): they talk to a running Trove over HTTP.
+//! The client commands for people and CI (`login`, `whoami`, `logout`, `ls`, `show`,
+//! `members`, `push`, `pull`, `search`, `perms`, `share`): they talk to a running Trove over
+//! HTTP.
 //!
 //! Where the server and the credential come from, in order: `--server URL` (or
 //! `TROVE_SERVER`), else the server `trove login` stored, else `http://127.0.0.1:8080`; the
@@ -7,20 +8,27 @@
 //! access token `trove login` stored — sent only to the server it was issued by, so pointing
 //! `--server` elsewhere never leaks it. The credentials file is described in [`credentials`].
 //!
+//! `--profile NAME` (or `TROVE_PROFILE`) picks another stored login, so several servers (or
+//! accounts) can be used side by side.
+//!
 //! Errors are `anyhow` errors whose chain names what failed and, for an HTTP error, the
 //! server's `reason` and `code` ([`http::ApiFailure`]); `main` prints them on one line and
-//! exits with 1. Usage errors found after parsing (no password source, a profile that is not
-//! a JSON object) exit with 2, as clap's own do.
+//! exits with the status [`out::exit_code`] gives: 0 ok, 1 server refused, 2 usage, 3 not
+//! found or no access, 4 network. Output goes through [`out`], so a closed pipe never panics.
 
+pub mod browse;
 pub mod credentials;
 pub mod http;
 pub mod login;
+pub mod out;
 pub mod perms;
 pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod search;
 pub mod share;
+
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -38,6 +46,19 @@ pub struct ServerArgs {
     /// Trove server URL (default: the server `trove login` stored, else http://127.0.0.1:8080).
     #[arg(long, env = "TROVE_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    /// Stored login to use (default: `default`); see `trove login --profile`.
+    #[arg(id = "login_profile", long = "profile", env = "TROVE_PROFILE", value_name = "NAME",
+        value_parser = credentials::parse_profile)]
+    pub profile: Option<String>,
+}
+
+impl ServerArgs {
+    /// The credentials file of the chosen profile; `None` when no location is known.
+    #[must_use]
+    pub fn credentials_path(&self) -> Option<PathBuf> {
+        credentials::default_path()
+            .map(|base| credentials::profile_path(&base, self.profile.as_deref()))
+    }
 }
 
 /// Where a credential came from, for the hints of `401` answers.
@@ -120,21 +141,105 @@ pub fn resolve(
 /// # Errors
 /// When the credentials file is unreadable or malformed, or the server URL is unusable.
 pub fn connect(args: &ServerArgs) -> anyhow::Result<ApiClient> {
+    Ok(session(args)?.client)
+}
+
+/// A command's client with the stored login it may use.
+pub struct Session {
+    /// The client.
+    pub client: ApiClient,
+    /// The stored login of the chosen profile, if any.
+    pub stored: Option<credentials::StoredCredentials>,
+    /// The credentials file of the chosen profile.
+    pub path: Option<PathBuf>,
+    /// Where the credential came from.
+    pub source: CredentialSource,
+    /// The profile used (`default` unless `--profile` or a match on `--server`).
+    pub profile: String,
+}
+
+/// Builds the [`Session`] of a command from `--server`, `--profile`, `TROVE_TOKEN` and the
+/// credentials file.
+///
+/// # Errors
+/// As [`connect`].
+pub fn session(args: &ServerArgs) -> anyhow::Result<Session> {
     let token = std::env::var(TOKEN_VARIABLE).ok();
+    // With both a server and a token given, the file is not needed (nor read: a broken file
+    // must not stop CI).
     let needs_file = args.server.is_none() || token.as_deref().is_none_or(str::is_empty);
-    let stored = if needs_file {
-        match credentials::default_path() {
-            Some(path) => credentials::load(&path)?,
-            None => None,
-        }
+    let (path, stored, profile) = if needs_file {
+        stored_login(args)?
     } else {
-        None
+        (args.credentials_path(), None, profile_of(args))
     };
+    if args.profile.is_some() && needs_file && stored.is_none() {
+        out::note(&format!(
+            "profile {} has no stored login (run `trove login --profile {0}`)",
+            args.profile.as_deref().unwrap_or_default()
+        ));
+    }
     let resolved = resolve(args.server.as_deref(), token, stored.as_ref())?;
     if let Some(note) = &resolved.note {
-        eprintln!("trove: note: {note}");
+        out::note(&format!("note: {note}"));
     }
-    ApiClient::new(resolved.server, resolved.credential, resolved.source)
+    let source = resolved.source;
+    let client = ApiClient::new(resolved.server, resolved.credential, resolved.source)?;
+    Ok(Session {
+        client,
+        stored,
+        path,
+        source,
+        profile,
+    })
+}
+
+fn profile_of(args: &ServerArgs) -> String {
+    args.profile
+        .clone()
+        .unwrap_or_else(|| credentials::DEFAULT_PROFILE.to_owned())
+}
+
+/// The stored login the arguments designate: its file, its content (when there is one) and
+/// its profile name. `--server` without `--profile` picks the profile logged in to that
+/// server when the default login is for another one.
+///
+/// # Errors
+/// When the chosen credentials file is unreadable or malformed.
+pub fn stored_login(
+    args: &ServerArgs,
+) -> anyhow::Result<(
+    Option<PathBuf>,
+    Option<credentials::StoredCredentials>,
+    String,
+)> {
+    let path = args.credentials_path();
+    let stored = match &path {
+        Some(path) => credentials::load(path)?,
+        None => None,
+    };
+    if let (Some(server), None, Some(base)) = (
+        args.server.as_deref(),
+        &args.profile,
+        credentials::default_path(),
+    ) && !stored
+        .as_ref()
+        .is_some_and(|stored| same_server(&stored.server, server))
+        && let Some((found, login)) =
+            credentials::find_by_server(&base, |stored| same_server(stored, server))
+    {
+        let profile = found
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| stem.rsplit_once('.'))
+            .map_or_else(|| profile_of(args), |(_, name)| name.to_owned());
+        return Ok((Some(found), Some(login), profile));
+    }
+    Ok((path, stored, profile_of(args)))
+}
+
+fn same_server(left: &str, right: &str) -> bool {
+    matches!((ServerUrl::parse(left), ServerUrl::parse(right)), (Ok(left), Ok(right)) if left == right)
 }
 
 /// Reports a usage error found after parsing and exits with status 2, as clap does.
@@ -144,6 +249,19 @@ pub fn usage_error(message: &str) -> ! {
         format!("{message}\n"),
     )
     .exit()
+}
+
+/// The `{p}@{v}` form: project and version (a usage error otherwise).
+///
+/// # Errors
+/// When the text is not `project@version` with valid names.
+pub fn parse_project_version(value: &str) -> Result<(String, String), String> {
+    let Some((project, version)) = value.rsplit_once('@') else {
+        return Err("expected project@version".to_owned());
+    };
+    crate::model::names::validate_project_id(project).map_err(|error| error.to_string())?;
+    crate::model::id::VersionSelector::parse(version).map_err(|error| error.to_string())?;
+    Ok((project.to_owned(), version.to_owned()))
 }
 
 /// A human size: `512 B`, `3.0 MiB`.

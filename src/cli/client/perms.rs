@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::push::{parse_project_id, parse_version};
-use super::{ServerArgs, connect, usage_error};
+use super::{ServerArgs, connect, out, usage_error};
 
 /// `trove perms ...` sub-commands.
 #[derive(Debug, Clone, Subcommand)]
@@ -83,8 +83,7 @@ pub async fn run_perms(command: &PermsCommand) -> anyhow::Result<()> {
                         target(project, version.as_deref())
                     )
                 })?;
-            println!("{}", serde_json::to_string_pretty(&profile)?);
-            Ok(())
+            out::json(&profile)
         }
         PermsCommand::Set {
             project,
@@ -111,8 +110,7 @@ pub async fn run_perms(command: &PermsCommand) -> anyhow::Result<()> {
             } else {
                 job
             };
-            println!("{}", serde_json::to_string_pretty(&job)?);
-            Ok(())
+            out::json(&job)
         }
     }
 }

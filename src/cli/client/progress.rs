@@ -1,21 +1,108 @@
-//! Transfer progress on stderr, self-drawn (no progress-bar crate): when stderr is a terminal,
-//! one line per file redrawn with `\r` (`[2/5] data/x.bin [######----] 3.0 MiB/8.0 MiB 37%`);
-//! otherwise (CI logs) one plain line per finished file.
+//! Transfer progress on stderr (`indicatif`): on a terminal, one overall bar (files and bytes)
+//! with one bar per file in flight under it, and a line per finished file above them;
+//! otherwise (CI logs, pipes) one plain line per finished file. `--quiet` draws nothing.
 //!
 //! A [`Meter`] is cheap to clone and `Send`, so an upload's body stream can count its own
-//! bytes.
+//! bytes while other files transfer concurrently.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::human_bytes;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Least time between two redraws of a line.
-const REDRAW_INTERVAL: Duration = Duration::from_millis(100);
-/// Width of the bar, in characters.
-const BAR_WIDTH: u64 = 24;
+use super::{human_bytes, out};
+
+/// The progress of a whole transfer (several files).
+#[derive(Clone)]
+pub struct Transfer {
+    bars: Option<Bars>,
+    quiet: bool,
+}
+
+#[derive(Clone)]
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+}
+
+impl Transfer {
+    /// Starts the progress of `files` files, `bytes` bytes in all; bars are drawn only when
+    /// stderr is a terminal and `--quiet` was not given.
+    #[must_use]
+    pub fn start(verb: &str, files: usize, bytes: u64) -> Self {
+        let quiet = out::quiet();
+        let terminal = std::io::stderr().is_terminal();
+        let bars = (terminal && !quiet).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(bytes));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            overall.set_prefix(format!("{verb} 0/{files} files"));
+            Bars { multi, overall }
+        });
+        Self { bars, quiet }
+    }
+
+    /// The meter of one file (`label`), `size` bytes when known.
+    #[must_use]
+    pub fn file(&self, label: String, size: Option<u64>) -> Meter {
+        let bar = self.bars.as_ref().map(|bars| {
+            let bar = bars.multi.add(ProgressBar::new(size.unwrap_or(0)));
+            bar.set_style(
+                ProgressStyle::with_template("  {wide_msg} [{bar:20}] {bytes}/{total_bytes}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(label.clone());
+            bar
+        });
+        Meter {
+            inner: Arc::new(MeterInner {
+                label,
+                bar,
+                transfer: self.clone(),
+                done: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Counts one finished file in the overall bar.
+    fn file_done(&self, files_done: u64, files: u64, verb: &str) {
+        if let Some(bars) = &self.bars {
+            bars.overall
+                .set_prefix(format!("{verb} {files_done}/{files} files"));
+        }
+    }
+
+    /// Prints a line above the bars (or on stderr), unless `--quiet`.
+    pub fn println(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.multi.println(line);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
+    }
+
+    /// Removes the bars.
+    pub fn finish(&self) {
+        if let Some(bars) = &self.bars {
+            bars.overall.finish_and_clear();
+            let _ = bars.multi.clear();
+        }
+    }
+}
 
 /// The progress of one file's transfer.
 #[derive(Clone)]
@@ -25,55 +112,21 @@ pub struct Meter {
 
 struct MeterInner {
     label: String,
-    total: Option<u64>,
+    bar: Option<ProgressBar>,
+    transfer: Transfer,
     done: AtomicU64,
-    terminal: bool,
-    drawn: AtomicBool,
-    last_draw: Mutex<Option<Instant>>,
 }
 
 impl Meter {
-    /// Starts the meter of `label` (`[i/n] path`) with `total` bytes when known; draws on a
-    /// terminal only when `terminal`.
-    #[must_use]
-    pub fn new(label: String, total: Option<u64>, terminal: bool) -> Self {
-        Self {
-            inner: Arc::new(MeterInner {
-                label,
-                total,
-                done: AtomicU64::new(0),
-                terminal,
-                drawn: AtomicBool::new(false),
-                last_draw: Mutex::new(None),
-            }),
-        }
-    }
-
-    /// A meter drawing on stderr when stderr is a terminal.
-    #[must_use]
-    pub fn on_stderr(label: String, total: Option<u64>) -> Self {
-        Self::new(label, total, std::io::stderr().is_terminal())
-    }
-
-    /// Counts `bytes` more, redrawing the line at most every 100 ms.
+    /// Counts `bytes` more.
     pub fn add(&self, bytes: u64) {
-        let done = self.inner.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if !self.inner.terminal {
-            return;
+        self.inner.done.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(bar) = &self.inner.bar {
+            bar.inc(bytes);
         }
-        let Ok(mut last) = self.inner.last_draw.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < REDRAW_INTERVAL) {
-            return;
+        if let Some(bars) = &self.inner.transfer.bars {
+            bars.overall.inc(bytes);
         }
-        *last = Some(now);
-        self.inner.drawn.store(true, Ordering::Relaxed);
-        let line = self.line(done);
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "\r\x1b[2K{line}");
-        let _ = stderr.flush();
     }
 
     /// Bytes counted so far.
@@ -84,48 +137,52 @@ impl Meter {
 
     /// Ends the meter with `verb` (`uploaded`, `downloaded`): the final line.
     pub fn finish(&self, verb: &str) {
-        let done = self.done();
-        let line = format!("{verb} {} ({})", self.inner.label, human_bytes(done));
-        self.end_with(&line);
+        if let Some(bar) = &self.inner.bar {
+            bar.finish_and_clear();
+        }
+        self.inner
+            .transfer
+            .println(&finished_line(verb, &self.inner.label, self.done()));
     }
 
-    /// Ends the meter of a failed transfer, leaving the terminal on a fresh line.
+    /// Ends the meter of a failed transfer (its bar removed).
     pub fn abandon(&self) {
-        if self.inner.terminal && self.inner.drawn.load(Ordering::Relaxed) {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr);
+        if let Some(bar) = &self.inner.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Counts finished files for the overall bar.
+pub struct Counter {
+    transfer: Transfer,
+    files: u64,
+    done: AtomicU64,
+    verb: String,
+}
+
+impl Counter {
+    /// A counter of `files` files for `transfer`.
+    #[must_use]
+    pub fn new(transfer: &Transfer, verb: &str, files: usize) -> Self {
+        Self {
+            transfer: transfer.clone(),
+            files: files as u64,
+            done: AtomicU64::new(0),
+            verb: verb.to_owned(),
         }
     }
 
-    fn end_with(&self, line: &str) {
-        let mut stderr = std::io::stderr().lock();
-        if self.inner.terminal {
-            let _ = writeln!(stderr, "\r\x1b[2K{line}");
-        } else {
-            let _ = writeln!(stderr, "{line}");
-        }
+    /// One more file finished.
+    pub fn tick(&self) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.transfer.file_done(done, self.files, &self.verb);
     }
+}
 
-    /// The line drawn for `done` bytes.
-    fn line(&self, done: u64) -> String {
-        let label = &self.inner.label;
-        match self.inner.total {
-            Some(total) if total > 0 => {
-                let done = done.min(total);
-                let filled = done * BAR_WIDTH / total;
-                let percent = done * 100 / total;
-                let bar: String = (0..BAR_WIDTH)
-                    .map(|cell| if cell < filled { '#' } else { '-' })
-                    .collect();
-                format!(
-                    "{label} [{bar}] {}/{} {percent}%",
-                    human_bytes(done),
-                    human_bytes(total)
-                )
-            }
-            _ => format!("{label} {}", human_bytes(done)),
-        }
-    }
+/// The line printed when a file is done.
+fn finished_line(verb: &str, label: &str, bytes: u64) -> String {
+    format!("{verb} {label} ({})", human_bytes(bytes))
 }
 
 #[cfg(test)]
@@ -133,15 +190,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_line_shows_a_bar_sizes_and_percent() {
-        let meter = Meter::new("[1/2] a.bin".to_owned(), Some(4 * 1024 * 1024), false);
-        meter.add(1024 * 1024);
-        assert_eq!(meter.done(), 1024 * 1024);
+    fn plain_lines_name_the_file_and_its_size() {
         assert_eq!(
-            meter.line(meter.done()),
-            "[1/2] a.bin [######------------------] 1.0 MiB/4.0 MiB 25%"
+            finished_line("uploaded", "[1/2] a.bin", 4 * 1024 * 1024),
+            "uploaded [1/2] a.bin (4.0 MiB)"
         );
-        let unknown = Meter::new("b".to_owned(), None, false);
-        assert_eq!(unknown.line(2048), "b 2.0 KiB");
+        let transfer = Transfer {
+            bars: None,
+            quiet: true,
+        };
+        let meter = transfer.file("b".to_owned(), Some(10));
+        meter.add(4);
+        meter.add(6);
+        assert_eq!(meter.done(), 10);
     }
 }

@@ -6,10 +6,12 @@
 //! and md5 sums; each is fetched with `GET /files/{id}?redirect=false` (redirects are followed
 //! too), streamed to a temporary name in its destination directory while its md5 is computed,
 //! checked against the listing, then renamed into place — a failed or corrupted transfer
-//! never leaves a half file under the real name. A path that would land outside DIR (also
+//! never leaves a half file under the real name. `--jobs` files transfer at once (default 4);
+//! a file already present with the listed size and md5 is not downloaded again. A path that would land outside DIR (also
 //! through a symlinked directory inside DIR) is refused.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -20,8 +22,8 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
 use super::http::ApiClient;
-use super::progress::Meter;
-use super::{ServerArgs, connect, human_bytes};
+use super::progress::{Counter, Meter, Transfer};
+use super::{ServerArgs, connect, human_bytes, out};
 use crate::model::id::{ArtifactId, VersionSelector};
 use crate::model::names;
 
@@ -68,6 +70,9 @@ pub struct PullArgs {
     pub target: PullTarget,
     /// Destination directory (default: the current directory); files keep their relative path.
     pub dir: Option<PathBuf>,
+    /// Files transferred at once.
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Server and credentials.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -164,20 +169,117 @@ pub async fn run_pull(args: &PullArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", root.display()))?;
 
     let count = wanted.len();
-    let mut total = 0_u64;
-    for (index, (file, target)) in wanted.iter().zip(&destinations).enumerate() {
-        let label = format!("[{}/{count}] {}", index + 1, file.path);
-        total += download(&client, file, target, &root_canonical, label)
-            .await
-            .with_context(|| format!("cannot download {}", file.id))?;
+    let bytes: u64 = wanted.iter().filter_map(|file| file.size).sum();
+    let transfer = Transfer::start("downloading", count, bytes);
+    let counter = Counter::new(&transfer, "downloaded", count);
+    let stop = AtomicBool::new(false);
+    let tasks = wanted
+        .iter()
+        .zip(&destinations)
+        .enumerate()
+        .map(|(index, (file, target))| {
+            let label = format!("[{}/{count}] {}", index + 1, file.path);
+            let (client, transfer, counter, root, stop) = (
+                &client,
+                &transfer,
+                &counter,
+                root_canonical.as_path(),
+                &stop,
+            );
+            async move {
+                // After a failure, files not started yet are left alone.
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                if already_present(file, target).await {
+                    transfer.println(&format!("already present {label}"));
+                    counter.tick();
+                    return Ok::<_, anyhow::Error>(Some(None));
+                }
+                let meter = transfer.file(label, file.size);
+                let size = download(client, file, target, root, &meter)
+                    .await
+                    .with_context(|| format!("cannot download {}", file.id))?;
+                counter.tick();
+                Ok(Some(Some(size)))
+            }
+        });
+    let mut results = futures::stream::iter(tasks).buffer_unordered(usize::from(args.jobs));
+    let (mut downloaded, mut skipped, mut total) = (0_usize, 0_usize, 0_u64);
+    let mut failure = None;
+    // Transfers in flight when one fails are let finish (and clean up after themselves).
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(Some(Some(size))) => {
+                downloaded += 1;
+                total += size;
+            }
+            Ok(Some(None)) => skipped += 1,
+            Ok(None) => {}
+            Err(error) => {
+                stop.store(true, Ordering::Relaxed);
+                failure.get_or_insert(error);
+            }
+        }
     }
-    println!(
-        "pulled {count} file{} ({}) of {project}@{resolved_version} into {}",
+    drop(results);
+    transfer.finish();
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if out::json_mode() {
+        return out::json(&serde_json::json!({
+            "project_id": project,
+            "version": resolved_version,
+            "files": count,
+            "downloaded": downloaded,
+            "skipped": skipped,
+            "bytes": total,
+            "directory": root.display().to_string(),
+        }));
+    }
+    let skipped = if skipped > 0 {
+        format!(", {skipped} already present")
+    } else {
+        String::new()
+    };
+    out::human(&format!(
+        "pulled {count} file{} ({}{skipped}) of {project}@{resolved_version} into {}",
         if count == 1 { "" } else { "s" },
         human_bytes(total),
         root.display()
-    );
-    Ok(())
+    ))
+}
+
+/// Whether `target` already holds the listed file: same size and md5 (a file the listing
+/// gives no md5 for is always downloaded again).
+async fn already_present(file: &Wanted, target: &Path) -> bool {
+    let (Some(size), Some(expected)) = (file.size, file.md5.clone()) else {
+        return false;
+    };
+    match tokio::fs::symlink_metadata(target).await {
+        Ok(metadata) if metadata.is_file() && metadata.len() == size => {}
+        _ => return false,
+    }
+    let path = target.to_path_buf();
+    tokio::task::spawn_blocking(move || md5_of(&path).is_ok_and(|md5| md5 == expected))
+        .await
+        .unwrap_or(false)
+}
+
+fn md5_of(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut md5 = md5::Md5::new();
+    let mut buffer = vec![0_u8; 256 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        md5.update(&buffer[..read]);
+    }
+    Ok(hex::encode(md5.finalize()))
 }
 
 /// Streams one file to a temporary name next to `target`, checks it, renames it.
@@ -186,7 +288,7 @@ async fn download(
     file: &Wanted,
     target: &Path,
     root_canonical: &Path,
-    label: String,
+    meter: &Meter,
 ) -> anyhow::Result<u64> {
     let parent = target
         .parent()
@@ -212,9 +314,7 @@ async fn download(
     let mut url = client.url(&["files", &file.id]);
     url.query_pairs_mut().append_pair("redirect", "false");
     let response = client.send(client.request(Method::GET, url)).await?;
-    let total = file.size.or_else(|| response.content_length());
-    let meter = Meter::on_stderr(label, total);
-    let written = write_body(response, &temporary, &meter).await;
+    let written = write_body(response, &temporary, meter).await;
     let checked = written.and_then(|md5| {
         if let Some(expected) = &file.md5
             && *expected != md5

@@ -1,12 +1,12 @@
 //! `trove search QUERY [--size N] [--json]`: `GET /search`, printing one hit per line (its
-//! `_extra.id`, the ArtifactDB id `project:path@version`) or the server's JSON answer as is.
+//! `_extra.id`, the ArtifactDB id `project:path@version`) or the server's JSON answer with `--json`.
 
 use anyhow::Context as _;
 use clap::Args;
 use reqwest::Method;
 
 use super::http::read_json;
-use super::{ServerArgs, connect};
+use super::{ServerArgs, connect, out};
 
 /// `trove search` arguments.
 #[derive(Debug, Clone, Args)]
@@ -16,9 +16,6 @@ pub struct SearchArgs {
     /// Number of hits (1 to 500).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
     pub size: u16,
-    /// Print the server's JSON answer instead of one id per line.
-    #[arg(long)]
-    pub json: bool,
     /// Server and credentials.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -38,28 +35,23 @@ pub async fn run_search(args: &SearchArgs) -> anyhow::Result<()> {
         .send(client.request(Method::GET, url))
         .await
         .context("search failed")?;
-    if args.json {
-        let body = response
-            .text()
-            .await
-            .context("cannot read the server's answer")?;
-        println!("{}", body.trim_end());
-        return Ok(());
-    }
     let answer = read_json(response).await?;
+    if out::json_mode() {
+        return out::json(&answer);
+    }
     let results = answer["results"].as_array().cloned().unwrap_or_default();
     for hit in &results {
         if let Some(id) = hit["_extra"]["id"].as_str() {
-            println!("{id}");
+            out::line(id)?;
         }
     }
     if let Some(total) = answer["total"].as_u64()
         && total > results.len() as u64
     {
-        eprintln!(
-            "trove: showing {} of {total} hits (--size N for more, --json for the next cursor)",
+        out::note(&format!(
+            "showing {} of {total} hits (--size N for more, --json for the next cursor)",
             results.len()
-        );
+        ));
     }
     Ok(())
 }

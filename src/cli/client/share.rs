@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::push::parse_project_id;
-use super::{ServerArgs, connect};
+use super::{ServerArgs, connect, out};
 
 /// `trove share` arguments.
 #[derive(Debug, Clone, Args)]
@@ -52,8 +52,12 @@ pub async fn run_share(args: &ShareArgs) -> anyhow::Result<()> {
             )
             .await
             .with_context(|| format!("cannot revoke the share of {project} with {principal}"))?;
-        println!("revoked the share of {project} with {principal}");
-        return Ok(());
+        if out::json_mode() {
+            return out::json(
+                &json!({"project_id": project, "principal": principal, "revoked": true}),
+            );
+        }
+        return out::human(&format!("revoked the share of {project} with {principal}"));
     }
     let mut body = json!({"principal": principal});
     if let Some(at) = args.expires_at {
@@ -66,9 +70,11 @@ pub async fn run_share(args: &ShareArgs) -> anyhow::Result<()> {
     let until = answer["expires_at"]
         .as_str()
         .map_or_else(String::new, |at| format!(" until {at}"));
-    println!(
+    if out::json_mode() {
+        return out::json(&answer);
+    }
+    out::human(&format!(
         "shared {project} read-only with {}{until}",
         answer["principal"].as_str().unwrap_or(principal)
-    );
-    Ok(())
+    ))
 }
