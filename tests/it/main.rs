@@ -11,6 +11,7 @@ mod common;
 mod index;
 mod indexing;
 mod namespaces;
+mod relevance;
 mod search_api;
 mod search_text;
 mod security;
