@@ -42,7 +42,24 @@ pub enum SearchError {
     InvalidParameter(String),
     /// The index failed.
     #[error("search failed: {0}")]
-    Index(#[from] tantivy::TantivyError),
+    Index(tantivy::TantivyError),
+}
+
+impl From<tantivy::TantivyError> for SearchError {
+    /// What the index refuses to run for a query it parsed (a range over a metadata key,
+    /// which has no columnar copy, say) is the query's fault: `400`, not `500`.
+    fn from(error: tantivy::TantivyError) -> Self {
+        match error {
+            tantivy::TantivyError::SchemaError(why)
+            | tantivy::TantivyError::InvalidArgument(why) => {
+                Self::InvalidQuery(format!("this query cannot run: {why}"))
+            }
+            tantivy::TantivyError::FieldNotFound(field) => {
+                Self::InvalidQuery(format!("no field {field:?}"))
+            }
+            other => Self::Index(other),
+        }
+    }
 }
 
 /// Which documents a search returns.
@@ -238,22 +255,31 @@ fn exists_as_terms(ast: UserInputAst) -> UserInputAst {
 }
 
 /// A query made only of exclusions (`NOT x`) means "everything but x": pair it with `*`
-/// (tantivy refuses a query that only excludes).
+/// (tantivy matches nothing with a query that only excludes) — at any depth, so `vision AND
+/// NOT imagenet` (parsed `+vision +(-imagenet)`) means what it says.
 fn complete_negative_query(ast: UserInputAst) -> UserInputAst {
     match ast {
-        UserInputAst::Clause(mut clauses)
+        UserInputAst::Clause(clauses) => {
+            let mut clauses: Vec<_> = clauses
+                .into_iter()
+                .map(|(occur, clause)| (occur, complete_negative_query(clause)))
+                .collect();
             if !clauses.is_empty()
                 && clauses
                     .iter()
-                    .all(|(occur, _)| *occur == Some(Occur::MustNot)) =>
-        {
-            clauses.push((
-                Some(Occur::Must),
-                UserInputAst::Leaf(Box::new(UserInputLeaf::All)),
-            ));
+                    .all(|(occur, _)| *occur == Some(Occur::MustNot))
+            {
+                clauses.push((
+                    Some(Occur::Must),
+                    UserInputAst::Leaf(Box::new(UserInputLeaf::All)),
+                ));
+            }
             UserInputAst::Clause(clauses)
         }
-        other => other,
+        UserInputAst::Boost(inner, boost) => {
+            UserInputAst::Boost(Box::new(complete_negative_query(*inner)), boost)
+        }
+        leaf => leaf,
     }
 }
 

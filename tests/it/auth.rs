@@ -1043,7 +1043,8 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
         .get_bytes(&keys::api_key(&id))
         .await
         .unwrap();
-    let secret = key.rsplit('_').next().unwrap();
+    // The key is `trove_<id>_<secret>`; the secret itself may contain `_`.
+    let secret = key.strip_prefix(&format!("trove_{id}_")).unwrap();
     assert!(!String::from_utf8_lossy(&stored).contains(secret));
 
     let me = app.bearer(Method::GET, "/auth/me", &key, None).await;

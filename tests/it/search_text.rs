@@ -135,6 +135,25 @@ async fn a_word_people_type_finds_the_project_its_files_and_nothing_hidden() {
         ["bert-base:config/model.json@v1"]
     );
 
+    // An exclusion nested under AND means what it says; a range the index cannot run is a 400.
+    assert_eq!(
+        hits(&app, &alice, "q=bert%20AND%20NOT%20weights&kind=project").await,
+        ["bert-base", "resnet"]
+    );
+    assert!(
+        !hits(&app, &alice, "q=bert%20AND%20NOT%20weights")
+            .await
+            .contains(&"bert-base:weights.bin@v1".to_owned())
+    );
+    for query in [
+        "document.year:%5B2021%20TO%202021%5D",
+        "year:%5B2021%20TO%202021%5D",
+    ] {
+        let range = app
+            .bearer(Method::GET, &format!("/search?q={query}"), &alice, None)
+            .await;
+        assert_eq!(range.status, StatusCode::BAD_REQUEST, "{}", range.text());
+    }
     // The user's own regular expressions stay refused.
     let regex = app
         .bearer(Method::GET, "/search?q=title:/b.*/", &alice, None)
