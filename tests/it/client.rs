@@ -449,9 +449,34 @@ async fn pull_of_one_id_and_search_find_the_pushed_file() {
         .run_as(&token, &["search", "_extra.project_id:tables"])
         .await
         .ok();
-    let ids: Vec<&str> = ran.stdout.lines().collect();
+    // One line per hit: kind, id, title — projects and files.
+    let ids: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter_map(|line| line.split('\t').nth(1))
+        .collect();
     assert!(ids.contains(&"tables:data/table.csv@v1"), "{ids:?}");
     assert!(ids.contains(&"tables:notes.txt@v1"), "{ids:?}");
+    assert!(
+        ran.stdout
+            .lines()
+            .any(|line| line.starts_with("file\ttables:notes.txt@v1\t")),
+        "{}",
+        ran.stdout
+    );
+    // --all follows the cursor through every page.
+    let ran = harness
+        .run_as(&token, &["search", "tables", "--size", "1", "--all"])
+        .await
+        .ok();
+    let every: Vec<&str> = ran.stdout.lines().collect();
+    assert!(every.len() >= 3, "{every:?}");
+    assert!(
+        every
+            .iter()
+            .any(|line| line.starts_with("project\ttables\t")),
+        "{every:?}"
+    );
     let ran = harness
         .run_as(
             &token,
