@@ -8,7 +8,9 @@
 //! `AccessScope::Unrestricted` and with a caller holding 53 tokens (one user, 50 groups,
 //! `@public`, `@authenticated`): p50/p99 of each, warm (the allow-set cache filled by an
 //! earlier query of the same identity set) and cold (the first query of a new identity set),
-//! and the ratio authorized ÷ unfiltered p99 per class. Also prints the peak resident memory.
+//! and the ratio authorized ÷ unfiltered p99 per class — broad, selective, and free text (one,
+//! two and three unqualified words, a phrase, a prefix, rare words). Also prints the peak
+//! resident memory.
 //!
 //! Run: `scripts/bench.sh` (or `cargo bench --bench search`; `TROVE_BENCH_DOCS=100000` for a
 //! quick run, `TROVE_BENCH_ITERATIONS` per query and scope, default 200).
@@ -113,9 +115,15 @@ struct Samples {
 }
 
 fn time_search(index: &SearchIndex, scope: &AccessScope, query: &str) -> anyhow::Result<f64> {
+    // `prefix:` marks a search-box query whose last word is a prefix (`?prefix=true`).
+    let (query, prefix) = match query.strip_prefix("prefix:") {
+        Some(rest) => (rest, true),
+        None => (query, false),
+    };
     let request = SearchRequest {
         query: query.to_owned(),
         size: PAGE_SIZE,
+        prefix,
         ..SearchRequest::default()
     };
     let now = Utc::now();
@@ -230,9 +238,23 @@ fn main() -> anyhow::Result<()> {
             .map(|i| format!("description:{} AND tags:cv", corpus::word(i)))
             .collect(),
     ];
+    // Free text as people type it: unqualified words over every text field.
+    let free_text: Vec<Vec<String>> = vec![
+        vec!["model".into()],
+        vec!["model training".into()],
+        vec!["model training vision".into()],
+        vec!["\"model training\"".into()],
+        vec![
+            "prefix:mod".into(),
+            "prefix:trai".into(),
+            "prefix:visi".into(),
+        ],
+        rare.iter().take(10).cloned().collect(),
+    ];
     let classes: Vec<(&str, Vec<Vec<String>>)> = vec![
         ("broad", broad.into_iter().map(|q| vec![q]).collect()),
         ("selective", selective),
+        ("free text", free_text),
     ];
 
     // Warm-up: fills the OS page cache and the caller's allow-set cache.
