@@ -69,7 +69,7 @@ fn matches(word: &str, words: &[String], prefix: bool) -> bool {
 }
 
 /// The snippet of `document` for `words`: the first string with a matching word, cut to about
-/// [`SNIPPET_CHARS`] characters around the first match, HTML-escaped, with matches in
+/// 160 characters around the first match, HTML-escaped, with matches in
 /// `<em>…</em>`. `None` when no string of the document matches.
 #[must_use]
 pub fn snippet(document: &Value, words: &[String], prefix: bool) -> Option<String> {
