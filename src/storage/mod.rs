@@ -299,20 +299,7 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
     /// deletes the source; backends override it with a cheaper move (a `rename` locally, a
     /// server-side copy on S3).
     async fn rename(&self, from: &str, to: &str) -> Result<ObjectMeta> {
-        let object = self.get(from, None).await?;
-        let content_type = object.meta.content_type.clone();
-        let outcome = self
-            .put(
-                to,
-                object.body,
-                PutOptions {
-                    content_type,
-                    ..PutOptions::default()
-                },
-            )
-            .await?;
-        self.delete(from).await?;
-        Ok(outcome.meta)
+        stream_move(self, from, to).await
     }
 
     /// Reads a whole (small) object into memory: records, profiles, metadata documents.
@@ -381,6 +368,30 @@ pub trait ObjectStoreExt: ObjectStore {
 }
 
 impl<T: ObjectStore + ?Sized> ObjectStoreExt for T {}
+
+/// Moves an object by streaming it through this process: get, put (with its content type),
+/// delete. The default [`ObjectStore::rename`], and the fallback of backends without a cheaper
+/// move.
+pub async fn stream_move<S: ObjectStore + ?Sized>(
+    store: &S,
+    from: &str,
+    to: &str,
+) -> Result<ObjectMeta> {
+    let object = store.get(from, None).await?;
+    let content_type = object.meta.content_type.clone();
+    let outcome = store
+        .put(
+            to,
+            object.body,
+            PutOptions {
+                content_type,
+                ..PutOptions::default()
+            },
+        )
+        .await?;
+    store.delete(from).await?;
+    Ok(outcome.meta)
+}
 
 /// Wraps one in-memory buffer as a [`ByteStream`].
 #[must_use]

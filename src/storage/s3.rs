@@ -522,30 +522,6 @@ impl S3Store {
     }
 }
 
-impl S3Store {
-    /// Moves an object by streaming it through this process (get, put, delete).
-    async fn stream_move(
-        &self,
-        from: &str,
-        to: &str,
-        content_type: Option<String>,
-    ) -> Result<ObjectMeta> {
-        let object = self.get(from, None).await?;
-        let outcome = self
-            .put(
-                to,
-                object.body,
-                PutOptions {
-                    content_type,
-                    ..PutOptions::default()
-                },
-            )
-            .await?;
-        self.delete(from).await?;
-        Ok(outcome.meta)
-    }
-}
-
 /// Percent-encodes a `bucket/key` copy source: every byte but unreserved characters and `/`.
 fn encode_copy_source(source: &str) -> String {
     use std::fmt::Write as _;
@@ -662,7 +638,7 @@ impl ObjectStore for S3Store {
         const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
         let source = self.head(from).await?;
         if source.size > MAX_SINGLE_COPY {
-            return self.stream_move(from, to, source.content_type).await;
+            return super::stream_move(self, from, to).await;
         }
         let full_from = self.full_key(from)?;
         let full_to = self.full_key(to)?;
@@ -685,7 +661,7 @@ impl ObjectStore for S3Store {
                         .raw_response()
                         .is_some_and(|response| response.status().as_u16() == 501) =>
             {
-                return self.stream_move(from, to, source.content_type).await;
+                return super::stream_move(self, from, to).await;
             }
             Err(error) => return Err(map_error(&error, ErrorContext::read(from))),
         }

@@ -22,21 +22,7 @@ use crate::common::{Backend, BackendApp, TestApp, TestResponse, local_settings};
 
 const PASSWORD: &str = "correct horse battery";
 
-/// Runs a test body on both backends.
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local() {
-                super::$name(crate::common::Backend::Local).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn s3() {
-                super::$name(crate::common::Backend::S3).await;
-            }
-        }
-    };
-}
+use crate::both_backends;
 
 fn now_secs() -> u64 {
     jsonwebtoken::get_current_timestamp()

@@ -245,8 +245,17 @@ async fn an_upload_streaming_while_the_version_is_sealed_lands_in_it(backend: Ba
             .unwrap();
         let router = app.router.clone();
         let pending = tokio::spawn(async move { crate::common::send_to(router, request).await });
-        sender.send(Ok(b"poisoned ".to_vec())).await.unwrap();
+        let _ = sender.send(Ok(b"poisoned ".to_vec())).await;
         if path == "weights.bin" {
+            // The server is reading the body (it passed the checks at the start): seal now.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while sender.capacity() < sender.max_capacity() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the body is never read"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             complete(&app, &alice, "p", "v1", None).await;
             let stable = app
                 .bearer(
@@ -258,7 +267,9 @@ async fn an_upload_streaming_while_the_version_is_sealed_lands_in_it(backend: Ba
                 .await;
             assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
         }
-        sender.send(Ok(b"bytes".to_vec())).await.unwrap();
+        // For `late.bin` the version is already sealed: the server may refuse the request
+        // before reading the body, so the rest may find nobody listening.
+        let _ = sender.send(Ok(b"bytes".to_vec())).await;
         drop(sender);
         let answer = pending.await.unwrap();
         assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text());

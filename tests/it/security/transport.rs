@@ -14,21 +14,7 @@ use trove::storage::{PresignMethod, keys};
 
 use crate::common::{Backend, BackendApp, TestApp, TestResponse};
 
-/// Runs a test body on both backends.
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local() {
-                super::$name(crate::common::Backend::Local).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn s3() {
-                super::$name(crate::common::Backend::S3).await;
-            }
-        }
-    };
-}
+use crate::both_backends;
 
 /// Percent-encodes everything but unreserved characters (ids and path segments).
 fn enc(text: &str) -> String {
