@@ -301,7 +301,6 @@ impl Generator {
             "type": "MODEL",
             "uploaded": uploaded,
             "state": if access.disabled { "disabled" } else { "active" },
-            "permissions": access.profile_json(),
         });
         IndexDocument {
             id,
@@ -314,7 +313,7 @@ impl Generator {
             namespace: None,
             numerical_revision: Some(version as u64),
             uploaded: Some(uploaded),
-            access: access.document_access(),
+            access: trove::index::document::Shared::new(access.document_access()),
             state: if access.disabled {
                 "disabled"
             } else {
@@ -322,12 +321,13 @@ impl Generator {
             }
             .to_owned(),
             source,
-            project_text: trove::index::document::ProjectText {
+            permissions: trove::index::document::Shared::new(access.profile_json()),
+            project_text: std::sync::Arc::new(trove::index::document::ProjectText {
                 name: format!("{project} {project} model"),
                 about: "a model of the benchmark corpus".to_owned(),
                 project_type: "MODEL".to_owned(),
                 tags: vec!["benchmark".to_owned()],
-            },
+            }),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! One index document: the logical form the indexer builds, and its tantivy form.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tantivy::TantivyDocument;
 
 use super::IndexFields;
@@ -38,6 +41,35 @@ impl DocKind {
     }
 }
 
+/// A value with its JSON serialization, built once and shared by every document of a version
+/// (the resolved profile, the access data): indexing a version serializes them once, not once
+/// per document.
+#[derive(Debug, Clone)]
+pub struct Shared<T>(Arc<(T, Vec<u8>)>);
+
+impl<T: serde::Serialize> Shared<T> {
+    /// Serializes `value` once.
+    #[must_use]
+    pub fn new(value: T) -> Self {
+        let json = serde_json::to_vec(&value).unwrap_or_default();
+        Self(Arc::new((value, json)))
+    }
+
+    /// The JSON bytes of the value.
+    #[must_use]
+    pub fn json(&self) -> &[u8] {
+        &self.0.1
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0.0
+    }
+}
+
 /// A document ready to be indexed.
 #[derive(Debug, Clone)]
 pub struct IndexDocument {
@@ -64,13 +96,16 @@ pub struct IndexDocument {
     pub uploaded: Option<DateTime<Utc>>,
     /// Who may read it: the reader tokens (indexed) with their expiries (stored, re-checked on
     /// every hit).
-    pub access: DocumentAccess,
+    pub access: Shared<DocumentAccess>,
     /// Effective lifecycle state (`active`, `deprecated`, `disabled`).
     pub state: String,
-    /// The whole document as searches return it (with `_extra`).
+    /// The whole document as searches return it (with `_extra`), but for
+    /// `_extra.permissions`, which is [`permissions`](Self::permissions).
     pub source: Value,
+    /// The resolved profile, shown as `_extra.permissions` (stored apart from `source`).
+    pub permissions: Shared<Value>,
     /// The project's words every document of it is found by (free text).
-    pub project_text: ProjectText,
+    pub project_text: Arc<ProjectText>,
 }
 
 /// The words of a project that each of its documents is found by: an unqualified word matches
@@ -119,9 +154,9 @@ fn extension_of(path: &str) -> Option<String> {
 /// and indexing work; metadata documents are capped far below the index's own limits anyway).
 const MAX_FREE_TEXT_BYTES: usize = 256 * 1024;
 
-/// Appends every string value of `value` (keys left out, `_extra` skipped at the top) to
-/// `text`, one per line, up to [`MAX_FREE_TEXT_BYTES`].
-fn gather_strings(value: &Value, top: bool, text: &mut String) {
+/// Appends every string value of `value` (keys left out) to `text`, one per line, up to
+/// [`MAX_FREE_TEXT_BYTES`].
+fn gather_strings(value: &Value, text: &mut String) {
     match value {
         Value::String(string) if text.len() + string.len() < MAX_FREE_TEXT_BYTES => {
             text.push_str(string);
@@ -129,15 +164,12 @@ fn gather_strings(value: &Value, top: bool, text: &mut String) {
         }
         Value::Array(items) => {
             for item in items {
-                gather_strings(item, false, text);
+                gather_strings(item, text);
             }
         }
         Value::Object(object) => {
-            for (key, child) in object {
-                if top && key == "_extra" {
-                    continue;
-                }
-                gather_strings(child, false, text);
+            for child in object.values() {
+                gather_strings(child, text);
             }
         }
         _ => {}
@@ -156,10 +188,18 @@ impl IndexDocument {
         )
     }
 
-    /// The tantivy document. The searchable copy leaves out `_extra.permissions`, so nobody
-    /// can probe who has access by searching; the stored copy keeps everything.
+    /// The tantivy document (see [`into_tantivy`](Self::into_tantivy)), from a copy.
     #[must_use]
     pub fn to_tantivy(&self, fields: &IndexFields) -> TantivyDocument {
+        self.clone().into_tantivy(fields)
+    }
+
+    /// The tantivy document. The metadata goes to the `document` JSON field (word search by
+    /// key), `_extra` to the exact `_extra` field; `_extra.permissions` is never searchable (so
+    /// nobody can probe who has access by searching) and is stored apart, once serialized per
+    /// version.
+    #[must_use]
+    pub fn into_tantivy(self, fields: &IndexFields) -> TantivyDocument {
         let mut document = TantivyDocument::default();
         document.add_text(fields.id, &self.id);
         document.add_text(fields.kind, self.kind.as_str());
@@ -192,10 +232,6 @@ impl IndexDocument {
             document.add_text(fields.readers, token);
         }
         document.add_text(fields.state, &self.state);
-        let mut searchable = self.source.clone();
-        if let Some(extra) = searchable.get_mut("_extra").and_then(Value::as_object_mut) {
-            extra.remove("permissions");
-        }
         // Facets.
         if !self.project_text.project_type.is_empty() {
             document.add_text(fields.project_type, &self.project_text.project_type);
@@ -230,27 +266,10 @@ impl IndexDocument {
         );
         document.add_text(fields.text_name, &self.project_text.name);
         document.add_text(fields.text_about, &self.project_text.about);
-        let mut meta_text = String::new();
-        gather_strings(&searchable, true, &mut meta_text);
-        document.add_text(fields.text_meta, &meta_text);
         if let Some(path) = &self.path {
             document.add_text(
                 fields.text_path,
                 format!("{path} {}", self.version.as_deref().unwrap_or_default()),
-            );
-        }
-        let mut present = std::collections::BTreeSet::new();
-        key_paths(&searchable, &mut String::new(), &mut present);
-        for path in &present {
-            document.add_text(fields.fields_present, path);
-        }
-        if let Value::Object(object) = searchable {
-            document.add_object(
-                fields.document,
-                object
-                    .into_iter()
-                    .map(|(key, value)| (key, tantivy::schema::OwnedValue::from(value)))
-                    .collect(),
             );
         }
         document.add_bytes(
@@ -259,11 +278,45 @@ impl IndexDocument {
                 .unwrap_or_default()
                 .as_slice(),
         );
-        document.add_bytes(
-            fields.access,
-            serde_json::to_vec(&self.access)
-                .unwrap_or_default()
-                .as_slice(),
+        document.add_bytes(fields.permissions, self.permissions.json());
+        document.add_bytes(fields.access, self.access.json());
+
+        let Value::Object(mut object) = self.source else {
+            return document;
+        };
+        let extra = match object.remove("_extra") {
+            Some(Value::Object(mut extra)) => {
+                extra.remove("permissions");
+                extra
+            }
+            _ => Map::new(),
+        };
+        let mut meta_text = String::new();
+        for value in object.values() {
+            gather_strings(value, &mut meta_text);
+        }
+        document.add_text(fields.text_meta, &meta_text);
+        let mut present = Vec::new();
+        key_paths(&object, &mut String::new(), &mut present);
+        key_paths(&extra, &mut String::from("_extra"), &mut present);
+        present.sort_unstable();
+        present.dedup();
+        for path in &present {
+            document.add_text(fields.fields_present, path);
+        }
+        document.add_object(
+            fields.document,
+            object
+                .into_iter()
+                .map(|(key, value)| (key, tantivy::schema::OwnedValue::from(value)))
+                .collect(),
+        );
+        document.add_object(
+            fields.extra,
+            extra
+                .into_iter()
+                .map(|(key, value)| (key, tantivy::schema::OwnedValue::from(value)))
+                .collect(),
         );
         document
     }
@@ -273,28 +326,36 @@ impl IndexDocument {
 /// keeps the first ones in key order: the cap bounds the index, not what can be stored).
 const MAX_KEY_PATHS: usize = 1024;
 
-/// Collects the dotted key paths of `value` (`a`, `a.b`; keys of objects inside arrays count
-/// under the array's path) into `paths`.
-fn key_paths(value: &Value, prefix: &mut String, paths: &mut std::collections::BTreeSet<String>) {
-    match value {
-        Value::Object(object) => {
-            for (key, child) in object {
-                if paths.len() >= MAX_KEY_PATHS {
-                    return;
-                }
-                let length = prefix.len();
-                if !prefix.is_empty() {
-                    prefix.push('.');
-                }
-                prefix.push_str(key);
-                paths.insert(prefix.clone());
-                key_paths(child, prefix, paths);
-                prefix.truncate(length);
+/// Collects the dotted key paths of `object` under `prefix` (`a`, `a.b`; keys of objects
+/// inside arrays count under the array's path) into `paths` (possibly repeated, when arrays
+/// hold objects), up to [`MAX_KEY_PATHS`] in all.
+fn key_paths(object: &Map<String, Value>, prefix: &mut String, paths: &mut Vec<String>) {
+    for (key, child) in object {
+        if paths.len() >= MAX_KEY_PATHS {
+            // Arrays of objects repeat paths: the cap counts distinct ones.
+            paths.sort_unstable();
+            paths.dedup();
+            if paths.len() >= MAX_KEY_PATHS {
+                return;
             }
         }
+        let length = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(key);
+        paths.push(prefix.clone());
+        value_paths(child, prefix, paths);
+        prefix.truncate(length);
+    }
+}
+
+fn value_paths(value: &Value, prefix: &mut String, paths: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => key_paths(object, prefix, paths),
         Value::Array(items) => {
             for item in items {
-                key_paths(item, prefix, paths);
+                value_paths(item, prefix, paths);
             }
         }
         _ => {}
@@ -319,14 +380,15 @@ mod key_path_tests {
 
     #[test]
     fn nested_keys_and_keys_inside_arrays_are_paths() {
-        let mut paths = std::collections::BTreeSet::new();
-        key_paths(
-            &serde_json::json!({"title": "x", "training": {"dataset": "imagenet"},
-                "runs": [{"loss": 1}, {"acc": 2}], "_extra": {"project_id": "p"}}),
-            &mut String::new(),
-            &mut paths,
-        );
-        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let mut paths = Vec::new();
+        let Value::Object(object) = serde_json::json!({"title": "x", "training": {"dataset": "imagenet"},
+                "runs": [{"loss": 1}, {"acc": 2}, {"acc": 3}], "_extra": {"project_id": "p"}})
+        else {
+            unreachable!()
+        };
+        key_paths(&object, &mut String::new(), &mut paths);
+        paths.sort_unstable();
+        paths.dedup();
         assert_eq!(
             paths,
             [
@@ -347,8 +409,8 @@ mod key_path_tests {
         let wide: serde_json::Map<String, Value> = (0..5000)
             .map(|index| (format!("k{index}"), Value::from(index)))
             .collect();
-        let mut paths = std::collections::BTreeSet::new();
-        key_paths(&Value::Object(wide), &mut String::new(), &mut paths);
+        let mut paths = Vec::new();
+        key_paths(&wide, &mut String::new(), &mut paths);
         assert_eq!(paths.len(), MAX_KEY_PATHS);
     }
 }

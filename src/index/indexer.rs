@@ -18,7 +18,7 @@ use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use serde_json::{Map, Value, json};
 
 use super::SearchIndex;
-use super::document::{DocKind, IndexDocument, permissions_hash};
+use super::document::{DocKind, IndexDocument, Shared, permissions_hash};
 use super::writer::WriteOp;
 use crate::model::records::{
     FileRecord, NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus,
@@ -477,7 +477,6 @@ impl Indexer {
                     "title": record.title,
                     "state": state,
                     "meta_indexed": now,
-                    "permissions": permissions,
                 }),
             );
         }
@@ -492,10 +491,11 @@ impl Indexer {
             namespace: record.namespace.clone(),
             numerical_revision: None,
             uploaded: Some(record.created_at),
-            access,
+            access: Shared::new(access),
             state: state.as_str().to_owned(),
             source,
-            project_text: super::document::ProjectText::of(record),
+            permissions: Shared::new(permissions),
+            project_text: Arc::new(super::document::ProjectText::of(record)),
         }
     }
 
@@ -614,13 +614,15 @@ impl Indexer {
                 .try_collect()
                 .await?;
 
+        let next_expiry = access.next_expiry;
         let base = VersionBase {
             context,
             record: &record,
             state,
-            access: &access,
+            access: Shared::new(access),
             perm_hash: permissions_hash(&permissions),
-            permissions: &permissions,
+            permissions: Shared::new(permissions),
+            project_text: Arc::new(super::document::ProjectText::of(&context.record)),
             now,
         };
         let mut documents = Vec::new();
@@ -670,7 +672,7 @@ impl Indexer {
             }
             documents.push(base.automatic(path, None, Some(target)));
         }
-        Ok((documents, access.next_expiry))
+        Ok((documents, next_expiry))
     }
 
     /// Re-indexes one version (after an upload, a completion, a profile or state change).
@@ -700,7 +702,10 @@ impl Indexer {
             .writer()
             .apply(vec![WriteOp::Replace {
                 owner,
-                documents: documents.iter().map(|d| d.to_tantivy(&fields)).collect(),
+                documents: documents
+                    .into_iter()
+                    .map(|d| d.into_tantivy(&fields))
+                    .collect(),
             }])
             .await?;
         Ok(report)
@@ -724,7 +729,7 @@ impl Indexer {
         report.next_expiry = project_document.access.next_expiry;
         ops.push(WriteOp::Replace {
             owner: project_document.owner_key(),
-            documents: vec![project_document.to_tantivy(&fields)],
+            documents: vec![project_document.into_tantivy(&fields)],
         });
         report.documents += 1;
         // Versions are read concurrently (storage round trips dominate), their operations
@@ -758,7 +763,10 @@ impl Indexer {
             });
             ops.push(WriteOp::Replace {
                 owner: format!("{project}/{version}"),
-                documents: documents.iter().map(|d| d.to_tantivy(&fields)).collect(),
+                documents: documents
+                    .into_iter()
+                    .map(|d| d.into_tantivy(&fields))
+                    .collect(),
             });
         }
         self.expiries.note(project, report.next_expiry);
@@ -866,9 +874,10 @@ struct VersionBase<'a> {
     context: &'a ProjectContext,
     record: &'a VersionRecord,
     state: LifecycleState,
-    access: &'a DocumentAccess,
+    access: Shared<DocumentAccess>,
     perm_hash: u64,
-    permissions: &'a Value,
+    permissions: Shared<Value>,
+    project_text: Arc<super::document::ProjectText>,
     now: DateTime<Utc>,
 }
 
@@ -921,7 +930,6 @@ impl VersionBase<'_> {
             "transient": self.record.expires_at.is_some(),
             "status": self.record.status,
             "link": link.map(|target| json!({"artifactdb": target.get("id").cloned().unwrap_or(Value::Null)})),
-            "permissions": self.permissions,
         })
     }
 
@@ -947,7 +955,8 @@ impl VersionBase<'_> {
             access: self.access.clone(),
             state: self.state.as_str().to_owned(),
             source,
-            project_text: super::document::ProjectText::of(project),
+            permissions: self.permissions.clone(),
+            project_text: self.project_text.clone(),
         }
     }
 

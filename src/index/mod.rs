@@ -105,8 +105,13 @@ pub struct IndexFields {
     pub text_path: Field,
     /// Key paths present in the searchable document (`field:*`).
     pub fields_present: Field,
-    /// Searchable JSON document.
+    /// Searchable JSON document (the metadata, without `_extra`).
     pub document: Field,
+    /// Searchable `_extra` object (exact values), searched as `_extra.<key>:value`.
+    pub extra: Field,
+    /// Stored JSON bytes of `_extra.permissions` (shared by a version's documents, kept out of
+    /// `source` so it is serialized once per version).
+    pub permissions: Field,
     /// Stored JSON bytes of the whole document.
     pub source: Field,
     /// Stored JSON bytes of the document's access data.
@@ -146,6 +151,8 @@ impl IndexFields {
             text_path: field("text_path")?,
             fields_present: field("fields_present")?,
             document: field("document")?,
+            extra: field("_extra")?,
+            permissions: field("permissions")?,
             source: field("source")?,
             access: field("access")?,
         })
@@ -225,6 +232,7 @@ impl SearchIndex {
         } else {
             Index::open_in_dir(directory)?
         };
+        schema::register_tokenizers(&index);
         let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -13,6 +13,21 @@ use tantivy::schema::{
 /// The schema file compiled into the binary.
 pub const SCHEMA_FILE: &str = include_str!("../../index-schema/v1.json");
 
+/// The tokenizer of `exact` JSON fields: the whole value, lower-cased (registered on every
+/// index by [`register_tokenizers`]).
+pub const EXACT_TOKENIZER: &str = "exact";
+
+/// Registers the tokenizers the schema names beyond tantivy's own.
+pub fn register_tokenizers(index: &tantivy::Index) {
+    index.tokenizers().register(
+        EXACT_TOKENIZER,
+        tantivy::tokenizer::TextAnalyzer::builder(tantivy::tokenizer::RawTokenizer::default())
+            .filter(tantivy::tokenizer::LowerCaser)
+            .filter(tantivy::tokenizer::RemoveLongFilter::limit(256))
+            .build(),
+    );
+}
+
 /// Errors of schema loading.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -81,6 +96,10 @@ pub struct FieldDef {
     /// Whether `/aggregate` and `facets` accept it (a fast string field with `api_name`).
     #[serde(default)]
     pub aggregatable: bool,
+    /// For a JSON field: each string value is one lower-cased term, without positions (exact,
+    /// case-insensitive matches of identifiers; far cheaper to index than words).
+    #[serde(default)]
+    pub exact: bool,
     /// Free-text documentation.
     #[serde(default)]
     pub doc: Option<String>,
@@ -203,7 +222,13 @@ impl IndexSchema {
                     builder.add_bytes_field(name, options);
                 }
                 FieldType::Json => {
-                    let mut options: JsonObjectOptions = if field.indexed {
+                    let mut options: JsonObjectOptions = if field.indexed && field.exact {
+                        JsonObjectOptions::default().set_indexing_options(
+                            tantivy::schema::TextFieldIndexing::default()
+                                .set_tokenizer(EXACT_TOKENIZER)
+                                .set_index_option(tantivy::schema::IndexRecordOption::Basic),
+                        )
+                    } else if field.indexed {
                         TEXT.into()
                     } else {
                         JsonObjectOptions::default()

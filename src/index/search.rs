@@ -444,6 +444,18 @@ fn allow_clause(index: &SearchIndex, access: &AccessFilter) -> Option<Box<dyn Qu
 }
 
 /// A stored JSON field of a document (`source`, `access`), `None` when absent or unreadable.
+/// The stored document with `_extra.permissions` put back (it is stored apart, serialized once
+/// per version).
+pub(crate) fn stored_source(document: &TantivyDocument, fields: &super::IndexFields) -> Value {
+    let mut source = stored_json(document, fields.source).unwrap_or(Value::Null);
+    if let Some(permissions) = stored_json::<Value>(document, fields.permissions)
+        && let Some(extra) = source.get_mut("_extra").and_then(Value::as_object_mut)
+    {
+        extra.insert("permissions".to_owned(), permissions);
+    }
+    source
+}
+
 fn stored_json<T: serde::de::DeserializeOwned>(
     document: &TantivyDocument,
     field: tantivy::schema::Field,
@@ -714,7 +726,7 @@ pub fn search(
             total = total.saturating_sub(1);
             continue;
         }
-        let source = stored_json(&document, fields.source).unwrap_or(Value::Null);
+        let source = stored_source(&document, fields);
         hits.push(Hit { source, access });
     }
     Ok(SearchPage { hits, total })
@@ -982,7 +994,7 @@ pub fn get_by_id(
     if !scope.matches(&access, now) {
         return Ok(None);
     }
-    let source = stored_json(&document, fields.source).unwrap_or(Value::Null);
+    let source = stored_source(&document, fields);
     Ok(Some(Hit { source, access }))
 }
 

@@ -104,7 +104,7 @@ fn indexed_documents(
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        documents.insert(id, source["_extra"]["permissions"].clone());
+        documents.insert(id, stored_json(&document, fields.permissions));
     }
     Ok(documents)
 }
@@ -161,7 +161,7 @@ pub async fn check_version(
                 anomalies.push(format!("{}: missing permissions", document.id));
                 drifted.insert(document.id.clone());
             }
-            Some(stored) if *stored != document.source["_extra"]["permissions"] => {
+            Some(stored) if *stored != *document.permissions => {
                 anomalies.push(format!("{}: permissions differ", document.id));
                 drifted.insert(document.id.clone());
             }

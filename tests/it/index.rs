@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use trove::index::document::{DocKind, IndexDocument};
+use trove::index::document::{DocKind, IndexDocument, Shared};
 
 use chrono::{DateTime, Utc};
 use trove::index::search::{KindFilter, SearchError, SearchRequest, SortKey};
@@ -68,15 +68,15 @@ fn file_doc(
         namespace: None,
         numerical_revision: Some(revision),
         uploaded: None,
-        access: access(readers, state),
+        access: Shared::new(access(readers, state)),
         state: state.to_owned(),
         source: json!({
             "title": format!("{project} {path}"),
             "path": path,
-            "_extra": {"id": id, "project_id": project, "version": version, "numerical_revision": revision,
-                        "permissions": {"owners": readers, "read_access": "viewers"}}
+            "_extra": {"id": id, "project_id": project, "version": version, "numerical_revision": revision}
         }),
-        project_text: trove::index::document::ProjectText::default(),
+        permissions: Shared::new(json!({"owners": readers, "read_access": "viewers"})),
+        project_text: std::sync::Arc::default(),
     }
 }
 
@@ -134,10 +134,11 @@ async fn corpus() -> (tempfile::TempDir, SearchIndex) {
         namespace: None,
         numerical_revision: None,
         uploaded: None,
-        access: access(&["alice", "bob"], "active"),
+        access: Shared::new(access(&["alice", "bob"], "active")),
         state: "active".into(),
         source: json!({"title": "project one", "_extra": {"kind": "project", "project_id": "p1"}}),
-        project_text: trove::index::document::ProjectText::default(),
+        permissions: Shared::new(json!({"owners": ["alice", "bob"]})),
+        project_text: std::sync::Arc::default(),
     };
     ops.push(WriteOp::Replace {
         owner: project.owner_key(),
@@ -368,10 +369,12 @@ async fn an_expired_grant_never_returns_a_hit_even_before_reindexing() {
     let past: DateTime<Utc> = "2020-01-01T00:00:00Z".parse().unwrap();
     let future: DateTime<Utc> = "2999-01-01T00:00:00Z".parse().unwrap();
     let mut expired = file_doc("p9", "v1", "a.json", 1, &[], "active");
-    expired.access.readers = BTreeMap::from([
+    let mut access = (*expired.access).clone();
+    access.readers = BTreeMap::from([
         ("carol".to_owned(), Some(past)),
         ("dave".to_owned(), Some(future)),
     ]);
+    expired.access = Shared::new(access);
     index
         .writer()
         .apply(vec![WriteOp::Replace {
