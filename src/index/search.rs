@@ -292,6 +292,124 @@ const FREE_TEXT_BOOSTS: [(&str, f32); 4] = [
     ("text_path", 0.5),
 ];
 
+/// How much of the other fields' scores a word's best field adds (a dis-max tie breaker): a
+/// word counts mostly where it matches best, so a title that nearly is the query beats a
+/// title plus a description that both merely mention it.
+const FREE_TEXT_TIE_BREAKER: f32 = 0.2;
+
+/// Weight of two typed words found side by side in a field, against each word's own score.
+const FREE_TEXT_PROXIMITY_BOOST: f32 = 2.0;
+
+/// The unqualified words of a query made only of them (`vision transformer imagenet`: no
+/// field, no quotes, no operator, no boost); `None` for anything else, which the query parser
+/// handles.
+fn plain_words(ast: &UserInputAst) -> Option<Vec<String>> {
+    fn collect(ast: &UserInputAst, words: &mut Vec<String>) -> bool {
+        match ast {
+            UserInputAst::Leaf(leaf) => match leaf.as_ref() {
+                UserInputLeaf::Literal(literal)
+                    if literal.field_name.is_none()
+                        && literal.delimiter == Delimiter::None
+                        && literal.slop == 0
+                        && !literal.prefix =>
+                {
+                    words.push(literal.phrase.clone());
+                    true
+                }
+                _ => false,
+            },
+            UserInputAst::Clause(clauses) => clauses.iter().all(|(occur, clause)| {
+                matches!(occur, None | Some(Occur::Should)) && collect(clause, words)
+            }),
+            UserInputAst::Boost(..) => false,
+        }
+    }
+    let mut words = Vec::new();
+    (collect(ast, &mut words) && !words.is_empty()).then_some(words)
+}
+
+/// The free-text query of plain words: each word (as the free-text fields' tokenizer splits
+/// it) scores BM25 on the field where it matches best (boosted: name, about, metadata, path)
+/// plus a fraction of the others; a document matching every word of several scores once more
+/// (coordination), so matching all the words typed outranks one word in a heavier field, and
+/// so does each pair of words found side by side (proximity).
+fn free_text_query(index: &SearchIndex, words: &[String]) -> Box<dyn Query> {
+    let fields = index.fields();
+    let boosted = [
+        (fields.text_name, FREE_TEXT_BOOSTS[0].1),
+        (fields.text_about, FREE_TEXT_BOOSTS[1].1),
+        (fields.text_meta, FREE_TEXT_BOOSTS[2].1),
+        (fields.text_path, FREE_TEXT_BOOSTS[3].1),
+    ];
+    // Each word as the fields' tokenizer splits it: one token is a term, several (a file
+    // name, `bert-base`) are a phrase, as the query parser reads them.
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    if let Ok(mut analyzer) = index.index().tokenizer_for_field(fields.text_meta) {
+        for word in words {
+            let mut tokens = Vec::new();
+            let mut stream = analyzer.token_stream(word);
+            while let Some(token) = stream.next() {
+                tokens.push(token.text.clone());
+            }
+            if !tokens.is_empty() && !groups.contains(&tokens) {
+                groups.push(tokens);
+            }
+        }
+    }
+    if groups.is_empty() {
+        // Only separators (`-`, `.`): nothing can match, as the parser would answer.
+        return Box::new(BooleanQuery::new(Vec::new()));
+    }
+    let per_word = |tokens: &[String]| -> Box<dyn Query> {
+        Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
+            boosted
+                .iter()
+                .map(|(field, boost)| -> Box<dyn Query> {
+                    let inner: Box<dyn Query> = if let [token] = tokens {
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(*field, token),
+                            IndexRecordOption::WithFreqs,
+                        ))
+                    } else {
+                        Box::new(tantivy::query::PhraseQuery::new(
+                            tokens
+                                .iter()
+                                .map(|token| Term::from_field_text(*field, token))
+                                .collect(),
+                        ))
+                    };
+                    Box::new(tantivy::query::BoostQuery::new(inner, *boost))
+                })
+                .collect(),
+            FREE_TEXT_TIE_BREAKER,
+        ))
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = groups
+        .iter()
+        .map(|tokens| (Occur::Should, per_word(tokens)))
+        .collect();
+    if groups.len() > 1 {
+        let all: Vec<(Occur, Box<dyn Query>)> = groups
+            .iter()
+            .map(|tokens| (Occur::Must, per_word(tokens)))
+            .collect();
+        clauses.push((Occur::Should, Box::new(BooleanQuery::new(all))));
+        // Words typed next to each other that stand next to each other in a field
+        // (`vision transformer`) score once more: proximity, as a phrase of each pair.
+        for pair in groups.windows(2) {
+            let tokens: Vec<String> = pair.concat();
+            clauses.push((
+                Occur::Should,
+                Box::new(tantivy::query::BoostQuery::new(
+                    per_word(&tokens),
+                    FREE_TEXT_PROXIMITY_BOOST,
+                )),
+            ));
+        }
+    }
+    Box::new(BooleanQuery::new(clauses))
+}
+
 /// Parses the user's query into a query object (never combined as text).
 pub fn parse_user_query(index: &SearchIndex, text: &str) -> Result<Box<dyn Query>, SearchError> {
     parse_user_query_with(index, text, false)
@@ -400,6 +518,9 @@ pub fn parse_user_query_with(
     let ast = tantivy::query_grammar::parse_query(text)
         .map_err(|_| SearchError::InvalidQuery(format!("cannot parse {text:?}")))?;
     check_ast(&ast, 0)?;
+    if !prefix && let Some(words) = plain_words(&ast) {
+        return Ok(free_text_query(index, &words));
+    }
     let mut ast = complete_negative_query(exists_as_terms(ast));
     if prefix {
         last_word_as_prefix(&mut ast);
@@ -1051,4 +1172,37 @@ pub fn project_versions(
         .unwrap_or_default();
     versions.sort();
     Ok(versions)
+}
+
+#[cfg(test)]
+mod free_text_tests {
+    use super::*;
+
+    fn words(text: &str) -> Option<Vec<String>> {
+        plain_words(&tantivy::query_grammar::parse_query(text).unwrap())
+    }
+
+    #[test]
+    fn only_plain_unqualified_words_take_the_free_text_path() {
+        assert_eq!(
+            words("vision transformer imagenet"),
+            Some(vec![
+                "vision".to_owned(),
+                "transformer".to_owned(),
+                "imagenet".to_owned()
+            ])
+        );
+        assert_eq!(words("model.json"), Some(vec!["model.json".to_owned()]));
+        // Fields, phrases, operators, exclusions and boosts keep the query parser's meaning.
+        for text in [
+            "title:bert",
+            "\"bert base\"",
+            "bert AND base",
+            "bert -base",
+            "bert^2",
+            "*",
+        ] {
+            assert_eq!(words(text), None, "{text}");
+        }
+    }
 }

@@ -29,16 +29,6 @@ use crate::common::{Backend, BackendApp, TestApp};
 /// stays as a user would have it, and the test prints them (and notes one that passes in a
 /// run, since some sit on near ties) instead of failing.
 const KNOWN_FAILING: &[&str] = &[
-    // `coco-2017` ("COCO 2017") ranks below `clip-image-embeddings-coco` ("CLIP image
-    // embeddings of COCO", whose description says COCO again): a mention in the description
-    // (boost 2) outweighs a title that is nearly the query; nothing favours the project whose
-    // id or title the query (almost) is, unless it is the exact id.
-    "coco",
-    // `vit-base-patch16` (vision + transformer in its description and tags) ranks 5th, under
-    // `imagenet-1k` and `resnet50-imagenet`, which match one word of three: a single word in
-    // the name (boost 4) outweighs two words of the description (boost 2); BM25 over OR'ed
-    // words without any coordination for how many of the words a document matches.
-    "vision transformer imagenet",
     // The model whose own metadata says `training.dataset: voxceleb` ranks 4th, under the three
     // files of `ecapa-speaker-embeddings`, whose project description mentions VoxCeleb: the
     // project's text every file inherits (boost 2) outweighs the document's own values
