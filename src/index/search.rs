@@ -360,48 +360,51 @@ fn free_text_query(index: &SearchIndex, words: &[String]) -> Box<dyn Query> {
         // Only separators (`-`, `.`): nothing can match, as the parser would answer.
         return Box::new(BooleanQuery::new(Vec::new()));
     }
-    let per_word = |tokens: &[String]| -> Box<dyn Query> {
-        Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
-            boosted
-                .iter()
-                .map(|(field, boost)| -> Box<dyn Query> {
-                    let inner: Box<dyn Query> = if let [token] = tokens {
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(*field, token),
-                            IndexRecordOption::WithFreqs,
-                        ))
-                    } else {
-                        Box::new(tantivy::query::PhraseQuery::new(
-                            tokens
-                                .iter()
-                                .map(|token| Term::from_field_text(*field, token))
-                                .collect(),
-                        ))
-                    };
-                    Box::new(tantivy::query::BoostQuery::new(inner, *boost))
-                })
-                .collect(),
-            FREE_TEXT_TIE_BREAKER,
-        ))
-    };
+    let per_word =
+        |tokens: &[String], boosted: &[(tantivy::schema::Field, f32)]| -> Box<dyn Query> {
+            Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
+                boosted
+                    .iter()
+                    .map(|(field, boost)| -> Box<dyn Query> {
+                        let inner: Box<dyn Query> = if let [token] = tokens {
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(*field, token),
+                                IndexRecordOption::WithFreqs,
+                            ))
+                        } else {
+                            Box::new(tantivy::query::PhraseQuery::new(
+                                tokens
+                                    .iter()
+                                    .map(|token| Term::from_field_text(*field, token))
+                                    .collect(),
+                            ))
+                        };
+                        Box::new(tantivy::query::BoostQuery::new(inner, *boost))
+                    })
+                    .collect(),
+                FREE_TEXT_TIE_BREAKER,
+            ))
+        };
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = groups
         .iter()
-        .map(|tokens| (Occur::Should, per_word(tokens)))
+        .map(|tokens| (Occur::Should, per_word(tokens, &boosted)))
         .collect();
     if groups.len() > 1 {
         let all: Vec<(Occur, Box<dyn Query>)> = groups
             .iter()
-            .map(|tokens| (Occur::Must, per_word(tokens)))
+            .map(|tokens| (Occur::Must, per_word(tokens, &boosted)))
             .collect();
         clauses.push((Occur::Should, Box::new(BooleanQuery::new(all))));
-        // Words typed next to each other that stand next to each other in a field
-        // (`vision transformer`) score once more: proximity, as a phrase of each pair.
+        // Words typed next to each other that stand next to each other in the project's name
+        // or description (`vision transformer`) score once more: proximity, as a phrase of
+        // each pair. Only those two short fields: a phrase over every metadata value of a
+        // million documents costs more than the whole rest of the query.
         for pair in groups.windows(2) {
             let tokens: Vec<String> = pair.concat();
             clauses.push((
                 Occur::Should,
                 Box::new(tantivy::query::BoostQuery::new(
-                    per_word(&tokens),
+                    per_word(&tokens, &boosted[..2]),
                     FREE_TEXT_PROXIMITY_BOOST,
                 )),
             ));
