@@ -154,9 +154,28 @@ pub async fn forward_api(
     {
         parts.headers.insert(header::AUTHORIZATION, value);
     }
-    let request = Request::from_parts(parts, body);
-    let Ok(response) = state.inner.api.clone().oneshot(request).await;
+    let Ok(response) = state.inner.api.clone().oneshot(fresh(parts, body)).await;
     response
+}
+
+/// A request for the API router from the parts of one the UI router matched: the outer
+/// router's extensions (its path parameters, its matched path) must not leak into the API's
+/// extractors; only the client address goes along.
+#[must_use]
+pub fn fresh(parts: axum::http::request::Parts, body: Body) -> Request {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .copied();
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = parts.uri;
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers;
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(peer);
+    }
+    request
 }
 
 /// The answer to a request without a valid CSRF token: `403 csrf_failed` in the API's error

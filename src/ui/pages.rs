@@ -137,7 +137,13 @@ pub async fn get_root(State(state): State<UiState>, request: Request) -> Respons
     if wants_html {
         return Redirect::to("/ui/").into_response();
     }
-    let Ok(response) = state.inner.api.clone().oneshot(request).await;
+    let (parts, body) = request.into_parts();
+    let Ok(response) = state
+        .inner
+        .api
+        .clone()
+        .oneshot(super::forward::fresh(parts, body))
+        .await;
     response
 }
 

@@ -38,12 +38,30 @@ pub fn environment() -> Environment<'static> {
     // Every template is HTML: escape everything, whatever the name.
     environment.set_auto_escape_callback(|_| AutoEscape::Html);
     environment.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    environment.add_filter("filesize", human_size);
     for (name, source) in TEMPLATES {
         environment
             .add_template(name, source)
             .unwrap_or_else(|error| panic!("template {name}: {error}"));
     }
     environment
+}
+
+/// A byte count for people: `1.5 MB` (powers of 1000, like file managers).
+#[must_use]
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 impl UiState {
@@ -84,5 +102,23 @@ mod tests {
         assert!(html.starts_with("&lt;script&gt;&quot;x&quot;"), "{html}");
         assert!(!html.contains('<') && !html.contains('"'), "{html}");
         assert_eq!(environment.templates().count(), TEMPLATES.len());
+    }
+
+    #[test]
+    fn every_template_renders_with_an_empty_context() {
+        let environment = environment();
+        for (name, _) in TEMPLATES {
+            let template = environment.get_template(name).unwrap();
+            template
+                .render(minijinja::context! {})
+                .unwrap_or_else(|error| panic!("{name}: {error:#}"));
+        }
+    }
+
+    #[test]
+    fn sizes_read_like_a_file_manager() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1500), "1.5 KB");
+        assert_eq!(human_size(2_000_000), "2.0 MB");
     }
 }

@@ -1,0 +1,385 @@
+//! The web interface: plain router tests (CSRF, cookies, CSP, the 404 page, the `/`
+//! redirect) and scenarios in a real headless Chromium (`browser`).
+
+mod browser;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
+use trove::permissions::Role;
+
+use crate::common::artifacts::{call, create_project};
+use crate::common::{TestApp, TestResponse};
+
+/// A browser session obtained through the sign-in form: its `Cookie` header and the CSRF
+/// token of its pages.
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+fn set_cookies(response: &TestResponse) -> Vec<String> {
+    response
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> TestResponse {
+    let mut builder = Request::builder().method(Method::GET).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    app.send(builder.body(Body::empty()).unwrap()).await
+}
+
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: &[(&str, &str)],
+) -> TestResponse {
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form {
+        body.append_pair(key, value);
+    }
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    app.send(builder.body(Body::from(body.finish())).unwrap())
+        .await
+}
+
+/// Signs in through `GET`/`POST /ui/login`, as a browser would (extra headers on the POST).
+async fn sign_in_with(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    let form = get_with(app, "/ui/login", &[]).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text());
+    let nonce = cookie_pair(&set_cookies(&form)[0]);
+    let csrf = hidden_value(&form.text(), "csrf");
+    let mut all = vec![("cookie", nonce.as_str())];
+    all.extend_from_slice(headers);
+    post_form(
+        app,
+        "/ui/login",
+        &all,
+        &[
+            ("username", username),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/ui/search"),
+        ],
+    )
+    .await
+}
+
+/// Signs in and answers the session.
+pub async fn sign_in(app: &TestApp, username: &str, password: &str) -> Session {
+    let answer = sign_in_with(app, username, password, &[]).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+    let session = set_cookies(&answer)
+        .into_iter()
+        .find(|cookie| cookie.starts_with("trove_session="))
+        .expect("a session cookie");
+    let cookie = cookie_pair(&session);
+    let page = get_with(app, "/ui/search", &[("cookie", &cookie)]).await;
+    let html = page.text();
+    let marker = "name=\"csrf-token\" content=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let csrf = html[start..].split('"').next().unwrap().to_owned();
+    assert!(!csrf.is_empty());
+    Session { cookie, csrf }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_forms_and_forwarding_refuse_requests_without_the_sessions_csrf_token() {
+    let app = TestApp::local().await;
+    app.user_token("alice", Role::Maintainer).await;
+    app.user_token("bob", Role::Maintainer).await;
+    let alice = sign_in(&app, "alice", "password-of-tests").await;
+    let bob = sign_in(&app, "bob", "password-of-tests").await;
+    let new_project = [
+        ("project_id", "p1"),
+        ("title", "T"),
+        ("type", "MODEL"),
+        ("visibility", "private"),
+    ];
+
+    // A form without a token, with a wrong one, with another session's token: refused.
+    for token in ["", "00", bob.csrf.as_str()] {
+        let mut form = new_project.to_vec();
+        form.push(("csrf", token));
+        let refused = post_form(&app, "/ui/new", &[("cookie", &alice.cookie)], &form).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{token}");
+        assert_eq!(refused.code(), "csrf_failed");
+    }
+    // The forwarding route wants the header, not only the cookie.
+    let body = json!({"project_id": "p2", "title": "T", "type": "MODEL", "visibility": "private"})
+        .to_string();
+    let forwarded = |csrf: Option<&str>| {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri("/ui/api/projects")
+            .header("cookie", &alice.cookie)
+            .header("content-type", "application/json");
+        if let Some(csrf) = csrf {
+            builder = builder.header("x-csrf-token", csrf);
+        }
+        builder.body(Body::from(body.clone())).unwrap()
+    };
+    let refused = app.send(forwarded(None)).await;
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (StatusCode::FORBIDDEN, "csrf_failed")
+    );
+    let refused = app.send(forwarded(Some(&bob.csrf))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // Nothing was created by the refused requests.
+    let listing = call(
+        &app,
+        Method::GET,
+        "/projects",
+        Some(&app.login("alice", "password-of-tests").await),
+        None,
+    )
+    .await;
+    assert_eq!(listing.json()["total"], 0, "{}", listing.text());
+
+    // With the right token both work, as alice.
+    let mut form = new_project.to_vec();
+    form.push(("csrf", alice.csrf.as_str()));
+    let created = post_form(&app, "/ui/new", &[("cookie", &alice.cookie)], &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+    assert_eq!(created.headers["location"], "/ui/projects/p1/upload");
+    let created = app.send(forwarded(Some(&alice.csrf))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert_eq!(created.json()["created_by"], "alice");
+
+    // Signing out needs the token too, and then the old token is revoked.
+    let refused = post_form(
+        &app,
+        "/ui/logout",
+        &[("cookie", &alice.cookie)],
+        &[("csrf", "")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let out = post_form(
+        &app,
+        "/ui/logout",
+        &[("cookie", &alice.cookie)],
+        &[("csrf", &alice.csrf)],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(set_cookies(&out)[0].starts_with("trove_session=; Max-Age=0"));
+    let stale = get_with(&app, "/ui/search", &[("cookie", &alice.cookie)]).await;
+    assert_eq!(
+        stale.status,
+        StatusCode::SEE_OTHER,
+        "a revoked session goes back to sign-in"
+    );
+    assert!(
+        stale.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/ui/login")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_login_form_needs_its_own_csrf_token() {
+    let app = TestApp::local().await;
+    app.user_token("alice", Role::Maintainer).await;
+    let refused = post_form(
+        &app,
+        "/ui/login",
+        &[("cookie", "trove_login=0123")],
+        &[
+            ("username", "alice"),
+            ("password", "password-of-tests"),
+            ("csrf", "00"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        set_cookies(&refused)
+            .iter()
+            .all(|cookie| !cookie.starts_with("trove_session="))
+    );
+    // Wrong passwords answer the API's status on the form.
+    let wrong = sign_in_with(&app, "alice", "not-the-password", &[]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().contains("Wrong username or password."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_session_cookie_is_http_only_strict_and_secure_behind_an_https_proxy() {
+    let app = TestApp::local().await;
+    app.user_token("alice", Role::Maintainer).await;
+    for (headers, secure) in [
+        (vec![], false),
+        (vec![("x-forwarded-proto", "https")], true),
+    ] {
+        let answer = sign_in_with(&app, "alice", "password-of-tests", &headers).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+        let session = set_cookies(&answer)
+            .into_iter()
+            .find(|cookie| cookie.starts_with("trove_session="))
+            .unwrap();
+        let attributes: Vec<&str> = session.split("; ").skip(1).collect();
+        for wanted in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(attributes.contains(&wanted), "{session}");
+        }
+        assert_eq!(attributes.contains(&"Secure"), secure, "{session}");
+    }
+    // The public API never takes the cookie as a credential.
+    let session = sign_in(&app, "alice", "password-of-tests").await;
+    let me = get_with(&app, "/auth/me", &[("cookie", &session.cookie)]).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_pages_and_docs_carry_a_strict_content_security_policy() {
+    let app = TestApp::local().await;
+    for path in ["/ui/search", "/ui/login", "/docs", "/ui/no-such-page"] {
+        let page = get_with(&app, path, &[]).await;
+        assert!(
+            page.status == StatusCode::OK || page.status == StatusCode::NOT_FOUND,
+            "{path}"
+        );
+        let policy = page.headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert!(
+            !policy.contains("unsafe-inline") && !policy.contains("https:"),
+            "{path}: {policy}"
+        );
+        assert_eq!(page.headers["x-frame-options"], "DENY");
+        let html = page.text();
+        assert!(html.contains("<script src=\"/ui/assets/trove.js\" defer></script>"));
+        assert_eq!(
+            html.matches("<script").count(),
+            1,
+            "{path}: no inline script"
+        );
+        assert!(
+            !html.contains("cdn.") && !html.contains("https://"),
+            "{path}: nothing remote"
+        );
+    }
+    // The reference page is generated from the OpenAPI document: every route is there.
+    let docs = get_with(&app, "/docs", &[])
+        .await
+        .text()
+        .replace("&#x2f;", "/");
+    assert!(docs.contains("/projects/{project}/version/{version}/complete"));
+    assert!(docs.contains("/auth/login"));
+    let js = get_with(&app, "/ui/assets/trove.js", &[]).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.bytes.len() < 50 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_unreadable_project_is_the_same_404_page_as_a_missing_one() {
+    let app = TestApp::local().await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    app.user_token("bob", Role::Maintainer).await;
+    create_project(&app, &alice, "secret-model", "private").await;
+    let bob = sign_in(&app, "bob", "password-of-tests").await;
+    let hidden = get_with(
+        &app,
+        "/ui/projects/secret-model",
+        &[("cookie", &bob.cookie)],
+    )
+    .await;
+    let missing = get_with(
+        &app,
+        "/ui/projects/no-such-model",
+        &[("cookie", &bob.cookie)],
+    )
+    .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(hidden.text(), missing.text(), "nothing tells the two apart");
+    assert!(!hidden.text().contains("secret-model"));
+    for path in [
+        "/ui/projects/secret-model/versions/v1",
+        "/ui/projects/secret-model/members",
+        "/ui/projects/secret-model/audit",
+    ] {
+        let page = get_with(&app, path, &[("cookie", &bob.cookie)]).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // Anonymous visitors get the same 404; the owner gets the page.
+    assert_eq!(
+        get_with(&app, "/ui/projects/secret-model", &[])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let owner = sign_in(&app, "alice", "password-of-tests").await;
+    let page = get_with(
+        &app,
+        "/ui/projects/secret-model",
+        &[("cookie", &owner.cookie)],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Malformed names are a clear 400, never a 500.
+    let bad = get_with(&app, "/ui/projects/..bad", &[("cookie", &owner.cookie)]).await;
+    assert!(bad.status.is_client_error(), "{}", bad.status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_redirects_browsers_to_the_ui_and_keeps_json_for_api_clients() {
+    let app = TestApp::local().await;
+    let browser = get_with(
+        &app,
+        "/",
+        &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+    )
+    .await;
+    assert_eq!(browser.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.headers["location"], "/ui/");
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| vec![("accept", a)]).unwrap_or_default();
+        let client = get_with(&app, "/", &headers).await;
+        assert_eq!(client.status, StatusCode::OK, "{accept:?}");
+        assert_eq!(client.json()["name"], "trove");
+    }
+    let home = get_with(&app, "/ui/", &[]).await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.headers["location"], "/ui/search");
+    // Other methods on / still reach the API (its JSON error).
+    let post = app.request(Method::POST, "/", Body::empty()).await;
+    assert!(post.status.is_client_error());
+    assert_eq!(post.json()["status"], "error");
+}
