@@ -18,6 +18,7 @@
 pub mod assets;
 pub mod docs;
 mod forward;
+mod manage;
 mod pages;
 mod session;
 mod view;
@@ -131,6 +132,27 @@ pub fn router(state: UiState) -> Router {
             "/ui/projects/{project}/versions/{version}",
             get(pages::get_version),
         )
+        .route(
+            "/ui/projects/{project}/permissions",
+            get(manage::get_permissions).post(manage::post_permissions),
+        )
+        .route("/ui/namespaces", get(manage::get_namespaces))
+        .route("/ui/namespaces/{namespace}", get(manage::get_namespace))
+        .route("/ui/admin/users", get(manage::get_users))
+        .route("/ui/admin/users/{username}", post(manage::post_user))
+        .route(
+            "/ui/admin/groups",
+            get(manage::get_groups).post(manage::post_group),
+        )
+        .route(
+            "/ui/admin/sync",
+            get(manage::get_sync).post(manage::post_sync),
+        )
+        .route(
+            "/ui/keys",
+            get(manage::get_api_keys).post(manage::post_api_key),
+        )
+        .route("/ui/keys/{id}/delete", post(manage::post_delete_api_key))
         .route("/ui/download/{id}", get(pages::get_download))
         .route("/ui/assets/{name}", get(assets::get_asset))
         .route("/ui/{*rest}", any(pages::ui_not_found));

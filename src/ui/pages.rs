@@ -49,7 +49,7 @@ fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Stri
 
 /// What every page shows around its content: who is signed in, the CSRF token.
 #[derive(Debug, Serialize)]
-struct Frame {
+pub(super) struct Frame {
     user: Option<Value>,
     csrf: String,
     is_admin: bool,
@@ -70,7 +70,7 @@ fn signed_out(browser: &Browser, next: &str) -> Response {
 
 impl UiState {
     /// The frame of a page; a stale session (expired, revoked) signs the browser out.
-    async fn frame(&self, browser: &Browser, here: &str) -> Result<Frame, Response> {
+    pub(super) async fn frame(&self, browser: &Browser, here: &str) -> Result<Frame, Response> {
         let Some(_) = &browser.token else {
             return Ok(Frame {
                 user: None,
@@ -94,7 +94,12 @@ impl UiState {
 
     /// The error page for an API answer, with the API's status: `404` says only that there
     /// is nothing here the caller may see.
-    fn error_page(&self, browser: &Browser, frame: Option<&Frame>, answer: &ApiAnswer) -> Response {
+    pub(super) fn error_page(
+        &self,
+        browser: &Browser,
+        frame: Option<&Frame>,
+        answer: &ApiAnswer,
+    ) -> Response {
         let (title, message) = match answer.status {
             StatusCode::NOT_FOUND => (
                 "Not found",
@@ -306,6 +311,14 @@ pub async fn post_login(
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
     csrf: String,
+}
+
+impl CsrfForm {
+    /// The token sent.
+    #[must_use]
+    pub fn token(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// `POST /ui/logout`: revokes the token (`POST /auth/logout`) and deletes the cookie.

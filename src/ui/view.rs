@@ -26,6 +26,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("members.html", include_str!("templates/members.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("docs.html", include_str!("templates/docs.html")),
+    (
+        "permissions.html",
+        include_str!("templates/permissions.html"),
+    ),
+    ("namespaces.html", include_str!("templates/namespaces.html")),
+    ("namespace.html", include_str!("templates/namespace.html")),
+    ("users.html", include_str!("templates/users.html")),
+    ("groups.html", include_str!("templates/groups.html")),
+    ("api_keys.html", include_str!("templates/api_keys.html")),
+    ("sync.html", include_str!("templates/sync.html")),
 ];
 
 /// The environment with every template loaded.

@@ -383,3 +383,195 @@ async fn root_redirects_browsers_to_the_ui_and_keeps_json_for_api_clients() {
     assert!(post.status.is_client_error());
     assert_eq!(post.json()["status"], "error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field() {
+    let app = TestApp::local().await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    app.user_token("bob", Role::Guest).await;
+    create_project(&app, &alice, "model-x", "private").await;
+    let session = sign_in(&app, "alice", "password-of-tests").await;
+    let cookie = [("cookie", session.cookie.as_str())];
+    let form = get_with(&app, "/ui/projects/model-x/permissions", &cookie).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text());
+    assert!(
+        form.text().contains(">alice</textarea>"),
+        "the owners are filled in"
+    );
+
+    // An unknown principal: the API's 422, shown next to the viewers field, input kept.
+    let refused = post_form(
+        &app,
+        "/ui/projects/model-x/permissions",
+        &cookie,
+        &[
+            ("csrf", &session.csrf),
+            ("owners", "alice"),
+            ("viewers", "bob\nno-such-user"),
+            ("read_access", "viewers"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text()
+    );
+    let html = refused.text();
+    assert!(html.contains("id=\"viewers-error\""), "{html}");
+    assert!(
+        html.contains("no-such-user</textarea>"),
+        "the input is kept"
+    );
+    let profile = call(
+        &app,
+        Method::GET,
+        "/projects/model-x/permissions",
+        Some(&alice),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(profile["viewers"], json!([]), "nothing changed: {profile}");
+
+    // A valid change is saved through the API.
+    let saved = post_form(
+        &app,
+        "/ui/projects/model-x/permissions",
+        &cookie,
+        &[
+            ("csrf", &session.csrf),
+            ("owners", "alice"),
+            ("viewers", "bob"),
+            ("read_access", "viewers"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text());
+    assert!(saved.text().contains("id=\"permissions-saved\""));
+    let profile = call(
+        &app,
+        Method::GET,
+        "/projects/model-x/permissions",
+        Some(&alice),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(profile["viewers"], json!(["bob"]));
+    // A viewer may not change it: the API's 403, the form untouched.
+    let bob = sign_in(&app, "bob", "password-of-tests").await;
+    let denied = post_form(
+        &app,
+        "/ui/projects/model-x/permissions",
+        &[("cookie", &bob.cookie)],
+        &[
+            ("csrf", &bob.csrf),
+            ("owners", "bob"),
+            ("read_access", "public"),
+        ],
+    )
+    .await;
+    assert!(
+        denied.status == StatusCode::FORBIDDEN || denied.status == StatusCode::NOT_FOUND,
+        "{}",
+        denied.status
+    );
+    let profile = call(
+        &app,
+        Method::GET,
+        "/projects/model-x/permissions",
+        Some(&alice),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(profile["owners"], json!(["alice"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once() {
+    let app = TestApp::local().await;
+    app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "model-y", "private").await;
+    let admin = sign_in(&app, "root", "password-of-tests").await;
+    let maintainer = sign_in(&app, "alice", "password-of-tests").await;
+    for path in ["/ui/admin/users", "/ui/admin/groups", "/ui/admin/sync"] {
+        let page = get_with(&app, path, &[("cookie", &admin.cookie)]).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text());
+    }
+    assert!(
+        get_with(&app, "/ui/admin/users", &[("cookie", &admin.cookie)])
+            .await
+            .text()
+            .contains("alice")
+    );
+    let sync = get_with(&app, "/ui/admin/sync", &[("cookie", &admin.cookie)])
+        .await
+        .text();
+    assert!(sync.contains("id=\"sync-status\">ok<"), "{sync}");
+    let denied = get_with(&app, "/ui/admin/users", &[("cookie", &maintainer.cookie)]).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert!(!denied.text().contains("root"), "no account listed");
+
+    // Role change through the form.
+    let changed = post_form(
+        &app,
+        "/ui/admin/users/alice",
+        &[("cookie", &admin.cookie)],
+        &[("csrf", &admin.csrf), ("role", "developer")],
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
+    let account = call(
+        &app,
+        Method::GET,
+        "/users/alice",
+        Some(&app.login("root", "password-of-tests").await),
+        None,
+    )
+    .await;
+    assert_eq!(account.json()["role"], "developer");
+    let bad = post_form(
+        &app,
+        "/ui/admin/users/alice",
+        &[("cookie", &admin.cookie)],
+        &[("csrf", &admin.csrf), ("role", "emperor")],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().contains("id=\"admin-error\""));
+
+    // An API key: its secret on the creation answer only, and it works.
+    let created = post_form(
+        &app,
+        "/ui/keys",
+        &[("cookie", &admin.cookie)],
+        &[
+            ("csrf", &admin.csrf),
+            ("name", "ci"),
+            ("scope_kind", "project"),
+            ("scope", "model-y"),
+            ("access", "read"),
+            ("expires_in_days", "30"),
+        ],
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let html = created.text();
+    let marker = "id=\"new-key-secret\">";
+    let start = html.find(marker).expect("the secret is shown") + marker.len();
+    let secret = html[start..].split('<').next().unwrap().to_owned();
+    assert!(secret.len() > 20, "{secret}");
+    let listing = get_with(&app, "/ui/keys", &[("cookie", &admin.cookie)])
+        .await
+        .text();
+    assert!(
+        listing.contains("ci") && !listing.contains(&secret),
+        "shown once"
+    );
+    let with_key = call(&app, Method::GET, "/projects/model-y", Some(&secret), None).await;
+    assert_eq!(with_key.status, StatusCode::OK, "{}", with_key.text());
+}
