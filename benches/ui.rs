@@ -71,6 +71,40 @@ async fn measure(
     Ok(times)
 }
 
+fn print_row(label: &str, times: &[Duration]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "| {label} | {:.2} | {:.2} | {:.2} |",
+        ms(percentile(times, 0.5)),
+        ms(percentile(times, 0.99)),
+        ms(*times.last().unwrap_or(&Duration::ZERO)),
+    );
+}
+
+async fn measure_api(
+    router: &axum::Router,
+    path: &str,
+    bearer: &str,
+    iterations: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let (status, _) = send(
+            router,
+            "GET",
+            path,
+            &[("authorization", bearer)],
+            Vec::new(),
+        )
+        .await?;
+        times.push(started.elapsed());
+        anyhow::ensure!(status == StatusCode::OK, "{path}: {status}");
+    }
+    times.sort();
+    Ok(times)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let iterations = std::env::var("TROVE_BENCH_UI_ITERATIONS")
@@ -283,14 +317,27 @@ async fn main() -> anyhow::Result<()> {
         ),
     ] {
         let times = measure(&router, &path, &cookie, iterations).await?;
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "| {label} | {:.2} | {:.2} | {:.2} |",
-            ms(percentile(&times, 0.5)),
-            ms(percentile(&times, 0.99)),
-            ms(*times.last().unwrap_or(&Duration::ZERO)),
-        );
+        print_row(label, &times);
     }
+    // The API calls the heaviest page makes, alone: what the UI adds is the rest.
+    for (label, path) in [
+        (
+            "API alone: files listing of the 951-file version",
+            format!("/projects/big/version/v{VERSIONS}/files"),
+        ),
+        (
+            "API alone: versions listing",
+            "/projects/big/versions".to_owned(),
+        ),
+        (
+            "API alone: one version record",
+            "/projects/big/version/v1".to_owned(),
+        ),
+    ] {
+        let times = measure_api(&router, &path, &bearer, iterations).await?;
+        print_row(label, &times);
+    }
+
     println!();
     println!(
         "JavaScript shipped: {} bytes (budget 50 KB); stylesheet {} bytes",
