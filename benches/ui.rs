@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let file_name = |file: usize| {
-        if file % 10 == 0 {
+        if file.is_multiple_of(10) {
             format!("shard-{file:04}.json")
         } else {
             format!("shard-{file:04}.bin")

@@ -822,7 +822,7 @@ pub async fn get_project(
             }
         })
         .collect();
-    rows.sort_by(|a, b| b.numerical_revision.cmp(&a.numerical_revision));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.numerical_revision));
     state.render(
         StatusCode::OK,
         "project.html",
