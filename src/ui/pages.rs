@@ -1109,6 +1109,17 @@ async fn members_page(
     if !members.ok() {
         return state.error_page(browser, Some(&frame), &members);
     }
+    // Only the project's own grants can be revoked here (the others come from above).
+    let own = format!("project:{project}");
+    let mut members = members;
+    if let Some(list) = members.body["members"].as_array_mut() {
+        for member in list {
+            let revocable = member["grants"]
+                .as_array()
+                .is_some_and(|grants| grants.iter().any(|grant| grant["source"] == own.as_str()));
+            member["revocable"] = json!(revocable);
+        }
+    }
     state.render(
         status,
         "members.html",
@@ -1144,10 +1155,7 @@ async fn after_change(
     if answer.ok() {
         return Redirect::to(&format!("/ui/projects/{}/members", segment(project))).into_response();
     }
-    if answer.status == StatusCode::NOT_FOUND {
-        let frame = state.frame(browser, "/ui/search").await.ok();
-        return state.error_page(browser, frame.as_ref(), answer);
-    }
+    // The members page itself answers the API's 404 when the project is not readable.
     members_page(
         state,
         browser,

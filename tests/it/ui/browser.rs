@@ -518,6 +518,21 @@ async fn browser_project_and_version_pages_show_versions_files_and_metadata() {
         "{download}"
     );
     browser.screenshot("version").await;
+    // At phone width nothing overflows the page sideways (wide tables scroll in their box).
+    browser.client.set_window_size(390, 844).await.unwrap();
+    for path in [
+        "/ui/search?q=bert",
+        "/ui/projects/bert-base",
+        "/ui/projects/bert-base/versions/v2",
+    ] {
+        browser.goto(path).await;
+        browser.find("main").await;
+        let fits = browser
+            .script("return document.documentElement.scrollWidth <= window.innerWidth;")
+            .await;
+        assert_eq!(fits, json!(true), "{path} overflows at phone width");
+    }
+    browser.screenshot("phone").await;
     browser.close().await;
 }
 

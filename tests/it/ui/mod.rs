@@ -575,3 +575,128 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     let with_key = call(&app, Method::GET, "/projects/model-y", Some(&secret), None).await;
     assert_eq!(with_key.status, StatusCode::OK, "{}", with_key.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_members_page_grants_shares_and_revokes_through_the_api() {
+    let app = TestApp::local().await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    app.user_token("bob", Role::Guest).await;
+    app.user_token("dev", Role::Developer).await;
+    create_project(&app, &alice, "shared-model", "private").await;
+    let owner = sign_in(&app, "alice", "password-of-tests").await;
+    let bob = sign_in(&app, "bob", "password-of-tests").await;
+    let cookie = [("cookie", owner.cookie.as_str())];
+    let bob_sees = |status: StatusCode| {
+        let app = &app;
+        let cookie = bob.cookie.clone();
+        async move {
+            let page = get_with(app, "/ui/projects/shared-model", &[("cookie", &cookie)]).await;
+            assert_eq!(page.status, status);
+        }
+    };
+    bob_sees(StatusCode::NOT_FOUND).await;
+
+    // A malformed date is a clear 400 on the page, nothing shared.
+    let bad = post_form(
+        &app,
+        "/ui/projects/shared-model/share",
+        &cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "bob"),
+            ("expires_on", "next week"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text().contains("id=\"members-error\""));
+    bob_sees(StatusCode::NOT_FOUND).await;
+
+    let until = (chrono::Utc::now() + chrono::Duration::days(7))
+        .date_naive()
+        .to_string();
+    let shared = post_form(
+        &app,
+        "/ui/projects/shared-model/share",
+        &cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "bob"),
+            ("expires_on", &until),
+        ],
+    )
+    .await;
+    assert_eq!(shared.status, StatusCode::SEE_OTHER, "{}", shared.text());
+    bob_sees(StatusCode::OK).await;
+    let page = get_with(&app, "/ui/projects/shared-model/members", &cookie)
+        .await
+        .text();
+    assert!(
+        page.contains(&format!(
+            "until <time datetime=\"{until}T23:59:59Z\">{until}</time>"
+        )),
+        "{page}"
+    );
+
+    // A grant the API refuses (owner level is not offered; maintainer is refused): its reason.
+    let refused = post_form(
+        &app,
+        "/ui/projects/shared-model/members",
+        &cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "dev"),
+            ("level", "maintainer"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text()
+    );
+    assert!(refused.text().contains("id=\"members-error\""));
+    let granted = post_form(
+        &app,
+        "/ui/projects/shared-model/members",
+        &cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "dev"),
+            ("level", "developer"),
+        ],
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.text());
+
+    // Revoke: bob is gone at once.
+    let revoked = post_form(
+        &app,
+        "/ui/projects/shared-model/members/revoke",
+        &cookie,
+        &[("csrf", &owner.csrf), ("principal", "bob")],
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
+    bob_sees(StatusCode::NOT_FOUND).await;
+    // bob cannot use the forms either: his revoke of dev is the API's 404 page.
+    let denied = post_form(
+        &app,
+        "/ui/projects/shared-model/members/revoke",
+        &[("cookie", &bob.cookie)],
+        &[("csrf", &bob.csrf), ("principal", "dev")],
+    )
+    .await;
+    assert_eq!(denied.status, StatusCode::NOT_FOUND);
+    let members = call(
+        &app,
+        Method::GET,
+        "/projects/shared-model/members",
+        Some(&alice),
+        None,
+    )
+    .await
+    .json();
+    assert!(members.to_string().contains("\"dev\""), "{members}");
+}
