@@ -233,6 +233,16 @@ pub async fn post_permissions(
 
 /// `GET /ui/namespaces`: the namespaces the caller can see.
 pub async fn get_namespaces(State(state): State<UiState>, browser: Browser) -> Response {
+    namespaces_page(&state, &browser, StatusCode::OK, None).await
+}
+
+async fn namespaces_page(
+    state: &UiState,
+    browser: &Browser,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let browser = browser.clone();
     let frame = match state.frame(&browser, "/ui/namespaces").await {
         Ok(frame) => frame,
         Err(response) => return response,
@@ -258,42 +268,181 @@ pub async fn get_namespaces(State(state): State<UiState>, browser: Browser) -> R
         })
         .unwrap_or_default();
     state.render(
-        StatusCode::OK,
+        status,
         "namespaces.html",
-        json!({"frame": frame, "namespaces": namespaces}),
+        json!({"frame": frame, "namespaces": namespaces, "error": error}),
     )
 }
 
-/// `GET /ui/namespaces/{namespace}`: a namespace and who can access it.
+async fn namespace_page(
+    state: &UiState,
+    browser: &Browser,
+    namespace: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let here = format!("/ui/namespaces/{}", segment(namespace));
+    let frame = match state.frame(browser, &here).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let base = format!("/namespaces/{}", segment(namespace));
+    let members_path = format!("{base}/members");
+    let (record, mut members) = tokio::join!(
+        state.get_json(browser, &base),
+        state.get_json(browser, &members_path),
+    );
+    if !record.ok() {
+        return state.error_page(browser, Some(&frame), &record);
+    }
+    // Only the namespace's own grants can be revoked here.
+    let own = format!("namespace:{namespace}");
+    if let Some(list) = members.body["members"].as_array_mut() {
+        for member in list {
+            let revocable = member["grants"]
+                .as_array()
+                .is_some_and(|grants| grants.iter().any(|grant| grant["source"] == own.as_str()));
+            member["revocable"] = json!(revocable);
+        }
+    }
+    state.render(
+        status,
+        "namespace.html",
+        json!({
+            "frame": frame,
+            "here": here,
+            "namespace": record.body,
+            "members": if members.ok() { members.body } else { Value::Null },
+            "projects_url": format!("/ui/search?q=&kind=project&namespace={}", segment(namespace)),
+            "error": error,
+        }),
+    )
+}
+
+/// `GET /ui/namespaces/{namespace}`: a namespace and who can access it, with grant and
+/// revoke forms (admins and the namespace's owners; the API decides).
 pub async fn get_namespace(
     State(state): State<UiState>,
     browser: Browser,
     Path(namespace): Path<String>,
 ) -> Response {
-    let here = format!("/ui/namespaces/{}", segment(&namespace));
-    let frame = match state.frame(&browser, &here).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
-    let base = format!("/namespaces/{}", segment(&namespace));
-    let members_path = format!("{base}/members");
-    let (record, members) = tokio::join!(
-        state.get_json(&browser, &base),
-        state.get_json(&browser, &members_path),
-    );
-    if !record.ok() {
-        return state.error_page(&browser, Some(&frame), &record);
+    namespace_page(&state, &browser, &namespace, StatusCode::OK, None).await
+}
+
+/// The new-namespace form.
+#[derive(Debug, Deserialize)]
+pub struct NamespaceForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    visibility: String,
+    auto_create: Option<String>,
+}
+
+/// `POST /ui/namespaces`: `POST /namespaces` (admins).
+pub async fn post_namespace(
+    State(state): State<UiState>,
+    browser: Browser,
+    axum::Form(form): axum::Form<NamespaceForm>,
+) -> Response {
+    if !state.session_csrf_valid(&browser, &form.csrf) {
+        return csrf_refused();
     }
-    state.render(
-        StatusCode::OK,
-        "namespace.html",
-        json!({
-            "frame": frame,
-            "namespace": record.body,
-            "members": if members.ok() { members.body } else { Value::Null },
-            "projects_url": format!("/ui/search?q=&kind=project&namespace={}", segment(&namespace)),
-        }),
+    let visibility = if form.visibility == "public" {
+        "public"
+    } else {
+        "private"
+    };
+    let body = json!({
+        "name": form.name.trim(),
+        "description": form.description,
+        "visibility": visibility,
+        "auto_create": form.auto_create.is_some(),
+    });
+    let answer = state
+        .call(&browser, Method::POST, "/namespaces", Some(&body))
+        .await;
+    if answer.ok() {
+        let name = answer.body["name"].as_str().unwrap_or_default();
+        return Redirect::to(&format!("/ui/namespaces/{}", segment(name))).into_response();
+    }
+    namespaces_page(&state, &browser, answer.status, Some(answer.reason())).await
+}
+
+/// The namespace grant form.
+#[derive(Debug, Deserialize)]
+pub struct NamespaceGrantForm {
+    csrf: String,
+    principal: String,
+    #[serde(default)]
+    level: String,
+}
+
+/// `POST /ui/namespaces/{namespace}/members`: `POST /namespaces/{ns}/members`.
+pub async fn post_namespace_member(
+    State(state): State<UiState>,
+    browser: Browser,
+    Path(namespace): Path<String>,
+    axum::Form(form): axum::Form<NamespaceGrantForm>,
+) -> Response {
+    if !state.session_csrf_valid(&browser, &form.csrf) {
+        return csrf_refused();
+    }
+    let answer = state
+        .call(
+            &browser,
+            Method::POST,
+            &format!("/namespaces/{}/members", segment(&namespace)),
+            Some(&json!({"principal": form.principal.trim(), "level": form.level})),
+        )
+        .await;
+    after_namespace_change(&state, &browser, &namespace, &answer).await
+}
+
+/// `POST /ui/namespaces/{namespace}/members/revoke`: `DELETE /namespaces/{ns}/members/{p}`.
+pub async fn post_namespace_revoke(
+    State(state): State<UiState>,
+    browser: Browser,
+    Path(namespace): Path<String>,
+    axum::Form(form): axum::Form<NamespaceGrantForm>,
+) -> Response {
+    if !state.session_csrf_valid(&browser, &form.csrf) {
+        return csrf_refused();
+    }
+    let answer = state
+        .call(
+            &browser,
+            Method::DELETE,
+            &format!(
+                "/namespaces/{}/members/{}",
+                segment(&namespace),
+                segment(form.principal.trim())
+            ),
+            None,
+        )
+        .await;
+    after_namespace_change(&state, &browser, &namespace, &answer).await
+}
+
+async fn after_namespace_change(
+    state: &UiState,
+    browser: &Browser,
+    namespace: &str,
+    answer: &ApiAnswer,
+) -> Response {
+    if answer.ok() {
+        return Redirect::to(&format!("/ui/namespaces/{}", segment(namespace))).into_response();
+    }
+    namespace_page(
+        state,
+        browser,
+        namespace,
+        answer.status,
+        Some(answer.reason()),
     )
+    .await
 }
 
 // ----------------------------------------------------------------------------- admin

@@ -136,8 +136,19 @@ pub fn router(state: UiState) -> Router {
             "/ui/projects/{project}/permissions",
             get(manage::get_permissions).post(manage::post_permissions),
         )
-        .route("/ui/namespaces", get(manage::get_namespaces))
+        .route(
+            "/ui/namespaces",
+            get(manage::get_namespaces).post(manage::post_namespace),
+        )
         .route("/ui/namespaces/{namespace}", get(manage::get_namespace))
+        .route(
+            "/ui/namespaces/{namespace}/members",
+            post(manage::post_namespace_member),
+        )
+        .route(
+            "/ui/namespaces/{namespace}/members/revoke",
+            post(manage::post_namespace_revoke),
+        )
         .route("/ui/admin/users", get(manage::get_users))
         .route("/ui/admin/users/{username}", post(manage::post_user))
         .route(

@@ -700,3 +700,93 @@ async fn ui_members_page_grants_shares_and_revokes_through_the_api() {
     .json();
     assert!(members.to_string().contains("\"dev\""), "{members}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_namespaces_are_created_granted_and_revoked_by_admins_only() {
+    let app = TestApp::local().await;
+    app.user_token("root", Role::Admin).await;
+    app.user_token("dev", Role::Developer).await;
+    let admin = sign_in(&app, "root", "password-of-tests").await;
+    let dev = sign_in(&app, "dev", "password-of-tests").await;
+    let cookie = [("cookie", admin.cookie.as_str())];
+    // A developer's attempt is the API's refusal, shown on the page; nothing is created.
+    let refused = post_form(
+        &app,
+        "/ui/namespaces",
+        &[("cookie", &dev.cookie)],
+        &[
+            ("csrf", &dev.csrf),
+            ("name", "speech"),
+            ("visibility", "private"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert!(refused.text().contains("id=\"namespaces-error\""));
+    let invalid = post_form(
+        &app,
+        "/ui/namespaces",
+        &cookie,
+        &[("csrf", &admin.csrf), ("name", "Bad Name!")],
+    )
+    .await;
+    assert_eq!(
+        invalid.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        invalid.text()
+    );
+
+    let created = post_form(
+        &app,
+        "/ui/namespaces",
+        &cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("name", "speech"),
+            ("description", "Speech team"),
+            ("visibility", "private"),
+        ],
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+    assert_eq!(created.headers["location"], "/ui/namespaces/speech");
+    let page = get_with(&app, "/ui/namespaces", &cookie).await.text();
+    assert!(page.contains("Speech team"));
+    // The developer cannot see a private namespace they have no grant in.
+    let hidden = get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+
+    let granted = post_form(
+        &app,
+        "/ui/namespaces/speech/members",
+        &cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("principal", "dev"),
+            ("level", "developer"),
+        ],
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.text());
+    let seen = get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)]).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    let members = get_with(&app, "/ui/namespaces/speech", &cookie)
+        .await
+        .text();
+    assert!(
+        members.contains("developer via <code>namespace:speech</code>"),
+        "{members}"
+    );
+
+    let revoked = post_form(
+        &app,
+        "/ui/namespaces/speech/members/revoke",
+        &cookie,
+        &[("csrf", &admin.csrf), ("principal", "dev")],
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
+    let hidden = get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
