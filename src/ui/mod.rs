@@ -149,6 +149,7 @@ pub fn router(state: UiState) -> Router {
             "/ui/namespaces/{namespace}/members/revoke",
             post(manage::post_namespace_revoke),
         )
+        .route("/ui/admin/audit", get(pages::get_global_audit))
         .route("/ui/admin/users", get(manage::get_users))
         .route("/ui/admin/users/{username}", post(manage::post_user))
         .route(
@@ -164,6 +165,10 @@ pub fn router(state: UiState) -> Router {
             get(manage::get_api_keys).post(manage::post_api_key),
         )
         .route("/ui/keys/{id}/delete", post(manage::post_delete_api_key))
+        .route(
+            "/ui/projects/{project}/versions/{version}/stable",
+            post(pages::post_stable),
+        )
         .route("/ui/download/{id}", get(pages::get_download))
         .route("/ui/assets/{name}", get(assets::get_asset))
         .route("/ui/{*rest}", any(pages::ui_not_found));

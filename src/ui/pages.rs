@@ -930,8 +930,53 @@ pub async fn get_version(
     state.render(
         StatusCode::OK,
         "version.html",
-        serde_json::json!({ "frame": frame, "project_id": project, "project_url": project_url, "record": record.body, "files": shown, "total_files": total_files, "page": page, "page_count": page_count, "previous_url": (page > 1).then(|| page_url(page - 1)), "next_url": (page < page_count).then(|| page_url(page + 1)), "documents": documents }),
+        serde_json::json!({ "frame": frame, "here": here, "project_id": project, "project_url": project_url, "record": record.body, "files": shown, "total_files": total_files, "page": page, "page_count": page_count, "previous_url": (page > 1).then(|| page_url(page - 1)), "next_url": (page < page_count).then(|| page_url(page + 1)), "documents": documents }),
     )
+}
+
+/// The stable form of a version.
+#[derive(Debug, Deserialize)]
+pub struct StableForm {
+    csrf: String,
+    stable: String,
+}
+
+/// `POST /ui/projects/{project}/versions/{version}/stable`: `PATCH .../version/{v}`
+/// `{stable}` (owners and admins; the API refuses the rest).
+pub async fn post_stable(
+    State(state): State<UiState>,
+    browser: Browser,
+    Path((project, version)): Path<(String, String)>,
+    axum::Form(form): axum::Form<StableForm>,
+) -> Response {
+    if !state.session_csrf_valid(&browser, &form.csrf) {
+        return csrf_refused();
+    }
+    let here = format!(
+        "/ui/projects/{}/versions/{}",
+        segment(&project),
+        segment(&version)
+    );
+    let answer = state
+        .call(
+            &browser,
+            Method::PATCH,
+            &format!(
+                "/projects/{}/version/{}",
+                segment(&project),
+                segment(&version)
+            ),
+            Some(&json!({"stable": form.stable == "true"})),
+        )
+        .await;
+    if answer.ok() {
+        return Redirect::to(&here).into_response();
+    }
+    let frame = match state.frame(&browser, &here).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    state.error_page(&browser, Some(&frame), &answer)
 }
 
 /// `GET /ui/download/{id}`: the API's download of the file (an attachment), as the session.
@@ -1304,6 +1349,77 @@ pub async fn get_project_audit(
         StatusCode::OK,
         "audit.html",
         serde_json::json!({ "frame": frame, "project_id": project, "project_url": format!("/ui/projects/{}", segment(&project)), "events": answer.body["results"], "next_url": next_url }),
+    )
+}
+
+/// `GET /ui/admin/audit` query: the API's filters and the page cursor.
+#[derive(Debug, Deserialize)]
+pub struct GlobalAuditQuery {
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    project: String,
+    cursor: Option<String>,
+}
+
+/// `GET /ui/admin/audit`: the whole audit log (admins), filtered by actor, action or project,
+/// paged.
+pub async fn get_global_audit(
+    State(state): State<UiState>,
+    browser: Browser,
+    Query(query): Query<GlobalAuditQuery>,
+) -> Response {
+    let filters = [
+        ("actor", query.actor.trim()),
+        ("action", query.action.trim()),
+        ("project", query.project.trim()),
+    ];
+    let kept: Vec<(&str, &str)> = filters
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    let here = format!("/ui/admin/audit?{}", query_string(kept.iter().copied()));
+    let frame = match state.frame(&browser, &here).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let mut pairs = kept.clone();
+    pairs.push(("size", "50"));
+    if let Some(cursor) = query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        pairs.push(("next", cursor));
+    }
+    let answer = state
+        .get_json(&browser, &format!("/audit?{}", query_string(pairs)))
+        .await;
+    if !answer.ok() && !answer.status.is_client_error() {
+        return state.error_page(&browser, Some(&frame), &answer);
+    }
+    if answer.status == StatusCode::UNAUTHORIZED || answer.status == StatusCode::FORBIDDEN {
+        return state.error_page(&browser, Some(&frame), &answer);
+    }
+    let next_url = answer.body["next"].as_str().map(|cursor| {
+        let mut pairs = kept.clone();
+        pairs.push(("cursor", cursor));
+        format!("/ui/admin/audit?{}", query_string(pairs))
+    });
+    let status = if answer.ok() {
+        StatusCode::OK
+    } else {
+        answer.status
+    };
+    state.render(
+        status,
+        "audit.html",
+        json!({
+            "frame": frame,
+            "global": true,
+            "filters": {"actor": query.actor, "action": query.action, "project": query.project},
+            "events": answer.body["results"],
+            "next_url": next_url,
+            "error": (!answer.ok()).then(|| answer.reason().to_owned()),
+        }),
     )
 }
 

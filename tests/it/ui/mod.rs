@@ -498,7 +498,12 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     create_project(&app, &alice, "model-y", "private").await;
     let admin = sign_in(&app, "root", "password-of-tests").await;
     let maintainer = sign_in(&app, "alice", "password-of-tests").await;
-    for path in ["/ui/admin/users", "/ui/admin/groups", "/ui/admin/sync"] {
+    for path in [
+        "/ui/admin/users",
+        "/ui/admin/groups",
+        "/ui/admin/sync",
+        "/ui/admin/audit",
+    ] {
         let page = get_with(&app, path, &[("cookie", &admin.cookie)]).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text());
     }
@@ -515,6 +520,21 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     let denied = get_with(&app, "/ui/admin/users", &[("cookie", &maintainer.cookie)]).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert!(!denied.text().contains("root"), "no account listed");
+    // The global audit log: admins only, filtered by action.
+    let audit = get_with(
+        &app,
+        "/ui/admin/audit?action=auth.login",
+        &[("cookie", &admin.cookie)],
+    )
+    .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let audit = audit.text();
+    assert!(
+        audit.contains("<code>auth.login</code>") && !audit.contains("<code>project.create</code>"),
+        "{audit}"
+    );
+    let denied = get_with(&app, "/ui/admin/audit", &[("cookie", &maintainer.cookie)]).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
 
     // Role change through the form.
     let changed = post_form(
@@ -789,4 +809,69 @@ async fn ui_namespaces_are_created_granted_and_revoked_by_admins_only() {
     assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
     let hidden = get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)]).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_owners_mark_a_version_stable_and_viewers_get_the_apis_refusal() {
+    let app = TestApp::local().await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    app.user_token("bob", Role::Guest).await;
+    create_project(&app, &alice, "frozen", "private").await;
+    crate::common::artifacts::create_version(&app, &alice, "frozen", "v1").await;
+    crate::common::artifacts::upload(&app, Some(&alice), "frozen", "v1", "a.txt", b"a").await;
+    crate::common::artifacts::complete(&app, &alice, "frozen", "v1", None).await;
+    let shared = call(
+        &app,
+        Method::POST,
+        "/projects/frozen/share",
+        Some(&alice),
+        Some(&json!({"principal": "bob"})),
+    )
+    .await;
+    assert!(shared.status.is_success(), "{}", shared.text());
+    let owner = sign_in(&app, "alice", "password-of-tests").await;
+    let viewer = sign_in(&app, "bob", "password-of-tests").await;
+    let page = get_with(
+        &app,
+        "/ui/projects/frozen/versions/v1",
+        &[("cookie", &owner.cookie)],
+    )
+    .await
+    .text();
+    assert!(page.contains("id=\"stable-submit\">Mark stable"), "{page}");
+
+    let denied = post_form(
+        &app,
+        "/ui/projects/frozen/versions/v1/stable",
+        &[("cookie", &viewer.cookie)],
+        &[("csrf", &viewer.csrf), ("stable", "true")],
+    )
+    .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.text());
+    let marked = post_form(
+        &app,
+        "/ui/projects/frozen/versions/v1/stable",
+        &[("cookie", &owner.cookie)],
+        &[("csrf", &owner.csrf), ("stable", "true")],
+    )
+    .await;
+    assert_eq!(marked.status, StatusCode::SEE_OTHER, "{}", marked.text());
+    let record = call(
+        &app,
+        Method::GET,
+        "/projects/frozen/version/v1",
+        Some(&alice),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(record["stable"], true);
+    let page = get_with(
+        &app,
+        "/ui/projects/frozen/versions/v1",
+        &[("cookie", &owner.cookie)],
+    )
+    .await
+    .text();
+    assert!(page.contains("class=\"badge stable\"") && page.contains("Unmark stable"));
 }
