@@ -5,7 +5,7 @@
 #   scripts/bench.sh            full sizes: 1,000,000 documents for search latency,
 #                               50,000 for indexing, 100,000 for HTTP (10 s)
 #   scripts/bench.sh --quick    100,000 / 10,000 / 20,000 documents, HTTP 5 s
-#   scripts/bench.sh search     only some of: search indexing http download
+#   scripts/bench.sh search     only some of: search indexing http download ui
 #
 # Sizes can be overridden with TROVE_BENCH_DOCS, TROVE_BENCH_ITERATIONS,
 # TROVE_BENCH_INDEX_DOCS, TROVE_BENCH_S3_DOCS, TROVE_BENCH_HTTP_DOCS, TROVE_BENCH_HTTP_SECONDS.
@@ -22,7 +22,7 @@ for argument in "$@"; do
             export TROVE_BENCH_HTTP_DOCS="${TROVE_BENCH_HTTP_DOCS:-20000}"
             export TROVE_BENCH_HTTP_SECONDS="${TROVE_BENCH_HTTP_SECONDS:-5}"
             ;;
-        search | indexing | http | download) benches+=("$argument") ;;
+        search | indexing | http | download | ui) benches+=("$argument") ;;
         -h | --help)
             sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
@@ -34,7 +34,7 @@ for argument in "$@"; do
     esac
 done
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(indexing search http download)
+    benches=(indexing search http download ui)
 fi
 
 args=()

@@ -3,8 +3,10 @@
 //! Architecture (dependencies point one way, top to bottom):
 //!
 //! - [`cli`]: the `trove` command line (`serve`, `check-config`, ...).
-//! - [`api`]: the axum router, one module per resource; with [`error`] the only code that
-//!   knows HTTP.
+//! - [`ui`]: the web interface under `/ui/` (server-rendered pages that call the API router
+//!   in-process, so authorization is the API's own), and `/docs`.
+//! - [`api`]: the axum router, one module per resource; with [`ui`] and [`error`] the only
+//!   code that knows HTTP.
 //! - [`audit`]: the audit log — events, the durable chained sink, verification, queries.
 //! - [`auth`]: accounts, passwords, tokens, the external identity provider, rate limits.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
@@ -30,3 +32,4 @@ pub mod model;
 pub mod permissions;
 pub mod storage;
 pub mod telemetry;
+pub mod ui;

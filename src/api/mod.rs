@@ -41,7 +41,6 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_scalar::{Scalar, Servable as _};
 
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -50,13 +49,6 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// `Content-Security-Policy` of API answers (JSON): nothing may load, nothing may frame them.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
-
-/// `Content-Security-Policy` of the `/docs` page: its script from the CDN it is served with,
-/// the OpenAPI document and "try it" requests to this origin, nothing else active.
-const DOCS_CSP: &str = "default-src 'none'; script-src https://cdn.jsdelivr.net; \
-    style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.scalar.com; \
-    font-src data: https://cdn.jsdelivr.net https://fonts.scalar.com; img-src 'self' data: https:; \
-    connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The OpenAPI document's static part; routes add themselves.
 #[derive(OpenApi)]
@@ -69,8 +61,16 @@ const DOCS_CSP: &str = "default-src 'none'; script-src https://cdn.jsdelivr.net;
 )]
 struct ApiDoc;
 
-/// Builds the whole router over the shared state.
+/// Builds the whole router over the shared state: the web interface (`/`, `/docs`, `/ui/`,
+/// see [`crate::ui`]) in front of the API.
 pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_router(state.clone());
+    let openapi = serde_json::to_value(&openapi).unwrap_or_default();
+    crate::ui::router(crate::ui::UiState::new(state, api, openapi))
+}
+
+/// The API's router alone, and its OpenAPI document.
+fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     // Admins only; not routed here at all when it has its own listener (TROVE_METRICS_LISTEN).
     if state.settings.metrics_listen.is_none() {
@@ -181,18 +181,11 @@ pub fn router(state: AppState) -> Router {
 
     let openapi_json = openapi.clone();
     let max_json_bytes = state.settings.max_json_bytes;
-    api_router
+    let router = api_router
         .route(
             "/openapi.json",
             axum::routing::get(move || async move { axum::Json(openapi_json) }),
         )
-        // The docs page loads its script from a CDN: its own, looser policy.
-        .merge(Router::from(Scalar::with_url("/docs", openapi)).layer(
-            SetResponseHeaderLayer::overriding(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(DOCS_CSP),
-            ),
-        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -237,7 +230,8 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        .with_state(state);
+    (router, openapi)
 }
 
 /// Records request count and latency by route template and status.

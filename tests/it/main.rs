@@ -18,3 +18,4 @@ mod security;
 mod storage;
 mod storage_conformance;
 mod system;
+mod ui;
