@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod client;
 mod common;
+mod fuzz;
 mod index;
 mod indexing;
 mod namespaces;
