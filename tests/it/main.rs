@@ -11,6 +11,7 @@ mod common;
 mod fuzz;
 mod index;
 mod indexing;
+mod model;
 mod namespaces;
 mod relevance;
 mod search_api;
