@@ -18,6 +18,7 @@ pub mod groups;
 pub mod index_admin;
 pub mod members;
 pub mod namespaces;
+pub mod openapi;
 pub mod permissions;
 pub mod projects;
 pub mod search;
@@ -65,7 +66,7 @@ const DOCS_CSP: &str = "default-src 'none'; script-src https://cdn.jsdelivr.net;
         title = "Trove",
         description = "Secure, search-indexed registry for machine-learning and research artifacts. Speaks ArtifactDB's API."
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, crate::index::search::KindFilter))
 )]
 struct ApiDoc;
 
@@ -178,6 +179,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(audit::get_audit))
         .routes(routes!(audit::get_project_audit))
         .split_for_parts();
+    let mut openapi = openapi;
+    openapi::complete(&mut openapi);
 
     let openapi_json = openapi.clone();
     let max_json_bytes = state.settings.max_json_bytes;

@@ -143,7 +143,7 @@ pub async fn get_readyz(State(state): State<AppState>) -> Result<ApiJson<Probe>,
 /// `TROVE_METRICS_LISTEN` is set).
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses(
-        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 200, description = "Prometheus text format (OpenMetrics)", content_type = "application/openmetrics-text"),
         (status = 401, description = "Not logged in", body = crate::error::ErrorBody),
         (status = 403, description = "Not an admin", body = crate::error::ErrorBody),
         (status = 404, description = "Served on TROVE_METRICS_LISTEN instead", body = crate::error::ErrorBody),

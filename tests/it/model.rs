@@ -1416,5 +1416,5 @@ fn random_operation_sequences_match_the_permission_model_on_local_storage() {
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_s3() {
-    run_cases(Backend::S3, 2);
+    run_cases(Backend::S3, 1);
 }
