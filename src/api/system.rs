@@ -128,7 +128,8 @@ pub async fn get_healthz() -> ApiJson<Probe> {
     ApiJson(Probe { status: "ok" })
 }
 
-/// Readiness: storage answers, so requests can be served.
+/// Readiness: storage answers and the start-up reconciliation is over (the index agrees with
+/// storage), so requests can be served.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses(
         (status = 200, description = "Ready", body = Probe),
@@ -136,6 +137,14 @@ pub async fn get_healthz() -> ApiJson<Probe> {
     ))]
 pub async fn get_readyz(State(state): State<AppState>) -> Result<ApiJson<Probe>, ApiError> {
     state.check_storage().await?;
+    // Not ready while the start-up reconciliation brings the index back to storage.
+    if !*state.reconciled.borrow() {
+        return Err(ApiError::new(
+            ErrorCode::IndexUnavailable,
+            "the index is being reconciled with storage",
+        )
+        .with_retry_after(1));
+    }
     Ok(ApiJson(Probe { status: "ok" }))
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod client;
 mod common;
+mod crash;
 mod fuzz;
 mod index;
 mod indexing;
