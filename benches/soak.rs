@@ -6,7 +6,9 @@
 //!
 //! It reports: the 5xx count (must be 0), leaked documents (every search hit is re-checked by
 //! direct access as the same caller; a hit that answers `404` is a leak unless its project's
-//! profile changed within the last two seconds — counted apart as a race), p50/p99 per route,
+//! profile change is being re-indexed — counted apart as a race; after the run, with nothing in
+//! flight, every hit of every account is re-checked and `/index/sync` must find no drift),
+//! p50/p99 per route,
 //! and resident memory, open file descriptors and live tokio tasks at the start and the end.
 //! It exits non-zero on any 5xx or leak, or when RSS grows by more than
 //! `TROVE_SOAK_MAX_RSS_GROWTH_MIB` (default 256) or tasks by more than 1,000.
@@ -88,8 +90,9 @@ struct Shared {
     raced: Mutex<usize>,
     rechecked: Mutex<usize>,
     failures: Mutex<usize>,
-    /// When each project's profile last changed.
-    profile_changed: Mutex<HashMap<String, Instant>>,
+    /// Per project: profile changes whose re-index job has not finished, and when the last
+    /// one finished.
+    profile_changes: Mutex<HashMap<String, (usize, Option<Instant>)>>,
 }
 
 impl Shared {
@@ -114,12 +117,30 @@ impl Shared {
         }
     }
 
-    fn recently_changed(&self, project: &str) -> bool {
-        self.profile_changed
+    fn in_flux(&self, project: &str) -> bool {
+        self.profile_changes
             .lock()
             .unwrap()
             .get(project)
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(2))
+            .is_some_and(|(pending, settled)| {
+                *pending > 0 || settled.is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+            })
+    }
+
+    fn change_started(&self, project: &str) {
+        self.profile_changes
+            .lock()
+            .unwrap()
+            .entry(project.to_owned())
+            .or_default()
+            .0 += 1;
+    }
+
+    fn change_settled(&self, project: &str) {
+        let mut changes = self.profile_changes.lock().unwrap();
+        let entry = changes.entry(project.to_owned()).or_default();
+        entry.0 = entry.0.saturating_sub(1);
+        entry.1 = Some(Instant::now());
     }
 }
 
@@ -230,6 +251,80 @@ async fn seed(
     Ok(tokens)
 }
 
+/// Waits until the job of a `202` answer (`{path}`) is over.
+async fn wait_for_job(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    answer: &Value,
+) -> anyhow::Result<()> {
+    let Some(path) = answer["path"].as_str() else {
+        return Ok(());
+    };
+    for _ in 0..600 {
+        let job: Value = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if job["status"] == "SUCCESS" || job["status"] == "FAILURE" {
+            anyhow::ensure!(job["status"] == "SUCCESS", "job failed: {job}");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("job {path} did not finish")
+}
+
+/// After the run, with nothing in flight: every hit of every account is re-checked, and the
+/// sync check must find no drift. Answers the hits checked, the leaks and the sync report.
+async fn final_check(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: &[String],
+    admin: &str,
+) -> anyhow::Result<(usize, Vec<String>, Value)> {
+    let mut checked = 0;
+    let mut leaks = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        let body: Value = client
+            .get(format!("{base}/search?q=*&size=500"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        for hit in body["results"].as_array().into_iter().flatten() {
+            let Some(id) = hit["_extra"]["id"].as_str() else {
+                continue;
+            };
+            let status = client
+                .get(format!("{base}/files/{}/metadata", encode(id)))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .status();
+            checked += 1;
+            if status != reqwest::StatusCode::OK {
+                leaks.push(format!(
+                    "{} found {id} ({status}) after the run",
+                    account(index)
+                ));
+            }
+        }
+    }
+    let sync: Value = client
+        .get(format!("{base}/index/sync"))
+        .bearer_auth(admin)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok((checked, leaks, sync))
+}
+
 /// One connection's loop.
 #[allow(clippy::too_many_lines)]
 async fn connection(
@@ -288,7 +383,7 @@ async fn connection(
                         *shared.rechecked.lock().unwrap() += 1;
                         if status == reqwest::StatusCode::NOT_FOUND {
                             let project = hit.split(':').next().unwrap_or_default();
-                            if shared.recently_changed(project) || hit.contains("@scratch") {
+                            if shared.in_flux(project) || hit.contains("@scratch") {
                                 *shared.raced.lock().unwrap() += 1;
                             } else {
                                 shared
@@ -347,29 +442,26 @@ async fn connection(
                     let rule =
                         ["owners", "viewers", "public", "authenticated"][rng.random_range(0..4)];
                     let project = project(me);
-                    shared
-                        .profile_changed
-                        .lock()
-                        .unwrap()
-                        .insert(project.clone(), Instant::now());
-                    let response = client
-                        .put(format!("{base}/projects/{project}/permissions"))
-                        .bearer_auth(&token)
-                        .json(&json!({"read_access": rule}))
-                        .send()
-                        .await?;
-                    shared.record(
-                        "PUT /projects/{p}/permissions",
-                        started,
-                        response.status(),
-                        rule,
-                    );
-                    response.bytes().await?;
-                    shared
-                        .profile_changed
-                        .lock()
-                        .unwrap()
-                        .insert(project, Instant::now());
+                    shared.change_started(&project);
+                    let settled = async {
+                        let response = client
+                            .put(format!("{base}/projects/{project}/permissions"))
+                            .bearer_auth(&token)
+                            .json(&json!({"read_access": rule}))
+                            .send()
+                            .await?;
+                        shared.record(
+                            "PUT /projects/{p}/permissions",
+                            started,
+                            response.status(),
+                            rule,
+                        );
+                        let body: Value = response.json().await?;
+                        wait_for_job(&client, &base, &token, &body).await
+                    }
+                    .await;
+                    shared.change_settled(&project);
+                    settled?;
                 }
                 _ => {
                     let response = client
@@ -429,6 +521,10 @@ async fn main() -> anyhow::Result<()> {
 
     let client = reqwest::Client::new();
     let tokens = seed(&client, &base, &app, accounts).await?;
+    app.auth
+        .create_account("soakadmin", PASSWORD, Role::Admin, None)
+        .await?;
+    let admin = login(&client, &base, "soakadmin").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let metrics = tokio::runtime::Handle::current().metrics();
     let (rss_start, fds_start) = process_stats();
@@ -456,6 +552,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_end, fds_end) = process_stats();
     let tasks_end = metrics.num_alive_tasks();
+    let (final_checked, final_leaks, sync) = final_check(&client, &base, &tokens, &admin).await?;
 
     println!();
     println!("| route | requests | req/s | p50 ms | p99 ms |");
@@ -492,6 +589,14 @@ async fn main() -> anyhow::Result<()> {
         rss_start as f64 / 1024.0,
         rss_end as f64 / 1024.0
     );
+    println!(
+        "- after the run: {final_checked} hits of every account re-checked, {} leaked; `/index/sync` drift: {}",
+        final_leaks.len(),
+        sync["drift_count"]
+    );
+    for leak in final_leaks.iter().take(10) {
+        println!("  - leak: {leak}");
+    }
     for error in server_errors.iter().take(10) {
         println!("  - 5xx: {error}");
     }
@@ -508,6 +613,15 @@ async fn main() -> anyhow::Result<()> {
         server_errors.len()
     );
     anyhow::ensure!(leaks.is_empty(), "{} search hits leaked", leaks.len());
+    anyhow::ensure!(
+        final_leaks.is_empty(),
+        "{} hits leaked after the run",
+        final_leaks.len()
+    );
+    anyhow::ensure!(
+        sync["drift_count"] == 0,
+        "the index drifted from storage: {sync}"
+    );
     anyhow::ensure!(
         rss_growth_mib <= max_rss_growth_mib as u64,
         "resident memory grew by {rss_growth_mib} MiB"
