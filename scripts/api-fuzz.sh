@@ -44,11 +44,12 @@ TROVE_BOOTSTRAP_ADMIN="fuzzadmin:$admin_password" TROVE_LOG=warn \
     TROVE_LOGIN_RATE_LIMIT_PER_IP=0 TROVE_REGISTER_RATE_LIMIT_PER_IP=0 \
     "$binary" serve --listen "127.0.0.1:$port" --data-dir "$data_dir" >"$data_dir/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do
-    curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+# Ready: storage answers and the start-up reconciliation is over.
+for _ in $(seq 1 150); do
+    curl -fsS "$base/readyz" >/dev/null 2>&1 && break
     sleep 0.2
 done
-curl -fsS "$base/healthz" >/dev/null
+curl -fsS "$base/readyz" >/dev/null
 
 token="$(curl -fsS -H 'content-type: application/json' \
     -d "{\"username\":\"fuzzadmin\",\"password\":\"$admin_password\"}" "$base/auth/login" |
