@@ -58,6 +58,10 @@ pub struct App {
     pub audit: Arc<Audit>,
     /// When this process started.
     pub started_at: DateTime<Utc>,
+    /// `false` while the start-up reconciliation runs: until the index equals storage again,
+    /// reads that answer from the index wait (a profile narrowed just before a crash must not
+    /// be served from the stale index). `true` when no reconciliation was started.
+    pub reconciled: tokio::sync::watch::Sender<bool>,
 }
 
 /// What handlers extract: a cheap clone of the shared [`App`].
@@ -111,6 +115,7 @@ impl App {
             auth,
             audit,
             started_at: Utc::now(),
+            reconciled: tokio::sync::watch::Sender::new(true),
         }))
     }
 
@@ -128,7 +133,10 @@ impl App {
         let job = self.jobs.create("startup_reconcile", "system");
         let id = job.id().to_owned();
         let app = self.clone();
+        self.reconciled.send_replace(false);
         self.jobs.spawn(job, move |job| async move {
+            // Reads wait for this job however it ends; a failure is logged by the job.
+            let _ready = ReadyOnDrop(app.clone());
             if app.index.needs_rebuild() {
                 let report = app
                     .indexer
@@ -157,6 +165,15 @@ impl App {
     #[must_use]
     pub fn uptime(&self) -> Duration {
         (Utc::now() - self.started_at).to_std().unwrap_or_default()
+    }
+}
+
+/// Marks the start-up reconciliation over when dropped (also when its job fails or panics).
+struct ReadyOnDrop(Arc<App>);
+
+impl Drop for ReadyOnDrop {
+    fn drop(&mut self) {
+        self.0.reconciled.send_replace(true);
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`model`]: names, ArtifactDB ids and records.
 //! - [`config`]: settings from `trove.toml`, `TROVE_*` variables and flags.
 //! - [`telemetry`]: tracing and Prometheus metrics.
+//! - [`crash`]: test-only crash points (`TROVE_TEST_CRASH_AT`).
 
 pub mod api;
 pub mod app;
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crash;
 pub mod error;
 pub mod index;
 pub mod jobs;

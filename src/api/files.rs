@@ -222,6 +222,7 @@ async fn store_file(
             },
         )
         .await?;
+    crate::crash::point("upload.staged");
     let record = FileRecord {
         path: path.to_owned(),
         size: outcome.meta.size,
@@ -255,6 +256,7 @@ async fn store_file(
                 .with_code_name("upload_in_progress"));
             }
             app.storage.rename(&staged, &key).await?;
+            crate::crash::point("upload.moved");
             write_sidecar(app, project, version, record).await
         }
         .await;

@@ -163,7 +163,10 @@ pub async fn put_index_build(
     app.jobs.spawn(job, move |job| async move {
         indexer
             .index_projects(projects, |done, total| {
-                job.progress(done as u64, total as u64)
+                if done >= 1 {
+                    crate::crash::point("rebuild.progress");
+                }
+                job.progress(done as u64, total as u64);
             })
             .await
             .map(|_| ())

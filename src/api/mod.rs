@@ -18,6 +18,7 @@ pub mod groups;
 pub mod index_admin;
 pub mod members;
 pub mod namespaces;
+pub mod openapi;
 pub mod permissions;
 pub mod projects;
 pub mod search;
@@ -57,7 +58,7 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
         title = "Trove",
         description = "Secure, search-indexed registry for machine-learning and research artifacts. Speaks ArtifactDB's API."
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, crate::index::search::KindFilter))
 )]
 struct ApiDoc;
 
@@ -178,6 +179,8 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::get_audit))
         .routes(routes!(audit::get_project_audit))
         .split_for_parts();
+    let mut openapi = openapi;
+    openapi::complete(&mut openapi);
 
     let openapi_json = openapi.clone();
     let max_json_bytes = state.settings.max_json_bytes;
@@ -191,6 +194,10 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             record_metrics,
         ))
         .route_layer(axum::middleware::from_fn(audit_context))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wait_until_reconciled,
+        ))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_bytes))
@@ -253,6 +260,49 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
 }
 
 /// Runs the request inside its audit context, so events take the client address from it.
+/// Routes that never read the search index: they answer during the start-up reconciliation.
+const ANSWERS_WHILE_RECONCILING: [&str; 8] = [
+    "/",
+    "/healthz",
+    "/readyz",
+    "/status",
+    "/metrics",
+    "/openapi.json",
+    "/auth/login",
+    "/auth/me",
+];
+
+/// Holds reads (`GET`) while the start-up reconciliation brings the index back to storage
+/// (hardening, issue 14): after a crash between a profile write and its re-index, the index
+/// may still admit callers the stored profile no longer does. Waits up to the storage
+/// timeout, then answers `503 index_unavailable` with `Retry-After`.
+async fn wait_until_reconciled(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let exempt = request.method() != axum::http::Method::GET
+        || ANSWERS_WHILE_RECONCILING.contains(&request.uri().path())
+        || request.uri().path().starts_with("/docs");
+    if !exempt && !*state.reconciled.borrow() {
+        let mut ready = state.reconciled.subscribe();
+        let waited = tokio::time::timeout(
+            state.settings.storage_timeout(),
+            ready.wait_for(|done| *done),
+        )
+        .await;
+        if !matches!(waited, Ok(Ok(_))) {
+            return ApiError::new(
+                ErrorCode::IndexUnavailable,
+                "the index is being reconciled with storage after a restart; retry shortly",
+            )
+            .with_retry_after(1)
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 async fn audit_context(
     extract::ClientAddress(address): extract::ClientAddress,
     request: Request,

@@ -150,6 +150,7 @@ pub fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> String {
     let indexer = app.indexer.clone();
     let project = project.to_owned();
     app.jobs.spawn(job, move |job| async move {
+        crate::crash::point("reindex.start");
         indexer
             .index_projects(Some(vec![project]), |done, total| {
                 job.progress(done as u64, total as u64);
@@ -749,6 +750,7 @@ pub async fn delete_version_objects(app: &AppState, project: &str, version: &str
         .await?;
     for object in objects.iter().filter(|object| object.key != record_key) {
         app.storage.delete(&object.key).await?;
+        crate::crash::point("version.delete.partial");
     }
     app.storage.delete(&record_key).await?;
     app.profiles.invalidate(&ProfileLocation::Version {

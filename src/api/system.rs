@@ -128,7 +128,8 @@ pub async fn get_healthz() -> ApiJson<Probe> {
     ApiJson(Probe { status: "ok" })
 }
 
-/// Readiness: storage answers, so requests can be served.
+/// Readiness: storage answers and the start-up reconciliation is over (the index agrees with
+/// storage), so requests can be served.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses(
         (status = 200, description = "Ready", body = Probe),
@@ -136,6 +137,14 @@ pub async fn get_healthz() -> ApiJson<Probe> {
     ))]
 pub async fn get_readyz(State(state): State<AppState>) -> Result<ApiJson<Probe>, ApiError> {
     state.check_storage().await?;
+    // Not ready while the start-up reconciliation brings the index back to storage.
+    if !*state.reconciled.borrow() {
+        return Err(ApiError::new(
+            ErrorCode::IndexUnavailable,
+            "the index is being reconciled with storage",
+        )
+        .with_retry_after(1));
+    }
     Ok(ApiJson(Probe { status: "ok" }))
 }
 
@@ -143,7 +152,7 @@ pub async fn get_readyz(State(state): State<AppState>) -> Result<ApiJson<Probe>,
 /// `TROVE_METRICS_LISTEN` is set).
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses(
-        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 200, description = "Prometheus text format (OpenMetrics)", content_type = "application/openmetrics-text"),
         (status = 401, description = "Not logged in", body = crate::error::ErrorBody),
         (status = 403, description = "Not an admin", body = crate::error::ErrorBody),
         (status = 404, description = "Served on TROVE_METRICS_LISTEN instead", body = crate::error::ErrorBody),

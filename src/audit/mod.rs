@@ -347,6 +347,7 @@ impl Audit {
         work: impl Future<Output = ApiResult<T>>,
     ) -> ApiResult<T> {
         let pending = self.begin(event).await?;
+        crate::crash::point("audit.begun");
         let result = work.await;
         // Summarised before the next await, so the future does not hold `&T` across it
         // (axum's `Response` is `Send` but not `Sync`).

@@ -338,6 +338,12 @@ impl AllowQuery {
         }
     }
 
+    /// The access filter this clause applies.
+    #[must_use]
+    pub fn filter(&self) -> &AccessFilter {
+        &self.filter
+    }
+
     /// The allowed set of a segment, from the cache or built and cached.
     pub fn allow_set(&self, reader: &SegmentReader) -> tantivy::Result<Arc<BitSet>> {
         let segment = reader.segment_id();

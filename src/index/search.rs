@@ -598,7 +598,7 @@ fn term_query(field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
 }
 
 /// Builds the full query: user query ∧ access ∧ kind ∧ scope restrictions.
-fn build_query(
+pub fn build_query(
     index: &SearchIndex,
     access: &AccessFilter,
     request: &SearchRequest,

@@ -1,0 +1,27 @@
+//! Test-only crash points (issue 14): named places where the process can be made to die
+//! abruptly, so the crash-consistency tests can show what a `kill -9` at that moment leaves.
+//!
+//! A point does nothing unless the environment variable [`CRASH_AT_ENV`] names it; then the
+//! process aborts on the spot (no destructor, no flush, no graceful shutdown — what `SIGKILL`
+//! leaves). Only tests set the variable; it is not a setting and is never read from
+//! `trove.toml`. The points:
+//!
+//! | point | where |
+//! |---|---|
+//! | `audit.begun` | an audited mutation's `pending` event is stored, the mutation has not run |
+//! | `upload.staged` | a direct upload's bytes are in the staging area, not yet in the version |
+//! | `upload.moved` | the uploaded file is in the version, its sidecar record not yet written |
+//! | `reindex.start` | a profile (or state) change is stored, its re-index job has not run |
+//! | `rebuild.progress` | an index build job has indexed its first project |
+//! | `version.delete.partial` | a version deletion (or purge) removed its first object |
+
+/// The variable naming the crash point to die at.
+pub const CRASH_AT_ENV: &str = "TROVE_TEST_CRASH_AT";
+
+/// Aborts the process when [`CRASH_AT_ENV`] names `point`; does nothing otherwise.
+pub fn point(point: &str) {
+    if std::env::var_os(CRASH_AT_ENV).is_some_and(|value| value == point) {
+        eprintln!("trove: test crash point {point} reached; aborting");
+        std::process::abort();
+    }
+}
