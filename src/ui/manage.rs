@@ -602,6 +602,46 @@ pub async fn post_group(
     .await
 }
 
+/// The members form of one group: principals to add and to remove.
+#[derive(Debug, Deserialize)]
+pub struct GroupMembersForm {
+    csrf: String,
+    #[serde(default)]
+    add: String,
+    #[serde(default)]
+    remove: String,
+}
+
+/// `POST /ui/admin/groups/{group}/members`: `PUT /groups/{group}/members`.
+pub async fn post_group_members(
+    State(state): State<UiState>,
+    browser: Browser,
+    axum::extract::Path(group): axum::extract::Path<String>,
+    axum::Form(form): axum::Form<GroupMembersForm>,
+) -> Response {
+    if !state.session_csrf_valid(&browser, &form.csrf) {
+        return csrf_refused();
+    }
+    let body = json!({"add": principals(&form.add), "remove": principals(&form.remove)});
+    let answer = state
+        .call(
+            &browser,
+            Method::PUT,
+            &format!("/groups/{}/members", super::pages::segment(&group)),
+            Some(&body),
+        )
+        .await;
+    after_admin_change(
+        &state,
+        &browser,
+        &answer,
+        "/ui/admin/groups",
+        "/groups",
+        "groups.html",
+    )
+    .await
+}
+
 /// `GET /ui/keys`: the caller's API keys (all of them for admins).
 pub async fn get_api_keys(State(state): State<UiState>, browser: Browser) -> Response {
     admin_page(

@@ -157,6 +157,10 @@ pub fn router(state: UiState) -> Router {
             get(manage::get_groups).post(manage::post_group),
         )
         .route(
+            "/ui/admin/groups/{group}/members",
+            post(manage::post_group_members),
+        )
+        .route(
             "/ui/admin/sync",
             get(manage::get_sync).post(manage::post_sync),
         )

@@ -594,6 +594,56 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     );
     let with_key = call(&app, Method::GET, "/projects/model-y", Some(&secret), None).await;
     assert_eq!(with_key.status, StatusCode::OK, "{}", with_key.text());
+
+    // Groups: created, then members added and removed through each group's form.
+    app.user_token("bob", Role::Developer).await;
+    let created = post_form(
+        &app,
+        "/ui/admin/groups",
+        &[("cookie", &admin.cookie)],
+        &[
+            ("csrf", &admin.csrf),
+            ("name", "vision"),
+            ("members", "alice"),
+        ],
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+    let root = app.login("root", "password-of-tests").await;
+    let forged = post_form(
+        &app,
+        "/ui/admin/groups/vision/members",
+        &[("cookie", &admin.cookie)],
+        &[("csrf", "00"), ("add", "bob")],
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let changed = post_form(
+        &app,
+        "/ui/admin/groups/vision/members",
+        &[("cookie", &admin.cookie)],
+        &[("csrf", &admin.csrf), ("add", "bob"), ("remove", "alice")],
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
+    let group = call(&app, Method::GET, "/groups/vision", Some(&root), None).await;
+    assert_eq!(group.json()["members"], json!(["bob"]), "{}", group.text());
+    let invalid = post_form(
+        &app,
+        "/ui/admin/groups/vision/members",
+        &[("cookie", &admin.cookie)],
+        &[("csrf", &admin.csrf), ("add", "not a name!")],
+    )
+    .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert!(invalid.text().contains("id=\"admin-error\""));
+    let listing = get_with(&app, "/ui/admin/groups", &[("cookie", &admin.cookie)])
+        .await
+        .text();
+    assert!(
+        listing.contains("action=\"/ui/admin/groups/vision/members\""),
+        "{listing}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
