@@ -298,6 +298,10 @@ impl IndexDocument {
         document.add_text(fields.text_meta, &meta_text);
         let mut present = Vec::new();
         key_paths(&object, &mut String::new(), &mut present);
+        if !extra.is_empty() {
+            // `_extra:*` as before `_extra` had a field of its own.
+            present.push("_extra".to_owned());
+        }
         key_paths(&extra, &mut String::from("_extra"), &mut present);
         present.sort_unstable();
         present.dedup();
