@@ -6,7 +6,7 @@
 //! fields, or nest absurdly are refused with [`SearchError::InvalidQuery`] before tantivy sees
 //! them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use tantivy::collector::{Count, TopDocs};
@@ -297,6 +297,9 @@ const FREE_TEXT_BOOSTS: [(&str, f32); 4] = [
 /// title plus a description that both merely mention it.
 const FREE_TEXT_TIE_BREAKER: f32 = 0.2;
 
+/// How many leading words of a query take part in coordination and proximity.
+const FREE_TEXT_RANKED_WORDS: usize = 16;
+
 /// Weight of two typed words found side by side in a field, against each word's own score.
 const FREE_TEXT_PROXIMITY_BOOST: f32 = 2.0;
 
@@ -344,6 +347,7 @@ fn free_text_query(index: &SearchIndex, words: &[String]) -> Box<dyn Query> {
     // Each word as the fields' tokenizer splits it: one token is a term, several (a file
     // name, `bert-base`) are a phrase, as the query parser reads them.
     let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut seen: HashSet<Vec<String>> = HashSet::new();
     if let Ok(mut analyzer) = index.index().tokenizer_for_field(fields.text_meta) {
         for word in words {
             let mut tokens = Vec::new();
@@ -351,7 +355,7 @@ fn free_text_query(index: &SearchIndex, words: &[String]) -> Box<dyn Query> {
             while let Some(token) = stream.next() {
                 tokens.push(token.text.clone());
             }
-            if !tokens.is_empty() && !groups.contains(&tokens) {
+            if !tokens.is_empty() && seen.insert(tokens.clone()) {
                 groups.push(tokens);
             }
         }
@@ -390,6 +394,9 @@ fn free_text_query(index: &SearchIndex, words: &[String]) -> Box<dyn Query> {
         .map(|tokens| (Occur::Should, per_word(tokens, &boosted)))
         .collect();
     if groups.len() > 1 {
+        // Coordination and proximity are for what people type in a box: the first words
+        // only, so a query of thousands of words costs no more than its plain OR.
+        let groups = &groups[..groups.len().min(FREE_TEXT_RANKED_WORDS)];
         let all: Vec<(Occur, Box<dyn Query>)> = groups
             .iter()
             .map(|tokens| (Occur::Must, per_word(tokens, &boosted)))

@@ -417,3 +417,22 @@ async fn an_expired_grant_never_returns_a_hit_even_before_reindexing() {
         ["v1"]
     );
 }
+
+#[tokio::test]
+async fn a_query_of_thousands_of_distinct_plain_words_is_answered() {
+    let (_directory, index) = corpus().await;
+    // Near the size limit: 1,200 distinct words, each a clause of the free-text query;
+    // coordination and proximity take only the first words, so this stays a plain OR.
+    let words: Vec<String> = (0..1_200).map(|n| format!("w{n}")).collect();
+    let text = words.join(" ");
+    assert!(text.len() <= trove::index::search::MAX_QUERY_BYTES);
+    let page = search(&index, &readers(&["alice"]), &request(&text)).unwrap();
+    assert!(page.hits.is_empty(), "no document holds those words");
+    let page = search(
+        &index,
+        &readers(&["alice"]),
+        &request(&format!("{text} p1")),
+    )
+    .unwrap();
+    assert!(!page.hits.is_empty(), "p1's documents hold the last word");
+}
