@@ -17,6 +17,7 @@ use crate::audit::Audit;
 use crate::auth::AuthService;
 use crate::auth::oidc::OidcVerifier;
 use crate::config::Settings;
+use crate::feed::Feed;
 use crate::index::cursor::CursorCodec;
 use crate::index::indexer::Indexer;
 use crate::index::{IndexSchema, SearchIndex};
@@ -44,8 +45,10 @@ pub struct App {
     pub profiles: Arc<ProfileLoader>,
     /// Reads storage into the index.
     pub indexer: Indexer,
-    /// Background jobs of this process.
+    /// Background jobs (kept in storage, so every replica answers `GET /jobs/{id}`).
     pub jobs: JobRegistry,
+    /// The change feed every replica's index follows.
+    pub feed: Arc<Feed>,
     /// Signs scroll cursors.
     pub cursors: CursorCodec,
     /// The result of the last global sync check.
@@ -100,6 +103,10 @@ impl App {
         .await
         .context("cannot open the audit log")?;
         auth.set_audit_hook(audit.clone());
+        let replica = uuid::Uuid::now_v7().to_string();
+        let feed = Arc::new(Feed::new(storage.clone(), replica));
+        auth.set_feed(feed.clone());
+        let jobs = JobRegistry::new(Some(storage.clone()));
 
         Ok(Arc::new(Self {
             settings,
@@ -108,7 +115,8 @@ impl App {
             index,
             profiles,
             indexer,
-            jobs: JobRegistry::new(),
+            jobs,
+            feed,
             cursors,
             last_sync: std::sync::Mutex::new(None),
             metrics,

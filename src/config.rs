@@ -258,6 +258,13 @@ pub struct Settings {
     /// Cron (six fields, seconds first) of the purge of revoked-token records past their
     /// token's expiry (`TROVE_REVOCATION_PURGE_CRON`, default hourly; empty disables it).
     pub revocation_purge_cron: String,
+    /// How often this replica reads the change feed for changes made by other replicas, in
+    /// milliseconds (`TROVE_FEED_POLL_MS`, default 250; 0 disables following — only for a
+    /// single process).
+    pub feed_poll_ms: u64,
+    /// How long change feed entries are kept, in seconds (`TROVE_FEED_RETENTION_SECS`,
+    /// default 86400); a replica down for longer rebuilds its index when it returns.
+    pub feed_retention_secs: u64,
     /// Whether searches, scrolls and aggregations are audited as `search.query` read events
     /// (`TROVE_AUDIT_SEARCHES`, default false: they are frequent and change nothing).
     pub audit_searches: bool,
@@ -289,6 +296,8 @@ impl Default for Settings {
             auto_repair: true,
             purge_cron: "0 */10 * * * *".to_owned(),
             revocation_purge_cron: "0 17 * * * *".to_owned(),
+            feed_poll_ms: 250,
+            feed_retention_secs: 86_400,
             audit_searches: false,
             log: "info".to_owned(),
             log_json: false,
@@ -483,6 +492,12 @@ impl Settings {
         }
         if let Some(value) = env.var("TROVE_MAX_JSON_BYTES") {
             self.max_json_bytes = parse_value("TROVE_MAX_JSON_BYTES", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_FEED_POLL_MS") {
+            self.feed_poll_ms = parse_value("TROVE_FEED_POLL_MS", &value)?;
+        }
+        if let Some(value) = env.var("TROVE_FEED_RETENTION_SECS") {
+            self.feed_retention_secs = parse_value("TROVE_FEED_RETENTION_SECS", &value)?;
         }
         if let Some(value) = env.var("TROVE_PRESIGN_TTL_SECS") {
             self.presign_ttl_secs = parse_value("TROVE_PRESIGN_TTL_SECS", &value)?;
@@ -705,6 +720,18 @@ impl Settings {
             return Err(ConfigError::new(
                 "TROVE_PRESIGN_TTL_SECS",
                 "must be between 60 and 604800 (seven days)",
+            ));
+        }
+        if self.feed_poll_ms > 60_000 {
+            return Err(ConfigError::new(
+                "TROVE_FEED_POLL_MS",
+                "must be at most 60000 (0 disables following)",
+            ));
+        }
+        if self.feed_retention_secs < 60 {
+            return Err(ConfigError::new(
+                "TROVE_FEED_RETENTION_SECS",
+                "must be at least 60",
             ));
         }
         if self.max_json_bytes < 1024 {

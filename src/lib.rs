@@ -10,7 +10,9 @@
 //! - [`audit`]: the audit log — events, the durable chained sink, verification, queries.
 //! - [`auth`]: accounts, passwords, tokens, the external identity provider, rate limits.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
-//! - [`jobs`]: the job registry and scheduled jobs (sync check, purges, grant expiry).
+//! - [`jobs`]: the job registry and scheduled jobs (sync check, purges, grant expiry), and
+//!   the follower of the change feed.
+//! - [`feed`]: the change feed in storage that keeps every replica's index in step.
 //! - [`index`]: the tantivy index built from `index-schema/`, a cache derived from storage.
 //! - [`storage`]: the `ObjectStore` trait and its local and S3 backends — the source of truth.
 //! - [`permissions`]: profiles, roles, lifecycle and the one evaluator every route and the
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod crash;
 pub mod error;
+pub mod feed;
 pub mod index;
 pub mod jobs;
 pub mod model;

@@ -67,6 +67,10 @@ pub struct Metrics {
     pub storage_up: Gauge,
     /// Drifted entries found by the last sync check.
     pub sync_drift: Gauge,
+    /// The last change feed entry this replica applied.
+    pub feed_position: Gauge,
+    /// Age of the newest change feed entry when this replica applied it, in milliseconds.
+    pub feed_lag_ms: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -94,6 +98,18 @@ impl Metrics {
         );
         let storage_up = Gauge::default();
         let sync_drift = Gauge::default();
+        let feed_position = Gauge::default();
+        let feed_lag_ms = Gauge::default();
+        registry.register(
+            "feed_position",
+            "The last change feed entry this replica applied",
+            feed_position.clone(),
+        );
+        registry.register(
+            "feed_lag_milliseconds",
+            "Age of the newest change feed entry when this replica applied it",
+            feed_lag_ms.clone(),
+        );
         registry.register(
             "sync_drift",
             "Entries where index and storage disagreed at the last sync check",
@@ -132,6 +148,8 @@ impl Metrics {
             storage_duration,
             storage_up,
             sync_drift,
+            feed_position,
+            feed_lag_ms,
         }
     }
 

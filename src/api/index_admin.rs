@@ -160,18 +160,20 @@ pub async fn put_index_build(
     let job = app.jobs.create("index_build", &admin.actor());
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
-    app.jobs.spawn(job, move |job| async move {
-        indexer
-            .index_projects(projects, |done, total| {
-                if done >= 1 {
-                    crate::crash::point("rebuild.progress");
-                }
-                job.progress(done as u64, total as u64);
-            })
-            .await
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    });
+    app.jobs
+        .start(job, move |job| async move {
+            indexer
+                .index_projects(projects, |done, total| {
+                    if done >= 1 {
+                        crate::crash::point("rebuild.progress");
+                    }
+                    job.progress(done as u64, total as u64);
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
     app.audit
         .finish(
             pending,
@@ -197,7 +199,8 @@ pub async fn get_job(
 ) -> ApiResult<ApiJson<JobInfo>> {
     let job = app
         .jobs
-        .get(&id)
+        .find(&id)
+        .await
         .filter(|job| {
             principal.is_admin() || (!principal.is_anonymous() && job.creator == principal.actor())
         })

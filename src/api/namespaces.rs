@@ -21,7 +21,8 @@ use super::access::{authorize_namespace, decide, load_namespace};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::permissions::{merge_profile, present};
-use super::projects::{index_error, loader_error, name_error, write_record};
+use super::projects::{index_error, loader_error, name_error, publish, write_record};
+use crate::feed::Change;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
@@ -66,6 +67,13 @@ pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()>
     if projects.is_empty() {
         return Ok(());
     }
+    publish(
+        app,
+        Change::Projects {
+            projects: projects.clone(),
+        },
+    )
+    .await?;
     app.indexer
         .index_projects(Some(projects), |_, _| {})
         .await
@@ -74,23 +82,38 @@ pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()>
 }
 
 /// Starts a job re-indexing every project of a namespace; answers its id.
-pub fn spawn_namespace_job(app: &AppState, actor: &str, namespace: &str) -> ApiResult<String> {
+pub async fn spawn_namespace_job(
+    app: &AppState,
+    actor: &str,
+    namespace: &str,
+) -> ApiResult<String> {
     let projects = namespace_projects(app, namespace)?;
+    if !projects.is_empty() {
+        publish(
+            app,
+            Change::Projects {
+                projects: projects.clone(),
+            },
+        )
+        .await?;
+    }
     let job = app.jobs.create("index_namespace", actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
-    app.jobs.spawn(job, move |job| async move {
-        if projects.is_empty() {
-            return Ok(());
-        }
-        indexer
-            .index_projects(Some(projects), |done, total| {
-                job.progress(done as u64, total as u64);
-            })
-            .await
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    });
+    app.jobs
+        .start(job, move |job| async move {
+            if projects.is_empty() {
+                return Ok(());
+            }
+            indexer
+                .index_projects(Some(projects), |done, total| {
+                    job.progress(done as u64, total as u64);
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
     Ok(id)
 }
 
@@ -445,7 +468,7 @@ pub async fn put_namespace_permissions(
         .audit
         .mutation(event, 202, async {
             merge_profile(&app, &ProfileLocation::Namespace(namespace.clone()), patch).await?;
-            spawn_namespace_job(&app, &principal.actor(), &namespace)
+            spawn_namespace_job(&app, &principal.actor(), &namespace).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -473,7 +496,7 @@ pub async fn delete_namespace_permissions(
                 .delete_profile(&ProfileLocation::Namespace(namespace.clone()))
                 .await
                 .map_err(loader_error)?;
-            spawn_namespace_job(&app, &principal.actor(), &namespace)
+            spawn_namespace_job(&app, &principal.actor(), &namespace).await
         })
         .await?;
     Ok(accepted(&app, &job))

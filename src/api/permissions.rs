@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 use super::access::{authorize_project, authorize_version};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
-use super::projects::{loader_error, reindex_project, spawn_reindex_job};
+use super::projects::{loader_error, publish, reindex_project, spawn_reindex_job};
+use crate::feed::Change;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
@@ -202,7 +203,7 @@ pub async fn put_project_permissions(
         .audit
         .mutation(event, 202, async {
             merge_profile(&app, &ProfileLocation::Project(project.clone()), patch).await?;
-            Ok(spawn_reindex_job(&app, &principal.actor(), &project))
+            spawn_reindex_job(&app, &principal.actor(), &project).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -227,7 +228,7 @@ pub async fn delete_project_permissions(
                 .delete_profile(&ProfileLocation::Project(project.clone()))
                 .await
                 .map_err(loader_error)?;
-            Ok(spawn_reindex_job(&app, &principal.actor(), &project))
+            spawn_reindex_job(&app, &principal.actor(), &project).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -264,18 +265,21 @@ pub async fn get_version_permissions(
 
 /// The event of a profile change at project level, or at `version` level when given.
 /// Re-indexes every project (a global profile change can touch any document).
-fn global_job(app: &AppState, actor: &str) -> String {
+async fn global_job(app: &AppState, actor: &str) -> ApiResult<String> {
+    publish(app, Change::All).await?;
     let job = app.jobs.create("index_build", actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
-    app.jobs.spawn(job, move |job| async move {
-        indexer
-            .index_projects(None, |done, total| job.progress(done as u64, total as u64))
-            .await
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    });
-    id
+    app.jobs
+        .start(job, move |job| async move {
+            indexer
+                .index_projects(None, |done, total| job.progress(done as u64, total as u64))
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    Ok(id)
 }
 
 /// The global profile (admins; the built-in default, which grants nothing, when absent).
@@ -316,7 +320,7 @@ pub async fn put_global_permissions(
         .audit
         .mutation(event, 202, async {
             merge_profile(&app, &ProfileLocation::Global, patch).await?;
-            Ok(global_job(&app, &admin.actor()))
+            global_job(&app, &admin.actor()).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -342,7 +346,7 @@ pub async fn delete_global_permissions(
                 .delete_profile(&ProfileLocation::Global)
                 .await
                 .map_err(loader_error)?;
-            Ok(global_job(&app, &admin.actor()))
+            global_job(&app, &admin.actor()).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -365,20 +369,35 @@ fn permissions_event(
         .detail("scope", scope)
 }
 
-fn version_job(app: &AppState, actor: &str, project: &str, version: &str) -> String {
+async fn version_job(
+    app: &AppState,
+    actor: &str,
+    project: &str,
+    version: &str,
+) -> ApiResult<String> {
+    publish(
+        app,
+        Change::Version {
+            project: project.to_owned(),
+            version: version.to_owned(),
+        },
+    )
+    .await?;
     let job = app.jobs.create("index_version", actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     let (project, version) = (project.to_owned(), version.to_owned());
-    app.jobs.spawn(job, move |job| async move {
-        job.progress(0, 1);
-        indexer
-            .index_version(&project, &version)
-            .await
-            .map(|_| job.progress(1, 1))
-            .map_err(|error| error.to_string())
-    });
-    id
+    app.jobs
+        .start(job, move |job| async move {
+            job.progress(0, 1);
+            indexer
+                .index_version(&project, &version)
+                .await
+                .map(|_| job.progress(1, 1))
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    Ok(id)
 }
 
 /// Merges a partial profile into the version's (owners and admins) → `202` with the job.
@@ -414,7 +433,7 @@ pub async fn put_version_permissions(
         .audit
         .mutation(event, 202, async {
             merge_profile(&app, &location, patch).await?;
-            Ok(version_job(&app, &principal.actor(), &project, &version))
+            version_job(&app, &principal.actor(), &project, &version).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -450,7 +469,7 @@ pub async fn delete_version_permissions(
                 })
                 .await
                 .map_err(loader_error)?;
-            Ok(version_job(&app, &principal.actor(), &project, &version))
+            version_job(&app, &principal.actor(), &project, &version).await
         })
         .await?;
     Ok(accepted(&app, &job))

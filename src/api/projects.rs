@@ -38,6 +38,7 @@ use serde::de::DeserializeOwned;
 use super::access::{ProjectView, VersionView, authorize_project, authorize_version, decide};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
+use crate::feed::{Change, FeedError};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::model::names::{self, NameError};
@@ -115,9 +116,25 @@ pub async fn write_record<T: serde::Serialize + Sync>(
     Ok(outcome.meta.etag)
 }
 
-/// Re-indexes whole projects now (record, every version), so a change is searchable when
+/// Appends `change` to the change feed, so every other replica re-indexes it too; before
 /// the request is answered.
+pub async fn publish(app: &AppState, change: Change) -> ApiResult<()> {
+    app.feed.publish(change).await.map(|_| ()).map_err(|error| match error {
+        FeedError::Storage(storage) => storage.into(),
+        other => ApiError::new(ErrorCode::StorageUnavailable, other.to_string()),
+    })
+}
+
+/// Re-indexes whole projects now (record, every version), so a change is searchable when
+/// the request is answered; every other replica follows through the change feed.
 pub async fn reindex_project(app: &AppState, project: &str) -> ApiResult<()> {
+    publish(
+        app,
+        Change::Projects {
+            projects: vec![project.to_owned()],
+        },
+    )
+    .await?;
     app.indexer
         .index_projects(Some(vec![project.to_owned()]), |_, _| {})
         .await
@@ -125,8 +142,16 @@ pub async fn reindex_project(app: &AppState, project: &str) -> ApiResult<()> {
         .map_err(index_error)
 }
 
-/// Re-indexes one version now.
+/// Re-indexes one version now (and, through the change feed, on every other replica).
 pub async fn reindex_version(app: &AppState, project: &str, version: &str) -> ApiResult<()> {
+    publish(
+        app,
+        Change::Version {
+            project: project.to_owned(),
+            version: version.to_owned(),
+        },
+    )
+    .await?;
     app.indexer
         .index_version(project, version)
         .await
@@ -143,13 +168,21 @@ pub fn index_error(error: crate::index::indexer::IndexerError) -> ApiError {
     }
 }
 
-/// Starts a job re-indexing one project (record and versions); answers its id.
-pub fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> String {
+/// Starts a job re-indexing one project (record and versions); answers its id. The change
+/// is in the feed for the other replicas before this returns.
+pub async fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> ApiResult<String> {
+    publish(
+        app,
+        Change::Projects {
+            projects: vec![project.to_owned()],
+        },
+    )
+    .await?;
     let job = app.jobs.create("index_project", actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     let project = project.to_owned();
-    app.jobs.spawn(job, move |job| async move {
+    app.jobs.start(job, move |job| async move {
         crate::crash::point("reindex.start");
         indexer
             .index_projects(Some(vec![project]), |done, total| {
@@ -158,8 +191,9 @@ pub fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> String {
             .await
             .map(|_| ())
             .map_err(|error| error.to_string())
-    });
-    id
+    })
+    .await;
+    Ok(id)
 }
 
 /// The principal string of the caller, as listed in a profile.

@@ -783,11 +783,7 @@ async fn complete_upload(
     })
     .await?;
     discard_staging(app, &project, &version).await;
-    Ok(super::projects::spawn_reindex_job(
-        app,
-        &principal.actor(),
-        &project,
-    ))
+    super::projects::spawn_reindex_job(app, &principal.actor(), &project).await
 }
 
 /// Removes what is left in a version's staging area (best effort: it is never read again).
@@ -974,6 +970,13 @@ pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeRe
                 .mutation(event, 204, delete_version_objects(app, &project, &version))
                 .await
                 .map_err(|error| error.to_string())?;
+            let change = crate::feed::Change::Version {
+                project: project.clone(),
+                version: version.clone(),
+            };
+            if let Err(error) = app.feed.publish(change).await {
+                tracing::warn!(%project, %version, %error, "purge: change not published");
+            }
             if let Err(error) = app.indexer.index_version(&project, &version).await {
                 tracing::warn!(%project, %version, %error, "purge: re-index failed");
             }

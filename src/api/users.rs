@@ -247,6 +247,14 @@ pub async fn free_name(
     projects.dedup();
     // Search must not keep admitting the old name (a new account may take it next).
     if everything || !projects.is_empty() {
+        let change = if everything {
+            crate::feed::Change::All
+        } else {
+            crate::feed::Change::Projects {
+                projects: projects.clone(),
+            }
+        };
+        super::projects::publish(&state, change).await?;
         state
             .indexer
             .index_projects((!everything).then_some(projects), |_, _| {})

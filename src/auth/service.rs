@@ -177,6 +177,12 @@ impl<V: Clone> TtlCache<V> {
         guard.0 += 1;
         guard.1.remove(key);
     }
+
+    fn invalidate_all(&self) {
+        let mut guard = self.lock();
+        guard.0 += 1;
+        guard.1.clear();
+    }
 }
 
 /// Changes an admin may make to an account.
@@ -219,6 +225,9 @@ pub struct AuthService {
     /// Serialises changes that may remove an admin, so the last-admin check and the write are
     /// one step within this process (two concurrent demotions can't both pass the check).
     admin_changes: tokio::sync::Mutex<()>,
+    /// The change feed: other replicas drop their cached accounts, groups, keys and
+    /// revocations when one of those changes here.
+    feed: std::sync::OnceLock<Arc<crate::feed::Feed>>,
 }
 
 /// A role from a validated setting (falls back to guest, which validation makes unreachable).
@@ -289,7 +298,33 @@ impl AuthService {
             revoked: TtlCache::new(),
             audit: RwLock::new(Arc::new(TracingAuditHook)),
             admin_changes: tokio::sync::Mutex::new(()),
+            feed: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Tells other replicas through `feed` when accounts, groups, keys or revocations change.
+    pub fn set_feed(&self, feed: Arc<crate::feed::Feed>) {
+        let _ = self.feed.set(feed);
+    }
+
+    /// Drops every cached account, group list, API key, revocation and profile (another
+    /// replica changed them).
+    pub fn invalidate_caches(&self) {
+        self.accounts.invalidate_all();
+        self.groups.invalidate_all();
+        self.api_keys.invalidate_all();
+        self.revoked.invalidate_all();
+        self.profiles.invalidate_all();
+    }
+
+    /// Publishes that accounts changed. Best effort: the mutation is stored already, and
+    /// other replicas' caches lapse within [`CACHE_TTL`] anyway.
+    async fn changed(&self) {
+        if let Some(feed) = self.feed.get()
+            && let Err(error) = feed.publish(crate::feed::Change::Accounts).await
+        {
+            tracing::warn!(%error, "change feed: account change not published");
+        }
     }
 
     /// Replaces the audit hook (the audit module installs its durable one).
@@ -599,6 +634,7 @@ impl AuthService {
             self.accounts.invalidate(username);
             return Err(error);
         }
+        self.changed().await;
         Ok(account)
     }
 
@@ -694,6 +730,7 @@ impl AuthService {
             .await?;
         self.revoked.invalidate(&session.jti);
         self.audit(AuthEventKind::LoggedOut, &session.username, None, None);
+        self.changed().await;
         Ok(())
     }
 
@@ -753,6 +790,7 @@ impl AuthService {
             .ok_or(TokenError::UnknownAccount)??;
         self.accounts.invalidate(username);
         self.audit(AuthEventKind::PasswordChanged, username, None, None);
+        self.changed().await;
         self.tokens
             .issue(&updated.username, &updated.id, updated.token_generation)
             .map_err(|error| AuthError::Unprocessable(format!("cannot issue a token: {error}")))
@@ -788,6 +826,37 @@ impl AuthService {
             ));
         }
         let _serialised = self.admin_changes.lock().await;
+        let guard = self.admin_guard().await?;
+        let result = self.update_account_guarded(username, change).await;
+        guard.release().await;
+        let updated = result?;
+        self.changed().await;
+        Ok(updated)
+    }
+
+    /// Takes the guard of admin changes across every process on the bucket (other replicas,
+    /// `trove user` next to a server): the last-admin check and the write are one step.
+    async fn admin_guard(&self) -> Result<crate::storage::lease::Lease> {
+        let holder = uuid::Uuid::now_v7().to_string();
+        crate::storage::lease::Lease::acquire_within(
+            &self.storage,
+            "admin-changes",
+            &holder,
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        )
+        .await?
+        .ok_or_else(|| {
+            StorageError::Unavailable("another admin change is in progress; retry".to_owned())
+                .into()
+        })
+    }
+
+    async fn update_account_guarded(
+        &self,
+        username: &str,
+        change: &AccountChange,
+    ) -> Result<AccountRecord> {
         let current = self
             .records
             .account(username)
@@ -836,6 +905,15 @@ impl AuthService {
     /// are deleted, and its tokens stop working at once (they are bound to its identity id).
     pub async fn delete_account(&self, username: &str, deleted_by: &str) -> Result<()> {
         let _serialised = self.admin_changes.lock().await;
+        let guard = self.admin_guard().await?;
+        let result = self.delete_account_guarded(username, deleted_by).await;
+        guard.release().await;
+        result?;
+        self.changed().await;
+        Ok(())
+    }
+
+    async fn delete_account_guarded(&self, username: &str, deleted_by: &str) -> Result<()> {
         let current = self
             .records
             .account(username)
@@ -1095,6 +1173,7 @@ impl AuthService {
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("group {name}")))??;
         self.groups.invalidate("");
+        self.changed().await;
         Ok(updated)
     }
 
@@ -1113,6 +1192,7 @@ impl AuthService {
             .await?;
         self.records.delete_group(name).await?;
         self.groups.invalidate("");
+        self.changed().await;
         Ok(())
     }
 
@@ -1281,6 +1361,7 @@ impl AuthService {
             .await?
             .ok_or_else(not_found)??;
         self.api_keys.invalidate(id);
+        self.changed().await;
         Ok(updated)
     }
 
@@ -1297,6 +1378,7 @@ impl AuthService {
         }
         self.records.delete_api_key(id).await?;
         self.api_keys.invalidate(id);
+        self.changed().await;
         Ok(())
     }
 

@@ -208,6 +208,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let _follower = crate::jobs::follow::start(&state).await;
     state.reconcile_in_background();
     let _scheduler = crate::jobs::schedule::start(state.clone()).await?;
     let _expiries = crate::jobs::schedule::spawn_expiry_reindexer(state.clone());

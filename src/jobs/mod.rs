@@ -2,23 +2,36 @@
 //! (indexing, sync). Each job's body is separate from what starts it — a route, the start-up
 //! reconciliation, or the scheduler ([`schedule`]).
 //!
-//! The registry lives in the process: a job is answered by the replica that runs it (clients
-//! follow the `job_url` they were given). Finished jobs are kept for an hour.
+//! The registry keeps the jobs this process runs in memory and writes each one to storage
+//! (`..meta/jobs/<id>.json`) when it is started, every second while it runs (a heartbeat)
+//! and when it ends, so that any replica answers `GET /jobs/{id}`. A job whose heartbeat
+//! stopped (its replica died) is reported as failed. Finished jobs are kept for an hour; the
+//! purge deletes older records.
 
+pub mod follow;
 pub mod schedule;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
 
 /// How long finished jobs stay queryable.
 const KEEP_FINISHED: Duration = Duration::hours(1);
 
+/// How often a running job's record is rewritten in storage.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A running job whose record is older than this is reported as failed (its replica stopped).
+const HEARTBEAT_LAPSE: Duration = Duration::seconds(60);
+
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobStatus {
     /// Accepted, not started.
@@ -32,7 +45,7 @@ pub enum JobStatus {
 }
 
 /// Progress of a job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {
     /// Units done.
     pub done: u64,
@@ -41,7 +54,7 @@ pub struct Progress {
 }
 
 /// What `GET /jobs/{id}` answers.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobInfo {
     /// Job id.
     pub job_id: String,
@@ -62,10 +75,21 @@ pub struct JobInfo {
     pub creator: String,
 }
 
-/// The registry of jobs of this process.
+/// A job as kept in storage.
+#[derive(Debug, Serialize, Deserialize)]
+struct JobRecord {
+    #[serde(flatten)]
+    info: JobInfo,
+    creator: String,
+    /// When the record was last written by the replica running the job.
+    heartbeat_at: DateTime<Utc>,
+}
+
+/// The registry of jobs: those of this process in memory, everyone's in storage.
 #[derive(Debug, Clone, Default)]
 pub struct JobRegistry {
     jobs: Arc<Mutex<HashMap<String, JobInfo>>>,
+    store: Option<Arc<dyn ObjectStore>>,
 }
 
 /// A handle a running job reports through.
@@ -90,10 +114,73 @@ impl JobHandle {
 }
 
 impl JobRegistry {
-    /// An empty registry.
+    /// An empty registry writing its jobs to `store` (`None`: kept in memory only).
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(store: Option<Arc<dyn ObjectStore>>) -> Self {
+        Self {
+            jobs: Arc::default(),
+            store,
+        }
+    }
+
+    /// Writes the job's current state to storage (nothing without a store). A failure is
+    /// logged: the job itself goes on, and the next heartbeat tries again.
+    async fn persist(&self, id: &str) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let Some(info) = self.get(id) else {
+            return;
+        };
+        let record = JobRecord {
+            creator: info.creator.clone(),
+            info,
+            heartbeat_at: Utc::now(),
+        };
+        let body = Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+        let options = PutOptions {
+            content_type: Some("application/json".to_owned()),
+            ..PutOptions::default()
+        };
+        if let Err(error) = store.put_bytes(&keys::job(id), body, options).await {
+            tracing::warn!(job_id = %id, %error, "job record not written to storage");
+        }
+    }
+
+    /// A job by id: this process's, else the record another replica wrote. A job still
+    /// running whose heartbeat lapsed is reported as failed.
+    pub async fn find(&self, id: &str) -> Option<JobInfo> {
+        if let Some(job) = self.get(id) {
+            return Some(job);
+        }
+        let store = self.store.as_ref()?;
+        Uuid::parse_str(id).ok()?;
+        let (bytes, _) = store.get_bytes(&keys::job(id)).await.ok()?;
+        let record: JobRecord = serde_json::from_slice(&bytes).ok()?;
+        let mut info = record.info;
+        info.creator = record.creator;
+        let running = matches!(info.status, JobStatus::Pending | JobStatus::Started);
+        if running && Utc::now() - record.heartbeat_at > HEARTBEAT_LAPSE {
+            info.status = JobStatus::Failure;
+            info.error = Some("the replica running this job stopped before it finished".to_owned());
+            info.finished_at = Some(record.heartbeat_at);
+        }
+        Some(info)
+    }
+
+    /// Deletes the stored records of jobs that ended (or last beat) before `before`.
+    pub async fn purge_records(&self, before: DateTime<Utc>) -> crate::storage::Result<usize> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let mut purged = 0;
+        for object in store.list_all(&keys::jobs_prefix()).await? {
+            if object.last_modified < before {
+                store.delete(&object.key).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 
     fn update(&self, id: &str, change: impl FnOnce(&mut JobInfo)) {
@@ -130,7 +217,19 @@ impl JobRegistry {
         }
     }
 
-    /// Runs `body` as the job in the background, recording its outcome.
+    /// Writes the job to storage, then runs `body` as the job in the background: when this
+    /// returns, every replica can answer for the job.
+    pub async fn start<F, Fut>(&self, handle: JobHandle, body: F)
+    where
+        F: FnOnce(JobHandle) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.persist(&handle.id).await;
+        self.spawn(handle, body);
+    }
+
+    /// Runs `body` as the job in the background, recording its outcome (in storage too:
+    /// when it starts, every second while it runs, when it ends).
     pub fn spawn<F, Fut>(&self, handle: JobHandle, body: F)
     where
         F: FnOnce(JobHandle) -> Fut + Send + 'static,
@@ -141,7 +240,17 @@ impl JobRegistry {
             registry.update(&handle.id, |job| job.status = JobStatus::Started);
             let id = handle.id.clone();
             let kind = registry.get(&id).map(|job| job.kind).unwrap_or_default();
-            let outcome = body(handle).await;
+            let body = body(handle);
+            tokio::pin!(body);
+            let mut heartbeat = tokio::time::interval(HEARTBEAT);
+            // One task writes the record, so the final state is never overwritten by a
+            // heartbeat written after it.
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut body => break outcome,
+                    _ = heartbeat.tick() => registry.persist(&id).await,
+                }
+            };
             if let Err(error) = &outcome {
                 tracing::error!(job_id = %id, %kind, %error, "job failed");
             }
@@ -155,6 +264,7 @@ impl JobRegistry {
                     }
                 }
             });
+            registry.persist(&id).await;
         });
     }
 

@@ -3,13 +3,22 @@
 //! not completed in time and of expired transient versions ([`run_purge`]); and the purge of
 //! revoked-token records past their token's expiry ([`run_revocation_purge`]). Cron strings
 //! come from the configuration (six fields, seconds first); an empty string disables the job.
+//!
+//! With several replicas on one bucket, each scheduled task runs on one replica per period:
+//! when the schedule fires, every replica tries to take the task's lease
+//! (`..meta/leases/task-<name>.json`) for 80 % of the period, and only the one that took it
+//! runs the task. A holder that crashed loses nothing: its lease lapses before the next
+//! period. The sync check publishes what it repaired to the change feed, so every replica
+//! re-indexes it; the purge also compacts the feed and deletes old job records.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::app::AppState;
+use crate::feed::Change;
 use crate::index::sync::{SyncReport, check_all};
+use crate::storage::lease::Lease;
 
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +55,56 @@ pub async fn run_sync(app: &AppState, repair: bool) -> Result<SyncReport, String
     if let Ok(mut last) = app.last_sync.lock() {
         *last = Some(report.clone());
     }
+    if report.repaired && !report.drift.is_empty() {
+        let mut projects: Vec<String> = report
+            .drift
+            .iter()
+            .map(|drift| drift.project_id.clone())
+            .collect();
+        projects.sort();
+        projects.dedup();
+        // What drifted here drifted for every replica following the feed (a mutation whose
+        // replica died before publishing it): they re-index it too.
+        if let Err(error) = app.feed.publish(Change::Projects { projects }).await {
+            tracing::warn!(%error, "sync repair not published to the change feed");
+        }
+    }
     Ok(report)
+}
+
+/// The time between two firings of a cron schedule (`None` when it does not parse or never
+/// fires twice).
+#[must_use]
+pub fn cron_period(cron: &str) -> Option<Duration> {
+    let schedule = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(cron)
+        .ok()?;
+    let first = schedule
+        .find_next_occurrence(&chrono::Utc::now(), false)
+        .ok()?;
+    let second = schedule.find_next_occurrence(&first, false).ok()?;
+    (second - first).to_std().ok()
+}
+
+/// Whether this replica runs the task `name` this period: it took the task's lease, which it
+/// keeps for 80 % of the period (until it lapses; it is never released early, so a replica
+/// whose schedule fires a little later in the same period finds it held).
+pub async fn take_turn(app: &AppState, name: &str, period: Duration) -> bool {
+    let ttl = period.mul_f64(0.8).max(Duration::from_millis(500));
+    match Lease::try_acquire(&app.storage, &format!("task-{name}"), app.feed.replica(), ttl).await
+    {
+        Ok(Some(_lease)) => true,
+        Ok(None) => {
+            tracing::debug!(task = name, "another replica runs this task this period");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(task = name, %error, "task lease not taken; skipping this period");
+            false
+        }
+    }
 }
 
 /// Re-indexes projects when a grant of theirs expires (the indexer notes the moments), so an
@@ -82,7 +140,21 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
 /// Runs the purge once (the scheduled job's body): uploads not completed by their deadline
 /// and expired transient versions are deleted and re-indexed.
 pub async fn run_purge(app: &AppState) -> Result<crate::api::uploads::PurgeReport, String> {
-    let report = crate::api::uploads::purge_expired(app, chrono::Utc::now()).await?;
+    let now = chrono::Utc::now();
+    let report = crate::api::uploads::purge_expired(app, now).await?;
+    let retention = chrono::Duration::seconds(
+        i64::try_from(app.settings.feed_retention_secs).unwrap_or(i64::MAX),
+    );
+    match app.feed.compact(now - retention).await {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, "change feed compacted"),
+        Err(error) => tracing::warn!(%error, "change feed not compacted"),
+    }
+    match app.jobs.purge_records(now - chrono::Duration::days(1)).await {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "old job records deleted"),
+        Err(error) => tracing::warn!(%error, "old job records not deleted"),
+    }
     if !report.late_uploads.is_empty() || !report.expired_versions.is_empty() {
         tracing::info!(
             late_uploads = report.late_uploads.len(),
@@ -118,11 +190,20 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
     let scheduler = JobScheduler::new()
         .await
         .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
+    let period = |cron: &str| cron_period(cron).unwrap_or(Duration::from_secs(60));
+    let (sync_period, purge_period, revocation_purge_period) = (
+        period(&sync_cron),
+        period(&purge_cron),
+        period(&revocation_cron),
+    );
     if !sync_cron.is_empty() {
         let job_app = app.clone();
         let job = Job::new_async(sync_cron.as_str(), move |_, _| {
             let app = job_app.clone();
             Box::pin(async move {
+                if !take_turn(&app, "sync", sync_period).await {
+                    return;
+                }
                 let repair = app.settings.auto_repair;
                 let handle = app.jobs.create("sync", "system");
                 let job_app = app.clone();
@@ -145,6 +226,9 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
         let job = Job::new_async(purge_cron.as_str(), move |_, _| {
             let app = job_app.clone();
             Box::pin(async move {
+                if !take_turn(&app, "purge", purge_period).await {
+                    return;
+                }
                 let handle = app.jobs.create("purge", "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
@@ -166,6 +250,9 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
         let job = Job::new_async(revocation_cron.as_str(), move |_, _| {
             let app = job_app.clone();
             Box::pin(async move {
+                if !take_turn(&app, "revocation_purge", revocation_purge_period).await {
+                    return;
+                }
                 let handle = app.jobs.create("revocation_purge", "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {

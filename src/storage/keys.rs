@@ -9,6 +9,9 @@
 //! ..meta/namespaces/<ns>/permissions.json       namespace profile
 //! ..meta/audit/...                              audit events
 //! ..meta/audit-checkpoints/<writer>.json        signed checkpoint of a writer's chain
+//! ..meta/feed/<sequence>                        change feed (20-digit sequence numbers)
+//! ..meta/jobs/<job-id>.json                     background jobs, readable by every replica
+//! ..meta/leases/<name>.json                     leases: scheduled tasks, the admin guard
 //! <project>/..meta/project.json                 project record
 //! <project>/..meta/permissions.json             project profile
 //! <project>/<version>/..meta/version.json       version record
@@ -102,6 +105,47 @@ pub fn audit_checkpoint_prefix() -> String {
 #[must_use]
 pub fn audit_checkpoint(writer: &str) -> String {
     format!("{}{writer}.json", audit_checkpoint_prefix())
+}
+
+/// `..meta/feed/`: prefix of the change feed.
+#[must_use]
+pub fn feed_prefix() -> String {
+    format!("{META}/feed/")
+}
+
+/// `..meta/feed/<sequence>`: one change record; the sequence is zero-padded to 20 digits so
+/// that byte order is sequence order.
+#[must_use]
+pub fn feed_entry(sequence: u64) -> String {
+    format!("{}{sequence:020}", feed_prefix())
+}
+
+/// The sequence number of a feed key, `None` for anything else.
+#[must_use]
+pub fn parse_feed_entry(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(&feed_prefix())?;
+    if digits.len() != 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `..meta/jobs/`: prefix of the job records.
+#[must_use]
+pub fn jobs_prefix() -> String {
+    format!("{META}/jobs/")
+}
+
+/// `..meta/jobs/<job-id>.json`: one job's record.
+#[must_use]
+pub fn job(job_id: &str) -> String {
+    format!("{}{job_id}.json", jobs_prefix())
+}
+
+/// `..meta/leases/<name>.json`: a lease (scheduled tasks, the guard of admin changes).
+#[must_use]
+pub fn lease(name: &str) -> String {
+    format!("{META}/leases/{name}.json")
 }
 
 /// `..meta/audit/`: prefix of the append-only audit events.

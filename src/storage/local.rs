@@ -785,11 +785,10 @@ impl ObjectStore for LocalStore {
     }
 
     async fn list(&self, request: &ListRequest) -> Result<ListPage> {
-        let start_after = request
-            .continuation
-            .as_deref()
-            .map(decode_token)
-            .transpose()?;
+        let start_after = match request.continuation.as_deref() {
+            Some(token) => Some(decode_token(token)?),
+            None => request.start_after.clone(),
+        };
         let max_keys = match request.max_keys {
             0 => DEFAULT_PAGE,
             requested => requested.min(MAX_PAGE),

@@ -8,6 +8,7 @@
 
 pub mod instrumented;
 pub mod keys;
+pub mod lease;
 pub mod local;
 pub mod presign;
 pub mod s3;
@@ -218,6 +219,9 @@ pub struct ListRequest {
     pub delimited: bool,
     /// Continuation token from the previous page's [`ListPage::next`].
     pub continuation: Option<String>,
+    /// Only keys after this one (S3's `start-after`; the change feed lists from its last
+    /// position with it). Ignored when `continuation` is given.
+    pub start_after: Option<String>,
     /// Page size; backends cap it (S3 at 1000). `0` means the backend's default.
     pub max_keys: usize,
 }

@@ -702,6 +702,11 @@ impl ObjectStore for S3Store {
             .prefix(format!("{}{}", self.prefix, request.prefix))
             .max_keys(i32::try_from(max_keys).unwrap_or(1000))
             .set_continuation_token(request.continuation.clone());
+        if request.continuation.is_none()
+            && let Some(after) = &request.start_after
+        {
+            call = call.start_after(format!("{}{after}", self.prefix));
+        }
         if request.delimited {
             call = call.delimiter("/");
         }

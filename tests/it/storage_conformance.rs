@@ -371,8 +371,8 @@ async fn collect_pages(
     let mut request = ListRequest {
         prefix: prefix.to_owned(),
         delimited,
-        continuation: None,
         max_keys,
+        ..ListRequest::default()
     };
     let (mut objects, mut prefixes, mut pages) = (Vec::new(), Vec::new(), 0);
     loop {
@@ -512,8 +512,8 @@ pub async fn listing(store: Arc<dyn ObjectStore>, prefix: &str) {
         .list(&ListRequest {
             prefix: base.clone(),
             delimited: false,
-            continuation: None,
             max_keys: 5,
+            ..ListRequest::default()
         })
         .await
         .expect("first page");
@@ -526,6 +526,7 @@ pub async fn listing(store: Arc<dyn ObjectStore>, prefix: &str) {
             delimited: false,
             continuation: first.next.clone(),
             max_keys: 2,
+            ..ListRequest::default()
         };
         let mut rest = Vec::new();
         loop {
@@ -538,6 +539,33 @@ pub async fn listing(store: Arc<dyn ObjectStore>, prefix: &str) {
         }
     };
     assert_eq!(rest, full(&["a/c/d.txt", "a0.txt", "ab/x.txt", "b.txt"]));
+
+    // `start_after`: only keys after it (it need not exist), pages continue from there.
+    let mut request = ListRequest {
+        prefix: base.clone(),
+        start_after: Some(format!("{base}a/c")),
+        max_keys: 2,
+        ..ListRequest::default()
+    };
+    let mut after = Vec::new();
+    loop {
+        let page = store.list(&request).await.expect("page after");
+        after.extend(page.objects.into_iter().map(|meta| meta.key));
+        match page.next {
+            Some(next) => request.continuation = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(after, full(&["a/c/d.txt", "a0.txt", "ab/x.txt", "b.txt"]));
+    let past_the_end = store
+        .list(&ListRequest {
+            prefix: base.clone(),
+            start_after: Some(format!("{base}c")),
+            ..ListRequest::default()
+        })
+        .await
+        .expect("past the end");
+    assert!(past_the_end.objects.is_empty());
 }
 
 /// Deterministic content of the large-object check.
