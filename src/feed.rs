@@ -124,7 +124,9 @@ impl Feed {
                     self.known.fetch_max(next, Ordering::AcqRel);
                     return Ok(next);
                 }
-                Err(StorageError::AlreadyExists { .. } | StorageError::PreconditionFailed { .. }) => {
+                Err(
+                    StorageError::AlreadyExists { .. } | StorageError::PreconditionFailed { .. },
+                ) => {
                     next = self.head_from(next).await? + 1;
                 }
                 Err(error) => return Err(error.into()),

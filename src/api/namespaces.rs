@@ -22,11 +22,11 @@ use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::permissions::{merge_profile, present};
 use super::projects::{index_error, loader_error, name_error, publish, write_record};
-use crate::feed::Change;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::feed::Change;
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
 use crate::permissions::{

@@ -25,11 +25,11 @@ use super::access::{authorize_project, authorize_version};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::projects::{loader_error, publish, reindex_project, spawn_reindex_job};
-use crate::feed::Change;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::feed::Change;
 use crate::permissions::{
     AccessRule, Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
 };

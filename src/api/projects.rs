@@ -38,9 +38,9 @@ use serde::de::DeserializeOwned;
 use super::access::{ProjectView, VersionView, authorize_project, authorize_version, decide};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
-use crate::feed::{Change, FeedError};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::feed::{Change, FeedError};
 use crate::model::names::{self, NameError};
 use crate::model::records::{
     NamespaceRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus,
@@ -119,10 +119,14 @@ pub async fn write_record<T: serde::Serialize + Sync>(
 /// Appends `change` to the change feed, so every other replica re-indexes it too; before
 /// the request is answered.
 pub async fn publish(app: &AppState, change: Change) -> ApiResult<()> {
-    app.feed.publish(change).await.map(|_| ()).map_err(|error| match error {
-        FeedError::Storage(storage) => storage.into(),
-        other => ApiError::new(ErrorCode::StorageUnavailable, other.to_string()),
-    })
+    app.feed
+        .publish(change)
+        .await
+        .map(|_| ())
+        .map_err(|error| match error {
+            FeedError::Storage(storage) => storage.into(),
+            other => ApiError::new(ErrorCode::StorageUnavailable, other.to_string()),
+        })
 }
 
 /// Re-indexes whole projects now (record, every version), so a change is searchable when
@@ -182,17 +186,18 @@ pub async fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> Ap
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     let project = project.to_owned();
-    app.jobs.start(job, move |job| async move {
-        crate::crash::point("reindex.start");
-        indexer
-            .index_projects(Some(vec![project]), |done, total| {
-                job.progress(done as u64, total as u64);
-            })
-            .await
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    })
-    .await;
+    app.jobs
+        .start(job, move |job| async move {
+            crate::crash::point("reindex.start");
+            indexer
+                .index_projects(Some(vec![project]), |done, total| {
+                    job.progress(done as u64, total as u64);
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
     Ok(id)
 }
 

@@ -95,7 +95,8 @@ impl Work {
             }
         }
         let projects = &work.projects;
-        work.versions.retain(|(project, _)| !projects.contains(project));
+        work.versions
+            .retain(|(project, _)| !projects.contains(project));
         work
     }
 
@@ -156,7 +157,9 @@ pub async fn poll_once(app: &AppState, position: u64) -> Result<u64, FeedError> 
         let lag = (chrono::Utc::now() - newest.at).num_milliseconds();
         app.metrics.feed_lag_ms.set(lag.max(0));
     }
-    app.metrics.feed_position.set(i64::try_from(last).unwrap_or(i64::MAX));
+    app.metrics
+        .feed_position
+        .set(i64::try_from(last).unwrap_or(i64::MAX));
     Ok(last)
 }
 

@@ -93,7 +93,13 @@ pub fn cron_period(cron: &str) -> Option<Duration> {
 /// whose schedule fires a little later in the same period finds it held).
 pub async fn take_turn(app: &AppState, name: &str, period: Duration) -> bool {
     let ttl = period.mul_f64(0.8).max(Duration::from_millis(500));
-    match Lease::try_acquire(&app.storage, &format!("task-{name}"), app.feed.replica(), ttl).await
+    match Lease::try_acquire(
+        &app.storage,
+        &format!("task-{name}"),
+        app.feed.replica(),
+        ttl,
+    )
+    .await
     {
         Ok(Some(_lease)) => true,
         Ok(None) => {
@@ -150,7 +156,11 @@ pub async fn run_purge(app: &AppState) -> Result<crate::api::uploads::PurgeRepor
         Ok(deleted) => tracing::info!(deleted, "change feed compacted"),
         Err(error) => tracing::warn!(%error, "change feed not compacted"),
     }
-    match app.jobs.purge_records(now - chrono::Duration::days(1)).await {
+    match app
+        .jobs
+        .purge_records(now - chrono::Duration::days(1))
+        .await
+    {
         Ok(0) => {}
         Ok(purged) => tracing::info!(purged, "old job records deleted"),
         Err(error) => tracing::warn!(%error, "old job records not deleted"),

@@ -1,0 +1,422 @@
+//! Issue 16: several replicas on one bucket, each always right. Three real `App`s with their
+//! own data directories (their own index) on one in-process S3 server, each following the
+//! change feed; every wait has a deadline, none is a fixed sleep.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use trove::permissions::Role;
+use trove::storage::ObjectStoreExt as _;
+
+use crate::common::artifacts::{call, create_project, create_version, search_ids, upload};
+use crate::common::s3_server::S3TestServer;
+use crate::common::{TestApp, s3_settings};
+
+const BUCKET: &str = "replicas";
+const JWT_SECRET: &str = "replicas-share-this-jwt-secret-0123456789";
+
+/// One replica: the app, its follower, and its data directory.
+struct Replica {
+    app: TestApp,
+    settings: trove::config::Settings,
+    follower: Option<tokio::task::JoinHandle<()>>,
+    scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(follower) = self.follower.take() {
+            follower.abort();
+        }
+    }
+}
+
+impl std::ops::Deref for Replica {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+async fn settings_for(server: &S3TestServer, dir: &std::path::Path) -> trove::config::Settings {
+    let mut settings = s3_settings(server, dir, BUCKET).await;
+    settings.feed_poll_ms = 50;
+    settings.sync_cron = String::new();
+    settings.purge_cron = String::new();
+    settings.revocation_purge_cron = String::new();
+    settings.auth.jwt_secret = Some(trove::config::Secret::new(JWT_SECRET));
+    settings
+}
+
+async fn replica(server: &S3TestServer) -> Replica {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_for(server, dir.path()).await;
+    start(settings, dir).await
+}
+
+async fn start(settings: trove::config::Settings, dir: tempfile::TempDir) -> Replica {
+    let app = TestApp::reopen(settings.clone()).await;
+    let follower = trove::jobs::follow::start(&app.state).await;
+    Replica {
+        app,
+        settings,
+        follower,
+        scheduler: None,
+        _dir: dir,
+    }
+}
+
+/// Polls `check` until it holds, for at most 10 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn sorted_hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let mut hits = search_ids(app, Some(token), query).await;
+    hits.sort();
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_on_one_bucket_agree() {
+    let server = S3TestServer::start().await;
+    let a = replica(&server).await;
+    let b = replica(&server).await;
+    let c = replica(&server).await;
+    let admin = a.user_token("root", Role::Admin).await;
+    let owner = a.user_token("owner", Role::Maintainer).await;
+    let reader = a.user_token("reader", Role::Guest).await;
+
+    // An upload on A is searchable on B and C.
+    create_project(&a, &owner, "p", "private").await;
+    create_version(&a, &owner, "p", "v1").await;
+    let stored = upload(
+        &a,
+        Some(&owner),
+        "p",
+        "v1",
+        "data.json",
+        br#"{"title": "cats"}"#,
+    )
+    .await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    for other in [&b, &c] {
+        eventually("the upload on A is searchable on B and C", || async {
+            sorted_hits(other, &owner, "cats").await == ["p:data.json@v1"]
+        })
+        .await;
+    }
+
+    // A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
+    let share = call(
+        &a,
+        Method::POST,
+        "/projects/p/share",
+        Some(&owner),
+        Some(&json!({"principal": "reader"})),
+    )
+    .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    eventually("the share on A opens B's search", || async {
+        sorted_hits(&b, &reader, "cats").await == ["p:data.json@v1"]
+    })
+    .await;
+    assert_eq!(
+        call(&b, Method::GET, "/projects/p", Some(&reader), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let unshare = call(
+        &a,
+        Method::DELETE,
+        "/projects/p/share/reader",
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(unshare.status, StatusCode::NO_CONTENT, "{}", unshare.text());
+    eventually("the revoked share is gone from B", || async {
+        sorted_hits(&b, &reader, "cats").await.is_empty()
+            && call(&b, Method::GET, "/projects/p", Some(&reader), None)
+                .await
+                .status
+                == StatusCode::NOT_FOUND
+    })
+    .await;
+
+    // A job created on A is polled to SUCCESS on B.
+    let job = call(
+        &a,
+        Method::PUT,
+        "/projects/p/permissions",
+        Some(&owner),
+        Some(&json!({"read_access": "viewers"})),
+    )
+    .await;
+    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
+    let path = job.json()["path"].as_str().unwrap().to_owned();
+    eventually("the job of A is answered by B as finished", || async {
+        let answer = call(&b, Method::GET, &path, Some(&owner), None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        answer.json()["status"] == "SUCCESS"
+    })
+    .await;
+    // Somebody else's job stays hidden on every replica.
+    assert_eq!(
+        call(&c, Method::GET, &path, Some(&reader), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A project disabled on A answers 404 on B (its owner included: only admins see it).
+    let disable = call(
+        &a,
+        Method::PATCH,
+        "/projects/p",
+        Some(&admin),
+        Some(&json!({"state": "disabled"})),
+    )
+    .await;
+    assert_eq!(disable.status, StatusCode::OK, "{}", disable.text());
+    eventually(
+        "the disabled project is 404 and out of search on B",
+        || async {
+            call(&b, Method::GET, "/projects/p", Some(&owner), None)
+                .await
+                .status
+                == StatusCode::NOT_FOUND
+                && sorted_hits(&b, &owner, "cats").await.is_empty()
+        },
+    )
+    .await;
+    for replica in [&a, &b, &c] {
+        let report =
+            trove::index::sync::check_all(&replica.state.indexer, &replica.state.index, false)
+                .await
+                .unwrap();
+        assert_eq!(report.drift_count, 0, "{:?}", report.drift);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_replica_catches_up_on_a_burst_of_changes() {
+    let server = S3TestServer::start().await;
+    let a = replica(&server).await;
+    let b = replica(&server).await;
+    let owner = a.user_token("owner", Role::Maintainer).await;
+    for project in ["p0", "p1", "p2", "p3", "p4"] {
+        create_project(&a, &owner, project, "public").await;
+    }
+    eventually("B sees the five projects", || async {
+        call(&b, Method::GET, "/projects?size=50", Some(&owner), None)
+            .await
+            .json()["results"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 5
+    })
+    .await;
+
+    // B stops; 500 changes happen on A; B restarts on its data directory.
+    let (settings, dir) = {
+        let mut b = b;
+        let settings = b.settings.clone();
+        let dir = std::mem::replace(&mut b._dir, tempfile::tempdir().unwrap());
+        drop(b);
+        (settings, dir)
+    };
+    // The burst: 100 rounds of five changes in flight at once (one per project).
+    let mut last = BTreeMap::new();
+    for round in 0..100 {
+        let changes = ["p0", "p1", "p2", "p3", "p4"].map(|project| {
+            let description = format!("round{round} of {project}");
+            last.insert(project, description.clone());
+            let request = axum::http::Request::builder()
+                .method(Method::PATCH)
+                .uri(format!("/projects/{project}"))
+                .header("authorization", format!("Bearer {owner}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(
+                    json!({ "description": description }).to_string(),
+                ))
+                .unwrap();
+            crate::common::send_to(a.router.clone(), request)
+        });
+        for answer in futures::future::join_all(changes).await {
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        }
+    }
+    let b = start(settings, dir).await;
+    eventually("B caught up with the 500 changes", || async {
+        let listing = call(&b, Method::GET, "/projects?size=50", Some(&owner), None)
+            .await
+            .json();
+        listing["results"].as_array().is_some_and(|projects| {
+            projects.iter().all(|project| {
+                let id = project["project_id"].as_str().unwrap_or_default();
+                last.get(id).map(String::as_str) == project["description"].as_str()
+            }) && projects.len() == 5
+        }) && {
+            // Each project is found by the word of its last description, on B.
+            let mut found = true;
+            for (project, description) in &last {
+                let word = description.split(' ').next().unwrap_or_default();
+                let hits = call(
+                    &b,
+                    Method::GET,
+                    &format!("/search?q={word}&kind=project"),
+                    Some(&owner),
+                    None,
+                )
+                .await
+                .json();
+                found &= hits["results"]
+                    .as_array()
+                    .is_some_and(|hits| hits.iter().any(|hit| hit["project_id"] == *project));
+            }
+            found
+        }
+    })
+    .await;
+    let report = trove::index::sync::check_all(&b.state.indexer, &b.state.index, false)
+        .await
+        .unwrap();
+    assert_eq!(report.drift_count, 0, "{:?}", report.drift);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_tasks_run_once_per_period_across_replicas() {
+    let server = S3TestServer::start().await;
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = settings_for(&server, dir.path()).await;
+        settings.sync_cron = "*/2 * * * * *".to_owned();
+        let mut replica = start(settings, dir).await;
+        replica.scheduler = trove::jobs::schedule::start(replica.state.clone())
+            .await
+            .unwrap();
+        replicas.push(replica);
+    }
+    let store = replicas[0].state.storage.clone();
+    let sync_jobs = || async {
+        let mut jobs: Vec<Value> = Vec::new();
+        for object in store
+            .list_all(&trove::storage::keys::jobs_prefix())
+            .await
+            .unwrap()
+        {
+            let (bytes, _) = store.get_bytes(&object.key).await.unwrap();
+            let job: Value = serde_json::from_slice(&bytes).unwrap();
+            if job["kind"] == "sync" {
+                jobs.push(job);
+            }
+        }
+        jobs
+    };
+    eventually("four sync periods went by", || async {
+        sync_jobs().await.len() >= 4
+    })
+    .await;
+    for replica in &mut replicas {
+        if let Some(mut scheduler) = replica.scheduler.take() {
+            scheduler.shutdown().await.unwrap();
+        }
+    }
+    // One run per two-second period, whichever replica ran it.
+    let mut per_period: BTreeMap<i64, usize> = BTreeMap::new();
+    for job in sync_jobs().await {
+        let created: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(job["created_at"].clone()).unwrap();
+        *per_period.entry(created.timestamp() / 2).or_default() += 1;
+    }
+    assert!(
+        per_period.values().all(|&runs| runs == 1),
+        "runs per period: {per_period:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_demoting_the_last_two_admins_at_once_leave_one() {
+    let server = S3TestServer::start().await;
+    let a = replica(&server).await;
+    let b = replica(&server).await;
+    let first = a.user_token("first", Role::Admin).await;
+    let second = a.user_token("second", Role::Admin).await;
+    for _ in 0..5 {
+        let demote = |app: &TestApp, token: String, user: &'static str| {
+            let router = app.router.clone();
+            async move {
+                let request = axum::http::Request::builder()
+                    .method(Method::PATCH)
+                    .uri(format!("/users/{user}"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(json!({"role": "guest"}).to_string()))
+                    .unwrap();
+                crate::common::send_to(router, request).await
+            }
+        };
+        let (one, two) = tokio::join!(
+            demote(&a, first.clone(), "second"),
+            demote(&b, second.clone(), "first")
+        );
+        let admins = a
+            .state
+            .auth
+            .records()
+            .accounts()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|account| account.role == Role::Admin && !account.disabled)
+            .count();
+        assert_eq!(admins, 1, "{} / {}", one.text(), two.text());
+        // One demotion went through; the other was refused (409 last admin, or 403 when the
+        // demoted admin's request came after its demotion).
+        let done = [&one, &two]
+            .iter()
+            .filter(|answer| answer.status == StatusCode::OK)
+            .count();
+        assert_eq!(done, 1, "{} / {}", one.text(), two.text());
+        for answer in [&one, &two] {
+            assert!(
+                [StatusCode::OK, StatusCode::CONFLICT, StatusCode::FORBIDDEN]
+                    .contains(&answer.status),
+                "{}",
+                answer.text()
+            );
+        }
+        // Restore both for the next round, through the service (the guard holds there too).
+        for user in ["first", "second"] {
+            a.state
+                .auth
+                .update_account(
+                    user,
+                    &trove::auth::service::AccountChange {
+                        role: Some(Role::Admin),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
