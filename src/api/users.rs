@@ -254,7 +254,7 @@ pub async fn free_name(
                 projects: projects.clone(),
             }
         };
-        super::projects::publish(&state, change).await?;
+        super::projects::publish(state, change).await?;
         state
             .indexer
             .index_projects((!everything).then_some(projects), |_, _| {})
