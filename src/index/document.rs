@@ -86,7 +86,10 @@ pub struct IndexDocument {
     /// The stored file the document comes from: the metadata document's path, or the data
     /// file's (absent for project records).
     pub file_key: Option<String>,
-    /// Hash of the resolved profile it was indexed with (see [`permissions_hash`]).
+    /// Hash of what the document was indexed with besides its own content: the resolved
+    /// profile, the project record's indexed fields and effective state, and the version
+    /// record's (see [`crate::index::indexer::state_hash`]); the sync check compares it with
+    /// storage to see permission, record, state and stable-mark drift.
     pub perm_hash: u64,
     /// Namespace of the project.
     pub namespace: Option<String>,

@@ -350,7 +350,11 @@ impl Indexer {
                 version: version.to_owned(),
             })
             .await?;
-        let perm_hash = permissions_hash(&context.resolve(version_profile).to_json_value());
+        let perm_hash = state_hash(
+            &context.resolve(version_profile).to_json_value(),
+            context,
+            Some(&record),
+        );
         if record.status == VersionStatus::Uploading {
             return Ok(Some(VersionSummary {
                 files: BTreeSet::new(),
@@ -463,7 +467,7 @@ impl Indexer {
             now,
         );
         let permissions = profile.to_json_value();
-        let perm_hash = permissions_hash(&permissions);
+        let perm_hash = state_hash(&permissions, context, None);
         let mut source = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
         if let Some(object) = source.as_object_mut() {
             object.insert(
@@ -620,7 +624,7 @@ impl Indexer {
             record: &record,
             state,
             access: Shared::new(access),
-            perm_hash: permissions_hash(&permissions),
+            perm_hash: state_hash(&permissions, context, Some(&record)),
             permissions: Shared::new(permissions),
             project_text: Arc::new(super::document::ProjectText::of(&context.record)),
             now,
@@ -867,6 +871,40 @@ async fn project_listing(
             None => return Ok(Some(by_version)),
         }
     }
+}
+
+/// The hash every document stores in `perm_hash`: of the resolved profile (`permissions`),
+/// the project record's indexed fields and its namespace's state, and for a version's
+/// documents the version record's status, state, stable mark, revision and expiry. Any of
+/// these changing in storage without a re-index is drift the sync check sees.
+#[must_use]
+pub fn state_hash(
+    permissions: &Value,
+    context: &ProjectContext,
+    version: Option<&VersionRecord>,
+) -> u64 {
+    let project = &context.record;
+    permissions_hash(&json!({
+        "permissions": permissions,
+        "project": {
+            "title": project.title,
+            "type": project.project_type,
+            "description": project.description,
+            "tags": project.tags,
+            "namespace": project.namespace,
+            "state": project.state,
+            "namespace_state": context.namespace_state,
+        },
+        "version": version.map(|record| json!({
+            "status": record.status,
+            "state": record.state,
+            "stable": record.stable,
+            "revision": record.revision,
+            "numerical_revision": record.numerical_revision,
+            "completed_at": record.completed_at,
+            "expires_at": record.expires_at,
+        })),
+    }))
 }
 
 /// What every document of one version shares.

@@ -5,7 +5,9 @@
 //! service's back shows) and compares them, permissions included, with what the index holds.
 //! [`check_all`] compares every project and version without reading documents: per version
 //! one record, one profile and one listing from storage against fast fields of the index
-//! (source files, document paths, permission hashes).
+//! (source files, document paths, and the state hash of every document: its resolved
+//! profile, project record fields, effective state and version record — see
+//! [`super::indexer::state_hash`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -324,7 +326,7 @@ pub async fn check_all(
                 report.drift.push(Drift {
                     project_id: project.clone(),
                     version: None,
-                    reasons: vec!["project permissions differ".to_owned()],
+                    reasons: vec!["project permissions, record or state differ".to_owned()],
                 });
                 drifted_projects.push(project.clone());
             }
@@ -363,7 +365,7 @@ pub async fn check_all(
                 && !state.perm_hashes.is_empty()
                 && state.perm_hashes != BTreeSet::from([expected.perm_hash])
             {
-                reasons.push("permissions differ".to_owned());
+                reasons.push("permissions, record, state or stable mark differ".to_owned());
             }
             if !reasons.is_empty() {
                 report.drift.push(Drift {

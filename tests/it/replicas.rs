@@ -420,3 +420,95 @@ async fn two_replicas_demoting_the_last_two_admins_at_once_leave_one() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_sync_check_sees_record_state_and_stable_mark_drift_and_repairs_it() {
+    use trove::storage::{PutOptions, keys};
+    let app = TestApp::local().await;
+    let owner = app.user_token("owner", Role::Maintainer).await;
+    create_project(&app, &owner, "p", "public").await;
+    create_version(&app, &owner, "p", "v1").await;
+    let stored = upload(&app, Some(&owner), "p", "v1", "a.json", br#"{"x": 1}"#).await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    let check = |repair: bool| {
+        let state = app.state.clone();
+        async move {
+            trove::index::sync::check_all(&state.indexer, &state.index, repair)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(check(false).await.drift_count, 0);
+
+    // Behind the service's back (another writer, a lost feed entry): the project's
+    // description and state, and the version's stable mark.
+    let rewrite = |key: String, change: fn(&mut Value)| {
+        let store = app.state.storage.clone();
+        async move {
+            let (bytes, _) = store.get_bytes(&key).await.unwrap();
+            let mut record: Value = serde_json::from_slice(&bytes).unwrap();
+            change(&mut record);
+            store
+                .put_bytes(
+                    &key,
+                    serde_json::to_vec(&record).unwrap().into(),
+                    PutOptions::default(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    rewrite(keys::project_record("p"), |record| {
+        record["description"] = json!("zebrafish");
+    })
+    .await;
+    let report = check(false).await;
+    assert!(
+        report
+            .drift
+            .iter()
+            .any(|drift| drift.project_id == "p" && drift.version.is_none()),
+        "{:?}",
+        report.drift
+    );
+    check(true).await;
+    assert_eq!(check(false).await.drift_count, 0);
+    let found = call(
+        &app,
+        Method::GET,
+        "/search?q=zebrafish&kind=project",
+        Some(&owner),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(found["results"][0]["project_id"], "p", "{found}");
+
+    rewrite(keys::version_record("p", "v1"), |record| {
+        record["stable"] = json!(true);
+    })
+    .await;
+    let report = check(false).await;
+    assert!(
+        report
+            .drift
+            .iter()
+            .any(|drift| drift.version.as_deref() == Some("v1")),
+        "{:?}",
+        report.drift
+    );
+    check(true).await;
+    assert_eq!(check(false).await.drift_count, 0);
+
+    rewrite(keys::project_record("p"), |record| {
+        record["state"] = json!("disabled");
+    })
+    .await;
+    assert!(check(false).await.drift_count > 0);
+    check(true).await;
+    assert_eq!(check(false).await.drift_count, 0);
+    assert!(
+        search_ids(&app, Some(&owner), "*").await.is_empty(),
+        "a disabled project leaves its owner's search once repaired"
+    );
+}
