@@ -264,6 +264,27 @@ impl AuditIndex {
         Ok(())
     }
 
+    /// The view of event `id`, when indexed (committed). Blocking.
+    pub fn get(&self, id: &str) -> Result<Option<Value>, IndexError> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        let Some(address) = searcher
+            .search(&query, &tantivy::collector::DocSetCollector)?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let document: TantivyDocument = searcher.doc(address)?;
+        Ok(document
+            .get_first(self.fields.view)
+            .and_then(|value| value.as_str())
+            .and_then(|text| serde_json::from_str(text).ok()))
+    }
+
     /// One page of events matching `query`, newest first. Blocking.
     pub fn search(&self, query: &AuditQuery) -> Result<AuditPage, IndexError> {
         let fields = self.fields;

@@ -52,6 +52,7 @@
 
 pub mod checkpoint;
 pub mod event;
+pub mod follow;
 pub mod index;
 pub mod sink;
 pub mod verify;
@@ -171,6 +172,10 @@ pub struct Audit {
     flushing: tokio::sync::Mutex<()>,
     wake: Arc<tokio::sync::Notify>,
     events_total: Family<AuditLabels, Counter>,
+    /// Where the events are stored (read by [`Audit::follow_others`]).
+    storage: Arc<dyn ObjectStore>,
+    /// The follower of other replicas' events.
+    follow: tokio::sync::Mutex<follow::FollowState>,
 }
 
 impl Audit {
@@ -216,7 +221,9 @@ impl Audit {
             events_total.clone(),
         );
         let audit = Arc::new(Self {
-            sink: sink::AuditSink::new(storage, checkpoint_key),
+            sink: sink::AuditSink::new(storage.clone(), checkpoint_key),
+            storage,
+            follow: tokio::sync::Mutex::new(follow::FollowState::default()),
             index,
             buffer: std::sync::Mutex::new(Vec::new()),
             flushing: tokio::sync::Mutex::new(()),

@@ -4,6 +4,9 @@
 //! directory — only after the index committed, so a replica that stops resumes where its
 //! index is. Entries this replica wrote are skipped: it indexed them itself before answering.
 //!
+//! The same loop reads the audit events other replicas stored, about once a second
+//! ([`crate::audit::Audit::follow_others`]), so `/audit` on any replica shows them all.
+//!
 //! At start-up, a replica that never followed starts at the feed's head (the start-up
 //! reconciliation covers what came before); one whose position the feed no longer reaches
 //! (compacted while it was down) rebuilds its index from storage.
@@ -17,6 +20,9 @@ use crate::feed::{Change, Entry, FeedError};
 
 /// Most entries read per poll.
 const BATCH: usize = 500;
+
+/// Every how many polls the other replicas' audit events are read.
+const AUDIT_EVERY: u64 = 4;
 
 /// Where the follower starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +212,15 @@ pub fn spawn(app: AppState, start: Start) -> tokio::task::JoinHandle<()> {
             }
         };
         let mut saved = None;
+        let mut polls: u64 = 0;
         loop {
+            polls += 1;
+            // Other replicas' audit events, about once a second.
+            if polls % AUDIT_EVERY == 1
+                && let Err(error) = app.audit.follow_others().await
+            {
+                tracing::warn!(%error, "other replicas' audit events not read; retrying");
+            }
             match poll_once(&app, position).await {
                 Ok(next) => position = next,
                 Err(FeedError::Gap(_)) => {

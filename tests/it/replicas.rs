@@ -122,6 +122,25 @@ async fn three_replicas_on_one_bucket_agree() {
         .await;
     }
 
+    // The audit of every replica shows the events stored by the others.
+    for other in [&b, &c] {
+        eventually("A's events are in the audit of B and C", || async {
+            let page = call(
+                other,
+                Method::GET,
+                "/audit?action=project.create&project=p",
+                Some(&admin),
+                None,
+            )
+            .await
+            .json();
+            page["results"].as_array().is_some_and(|events| {
+                events.len() == 1 && events[0]["outcome"] == "ok" && events[0]["completed"] == true
+            })
+        })
+        .await;
+    }
+
     // A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
     let share = call(
         &a,
