@@ -18,6 +18,7 @@ mod relevance;
 mod search_api;
 mod search_text;
 mod security;
+mod shared_config;
 mod storage;
 mod storage_conformance;
 mod system;
