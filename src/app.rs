@@ -49,7 +49,7 @@ pub struct App {
     pub jobs: JobRegistry,
     /// The change feed every replica's index follows.
     pub feed: Arc<Feed>,
-    /// Signs scroll cursors.
+    /// Signs scroll cursors (key: [`cursor_key`]).
     pub cursors: CursorCodec,
     /// The result of the last global sync check.
     pub last_sync: std::sync::Mutex<Option<crate::index::sync::SyncReport>>,
@@ -91,8 +91,7 @@ impl App {
         let profiles = Arc::new(ProfileLoader::new(storage.clone()));
         let indexer = Indexer::new(storage.clone(), profiles.clone(), index.clone())
             .with_max_document_bytes(settings.max_json_bytes as u64);
-        let cursors =
-            CursorCodec::new(load_or_create_secret(&data_dir.join("secrets/cursor.key"))?);
+        let cursors = CursorCodec::new(cursor_key(&settings)?);
         let auth = Arc::new(build_auth(&settings, storage.clone()).await?);
         let audit = Audit::open(
             storage.clone(),
@@ -216,6 +215,7 @@ pub async fn build_storage(
                 let store = S3Store::connect(S3Settings {
                     bucket: s3.bucket.clone().unwrap_or_default(),
                     endpoint: s3.endpoint.clone(),
+                    public_endpoint: s3.public_endpoint.clone(),
                     region: s3.region.clone(),
                     prefix: s3.prefix.clone(),
                     path_style: s3.path_style,
@@ -296,6 +296,39 @@ pub fn audit_checkpoint_key(
     Ok(crate::audit::checkpoint::CheckpointKey::new(bytes))
 }
 
+/// The key signing scroll cursors: `TROVE_CURSOR_SECRET[_FILE]` (shared by replicas, so a
+/// cursor made by one is served by any other), else `secrets/cursor.key` of the data
+/// directory, generated at first start (one process).
+pub fn cursor_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    match &settings.cursor_secret {
+        Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
+        None => load_or_create_secret(&settings.data_dir.join("secrets/cursor.key")),
+    }
+}
+
+/// Label of the web interface's CSRF key when it is derived from the token key.
+const UI_CSRF_KEY_LABEL: &[u8] = b"trove/ui-csrf-key/v1";
+
+/// The key of the web interface's CSRF tokens: `TROVE_UI_SECRET[_FILE]`; else, when
+/// `TROVE_JWT_SECRET` is configured, HMAC-SHA256 of a fixed label under it (domain
+/// separation: replicas that share the token key, as they must for sessions to work on all of
+/// them, share this key without a further setting, and the token key itself is never used for
+/// anything but tokens); else `secrets/ui-csrf.key` of the data directory, generated at first
+/// start (one process).
+pub fn ui_csrf_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    use hmac::Mac as _;
+    if let Some(secret) = &settings.ui_secret {
+        return Ok(secret.expose().as_bytes().to_vec());
+    }
+    if let Some(jwt_secret) = &settings.auth.jwt_secret {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(jwt_secret.expose().as_bytes())
+            .context("hmac takes any key length")?;
+        mac.update(UI_CSRF_KEY_LABEL);
+        return Ok(mac.finalize().into_bytes().to_vec());
+    }
+    load_or_create_secret(&settings.data_dir.join("secrets/ui-csrf.key"))
+}
+
 /// Reads a secret kept in the data directory, or generates 32 random bytes, stores them with
 /// mode 0600 (exclusive create, so concurrent first starts agree) and returns them.
 pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -333,5 +366,56 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
         }
         Err(error) => Err(error).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn settings_with(jwt: Option<&str>, ui: Option<&str>, cursor: Option<&str>) -> Settings {
+        let mut settings = Settings::default();
+        settings.auth.jwt_secret = jwt.map(Secret::new);
+        settings.ui_secret = ui.map(Secret::new);
+        settings.cursor_secret = cursor.map(Secret::new);
+        settings
+    }
+
+    #[test]
+    fn the_ui_csrf_key_is_configured_or_derived_from_the_token_key() {
+        let jwt = "jwt-secret-0123456789-abcdefghijkl";
+        let derived = ui_csrf_key(&settings_with(Some(jwt), None, None)).unwrap();
+        assert_eq!(derived.len(), 32);
+        assert_ne!(derived, jwt.as_bytes(), "never the token key itself");
+        assert_eq!(
+            derived,
+            ui_csrf_key(&settings_with(Some(jwt), None, None)).unwrap(),
+            "replicas sharing the token key derive the same key"
+        );
+        assert_ne!(
+            derived,
+            ui_csrf_key(&settings_with(
+                Some("another-jwt-secret-0123456789-abc"),
+                None,
+                None
+            ))
+            .unwrap()
+        );
+        let ui = "ui-secret-0123456789-abcdefghijklm";
+        assert_eq!(
+            ui_csrf_key(&settings_with(Some(jwt), Some(ui), None)).unwrap(),
+            ui.as_bytes(),
+            "TROVE_UI_SECRET wins"
+        );
+    }
+
+    #[test]
+    fn the_cursor_key_is_the_configured_secret() {
+        let cursor = "cursor-secret-0123456789-abcdefgh";
+        assert_eq!(
+            cursor_key(&settings_with(None, None, Some(cursor))).unwrap(),
+            cursor.as_bytes()
+        );
     }
 }

@@ -80,6 +80,11 @@ pub struct S3Config {
     pub access_key_id: Option<String>,
     /// Static secret access key (with `access_key_id`).
     pub secret_access_key: Option<Secret>,
+    /// Endpoint URL that presigned URLs (downloads' `302`, ArtifactDB upload URLs) are
+    /// signed for (`TROVE_S3_PUBLIC_ENDPOINT`), when clients reach the S3 server at another
+    /// address than Trove does (e.g. `http://127.0.0.1:9000` outside a compose network whose
+    /// Trove uses `http://minio:9000`); `endpoint` when absent.
+    pub public_endpoint: Option<String>,
 }
 
 /// The role names an account may have (SPEC §3), for validating role settings before the
@@ -235,6 +240,16 @@ pub struct Settings {
     /// Secret signing local presigned URLs (`TROVE_PRESIGN_SECRET[_FILE]`); generated and
     /// kept in the data directory when absent.
     pub presign_secret: Option<Secret>,
+    /// Key signing scroll cursors (`TROVE_CURSOR_SECRET[_FILE]`, at least 32 characters);
+    /// generated and kept in `secrets/cursor.key` of the data directory when absent, which
+    /// suits one process: replicas behind one load balancer must share it so that any of them
+    /// serves a cursor another made.
+    pub cursor_secret: Option<Secret>,
+    /// Key of the web interface's CSRF tokens (`TROVE_UI_SECRET[_FILE]`, at least 32
+    /// characters). When absent it is derived from `TROVE_JWT_SECRET` when that is set (HMAC
+    /// domain separation: replicas sharing the token key share this one too), else generated
+    /// and kept in `secrets/ui-csrf.key` of the data directory.
+    pub ui_secret: Option<Secret>,
     /// Key signing the audit chain's checkpoints (`TROVE_AUDIT_CHECKPOINT_SECRET[_FILE]`, at
     /// least 32 characters; never stored in the bucket); generated and kept in
     /// `secrets/audit-checkpoint.key` of the data directory when absent.
@@ -289,6 +304,8 @@ impl Default for Settings {
             storage_timeout_ms: 5000,
             s3: S3Config::default(),
             presign_secret: None,
+            cursor_secret: None,
+            ui_secret: None,
             audit_checkpoint_secret: None,
             max_json_bytes: 2 * 1024 * 1024,
             presign_ttl_secs: 3600,
@@ -484,8 +501,17 @@ impl Settings {
         if let Some(secret) = secret_from_env(env, "TROVE_S3_SECRET_ACCESS_KEY")? {
             self.s3.secret_access_key = Some(secret);
         }
+        if let Some(value) = env.var("TROVE_S3_PUBLIC_ENDPOINT") {
+            self.s3.public_endpoint = non_empty(value);
+        }
         if let Some(secret) = secret_from_env(env, "TROVE_PRESIGN_SECRET")? {
             self.presign_secret = Some(secret);
+        }
+        if let Some(secret) = secret_from_env(env, "TROVE_CURSOR_SECRET")? {
+            self.cursor_secret = Some(secret);
+        }
+        if let Some(secret) = secret_from_env(env, "TROVE_UI_SECRET")? {
+            self.ui_secret = Some(secret);
         }
         if let Some(secret) = secret_from_env(env, "TROVE_AUDIT_CHECKPOINT_SECRET")? {
             self.audit_checkpoint_secret = Some(secret);
@@ -740,21 +766,21 @@ impl Settings {
                 "must be at least 1024",
             ));
         }
-        if let Some(secret) = &self.presign_secret
-            && secret.expose().len() < 32
-        {
-            return Err(ConfigError::new(
-                "TROVE_PRESIGN_SECRET",
-                "must be at least 32 characters",
-            ));
-        }
-        if let Some(secret) = &self.audit_checkpoint_secret
-            && secret.expose().len() < 32
-        {
-            return Err(ConfigError::new(
+        for (setting, secret) in [
+            ("TROVE_PRESIGN_SECRET", &self.presign_secret),
+            ("TROVE_CURSOR_SECRET", &self.cursor_secret),
+            ("TROVE_UI_SECRET", &self.ui_secret),
+            (
                 "TROVE_AUDIT_CHECKPOINT_SECRET",
-                "must be at least 32 characters",
-            ));
+                &self.audit_checkpoint_secret,
+            ),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|secret| secret.expose().len() < 32)
+            {
+                return Err(ConfigError::new(setting, "must be at least 32 characters"));
+            }
         }
         if self
             .metrics_listen
@@ -798,13 +824,17 @@ impl Settings {
                 }
                 Some(_) => {}
             }
-            if let Some(endpoint) = &self.s3.endpoint {
+            for (setting, endpoint) in [
+                ("TROVE_S3_ENDPOINT", &self.s3.endpoint),
+                ("TROVE_S3_PUBLIC_ENDPOINT", &self.s3.public_endpoint),
+            ] {
+                let Some(endpoint) = endpoint else { continue };
                 let parsed = url::Url::parse(endpoint)
-                    .map_err(|error| ConfigError::new("TROVE_S3_ENDPOINT", error.to_string()))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
+                    .map_err(|error| ConfigError::new(setting, error.to_string()))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
                     return Err(ConfigError::new(
-                        "TROVE_S3_ENDPOINT",
-                        "must be an http(s) URL",
+                        setting,
+                        "must be an http(s) URL with a host",
                     ));
                 }
             }
@@ -1080,6 +1110,30 @@ mod tests {
                 &[("TROVE_OIDC_JWKS_URL", "file:///etc/x")],
                 "TROVE_OIDC_JWKS_URL",
             ),
+            (
+                "",
+                &[("TROVE_CURSOR_SECRET", "short")],
+                "TROVE_CURSOR_SECRET",
+            ),
+            ("", &[("TROVE_UI_SECRET", "short")], "TROVE_UI_SECRET"),
+            (
+                "",
+                &[
+                    ("TROVE_STORAGE", "s3"),
+                    ("TROVE_S3_BUCKET", "ok-bucket"),
+                    ("TROVE_S3_PUBLIC_ENDPOINT", "minio:9000"),
+                ],
+                "TROVE_S3_PUBLIC_ENDPOINT",
+            ),
+            (
+                "",
+                &[
+                    ("TROVE_STORAGE", "s3"),
+                    ("TROVE_S3_BUCKET", "ok-bucket"),
+                    ("TROVE_S3_PUBLIC_ENDPOINT", "ftp://127.0.0.1:9000"),
+                ],
+                "TROVE_S3_PUBLIC_ENDPOINT",
+            ),
             ("listen = 5", &[], "trove.toml"),
             ("unknown_key = 1", &[], "trove.toml"),
         ];
@@ -1128,6 +1182,40 @@ mod tests {
     }
 
     #[test]
+    fn replica_settings_come_from_the_environment() {
+        let settings = settings_from(
+            "",
+            &[
+                ("TROVE_STORAGE", "s3"),
+                ("TROVE_S3_BUCKET", "artifacts"),
+                ("TROVE_S3_ENDPOINT", "http://minio:9000"),
+                ("TROVE_S3_PUBLIC_ENDPOINT", "http://127.0.0.1:9000"),
+                ("TROVE_CURSOR_SECRET", "cursor-secret-0123456789-abcdefgh"),
+                ("TROVE_UI_SECRET", "ui-secret-0123456789-abcdefghijklm"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.s3.public_endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            settings.cursor_secret.as_ref().map(Secret::expose),
+            Some("cursor-secret-0123456789-abcdefgh")
+        );
+        assert_eq!(
+            settings.ui_secret.as_ref().map(Secret::expose),
+            Some("ui-secret-0123456789-abcdefghijklm")
+        );
+        let defaults = settings_from("", &[]).unwrap();
+        assert!(defaults.s3.public_endpoint.is_none());
+        assert!(defaults.cursor_secret.is_none() && defaults.ui_secret.is_none());
+        // Empty means unset, as for the other endpoints.
+        let empty = settings_from("", &[("TROVE_S3_PUBLIC_ENDPOINT", "")]).unwrap();
+        assert!(empty.s3.public_endpoint.is_none());
+    }
+
+    #[test]
     fn masked_toml_never_shows_secrets() {
         let settings = settings_from(
             "",
@@ -1145,10 +1233,16 @@ mod tests {
                     "jwt-very-secret-value-0123456789-abcdef",
                 ),
                 ("TROVE_BOOTSTRAP_ADMIN", "root:bootstrap-password"),
+                ("TROVE_CURSOR_SECRET", "cursor-very-secret-value-0123456789"),
+                ("TROVE_UI_SECRET", "csrf-very-secret-value-0123456789"),
             ],
         )
         .unwrap();
         let rendered = settings.to_masked_toml();
+        assert!(!rendered.contains("cursor-very-secret"), "{rendered}");
+        assert!(!rendered.contains("csrf-very-secret"), "{rendered}");
+        assert!(!format!("{settings:?}").contains("cursor-very-secret"));
+        assert!(!format!("{settings:?}").contains("csrf-very-secret"));
         assert!(!rendered.contains("very-secret-value"), "{rendered}");
         assert!(!rendered.contains("another-very-secret"), "{rendered}");
         assert!(!rendered.contains("jwt-very-secret"), "{rendered}");

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike as _, Duration, NaiveDate, TimeZone as _, Utc};
+use futures::StreamExt as _;
 use serde_json::Value;
 
 use super::event::{AuditEvent, view};
@@ -128,20 +129,35 @@ impl Audit {
             };
             loop {
                 let page = self.storage.list(&request).await?;
-                for object in page.objects {
-                    if object.key.contains(&own) || state.seen.contains(&object.key) {
-                        continue;
-                    }
-                    match self.storage.get_bytes(&object.key).await {
+                let wanted: Vec<String> = page
+                    .objects
+                    .into_iter()
+                    .map(|object| object.key)
+                    .filter(|key| !key.contains(&own) && !state.seen.contains(key))
+                    .collect();
+                let storage = self.storage.clone();
+                let read: Vec<_> = futures::stream::iter(wanted)
+                    .map(|key| {
+                        let storage = storage.clone();
+                        async move {
+                            let body = storage.get_bytes(&key).await;
+                            (key, body)
+                        }
+                    })
+                    .buffered(16)
+                    .collect()
+                    .await;
+                for (key, body) in read {
+                    match body {
                         Ok((bytes, _)) => {
                             if let Ok(event) = serde_json::from_slice::<AuditEvent>(&bytes) {
-                                fresh.push((object.key.clone(), event));
+                                fresh.push((key.clone(), event));
                             }
                         }
                         Err(error) if error.is_not_found() => {}
                         Err(error) => return Err(error.into()),
                     }
-                    state.seen.insert(object.key);
+                    state.seen.insert(key);
                 }
                 match page.next {
                     Some(next) => request.continuation = Some(next),

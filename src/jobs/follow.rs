@@ -21,8 +21,8 @@ use crate::feed::{Change, Entry, FeedError};
 /// Most entries read per poll.
 const BATCH: usize = 500;
 
-/// Every how many polls the other replicas' audit events are read.
-const AUDIT_EVERY: u64 = 4;
+/// How often the other replicas' audit events are read.
+const AUDIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where the follower starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +199,25 @@ pub async fn start(app: &AppState) -> Option<tokio::task::JoinHandle<()>> {
 /// Follows the feed until the process ends, from `start`.
 pub fn spawn(app: AppState, start: Start) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // Two loops in one task (aborting the handle stops both): the audit never delays
+        // the index.
+        tokio::join!(follow_feed(app.clone(), start), follow_audit(app));
+    })
+}
+
+/// Reads other replicas' audit events until the process ends.
+async fn follow_audit(app: AppState) {
+    loop {
+        if let Err(error) = app.audit.follow_others().await {
+            tracing::warn!(%error, "other replicas' audit events not read; retrying");
+        }
+        tokio::time::sleep(AUDIT_INTERVAL).await;
+    }
+}
+
+/// Applies the change feed until the process ends.
+async fn follow_feed(app: AppState, start: Start) {
+    {
         let interval = Duration::from_millis(app.settings.feed_poll_ms.max(1));
         let path = position_file(&app);
         let mut position = match start {
@@ -212,15 +231,7 @@ pub fn spawn(app: AppState, start: Start) -> tokio::task::JoinHandle<()> {
             }
         };
         let mut saved = None;
-        let mut polls: u64 = 0;
         loop {
-            polls += 1;
-            // Other replicas' audit events, about once a second.
-            if polls % AUDIT_EVERY == 1
-                && let Err(error) = app.audit.follow_others().await
-            {
-                tracing::warn!(%error, "other replicas' audit events not read; retrying");
-            }
             match poll_once(&app, position).await {
                 Ok(next) => position = next,
                 Err(FeedError::Gap(_)) => {
@@ -240,7 +251,7 @@ pub fn spawn(app: AppState, start: Start) -> tokio::task::JoinHandle<()> {
             }
             tokio::time::sleep(interval).await;
         }
-    })
+    }
 }
 
 #[cfg(test)]

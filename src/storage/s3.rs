@@ -13,6 +13,9 @@
 //! * Unreachable servers, timeouts and 5xx answers map to [`StorageError::Unavailable`]; the
 //!   client uses the configured timeout for connecting, reading, each attempt and the whole
 //!   operation, with at most two attempts.
+//! * Presigned URLs are signed for the public endpoint when one is configured (a second
+//!   client, same credentials and addressing), so clients that cannot resolve the address
+//!   Trove uses (`minio:9000` inside a compose network) can still use them.
 //! * A multipart upload interrupted by dropping the future (client gone) is left for the
 //!   bucket's lifecycle rule (`AbortIncompleteMultipartUpload`) to clean up.
 
@@ -72,6 +75,10 @@ pub struct S3Settings {
     pub timeout: Duration,
     /// Static access key id and secret; `None` means the standard AWS credential chain.
     pub credentials: Option<(String, String)>,
+    /// Endpoint URL presigned URLs are signed for, when clients reach the server at another
+    /// address than this process does (`None`: `endpoint`). SigV4 signs the `Host`, so these
+    /// URLs are made by a second client configured for this endpoint, never by rewriting.
+    pub public_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -79,6 +86,7 @@ impl std::fmt::Debug for S3Settings {
         f.debug_struct("S3Settings")
             .field("bucket", &self.bucket)
             .field("endpoint", &self.endpoint)
+            .field("public_endpoint", &self.public_endpoint)
             .field("region", &self.region)
             .field("prefix", &self.prefix)
             .field("path_style", &self.path_style)
@@ -98,6 +106,9 @@ impl std::fmt::Debug for S3Settings {
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
+    /// Signs presigned URLs: `client` itself, or a client for the public endpoint (it only
+    /// signs, never sends a request).
+    presigning_client: Client,
     bucket: String,
     prefix: String,
 }
@@ -290,9 +301,20 @@ impl S3Store {
         if shared.region().is_none() {
             builder = builder.region(Region::new("us-east-1"));
         }
+        // The same configuration (credentials, region, addressing) for the URLs clients use,
+        // pointed at the public endpoint when there is one.
+        let presigning_builder = settings
+            .public_endpoint
+            .as_ref()
+            .map(|public| builder.clone().endpoint_url(public));
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
+        let client = Client::from_conf(builder.build());
+        let presigning_client = match presigning_builder {
+            Some(public) => Client::from_conf(public.build()),
+            None => client.clone(),
+        };
         let prefix = match settings.prefix.trim_matches('/') {
             "" => String::new(),
             trimmed => format!("{trimmed}/"),
@@ -302,7 +324,8 @@ impl S3Store {
                 .map_err(|_| StorageError::Backend(format!("invalid s3 key prefix {prefix:?}")))?;
         }
         Ok(Self {
-            client: Client::from_conf(builder.build()),
+            client,
+            presigning_client,
             bucket: settings.bucket,
             prefix,
         })
@@ -758,7 +781,7 @@ impl ObjectStore for S3Store {
         let context = ErrorContext::read(key);
         let presigned = match method {
             PresignMethod::Get => self
-                .client
+                .presigning_client
                 .get_object()
                 .bucket(&self.bucket)
                 .key(full)
@@ -766,7 +789,7 @@ impl ObjectStore for S3Store {
                 .await
                 .map_err(|error| map_error(&error, context))?,
             PresignMethod::Put => self
-                .client
+                .presigning_client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(full)
@@ -790,7 +813,7 @@ impl ObjectStore for S3Store {
         // Signed `response-content-*` parameters: S3 answers with these headers, not the
         // stored ones, and nobody can change them without breaking the signature.
         let presigned = self
-            .client
+            .presigning_client
             .get_object()
             .bucket(&self.bucket)
             .key(full)
@@ -849,6 +872,7 @@ mod tests {
             path_style: true,
             timeout: Duration::from_secs(5),
             credentials: Some(("AKID".into(), "very-secret".into())),
+            public_endpoint: None,
         };
         let shown = format!("{settings:?}");
         assert!(shown.contains("AKID"));

@@ -64,15 +64,13 @@ impl std::fmt::Debug for UiState {
 
 impl UiState {
     /// Builds the UI state over the API router (`api`, with its state) and the OpenAPI
-    /// document it serves. The CSRF secret is kept in the data directory (mode 0600); when it
-    /// cannot be, a random one lives in memory (sessions' forms then need a reload after a
-    /// restart).
+    /// document it serves. The CSRF key is [`crate::app::ui_csrf_key`]: configured (shared by
+    /// replicas), derived from the configured token key, or kept in the data directory (mode
+    /// 0600); when it cannot be kept, a random one lives in memory (sessions' forms then need
+    /// a reload after a restart).
     #[must_use]
     pub fn new(app: AppState, api: Router, openapi: serde_json::Value) -> Self {
-        let csrf_key = crate::app::load_or_create_secret(
-            &app.settings.data_dir.join("secrets/ui-csrf.key"),
-        )
-        .unwrap_or_else(|error| {
+        let csrf_key = crate::app::ui_csrf_key(&app.settings).unwrap_or_else(|error| {
             tracing::warn!(error = %error, "cannot keep the ui csrf secret, using a random one");
             let mut key = vec![0_u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);

@@ -19,6 +19,7 @@ mod replicas;
 mod search_api;
 mod search_text;
 mod security;
+mod shared_config;
 mod storage;
 mod storage_conformance;
 mod system;

@@ -16,6 +16,7 @@ use crate::common::{TestApp, s3_settings};
 
 const BUCKET: &str = "replicas";
 const JWT_SECRET: &str = "replicas-share-this-jwt-secret-0123456789";
+const CURSOR_SECRET: &str = "replicas-share-this-cursor-secret-012345";
 
 /// One replica: the app, its follower, and its data directory.
 struct Replica {
@@ -49,6 +50,7 @@ async fn settings_for(server: &S3TestServer, dir: &std::path::Path) -> trove::co
     settings.purge_cron = String::new();
     settings.revocation_purge_cron = String::new();
     settings.auth.jwt_secret = Some(trove::config::Secret::new(JWT_SECRET));
+    settings.cursor_secret = Some(trove::config::Secret::new(CURSOR_SECRET));
     settings
 }
 
@@ -70,17 +72,17 @@ async fn start(settings: trove::config::Settings, dir: tempfile::TempDir) -> Rep
     }
 }
 
-/// Polls `check` until it holds, for at most 10 s.
+/// Polls `check` until it holds, for at most 30 s (a generous bound: CI machines are shared).
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not within 10 s: {what}"
+            "not within 30 s: {what}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -178,6 +180,34 @@ async fn three_replicas_on_one_bucket_agree() {
                 == StatusCode::NOT_FOUND
     })
     .await;
+
+    // A cursor from A is served by B.
+    for path in ["second.json", "third.json"] {
+        let stored = upload(&a, Some(&owner), "p", "v1", path, br#"{"title": "cats"}"#).await;
+        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    }
+    eventually("B holds the three cat documents", || async {
+        sorted_hits(&b, &owner, "cats").await.len() == 3
+    })
+    .await;
+    let first = call(
+        &a,
+        Method::GET,
+        "/search?q=cats&size=1&sort=_extra.uploaded",
+        Some(&owner),
+        None,
+    )
+    .await
+    .json();
+    let next = first["next"].as_str().expect("a cursor").to_owned();
+    let second = call(&b, Method::GET, &next, Some(&owner), None).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text());
+    let page = second.json();
+    assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_ne!(
+        page["results"][0]["_extra"]["id"],
+        first["results"][0]["_extra"]["id"]
+    );
 
     // A job created on A is polled to SUCCESS on B.
     let job = call(

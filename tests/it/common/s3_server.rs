@@ -253,6 +253,7 @@ impl S3TestServer {
             path_style: true,
             timeout: Duration::from_secs(5),
             credentials: Some((ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())),
+            public_endpoint: None,
         }
     }
 

@@ -374,6 +374,8 @@ fn toml_like() -> impl Strategy<Value = String> {
         Just("auto_repair"),
         Just("log"),
         Just("presign_secret"),
+        Just("cursor_secret"),
+        Just("ui_secret"),
         Just("unknown_key"),
     ];
     let value = prop_oneof![
@@ -393,6 +395,7 @@ fn toml_like() -> impl Strategy<Value = String> {
     let s3_or_auth_key = prop_oneof![
         Just("bucket"),
         Just("endpoint"),
+        Just("public_endpoint"),
         Just("path_style"),
         Just("token_ttl_secs"),
         Just("jwt_secret"),
@@ -441,6 +444,9 @@ fn env_name() -> impl Strategy<Value = String> {
         "TROVE_DEFAULT_ROLE",
         "TROVE_OIDC_GROUP_PATTERN",
         "TROVE_S3_PATH_STYLE",
+        "TROVE_S3_PUBLIC_ENDPOINT",
+        "TROVE_CURSOR_SECRET",
+        "TROVE_UI_SECRET",
     ])
     .prop_map(str::to_owned)
 }
