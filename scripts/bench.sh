@@ -5,7 +5,7 @@
 #   scripts/bench.sh            full sizes: 1,000,000 documents for search latency,
 #                               50,000 for indexing, 100,000 for HTTP (10 s)
 #   scripts/bench.sh --quick    100,000 / 10,000 / 20,000 documents, HTTP 5 s
-#   scripts/bench.sh search     only some of: search indexing http download ui soak
+#   scripts/bench.sh search     only some of: search indexing http download ui soak replicas
 #                               (soak is never in the default set: TROVE_SOAK_SECONDS,
 #                               TROVE_SOAK_CONNECTIONS, TROVE_SOAK_ACCOUNTS; see benches/soak.rs)
 #
@@ -24,7 +24,7 @@ for argument in "$@"; do
             export TROVE_BENCH_HTTP_DOCS="${TROVE_BENCH_HTTP_DOCS:-20000}"
             export TROVE_BENCH_HTTP_SECONDS="${TROVE_BENCH_HTTP_SECONDS:-5}"
             ;;
-        search | indexing | http | download | ui | soak) benches+=("$argument") ;;
+        search | indexing | http | download | ui | soak | replicas) benches+=("$argument") ;;
         -h | --help)
             sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
@@ -36,7 +36,7 @@ for argument in "$@"; do
     esac
 done
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(indexing search http download ui)
+    benches=(indexing search http download ui replicas)
 fi
 
 args=()
