@@ -350,18 +350,16 @@ impl Indexer {
                 version: version.to_owned(),
             })
             .await?;
-        let perm_hash = state_hash(
-            &context.resolve(version_profile).to_json_value(),
-            context,
-            Some(&record),
-        );
+        let permissions = context.resolve(version_profile).to_json_value();
         if record.status == VersionStatus::Uploading {
             return Ok(Some(VersionSummary {
                 files: BTreeSet::new(),
-                perm_hash,
+                perm_hash: state_hash(&permissions, context, Some((&record, 0))),
             }));
         }
         let listing = self.version_listing(project, version).await?;
+        let content = content_hash(&listing.files, &listing.ignored);
+        let perm_hash = state_hash(&permissions, context, Some((&record, content)));
         let mut files: BTreeSet<String> = listing
             .files
             .keys()
@@ -624,7 +622,11 @@ impl Indexer {
             record: &record,
             state,
             access: Shared::new(access),
-            perm_hash: state_hash(&permissions, context, Some(&record)),
+            perm_hash: state_hash(
+                &permissions,
+                context,
+                Some((&record, content_hash(&files, &ignored))),
+            ),
             permissions: Shared::new(permissions),
             project_text: Arc::new(super::document::ProjectText::of(&context.record)),
             now,
@@ -875,13 +877,14 @@ async fn project_listing(
 
 /// The hash every document stores in `perm_hash`: of the resolved profile (`permissions`),
 /// the project record's indexed fields and its namespace's state, and for a version's
-/// documents the version record's status, state, stable mark, revision and expiry. Any of
-/// these changing in storage without a re-index is drift the sync check sees.
+/// documents the version record's status, state, stable mark, revision and expiry, and the
+/// [`content_hash`] of its metadata documents. Any of these changing in storage without a
+/// re-index is drift the sync check sees.
 #[must_use]
 pub fn state_hash(
     permissions: &Value,
     context: &ProjectContext,
-    version: Option<&VersionRecord>,
+    version: Option<(&VersionRecord, u64)>,
 ) -> u64 {
     let project = &context.record;
     permissions_hash(&json!({
@@ -895,7 +898,8 @@ pub fn state_hash(
             "state": project.state,
             "namespace_state": context.namespace_state,
         },
-        "version": version.map(|record| json!({
+        "version": version.map(|(record, content)| json!({
+            "content": content,
             "status": record.status,
             "state": record.state,
             "stable": record.stable,
@@ -905,6 +909,18 @@ pub fn state_hash(
             "expires_at": record.expires_at,
         })),
     }))
+}
+
+/// The hash of a version's metadata documents as listed: path, size and ETag of every `.json`
+/// file not ignored. A document rewritten in place changes it.
+#[must_use]
+pub fn content_hash(files: &BTreeMap<String, ObjectMeta>, ignored: &HashSet<String>) -> u64 {
+    let listed: Vec<(&str, u64, &str)> = files
+        .iter()
+        .filter(|(path, _)| path.ends_with(".json") && !is_ignored(ignored, path))
+        .map(|(path, meta)| (path.as_str(), meta.size, meta.etag.as_str()))
+        .collect();
+    permissions_hash(&json!(listed))
 }
 
 /// What every document of one version shares.

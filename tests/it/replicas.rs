@@ -471,7 +471,7 @@ async fn two_replicas_demoting_the_last_two_admins_at_once_leave_one() {
 }
 
 #[tokio::test]
-async fn the_sync_check_sees_record_state_and_stable_mark_drift_and_repairs_it() {
+async fn the_sync_check_sees_record_state_stable_mark_and_content_drift_and_repairs_it() {
     use trove::storage::{PutOptions, keys};
     let app = TestApp::local().await;
     let owner = app.user_token("owner", Role::Maintainer).await;
@@ -548,6 +548,27 @@ async fn the_sync_check_sees_record_state_and_stable_mark_drift_and_repairs_it()
     );
     check(true).await;
     assert_eq!(check(false).await.drift_count, 0);
+
+    // A metadata document rewritten in place.
+    rewrite(keys::version_file("p", "v1", "a.json"), |document| {
+        document["x"] = json!("okapi");
+    })
+    .await;
+    let report = check(false).await;
+    assert!(
+        report
+            .drift
+            .iter()
+            .any(|drift| drift.version.as_deref() == Some("v1")),
+        "{:?}",
+        report.drift
+    );
+    check(true).await;
+    assert_eq!(check(false).await.drift_count, 0);
+    assert_eq!(
+        search_ids(&app, Some(&owner), "okapi").await,
+        ["p:a.json@v1"]
+    );
 
     rewrite(keys::project_record("p"), |record| {
         record["state"] = json!("disabled");
