@@ -44,6 +44,8 @@ pub struct App {
     pub profiles: Arc<ProfileLoader>,
     /// Reads storage into the index.
     pub indexer: Indexer,
+    /// Sidecar records of files, validated by the ETag a version listing returns.
+    pub file_records: crate::storage::etag_cache::EtagCache<crate::model::records::FileRecord>,
     /// Background jobs of this process.
     pub jobs: JobRegistry,
     /// Signs scroll cursors.
@@ -63,6 +65,9 @@ pub struct App {
     /// be served from the stale index). `true` when no reconciliation was started.
     pub reconciled: tokio::sync::watch::Sender<bool>,
 }
+
+/// Sidecar records kept in memory (a few hundred bytes each): a hundred 1,000-file versions.
+const FILE_RECORD_CACHE_ENTRIES: usize = 100_000;
 
 /// What handlers extract: a cheap clone of the shared [`App`].
 pub type AppState = Arc<App>;
@@ -108,6 +113,7 @@ impl App {
             index,
             profiles,
             indexer,
+            file_records: crate::storage::etag_cache::EtagCache::new(FILE_RECORD_CACHE_ENTRIES),
             jobs: JobRegistry::new(),
             cursors,
             last_sync: std::sync::Mutex::new(None),

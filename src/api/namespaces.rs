@@ -14,10 +14,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::{authorize_namespace, decide, load_namespace};
+use super::access::{NamespaceView, authorize_namespace, decide, load_namespace};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::permissions::{merge_profile, present};
@@ -41,6 +42,9 @@ fn read_rule(visibility: NamespaceVisibility) -> AccessRule {
     }
 }
 
+/// Namespaces loaded at once by `GET /namespaces`.
+const NAMESPACE_READS: usize = 16;
+
 /// The profile of a new namespace.
 #[must_use]
 pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
@@ -53,16 +57,22 @@ pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
     }
 }
 
-/// The projects of a namespace, as the index knows them.
-pub fn namespace_projects(app: &AppState, namespace: &str) -> ApiResult<Vec<String>> {
-    crate::index::search::projects_in_namespace(&app.index, namespace)
-        .map_err(super::search::search_error)
+/// The projects of a namespace, as the index knows them (an index search, on the blocking
+/// pool).
+pub async fn namespace_projects(app: &AppState, namespace: &str) -> ApiResult<Vec<String>> {
+    let (index, namespace) = (app.index.clone(), namespace.to_owned());
+    crate::index::off_runtime(move || {
+        crate::index::search::projects_in_namespace(&index, &namespace)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(super::search::search_error)
 }
 
 /// Re-indexes every project of a namespace now (a change of its state, visibility or grants
 /// changes who may find them).
 pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()> {
-    let projects = namespace_projects(app, namespace)?;
+    let projects = namespace_projects(app, namespace).await?;
     if projects.is_empty() {
         return Ok(());
     }
@@ -74,8 +84,12 @@ pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()>
 }
 
 /// Starts a job re-indexing every project of a namespace; answers its id.
-pub fn spawn_namespace_job(app: &AppState, actor: &str, namespace: &str) -> ApiResult<String> {
-    let projects = namespace_projects(app, namespace)?;
+pub async fn spawn_namespace_job(
+    app: &AppState,
+    actor: &str,
+    namespace: &str,
+) -> ApiResult<String> {
+    let projects = namespace_projects(app, namespace).await?;
     let job = app.jobs.create("index_namespace", actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
@@ -189,21 +203,28 @@ pub async fn get_namespaces(
 ) -> ApiResult<ApiJson<NamespaceList>> {
     let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
     let now = Utc::now();
+    let names: Vec<String> = objects
+        .iter()
+        .filter_map(|object| {
+            object
+                .key
+                .strip_prefix(&keys::namespaces_prefix())
+                .and_then(|rest| rest.strip_suffix("/namespace.json"))
+        })
+        .filter(|name| names::validate_namespace(name).is_ok())
+        .map(str::to_owned)
+        .collect();
+    // Each namespace's record and profile chain, read concurrently rather than one by one.
+    let views: Vec<Option<NamespaceView>> = futures::stream::iter(names)
+        .map(|name| {
+            let app = &app;
+            async move { load_namespace(app, &name).await }
+        })
+        .buffered(NAMESPACE_READS)
+        .try_collect()
+        .await?;
     let mut results = Vec::new();
-    for object in objects {
-        let Some(name) = object
-            .key
-            .strip_prefix(&keys::namespaces_prefix())
-            .and_then(|rest| rest.strip_suffix("/namespace.json"))
-        else {
-            continue;
-        };
-        if names::validate_namespace(name).is_err() {
-            continue;
-        }
-        let Some(view) = load_namespace(&app, name).await? else {
-            continue;
-        };
+    for view in views.into_iter().flatten() {
         if principal
             .decide(Action::ReadMetadata, &view.target, now)
             .is_ok()
@@ -367,7 +388,7 @@ pub async fn delete_namespace(
     load_namespace(&app, &namespace)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
-    let projects = namespace_projects(&app, &namespace)?;
+    let projects = namespace_projects(&app, &namespace).await?;
     if !projects.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -445,7 +466,7 @@ pub async fn put_namespace_permissions(
         .audit
         .mutation(event, 202, async {
             merge_profile(&app, &ProfileLocation::Namespace(namespace.clone()), patch).await?;
-            spawn_namespace_job(&app, &principal.actor(), &namespace)
+            spawn_namespace_job(&app, &principal.actor(), &namespace).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -473,7 +494,7 @@ pub async fn delete_namespace_permissions(
                 .delete_profile(&ProfileLocation::Namespace(namespace.clone()))
                 .await
                 .map_err(loader_error)?;
-            spawn_namespace_job(&app, &principal.actor(), &namespace)
+            spawn_namespace_job(&app, &principal.actor(), &namespace).await
         })
         .await?;
     Ok(accepted(&app, &job))

@@ -15,6 +15,7 @@ mod indexing;
 mod model;
 mod namespaces;
 mod relevance;
+mod route_cost;
 mod search_api;
 mod search_text;
 mod security;
