@@ -295,9 +295,10 @@ pub async fn run(seconds_default: usize) -> anyhow::Result<()> {
         );
     }
     let counters = app.index.search_counters();
+    let (hits, misses) = app.index.allow_cache().stats();
     println!();
     println!(
-        "index searches: {} in all, {} on async worker threads",
+        "index searches: {} in all, {} on async worker threads; allow-set cache: {hits} hits, {misses} misses",
         counters.total(),
         counters.on_async_workers()
     );
