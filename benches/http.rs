@@ -6,15 +6,21 @@
 //! request verifies its JWT and filters by them). Queries rotate over broad and selective
 //! ones; prints requests/s and p50/p99 latency. Client and server share this machine's cores.
 //!
+//! Then every frequent read route (issue 18) on a second instance: see
+//! `common/http_routes.rs` (`TROVE_BENCH_ROUTE_PROJECTS`, `TROVE_BENCH_ROUTE_SECONDS`).
+//!
 //! Run: `scripts/bench.sh` (or `cargo bench --bench http`).
 
 #[path = "common/corpus.rs"]
 mod corpus;
+#[path = "common/load.rs"]
+mod load;
+#[path = "common/http_routes.rs"]
+mod routes;
 #[path = "common/seed.rs"]
 mod seed;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -22,7 +28,8 @@ use serde_json::{Value, json};
 use trove::index::writer::WriteOp;
 use trove::permissions::Role;
 
-use corpus::{Generator, ProjectAccess, caller_groups, percentile};
+use corpus::{Generator, ProjectAccess, caller_groups};
+use load::{Load, load_with};
 
 /// Projects of the corpus.
 const PROJECTS: usize = 1_000;
@@ -165,60 +172,19 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
     );
 
-    let deadline = Instant::now() + Duration::from_secs(seconds as u64);
-    let mut tasks = Vec::new();
-    for connection in 0..CONNECTIONS {
-        let urls = urls.clone();
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move {
-            // One client per connection: requests on it are sequential, so it keeps one
-            // keep-alive connection.
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()?;
-            let mut latencies = Vec::new();
-            let mut errors = 0_usize;
-            let mut next = connection;
-            while Instant::now() < deadline {
-                let url = &urls[next % urls.len()];
-                next += 1;
-                let started = Instant::now();
-                let response = client.get(url).bearer_auth(&token).send().await;
-                let ok = match response {
-                    Ok(response) if response.status().is_success() => {
-                        response.bytes().await.is_ok()
-                    }
-                    _ => false,
-                };
-                if ok {
-                    latencies.push(started.elapsed().as_secs_f64() * 1e3);
-                } else {
-                    errors += 1;
-                }
-            }
-            Ok::<_, anyhow::Error>((latencies, errors))
-        }));
-    }
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (mut own, own_errors) = task.await??;
-        latencies.append(&mut own);
-        errors += own_errors;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    let rate = latencies.len() as f64 / elapsed;
-    let p50 = percentile(&latencies, 50.0);
-    let p99 = percentile(&latencies, 99.0);
+    let measured = load(urls, &token, seconds).await?;
+    let Load {
+        requests,
+        errors,
+        elapsed,
+        rate,
+        p50,
+        p99,
+    } = measured;
     println!();
     println!("| requests | errors | seconds | requests/s | p50 ms | p99 ms |");
     println!("|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| {} | {errors} | {elapsed:.1} | **{rate:.0}** | {p50:.2} | {p99:.2} |",
-        latencies.len()
-    );
+    println!("| {requests} | {errors} | {elapsed:.1} | **{rate:.0}** | {p50:.2} | {p99:.2} |");
     println!();
     println!("SPEC §12 (≥ 2,000 searches/s at 32 connections, p99 ≤ 50 ms, 100,000 documents):");
     println!(
@@ -232,5 +198,16 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop.send(());
     let _ = server.await;
     app.index.close();
-    Ok(())
+    drop(app);
+
+    routes::run(seconds).await
+}
+
+/// `CONNECTIONS` keep-alive connections sending GETs to `urls` in rotation for `seconds`.
+pub(crate) async fn load(
+    urls: Arc<Vec<String>>,
+    token: &str,
+    seconds: usize,
+) -> anyhow::Result<Load> {
+    load_with(urls, token, seconds, CONNECTIONS).await
 }

@@ -51,6 +51,10 @@ async fn measure(label: &str, app: &AppState, documents: usize) -> anyhow::Resul
     let seeding = started.elapsed().as_secs_f64();
     // A marker for profilers attaching to the indexing phase only.
     eprintln!("seeded {label}: indexing");
+    // The rebuild's own peak memory (issue 18 item 7): reset the high-water mark (Linux:
+    // `5` to `clear_refs`), so the seeding's buffers do not count.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let (_, before) = corpus::memory_mib();
     let started = Instant::now();
     let report = app.indexer.index_projects(None, |_, _| {}).await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -62,8 +66,9 @@ async fn measure(label: &str, app: &AppState, documents: usize) -> anyhow::Resul
         seeded.projects
     );
     let rate = report.documents as f64 / seconds;
+    let (peak, _) = corpus::memory_mib();
     println!(
-        "| {label} | {} | {} | {} | {seconds:.2} | **{rate:.0}** | {seeding:.1} |",
+        "| {label} | {} | {} | {} | {seconds:.2} | **{rate:.0}** | {seeding:.1} | {peak:.0} (from {before:.0}) |",
         report.projects, report.versions, report.documents
     );
     Ok(rate)
@@ -80,8 +85,10 @@ async fn main() -> anyhow::Result<()> {
         "## indexing: full rebuild via Indexer::index_projects ({VERSIONS} versions × {FILES_PER_VERSION} metadata docs per project)"
     );
     println!();
-    println!("| backend | projects | versions | documents | seconds | docs/s | seeding s |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| backend | projects | versions | documents | seconds | docs/s | seeding s | peak RSS MiB during the rebuild |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
 
     let local_dir = tempfile::tempdir()?;
     let local = seed::app(seed::local_settings(local_dir.path())).await?;

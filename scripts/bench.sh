@@ -5,12 +5,15 @@
 #   scripts/bench.sh            full sizes: 1,000,000 documents for search latency,
 #                               50,000 for indexing, 100,000 for HTTP (10 s)
 #   scripts/bench.sh --quick    100,000 / 10,000 / 20,000 documents, HTTP 5 s
-#   scripts/bench.sh search     only some of: search indexing http download ui soak replicas
+#   scripts/bench.sh search     only some of: search indexing http live download ui soak replicas
 #                               (soak is never in the default set: TROVE_SOAK_SECONDS,
 #                               TROVE_SOAK_CONNECTIONS, TROVE_SOAK_ACCOUNTS; see benches/soak.rs)
 #
 # Sizes can be overridden with TROVE_BENCH_DOCS, TROVE_BENCH_ITERATIONS,
-# TROVE_BENCH_INDEX_DOCS, TROVE_BENCH_S3_DOCS, TROVE_BENCH_HTTP_DOCS, TROVE_BENCH_HTTP_SECONDS.
+# TROVE_BENCH_INDEX_DOCS, TROVE_BENCH_S3_DOCS, TROVE_BENCH_HTTP_DOCS, TROVE_BENCH_HTTP_SECONDS,
+# TROVE_BENCH_ROUTE_PROJECTS, TROVE_BENCH_ROUTE_SECONDS (http: the read routes),
+# TROVE_BENCH_LIVE_DOCS, TROVE_BENCH_LIVE_ROUNDS, TROVE_BENCH_LIVE_SECONDS (live: freshness,
+# logins). The release build goes to $CARGO_TARGET_DIR when set.
 # Run on an otherwise idle machine: the numbers are latencies and throughputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +26,15 @@ for argument in "$@"; do
             export TROVE_BENCH_INDEX_DOCS="${TROVE_BENCH_INDEX_DOCS:-10000}"
             export TROVE_BENCH_HTTP_DOCS="${TROVE_BENCH_HTTP_DOCS:-20000}"
             export TROVE_BENCH_HTTP_SECONDS="${TROVE_BENCH_HTTP_SECONDS:-5}"
+            export TROVE_BENCH_ROUTE_PROJECTS="${TROVE_BENCH_ROUTE_PROJECTS:-2000}"
+            export TROVE_BENCH_ROUTE_SECONDS="${TROVE_BENCH_ROUTE_SECONDS:-3}"
+            export TROVE_BENCH_LIVE_DOCS="${TROVE_BENCH_LIVE_DOCS:-5000}"
+            export TROVE_BENCH_LIVE_ROUNDS="${TROVE_BENCH_LIVE_ROUNDS:-20}"
+            export TROVE_BENCH_LIVE_SECONDS="${TROVE_BENCH_LIVE_SECONDS:-5}"
             ;;
-        search | indexing | http | download | ui | soak | replicas) benches+=("$argument") ;;
+        search | indexing | http | download | ui | live | soak | replicas) benches+=("$argument") ;;
         -h | --help)
-            sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -36,7 +44,7 @@ for argument in "$@"; do
     esac
 done
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(indexing search http download ui replicas)
+    benches=(indexing search http live download ui replicas)
 fi
 
 args=()

@@ -45,6 +45,8 @@ pub struct App {
     pub profiles: Arc<ProfileLoader>,
     /// Reads storage into the index.
     pub indexer: Indexer,
+    /// Sidecar records of files, validated by the ETag a version listing returns.
+    pub file_records: crate::storage::etag_cache::EtagCache<crate::model::records::FileRecord>,
     /// Background jobs (kept in storage, so every replica answers `GET /jobs/{id}`).
     pub jobs: JobRegistry,
     /// The change feed every replica's index follows.
@@ -66,6 +68,9 @@ pub struct App {
     /// be served from the stale index). `true` when no reconciliation was started.
     pub reconciled: tokio::sync::watch::Sender<bool>,
 }
+
+/// Sidecar records kept in memory (a few hundred bytes each): a hundred 1,000-file versions.
+const FILE_RECORD_CACHE_ENTRIES: usize = 100_000;
 
 /// What handlers extract: a cheap clone of the shared [`App`].
 pub type AppState = Arc<App>;
@@ -114,6 +119,7 @@ impl App {
             index,
             profiles,
             indexer,
+            file_records: crate::storage::etag_cache::EtagCache::new(FILE_RECORD_CACHE_ENTRIES),
             jobs,
             feed,
             cursors,

@@ -242,25 +242,35 @@ pub async fn authorize_project(
 }
 
 /// The latest version of a project the caller can read (highest revision among completed
-/// versions they may read), resolved through the index.
+/// versions they may read), resolved through the index. Runs an index search: call it on the
+/// blocking pool ([`crate::index::off_runtime`]), or use
+/// [`latest_readable_version_off_runtime`] from async code.
 pub fn latest_readable_version(
     state: &AppState,
     principal: &Principal,
     project: &str,
 ) -> ApiResult<Option<String>> {
     let scope = search_scope(principal);
-    let searcher = state.index.reader().searcher();
-    let latest = crate::index::search::latest_versions(
+    let mut found = crate::index::search::readable_versions(
         &state.index,
-        &searcher,
-        &crate::index::search::access_filter(&scope),
-        Some(project),
+        &scope,
+        &[project.to_owned()],
+        Utc::now(),
     )
     .map_err(super::search::search_error)?;
-    Ok(latest
-        .into_iter()
-        .find_map(|key| key.split_once('/').map(|(_, version)| version.to_owned()))
-        .filter(|version| !version.is_empty()))
+    Ok(found.remove(project).and_then(|versions| versions.latest))
+}
+
+/// [`latest_readable_version`] on the blocking pool.
+pub async fn latest_readable_version_off_runtime(
+    state: &AppState,
+    principal: &Principal,
+    project: &str,
+) -> ApiResult<Option<String>> {
+    let (state, principal, project) = (state.clone(), principal.clone(), project.to_owned());
+    crate::index::off_runtime(move || latest_readable_version(&state, &principal, &project))
+        .await
+        .map_err(ApiError::internal)?
 }
 
 /// A version the caller may perform `action` on (`latest` resolves among the versions they
@@ -274,7 +284,9 @@ pub async fn authorize_version(
 ) -> ApiResult<VersionView> {
     let not_found = || ApiError::not_found(format!("no version {version} of {project}"));
     let version = if version == names::LATEST {
-        latest_readable_version(state, principal, project)?.ok_or_else(not_found)?
+        latest_readable_version_off_runtime(state, principal, project)
+            .await?
+            .ok_or_else(not_found)?
     } else {
         version.to_owned()
     };

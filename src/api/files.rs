@@ -299,34 +299,44 @@ pub async fn get_files(
         .version_listing(&project, &version)
         .await
         .map_err(super::projects::index_error)?;
-    let sidecars: std::collections::HashMap<String, String> =
-        listing.sidecar_keys.into_iter().collect();
+    let records = file_records(&app, &listing).await?;
     let mut files = Vec::new();
     for (path, object) in &listing.files {
-        let record = match sidecars.get(path) {
-            Some(key) => read_record::<FileRecord>(&app, key)
-                .await?
-                .map(|(record, _)| record),
-            None => None,
-        };
+        let record = records.get(path);
         files.push(json!({
             "id": format!("{project}:{path}@{version}"),
             "path": path,
             "size": object.size,
-            "md5sum": record.as_ref().map(|r| r.md5sum.clone()),
-            "sha256": record.as_ref().map(|r| r.sha256.clone()),
-            "content_type": record.as_ref().and_then(|r| r.content_type.clone()).or_else(|| object.content_type.clone()),
-            "uploaded_at": record.as_ref().map_or(object.last_modified, |r| r.uploaded_at),
+            "md5sum": record.map(|r| r.md5sum.clone()),
+            "sha256": record.map(|r| r.sha256.clone()),
+            "content_type": record.and_then(|r| r.content_type.clone()).or_else(|| object.content_type.clone()),
+            "uploaded_at": record.map_or(object.last_modified, |r| r.uploaded_at),
         }));
     }
-    for (path, link) in &listing.links {
-        // The target's id only for those who may read it.
-        let readable = link
-            .get("id")
-            .and_then(Value::as_str)
-            .is_some_and(|target| super::search::link_target_readable(&app, &principal, target));
+    // The target's id only for those who may read it (a search per link: off the runtime).
+    let links = listing.links;
+    let linked = {
+        let (app, principal) = (app.clone(), principal.clone());
+        crate::index::off_runtime(move || {
+            links
+                .into_iter()
+                .map(|(path, link)| {
+                    let readable = link
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|target| {
+                            super::search::link_target_readable(&app, &principal, target)
+                        });
+                    (path, link, readable)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(ApiError::internal)?
+    };
+    for (path, link, readable) in linked {
         let link = if readable {
-            link.clone()
+            link
         } else {
             json!({"type": link.get("type").cloned().unwrap_or(Value::Null), "id": Value::Null})
         };
@@ -341,6 +351,42 @@ pub async fn get_files(
         "version": version,
         "files": files,
     })))
+}
+
+/// Sidecar reads in flight at once for a listing's cache misses.
+const SIDECAR_READS: usize = 16;
+
+/// The sidecar records of a listed version by file path: from the ETag-validated cache when
+/// the listing's ETag matches, else read (concurrently) and cached.
+async fn file_records(
+    app: &AppState,
+    listing: &crate::index::indexer::VersionListing,
+) -> ApiResult<std::collections::HashMap<String, std::sync::Arc<FileRecord>>> {
+    let mut records = std::collections::HashMap::with_capacity(listing.sidecar_keys.len());
+    let mut missing = Vec::new();
+    for (path, key) in &listing.sidecar_keys {
+        let etag = listing.sidecar_etags.get(key).map_or("", String::as_str);
+        match app.file_records.get(key, etag) {
+            Some(record) => {
+                records.insert(path.clone(), record);
+            }
+            None => missing.push((path.clone(), key.clone())),
+        }
+    }
+    let read: Vec<Option<(String, std::sync::Arc<FileRecord>)>> = futures::stream::iter(missing)
+        .map(|(path, key)| async move {
+            let found = read_record::<FileRecord>(app, &key).await?;
+            Ok::<_, ApiError>(found.map(|(record, etag)| {
+                let record = std::sync::Arc::new(record);
+                app.file_records.insert(key, etag, record.clone());
+                (path, record)
+            }))
+        })
+        .buffer_unordered(SIDECAR_READS)
+        .try_collect()
+        .await?;
+    records.extend(read.into_iter().flatten());
+    Ok(records)
 }
 
 /// `GET /files/{id}` parameters.

@@ -14,10 +14,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::{authorize_namespace, decide, load_namespace};
+use super::access::{NamespaceView, authorize_namespace, decide, load_namespace};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::permissions::{merge_profile, present};
@@ -42,6 +43,9 @@ fn read_rule(visibility: NamespaceVisibility) -> AccessRule {
     }
 }
 
+/// Namespaces loaded at once by `GET /namespaces`.
+const NAMESPACE_READS: usize = 16;
+
 /// The profile of a new namespace.
 #[must_use]
 pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
@@ -54,16 +58,22 @@ pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
     }
 }
 
-/// The projects of a namespace, as the index knows them.
-pub fn namespace_projects(app: &AppState, namespace: &str) -> ApiResult<Vec<String>> {
-    crate::index::search::projects_in_namespace(&app.index, namespace)
-        .map_err(super::search::search_error)
+/// The projects of a namespace, as the index knows them (an index search, on the blocking
+/// pool).
+pub async fn namespace_projects(app: &AppState, namespace: &str) -> ApiResult<Vec<String>> {
+    let (index, namespace) = (app.index.clone(), namespace.to_owned());
+    crate::index::off_runtime(move || {
+        crate::index::search::projects_in_namespace(&index, &namespace)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(super::search::search_error)
 }
 
 /// Re-indexes every project of a namespace now (a change of its state, visibility or grants
 /// changes who may find them).
 pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()> {
-    let projects = namespace_projects(app, namespace)?;
+    let projects = namespace_projects(app, namespace).await?;
     if projects.is_empty() {
         return Ok(());
     }
@@ -87,7 +97,7 @@ pub async fn spawn_namespace_job(
     actor: &str,
     namespace: &str,
 ) -> ApiResult<String> {
-    let projects = namespace_projects(app, namespace)?;
+    let projects = namespace_projects(app, namespace).await?;
     if !projects.is_empty() {
         publish(
             app,
@@ -212,21 +222,28 @@ pub async fn get_namespaces(
 ) -> ApiResult<ApiJson<NamespaceList>> {
     let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
     let now = Utc::now();
+    let names: Vec<String> = objects
+        .iter()
+        .filter_map(|object| {
+            object
+                .key
+                .strip_prefix(&keys::namespaces_prefix())
+                .and_then(|rest| rest.strip_suffix("/namespace.json"))
+        })
+        .filter(|name| names::validate_namespace(name).is_ok())
+        .map(str::to_owned)
+        .collect();
+    // Each namespace's record and profile chain, read concurrently rather than one by one.
+    let views: Vec<Option<NamespaceView>> = futures::stream::iter(names)
+        .map(|name| {
+            let app = &app;
+            async move { load_namespace(app, &name).await }
+        })
+        .buffered(NAMESPACE_READS)
+        .try_collect()
+        .await?;
     let mut results = Vec::new();
-    for object in objects {
-        let Some(name) = object
-            .key
-            .strip_prefix(&keys::namespaces_prefix())
-            .and_then(|rest| rest.strip_suffix("/namespace.json"))
-        else {
-            continue;
-        };
-        if names::validate_namespace(name).is_err() {
-            continue;
-        }
-        let Some(view) = load_namespace(&app, name).await? else {
-            continue;
-        };
+    for view in views.into_iter().flatten() {
         if principal
             .decide(Action::ReadMetadata, &view.target, now)
             .is_ok()
@@ -390,7 +407,7 @@ pub async fn delete_namespace(
     load_namespace(&app, &namespace)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
-    let projects = namespace_projects(&app, &namespace)?;
+    let projects = namespace_projects(&app, &namespace).await?;
     if !projects.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Conflict,

@@ -17,7 +17,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::index::cursor::{CursorError, CursorState};
 use crate::index::search::{
-    Hit, KindFilter, SearchError, SearchPage, SearchRequest, SortKey, search,
+    Hit, KindFilter, ReadableVersions, SearchError, SearchPage, SearchRequest, SortKey, search,
 };
 use crate::model::id::{ArtifactId, VersionSelector};
 use crate::permissions::{Action, ResolvedProfile, Target, can_manage};
@@ -308,29 +308,21 @@ fn with_link(app: &AppState, mut response: Response, next: Option<&str>) -> Resp
     response
 }
 
-/// One page's body `{results, count, total, next}` and its `next`.
-async fn page_body(
+/// The hits of a page as answered: highlighted when asked, presented (see [`present`]).
+/// Runs on the blocking pool: a link's target is checked with a search.
+fn present_page(
     app: &AppState,
     principal: &Principal,
-    cursor: CursorState,
-) -> ApiResult<(Value, Option<String>)> {
-    let request = request_of(app, &cursor)?;
-    let scope = search_scope(principal);
-    let index = app.index.clone();
-    let now = Utc::now();
-    let page: SearchPage =
-        tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(search_error)?;
+    cursor: &CursorState,
+    hits: Vec<Hit>,
+    now: DateTime<Utc>,
+) -> Vec<Value> {
     let words = if cursor.highlight {
         crate::index::highlight::query_words(&cursor.q)
     } else {
         Vec::new()
     };
-    let results: Vec<Value> = page
-        .hits
-        .into_iter()
+    hits.into_iter()
         .map(|hit| {
             // Built from the hit itself, before fields are filtered.
             let highlight = cursor
@@ -349,9 +341,32 @@ async fn page_body(
             }
             document
         })
-        .collect();
+        .collect()
+}
+
+/// One page's body `{results, count, total, next}` and its `next`.
+async fn page_body(
+    app: &AppState,
+    principal: &Principal,
+    cursor: CursorState,
+) -> ApiResult<(Value, Option<String>)> {
+    let request = request_of(app, &cursor)?;
+    let now = Utc::now();
+    // The search and every per-hit decision (a link target's readability is a search too)
+    // in one trip to the blocking pool.
+    let (results, total) = {
+        let (app, principal, cursor) = (app.clone(), principal.clone(), cursor.clone());
+        crate::index::off_runtime(move || -> ApiResult<(Vec<Value>, usize)> {
+            let page: SearchPage = search(&app.index, &search_scope(&principal), &request, now)
+                .map_err(search_error)?;
+            let results = present_page(&app, &principal, &cursor, page.hits, now);
+            Ok((results, page.total))
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
     let next_offset = cursor.offset + cursor.size;
-    let next = (next_offset < page.total && !results.is_empty()).then(|| {
+    let next = (next_offset < total && !results.is_empty()).then(|| {
         let token = app.cursors.encode(
             CursorState {
                 offset: next_offset,
@@ -370,12 +385,12 @@ async fn page_body(
             "scroll"
         },
         &cursor.q,
-        page.total,
+        total,
     );
     let body = json!({
         "results": results,
         "count": results.len(),
-        "total": page.total,
+        "total": total,
         "next": next,
     });
     Ok((body, next))
@@ -555,7 +570,7 @@ async fn run_facets(
 ) -> ApiResult<crate::index::search::Facets> {
     let scope = search_scope(principal);
     let index = app.index.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::index::off_runtime(move || {
         crate::index::search::facets(&index, &scope, &request, &names, size, Utc::now())
     })
     .await
@@ -590,8 +605,8 @@ pub struct MetadataParams {
     pub follow_link: Option<bool>,
 }
 
-/// Finds one document by id under the caller's scope.
-async fn find_document(app: &AppState, principal: &Principal, id: &ArtifactId) -> ApiResult<Hit> {
+/// Finds one document by id under the caller's scope (index searches: on the blocking pool).
+fn find_document(app: &AppState, principal: &Principal, id: &ArtifactId) -> ApiResult<Hit> {
     let version = match &id.version {
         VersionSelector::Exact(version) => version.clone(),
         VersionSelector::Latest => {
@@ -600,16 +615,45 @@ async fn find_document(app: &AppState, principal: &Principal, id: &ArtifactId) -
             )?
         }
     };
-    let scope = search_scope(principal);
-    let index = app.index.clone();
     let document_id = format!("{}:{}@{}", id.project, id.path, version);
-    let found = tokio::task::spawn_blocking(move || {
-        crate::index::search::get_by_id(&index, &scope, &document_id, Utc::now())
-    })
-    .await
-    .map_err(ApiError::internal)?
+    let found = crate::index::search::get_by_id(
+        &app.index,
+        &search_scope(principal),
+        &document_id,
+        Utc::now(),
+    )
     .map_err(search_error)?;
     found.ok_or_else(|| ApiError::not_found(format!("no document {id}")))
+}
+
+/// The document of `GET /files/{id}/metadata`, links followed when asked, as answered
+/// (index searches: on the blocking pool).
+fn file_metadata(
+    app: &AppState,
+    principal: &Principal,
+    id: &ArtifactId,
+    params: &MetadataParams,
+) -> ApiResult<Value> {
+    let mut hit = find_document(app, principal, id)?;
+    if params.follow_link.unwrap_or(false) {
+        let mut hops = 0;
+        while let Some(target) = hit.source["_extra"]["link"]["artifactdb"].as_str() {
+            hops += 1;
+            if hops > 8 {
+                return Err(ApiError::new(ErrorCode::Conflict, "link chain too long"));
+            }
+            let target = ArtifactId::parse(target)
+                .map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
+            hit = find_document(app, principal, &target)?;
+        }
+    }
+    let mut document = present(app, principal, hit, None, Utc::now());
+    if params.raw.unwrap_or(false)
+        && let Some(object) = document.as_object_mut()
+    {
+        object.remove("_extra");
+    }
+    Ok(document)
 }
 
 /// One document.
@@ -627,26 +671,10 @@ pub async fn get_file_metadata(
 ) -> ApiResult<ApiJson<Value>> {
     let id = ArtifactId::parse(&id)
         .map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
-    let mut hit = find_document(&app, &principal, &id).await?;
-    if params.follow_link.unwrap_or(false) {
-        let mut hops = 0;
-        while let Some(target) = hit.source["_extra"]["link"]["artifactdb"].as_str() {
-            hops += 1;
-            if hops > 8 {
-                return Err(ApiError::new(ErrorCode::Conflict, "link chain too long"));
-            }
-            let target = ArtifactId::parse(target)
-                .map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
-            hit = find_document(&app, &principal, &target).await?;
-        }
-    }
-    let now = Utc::now();
-    let mut document = present(&app, &principal, hit, None, now);
-    if params.raw.unwrap_or(false)
-        && let Some(object) = document.as_object_mut()
-    {
-        object.remove("_extra");
-    }
+    let app = app.clone();
+    let document = crate::index::off_runtime(move || file_metadata(&app, &principal, &id, &params))
+        .await
+        .map_err(ApiError::internal)??;
     Ok(ApiJson(document))
 }
 
@@ -682,17 +710,65 @@ fn list_params(params: &ListParams, kind: KindFilter) -> SearchParams {
     }
 }
 
-/// The versions of a project the caller can read, with the latest completed one.
-fn readable_versions(
+/// The readable versions and `latest` of every project of a page, in one index pass on the
+/// blocking pool's thread that calls it.
+fn readable_versions_of(
     app: &AppState,
     principal: &Principal,
-    project: &str,
-) -> ApiResult<(Vec<String>, Option<String>)> {
-    let scope = search_scope(principal);
-    let versions = crate::index::search::project_versions(&app.index, &scope, project)
-        .map_err(search_error)?;
-    let latest = super::access::latest_readable_version(app, principal, project)?;
-    Ok((versions, latest))
+    projects: &[String],
+) -> ApiResult<std::collections::HashMap<String, ReadableVersions>> {
+    crate::index::search::readable_versions(
+        &app.index,
+        &search_scope(principal),
+        projects,
+        Utc::now(),
+    )
+    .map_err(search_error)
+}
+
+/// One page of `GET /projects` as answered (on the blocking pool): the search, then the
+/// readable versions of all its projects in one pass, then each hit presented.
+fn projects_page(
+    app: &AppState,
+    principal: &Principal,
+    request: &SearchRequest,
+    fields: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<(Vec<Value>, usize)> {
+    let page = search(&app.index, &search_scope(principal), request, now).map_err(search_error)?;
+    let projects: Vec<String> = page
+        .hits
+        .iter()
+        .map(|hit| {
+            hit.source["project_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let readable = readable_versions_of(app, principal, &projects)?;
+    let mut results = Vec::with_capacity(page.hits.len());
+    for (hit, project) in page.hits.into_iter().zip(projects) {
+        let ReadableVersions { versions, latest } =
+            readable.get(&project).cloned().unwrap_or_default();
+        let mut document = present(app, principal, hit, fields, now);
+        if let Some(object) = document.as_object_mut() {
+            object.insert("project_id".to_owned(), Value::String(project));
+            object.insert(
+                "aggs".to_owned(),
+                versions
+                    .iter()
+                    .map(|v| json!({"_extra.version": v}))
+                    .collect(),
+            );
+            object.insert(
+                "latest".to_owned(),
+                json!(latest.map(|v| json!({"_extra.version": v}))),
+            );
+        }
+        results.push(document);
+    }
+    Ok((results, page.total))
 }
 
 /// Projects the caller can read, each with its readable versions; paginated (`next` and a
@@ -718,39 +794,17 @@ pub async fn get_projects(
         None => cursor_from(&app, &list_params(&params, KindFilter::Project), None, None)?,
     };
     let request = request_of(&app, &cursor)?;
-    let scope = search_scope(&principal);
-    let index = app.index.clone();
     let now = Utc::now();
-    let page = tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
+    let (results, total) = {
+        let (app, principal, fields) = (app.clone(), principal.clone(), cursor.fields.clone());
+        crate::index::off_runtime(move || {
+            projects_page(&app, &principal, &request, fields.as_deref(), now)
+        })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(search_error)?;
-    let mut results = Vec::with_capacity(page.hits.len());
-    for hit in page.hits {
-        let project = hit.source["project_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let (versions, latest) = readable_versions(&app, &principal, &project)?;
-        let mut document = present(&app, &principal, hit, cursor.fields.as_deref(), now);
-        if let Some(object) = document.as_object_mut() {
-            object.insert("project_id".to_owned(), Value::String(project));
-            object.insert(
-                "aggs".to_owned(),
-                versions
-                    .iter()
-                    .map(|v| json!({"_extra.version": v}))
-                    .collect(),
-            );
-            object.insert(
-                "latest".to_owned(),
-                json!(latest.map(|v| json!({"_extra.version": v}))),
-            );
-        }
-        results.push(document);
-    }
+        .map_err(ApiError::internal)??
+    };
     let next_offset = cursor.offset + cursor.size;
-    let next = (next_offset < page.total && !results.is_empty()).then(|| {
+    let next = (next_offset < total && !results.is_empty()).then(|| {
         let token = app.cursors.encode(
             CursorState {
                 offset: next_offset,
@@ -764,7 +818,7 @@ pub async fn get_projects(
     let mut response = ApiJson(json!({
         "results": results,
         "count": results.len(),
-        "total": page.total,
+        "total": total,
         "next": next,
     }))
     .into_response();
@@ -792,7 +846,15 @@ pub async fn get_project_versions(
     ApiPath(project): ApiPath<String>,
 ) -> ApiResult<ApiJson<Value>> {
     authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
-    let (versions, latest) = readable_versions(&app, &principal, &project)?;
+    let ReadableVersions { versions, latest } = {
+        let (app, principal, project) = (app.clone(), principal.clone(), project.clone());
+        crate::index::off_runtime(move || {
+            readable_versions_of(&app, &principal, std::slice::from_ref(&project))
+                .map(|mut found| found.remove(&project).unwrap_or_default())
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
     let latest = latest.map(|v| json!({"_extra.version": v}));
     Ok(ApiJson(json!({
         "project_id": project,

@@ -121,6 +121,8 @@ pub struct VersionListing {
     pub files: BTreeMap<String, ObjectMeta>,
     /// Sidecar records: (file path, sidecar key).
     pub sidecar_keys: Vec<(String, String)>,
+    /// The listed ETag of each sidecar key.
+    pub sidecar_etags: HashMap<String, String>,
     /// Paths of `.adbignore`.
     pub ignored: HashSet<String>,
     /// `links.json`: path → link.
@@ -278,6 +280,7 @@ impl Indexer {
         let meta_prefix = format!("{}/", keys::META);
         let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
         let mut sidecar_keys: Vec<(String, String)> = Vec::new();
+        let mut sidecar_etags: HashMap<String, String> = HashMap::new();
         let mut has_adbignore = false;
         let mut has_links = false;
         for object in objects {
@@ -290,6 +293,7 @@ impl Indexer {
                     .and_then(|rest| rest.strip_suffix(".json"))
                 {
                     sidecar_keys.push((file_path.to_owned(), object.key.clone()));
+                    sidecar_etags.insert(object.key.clone(), object.etag.clone());
                 } else if meta_path == "links.json" {
                     has_links = true;
                 }
@@ -326,6 +330,7 @@ impl Indexer {
         Ok(VersionListing {
             files,
             sidecar_keys,
+            sidecar_etags,
             ignored,
             links,
         })
@@ -557,6 +562,7 @@ impl Indexer {
             sidecar_keys,
             ignored,
             links,
+            ..
         } = match listed {
             Some(objects) => self.listing_of(project, version, objects).await?,
             None => self.version_listing(project, version).await?,

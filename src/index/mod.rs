@@ -16,6 +16,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tantivy::schema::Field;
 use tantivy::{Index, IndexReader, ReloadPolicy};
@@ -175,6 +176,70 @@ pub struct SearchIndex {
     directory: PathBuf,
     /// True when the index was (re)created empty at open and must be rebuilt from storage.
     needs_rebuild: bool,
+    /// Searches run, and how many of them ran on an async runtime's worker threads.
+    searches: SearchCounters,
+}
+
+/// Counts of index searches (every [`SearchIndex::searcher`] call), for tests and metrics:
+/// a route's cost in searches, and whether any ran where it must not.
+#[derive(Debug, Default)]
+pub struct SearchCounters {
+    total: AtomicU64,
+    on_async_workers: AtomicU64,
+}
+
+impl SearchCounters {
+    /// Searches started since the index was opened.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Searches started on a thread of an async runtime outside [`off_runtime`]: each one
+    /// blocked a worker that should have been serving other requests.
+    #[must_use]
+    pub fn on_async_workers(&self) -> u64 {
+        self.on_async_workers.load(Ordering::Relaxed)
+    }
+}
+
+thread_local! {
+    /// Set while a closure given to [`off_runtime`] runs on the blocking pool.
+    static ON_BLOCKING_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` (index searches, storage-free CPU work over their hits) on tokio's blocking
+/// pool and marks the thread meanwhile, so [`SearchIndex::searcher`] can tell a search made
+/// there from one made on an async worker. Panics in `work` are answered as a join error.
+///
+/// # Errors
+///
+/// The join error when `work` panicked or the runtime is shutting down.
+pub async fn off_runtime<T, F>(work: F) -> Result<T, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    struct Mark;
+    impl Drop for Mark {
+        fn drop(&mut self) {
+            ON_BLOCKING_POOL.set(false);
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        ON_BLOCKING_POOL.set(true);
+        let _mark = Mark;
+        work()
+    })
+    .await
+}
+
+/// Whether the current thread is inside an async runtime but not in [`off_runtime`]: an
+/// async worker (or a blocking closure that did not say so). Plain threads (benchmarks, the
+/// CLI's synchronous parts) are not.
+#[must_use]
+pub fn on_async_worker() -> bool {
+    tokio::runtime::Handle::try_current().is_ok() && !ON_BLOCKING_POOL.get()
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -256,6 +321,7 @@ impl SearchIndex {
             schema,
             directory: directory.to_path_buf(),
             needs_rebuild,
+            searches: SearchCounters::default(),
         })
     }
 
@@ -269,6 +335,27 @@ impl SearchIndex {
     #[must_use]
     pub fn reader(&self) -> &IndexReader {
         &self.reader
+    }
+
+    /// A searcher for one search: what every search of [`search`] starts from. Counts the
+    /// search, and counts (and logs at debug level) a search started on an
+    /// async worker thread instead of the blocking pool.
+    #[must_use]
+    pub fn searcher(&self) -> tantivy::Searcher {
+        self.searches.total.fetch_add(1, Ordering::Relaxed);
+        if on_async_worker() {
+            self.searches
+                .on_async_workers
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("index search on an async worker thread");
+        }
+        self.reader.searcher()
+    }
+
+    /// How many searches ran, and where.
+    #[must_use]
+    pub fn search_counters(&self) -> &SearchCounters {
+        &self.searches
     }
 
     /// The field handles.

@@ -786,7 +786,7 @@ pub fn search(
         )));
     }
     let user_query = parse_user_query_with(index, &request.query, request.prefix)?;
-    let searcher = index.reader().searcher();
+    let searcher = index.searcher();
     let mut clauses = build_query(index, access, request, user_query);
     if request.latest {
         let latest = latest_versions(index, &searcher, access, request.project.as_deref())?;
@@ -1044,7 +1044,7 @@ pub fn facets(
     let access = access_filter(scope);
     let user_query = parse_user_query_with(index, &request.query, request.prefix)?;
     let clauses = build_query(index, &access, request, user_query);
-    let searcher = index.reader().searcher();
+    let searcher = index.searcher();
     let restricted = access != AccessFilter::Unrestricted;
     let fruit = searcher.search(
         &BooleanQuery::new(clauses),
@@ -1112,7 +1112,7 @@ pub fn get_by_id(
     };
     let mut clauses = build_query(index, &access_filter(scope), &request, Box::new(AllQuery));
     clauses.push((Occur::Must, term_query(fields.id, id)));
-    let searcher = index.reader().searcher();
+    let searcher = index.searcher();
     let found = searcher.search(
         &BooleanQuery::new(clauses),
         &TopDocs::with_limit(1).order_by_score(),
@@ -1140,7 +1140,7 @@ pub fn projects_in_namespace(
         Term::from_field_text(index.fields().namespace, namespace),
         IndexRecordOption::Basic,
     );
-    let searcher = index.reader().searcher();
+    let searcher = index.searcher();
     let fruit = searcher.search(
         &query,
         &FacetCounter {
@@ -1182,6 +1182,205 @@ pub fn project_versions(
         .unwrap_or_default();
     versions.sort();
     Ok(versions)
+}
+
+/// What a caller can read of one project's versions: every version with at least one
+/// readable document (sorted), and the latest — the completed one (revision > 0) with the
+/// highest revision among them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadableVersions {
+    /// Versions with a readable document, sorted.
+    pub versions: Vec<String>,
+    /// The latest readable completed version.
+    pub latest: Option<String>,
+}
+
+/// The readable versions and `latest` of every project of `projects` under `scope`, in ONE
+/// pass over the index (a listing page asks for 50 projects at once): the file documents of
+/// those projects the access filter admits, read from fast columns. Documents whose reader
+/// grants may have expired since they were indexed are re-checked against their stored
+/// access data at `now`, like search hits, so an expired grant never reveals a version (nor
+/// makes it `latest`). Projects with nothing readable are absent from the answer.
+pub fn readable_versions(
+    index: &SearchIndex,
+    scope: &AccessScope,
+    projects: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<HashMap<String, ReadableVersions>, SearchError> {
+    if projects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let fields = index.fields();
+    let access = access_filter(scope);
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Must, term_query(fields.kind, "file"))];
+    if let Some(allow) = allow_clause(index, &access) {
+        clauses.push((Occur::Must, allow));
+    }
+    let terms = projects
+        .iter()
+        .map(|project| Term::from_field_text(fields.project_id, project));
+    clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+    let searcher = index.searcher();
+    let restricted = access != AccessFilter::Unrestricted;
+    let fruit = searcher.search(
+        &BooleanQuery::new(clauses),
+        &VersionsCollector {
+            now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
+        },
+    )?;
+    let mut seen = fruit.seen;
+    for (address, found) in fruit.suspects {
+        let document: TantivyDocument = searcher.doc(address)?;
+        let access: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
+        if scope.matches(&access, now) {
+            seen.push(found);
+        }
+    }
+    let mut answer: HashMap<String, (HashSet<String>, u64, Option<String>)> = HashMap::new();
+    for (project, version, revision) in seen {
+        let entry = answer.entry(project).or_default();
+        // Only completed versions have a revision (> 0); open versions are never `latest`.
+        if revision > 0 && (revision > entry.1 || entry.2.is_none()) {
+            entry.1 = revision;
+            entry.2 = Some(version.clone());
+        }
+        entry.0.insert(version);
+    }
+    Ok(answer
+        .into_iter()
+        .map(|(project, (versions, _, latest))| {
+            let mut versions: Vec<String> = versions.into_iter().collect();
+            versions.sort();
+            (project, ReadableVersions { versions, latest })
+        })
+        .collect())
+}
+
+/// Collects the distinct (project, version, revision) of the matching documents from fast
+/// columns; documents whose grants may have expired are set aside for a re-check.
+struct VersionsCollector {
+    /// Unix seconds of the request; `None` when nothing needs a re-check (admins).
+    now: Option<u64>,
+}
+
+struct VersionsSegmentCollector {
+    segment: tantivy::SegmentOrdinal,
+    project: tantivy::columnar::StrColumn,
+    version: tantivy::columnar::StrColumn,
+    revision: tantivy::columnar::Column<u64>,
+    expiry: Option<tantivy::columnar::Column<u64>>,
+    now: Option<u64>,
+    /// (project ord, version ord) → revision.
+    seen: HashMap<(u64, u64), u64>,
+    suspects: Vec<tantivy::DocId>,
+}
+
+/// (project, version, revision) found, and suspects with what they would add.
+#[derive(Default)]
+struct VersionsFruit {
+    seen: Vec<(String, String, u64)>,
+    suspects: Vec<(DocAddress, (String, String, u64))>,
+}
+
+impl tantivy::collector::Collector for VersionsCollector {
+    type Fruit = VersionsFruit;
+    type Child = VersionsSegmentCollector;
+
+    fn for_segment(
+        &self,
+        segment: tantivy::SegmentOrdinal,
+        reader: &tantivy::SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        let fast = reader.fast_fields();
+        let missing =
+            |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
+        Ok(VersionsSegmentCollector {
+            segment,
+            project: fast
+                .str("project_id")?
+                .ok_or_else(|| missing("project_id"))?,
+            version: fast.str("version")?.ok_or_else(|| missing("version"))?,
+            revision: fast.u64("numerical_revision")?,
+            expiry: match self.now {
+                Some(_) => Some(fast.u64("grant_expiry")?),
+                None => None,
+            },
+            now: self.now,
+            seen: HashMap::new(),
+            suspects: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<VersionsFruit>) -> tantivy::Result<VersionsFruit> {
+        let mut merged = VersionsFruit::default();
+        for fruit in fruits {
+            merged.seen.extend(fruit.seen);
+            merged.suspects.extend(fruit.suspects);
+        }
+        Ok(merged)
+    }
+}
+
+impl VersionsSegmentCollector {
+    fn names(&self, project_ord: u64, version_ord: u64) -> Option<(String, String)> {
+        let mut project = String::new();
+        let mut version = String::new();
+        self.project.ord_to_str(project_ord, &mut project).ok()?;
+        self.version.ord_to_str(version_ord, &mut version).ok()?;
+        Some((project, version))
+    }
+
+    fn key(&self, doc: tantivy::DocId) -> Option<((u64, u64), u64)> {
+        let project = self.project.term_ords(doc).next()?;
+        let version = self.version.term_ords(doc).next()?;
+        Some(((project, version), self.revision.first(doc).unwrap_or(0)))
+    }
+}
+
+impl tantivy::collector::SegmentCollector for VersionsSegmentCollector {
+    type Fruit = VersionsFruit;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        if let (Some(now), Some(expiry)) = (self.now, &self.expiry)
+            && expiry.first(doc).is_some_and(|at| at != 0 && at <= now)
+        {
+            self.suspects.push(doc);
+            return;
+        }
+        if let Some((key, revision)) = self.key(doc) {
+            let entry = self.seen.entry(key).or_insert(revision);
+            *entry = (*entry).max(revision);
+        }
+    }
+
+    fn harvest(self) -> VersionsFruit {
+        let seen = self
+            .seen
+            .iter()
+            .filter_map(|(&(project, version), &revision)| {
+                self.names(project, version)
+                    .map(|(project, version)| (project, version, revision))
+            })
+            .collect();
+        let suspects = self
+            .suspects
+            .iter()
+            .filter_map(|&doc| {
+                let ((project, version), revision) = self.key(doc)?;
+                let (project, version) = self.names(project, version)?;
+                Some((
+                    DocAddress::new(self.segment, doc),
+                    (project, version, revision),
+                ))
+            })
+            .collect();
+        VersionsFruit { seen, suspects }
+    }
 }
 
 #[cfg(test)]

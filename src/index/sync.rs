@@ -88,7 +88,7 @@ fn indexed_documents(
     owner: &str,
 ) -> Result<BTreeMap<String, Value>, IndexerError> {
     let fields = index.fields();
-    let searcher = index.reader().searcher();
+    let searcher = index.searcher();
     let query = TermQuery::new(
         Term::from_field_text(fields.version_key, owner),
         IndexRecordOption::Basic,
@@ -295,7 +295,7 @@ pub async fn check_all(
     repair: bool,
 ) -> Result<SyncReport, IndexerError> {
     let now = Utc::now();
-    let searcher = index.reader().searcher();
+    let searcher = index.searcher();
     let mut held = searcher
         .search(&AllQuery, &OwnerCollector)
         .map_err(|error| IndexerError::Index(error.into()))?;

@@ -6,6 +6,7 @@
 //! never starting with `/`); the S3 backend adds its configured prefix, the local backend maps
 //! them below its root directory. [`keys`] builds every key of the layout in SPEC §2.
 
+pub mod etag_cache;
 pub mod instrumented;
 pub mod keys;
 pub mod lease;

@@ -16,6 +16,7 @@ mod model;
 mod namespaces;
 mod relevance;
 mod replicas;
+mod route_cost;
 mod search_api;
 mod search_text;
 mod security;
