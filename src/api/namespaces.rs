@@ -13,7 +13,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -188,7 +187,7 @@ pub async fn get_namespaces(
     principal: Principal,
 ) -> ApiResult<ApiJson<NamespaceList>> {
     let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
-    let now = Utc::now();
+    let now = app.clock.now();
     let mut results = Vec::new();
     for object in objects {
         let Some(name) = object

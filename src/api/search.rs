@@ -199,7 +199,7 @@ pub fn link_target_readable(app: &AppState, principal: &Principal, target: &str)
             &app.index,
             &search_scope(principal),
             &document_id,
-            Utc::now()
+            app.clock.now()
         ),
         Ok(Some(_))
     )
@@ -317,7 +317,7 @@ async fn page_body(
     let request = request_of(app, &cursor)?;
     let scope = search_scope(principal);
     let index = app.index.clone();
-    let now = Utc::now();
+    let now = app.clock.now();
     let page: SearchPage =
         tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
             .await
@@ -555,8 +555,9 @@ async fn run_facets(
 ) -> ApiResult<crate::index::search::Facets> {
     let scope = search_scope(principal);
     let index = app.index.clone();
+    let now = app.clock.now();
     tokio::task::spawn_blocking(move || {
-        crate::index::search::facets(&index, &scope, &request, &names, size, Utc::now())
+        crate::index::search::facets(&index, &scope, &request, &names, size, now)
     })
     .await
     .map_err(ApiError::internal)?
@@ -603,8 +604,9 @@ async fn find_document(app: &AppState, principal: &Principal, id: &ArtifactId) -
     let scope = search_scope(principal);
     let index = app.index.clone();
     let document_id = format!("{}:{}@{}", id.project, id.path, version);
+    let now = app.clock.now();
     let found = tokio::task::spawn_blocking(move || {
-        crate::index::search::get_by_id(&index, &scope, &document_id, Utc::now())
+        crate::index::search::get_by_id(&index, &scope, &document_id, now)
     })
     .await
     .map_err(ApiError::internal)?
@@ -640,7 +642,7 @@ pub async fn get_file_metadata(
             hit = find_document(&app, &principal, &target).await?;
         }
     }
-    let now = Utc::now();
+    let now = app.clock.now();
     let mut document = present(&app, &principal, hit, None, now);
     if params.raw.unwrap_or(false)
         && let Some(object) = document.as_object_mut()
@@ -689,8 +691,9 @@ fn readable_versions(
     project: &str,
 ) -> ApiResult<(Vec<String>, Option<String>)> {
     let scope = search_scope(principal);
-    let versions = crate::index::search::project_versions(&app.index, &scope, project)
-        .map_err(search_error)?;
+    let versions =
+        crate::index::search::project_versions(&app.index, &scope, project, app.clock.now())
+            .map_err(search_error)?;
     let latest = super::access::latest_readable_version(app, principal, project)?;
     Ok((versions, latest))
 }
@@ -720,7 +723,7 @@ pub async fn get_projects(
     let request = request_of(&app, &cursor)?;
     let scope = search_scope(&principal);
     let index = app.index.clone();
-    let now = Utc::now();
+    let now = app.clock.now();
     let page = tokio::task::spawn_blocking(move || search(&index, &scope, &request, now))
         .await
         .map_err(ApiError::internal)?

@@ -1157,11 +1157,13 @@ pub fn projects_in_namespace(
     Ok(projects)
 }
 
-/// The versions of `project` with at least one document readable under `scope`, sorted.
+/// The versions of `project` with at least one document readable under `scope` at `now`,
+/// sorted.
 pub fn project_versions(
     index: &SearchIndex,
     scope: &AccessScope,
     project: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, SearchError> {
     let request = SearchRequest {
         size: 1,
@@ -1174,7 +1176,7 @@ pub fn project_versions(
         &request,
         &["_extra.version".to_owned()],
         usize::MAX,
-        chrono::Utc::now(),
+        now,
     )?;
     let mut versions: Vec<String> = facets
         .pop()

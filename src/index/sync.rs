@@ -292,7 +292,7 @@ pub async fn check_all(
     index: &SearchIndex,
     repair: bool,
 ) -> Result<SyncReport, IndexerError> {
-    let now = Utc::now();
+    let now = indexer.clock().now();
     let searcher = index.reader().searcher();
     let mut held = searcher
         .search(&AllQuery, &OwnerCollector)

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use trove::permissions::Role;
@@ -97,10 +98,17 @@ struct Prof {
     read: Option<Rule>,
     download: Option<Rule>,
     inherit: bool,
+    /// When a principal's entries stop counting (SPEC §3 `expires`).
+    expires: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Prof {
     fn to_json(&self, scope: &str) -> Value {
+        let expires: BTreeMap<&String, String> = self
+            .expires
+            .iter()
+            .map(|(principal, at)| (principal, at.to_rfc3339()))
+            .collect();
         json!({
             "scope": scope,
             "owners": self.owners,
@@ -110,6 +118,9 @@ impl Prof {
             "download_access": self.download.map(Rule::name),
             "write_access": "owners",
             "inherit": self.inherit,
+            // Always sent: a PUT replaces the fields it names, so an expiry of an earlier
+            // share must not survive in the server and not in the model.
+            "expires": expires,
         })
     }
 
@@ -117,7 +128,53 @@ impl Prof {
         self.owners.remove(principal);
         self.writers.remove(principal);
         self.viewers.remove(principal);
+        self.expires.remove(principal);
     }
+
+    /// The entries of one list with their expiries (`None`: never).
+    fn entries(&self, list: &BTreeSet<String>) -> Entries {
+        list.iter()
+            .map(|principal| (principal.clone(), self.expires.get(principal).copied()))
+            .collect()
+    }
+
+    fn resolved(&self) -> Resolved {
+        Resolved {
+            owners: self.entries(&self.owners),
+            writers: self.entries(&self.writers),
+            viewers: self.entries(&self.viewers),
+            read: self.read,
+            download: self.download,
+        }
+    }
+}
+
+/// Principal → expiry of one level of a resolved profile.
+type Entries = BTreeMap<String, Option<DateTime<Utc>>>;
+
+/// A resolved profile: expiries are per level, as an inherited union keeps the later of two
+/// (never beats any date).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resolved {
+    owners: Entries,
+    writers: Entries,
+    viewers: Entries,
+    read: Option<Rule>,
+    download: Option<Rule>,
+}
+
+fn union(mut into: Entries, from: &Entries) -> Entries {
+    for (principal, expiry) in from {
+        into.entry(principal.clone())
+            .and_modify(|current| {
+                *current = match (*current, *expiry) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                }
+            })
+            .or_insert(*expiry);
+    }
+    into
 }
 
 /// A version in the model.
@@ -230,27 +287,27 @@ impl Model {
     }
 
     /// The profile of the first scope that has one, unioned upwards while it says `inherit`.
-    fn resolve(chain: &[Option<&Prof>]) -> Option<Prof> {
+    fn resolve(chain: &[Option<&Prof>]) -> Option<Resolved> {
         let position = chain.iter().position(Option::is_some)?;
-        let found = chain[position].unwrap().clone();
+        let found = chain[position].unwrap();
         if !found.inherit {
-            return Some(found);
+            return Some(found.resolved());
         }
         let Some(parent) = Self::resolve(&chain[position + 1..]) else {
-            return Some(found);
+            return Some(found.resolved());
         };
-        Some(Prof {
-            owners: found.owners.union(&parent.owners).cloned().collect(),
-            writers: found.writers.union(&parent.writers).cloned().collect(),
-            viewers: found.viewers.union(&parent.viewers).cloned().collect(),
+        let own = found.resolved();
+        Some(Resolved {
+            owners: union(parent.owners, &own.owners),
+            writers: union(parent.writers, &own.writers),
+            viewers: union(parent.viewers, &own.viewers),
             read: found.read.or(parent.read),
             download: found.download.or(parent.download),
-            inherit: true,
         })
     }
 
     /// Profile and effective state of a project (`version: None`) or one of its versions.
-    fn target(&self, project: &str, version: Option<&str>) -> (Option<Prof>, State) {
+    fn target(&self, project: &str, version: Option<&str>) -> (Option<Resolved>, State) {
         let record = &self.projects[project];
         let version = version.map(|name| {
             record
@@ -289,13 +346,25 @@ impl Model {
         identities
     }
 
-    fn satisfies(&self, actor: Actor, profile: Option<&Prof>, rule: Rule) -> bool {
+    fn satisfies(
+        &self,
+        actor: Actor,
+        profile: Option<&Resolved>,
+        rule: Rule,
+        now: DateTime<Utc>,
+    ) -> bool {
         let Some(username) = actor.username() else {
             return rule == Rule::Public;
         };
         let level = profile.and_then(|profile| {
             let identities = self.identities(username);
-            let listed = |list: &BTreeSet<String>| !list.is_disjoint(&identities);
+            // An entry stops counting at its expiry instant.
+            let listed = |list: &Entries| {
+                identities.iter().any(|identity| {
+                    list.get(identity)
+                        .is_some_and(|expiry| expiry.is_none_or(|at| now < at))
+                })
+            };
             let level = if listed(&profile.owners) {
                 Some(Level::Owner)
             } else if listed(&profile.writers) {
@@ -320,7 +389,13 @@ impl Model {
     }
 
     /// SPEC §3 evaluation of `can_read` and `can_download`.
-    fn rights(&self, actor: Actor, project: &str, version: Option<&str>) -> Rights {
+    fn rights(
+        &self,
+        actor: Actor,
+        project: &str,
+        version: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Rights {
         if actor == Actor::Key {
             // The key acts for olive, confined to reading p0.
             if self.key_disabled || project != PROJECTS[0] {
@@ -329,7 +404,7 @@ impl Model {
                     download: false,
                 };
             }
-            return self.rights(Actor::Olive, project, version);
+            return self.rights(Actor::Olive, project, version, now);
         }
         let (profile, state) = self.target(project, version);
         if actor == Actor::Root {
@@ -356,19 +431,19 @@ impl Model {
         let download_rule = profile.as_ref().map_or(Rule::Nobody, |profile| {
             profile.download.unwrap_or(read_rule)
         });
-        let read = profile.is_some() && self.satisfies(actor, profile.as_ref(), read_rule);
+        let read = profile.is_some() && self.satisfies(actor, profile.as_ref(), read_rule, now);
         Rights {
             read,
-            download: read && self.satisfies(actor, profile.as_ref(), download_rule),
+            download: read && self.satisfies(actor, profile.as_ref(), download_rule, now),
         }
     }
 
     /// Ids of the file documents `actor` may read.
-    fn readable_ids(&self, actor: Actor) -> BTreeSet<String> {
+    fn readable_ids(&self, actor: Actor, now: DateTime<Utc>) -> BTreeSet<String> {
         let mut ids = BTreeSet::new();
         for (project, record) in &self.projects {
             for version in &record.versions {
-                if version.has_file && self.rights(actor, project, Some(&version.name)).read {
+                if version.has_file && self.rights(actor, project, Some(&version.name), now).read {
                     ids.insert(format!("{project}:{FILE}@{}", version.name));
                 }
             }
@@ -377,14 +452,14 @@ impl Model {
     }
 
     /// The latest version `actor` may read (highest revision) that holds a document.
-    fn latest(&self, actor: Actor, project: &str) -> Option<&VersionM> {
+    fn latest(&self, actor: Actor, project: &str, now: DateTime<Utc>) -> Option<&VersionM> {
         self.projects[project]
             .versions
             .iter()
             // A version left without any document is unknown to the index, so `latest`
             // skips it (DECISIONS, "Hardening (issue 14)").
             .filter(|version| {
-                version.has_file && self.rights(actor, project, Some(&version.name)).read
+                version.has_file && self.rights(actor, project, Some(&version.name), now).read
             })
             .max_by_key(|version| version.revision)
     }
@@ -431,6 +506,8 @@ enum Op {
     PutProfile {
         scope: Scope,
         profile: Prof,
+        /// Hours until some listed principals' entries expire (from the test clock's now).
+        expiring: BTreeMap<&'static str, u8>,
     },
     DeleteProfile {
         scope: Scope,
@@ -438,6 +515,12 @@ enum Op {
     Share {
         project: usize,
         principal: &'static str,
+        /// Hours until the share expires (from the test clock's now); never when `None`.
+        expires_hours: Option<u8>,
+    },
+    /// Moves the test clock forward (past some expiries).
+    AdvanceClock {
+        hours: u8,
     },
     Unshare {
         project: usize,
@@ -509,7 +592,17 @@ fn profile() -> impl Strategy<Value = Prof> {
             read,
             download,
             inherit,
+            expires: BTreeMap::new(),
         })
+}
+
+/// Expiries (in hours) for some principals a profile may list.
+fn expiring() -> impl Strategy<Value = BTreeMap<&'static str, u8>> {
+    prop::collection::btree_map(
+        prop::sample::select(vec!["olive", "walt", "vera", "gina", GROUP]),
+        1..=3u8,
+        0..=2,
+    )
 }
 
 fn scope() -> impl Strategy<Value = Scope> {
@@ -536,9 +629,10 @@ fn operation() -> impl Strategy<Value = Op> {
         3 => (project.clone(), prop::sample::select(vec!["private", "shared", "public"]), any::<bool>(), any::<bool>())
             .prop_map(|(project, visibility, namespaced, by_mia)| Op::CreateProject { project, visibility, namespaced, by_mia }),
         4 => project.clone().prop_map(|project| Op::PushVersion { project }),
-        4 => (scope(), profile()).prop_map(|(scope, profile)| Op::PutProfile { scope, profile }),
+        4 => (scope(), profile(), expiring()).prop_map(|(scope, profile, expiring)| Op::PutProfile { scope, profile, expiring }),
         2 => scope().prop_map(|scope| Op::DeleteProfile { scope }),
-        2 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP])).prop_map(|(project, principal)| Op::Share { project, principal }),
+        3 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP]), prop::option::weighted(0.6, 1..=3u8)).prop_map(|(project, principal, expires_hours)| Op::Share { project, principal, expires_hours }),
+        2 => (1..=3u8).prop_map(|hours| Op::AdvanceClock { hours }),
         1 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP])).prop_map(|(project, principal)| Op::Unshare { project, principal }),
         2 => (scope(), state()).prop_map(|(scope, state)| Op::SetState { scope, state }),
         1 => (project.clone(), version.clone(), any::<bool>()).prop_map(|(project, version, stable)| Op::SetStable { project, version, stable }),
@@ -559,11 +653,21 @@ const PASSWORD: &str = "password-of-tests";
 
 struct World {
     app: BackendApp,
+    /// The clock the server decides grant expiry against (moved by `AdvanceClock`).
+    clock: trove::clock::Clock,
+    /// The re-index at each grant expiry, as `trove serve` runs it.
+    reindexer: tokio::task::JoinHandle<()>,
     tokens: BTreeMap<Actor, Option<String>>,
     model: Model,
     key_id: String,
     /// Mutations the server accepted (a run that accepts none proves nothing).
     accepted: usize,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.reindexer.abort();
+    }
 }
 
 impl World {
@@ -587,7 +691,9 @@ impl World {
     }
 
     async fn setup(backend: Backend) -> Self {
-        let app = BackendApp::start(backend).await;
+        let clock = trove::clock::Clock::manual();
+        let app = BackendApp::start_with_clock(backend, clock.clone(), |_| {}).await;
+        let reindexer = trove::jobs::schedule::spawn_expiry_reindexer(app.state.clone());
         let mut tokens = BTreeMap::new();
         for actor in ACTORS {
             if let (Some(username), Some(role)) = (actor.username(), actor.role()) {
@@ -597,6 +703,8 @@ impl World {
         tokens.insert(Actor::Anonymous, None);
         let mut world = Self {
             app,
+            clock,
+            reindexer,
             tokens,
             model: Model::new(),
             key_id: String::new(),
@@ -853,10 +961,28 @@ impl World {
                     has_file: true,
                 });
             }
-            Op::PutProfile { scope, profile } => {
+            Op::PutProfile {
+                scope,
+                profile,
+                expiring,
+            } => {
                 let Some((path, scope_name)) = self.profile_path(scope) else {
                     return;
                 };
+                let now = self.clock.now();
+                let mut profile = profile.clone();
+                for (principal, hours) in expiring {
+                    let listed = profile.owners.contains(*principal)
+                        || profile.writers.contains(*principal)
+                        || profile.viewers.contains(*principal);
+                    if listed {
+                        profile.expires.insert(
+                            (*principal).to_owned(),
+                            now + chrono::Duration::hours(i64::from(*hours)),
+                        );
+                    }
+                }
+                let profile = &profile;
                 let response = self
                     .as_root(Method::PUT, &path, Some(&profile.to_json(scope_name)))
                     .await;
@@ -880,6 +1006,7 @@ impl World {
             Op::Share {
                 project: p,
                 principal,
+                expires_hours,
             } => {
                 let project = PROJECTS[*p];
                 let Some(record) = self.model.projects.get(project) else {
@@ -888,11 +1015,17 @@ impl World {
                 let higher = record.profile.as_ref().is_some_and(|profile| {
                     profile.owners.contains(*principal) || profile.writers.contains(*principal)
                 });
+                let expires_at = expires_hours
+                    .map(|hours| self.clock.now() + chrono::Duration::hours(i64::from(hours)));
+                let mut body = json!({"principal": principal});
+                if let Some(at) = expires_at {
+                    body["expires_at"] = json!(at.to_rfc3339());
+                }
                 let response = self
                     .as_root(
                         Method::POST,
                         &format!("/projects/{project}/share"),
-                        Some(&json!({"principal": principal})),
+                        Some(&body),
                     )
                     .await;
                 if higher {
@@ -911,6 +1044,10 @@ impl World {
                         ..Prof::default()
                     });
                     profile.viewers.insert((*principal).to_owned());
+                    match expires_at {
+                        Some(at) => profile.expires.insert((*principal).to_owned(), at),
+                        None => profile.expires.remove(*principal),
+                    };
                     if matches!(profile.read, Some(Rule::Owners | Rule::Writers)) {
                         profile.read = Some(Rule::Viewers);
                     }
@@ -955,7 +1092,15 @@ impl World {
                         .as_mut()
                         .unwrap();
                     profile.viewers.remove(*principal);
+                    profile.expires.remove(*principal);
                 }
+            }
+            Op::AdvanceClock { hours } => {
+                assert!(
+                    self.clock
+                        .advance(chrono::Duration::hours(i64::from(*hours)))
+                );
+                self.accepted += 1;
             }
             Op::SetState { scope, state } => {
                 let body = json!({"state": state.name()});
@@ -1170,6 +1315,7 @@ impl World {
     /// Compares every actor's view with the model; search-derived views may lag the index by
     /// a moment, so they are compared until they agree or 3 s pass.
     async fn check(&self, step: usize) {
+        let now = self.clock.now();
         for actor in ACTORS {
             let token = self.token(actor);
             if self.is_locked_out(actor) {
@@ -1182,12 +1328,18 @@ impl World {
                 );
                 continue;
             }
-            self.check_direct(step, actor, token).await;
-            self.check_search(step, actor, token).await;
+            self.check_direct(step, actor, token, now).await;
+            self.check_search(step, actor, token, now).await;
         }
     }
 
-    async fn check_direct(&self, step: usize, actor: Actor, token: Option<&str>) {
+    async fn check_direct(
+        &self,
+        step: usize,
+        actor: Actor,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
         let denied = if token.is_none() {
             StatusCode::UNAUTHORIZED
         } else {
@@ -1196,7 +1348,7 @@ impl World {
         for (project, record) in &self.model.projects {
             for version in record.versions.iter().filter(|version| version.has_file) {
                 let id = format!("{project}:{FILE}@{}", version.name);
-                let rights = self.model.rights(actor, project, Some(&version.name));
+                let rights = self.model.rights(actor, project, Some(&version.name), now);
                 let response = call(
                     &self.app,
                     Method::GET,
@@ -1239,7 +1391,7 @@ impl World {
                     assert_eq!(response.bytes, version.name.as_bytes());
                 }
             }
-            let latest = self.model.latest(actor, project);
+            let latest = self.model.latest(actor, project, now);
             let id = format!("{project}:{FILE}@latest");
             let response = call(
                 &self.app,
@@ -1273,8 +1425,14 @@ impl World {
         }
     }
 
-    async fn check_search(&self, step: usize, actor: Actor, token: Option<&str>) {
-        let expected_ids = self.model.readable_ids(actor);
+    async fn check_search(
+        &self,
+        step: usize,
+        actor: Actor,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        let expected_ids = self.model.readable_ids(actor, now);
         let mut expected_counts: BTreeMap<String, u64> = BTreeMap::new();
         for id in &expected_ids {
             *expected_counts
@@ -1285,7 +1443,7 @@ impl World {
             .model
             .projects
             .keys()
-            .filter(|project| self.model.rights(actor, project, None).read)
+            .filter(|project| self.model.rights(actor, project, None, now).read)
             .cloned()
             .collect();
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
