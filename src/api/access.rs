@@ -251,8 +251,9 @@ pub fn latest_readable_version(
     let latest = crate::index::search::latest_versions(
         &state.index,
         &searcher,
-        &crate::index::search::access_filter(&scope),
+        &scope,
         Some(project),
+        state.clock.now(),
     )
     .map_err(super::search::search_error)?;
     Ok(latest
