@@ -151,7 +151,12 @@ impl App {
             if app.index.needs_rebuild() {
                 let report = app
                     .indexer
-                    .index_projects(None, |done, total| job.progress(done as u64, total as u64))
+                    .index_projects(None, |done, total| {
+                        job.progress(done as u64, total as u64);
+                        if done > 0 {
+                            crate::crash::point("startup.rebuild.progress");
+                        }
+                    })
                     .await
                     .map_err(|error| error.to_string())?;
                 tracing::info!(

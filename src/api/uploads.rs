@@ -974,6 +974,7 @@ pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeRe
                 .mutation(event, 204, delete_version_objects(app, &project, &version))
                 .await
                 .map_err(|error| error.to_string())?;
+            crate::crash::point("purge.deleted");
             if let Err(error) = app.indexer.index_version(&project, &version).await {
                 tracing::warn!(%project, %version, %error, "purge: re-index failed");
             }
