@@ -163,6 +163,17 @@ struct Resolved {
     download: Option<Rule>,
 }
 
+/// Whether `rule` lets a principal listed at `level` through.
+fn admits(rule: Rule, level: Level) -> bool {
+    match rule {
+        Rule::Authenticated | Rule::Public => true,
+        Rule::Nobody => false,
+        Rule::Owners => level >= Level::Owner,
+        Rule::Writers => level >= Level::Writer,
+        Rule::Viewers => true,
+    }
+}
+
 fn union(mut into: Entries, from: &Entries) -> Entries {
     for (principal, expiry) in from {
         into.entry(principal.clone())
@@ -356,28 +367,9 @@ impl Model {
         let Some(username) = actor.username() else {
             return rule == Rule::Public;
         };
-        let level = profile.and_then(|profile| {
-            let identities = self.identities(username);
-            // An entry stops counting at its expiry instant.
-            let listed = |list: &Entries| {
-                identities.iter().any(|identity| {
-                    list.get(identity)
-                        .is_some_and(|expiry| expiry.is_none_or(|at| now < at))
-                })
-            };
-            let level = if listed(&profile.owners) {
-                Some(Level::Owner)
-            } else if listed(&profile.writers) {
-                Some(Level::Writer)
-            } else if listed(&profile.viewers) {
-                Some(Level::Viewer)
-            } else {
-                None
-            };
-            // Role caps bound writing and managing, not reading (DECISIONS, "Permission
-            // engine"): every check here is a read or a download.
-            level
-        });
+        // Role caps bound writing and managing, not reading (DECISIONS, "Permission
+        // engine"): every check here is a read or a download.
+        let level = profile.and_then(|profile| self.level(username, profile, now));
         match rule {
             Rule::Owners => level == Some(Level::Owner),
             Rule::Writers => level >= Some(Level::Writer),
@@ -386,6 +378,54 @@ impl Model {
             Rule::Public => true,
             Rule::Nobody => false,
         }
+    }
+
+    /// The highest level `username` (or one of its groups) is listed at, expired entries aside.
+    fn level(&self, username: &str, profile: &Resolved, now: DateTime<Utc>) -> Option<Level> {
+        let identities = self.identities(username);
+        let listed = |list: &Entries| {
+            identities.iter().any(|identity| {
+                list.get(identity)
+                    .is_some_and(|expiry| expiry.is_none_or(|at| now < at))
+            })
+        };
+        if listed(&profile.owners) {
+            Some(Level::Owner)
+        } else if listed(&profile.writers) {
+            Some(Level::Writer)
+        } else if listed(&profile.viewers) {
+            Some(Level::Viewer)
+        } else {
+            None
+        }
+    }
+
+    /// How a manage-level mutation of `project` by `actor` is refused (SPEC §3: `404` when the
+    /// project is hidden, `403` without `can_manage`, `409` while deprecated — for admins too),
+    /// `None` when it is allowed.
+    fn manage_refusal(
+        &self,
+        actor: Actor,
+        project: &str,
+        now: DateTime<Utc>,
+    ) -> Option<StatusCode> {
+        if !self.rights(actor, project, None, now).read {
+            return Some(StatusCode::NOT_FOUND);
+        }
+        let (profile, state) = self.target(project, None);
+        if actor != Actor::Root {
+            let may_own = matches!(actor.role(), Some(Role::Admin | Role::Maintainer));
+            let owner = actor.username().is_some_and(|username| {
+                profile
+                    .as_ref()
+                    .and_then(|profile| self.level(username, profile, now))
+                    == Some(Level::Owner)
+            });
+            if state == State::Disabled || !may_own || !owner {
+                return Some(StatusCode::FORBIDDEN);
+            }
+        }
+        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
     }
 
     /// SPEC §3 evaluation of `can_read` and `can_download`.
@@ -513,10 +553,25 @@ enum Op {
         scope: Scope,
     },
     Share {
+        by: Actor,
         project: usize,
         principal: &'static str,
         /// Hours until the share expires (from the test clock's now); never when `None`.
         expires_hours: Option<u8>,
+    },
+    /// `POST /projects/{p}/members` (developer or guest, optionally expiring).
+    GrantMember {
+        by: Actor,
+        project: usize,
+        principal: &'static str,
+        developer: bool,
+        expires_hours: Option<u8>,
+    },
+    /// `DELETE /projects/{p}/members/{principal}`.
+    RevokeMember {
+        by: Actor,
+        project: usize,
+        principal: &'static str,
     },
     /// Moves the test clock forward (past some expiries).
     AdvanceClock {
@@ -596,6 +651,20 @@ fn profile() -> impl Strategy<Value = Prof> {
         })
 }
 
+/// Who attempts a manage-level mutation: the admin more often, then owners-to-be and actors
+/// whose attempts must be refused.
+fn granter() -> impl Strategy<Value = Actor> {
+    prop::sample::select(vec![
+        Actor::Root,
+        Actor::Root,
+        Actor::Olive,
+        Actor::Mia,
+        Actor::Walt,
+        Actor::Vera,
+        Actor::Rex,
+    ])
+}
+
 /// Expiries (in hours) for some principals a profile may list.
 fn expiring() -> impl Strategy<Value = BTreeMap<&'static str, u8>> {
     prop::collection::btree_map(
@@ -631,7 +700,9 @@ fn operation() -> impl Strategy<Value = Op> {
         4 => project.clone().prop_map(|project| Op::PushVersion { project }),
         4 => (scope(), profile(), expiring()).prop_map(|(scope, profile, expiring)| Op::PutProfile { scope, profile, expiring }),
         2 => scope().prop_map(|scope| Op::DeleteProfile { scope }),
-        3 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP]), prop::option::weighted(0.6, 1..=3u8)).prop_map(|(project, principal, expires_hours)| Op::Share { project, principal, expires_hours }),
+        3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", GROUP]), prop::option::weighted(0.6, 1..=3u8)).prop_map(|(by, project, principal, expires_hours)| Op::Share { by, project, principal, expires_hours }),
+        3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP]), any::<bool>(), prop::option::weighted(0.5, 1..=3u8)).prop_map(|(by, project, principal, developer, expires_hours)| Op::GrantMember { by, project, principal, developer, expires_hours }),
+        2 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP])).prop_map(|(by, project, principal)| Op::RevokeMember { by, project, principal }),
         2 => (1..=3u8).prop_map(|hours| Op::AdvanceClock { hours }),
         1 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP])).prop_map(|(project, principal)| Op::Unshare { project, principal }),
         2 => (scope(), state()).prop_map(|(scope, state)| Op::SetState { scope, state }),
@@ -828,6 +899,60 @@ impl World {
         }
     }
 
+    /// How a manage-level mutation by `actor` is refused; a locked-out actor's token is
+    /// refused (`401`).
+    fn refusal(&self, actor: Actor, project: &str) -> Option<StatusCode> {
+        if self.is_locked_out(actor) {
+            return Some(StatusCode::UNAUTHORIZED);
+        }
+        self.model.manage_refusal(actor, project, self.clock.now())
+    }
+
+    /// How a project grant the caller may make is refused: a guest account as developer
+    /// (`422`), a grant the namespace already makes while its grants reach the project or a
+    /// principal owning the project (`409`).
+    fn grant_refusal(&self, project: &str, principal: &str, level: Level) -> Option<StatusCode> {
+        let now = self.clock.now();
+        if level == Level::Writer && matches!(principal, "vera" | "gina") {
+            return Some(StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let record = &self.model.projects[project];
+        let listed_level = |profile: &Prof| {
+            let alive = |list: &BTreeSet<String>| {
+                list.contains(principal)
+                    && profile.expires.get(principal).is_none_or(|at| now < *at)
+            };
+            if alive(&profile.owners) {
+                Some(Level::Owner)
+            } else if alive(&profile.writers) {
+                Some(Level::Writer)
+            } else if alive(&profile.viewers) {
+                Some(Level::Viewer)
+            } else {
+                None
+            }
+        };
+        let reaches = record
+            .profile
+            .as_ref()
+            .is_none_or(|profile| profile.inherit);
+        if record.namespaced
+            && reaches
+            && self
+                .model
+                .namespace
+                .as_ref()
+                .and_then(listed_level)
+                .is_some_and(|listed| listed >= level)
+        {
+            return Some(StatusCode::CONFLICT);
+        }
+        if record.profile.as_ref().and_then(listed_level) == Some(Level::Owner) {
+            return Some(StatusCode::CONFLICT);
+        }
+        None
+    }
+
     /// Whether the namespace and the project are active (writes need it).
     fn project_active(&self, project: &str) -> bool {
         let record = &self.model.projects[project];
@@ -1007,6 +1132,7 @@ impl World {
                 }
             }
             Op::Share {
+                by,
                 project: p,
                 principal,
                 expires_hours,
@@ -1015,6 +1141,7 @@ impl World {
                 let Some(record) = self.model.projects.get(project) else {
                     return;
                 };
+                let refusal = self.refusal(*by, project);
                 let higher = record.profile.as_ref().is_some_and(|profile| {
                     profile.owners.contains(*principal) || profile.writers.contains(*principal)
                 });
@@ -1024,13 +1151,18 @@ impl World {
                 if let Some(at) = expires_at {
                     body["expires_at"] = json!(at.to_rfc3339());
                 }
-                let response = self
-                    .as_root(
-                        Method::POST,
-                        &format!("/projects/{project}/share"),
-                        Some(&body),
-                    )
-                    .await;
+                let response = call(
+                    &self.app,
+                    Method::POST,
+                    &format!("/projects/{project}/share"),
+                    self.token(*by),
+                    Some(&body),
+                )
+                .await;
+                if let Some(status) = refusal {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
                 if higher {
                     assert_eq!(response.status, StatusCode::CONFLICT, "{}", response.text());
                     return;
@@ -1097,6 +1229,123 @@ impl World {
                     profile.viewers.remove(*principal);
                     profile.expires.remove(*principal);
                 }
+            }
+            Op::GrantMember {
+                by,
+                project: p,
+                principal,
+                developer,
+                expires_hours,
+            } => {
+                let project = PROJECTS[*p];
+                if !self.model.projects.contains_key(project) {
+                    return;
+                }
+                let refusal = self.refusal(*by, project);
+                let level = if *developer {
+                    Level::Writer
+                } else {
+                    Level::Viewer
+                };
+                let expires_at = expires_hours
+                    .map(|hours| self.clock.now() + chrono::Duration::hours(i64::from(hours)));
+                let mut body = json!({"principal": principal, "level": if *developer { "developer" } else { "guest" }});
+                if let Some(at) = expires_at {
+                    body["expires_at"] = json!(at.to_rfc3339());
+                }
+                let response = call(
+                    &self.app,
+                    Method::POST,
+                    &format!("/projects/{project}/members"),
+                    self.token(*by),
+                    Some(&body),
+                )
+                .await;
+                let expected = refusal.or_else(|| self.grant_refusal(project, principal, level));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+                self.accepted += 1;
+                let (resolved, _) = self.model.target(project, None);
+                let record = self.model.projects.get_mut(project).unwrap();
+                let namespaced = record.namespaced;
+                let profile = record.profile.get_or_insert_with(|| Prof {
+                    inherit: namespaced,
+                    ..Prof::default()
+                });
+                profile.remove_principal(principal);
+                match level {
+                    Level::Writer => profile.writers.insert((*principal).to_owned()),
+                    _ => profile.viewers.insert((*principal).to_owned()),
+                };
+                if let Some(at) = expires_at {
+                    profile.expires.insert((*principal).to_owned(), at);
+                }
+                // A grant opens the rules in force just enough that it means what it says.
+                let read = resolved.as_ref().map_or(Rule::Nobody, |resolved| {
+                    resolved.read.unwrap_or(Rule::Viewers)
+                });
+                let download = resolved
+                    .as_ref()
+                    .map_or(Rule::Nobody, |resolved| resolved.download.unwrap_or(read));
+                let rule_for = |level: Level| match level {
+                    Level::Owner => Rule::Owners,
+                    Level::Writer => Rule::Writers,
+                    Level::Viewer => Rule::Viewers,
+                };
+                if !admits(read, level) {
+                    profile.read = Some(rule_for(level));
+                }
+                if !admits(download, level) {
+                    profile.download = Some(rule_for(level));
+                }
+            }
+            Op::RevokeMember {
+                by,
+                project: p,
+                principal,
+            } => {
+                let project = PROJECTS[*p];
+                let Some(record) = self.model.projects.get(project) else {
+                    return;
+                };
+                let listed = record.profile.as_ref().is_some_and(|profile| {
+                    profile.owners.contains(*principal)
+                        || profile.writers.contains(*principal)
+                        || profile.viewers.contains(*principal)
+                });
+                let refusal = self.refusal(*by, project);
+                let response = call(
+                    &self.app,
+                    Method::DELETE,
+                    &format!("/projects/{project}/members/{}", enc(principal)),
+                    self.token(*by),
+                    None,
+                )
+                .await;
+                let expected = refusal.or((!listed).then_some(StatusCode::NOT_FOUND));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(
+                    response.status,
+                    StatusCode::NO_CONTENT,
+                    "{}",
+                    response.text()
+                );
+                self.accepted += 1;
+                let profile = self
+                    .model
+                    .projects
+                    .get_mut(project)
+                    .unwrap()
+                    .profile
+                    .as_mut()
+                    .unwrap();
+                profile.remove_principal(principal);
             }
             Op::AdvanceClock { hours } => {
                 assert!(
