@@ -3,14 +3,19 @@
 //! Random sequences of operations by several actors — an admin, two maintainers, a developer,
 //! two guests (one of them a member of a local group), a reviewer, an anonymous caller and an
 //! API key — run against the real router on both storage backends: create projects (inside
-//! and outside a namespace), push versions, put and delete profiles at every scope, share and
-//! unshare, change lifecycle states, mark versions stable, delete files and versions, change
-//! group membership, disable, delete and re-create accounts, disable API keys. After every step
-//! each actor's view — direct metadata access, download, `@latest`, search hits, aggregate
-//! counts and the `/projects` listing — is compared with a small reference model of SPEC §3
-//! written here independently of the product's permission engine. proptest shrinks any
-//! difference to a minimal sequence. `PROPTEST_CASES` raises the number of cases (default a
-//! handful per backend, so the test stays within CI's budget on a 2-core machine).
+//! and outside a namespace), push versions, put and delete profiles (with expiring entries) at
+//! every scope, share (with and without expiry) and unshare, grant and revoke project members
+//! (developer or guest, with and without expiry), change lifecycle states, mark versions
+//! stable, delete files and versions, change group membership, disable, delete and re-create
+//! accounts, disable API keys, and move the server's test clock (`trove::clock::Clock::manual`)
+//! past expiries. Shares and member grants are attempted by the admin and by non-admin actors;
+//! the model predicts each refusal (`401`, `403`, `404`, `409`, `422`) and the server must
+//! answer exactly that. After every step each actor's view — direct metadata access,
+//! download, `@latest`, search hits, aggregate counts and the `/projects` listing — is
+//! compared with a small reference model of SPEC §3 written here independently of the
+//! product's permission engine. proptest shrinks any difference to a minimal sequence.
+//! Defaults: 40 cases on local storage and 16 on S3, of 4–12 operations each;
+//! `PROPTEST_CASES` and `TROVE_MODEL_MAX_OPS` make longer runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -1807,10 +1812,14 @@ fn run_cases(backend: Backend, default_cases: u32) {
         ..ProptestConfig::default()
     };
     let mut runner = proptest::test_runner::TestRunner::new(config);
-    let result = runner.run(&prop::collection::vec(operation(), 20..=ops_max()), |ops| {
-        accepted.set(accepted.get() + runtime.block_on(run(backend, ops)));
-        Ok(())
-    });
+    let max = ops_max();
+    let result = runner.run(
+        &prop::collection::vec(operation(), MIN_OPS.min(max)..=max),
+        |ops| {
+            accepted.set(accepted.get() + runtime.block_on(run(backend, ops)));
+            Ok(())
+        },
+    );
     if let Err(error) = result {
         panic!("{error}");
     }
@@ -1820,22 +1829,27 @@ fn run_cases(backend: Backend, default_cases: u32) {
     );
 }
 
-/// Longest sequence (`TROVE_MODEL_MAX_OPS`, default 40; the issue asks for up to 200).
+/// Shortest sequence.
+const MIN_OPS: usize = 4;
+
+/// Longest sequence (`TROVE_MODEL_MAX_OPS`, default 12: many short cases find more within
+/// CI's budget than a few long ones, as each case starts from a fresh instance; the issue's
+/// 200 is a local run).
 fn ops_max() -> usize {
     std::env::var("TROVE_MODEL_MAX_OPS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(40)
+        .unwrap_or(12)
 }
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_local_storage() {
-    run_cases(Backend::Local, 4);
+    run_cases(Backend::Local, 40);
 }
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_s3() {
-    run_cases(Backend::S3, 1);
+    run_cases(Backend::S3, 16);
 }
 
 /// Found by the model with the test clock: `@latest`, `/projects/{p}/versions` and
