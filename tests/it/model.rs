@@ -5,7 +5,8 @@
 //! API key — run against the real router on both storage backends: create projects (inside
 //! and outside a namespace), push versions, put and delete profiles (with expiring entries) at
 //! every scope, share (with and without expiry) and unshare, grant and revoke project members
-//! (developer or guest, with and without expiry), change lifecycle states, mark versions
+//! (developer or guest) and namespace members (maintainer, developer or guest), with and
+//! without expiry, change lifecycle states, mark versions
 //! stable, delete files and versions, change group membership, disable, delete and re-create
 //! accounts, disable API keys, and move the server's test clock (`trove::clock::Clock::manual`)
 //! past expiries. Shares and member grants are attempted by the admin and by non-admin actors;
@@ -452,6 +453,18 @@ impl Model {
             return self.rights(Actor::Olive, project, version, now);
         }
         let (profile, state) = self.target(project, version);
+        self.rights_on(actor, profile.as_ref(), state, now)
+    }
+
+    /// `can_read` and `can_download` of a non-key actor on a target with `profile` (resolved)
+    /// and effective `state`.
+    fn rights_on(
+        &self,
+        actor: Actor,
+        profile: Option<&Resolved>,
+        state: State,
+        now: DateTime<Utc>,
+    ) -> Rights {
         if actor == Actor::Root {
             return Rights {
                 read: true,
@@ -470,17 +483,46 @@ impl Model {
                 download: true,
             };
         }
-        let read_rule = profile.as_ref().map_or(Rule::Nobody, |profile| {
+        let read_rule = profile.map_or(Rule::Nobody, |profile| {
             profile.read.unwrap_or(Rule::Viewers)
         });
-        let download_rule = profile.as_ref().map_or(Rule::Nobody, |profile| {
+        let download_rule = profile.map_or(Rule::Nobody, |profile| {
             profile.download.unwrap_or(read_rule)
         });
-        let read = profile.is_some() && self.satisfies(actor, profile.as_ref(), read_rule, now);
+        let read = profile.is_some() && self.satisfies(actor, profile, read_rule, now);
         Rights {
             read,
-            download: read && self.satisfies(actor, profile.as_ref(), download_rule, now),
+            download: read && self.satisfies(actor, profile, download_rule, now),
         }
+    }
+
+    /// The namespace as a target: its profile resolved over the global one, and its state.
+    fn namespace_target(&self) -> (Option<Resolved>, State) {
+        (
+            Self::resolve(&[self.namespace.as_ref(), self.global.as_ref()]),
+            self.namespace_state,
+        )
+    }
+
+    /// [`Model::manage_refusal`] for the namespace.
+    fn namespace_refusal(&self, actor: Actor, now: DateTime<Utc>) -> Option<StatusCode> {
+        let (profile, state) = self.namespace_target();
+        if !self.rights_on(actor, profile.as_ref(), state, now).read {
+            return Some(StatusCode::NOT_FOUND);
+        }
+        if actor != Actor::Root {
+            let may_own = matches!(actor.role(), Some(Role::Admin | Role::Maintainer));
+            let owner = actor.username().is_some_and(|username| {
+                profile
+                    .as_ref()
+                    .and_then(|profile| self.level(username, profile, now))
+                    == Some(Level::Owner)
+            });
+            if state == State::Disabled || !may_own || !owner {
+                return Some(StatusCode::FORBIDDEN);
+            }
+        }
+        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
     }
 
     /// Ids of the file documents `actor` may read.
@@ -571,6 +613,18 @@ enum Op {
         principal: &'static str,
         developer: bool,
         expires_hours: Option<u8>,
+    },
+    /// `POST /namespaces/{ns}/members` (maintainer, developer or guest, optionally expiring).
+    GrantNamespaceMember {
+        by: Actor,
+        principal: &'static str,
+        level: Level,
+        expires_hours: Option<u8>,
+    },
+    /// `DELETE /namespaces/{ns}/members/{principal}`.
+    RevokeNamespaceMember {
+        by: Actor,
+        principal: &'static str,
     },
     /// `DELETE /projects/{p}/members/{principal}`.
     RevokeMember {
@@ -708,6 +762,8 @@ fn operation() -> impl Strategy<Value = Op> {
         3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", GROUP]), prop::option::weighted(0.6, 1..=3u8)).prop_map(|(by, project, principal, expires_hours)| Op::Share { by, project, principal, expires_hours }),
         3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP]), any::<bool>(), prop::option::weighted(0.5, 1..=3u8)).prop_map(|(by, project, principal, developer, expires_hours)| Op::GrantMember { by, project, principal, developer, expires_hours }),
         2 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP])).prop_map(|(by, project, principal)| Op::RevokeMember { by, project, principal }),
+        2 => (granter(), prop::sample::select(vec!["vera", "walt", "mia", GROUP]), prop::sample::select(vec![Level::Viewer, Level::Writer, Level::Owner]), prop::option::weighted(0.5, 1..=3u8)).prop_map(|(by, principal, level, expires_hours)| Op::GrantNamespaceMember { by, principal, level, expires_hours }),
+        1 => (granter(), prop::sample::select(vec!["vera", "walt", "mia", GROUP])).prop_map(|(by, principal)| Op::RevokeNamespaceMember { by, principal }),
         2 => (1..=3u8).prop_map(|hours| Op::AdvanceClock { hours }),
         1 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP])).prop_map(|(project, principal)| Op::Unshare { project, principal }),
         2 => (scope(), state()).prop_map(|(scope, state)| Op::SetState { scope, state }),
@@ -1351,6 +1407,122 @@ impl World {
                     .as_mut()
                     .unwrap();
                 profile.remove_principal(principal);
+            }
+            Op::GrantNamespaceMember {
+                by,
+                principal,
+                level,
+                expires_hours,
+            } => {
+                let now = self.clock.now();
+                let refusal = if self.is_locked_out(*by) {
+                    Some(StatusCode::UNAUTHORIZED)
+                } else {
+                    self.model.namespace_refusal(*by, now)
+                };
+                let name = match level {
+                    Level::Owner => "maintainer",
+                    Level::Writer => "developer",
+                    Level::Viewer => "guest",
+                };
+                let expires_at =
+                    expires_hours.map(|hours| now + chrono::Duration::hours(i64::from(hours)));
+                let mut body = json!({"principal": principal, "level": name});
+                if let Some(at) = expires_at {
+                    body["expires_at"] = json!(at.to_rfc3339());
+                }
+                let response = call(
+                    &self.app,
+                    Method::POST,
+                    &format!("/namespaces/{NAMESPACE}/members"),
+                    self.token(*by),
+                    Some(&body),
+                )
+                .await;
+                // The grantee's role caps the level: vera is a guest, walt a developer.
+                let too_high = match *principal {
+                    "vera" => *level > Level::Viewer,
+                    "walt" => *level > Level::Writer,
+                    _ => false,
+                };
+                let expected = refusal.or(too_high.then_some(StatusCode::UNPROCESSABLE_ENTITY));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+                self.accepted += 1;
+                let (resolved, _) = self.model.namespace_target();
+                // An absent namespace profile starts as a private namespace's.
+                let profile = self.model.namespace.get_or_insert_with(|| Prof {
+                    read: Some(Rule::Viewers),
+                    download: Some(Rule::Viewers),
+                    ..Prof::default()
+                });
+                profile.remove_principal(principal);
+                match level {
+                    Level::Owner => profile.owners.insert((*principal).to_owned()),
+                    Level::Writer => profile.writers.insert((*principal).to_owned()),
+                    Level::Viewer => profile.viewers.insert((*principal).to_owned()),
+                };
+                if let Some(at) = expires_at {
+                    profile.expires.insert((*principal).to_owned(), at);
+                }
+                let read = resolved.as_ref().map_or(Rule::Nobody, |resolved| {
+                    resolved.read.unwrap_or(Rule::Viewers)
+                });
+                let download = resolved
+                    .as_ref()
+                    .map_or(Rule::Nobody, |resolved| resolved.download.unwrap_or(read));
+                let rule_for = |level: Level| match level {
+                    Level::Owner => Rule::Owners,
+                    Level::Writer => Rule::Writers,
+                    Level::Viewer => Rule::Viewers,
+                };
+                if !admits(read, *level) {
+                    profile.read = Some(rule_for(*level));
+                }
+                if !admits(download, *level) {
+                    profile.download = Some(rule_for(*level));
+                }
+            }
+            Op::RevokeNamespaceMember { by, principal } => {
+                let now = self.clock.now();
+                let refusal = if self.is_locked_out(*by) {
+                    Some(StatusCode::UNAUTHORIZED)
+                } else {
+                    self.model.namespace_refusal(*by, now)
+                };
+                let listed = self.model.namespace.as_ref().is_some_and(|profile| {
+                    profile.owners.contains(*principal)
+                        || profile.writers.contains(*principal)
+                        || profile.viewers.contains(*principal)
+                });
+                let response = call(
+                    &self.app,
+                    Method::DELETE,
+                    &format!("/namespaces/{NAMESPACE}/members/{}", enc(principal)),
+                    self.token(*by),
+                    None,
+                )
+                .await;
+                let expected = refusal.or((!listed).then_some(StatusCode::NOT_FOUND));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(
+                    response.status,
+                    StatusCode::NO_CONTENT,
+                    "{}",
+                    response.text()
+                );
+                self.accepted += 1;
+                self.model
+                    .namespace
+                    .as_mut()
+                    .unwrap()
+                    .remove_principal(principal);
             }
             Op::AdvanceClock { hours } => {
                 assert!(
