@@ -8,7 +8,7 @@
 //! (developer or guest) and namespace members (maintainer, developer or guest), with and
 //! without expiry, change lifecycle states, mark versions
 //! stable, delete files and versions, change group membership, disable, delete and re-create
-//! accounts, disable API keys, and move the server's test clock (`trove::clock::Clock::manual`)
+//! accounts and the group, disable API keys, and move the server's test clock (`trove::clock::Clock::manual`)
 //! past expiries. Shares and member grants are attempted by the admin and by non-admin actors;
 //! the model predicts each refusal (`401`, `403`, `404`, `409`, `422`) and the server must
 //! answer exactly that. After every step each actor's view — direct metadata access,
@@ -671,6 +671,9 @@ enum Op {
     DisableKey {
         disabled: bool,
     },
+    /// Deletes the local group, checks its name is retired, frees it and creates it again
+    /// (empty): the new group must inherit none of the old one's grants.
+    RecreateGroup,
 }
 
 fn rule() -> impl Strategy<Value = Option<Rule>> {
@@ -774,6 +777,7 @@ fn operation() -> impl Strategy<Value = Op> {
         1 => (prop::sample::select(vec!["vera", "walt", "gina"]), any::<bool>()).prop_map(|(username, disabled)| Op::DisableUser { username, disabled }),
         1 => prop::sample::select(vec!["vera", "walt"]).prop_map(|username| Op::RecreateUser { username }),
         1 => any::<bool>().prop_map(|disabled| Op::DisableKey { disabled }),
+        1 => Just(Op::RecreateGroup),
     ]
 }
 
@@ -1720,6 +1724,32 @@ impl World {
                     profile.remove_principal(username);
                 }
             }
+            Op::RecreateGroup => {
+                let response = self.as_root(Method::DELETE, "/groups/team", None).await;
+                assert_eq!(
+                    response.status,
+                    StatusCode::NO_CONTENT,
+                    "{}",
+                    response.text()
+                );
+                let create = json!({"name": "team"});
+                let response = self.as_root(Method::POST, "/groups", Some(&create)).await;
+                assert_eq!(
+                    response.status,
+                    StatusCode::CONFLICT,
+                    "a deleted group's name was taken at once: {}",
+                    response.text()
+                );
+                let response = self.as_root(Method::POST, "/groups/team/free", None).await;
+                assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+                let response = self.as_root(Method::POST, "/groups", Some(&create)).await;
+                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+                self.accepted += 1;
+                self.model.team.clear();
+                for profile in self.model.every_profile_mut() {
+                    profile.remove_principal(GROUP);
+                }
+            }
             Op::DisableKey { disabled } => {
                 let path = format!("/api-keys/{}", self.key_id);
                 let response = self
@@ -2104,4 +2134,36 @@ async fn latest_skips_a_version_whose_grant_expired_before_its_reindex() {
     let hits = search["results"].as_array().unwrap();
     assert_eq!(hits.len(), 1, "{search}");
     assert_eq!(hits[0]["_extra"]["version"], "v1", "{search}");
+}
+
+/// A fixed sequence through the model: a group granted on a project and on the namespace is
+/// deleted and re-created; the new group (and its new members) inherit none of the old grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_group_inherits_no_grant_of_the_old_one() {
+    let ops = vec![
+        Op::GroupMember {
+            username: "gina",
+            add: true,
+        },
+        Op::PushVersion { project: 0 },
+        Op::Share {
+            by: Actor::Olive,
+            project: 0,
+            principal: GROUP,
+            expires_hours: None,
+        },
+        Op::GrantNamespaceMember {
+            by: Actor::Root,
+            principal: GROUP,
+            level: Level::Writer,
+            expires_hours: Some(2),
+        },
+        Op::RecreateGroup,
+        Op::GroupMember {
+            username: "vera",
+            add: true,
+        },
+        Op::AdvanceClock { hours: 3 },
+    ];
+    assert!(run(Backend::Local, ops).await >= 6);
 }
