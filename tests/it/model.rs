@@ -6,11 +6,11 @@
 //! and outside a namespace), push versions, put and delete profiles (with expiring entries) at
 //! every scope, share (with and without expiry) and unshare, grant and revoke project members
 //! (developer or guest) and namespace members (maintainer, developer or guest), with and
-//! without expiry, change lifecycle states, mark versions
-//! stable, delete files and versions, change group membership, disable, delete and re-create
-//! accounts and the group, disable API keys, and move the server's test clock (`trove::clock::Clock::manual`)
-//! past expiries. Shares and member grants are attempted by the admin and by non-admin actors;
-//! the model predicts each refusal (`401`, `403`, `404`, `409`, `422`) and the server must
+//! without expiry, change lifecycle states, mark versions stable, delete files and versions,
+//! change group membership, disable, delete and re-create accounts and the group, disable API
+//! keys, and move the server's test clock (`trove::clock::Clock::manual`) past expiries.
+//! Shares and member grants are attempted by the admin and by non-admin actors; the model
+//! predicts each refusal (`401`, `403`, `404`, `409`, `422`) and the server must
 //! answer exactly that. After every step each actor's view — direct metadata access,
 //! download, `@latest`, search hits, aggregate counts and the `/projects` listing — is
 //! compared with a small reference model of SPEC §3 written here independently of the
