@@ -16,6 +16,7 @@ use rand::RngCore as _;
 use crate::audit::Audit;
 use crate::auth::AuthService;
 use crate::auth::oidc::OidcVerifier;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::feed::Feed;
 use crate::index::cursor::CursorCodec;
@@ -61,6 +62,8 @@ pub struct App {
     pub auth: Arc<AuthService>,
     /// The audit log.
     pub audit: Arc<Audit>,
+    /// The time grant expiry is decided against ([`Clock::system`] outside tests).
+    pub clock: Clock,
     /// When this process started.
     pub started_at: DateTime<Utc>,
     /// `false` while the start-up reconciliation runs: until the index equals storage again,
@@ -78,6 +81,12 @@ pub type AppState = Arc<App>;
 impl App {
     /// Builds every service from the settings: storage backend, index, metrics.
     pub async fn build(settings: Settings) -> anyhow::Result<AppState> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`App::build`] with grant expiry decided against `clock` (tests move a
+    /// [`Clock::manual`] past expiries).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<AppState> {
         let data_dir = settings.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -95,7 +104,8 @@ impl App {
         let index = Arc::new(index);
         let profiles = Arc::new(ProfileLoader::new(storage.clone()));
         let indexer = Indexer::new(storage.clone(), profiles.clone(), index.clone())
-            .with_max_document_bytes(settings.max_json_bytes as u64);
+            .with_max_document_bytes(settings.max_json_bytes as u64)
+            .with_clock(clock.clone());
         let cursors = CursorCodec::new(cursor_key(&settings)?);
         let auth = Arc::new(build_auth(&settings, storage.clone()).await?);
         let audit = Audit::open(
@@ -127,6 +137,7 @@ impl App {
             metrics,
             auth,
             audit,
+            clock,
             started_at: Utc::now(),
             reconciled: tokio::sync::watch::Sender::new(true),
         }))
@@ -153,7 +164,12 @@ impl App {
             if app.index.needs_rebuild() {
                 let report = app
                     .indexer
-                    .index_projects(None, |done, total| job.progress(done as u64, total as u64))
+                    .index_projects(None, |done, total| {
+                        job.progress(done as u64, total as u64);
+                        if done > 0 {
+                            crate::crash::point("startup.rebuild.progress");
+                        }
+                    })
                     .await
                     .map_err(|error| error.to_string())?;
                 tracing::info!(

@@ -14,6 +14,8 @@
 //! | `reindex.start` | a profile (or state) change is stored, its re-index job has not run |
 //! | `rebuild.progress` | an index build job has indexed its first project |
 //! | `version.delete.partial` | a version deletion (or purge) removed its first object |
+//! | `purge.deleted` | the purge deleted a late upload or an expired version (its event is completed), not yet re-indexed |
+//! | `startup.rebuild.progress` | the start-up rebuild of a missing index has indexed its first project |
 
 /// The variable naming the crash point to die at.
 pub const CRASH_AT_ENV: &str = "TROVE_TEST_CRASH_AT";

@@ -20,6 +20,7 @@
 //! - [`model`]: names, ArtifactDB ids and records.
 //! - [`config`]: settings from `trove.toml`, `TROVE_*` variables and flags.
 //! - [`telemetry`]: tracing and Prometheus metrics.
+//! - [`clock`]: the time grant expiry is decided against (system; movable in tests).
 //! - [`crash`]: test-only crash points (`TROVE_TEST_CRASH_AT`).
 
 pub mod api;
@@ -27,6 +28,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crash;
 pub mod error;

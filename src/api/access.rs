@@ -4,8 +4,6 @@
 //! exactly as the engine says. Every denial of the engine is audited here as
 //! `access.denied` with its reason — the one call site for that action.
 
-use chrono::Utc;
-
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
@@ -216,7 +214,7 @@ pub fn decide(
     target: &Target,
 ) -> ApiResult<()> {
     principal
-        .decide(action, target, Utc::now())
+        .decide(action, target, state.clock.now())
         .map_err(|denial| denied(state, principal, action, target, denial))
 }
 
@@ -231,7 +229,7 @@ pub async fn authorize_project(
     let not_found = || ApiError::not_found(format!("no project {project}"));
     let view = load_project(state, project).await?.ok_or_else(not_found)?;
     principal
-        .decide(action, &view.target, Utc::now())
+        .decide(action, &view.target, state.clock.now())
         .map_err(|denial| {
             as_missing(
                 denied(state, principal, action, &view.target, denial),
@@ -255,7 +253,7 @@ pub fn latest_readable_version(
         &state.index,
         &scope,
         &[project.to_owned()],
-        Utc::now(),
+        state.clock.now(),
     )
     .map_err(super::search::search_error)?;
     Ok(found.remove(project).and_then(|versions| versions.latest))
@@ -294,7 +292,7 @@ pub async fn authorize_version(
     let view = load_version(state, project_view, &version)
         .await?
         .ok_or_else(not_found)?;
-    let now = Utc::now();
+    let now = state.clock.now();
     // Seeing the project is part of seeing the version.
     if let Err(denial) = principal.decide(Action::ReadMetadata, &view.target, now) {
         denied(state, principal, action, &view.target, denial);

@@ -157,7 +157,13 @@ pub async fn post_api_key(
         Ok::<_, ApiError>(
             state
                 .auth
-                .create_api_key(&principal, &body.name, scopes, body.expires_in_days)
+                .create_api_key(
+                    &principal,
+                    &body.name,
+                    scopes,
+                    body.expires_in_days,
+                    state.clock.now(),
+                )
                 .await?,
         )
     }

@@ -5,7 +5,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -47,14 +46,14 @@ pub async fn get_version_info(
         &app.index,
         &project,
         &view.record.version,
-        Utc::now(),
+        app.clock.now(),
     )
     .await
     .map_err(indexer_error)?
     .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
     // Who has access is shown to those who manage the version only (as in search hits).
     if principal
-        .decide(Action::ReadPermissions, &view.target, Utc::now())
+        .decide(Action::ReadPermissions, &view.target, app.clock.now())
         .is_err()
     {
         report.permissions = serde_json::Value::Null;

@@ -268,8 +268,8 @@ fn listed_level(profile: &Profile, principal: &PrincipalRef, now: DateTime<Utc>)
 }
 
 /// Refuses an expiry already past (`422`).
-pub fn check_expiry(expires_at: Option<DateTime<Utc>>) -> ApiResult<()> {
-    if expires_at.is_some_and(|at| at <= Utc::now()) {
+pub fn check_expiry(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> ApiResult<()> {
+    if expires_at.is_some_and(|at| at <= now) {
         return Err(ApiError::new(
             ErrorCode::Unprocessable,
             "expires_at lies in the past",
@@ -309,7 +309,7 @@ pub async fn post_namespace_member(
 ) -> ApiResult<Response> {
     let view = authorize_namespace(&app, &principal, &namespace, Action::GrantMember).await?;
     let grantee = parse_principal(&request.principal)?;
-    check_expiry(request.expires_at)?;
+    check_expiry(request.expires_at, app.clock.now())?;
     check_grantee(&app, &grantee, request.level).await?;
     let resource = format!("namespace:{namespace}");
     let event = AuditEvent::new("member.grant")
@@ -397,7 +397,7 @@ pub async fn post_project_member(
         .with_code_name("no_maintainer_at_project_level"));
     }
     let grantee = parse_principal(&request.principal)?;
-    check_expiry(request.expires_at)?;
+    check_expiry(request.expires_at, app.clock.now())?;
     check_grantee(&app, &grantee, request.level).await?;
     let namespace = view.record.namespace.clone();
     let chain = app
@@ -405,7 +405,7 @@ pub async fn post_project_member(
         .load_chain_uncached(namespace.as_deref(), Some(&project), None)
         .await
         .map_err(loader_error)?;
-    let now = Utc::now();
+    let now = app.clock.now();
     // What the namespace already grants, while its grants reach the project.
     let reaches = chain.project.as_ref().is_none_or(|profile| profile.inherit);
     if let (Some(namespace), Some(profile), true) = (&namespace, &chain.namespace, reaches)
@@ -639,7 +639,7 @@ pub async fn get_namespace_members(
         format!("namespace:{namespace}"),
         &chain_levels(&chain, Some(&namespace), None),
         &view.target.profile,
-        Utc::now(),
+        app.clock.now(),
     )))
 }
 
@@ -664,6 +664,6 @@ pub async fn get_project_members(
         format!("project:{project}"),
         &chain_levels(&chain, namespace.as_deref(), Some(&project)),
         &view.target.profile,
-        Utc::now(),
+        app.clock.now(),
     )))
 }

@@ -13,7 +13,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -221,7 +220,7 @@ pub async fn get_namespaces(
     principal: Principal,
 ) -> ApiResult<ApiJson<NamespaceList>> {
     let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
-    let now = Utc::now();
+    let now = app.clock.now();
     let names: Vec<String> = objects
         .iter()
         .filter_map(|object| {

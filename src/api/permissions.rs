@@ -508,7 +508,7 @@ pub async fn post_share(
     let grantee = parse_principal(&request.principal)?;
     // As for member grants: an account or local group must exist.
     super::members::check_grantee(&app, &grantee, super::members::MemberLevel::Guest).await?;
-    super::members::check_expiry(request.expires_at)?;
+    super::members::check_expiry(request.expires_at, app.clock.now())?;
     let event = AuditEvent::new("share.create")
         .by(&principal)
         .resource(format!("project:{project}"))

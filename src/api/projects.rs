@@ -252,7 +252,7 @@ pub async fn create_project(
 ) -> ApiResult<ProjectRecord> {
     names::validate_project_id(&record.project_id).map_err(|error| name_error(&error))?;
     let target = creation_target(app, record.namespace.as_deref()).await?;
-    principal.decide(Action::CreateProject, &target, Utc::now())?;
+    principal.decide(Action::CreateProject, &target, app.clock.now())?;
     let owner = caller_principal(principal)?;
     record.created_at = Utc::now();
     record.created_by = principal.actor();

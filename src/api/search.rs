@@ -199,7 +199,7 @@ pub fn link_target_readable(app: &AppState, principal: &Principal, target: &str)
             &app.index,
             &search_scope(principal),
             &document_id,
-            Utc::now()
+            app.clock.now()
         ),
         Ok(Some(_))
     )
@@ -351,7 +351,7 @@ async fn page_body(
     cursor: CursorState,
 ) -> ApiResult<(Value, Option<String>)> {
     let request = request_of(app, &cursor)?;
-    let now = Utc::now();
+    let now = app.clock.now();
     // The search and every per-hit decision (a link target's readability is a search too)
     // in one trip to the blocking pool.
     let (results, total) = {
@@ -570,8 +570,9 @@ async fn run_facets(
 ) -> ApiResult<crate::index::search::Facets> {
     let scope = search_scope(principal);
     let index = app.index.clone();
+    let now = app.clock.now();
     crate::index::off_runtime(move || {
-        crate::index::search::facets(&index, &scope, &request, &names, size, Utc::now())
+        crate::index::search::facets(&index, &scope, &request, &names, size, now)
     })
     .await
     .map_err(ApiError::internal)?
@@ -620,7 +621,7 @@ fn find_document(app: &AppState, principal: &Principal, id: &ArtifactId) -> ApiR
         &app.index,
         &search_scope(principal),
         &document_id,
-        Utc::now(),
+        app.clock.now(),
     )
     .map_err(search_error)?;
     found.ok_or_else(|| ApiError::not_found(format!("no document {id}")))
@@ -647,7 +648,7 @@ fn file_metadata(
             hit = find_document(app, principal, &target)?;
         }
     }
-    let mut document = present(app, principal, hit, None, Utc::now());
+    let mut document = present(app, principal, hit, None, app.clock.now());
     if params.raw.unwrap_or(false)
         && let Some(object) = document.as_object_mut()
     {
@@ -721,7 +722,7 @@ fn readable_versions_of(
         &app.index,
         &search_scope(principal),
         projects,
-        Utc::now(),
+        app.clock.now(),
     )
     .map_err(search_error)
 }
@@ -794,7 +795,7 @@ pub async fn get_projects(
         None => cursor_from(&app, &list_params(&params, KindFilter::Project), None, None)?,
     };
     let request = request_of(&app, &cursor)?;
-    let now = Utc::now();
+    let now = app.clock.now();
     let (results, total) = {
         let (app, principal, fields) = (app.clone(), principal.clone(), cursor.fields.clone());
         crate::index::off_runtime(move || {

@@ -194,7 +194,7 @@ async fn find_duplicate(
         .version_names(project)
         .await
         .map_err(super::projects::index_error)?;
-    let now = Utc::now();
+    let now = app.clock.now();
     let mut best: Option<(u64, String)> = None;
     for version in versions {
         let Some(view) = load_version(app, project_view.clone(), &version).await? else {
@@ -371,7 +371,7 @@ async fn start_upload(
         let view = load_project(app, &project)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
-        principal.decide(Action::CreateVersion, &view.target, Utc::now())?;
+        principal.decide(Action::CreateVersion, &view.target, app.clock.now())?;
     }
     create_version(app, &record).await?;
 
@@ -863,7 +863,7 @@ pub async fn check_presigned_upload(
         .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
     let allowed = signer.is_some_and(|signer| {
         signer
-            .decide(Action::UploadFile, &view.target, Utc::now())
+            .decide(Action::UploadFile, &view.target, app.clock.now())
             .is_ok()
     });
     if !allowed {
@@ -970,6 +970,7 @@ pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeRe
                 .mutation(event, 204, delete_version_objects(app, &project, &version))
                 .await
                 .map_err(|error| error.to_string())?;
+            crate::crash::point("purge.deleted");
             let change = crate::feed::Change::Version {
                 project: project.clone(),
                 version: version.clone(),

@@ -1264,13 +1264,15 @@ impl AuthService {
         }
     }
 
-    /// `POST /api-keys`: admins for anything; owners (who may manage) for what they own.
+    /// `POST /api-keys`: admins for anything; owners (who may manage) for what they own, their
+    /// ownership judged with grant expiry at `grants_now` (the app's clock).
     pub async fn create_api_key(
         &self,
         principal: &Principal,
         name: &str,
         scopes: Vec<MachineGrant>,
         expires_in_days: Option<u32>,
+        grants_now: DateTime<Utc>,
     ) -> Result<CreatedApiKey> {
         let creator = self.require_account(principal)?.to_owned();
         names::validate_username(name)?;
@@ -1288,7 +1290,7 @@ impl AuthService {
         let now = Utc::now();
         for scope in &scopes {
             let target = self.scope_target(&scope.target).await?;
-            if !principal.is_admin() && !can_manage(&principal.caller, &target, now) {
+            if !principal.is_admin() && !can_manage(&principal.caller, &target, grants_now) {
                 return Err(AuthError::Forbidden(
                     "api keys can only be created for what you own".to_owned(),
                 ));

@@ -156,6 +156,8 @@ pub struct Indexer {
     /// Largest metadata document parsed; a bigger `.json` is indexed as a plain file and
     /// flagged `_extra.oversized` (never read whole).
     max_document_bytes: u64,
+    /// The time grant expiry is decided against.
+    clock: crate::clock::Clock,
 }
 
 /// Default of [`Indexer::with_max_document_bytes`] (the API's default JSON cap).
@@ -230,7 +232,21 @@ impl Indexer {
             index,
             expiries: Arc::new(super::expiry::ExpiryTracker::new()),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            clock: crate::clock::Clock::system(),
         }
+    }
+
+    /// Decides grant expiry against `clock` instead of the system time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The time grant expiry is decided against.
+    #[must_use]
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     /// Sets the largest metadata document the indexer parses.
@@ -689,7 +705,7 @@ impl Indexer {
 
     /// Re-indexes one version (after an upload, a completion, a profile or state change).
     pub async fn index_version(&self, project: &str, version: &str) -> Result<IndexReport> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let owner = format!("{project}/{version}");
         let Some(context) = self.project_context(project).await? else {
             self.index
@@ -791,7 +807,7 @@ impl Indexer {
         projects: Option<Vec<String>>,
         mut progress: impl FnMut(usize, usize) + Send,
     ) -> Result<IndexReport> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let projects = match projects {
             Some(projects) => projects,
             None => self.project_ids().await?,

@@ -633,29 +633,45 @@ pub fn build_query(
     clauses
 }
 
-/// The latest readable version of every project under `access`: version keys
-/// `<project>/<version>` of the highest `numerical_revision` per project.
+/// The latest readable version of every project under `scope` at `now`: version keys
+/// `<project>/<version>` of the highest `numerical_revision` per project. A document whose
+/// reader grants may have expired since it was indexed is re-checked against its stored
+/// access data (as search hits and counts are), so a version whose grant just expired never
+/// hides the older version the caller can still read.
 pub fn latest_versions(
     index: &SearchIndex,
     searcher: &Searcher,
-    access: &AccessFilter,
+    scope: &AccessScope,
     project: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, SearchError> {
+    let access = access_filter(scope);
     let fields = index.fields();
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
         vec![(Occur::Must, term_query(fields.kind, "file"))];
-    if let Some(allow) = allow_clause(index, access) {
+    if let Some(allow) = allow_clause(index, &access) {
         clauses.push((Occur::Must, allow));
     }
     if let Some(project) = project {
         clauses.push((Occur::Must, term_query(fields.project_id, project)));
     }
     let query = BooleanQuery::new(clauses);
-    let collector = LatestCollector;
-    let per_segment = searcher.search(&query, &collector)?;
+    let restricted = access != AccessFilter::Unrestricted;
+    let collector = LatestCollector {
+        now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
+    };
+    let (per_segment, suspects) = searcher.search(&query, &collector)?;
+    let mut candidates = per_segment;
+    for (address, candidate) in suspects {
+        let document: TantivyDocument = searcher.doc(address)?;
+        let stored: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
+        if scope.matches(&stored, now) {
+            candidates.push(candidate);
+        }
+    }
     let mut best: HashMap<String, (u64, String)> = HashMap::new();
     // Only completed versions have a revision (> 0); open versions are never `latest`.
-    for (project, revision, version) in per_segment
+    for (project, revision, version) in candidates
         .into_iter()
         .filter(|(_, revision, _)| *revision > 0)
     {
@@ -670,35 +686,69 @@ pub fn latest_versions(
         .collect())
 }
 
-/// Collects (project, highest revision, its version) per segment from fast fields.
-struct LatestCollector;
+/// (project, revision, version) of one document.
+type LatestCandidate = (String, u64, String);
+
+/// Collects (project, highest revision, its version) per segment from fast fields, and sets
+/// aside the documents whose reader grants may have expired (to be re-checked).
+struct LatestCollector {
+    /// Unix seconds of the request; `None` when nothing needs a re-check (admins).
+    now: Option<u64>,
+}
 
 struct LatestSegmentCollector {
+    segment: tantivy::SegmentOrdinal,
     project: tantivy::columnar::StrColumn,
     version: tantivy::columnar::StrColumn,
     revision: tantivy::columnar::Column<u64>,
+    expiry: Option<tantivy::columnar::Column<u64>>,
+    now: Option<u64>,
     best: HashMap<u64, (u64, u32)>,
+    suspects: Vec<tantivy::DocId>,
+}
+
+impl LatestSegmentCollector {
+    fn candidate(&self, project_ord: u64, revision: u64, doc: u32) -> Option<LatestCandidate> {
+        let mut project = String::new();
+        let mut version = String::new();
+        if self.project.ord_to_str(project_ord, &mut project).is_err() {
+            return None;
+        }
+        if let Some(version_ord) = self.version.term_ords(doc).next()
+            && self.version.ord_to_str(version_ord, &mut version).is_err()
+        {
+            return None;
+        }
+        Some((project, revision, version))
+    }
 }
 
 impl tantivy::collector::Collector for LatestCollector {
-    type Fruit = Vec<(String, u64, String)>;
+    type Fruit = (Vec<LatestCandidate>, Vec<(DocAddress, LatestCandidate)>);
     type Child = LatestSegmentCollector;
 
     fn for_segment(
         &self,
-        _segment_local_id: u32,
+        segment: u32,
         reader: &tantivy::SegmentReader,
     ) -> tantivy::Result<Self::Child> {
         let fast = reader.fast_fields();
         let missing =
             |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
         Ok(LatestSegmentCollector {
+            segment,
             project: fast
                 .str("project_id")?
                 .ok_or_else(|| missing("project_id"))?,
             version: fast.str("version")?.ok_or_else(|| missing("version"))?,
             revision: fast.u64("numerical_revision")?,
+            expiry: match self.now {
+                Some(_) => Some(fast.u64("grant_expiry")?),
+                None => None,
+            },
+            now: self.now,
             best: HashMap::new(),
+            suspects: Vec::new(),
         })
     }
 
@@ -707,14 +757,25 @@ impl tantivy::collector::Collector for LatestCollector {
     }
 
     fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
-        Ok(fruits.into_iter().flatten().collect())
+        let mut merged = (Vec::new(), Vec::new());
+        for (best, suspects) in fruits {
+            merged.0.extend(best);
+            merged.1.extend(suspects);
+        }
+        Ok(merged)
     }
 }
 
 impl tantivy::collector::SegmentCollector for LatestSegmentCollector {
-    type Fruit = Vec<(String, u64, String)>;
+    type Fruit = (Vec<LatestCandidate>, Vec<(DocAddress, LatestCandidate)>);
 
     fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        if let (Some(now), Some(expiry)) = (self.now, &self.expiry)
+            && expiry.first(doc).is_some_and(|at| at != 0 && at <= now)
+        {
+            self.suspects.push(doc);
+            return;
+        }
         let Some(project_ord) = self.project.term_ords(doc).next() else {
             return;
         };
@@ -727,20 +788,20 @@ impl tantivy::collector::SegmentCollector for LatestSegmentCollector {
 
     fn harvest(self) -> Self::Fruit {
         let mut out = Vec::with_capacity(self.best.len());
-        for (project_ord, (revision, doc)) in self.best {
-            let mut project = String::new();
-            let mut version = String::new();
-            if self.project.ord_to_str(project_ord, &mut project).is_err() {
-                continue;
-            }
-            if let Some(version_ord) = self.version.term_ords(doc).next()
-                && self.version.ord_to_str(version_ord, &mut version).is_err()
-            {
-                continue;
-            }
-            out.push((project, revision, version));
+        for (&project_ord, &(revision, doc)) in &self.best {
+            out.extend(self.candidate(project_ord, revision, doc));
         }
-        out
+        let mut suspects = Vec::with_capacity(self.suspects.len());
+        for &doc in &self.suspects {
+            let Some(project_ord) = self.project.term_ords(doc).next() else {
+                continue;
+            };
+            let revision = self.revision.first(doc).unwrap_or(0);
+            if let Some(candidate) = self.candidate(project_ord, revision, doc) {
+                suspects.push((DocAddress::new(self.segment, doc), candidate));
+            }
+        }
+        (out, suspects)
     }
 }
 
@@ -789,7 +850,7 @@ pub fn search(
     let searcher = index.searcher();
     let mut clauses = build_query(index, access, request, user_query);
     if request.latest {
-        let latest = latest_versions(index, &searcher, access, request.project.as_deref())?;
+        let latest = latest_versions(index, &searcher, scope, request.project.as_deref(), now)?;
         let terms = latest
             .iter()
             .map(|key| Term::from_field_text(index.fields().version_key, key));
@@ -1157,11 +1218,13 @@ pub fn projects_in_namespace(
     Ok(projects)
 }
 
-/// The versions of `project` with at least one document readable under `scope`, sorted.
+/// The versions of `project` with at least one document readable under `scope` at `now`,
+/// sorted.
 pub fn project_versions(
     index: &SearchIndex,
     scope: &AccessScope,
     project: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, SearchError> {
     let request = SearchRequest {
         size: 1,
@@ -1174,7 +1237,7 @@ pub fn project_versions(
         &request,
         &["_extra.version".to_owned()],
         usize::MAX,
-        chrono::Utc::now(),
+        now,
     )?;
     let mut versions: Vec<String> = facets
         .pop()

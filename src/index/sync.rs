@@ -294,7 +294,7 @@ pub async fn check_all(
     index: &SearchIndex,
     repair: bool,
 ) -> Result<SyncReport, IndexerError> {
-    let now = Utc::now();
+    let now = indexer.clock().now();
     let searcher = index.searcher();
     let mut held = searcher
         .search(&AllQuery, &OwnerCollector)

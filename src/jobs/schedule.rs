@@ -122,7 +122,7 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
             let wait = expiries
                 .next()
                 .map_or(std::time::Duration::from_secs(60), |at| {
-                    (at - chrono::Utc::now())
+                    (at - app.clock.now())
                         .to_std()
                         .unwrap_or_default()
                         .min(std::time::Duration::from_secs(60))
@@ -130,8 +130,10 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = expiries.changed() => continue,
+                // A test clock jumping past an expiry acts like the time passing.
+                () = app.clock.advanced() => {}
             }
-            let due: Vec<String> = expiries.take_due(chrono::Utc::now()).into_iter().collect();
+            let due: Vec<String> = expiries.take_due(app.clock.now()).into_iter().collect();
             if due.is_empty() {
                 continue;
             }

@@ -60,6 +60,13 @@ impl Server {
     /// Starts `trove serve` on `data_dir`, dying at `crash_at` when given; waits until it
     /// answers `/healthz`.
     async fn start(data_dir: &Path, crash_at: Option<&str>) -> Self {
+        Self::start_with_env(data_dir, crash_at, &[]).await
+    }
+
+    /// Spawns `trove serve` on `data_dir` with more environment variables (e.g. a purge
+    /// every second), dying at `crash_at` when given; does not wait for it (it may die at
+    /// start).
+    fn spawn(data_dir: &Path, crash_at: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = std::fs::File::create(data_dir.with_extension(format!("{port}.log"))).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_trove"));
@@ -86,11 +93,21 @@ impl Server {
         if let Some(point) = crash_at {
             command.env(trove::crash::CRASH_AT_ENV, point);
         }
-        let mut server = Self {
+        command.envs(extra_env.iter().copied());
+        Self {
             child: command.spawn().unwrap(),
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
-        };
+        }
+    }
+
+    /// Starts `trove serve` like [`Server::spawn`] and waits until it answers `/healthz`.
+    async fn start_with_env(
+        data_dir: &Path,
+        crash_at: Option<&str>,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let mut server = Self::spawn(data_dir, crash_at, extra_env);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(response) = server
@@ -761,6 +778,188 @@ async fn a_crash_during_a_version_deletion_leaves_a_consistent_remainder() {
         String::from_utf8_lossy(&answer.bytes)
     );
     server.assert_no_drift(&root).await;
+}
+
+/// The purge every second (six-field cron, seconds first).
+const PURGE_EVERY_SECOND: (&str, &str) = ("TROVE_PURGE_CRON", "* * * * * *");
+
+/// Adds a completed transient version `project@version` holding `t.bin`, expiring two
+/// seconds from now (the purge deletes it once that moment passed).
+async fn transient_version(server: &Server, root: &str, project: &str, version: &str) {
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let answer = server
+        .ok(
+            Method::POST,
+            &format!("/projects/{project}/version/{version}/upload"),
+            Some(root),
+            Some(json!({"filenames": ["t.bin"], "expires_in": expires})),
+        )
+        .await
+        .json();
+    let url = answer["presigned_urls"][0]["url"].as_str().unwrap();
+    let response = server
+        .client
+        .put(url)
+        .body(b"transient bytes".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let completed = server
+        .send(
+            Method::PUT,
+            &format!("/projects/{project}/version/{version}/complete"),
+            Some(root),
+            None,
+        )
+        .await
+        .unwrap();
+    server.wait_job(root, &completed).await;
+    let id = format!("{project}:t.bin@{version}");
+    assert!(server.search_ids(Some(root), "*").await.contains(&id));
+}
+
+/// After a crash during a purge and a restart whose purge runs again: the expired version is
+/// gone from storage, search and direct access, and nothing else changed.
+async fn assert_purged(server: &Server, root: &str, scene: &Scene) {
+    let id = "secret:t.bin@t1";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = server
+            .send(
+                Method::GET,
+                &format!("/files/{}/metadata", enc(id)),
+                Some(root),
+                None,
+            )
+            .await
+            .unwrap();
+        let gone_from_storage = !scene.data_dir.join("objects/secret/t1").exists()
+            || count_files(&scene.data_dir.join("objects/secret/t1")) == 0;
+        if answer.status == StatusCode::NOT_FOUND && gone_from_storage {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the expired version is still there: {}",
+            answer.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !server
+            .search_ids(Some(root), "*")
+            .await
+            .contains(&id.to_owned())
+    );
+    server.assert_no_drift(root).await;
+    let purges = server.audit(root, "version.purge").await;
+    assert!(
+        purges.iter().any(|event| event["outcome"] != "pending"),
+        "no purge completed: {purges:?}"
+    );
+}
+
+/// Dies during the purge of an expired transient version, after its first object was
+/// deleted: after a restart (its purge finishes the job) the version is wholly gone, the
+/// index follows storage and every acknowledged file is intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_purge_is_finished_by_the_next_purge() {
+    let (scene, server, root) = scene().await;
+    transient_version(&server, &root, "secret", "t1").await;
+    drop(server);
+    Server::spawn(
+        &scene.data_dir,
+        Some("version.delete.partial"),
+        &[PURGE_EVERY_SECOND],
+    )
+    .wait_for_death()
+    .await;
+    let purges_pending = {
+        let server = Server::start(&scene.data_dir, None).await;
+        let root = server.login("root", ROOT_PASSWORD).await;
+        server.audit(&root, "version.purge").await
+    };
+    assert_eq!(
+        purges_pending.first().map(|event| event["outcome"].clone()),
+        Some(json!("pending")),
+        "{purges_pending:?}"
+    );
+
+    let (server, _) = scene.restart_and_check().await;
+    drop(server);
+    let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    assert_purged(&server, &root, &scene).await;
+    for (id, bytes) in &scene.acknowledged {
+        server.assert_downloads(&root, id, bytes).await;
+    }
+}
+
+/// Dies after the purge deleted an expired version and completed its audit event, before the
+/// re-index: after restart its documents are not found by anyone and the index equals storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_a_purge_and_its_reindex_is_repaired_at_start() {
+    let (scene, server, root) = scene().await;
+    transient_version(&server, &root, "secret", "t1").await;
+    drop(server);
+    Server::spawn(
+        &scene.data_dir,
+        Some("purge.deleted"),
+        &[PURGE_EVERY_SECOND],
+    )
+    .wait_for_death()
+    .await;
+
+    let (server, root) = scene.restart_and_check().await;
+    assert_purged(&server, &root, &scene).await;
+}
+
+/// Dies while the start-up reconciliation rebuilds a missing index: the next start repairs
+/// it — every document indexed exactly once, no drift, nobody reads more than before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_the_startup_rebuild_is_repaired_by_the_next_start() {
+    let (scene, server, root) = scene().await;
+    for project in ["r1", "r2", "r3"] {
+        server
+            .ok(Method::POST, "/projects", Some(&root), Some(json!({"project_id": project, "title": project, "type": "DATASET", "visibility": "private"})))
+            .await;
+        server
+            .ok(
+                Method::POST,
+                &format!("/projects/{project}/versions"),
+                Some(&root),
+                Some(json!({"version": "v1"})),
+            )
+            .await;
+        let answer = server
+            .upload(&root, project, "v1", "x.bin", project.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::CREATED);
+        let answer = server
+            .send(
+                Method::PUT,
+                &format!("/projects/{project}/version/v1/complete"),
+                Some(&root),
+                None,
+            )
+            .await
+            .unwrap();
+        server.wait_job(&root, &answer).await;
+    }
+    let before = server.search_ids(Some(&root), "*").await;
+    assert_eq!(before.len(), 5, "{before:?}");
+    drop(server);
+    // The index is lost: the next start rebuilds it from storage, and dies doing so.
+    std::fs::remove_dir_all(scene.data_dir.join("index")).unwrap();
+    Server::spawn(&scene.data_dir, Some("startup.rebuild.progress"), &[])
+        .wait_for_death()
+        .await;
+
+    let (server, root) = scene.restart_and_check().await;
+    let after = server.search_ids(Some(&root), "*").await;
+    assert_eq!(after, before, "documents lost or duplicated");
 }
 
 /// The S3 server stops while an upload streams and while a version completes: each answers

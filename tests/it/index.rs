@@ -408,12 +408,23 @@ async fn an_expired_grant_never_returns_a_hit_even_before_reindexing() {
     assert!(count("carol").is_empty(), "{:?}", count("carol"));
     assert_eq!(count("dave"), [("p9".to_owned(), 1)]);
     assert!(
-        trove::index::search::project_versions(&index, &readers(&["carol"]), "p9")
-            .unwrap()
-            .is_empty()
+        trove::index::search::project_versions(
+            &index,
+            &readers(&["carol"]),
+            "p9",
+            chrono::Utc::now()
+        )
+        .unwrap()
+        .is_empty()
     );
     assert_eq!(
-        trove::index::search::project_versions(&index, &readers(&["dave"]), "p9").unwrap(),
+        trove::index::search::project_versions(
+            &index,
+            &readers(&["dave"]),
+            "p9",
+            chrono::Utc::now()
+        )
+        .unwrap(),
         ["v1"]
     );
 }

@@ -3,19 +3,26 @@
 //! Random sequences of operations by several actors — an admin, two maintainers, a developer,
 //! two guests (one of them a member of a local group), a reviewer, an anonymous caller and an
 //! API key — run against the real router on both storage backends: create projects (inside
-//! and outside a namespace), push versions, put and delete profiles at every scope, share and
-//! unshare, change lifecycle states, mark versions stable, delete files and versions, change
-//! group membership, disable, delete and re-create accounts, disable API keys. After every step
-//! each actor's view — direct metadata access, download, `@latest`, search hits, aggregate
-//! counts and the `/projects` listing — is compared with a small reference model of SPEC §3
-//! written here independently of the product's permission engine. proptest shrinks any
-//! difference to a minimal sequence. `PROPTEST_CASES` raises the number of cases (default a
-//! handful per backend, so the test stays within CI's budget on a 2-core machine).
+//! and outside a namespace), push versions, put and delete profiles (with expiring entries) at
+//! every scope, share (with and without expiry) and unshare, grant and revoke project members
+//! (developer or guest) and namespace members (maintainer, developer or guest), with and
+//! without expiry, change lifecycle states, mark versions stable, delete files and versions,
+//! change group membership, disable, delete and re-create accounts and the group, disable API
+//! keys, and move the server's test clock (`trove::clock::Clock::manual`) past expiries.
+//! Shares and member grants are attempted by the admin and by non-admin actors; the model
+//! predicts each refusal (`401`, `403`, `404`, `409`, `422`) and the server must
+//! answer exactly that. After every step each actor's view — direct metadata access,
+//! download, `@latest`, search hits, aggregate counts and the `/projects` listing — is
+//! compared with a small reference model of SPEC §3 written here independently of the
+//! product's permission engine. proptest shrinks any difference to a minimal sequence.
+//! Defaults: 40 cases on local storage and 16 on S3, of 4–12 operations each;
+//! `PROPTEST_CASES` and `TROVE_MODEL_MAX_OPS` make longer runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use trove::permissions::Role;
@@ -97,10 +104,17 @@ struct Prof {
     read: Option<Rule>,
     download: Option<Rule>,
     inherit: bool,
+    /// When a principal's entries stop counting (SPEC §3 `expires`).
+    expires: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Prof {
     fn to_json(&self, scope: &str) -> Value {
+        let expires: BTreeMap<&String, String> = self
+            .expires
+            .iter()
+            .map(|(principal, at)| (principal, at.to_rfc3339()))
+            .collect();
         json!({
             "scope": scope,
             "owners": self.owners,
@@ -110,6 +124,9 @@ impl Prof {
             "download_access": self.download.map(Rule::name),
             "write_access": "owners",
             "inherit": self.inherit,
+            // Always sent: a PUT replaces the fields it names, so an expiry of an earlier
+            // share must not survive in the server and not in the model.
+            "expires": expires,
         })
     }
 
@@ -117,7 +134,64 @@ impl Prof {
         self.owners.remove(principal);
         self.writers.remove(principal);
         self.viewers.remove(principal);
+        self.expires.remove(principal);
     }
+
+    /// The entries of one list with their expiries (`None`: never).
+    fn entries(&self, list: &BTreeSet<String>) -> Entries {
+        list.iter()
+            .map(|principal| (principal.clone(), self.expires.get(principal).copied()))
+            .collect()
+    }
+
+    fn resolved(&self) -> Resolved {
+        Resolved {
+            owners: self.entries(&self.owners),
+            writers: self.entries(&self.writers),
+            viewers: self.entries(&self.viewers),
+            read: self.read,
+            download: self.download,
+        }
+    }
+}
+
+/// Principal → expiry of one level of a resolved profile.
+type Entries = BTreeMap<String, Option<DateTime<Utc>>>;
+
+/// A resolved profile: expiries are per level, as an inherited union keeps the later of two
+/// (never beats any date).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resolved {
+    owners: Entries,
+    writers: Entries,
+    viewers: Entries,
+    read: Option<Rule>,
+    download: Option<Rule>,
+}
+
+/// Whether `rule` lets a principal listed at `level` through.
+fn admits(rule: Rule, level: Level) -> bool {
+    match rule {
+        Rule::Authenticated | Rule::Public => true,
+        Rule::Nobody => false,
+        Rule::Owners => level >= Level::Owner,
+        Rule::Writers => level >= Level::Writer,
+        Rule::Viewers => true,
+    }
+}
+
+fn union(mut into: Entries, from: &Entries) -> Entries {
+    for (principal, expiry) in from {
+        into.entry(principal.clone())
+            .and_modify(|current| {
+                *current = match (*current, *expiry) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                }
+            })
+            .or_insert(*expiry);
+    }
+    into
 }
 
 /// A version in the model.
@@ -230,27 +304,32 @@ impl Model {
     }
 
     /// The profile of the first scope that has one, unioned upwards while it says `inherit`.
-    fn resolve(chain: &[Option<&Prof>]) -> Option<Prof> {
+    fn resolve(chain: &[Option<&Prof>]) -> Option<Resolved> {
         let position = chain.iter().position(Option::is_some)?;
-        let found = chain[position].unwrap().clone();
+        let found = chain[position].unwrap();
         if !found.inherit {
-            return Some(found);
+            return Some(found.resolved());
         }
         let Some(parent) = Self::resolve(&chain[position + 1..]) else {
-            return Some(found);
+            return Some(found.resolved());
         };
-        Some(Prof {
-            owners: found.owners.union(&parent.owners).cloned().collect(),
-            writers: found.writers.union(&parent.writers).cloned().collect(),
-            viewers: found.viewers.union(&parent.viewers).cloned().collect(),
-            read: found.read.or(parent.read),
-            download: found.download.or(parent.download),
-            inherit: true,
+        let own = found.resolved();
+        // The rules the child does not set are the parent's rules in force: an absent
+        // `download_access` inherits the parent's download rule, not the child's read rule
+        // (SPEC §3: "its access rules override the parent's only where it sets them").
+        let parent_read = parent.read.unwrap_or(Rule::Viewers);
+        let parent_download = parent.download.unwrap_or(parent_read);
+        Some(Resolved {
+            owners: union(parent.owners, &own.owners),
+            writers: union(parent.writers, &own.writers),
+            viewers: union(parent.viewers, &own.viewers),
+            read: Some(found.read.unwrap_or(parent_read)),
+            download: Some(found.download.unwrap_or(parent_download)),
         })
     }
 
     /// Profile and effective state of a project (`version: None`) or one of its versions.
-    fn target(&self, project: &str, version: Option<&str>) -> (Option<Prof>, State) {
+    fn target(&self, project: &str, version: Option<&str>) -> (Option<Resolved>, State) {
         let record = &self.projects[project];
         let version = version.map(|name| {
             record
@@ -289,26 +368,19 @@ impl Model {
         identities
     }
 
-    fn satisfies(&self, actor: Actor, profile: Option<&Prof>, rule: Rule) -> bool {
+    fn satisfies(
+        &self,
+        actor: Actor,
+        profile: Option<&Resolved>,
+        rule: Rule,
+        now: DateTime<Utc>,
+    ) -> bool {
         let Some(username) = actor.username() else {
             return rule == Rule::Public;
         };
-        let level = profile.and_then(|profile| {
-            let identities = self.identities(username);
-            let listed = |list: &BTreeSet<String>| !list.is_disjoint(&identities);
-            let level = if listed(&profile.owners) {
-                Some(Level::Owner)
-            } else if listed(&profile.writers) {
-                Some(Level::Writer)
-            } else if listed(&profile.viewers) {
-                Some(Level::Viewer)
-            } else {
-                None
-            };
-            // Role caps bound writing and managing, not reading (DECISIONS, "Permission
-            // engine"): every check here is a read or a download.
-            level
-        });
+        // Role caps bound writing and managing, not reading (DECISIONS, "Permission
+        // engine"): every check here is a read or a download.
+        let level = profile.and_then(|profile| self.level(username, profile, now));
         match rule {
             Rule::Owners => level == Some(Level::Owner),
             Rule::Writers => level >= Some(Level::Writer),
@@ -319,8 +391,62 @@ impl Model {
         }
     }
 
+    /// The highest level `username` (or one of its groups) is listed at, expired entries aside.
+    fn level(&self, username: &str, profile: &Resolved, now: DateTime<Utc>) -> Option<Level> {
+        let identities = self.identities(username);
+        let listed = |list: &Entries| {
+            identities.iter().any(|identity| {
+                list.get(identity)
+                    .is_some_and(|expiry| expiry.is_none_or(|at| now < at))
+            })
+        };
+        if listed(&profile.owners) {
+            Some(Level::Owner)
+        } else if listed(&profile.writers) {
+            Some(Level::Writer)
+        } else if listed(&profile.viewers) {
+            Some(Level::Viewer)
+        } else {
+            None
+        }
+    }
+
+    /// How a manage-level mutation of `project` by `actor` is refused (SPEC §3: `404` when the
+    /// project is hidden, `403` without `can_manage`, `409` while deprecated — for admins too),
+    /// `None` when it is allowed.
+    fn manage_refusal(
+        &self,
+        actor: Actor,
+        project: &str,
+        now: DateTime<Utc>,
+    ) -> Option<StatusCode> {
+        if !self.rights(actor, project, None, now).read {
+            return Some(StatusCode::NOT_FOUND);
+        }
+        let (profile, state) = self.target(project, None);
+        if actor != Actor::Root {
+            let may_own = matches!(actor.role(), Some(Role::Admin | Role::Maintainer));
+            let owner = actor.username().is_some_and(|username| {
+                profile
+                    .as_ref()
+                    .and_then(|profile| self.level(username, profile, now))
+                    == Some(Level::Owner)
+            });
+            if state == State::Disabled || !may_own || !owner {
+                return Some(StatusCode::FORBIDDEN);
+            }
+        }
+        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+    }
+
     /// SPEC §3 evaluation of `can_read` and `can_download`.
-    fn rights(&self, actor: Actor, project: &str, version: Option<&str>) -> Rights {
+    fn rights(
+        &self,
+        actor: Actor,
+        project: &str,
+        version: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Rights {
         if actor == Actor::Key {
             // The key acts for olive, confined to reading p0.
             if self.key_disabled || project != PROJECTS[0] {
@@ -329,9 +455,21 @@ impl Model {
                     download: false,
                 };
             }
-            return self.rights(Actor::Olive, project, version);
+            return self.rights(Actor::Olive, project, version, now);
         }
         let (profile, state) = self.target(project, version);
+        self.rights_on(actor, profile.as_ref(), state, now)
+    }
+
+    /// `can_read` and `can_download` of a non-key actor on a target with `profile` (resolved)
+    /// and effective `state`.
+    fn rights_on(
+        &self,
+        actor: Actor,
+        profile: Option<&Resolved>,
+        state: State,
+        now: DateTime<Utc>,
+    ) -> Rights {
         if actor == Actor::Root {
             return Rights {
                 read: true,
@@ -350,25 +488,54 @@ impl Model {
                 download: true,
             };
         }
-        let read_rule = profile.as_ref().map_or(Rule::Nobody, |profile| {
+        let read_rule = profile.map_or(Rule::Nobody, |profile| {
             profile.read.unwrap_or(Rule::Viewers)
         });
-        let download_rule = profile.as_ref().map_or(Rule::Nobody, |profile| {
+        let download_rule = profile.map_or(Rule::Nobody, |profile| {
             profile.download.unwrap_or(read_rule)
         });
-        let read = profile.is_some() && self.satisfies(actor, profile.as_ref(), read_rule);
+        let read = profile.is_some() && self.satisfies(actor, profile, read_rule, now);
         Rights {
             read,
-            download: read && self.satisfies(actor, profile.as_ref(), download_rule),
+            download: read && self.satisfies(actor, profile, download_rule, now),
         }
     }
 
+    /// The namespace as a target: its profile resolved over the global one, and its state.
+    fn namespace_target(&self) -> (Option<Resolved>, State) {
+        (
+            Self::resolve(&[self.namespace.as_ref(), self.global.as_ref()]),
+            self.namespace_state,
+        )
+    }
+
+    /// [`Model::manage_refusal`] for the namespace.
+    fn namespace_refusal(&self, actor: Actor, now: DateTime<Utc>) -> Option<StatusCode> {
+        let (profile, state) = self.namespace_target();
+        if !self.rights_on(actor, profile.as_ref(), state, now).read {
+            return Some(StatusCode::NOT_FOUND);
+        }
+        if actor != Actor::Root {
+            let may_own = matches!(actor.role(), Some(Role::Admin | Role::Maintainer));
+            let owner = actor.username().is_some_and(|username| {
+                profile
+                    .as_ref()
+                    .and_then(|profile| self.level(username, profile, now))
+                    == Some(Level::Owner)
+            });
+            if state == State::Disabled || !may_own || !owner {
+                return Some(StatusCode::FORBIDDEN);
+            }
+        }
+        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+    }
+
     /// Ids of the file documents `actor` may read.
-    fn readable_ids(&self, actor: Actor) -> BTreeSet<String> {
+    fn readable_ids(&self, actor: Actor, now: DateTime<Utc>) -> BTreeSet<String> {
         let mut ids = BTreeSet::new();
         for (project, record) in &self.projects {
             for version in &record.versions {
-                if version.has_file && self.rights(actor, project, Some(&version.name)).read {
+                if version.has_file && self.rights(actor, project, Some(&version.name), now).read {
                     ids.insert(format!("{project}:{FILE}@{}", version.name));
                 }
             }
@@ -377,14 +544,14 @@ impl Model {
     }
 
     /// The latest version `actor` may read (highest revision) that holds a document.
-    fn latest(&self, actor: Actor, project: &str) -> Option<&VersionM> {
+    fn latest(&self, actor: Actor, project: &str, now: DateTime<Utc>) -> Option<&VersionM> {
         self.projects[project]
             .versions
             .iter()
             // A version left without any document is unknown to the index, so `latest`
             // skips it (DECISIONS, "Hardening (issue 14)").
             .filter(|version| {
-                version.has_file && self.rights(actor, project, Some(&version.name)).read
+                version.has_file && self.rights(actor, project, Some(&version.name), now).read
             })
             .max_by_key(|version| version.revision)
     }
@@ -431,13 +598,48 @@ enum Op {
     PutProfile {
         scope: Scope,
         profile: Prof,
+        /// Hours until some listed principals' entries expire (from the test clock's now).
+        expiring: BTreeMap<&'static str, u8>,
     },
     DeleteProfile {
         scope: Scope,
     },
     Share {
+        by: Actor,
         project: usize,
         principal: &'static str,
+        /// Hours until the share expires (from the test clock's now); never when `None`.
+        expires_hours: Option<u8>,
+    },
+    /// `POST /projects/{p}/members` (developer or guest, optionally expiring).
+    GrantMember {
+        by: Actor,
+        project: usize,
+        principal: &'static str,
+        developer: bool,
+        expires_hours: Option<u8>,
+    },
+    /// `POST /namespaces/{ns}/members` (maintainer, developer or guest, optionally expiring).
+    GrantNamespaceMember {
+        by: Actor,
+        principal: &'static str,
+        level: Level,
+        expires_hours: Option<u8>,
+    },
+    /// `DELETE /namespaces/{ns}/members/{principal}`.
+    RevokeNamespaceMember {
+        by: Actor,
+        principal: &'static str,
+    },
+    /// `DELETE /projects/{p}/members/{principal}`.
+    RevokeMember {
+        by: Actor,
+        project: usize,
+        principal: &'static str,
+    },
+    /// Moves the test clock forward (past some expiries).
+    AdvanceClock {
+        hours: u8,
     },
     Unshare {
         project: usize,
@@ -474,6 +676,9 @@ enum Op {
     DisableKey {
         disabled: bool,
     },
+    /// Deletes the local group, checks its name is retired, frees it and creates it again
+    /// (empty): the new group must inherit none of the old one's grants.
+    RecreateGroup,
 }
 
 fn rule() -> impl Strategy<Value = Option<Rule>> {
@@ -509,7 +714,31 @@ fn profile() -> impl Strategy<Value = Prof> {
             read,
             download,
             inherit,
+            expires: BTreeMap::new(),
         })
+}
+
+/// Who attempts a manage-level mutation: the admin more often, then owners-to-be and actors
+/// whose attempts must be refused.
+fn granter() -> impl Strategy<Value = Actor> {
+    prop::sample::select(vec![
+        Actor::Root,
+        Actor::Root,
+        Actor::Olive,
+        Actor::Mia,
+        Actor::Walt,
+        Actor::Vera,
+        Actor::Rex,
+    ])
+}
+
+/// Expiries (in hours) for some principals a profile may list.
+fn expiring() -> impl Strategy<Value = BTreeMap<&'static str, u8>> {
+    prop::collection::btree_map(
+        prop::sample::select(vec!["olive", "walt", "vera", "gina", GROUP]),
+        1..=3u8,
+        0..=2,
+    )
 }
 
 fn scope() -> impl Strategy<Value = Scope> {
@@ -536,9 +765,14 @@ fn operation() -> impl Strategy<Value = Op> {
         3 => (project.clone(), prop::sample::select(vec!["private", "shared", "public"]), any::<bool>(), any::<bool>())
             .prop_map(|(project, visibility, namespaced, by_mia)| Op::CreateProject { project, visibility, namespaced, by_mia }),
         4 => project.clone().prop_map(|project| Op::PushVersion { project }),
-        4 => (scope(), profile()).prop_map(|(scope, profile)| Op::PutProfile { scope, profile }),
+        4 => (scope(), profile(), expiring()).prop_map(|(scope, profile, expiring)| Op::PutProfile { scope, profile, expiring }),
         2 => scope().prop_map(|scope| Op::DeleteProfile { scope }),
-        2 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP])).prop_map(|(project, principal)| Op::Share { project, principal }),
+        3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", GROUP]), prop::option::weighted(0.6, 1..=3u8)).prop_map(|(by, project, principal, expires_hours)| Op::Share { by, project, principal, expires_hours }),
+        3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP]), any::<bool>(), prop::option::weighted(0.5, 1..=3u8)).prop_map(|(by, project, principal, developer, expires_hours)| Op::GrantMember { by, project, principal, developer, expires_hours }),
+        2 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP])).prop_map(|(by, project, principal)| Op::RevokeMember { by, project, principal }),
+        2 => (granter(), prop::sample::select(vec!["vera", "walt", "mia", GROUP]), prop::sample::select(vec![Level::Viewer, Level::Writer, Level::Owner]), prop::option::weighted(0.5, 1..=3u8)).prop_map(|(by, principal, level, expires_hours)| Op::GrantNamespaceMember { by, principal, level, expires_hours }),
+        1 => (granter(), prop::sample::select(vec!["vera", "walt", "mia", GROUP])).prop_map(|(by, principal)| Op::RevokeNamespaceMember { by, principal }),
+        2 => (1..=3u8).prop_map(|hours| Op::AdvanceClock { hours }),
         1 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP])).prop_map(|(project, principal)| Op::Unshare { project, principal }),
         2 => (scope(), state()).prop_map(|(scope, state)| Op::SetState { scope, state }),
         1 => (project.clone(), version.clone(), any::<bool>()).prop_map(|(project, version, stable)| Op::SetStable { project, version, stable }),
@@ -548,6 +782,7 @@ fn operation() -> impl Strategy<Value = Op> {
         1 => (prop::sample::select(vec!["vera", "walt", "gina"]), any::<bool>()).prop_map(|(username, disabled)| Op::DisableUser { username, disabled }),
         1 => prop::sample::select(vec!["vera", "walt"]).prop_map(|username| Op::RecreateUser { username }),
         1 => any::<bool>().prop_map(|disabled| Op::DisableKey { disabled }),
+        1 => Just(Op::RecreateGroup),
     ]
 }
 
@@ -559,11 +794,21 @@ const PASSWORD: &str = "password-of-tests";
 
 struct World {
     app: BackendApp,
+    /// The clock the server decides grant expiry against (moved by `AdvanceClock`).
+    clock: trove::clock::Clock,
+    /// The re-index at each grant expiry, as `trove serve` runs it.
+    reindexer: tokio::task::JoinHandle<()>,
     tokens: BTreeMap<Actor, Option<String>>,
     model: Model,
     key_id: String,
     /// Mutations the server accepted (a run that accepts none proves nothing).
     accepted: usize,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.reindexer.abort();
+    }
 }
 
 impl World {
@@ -587,16 +832,23 @@ impl World {
     }
 
     async fn setup(backend: Backend) -> Self {
-        let app = BackendApp::start(backend).await;
-        let mut tokens = BTreeMap::new();
-        for actor in ACTORS {
-            if let (Some(username), Some(role)) = (actor.username(), actor.role()) {
-                tokens.insert(actor, Some(app.user_token(username, role).await));
-            }
-        }
+        let clock = trove::clock::Clock::manual();
+        let app = BackendApp::start_with_clock(backend, clock.clone(), |_| {}).await;
+        let reindexer = trove::jobs::schedule::spawn_expiry_reindexer(app.state.clone());
+        let mut tokens: BTreeMap<Actor, Option<String>> =
+            futures::future::join_all(ACTORS.into_iter().filter_map(|actor| {
+                let (username, role) = (actor.username()?, actor.role()?);
+                let app = &app;
+                Some(async move { (actor, Some(app.user_token(username, role).await)) })
+            }))
+            .await
+            .into_iter()
+            .collect();
         tokens.insert(Actor::Anonymous, None);
         let mut world = Self {
             app,
+            clock,
+            reindexer,
             tokens,
             model: Model::new(),
             key_id: String::new(),
@@ -715,6 +967,60 @@ impl World {
                 &mut self.version_mut(project, &version).profile
             }
         }
+    }
+
+    /// How a manage-level mutation by `actor` is refused; a locked-out actor's token is
+    /// refused (`401`).
+    fn refusal(&self, actor: Actor, project: &str) -> Option<StatusCode> {
+        if self.is_locked_out(actor) {
+            return Some(StatusCode::UNAUTHORIZED);
+        }
+        self.model.manage_refusal(actor, project, self.clock.now())
+    }
+
+    /// How a project grant the caller may make is refused: a guest account as developer
+    /// (`422`), a grant the namespace already makes while its grants reach the project or a
+    /// principal owning the project (`409`).
+    fn grant_refusal(&self, project: &str, principal: &str, level: Level) -> Option<StatusCode> {
+        let now = self.clock.now();
+        if level == Level::Writer && matches!(principal, "vera" | "gina") {
+            return Some(StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let record = &self.model.projects[project];
+        let listed_level = |profile: &Prof| {
+            let alive = |list: &BTreeSet<String>| {
+                list.contains(principal)
+                    && profile.expires.get(principal).is_none_or(|at| now < *at)
+            };
+            if alive(&profile.owners) {
+                Some(Level::Owner)
+            } else if alive(&profile.writers) {
+                Some(Level::Writer)
+            } else if alive(&profile.viewers) {
+                Some(Level::Viewer)
+            } else {
+                None
+            }
+        };
+        let reaches = record
+            .profile
+            .as_ref()
+            .is_none_or(|profile| profile.inherit);
+        if record.namespaced
+            && reaches
+            && self
+                .model
+                .namespace
+                .as_ref()
+                .and_then(listed_level)
+                .is_some_and(|listed| listed >= level)
+        {
+            return Some(StatusCode::CONFLICT);
+        }
+        if record.profile.as_ref().and_then(listed_level) == Some(Level::Owner) {
+            return Some(StatusCode::CONFLICT);
+        }
+        None
     }
 
     /// Whether the namespace and the project are active (writes need it).
@@ -853,10 +1159,28 @@ impl World {
                     has_file: true,
                 });
             }
-            Op::PutProfile { scope, profile } => {
+            Op::PutProfile {
+                scope,
+                profile,
+                expiring,
+            } => {
                 let Some((path, scope_name)) = self.profile_path(scope) else {
                     return;
                 };
+                let now = self.clock.now();
+                let mut profile = profile.clone();
+                for (principal, hours) in expiring {
+                    let listed = profile.owners.contains(*principal)
+                        || profile.writers.contains(*principal)
+                        || profile.viewers.contains(*principal);
+                    if listed {
+                        profile.expires.insert(
+                            (*principal).to_owned(),
+                            now + chrono::Duration::hours(i64::from(*hours)),
+                        );
+                    }
+                }
+                let profile = &profile;
                 let response = self
                     .as_root(Method::PUT, &path, Some(&profile.to_json(scope_name)))
                     .await;
@@ -878,23 +1202,37 @@ impl World {
                 }
             }
             Op::Share {
+                by,
                 project: p,
                 principal,
+                expires_hours,
             } => {
                 let project = PROJECTS[*p];
                 let Some(record) = self.model.projects.get(project) else {
                     return;
                 };
+                let refusal = self.refusal(*by, project);
                 let higher = record.profile.as_ref().is_some_and(|profile| {
                     profile.owners.contains(*principal) || profile.writers.contains(*principal)
                 });
-                let response = self
-                    .as_root(
-                        Method::POST,
-                        &format!("/projects/{project}/share"),
-                        Some(&json!({"principal": principal})),
-                    )
-                    .await;
+                let expires_at = expires_hours
+                    .map(|hours| self.clock.now() + chrono::Duration::hours(i64::from(hours)));
+                let mut body = json!({"principal": principal});
+                if let Some(at) = expires_at {
+                    body["expires_at"] = json!(at.to_rfc3339());
+                }
+                let response = call(
+                    &self.app,
+                    Method::POST,
+                    &format!("/projects/{project}/share"),
+                    self.token(*by),
+                    Some(&body),
+                )
+                .await;
+                if let Some(status) = refusal {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
                 if higher {
                     assert_eq!(response.status, StatusCode::CONFLICT, "{}", response.text());
                     return;
@@ -911,6 +1249,10 @@ impl World {
                         ..Prof::default()
                     });
                     profile.viewers.insert((*principal).to_owned());
+                    match expires_at {
+                        Some(at) => profile.expires.insert((*principal).to_owned(), at),
+                        None => profile.expires.remove(*principal),
+                    };
                     if matches!(profile.read, Some(Rule::Owners | Rule::Writers)) {
                         profile.read = Some(Rule::Viewers);
                     }
@@ -955,7 +1297,248 @@ impl World {
                         .as_mut()
                         .unwrap();
                     profile.viewers.remove(*principal);
+                    profile.expires.remove(*principal);
                 }
+            }
+            Op::GrantMember {
+                by,
+                project: p,
+                principal,
+                developer,
+                expires_hours,
+            } => {
+                let project = PROJECTS[*p];
+                if !self.model.projects.contains_key(project) {
+                    return;
+                }
+                let refusal = self.refusal(*by, project);
+                let level = if *developer {
+                    Level::Writer
+                } else {
+                    Level::Viewer
+                };
+                let expires_at = expires_hours
+                    .map(|hours| self.clock.now() + chrono::Duration::hours(i64::from(hours)));
+                let mut body = json!({"principal": principal, "level": if *developer { "developer" } else { "guest" }});
+                if let Some(at) = expires_at {
+                    body["expires_at"] = json!(at.to_rfc3339());
+                }
+                let response = call(
+                    &self.app,
+                    Method::POST,
+                    &format!("/projects/{project}/members"),
+                    self.token(*by),
+                    Some(&body),
+                )
+                .await;
+                let expected = refusal.or_else(|| self.grant_refusal(project, principal, level));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+                self.accepted += 1;
+                let (resolved, _) = self.model.target(project, None);
+                let record = self.model.projects.get_mut(project).unwrap();
+                let namespaced = record.namespaced;
+                let profile = record.profile.get_or_insert_with(|| Prof {
+                    inherit: namespaced,
+                    ..Prof::default()
+                });
+                profile.remove_principal(principal);
+                match level {
+                    Level::Writer => profile.writers.insert((*principal).to_owned()),
+                    _ => profile.viewers.insert((*principal).to_owned()),
+                };
+                if let Some(at) = expires_at {
+                    profile.expires.insert((*principal).to_owned(), at);
+                }
+                // A grant opens the rules in force just enough that it means what it says.
+                let read = resolved.as_ref().map_or(Rule::Nobody, |resolved| {
+                    resolved.read.unwrap_or(Rule::Viewers)
+                });
+                let download = resolved
+                    .as_ref()
+                    .map_or(Rule::Nobody, |resolved| resolved.download.unwrap_or(read));
+                let rule_for = |level: Level| match level {
+                    Level::Owner => Rule::Owners,
+                    Level::Writer => Rule::Writers,
+                    Level::Viewer => Rule::Viewers,
+                };
+                if !admits(read, level) {
+                    profile.read = Some(rule_for(level));
+                }
+                if !admits(download, level) {
+                    profile.download = Some(rule_for(level));
+                }
+            }
+            Op::RevokeMember {
+                by,
+                project: p,
+                principal,
+            } => {
+                let project = PROJECTS[*p];
+                let Some(record) = self.model.projects.get(project) else {
+                    return;
+                };
+                let listed = record.profile.as_ref().is_some_and(|profile| {
+                    profile.owners.contains(*principal)
+                        || profile.writers.contains(*principal)
+                        || profile.viewers.contains(*principal)
+                });
+                let refusal = self.refusal(*by, project);
+                let response = call(
+                    &self.app,
+                    Method::DELETE,
+                    &format!("/projects/{project}/members/{}", enc(principal)),
+                    self.token(*by),
+                    None,
+                )
+                .await;
+                let expected = refusal.or((!listed).then_some(StatusCode::NOT_FOUND));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(
+                    response.status,
+                    StatusCode::NO_CONTENT,
+                    "{}",
+                    response.text()
+                );
+                self.accepted += 1;
+                let profile = self
+                    .model
+                    .projects
+                    .get_mut(project)
+                    .unwrap()
+                    .profile
+                    .as_mut()
+                    .unwrap();
+                profile.remove_principal(principal);
+            }
+            Op::GrantNamespaceMember {
+                by,
+                principal,
+                level,
+                expires_hours,
+            } => {
+                let now = self.clock.now();
+                let refusal = if self.is_locked_out(*by) {
+                    Some(StatusCode::UNAUTHORIZED)
+                } else {
+                    self.model.namespace_refusal(*by, now)
+                };
+                let name = match level {
+                    Level::Owner => "maintainer",
+                    Level::Writer => "developer",
+                    Level::Viewer => "guest",
+                };
+                let expires_at =
+                    expires_hours.map(|hours| now + chrono::Duration::hours(i64::from(hours)));
+                let mut body = json!({"principal": principal, "level": name});
+                if let Some(at) = expires_at {
+                    body["expires_at"] = json!(at.to_rfc3339());
+                }
+                let response = call(
+                    &self.app,
+                    Method::POST,
+                    &format!("/namespaces/{NAMESPACE}/members"),
+                    self.token(*by),
+                    Some(&body),
+                )
+                .await;
+                // The grantee's role caps the level: vera is a guest, walt a developer.
+                let too_high = match *principal {
+                    "vera" => *level > Level::Viewer,
+                    "walt" => *level > Level::Writer,
+                    _ => false,
+                };
+                let expected = refusal.or(too_high.then_some(StatusCode::UNPROCESSABLE_ENTITY));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+                self.accepted += 1;
+                let (resolved, _) = self.model.namespace_target();
+                // An absent namespace profile starts as a private namespace's.
+                let profile = self.model.namespace.get_or_insert_with(|| Prof {
+                    read: Some(Rule::Viewers),
+                    download: Some(Rule::Viewers),
+                    ..Prof::default()
+                });
+                profile.remove_principal(principal);
+                match level {
+                    Level::Owner => profile.owners.insert((*principal).to_owned()),
+                    Level::Writer => profile.writers.insert((*principal).to_owned()),
+                    Level::Viewer => profile.viewers.insert((*principal).to_owned()),
+                };
+                if let Some(at) = expires_at {
+                    profile.expires.insert((*principal).to_owned(), at);
+                }
+                let read = resolved.as_ref().map_or(Rule::Nobody, |resolved| {
+                    resolved.read.unwrap_or(Rule::Viewers)
+                });
+                let download = resolved
+                    .as_ref()
+                    .map_or(Rule::Nobody, |resolved| resolved.download.unwrap_or(read));
+                let rule_for = |level: Level| match level {
+                    Level::Owner => Rule::Owners,
+                    Level::Writer => Rule::Writers,
+                    Level::Viewer => Rule::Viewers,
+                };
+                if !admits(read, *level) {
+                    profile.read = Some(rule_for(*level));
+                }
+                if !admits(download, *level) {
+                    profile.download = Some(rule_for(*level));
+                }
+            }
+            Op::RevokeNamespaceMember { by, principal } => {
+                let now = self.clock.now();
+                let refusal = if self.is_locked_out(*by) {
+                    Some(StatusCode::UNAUTHORIZED)
+                } else {
+                    self.model.namespace_refusal(*by, now)
+                };
+                let listed = self.model.namespace.as_ref().is_some_and(|profile| {
+                    profile.owners.contains(*principal)
+                        || profile.writers.contains(*principal)
+                        || profile.viewers.contains(*principal)
+                });
+                let response = call(
+                    &self.app,
+                    Method::DELETE,
+                    &format!("/namespaces/{NAMESPACE}/members/{}", enc(principal)),
+                    self.token(*by),
+                    None,
+                )
+                .await;
+                let expected = refusal.or((!listed).then_some(StatusCode::NOT_FOUND));
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(
+                    response.status,
+                    StatusCode::NO_CONTENT,
+                    "{}",
+                    response.text()
+                );
+                self.accepted += 1;
+                self.model
+                    .namespace
+                    .as_mut()
+                    .unwrap()
+                    .remove_principal(principal);
+            }
+            Op::AdvanceClock { hours } => {
+                assert!(
+                    self.clock
+                        .advance(chrono::Duration::hours(i64::from(*hours)))
+                );
+                self.accepted += 1;
             }
             Op::SetState { scope, state } => {
                 let body = json!({"state": state.name()});
@@ -1146,6 +1729,32 @@ impl World {
                     profile.remove_principal(username);
                 }
             }
+            Op::RecreateGroup => {
+                let response = self.as_root(Method::DELETE, "/groups/team", None).await;
+                assert_eq!(
+                    response.status,
+                    StatusCode::NO_CONTENT,
+                    "{}",
+                    response.text()
+                );
+                let create = json!({"name": "team"});
+                let response = self.as_root(Method::POST, "/groups", Some(&create)).await;
+                assert_eq!(
+                    response.status,
+                    StatusCode::CONFLICT,
+                    "a deleted group's name was taken at once: {}",
+                    response.text()
+                );
+                let response = self.as_root(Method::POST, "/groups/team/free", None).await;
+                assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+                let response = self.as_root(Method::POST, "/groups", Some(&create)).await;
+                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+                self.accepted += 1;
+                self.model.team.clear();
+                for profile in self.model.every_profile_mut() {
+                    profile.remove_principal(GROUP);
+                }
+            }
             Op::DisableKey { disabled } => {
                 let path = format!("/api-keys/{}", self.key_id);
                 let response = self
@@ -1170,24 +1779,40 @@ impl World {
     /// Compares every actor's view with the model; search-derived views may lag the index by
     /// a moment, so they are compared until they agree or 3 s pass.
     async fn check(&self, step: usize) {
-        for actor in ACTORS {
-            let token = self.token(actor);
-            if self.is_locked_out(actor) {
-                let me = call(&self.app, Method::GET, "/auth/me", token, None).await;
-                assert_eq!(
-                    me.status,
-                    StatusCode::UNAUTHORIZED,
-                    "step {step}: {actor:?} locked out: {}",
-                    me.text()
-                );
-                continue;
-            }
-            self.check_direct(step, actor, token).await;
-            self.check_search(step, actor, token).await;
-        }
+        let now = self.clock.now();
+        // The actors' views are independent reads: compared concurrently (the comparison is
+        // most of a case's time).
+        futures::future::join_all(
+            ACTORS
+                .into_iter()
+                .map(|actor| self.check_actor(step, actor, now)),
+        )
+        .await;
     }
 
-    async fn check_direct(&self, step: usize, actor: Actor, token: Option<&str>) {
+    async fn check_actor(&self, step: usize, actor: Actor, now: DateTime<Utc>) {
+        let token = self.token(actor);
+        if self.is_locked_out(actor) {
+            let me = call(&self.app, Method::GET, "/auth/me", token, None).await;
+            assert_eq!(
+                me.status,
+                StatusCode::UNAUTHORIZED,
+                "step {step}: {actor:?} locked out: {}",
+                me.text()
+            );
+            return;
+        }
+        self.check_direct(step, actor, token, now).await;
+        self.check_search(step, actor, token, now).await;
+    }
+
+    async fn check_direct(
+        &self,
+        step: usize,
+        actor: Actor,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
         let denied = if token.is_none() {
             StatusCode::UNAUTHORIZED
         } else {
@@ -1196,7 +1821,7 @@ impl World {
         for (project, record) in &self.model.projects {
             for version in record.versions.iter().filter(|version| version.has_file) {
                 let id = format!("{project}:{FILE}@{}", version.name);
-                let rights = self.model.rights(actor, project, Some(&version.name));
+                let rights = self.model.rights(actor, project, Some(&version.name), now);
                 let response = call(
                     &self.app,
                     Method::GET,
@@ -1239,7 +1864,7 @@ impl World {
                     assert_eq!(response.bytes, version.name.as_bytes());
                 }
             }
-            let latest = self.model.latest(actor, project);
+            let latest = self.model.latest(actor, project, now);
             let id = format!("{project}:{FILE}@latest");
             let response = call(
                 &self.app,
@@ -1273,8 +1898,14 @@ impl World {
         }
     }
 
-    async fn check_search(&self, step: usize, actor: Actor, token: Option<&str>) {
-        let expected_ids = self.model.readable_ids(actor);
+    async fn check_search(
+        &self,
+        step: usize,
+        actor: Actor,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        let expected_ids = self.model.readable_ids(actor, now);
         let mut expected_counts: BTreeMap<String, u64> = BTreeMap::new();
         for id in &expected_ids {
             *expected_counts
@@ -1285,7 +1916,7 @@ impl World {
             .model
             .projects
             .keys()
-            .filter(|project| self.model.rights(actor, project, None).read)
+            .filter(|project| self.model.rights(actor, project, None, now).read)
             .cloned()
             .collect();
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -1340,7 +1971,7 @@ impl World {
                     "step {step}: {actor:?} /projects"
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -1388,10 +2019,14 @@ fn run_cases(backend: Backend, default_cases: u32) {
         ..ProptestConfig::default()
     };
     let mut runner = proptest::test_runner::TestRunner::new(config);
-    let result = runner.run(&prop::collection::vec(operation(), 20..=ops_max()), |ops| {
-        accepted.set(accepted.get() + runtime.block_on(run(backend, ops)));
-        Ok(())
-    });
+    let max = ops_max();
+    let result = runner.run(
+        &prop::collection::vec(operation(), MIN_OPS.min(max)..=max),
+        |ops| {
+            accepted.set(accepted.get() + runtime.block_on(run(backend, ops)));
+            Ok(())
+        },
+    );
     if let Err(error) = result {
         panic!("{error}");
     }
@@ -1401,20 +2036,159 @@ fn run_cases(backend: Backend, default_cases: u32) {
     );
 }
 
-/// Longest sequence (`TROVE_MODEL_MAX_OPS`, default 40; the issue asks for up to 200).
+/// Shortest sequence.
+const MIN_OPS: usize = 4;
+
+/// Longest sequence (`TROVE_MODEL_MAX_OPS`, default 12: many short cases find more within
+/// CI's budget than a few long ones, as each case starts from a fresh instance; the issue's
+/// 200 is a local run).
 fn ops_max() -> usize {
     std::env::var("TROVE_MODEL_MAX_OPS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(40)
+        .unwrap_or(12)
 }
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_local_storage() {
-    run_cases(Backend::Local, 4);
+    run_cases(Backend::Local, 40);
 }
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_s3() {
-    run_cases(Backend::S3, 1);
+    run_cases(Backend::S3, 16);
+}
+
+/// Found by the model with the test clock: `@latest`, `/projects/{p}/versions` and
+/// `search?latest=true` chose the newest version from the index without re-checking grant
+/// expiry, so between an expiry and the project's re-index a caller whose grant on the newest
+/// version had just expired got `404` for `@latest` instead of the older version they can
+/// still read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_skips_a_version_whose_grant_expired_before_its_reindex() {
+    let clock = trove::clock::Clock::manual();
+    // No expiry re-indexer runs: the index keeps the expired grant until a re-index.
+    let app = BackendApp::start_with_clock(Backend::Local, clock.clone(), |_| {}).await;
+    let root = app.user_token("root", Role::Admin).await;
+    let vera = app.user_token("vera", Role::Guest).await;
+    crate::common::artifacts::create_project(&app, &root, "p", "shared").await;
+    let share = call(
+        &app,
+        Method::POST,
+        "/projects/p/share",
+        Some(&root),
+        Some(&json!({"principal": "vera"})),
+    )
+    .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    for version in ["v1", "v2"] {
+        crate::common::artifacts::create_version(&app, &root, "p", version).await;
+        let response = upload(&app, Some(&root), "p", version, FILE, version.as_bytes()).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        crate::common::artifacts::complete(&app, &root, "p", version, None).await;
+    }
+    // v2 alone: vera reads it for one hour.
+    let expires = (clock.now() + chrono::Duration::hours(1)).to_rfc3339();
+    let response = call(
+        &app,
+        Method::PUT,
+        "/projects/p/version/v2/permissions",
+        Some(&root),
+        Some(&json!({"viewers": ["vera"], "expires": {"vera": expires}, "inherit": false})),
+    )
+    .await;
+    wait_job(&app, &root, &response).await;
+    let latest = |token: String| {
+        let app = &app;
+        async move {
+            let metadata = call(
+                app,
+                Method::GET,
+                &format!("/files/{}/metadata", enc(&format!("p:{FILE}@latest"))),
+                Some(&token),
+                None,
+            )
+            .await;
+            let versions = call(app, Method::GET, "/projects/p/versions", Some(&token), None).await;
+            let search = call(
+                app,
+                Method::GET,
+                "/search?q=*&latest=true",
+                Some(&token),
+                None,
+            )
+            .await;
+            (metadata, versions.json(), search.json())
+        }
+    };
+    let (metadata, versions, search) = latest(vera.clone()).await;
+    assert_eq!(
+        metadata.json()["_extra"]["version"],
+        "v2",
+        "{}",
+        metadata.text()
+    );
+    assert_eq!(versions["latest"]["_extra.version"], "v2", "{versions}");
+    assert_eq!(search["results"][0]["_extra"]["version"], "v2", "{search}");
+
+    clock.advance(chrono::Duration::hours(2));
+    let (metadata, versions, search) = latest(vera).await;
+    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+    assert_eq!(metadata.json()["_extra"]["version"], "v1");
+    assert_eq!(versions["latest"]["_extra.version"], "v1", "{versions}");
+    let hits = search["results"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{search}");
+    assert_eq!(hits[0]["_extra"]["version"], "v1", "{search}");
+}
+
+/// A fixed sequence through the model: a group granted on a project and on the namespace is
+/// deleted and re-created; the new group (and its new members) inherit none of the old grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_group_inherits_no_grant_of_the_old_one() {
+    let ops = vec![
+        Op::GroupMember {
+            username: "gina",
+            add: true,
+        },
+        Op::PushVersion { project: 0 },
+        Op::Share {
+            by: Actor::Olive,
+            project: 0,
+            principal: GROUP,
+            expires_hours: None,
+        },
+        Op::GrantNamespaceMember {
+            by: Actor::Root,
+            principal: GROUP,
+            level: Level::Writer,
+            expires_hours: Some(2),
+        },
+        Op::RecreateGroup,
+        Op::GroupMember {
+            username: "vera",
+            add: true,
+        },
+        Op::AdvanceClock { hours: 3 },
+    ];
+    assert!(run(Backend::Local, ops).await >= 6);
+}
+
+/// Found by the model (its own mistake, kept so it stays fixed): a version profile that
+/// inherits and sets only `read_access` keeps the project's download rule; downloads do not
+/// follow the version's wider read rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inheriting_profile_without_a_download_rule_keeps_the_parents() {
+    let ops = vec![
+        Op::PushVersion { project: 0 },
+        Op::PutProfile {
+            scope: Scope::Version(0, 0),
+            profile: Prof {
+                read: Some(Rule::Authenticated),
+                inherit: true,
+                ..Prof::default()
+            },
+            expiring: BTreeMap::new(),
+        },
+    ];
+    assert!(run(Backend::Local, ops).await >= 2);
 }

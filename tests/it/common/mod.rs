@@ -375,6 +375,16 @@ impl BackendApp {
 
     /// [`Self::start`] with settings changed by `configure` first.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_with_clock(backend, trove::clock::Clock::system(), configure).await
+    }
+
+    /// [`Self::start_with`] deciding grant expiry against `clock` (a
+    /// [`trove::clock::Clock::manual`] the test moves past expiries).
+    pub async fn start_with_clock(
+        backend: Backend,
+        clock: trove::clock::Clock,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let mut settings = local_settings(data_dir.path().to_path_buf());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -403,7 +413,8 @@ impl BackendApp {
         };
         configure(&mut settings);
         settings.validate().unwrap();
-        let mut app = TestApp::from_state(App::build(settings).await.unwrap(), None);
+        let mut app =
+            TestApp::from_state(App::build_with_clock(settings, clock).await.unwrap(), None);
         app.serve_on(listener);
         Self {
             app,
