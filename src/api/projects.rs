@@ -132,35 +132,39 @@ pub async fn publish(app: &AppState, change: Change) -> ApiResult<()> {
 /// Re-indexes whole projects now (record, every version), so a change is searchable when
 /// the request is answered; every other replica follows through the change feed.
 pub async fn reindex_project(app: &AppState, project: &str) -> ApiResult<()> {
-    publish(
+    // Published even when the local re-index fails, and the local index updated even when
+    // publishing fails: the change is stored either way.
+    let published = publish(
         app,
         Change::Projects {
             projects: vec![project.to_owned()],
         },
     )
-    .await?;
+    .await;
     app.indexer
         .index_projects(Some(vec![project.to_owned()]), |_, _| {})
         .await
         .map(|_| ())
-        .map_err(index_error)
+        .map_err(index_error)?;
+    published
 }
 
 /// Re-indexes one version now (and, through the change feed, on every other replica).
 pub async fn reindex_version(app: &AppState, project: &str, version: &str) -> ApiResult<()> {
-    publish(
+    let published = publish(
         app,
         Change::Version {
             project: project.to_owned(),
             version: version.to_owned(),
         },
     )
-    .await?;
+    .await;
     app.indexer
         .index_version(project, version)
         .await
         .map(|_| ())
-        .map_err(index_error)
+        .map_err(index_error)?;
+    published
 }
 
 /// Maps an indexer error.
