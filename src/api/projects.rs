@@ -524,25 +524,44 @@ async fn update_project(
 ) -> ApiResult<ProjectRecord> {
     let project = view.record.project_id.clone();
     let key = keys::project_record(&project);
-    let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
-    if let Some(title) = request.title {
-        record.title = title;
-    }
-    if let Some(description) = request.description {
-        record.description = description;
-    }
-    if let Some(tags) = request.tags {
-        record.tags = tags;
-    }
-    if let Some(project_type) = request.project_type {
-        record.project_type = project_type;
-    }
-    if let Some(state) = request.state {
-        record.state = state;
-    }
-    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    // Concurrent changes of other fields are retried on the fresh record; a concurrent state
+    // change is not: the permission decisions were made for the state read first.
+    let mut attempt = 0_u64;
+    let record = loop {
+        let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
+        if record.state != view.record.state {
+            return Err(ApiError::new(
+                ErrorCode::PreconditionFailed,
+                "the project's state changed meanwhile, retry",
+            ));
+        }
+        if let Some(title) = &request.title {
+            record.title.clone_from(title);
+        }
+        if let Some(description) = &request.description {
+            record.description.clone_from(description);
+        }
+        if let Some(tags) = &request.tags {
+            record.tags.clone_from(tags);
+        }
+        if let Some(project_type) = request.project_type {
+            record.project_type = project_type;
+        }
+        if let Some(state) = request.state {
+            record.state = state;
+        }
+        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
+            Ok(_) => break record,
+            Err(error) if error.code() == ErrorCode::PreconditionFailed && attempt < 8 => {
+                attempt += 1;
+                let jitter = u64::from(rand::random::<u8>() % 20);
+                tokio::time::sleep(std::time::Duration::from_millis(attempt * 5 + jitter)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
     reindex_project(app, &project).await?;
     Ok(record)
 }

@@ -582,3 +582,36 @@ async fn the_sync_check_sees_record_state_stable_mark_and_content_drift_and_repa
         "a disabled project leaves its owner's search once repaired"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_changes_of_one_project_all_succeed() {
+    // Found by the replica burst: a PATCH without any precondition answered 412 when another
+    // PATCH of the same project landed between its read and its conditional write.
+    let app = TestApp::local().await;
+    let owner = app.user_token("owner", Role::Maintainer).await;
+    create_project(&app, &owner, "p", "public").await;
+    let changes = (0..10).map(|round| {
+        let request = axum::http::Request::builder()
+            .method(Method::PATCH)
+            .uri("/projects/p")
+            .header("authorization", format!("Bearer {owner}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                json!({ "description": format!("change{round}") }).to_string(),
+            ))
+            .unwrap();
+        crate::common::send_to(app.router.clone(), request)
+    });
+    for answer in futures::future::join_all(changes).await {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    let record = call(&app, Method::GET, "/projects/p", Some(&owner), None)
+        .await
+        .json();
+    assert!(
+        record["description"]
+            .as_str()
+            .is_some_and(|description| description.starts_with("change")),
+        "{record}"
+    );
+}
