@@ -633,11 +633,11 @@ pub fn build_query(
     clauses
 }
 
-/// The latest readable version of every project under `scope` at `now`: version keys
-/// `<project>/<version>` of the highest `numerical_revision` per project. A document whose
-/// reader grants may have expired since it was indexed is re-checked against its stored
-/// access data (as search hits and counts are), so a version whose grant just expired never
-/// hides the older version the caller can still read.
+/// The latest readable version of every project under `scope` at `now` (of `project` only,
+/// when given): version keys `<project>/<version>` of the highest `numerical_revision` per
+/// project, read from `searcher` (the snapshot the caller searches). The same pass as
+/// [`readable_versions`], so a version whose grant just expired never hides the older
+/// version the caller can still read.
 pub fn latest_versions(
     index: &SearchIndex,
     searcher: &Searcher,
@@ -645,164 +645,15 @@ pub fn latest_versions(
     project: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, SearchError> {
-    let access = access_filter(scope);
-    let fields = index.fields();
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-        vec![(Occur::Must, term_query(fields.kind, "file"))];
-    if let Some(allow) = allow_clause(index, &access) {
-        clauses.push((Occur::Must, allow));
-    }
-    if let Some(project) = project {
-        clauses.push((Occur::Must, term_query(fields.project_id, project)));
-    }
-    let query = BooleanQuery::new(clauses);
-    let restricted = access != AccessFilter::Unrestricted;
-    let collector = LatestCollector {
-        now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
-    };
-    let (per_segment, suspects) = searcher.search(&query, &collector)?;
-    let mut candidates = per_segment;
-    for (address, candidate) in suspects {
-        let document: TantivyDocument = searcher.doc(address)?;
-        let stored: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
-        if scope.matches(&stored, now) {
-            candidates.push(candidate);
-        }
-    }
-    let mut best: HashMap<String, (u64, String)> = HashMap::new();
-    // Only completed versions have a revision (> 0); open versions are never `latest`.
-    for (project, revision, version) in candidates
-        .into_iter()
-        .filter(|(_, revision, _)| *revision > 0)
-    {
-        let entry = best.entry(project).or_insert((0, String::new()));
-        if revision > entry.0 || entry.1.is_empty() {
-            *entry = (revision, version);
-        }
-    }
-    Ok(best
-        .into_iter()
-        .map(|(project, (_, version))| format!("{project}/{version}"))
-        .collect())
-}
-
-/// (project, revision, version) of one document.
-type LatestCandidate = (String, u64, String);
-
-/// Collects (project, highest revision, its version) per segment from fast fields, and sets
-/// aside the documents whose reader grants may have expired (to be re-checked).
-struct LatestCollector {
-    /// Unix seconds of the request; `None` when nothing needs a re-check (admins).
-    now: Option<u64>,
-}
-
-struct LatestSegmentCollector {
-    segment: tantivy::SegmentOrdinal,
-    project: tantivy::columnar::StrColumn,
-    version: tantivy::columnar::StrColumn,
-    revision: tantivy::columnar::Column<u64>,
-    expiry: Option<tantivy::columnar::Column<u64>>,
-    now: Option<u64>,
-    best: HashMap<u64, (u64, u32)>,
-    suspects: Vec<tantivy::DocId>,
-}
-
-impl LatestSegmentCollector {
-    fn candidate(&self, project_ord: u64, revision: u64, doc: u32) -> Option<LatestCandidate> {
-        let mut project = String::new();
-        let mut version = String::new();
-        if self.project.ord_to_str(project_ord, &mut project).is_err() {
-            return None;
-        }
-        if let Some(version_ord) = self.version.term_ords(doc).next()
-            && self.version.ord_to_str(version_ord, &mut version).is_err()
-        {
-            return None;
-        }
-        Some((project, revision, version))
-    }
-}
-
-impl tantivy::collector::Collector for LatestCollector {
-    type Fruit = (Vec<LatestCandidate>, Vec<(DocAddress, LatestCandidate)>);
-    type Child = LatestSegmentCollector;
-
-    fn for_segment(
-        &self,
-        segment: u32,
-        reader: &tantivy::SegmentReader,
-    ) -> tantivy::Result<Self::Child> {
-        let fast = reader.fast_fields();
-        let missing =
-            |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
-        Ok(LatestSegmentCollector {
-            segment,
-            project: fast
-                .str("project_id")?
-                .ok_or_else(|| missing("project_id"))?,
-            version: fast.str("version")?.ok_or_else(|| missing("version"))?,
-            revision: fast.u64("numerical_revision")?,
-            expiry: match self.now {
-                Some(_) => Some(fast.u64("grant_expiry")?),
-                None => None,
-            },
-            now: self.now,
-            best: HashMap::new(),
-            suspects: Vec::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
-        let mut merged = (Vec::new(), Vec::new());
-        for (best, suspects) in fruits {
-            merged.0.extend(best);
-            merged.1.extend(suspects);
-        }
-        Ok(merged)
-    }
-}
-
-impl tantivy::collector::SegmentCollector for LatestSegmentCollector {
-    type Fruit = (Vec<LatestCandidate>, Vec<(DocAddress, LatestCandidate)>);
-
-    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
-        if let (Some(now), Some(expiry)) = (self.now, &self.expiry)
-            && expiry.first(doc).is_some_and(|at| at != 0 && at <= now)
-        {
-            self.suspects.push(doc);
-            return;
-        }
-        let Some(project_ord) = self.project.term_ords(doc).next() else {
-            return;
-        };
-        let revision = self.revision.first(doc).unwrap_or(0);
-        let entry = self.best.entry(project_ord).or_insert((revision, doc));
-        if revision > entry.0 {
-            *entry = (revision, doc);
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        let mut out = Vec::with_capacity(self.best.len());
-        for (&project_ord, &(revision, doc)) in &self.best {
-            out.extend(self.candidate(project_ord, revision, doc));
-        }
-        let mut suspects = Vec::with_capacity(self.suspects.len());
-        for &doc in &self.suspects {
-            let Some(project_ord) = self.project.term_ords(doc).next() else {
-                continue;
-            };
-            let revision = self.revision.first(doc).unwrap_or(0);
-            if let Some(candidate) = self.candidate(project_ord, revision, doc) {
-                suspects.push((DocAddress::new(self.segment, doc), candidate));
-            }
-        }
-        (out, suspects)
-    }
+    let projects = project.map(|project| vec![project.to_owned()]);
+    Ok(
+        readable_versions_in(index, searcher, scope, projects.as_deref(), now)?
+            .into_iter()
+            .filter_map(|(project, found)| {
+                found.latest.map(|version| format!("{project}/{version}"))
+            })
+            .collect(),
+    )
 }
 
 /// The index filter of a caller's scope.
@@ -1273,6 +1124,17 @@ pub fn readable_versions(
     if projects.is_empty() {
         return Ok(HashMap::new());
     }
+    readable_versions_in(index, &index.searcher(), scope, Some(projects), now)
+}
+
+/// [`readable_versions`] on `searcher`, of every project when `projects` is `None`.
+fn readable_versions_in(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    scope: &AccessScope,
+    projects: Option<&[String]>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<HashMap<String, ReadableVersions>, SearchError> {
     let fields = index.fields();
     let access = access_filter(scope);
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
@@ -1280,11 +1142,12 @@ pub fn readable_versions(
     if let Some(allow) = allow_clause(index, &access) {
         clauses.push((Occur::Must, allow));
     }
-    let terms = projects
-        .iter()
-        .map(|project| Term::from_field_text(fields.project_id, project));
-    clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
-    let searcher = index.searcher();
+    if let Some(projects) = projects {
+        let terms = projects
+            .iter()
+            .map(|project| Term::from_field_text(fields.project_id, project));
+        clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+    }
     let restricted = access != AccessFilter::Unrestricted;
     let fruit = searcher.search(
         &BooleanQuery::new(clauses),
