@@ -261,6 +261,17 @@ pub async fn run(seconds_default: usize) -> anyhow::Result<()> {
             Arc::new(vec![format!("{base}/aggregate?field=_extra.type")]),
         ),
     ];
+    // `TROVE_BENCH_ROUTES` (comma-separated parts of route names) loads only those routes,
+    // e.g. while a profiler is attached.
+    let only: Vec<String> = std::env::var("TROVE_BENCH_ROUTES")
+        .map(|value| value.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let routes: Vec<_> = routes
+        .into_iter()
+        .filter(|(route, _, _)| {
+            only.is_empty() || only.iter().any(|part| route.contains(part.as_str()))
+        })
+        .collect();
     // Every URL answers before it is loaded.
     for (_, _, urls) in &routes {
         for url in urls.iter() {
@@ -274,6 +285,7 @@ pub async fn run(seconds_default: usize) -> anyhow::Result<()> {
         }
     }
     println!();
+    eprintln!("routes: loading");
     println!("| route | requests | errors | requests/s | p50 ms | p99 ms | goal | |");
     println!("|---|---:|---:|---:|---:|---:|---|---|");
     for (route, kind, urls) in routes {
