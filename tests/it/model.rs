@@ -9,14 +9,17 @@
 //! without expiry, change lifecycle states, mark versions stable, delete files and versions,
 //! change group membership, disable, delete and re-create accounts and the group, disable API
 //! keys, and move the server's test clock (`trove::clock::Clock::manual`) past expiries.
-//! Shares and member grants are attempted by the admin and by non-admin actors; the model
-//! predicts each refusal (`401`, `403`, `404`, `409`, `422`) and the server must
-//! answer exactly that. After every step each actor's view — direct metadata access,
+//! Shares, member grants, state changes and stable marks are attempted by the admin and by
+//! non-admin actors, pushes and version deletions by every kind of actor (the model tracks
+//! `write_access` and the role caps); the model predicts each refusal (`401`, `403`, `404`,
+//! `409`, `422`) and the server must answer exactly that. After every step each actor's view — direct metadata access,
 //! download, `@latest`, search hits, aggregate counts and the `/projects` listing — is
 //! compared with a small reference model of SPEC §3 written here independently of the
 //! product's permission engine. proptest shrinks any difference to a minimal sequence.
-//! Defaults: 40 cases on local storage and 16 on S3, of 4–12 operations each;
-//! `PROPTEST_CASES` and `TROVE_MODEL_MAX_OPS` make longer runs.
+//! Defaults: 140 cases on local storage and 60 on S3, of 6–16 operations each;
+//! `PROPTEST_CASES` and `TROVE_MODEL_MAX_OPS` make longer runs. Each case starts on a copy of
+//! one set-up instance (accounts, tokens, key) on tmpfs, on its own tokio runtime
+//! (DECISIONS, "Hardening (issue 14)").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -720,13 +723,17 @@ enum Op {
         by: Actor,
         project: usize,
     },
+    /// A profile put by `by` (owners of the scope and the admin may; the global one is the
+    /// admin's).
     PutProfile {
+        by: Actor,
         scope: Scope,
         profile: Prof,
         /// Hours until some listed principals' entries expire (from the test clock's now).
         expiring: BTreeMap<&'static str, u8>,
     },
     DeleteProfile {
+        by: Actor,
         scope: Scope,
     },
     Share {
@@ -915,8 +922,8 @@ fn operation() -> impl Strategy<Value = Op> {
         3 => (project.clone(), prop::sample::select(vec!["private", "shared", "public"]), any::<bool>(), any::<bool>())
             .prop_map(|(project, visibility, namespaced, by_mia)| Op::CreateProject { project, visibility, namespaced, by_mia }),
         5 => (writer(), project.clone()).prop_map(|(by, project)| Op::PushVersion { by, project }),
-        4 => (scope(), profile(), expiring()).prop_map(|(scope, profile, expiring)| Op::PutProfile { scope, profile, expiring }),
-        2 => scope().prop_map(|scope| Op::DeleteProfile { scope }),
+        4 => (granter(), scope(), profile(), expiring()).prop_map(|(by, scope, profile, expiring)| Op::PutProfile { by, scope, profile, expiring }),
+        2 => (granter(), scope()).prop_map(|(by, scope)| Op::DeleteProfile { by, scope }),
         3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", GROUP]), prop::option::weighted(0.6, 1..=3u8)).prop_map(|(by, project, principal, expires_hours)| Op::Share { by, project, principal, expires_hours }),
         3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP]), any::<bool>(), prop::option::weighted(0.5, 1..=3u8)).prop_map(|(by, project, principal, developer, expires_hours)| Op::GrantMember { by, project, principal, developer, expires_hours }),
         2 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP])).prop_map(|(by, project, principal)| Op::RevokeMember { by, project, principal }),
@@ -1310,6 +1317,38 @@ impl World {
             .then_some(StatusCode::CONFLICT)
     }
 
+    /// How a non-admin's profile change at `scope` is refused (SPEC §3: managing is the
+    /// owners' right, the global profile the admin's, no change while deprecated).
+    fn profile_refusal(&self, actor: Actor, scope: &Scope) -> Option<StatusCode> {
+        if self.is_locked_out(actor) {
+            return Some(StatusCode::UNAUTHORIZED);
+        }
+        let now = self.clock.now();
+        match scope {
+            Scope::Global => (actor != Actor::Root).then_some(StatusCode::FORBIDDEN),
+            Scope::Namespace => self.model.namespace_refusal(actor, now),
+            Scope::Project(p) => {
+                let project = PROJECTS[*p];
+                self.model
+                    .manage_denial(actor, project, None, now)
+                    .or_else(|| {
+                        let (_, state) = self.model.target(project, None);
+                        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+                    })
+            }
+            Scope::Version(p, v) => {
+                let project = PROJECTS[*p];
+                let version = self.version_name(project, *v)?;
+                self.model
+                    .manage_denial(actor, project, Some(&version), now)
+                    .or_else(|| {
+                        let (_, state) = self.model.target(project, Some(&version));
+                        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+                    })
+            }
+        }
+    }
+
     /// Whether the namespace and the project are active (writes need it).
     fn project_active(&self, project: &str) -> bool {
         let record = &self.model.projects[project];
@@ -1479,6 +1518,7 @@ impl World {
                 });
             }
             Op::PutProfile {
+                by,
                 scope,
                 profile,
                 expiring,
@@ -1486,6 +1526,7 @@ impl World {
                 let Some((path, scope_name)) = self.profile_path(scope) else {
                     return;
                 };
+                let expected = self.profile_refusal(*by, scope);
                 let now = self.clock.now();
                 let mut profile = profile.clone();
                 for (principal, hours) in expiring {
@@ -1500,20 +1541,42 @@ impl World {
                     }
                 }
                 let profile = &profile;
-                let response = self
-                    .as_root(Method::PUT, &path, Some(&profile.to_json(scope_name)))
-                    .await;
+                let response = call(
+                    &self.app,
+                    Method::PUT,
+                    &path,
+                    self.token(*by),
+                    Some(&profile.to_json(scope_name)),
+                )
+                .await;
+                if *by != Actor::Root {
+                    match expected {
+                        Some(status) => {
+                            assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                        }
+                        None => assert!(succeeded(&response), "{by:?}: {}", response.text()),
+                    }
+                }
                 if succeeded(&response) {
                     self.settle(&response).await;
                     self.accepted += 1;
                     *self.profile_slot(scope) = Some(profile.clone());
                 }
             }
-            Op::DeleteProfile { scope } => {
+            Op::DeleteProfile { by, scope } => {
                 let Some((path, _)) = self.profile_path(scope) else {
                     return;
                 };
-                let response = self.as_root(Method::DELETE, &path, None).await;
+                let expected = self.profile_refusal(*by, scope);
+                let response = call(&self.app, Method::DELETE, &path, self.token(*by), None).await;
+                if *by != Actor::Root {
+                    match expected {
+                        Some(status) => {
+                            assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                        }
+                        None => assert!(succeeded(&response), "{by:?}: {}", response.text()),
+                    }
+                }
                 if succeeded(&response) {
                     self.settle(&response).await;
                     self.accepted += 1;
@@ -2646,6 +2709,7 @@ async fn an_inheriting_profile_without_a_download_rule_keeps_the_parents() {
             project: 0,
         },
         Op::PutProfile {
+            by: Actor::Root,
             scope: Scope::Version(0, 0),
             profile: Prof {
                 read: Some(Rule::Authenticated),
