@@ -68,6 +68,21 @@ fn process_stats() -> (u64, usize) {
     (rss, fds)
 }
 
+/// `RssAnon` and `RssFile` (KiB) of this process: heap against mapped files (the index's
+/// segments are memory-mapped, so a growing index grows the file-backed part).
+fn rss_parts() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
 fn percentile(sorted: &[f64], pct: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -528,6 +543,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let metrics = tokio::runtime::Handle::current().metrics();
     let (rss_start, fds_start) = process_stats();
+    let parts_start = rss_parts();
     let tasks_start = metrics.num_alive_tasks();
 
     let shared = Arc::new(Shared::default());
@@ -551,6 +567,7 @@ async fn main() -> anyhow::Result<()> {
     // Let background jobs (re-indexing) finish before the end measurement.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_end, fds_end) = process_stats();
+    let parts_end = rss_parts();
     let tasks_end = metrics.num_alive_tasks();
     let (final_checked, final_leaks, sync) = final_check(&client, &base, &tokens, &admin).await?;
 
@@ -588,6 +605,13 @@ async fn main() -> anyhow::Result<()> {
         "- resident memory: {:.0} MiB → {:.0} MiB; open fds: {fds_start} → {fds_end}; live tokio tasks: {tasks_start} → {tasks_end} (client and server share this process)",
         rss_start as f64 / 1024.0,
         rss_end as f64 / 1024.0
+    );
+    println!(
+        "  - of which heap (`RssAnon`) {:.0} → {:.0} MiB, mapped files (`RssFile`, the index's segments) {:.0} → {:.0} MiB",
+        parts_start.0 as f64 / 1024.0,
+        parts_end.0 as f64 / 1024.0,
+        parts_start.1 as f64 / 1024.0,
+        parts_end.1 as f64 / 1024.0
     );
     println!(
         "- after the run: {final_checked} hits of every account re-checked, {} leaked; `/index/sync` drift: {}",

@@ -9,14 +9,17 @@
 //! without expiry, change lifecycle states, mark versions stable, delete files and versions,
 //! change group membership, disable, delete and re-create accounts and the group, disable API
 //! keys, and move the server's test clock (`trove::clock::Clock::manual`) past expiries.
-//! Shares and member grants are attempted by the admin and by non-admin actors; the model
-//! predicts each refusal (`401`, `403`, `404`, `409`, `422`) and the server must
-//! answer exactly that. After every step each actor's view — direct metadata access,
+//! Shares, member grants, state changes and stable marks are attempted by the admin and by
+//! non-admin actors, pushes and version deletions by every kind of actor (the model tracks
+//! `write_access` and the role caps); the model predicts each refusal (`401`, `403`, `404`,
+//! `409`, `422`) and the server must answer exactly that. After every step each actor's view — direct metadata access,
 //! download, `@latest`, search hits, aggregate counts and the `/projects` listing — is
 //! compared with a small reference model of SPEC §3 written here independently of the
 //! product's permission engine. proptest shrinks any difference to a minimal sequence.
-//! Defaults: 40 cases on local storage and 16 on S3, of 4–12 operations each;
-//! `PROPTEST_CASES` and `TROVE_MODEL_MAX_OPS` make longer runs.
+//! Defaults: 140 cases on local storage and 60 on S3, of 6–16 operations each;
+//! `PROPTEST_CASES` and `TROVE_MODEL_MAX_OPS` make longer runs. Each case starts on a copy of
+//! one set-up instance (accounts, tokens, key) on tmpfs, on its own tokio runtime
+//! (DECISIONS, "Hardening (issue 14)").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -28,6 +31,7 @@ use serde_json::{Value, json};
 use trove::permissions::Role;
 
 use crate::common::artifacts::{call, enc, upload, wait_job};
+use crate::common::s3_server::S3TestServer;
 use crate::common::{Backend, BackendApp, TestResponse};
 
 /// Projects the operations pick from (`p0` exists from the start: the API key is scoped to it).
@@ -103,6 +107,8 @@ struct Prof {
     viewers: BTreeSet<String>,
     read: Option<Rule>,
     download: Option<Rule>,
+    /// `write_access` (absent: `owners`, or the parent's rule in force when inheriting).
+    write: Option<Rule>,
     inherit: bool,
     /// When a principal's entries stop counting (SPEC §3 `expires`).
     expires: BTreeMap<String, DateTime<Utc>>,
@@ -122,7 +128,7 @@ impl Prof {
             "viewers": self.viewers,
             "read_access": self.read.map(Rule::name),
             "download_access": self.download.map(Rule::name),
-            "write_access": "owners",
+            "write_access": self.write.map(Rule::name),
             "inherit": self.inherit,
             // Always sent: a PUT replaces the fields it names, so an expiry of an earlier
             // share must not survive in the server and not in the model.
@@ -151,6 +157,7 @@ impl Prof {
             viewers: self.entries(&self.viewers),
             read: self.read,
             download: self.download,
+            write: self.write,
         }
     }
 }
@@ -167,6 +174,7 @@ struct Resolved {
     viewers: Entries,
     read: Option<Rule>,
     download: Option<Rule>,
+    write: Option<Rule>,
 }
 
 /// Whether `rule` lets a principal listed at `level` through.
@@ -258,6 +266,24 @@ impl Actor {
         }
     }
 
+    /// The highest level the role lets a listing count at for writing and managing (SPEC §3:
+    /// "the role also caps evaluation").
+    fn max_level(self) -> Option<Level> {
+        Some(match self.role()? {
+            Role::Admin | Role::Maintainer => Level::Owner,
+            Role::Developer | Role::Machine => Level::Writer,
+            Role::Guest | Role::Reviewer => Level::Viewer,
+        })
+    }
+
+    /// Whether the role may write at all (admin, maintainer, developer, machine).
+    fn may_write(self) -> bool {
+        matches!(
+            self.role(),
+            Some(Role::Admin | Role::Maintainer | Role::Developer | Role::Machine)
+        )
+    }
+
     fn role(self) -> Option<Role> {
         match self {
             Self::Root => Some(Role::Admin),
@@ -319,12 +345,14 @@ impl Model {
         // (SPEC §3: "its access rules override the parent's only where it sets them").
         let parent_read = parent.read.unwrap_or(Rule::Viewers);
         let parent_download = parent.download.unwrap_or(parent_read);
+        let parent_write = parent.write.unwrap_or(Rule::Owners);
         Some(Resolved {
             owners: union(parent.owners, &own.owners),
             writers: union(parent.writers, &own.writers),
             viewers: union(parent.viewers, &own.viewers),
             read: Some(found.read.unwrap_or(parent_read)),
             download: Some(found.download.unwrap_or(parent_download)),
+            write: Some(found.write.unwrap_or(parent_write)),
         })
     }
 
@@ -433,6 +461,104 @@ impl Model {
                     == Some(Level::Owner)
             });
             if state == State::Disabled || !may_own || !owner {
+                return Some(StatusCode::FORBIDDEN);
+            }
+        }
+        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+    }
+
+    /// The effective state of everything above a project (`version: None`) or a version.
+    fn parent_state(&self, project: &str, version: Option<&str>) -> State {
+        let record = &self.projects[project];
+        let namespace = if record.namespaced {
+            self.namespace_state
+        } else {
+            State::Active
+        };
+        if version.is_some() {
+            namespace.max(record.state)
+        } else {
+            namespace
+        }
+    }
+
+    /// How a manage-level action on a project or version is refused before any state
+    /// conflict: `404` hidden, `403` without an owner listing its role lets count (SPEC §3
+    /// `can_manage`).
+    fn manage_denial(
+        &self,
+        actor: Actor,
+        project: &str,
+        version: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<StatusCode> {
+        if !self.rights(actor, project, version, now).read {
+            return Some(StatusCode::NOT_FOUND);
+        }
+        if actor == Actor::Root {
+            return None;
+        }
+        let (profile, _) = self.target(project, version);
+        let owner = actor.username().is_some_and(|username| {
+            profile
+                .as_ref()
+                .and_then(|profile| self.level(username, profile, now))
+                == Some(Level::Owner)
+        });
+        if actor.max_level() != Some(Level::Owner) || !owner {
+            return Some(if actor.username().is_some() {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
+            });
+        }
+        None
+    }
+
+    /// How a write (create a version and upload into it, delete a version) on a project or
+    /// version is refused: `404` hidden, `401` anonymous, `403` when the role may not write or
+    /// the role-capped listing does not satisfy `write_access`, `409` deprecated. The key reads
+    /// `p0` only: a write is beyond its reach (`403` where olive reads, else `404`).
+    fn write_refusal(
+        &self,
+        actor: Actor,
+        project: &str,
+        version: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<StatusCode> {
+        if actor == Actor::Key {
+            let visible =
+                project == PROJECTS[0] && self.rights(Actor::Olive, project, version, now).read;
+            return Some(if visible {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            });
+        }
+        let (profile, state) = self.target(project, version);
+        if !self.rights_on(actor, profile.as_ref(), state, now).read {
+            return Some(StatusCode::NOT_FOUND);
+        }
+        if actor != Actor::Root {
+            let Some(username) = actor.username() else {
+                return Some(StatusCode::UNAUTHORIZED);
+            };
+            let level = profile
+                .as_ref()
+                .and_then(|profile| self.level(username, profile, now))
+                .and_then(|level| actor.max_level().map(|cap| level.min(cap)));
+            let rule = profile
+                .as_ref()
+                .and_then(|profile| profile.write)
+                .unwrap_or(Rule::Owners);
+            let satisfied = match rule {
+                Rule::Owners => level == Some(Level::Owner),
+                Rule::Writers => level >= Some(Level::Writer),
+                Rule::Viewers => level.is_some(),
+                Rule::Authenticated | Rule::Public => true,
+                Rule::Nobody => false,
+            };
+            if !actor.may_write() || !satisfied {
                 return Some(StatusCode::FORBIDDEN);
             }
         }
@@ -592,16 +718,22 @@ enum Op {
         namespaced: bool,
         by_mia: bool,
     },
+    /// Create a version, upload its file and complete it, by `by` (a refusal is predicted).
     PushVersion {
+        by: Actor,
         project: usize,
     },
+    /// A profile put by `by` (owners of the scope and the admin may; the global one is the
+    /// admin's).
     PutProfile {
+        by: Actor,
         scope: Scope,
         profile: Prof,
         /// Hours until some listed principals' entries expire (from the test clock's now).
         expiring: BTreeMap<&'static str, u8>,
     },
     DeleteProfile {
+        by: Actor,
         scope: Scope,
     },
     Share {
@@ -645,16 +777,20 @@ enum Op {
         project: usize,
         principal: &'static str,
     },
+    /// A state change by `by` (the namespace's by the admin).
     SetState {
+        by: Actor,
         scope: Scope,
         state: State,
     },
     SetStable {
+        by: Actor,
         project: usize,
         version: usize,
         stable: bool,
     },
     DeleteVersion {
+        by: Actor,
         project: usize,
         version: usize,
     },
@@ -705,17 +841,21 @@ fn profile() -> impl Strategy<Value = Prof> {
         subset(&["vera", "gina", "walt", GROUP]),
         rule(),
         rule(),
+        rule(),
         any::<bool>(),
     )
-        .prop_map(|(owners, writers, viewers, read, download, inherit)| Prof {
-            owners,
-            writers,
-            viewers,
-            read,
-            download,
-            inherit,
-            expires: BTreeMap::new(),
-        })
+        .prop_map(
+            |(owners, writers, viewers, read, download, write, inherit)| Prof {
+                owners,
+                writers,
+                viewers,
+                read,
+                download,
+                write,
+                inherit,
+                expires: BTreeMap::new(),
+            },
+        )
 }
 
 /// Who attempts a manage-level mutation: the admin more often, then owners-to-be and actors
@@ -729,6 +869,23 @@ fn granter() -> impl Strategy<Value = Actor> {
         Actor::Walt,
         Actor::Vera,
         Actor::Rex,
+    ])
+}
+
+/// Who attempts a write (push, version deletion): the admin more often, then every kind of
+/// actor — owners, a writer-to-be, a guest, the reviewer, anonymous and the read-only key.
+fn writer() -> impl Strategy<Value = Actor> {
+    prop::sample::select(vec![
+        Actor::Root,
+        Actor::Root,
+        Actor::Root,
+        Actor::Olive,
+        Actor::Mia,
+        Actor::Walt,
+        Actor::Vera,
+        Actor::Rex,
+        Actor::Anonymous,
+        Actor::Key,
     ])
 }
 
@@ -764,9 +921,9 @@ fn operation() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (project.clone(), prop::sample::select(vec!["private", "shared", "public"]), any::<bool>(), any::<bool>())
             .prop_map(|(project, visibility, namespaced, by_mia)| Op::CreateProject { project, visibility, namespaced, by_mia }),
-        4 => project.clone().prop_map(|project| Op::PushVersion { project }),
-        4 => (scope(), profile(), expiring()).prop_map(|(scope, profile, expiring)| Op::PutProfile { scope, profile, expiring }),
-        2 => scope().prop_map(|scope| Op::DeleteProfile { scope }),
+        5 => (writer(), project.clone()).prop_map(|(by, project)| Op::PushVersion { by, project }),
+        4 => (granter(), scope(), profile(), expiring()).prop_map(|(by, scope, profile, expiring)| Op::PutProfile { by, scope, profile, expiring }),
+        2 => (granter(), scope()).prop_map(|(by, scope)| Op::DeleteProfile { by, scope }),
         3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", GROUP]), prop::option::weighted(0.6, 1..=3u8)).prop_map(|(by, project, principal, expires_hours)| Op::Share { by, project, principal, expires_hours }),
         3 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP]), any::<bool>(), prop::option::weighted(0.5, 1..=3u8)).prop_map(|(by, project, principal, developer, expires_hours)| Op::GrantMember { by, project, principal, developer, expires_hours }),
         2 => (granter(), project.clone(), prop::sample::select(vec!["vera", "gina", "walt", GROUP])).prop_map(|(by, project, principal)| Op::RevokeMember { by, project, principal }),
@@ -774,9 +931,9 @@ fn operation() -> impl Strategy<Value = Op> {
         1 => (granter(), prop::sample::select(vec!["vera", "walt", "mia", GROUP])).prop_map(|(by, principal)| Op::RevokeNamespaceMember { by, principal }),
         2 => (1..=3u8).prop_map(|hours| Op::AdvanceClock { hours }),
         1 => (project.clone(), prop::sample::select(vec!["vera", "gina", GROUP])).prop_map(|(project, principal)| Op::Unshare { project, principal }),
-        2 => (scope(), state()).prop_map(|(scope, state)| Op::SetState { scope, state }),
-        1 => (project.clone(), version.clone(), any::<bool>()).prop_map(|(project, version, stable)| Op::SetStable { project, version, stable }),
-        1 => (project.clone(), version.clone()).prop_map(|(project, version)| Op::DeleteVersion { project, version }),
+        2 => (granter(), scope(), state()).prop_map(|(by, scope, state)| Op::SetState { by, scope, state }),
+        1 => (granter(), project.clone(), version.clone(), any::<bool>()).prop_map(|(by, project, version, stable)| Op::SetStable { by, project, version, stable }),
+        1 => (writer(), project.clone(), version.clone()).prop_map(|(by, project, version)| Op::DeleteVersion { by, project, version }),
         1 => (project, version).prop_map(|(project, version)| Op::DeleteFile { project, version }),
         2 => (prop::sample::select(vec!["gina", "vera", "olive"]), any::<bool>()).prop_map(|(username, add)| Op::GroupMember { username, add }),
         1 => (prop::sample::select(vec!["vera", "walt", "gina"]), any::<bool>()).prop_map(|(username, disabled)| Op::DisableUser { username, disabled }),
@@ -824,16 +981,37 @@ impl World {
         call(&self.app, method, path, Some(self.root()), body).await
     }
 
-    /// Waits for the job of a `202` answer, if any.
+    /// Waits for the job of a `202` answer, if any (polled every 2 ms: a job here takes a few
+    /// milliseconds, and most steps wait for one).
     async fn settle(&self, response: &TestResponse) {
-        if response.status == StatusCode::ACCEPTED {
-            wait_job(&self.app, self.root(), response).await;
+        if response.status != StatusCode::ACCEPTED {
+            return;
+        }
+        let path = response.json()["path"].as_str().unwrap().to_owned();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let job = self.as_root(Method::GET, &path, None).await.json();
+            if job["status"] == "SUCCESS" || job["status"] == "FAILURE" {
+                assert_eq!(job["status"], "SUCCESS", "{job}");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job did not finish: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
+    /// A fresh instance with the seven accounts (argon2 hashing and a login each), the
+    /// namespace, the group, `p0` and olive's key: the starting point every case is copied from.
     async fn setup(backend: Backend) -> Self {
         let clock = trove::clock::Clock::manual();
-        let app = BackendApp::start_with_clock(backend, clock.clone(), |_| {}).await;
+        let s3 = match backend {
+            Backend::Local => None,
+            Backend::S3 => Some(S3TestServer::start_in(scratch_dir()).await),
+        };
+        let app = BackendApp::start_on(scratch_dir(), s3, clock.clone(), |_| {}).await;
         let reindexer = trove::jobs::schedule::spawn_expiry_reindexer(app.state.clone());
         let mut tokens: BTreeMap<Actor, Option<String>> =
             futures::future::join_all(ACTORS.into_iter().filter_map(|actor| {
@@ -867,6 +1045,7 @@ impl World {
         world.model.namespace = Some(Prof {
             read: Some(Rule::Viewers),
             download: Some(Rule::Viewers),
+            write: Some(Rule::Writers),
             ..Prof::default()
         });
         let response = world
@@ -898,6 +1077,99 @@ impl World {
             .insert(Actor::Key, Some(body["key"].as_str().unwrap().to_owned()));
         world.key_id = body["id"].as_str().unwrap().to_owned();
         world
+    }
+}
+
+/// A temporary directory on tmpfs (`/dev/shm`) when there is one: every object write of local
+/// storage is fsynced with its directory (~10 ms each on this machine's disk, most of a
+/// mutation's time), which tmpfs makes free without changing what the server does.
+fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().unwrap()
+}
+
+/// Copies the directory tree `from` into the existing directory `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of a set-up instance's directories (data directory, and the S3 server's root on the
+/// S3 backend) with its tokens, key and model: each case starts an instance on a fresh copy
+/// instead of creating seven accounts through argon2 and logging them in again. The tokens stay
+/// valid on the copy (same `secrets/jwt.key`, same account records); tokens live an hour, so a
+/// template older than [`TEMPLATE_LIFETIME`] is made again.
+struct Template {
+    data_dir: tempfile::TempDir,
+    s3_root: Option<tempfile::TempDir>,
+    tokens: BTreeMap<Actor, Option<String>>,
+    key_id: String,
+    model: Model,
+    made: std::time::Instant,
+}
+
+/// How long a template's tokens are used (they expire after an hour).
+const TEMPLATE_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+impl Template {
+    async fn make(backend: Backend) -> Self {
+        let world = World::setup(backend).await;
+        // Everything the set-up started has been awaited (its jobs settled), so the copy is of
+        // an idle instance; a start on the copy also runs the start-up reconciliation.
+        let data_dir = scratch_dir();
+        copy_tree(world.app.data_dir(), data_dir.path());
+        let s3_root = world.app.s3.as_ref().map(|server| {
+            let root = scratch_dir();
+            copy_tree(server.root(), root.path());
+            root
+        });
+        Self {
+            data_dir,
+            s3_root,
+            tokens: world.tokens.clone(),
+            key_id: world.key_id.clone(),
+            model: world.model.clone(),
+            made: std::time::Instant::now(),
+        }
+    }
+
+    /// A new instance on a fresh copy, with its own test clock and expiry re-indexer.
+    async fn world(&self) -> World {
+        let clock = trove::clock::Clock::manual();
+        let data_dir = scratch_dir();
+        copy_tree(self.data_dir.path(), data_dir.path());
+        let s3 = match &self.s3_root {
+            None => None,
+            Some(template) => {
+                let root = scratch_dir();
+                copy_tree(template.path(), root.path());
+                Some(S3TestServer::start_in(root).await)
+            }
+        };
+        let app = BackendApp::start_on(data_dir, s3, clock.clone(), |_| {}).await;
+        let reindexer = trove::jobs::schedule::spawn_expiry_reindexer(app.state.clone());
+        World {
+            app,
+            clock,
+            reindexer,
+            tokens: self.tokens.clone(),
+            model: self.model.clone(),
+            key_id: self.key_id.clone(),
+            accepted: 0,
+        }
     }
 }
 
@@ -1023,6 +1295,60 @@ impl World {
         None
     }
 
+    /// How a non-admin's state change of a project or version (its own state `from`) is
+    /// refused: `can_manage` (`404`/`403`), only admins touch `disabled` (`403`), nothing
+    /// changes below a disabled parent (`409`); allowed while deprecated.
+    fn state_refusal(
+        &self,
+        actor: Actor,
+        project: &str,
+        version: Option<&str>,
+        from: State,
+        to: State,
+        now: DateTime<Utc>,
+    ) -> Option<StatusCode> {
+        if let Some(status) = self.model.manage_denial(actor, project, version, now) {
+            return Some(status);
+        }
+        if from == State::Disabled || to == State::Disabled {
+            return Some(StatusCode::FORBIDDEN);
+        }
+        (self.model.parent_state(project, version) == State::Disabled)
+            .then_some(StatusCode::CONFLICT)
+    }
+
+    /// How a non-admin's profile change at `scope` is refused (SPEC §3: managing is the
+    /// owners' right, the global profile the admin's, no change while deprecated).
+    fn profile_refusal(&self, actor: Actor, scope: &Scope) -> Option<StatusCode> {
+        if self.is_locked_out(actor) {
+            return Some(StatusCode::UNAUTHORIZED);
+        }
+        let now = self.clock.now();
+        match scope {
+            Scope::Global => (actor != Actor::Root).then_some(StatusCode::FORBIDDEN),
+            Scope::Namespace => self.model.namespace_refusal(actor, now),
+            Scope::Project(p) => {
+                let project = PROJECTS[*p];
+                self.model
+                    .manage_denial(actor, project, None, now)
+                    .or_else(|| {
+                        let (_, state) = self.model.target(project, None);
+                        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+                    })
+            }
+            Scope::Version(p, v) => {
+                let project = PROJECTS[*p];
+                let version = self.version_name(project, *v)?;
+                self.model
+                    .manage_denial(actor, project, Some(&version), now)
+                    .or_else(|| {
+                        let (_, state) = self.model.target(project, Some(&version));
+                        (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+                    })
+            }
+        }
+    }
+
     /// Whether the namespace and the project are active (writes need it).
     fn project_active(&self, project: &str) -> bool {
         let record = &self.model.projects[project];
@@ -1093,6 +1419,7 @@ impl World {
                             _ => Rule::Public,
                         }),
                         download: (*visibility == "public").then_some(Rule::Viewers),
+                        write: Some(Rule::Owners),
                         inherit: false,
                         ..Prof::default()
                     }
@@ -1109,41 +1436,72 @@ impl World {
                     },
                 );
             }
-            Op::PushVersion { project: p } => {
+            Op::PushVersion { by, project: p } => {
                 let project = PROJECTS[*p];
                 let Some(record) = self.model.projects.get(project) else {
                     return;
                 };
-                if record.versions.len() >= MAX_VERSIONS || !self.project_active(project) {
+                // The admin may write into a disabled project; the model does not go there.
+                if record.versions.len() >= MAX_VERSIONS
+                    || (*by == Actor::Root && !self.project_active(project))
+                {
                     return;
                 }
                 let name = format!("v{}", record.created + 1);
-                let response = self
-                    .as_root(
-                        Method::POST,
-                        &format!("/projects/{project}/versions"),
-                        Some(&json!({"version": name})),
-                    )
-                    .await;
-                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
-                let root = self.root().to_owned();
+                let expected = if self.is_locked_out(*by) {
+                    Some(StatusCode::UNAUTHORIZED)
+                } else {
+                    self.model
+                        .write_refusal(*by, project, None, self.clock.now())
+                };
+                let token = self.token(*by).map(str::to_owned);
+                let response = call(
+                    &self.app,
+                    Method::POST,
+                    &format!("/projects/{project}/versions"),
+                    token.as_deref(),
+                    Some(&json!({"version": name})),
+                )
+                .await;
+                if let Some(status) = expected {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
+                assert_eq!(
+                    response.status,
+                    StatusCode::CREATED,
+                    "{by:?}: {}",
+                    response.text()
+                );
                 let response = upload(
                     &self.app,
-                    Some(&root),
+                    token.as_deref(),
                     project,
                     &name,
                     FILE,
                     name.as_bytes(),
                 )
                 .await;
-                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
-                let response = self
-                    .as_root(
-                        Method::PUT,
-                        &format!("/projects/{project}/version/{name}/complete"),
-                        None,
-                    )
-                    .await;
+                assert_eq!(
+                    response.status,
+                    StatusCode::CREATED,
+                    "{by:?}: {}",
+                    response.text()
+                );
+                let response = call(
+                    &self.app,
+                    Method::PUT,
+                    &format!("/projects/{project}/version/{name}/complete"),
+                    token.as_deref(),
+                    None,
+                )
+                .await;
+                assert_eq!(
+                    response.status,
+                    StatusCode::ACCEPTED,
+                    "{by:?}: {}",
+                    response.text()
+                );
                 self.settle(&response).await;
                 self.accepted += 1;
                 let record = self.model.projects.get_mut(project).unwrap();
@@ -1160,6 +1518,7 @@ impl World {
                 });
             }
             Op::PutProfile {
+                by,
                 scope,
                 profile,
                 expiring,
@@ -1167,6 +1526,7 @@ impl World {
                 let Some((path, scope_name)) = self.profile_path(scope) else {
                     return;
                 };
+                let expected = self.profile_refusal(*by, scope);
                 let now = self.clock.now();
                 let mut profile = profile.clone();
                 for (principal, hours) in expiring {
@@ -1181,20 +1541,42 @@ impl World {
                     }
                 }
                 let profile = &profile;
-                let response = self
-                    .as_root(Method::PUT, &path, Some(&profile.to_json(scope_name)))
-                    .await;
+                let response = call(
+                    &self.app,
+                    Method::PUT,
+                    &path,
+                    self.token(*by),
+                    Some(&profile.to_json(scope_name)),
+                )
+                .await;
+                if *by != Actor::Root {
+                    match expected {
+                        Some(status) => {
+                            assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                        }
+                        None => assert!(succeeded(&response), "{by:?}: {}", response.text()),
+                    }
+                }
                 if succeeded(&response) {
                     self.settle(&response).await;
                     self.accepted += 1;
                     *self.profile_slot(scope) = Some(profile.clone());
                 }
             }
-            Op::DeleteProfile { scope } => {
+            Op::DeleteProfile { by, scope } => {
                 let Some((path, _)) = self.profile_path(scope) else {
                     return;
                 };
-                let response = self.as_root(Method::DELETE, &path, None).await;
+                let expected = self.profile_refusal(*by, scope);
+                let response = call(&self.app, Method::DELETE, &path, self.token(*by), None).await;
+                if *by != Actor::Root {
+                    match expected {
+                        Some(status) => {
+                            assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                        }
+                        None => assert!(succeeded(&response), "{by:?}: {}", response.text()),
+                    }
+                }
                 if succeeded(&response) {
                     self.settle(&response).await;
                     self.accepted += 1;
@@ -1371,6 +1753,13 @@ impl World {
                 if !admits(download, level) {
                     profile.download = Some(rule_for(level));
                 }
+                // A developer grant lets the grantee push.
+                let write = resolved.as_ref().map_or(Rule::Nobody, |resolved| {
+                    resolved.write.unwrap_or(Rule::Owners)
+                });
+                if level >= Level::Writer && !admits(write, level) {
+                    profile.write = Some(Rule::Writers);
+                }
             }
             Op::RevokeMember {
                 by,
@@ -1466,6 +1855,7 @@ impl World {
                 let profile = self.model.namespace.get_or_insert_with(|| Prof {
                     read: Some(Rule::Viewers),
                     download: Some(Rule::Viewers),
+                    write: Some(Rule::Writers),
                     ..Prof::default()
                 });
                 profile.remove_principal(principal);
@@ -1493,6 +1883,12 @@ impl World {
                 }
                 if !admits(download, *level) {
                     profile.download = Some(rule_for(*level));
+                }
+                let write = resolved.as_ref().map_or(Rule::Nobody, |resolved| {
+                    resolved.write.unwrap_or(Rule::Owners)
+                });
+                if *level >= Level::Writer && !admits(write, *level) {
+                    profile.write = Some(Rule::Writers);
                 }
             }
             Op::RevokeNamespaceMember { by, principal } => {
@@ -1540,8 +1936,31 @@ impl World {
                 );
                 self.accepted += 1;
             }
-            Op::SetState { scope, state } => {
+            Op::SetState { by, scope, state } => {
                 let body = json!({"state": state.name()});
+                // The namespace's state is the admin's to change.
+                let by = match scope {
+                    Scope::Global | Scope::Namespace => Actor::Root,
+                    _ => *by,
+                };
+                let now = self.clock.now();
+                let expected = match scope {
+                    _ if by == Actor::Root => None,
+                    _ if self.is_locked_out(by) => Some(StatusCode::UNAUTHORIZED),
+                    Scope::Global | Scope::Namespace => None,
+                    Scope::Project(p) => self.model.projects.get(PROJECTS[*p]).and_then(|record| {
+                        self.state_refusal(by, PROJECTS[*p], None, record.state, *state, now)
+                    }),
+                    Scope::Version(p, v) => self.version_name(PROJECTS[*p], *v).and_then(|name| {
+                        let own = self.model.projects[PROJECTS[*p]]
+                            .versions
+                            .iter()
+                            .find(|version| version.name == name)
+                            .unwrap()
+                            .state;
+                        self.state_refusal(by, PROJECTS[*p], Some(&name), own, *state, now)
+                    }),
+                };
                 let path = match scope {
                     Scope::Global | Scope::Namespace => format!("/namespaces/{NAMESPACE}"),
                     Scope::Project(p) => {
@@ -1557,7 +1976,16 @@ impl World {
                         format!("/projects/{}/version/{version}", PROJECTS[*p])
                     }
                 };
-                let response = self.as_root(Method::PATCH, &path, Some(&body)).await;
+                let response =
+                    call(&self.app, Method::PATCH, &path, self.token(by), Some(&body)).await;
+                if by != Actor::Root {
+                    assert_eq!(
+                        response.status,
+                        expected.unwrap_or(StatusCode::OK),
+                        "{by:?}: {}",
+                        response.text()
+                    );
+                }
                 if succeeded(&response) {
                     self.settle(&response).await;
                     self.accepted += 1;
@@ -1574,6 +2002,7 @@ impl World {
                 }
             }
             Op::SetStable {
+                by,
                 project: p,
                 version: v,
                 stable,
@@ -1582,13 +2011,34 @@ impl World {
                 let Some(version) = self.version_name(project, *v) else {
                     return;
                 };
-                let response = self
-                    .as_root(
-                        Method::PATCH,
-                        &format!("/projects/{project}/version/{version}"),
-                        Some(&json!({"stable": stable})),
-                    )
-                    .await;
+                let now = self.clock.now();
+                // SPEC §3: owners mark stable (`can_manage`), not while deprecated.
+                let expected = if self.is_locked_out(*by) {
+                    Some(StatusCode::UNAUTHORIZED)
+                } else {
+                    self.model
+                        .manage_denial(*by, project, Some(&version), now)
+                        .or_else(|| {
+                            let (_, state) = self.model.target(project, Some(&version));
+                            (state == State::Deprecated).then_some(StatusCode::CONFLICT)
+                        })
+                };
+                let response = call(
+                    &self.app,
+                    Method::PATCH,
+                    &format!("/projects/{project}/version/{version}"),
+                    self.token(*by),
+                    Some(&json!({"stable": stable})),
+                )
+                .await;
+                if *by != Actor::Root || expected.is_some() {
+                    assert_eq!(
+                        response.status,
+                        expected.unwrap_or(StatusCode::OK),
+                        "{by:?}: {}",
+                        response.text()
+                    );
+                }
                 if succeeded(&response) {
                     self.settle(&response).await;
                     self.accepted += 1;
@@ -1596,6 +2046,7 @@ impl World {
                 }
             }
             Op::DeleteVersion {
+                by,
                 project: p,
                 version: v,
             } => {
@@ -1603,13 +2054,28 @@ impl World {
                 let Some(version) = self.version_name(project, *v) else {
                     return;
                 };
-                let response = self
-                    .as_root(
-                        Method::DELETE,
-                        &format!("/projects/{project}/version/{version}"),
-                        None,
-                    )
-                    .await;
+                // SPEC §3: writers delete non-stable versions; a stable one must be unmarked
+                // first, by anyone.
+                let expected = if self.is_locked_out(*by) {
+                    Some(StatusCode::UNAUTHORIZED)
+                } else {
+                    self.model
+                        .write_refusal(*by, project, Some(&version), self.clock.now())
+                };
+                let response = call(
+                    &self.app,
+                    Method::DELETE,
+                    &format!("/projects/{project}/version/{version}"),
+                    self.token(*by),
+                    None,
+                )
+                .await;
+                if *by != Actor::Root
+                    && let Some(status) = expected
+                {
+                    assert_eq!(response.status, status, "{by:?}: {}", response.text());
+                    return;
+                }
                 if self.version_mut(project, &version).stable {
                     assert_eq!(
                         response.status,
@@ -1618,6 +2084,9 @@ impl World {
                         response.text()
                     );
                     return;
+                }
+                if *by != Actor::Root {
+                    assert!(succeeded(&response), "{by:?}: {}", response.text());
                 }
                 if succeeded(&response) {
                     self.settle(&response).await;
@@ -1802,8 +2271,16 @@ impl World {
             );
             return;
         }
+        let started = std::time::Instant::now();
         self.check_direct(step, actor, token, now).await;
+        let direct = started.elapsed();
         self.check_search(step, actor, token, now).await;
+        if std::env::var_os("TROVE_MODEL_TRACE").is_some() {
+            eprintln!(
+                "  {actor:?} direct {direct:?} total {:?}",
+                started.elapsed()
+            );
+        }
     }
 
     async fn check_direct(
@@ -1960,6 +2437,9 @@ impl World {
             if (&ids, &counts, &projects) == (&expected_ids, &expected_counts, &expected_projects) {
                 return;
             }
+            if std::env::var_os("TROVE_MODEL_TRACE").is_some() {
+                eprintln!("  {actor:?} search retry");
+            }
             if std::time::Instant::now() > deadline {
                 assert_eq!(ids, expected_ids, "step {step}: {actor:?} search hits");
                 assert_eq!(
@@ -1978,9 +2458,22 @@ impl World {
 
 /// Runs one sequence on a fresh instance; answers the number of accepted mutations.
 async fn run(backend: Backend, ops: Vec<Op>) -> usize {
-    let mut world = World::setup(backend).await;
-    world.check(0).await;
+    run_from(&Template::make(backend).await, ops).await
+}
+
+/// Runs one sequence on a fresh copy of `template`; answers the number of accepted mutations.
+async fn run_from(template: &Template, ops: Vec<Op>) -> usize {
     let trace = std::env::var_os("TROVE_MODEL_TRACE").is_some();
+    let started = std::time::Instant::now();
+    let mut world = template.world().await;
+    if trace {
+        eprintln!("setup ({:?})", started.elapsed());
+    }
+    let started = std::time::Instant::now();
+    world.check(0).await;
+    if trace {
+        eprintln!("step 0 checked ({:?})", started.elapsed());
+    }
     for (step, op) in ops.iter().enumerate() {
         let started = std::time::Instant::now();
         if trace {
@@ -2002,12 +2495,27 @@ fn cases(default_cases: u32) -> u32 {
         .unwrap_or(default_cases)
 }
 
-fn run_cases(backend: Backend, default_cases: u32) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime for one case. Each case gets its own, shut down at its end: an instance leaves
+/// background tasks behind (its job runner, index writer, expiry wake-ups), and on a shared
+/// runtime the tasks of every earlier case kept running, so each case was slower than the one
+/// before it (a case's set-up took 75 ms at the first case and 420 ms by the tenth).
+fn case_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `future` on a fresh [`case_runtime`], then shuts that runtime down.
+fn on_case_runtime<T>(future: impl std::future::Future<Output = T>) -> T {
+    let runtime = case_runtime();
+    let output = runtime.block_on(future);
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    output
+}
+
+fn run_cases(backend: Backend, default_cases: u32) {
     let accepted = std::cell::Cell::new(0);
     let config = ProptestConfig {
         cases: cases(default_cases),
@@ -2018,12 +2526,27 @@ fn run_cases(backend: Backend, default_cases: u32) {
             .unwrap_or(200),
         ..ProptestConfig::default()
     };
-    let mut runner = proptest::test_runner::TestRunner::new(config);
+    // `TROVE_MODEL_DETERMINISTIC` replays the same sequences (to compare timings).
+    let mut runner = if std::env::var_os("TROVE_MODEL_DETERMINISTIC").is_some() {
+        proptest::test_runner::TestRunner::new_with_rng(
+            config,
+            proptest::test_runner::TestRng::deterministic_rng(
+                proptest::test_runner::RngAlgorithm::ChaCha,
+            ),
+        )
+    } else {
+        proptest::test_runner::TestRunner::new(config)
+    };
     let max = ops_max();
+    let template = std::cell::RefCell::new(on_case_runtime(Template::make(backend)));
     let result = runner.run(
         &prop::collection::vec(operation(), MIN_OPS.min(max)..=max),
         |ops| {
-            accepted.set(accepted.get() + runtime.block_on(run(backend, ops)));
+            if template.borrow().made.elapsed() > TEMPLATE_LIFETIME {
+                *template.borrow_mut() = on_case_runtime(Template::make(backend));
+            }
+            let template = template.borrow();
+            accepted.set(accepted.get() + on_case_runtime(run_from(&template, ops)));
             Ok(())
         },
     );
@@ -2037,26 +2560,25 @@ fn run_cases(backend: Backend, default_cases: u32) {
 }
 
 /// Shortest sequence.
-const MIN_OPS: usize = 4;
+const MIN_OPS: usize = 6;
 
-/// Longest sequence (`TROVE_MODEL_MAX_OPS`, default 12: many short cases find more within
-/// CI's budget than a few long ones, as each case starts from a fresh instance; the issue's
-/// 200 is a local run).
+/// Longest sequence (`TROVE_MODEL_MAX_OPS`, default 16: many short cases find more within
+/// CI's budget than a few long ones; the issue's 200 is a local run).
 fn ops_max() -> usize {
     std::env::var("TROVE_MODEL_MAX_OPS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(12)
+        .unwrap_or(16)
 }
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_local_storage() {
-    run_cases(Backend::Local, 40);
+    run_cases(Backend::Local, 140);
 }
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_s3() {
-    run_cases(Backend::S3, 16);
+    run_cases(Backend::S3, 60);
 }
 
 /// Found by the model with the test clock: `@latest`, `/projects/{p}/versions` and
@@ -2150,7 +2672,10 @@ async fn a_recreated_group_inherits_no_grant_of_the_old_one() {
             username: "gina",
             add: true,
         },
-        Op::PushVersion { project: 0 },
+        Op::PushVersion {
+            by: Actor::Root,
+            project: 0,
+        },
         Op::Share {
             by: Actor::Olive,
             project: 0,
@@ -2179,8 +2704,12 @@ async fn a_recreated_group_inherits_no_grant_of_the_old_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inheriting_profile_without_a_download_rule_keeps_the_parents() {
     let ops = vec![
-        Op::PushVersion { project: 0 },
+        Op::PushVersion {
+            by: Actor::Root,
+            project: 0,
+        },
         Op::PutProfile {
+            by: Actor::Root,
             scope: Scope::Version(0, 0),
             profile: Prof {
                 read: Some(Rule::Authenticated),

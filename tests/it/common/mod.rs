@@ -385,17 +385,31 @@ impl BackendApp {
         clock: trove::clock::Clock,
         configure: impl FnOnce(&mut Settings),
     ) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+        let s3 = match backend {
+            Backend::Local => None,
+            Backend::S3 => Some(s3_server::S3TestServer::start().await),
+        };
+        Self::start_on(tempfile::tempdir().unwrap(), s3, clock, configure).await
+    }
+
+    /// [`Self::start_with_clock`] on a given data directory and, for the S3 backend, a given
+    /// S3 server (bucket `trove-app`, created when missing): local storage when `s3` is `None`.
+    /// Lets a test start an instance on a copy of another instance's directories.
+    pub async fn start_on(
+        data_dir: tempfile::TempDir,
+        s3: Option<s3_server::S3TestServer>,
+        clock: trove::clock::Clock,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = local_settings(data_dir.path().to_path_buf());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         settings.public_url = Some(format!("http://{address}"));
         settings.sync_cron = String::new();
         settings.purge_cron = String::new();
-        let s3 = match backend {
-            Backend::Local => None,
-            Backend::S3 => {
-                let server = s3_server::S3TestServer::start().await;
+        let s3 = match s3 {
+            None => None,
+            Some(server) => {
                 let store = trove::storage::s3::S3Store::connect(server.settings("trove-app", ""))
                     .await
                     .unwrap();
@@ -421,5 +435,10 @@ impl BackendApp {
             s3,
             _data_dir: data_dir,
         }
+    }
+
+    /// The instance's data directory (local storage, index, secrets).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
     }
 }

@@ -179,7 +179,12 @@ pub struct S3TestServer {
 impl S3TestServer {
     /// Starts a server on a free port.
     pub async fn start() -> Self {
-        let root = tempfile::tempdir().expect("temp dir for s3");
+        Self::start_in(tempfile::tempdir().expect("temp dir for s3")).await
+    }
+
+    /// Starts a server on a free port storing into `root` (e.g. a copy of another server's
+    /// [`Self::root`] taken while it was idle, or a directory on tmpfs).
+    pub async fn start_in(root: tempfile::TempDir) -> Self {
         let filesystem = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root");
         let mut builder = s3s::service::S3ServiceBuilder::new(Linearized {
             inner: filesystem,
@@ -236,6 +241,11 @@ impl S3TestServer {
             shutdown,
             accept_loop,
         });
+    }
+
+    /// The directory the buckets (and s3s-fs's metadata files) are stored in.
+    pub fn root(&self) -> &std::path::Path {
+        self._root.path()
     }
 
     /// The endpoint URL (`http://127.0.0.1:<port>`).
