@@ -774,9 +774,215 @@ pub fn parse_user_query_with(
             parser.set_field_boost(field, boost);
         }
     }
-    parser
-        .build_query_from_user_input_ast(ast)
-        .map_err(|error| SearchError::InvalidQuery(error.to_string()))
+    build_ast(index, &parser, ast)
+}
+
+/// The JSON field and key path a range names when it is a key of a JSON field (`year`, a key
+/// of the metadata document; `document.year`; `_extra.numerical_revision`), `None` for a
+/// schema field the parser handles itself.
+fn json_key_of(index: &SearchIndex, name: &str) -> Option<(tantivy::schema::Field, String)> {
+    let schema = index.index().schema();
+    match schema.find_field(name) {
+        Some((field, path)) => {
+            let is_json = matches!(
+                schema.get_field_entry(field).field_type(),
+                tantivy::schema::FieldType::JsonObject(_)
+            );
+            (is_json && !path.is_empty()).then(|| (field, path.to_owned()))
+        }
+        None => Some((index.fields().document, name.to_owned())),
+    }
+}
+
+/// Whether the query holds a range over a key of a JSON field.
+fn has_key_range(index: &SearchIndex, ast: &UserInputAst) -> bool {
+    match ast {
+        UserInputAst::Clause(clauses) => clauses
+            .iter()
+            .any(|(_, clause)| has_key_range(index, clause)),
+        UserInputAst::Boost(inner, _) => has_key_range(index, inner),
+        UserInputAst::Leaf(leaf) => matches!(
+            leaf.as_ref(),
+            UserInputLeaf::Range { field: Some(field), .. } if json_key_of(index, field).is_some()
+        ),
+    }
+}
+
+/// Builds the query of `ast` with `parser`, but for ranges over keys of JSON fields, which
+/// tantivy runs only on fast fields (the metadata document has no columnar copy): those become
+/// ranges of the inverted index's terms of that key ([`key_range_query`]).
+fn build_ast(
+    index: &SearchIndex,
+    parser: &QueryParser,
+    ast: UserInputAst,
+) -> Result<Box<dyn Query>, SearchError> {
+    if !has_key_range(index, &ast) {
+        return parser
+            .build_query_from_user_input_ast(ast)
+            .map_err(|error| SearchError::InvalidQuery(error.to_string()));
+    }
+    match ast {
+        UserInputAst::Clause(clauses) => {
+            let mut built = Vec::with_capacity(clauses.len());
+            for (occur, clause) in clauses {
+                built.push((
+                    occur.unwrap_or(Occur::Should),
+                    build_ast(index, parser, clause)?,
+                ));
+            }
+            Ok(Box::new(BooleanQuery::new(built)))
+        }
+        UserInputAst::Boost(inner, boost) => {
+            #[allow(clippy::cast_possible_truncation)]
+            let boost = boost.into_inner() as f32;
+            Ok(Box::new(tantivy::query::BoostQuery::new(
+                build_ast(index, parser, *inner)?,
+                boost,
+            )))
+        }
+        UserInputAst::Leaf(leaf) => match *leaf {
+            UserInputLeaf::Range {
+                field: Some(name),
+                lower,
+                upper,
+            } => {
+                let (field, path) = json_key_of(index, &name)
+                    .ok_or_else(|| SearchError::InvalidQuery(format!("no field {name:?}")))?;
+                Ok(key_range_query(field, &path, &lower, &upper))
+            }
+            other => parser
+                .build_query_from_user_input_ast(UserInputAst::Leaf(Box::new(other)))
+                .map_err(|error| SearchError::InvalidQuery(error.to_string())),
+        },
+    }
+}
+
+/// A range over the values of one key of a JSON field, on its terms: numbers (the index
+/// keeps a JSON number as a signed, unsigned or floating-point term, so the range covers the
+/// three) when both bounds are numbers or open, else words (lower-cased, in byte order).
+fn key_range_query(
+    field: tantivy::schema::Field,
+    path: &str,
+    lower: &tantivy::query_grammar::UserInputBound,
+    upper: &tantivy::query_grammar::UserInputBound,
+) -> Box<dyn Query> {
+    use std::ops::Bound;
+    use tantivy::query::InvertedIndexRangeQuery;
+    use tantivy::query_grammar::UserInputBound;
+
+    let key = || Term::from_field_json_path(field, path, false);
+    let text = |bound: &UserInputBound| match bound {
+        UserInputBound::Inclusive(text) | UserInputBound::Exclusive(text) => Some(text.clone()),
+        UserInputBound::Unbounded => None,
+    };
+    let numeric = [lower, upper]
+        .iter()
+        .all(|bound| text(bound).is_none_or(|text| text.parse::<f64>().is_ok_and(f64::is_finite)));
+    if !numeric {
+        let term = |value: &str| {
+            let mut term = key();
+            term.append_type_and_str(&value.to_lowercase());
+            term
+        };
+        let lower = match lower {
+            UserInputBound::Inclusive(value) => Bound::Included(term(value)),
+            UserInputBound::Exclusive(value) => Bound::Excluded(term(value)),
+            UserInputBound::Unbounded => Bound::Included(term("")),
+        };
+        let upper = match upper {
+            UserInputBound::Inclusive(value) => Bound::Included(term(value)),
+            UserInputBound::Exclusive(value) => Bound::Excluded(term(value)),
+            // Past every string of the key (the byte after the string type's code).
+            UserInputBound::Unbounded => {
+                let mut term = key();
+                term.append_type_and_str("\u{10FFFF}");
+                Bound::Included(term)
+            }
+        };
+        return Box::new(InvertedIndexRangeQuery::new(lower, upper));
+    }
+    let number = |bound: &UserInputBound| text(bound).and_then(|text| text.parse::<f64>().ok());
+    let inclusive = |bound: &UserInputBound| matches!(bound, UserInputBound::Inclusive(_));
+    let (low, high) = (number(lower), number(upper));
+    // Integer bounds: the smallest and largest integers inside the range.
+    let low_integer = low.map(|low| {
+        if !inclusive(lower) && low.fract() == 0.0 {
+            low + 1.0
+        } else {
+            low.ceil()
+        }
+    });
+    let high_integer = high.map(|high| {
+        if !inclusive(upper) && high.fract() == 0.0 {
+            high - 1.0
+        } else {
+            high.floor()
+        }
+    });
+    let mut ranges: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let typed = |value: &dyn Fn(&mut Term)| {
+        let mut term = key();
+        value(&mut term);
+        term
+    };
+    // Floating-point values.
+    let float_bound = |value: Option<f64>, included: bool, open: f64| match value {
+        Some(value) if included => Bound::Included(typed(&|term: &mut Term| {
+            term.append_type_and_fast_value(value)
+        })),
+        Some(value) => Bound::Excluded(typed(&|term: &mut Term| {
+            term.append_type_and_fast_value(value)
+        })),
+        None => Bound::Included(typed(&|term: &mut Term| {
+            term.append_type_and_fast_value(open)
+        })),
+    };
+    ranges.push((
+        Occur::Should,
+        Box::new(InvertedIndexRangeQuery::new(
+            float_bound(low, inclusive(lower), f64::NEG_INFINITY),
+            float_bound(high, inclusive(upper), f64::INFINITY),
+        )),
+    ));
+    // Signed and unsigned integers (`as` saturates at the type's limits).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    {
+        let (from, to) = (
+            low_integer.map_or(i64::MIN, |low| low as i64),
+            high_integer.map_or(i64::MAX, |high| high as i64),
+        );
+        if from <= to {
+            ranges.push((
+                Occur::Should,
+                Box::new(InvertedIndexRangeQuery::new(
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(from)
+                    })),
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(to)
+                    })),
+                )),
+            ));
+        }
+        let (from, to) = (
+            low_integer.map_or(0, |low| low.max(0.0) as u64),
+            high_integer.map_or(u64::MAX, |high| high as u64),
+        );
+        if high_integer.is_none_or(|high| high >= 0.0) && from <= to {
+            ranges.push((
+                Occur::Should,
+                Box::new(InvertedIndexRangeQuery::new(
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(from)
+                    })),
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(to)
+                    })),
+                )),
+            ));
+        }
+    }
+    Box::new(BooleanQuery::new(ranges))
 }
 
 /// The access clause of `access`, `None` for the unrestricted filter (admins).
@@ -930,9 +1136,8 @@ pub fn search(
     // candidates with pruning, the access filter and the other restrictions applied to each
     // candidate, and a count that stops at `TOTAL_EXACT_UP_TO`. Restricted to one project, or
     // for `*`, tantivy's intersection (led by the smaller side) is cheaper.
-    let pruned = request.sort.is_none()
-        && request.project.is_none()
-        && !matches!(request.query.trim(), "" | "*");
+    let pruned =
+        request.sort.is_none() && request.project.is_none() && prunes(&request.query);
     if pruned {
         let user_query = clauses.remove(0).1;
         let filter = (!clauses.is_empty()).then(|| BooleanQuery::new(clauses));
@@ -1216,10 +1421,9 @@ fn ranked_page(
         }
         None => None,
     };
-    let window = match &words {
-        Some(_) => end.max(RESCORE_WINDOW),
-        None => end,
-    };
+    // At least the window, whatever the page: the first `RESCORE_WINDOW` are then always the
+    // same documents, reordered the same way, so pages never overlap nor skip one.
+    let window = end.max(RESCORE_WINDOW);
     let ranked = top_admitted(searcher, weight.as_ref(), filter_weight.as_deref(), window)?;
     let mut candidates = describe(searcher, &ranked)?;
     if let Some(groups) = &words
@@ -1235,14 +1439,19 @@ fn ranked_page(
         }
     }
     // Best first; equal scores by project, version and path, whatever order the documents
-    // were indexed in. Only the rescored window is reordered.
-    let reorder = candidates.len().min(if words.is_some() {
-        RESCORE_WINDOW
-    } else {
-        candidates.len()
-    });
+    // were indexed in. Only the window is reordered (past it, index order breaks ties).
+    let reorder = candidates.len().min(RESCORE_WINDOW);
     candidates[..reorder]
         .sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.tie.cmp(&b.tie)));
+    if words.is_none() {
+        shortest_keys_first(
+            index,
+            searcher,
+            &request.query,
+            &mut candidates[..reorder],
+            request.offset..end,
+        )?;
+    }
     // Count: the user's query and the filter, unscored, as tantivy intersects them.
     let mut count_clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
         Occur::Must,
@@ -1261,6 +1470,139 @@ fn ranked_page(
         .map(|candidate| candidate.address)
         .collect();
     Ok((addresses, total))
+}
+
+/// The keys of the metadata document a query names (`title:bert` → `title`).
+fn queried_keys(index: &SearchIndex, text: &str) -> Vec<String> {
+    fn collect(index: &SearchIndex, ast: &UserInputAst, keys: &mut Vec<String>) {
+        match ast {
+            UserInputAst::Clause(clauses) => {
+                for (occur, clause) in clauses {
+                    if *occur != Some(Occur::MustNot) {
+                        collect(index, clause, keys);
+                    }
+                }
+            }
+            UserInputAst::Boost(inner, _) => collect(index, inner, keys),
+            UserInputAst::Leaf(leaf) => {
+                if let UserInputLeaf::Literal(literal) = leaf.as_ref()
+                    && let Some(name) = &literal.field_name
+                    && let Some((field, path)) = json_key_of(index, name)
+                    && field == index.fields().document
+                    && !keys.contains(&path)
+                {
+                    keys.push(path);
+                }
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    if let Ok(ast) = tantivy::query_grammar::parse_query(text.trim()) {
+        collect(index, &ast, &mut keys);
+    }
+    keys
+}
+
+/// How many words the values of `path` (dotted, through arrays) hold in `value`.
+fn words_at(value: &Value, path: &[&str]) -> usize {
+    match (value, path) {
+        (Value::Array(items), _) => items.iter().map(|item| words_at(item, path)).sum(),
+        (Value::String(text), []) => text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .count(),
+        (Value::Object(object), [key, rest @ ..]) => {
+            object.get(*key).map_or(0, |child| words_at(child, rest))
+        }
+        (_, []) => 1,
+        _ => 0,
+    }
+}
+
+/// Most documents of equal score read to order them by [`shortest_keys_first`] (more equal
+/// scores keep the project, version, path order).
+const MAX_TIE_READS: usize = 16;
+
+/// Orders candidates of equal score that reach the page (`page`) by the length of the
+/// values of the keys the query names, shortest first: tantivy keeps one length per JSON
+/// field, not per key, so `title:bert` scores "BERT base uncased" and "BERT: Pre-training of
+/// Deep Bidirectional Transformers…" alike when their whole documents are about as long;
+/// the title that is nearly the query comes first, as a per-key BM25 norm would have it.
+fn shortest_keys_first(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    text: &str,
+    candidates: &mut [Candidate],
+    page: std::ops::Range<usize>,
+) -> Result<(), SearchError> {
+    let keys = queried_keys(index, text);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut start = 0;
+    while start < candidates.len().min(page.end) {
+        let score = candidates[start].score;
+        let stop = start
+            + candidates[start..]
+                .iter()
+                .take_while(|candidate| candidate.score.total_cmp(&score).is_eq())
+                .count();
+        if stop - start > 1 && stop - start <= MAX_TIE_READS && stop > page.start {
+            let mut lengths = HashMap::new();
+            for candidate in &candidates[start..stop] {
+                let document: TantivyDocument = searcher.doc(candidate.address)?;
+                let source =
+                    stored_json::<Value>(&document, index.fields().source).unwrap_or(Value::Null);
+                let length: usize = keys
+                    .iter()
+                    .map(|key| words_at(&source, &key.split('.').collect::<Vec<_>>()))
+                    .sum();
+                lengths.insert(candidate.address, length);
+            }
+            candidates[start..stop].sort_by_key(|candidate| {
+                lengths
+                    .get(&candidate.address)
+                    .copied()
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        start = stop;
+    }
+    Ok(())
+}
+
+/// Whether a query is worth the pruned pass ([`ranked_page`]): plain words (whose full ranking
+/// is a rescoring of the best candidates) and a single field word (`title:model`), which
+/// tantivy's block-max WAND prunes. Anything else (phrases, ranges, prefixes, operators) scores
+/// every match anyway, and is cheaper in one pass with the filter intersected.
+fn prunes(text: &str) -> bool {
+    let text = text.trim();
+    if text.is_empty() || text == "*" {
+        return false;
+    }
+    let Ok(ast) = tantivy::query_grammar::parse_query(text) else {
+        return false;
+    };
+    if plain_words(&ast).is_some() {
+        return true;
+    }
+    let mut ast = &ast;
+    while let UserInputAst::Clause(clauses) = ast
+        && let [(None | Some(Occur::Must | Occur::Should), only)] = clauses.as_slice()
+    {
+        ast = only;
+    }
+    matches!(
+        ast,
+        UserInputAst::Leaf(leaf) if matches!(
+            leaf.as_ref(),
+            UserInputLeaf::Literal(literal)
+                if literal.field_name.is_some()
+                    && literal.delimiter == Delimiter::None
+                    && !literal.prefix
+                    && literal.phrase.chars().all(char::is_alphanumeric)
+        )
+    )
 }
 
 /// The plain words of a query text (see [`plain_words`]), `None` when it is anything else.
