@@ -1136,8 +1136,7 @@ pub fn search(
     // candidates with pruning, the access filter and the other restrictions applied to each
     // candidate, and a count that stops at `TOTAL_EXACT_UP_TO`. Restricted to one project, or
     // for `*`, tantivy's intersection (led by the smaller side) is cheaper.
-    let pruned =
-        request.sort.is_none() && request.project.is_none() && prunes(&request.query);
+    let pruned = request.sort.is_none() && request.project.is_none() && prunes(&request.query);
     if pruned {
         let user_query = clauses.remove(0).1;
         let filter = (!clauses.is_empty()).then(|| BooleanQuery::new(clauses));
