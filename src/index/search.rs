@@ -333,23 +333,32 @@ fn plain_words(ast: &UserInputAst) -> Option<Vec<String>> {
     (collect(ast, &mut words) && !words.is_empty()).then_some(words)
 }
 
-/// The free-text query of plain words: each word (as the free-text fields' tokenizer splits
-/// it) scores BM25 on the field where it matches best (boosted: name, about, metadata, path)
-/// plus a fraction of the others; a document matching every word of several scores once more
-/// (coordination), so matching all the words typed outranks one word in a heavier field, and
-/// so does each pair of words found side by side (proximity).
-fn free_text_query(index: &SearchIndex, words: &[String]) -> Box<dyn Query> {
+/// One typed word of a free-text query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Word {
+    /// The word's tokens: one is a term, several (a file name, `bert-base`) a phrase, as the
+    /// query parser reads them.
+    Tokens(Vec<String>),
+    /// The last word of a search box (`prefix=true`): the index's terms it begins, most
+    /// frequent first, at most [`MAX_PREFIX_EXPANSIONS`].
+    Prefix(Vec<String>),
+}
+
+/// Most terms a prefix stands for (the most frequent ones that begin with it).
+const MAX_PREFIX_EXPANSIONS: usize = 32;
+/// Most dictionary terms looked at per field and segment for one prefix.
+const MAX_PREFIX_SCAN: usize = 20_000;
+
+/// Each plain word as the free-text fields' tokenizer splits it, without repeats; with
+/// `prefix`, a last word of one token stands for the terms it begins (`whisp` → `whisper`).
+fn free_text_words(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    words: &[String],
+    prefix: bool,
+) -> Result<Vec<Word>, SearchError> {
     let fields = index.fields();
-    let boosted = [
-        (fields.text_name, FREE_TEXT_BOOSTS[0].1),
-        (fields.text_about, FREE_TEXT_BOOSTS[1].1),
-        (fields.text_meta, FREE_TEXT_BOOSTS[2].1),
-        (fields.text_path, FREE_TEXT_BOOSTS[3].1),
-    ];
-    // Each word as the fields' tokenizer splits it: one token is a term, several (a file
-    // name, `bert-base`) are a phrase, as the query parser reads them.
     let mut groups: Vec<Vec<String>> = Vec::new();
-    let mut seen: HashSet<Vec<String>> = HashSet::new();
     if let Ok(mut analyzer) = index.index().tokenizer_for_field(fields.text_meta) {
         for word in words {
             let mut tokens = Vec::new();
@@ -357,69 +366,274 @@ fn free_text_query(index: &SearchIndex, words: &[String]) -> Box<dyn Query> {
             while let Some(token) = stream.next() {
                 tokens.push(token.text.clone());
             }
-            if !tokens.is_empty() && seen.insert(tokens.clone()) {
+            if !tokens.is_empty() {
                 groups.push(tokens);
             }
         }
     }
-    if groups.is_empty() {
-        // Only separators (`-`, `.`): nothing can match, as the parser would answer.
-        return Box::new(BooleanQuery::new(Vec::new()));
-    }
-    let per_word =
-        |tokens: &[String], boosted: &[(tantivy::schema::Field, f32)]| -> Box<dyn Query> {
-            Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
-                boosted
-                    .iter()
-                    .map(|(field, boost)| -> Box<dyn Query> {
-                        let inner: Box<dyn Query> = if let [token] = tokens {
-                            Box::new(TermQuery::new(
-                                Term::from_field_text(*field, token),
-                                IndexRecordOption::WithFreqs,
-                            ))
-                        } else {
-                            Box::new(tantivy::query::PhraseQuery::new(
-                                tokens
-                                    .iter()
-                                    .map(|token| Term::from_field_text(*field, token))
-                                    .collect(),
-                            ))
-                        };
-                        Box::new(tantivy::query::BoostQuery::new(inner, *boost))
-                    })
-                    .collect(),
-                FREE_TEXT_TIE_BREAKER,
-            ))
-        };
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = groups
-        .iter()
-        .map(|tokens| (Occur::Should, per_word(tokens, &boosted)))
+    let last_is_prefix = prefix && groups.last().is_some_and(|tokens| tokens.len() == 1);
+    let prefix_word = if last_is_prefix { groups.pop() } else { None };
+    let mut seen: HashSet<Vec<String>> = HashSet::new();
+    let mut result: Vec<Word> = groups
+        .into_iter()
+        .filter(|tokens| seen.insert(tokens.clone()))
+        .map(Word::Tokens)
         .collect();
-    if groups.len() > 1 {
-        // Coordination and proximity are for what people type in a box: the first words
-        // only, so a query of thousands of words costs no more than its plain OR.
-        let groups = &groups[..groups.len().min(FREE_TEXT_RANKED_WORDS)];
-        let all: Vec<(Occur, Box<dyn Query>)> = groups
-            .iter()
-            .map(|tokens| (Occur::Must, per_word(tokens, &boosted)))
-            .collect();
-        clauses.push((Occur::Should, Box::new(BooleanQuery::new(all))));
-        // Words typed next to each other that stand next to each other in the project's name
-        // or description (`vision transformer`) score once more: proximity, as a phrase of
-        // each pair. Only those two short fields: a phrase over every metadata value of a
-        // million documents costs more than the whole rest of the query.
-        for pair in groups.windows(2) {
-            let tokens: Vec<String> = pair.concat();
-            clauses.push((
-                Occur::Should,
-                Box::new(tantivy::query::BoostQuery::new(
-                    per_word(&tokens, &boosted[..2]),
-                    FREE_TEXT_PROXIMITY_BOOST,
-                )),
-            ));
+    if let Some(tokens) = prefix_word {
+        result.push(Word::Prefix(prefix_expansions(
+            index, searcher, &tokens[0],
+        )?));
+    }
+    Ok(result)
+}
+
+/// The terms of the free-text fields that begin with `prefix`, most frequent first.
+fn prefix_expansions(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    prefix: &str,
+) -> Result<Vec<String>, SearchError> {
+    let mut frequency: HashMap<Vec<u8>, u64> = HashMap::new();
+    for reader in searcher.segment_readers() {
+        for (field, _) in boosted_fields(index) {
+            let inverted = reader.inverted_index(field)?;
+            let mut stream = inverted
+                .terms()
+                .range()
+                .ge(prefix.as_bytes())
+                .into_stream()
+                .map_err(|error| SearchError::Index(error.into()))?;
+            let mut scanned = 0;
+            while stream.advance() && scanned < MAX_PREFIX_SCAN {
+                let key = stream.key();
+                if !key.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                scanned += 1;
+                *frequency.entry(key.to_vec()).or_insert(0) += u64::from(stream.value().doc_freq);
+            }
         }
     }
+    let mut terms: Vec<(Vec<u8>, u64)> = frequency.into_iter().collect();
+    terms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(terms
+        .into_iter()
+        .take(MAX_PREFIX_EXPANSIONS)
+        .filter_map(|(term, _)| String::from_utf8(term).ok())
+        .collect())
+}
+
+/// The free-text fields with their boosts, in [`FREE_TEXT_BOOSTS`] order.
+fn boosted_fields(index: &SearchIndex) -> [(tantivy::schema::Field, f32); 4] {
+    let fields = index.fields();
+    [
+        (fields.text_name, FREE_TEXT_BOOSTS[0].1),
+        (fields.text_about, FREE_TEXT_BOOSTS[1].1),
+        (fields.text_meta, FREE_TEXT_BOOSTS[2].1),
+        (fields.text_path, FREE_TEXT_BOOSTS[3].1),
+    ]
+}
+
+/// One word (its tokens) in one field: a term, or a phrase of several tokens.
+fn word_in_field(field: tantivy::schema::Field, tokens: &[String]) -> Box<dyn Query> {
+    if let [token] = tokens {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, token),
+            IndexRecordOption::WithFreqs,
+        ))
+    } else {
+        Box::new(tantivy::query::PhraseQuery::new(
+            tokens
+                .iter()
+                .map(|token| Term::from_field_text(field, token))
+                .collect(),
+        ))
+    }
+}
+
+/// The query that finds the candidates of plain words: every word in every free-text field,
+/// boosted, summed. It matches exactly the documents the full ranking can score (a document
+/// with at least one word somewhere), and a sum of term queries is what tantivy's block-max
+/// WAND prunes, so the best candidates come without scoring every match; the full ranking
+/// ([`FreeTextRanking`]) then rescores the best [`RESCORE_WINDOW`] of them.
+fn free_text_query(index: &SearchIndex, words: &[Word]) -> Box<dyn Query> {
+    let boosted = boosted_fields(index);
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for word in words {
+        for (field, boost) in &boosted {
+            let queries: Vec<Box<dyn Query>> = match word {
+                Word::Tokens(tokens) => vec![word_in_field(*field, tokens)],
+                Word::Prefix(terms) => terms
+                    .iter()
+                    .map(|term| word_in_field(*field, std::slice::from_ref(term)))
+                    .collect(),
+            };
+            for query in queries {
+                clauses.push((
+                    Occur::Should,
+                    Box::new(tantivy::query::BoostQuery::new(query, *boost)),
+                ));
+            }
+        }
+    }
+    // No word (only separators, or a prefix nothing begins with): nothing matches, as the
+    // parser would answer.
     Box::new(BooleanQuery::new(clauses))
+}
+
+/// How much a project's words (its id, title, description and tags, on the `text_name` and
+/// `text_about` fields) count on the documents of its files, against the file's own values
+/// (metadata and path): a file whose own metadata names the word is about it; a file that only
+/// belongs to a project mentioning it is context. Project records are their own words (1).
+const INHERITED_WORDS_WEIGHT: f32 = 0.25;
+
+/// The full ranking of plain words, computed for the best candidates only: each word scores
+/// BM25 on the field where it matches best (boosted: name, about, metadata, path; a project's
+/// words on its files weighted by [`INHERITED_WORDS_WEIGHT`]) plus [`FREE_TEXT_TIE_BREAKER`]
+/// of the others (dis-max); a document matching every word of several scores its words once
+/// more (coordination), so matching all the words typed outranks one word in a heavier field;
+/// and each pair of typed words found side by side in the name or description scores
+/// [`FREE_TEXT_PROXIMITY_BOOST`] times more (proximity: `vision transformer`).
+struct FreeTextRanking {
+    /// Per word, per free-text field (in [`FREE_TEXT_BOOSTS`] order): its weights (several
+    /// for a prefix: the best counts).
+    words: Vec<[Vec<Box<dyn tantivy::query::Weight>>; 4]>,
+    /// Per pair of consecutive words (the first [`FREE_TEXT_RANKED_WORDS`]): the pair as a
+    /// phrase in the name and in the description.
+    pairs: Vec<[Box<dyn tantivy::query::Weight>; 2]>,
+    /// How many leading words take part in coordination (0 for a single word).
+    ranked: usize,
+}
+
+impl FreeTextRanking {
+    fn new(index: &SearchIndex, searcher: &Searcher, groups: &[Word]) -> Result<Self, SearchError> {
+        let scoring = tantivy::query::EnableScoring::enabled_from_searcher(searcher);
+        let boosted = boosted_fields(index);
+        let weight = |field: tantivy::schema::Field, tokens: &[String]| {
+            word_in_field(field, tokens).weight(scoring)
+        };
+        let mut words = Vec::with_capacity(groups.len());
+        for word in groups {
+            let mut per_field: [Vec<Box<dyn tantivy::query::Weight>>; 4] = Default::default();
+            for (into, (field, _)) in per_field.iter_mut().zip(boosted) {
+                match word {
+                    Word::Tokens(tokens) => into.push(weight(field, tokens)?),
+                    Word::Prefix(terms) => {
+                        for term in terms {
+                            into.push(weight(field, std::slice::from_ref(term))?);
+                        }
+                    }
+                }
+            }
+            words.push(per_field);
+        }
+        let ranked = if groups.len() > 1 {
+            groups.len().min(FREE_TEXT_RANKED_WORDS)
+        } else {
+            0
+        };
+        let mut pairs = Vec::new();
+        if ranked > 1 {
+            for pair in groups[..ranked].windows(2) {
+                // A prefix stands for several terms: no phrase with it.
+                if let [Word::Tokens(first), Word::Tokens(second)] = pair {
+                    let tokens = [first.as_slice(), second.as_slice()].concat();
+                    pairs.push([
+                        weight(boosted[0].0, &tokens)?,
+                        weight(boosted[1].0, &tokens)?,
+                    ]);
+                }
+            }
+        }
+        Ok(Self {
+            words,
+            pairs,
+            ranked,
+        })
+    }
+
+    /// Rescores `candidates` (all of one segment, in ascending document order).
+    fn rescore(
+        &self,
+        reader: &tantivy::SegmentReader,
+        candidates: &mut [Candidate],
+    ) -> Result<(), SearchError> {
+        let scorers = |weights: &[Box<dyn tantivy::query::Weight>]| {
+            weights
+                .iter()
+                .map(|weight| weight.scorer(reader, 1.0))
+                .collect::<tantivy::Result<Vec<_>>>()
+        };
+        let mut words = Vec::with_capacity(self.words.len());
+        for per_field in &self.words {
+            let mut fields: [Vec<Box<dyn tantivy::query::Scorer>>; 4] = Default::default();
+            for (into, weights) in fields.iter_mut().zip(per_field) {
+                *into = scorers(weights)?;
+            }
+            words.push(fields);
+        }
+        let mut pairs = Vec::with_capacity(self.pairs.len());
+        for weights in &self.pairs {
+            pairs.push(scorers(weights)?);
+        }
+        let boosts = FREE_TEXT_BOOSTS.map(|(_, boost)| boost);
+        for candidate in candidates {
+            let doc = candidate.address.doc_id;
+            let inherited = if candidate.is_file {
+                INHERITED_WORDS_WEIGHT
+            } else {
+                1.0
+            };
+            let weights = [inherited, inherited, 1.0, 1.0];
+            let mut total = 0.0;
+            let mut coordination = 0.0;
+            let mut all_matched = true;
+            for (position, scorers) in words.iter_mut().enumerate() {
+                let mut best: f32 = 0.0;
+                let mut sum = 0.0;
+                for (field, alternatives) in scorers.iter_mut().enumerate() {
+                    let raw = alternatives
+                        .iter_mut()
+                        .map(|scorer| score_at(scorer.as_mut(), doc))
+                        .fold(0.0_f32, f32::max);
+                    let score = raw * boosts[field] * weights[field];
+                    best = best.max(score);
+                    sum += score;
+                }
+                let word = best + FREE_TEXT_TIE_BREAKER * (sum - best);
+                total += word;
+                if position < self.ranked {
+                    coordination += word;
+                    all_matched &= word > 0.0;
+                }
+            }
+            if self.ranked > 0 && all_matched {
+                total += coordination;
+            }
+            for scorers in &mut pairs {
+                let name = score_at(scorers[0].as_mut(), doc) * boosts[0] * weights[0];
+                let about = score_at(scorers[1].as_mut(), doc) * boosts[1] * weights[1];
+                let best = name.max(about);
+                total += FREE_TEXT_PROXIMITY_BOOST
+                    * (best + FREE_TEXT_TIE_BREAKER * (name + about - best));
+            }
+            candidate.score = total;
+        }
+        Ok(())
+    }
+}
+
+/// The score of `scorer` at `doc` (scorers only move forward: documents in ascending order),
+/// 0 when it does not match.
+fn score_at(scorer: &mut dyn tantivy::query::Scorer, doc: tantivy::DocId) -> f32 {
+    if scorer.doc() < doc {
+        scorer.seek(doc);
+    }
+    if scorer.doc() == doc {
+        scorer.score()
+    } else {
+        0.0
+    }
 }
 
 /// Parses the user's query into a query object (never combined as text).
@@ -530,8 +744,13 @@ pub fn parse_user_query_with(
     let ast = tantivy::query_grammar::parse_query(text)
         .map_err(|_| SearchError::InvalidQuery(format!("cannot parse {text:?}")))?;
     check_ast(&ast, 0)?;
-    if !prefix && let Some(words) = plain_words(&ast) {
-        return Ok(free_text_query(index, &words));
+    if let Some(words) = plain_words(&ast) {
+        let words = free_text_words(index, &index.searcher(), &words, prefix)?;
+        let last_word_is_prefix = matches!(words.last(), Some(Word::Prefix(_)));
+        // A last word of several tokens (`bert-ba`) as a prefix: the parser's phrase prefix.
+        if !prefix || last_word_is_prefix {
+            return Ok(free_text_query(index, &words));
+        }
     }
     let mut ast = complete_negative_query(exists_as_terms(ast));
     if prefix {
@@ -557,9 +776,215 @@ pub fn parse_user_query_with(
             parser.set_field_boost(field, boost);
         }
     }
-    parser
-        .build_query_from_user_input_ast(ast)
-        .map_err(|error| SearchError::InvalidQuery(error.to_string()))
+    build_ast(index, &parser, ast)
+}
+
+/// The JSON field and key path a range names when it is a key of a JSON field (`year`, a key
+/// of the metadata document; `document.year`; `_extra.numerical_revision`), `None` for a
+/// schema field the parser handles itself.
+fn json_key_of(index: &SearchIndex, name: &str) -> Option<(tantivy::schema::Field, String)> {
+    let schema = index.index().schema();
+    match schema.find_field(name) {
+        Some((field, path)) => {
+            let is_json = matches!(
+                schema.get_field_entry(field).field_type(),
+                tantivy::schema::FieldType::JsonObject(_)
+            );
+            (is_json && !path.is_empty()).then(|| (field, path.to_owned()))
+        }
+        None => Some((index.fields().document, name.to_owned())),
+    }
+}
+
+/// Whether the query holds a range over a key of a JSON field.
+fn has_key_range(index: &SearchIndex, ast: &UserInputAst) -> bool {
+    match ast {
+        UserInputAst::Clause(clauses) => clauses
+            .iter()
+            .any(|(_, clause)| has_key_range(index, clause)),
+        UserInputAst::Boost(inner, _) => has_key_range(index, inner),
+        UserInputAst::Leaf(leaf) => matches!(
+            leaf.as_ref(),
+            UserInputLeaf::Range { field: Some(field), .. } if json_key_of(index, field).is_some()
+        ),
+    }
+}
+
+/// Builds the query of `ast` with `parser`, but for ranges over keys of JSON fields, which
+/// tantivy runs only on fast fields (the metadata document has no columnar copy): those become
+/// ranges of the inverted index's terms of that key ([`key_range_query`]).
+fn build_ast(
+    index: &SearchIndex,
+    parser: &QueryParser,
+    ast: UserInputAst,
+) -> Result<Box<dyn Query>, SearchError> {
+    if !has_key_range(index, &ast) {
+        return parser
+            .build_query_from_user_input_ast(ast)
+            .map_err(|error| SearchError::InvalidQuery(error.to_string()));
+    }
+    match ast {
+        UserInputAst::Clause(clauses) => {
+            let mut built = Vec::with_capacity(clauses.len());
+            for (occur, clause) in clauses {
+                built.push((
+                    occur.unwrap_or(Occur::Should),
+                    build_ast(index, parser, clause)?,
+                ));
+            }
+            Ok(Box::new(BooleanQuery::new(built)))
+        }
+        UserInputAst::Boost(inner, boost) => {
+            #[allow(clippy::cast_possible_truncation)]
+            let boost = boost.into_inner() as f32;
+            Ok(Box::new(tantivy::query::BoostQuery::new(
+                build_ast(index, parser, *inner)?,
+                boost,
+            )))
+        }
+        UserInputAst::Leaf(leaf) => match *leaf {
+            UserInputLeaf::Range {
+                field: Some(name),
+                lower,
+                upper,
+            } => {
+                let (field, path) = json_key_of(index, &name)
+                    .ok_or_else(|| SearchError::InvalidQuery(format!("no field {name:?}")))?;
+                Ok(key_range_query(field, &path, &lower, &upper))
+            }
+            other => parser
+                .build_query_from_user_input_ast(UserInputAst::Leaf(Box::new(other)))
+                .map_err(|error| SearchError::InvalidQuery(error.to_string())),
+        },
+    }
+}
+
+/// A range over the values of one key of a JSON field, on its terms: numbers (the index
+/// keeps a JSON number as a signed, unsigned or floating-point term, so the range covers the
+/// three) when both bounds are numbers or open, else words (lower-cased, in byte order).
+fn key_range_query(
+    field: tantivy::schema::Field,
+    path: &str,
+    lower: &tantivy::query_grammar::UserInputBound,
+    upper: &tantivy::query_grammar::UserInputBound,
+) -> Box<dyn Query> {
+    use std::ops::Bound;
+    use tantivy::query::InvertedIndexRangeQuery;
+    use tantivy::query_grammar::UserInputBound;
+
+    let key = || Term::from_field_json_path(field, path, false);
+    let text = |bound: &UserInputBound| match bound {
+        UserInputBound::Inclusive(text) | UserInputBound::Exclusive(text) => Some(text.clone()),
+        UserInputBound::Unbounded => None,
+    };
+    let numeric = [lower, upper]
+        .iter()
+        .all(|bound| text(bound).is_none_or(|text| text.parse::<f64>().is_ok_and(f64::is_finite)));
+    if !numeric {
+        let term = |value: &str| {
+            let mut term = key();
+            term.append_type_and_str(&value.to_lowercase());
+            term
+        };
+        let lower = match lower {
+            UserInputBound::Inclusive(value) => Bound::Included(term(value)),
+            UserInputBound::Exclusive(value) => Bound::Excluded(term(value)),
+            UserInputBound::Unbounded => Bound::Included(term("")),
+        };
+        let upper = match upper {
+            UserInputBound::Inclusive(value) => Bound::Included(term(value)),
+            UserInputBound::Exclusive(value) => Bound::Excluded(term(value)),
+            // Past every string of the key (the byte after the string type's code).
+            UserInputBound::Unbounded => {
+                let mut term = key();
+                term.append_type_and_str("\u{10FFFF}");
+                Bound::Included(term)
+            }
+        };
+        return Box::new(InvertedIndexRangeQuery::new(lower, upper));
+    }
+    let number = |bound: &UserInputBound| text(bound).and_then(|text| text.parse::<f64>().ok());
+    let inclusive = |bound: &UserInputBound| matches!(bound, UserInputBound::Inclusive(_));
+    let (low, high) = (number(lower), number(upper));
+    // Integer bounds: the smallest and largest integers inside the range.
+    let low_integer = low.map(|low| {
+        if !inclusive(lower) && low.fract() == 0.0 {
+            low + 1.0
+        } else {
+            low.ceil()
+        }
+    });
+    let high_integer = high.map(|high| {
+        if !inclusive(upper) && high.fract() == 0.0 {
+            high - 1.0
+        } else {
+            high.floor()
+        }
+    });
+    let mut ranges: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let typed = |value: &dyn Fn(&mut Term)| {
+        let mut term = key();
+        value(&mut term);
+        term
+    };
+    // Floating-point values.
+    let float_bound = |value: Option<f64>, included: bool, open: f64| match value {
+        Some(value) if included => Bound::Included(typed(&|term: &mut Term| {
+            term.append_type_and_fast_value(value)
+        })),
+        Some(value) => Bound::Excluded(typed(&|term: &mut Term| {
+            term.append_type_and_fast_value(value)
+        })),
+        None => Bound::Included(typed(&|term: &mut Term| {
+            term.append_type_and_fast_value(open)
+        })),
+    };
+    ranges.push((
+        Occur::Should,
+        Box::new(InvertedIndexRangeQuery::new(
+            float_bound(low, inclusive(lower), f64::NEG_INFINITY),
+            float_bound(high, inclusive(upper), f64::INFINITY),
+        )),
+    ));
+    // Signed and unsigned integers (`as` saturates at the type's limits).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    {
+        let (from, to) = (
+            low_integer.map_or(i64::MIN, |low| low as i64),
+            high_integer.map_or(i64::MAX, |high| high as i64),
+        );
+        if from <= to {
+            ranges.push((
+                Occur::Should,
+                Box::new(InvertedIndexRangeQuery::new(
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(from)
+                    })),
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(to)
+                    })),
+                )),
+            ));
+        }
+        let (from, to) = (
+            low_integer.map_or(0, |low| low.max(0.0) as u64),
+            high_integer.map_or(u64::MAX, |high| high as u64),
+        );
+        if high_integer.is_none_or(|high| high >= 0.0) && from <= to {
+            ranges.push((
+                Occur::Should,
+                Box::new(InvertedIndexRangeQuery::new(
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(from)
+                    })),
+                    Bound::Included(typed(&|term: &mut Term| {
+                        term.append_type_and_fast_value(to)
+                    })),
+                )),
+            ));
+        }
+    }
+    Box::new(BooleanQuery::new(ranges))
 }
 
 /// The access clause of `access`, `None` for the unrestricted filter (admins).
@@ -742,6 +1167,23 @@ pub fn search(
             .map(|key| Term::from_field_text(index.fields().version_key, key));
         clauses.push((Occur::Must, any_term(terms.collect())));
     }
+    // Relevance order over the whole index (no project restriction, a real query): the best
+    // candidates with pruning, the access filter and the other restrictions applied to each
+    // candidate, and a count that stops at `TOTAL_EXACT_UP_TO`. Restricted to one project, or
+    // for `*`, tantivy's intersection (led by the smaller side) is cheaper.
+    let pruned = request.sort.is_none() && request.project.is_none() && prunes(&request.query);
+    if pruned {
+        let user_query = clauses.remove(0).1;
+        let filter = (!clauses.is_empty()).then(|| BooleanQuery::new(clauses));
+        let (addresses, total) = ranked_page(
+            index,
+            &searcher,
+            request,
+            user_query.as_ref(),
+            filter.as_ref(),
+        )?;
+        return page_of(index, &searcher, scope, addresses, total, now);
+    }
     let query = BooleanQuery::new(clauses);
     let top = TopDocs::with_limit(request.size).and_offset(request.offset);
     let (addresses, total): (Vec<DocAddress>, usize) = match &request.sort {
@@ -793,14 +1235,26 @@ pub fn search(
             (docs, total)
         }
     };
+    page_of(index, &searcher, scope, addresses, total, now)
+}
+
+/// The hits of a page: the stored documents of `addresses`, each re-checked against its stored
+/// access data at `now` (a document indexed before a grant expired is left out of the page and
+/// of `total`; the scheduled re-index removes it soon).
+fn page_of(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    scope: &AccessScope,
+    addresses: Vec<DocAddress>,
+    mut total: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SearchPage, SearchError> {
     let fields = index.fields();
     let mut hits = Vec::with_capacity(addresses.len());
-    let mut total = total;
     for address in addresses {
         let document: TantivyDocument = searcher.doc(address)?;
         let access: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
         if !scope.matches(&access, now) {
-            // Indexed before a grant expired; the scheduled re-index removes it soon.
             total = total.saturating_sub(1);
             continue;
         }
@@ -808,6 +1262,392 @@ pub fn search(
         hits.push(Hit { source, access });
     }
     Ok(SearchPage { hits, total })
+}
+
+/// How many of the best candidates of plain words are rescored with the full ranking
+/// ([`FreeTextRanking`]); past it, pages follow the candidates' order (as Elasticsearch's
+/// rescore window does). Pages stay consistent: the window does not depend on the offset.
+pub const RESCORE_WINDOW: usize = 100;
+
+/// Matches counted exactly by a relevance-ordered search; past this many (and past the
+/// requested page), `total` is a lower bound (as Elasticsearch's `track_total_hits`), so a
+/// common word does not cost a pass over every document that contains it.
+pub const TOTAL_EXACT_UP_TO: usize = 10_000;
+
+/// A document in the running for a page.
+#[derive(Debug, Clone)]
+struct Candidate {
+    address: DocAddress,
+    score: f32,
+    /// A file's document (it has a path), not a project record.
+    is_file: bool,
+    /// Stable order among equal scores: project, version, path.
+    tie: (String, String, String),
+}
+
+/// A min-heap entry: the worst candidate on top (lowest score; among equal scores the later
+/// document, since the earlier one was seen first and pruning keeps what it saw first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ranked {
+    score: f32,
+    address: DocAddress,
+}
+
+impl Eq for Ranked {}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then_with(|| self.address.cmp(&other.address))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Whether `filter` (a docset moving forward only) holds `doc`.
+fn admits(filter: Option<&mut Box<dyn tantivy::query::Scorer>>, doc: tantivy::DocId) -> bool {
+    use tantivy::DocSet as _;
+    let Some(filter) = filter else {
+        return true;
+    };
+    if filter.doc() < doc {
+        filter.seek(doc);
+    }
+    filter.doc() == doc
+}
+
+/// The `limit` best documents of `weight` that `filter` admits, best first (equal scores in
+/// index order), with tantivy's pruning: the threshold handed back is the `limit`-th best
+/// score *admitted*, so documents the filter refuses never raise it, and block-max WAND skips
+/// only blocks that could not enter the page anyway.
+fn top_admitted(
+    searcher: &Searcher,
+    weight: &dyn tantivy::query::Weight,
+    filter: Option<&dyn tantivy::query::Weight>,
+    limit: usize,
+) -> Result<Vec<Ranked>, SearchError> {
+    let mut heap: std::collections::BinaryHeap<Ranked> =
+        std::collections::BinaryHeap::with_capacity(limit + 1);
+    for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+        let segment = u32::try_from(ordinal).unwrap_or(u32::MAX);
+        let mut filter = match filter {
+            Some(filter) => Some(filter.scorer(reader, 1.0)?),
+            None => None,
+        };
+        let alive = reader.alive_bitset();
+        let mut threshold = match heap.peek() {
+            Some(worst) if heap.len() >= limit => worst.score,
+            _ => f32::MIN,
+        };
+        let start = threshold;
+        weight.for_each_pruning(start, reader, &mut |doc, score| {
+            if alive.is_some_and(|alive| alive.is_deleted(doc)) || !admits(filter.as_mut(), doc) {
+                return threshold;
+            }
+            heap.push(Ranked {
+                score,
+                address: DocAddress::new(segment, doc),
+            });
+            if heap.len() > limit {
+                heap.pop();
+            }
+            if heap.len() >= limit
+                && let Some(worst) = heap.peek()
+            {
+                threshold = worst.score;
+            }
+            threshold
+        })?;
+    }
+    Ok(heap.into_sorted_vec())
+}
+
+/// How many documents `weight` (unscored) and `filter` both hold, counting up to `cap`: the
+/// count, and whether it is exact.
+fn count_admitted(
+    searcher: &Searcher,
+    weight: &dyn tantivy::query::Weight,
+    cap: usize,
+) -> Result<(usize, bool), SearchError> {
+    use tantivy::DocSet as _;
+    let mut count = 0;
+    for reader in searcher.segment_readers() {
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let alive = reader.alive_bitset();
+        let mut doc = scorer.doc();
+        while doc != tantivy::TERMINATED {
+            if !alive.is_some_and(|alive| alive.is_deleted(doc)) {
+                count += 1;
+                if count >= cap {
+                    return Ok((count, false));
+                }
+            }
+            doc = scorer.advance();
+        }
+    }
+    Ok((count, true))
+}
+
+/// Fills in what orders equal scores and what the ranking of plain words needs of each
+/// candidate (from fast columns), per segment.
+fn describe(searcher: &Searcher, ranked: &[Ranked]) -> Result<Vec<Candidate>, SearchError> {
+    let mut columns: HashMap<u32, [Option<tantivy::columnar::StrColumn>; 3]> = HashMap::new();
+    let mut candidates = Vec::with_capacity(ranked.len());
+    for entry in ranked {
+        let segment = entry.address.segment_ord;
+        let columns = match columns.entry(segment) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let fast = searcher.segment_reader(segment).fast_fields();
+                entry.insert([
+                    fast.str("project_id")?,
+                    fast.str("version")?,
+                    fast.str("path")?,
+                ])
+            }
+        };
+        let [project, version, path] = columns.each_ref().map(|column| {
+            let mut text = String::new();
+            if let Some(column) = column
+                && let Some(ord) = column.term_ords(entry.address.doc_id).next()
+            {
+                let _ = column.ord_to_str(ord, &mut text);
+            }
+            text
+        });
+        candidates.push(Candidate {
+            address: entry.address,
+            score: entry.score,
+            is_file: !path.is_empty(),
+            tie: (project, version, path),
+        });
+    }
+    Ok(candidates)
+}
+
+/// One page of a relevance-ordered search over the whole index: the addresses of the page
+/// and `total` (exact up to [`TOTAL_EXACT_UP_TO`], a lower bound past it).
+fn ranked_page(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    request: &SearchRequest,
+    user_query: &dyn Query,
+    filter: Option<&BooleanQuery>,
+) -> Result<(Vec<DocAddress>, usize), SearchError> {
+    let scoring = tantivy::query::EnableScoring::enabled_from_searcher(searcher);
+    let unscored = tantivy::query::EnableScoring::disabled_from_searcher(searcher);
+    let weight = user_query.weight(scoring)?;
+    let filter_weight = match filter {
+        Some(filter) => Some(filter.weight(unscored)?),
+        None => None,
+    };
+    let end = request.offset + request.size;
+    let words = match plain_words_of(&request.query) {
+        Some(words) => {
+            let words = free_text_words(index, searcher, &words, request.prefix)?;
+            (!request.prefix || matches!(words.last(), Some(Word::Prefix(_)))).then_some(words)
+        }
+        None => None,
+    };
+    // At least the window, whatever the page: the first `RESCORE_WINDOW` are then always the
+    // same documents, reordered the same way, so pages never overlap nor skip one.
+    let window = end.max(RESCORE_WINDOW);
+    let ranked = top_admitted(searcher, weight.as_ref(), filter_weight.as_deref(), window)?;
+    let mut candidates = describe(searcher, &ranked)?;
+    if let Some(groups) = &words
+        && !groups.is_empty()
+    {
+        let ranking = FreeTextRanking::new(index, searcher, groups)?;
+        let rescored = candidates.len().min(RESCORE_WINDOW);
+        let (head, _) = candidates.split_at_mut(rescored);
+        head.sort_by_key(|candidate| candidate.address);
+        for segment in head.chunk_by_mut(|a, b| a.address.segment_ord == b.address.segment_ord) {
+            let reader = searcher.segment_reader(segment[0].address.segment_ord);
+            ranking.rescore(reader, segment)?;
+        }
+    }
+    // Best first; equal scores by project, version and path, whatever order the documents
+    // were indexed in. Only the window is reordered (past it, index order breaks ties).
+    let reorder = candidates.len().min(RESCORE_WINDOW);
+    candidates[..reorder]
+        .sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.tie.cmp(&b.tie)));
+    if words.is_none() {
+        shortest_keys_first(
+            index,
+            searcher,
+            &request.query,
+            &mut candidates[..reorder],
+            request.offset..end,
+        )?;
+    }
+    // Count: the user's query and the filter, unscored, as tantivy intersects them.
+    let mut count_clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Must,
+        tantivy::query::QueryClone::box_clone(user_query),
+    )];
+    if let Some(filter) = filter {
+        count_clauses.push((Occur::Must, tantivy::query::QueryClone::box_clone(filter)));
+    }
+    let count_weight = BooleanQuery::new(count_clauses).weight(unscored)?;
+    let cap = TOTAL_EXACT_UP_TO.max(end + 1);
+    let (total, _exact) = count_admitted(searcher, count_weight.as_ref(), cap)?;
+    let addresses = candidates
+        .into_iter()
+        .skip(request.offset)
+        .take(request.size)
+        .map(|candidate| candidate.address)
+        .collect();
+    Ok((addresses, total))
+}
+
+/// The keys of the metadata document a query names (`title:bert` → `title`).
+fn queried_keys(index: &SearchIndex, text: &str) -> Vec<String> {
+    fn collect(index: &SearchIndex, ast: &UserInputAst, keys: &mut Vec<String>) {
+        match ast {
+            UserInputAst::Clause(clauses) => {
+                for (occur, clause) in clauses {
+                    if *occur != Some(Occur::MustNot) {
+                        collect(index, clause, keys);
+                    }
+                }
+            }
+            UserInputAst::Boost(inner, _) => collect(index, inner, keys),
+            UserInputAst::Leaf(leaf) => {
+                if let UserInputLeaf::Literal(literal) = leaf.as_ref()
+                    && let Some(name) = &literal.field_name
+                    && let Some((field, path)) = json_key_of(index, name)
+                    && field == index.fields().document
+                    && !keys.contains(&path)
+                {
+                    keys.push(path);
+                }
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    if let Ok(ast) = tantivy::query_grammar::parse_query(text.trim()) {
+        collect(index, &ast, &mut keys);
+    }
+    keys
+}
+
+/// How many words the values of `path` (dotted, through arrays) hold in `value`.
+fn words_at(value: &Value, path: &[&str]) -> usize {
+    match (value, path) {
+        (Value::Array(items), _) => items.iter().map(|item| words_at(item, path)).sum(),
+        (Value::String(text), []) => text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .count(),
+        (Value::Object(object), [key, rest @ ..]) => {
+            object.get(*key).map_or(0, |child| words_at(child, rest))
+        }
+        (_, []) => 1,
+        _ => 0,
+    }
+}
+
+/// Most documents of equal score read to order them by [`shortest_keys_first`] (more equal
+/// scores keep the project, version, path order).
+const MAX_TIE_READS: usize = 16;
+
+/// Orders candidates of equal score that reach the page (`page`) by the length of the
+/// values of the keys the query names, shortest first: tantivy keeps one length per JSON
+/// field, not per key, so `title:bert` scores "BERT base uncased" and "BERT: Pre-training of
+/// Deep Bidirectional Transformers…" alike when their whole documents are about as long;
+/// the title that is nearly the query comes first, as a per-key BM25 norm would have it.
+fn shortest_keys_first(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    text: &str,
+    candidates: &mut [Candidate],
+    page: std::ops::Range<usize>,
+) -> Result<(), SearchError> {
+    let keys = queried_keys(index, text);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut start = 0;
+    while start < candidates.len().min(page.end) {
+        let score = candidates[start].score;
+        let stop = start
+            + candidates[start..]
+                .iter()
+                .take_while(|candidate| candidate.score.total_cmp(&score).is_eq())
+                .count();
+        if stop - start > 1 && stop - start <= MAX_TIE_READS && stop > page.start {
+            let mut lengths = HashMap::new();
+            for candidate in &candidates[start..stop] {
+                let document: TantivyDocument = searcher.doc(candidate.address)?;
+                let source =
+                    stored_json::<Value>(&document, index.fields().source).unwrap_or(Value::Null);
+                let length: usize = keys
+                    .iter()
+                    .map(|key| words_at(&source, &key.split('.').collect::<Vec<_>>()))
+                    .sum();
+                lengths.insert(candidate.address, length);
+            }
+            candidates[start..stop].sort_by_key(|candidate| {
+                lengths
+                    .get(&candidate.address)
+                    .copied()
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        start = stop;
+    }
+    Ok(())
+}
+
+/// Whether a query is worth the pruned pass ([`ranked_page`]): plain words (whose full ranking
+/// is a rescoring of the best candidates) and a single field word (`title:model`), which
+/// tantivy's block-max WAND prunes. Anything else (phrases, ranges, prefixes, operators) scores
+/// every match anyway, and is cheaper in one pass with the filter intersected.
+fn prunes(text: &str) -> bool {
+    let text = text.trim();
+    if text.is_empty() || text == "*" {
+        return false;
+    }
+    let Ok(ast) = tantivy::query_grammar::parse_query(text) else {
+        return false;
+    };
+    if plain_words(&ast).is_some() {
+        return true;
+    }
+    let mut ast = &ast;
+    while let UserInputAst::Clause(clauses) = ast
+        && let [(None | Some(Occur::Must | Occur::Should), only)] = clauses.as_slice()
+    {
+        ast = only;
+    }
+    matches!(
+        ast,
+        UserInputAst::Leaf(leaf) if matches!(
+            leaf.as_ref(),
+            UserInputLeaf::Literal(literal)
+                if literal.field_name.is_some()
+                    && literal.delimiter == Delimiter::None
+                    && !literal.prefix
+                    && literal.phrase.chars().all(char::is_alphanumeric)
+        )
+    )
+}
+
+/// The plain words of a query text (see [`plain_words`]), `None` when it is anything else.
+fn plain_words_of(text: &str) -> Option<Vec<String>> {
+    let text = text.trim();
+    if text.is_empty() || text == "*" {
+        return None;
+    }
+    tantivy::query_grammar::parse_query(text)
+        .ok()
+        .and_then(|ast| plain_words(&ast))
 }
 
 /// Term counts per field: (API name, [(term, documents)]), most frequent first.
