@@ -354,13 +354,13 @@ async fn page_body(
     let now = app.clock.now();
     // The search and every per-hit decision (a link target's readability is a search too)
     // in one trip to the blocking pool.
-    let (results, total) = {
+    let (results, total, exact) = {
         let (app, principal, cursor) = (app.clone(), principal.clone(), cursor.clone());
-        crate::index::off_runtime(move || -> ApiResult<(Vec<Value>, usize)> {
+        crate::index::off_runtime(move || -> ApiResult<(Vec<Value>, usize, bool)> {
             let page: SearchPage = search(&app.index, &search_scope(&principal), &request, now)
                 .map_err(search_error)?;
             let results = present_page(&app, &principal, &cursor, page.hits, now);
-            Ok((results, page.total))
+            Ok((results, page.total, page.total_exact))
         })
         .await
         .map_err(ApiError::internal)??
@@ -387,10 +387,12 @@ async fn page_body(
         &cursor.q,
         total,
     );
+    // `total_relation` as Elasticsearch names it: `gte` when `total` is a lower bound.
     let body = json!({
         "results": results,
         "count": results.len(),
         "total": total,
+        "total_relation": if exact { "eq" } else { "gte" },
         "next": next,
     });
     Ok((body, next))

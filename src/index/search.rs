@@ -181,8 +181,13 @@ pub struct Hit {
 pub struct SearchPage {
     /// The hits of the page, in order.
     pub hits: Vec<Hit>,
-    /// How many documents match in all (under the access filter).
+    /// How many documents match in all (under the access filter); a lower bound when
+    /// `total_exact` is false.
     pub total: usize,
+    /// Whether `total` is exact: a relevance-ordered free-text search stops counting at
+    /// [`TOTAL_EXACT_UP_TO`] matches (past the requested page), as Elasticsearch's
+    /// `track_total_hits` does.
+    pub total_exact: bool,
 }
 
 /// Checks the user's query AST: no forbidden field, no absurd nesting.
@@ -1175,14 +1180,16 @@ pub fn search(
     if pruned {
         let user_query = clauses.remove(0).1;
         let filter = (!clauses.is_empty()).then(|| BooleanQuery::new(clauses));
-        let (addresses, total) = ranked_page(
+        let (addresses, total, exact) = ranked_page(
             index,
             &searcher,
             request,
             user_query.as_ref(),
             filter.as_ref(),
         )?;
-        return page_of(index, &searcher, scope, addresses, total, now);
+        let mut page = page_of(index, &searcher, scope, addresses, total, now)?;
+        page.total_exact = exact;
+        return Ok(page);
     }
     let query = BooleanQuery::new(clauses);
     let top = TopDocs::with_limit(request.size).and_offset(request.offset);
@@ -1261,7 +1268,11 @@ fn page_of(
         let source = stored_source(&document, fields);
         hits.push(Hit { source, access });
     }
-    Ok(SearchPage { hits, total })
+    Ok(SearchPage {
+        hits,
+        total,
+        total_exact: true,
+    })
 }
 
 /// How many of the best candidates of plain words are rescored with the full ranking
@@ -1439,7 +1450,7 @@ fn ranked_page(
     request: &SearchRequest,
     user_query: &dyn Query,
     filter: Option<&BooleanQuery>,
-) -> Result<(Vec<DocAddress>, usize), SearchError> {
+) -> Result<(Vec<DocAddress>, usize, bool), SearchError> {
     let scoring = tantivy::query::EnableScoring::enabled_from_searcher(searcher);
     let unscored = tantivy::query::EnableScoring::disabled_from_searcher(searcher);
     let weight = user_query.weight(scoring)?;
@@ -1496,14 +1507,14 @@ fn ranked_page(
     }
     let count_weight = BooleanQuery::new(count_clauses).weight(unscored)?;
     let cap = TOTAL_EXACT_UP_TO.max(end + 1);
-    let (total, _exact) = count_admitted(searcher, count_weight.as_ref(), cap)?;
+    let (total, exact) = count_admitted(searcher, count_weight.as_ref(), cap)?;
     let addresses = candidates
         .into_iter()
         .skip(request.offset)
         .take(request.size)
         .map(|candidate| candidate.address)
         .collect();
-    Ok((addresses, total))
+    Ok((addresses, total, exact))
 }
 
 /// The keys of the metadata document a query names (`title:bert` → `title`).
