@@ -299,33 +299,61 @@ impl IndexDocument {
             gather_strings(value, &mut meta_text);
         }
         document.add_text(fields.text_meta, &meta_text);
-        let mut present = Vec::new();
-        key_paths(&object, &mut String::new(), &mut present);
+        add_key_paths(&mut document, fields.fields_present, &object, &extra);
+        // Straight from the parsed JSON: tantivy reads `serde_json::Value` as it reads its own
+        // values (strings that parse as RFC 3339 dates are dates, as `OwnedValue::from` made
+        // them), without converting the tree into `OwnedValue`s and a `BTreeMap` first.
+        document.add_field_value(fields.document, &Value::Object(object));
+        document.add_field_value(fields.extra, &Value::Object(extra));
+        document
+    }
+}
+
+/// Adds the key paths of the document (`object`) and of its `_extra` to `field`: every
+/// distinct path once (see [`key_paths`]), `_extra` itself when `_extra` is not empty.
+fn add_key_paths(
+    document: &mut TantivyDocument,
+    field: tantivy::schema::Field,
+    object: &Map<String, Value>,
+    extra: &Map<String, Value>,
+) {
+    let mut present = Vec::new();
+    key_paths(object, &mut String::new(), &mut present);
+    present.sort_unstable();
+    present.dedup();
+    // The common case, without a string per path: a flat `_extra` (its paths are its keys
+    // under `_extra.`, distinct) whose paths no key of the document repeats (a literal key
+    // `_extra.id` would) and that stays under the cap.
+    let flat = extra
+        .values()
+        .all(|value| !value.is_object() && !value.is_array());
+    if flat
+        && present.len() + extra.len() < MAX_KEY_PATHS
+        && !present.iter().any(|path| path.starts_with("_extra"))
+    {
+        for path in &present {
+            document.add_text(field, path);
+        }
         if !extra.is_empty() {
             // `_extra:*` as before `_extra` had a field of its own.
-            present.push("_extra".to_owned());
+            document.add_text(field, "_extra");
         }
-        key_paths(&extra, &mut String::from("_extra"), &mut present);
-        present.sort_unstable();
-        present.dedup();
-        for path in &present {
-            document.add_text(fields.fields_present, path);
+        let mut path = String::from("_extra.");
+        for key in extra.keys() {
+            path.truncate("_extra.".len());
+            path.push_str(key);
+            document.add_text(field, &path);
         }
-        document.add_object(
-            fields.document,
-            object
-                .into_iter()
-                .map(|(key, value)| (key, tantivy::schema::OwnedValue::from(value)))
-                .collect(),
-        );
-        document.add_object(
-            fields.extra,
-            extra
-                .into_iter()
-                .map(|(key, value)| (key, tantivy::schema::OwnedValue::from(value)))
-                .collect(),
-        );
-        document
+        return;
+    }
+    if !extra.is_empty() {
+        present.push("_extra".to_owned());
+    }
+    key_paths(extra, &mut String::from("_extra"), &mut present);
+    present.sort_unstable();
+    present.dedup();
+    for path in &present {
+        document.add_text(field, path);
     }
 }
 
@@ -409,6 +437,50 @@ mod key_path_tests {
                 "training.dataset"
             ]
         );
+    }
+
+    /// The paths `add_key_paths` records, sorted, against all paths gathered, sorted and
+    /// deduplicated at once.
+    fn recorded_and_expected(document: &Value) -> (Vec<String>, Vec<String>) {
+        let Value::Object(mut object) = document.clone() else {
+            unreachable!()
+        };
+        let extra = match object.remove("_extra") {
+            Some(Value::Object(extra)) => extra,
+            _ => Map::new(),
+        };
+        let field = tantivy::schema::Field::from_field_id(0);
+        let mut tantivy_document = TantivyDocument::default();
+        add_key_paths(&mut tantivy_document, field, &object, &extra);
+        let mut recorded: Vec<String> = tantivy_document
+            .get_all(field)
+            .filter_map(|value| tantivy::schema::Value::as_str(&value).map(str::to_owned))
+            .collect();
+        recorded.sort_unstable();
+        let mut expected = Vec::new();
+        key_paths(&object, &mut String::new(), &mut expected);
+        if !extra.is_empty() {
+            expected.push("_extra".to_owned());
+        }
+        key_paths(&extra, &mut String::from("_extra"), &mut expected);
+        expected.sort_unstable();
+        expected.dedup();
+        (recorded, expected)
+    }
+
+    #[test]
+    fn key_paths_are_recorded_once_each_flat_extra_or_not() {
+        for document in [
+            serde_json::json!({"title": "x", "a": {"b": 1}, "_extra": {"id": "p:x@v", "path": "x"}}),
+            // A literal dotted key repeating an `_extra` path.
+            serde_json::json!({"_extra.id": 1, "_extra": {"id": "p:x@v"}}),
+            // Nested `_extra` (a link) and arrays of objects.
+            serde_json::json!({"runs": [{"a": 1}, {"a": 2}], "_extra": {"link": {"artifactdb": "q"}, "id": "i"}}),
+            serde_json::json!({"title": "no extra"}),
+        ] {
+            let (recorded, expected) = recorded_and_expected(&document);
+            assert_eq!(recorded, expected, "{document}");
+        }
     }
 
     #[test]

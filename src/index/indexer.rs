@@ -39,6 +39,12 @@ const VERSION_CONCURRENCY: usize = 4;
 const PROJECT_CONCURRENCY: usize = 4;
 /// Versions per writer batch during a full rebuild.
 const REBUILD_BATCH_VERSIONS: usize = 64;
+/// Documents a full rebuild hands to the writer between two commits. Each commit closes the
+/// segments being built (one per indexing thread): committing every batch of 64 versions made
+/// segments of ~1,600 documents whose term dictionaries and postings were written and then
+/// merged again; tantivy's memory budget still bounds what is buffered (it flushes a
+/// segment when full, without a commit).
+const REBUILD_COMMIT_DOCUMENTS: usize = 100_000;
 /// Largest project listed in one go by a rebuild (see `project_listing`).
 const PROJECT_LISTING_LIMIT: usize = 100_000;
 
@@ -651,7 +657,7 @@ impl Indexer {
             ),
             permissions: Shared::new(permissions),
             project_text: Arc::new(super::document::ProjectText::of(&context.record)),
-            now,
+            extra_template: VersionBase::extra_template(context, &record, state, now),
         };
         let mut documents = Vec::new();
         let mut described: HashSet<String> = HashSet::new();
@@ -832,28 +838,39 @@ impl Indexer {
             })
             .buffered(PROJECT_CONCURRENCY);
         let mut done = 0;
-        // One batch commits while the next is read (at most two batches in memory).
+        let mut uncommitted_documents = 0;
+        // One batch is handed to the writer while the next is read (at most two batches in
+        // memory); most are not committed on their own (see `REBUILD_COMMIT_DOCUMENTS`).
         let mut committing = None;
+        let mut pending_documents = 0;
         while let Some((ops, project_report)) = built.try_next().await? {
             done += 1;
             pending_versions += project_report.versions + 1;
+            pending_documents += project_report.documents;
             pending.extend(ops);
             report.absorb(&project_report);
             if pending_versions >= REBUILD_BATCH_VERSIONS {
                 if let Some(previous) = committing.take() {
                     previous.await?;
                 }
-                committing = Some(self.index.writer().submit(std::mem::take(&mut pending))?);
+                uncommitted_documents += pending_documents;
+                let batch = std::mem::take(&mut pending);
+                committing = Some(if uncommitted_documents >= REBUILD_COMMIT_DOCUMENTS {
+                    uncommitted_documents = 0;
+                    self.index.writer().submit(batch)?.boxed()
+                } else {
+                    self.index.writer().submit_uncommitted(batch)?.boxed()
+                });
                 pending_versions = 0;
+                pending_documents = 0;
             }
             progress(done, total);
         }
         if let Some(previous) = committing {
             previous.await?;
         }
-        if !pending.is_empty() {
-            self.index.writer().apply(pending).await?;
-        }
+        // Always a last commit: the batches sent uncommitted become visible with it.
+        self.index.writer().apply(pending).await?;
         Ok(report)
     }
 }
@@ -954,10 +971,40 @@ struct VersionBase<'a> {
     perm_hash: u64,
     permissions: Shared<Value>,
     project_text: Arc<super::document::ProjectText>,
-    now: DateTime<Utc>,
+    /// The entries of `_extra` every document of the version has alike (see `extra`).
+    extra_template: Map<String, Value>,
 }
 
 impl VersionBase<'_> {
+    /// The version-wide entries of `_extra`, built once per version: each document's `_extra`
+    /// starts as a copy (cheaper than building its two dozen entries one by one).
+    fn extra_template(
+        context: &ProjectContext,
+        record: &VersionRecord,
+        state: LifecycleState,
+        now: DateTime<Utc>,
+    ) -> Map<String, Value> {
+        let project = &context.record;
+        let Value::Object(template) = json!({
+            "kind": "file",
+            "project_id": project.project_id,
+            "version": record.version,
+            "namespace": project.namespace,
+            "revision": record.revision,
+            "numerical_revision": record.numerical_revision,
+            "type": project.project_type,
+            "title": project.title,
+            "meta_indexed": now,
+            "state": state,
+            "stable": record.stable,
+            "transient": record.expires_at.is_some(),
+            "status": record.status,
+        }) else {
+            unreachable!("a JSON object literal is an object")
+        };
+        template
+    }
+
     fn extra(
         &self,
         path: &str,
@@ -981,32 +1028,29 @@ impl VersionBase<'_> {
             ),
             None => (None, None, None, None, None),
         };
-        json!({
-            "id": id,
-            "kind": "file",
-            "project_id": project.project_id,
-            "version": self.record.version,
-            "path": path,
-            "metapath": metapath,
-            "namespace": project.namespace,
-            "revision": self.record.revision,
-            "numerical_revision": self.record.numerical_revision,
-            "$schema": schema,
-            "type": project.project_type,
-            "title": project.title,
-            "uploaded": uploaded,
-            "meta_uploaded": meta.map(|m| m.last_modified),
-            "meta_indexed": self.now,
-            "file_size": size,
-            "md5sum": md5,
-            "sha256": sha256,
-            "content_type": content_type,
-            "state": self.state,
-            "stable": self.record.stable,
-            "transient": self.record.expires_at.is_some(),
-            "status": self.record.status,
-            "link": link.map(|target| json!({"artifactdb": target.get("id").cloned().unwrap_or(Value::Null)})),
-        })
+        // The same object as one `json!` literal of all the entries would build.
+        let mut extra = self.extra_template.clone();
+        for (key, value) in [
+            ("id", Value::String(id)),
+            ("path", Value::String(path.to_owned())),
+            ("metapath", json!(metapath)),
+            ("$schema", schema.cloned().unwrap_or(Value::Null)),
+            ("uploaded", json!(uploaded)),
+            ("meta_uploaded", json!(meta.map(|m| m.last_modified))),
+            ("file_size", json!(size)),
+            ("md5sum", json!(md5)),
+            ("sha256", json!(sha256)),
+            ("content_type", json!(content_type)),
+            (
+                "link",
+                link.map_or(Value::Null, |target| {
+                    json!({"artifactdb": target.get("id").cloned().unwrap_or(Value::Null)})
+                }),
+            ),
+        ] {
+            extra.insert(key.to_owned(), value);
+        }
+        Value::Object(extra)
     }
 
     fn index_document(
@@ -1081,6 +1125,145 @@ impl VersionBase<'_> {
             data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
         self.index_document(path, path, Value::Object(object), uploaded)
+    }
+}
+
+#[cfg(test)]
+mod extra_tests {
+    use super::*;
+
+    /// `_extra` as one `json!` literal of all its entries (what `VersionBase::extra` built
+    /// before it started from a per-version template).
+    #[allow(clippy::too_many_arguments)]
+    fn literal(
+        base: &VersionBase<'_>,
+        now: DateTime<Utc>,
+        path: &str,
+        metapath: Option<&str>,
+        schema: Option<&Value>,
+        data: Option<(&ObjectMeta, Option<&FileRecord>)>,
+        meta: Option<&ObjectMeta>,
+        link: Option<&Value>,
+    ) -> Value {
+        let project = &base.context.record;
+        let (size, md5, sha256, content_type, uploaded) = match data {
+            Some((object, sidecar)) => (
+                Some(sidecar.map_or(object.size, |s| s.size)),
+                sidecar.map(|s| s.md5sum.clone()),
+                sidecar.map(|s| s.sha256.clone()),
+                sidecar
+                    .and_then(|s| s.content_type.clone())
+                    .or_else(|| object.content_type.clone()),
+                Some(sidecar.map_or(object.last_modified, |s| s.uploaded_at)),
+            ),
+            None => (None, None, None, None, None),
+        };
+        json!({
+            "id": format!("{}:{}@{}", project.project_id, path, base.record.version),
+            "kind": "file",
+            "project_id": project.project_id,
+            "version": base.record.version,
+            "path": path,
+            "metapath": metapath,
+            "namespace": project.namespace,
+            "revision": base.record.revision,
+            "numerical_revision": base.record.numerical_revision,
+            "$schema": schema,
+            "type": project.project_type,
+            "title": project.title,
+            "uploaded": uploaded,
+            "meta_uploaded": meta.map(|m| m.last_modified),
+            "meta_indexed": now,
+            "file_size": size,
+            "md5sum": md5,
+            "sha256": sha256,
+            "content_type": content_type,
+            "state": base.state,
+            "stable": base.record.stable,
+            "transient": base.record.expires_at.is_some(),
+            "status": base.record.status,
+            "link": link.map(|target| json!({"artifactdb": target.get("id").cloned().unwrap_or(Value::Null)})),
+        })
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn extra_built_from_the_version_template_equals_the_whole_literal() {
+        let record: ProjectRecord = serde_json::from_value(json!({
+            "project_id": "p", "title": "P", "type": "MODEL", "namespace": "ns",
+            "created_at": "2026-11-01T00:00:00Z", "created_by": "u", "state": "active",
+        }))
+        .unwrap();
+        let context = ProjectContext {
+            record,
+            namespace_state: Some(LifecycleState::Active),
+            project_profile: None,
+            namespace_profile: None,
+            global_profile: None,
+        };
+        let version: VersionRecord = serde_json::from_value(json!({
+            "project_id": "p", "version": "v1", "created_at": "2026-11-01T00:00:00Z",
+            "created_by": "u", "status": "completed", "revision": "NUM-1",
+            "numerical_revision": 1, "expires_at": "2027-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        let now = Utc::now();
+        let state = LifecycleState::Deprecated;
+        let base = VersionBase {
+            context: &context,
+            record: &version,
+            state,
+            access: Shared::new(DocumentAccess::default()),
+            perm_hash: 0,
+            permissions: Shared::new(json!({})),
+            project_text: Arc::new(super::super::document::ProjectText::default()),
+            extra_template: VersionBase::extra_template(&context, &version, state, now),
+        };
+        let object = ObjectMeta {
+            key: "p/v1/a/b.bin".to_owned(),
+            size: 3,
+            etag: "e".to_owned(),
+            last_modified: now,
+            content_type: Some("application/octet-stream".to_owned()),
+        };
+        let sidecar = FileRecord {
+            path: "a/b.bin".to_owned(),
+            size: 4,
+            md5sum: "m".to_owned(),
+            sha256: "s".to_owned(),
+            content_type: None,
+            uploaded_at: now,
+            uploaded_by: "u".to_owned(),
+        };
+        let schema = json!("model/v1.json");
+        let link = json!({"id": "q:x@v"});
+        let cases: [(
+            &str,
+            Option<&str>,
+            Option<&Value>,
+            _,
+            Option<&ObjectMeta>,
+            Option<&Value>,
+        ); 4] = [
+            (
+                "a/b.bin",
+                Some("a/b.bin.json"),
+                Some(&schema),
+                Some((&object, Some(&sidecar))),
+                Some(&object),
+                None,
+            ),
+            ("a/b.bin", None, None, Some((&object, None)), None, None),
+            ("l.txt", None, None, None, None, Some(&link)),
+            ("x.json", Some("x.json"), None, None, Some(&object), None),
+        ];
+        for (path, metapath, schema, data, meta, link) in cases {
+            assert_eq!(
+                base.extra(path, metapath, schema, data, meta, link),
+                literal(&base, now, path, metapath, schema, data, meta, link),
+                "{path}"
+            );
+        }
     }
 }
 
