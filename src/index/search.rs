@@ -2069,6 +2069,9 @@ fn readable_versions_in(
         .collect())
 }
 
+/// A (project, version) pair of dictionary ordinals of one segment.
+type OrdPair = (u64, u64);
+
 /// The strings of `ords` in `column`, decoded in one sorted pass over its dictionary: the
 /// dictionary's blocks are zstd-compressed, and `ord_to_str` decompresses a block (with a new
 /// decompression context) per call, which measured a sixth of `GET /projects?size=50`'s CPU.
@@ -2184,7 +2187,7 @@ impl tantivy::collector::SegmentCollector for VersionsSegmentCollector {
     }
 
     fn harvest(self) -> VersionsFruit {
-        let suspects: Vec<(tantivy::DocId, ((u64, u64), u64))> = self
+        let suspects: Vec<(tantivy::DocId, (OrdPair, u64))> = self
             .suspects
             .iter()
             .filter_map(|&doc| Some((doc, self.key(doc)?)))
