@@ -1276,7 +1276,7 @@ fn page_of(
 }
 
 /// How many of the best candidates of plain words are rescored with the full ranking
-/// ([`FreeTextRanking`]); past it, pages follow the candidates' order (as Elasticsearch's
+/// (per-word dis-max, coordination and proximity); past it, pages follow the candidates' order (as Elasticsearch's
 /// rescore window does). Pages stay consistent: the window does not depend on the offset.
 pub const RESCORE_WINDOW: usize = 100;
 
