@@ -2258,3 +2258,55 @@ mod free_text_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod any_term_tests {
+    use super::*;
+    use tantivy::collector::Count;
+    use tantivy::schema::{STRING, Schema};
+
+    #[test]
+    fn any_term_matches_exactly_the_documents_holding_one_of_its_terms() {
+        let mut builder = Schema::builder();
+        let field = builder.add_text_field("key", STRING);
+        let index = tantivy::Index::create_in_ram(builder.build());
+        let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+        for key in ["a", "b", "c"] {
+            writer.add_document(tantivy::doc!(field => key)).unwrap();
+        }
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let count = |keys: &[&str]| {
+            let terms = keys
+                .iter()
+                .map(|key| Term::from_field_text(field, key))
+                .collect();
+            searcher.search(&any_term(terms), &Count).unwrap()
+        };
+        // No term matches nothing (a `latest=true` search with no readable version).
+        assert_eq!(count(&[]), 0);
+        assert_eq!(count(&["a"]), 1);
+        assert_eq!(count(&["a", "c", "zzz"]), 2);
+        // Past the union's limit, the set query answers the same.
+        let many: Vec<String> = (0..=TERM_UNION_MAX).map(|n| format!("x{n}")).collect();
+        let mut keys: Vec<&str> = many.iter().map(String::as_str).collect();
+        keys.push("b");
+        assert!(keys.len() > TERM_UNION_MAX);
+        assert_eq!(count(&keys), 1);
+        // Scored, every match counts 1.0 whatever the term (relevance order unchanged).
+        let top = searcher
+            .search(
+                &any_term(vec![
+                    Term::from_field_text(field, "a"),
+                    Term::from_field_text(field, "b"),
+                ]),
+                &tantivy::collector::TopDocs::with_limit(5).order_by_score(),
+            )
+            .unwrap();
+        assert_eq!(top.len(), 2);
+        assert!(
+            top.iter()
+                .all(|(score, _)| (*score - 1.0).abs() < f32::EPSILON)
+        );
+    }
+}
