@@ -120,7 +120,7 @@ impl From<&ApiKeyRecord> for ApiKeyView {
     responses(
         (status = 201, description = "Created; `key` is shown once", body = ApiKeyView),
         (status = 403, description = "Not an owner of a scope", body = crate::error::ErrorBody),
-        (status = 404, description = "A scope does not exist", body = crate::error::ErrorBody),
+        (status = 404, description = "A scope does not exist or the caller cannot see it", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid scopes or lifetime", body = crate::error::ErrorBody),
     ))]
 pub async fn post_api_key(

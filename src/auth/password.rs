@@ -1,11 +1,12 @@
-//! Password hashing: argon2id (m=19456 KiB, t=2, p=1, `Argon2::default()`), run on threads of
-//! its own at the lowest CPU priority, behind a semaphore sized to the cores, so a burst of
+//! Password hashing: argon2id (m=19456 KiB, t=2, p=1, `Argon2::default()`), run on a fixed set
+//! of threads of its own at the lowest CPU priority, behind a semaphore sized to the cores, so a burst of
 //! logins can neither starve the runtime, queue unbounded CPU work, nor slow searches: the
 //! scheduler gives hashing the cores that requests leave idle (issue 18: search p99 during a
 //! login storm). Unknown users verify a precomputed dummy hash, so a login costs the same
 //! whether or not the account exists (no timing oracle).
 
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -48,10 +49,16 @@ pub fn check_new_password(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// One computation for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
 /// Hashes and verifies passwords off the async runtime, a bounded number at a time.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    concurrency: usize,
+    /// The queue of the hashing threads, started on first use (`None`: none could start).
+    workers: Arc<OnceLock<Option<Mutex<Sender<Job>>>>>,
     dummy_hash: Arc<OnceCell<String>>,
 }
 
@@ -69,16 +76,21 @@ impl PasswordHasher {
     /// A hasher running at most `concurrency` (at least 1) argon2 computations at once.
     #[must_use]
     pub fn new(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
         Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            workers: Arc::new(OnceLock::new()),
             dummy_hash: Arc::new(OnceCell::new()),
         }
     }
 
-    /// Runs `work` on a thread of its own at the lowest CPU priority once a permit is free.
-    /// A thread per computation costs tens of microseconds beside argon2's tens of
-    /// milliseconds, and unlike the blocking pool's threads (which also run index searches)
-    /// its priority never has to be raised back, which an unprivileged process cannot do.
+    /// Runs `work` on one of the hashing threads (at the lowest CPU priority) once a permit
+    /// is free. The threads live as long as the hasher: unlike the blocking pool's threads
+    /// (which also run index searches) their priority never has to be raised back, which an
+    /// unprivileged process cannot do. They are not started per computation: each new
+    /// thread's 19 MiB argon2 buffer could land in another malloc arena, and every arena
+    /// then kept one (issue 14's soak: resident memory grew by ~300 MiB, 16 arenas' worth).
     async fn run_blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -88,13 +100,19 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|_| PasswordError::Task)?;
+        let workers = self
+            .workers
+            .get_or_init(|| start_workers(self.concurrency).map(Mutex::new))
+            .as_ref()
+            .ok_or(PasswordError::Task)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("trove-argon2".to_owned())
-            .spawn(move || {
-                lower_this_threads_priority();
-                let _ = sender.send(work());
-            })
+        let job: Job = Box::new(move || {
+            let _ = sender.send(work());
+        });
+        workers
+            .lock()
+            .map_err(|_| PasswordError::Task)?
+            .send(job)
             .map_err(|_| PasswordError::Task)?;
         receiver.await.map_err(|_| PasswordError::Task)
     }
@@ -141,6 +159,40 @@ impl PasswordHasher {
             })
             .await
             .cloned()
+    }
+}
+
+/// Starts `count` hashing threads sharing one queue; they end when the queue's sender is
+/// dropped (with the last clone of the hasher). `None` when not one could start.
+fn start_workers(count: usize) -> Option<Sender<Job>> {
+    let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    let started = (0..count)
+        .filter(|_| {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name("trove-argon2".to_owned())
+                .spawn(move || hashing_thread(&receiver))
+                .is_ok()
+        })
+        .count();
+    (started > 0).then_some(sender)
+}
+
+/// A hashing thread: lowers its priority, then runs jobs until the queue closes. A job that
+/// panics drops its answer channel (the caller gets [`PasswordError::Task`]); the thread
+/// goes on.
+fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
+    lower_this_threads_priority();
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
     }
 }
 
@@ -210,6 +262,28 @@ mod tests {
         assert_eq!(nice.unwrap(), HASHING_NICE);
         // The caller's own thread keeps its priority.
         assert_eq!(own(), before);
+    }
+
+    #[tokio::test]
+    async fn computations_reuse_a_fixed_set_of_threads() {
+        let hasher = PasswordHasher::new(2);
+        let mut threads = std::collections::BTreeSet::new();
+        for _ in 0..12 {
+            let id = hasher
+                .run_blocking(|| format!("{:?}", std::thread::current().id()))
+                .await
+                .unwrap();
+            threads.insert(id);
+        }
+        assert!(threads.len() <= 2, "{threads:?}");
+        // A computation that panics fails alone; the threads keep serving.
+        assert!(matches!(
+            hasher.run_blocking(|| -> u8 { panic!("boom") }).await,
+            Err(PasswordError::Task)
+        ));
+        for _ in 0..4 {
+            assert_eq!(hasher.run_blocking(|| 7).await.unwrap(), 7);
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::model::names::{self, NameError};
 use crate::model::records::{NamespaceRecord, ProjectRecord};
 use crate::permissions::{
     Caller, DirectoryGroupFilter, GrantTarget, MachineGrant, PrincipalRef, ProfileLoader,
-    ProfileLocation, Role, Target, can_manage, effective_state,
+    ProfileLocation, Role, Target, can_manage, can_read, effective_state,
 };
 use crate::storage::{ObjectStore, ObjectStoreExt as _, StorageError, keys};
 
@@ -1290,6 +1290,18 @@ impl AuthService {
         let now = Utc::now();
         for scope in &scopes {
             let target = self.scope_target(&scope.target).await?;
+            // A scope the creator cannot read answers as one that does not exist (SPEC §3:
+            // never reveal existence); the model test found the `403` that told them apart.
+            if !principal.is_admin() && !can_read(&principal.caller, &target, grants_now) {
+                return Err(match &scope.target {
+                    GrantTarget::Project(project) => {
+                        AuthError::NotFound(format!("project {project}"))
+                    }
+                    GrantTarget::Namespace(namespace) => {
+                        AuthError::NotFound(format!("namespace {namespace}"))
+                    }
+                });
+            }
             if !principal.is_admin() && !can_manage(&principal.caller, &target, grants_now) {
                 return Err(AuthError::Forbidden(
                     "api keys can only be created for what you own".to_owned(),
@@ -1391,6 +1403,7 @@ impl AuthService {
         for token in self.records.revoked_tokens().await? {
             if token.expires_at + super::jwt::LEEWAY_SECS < now {
                 self.records.forget_revoked(&token.jti).await?;
+                crate::crash::point("revocation_purge.deleted");
                 purged += 1;
             }
         }

@@ -709,8 +709,36 @@ impl Indexer {
         Ok((documents, next_expiry))
     }
 
-    /// Re-indexes one version (after an upload, a completion, a profile or state change).
+    /// Re-indexes one version (after an upload, a completion, a profile or state change),
+    /// under its project's lock, again when another update of the project applied while this
+    /// one read (see [`super::serial`]).
     pub async fn index_version(&self, project: &str, version: &str) -> Result<IndexReport> {
+        let _turn = self.index.serial().lock(project).await;
+        loop {
+            let ticket = self.index.serial().ticket(project);
+            let report = self.index_version_once(project, version).await?;
+            if self.index.serial().applied(project, ticket) {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Re-indexes one whole project under its lock, again while another update of it applied
+    /// in between.
+    async fn index_project_serialized(&self, project: &str) -> Result<()> {
+        let _turn = self.index.serial().lock(project).await;
+        loop {
+            let ticket = self.index.serial().ticket(project);
+            let (ops, _) = self.project_ops(project, self.clock.now()).await?;
+            self.index.writer().apply(ops).await?;
+            if self.index.serial().applied(project, ticket) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One read and apply of [`Indexer::index_version`].
+    async fn index_version_once(&self, project: &str, version: &str) -> Result<IndexReport> {
         let now = self.clock.now();
         let owner = format!("{project}/{version}");
         let Some(context) = self.project_context(project).await? else {
@@ -829,7 +857,9 @@ impl Indexer {
             .map(|project| {
                 let indexer = self.clone();
                 let task = AbortOnDrop(tokio::spawn(async move {
-                    indexer.project_ops(&project, now).await
+                    let ticket = indexer.index.serial().ticket(&project);
+                    let built = indexer.project_ops(&project, now).await?;
+                    Ok::<_, IndexerError>((project, ticket, built))
                 }));
                 async move {
                     task.await
@@ -843,7 +873,9 @@ impl Indexer {
         // memory); most are not committed on their own (see `REBUILD_COMMIT_DOCUMENTS`).
         let mut committing = None;
         let mut pending_documents = 0;
-        while let Some((ops, project_report)) = built.try_next().await? {
+        let mut tickets = Vec::with_capacity(total);
+        while let Some((project, ticket, (ops, project_report))) = built.try_next().await? {
+            tickets.push((project, ticket));
             done += 1;
             pending_versions += project_report.versions + 1;
             pending_documents += project_report.documents;
@@ -871,6 +903,13 @@ impl Indexer {
         }
         // Always a last commit: the batches sent uncommitted become visible with it.
         self.index.writer().apply(pending).await?;
+        // A project another update applied while this read it may now hold the older of the
+        // two snapshots: read it again, alone.
+        for (project, ticket) in tickets {
+            if !self.index.serial().applied(&project, ticket) {
+                self.index_project_serialized(&project).await?;
+            }
+        }
         Ok(report)
     }
 }

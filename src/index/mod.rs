@@ -10,6 +10,7 @@ pub mod highlight;
 pub mod indexer;
 pub mod schema;
 pub mod search;
+pub mod serial;
 pub mod sync;
 pub mod writer;
 
@@ -178,6 +179,8 @@ pub struct SearchIndex {
     needs_rebuild: bool,
     /// Searches run, and how many of them ran on an async runtime's worker threads.
     searches: SearchCounters,
+    /// Orders overlapping updates of one project ([`serial`]).
+    serial: serial::ProjectSerializer,
 }
 
 /// Counts of index searches (every [`SearchIndex::searcher`] call), for tests and metrics:
@@ -322,6 +325,7 @@ impl SearchIndex {
             directory: directory.to_path_buf(),
             needs_rebuild,
             searches: SearchCounters::default(),
+            serial: serial::ProjectSerializer::default(),
         })
     }
 
@@ -356,6 +360,12 @@ impl SearchIndex {
     #[must_use]
     pub fn search_counters(&self) -> &SearchCounters {
         &self.searches
+    }
+
+    /// The epochs and locks every indexer of this index orders its updates of a project by.
+    #[must_use]
+    pub fn serial(&self) -> &serial::ProjectSerializer {
+        &self.serial
     }
 
     /// The field handles.

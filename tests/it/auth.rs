@@ -981,19 +981,39 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     let admin = app.user_token("root", Role::Admin).await;
     project(&app, "bert", &["alice"]).await;
     project(&app, "gpt", &["root"]).await;
+    project(&app, "t5", &["root"]).await;
+    put_json(
+        &app,
+        &keys::project_permissions("t5"),
+        &json!({"scope": "project", "owners": ["root"], "viewers": ["alice"], "read_access": "viewers"}),
+    )
+    .await;
 
     let scope = |project: &str, access: &str| json!({"name": "ci-bot", "scopes": [{"project": project, "access": access}], "expires_in_days": 30});
+    // A project alice reads but does not own: `403`.
     assert_eq!(
         app.bearer(
             Method::POST,
             "/api-keys",
             &alice,
-            Some(&scope("gpt", "write"))
+            Some(&scope("t5", "read"))
         )
         .await
         .status,
         StatusCode::FORBIDDEN
     );
+    // A project alice cannot see answers as a missing one (found by the model test: `403`
+    // here told an existing private project from a missing one).
+    let hidden = app
+        .bearer(
+            Method::POST,
+            "/api-keys",
+            &alice,
+            Some(&scope("gpt", "write")),
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.text());
+    assert_eq!(hidden.json()["code"], "not_found");
     assert_eq!(
         app.bearer(
             Method::POST,

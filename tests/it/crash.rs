@@ -8,6 +8,7 @@
 //! and nobody reads what they could not read before. A storage outage mid-upload and
 //! mid-completion (the in-process S3 server stopped) leaves the same guarantees.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -913,6 +914,87 @@ async fn a_crash_between_a_purge_and_its_reindex_is_repaired_at_start() {
 
     let (server, root) = scene.restart_and_check().await;
     assert_purged(&server, &root, &scene).await;
+}
+
+/// The revoked-token records under `objects/..meta/revoked-tokens/` of a local data directory
+/// (their token ids).
+fn revocation_records(data_dir: &Path) -> BTreeSet<String> {
+    match std::fs::read_dir(data_dir.join("objects/..meta/revoked-tokens")) {
+        Ok(entries) => entries
+            .map(|entry| {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                name.trim_end_matches(".json").to_owned()
+            })
+            .collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// How `/auth/me` answers `token`.
+async fn me_status(server: &Server, token: &str) -> StatusCode {
+    server
+        .send(Method::GET, "/auth/me", Some(token), None)
+        .await
+        .unwrap()
+        .status
+}
+
+/// Dies during the purge of revoked-token records, after its first deletion: a purge only
+/// deletes records of tokens that have expired anyway, so after the crash and a restart every
+/// revoked live token is still refused, and the next purge finishes the job (the expired
+/// records go, the live one stays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_revocation_purge_revives_no_token() {
+    let (scene, server, root) = scene().await;
+    // A live token, logged out: its revocation must outlive every purge until it expires.
+    let revoked = server.login("eve", "password-of-eve").await;
+    server
+        .ok(Method::POST, "/auth/logout", Some(&revoked), None)
+        .await;
+    assert_eq!(me_status(&server, &revoked).await, StatusCode::UNAUTHORIZED);
+    let live = revocation_records(&scene.data_dir);
+    assert_eq!(live.len(), 1, "{live:?}");
+    // Records of tokens that expired an hour ago (past the 30 s leeway): the purge's work.
+    let directory = scene.data_dir.join("objects/..meta/revoked-tokens");
+    let expired_at = chrono::Utc::now().timestamp() - 3_600;
+    for n in 0..5 {
+        let jti = format!("expired{n}");
+        let record = json!({"jti": jti, "sub": "eve", "expires_at": expired_at});
+        std::fs::write(directory.join(format!("{jti}.json")), record.to_string()).unwrap();
+    }
+    drop(server);
+
+    let every_second = ("TROVE_REVOCATION_PURGE_CRON", "* * * * * *");
+    Server::spawn(
+        &scene.data_dir,
+        Some("revocation_purge.deleted"),
+        &[every_second],
+    )
+    .wait_for_death()
+    .await;
+    let after_crash = revocation_records(&scene.data_dir);
+    assert!(after_crash.is_superset(&live), "{after_crash:?}");
+    assert!(
+        (2..=5).contains(&(after_crash.len() - 1)),
+        "the crash came after exactly one deletion: {after_crash:?}"
+    );
+
+    let (server, _) = scene.restart_and_check().await;
+    assert_eq!(me_status(&server, &revoked).await, StatusCode::UNAUTHORIZED);
+    drop(server);
+    let server = Server::start_with_env(&scene.data_dir, None, &[every_second]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while revocation_records(&scene.data_dir) != live {
+        assert!(
+            Instant::now() < deadline,
+            "the purge did not finish: {:?}",
+            revocation_records(&scene.data_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(me_status(&server, &revoked).await, StatusCode::UNAUTHORIZED);
+    let _ = root;
 }
 
 /// Dies while the start-up reconciliation rebuilds a missing index: the next start repairs

@@ -417,3 +417,133 @@ async fn start_up_reconciliation_rebuilds_a_missing_index_from_storage() {
         0
     );
 }
+
+/// A store that holds the first recursive listing of one prefix until released: a project
+/// re-index paused between reading a version's files and applying them.
+#[derive(Debug)]
+struct PausedListing {
+    inner: std::sync::Arc<dyn ObjectStore>,
+    prefix: String,
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for PausedListing {
+    fn kind(&self) -> trove::storage::StorageKind {
+        self.inner.kind()
+    }
+    async fn head(&self, key: &str) -> trove::storage::Result<trove::storage::ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<trove::storage::ByteRange>,
+    ) -> trove::storage::Result<trove::storage::GetObject> {
+        self.inner.get(key, range).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: trove::storage::ByteStream,
+        options: PutOptions,
+    ) -> trove::storage::Result<trove::storage::PutOutcome> {
+        self.inner.put(key, body, options).await
+    }
+    async fn delete(&self, key: &str) -> trove::storage::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(
+        &self,
+        request: &trove::storage::ListRequest,
+    ) -> trove::storage::Result<trove::storage::ListPage> {
+        let page = self.inner.list(request).await?;
+        if !request.delimited
+            && request.prefix == self.prefix
+            && !self.paused.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            // The listing is read; the caller goes on only when released.
+            self.reached.notify_one();
+            let _ = self.release.acquire().await;
+        }
+        Ok(page)
+    }
+    async fn presign(
+        &self,
+        method: trove::storage::PresignMethod,
+        key: &str,
+        expires_in: std::time::Duration,
+        content_md5: Option<[u8; 16]>,
+    ) -> trove::storage::Result<String> {
+        self.inner
+            .presign(method, key, expires_in, content_md5)
+            .await
+    }
+    async fn presign_download(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+        headers: &trove::storage::DownloadHeaders,
+    ) -> trove::storage::Result<String> {
+        self.inner.presign_download(key, expires_in, headers).await
+    }
+    async fn check(&self) -> trove::storage::Result<()> {
+        self.inner.check().await
+    }
+}
+
+/// Found by the soak: a project re-index (a profile change's job) read a version, an upload
+/// into it was indexed meanwhile, and the re-index then applied its older snapshot — the
+/// acknowledged file dropped out of the index until the next sync check. Now the re-index
+/// sees that another update of the project applied while it read, and reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_reindex_that_read_before_an_upload_does_not_hide_it() {
+    let app = TestApp::local().await;
+    seed(&app).await;
+    app.state
+        .indexer
+        .index_projects(None, |_, _| {})
+        .await
+        .unwrap();
+    let paused = std::sync::Arc::new(PausedListing {
+        inner: app.state.storage.clone(),
+        prefix: keys::project_prefix("bert"),
+        reached: tokio::sync::Notify::new(),
+        release: tokio::sync::Semaphore::new(0),
+        paused: std::sync::atomic::AtomicBool::new(false),
+    });
+    let slow = trove::index::indexer::Indexer::new(
+        paused.clone(),
+        std::sync::Arc::new(trove::permissions::ProfileLoader::new(paused.clone())),
+        app.state.index.clone(),
+    );
+    let reindex = tokio::spawn(async move {
+        slow.index_projects(Some(vec!["bert".to_owned()]), |_, _| {})
+            .await
+    });
+    paused.reached.notified().await;
+    // The upload lands and is indexed while the project re-index holds its older listing.
+    put_text(
+        app.state.storage.as_ref(),
+        &keys::version_file("bert", "v1", "late.txt"),
+        "late",
+    )
+    .await;
+    app.state.indexer.index_version("bert", "v1").await.unwrap();
+    let alice = Caller::account("alice", Role::Maintainer);
+    assert!(ids(&app, &alice).contains(&"bert:late.txt@v1".to_owned()));
+    paused.release.add_permits(1);
+    reindex.await.unwrap().unwrap();
+
+    assert!(
+        ids(&app, &alice).contains(&"bert:late.txt@v1".to_owned()),
+        "the re-index put back its older snapshot: {:?}",
+        ids(&app, &alice)
+    );
+    let report = check_all(&app.state.indexer, &app.state.index, false)
+        .await
+        .unwrap();
+    assert_eq!(report.drift_count, 0, "{report:?}");
+}
