@@ -549,6 +549,17 @@ async fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared::default());
     let deadline = Instant::now() + Duration::from_secs(seconds as u64);
     let started = Instant::now();
+    // Resident memory every tenth of the run: a plateau is a bounded working set (the index
+    // writer's arena, caches), a steady climb a leak.
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let step = Duration::from_secs((seconds as u64 / 10).max(1));
+        while Instant::now() < deadline {
+            tokio::time::sleep(step).await;
+            samples.push(process_stats().0 / 1024);
+        }
+        samples
+    });
     let mut running = Vec::new();
     for id in 0..connections {
         running.push(tokio::spawn(connection(
@@ -605,6 +616,19 @@ async fn main() -> anyhow::Result<()> {
         "- resident memory: {:.0} MiB → {:.0} MiB; open fds: {fds_start} → {fds_end}; live tokio tasks: {tasks_start} → {tasks_end} (client and server share this process)",
         rss_start as f64 / 1024.0,
         rss_end as f64 / 1024.0
+    );
+    let samples = sampler.await.unwrap_or_default();
+    println!(
+        "  - `MALLOC_ARENA_MAX`: {} (the image sets 2; `scripts/bench.sh soak` too)",
+        std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "unset (glibc default)".to_owned())
+    );
+    println!(
+        "  - every tenth of the run (MiB): {}",
+        samples
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" → ")
     );
     println!(
         "  - of which heap (`RssAnon`) {:.0} → {:.0} MiB, mapped files (`RssFile`, the index's segments) {:.0} → {:.0} MiB",
