@@ -88,9 +88,8 @@ impl PasswordHasher {
     /// Runs `work` on one of the hashing threads (at the lowest CPU priority) once a permit
     /// is free. The threads live as long as the hasher: unlike the blocking pool's threads
     /// (which also run index searches) their priority never has to be raised back, which an
-    /// unprivileged process cannot do. They are not started per computation: each new
-    /// thread's 19 MiB argon2 buffer could land in another malloc arena, and every arena
-    /// then kept one (issue 14's soak: resident memory grew by ~300 MiB, 16 arenas' worth).
+    /// unprivileged process cannot do. They are not started per computation: no thread is
+    /// created per login, and argon2's 19 MiB buffers stay with these few threads.
     async fn run_blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
