@@ -37,10 +37,11 @@ use super::projects::{loader_error, reindex_project};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
+pub use crate::catalog::permissions::ensure_principal_exists;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::permissions::{
     AccessRule, Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope,
-    ResolvedProfile, Role, ScopeChain,
+    ResolvedProfile, ScopeChain,
 };
 use crate::storage::{PutCondition, StorageError};
 
@@ -100,34 +101,6 @@ pub struct GrantRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Checks that a principal exists when it is an account or a local group (`422
-/// unknown_principal`: a grant to a name nobody holds could be claimed later); directory groups
-/// and machines are taken as given. Answers the role of an account or machine.
-pub async fn ensure_principal_exists(
-    app: &AppState,
-    principal: &PrincipalRef,
-) -> ApiResult<Option<Role>> {
-    let unknown = || {
-        ApiError::new(
-            ErrorCode::Unprocessable,
-            format!("no such principal {principal}"),
-        )
-        .with_code_name("unknown_principal")
-    };
-    Ok(match principal {
-        PrincipalRef::User(name) => Some(app.auth.account(name).await?.ok_or_else(unknown)?.role),
-        PrincipalRef::Machine(_) => Some(Role::Machine),
-        PrincipalRef::Group(name) => {
-            let groups = app.auth.all_groups().await?;
-            if !groups.iter().any(|group| &group.name == name) {
-                return Err(unknown());
-            }
-            None
-        }
-        PrincipalRef::DirectoryGroup(_) => None,
-    })
-}
-
 /// Checks that the grantee exists (accounts and local groups) and that its role may hold
 /// `level` (`422 role_too_low`).
 pub async fn check_grantee(
@@ -140,13 +113,12 @@ pub async fn check_grantee(
         && !role.may_be_granted(level.level())
     {
         return Err(ApiError::new(
-            ErrorCode::Unprocessable,
+            ErrorCode::RoleTooLow,
             format!(
                 "{grantee} has the role {role}, which cannot be granted {}",
                 level.as_str()
             ),
-        )
-        .with_code_name("role_too_low"));
+        ));
     }
     Ok(())
 }
@@ -391,10 +363,9 @@ pub async fn post_project_member(
     let view = authorize_project(&app, &principal, &project, Action::GrantMember).await?;
     if request.level == MemberLevel::Maintainer {
         return Err(ApiError::new(
-            ErrorCode::Unprocessable,
+            ErrorCode::NoMaintainerAtProjectLevel,
             "maintainer is a namespace grant; grant developer or guest on a project",
-        )
-        .with_code_name("no_maintainer_at_project_level"));
+        ));
     }
     let grantee = parse_principal(&request.principal)?;
     check_expiry(request.expires_at, app.clock.now())?;
@@ -413,13 +384,12 @@ pub async fn post_project_member(
         && level >= request.level.level()
     {
         return Err(ApiError::new(
-            ErrorCode::Conflict,
+            ErrorCode::RedundantGrant,
             format!(
                 "{grantee} is already {} of namespace {namespace}",
                 MemberLevel::of(level).as_str()
             ),
-        )
-        .with_code_name("redundant_grant"));
+        ));
     }
     if chain
         .project
@@ -427,10 +397,9 @@ pub async fn post_project_member(
         .is_some_and(|profile| listed_level(profile, &grantee, now) == Some(Level::Owner))
     {
         return Err(ApiError::new(
-            ErrorCode::Conflict,
+            ErrorCode::RedundantGrant,
             format!("{grantee} already owns {project}"),
-        )
-        .with_code_name("redundant_grant"));
+        ));
     }
     let resource = format!("project:{project}");
     let event = AuditEvent::new("member.grant")

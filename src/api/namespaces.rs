@@ -87,7 +87,7 @@ pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()>
         .index_projects(Some(projects), |_, _| {})
         .await
         .map(|_| ())
-        .map_err(index_error)
+        .map_err(|error| index_error(error).into())
 }
 
 /// Starts a job re-indexing every project of a namespace; answers its id.
@@ -190,7 +190,7 @@ async fn create_namespace(app: &AppState, record: NamespaceRecord) -> ApiResult<
                 format!("namespace {} already exists", record.name),
             )
         } else {
-            error
+            error.into()
         }
     })?;
     app.profiles
@@ -383,7 +383,7 @@ pub async fn patch_namespace(
             if visibility.is_some() || request.state.is_some() {
                 reindex_namespace(&app, &namespace).await?;
             }
-            Ok(record)
+            Ok::<_, crate::error::ApiError>(record)
         })
         .await?;
     Ok(ApiJson(record))
@@ -409,13 +409,12 @@ pub async fn delete_namespace(
     let projects = namespace_projects(&app, &namespace).await?;
     if !projects.is_empty() {
         return Err(ApiError::new(
-            ErrorCode::Conflict,
+            ErrorCode::NamespaceNotEmpty,
             format!(
                 "namespace {namespace} holds {} project(s); delete or move them first",
                 projects.len()
             ),
-        )
-        .with_code_name("namespace_not_empty"));
+        ));
     }
     let event = AuditEvent::new("namespace.delete")
         .by(&principal)

@@ -12,8 +12,6 @@
 //! `permissions.delete` (DELETE), `share.create` (details: the grantee and the expiry) and
 //! `share.delete` (details: the grantee).
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -28,10 +26,11 @@ use super::projects::{loader_error, publish, reindex_project, spawn_reindex_job}
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
+pub use crate::catalog::permissions::{merge_profile, validate_grants};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::feed::Change;
 use crate::permissions::{
-    AccessRule, Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
+    AccessRule, Action, PrincipalRef, Profile, ProfileLocation, ProfileScope,
 };
 use crate::storage::PutCondition;
 
@@ -49,92 +48,6 @@ pub fn present(profile: &Profile) -> Value {
         object.entry("inherit").or_insert(json!(false));
     }
     value
-}
-
-/// Checks that no account in `profile` is granted more than its role allows (`422
-/// grant_exceeds_role`), looking roles up through the account store.
-pub async fn validate_grants(app: &AppState, profile: &Profile) -> ApiResult<()> {
-    let mut roles: HashMap<PrincipalRef, Role> = HashMap::new();
-    for level in [Level::Owner, Level::Writer, Level::Viewer] {
-        for principal in profile.entries(level).into_keys() {
-            let role = match &principal {
-                PrincipalRef::User(name) => app.auth.account(name).await?.map(|a| a.role),
-                PrincipalRef::Machine(_) => Some(Role::Machine),
-                _ => None,
-            };
-            if let Some(role) = role {
-                roles.insert(principal, role);
-            }
-        }
-    }
-    profile
-        .validate_grants(|principal| roles.get(principal).copied())
-        .map_err(|error| {
-            ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
-        })
-}
-
-/// Every principal a profile lists (owners, writers, viewers).
-fn listed_principals(profile: &Profile) -> std::collections::BTreeSet<PrincipalRef> {
-    profile
-        .owners
-        .iter()
-        .chain(&profile.writers)
-        .chain(&profile.viewers)
-        .cloned()
-        .collect()
-}
-
-/// Merges `patch` into the profile at `location` (read-modify-write with `If-Match`),
-/// validating scope and grants. Principals the patch adds must exist when they are accounts
-/// or local groups (`422 unknown_principal`, as for shares and member grants), so a name
-/// cannot be pre-claimed; those already listed are kept as they are.
-pub async fn merge_profile(
-    app: &AppState,
-    location: &ProfileLocation,
-    patch: Value,
-) -> ApiResult<Profile> {
-    for _ in 0..5 {
-        let stored = app
-            .profiles
-            .load_uncached(location)
-            .await
-            .map_err(loader_error)?;
-        let (mut profile, condition) = match stored {
-            Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
-            None => (
-                Profile {
-                    scope: Some(location.scope()),
-                    ..Profile::default()
-                },
-                PutCondition::IfAbsent,
-            ),
-        };
-        let before = listed_principals(&profile);
-        profile.merge_partial(patch.clone()).map_err(|error| {
-            ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
-        })?;
-        for added in listed_principals(&profile).difference(&before) {
-            super::members::ensure_principal_exists(app, added).await?;
-        }
-        validate_grants(app, &profile).await?;
-        match app
-            .profiles
-            .write_profile_if(location, profile, condition)
-            .await
-        {
-            Ok(profile) => return Ok(profile),
-            Err(crate::permissions::LoaderError::Storage(
-                crate::storage::StorageError::PreconditionFailed { .. }
-                | crate::storage::StorageError::AlreadyExists { .. },
-            )) => {}
-            Err(error) => return Err(loader_error(error)),
-        }
-    }
-    Err(ApiError::new(
-        ErrorCode::PreconditionFailed,
-        "the profile changed concurrently, retry",
-    ))
 }
 
 async fn show(
@@ -155,10 +68,9 @@ pub fn parse_patch(body: &[u8]) -> ApiResult<Value> {
         .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::new(
-            ErrorCode::Unprocessable,
+            ErrorCode::InvalidProfile,
             "a profile update must be a JSON object",
-        )
-        .with_code_name("invalid_profile"));
+        ));
     }
     Ok(value)
 }
@@ -228,7 +140,9 @@ pub async fn delete_project_permissions(
                 .delete_profile(&ProfileLocation::Project(project.clone()))
                 .await
                 .map_err(loader_error)?;
-            spawn_reindex_job(&app, &principal.actor(), &project).await
+            Ok::<_, crate::error::ApiError>(
+                spawn_reindex_job(&app, &principal.actor(), &project).await?,
+            )
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -487,9 +401,7 @@ pub struct ShareRequest {
 
 /// Parses a principal of a request (`422` with the profile error's code when invalid).
 pub fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
-    PrincipalRef::parse(value).map_err(|error| {
-        ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
-    })
+    PrincipalRef::parse(value).map_err(|error| ApiError::from(crate::catalog::Error::from(error)))
 }
 
 /// Shares a project read-only (metadata and download) with a principal (owners and admins).
@@ -560,10 +472,9 @@ async fn share(
     };
     if profile.owners.contains(grantee) || profile.writers.contains(grantee) {
         return Err(ApiError::new(
-            ErrorCode::Conflict,
+            ErrorCode::AlreadyGranted,
             format!("{grantee} already has a higher grant on {project}"),
-        )
-        .with_code_name("already_granted"));
+        ));
     }
     if !profile.viewers.contains(grantee) {
         profile.viewers.push(grantee.clone());

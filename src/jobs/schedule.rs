@@ -147,9 +147,9 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
 
 /// Runs the purge once (the scheduled job's body): uploads not completed by their deadline
 /// and expired transient versions are deleted and re-indexed.
-pub async fn run_purge(app: &AppState) -> Result<crate::api::uploads::PurgeReport, String> {
+pub async fn run_purge(app: &AppState) -> Result<crate::catalog::uploads::PurgeReport, String> {
     let now = chrono::Utc::now();
-    let report = crate::api::uploads::purge_expired(app, now).await?;
+    let report = crate::catalog::uploads::purge_expired(app, now).await?;
     let retention = chrono::Duration::seconds(
         i64::try_from(app.settings.feed_retention_secs).unwrap_or(i64::MAX),
     );
