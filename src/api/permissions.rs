@@ -22,17 +22,15 @@ use serde_json::{Value, json};
 use super::access::{authorize_project, authorize_version};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
-use super::projects::{loader_error, publish, reindex_project, spawn_reindex_job};
+use super::projects::{loader_error, publish, spawn_reindex_job};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
 pub use crate::catalog::permissions::{merge_profile, validate_grants};
+use crate::catalog::permissions::{share, unshare};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::feed::Change;
-use crate::permissions::{
-    AccessRule, Action, PrincipalRef, Profile, ProfileLocation, ProfileScope,
-};
-use crate::storage::PutCondition;
+use crate::permissions::{Action, PrincipalRef, Profile, ProfileLocation, ProfileScope};
 
 /// The stored profile with the access-rule defaults filled in.
 pub fn present(profile: &Profile) -> Value {
@@ -445,72 +443,6 @@ pub async fn post_share(
         .into_response())
 }
 
-/// The mutation of `POST /projects/{p}/share`: adds the viewer grant (with its expiry) to the
-/// project profile and re-indexes the project.
-async fn share(
-    app: &AppState,
-    project: &str,
-    grantee: &PrincipalRef,
-    expires_at: Option<DateTime<Utc>>,
-) -> ApiResult<()> {
-    let location = ProfileLocation::Project(project.to_owned());
-    let stored = app
-        .profiles
-        .load_uncached(&location)
-        .await
-        .map_err(loader_error)?;
-    let (mut profile, condition) = match stored {
-        Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
-        None => (
-            Profile {
-                scope: Some(ProfileScope::Project),
-                inherit: true,
-                ..Profile::default()
-            },
-            PutCondition::IfAbsent,
-        ),
-    };
-    if profile.owners.contains(grantee) || profile.writers.contains(grantee) {
-        return Err(ApiError::new(
-            ErrorCode::AlreadyGranted,
-            format!("{grantee} already has a higher grant on {project}"),
-        ));
-    }
-    if !profile.viewers.contains(grantee) {
-        profile.viewers.push(grantee.clone());
-    }
-    match expires_at {
-        Some(at) => {
-            profile.expires.insert(grantee.clone(), at);
-        }
-        None => {
-            profile.expires.remove(grantee);
-        }
-    }
-    // A share is a read-only grant: it must let viewers read and download.
-    if matches!(
-        profile.read_rule(),
-        AccessRule::Owners | AccessRule::Writers
-    ) {
-        profile.read_access = Some(AccessRule::Viewers);
-    }
-    if matches!(
-        profile.download_rule(),
-        AccessRule::Owners | AccessRule::Writers | AccessRule::None
-    ) {
-        profile.download_access = Some(AccessRule::Viewers);
-    }
-    validate_grants(app, &profile).await?;
-    app.profiles
-        .write_profile_if(&location, profile, condition)
-        .await
-        .map_err(loader_error)?;
-    // Indexing notes the expiry; the expiry re-indexer (`jobs::schedule`) re-indexes the
-    // project at that moment.
-    reindex_project(app, project).await?;
-    Ok(())
-}
-
 /// Removes a read-only share (owners and admins).
 #[utoipa::path(delete, path = "/projects/{project}/share/{principal}", tag = "permissions",
     params(("project" = String, Path), ("principal" = String, Path)),
@@ -531,31 +463,6 @@ pub async fn delete_share(
         .detail("principal", grantee.to_string());
     app.audit
         .mutation(event, 204, unshare(&app, &project, &grantee))
-        .await
-}
-
-/// The mutation of `DELETE /projects/{p}/share/{principal}`: removes the viewer grant and
-/// re-indexes the project; `404` when there is none.
-async fn unshare(app: &AppState, project: &str, grantee: &PrincipalRef) -> ApiResult<StatusCode> {
-    let location = ProfileLocation::Project(project.to_owned());
-    let stored = app
-        .profiles
-        .load_uncached(&location)
-        .await
-        .map_err(loader_error)?
-        .ok_or_else(|| ApiError::not_found(format!("{project} is not shared with {grantee}")))?;
-    let mut profile = stored.profile;
-    if !profile.viewers.contains(grantee) {
-        return Err(ApiError::not_found(format!(
-            "{project} is not shared with {grantee}"
-        )));
-    }
-    profile.viewers.retain(|viewer| viewer != grantee);
-    profile.expires.remove(grantee);
-    app.profiles
-        .write_profile_if(&location, profile, PutCondition::IfMatch(stored.etag))
-        .await
-        .map_err(loader_error)?;
-    reindex_project(app, project).await?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -38,15 +38,15 @@ use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
 pub use crate::catalog::projects::{
-    caller_principal, create_project, create_version, delete_version_objects, index_error,
-    new_version_record, publish, read_record, reindex_project, reindex_version, spawn_reindex_job,
-    write_record,
+    PatchProjectRequest, PatchVersionRequest, caller_principal, create_project, create_version,
+    delete_version_objects, index_error, new_version_record, publish, read_record, reindex_project,
+    reindex_version, spawn_reindex_job, write_record,
 };
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::catalog::projects::{update_project, update_version};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::model::names::{self, NameError};
 use crate::model::records::{ProjectRecord, ProjectType, VersionRecord, VersionStatus};
 use crate::permissions::{Action, LifecycleState, LoaderError, Visibility, effective_state};
-use crate::storage::{PutCondition, keys};
 
 /// Maps a name or path error to `400 invalid_name` / `400 invalid_path`.
 #[must_use]
@@ -167,24 +167,6 @@ pub async fn get_project(
     Ok(ApiJson(view.record))
 }
 
-/// `PATCH /projects/{p}` body.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PatchProjectRequest {
-    /// New title.
-    pub title: Option<String>,
-    /// New description.
-    pub description: Option<String>,
-    /// New tags.
-    pub tags: Option<Vec<String>>,
-    /// New type.
-    #[serde(rename = "type")]
-    pub project_type: Option<ProjectType>,
-    /// New lifecycle state.
-    #[schema(value_type = Option<String>)]
-    pub state: Option<LifecycleState>,
-}
-
 /// Changes a project's record (writers) or state (owners: active ↔ deprecated; admins).
 #[utoipa::path(patch, path = "/projects/{project}", tag = "projects",
     params(("project" = String, Path)), request_body = PatchProjectRequest,
@@ -269,56 +251,6 @@ fn authorize_project_patch(
     Ok(())
 }
 
-/// The mutation of `PATCH /projects/{p}` (authorized by [`authorize_project_patch`]).
-async fn update_project(
-    app: &AppState,
-    view: ProjectView,
-    request: PatchProjectRequest,
-) -> ApiResult<ProjectRecord> {
-    let project = view.record.project_id.clone();
-    let key = keys::project_record(&project);
-    // Concurrent changes of other fields are retried on the fresh record; a concurrent state
-    // change is not: the permission decisions were made for the state read first.
-    let mut attempt = 0_u64;
-    let record = loop {
-        let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
-        if record.state != view.record.state {
-            return Err(ApiError::new(
-                ErrorCode::PreconditionFailed,
-                "the project's state changed meanwhile, retry",
-            ));
-        }
-        if let Some(title) = &request.title {
-            record.title.clone_from(title);
-        }
-        if let Some(description) = &request.description {
-            record.description.clone_from(description);
-        }
-        if let Some(tags) = &request.tags {
-            record.tags.clone_from(tags);
-        }
-        if let Some(project_type) = request.project_type {
-            record.project_type = project_type;
-        }
-        if let Some(state) = request.state {
-            record.state = state;
-        }
-        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
-            Ok(_) => break record,
-            Err(error) if error.code() == ErrorCode::PreconditionFailed && attempt < 8 => {
-                attempt += 1;
-                let jitter = u64::from(rand::random::<u8>() % 20);
-                tokio::time::sleep(std::time::Duration::from_millis(attempt * 5 + jitter)).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    };
-    reindex_project(app, &project).await?;
-    Ok(record)
-}
-
 /// `POST /projects/{p}/versions` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -381,19 +313,6 @@ pub async fn get_version(
     let view =
         authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
     Ok(ApiJson(view.record))
-}
-
-/// `PATCH /projects/{p}/version/{v}` body.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PatchVersionRequest {
-    /// New changelog (writers; not on a stable version).
-    pub changelog: Option<String>,
-    /// Mark or unmark stable (owners and admins; completed versions only).
-    pub stable: Option<bool>,
-    /// New lifecycle state.
-    #[schema(value_type = Option<String>)]
-    pub state: Option<LifecycleState>,
 }
 
 /// Changes a version's changelog, stability or state.
@@ -477,33 +396,6 @@ fn authorize_version_patch(
         decide(app, principal, Action::UpdateRecord, &target)?;
     }
     Ok(())
-}
-
-/// The mutation of `PATCH /projects/{p}/version/{v}` (authorized by
-/// [`authorize_version_patch`]).
-async fn update_version(
-    app: &AppState,
-    view: VersionView,
-    request: PatchVersionRequest,
-) -> ApiResult<VersionRecord> {
-    let project = view.record.project_id.clone();
-    let version = view.record.version.clone();
-    let key = keys::version_record(&project, &version);
-    let (mut record, etag) = read_record::<VersionRecord>(app, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no version {version} of {project}")))?;
-    if let Some(changelog) = request.changelog {
-        record.changelog = changelog;
-    }
-    if let Some(stable) = request.stable {
-        record.stable = stable;
-    }
-    if let Some(state) = request.state {
-        record.state = state;
-    }
-    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
-    reindex_version(app, &project, &version).await?;
-    Ok(record)
 }
 
 /// Deletes a version: writers for non-stable versions; a stable one must be unmarked first

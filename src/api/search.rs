@@ -27,13 +27,7 @@ const DEFAULT_SIZE: usize = 50;
 
 /// Maps a search error to the API error.
 pub fn search_error(error: SearchError) -> ApiError {
-    match error {
-        SearchError::InvalidQuery(message) => ApiError::new(ErrorCode::InvalidQuery, message),
-        SearchError::InvalidParameter(message) => {
-            ApiError::new(ErrorCode::InvalidParameter, message)
-        }
-        SearchError::Index(error) => ApiError::internal(error),
-    }
+    crate::catalog::Error::from(error).into()
 }
 
 /// `GET /search` parameters.

@@ -226,6 +226,20 @@ impl From<AuthError> for Error {
     }
 }
 
+/// A search failure: a bad query or parameter is the caller's, the index failing is ours.
+impl From<crate::index::search::SearchError> for Error {
+    fn from(error: crate::index::search::SearchError) -> Self {
+        use crate::index::search::SearchError;
+        match error {
+            SearchError::InvalidQuery(message) => Self::new(ErrorCode::InvalidQuery, message),
+            SearchError::InvalidParameter(message) => {
+                Self::new(ErrorCode::InvalidParameter, message)
+            }
+            SearchError::Index(error) => Self::internal(error),
+        }
+    }
+}
+
 impl Coded for Denial {
     fn error_code(&self) -> ErrorCode {
         match self {

@@ -8,6 +8,8 @@
 
 pub mod error;
 pub mod files;
+pub mod members;
+pub mod namespaces;
 pub mod permissions;
 pub mod projects;
 pub mod staging;

@@ -1,15 +1,21 @@
 //! Permission profiles as data: merging a patch into a stored profile (read-modify-write
 //! with `If-Match`, retried) and the checks every grant passes — named principals exist, no
-//! account is granted more than its role may hold.
+//! account is granted more than its role may hold — and read-only shares (a viewer grant
+//! with an optional expiry), given and taken back.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use serde_json::Value;
 
+use super::projects::reindex_project;
 use super::{Error, Result};
 use crate::app::AppState;
 use crate::error::ErrorCode;
-use crate::permissions::{Level, PrincipalRef, Profile, ProfileLocation, Role};
+use crate::permissions::{
+    AccessRule, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
+};
 use crate::storage::PutCondition;
 
 /// Checks that no account in `profile` is granted more than its role allows (`422
@@ -115,4 +121,89 @@ pub async fn ensure_principal_exists(
         }
         PrincipalRef::DirectoryGroup(_) => None,
     })
+}
+
+/// The mutation of `POST /projects/{p}/share`: adds the viewer grant (with its expiry) to the
+/// project profile and re-indexes the project.
+pub async fn share(
+    app: &AppState,
+    project: &str,
+    grantee: &PrincipalRef,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let location = ProfileLocation::Project(project.to_owned());
+    let stored = app.profiles.load_uncached(&location).await?;
+    let (mut profile, condition) = match stored {
+        Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
+        None => (
+            Profile {
+                scope: Some(ProfileScope::Project),
+                inherit: true,
+                ..Profile::default()
+            },
+            PutCondition::IfAbsent,
+        ),
+    };
+    if profile.owners.contains(grantee) || profile.writers.contains(grantee) {
+        return Err(Error::new(
+            ErrorCode::AlreadyGranted,
+            format!("{grantee} already has a higher grant on {project}"),
+        ));
+    }
+    if !profile.viewers.contains(grantee) {
+        profile.viewers.push(grantee.clone());
+    }
+    match expires_at {
+        Some(at) => {
+            profile.expires.insert(grantee.clone(), at);
+        }
+        None => {
+            profile.expires.remove(grantee);
+        }
+    }
+    // A share is a read-only grant: it must let viewers read and download.
+    if matches!(
+        profile.read_rule(),
+        AccessRule::Owners | AccessRule::Writers
+    ) {
+        profile.read_access = Some(AccessRule::Viewers);
+    }
+    if matches!(
+        profile.download_rule(),
+        AccessRule::Owners | AccessRule::Writers | AccessRule::None
+    ) {
+        profile.download_access = Some(AccessRule::Viewers);
+    }
+    validate_grants(app, &profile).await?;
+    app.profiles
+        .write_profile_if(&location, profile, condition)
+        .await?;
+    // Indexing notes the expiry; the expiry re-indexer (`jobs::schedule`) re-indexes the
+    // project at that moment.
+    reindex_project(app, project).await?;
+    Ok(())
+}
+
+/// The mutation of `DELETE /projects/{p}/share/{principal}`: removes the viewer grant and
+/// re-indexes the project; `404` when there is none.
+pub async fn unshare(app: &AppState, project: &str, grantee: &PrincipalRef) -> Result<()> {
+    let location = ProfileLocation::Project(project.to_owned());
+    let stored = app
+        .profiles
+        .load_uncached(&location)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("{project} is not shared with {grantee}")))?;
+    let mut profile = stored.profile;
+    if !profile.viewers.contains(grantee) {
+        return Err(Error::not_found(format!(
+            "{project} is not shared with {grantee}"
+        )));
+    }
+    profile.viewers.retain(|viewer| viewer != grantee);
+    profile.expires.remove(grantee);
+    app.profiles
+        .write_profile_if(&location, profile, PutCondition::IfMatch(stored.etag))
+        .await?;
+    reindex_project(app, project).await?;
+    Ok(())
 }

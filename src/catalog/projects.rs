@@ -7,15 +7,19 @@
 
 use bytes::Bytes;
 use chrono::Utc;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::target::{ProjectView, VersionView};
 use super::{Error, Result};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ErrorCode;
 use crate::feed::{Change, FeedError};
 use crate::model::names;
-use crate::model::records::{NamespaceRecord, ProjectRecord, VersionRecord, VersionStatus};
+use crate::model::records::{
+    NamespaceRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus,
+};
 use crate::permissions::{
     AccessRule, Action, LifecycleState, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
     Target, Visibility,
@@ -317,4 +321,117 @@ pub async fn delete_version_objects(app: &AppState, project: &str, version: &str
         version: version.to_owned(),
     });
     Ok(())
+}
+
+/// `PATCH /projects/{p}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchProjectRequest {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New tags.
+    pub tags: Option<Vec<String>>,
+    /// New type.
+    #[serde(rename = "type")]
+    pub project_type: Option<ProjectType>,
+    /// New lifecycle state.
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// The mutation of `PATCH /projects/{p}` (authorized by [`authorize_project_patch`]).
+/// The mutation of `PATCH /projects/{p}`: applies the request to the fresh record
+/// (`If-Match`, retried on concurrent changes of other fields; `412` when the state changed
+/// meanwhile) and re-indexes the project.
+pub async fn update_project(
+    app: &AppState,
+    view: ProjectView,
+    request: PatchProjectRequest,
+) -> Result<ProjectRecord> {
+    let project = view.record.project_id.clone();
+    let key = keys::project_record(&project);
+    // Concurrent changes of other fields are retried on the fresh record; a concurrent state
+    // change is not: the permission decisions were made for the state read first.
+    let mut attempt = 0_u64;
+    let record = loop {
+        let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no project {project}")))?;
+        if record.state != view.record.state {
+            return Err(Error::new(
+                ErrorCode::PreconditionFailed,
+                "the project's state changed meanwhile, retry",
+            ));
+        }
+        if let Some(title) = &request.title {
+            record.title.clone_from(title);
+        }
+        if let Some(description) = &request.description {
+            record.description.clone_from(description);
+        }
+        if let Some(tags) = &request.tags {
+            record.tags.clone_from(tags);
+        }
+        if let Some(project_type) = request.project_type {
+            record.project_type = project_type;
+        }
+        if let Some(state) = request.state {
+            record.state = state;
+        }
+        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
+            Ok(_) => break record,
+            Err(error) if error.code() == ErrorCode::PreconditionFailed && attempt < 8 => {
+                attempt += 1;
+                let jitter = u64::from(rand::random::<u8>() % 20);
+                tokio::time::sleep(std::time::Duration::from_millis(attempt * 5 + jitter)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    reindex_project(app, &project).await?;
+    Ok(record)
+}
+
+/// `PATCH /projects/{p}/version/{v}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchVersionRequest {
+    /// New changelog (writers; not on a stable version).
+    pub changelog: Option<String>,
+    /// Mark or unmark stable (owners and admins; completed versions only).
+    pub stable: Option<bool>,
+    /// New lifecycle state.
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// The mutation of `PATCH /projects/{p}/version/{v}` (authorized by
+/// [`authorize_version_patch`]).
+/// The mutation of `PATCH .../version/{v}`: applies the request (`If-Match`) and re-indexes
+/// the version.
+pub async fn update_version(
+    app: &AppState,
+    view: VersionView,
+    request: PatchVersionRequest,
+) -> Result<VersionRecord> {
+    let project = view.record.project_id.clone();
+    let version = view.record.version.clone();
+    let key = keys::version_record(&project, &version);
+    let (mut record, etag) = read_record::<VersionRecord>(app, &key)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no version {version} of {project}")))?;
+    if let Some(changelog) = request.changelog {
+        record.changelog = changelog;
+    }
+    if let Some(stable) = request.stable {
+        record.stable = stable;
+    }
+    if let Some(state) = request.state {
+        record.state = state;
+    }
+    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    reindex_version(app, &project, &version).await?;
+    Ok(record)
 }
