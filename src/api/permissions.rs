@@ -179,7 +179,7 @@ pub async fn get_version_permissions(
 /// Re-indexes every project (a global profile change can touch any document).
 async fn global_job(app: &AppState, actor: &str) -> ApiResult<String> {
     publish(app, Change::All).await?;
-    let job = app.jobs.create("index_build", actor);
+    let job = app.jobs.create(crate::jobs::JobKind::IndexBuild, actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     app.jobs
@@ -295,7 +295,7 @@ async fn version_job(
         },
     )
     .await?;
-    let job = app.jobs.create("index_version", actor);
+    let job = app.jobs.create(crate::jobs::JobKind::IndexVersion, actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     let (project, version) = (project.to_owned(), version.to_owned());

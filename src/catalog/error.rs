@@ -240,6 +240,23 @@ impl From<crate::index::search::SearchError> for Error {
     }
 }
 
+/// A target that could not be loaded: damage (a corrupt record or profile) is `500
+/// internal`, with the cause in the log; storage failures map as storage.
+impl From<crate::permissions::target::TargetError> for Error {
+    fn from(error: crate::permissions::target::TargetError) -> Self {
+        use crate::permissions::target::TargetError;
+        match error {
+            TargetError::Storage(storage) => storage.into(),
+            corrupt @ TargetError::Corrupt { .. } => {
+                Error::internal(std::io::Error::other(corrupt.to_string()))
+            }
+            TargetError::Profile(profile) => {
+                Error::internal(std::io::Error::other(profile.to_string()))
+            }
+        }
+    }
+}
+
 impl Coded for Denial {
     fn error_code(&self) -> ErrorCode {
         match self {

@@ -80,7 +80,7 @@ pub async fn spawn_namespace_job(app: &AppState, actor: &str, namespace: &str) -
         )
         .await?;
     }
-    let job = app.jobs.create("index_namespace", actor);
+    let job = app.jobs.create(crate::jobs::JobKind::IndexNamespace, actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     app.jobs

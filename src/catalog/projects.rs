@@ -138,7 +138,7 @@ pub async fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> Re
         },
     )
     .await?;
-    let job = app.jobs.create("index_project", actor);
+    let job = app.jobs.create(crate::jobs::JobKind::IndexProject, actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     let project = project.to_owned();

@@ -2,14 +2,17 @@
 //! from storage and built into the permission engine's evaluation [`Target`]. The API
 //! authorizes over it (`api::access`); the catalog's workflows reach records through it.
 //!
-//! A corrupt record or profile is `500 internal` here (the cause goes to the log).
+//! The records and profile chain of projects and namespaces come from the one loader,
+//! `permissions::target` (which API-key scoping uses too); a corrupt record or profile is
+//! `500 internal` (the cause goes to the log).
 
 use super::{Error, Result};
 use crate::app::AppState;
 use crate::error::ErrorCode;
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, ProjectRecord, VersionRecord};
-use crate::permissions::{LifecycleState, Target, effective_state};
+use crate::permissions::target::{Caching, load_namespace_target, load_project_target};
+use crate::permissions::{Target, effective_state};
 use crate::storage::{ObjectStoreExt as _, keys};
 
 /// A project as a caller reached it.
@@ -34,6 +37,7 @@ pub struct VersionView {
     pub target: Target,
 }
 
+/// Reads a JSON record; `None` when absent, `500 internal` when it does not parse.
 async fn read_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     key: &str,
@@ -49,45 +53,22 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Loads a project and builds its target; `None` when it does not exist.
+/// Loads a project and builds its target (profiles through the cache); `None` when it does
+/// not exist.
 pub async fn load_project(state: &AppState, project: &str) -> Result<Option<ProjectView>> {
     names::validate_project_id(project)
         .map_err(|error| Error::new(ErrorCode::InvalidName, error.to_string()))?;
-    let Some(record) = read_json::<ProjectRecord>(state, &keys::project_record(project)).await?
-    else {
-        return Ok(None);
-    };
-    let namespace = match &record.namespace {
-        Some(namespace) => {
-            read_json::<NamespaceRecord>(state, &keys::namespace_record(namespace)).await?
-        }
-        None => None,
-    };
-    let chain = state
-        .profiles
-        .load_chain(record.namespace.as_deref(), Some(project), None)
-        .await
-        .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
-    let namespace_state = record.namespace.as_ref().map(|_| {
-        namespace
-            .as_ref()
-            .map_or(LifecycleState::Active, |ns| ns.state)
-    });
-    let target = Target {
-        profile: chain.resolve(),
-        state: effective_state(namespace_state, Some(record.state), None),
-        parent_state: effective_state(namespace_state, None, None),
-        namespace: record.namespace.clone(),
-        project: Some(record.project_id.clone()),
-        version: None,
-        stable: false,
-        completed: false,
-        auto_create: namespace.as_ref().is_some_and(|ns| ns.auto_create),
-    };
-    Ok(Some(ProjectView {
-        record,
-        namespace,
-        target,
+    let loaded = load_project_target(
+        state.storage.as_ref(),
+        &state.profiles,
+        project,
+        Caching::Cached,
+    )
+    .await?;
+    Ok(loaded.map(|loaded| ProjectView {
+        record: loaded.record,
+        namespace: loaded.namespace,
+        target: loaded.target,
     }))
 }
 
@@ -143,42 +124,21 @@ pub struct NamespaceView {
     pub target: Target,
 }
 
-/// Loads a namespace and builds its target; `None` when it does not exist.
+/// Loads a namespace and builds its target (profiles through the cache); `None` when it
+/// does not exist.
 pub async fn load_namespace(state: &AppState, namespace: &str) -> Result<Option<NamespaceView>> {
     names::validate_namespace(namespace)
         .map_err(|error| Error::new(ErrorCode::InvalidName, error.to_string()))?;
-    let (record, etag) = match state
-        .storage
-        .get_bytes(&keys::namespace_record(namespace))
-        .await
-    {
-        Ok((bytes, meta)) => {
-            let record: NamespaceRecord = serde_json::from_slice(&bytes).map_err(|error| {
-                Error::internal(std::io::Error::other(format!(
-                    "corrupt namespace record {namespace}: {error}"
-                )))
-            })?;
-            (record, meta.etag)
-        }
-        Err(error) if error.is_not_found() => return Ok(None),
-        Err(error) => return Err(error.into()),
-    };
-    let chain = state
-        .profiles
-        .load_chain(Some(namespace), None, None)
-        .await
-        .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
-    let target = Target {
-        profile: chain.resolve(),
-        state: record.state,
-        parent_state: LifecycleState::Active,
-        namespace: Some(namespace.to_owned()),
-        auto_create: record.auto_create,
-        ..Target::default()
-    };
-    Ok(Some(NamespaceView {
-        record,
-        etag,
-        target,
+    let loaded = load_namespace_target(
+        state.storage.as_ref(),
+        &state.profiles,
+        namespace,
+        Caching::Cached,
+    )
+    .await?;
+    Ok(loaded.map(|loaded| NamespaceView {
+        record: loaded.record,
+        etag: loaded.etag,
+        target: loaded.target,
     }))
 }

@@ -217,7 +217,7 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
                     return;
                 }
                 let repair = app.settings.auto_repair;
-                let handle = app.jobs.create("sync", "system");
+                let handle = app.jobs.create(crate::jobs::JobKind::Sync, "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
                     run_sync(&job_app, repair).await.map(|_| ())
@@ -241,7 +241,7 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
                 if !take_turn(&app, "purge", purge_period).await {
                     return;
                 }
-                let handle = app.jobs.create("purge", "system");
+                let handle = app.jobs.create(crate::jobs::JobKind::Purge, "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
                     run_purge(&job_app).await.map(|_| ())
@@ -265,7 +265,9 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
                 if !take_turn(&app, "revocation_purge", revocation_purge_period).await {
                     return;
                 }
-                let handle = app.jobs.create("revocation_purge", "system");
+                let handle = app
+                    .jobs
+                    .create(crate::jobs::JobKind::RevocationPurge, "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
                     run_revocation_purge(&job_app).await.map(|_| ())
