@@ -341,7 +341,6 @@ pub struct PatchProjectRequest {
     pub state: Option<LifecycleState>,
 }
 
-/// The mutation of `PATCH /projects/{p}` (authorized by [`authorize_project_patch`]).
 /// The mutation of `PATCH /projects/{p}`: applies the request to the fresh record
 /// (`If-Match`, retried on concurrent changes of other fields; `412` when the state changed
 /// meanwhile) and re-indexes the project.
@@ -407,8 +406,6 @@ pub struct PatchVersionRequest {
     pub state: Option<LifecycleState>,
 }
 
-/// The mutation of `PATCH /projects/{p}/version/{v}` (authorized by
-/// [`authorize_version_patch`]).
 /// The mutation of `PATCH .../version/{v}`: applies the request (`If-Match`) and re-indexes
 /// the version.
 pub async fn update_version(
