@@ -379,7 +379,7 @@ pub async fn record_link(
 /// The next revision number of a project: a counter object updated with `If-Match` retries,
 /// so concurrent completions get distinct numbers in completion order.
 async fn next_revision(app: &AppState, project: &str) -> Result<u64> {
-    let key = format!("{project}/{}/revision.json", keys::META);
+    let key = keys::revision_counter(project);
     for _ in 0..20 {
         let (next, condition) = match read_record::<Value>(app, &key).await? {
             Some((value, etag)) => (
