@@ -154,7 +154,9 @@ impl App {
     /// the sync check repair the rest. Runs as a job in the background; searches answer from
     /// what is indexed so far.
     pub fn reconcile_in_background(self: &Arc<Self>) -> String {
-        let job = self.jobs.create("startup_reconcile", "system");
+        let job = self
+            .jobs
+            .create(crate::jobs::JobKind::StartupReconcile, "system");
         let id = job.id().to_owned();
         let app = self.clone();
         self.reconciled.send_replace(false);

@@ -16,8 +16,10 @@ use serde::Serialize;
 use crate::storage::StorageError;
 
 /// Every machine-readable error code Trove answers with, and its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Every code is a variant: there are no ad-hoc wire names elsewhere. Two variants share a
+/// wire name where the API always answered so ([`Self::ProfileNotJson`] is `invalid_json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// Generic malformed request.
     BadRequest,
@@ -35,20 +37,96 @@ pub enum ErrorCode {
     InvalidQuery,
     /// The body's digest does not match the announced `Content-MD5` / checksum.
     DigestMismatch,
+    /// A pagination cursor is not one Trove issued (or not for this route).
+    InvalidCursor,
+    /// A pagination cursor is too old.
+    CursorExpired,
+    /// An upload is completed before all its announced files arrived.
+    MissingFiles,
     /// The route exists but not for this method.
     MethodNotAllowed,
     /// Authentication is required (or the credentials given are not valid).
     Unauthorized,
+    /// The username or password is wrong.
+    InvalidCredentials,
+    /// No bearer token where one is required.
+    TokenMissing,
+    /// The `Authorization` scheme is not `Bearer`.
+    TokenUnsupportedScheme,
+    /// The token is not a JWT.
+    TokenMalformed,
+    /// The token's signature does not verify.
+    TokenBadSignature,
+    /// The token is unsigned (`alg: none`).
+    TokenAlgNone,
+    /// The token is signed with another algorithm.
+    TokenWrongAlgorithm,
+    /// The token expired.
+    TokenExpired,
+    /// The token is not valid yet.
+    TokenNotYetValid,
+    /// The token is for another audience.
+    TokenWrongAudience,
+    /// The token is from another issuer.
+    TokenWrongIssuer,
+    /// The token was revoked.
+    TokenRevoked,
+    /// The token predates a change of the account (password, role).
+    TokenOutdated,
+    /// The account is disabled.
+    AccountDisabled,
+    /// The token names no known account.
+    TokenUnknownAccount,
+    /// The token's key id is unknown.
+    TokenUnknownKey,
+    /// The token's claims are not the ones Trove needs.
+    TokenInvalidClaims,
+    /// The API key is not valid.
+    ApiKeyInvalid,
+    /// The API key expired.
+    ApiKeyExpired,
     /// Authenticated, but not allowed.
     Forbidden,
     /// A presigned URL is expired, tampered with, or used with another method.
     InvalidSignature,
+    /// Self-registration is switched off.
+    RegistrationDisabled,
     /// Nothing here (or nothing the caller may know about).
     NotFound,
     /// The request conflicts with the current state.
     Conflict,
     /// The resource to create already exists.
     AlreadyExists,
+    /// The path clashes with an existing file or folder of the version.
+    PathConflict,
+    /// The version is stable: it takes no new files.
+    Stable,
+    /// The permission engine refuses this on a stable version.
+    StableVersion,
+    /// The version is completed.
+    VersionCompleted,
+    /// The version is not completed yet.
+    VersionNotCompleted,
+    /// The target is deprecated.
+    Deprecated,
+    /// The version is disabled.
+    Disabled,
+    /// A parent (project or namespace) is disabled.
+    ParentDisabled,
+    /// An upload of the version is in progress.
+    UploadInProgress,
+    /// A presigned upload URL whose upload ended or whose deadline passed.
+    UploadClosed,
+    /// The namespace still holds projects.
+    NamespaceNotEmpty,
+    /// The grant is already given at the namespace level.
+    RedundantGrant,
+    /// The principal already holds this grant.
+    AlreadyGranted,
+    /// The name belonged to a deleted account and is not reused.
+    NameRetired,
+    /// The change would leave no active administrator.
+    LastAdmin,
     /// A conditional update lost a race; retry with fresh data.
     PreconditionFailed,
     /// The body is larger than this route accepts.
@@ -59,6 +137,30 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// The JSON is well-formed but its content is invalid.
     Unprocessable,
+    /// The password is too short or too long.
+    InvalidPassword,
+    /// A grant names a user or group that does not exist.
+    UnknownPrincipal,
+    /// The grantee's role cannot hold the level granted.
+    RoleTooLow,
+    /// `maintainer` is a namespace level only.
+    NoMaintainerAtProjectLevel,
+    /// A permission profile is invalid.
+    InvalidProfile,
+    /// A permission profile is not JSON (same wire name as [`Self::InvalidJson`], answered `422`).
+    ProfileNotJson,
+    /// A permission profile has a field Trove does not know.
+    UnknownField,
+    /// A permission profile's access rule is invalid.
+    InvalidAccessRule,
+    /// A permission profile names a malformed principal.
+    InvalidPrincipal,
+    /// A permission profile's expiry is not an RFC 3339 time.
+    InvalidExpiry,
+    /// A permission profile's scope is wrong for where it is stored.
+    InvalidScope,
+    /// A profile grants more than the grantee's role may hold.
+    GrantExceedsRole,
     /// Too many requests; retry after the `Retry-After` delay.
     RateLimited,
     /// Object storage can't be reached; retry later.
@@ -70,6 +172,85 @@ pub enum ErrorCode {
     /// Something failed on our side; the details are in the server log.
     Internal,
 }
+
+/// Every variant, for tests and documentation.
+pub const ALL_CODES: &[ErrorCode] = &[
+    ErrorCode::BadRequest,
+    ErrorCode::InvalidJson,
+    ErrorCode::InvalidParameter,
+    ErrorCode::InvalidName,
+    ErrorCode::InvalidPath,
+    ErrorCode::InvalidId,
+    ErrorCode::InvalidQuery,
+    ErrorCode::DigestMismatch,
+    ErrorCode::InvalidCursor,
+    ErrorCode::CursorExpired,
+    ErrorCode::MissingFiles,
+    ErrorCode::MethodNotAllowed,
+    ErrorCode::Unauthorized,
+    ErrorCode::InvalidCredentials,
+    ErrorCode::TokenMissing,
+    ErrorCode::TokenUnsupportedScheme,
+    ErrorCode::TokenMalformed,
+    ErrorCode::TokenBadSignature,
+    ErrorCode::TokenAlgNone,
+    ErrorCode::TokenWrongAlgorithm,
+    ErrorCode::TokenExpired,
+    ErrorCode::TokenNotYetValid,
+    ErrorCode::TokenWrongAudience,
+    ErrorCode::TokenWrongIssuer,
+    ErrorCode::TokenRevoked,
+    ErrorCode::TokenOutdated,
+    ErrorCode::AccountDisabled,
+    ErrorCode::TokenUnknownAccount,
+    ErrorCode::TokenUnknownKey,
+    ErrorCode::TokenInvalidClaims,
+    ErrorCode::ApiKeyInvalid,
+    ErrorCode::ApiKeyExpired,
+    ErrorCode::Forbidden,
+    ErrorCode::InvalidSignature,
+    ErrorCode::RegistrationDisabled,
+    ErrorCode::NotFound,
+    ErrorCode::Conflict,
+    ErrorCode::AlreadyExists,
+    ErrorCode::PathConflict,
+    ErrorCode::Stable,
+    ErrorCode::StableVersion,
+    ErrorCode::VersionCompleted,
+    ErrorCode::VersionNotCompleted,
+    ErrorCode::Deprecated,
+    ErrorCode::Disabled,
+    ErrorCode::ParentDisabled,
+    ErrorCode::UploadInProgress,
+    ErrorCode::UploadClosed,
+    ErrorCode::NamespaceNotEmpty,
+    ErrorCode::RedundantGrant,
+    ErrorCode::AlreadyGranted,
+    ErrorCode::NameRetired,
+    ErrorCode::LastAdmin,
+    ErrorCode::PreconditionFailed,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::UnsupportedMediaType,
+    ErrorCode::RangeNotSatisfiable,
+    ErrorCode::Unprocessable,
+    ErrorCode::InvalidPassword,
+    ErrorCode::UnknownPrincipal,
+    ErrorCode::RoleTooLow,
+    ErrorCode::NoMaintainerAtProjectLevel,
+    ErrorCode::InvalidProfile,
+    ErrorCode::ProfileNotJson,
+    ErrorCode::UnknownField,
+    ErrorCode::InvalidAccessRule,
+    ErrorCode::InvalidPrincipal,
+    ErrorCode::InvalidExpiry,
+    ErrorCode::InvalidScope,
+    ErrorCode::GrantExceedsRole,
+    ErrorCode::RateLimited,
+    ErrorCode::StorageUnavailable,
+    ErrorCode::IndexUnavailable,
+    ErrorCode::IdentityProviderUnavailable,
+    ErrorCode::Internal,
+];
 
 impl ErrorCode {
     /// The HTTP status this code is answered with.
@@ -83,17 +264,69 @@ impl ErrorCode {
             | Self::InvalidPath
             | Self::InvalidId
             | Self::InvalidQuery
-            | Self::DigestMismatch => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::InvalidSignature => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            | Self::DigestMismatch
+            | Self::InvalidCursor
+            | Self::CursorExpired
+            | Self::MissingFiles => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict | Self::AlreadyExists => StatusCode::CONFLICT,
+            Self::Unauthorized
+            | Self::InvalidCredentials
+            | Self::TokenMissing
+            | Self::TokenUnsupportedScheme
+            | Self::TokenMalformed
+            | Self::TokenBadSignature
+            | Self::TokenAlgNone
+            | Self::TokenWrongAlgorithm
+            | Self::TokenExpired
+            | Self::TokenNotYetValid
+            | Self::TokenWrongAudience
+            | Self::TokenWrongIssuer
+            | Self::TokenRevoked
+            | Self::TokenOutdated
+            | Self::AccountDisabled
+            | Self::TokenUnknownAccount
+            | Self::TokenUnknownKey
+            | Self::TokenInvalidClaims
+            | Self::ApiKeyInvalid
+            | Self::ApiKeyExpired => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::InvalidSignature | Self::RegistrationDisabled => {
+                StatusCode::FORBIDDEN
+            }
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict
+            | Self::AlreadyExists
+            | Self::PathConflict
+            | Self::Stable
+            | Self::StableVersion
+            | Self::VersionCompleted
+            | Self::VersionNotCompleted
+            | Self::Deprecated
+            | Self::Disabled
+            | Self::ParentDisabled
+            | Self::UploadInProgress
+            | Self::UploadClosed
+            | Self::NamespaceNotEmpty
+            | Self::RedundantGrant
+            | Self::AlreadyGranted
+            | Self::NameRetired
+            | Self::LastAdmin => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable
+            | Self::InvalidPassword
+            | Self::UnknownPrincipal
+            | Self::RoleTooLow
+            | Self::NoMaintainerAtProjectLevel
+            | Self::InvalidProfile
+            | Self::ProfileNotJson
+            | Self::UnknownField
+            | Self::InvalidAccessRule
+            | Self::InvalidPrincipal
+            | Self::InvalidExpiry
+            | Self::InvalidScope
+            | Self::GrantExceedsRole => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::StorageUnavailable
             | Self::IndexUnavailable
@@ -114,24 +347,92 @@ impl ErrorCode {
             Self::InvalidId => "invalid_id",
             Self::InvalidQuery => "invalid_query",
             Self::DigestMismatch => "digest_mismatch",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::CursorExpired => "cursor_expired",
+            Self::MissingFiles => "missing_files",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::TokenMissing => "token_missing",
+            Self::TokenUnsupportedScheme => "token_unsupported_scheme",
+            Self::TokenMalformed => "token_malformed",
+            Self::TokenBadSignature => "token_bad_signature",
+            Self::TokenAlgNone => "token_alg_none",
+            Self::TokenWrongAlgorithm => "token_wrong_algorithm",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::TokenWrongAudience => "token_wrong_audience",
+            Self::TokenWrongIssuer => "token_wrong_issuer",
+            Self::TokenRevoked => "token_revoked",
+            Self::TokenOutdated => "token_outdated",
+            Self::AccountDisabled => "account_disabled",
+            Self::TokenUnknownAccount => "token_unknown_account",
+            Self::TokenUnknownKey => "token_unknown_key",
+            Self::TokenInvalidClaims => "token_invalid_claims",
+            Self::ApiKeyInvalid => "api_key_invalid",
+            Self::ApiKeyExpired => "api_key_expired",
             Self::Forbidden => "forbidden",
             Self::InvalidSignature => "invalid_signature",
+            Self::RegistrationDisabled => "registration_disabled",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::AlreadyExists => "already_exists",
+            Self::PathConflict => "path_conflict",
+            Self::Stable => "stable",
+            Self::StableVersion => "stable_version",
+            Self::VersionCompleted => "version_completed",
+            Self::VersionNotCompleted => "version_not_completed",
+            Self::Deprecated => "deprecated",
+            Self::Disabled => "disabled",
+            Self::ParentDisabled => "parent_disabled",
+            Self::UploadInProgress => "upload_in_progress",
+            Self::UploadClosed => "upload_closed",
+            Self::NamespaceNotEmpty => "namespace_not_empty",
+            Self::RedundantGrant => "redundant_grant",
+            Self::AlreadyGranted => "already_granted",
+            Self::NameRetired => "name_retired",
+            Self::LastAdmin => "last_admin",
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::Unprocessable => "unprocessable",
+            Self::InvalidPassword => "invalid_password",
+            Self::UnknownPrincipal => "unknown_principal",
+            Self::RoleTooLow => "role_too_low",
+            Self::NoMaintainerAtProjectLevel => "no_maintainer_at_project_level",
+            Self::InvalidProfile => "invalid_profile",
+            Self::ProfileNotJson => "invalid_json",
+            Self::UnknownField => "unknown_field",
+            Self::InvalidAccessRule => "invalid_access_rule",
+            Self::InvalidPrincipal => "invalid_principal",
+            Self::InvalidExpiry => "invalid_expiry",
+            Self::InvalidScope => "invalid_scope",
+            Self::GrantExceedsRole => "grant_exceeds_role",
             Self::RateLimited => "rate_limited",
             Self::StorageUnavailable => "storage_unavailable",
             Self::IndexUnavailable => "index_unavailable",
             Self::IdentityProviderUnavailable => "identity_provider_unavailable",
             Self::Internal => "internal",
         }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// An error that carries its [`ErrorCode`]: catalog, permission, name and API errors alike.
+/// The audit records a mutation's outcome from it, and the API answers with it.
+pub trait Coded {
+    /// The stable machine code.
+    fn error_code(&self) -> ErrorCode;
+
+    /// The HTTP status the code is answered with.
+    fn status(&self) -> StatusCode {
+        self.error_code().status()
     }
 }
 
@@ -156,8 +457,6 @@ pub struct ErrorBody {
 #[derive(Debug)]
 pub struct ApiError {
     code: ErrorCode,
-    /// Overrides the code's wire name (for finer codes such as `token_expired`).
-    code_name: Option<&'static str>,
     reason: String,
     retry_after_secs: Option<u64>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -171,18 +470,10 @@ impl ApiError {
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
         Self {
             code,
-            code_name: None,
             reason: reason.into(),
             retry_after_secs: None,
             source: None,
         }
-    }
-
-    /// A finer wire code under the same status (e.g. `token_expired` under `unauthorized`).
-    #[must_use]
-    pub fn with_code_name(mut self, name: &'static str) -> Self {
-        self.code_name = Some(name);
-        self
     }
 
     /// Adds a `Retry-After` header.
@@ -223,13 +514,19 @@ impl ApiError {
     /// The wire code name.
     #[must_use]
     pub fn code_name(&self) -> &'static str {
-        self.code_name.unwrap_or_else(|| self.code.as_str())
+        self.code.as_str()
     }
 
     /// The human reason.
     #[must_use]
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+}
+
+impl Coded for ApiError {
+    fn error_code(&self) -> ErrorCode {
+        self.code
     }
 }
 
@@ -270,10 +567,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             status: "error",
             reason: self.reason,
-            code: self
-                .code_name
-                .unwrap_or_else(|| self.code.as_str())
-                .to_owned(),
+            code: self.code.as_str().to_owned(),
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after_secs {
@@ -291,36 +585,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::catalog::Error> for ApiError {
+    fn from(error: crate::catalog::Error) -> Self {
+        let (code, reason, retry_after_secs, source) = error.into_parts();
+        Self {
+            code,
+            reason,
+            retry_after_secs,
+            source,
+        }
+    }
+}
+
+/// Storage errors map once, in [`crate::catalog::Error`].
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
-        let reason = error.to_string();
-        let code = match &error {
-            StorageError::NotFound { .. } => ErrorCode::NotFound,
-            StorageError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
-            StorageError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
-            StorageError::DigestMismatch { .. } => ErrorCode::DigestMismatch,
-            StorageError::InvalidKey(_) => ErrorCode::InvalidPath,
-            StorageError::InvalidRange { .. } => ErrorCode::RangeNotSatisfiable,
-            StorageError::Unavailable(_) => {
-                return Self::new(
-                    ErrorCode::StorageUnavailable,
-                    "object storage is unavailable, retry later",
-                )
-                .with_retry_after(1)
-                .with_source(error);
-            }
-            StorageError::Body(_) => ErrorCode::BadRequest,
-            StorageError::PresignInvalid(_) => ErrorCode::InvalidSignature,
-            StorageError::KeyConflict(_) => {
-                return Self::new(
-                    ErrorCode::Conflict,
-                    "the path clashes with an existing file or folder of the version",
-                )
-                .with_code_name("path_conflict");
-            }
-            StorageError::Backend(_) => return Self::internal(error),
-        };
-        Self::new(code, reason)
+        crate::catalog::Error::from(error).into()
     }
 }
 
@@ -392,6 +672,22 @@ mod tests {
             assert!(code.status().is_client_error() || code.status().is_server_error());
             assert_eq!(serde_json::to_value(code).unwrap(), name);
         }
+    }
+
+    #[test]
+    fn listed_codes_have_distinct_wire_names_and_error_statuses() {
+        let mut names = std::collections::HashSet::new();
+        for code in ALL_CODES {
+            let name = code.as_str();
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+            // A wire name is shared only by the two `invalid_json` variants.
+            if !names.insert(name) {
+                assert_eq!(name, "invalid_json");
+            }
+        }
+        assert_eq!(names.len() + 1, ALL_CODES.len());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   in-process, so authorization is the API's own), and `/docs`.
 //! - [`api`]: the axum router, one module per resource; with [`ui`] and [`error`] the only
 //!   code that knows HTTP.
+//! - [`catalog`]: the domain operations (uploads and the purge so far; see
+//!   `docs/ARCHITECTURE.md`), returning errors that carry their code; no HTTP.
 //! - [`audit`]: the audit log — events, the durable chained sink, verification, queries.
 //! - [`auth`]: accounts, passwords, tokens, the external identity provider, rate limits.
 //! - [`app`]: `App`, the shared services every handler reaches through `AppState`.
@@ -27,6 +29,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -63,15 +63,17 @@ pub async fn post_register(
     let account = state
         .audit
         .mutation(event, 201, async {
-            Ok(state
-                .auth
-                .register(
-                    &body.username,
-                    body.password.expose(),
-                    body.email,
-                    Some(&address),
-                )
-                .await?)
+            Ok::<_, crate::error::ApiError>(
+                state
+                    .auth
+                    .register(
+                        &body.username,
+                        body.password.expose(),
+                        body.email,
+                        Some(&address),
+                    )
+                    .await?,
+            )
         })
         .await?;
     Ok((
@@ -242,7 +244,9 @@ pub async fn post_logout(
         .resource(format!("user:{}", session.username));
     state
         .audit
-        .mutation(event, 200, async { Ok(state.auth.logout(session).await?) })
+        .mutation(event, 200, async {
+            Ok::<_, crate::error::ApiError>(state.auth.logout(session).await?)
+        })
         .await?;
     Ok(ApiJson(Ack { status: "ok" }))
 }
@@ -289,15 +293,17 @@ pub async fn put_password(
     let issued = state
         .audit
         .mutation(event, 200, async {
-            Ok(state
-                .auth
-                .change_password(
-                    &session.username,
-                    body.old_password.expose(),
-                    body.new_password.expose(),
-                    &address,
-                )
-                .await?)
+            Ok::<_, crate::error::ApiError>(
+                state
+                    .auth
+                    .change_password(
+                        &session.username,
+                        body.old_password.expose(),
+                        body.new_password.expose(),
+                        &address,
+                    )
+                    .await?,
+            )
         })
         .await?;
     Ok(ApiJson(issued.into()))

@@ -12,61 +12,20 @@ use axum::http::request::Parts;
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
-use crate::auth::password::PasswordError;
 use crate::auth::service::AuthError;
-use crate::auth::store::StoreError;
 use crate::error::{ApiError, ErrorCode};
 
+/// The mapping is the catalog's.
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(error: crate::audit::AuditError) -> Self {
+        crate::catalog::Error::from(error).into()
+    }
+}
+
+/// The mapping is the catalog's.
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
-        let reason = error.to_string();
-        match error {
-            AuthError::Token(token) => {
-                Self::new(ErrorCode::Unauthorized, reason).with_code_name(token.code())
-            }
-            AuthError::RegistrationDisabled => {
-                Self::new(ErrorCode::Forbidden, reason).with_code_name("registration_disabled")
-            }
-            AuthError::InvalidCredentials => {
-                Self::new(ErrorCode::Unauthorized, reason).with_code_name("invalid_credentials")
-            }
-            AuthError::RateLimited(seconds) => {
-                Self::new(ErrorCode::RateLimited, reason).with_retry_after(seconds)
-            }
-            AuthError::InvalidName(name) => {
-                let code = if name.code() == "invalid_path" {
-                    ErrorCode::InvalidPath
-                } else {
-                    ErrorCode::InvalidName
-                };
-                Self::new(code, reason)
-            }
-            AuthError::Password(PasswordError::TooShort | PasswordError::TooLong) => {
-                Self::new(ErrorCode::Unprocessable, reason).with_code_name("invalid_password")
-            }
-            AuthError::Password(error) => Self::internal(error),
-            AuthError::Unprocessable(_) => Self::new(ErrorCode::Unprocessable, reason),
-            AuthError::AlreadyExists(_) => Self::new(ErrorCode::AlreadyExists, reason),
-            AuthError::NameRetired(_) => {
-                Self::new(ErrorCode::Conflict, reason).with_code_name("name_retired")
-            }
-            AuthError::IdentityProviderUnavailable => {
-                Self::new(ErrorCode::IdentityProviderUnavailable, reason).with_retry_after(5)
-            }
-            AuthError::NotFound(_) => Self::not_found(reason),
-            AuthError::LastAdmin => {
-                Self::new(ErrorCode::Conflict, reason).with_code_name("last_admin")
-            }
-            AuthError::Unauthenticated => {
-                Self::new(ErrorCode::Unauthorized, reason).with_code_name("token_missing")
-            }
-            AuthError::Forbidden(_) => Self::new(ErrorCode::Forbidden, reason),
-            AuthError::Store(StoreError::Storage(storage)) => storage.into(),
-            AuthError::Store(StoreError::Contended(_)) => {
-                Self::new(ErrorCode::PreconditionFailed, "concurrent updates, retry")
-            }
-            AuthError::Store(error @ StoreError::Corrupt { .. }) => Self::internal(error),
-        }
+        crate::catalog::Error::from(error).into()
     }
 }
 

@@ -19,11 +19,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use futures::{StreamExt as _, TryStreamExt as _};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use super::access::{VersionView, authorize_version};
 use super::download::{content_disposition, download_content_type, download_headers, file_name};
@@ -32,36 +30,17 @@ use super::storage::{parse_content_md5, parse_range};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
+use crate::catalog::files::{FileUpload, store_file};
+pub use crate::catalog::files::{UploadOutcome, hash_object, sidecar_key, write_sidecar};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::model::id::ArtifactId;
 use crate::model::names;
 use crate::model::records::FileRecord;
 use crate::permissions::Action;
-use crate::storage::{
-    DownloadHeaders, ObjectMeta, PutCondition, PutOptions, StorageKind, bytes_stream, keys,
-};
+use crate::storage::{DownloadHeaders, ObjectMeta, PutCondition, StorageKind, keys};
 
 /// Largest hop count when following links.
 const MAX_LINK_HOPS: usize = 8;
-
-/// The key of a file's sidecar record.
-#[must_use]
-pub fn sidecar_key(project: &str, version: &str, path: &str) -> String {
-    keys::file_record(project, version, path)
-}
-
-/// Answer of a direct upload.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UploadOutcome {
-    /// ArtifactDB id of the file.
-    pub id: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// md5 (hex).
-    pub md5sum: String,
-    /// sha256 (hex).
-    pub sha256: String,
-}
 
 fn parse_sha256(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(value) = headers.get("x-checksum-sha256") else {
@@ -80,21 +59,9 @@ fn parse_sha256(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(text))
 }
 
-/// Writes the sidecar record of an uploaded file.
-pub async fn write_sidecar(
-    app: &AppState,
-    project: &str,
-    version: &str,
-    record: &FileRecord,
-) -> ApiResult<()> {
-    write_record(
-        app,
-        &sidecar_key(project, version, &record.path),
-        record,
-        PutCondition::None,
-    )
-    .await
-    .map(|_| ())
+/// A request body as a storage byte stream.
+fn request_stream(body: Body) -> crate::storage::ByteStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
 }
 
 /// Uploads one file into an open version; the body is streamed to storage.
@@ -143,140 +110,13 @@ pub async fn put_file(
     // The outcome (`Sync`) comes out of the mutation, the response is built after it.
     let outcome = app
         .audit
-        .mutation(event, 201, store_file(&app, &principal, file, body))
-        .await?;
-    Ok((StatusCode::CREATED, ApiJson(outcome)).into_response())
-}
-
-/// What `PUT .../files/{path}` stores, once authorized.
-struct FileUpload<'a> {
-    project: &'a str,
-    version: &'a str,
-    path: &'a str,
-    content_type: Option<String>,
-    content_md5: Option<[u8; 16]>,
-    expected_sha256: Option<String>,
-}
-
-/// The mutation of a direct upload: streams `body` to storage, checks the digests, writes
-/// the sidecar and re-indexes the version.
-async fn store_file(
-    app: &AppState,
-    principal: &Principal,
-    file: FileUpload<'_>,
-    body: Body,
-) -> ApiResult<UploadOutcome> {
-    let FileUpload {
-        project,
-        version,
-        path,
-        content_type,
-        content_md5,
-        expected_sha256,
-    } = file;
-    let key = keys::version_file(project, version, path);
-    // Fail early on a clash; checked again once the body is stored.
-    super::staging::check_path_free(app, project, version, path).await?;
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let stream: crate::storage::ByteStream = if path.ends_with(".json") {
-        // A metadata document: small, and it must be a JSON object to be indexed.
-        let limit = app.settings.max_json_bytes;
-        let mut buffer = Vec::new();
-        let mut stream = Box::pin(stream);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|error| ApiError::bad_request(error.to_string()))?;
-            if buffer.len() + chunk.len() > limit {
-                return Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("a metadata document is at most {limit} bytes"),
-                ));
-            }
-            buffer.extend_from_slice(&chunk);
-        }
-        if !matches!(
-            serde_json::from_slice::<Value>(&buffer),
-            Ok(Value::Object(_))
-        ) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidJson,
-                "a .json file is a metadata document and must be a JSON object",
-            ));
-        }
-        bytes_stream(buffer.into())
-    } else {
-        Box::pin(stream)
-    };
-    // The body streams to a staging key; it becomes the file only under a lease on the
-    // version, taken once the body is complete (see `staging`).
-    let upload_id = uuid::Uuid::new_v4().simple().to_string();
-    let staged = keys::direct_staging(project, version, &upload_id);
-    let outcome = app
-        .storage
-        .put(
-            &staged,
-            stream,
-            PutOptions {
-                content_type: content_type.clone(),
-                content_md5,
-                ..PutOptions::default()
-            },
+        .mutation(
+            event,
+            201,
+            store_file(&app, &principal, file, request_stream(body)),
         )
         .await?;
-    crate::crash::point("upload.staged");
-    let record = FileRecord {
-        path: path.to_owned(),
-        size: outcome.meta.size,
-        md5sum: outcome.md5_hex.clone(),
-        sha256: outcome.sha256_hex.clone(),
-        content_type,
-        uploaded_at: Utc::now(),
-        uploaded_by: principal.actor(),
-    };
-    let accepted = async {
-        if let Some(expected) = &expected_sha256
-            && *expected != outcome.sha256_hex
-        {
-            return Err(ApiError::new(
-                ErrorCode::DigestMismatch,
-                format!(
-                    "sha256 mismatch: expected {expected}, got {}",
-                    outcome.sha256_hex
-                ),
-            ));
-        }
-        let lease_ends = super::staging::take_lease(app, project, version, &upload_id).await?;
-        let record = &record;
-        let moved = async {
-            super::staging::check_path_free(app, project, version, path).await?;
-            if Utc::now() >= lease_ends {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    "the upload took too long to be accepted, retry",
-                )
-                .with_code_name("upload_in_progress"));
-            }
-            app.storage.rename(&staged, &key).await?;
-            crate::crash::point("upload.moved");
-            write_sidecar(app, project, version, record).await
-        }
-        .await;
-        super::staging::release_lease(app, project, version, &upload_id).await;
-        moved
-    }
-    .await;
-    if let Err(error) = accepted {
-        if let Err(cleanup) = app.storage.delete(&staged).await {
-            tracing::warn!(key = staged, error = %cleanup, "removing a refused upload failed");
-        }
-        return Err(error);
-    }
-    reindex_version(app, project, version).await?;
-    Ok(UploadOutcome {
-        id: format!("{project}:{path}@{version}"),
-        size: record.size,
-        md5sum: record.md5sum,
-        sha256: record.sha256,
-    })
+    Ok((StatusCode::CREATED, ApiJson(outcome)).into_response())
 }
 
 /// Lists a version's files with size, checksums and upload time.
@@ -631,24 +471,4 @@ async fn remove_file(
     }
     reindex_version(app, project, version).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Hashes an object already in storage (md5, sha256, size) by streaming it.
-pub async fn hash_object(app: &AppState, key: &str) -> ApiResult<(u64, String, String)> {
-    let object = app.storage.get(key, None).await?;
-    let mut md5 = md5::Md5::new();
-    let mut sha = sha2::Sha256::new();
-    let mut size = 0_u64;
-    let mut body = object.body;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(ApiError::internal)?;
-        size += chunk.len() as u64;
-        md5.update(&chunk);
-        sha.update(&chunk);
-    }
-    Ok((
-        size,
-        hex::encode(md5.finalize()),
-        hex::encode(sha.finalize()),
-    ))
 }

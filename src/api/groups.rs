@@ -49,10 +49,12 @@ pub async fn post_group(
     let group = state
         .audit
         .mutation(event, 201, async {
-            Ok(state
-                .auth
-                .create_group(&principal, &body.name, body.description, body.members)
-                .await?)
+            Ok::<_, crate::error::ApiError>(
+                state
+                    .auth
+                    .create_group(&principal, &body.name, body.description, body.members)
+                    .await?,
+            )
         })
         .await?;
     Ok((StatusCode::CREATED, ApiJson(group)))
@@ -130,10 +132,12 @@ pub async fn put_group_members(
     let group = state
         .audit
         .mutation(event, 200, async {
-            Ok(state
-                .auth
-                .change_members(&principal, &name, &body.add, &body.remove)
-                .await?)
+            Ok::<_, crate::error::ApiError>(
+                state
+                    .auth
+                    .change_members(&principal, &name, &body.add, &body.remove)
+                    .await?,
+            )
         })
         .await?;
     Ok(ApiJson(group))

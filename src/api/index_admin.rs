@@ -156,7 +156,9 @@ pub async fn put_index_build(
             serde_json::to_value(&projects).unwrap_or_default(),
         );
     let pending = app.audit.begin(event).await?;
-    let job = app.jobs.create("index_build", &admin.actor());
+    let job = app
+        .jobs
+        .create(crate::jobs::JobKind::IndexBuild, &admin.actor());
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     app.jobs

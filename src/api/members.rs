@@ -27,7 +27,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use super::access::{authorize_namespace, authorize_project};
@@ -37,246 +37,16 @@ use super::projects::{loader_error, reindex_project};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
-use crate::permissions::{
-    AccessRule, Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope,
-    ResolvedProfile, Role, ScopeChain,
+pub use crate::catalog::members::{GrantRequest, MemberLevel, check_expiry, check_grantee};
+use crate::catalog::members::{
+    admit, check_project_grant_adds, check_project_level, grant_on_project, not_a_member, remove,
+    set_level, update_profile,
 };
-use crate::storage::{PutCondition, StorageError};
-
-/// A grant level as a team registry names it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberLevel {
-    /// Read-only (`viewers`).
-    Guest,
-    /// Pushes versions and files (`writers`).
-    Developer,
-    /// Manages (`owners`).
-    Maintainer,
-}
-
-impl MemberLevel {
-    /// The profile level it stands for.
-    #[must_use]
-    pub fn level(self) -> Level {
-        match self {
-            Self::Guest => Level::Viewer,
-            Self::Developer => Level::Writer,
-            Self::Maintainer => Level::Owner,
-        }
-    }
-
-    /// The member level of a profile level.
-    #[must_use]
-    pub fn of(level: Level) -> Self {
-        match level {
-            Level::Viewer => Self::Guest,
-            Level::Writer => Self::Developer,
-            Level::Owner => Self::Maintainer,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Guest => "guest",
-            Self::Developer => "developer",
-            Self::Maintainer => "maintainer",
-        }
-    }
-}
-
-/// `POST .../members` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GrantRequest {
-    /// Who (`alice`, `group:ml`, `CN=...`, `machine:ci`).
-    pub principal: String,
-    /// `maintainer` (namespaces only), `developer` or `guest`.
-    pub level: MemberLevel,
-    /// When the grant ends (RFC 3339); never when absent.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Checks that a principal exists when it is an account or a local group (`422
-/// unknown_principal`: a grant to a name nobody holds could be claimed later); directory groups
-/// and machines are taken as given. Answers the role of an account or machine.
-pub async fn ensure_principal_exists(
-    app: &AppState,
-    principal: &PrincipalRef,
-) -> ApiResult<Option<Role>> {
-    let unknown = || {
-        ApiError::new(
-            ErrorCode::Unprocessable,
-            format!("no such principal {principal}"),
-        )
-        .with_code_name("unknown_principal")
-    };
-    Ok(match principal {
-        PrincipalRef::User(name) => Some(app.auth.account(name).await?.ok_or_else(unknown)?.role),
-        PrincipalRef::Machine(_) => Some(Role::Machine),
-        PrincipalRef::Group(name) => {
-            let groups = app.auth.all_groups().await?;
-            if !groups.iter().any(|group| &group.name == name) {
-                return Err(unknown());
-            }
-            None
-        }
-        PrincipalRef::DirectoryGroup(_) => None,
-    })
-}
-
-/// Checks that the grantee exists (accounts and local groups) and that its role may hold
-/// `level` (`422 role_too_low`).
-pub async fn check_grantee(
-    app: &AppState,
-    grantee: &PrincipalRef,
-    level: MemberLevel,
-) -> ApiResult<()> {
-    let role = ensure_principal_exists(app, grantee).await?;
-    if let Some(role) = role
-        && !role.may_be_granted(level.level())
-    {
-        return Err(ApiError::new(
-            ErrorCode::Unprocessable,
-            format!(
-                "{grantee} has the role {role}, which cannot be granted {}",
-                level.as_str()
-            ),
-        )
-        .with_code_name("role_too_low"));
-    }
-    Ok(())
-}
-
-/// Read-modify-write of the profile at `location` with `If-Match` (retried on a concurrent
-/// change); `initial` stands for an absent profile. `change` answers whether it changed
-/// anything (`false`: nothing is written).
-async fn update_profile(
-    app: &AppState,
-    location: &ProfileLocation,
-    initial: Profile,
-    change: &(dyn Fn(&mut Profile) -> ApiResult<bool> + Send + Sync),
-) -> ApiResult<Profile> {
-    for _ in 0..5 {
-        let stored = app
-            .profiles
-            .load_uncached(location)
-            .await
-            .map_err(loader_error)?;
-        let (mut profile, condition) = match stored {
-            Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
-            None => (initial.clone(), PutCondition::IfAbsent),
-        };
-        if !change(&mut profile)? {
-            return Ok(profile);
-        }
-        match app
-            .profiles
-            .write_profile_if(location, profile, condition)
-            .await
-        {
-            Ok(profile) => return Ok(profile),
-            Err(crate::permissions::LoaderError::Storage(
-                StorageError::PreconditionFailed { .. } | StorageError::AlreadyExists { .. },
-            )) => {}
-            Err(error) => return Err(loader_error(error)),
-        }
-    }
-    Err(ApiError::new(
-        ErrorCode::PreconditionFailed,
-        "the profile changed concurrently, retry",
-    ))
-}
-
-/// Lists `grantee` at exactly `level` (removed from the other lists), with its expiry.
-fn set_level(
-    profile: &mut Profile,
-    grantee: &PrincipalRef,
-    level: Level,
-    expires_at: Option<DateTime<Utc>>,
-) {
-    remove(profile, grantee);
-    let list = match level {
-        Level::Owner => &mut profile.owners,
-        Level::Writer => &mut profile.writers,
-        Level::Viewer => &mut profile.viewers,
-    };
-    list.push(grantee.clone());
-    if let Some(at) = expires_at {
-        profile.expires.insert(grantee.clone(), at);
-    }
-}
-
-/// Whether `rule` lets a principal listed at `level` through.
-fn admits(rule: AccessRule, level: Level) -> bool {
-    match rule {
-        AccessRule::Authenticated | AccessRule::Public => true,
-        AccessRule::None => false,
-        rule => rule
-            .required_level()
-            .is_some_and(|required| level >= required),
-    }
-}
-
-/// The list-based rule that admits `level`.
-fn rule_for(level: Level) -> AccessRule {
-    match level {
-        Level::Owner => AccessRule::Owners,
-        Level::Writer => AccessRule::Writers,
-        Level::Viewer => AccessRule::Viewers,
-    }
-}
-
-/// Opens the rules in force (`resolved`) just enough that a grant at `level` means what it
-/// says: every member reads and downloads, developers push. A grant that leaves its grantee
-/// locked out by `read_access: owners` would be a silent no-op.
-fn admit(profile: &mut Profile, resolved: &ResolvedProfile, level: Level) {
-    if !admits(resolved.read_access, level) {
-        profile.read_access = Some(rule_for(level));
-    }
-    if !admits(resolved.download_access, level) {
-        profile.download_access = Some(rule_for(level));
-    }
-    if level >= Level::Writer && !admits(resolved.write_access, level) {
-        profile.write_access = Some(AccessRule::Writers);
-    }
-}
-
-/// Removes `grantee` from every list; answers whether it was listed.
-fn remove(profile: &mut Profile, grantee: &PrincipalRef) -> bool {
-    let before = profile.owners.len() + profile.writers.len() + profile.viewers.len();
-    profile.owners.retain(|p| p != grantee);
-    profile.writers.retain(|p| p != grantee);
-    profile.viewers.retain(|p| p != grantee);
-    profile.expires.remove(grantee);
-    before != profile.owners.len() + profile.writers.len() + profile.viewers.len()
-}
-
-/// The highest level `principal` is listed at in `profile`, expired entries aside.
-fn listed_level(profile: &Profile, principal: &PrincipalRef, now: DateTime<Utc>) -> Option<Level> {
-    [Level::Owner, Level::Writer, Level::Viewer]
-        .into_iter()
-        .find(|level| {
-            profile
-                .entries(*level)
-                .get(principal)
-                .is_some_and(|expiry| expiry.is_none_or(|at| now < at))
-        })
-}
-
-/// Refuses an expiry already past (`422`).
-pub fn check_expiry(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> ApiResult<()> {
-    if expires_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::new(
-            ErrorCode::Unprocessable,
-            "expires_at lies in the past",
-        ));
-    }
-    Ok(())
-}
+pub use crate::catalog::permissions::ensure_principal_exists;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::permissions::{
+    Action, Level, PrincipalRef, Profile, ProfileLocation, ResolvedProfile, ScopeChain,
+};
 
 fn granted(resource: &str, grantee: &PrincipalRef, request: &GrantRequest) -> Response {
     (
@@ -289,10 +59,6 @@ fn granted(resource: &str, grantee: &PrincipalRef, request: &GrantRequest) -> Re
         })),
     )
         .into_response()
-}
-
-fn not_a_member(resource: &str, grantee: &PrincipalRef) -> ApiError {
-    ApiError::not_found(format!("{grantee} holds no grant on {resource}"))
 }
 
 /// Grants a principal a level in a namespace (admins and the namespace's owners).
@@ -389,49 +155,19 @@ pub async fn post_project_member(
     ApiJson(request): ApiJson<GrantRequest>,
 ) -> ApiResult<Response> {
     let view = authorize_project(&app, &principal, &project, Action::GrantMember).await?;
-    if request.level == MemberLevel::Maintainer {
-        return Err(ApiError::new(
-            ErrorCode::Unprocessable,
-            "maintainer is a namespace grant; grant developer or guest on a project",
-        )
-        .with_code_name("no_maintainer_at_project_level"));
-    }
+    check_project_level(request.level)?;
     let grantee = parse_principal(&request.principal)?;
     check_expiry(request.expires_at, app.clock.now())?;
     check_grantee(&app, &grantee, request.level).await?;
     let namespace = view.record.namespace.clone();
-    let chain = app
-        .profiles
-        .load_chain_uncached(namespace.as_deref(), Some(&project), None)
-        .await
-        .map_err(loader_error)?;
-    let now = app.clock.now();
-    // What the namespace already grants, while its grants reach the project.
-    let reaches = chain.project.as_ref().is_none_or(|profile| profile.inherit);
-    if let (Some(namespace), Some(profile), true) = (&namespace, &chain.namespace, reaches)
-        && let Some(level) = listed_level(profile, &grantee, now)
-        && level >= request.level.level()
-    {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "{grantee} is already {} of namespace {namespace}",
-                MemberLevel::of(level).as_str()
-            ),
-        )
-        .with_code_name("redundant_grant"));
-    }
-    if chain
-        .project
-        .as_ref()
-        .is_some_and(|profile| listed_level(profile, &grantee, now) == Some(Level::Owner))
-    {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("{grantee} already owns {project}"),
-        )
-        .with_code_name("redundant_grant"));
-    }
+    check_project_grant_adds(
+        &app,
+        &project,
+        namespace.as_deref(),
+        &grantee,
+        request.level,
+    )
+    .await?;
     let resource = format!("project:{project}");
     let event = AuditEvent::new("member.grant")
         .by(&principal)
@@ -439,26 +175,18 @@ pub async fn post_project_member(
         .project(&project)
         .detail("principal", grantee.to_string())
         .detail("level", request.level.as_str());
-    let initial = Profile {
-        scope: Some(ProfileScope::Project),
-        inherit: namespace.is_some(),
-        ..Profile::default()
-    };
     app.audit
         .mutation(event, 201, async {
-            update_profile(
+            grant_on_project(
                 &app,
-                &ProfileLocation::Project(project.clone()),
-                initial,
-                &|profile| {
-                    set_level(profile, &grantee, request.level.level(), request.expires_at);
-                    admit(profile, &view.target.profile, request.level.level());
-                    Ok(true)
-                },
+                &project,
+                namespace.is_some(),
+                &view.target.profile,
+                &grantee,
+                &request,
             )
             .await?;
-            reindex_project(&app, &project).await?;
-            Ok(granted(&resource, &grantee, &request))
+            Ok::<_, ApiError>(granted(&resource, &grantee, &request))
         })
         .await
 }

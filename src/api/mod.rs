@@ -22,7 +22,6 @@ pub mod openapi;
 pub mod permissions;
 pub mod projects;
 pub mod search;
-pub mod staging;
 pub mod storage;
 pub mod system;
 pub mod uploads;

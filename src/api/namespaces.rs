@@ -21,110 +21,23 @@ use super::access::{NamespaceView, authorize_namespace, decide, load_namespace};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::permissions::{merge_profile, present};
-use super::projects::{index_error, loader_error, name_error, publish, write_record};
+use super::projects::{loader_error, name_error};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
+pub use crate::catalog::namespaces::{
+    PatchNamespaceRequest, namespace_projects, new_namespace_profile, reindex_namespace,
+    spawn_namespace_job,
+};
+use crate::catalog::namespaces::{apply_patch, create_namespace, update_namespace};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
-use crate::feed::Change;
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
-use crate::permissions::{
-    AccessRule, Action, LifecycleState, Profile, ProfileLocation, ProfileScope,
-};
-use crate::storage::{ObjectStoreExt as _, PutCondition, keys};
-
-/// The read rule a namespace's visibility stands for.
-fn read_rule(visibility: NamespaceVisibility) -> AccessRule {
-    match visibility {
-        NamespaceVisibility::Public => AccessRule::Authenticated,
-        NamespaceVisibility::Private => AccessRule::Viewers,
-    }
-}
+use crate::permissions::{Action, LifecycleState, ProfileLocation};
+use crate::storage::{ObjectStoreExt as _, keys};
 
 /// Namespaces loaded at once by `GET /namespaces`.
 const NAMESPACE_READS: usize = 16;
-
-/// The profile of a new namespace.
-#[must_use]
-pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
-    Profile {
-        scope: Some(ProfileScope::Namespace),
-        read_access: Some(read_rule(visibility)),
-        download_access: Some(AccessRule::Viewers),
-        write_access: Some(AccessRule::Writers),
-        ..Profile::default()
-    }
-}
-
-/// The projects of a namespace, as the index knows them (an index search, on the blocking
-/// pool).
-pub async fn namespace_projects(app: &AppState, namespace: &str) -> ApiResult<Vec<String>> {
-    let (index, namespace) = (app.index.clone(), namespace.to_owned());
-    crate::index::off_runtime(move || {
-        crate::index::search::projects_in_namespace(&index, &namespace)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(super::search::search_error)
-}
-
-/// Re-indexes every project of a namespace now (a change of its state, visibility or grants
-/// changes who may find them).
-pub async fn reindex_namespace(app: &AppState, namespace: &str) -> ApiResult<()> {
-    let projects = namespace_projects(app, namespace).await?;
-    if projects.is_empty() {
-        return Ok(());
-    }
-    publish(
-        app,
-        Change::Projects {
-            projects: projects.clone(),
-        },
-    )
-    .await?;
-    app.indexer
-        .index_projects(Some(projects), |_, _| {})
-        .await
-        .map(|_| ())
-        .map_err(index_error)
-}
-
-/// Starts a job re-indexing every project of a namespace; answers its id.
-pub async fn spawn_namespace_job(
-    app: &AppState,
-    actor: &str,
-    namespace: &str,
-) -> ApiResult<String> {
-    let projects = namespace_projects(app, namespace).await?;
-    if !projects.is_empty() {
-        publish(
-            app,
-            Change::Projects {
-                projects: projects.clone(),
-            },
-        )
-        .await?;
-    }
-    let job = app.jobs.create("index_namespace", actor);
-    let id = job.id().to_owned();
-    let indexer = app.indexer.clone();
-    app.jobs
-        .start(job, move |job| async move {
-            if projects.is_empty() {
-                return Ok(());
-            }
-            indexer
-                .index_projects(Some(projects), |done, total| {
-                    job.progress(done as u64, total as u64);
-                })
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string())
-        })
-        .await;
-    Ok(id)
-}
 
 /// `POST /namespaces` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -173,34 +86,6 @@ pub async fn post_namespace(
         .mutation(event, 201, create_namespace(&app, record))
         .await?;
     Ok((StatusCode::CREATED, ApiJson(record)).into_response())
-}
-
-async fn create_namespace(app: &AppState, record: NamespaceRecord) -> ApiResult<NamespaceRecord> {
-    write_record(
-        app,
-        &keys::namespace_record(&record.name),
-        &record,
-        PutCondition::IfAbsent,
-    )
-    .await
-    .map_err(|error| {
-        if error.code() == ErrorCode::AlreadyExists {
-            ApiError::new(
-                ErrorCode::AlreadyExists,
-                format!("namespace {} already exists", record.name),
-            )
-        } else {
-            error
-        }
-    })?;
-    app.profiles
-        .write_profile(
-            &ProfileLocation::Namespace(record.name.clone()),
-            new_namespace_profile(record.visibility),
-        )
-        .await
-        .map_err(loader_error)?;
-    Ok(record)
 }
 
 /// `GET /namespaces` answer.
@@ -273,21 +158,6 @@ pub async fn get_namespace(
     Ok(ApiJson(view.record))
 }
 
-/// `PATCH /namespaces/{ns}` body.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PatchNamespaceRequest {
-    /// New description.
-    pub description: Option<String>,
-    /// New visibility (rewrites the profile's `read_access`).
-    pub visibility: Option<NamespaceVisibility>,
-    /// Whether writers may create projects.
-    pub auto_create: Option<bool>,
-    /// New lifecycle state (owners: active ↔ deprecated; admins: anything).
-    #[schema(value_type = Option<String>)]
-    pub state: Option<LifecycleState>,
-}
-
 /// Changes a namespace (owners and admins; `state` per SPEC §3); re-indexes its projects
 /// when what they inherit changes.
 #[utoipa::path(patch, path = "/namespaces/{namespace}", tag = "namespaces",
@@ -324,34 +194,7 @@ pub async fn patch_namespace(
     if changes_record || request.state.is_none() {
         decide(&app, &principal, Action::ChangePermissions, &target)?;
     }
-    let mut record = view.record.clone();
-    let mut changed = Vec::new();
-    if let Some(description) = request.description {
-        record.description = description;
-        changed.push("description");
-    }
-    if let Some(visibility) = request.visibility {
-        record.visibility = visibility;
-        changed.push("visibility");
-    }
-    if let Some(auto_create) = request.auto_create {
-        record.auto_create = auto_create;
-        changed.push("auto_create");
-    }
-    let action = match request.state {
-        Some(to) => {
-            changed.push("state");
-            if to == view.record.state {
-                "namespace.update"
-            } else {
-                "state.change"
-            }
-        }
-        None => "namespace.update",
-    };
-    if let Some(state) = request.state {
-        record.state = state;
-    }
+    let (record, changed, action) = apply_patch(&view.record, &request);
     let mut event = AuditEvent::new(action)
         .by(&principal)
         .resource(format!("namespace:{namespace}"))
@@ -361,30 +204,14 @@ pub async fn patch_namespace(
             .detail("from", view.record.state.as_str())
             .detail("to", to.as_str());
     }
-    let visibility = request.visibility;
+    let reindex = request.visibility.is_some() || request.state.is_some();
     let record = app
         .audit
-        .mutation(event, 200, async {
-            write_record(
-                &app,
-                &keys::namespace_record(&namespace),
-                &record,
-                PutCondition::IfMatch(view.etag.clone()),
-            )
-            .await?;
-            if let Some(visibility) = visibility {
-                merge_profile(
-                    &app,
-                    &ProfileLocation::Namespace(namespace.clone()),
-                    json!({"read_access": read_rule(visibility).as_str()}),
-                )
-                .await?;
-            }
-            if visibility.is_some() || request.state.is_some() {
-                reindex_namespace(&app, &namespace).await?;
-            }
-            Ok(record)
-        })
+        .mutation(
+            event,
+            200,
+            update_namespace(&app, record, view.etag, request.visibility, reindex),
+        )
         .await?;
     Ok(ApiJson(record))
 }
@@ -409,13 +236,12 @@ pub async fn delete_namespace(
     let projects = namespace_projects(&app, &namespace).await?;
     if !projects.is_empty() {
         return Err(ApiError::new(
-            ErrorCode::Conflict,
+            ErrorCode::NamespaceNotEmpty,
             format!(
                 "namespace {namespace} holds {} project(s); delete or move them first",
                 projects.len()
             ),
-        )
-        .with_code_name("namespace_not_empty"));
+        ));
     }
     let event = AuditEvent::new("namespace.delete")
         .by(&principal)
@@ -512,7 +338,7 @@ pub async fn delete_namespace_permissions(
                 .delete_profile(&ProfileLocation::Namespace(namespace.clone()))
                 .await
                 .map_err(loader_error)?;
-            spawn_namespace_job(&app, &principal.actor(), &namespace).await
+            Ok::<_, ApiError>(spawn_namespace_job(&app, &principal.actor(), &namespace).await?)
         })
         .await?;
     Ok(accepted(&app, &job))

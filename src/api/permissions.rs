@@ -12,8 +12,6 @@
 //! `permissions.delete` (DELETE), `share.create` (details: the grantee and the expiry) and
 //! `share.delete` (details: the grantee).
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,16 +22,15 @@ use serde_json::{Value, json};
 use super::access::{authorize_project, authorize_version};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
-use super::projects::{loader_error, publish, reindex_project, spawn_reindex_job};
+use super::projects::{loader_error, publish, spawn_reindex_job};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
+pub use crate::catalog::permissions::{merge_profile, validate_grants};
+use crate::catalog::permissions::{share, unshare};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::feed::Change;
-use crate::permissions::{
-    AccessRule, Action, Level, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
-};
-use crate::storage::PutCondition;
+use crate::permissions::{Action, PrincipalRef, Profile, ProfileLocation, ProfileScope};
 
 /// The stored profile with the access-rule defaults filled in.
 pub fn present(profile: &Profile) -> Value {
@@ -49,92 +46,6 @@ pub fn present(profile: &Profile) -> Value {
         object.entry("inherit").or_insert(json!(false));
     }
     value
-}
-
-/// Checks that no account in `profile` is granted more than its role allows (`422
-/// grant_exceeds_role`), looking roles up through the account store.
-pub async fn validate_grants(app: &AppState, profile: &Profile) -> ApiResult<()> {
-    let mut roles: HashMap<PrincipalRef, Role> = HashMap::new();
-    for level in [Level::Owner, Level::Writer, Level::Viewer] {
-        for principal in profile.entries(level).into_keys() {
-            let role = match &principal {
-                PrincipalRef::User(name) => app.auth.account(name).await?.map(|a| a.role),
-                PrincipalRef::Machine(_) => Some(Role::Machine),
-                _ => None,
-            };
-            if let Some(role) = role {
-                roles.insert(principal, role);
-            }
-        }
-    }
-    profile
-        .validate_grants(|principal| roles.get(principal).copied())
-        .map_err(|error| {
-            ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
-        })
-}
-
-/// Every principal a profile lists (owners, writers, viewers).
-fn listed_principals(profile: &Profile) -> std::collections::BTreeSet<PrincipalRef> {
-    profile
-        .owners
-        .iter()
-        .chain(&profile.writers)
-        .chain(&profile.viewers)
-        .cloned()
-        .collect()
-}
-
-/// Merges `patch` into the profile at `location` (read-modify-write with `If-Match`),
-/// validating scope and grants. Principals the patch adds must exist when they are accounts
-/// or local groups (`422 unknown_principal`, as for shares and member grants), so a name
-/// cannot be pre-claimed; those already listed are kept as they are.
-pub async fn merge_profile(
-    app: &AppState,
-    location: &ProfileLocation,
-    patch: Value,
-) -> ApiResult<Profile> {
-    for _ in 0..5 {
-        let stored = app
-            .profiles
-            .load_uncached(location)
-            .await
-            .map_err(loader_error)?;
-        let (mut profile, condition) = match stored {
-            Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
-            None => (
-                Profile {
-                    scope: Some(location.scope()),
-                    ..Profile::default()
-                },
-                PutCondition::IfAbsent,
-            ),
-        };
-        let before = listed_principals(&profile);
-        profile.merge_partial(patch.clone()).map_err(|error| {
-            ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
-        })?;
-        for added in listed_principals(&profile).difference(&before) {
-            super::members::ensure_principal_exists(app, added).await?;
-        }
-        validate_grants(app, &profile).await?;
-        match app
-            .profiles
-            .write_profile_if(location, profile, condition)
-            .await
-        {
-            Ok(profile) => return Ok(profile),
-            Err(crate::permissions::LoaderError::Storage(
-                crate::storage::StorageError::PreconditionFailed { .. }
-                | crate::storage::StorageError::AlreadyExists { .. },
-            )) => {}
-            Err(error) => return Err(loader_error(error)),
-        }
-    }
-    Err(ApiError::new(
-        ErrorCode::PreconditionFailed,
-        "the profile changed concurrently, retry",
-    ))
 }
 
 async fn show(
@@ -155,10 +66,9 @@ pub fn parse_patch(body: &[u8]) -> ApiResult<Value> {
         .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::new(
-            ErrorCode::Unprocessable,
+            ErrorCode::InvalidProfile,
             "a profile update must be a JSON object",
-        )
-        .with_code_name("invalid_profile"));
+        ));
     }
     Ok(value)
 }
@@ -228,7 +138,9 @@ pub async fn delete_project_permissions(
                 .delete_profile(&ProfileLocation::Project(project.clone()))
                 .await
                 .map_err(loader_error)?;
-            spawn_reindex_job(&app, &principal.actor(), &project).await
+            Ok::<_, crate::error::ApiError>(
+                spawn_reindex_job(&app, &principal.actor(), &project).await?,
+            )
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -267,7 +179,7 @@ pub async fn get_version_permissions(
 /// Re-indexes every project (a global profile change can touch any document).
 async fn global_job(app: &AppState, actor: &str) -> ApiResult<String> {
     publish(app, Change::All).await?;
-    let job = app.jobs.create("index_build", actor);
+    let job = app.jobs.create(crate::jobs::JobKind::IndexBuild, actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     app.jobs
@@ -383,7 +295,7 @@ async fn version_job(
         },
     )
     .await?;
-    let job = app.jobs.create("index_version", actor);
+    let job = app.jobs.create(crate::jobs::JobKind::IndexVersion, actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
     let (project, version) = (project.to_owned(), version.to_owned());
@@ -487,9 +399,7 @@ pub struct ShareRequest {
 
 /// Parses a principal of a request (`422` with the profile error's code when invalid).
 pub fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
-    PrincipalRef::parse(value).map_err(|error| {
-        ApiError::new(ErrorCode::Unprocessable, error.to_string()).with_code_name(error.code())
-    })
+    PrincipalRef::parse(value).map_err(|error| ApiError::from(crate::catalog::Error::from(error)))
 }
 
 /// Shares a project read-only (metadata and download) with a principal (owners and admins).
@@ -533,73 +443,6 @@ pub async fn post_share(
         .into_response())
 }
 
-/// The mutation of `POST /projects/{p}/share`: adds the viewer grant (with its expiry) to the
-/// project profile and re-indexes the project.
-async fn share(
-    app: &AppState,
-    project: &str,
-    grantee: &PrincipalRef,
-    expires_at: Option<DateTime<Utc>>,
-) -> ApiResult<()> {
-    let location = ProfileLocation::Project(project.to_owned());
-    let stored = app
-        .profiles
-        .load_uncached(&location)
-        .await
-        .map_err(loader_error)?;
-    let (mut profile, condition) = match stored {
-        Some(stored) => (stored.profile, PutCondition::IfMatch(stored.etag)),
-        None => (
-            Profile {
-                scope: Some(ProfileScope::Project),
-                inherit: true,
-                ..Profile::default()
-            },
-            PutCondition::IfAbsent,
-        ),
-    };
-    if profile.owners.contains(grantee) || profile.writers.contains(grantee) {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("{grantee} already has a higher grant on {project}"),
-        )
-        .with_code_name("already_granted"));
-    }
-    if !profile.viewers.contains(grantee) {
-        profile.viewers.push(grantee.clone());
-    }
-    match expires_at {
-        Some(at) => {
-            profile.expires.insert(grantee.clone(), at);
-        }
-        None => {
-            profile.expires.remove(grantee);
-        }
-    }
-    // A share is a read-only grant: it must let viewers read and download.
-    if matches!(
-        profile.read_rule(),
-        AccessRule::Owners | AccessRule::Writers
-    ) {
-        profile.read_access = Some(AccessRule::Viewers);
-    }
-    if matches!(
-        profile.download_rule(),
-        AccessRule::Owners | AccessRule::Writers | AccessRule::None
-    ) {
-        profile.download_access = Some(AccessRule::Viewers);
-    }
-    validate_grants(app, &profile).await?;
-    app.profiles
-        .write_profile_if(&location, profile, condition)
-        .await
-        .map_err(loader_error)?;
-    // Indexing notes the expiry; the expiry re-indexer (`jobs::schedule`) re-indexes the
-    // project at that moment.
-    reindex_project(app, project).await?;
-    Ok(())
-}
-
 /// Removes a read-only share (owners and admins).
 #[utoipa::path(delete, path = "/projects/{project}/share/{principal}", tag = "permissions",
     params(("project" = String, Path), ("principal" = String, Path)),
@@ -620,31 +463,6 @@ pub async fn delete_share(
         .detail("principal", grantee.to_string());
     app.audit
         .mutation(event, 204, unshare(&app, &project, &grantee))
-        .await
-}
-
-/// The mutation of `DELETE /projects/{p}/share/{principal}`: removes the viewer grant and
-/// re-indexes the project; `404` when there is none.
-async fn unshare(app: &AppState, project: &str, grantee: &PrincipalRef) -> ApiResult<StatusCode> {
-    let location = ProfileLocation::Project(project.to_owned());
-    let stored = app
-        .profiles
-        .load_uncached(&location)
-        .await
-        .map_err(loader_error)?
-        .ok_or_else(|| ApiError::not_found(format!("{project} is not shared with {grantee}")))?;
-    let mut profile = stored.profile;
-    if !profile.viewers.contains(grantee) {
-        return Err(ApiError::not_found(format!(
-            "{project} is not shared with {grantee}"
-        )));
-    }
-    profile.viewers.retain(|viewer| viewer != grantee);
-    profile.expires.remove(grantee);
-    app.profiles
-        .write_profile_if(&location, profile, PutCondition::IfMatch(stored.etag))
-        .await
-        .map_err(loader_error)?;
-    reindex_project(app, project).await?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

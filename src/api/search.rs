@@ -27,13 +27,7 @@ const DEFAULT_SIZE: usize = 50;
 
 /// Maps a search error to the API error.
 pub fn search_error(error: SearchError) -> ApiError {
-    match error {
-        SearchError::InvalidQuery(message) => ApiError::new(ErrorCode::InvalidQuery, message),
-        SearchError::InvalidParameter(message) => {
-            ApiError::new(ErrorCode::InvalidParameter, message)
-        }
-        SearchError::Index(error) => ApiError::internal(error),
-    }
+    crate::catalog::Error::from(error).into()
 }
 
 /// `GET /search` parameters.
@@ -486,10 +480,8 @@ fn decode_cursor(app: &AppState, cursor: &str) -> ApiResult<CursorState> {
     app.cursors
         .decode(cursor, Utc::now())
         .map_err(|error| match error {
-            CursorError::Invalid => ApiError::new(ErrorCode::BadRequest, error.to_string())
-                .with_code_name("invalid_cursor"),
-            CursorError::Expired => ApiError::new(ErrorCode::BadRequest, error.to_string())
-                .with_code_name("cursor_expired"),
+            CursorError::Invalid => ApiError::new(ErrorCode::InvalidCursor, error.to_string()),
+            CursorError::Expired => ApiError::new(ErrorCode::CursorExpired, error.to_string()),
         })
 }
 
@@ -787,10 +779,10 @@ pub async fn get_projects(
         Some(token) => {
             let state = decode_cursor(&app, token)?;
             if state.kind != "project" || state.project.is_some() {
-                return Err(
-                    ApiError::new(ErrorCode::BadRequest, "not a cursor of /projects")
-                        .with_code_name("invalid_cursor"),
-                );
+                return Err(ApiError::new(
+                    ErrorCode::InvalidCursor,
+                    "not a cursor of /projects",
+                ));
             }
             state
         }

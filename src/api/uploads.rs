@@ -14,218 +14,28 @@
 //! An upload that creates its project
 //! records no separate `project.create`: its `upload.start` says `creates_project: true`.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::response::Response;
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::Value;
 
-use super::access::{
-    VersionView, authorize_project, authorize_version, decide, load_project, load_version,
-};
-use super::files::{hash_object, sidecar_key, write_sidecar};
+use super::access::{authorize_project, authorize_version, decide, load_project};
 use super::index_admin::accepted;
-use super::permissions::merge_profile;
-use super::projects::{
-    authorize_creation, create_project, create_version, delete_version_objects, name_error,
-    new_version_record, read_record, reindex_version, write_record,
-};
+use super::projects::authorize_creation;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
-use crate::model::id::ArtifactId;
-use crate::model::names;
-use crate::model::records::{
-    FileRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus, revision_name,
+pub use crate::catalog::uploads::{
+    Filename, LinkUrl, PresignedUrl, PurgeReport, UploadAnswer, UploadRequest,
+    check_presigned_upload, link_url, parse_when, purge_expired,
 };
-use crate::permissions::{Action, LifecycleState, ProfileLocation, Visibility};
-use crate::storage::{ObjectStoreExt as _, PresignMethod, PutCondition, keys};
-
-/// Default time an upload has to complete.
-const DEFAULT_COMPLETE_WITHIN_HOURS: i64 = 24;
-
-/// Parses `"<RFC 3339 time>"` or `"in N days|hours|minutes"`.
-pub fn parse_when(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.with_timezone(&Utc));
-    }
-    let mut words = text.split_whitespace();
-    if words.next()? != "in" {
-        return None;
-    }
-    let count: i64 = words.next()?.parse().ok()?;
-    let unit = words.next()?;
-    if words.next().is_some() || !(0..=100_000).contains(&count) {
-        return None;
-    }
-    let delta = match unit.trim_end_matches('s') {
-        "day" => chrono::Duration::days(count),
-        "hour" => chrono::Duration::hours(count),
-        "minute" => chrono::Duration::minutes(count),
-        _ => return None,
-    };
-    Some(now + delta)
-}
-
-/// One announced file.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum Filename {
-    /// A plain path (`check: simple`).
-    Plain(String),
-    /// A path with a check.
-    Checked {
-        /// The path.
-        filename: String,
-        /// `simple`, `md5` or `link`.
-        #[serde(default)]
-        check: Option<String>,
-        /// `{md5sum, field}` for `md5`, `{artifactdb_id}` for `link`.
-        #[serde(default)]
-        value: Option<Value>,
-    },
-}
-
-/// `POST .../upload` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct UploadRequest {
-    /// Files to upload.
-    pub filenames: Vec<Filename>,
-    /// Deadline: ISO time or `in N days|hours|minutes` (default one day).
-    pub completed_by: Option<String>,
-    /// Makes the version transient: purged after this.
-    pub expires_in: Option<String>,
-    /// Only `s3-presigned-url`.
-    pub mode: Option<String>,
-}
-
-/// One presigned upload URL.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PresignedUrl {
-    /// The path.
-    pub filename: String,
-    /// PUT here.
-    pub url: String,
-    /// base64 md5 to send as `Content-MD5`, when announced.
-    pub md5sum: Option<String>,
-}
-
-/// One link URL.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LinkUrl {
-    /// The path.
-    pub filename: String,
-    /// PUT here (relative URL) to record the link.
-    pub url: String,
-}
-
-/// `POST .../upload` answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UploadAnswer {
-    /// Project id.
-    pub project_id: String,
-    /// Version.
-    pub version: String,
-    /// Assigned at completion (in completion order), so `null` here.
-    pub revision: Option<String>,
-    /// Upload URLs.
-    pub presigned_urls: Vec<PresignedUrl>,
-    /// Link URLs.
-    pub links: Vec<LinkUrl>,
-    /// `PUT` here to complete.
-    pub completion_url: String,
-    /// `PUT` here to abort.
-    pub abort_url: String,
-    /// Deadline.
-    pub complete_before: DateTime<Utc>,
-}
-
-fn b64(text: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE.encode(text)
-}
-
-fn unb64(text: &str) -> ApiResult<String> {
-    let trimmed = text.trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
-        .map_err(|_| ApiError::new(ErrorCode::InvalidId, "ids in link URLs must be base64"))?;
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::new(ErrorCode::InvalidId, "ids in link URLs must be UTF-8"))
-}
-
-fn parse_id(text: &str) -> ApiResult<ArtifactId> {
-    ArtifactId::parse(text).map_err(|error| {
-        if error.code() == "invalid_path" {
-            ApiError::new(ErrorCode::InvalidPath, error.to_string())
-        } else {
-            ApiError::new(ErrorCode::InvalidId, error.to_string())
-        }
-    })
-}
-
-/// A link URL for `source` → `target` (relative).
-#[must_use]
-pub fn link_url(source: &str, target: &str) -> String {
-    format!("/link/{}/to/{}", b64(source), b64(target))
-}
-
-/// The earlier completed version (highest revision) of `project` whose file at `path` has
-/// the md5 `md5_hex`, per the files' sidecar records, among the versions `principal` may
-/// download from: a link never points a writer into a version it cannot read (the file is
-/// uploaded instead).
-async fn find_duplicate(
-    app: &AppState,
-    principal: &Principal,
-    project: &str,
-    path: &str,
-    md5_hex: &str,
-) -> ApiResult<Option<String>> {
-    let Some(project_view) = load_project(app, project).await? else {
-        return Ok(None);
-    };
-    let versions = app
-        .indexer
-        .version_names(project)
-        .await
-        .map_err(super::projects::index_error)?;
-    let now = app.clock.now();
-    let mut best: Option<(u64, String)> = None;
-    for version in versions {
-        let Some(view) = load_version(app, project_view.clone(), &version).await? else {
-            continue;
-        };
-        let Some(number) = view
-            .record
-            .numerical_revision
-            .filter(|_| view.record.is_completed())
-        else {
-            continue;
-        };
-        if best.as_ref().is_some_and(|(best, _)| *best >= number) {
-            continue;
-        }
-        if principal
-            .decide(Action::ReadMetadata, &view.target, now)
-            .and_then(|()| principal.decide(Action::Download, &view.target, now))
-            .is_err()
-        {
-            continue;
-        }
-        if let Some((file, _)) =
-            read_record::<FileRecord>(app, &sidecar_key(project, &version, path)).await?
-            && file.md5sum.eq_ignore_ascii_case(md5_hex)
-        {
-            best = Some((number, version));
-        }
-    }
-    Ok(best.map(|(_, version)| version))
-}
+use crate::catalog::uploads::{
+    abort_upload, complete_upload, has_completed_version, new_upload_record, parse_completion_body,
+    parse_id, plan_upload, record_link, start_upload, unb64,
+};
+use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::permissions::Action;
 
 /// Starts an ArtifactDB upload: creates the project when absent (the caller becomes its owner
 /// with `read_access: owners`), the version in status `uploading` (`409` if it exists), and
@@ -243,215 +53,31 @@ pub async fn post_upload(
     ApiPath((project, version)): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<UploadRequest>,
 ) -> ApiResult<ApiJson<UploadAnswer>> {
-    names::validate_project_id(&project).map_err(|error| name_error(&error))?;
-    names::validate_version(&version).map_err(|error| name_error(&error))?;
-    if request
-        .mode
-        .as_deref()
-        .is_some_and(|mode| mode != "s3-presigned-url")
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "mode must be s3-presigned-url",
-        ));
-    }
-    let now = Utc::now();
-    let complete_before = match &request.completed_by {
-        Some(text) => parse_when(text, now).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidParameter,
-                "completed_by: expected an ISO time or 'in N days|hours|minutes'",
-            )
-        })?,
-        None => now + chrono::Duration::hours(DEFAULT_COMPLETE_WITHIN_HOURS),
-    };
-    let expires_at = match &request.expires_in {
-        Some(text) => Some(parse_when(text, now).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidParameter,
-                "expires_in: expected an ISO time or 'in N days|hours|minutes'",
-            )
-        })?),
-        None => None,
-    };
-    // Validate everything before writing anything.
-    let mut planned: Vec<(String, String, Option<Value>)> = Vec::new();
-    for entry in &request.filenames {
-        let (path, check, value) = match entry {
-            Filename::Plain(path) => (path.clone(), "simple".to_owned(), None),
-            Filename::Checked {
-                filename,
-                check,
-                value,
-            } => (
-                filename.clone(),
-                check.clone().unwrap_or_else(|| "simple".to_owned()),
-                value.clone(),
-            ),
-        };
-        names::validate_path(&path).map_err(|error| name_error(&error))?;
-        if !matches!(check.as_str(), "simple" | "md5" | "link") {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!("check of {path} must be simple, md5 or link"),
-            ));
-        }
-        planned.push((path, check, value));
-    }
-    let mut paths: Vec<&str> = planned.iter().map(|(path, _, _)| path.as_str()).collect();
-    paths.sort_unstable();
-    if paths.windows(2).any(|pair| pair[0] == pair[1]) {
-        return Err(ApiError::bad_request("a file is announced twice"));
-    }
-    super::staging::check_announced_paths(&paths)?;
-
+    let plan = plan_upload(&project, &version, &request, Utc::now())?;
     let creates_project = load_project(&app, &project).await?.is_none();
     if creates_project {
         authorize_creation(&app, &principal, None).await?;
     } else {
         authorize_project(&app, &principal, &project, Action::CreateVersion).await?;
     }
-    let mut record = new_version_record(&project, &version, &principal, VersionStatus::Uploading);
-    record.complete_before = Some(complete_before);
-    record.expires_at = expires_at;
-    record.announced_files = planned.iter().map(|(path, _, _)| path.clone()).collect();
-    record.upload_id = Some(uuid::Uuid::new_v4().simple().to_string());
+    let record = new_upload_record(&project, &version, &principal, &plan);
     let event = AuditEvent::new("upload.start")
         .by(&principal)
         .resource(format!("version:{project}@{version}"))
         .project(&project)
         .detail("files", record.announced_files.clone())
         .detail("creates_project", creates_project)
-        .detail("complete_before", complete_before.to_rfc3339())
-        .detail("expires_at", expires_at.map(|at| at.to_rfc3339()));
+        .detail("complete_before", plan.complete_before.to_rfc3339())
+        .detail("expires_at", plan.expires_at.map(|at| at.to_rfc3339()));
     let answer = app
         .audit
         .mutation(
             event,
             200,
-            start_upload(&app, &principal, record, planned, creates_project),
+            start_upload(&app, &principal, record, plan.files, creates_project),
         )
         .await?;
     Ok(ApiJson(answer))
-}
-
-/// The mutation of `POST .../upload`: creates the project when `creates_project` (the caller
-/// must be allowed to, and to create versions in it), the version, and the URLs.
-async fn start_upload(
-    app: &AppState,
-    principal: &Principal,
-    record: VersionRecord,
-    planned: Vec<(String, String, Option<Value>)>,
-    creates_project: bool,
-) -> ApiResult<UploadAnswer> {
-    let project = record.project_id.clone();
-    let version = record.version.clone();
-    let now = record.created_at;
-    let complete_before = record.complete_before.unwrap_or(now);
-    if creates_project {
-        let project_record = ProjectRecord {
-            project_id: project.clone(),
-            title: project.clone(),
-            project_type: ProjectType::Other,
-            description: String::new(),
-            tags: Vec::new(),
-            namespace: None,
-            state: LifecycleState::Active,
-            created_at: now,
-            created_by: String::new(),
-        };
-        match create_project(app, principal, project_record, Visibility::Private).await {
-            Ok(_) => {}
-            // A concurrent upload created it: decide against it below.
-            Err(error) if error.code() == ErrorCode::AlreadyExists => {}
-            Err(error) => return Err(error),
-        }
-        // Decided here rather than through `access`: a refusal is this mutation's outcome,
-        // recorded once.
-        let view = load_project(app, &project)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no project {project}")))?;
-        principal.decide(Action::CreateVersion, &view.target, app.clock.now())?;
-    }
-    create_version(app, &record).await?;
-
-    // A URL lives at most `presign_ttl_secs`, and never past `complete_before`.
-    let ttl = (complete_before - Utc::now())
-        .to_std()
-        .unwrap_or_default()
-        .clamp(
-            Duration::from_secs(1),
-            Duration::from_secs(app.settings.presign_ttl_secs),
-        );
-    let upload_id = record.upload_id.clone().unwrap_or_default();
-    let mut presigned_urls = Vec::new();
-    let mut links = Vec::new();
-    for (path, check, value) in planned {
-        let source = format!("{project}:{path}@{version}");
-        let md5_hex = value
-            .as_ref()
-            .and_then(|value| value.get("md5sum"))
-            .and_then(Value::as_str)
-            .map(str::to_ascii_lowercase);
-        if check == "link" {
-            let target = value
-                .as_ref()
-                .and_then(|value| value.get("artifactdb_id"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("link check of {path} needs value.artifactdb_id"))
-                })?;
-            parse_id(target)?;
-            links.push(LinkUrl {
-                filename: path,
-                url: link_url(&source, target),
-            });
-            continue;
-        }
-        let md5_raw: Option<[u8; 16]> = match &md5_hex {
-            Some(hex_text) => Some(
-                hex::decode(hex_text)
-                    .ok()
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!("md5sum of {path} must be 32 hex digits"))
-                    })?,
-            ),
-            None => None,
-        };
-        if check == "md5"
-            && let Some(md5_hex) = &md5_hex
-            && let Some(earlier) = find_duplicate(app, principal, &project, &path, md5_hex).await?
-        {
-            links.push(LinkUrl {
-                url: link_url(&source, &format!("{project}:{path}@{earlier}")),
-                filename: path,
-            });
-            continue;
-        }
-        // The URL writes the upload's staging area, never the file itself: completion
-        // moves the bytes into the version (see `staging`).
-        let key = keys::upload_staging(&project, &version, &upload_id, &path);
-        let url = app
-            .storage
-            .presign(PresignMethod::Put, &key, ttl, md5_raw)
-            .await?;
-        presigned_urls.push(PresignedUrl {
-            filename: path,
-            url,
-            md5sum: md5_raw.map(|raw| base64::engine::general_purpose::STANDARD.encode(raw)),
-        });
-    }
-    Ok(UploadAnswer {
-        completion_url: format!("/projects/{project}/version/{version}/complete"),
-        abort_url: format!("/projects/{project}/version/{version}/abort"),
-        project_id: project,
-        version,
-        revision: None,
-        presigned_urls,
-        links,
-        complete_before,
-    })
 }
 
 /// Records a link: the source file (in a version being uploaded) is the target's bytes.
@@ -503,96 +129,12 @@ pub async fn put_link(
     Ok(ApiJson(answer))
 }
 
-/// The mutation of `PUT /link/...`: adds `source` → `target` to the version's links
-/// (read-modify-write with `If-Match`, retried).
-async fn record_link(
-    app: &AppState,
-    source: &ArtifactId,
-    version: &str,
-    target: &str,
-) -> ApiResult<Value> {
-    let key = keys::version_links(&source.project, version);
-    for _ in 0..5 {
-        let (mut links, condition) =
-            match read_record::<serde_json::Map<String, Value>>(app, &key).await? {
-                Some((links, etag)) => (links, PutCondition::IfMatch(etag)),
-                None => (serde_json::Map::new(), PutCondition::IfAbsent),
-            };
-        links.insert(
-            source.path.clone(),
-            json!({"type": "artifactdb", "id": target}),
-        );
-        match write_record(app, &key, &links, condition).await {
-            Ok(_) => return Ok(json!({"status": "ok"})),
-            Err(error)
-                if matches!(
-                    error.code(),
-                    ErrorCode::PreconditionFailed | ErrorCode::AlreadyExists
-                ) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Err(ApiError::new(
-        ErrorCode::PreconditionFailed,
-        "links changed concurrently, retry",
-    ))
-}
-
 /// `PUT .../complete` parameters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct CompleteParams {
     /// Merge the body's permissions into the project profile even when the project has an
     /// earlier completed version.
     pub overwrite_permissions: Option<bool>,
-}
-
-/// The next revision number of a project: a counter object updated with `If-Match` retries,
-/// so concurrent completions get distinct numbers in completion order.
-async fn next_revision(app: &AppState, project: &str) -> ApiResult<u64> {
-    let key = format!("{project}/{}/revision.json", keys::META);
-    for _ in 0..20 {
-        let (next, condition) = match read_record::<Value>(app, &key).await? {
-            Some((value, etag)) => (
-                value["last"].as_u64().unwrap_or(0) + 1,
-                PutCondition::IfMatch(etag),
-            ),
-            None => (1, PutCondition::IfAbsent),
-        };
-        match write_record(app, &key, &json!({"last": next}), condition).await {
-            Ok(_) => return Ok(next),
-            Err(error)
-                if matches!(
-                    error.code(),
-                    ErrorCode::PreconditionFailed | ErrorCode::AlreadyExists
-                ) =>
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Err(ApiError::new(
-        ErrorCode::PreconditionFailed,
-        "revision counter contended, retry",
-    ))
-}
-
-/// Whether `project` has a completed version other than `except`.
-async fn has_completed_version(app: &AppState, project: &str, except: &str) -> ApiResult<bool> {
-    let versions = app
-        .indexer
-        .version_names(project)
-        .await
-        .map_err(super::projects::index_error)?;
-    for version in versions.iter().filter(|version| *version != except) {
-        if let Some((record, _)) =
-            read_record::<VersionRecord>(app, &keys::version_record(project, version)).await?
-            && record.is_completed()
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// Completes an upload (or seals an open version): checks every announced file arrived
@@ -614,23 +156,7 @@ pub async fn put_complete(
     ApiQuery(params): ApiQuery<CompleteParams>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let permissions: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?;
-        match value {
-            Value::Object(object) if object.is_empty() => None,
-            Value::Object(object) => Some(Value::Object(object)),
-            Value::Null => None,
-            _ => {
-                return Err(ApiError::new(
-                    ErrorCode::Unprocessable,
-                    "the completion body must be a JSON object",
-                ));
-            }
-        }
-    };
+    let permissions = parse_completion_body(&body)?;
     let view =
         authorize_version(&app, &principal, &project, &version, Action::CompleteUpload).await?;
     let overwrite_permissions = params.overwrite_permissions.unwrap_or(false);
@@ -670,211 +196,6 @@ pub async fn put_complete(
     Ok(accepted(&app, &job))
 }
 
-/// The mutation of `PUT .../complete`; answers the id of the indexing job.
-async fn complete_upload(
-    app: &AppState,
-    principal: &Principal,
-    view: VersionView,
-    permissions: Option<Value>,
-) -> ApiResult<String> {
-    let project = view.record.project_id.clone();
-    let version = view.record.version.clone();
-    let links = read_record::<serde_json::Map<String, Value>>(
-        app,
-        &keys::version_links(&project, &version),
-    )
-    .await?
-    .map(|(links, _)| links)
-    .unwrap_or_default();
-    let limit = app.settings.max_json_bytes;
-    let mut missing = Vec::new();
-    // (path, staged key when the bytes are still in the staging area)
-    let mut arrived: Vec<(String, Option<String>)> = Vec::new();
-    for path in &view.record.announced_files {
-        if links.contains_key(path) {
-            continue;
-        }
-        let staged = view
-            .record
-            .upload_id
-            .as_deref()
-            .map(|upload_id| keys::upload_staging(&project, &version, upload_id, path));
-        let staged_meta = match &staged {
-            Some(staged) => match app.storage.head(staged).await {
-                Ok(meta) => Some(meta),
-                Err(error) if error.is_not_found() => None,
-                Err(error) => return Err(error.into()),
-            },
-            None => None,
-        };
-        if let Some(meta) = staged_meta {
-            if path.ends_with(".json") && meta.size > limit as u64 {
-                return Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("{path}: a metadata document is at most {limit} bytes"),
-                ));
-            }
-            arrived.push((path.clone(), staged));
-            continue;
-        }
-        // Moved by an earlier completion attempt that failed later on.
-        match app
-            .storage
-            .head(&keys::version_file(&project, &version, path))
-            .await
-        {
-            Ok(_) => arrived.push((path.clone(), None)),
-            Err(error) if error.is_not_found() => missing.push(path.clone()),
-            Err(error) => return Err(error.into()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!("files never uploaded: {}", missing.join(", ")),
-        )
-        .with_code_name("missing_files"));
-    }
-    if let Some(patch) = permissions {
-        merge_profile(app, &ProfileLocation::Project(project.clone()), patch).await?;
-    }
-    for (path, staged) in arrived {
-        let key = keys::version_file(&project, &version, &path);
-        let sidecar = sidecar_key(&project, &version, &path);
-        match staged {
-            Some(staged) => {
-                app.storage.rename(&staged, &key).await?;
-            }
-            None if read_record::<FileRecord>(app, &sidecar).await?.is_some() => continue,
-            None => {}
-        }
-        let meta = app.storage.head(&key).await?;
-        let (size, md5sum, sha256) = hash_object(app, &key).await?;
-        write_sidecar(
-            app,
-            &project,
-            &version,
-            &FileRecord {
-                path: path.clone(),
-                size,
-                md5sum,
-                sha256,
-                content_type: meta.content_type,
-                uploaded_at: meta.last_modified,
-                uploaded_by: view.record.created_by.clone(),
-            },
-        )
-        .await?;
-    }
-    let number = next_revision(app, &project).await?;
-    super::staging::seal_version(app, &project, &version, |record| {
-        if record.is_completed() {
-            return Err(
-                ApiError::new(ErrorCode::Conflict, "the version is completed")
-                    .with_code_name("version_completed"),
-            );
-        }
-        record.status = VersionStatus::Completed;
-        record.revision = Some(revision_name(number));
-        record.numerical_revision = Some(number);
-        record.completed_at = Some(Utc::now());
-        record.complete_before = None;
-        Ok(())
-    })
-    .await?;
-    discard_staging(app, &project, &version).await;
-    super::projects::spawn_reindex_job(app, &principal.actor(), &project).await
-}
-
-/// Removes what is left in a version's staging area (best effort: it is never read again).
-async fn discard_staging(app: &AppState, project: &str, version: &str) {
-    let prefix = keys::version_staging_prefix(project, version);
-    let leftovers = match app.storage.list_all(&prefix).await {
-        Ok(objects) => objects,
-        Err(error) => {
-            tracing::warn!(project, version, error = %error, "listing a staging area failed");
-            return;
-        }
-    };
-    for object in leftovers {
-        if let Err(error) = app.storage.delete(&object.key).await {
-            tracing::warn!(key = object.key, error = %error, "removing a staged upload failed");
-        }
-    }
-}
-
-/// Whether a presigned upload to `staged` (a key of an upload's staging area) may be
-/// accepted now: the version still exists and is `uploading` under the same upload, the
-/// path was announced, `complete_before` has not passed, and the one who started the upload
-/// may still write there. Checked by the local backend's `PUT /storage/{key}` at use time.
-pub async fn check_presigned_upload(
-    app: &AppState,
-    project: &str,
-    version: &str,
-    upload_id: &str,
-    path: &str,
-) -> ApiResult<()> {
-    let closed = |why: &str| {
-        ApiError::new(
-            ErrorCode::Conflict,
-            format!("this upload URL is closed: {why}"),
-        )
-        .with_code_name("upload_closed")
-    };
-    let Some(project_view) = load_project(app, project).await? else {
-        return Err(closed("the version no longer exists"));
-    };
-    let Some(view) = load_version(app, project_view, version).await? else {
-        return Err(closed("the version no longer exists"));
-    };
-    let record = &view.record;
-    if record.upload_id.as_deref() != Some(upload_id) {
-        return Err(closed("the upload it belongs to ended"));
-    }
-    if record.status != VersionStatus::Uploading {
-        return Err(closed("the version is no longer being uploaded"));
-    }
-    super::staging::check_accepts_files(record)?;
-    if record
-        .complete_before
-        .is_some_and(|until| until <= Utc::now())
-    {
-        return Err(closed("the upload's completion deadline passed"));
-    }
-    if !record
-        .announced_files
-        .iter()
-        .any(|announced| announced == path)
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this file was not announced by the upload",
-        ));
-    }
-    if record.created_by.starts_with("machine:") {
-        // An API key's upload: the key is not recorded, so its own checks ran at the start
-        // (the URL lives at most `presign_ttl_secs`); see DECISIONS.
-        return Ok(());
-    }
-    let signer = app
-        .auth
-        .principal_for_account(&record.created_by)
-        .await
-        .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
-    let allowed = signer.is_some_and(|signer| {
-        signer
-            .decide(Action::UploadFile, &view.target, app.clock.now())
-            .is_ok()
-    });
-    if !allowed {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "the one who started this upload may no longer write to the version",
-        ));
-    }
-    Ok(())
-}
-
 /// Aborts an upload: deletes the version and whatever was uploaded.
 #[utoipa::path(put, path = "/projects/{project}/version/{version}/abort", tag = "uploads",
     params(("project" = String, Path), ("version" = String, Path)),
@@ -899,137 +220,7 @@ pub async fn put_abort(
         );
     let answer = app
         .audit
-        .mutation(event, 200, async {
-            delete_version_objects(&app, &project, &version).await?;
-            reindex_version(&app, &project, &version).await?;
-            Ok(json!({"status": "ok"}))
-        })
+        .mutation(event, 200, abort_upload(&app, &project, &version))
         .await?;
     Ok(ApiJson(answer))
-}
-
-/// What a purge removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PurgeReport {
-    /// `project/version` of uploads not completed in time.
-    pub late_uploads: Vec<String>,
-    /// `project/version` of expired transient versions.
-    pub expired_versions: Vec<String>,
-}
-
-/// The scheduled purge's body: deletes uploads not completed by their `complete_before` and
-/// transient versions past their `expires_at`, and re-indexes what it removed.
-pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeReport, String> {
-    let mut report = PurgeReport::default();
-    let projects = app
-        .indexer
-        .project_ids()
-        .await
-        .map_err(|error| error.to_string())?;
-    for project in projects {
-        let versions = app
-            .indexer
-            .version_names(&project)
-            .await
-            .map_err(|error| error.to_string())?;
-        for version in versions {
-            let record = match read_record::<VersionRecord>(
-                app,
-                &keys::version_record(&project, &version),
-            )
-            .await
-            {
-                Ok(Some((record, _))) => record,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(%project, %version, %error, "purge: unreadable version record");
-                    continue;
-                }
-            };
-            let late = record.status == VersionStatus::Uploading
-                && record
-                    .complete_before
-                    .is_some_and(|deadline| deadline <= now);
-            let expired = record.expires_at.is_some_and(|at| at <= now) && !record.stable;
-            if !late && !expired {
-                continue;
-            }
-            // Purging deletes data: a mutation of the system actor, audited like the others.
-            let event = AuditEvent::new("version.purge")
-                .resource(format!("version:{project}@{version}"))
-                .project(&project)
-                .detail(
-                    "reason",
-                    if late {
-                        "upload_not_completed"
-                    } else {
-                        "expired"
-                    },
-                );
-            app.audit
-                .mutation(event, 204, delete_version_objects(app, &project, &version))
-                .await
-                .map_err(|error| error.to_string())?;
-            crate::crash::point("purge.deleted");
-            let change = crate::feed::Change::Version {
-                project: project.clone(),
-                version: version.clone(),
-            };
-            if let Err(error) = app.feed.publish(change).await {
-                tracing::warn!(%project, %version, %error, "purge: change not published");
-            }
-            if let Err(error) = app.indexer.index_version(&project, &version).await {
-                tracing::warn!(%project, %version, %error, "purge: re-index failed");
-            }
-            let name = format!("{project}/{version}");
-            if late {
-                report.late_uploads.push(name);
-            } else {
-                report.expired_versions.push(name);
-            }
-        }
-    }
-    Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_as_iso_or_relative() {
-        let now = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            parse_when("in 2 days", now),
-            Some(now + chrono::Duration::days(2))
-        );
-        assert_eq!(
-            parse_when("in 1 hour", now),
-            Some(now + chrono::Duration::hours(1))
-        );
-        assert_eq!(
-            parse_when("in 5 minutes", now),
-            Some(now + chrono::Duration::minutes(5))
-        );
-        assert!(parse_when("2026-12-01T00:00:00Z", now).is_some());
-        for bad in [
-            "",
-            "in",
-            "in x days",
-            "in 2 weeks",
-            "tomorrow",
-            "in 2 days now",
-        ] {
-            assert!(parse_when(bad, now).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn link_ids_round_trip_through_base64() {
-        let id = "p:a/b.csv@v1";
-        assert_eq!(unb64(&b64(id)).unwrap(), id);
-        assert!(unb64("!!!").is_err());
-    }
 }

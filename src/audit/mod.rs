@@ -71,7 +71,7 @@ pub use event::{ActorKind, AuditEvent, Outcome};
 pub use index::{AuditPage, AuditQuery, Cursor};
 
 use crate::auth::audit::{AuditHook, AuthEvent, AuthEventKind, TracingAuditHook};
-use crate::error::{ApiError, ApiResult};
+use crate::error::Coded;
 use crate::storage::{ObjectStore, StorageError};
 use crate::telemetry::Metrics;
 
@@ -96,27 +96,17 @@ pub enum AuditError {
 /// Result alias of the audit module.
 pub type Result<T> = std::result::Result<T, AuditError>;
 
-impl From<AuditError> for ApiError {
-    fn from(error: AuditError) -> Self {
-        match error {
-            // The audit's own keys never clash with a user's path: a clash there is damage.
-            AuditError::Storage(StorageError::KeyConflict(why)) => {
-                ApiError::internal(std::io::Error::other(why))
-            }
-            AuditError::Storage(storage) => storage.into(),
-            AuditError::Index(index) => ApiError::internal(index),
-        }
-    }
-}
-
 /// The completion of a mutation from its result: `Ok` → `ok` with `ok_status`; an error → its
 /// status, `denied` for `401`/`403`, else `error`, with its code in the details.
-fn summarise<T>(result: &ApiResult<T>, ok_status: u16) -> (Outcome, u16, Value) {
+fn summarise<T, E: Coded>(
+    result: &std::result::Result<T, E>,
+    ok_status: u16,
+) -> (Outcome, u16, Value) {
     match result {
         Ok(_) => (Outcome::Ok, ok_status, Value::Null),
         Err(error) => {
-            let status = error.code().status().as_u16();
-            let details = serde_json::json!({"code": error.code_name()});
+            let status = error.status().as_u16();
+            let details = serde_json::json!({"code": error.error_code().as_str()});
             (Outcome::from_status(status), status, details)
         }
     }
@@ -340,19 +330,25 @@ impl Audit {
 
     /// [`Self::finish`] from a route's result: `Ok` → `ok` with `ok_status`; an error → its
     /// status, `denied` for `401`/`403`, else `error`, with its code in the details.
-    pub async fn finish_result<T>(&self, pending: Pending, result: &ApiResult<T>, ok_status: u16) {
+    pub async fn finish_result<T, E: Coded>(
+        &self,
+        pending: Pending,
+        result: &std::result::Result<T, E>,
+        ok_status: u16,
+    ) {
         let (outcome, status, details) = summarise(result, ok_status);
         self.finish(pending, outcome, status, details).await;
     }
 
     /// One audited mutation: [`Self::begin`], then `work`, then [`Self::finish_result`]. The
-    /// work never runs when the event can't be stored.
-    pub async fn mutation<T>(
+    /// work never runs when the event can't be stored. The outcome is recorded from the
+    /// error's [`Coded`] code, whatever the error type (catalog or API).
+    pub async fn mutation<T, E: Coded + From<AuditError>>(
         &self,
         event: AuditEvent,
         ok_status: u16,
-        work: impl Future<Output = ApiResult<T>>,
-    ) -> ApiResult<T> {
+        work: impl Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<T, E> {
         let pending = self.begin(event).await?;
         crate::crash::point("audit.begun");
         let result = work.await;

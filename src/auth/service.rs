@@ -33,12 +33,14 @@ use super::store::{
 };
 use crate::config::Settings;
 use crate::model::names::{self, NameError};
-use crate::model::records::{NamespaceRecord, ProjectRecord};
+use crate::permissions::target::{
+    Caching, TargetError, load_namespace_target, load_project_target,
+};
 use crate::permissions::{
     Caller, DirectoryGroupFilter, GrantTarget, MachineGrant, PrincipalRef, ProfileLoader,
-    ProfileLocation, Role, Target, can_manage, can_read, effective_state,
+    ProfileLocation, Role, Target, can_manage, can_read,
 };
-use crate::storage::{ObjectStore, ObjectStoreExt as _, StorageError, keys};
+use crate::storage::{ObjectStore, StorageError};
 
 /// How long a looked-up account, group list, API key or revocation is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -1200,67 +1202,49 @@ impl AuthService {
 
     /// The permission target of a key scope, read fresh from storage.
     async fn scope_target(&self, scope: &GrantTarget) -> Result<Target> {
+        // The one target loader (uncached: a key's scope is judged on the latest profile);
+        // a damaged record or profile is an internal error, as on every other route.
+        let damaged = |error: TargetError| match error {
+            TargetError::Storage(storage) => AuthError::from(storage),
+            other => AuthError::Store(StoreError::Corrupt {
+                key: match &other {
+                    TargetError::Corrupt { key, .. } => key.clone(),
+                    _ => String::from("permission profile"),
+                },
+                message: other.to_string(),
+            }),
+        };
         match scope {
             GrantTarget::Project(project) => {
                 names::validate_project_id(project)?;
-                let not_found = || AuthError::NotFound(format!("project {project}"));
-                let (bytes, _) = match self.storage.get_bytes(&keys::project_record(project)).await
-                {
-                    Ok(found) => found,
-                    Err(error) if error.is_not_found() => return Err(not_found()),
-                    Err(error) => return Err(error.into()),
-                };
-                let record: ProjectRecord =
-                    serde_json::from_slice(&bytes).map_err(|_| not_found())?;
-                let namespace_state = match &record.namespace {
-                    Some(namespace) => self.namespace(namespace).await?.map(|ns| ns.state),
-                    None => None,
-                };
-                let chain = self
-                    .profiles
-                    .load_chain_uncached(record.namespace.as_deref(), Some(project), None)
-                    .await
-                    .map_err(|error| AuthError::Unprocessable(error.to_string()))?;
+                let loaded = load_project_target(
+                    self.storage.as_ref(),
+                    &self.profiles,
+                    project,
+                    Caching::Uncached,
+                )
+                .await
+                .map_err(damaged)?
+                .ok_or_else(|| AuthError::NotFound(format!("project {project}")))?;
+                // A key's scope never creates projects: `auto_create` plays no part.
                 Ok(Target {
-                    profile: chain.resolve(),
-                    state: effective_state(namespace_state, Some(record.state), None),
-                    parent_state: effective_state(namespace_state, None, None),
-                    namespace: record.namespace,
-                    project: Some(project.clone()),
-                    ..Target::default()
+                    auto_create: false,
+                    ..loaded.target
                 })
             }
             GrantTarget::Namespace(namespace) => {
                 names::validate_namespace(namespace)?;
-                let record = self
-                    .namespace(namespace)
-                    .await?
-                    .ok_or_else(|| AuthError::NotFound(format!("namespace {namespace}")))?;
-                let chain = self
-                    .profiles
-                    .load_chain_uncached(Some(namespace), None, None)
-                    .await
-                    .map_err(|error| AuthError::Unprocessable(error.to_string()))?;
-                Ok(Target {
-                    profile: chain.resolve(),
-                    state: record.state,
-                    namespace: Some(namespace.clone()),
-                    auto_create: record.auto_create,
-                    ..Target::default()
-                })
+                let loaded = load_namespace_target(
+                    self.storage.as_ref(),
+                    &self.profiles,
+                    namespace,
+                    Caching::Uncached,
+                )
+                .await
+                .map_err(damaged)?
+                .ok_or_else(|| AuthError::NotFound(format!("namespace {namespace}")))?;
+                Ok(loaded.target)
             }
-        }
-    }
-
-    async fn namespace(&self, namespace: &str) -> Result<Option<NamespaceRecord>> {
-        match self
-            .storage
-            .get_bytes(&keys::namespace_record(namespace))
-            .await
-        {
-            Ok((bytes, _)) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(error) if error.is_not_found() => Ok(None),
-            Err(error) => Err(error.into()),
         }
     }
 

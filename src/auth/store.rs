@@ -182,7 +182,7 @@ pub fn revoked_tokens_prefix() -> String {
 /// `..meta/revoked-tokens/<jti>.json`.
 #[must_use]
 pub fn revoked_token_key(jti: &str) -> String {
-    format!("..meta/revoked-tokens/{jti}.json")
+    keys::revoked_token(jti)
 }
 
 /// What kind of identity a tombstone retires.
@@ -236,13 +236,13 @@ pub struct Tombstone {
 /// `..meta/tombstones/<users|groups>/`.
 #[must_use]
 pub fn tombstones_prefix(kind: TombstoneKind) -> String {
-    format!("..meta/tombstones/{}/", kind.folder())
+    keys::tombstones_prefix(kind.folder())
 }
 
 /// `..meta/tombstones/<users|groups>/<name>.json`.
 #[must_use]
 pub fn tombstone_key(kind: TombstoneKind, name: &str) -> String {
-    format!("..meta/tombstones/{}/{name}.json", kind.folder())
+    keys::tombstone(kind.folder(), name)
 }
 
 /// A record with the ETag it was read at.

@@ -53,6 +53,44 @@ pub struct Progress {
     pub total: u64,
 }
 
+/// Every kind of background job, by the name a job's `kind` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Re-indexing one project (record and versions).
+    IndexProject,
+    /// Re-indexing every project of a namespace.
+    IndexNamespace,
+    /// Re-indexing one version.
+    IndexVersion,
+    /// Rebuilding the whole index.
+    IndexBuild,
+    /// The scheduled check of index against storage.
+    Sync,
+    /// The scheduled purge of late uploads and expired transient versions.
+    Purge,
+    /// The scheduled purge of expired token revocations.
+    RevocationPurge,
+    /// The reconciliation of the index with storage at start-up.
+    StartupReconcile,
+}
+
+impl JobKind {
+    /// The name a job of this kind carries (`kind` in the job's JSON).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IndexProject => "index_project",
+            Self::IndexNamespace => "index_namespace",
+            Self::IndexVersion => "index_version",
+            Self::IndexBuild => "index_build",
+            Self::Sync => "sync",
+            Self::Purge => "purge",
+            Self::RevocationPurge => "revocation_purge",
+            Self::StartupReconcile => "startup_reconcile",
+        }
+    }
+}
+
 /// What `GET /jobs/{id}` answers.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobInfo {
@@ -192,7 +230,7 @@ impl JobRegistry {
     }
 
     /// Registers a pending job.
-    pub fn create(&self, kind: &str, creator: &str) -> JobHandle {
+    pub fn create(&self, kind: JobKind, creator: &str) -> JobHandle {
         let id = Uuid::now_v7().to_string();
         let now = Utc::now();
         if let Ok(mut jobs) = self.jobs.lock() {
@@ -202,7 +240,7 @@ impl JobRegistry {
                 JobInfo {
                     job_id: id.clone(),
                     status: JobStatus::Pending,
-                    kind: kind.to_owned(),
+                    kind: kind.as_str().to_owned(),
                     created_at: now,
                     finished_at: None,
                     progress: Progress::default(),

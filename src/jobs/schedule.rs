@@ -147,9 +147,9 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
 
 /// Runs the purge once (the scheduled job's body): uploads not completed by their deadline
 /// and expired transient versions are deleted and re-indexed.
-pub async fn run_purge(app: &AppState) -> Result<crate::api::uploads::PurgeReport, String> {
+pub async fn run_purge(app: &AppState) -> Result<crate::catalog::uploads::PurgeReport, String> {
     let now = chrono::Utc::now();
-    let report = crate::api::uploads::purge_expired(app, now).await?;
+    let report = crate::catalog::uploads::purge_expired(app, now).await?;
     let retention = chrono::Duration::seconds(
         i64::try_from(app.settings.feed_retention_secs).unwrap_or(i64::MAX),
     );
@@ -217,7 +217,7 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
                     return;
                 }
                 let repair = app.settings.auto_repair;
-                let handle = app.jobs.create("sync", "system");
+                let handle = app.jobs.create(crate::jobs::JobKind::Sync, "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
                     run_sync(&job_app, repair).await.map(|_| ())
@@ -241,7 +241,7 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
                 if !take_turn(&app, "purge", purge_period).await {
                     return;
                 }
-                let handle = app.jobs.create("purge", "system");
+                let handle = app.jobs.create(crate::jobs::JobKind::Purge, "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
                     run_purge(&job_app).await.map(|_| ())
@@ -265,7 +265,9 @@ pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError>
                 if !take_turn(&app, "revocation_purge", revocation_purge_period).await {
                     return;
                 }
-                let handle = app.jobs.create("revocation_purge", "system");
+                let handle = app
+                    .jobs
+                    .create(crate::jobs::JobKind::RevocationPurge, "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
                     run_revocation_purge(&job_app).await.map(|_| ())

@@ -36,6 +36,7 @@ pub mod profile;
 pub mod resolve;
 pub mod search;
 pub mod state;
+pub mod target;
 
 #[cfg(test)]
 mod tests;

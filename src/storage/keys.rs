@@ -190,6 +190,31 @@ pub fn version_permissions(project: &str, version: &str) -> String {
     format!("{project}/{version}/{META}/{PERMISSIONS}")
 }
 
+/// `<project>/..meta/revision.json`: the project's revision counter (the last revision
+/// number a completed upload took).
+#[must_use]
+pub fn revision_counter(project: &str) -> String {
+    format!("{project}/{META}/revision.json")
+}
+
+/// `..meta/revoked-tokens/<jti>.json`: a revoked access token, until it would have expired.
+#[must_use]
+pub fn revoked_token(jti: &str) -> String {
+    format!("{META}/revoked-tokens/{jti}.json")
+}
+
+/// `..meta/tombstones/<folder>/`: the retired names of one kind (`users` or `groups`).
+#[must_use]
+pub fn tombstones_prefix(folder: &str) -> String {
+    format!("{META}/tombstones/{folder}/")
+}
+
+/// `..meta/tombstones/<folder>/<name>.json`: one retired name.
+#[must_use]
+pub fn tombstone(folder: &str, name: &str) -> String {
+    format!("{META}/tombstones/{folder}/{name}.json")
+}
+
 /// `<project>/<version>/..meta/links.json`: the version's links to other artifacts.
 #[must_use]
 pub fn version_links(project: &str, version: &str) -> String {
@@ -264,6 +289,17 @@ pub fn is_meta_key(key: &str) -> bool {
 mod tests {
     use super::*;
     use crate::storage::validate_key;
+
+    #[test]
+    fn keys_once_built_by_hand_keep_their_layout() {
+        assert_eq!(revision_counter("p"), "p/..meta/revision.json");
+        assert_eq!(revoked_token("abc"), "..meta/revoked-tokens/abc.json");
+        assert_eq!(tombstones_prefix("users"), "..meta/tombstones/users/");
+        assert_eq!(
+            tombstone("groups", "ml"),
+            "..meta/tombstones/groups/ml.json"
+        );
+    }
 
     #[test]
     fn staging_keys_round_trip_and_nothing_else_parses() {

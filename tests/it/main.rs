@@ -2,6 +2,7 @@
 //! directory, and an in-process S3 server on 127.0.0.1) and a real TCP server; one module per
 //! area.
 
+mod architecture;
 mod artifacts;
 mod audit;
 mod auth;

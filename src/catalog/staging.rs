@@ -20,8 +20,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::projects::{read_record, write_record};
+use super::{Error, Result};
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::ErrorCode;
 use crate::model::records::{VersionRecord, VersionStatus};
 use crate::permissions::LifecycleState;
 use crate::storage::{ListRequest, PutCondition, keys};
@@ -37,36 +38,29 @@ const SEAL_WAIT: Duration = Duration::from_secs(30);
 /// Attempts of a conditional read-modify-write of a version record.
 const UPDATE_ATTEMPTS: usize = 50;
 
-fn version_gone(project: &str, version: &str) -> ApiError {
-    ApiError::not_found(format!("no version {version} of {project}"))
+fn version_gone(project: &str, version: &str) -> Error {
+    Error::not_found(format!("no version {version} of {project}"))
 }
 
 /// Whether the version record still accepts new files: open (or uploading), not stable and
 /// not deprecated or disabled itself. `409` with a stable code otherwise.
-pub fn check_accepts_files(record: &VersionRecord) -> ApiResult<()> {
+pub fn check_accepts_files(record: &VersionRecord) -> Result<()> {
     if record.stable {
-        return Err(
-            ApiError::new(ErrorCode::Conflict, "the version is stable").with_code_name("stable")
-        );
+        return Err(Error::new(ErrorCode::Stable, "the version is stable"));
     }
     if record.status == VersionStatus::Completed {
-        return Err(
-            ApiError::new(ErrorCode::Conflict, "the version is completed")
-                .with_code_name("version_completed"),
-        );
+        return Err(Error::new(
+            ErrorCode::VersionCompleted,
+            "the version is completed",
+        ));
     }
     match record.state {
         LifecycleState::Active => Ok(()),
-        LifecycleState::Deprecated => Err(ApiError::new(
-            ErrorCode::Conflict,
+        LifecycleState::Deprecated => Err(Error::new(
+            ErrorCode::Deprecated,
             "the version is deprecated",
-        )
-        .with_code_name("deprecated")),
-        LifecycleState::Disabled => Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the version is disabled",
-        )
-        .with_code_name("disabled")),
+        )),
+        LifecycleState::Disabled => Err(Error::new(ErrorCode::Disabled, "the version is disabled")),
     }
 }
 
@@ -76,8 +70,8 @@ async fn update_version_record(
     app: &AppState,
     project: &str,
     version: &str,
-    mut change: impl FnMut(&mut VersionRecord) -> ApiResult<()>,
-) -> ApiResult<VersionRecord> {
+    mut change: impl FnMut(&mut VersionRecord) -> Result<()>,
+) -> Result<VersionRecord> {
     let key = keys::version_record(project, version);
     for _ in 0..UPDATE_ATTEMPTS {
         let (mut record, etag) = read_record::<VersionRecord>(app, &key)
@@ -92,7 +86,7 @@ async fn update_version_record(
             Err(error) => return Err(error),
         }
     }
-    Err(ApiError::new(
+    Err(Error::new(
         ErrorCode::PreconditionFailed,
         "the version changed concurrently, retry",
     ))
@@ -104,7 +98,7 @@ pub async fn take_lease(
     project: &str,
     version: &str,
     id: &str,
-) -> ApiResult<DateTime<Utc>> {
+) -> Result<DateTime<Utc>> {
     let expires = Utc::now() + LEASE_TTL;
     update_version_record(app, project, version, |record| {
         check_accepts_files(record)?;
@@ -141,8 +135,8 @@ pub async fn seal_version(
     app: &AppState,
     project: &str,
     version: &str,
-    mut change: impl FnMut(&mut VersionRecord) -> ApiResult<()>,
-) -> ApiResult<VersionRecord> {
+    mut change: impl FnMut(&mut VersionRecord) -> Result<()>,
+) -> Result<VersionRecord> {
     let deadline = tokio::time::Instant::now() + SEAL_WAIT;
     loop {
         let mut leased = false;
@@ -151,11 +145,10 @@ pub async fn seal_version(
             record.leases.retain(|_, until| *until > now);
             if !record.leases.is_empty() {
                 leased = true;
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
+                return Err(Error::new(
+                    ErrorCode::UploadInProgress,
                     "files are being uploaded into the version, retry",
-                )
-                .with_code_name("upload_in_progress"));
+                ));
             }
             change(record)
         })
@@ -169,16 +162,15 @@ pub async fn seal_version(
     }
 }
 
-fn path_conflict(path: &str, other: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Conflict,
+fn path_conflict(path: &str, other: &str) -> Error {
+    Error::new(
+        ErrorCode::PathConflict,
         format!("{path} clashes with {other}: one would be a folder of the other"),
     )
-    .with_code_name("path_conflict")
 }
 
 /// Refuses a set of announced paths where one is a folder of another (`x` and `x/y`).
-pub fn check_announced_paths(paths: &[&str]) -> ApiResult<()> {
+pub fn check_announced_paths(paths: &[&str]) -> Result<()> {
     let mut sorted: Vec<&str> = paths.to_vec();
     sorted.sort_unstable();
     // After sorting, `x` comes right before the paths below `x/` (only `x` + a byte below
@@ -204,7 +196,7 @@ pub async fn check_path_free(
     project: &str,
     version: &str,
     path: &str,
-) -> ApiResult<()> {
+) -> Result<()> {
     let mut folder = String::new();
     for segment in path
         .split('/')
@@ -258,7 +250,9 @@ mod tests {
             &["x", "x-1", "x.json", "x/y"],
         ] {
             let error = check_announced_paths(clash).expect_err("clash");
-            assert_eq!(error.code(), ErrorCode::Conflict);
+            // `409 path_conflict` (was `Conflict` with the name set beside it).
+            assert_eq!(error.code(), ErrorCode::PathConflict);
+            assert_eq!(error.code().status().as_u16(), 409);
         }
     }
 
@@ -282,11 +276,14 @@ mod tests {
         stable.stable = true;
         let mut deprecated = record();
         deprecated.state = LifecycleState::Deprecated;
-        for refused in [completed, stable, deprecated] {
-            assert_eq!(
-                check_accepts_files(&refused).expect_err("refused").code(),
-                ErrorCode::Conflict
-            );
+        for (refused, code) in [
+            (completed, ErrorCode::VersionCompleted),
+            (stable, ErrorCode::Stable),
+            (deprecated, ErrorCode::Deprecated),
+        ] {
+            let error = check_accepts_files(&refused).expect_err("refused");
+            assert_eq!(error.code(), code);
+            assert_eq!(error.code().status().as_u16(), 409);
         }
     }
 }

@@ -1,0 +1,208 @@
+//! Files of a version as records: the sidecar record of each file (size, digests, who
+//! uploaded it), hashing an object already in storage, and the direct upload of one file
+//! ([`store_file`]: staged, checked, moved into the version under a lease).
+
+use chrono::Utc;
+use futures::StreamExt as _;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::Digest as _;
+
+use super::projects::{reindex_version, write_record};
+use super::{Error, Result};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::ErrorCode;
+use crate::model::records::FileRecord;
+use crate::storage::{ByteStream, PutCondition, PutOptions, bytes_stream, keys};
+
+/// The key of a file's sidecar record.
+#[must_use]
+pub fn sidecar_key(project: &str, version: &str, path: &str) -> String {
+    keys::file_record(project, version, path)
+}
+
+/// Writes the sidecar record of an uploaded file.
+pub async fn write_sidecar(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    record: &FileRecord,
+) -> Result<()> {
+    write_record(
+        app,
+        &sidecar_key(project, version, &record.path),
+        record,
+        PutCondition::None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Hashes an object already in storage (md5, sha256, size) by streaming it.
+pub async fn hash_object(app: &AppState, key: &str) -> Result<(u64, String, String)> {
+    let object = app.storage.get(key, None).await?;
+    let mut md5 = md5::Md5::new();
+    let mut sha = sha2::Sha256::new();
+    let mut size = 0_u64;
+    let mut body = object.body;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(Error::internal)?;
+        size += chunk.len() as u64;
+        md5.update(&chunk);
+        sha.update(&chunk);
+    }
+    Ok((
+        size,
+        hex::encode(md5.finalize()),
+        hex::encode(sha.finalize()),
+    ))
+}
+
+/// Answer of a direct upload.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadOutcome {
+    /// ArtifactDB id of the file.
+    pub id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// md5 (hex).
+    pub md5sum: String,
+    /// sha256 (hex).
+    pub sha256: String,
+}
+
+/// What `PUT .../files/{path}` stores, once authorized.
+pub struct FileUpload<'a> {
+    /// Project id.
+    pub project: &'a str,
+    /// Version (resolved, not `latest`).
+    pub version: &'a str,
+    /// File path (validated).
+    pub path: &'a str,
+    /// The body's `Content-Type`.
+    pub content_type: Option<String>,
+    /// The announced `Content-MD5`, checked by storage.
+    pub content_md5: Option<[u8; 16]>,
+    /// The announced sha256 (hex), checked once the body is stored.
+    pub expected_sha256: Option<String>,
+}
+
+/// The mutation of a direct upload: streams `body` to storage, checks the digests, writes
+/// the sidecar and re-indexes the version.
+pub async fn store_file(
+    app: &AppState,
+    principal: &Principal,
+    file: FileUpload<'_>,
+    stream: ByteStream,
+) -> Result<UploadOutcome> {
+    let FileUpload {
+        project,
+        version,
+        path,
+        content_type,
+        content_md5,
+        expected_sha256,
+    } = file;
+    let key = keys::version_file(project, version, path);
+    // Fail early on a clash; checked again once the body is stored.
+    super::staging::check_path_free(app, project, version, path).await?;
+    let stream: ByteStream = if path.ends_with(".json") {
+        // A metadata document: small, and it must be a JSON object to be indexed.
+        let limit = app.settings.max_json_bytes;
+        let mut buffer = Vec::new();
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| Error::bad_request(error.to_string()))?;
+            if buffer.len() + chunk.len() > limit {
+                return Err(Error::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("a metadata document is at most {limit} bytes"),
+                ));
+            }
+            buffer.extend_from_slice(&chunk);
+        }
+        if !matches!(
+            serde_json::from_slice::<Value>(&buffer),
+            Ok(Value::Object(_))
+        ) {
+            return Err(Error::new(
+                ErrorCode::InvalidJson,
+                "a .json file is a metadata document and must be a JSON object",
+            ));
+        }
+        bytes_stream(buffer.into())
+    } else {
+        stream
+    };
+    // The body streams to a staging key; it becomes the file only under a lease on the
+    // version, taken once the body is complete (see `staging`).
+    let upload_id = uuid::Uuid::new_v4().simple().to_string();
+    let staged = keys::direct_staging(project, version, &upload_id);
+    let outcome = app
+        .storage
+        .put(
+            &staged,
+            stream,
+            PutOptions {
+                content_type: content_type.clone(),
+                content_md5,
+                ..PutOptions::default()
+            },
+        )
+        .await?;
+    crate::crash::point("upload.staged");
+    let record = FileRecord {
+        path: path.to_owned(),
+        size: outcome.meta.size,
+        md5sum: outcome.md5_hex.clone(),
+        sha256: outcome.sha256_hex.clone(),
+        content_type,
+        uploaded_at: Utc::now(),
+        uploaded_by: principal.actor(),
+    };
+    let accepted = async {
+        if let Some(expected) = &expected_sha256
+            && *expected != outcome.sha256_hex
+        {
+            return Err(Error::new(
+                ErrorCode::DigestMismatch,
+                format!(
+                    "sha256 mismatch: expected {expected}, got {}",
+                    outcome.sha256_hex
+                ),
+            ));
+        }
+        let lease_ends = super::staging::take_lease(app, project, version, &upload_id).await?;
+        let record = &record;
+        let moved = async {
+            super::staging::check_path_free(app, project, version, path).await?;
+            if Utc::now() >= lease_ends {
+                return Err(Error::new(
+                    ErrorCode::UploadInProgress,
+                    "the upload took too long to be accepted, retry",
+                ));
+            }
+            app.storage.rename(&staged, &key).await?;
+            crate::crash::point("upload.moved");
+            write_sidecar(app, project, version, record).await
+        }
+        .await;
+        super::staging::release_lease(app, project, version, &upload_id).await;
+        moved
+    }
+    .await;
+    if let Err(error) = accepted {
+        if let Err(cleanup) = app.storage.delete(&staged).await {
+            tracing::warn!(key = staged, error = %cleanup, "removing a refused upload failed");
+        }
+        return Err(error);
+    }
+    reindex_version(app, project, version).await?;
+    Ok(UploadOutcome {
+        id: format!("{project}:{path}@{version}"),
+        size: record.size,
+        md5sum: record.md5sum,
+        sha256: record.sha256,
+    })
+}

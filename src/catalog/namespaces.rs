@@ -1,0 +1,215 @@
+//! Namespaces as domain operations: creating one (record and the profile its visibility
+//! stands for), applying a PATCH and writing it, the projects a namespace holds (an index
+//! search) and re-indexing them when what they inherit changes.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::permissions::merge_profile;
+use super::projects::{index_error, publish, write_record};
+use super::{Error, Result};
+use crate::app::AppState;
+use crate::error::ErrorCode;
+use crate::feed::Change;
+use crate::model::records::{NamespaceRecord, NamespaceVisibility};
+use crate::permissions::{AccessRule, LifecycleState, Profile, ProfileLocation, ProfileScope};
+use crate::storage::{PutCondition, keys};
+
+/// The read rule a namespace's visibility stands for.
+pub fn read_rule(visibility: NamespaceVisibility) -> AccessRule {
+    match visibility {
+        NamespaceVisibility::Public => AccessRule::Authenticated,
+        NamespaceVisibility::Private => AccessRule::Viewers,
+    }
+}
+
+/// The profile of a new namespace.
+#[must_use]
+pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
+    Profile {
+        scope: Some(ProfileScope::Namespace),
+        read_access: Some(read_rule(visibility)),
+        download_access: Some(AccessRule::Viewers),
+        write_access: Some(AccessRule::Writers),
+        ..Profile::default()
+    }
+}
+
+/// The projects of a namespace, as the index knows them (an index search, on the blocking
+/// pool).
+pub async fn namespace_projects(app: &AppState, namespace: &str) -> Result<Vec<String>> {
+    let (index, namespace) = (app.index.clone(), namespace.to_owned());
+    crate::index::off_runtime(move || {
+        crate::index::search::projects_in_namespace(&index, &namespace)
+    })
+    .await
+    .map_err(Error::internal)?
+    .map_err(Error::from)
+}
+
+/// Re-indexes every project of a namespace now (a change of its state, visibility or grants
+/// changes who may find them).
+pub async fn reindex_namespace(app: &AppState, namespace: &str) -> Result<()> {
+    let projects = namespace_projects(app, namespace).await?;
+    if projects.is_empty() {
+        return Ok(());
+    }
+    publish(
+        app,
+        Change::Projects {
+            projects: projects.clone(),
+        },
+    )
+    .await?;
+    app.indexer
+        .index_projects(Some(projects), |_, _| {})
+        .await
+        .map(|_| ())
+        .map_err(index_error)
+}
+
+/// Starts a job re-indexing every project of a namespace; answers its id.
+pub async fn spawn_namespace_job(app: &AppState, actor: &str, namespace: &str) -> Result<String> {
+    let projects = namespace_projects(app, namespace).await?;
+    if !projects.is_empty() {
+        publish(
+            app,
+            Change::Projects {
+                projects: projects.clone(),
+            },
+        )
+        .await?;
+    }
+    let job = app.jobs.create(crate::jobs::JobKind::IndexNamespace, actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    app.jobs
+        .start(job, move |job| async move {
+            if projects.is_empty() {
+                return Ok(());
+            }
+            indexer
+                .index_projects(Some(projects), |done, total| {
+                    job.progress(done as u64, total as u64);
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    Ok(id)
+}
+
+/// Creates a namespace record (`409 already_exists` when the name is taken) and the profile
+/// its visibility stands for.
+pub async fn create_namespace(app: &AppState, record: NamespaceRecord) -> Result<NamespaceRecord> {
+    write_record(
+        app,
+        &keys::namespace_record(&record.name),
+        &record,
+        PutCondition::IfAbsent,
+    )
+    .await
+    .map_err(|error| {
+        if error.code() == ErrorCode::AlreadyExists {
+            Error::new(
+                ErrorCode::AlreadyExists,
+                format!("namespace {} already exists", record.name),
+            )
+        } else {
+            error
+        }
+    })?;
+    app.profiles
+        .write_profile(
+            &ProfileLocation::Namespace(record.name.clone()),
+            new_namespace_profile(record.visibility),
+        )
+        .await?;
+    Ok(record)
+}
+
+/// `PATCH /namespaces/{ns}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchNamespaceRequest {
+    /// New description.
+    pub description: Option<String>,
+    /// New visibility (rewrites the profile's `read_access`).
+    pub visibility: Option<NamespaceVisibility>,
+    /// Whether writers may create projects.
+    pub auto_create: Option<bool>,
+    /// New lifecycle state (owners: active ↔ deprecated; admins: anything).
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// A namespace record with `request` applied: the new record, the fields it changes, and
+/// the audit action (`state.change` when the state moves, else `namespace.update`).
+#[must_use]
+pub fn apply_patch(
+    current: &NamespaceRecord,
+    request: &PatchNamespaceRequest,
+) -> (NamespaceRecord, Vec<&'static str>, &'static str) {
+    let mut record = current.clone();
+    let mut changed = Vec::new();
+    if let Some(description) = &request.description {
+        record.description.clone_from(description);
+        changed.push("description");
+    }
+    if let Some(visibility) = request.visibility {
+        record.visibility = visibility;
+        changed.push("visibility");
+    }
+    if let Some(auto_create) = request.auto_create {
+        record.auto_create = auto_create;
+        changed.push("auto_create");
+    }
+    let action = match request.state {
+        Some(to) => {
+            changed.push("state");
+            if to == current.state {
+                "namespace.update"
+            } else {
+                "state.change"
+            }
+        }
+        None => "namespace.update",
+    };
+    if let Some(state) = request.state {
+        record.state = state;
+    }
+    (record, changed, action)
+}
+
+/// Writes a changed namespace record (`If-Match` its `etag`), rewrites the profile's read
+/// rule when the visibility changes, and re-indexes its projects when `reindex` (what they
+/// inherit changed).
+pub async fn update_namespace(
+    app: &AppState,
+    record: NamespaceRecord,
+    etag: String,
+    visibility: Option<NamespaceVisibility>,
+    reindex: bool,
+) -> Result<NamespaceRecord> {
+    let namespace = record.name.clone();
+    write_record(
+        app,
+        &keys::namespace_record(&namespace),
+        &record,
+        PutCondition::IfMatch(etag),
+    )
+    .await?;
+    if let Some(visibility) = visibility {
+        merge_profile(
+            app,
+            &ProfileLocation::Namespace(namespace.clone()),
+            json!({"read_access": read_rule(visibility).as_str()}),
+        )
+        .await?;
+    }
+    if reindex {
+        reindex_namespace(app, &namespace).await?;
+    }
+    Ok(record)
+}

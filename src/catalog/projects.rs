@@ -1,0 +1,434 @@
+//! Projects and versions as records: reading and writing JSON records, creating a project
+//! (record and profile) or a version, deleting a version's objects, and re-indexing what
+//! changed (locally now, on every other replica through the change feed).
+//!
+//! Unique records are created with `If-None-Match: *` (exactly one of many concurrent
+//! creators wins) and updated with `If-Match`.
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::target::{ProjectView, VersionView};
+use super::{Error, Result};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::ErrorCode;
+use crate::feed::{Change, FeedError};
+use crate::model::names;
+use crate::model::records::{
+    NamespaceRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus,
+};
+use crate::permissions::{
+    AccessRule, Action, LifecycleState, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
+    Target, Visibility,
+};
+use crate::storage::{ObjectStoreExt as _, PutCondition, PutOptions, keys};
+
+/// Reads a JSON record with its ETag; `None` when absent.
+pub async fn read_record<T: DeserializeOwned>(
+    app: &AppState,
+    key: &str,
+) -> Result<Option<(T, String)>> {
+    match app.storage.get_bytes(key).await {
+        Ok((bytes, meta)) => serde_json::from_slice(&bytes)
+            .map(|value| Some((value, meta.etag)))
+            .map_err(|error| {
+                Error::internal(std::io::Error::other(format!(
+                    "corrupt record {key}: {error}"
+                )))
+            }),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Writes a JSON record subject to `condition`: an existing record on `IfAbsent` is
+/// `409 already_exists`, a stale ETag on `IfMatch` is `412 precondition_failed`.
+pub async fn write_record<T: serde::Serialize + Sync>(
+    app: &AppState,
+    key: &str,
+    value: &T,
+    condition: PutCondition,
+) -> Result<String> {
+    let body = serde_json::to_vec_pretty(value).map_err(Error::internal)?;
+    let outcome = app
+        .storage
+        .put_bytes(
+            key,
+            Bytes::from(body),
+            PutOptions {
+                content_type: Some("application/json".to_owned()),
+                condition,
+                ..PutOptions::default()
+            },
+        )
+        .await?;
+    Ok(outcome.meta.etag)
+}
+
+/// Appends `change` to the change feed, so every other replica re-indexes it too; before
+/// the request is answered.
+pub async fn publish(app: &AppState, change: Change) -> Result<()> {
+    app.feed
+        .publish(change)
+        .await
+        .map(|_| ())
+        .map_err(|error| match error {
+            FeedError::Storage(storage) => storage.into(),
+            other => Error::new(ErrorCode::StorageUnavailable, other.to_string()),
+        })
+}
+
+/// Re-indexes whole projects now (record, every version), so a change is searchable when
+/// the request is answered; every other replica follows through the change feed.
+pub async fn reindex_project(app: &AppState, project: &str) -> Result<()> {
+    // Published even when the local re-index fails, and the local index updated even when
+    // publishing fails: the change is stored either way.
+    let published = publish(
+        app,
+        Change::Projects {
+            projects: vec![project.to_owned()],
+        },
+    )
+    .await;
+    app.indexer
+        .index_projects(Some(vec![project.to_owned()]), |_, _| {})
+        .await
+        .map(|_| ())
+        .map_err(index_error)?;
+    published
+}
+
+/// Re-indexes one version now (and, through the change feed, on every other replica).
+pub async fn reindex_version(app: &AppState, project: &str, version: &str) -> Result<()> {
+    let published = publish(
+        app,
+        Change::Version {
+            project: project.to_owned(),
+            version: version.to_owned(),
+        },
+    )
+    .await;
+    app.indexer
+        .index_version(project, version)
+        .await
+        .map(|_| ())
+        .map_err(index_error)?;
+    published
+}
+
+/// Maps an indexer error.
+#[must_use]
+pub fn index_error(error: crate::index::indexer::IndexerError) -> Error {
+    match error {
+        crate::index::indexer::IndexerError::Storage(storage) => storage.into(),
+        other => Error::internal(other),
+    }
+}
+
+/// Starts a job re-indexing one project (record and versions); answers its id. The change
+/// is in the feed for the other replicas before this returns.
+pub async fn spawn_reindex_job(app: &AppState, actor: &str, project: &str) -> Result<String> {
+    publish(
+        app,
+        Change::Projects {
+            projects: vec![project.to_owned()],
+        },
+    )
+    .await?;
+    let job = app.jobs.create(crate::jobs::JobKind::IndexProject, actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    let project = project.to_owned();
+    app.jobs
+        .start(job, move |job| async move {
+            crate::crash::point("reindex.start");
+            indexer
+                .index_projects(Some(vec![project]), |done, total| {
+                    job.progress(done as u64, total as u64);
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    Ok(id)
+}
+
+/// The principal string of the caller, as listed in a profile.
+pub fn caller_principal(principal: &Principal) -> Result<PrincipalRef> {
+    PrincipalRef::parse(&principal.actor())
+        .map_err(|_| Error::new(ErrorCode::Forbidden, "this caller cannot own a project"))
+}
+
+/// The evaluation target of creating a project: its namespace, or the global target.
+pub async fn creation_target(app: &AppState, namespace: Option<&str>) -> Result<Target> {
+    let Some(namespace) = namespace else {
+        return Ok(Target::default());
+    };
+    names::validate_namespace(namespace)?;
+    let (record, _) = read_record::<NamespaceRecord>(app, &keys::namespace_record(namespace))
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no namespace {namespace}")))?;
+    let chain = app.profiles.load_chain(Some(namespace), None, None).await?;
+    Ok(Target {
+        profile: chain.resolve(),
+        state: record.state,
+        parent_state: LifecycleState::Active,
+        namespace: Some(namespace.to_owned()),
+        auto_create: record.auto_create,
+        ..Target::default()
+    })
+}
+
+/// Creates a project record and its profile for `principal` (who must be allowed to create
+/// projects where it goes). `409 already_exists` when the id is taken.
+pub async fn create_project(
+    app: &AppState,
+    principal: &Principal,
+    mut record: ProjectRecord,
+    visibility: Visibility,
+) -> Result<ProjectRecord> {
+    names::validate_project_id(&record.project_id)?;
+    let target = creation_target(app, record.namespace.as_deref()).await?;
+    principal.decide(Action::CreateProject, &target, app.clock.now())?;
+    let owner = caller_principal(principal)?;
+    record.created_at = Utc::now();
+    record.created_by = principal.actor();
+    write_record(
+        app,
+        &keys::project_record(&record.project_id),
+        &record,
+        PutCondition::IfAbsent,
+    )
+    .await
+    .map_err(|error| {
+        if error.code() == ErrorCode::AlreadyExists {
+            Error::new(
+                ErrorCode::AlreadyExists,
+                format!("project {} already exists", record.project_id),
+            )
+        } else {
+            error
+        }
+    })?;
+    let profile = if record.namespace.is_some() {
+        namespaced_project_profile(principal, visibility, owner)
+    } else {
+        Profile::for_visibility(visibility, owner)
+    };
+    app.profiles
+        .write_profile(
+            &ProfileLocation::Project(record.project_id.clone()),
+            profile,
+        )
+        .await?;
+    Ok(record)
+}
+
+/// The profile of a project created in a namespace: `inherit: true`, so the namespace's
+/// grants and rules reach it; the creator is listed as owner when its role may own (else as
+/// writer: a developer creating in an `auto_create` namespace). `public` opens the metadata
+/// to everyone (downloads still for viewers); otherwise the namespace's rules apply.
+fn namespaced_project_profile(
+    principal: &Principal,
+    visibility: Visibility,
+    creator: PrincipalRef,
+) -> Profile {
+    let mut profile = Profile {
+        scope: Some(ProfileScope::Project),
+        inherit: true,
+        ..Profile::default()
+    };
+    if principal.caller.role().is_some_and(Role::can_own) {
+        profile.owners.push(creator);
+    } else {
+        profile.writers.push(creator);
+    }
+    if visibility == Visibility::Public {
+        profile.read_access = Some(AccessRule::Public);
+        profile.download_access = Some(AccessRule::Viewers);
+    }
+    profile
+}
+
+/// A fresh version record.
+#[must_use]
+pub fn new_version_record(
+    project: &str,
+    version: &str,
+    principal: &Principal,
+    status: VersionStatus,
+) -> VersionRecord {
+    VersionRecord {
+        project_id: project.to_owned(),
+        version: version.to_owned(),
+        changelog: String::new(),
+        created_at: Utc::now(),
+        created_by: principal.actor(),
+        status,
+        revision: None,
+        numerical_revision: None,
+        completed_at: None,
+        stable: false,
+        state: LifecycleState::Active,
+        expires_at: None,
+        complete_before: None,
+        announced_files: Vec::new(),
+        upload_id: None,
+        leases: std::collections::BTreeMap::new(),
+    }
+}
+
+/// Writes a new version record if absent: `409 already_exists` when the version exists.
+pub async fn create_version(app: &AppState, record: &VersionRecord) -> Result<()> {
+    write_record(
+        app,
+        &keys::version_record(&record.project_id, &record.version),
+        record,
+        PutCondition::IfAbsent,
+    )
+    .await
+    .map_err(|error| {
+        if error.code() == ErrorCode::AlreadyExists {
+            Error::new(
+                ErrorCode::AlreadyExists,
+                format!("version {} of {} exists", record.version, record.project_id),
+            )
+        } else {
+            error
+        }
+    })?;
+    Ok(())
+}
+
+/// Deletes every object of a version, its record last.
+pub async fn delete_version_objects(app: &AppState, project: &str, version: &str) -> Result<()> {
+    let record_key = keys::version_record(project, version);
+    let objects = app
+        .storage
+        .list_all(&keys::version_prefix(project, version))
+        .await?;
+    for object in objects.iter().filter(|object| object.key != record_key) {
+        app.storage.delete(&object.key).await?;
+        crate::crash::point("version.delete.partial");
+    }
+    app.storage.delete(&record_key).await?;
+    app.profiles.invalidate(&ProfileLocation::Version {
+        project: project.to_owned(),
+        version: version.to_owned(),
+    });
+    Ok(())
+}
+
+/// `PATCH /projects/{p}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchProjectRequest {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New tags.
+    pub tags: Option<Vec<String>>,
+    /// New type.
+    #[serde(rename = "type")]
+    pub project_type: Option<ProjectType>,
+    /// New lifecycle state.
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// The mutation of `PATCH /projects/{p}`: applies the request to the fresh record
+/// (`If-Match`, retried on concurrent changes of other fields; `412` when the state changed
+/// meanwhile) and re-indexes the project.
+pub async fn update_project(
+    app: &AppState,
+    view: ProjectView,
+    request: PatchProjectRequest,
+) -> Result<ProjectRecord> {
+    let project = view.record.project_id.clone();
+    let key = keys::project_record(&project);
+    // Concurrent changes of other fields are retried on the fresh record; a concurrent state
+    // change is not: the permission decisions were made for the state read first.
+    let mut attempt = 0_u64;
+    let record = loop {
+        let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no project {project}")))?;
+        if record.state != view.record.state {
+            return Err(Error::new(
+                ErrorCode::PreconditionFailed,
+                "the project's state changed meanwhile, retry",
+            ));
+        }
+        if let Some(title) = &request.title {
+            record.title.clone_from(title);
+        }
+        if let Some(description) = &request.description {
+            record.description.clone_from(description);
+        }
+        if let Some(tags) = &request.tags {
+            record.tags.clone_from(tags);
+        }
+        if let Some(project_type) = request.project_type {
+            record.project_type = project_type;
+        }
+        if let Some(state) = request.state {
+            record.state = state;
+        }
+        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
+            Ok(_) => break record,
+            Err(error) if error.code() == ErrorCode::PreconditionFailed && attempt < 8 => {
+                attempt += 1;
+                let jitter = u64::from(rand::random::<u8>() % 20);
+                tokio::time::sleep(std::time::Duration::from_millis(attempt * 5 + jitter)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    reindex_project(app, &project).await?;
+    Ok(record)
+}
+
+/// `PATCH /projects/{p}/version/{v}` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchVersionRequest {
+    /// New changelog (writers; not on a stable version).
+    pub changelog: Option<String>,
+    /// Mark or unmark stable (owners and admins; completed versions only).
+    pub stable: Option<bool>,
+    /// New lifecycle state.
+    #[schema(value_type = Option<String>)]
+    pub state: Option<LifecycleState>,
+}
+
+/// The mutation of `PATCH .../version/{v}`: applies the request (`If-Match`) and re-indexes
+/// the version.
+pub async fn update_version(
+    app: &AppState,
+    view: VersionView,
+    request: PatchVersionRequest,
+) -> Result<VersionRecord> {
+    let project = view.record.project_id.clone();
+    let version = view.record.version.clone();
+    let key = keys::version_record(&project, &version);
+    let (mut record, etag) = read_record::<VersionRecord>(app, &key)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no version {version} of {project}")))?;
+    if let Some(changelog) = request.changelog {
+        record.changelog = changelog;
+    }
+    if let Some(stable) = request.stable {
+        record.stable = stable;
+    }
+    if let Some(state) = request.state {
+        record.state = state;
+    }
+    write_record(app, &key, &record, PutCondition::IfMatch(etag)).await?;
+    reindex_version(app, &project, &version).await?;
+    Ok(record)
+}
