@@ -18,7 +18,7 @@
 //! download, `@latest`, search hits, aggregate counts and the `/projects` listing — is
 //! compared with a small reference model of SPEC §3 written here independently of the
 //! product's permission engine. proptest shrinks any difference to a minimal sequence.
-//! Defaults: 100 cases on local storage and 30 on S3 of 20–40 operations, and 4 and 2 of
+//! Defaults: 150 cases on local storage and 50 on S3 of 20–40 operations, and 4 and 2 of
 //! 100–200; `PROPTEST_CASES` and `TROVE_MODEL_{MIN,MAX}_OPS` make longer runs. Each case starts on a copy of
 //! one set-up instance (accounts, tokens, key) on tmpfs, on its own tokio runtime
 //! (DECISIONS, "Hardening (issue 14)").
@@ -2834,12 +2834,12 @@ const LONG: std::ops::RangeInclusive<usize> = 100..=200;
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_local_storage() {
-    run_cases(Backend::Local, 100, SHORT);
+    run_cases(Backend::Local, 150, SHORT);
 }
 
 #[test]
 fn random_operation_sequences_match_the_permission_model_on_s3() {
-    run_cases(Backend::S3, 30, SHORT);
+    run_cases(Backend::S3, 50, SHORT);
 }
 
 #[test]
