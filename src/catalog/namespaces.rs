@@ -6,10 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::permissions::merge_profile;
-use super::projects::{index_error, publish, write_record};
+use super::projects::{create_record, index_error, publish, write_record};
 use super::{Error, Result};
 use crate::app::AppState;
-use crate::error::ErrorCode;
 use crate::feed::Change;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
 use crate::permissions::{AccessRule, LifecycleState, Profile, ProfileLocation, ProfileScope};
@@ -103,23 +102,10 @@ pub async fn spawn_namespace_job(app: &AppState, actor: &str, namespace: &str) -
 /// Creates a namespace record (`409 already_exists` when the name is taken) and the profile
 /// its visibility stands for.
 pub async fn create_namespace(app: &AppState, record: NamespaceRecord) -> Result<NamespaceRecord> {
-    write_record(
-        app,
-        &keys::namespace_record(&record.name),
-        &record,
-        PutCondition::IfAbsent,
-    )
-    .await
-    .map_err(|error| {
-        if error.code() == ErrorCode::AlreadyExists {
-            Error::new(
-                ErrorCode::AlreadyExists,
-                format!("namespace {} already exists", record.name),
-            )
-        } else {
-            error
-        }
-    })?;
+    create_record(app, &keys::namespace_record(&record.name), &record, || {
+        format!("namespace {} already exists", record.name)
+    })
+    .await?;
     app.profiles
         .write_profile(
             &ProfileLocation::Namespace(record.name.clone()),

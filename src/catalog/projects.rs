@@ -68,6 +68,25 @@ pub async fn write_record<T: serde::Serialize + Sync>(
     Ok(outcome.meta.etag)
 }
 
+/// Creates a JSON record if absent; an existing one is `409 already_exists` with `taken` as
+/// the reason.
+pub async fn create_record<T: serde::Serialize + Sync>(
+    app: &AppState,
+    key: &str,
+    value: &T,
+    taken: impl FnOnce() -> String,
+) -> Result<String> {
+    write_record(app, key, value, PutCondition::IfAbsent)
+        .await
+        .map_err(|error| {
+            if error.code() == ErrorCode::AlreadyExists {
+                Error::new(ErrorCode::AlreadyExists, taken())
+            } else {
+                error
+            }
+        })
+}
+
 /// Appends `change` to the change feed, so every other replica re-indexes it too; before
 /// the request is answered.
 pub async fn publish(app: &AppState, change: Change) -> Result<()> {
@@ -197,23 +216,13 @@ pub async fn create_project(
     let owner = caller_principal(principal)?;
     record.created_at = Utc::now();
     record.created_by = principal.actor();
-    write_record(
+    create_record(
         app,
         &keys::project_record(&record.project_id),
         &record,
-        PutCondition::IfAbsent,
+        || format!("project {} already exists", record.project_id),
     )
-    .await
-    .map_err(|error| {
-        if error.code() == ErrorCode::AlreadyExists {
-            Error::new(
-                ErrorCode::AlreadyExists,
-                format!("project {} already exists", record.project_id),
-            )
-        } else {
-            error
-        }
-    })?;
+    .await?;
     let profile = if record.namespace.is_some() {
         namespaced_project_profile(principal, visibility, owner)
     } else {
@@ -284,23 +293,13 @@ pub fn new_version_record(
 
 /// Writes a new version record if absent: `409 already_exists` when the version exists.
 pub async fn create_version(app: &AppState, record: &VersionRecord) -> Result<()> {
-    write_record(
+    create_record(
         app,
         &keys::version_record(&record.project_id, &record.version),
         record,
-        PutCondition::IfAbsent,
+        || format!("version {} of {} exists", record.version, record.project_id),
     )
-    .await
-    .map_err(|error| {
-        if error.code() == ErrorCode::AlreadyExists {
-            Error::new(
-                ErrorCode::AlreadyExists,
-                format!("version {} of {} exists", record.version, record.project_id),
-            )
-        } else {
-            error
-        }
-    })?;
+    .await?;
     Ok(())
 }
 

@@ -914,6 +914,31 @@ impl Indexer {
     }
 }
 
+/// Size, MD5, SHA-256, content type and upload time of a document's data file: from its
+/// upload sidecar where there is one, else from the object.
+type FileFacts = (
+    Option<u64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
+fn file_facts(data: Option<(&ObjectMeta, Option<&FileRecord>)>) -> FileFacts {
+    match data {
+        Some((object, sidecar)) => (
+            Some(sidecar.map_or(object.size, |s| s.size)),
+            sidecar.map(|s| s.md5sum.clone()),
+            sidecar.map(|s| s.sha256.clone()),
+            sidecar
+                .and_then(|s| s.content_type.clone())
+                .or_else(|| object.content_type.clone()),
+            Some(sidecar.map_or(object.last_modified, |s| s.uploaded_at)),
+        ),
+        None => (None, None, None, None, None),
+    }
+}
+
 /// Every object of a project grouped by version, in one recursive listing (one request per
 /// 1,000 keys on S3 instead of one listing per version); `None` when the project holds more
 /// than `limit` objects, whose versions are then listed one by one so memory stays bounded.
@@ -1055,18 +1080,7 @@ impl VersionBase<'_> {
     ) -> Value {
         let project = &self.context.record;
         let id = format!("{}:{}@{}", project.project_id, path, self.record.version);
-        let (size, md5, sha256, content_type, uploaded) = match data {
-            Some((object, sidecar)) => (
-                Some(sidecar.map_or(object.size, |s| s.size)),
-                sidecar.map(|s| s.md5sum.clone()),
-                sidecar.map(|s| s.sha256.clone()),
-                sidecar
-                    .and_then(|s| s.content_type.clone())
-                    .or_else(|| object.content_type.clone()),
-                Some(sidecar.map_or(object.last_modified, |s| s.uploaded_at)),
-            ),
-            None => (None, None, None, None, None),
-        };
+        let (size, md5, sha256, content_type, uploaded) = file_facts(data);
         // The same object as one `json!` literal of all the entries would build.
         let mut extra = self.extra_template.clone();
         for (key, value) in [
@@ -1185,18 +1199,7 @@ mod extra_tests {
         link: Option<&Value>,
     ) -> Value {
         let project = &base.context.record;
-        let (size, md5, sha256, content_type, uploaded) = match data {
-            Some((object, sidecar)) => (
-                Some(sidecar.map_or(object.size, |s| s.size)),
-                sidecar.map(|s| s.md5sum.clone()),
-                sidecar.map(|s| s.sha256.clone()),
-                sidecar
-                    .and_then(|s| s.content_type.clone())
-                    .or_else(|| object.content_type.clone()),
-                Some(sidecar.map_or(object.last_modified, |s| s.uploaded_at)),
-            ),
-            None => (None, None, None, None, None),
-        };
+        let (size, md5, sha256, content_type, uploaded) = file_facts(data);
         json!({
             "id": format!("{}:{}@{}", project.project_id, path, base.record.version),
             "kind": "file",
