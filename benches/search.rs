@@ -13,7 +13,9 @@
 //! resident memory.
 //!
 //! Run: `scripts/bench.sh` (or `cargo bench --bench search`; `TROVE_BENCH_DOCS=100000` for a
-//! quick run, `TROVE_BENCH_ITERATIONS` per query and scope, default 200).
+//! quick run, `TROVE_BENCH_ITERATIONS` per query and scope, default 200;
+//! `TROVE_BENCH_INDEX_DIR` builds the corpus there once and reuses it;
+//! `TROVE_BENCH_PROFILE=<query>` times only that query, authorized, for a profiler).
 
 #[path = "common/corpus.rs"]
 mod corpus;
@@ -172,15 +174,27 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let directory = tempfile::tempdir()?;
-    let index_dir = directory.path().join("index");
+    // `TROVE_BENCH_INDEX_DIR`: build the corpus there once and reuse it on later runs (for
+    // profiling a query without rebuilding a million documents each time).
+    let kept = std::env::var_os("TROVE_BENCH_INDEX_DIR").map(std::path::PathBuf::from);
+    let index_dir = kept
+        .clone()
+        .unwrap_or_else(|| directory.path().join("index"));
 
     println!("## search: {documents} documents, {PROJECTS} projects, page size {PAGE_SIZE}");
-    let (built, seconds) = build(&runtime, &index_dir, documents)?;
-    let (peak_build, _) = memory_mib();
-    println!(
-        "corpus built through the writer: {built} docs in {seconds:.1} s ({:.0} docs/s, commits every {BATCH_DOCS}, merges waited for); peak RSS so far {peak_build:.0} MiB",
-        built as f64 / seconds
-    );
+    let reuse = kept.is_some() && index_dir.join("meta.json").exists();
+    let built = if reuse {
+        println!("corpus reused from {}", index_dir.display());
+        documents
+    } else {
+        let (built, seconds) = build(&runtime, &index_dir, documents)?;
+        let (peak_build, _) = memory_mib();
+        println!(
+            "corpus built through the writer: {built} docs in {seconds:.1} s ({:.0} docs/s, commits every {BATCH_DOCS}, merges waited for); peak RSS so far {peak_build:.0} MiB",
+            built as f64 / seconds
+        );
+        built
+    };
 
     // Cold start (issue 18 item 7): opening the index on disk and answering a first query,
     // as `trove serve` does before the start-up reconciliation (page cache warm: the index
@@ -224,6 +238,18 @@ fn main() -> anyhow::Result<()> {
         "caller: 1 user + 50 groups + @public + @authenticated; sees {visible} docs ({:.1} %)",
         100.0 * visible as f64 / built as f64
     );
+
+    // `TROVE_BENCH_PROFILE=<query>`: only that query, authorized, in a loop (for `perf`).
+    if let Ok(query) = std::env::var("TROVE_BENCH_PROFILE") {
+        let mut samples = Vec::new();
+        for _ in 0..iterations {
+            samples.push(time_search(&index, &caller, &query)?);
+        }
+        let (p50, p99) = summary(&samples);
+        println!("`{query}` authorized: p50 {p50:.2} ms, p99 {p99:.2} ms");
+        index.close();
+        return Ok(());
+    }
 
     // Cold: the first query of identity sets never seen (allow-sets built from postings).
     let mut cold = Vec::new();

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod search;
 pub mod serial;
 pub mod sync;
+mod wand;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -462,8 +462,21 @@ fn word_in_field(field: tantivy::schema::Field, tokens: &[String]) -> Box<dyn Qu
 /// WAND prunes, so the best candidates come without scoring every match; the full ranking
 /// ([`FreeTextRanking`]) then rescores the best [`RESCORE_WINDOW`] of them.
 fn free_text_query(index: &SearchIndex, words: &[Word]) -> Box<dyn Query> {
+    // No word (only separators, or a prefix nothing begins with): nothing matches, as the
+    // parser would answer.
+    Box::new(BooleanQuery::new(
+        free_text_clauses(index, words)
+            .into_iter()
+            .map(|clause| (Occur::Should, clause))
+            .collect(),
+    ))
+}
+
+/// The summed clauses of [`free_text_query`]: each word (each term a prefix stands for) in
+/// each free-text field, boosted.
+fn free_text_clauses(index: &SearchIndex, words: &[Word]) -> Vec<Box<dyn Query>> {
     let boosted = boosted_fields(index);
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let mut clauses: Vec<Box<dyn Query>> = Vec::new();
     for word in words {
         for (field, boost) in &boosted {
             let queries: Vec<Box<dyn Query>> = match word {
@@ -474,16 +487,11 @@ fn free_text_query(index: &SearchIndex, words: &[Word]) -> Box<dyn Query> {
                     .collect(),
             };
             for query in queries {
-                clauses.push((
-                    Occur::Should,
-                    Box::new(tantivy::query::BoostQuery::new(query, *boost)),
-                ));
+                clauses.push(Box::new(tantivy::query::BoostQuery::new(query, *boost)));
             }
         }
     }
-    // No word (only separators, or a prefix nothing begins with): nothing matches, as the
-    // parser would answer.
-    Box::new(BooleanQuery::new(clauses))
+    clauses
 }
 
 /// How much a project's words (its id, title, description and tags, on the `text_name` and
@@ -1292,8 +1300,9 @@ struct Candidate {
     score: f32,
     /// A file's document (it has a path), not a project record.
     is_file: bool,
-    /// Stable order among equal scores: project, version, path.
-    tie: (String, String, String),
+    /// Stable order among equal scores: project, version, path (read only for candidates
+    /// that tie).
+    tie: Option<(String, String, String)>,
 }
 
 /// A min-heap entry: the worst candidate on top (lowest score; among equal scores the later
@@ -1334,15 +1343,20 @@ fn admits(filter: Option<&mut Box<dyn tantivy::query::Scorer>>, doc: tantivy::Do
 }
 
 /// The `limit` best documents of `weight` that `filter` admits, best first (equal scores in
-/// index order), with tantivy's pruning: the threshold handed back is the `limit`-th best
-/// score *admitted*, so documents the filter refuses never raise it, and block-max WAND skips
-/// only blocks that could not enter the page anyway.
+/// index order), with pruning: the threshold is the `limit`-th best score *admitted*, so
+/// documents the filter refuses never raise it, and block-max WAND skips only blocks that
+/// could not enter the page anyway. When `weight` is a sum of term queries (`terms`, its
+/// clauses; or `weight` itself a term query), the filter is asked before a document is scored
+/// and refused runs are skipped without decoding them ([`super::wand`]); otherwise tantivy's
+/// pruning runs and the filter checks each document it hands over.
 fn top_admitted(
     searcher: &Searcher,
     weight: &dyn tantivy::query::Weight,
+    terms: &[Box<dyn tantivy::query::Weight>],
     filter: Option<&dyn tantivy::query::Weight>,
     limit: usize,
 ) -> Result<Vec<Ranked>, SearchError> {
+    use tantivy::DocSet as _;
     let mut heap: std::collections::BinaryHeap<Ranked> =
         std::collections::BinaryHeap::with_capacity(limit + 1);
     for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
@@ -1357,10 +1371,7 @@ fn top_admitted(
             _ => f32::MIN,
         };
         let start = threshold;
-        weight.for_each_pruning(start, reader, &mut |doc, score| {
-            if alive.is_some_and(|alive| alive.is_deleted(doc)) || !admits(filter.as_mut(), doc) {
-                return threshold;
-            }
+        let mut keep = |doc: tantivy::DocId, score: f32| {
             heap.push(Ranked {
                 score,
                 address: DocAddress::new(segment, doc),
@@ -1374,9 +1385,68 @@ fn top_admitted(
                 threshold = worst.score;
             }
             threshold
-        })?;
+        };
+        if let Some(scorers) = term_scorers(reader, weight, terms)? {
+            let max_doc = reader.max_doc();
+            let mut admit = |target: tantivy::DocId| {
+                let mut doc = target;
+                loop {
+                    if let Some(filter) = filter.as_mut() {
+                        if filter.doc() < doc {
+                            filter.seek(doc);
+                        }
+                        doc = filter.doc();
+                    }
+                    if doc >= max_doc {
+                        return tantivy::TERMINATED;
+                    }
+                    if !alive.is_some_and(|alive| alive.is_deleted(doc)) {
+                        return doc;
+                    }
+                    doc += 1;
+                }
+            };
+            super::wand::for_each_admitted(scorers, &mut admit, start, &mut keep);
+        } else {
+            let mut current = start;
+            weight.for_each_pruning(start, reader, &mut |doc, score| {
+                if !alive.is_some_and(|alive| alive.is_deleted(doc)) && admits(filter.as_mut(), doc)
+                {
+                    current = keep(doc, score);
+                }
+                current
+            })?;
+        }
     }
     Ok(heap.into_sorted_vec())
+}
+
+/// The term scorers of `terms` (or of `weight` alone when `terms` is empty) in `reader`,
+/// `None` when one of them is something else (a phrase): then only tantivy's own pruning
+/// applies. Terms absent from the segment drop out.
+fn term_scorers(
+    reader: &tantivy::SegmentReader,
+    weight: &dyn tantivy::query::Weight,
+    terms: &[Box<dyn tantivy::query::Weight>],
+) -> Result<Option<Vec<tantivy::query::TermScorer>>, SearchError> {
+    let single = [weight];
+    let weights: Vec<&dyn tantivy::query::Weight> = if terms.is_empty() {
+        single.to_vec()
+    } else {
+        terms.iter().map(AsRef::as_ref).collect()
+    };
+    let mut scorers = Vec::with_capacity(weights.len());
+    for weight in weights {
+        match weight
+            .scorer(reader, 1.0)?
+            .downcast::<tantivy::query::TermScorer>()
+        {
+            Ok(scorer) => scorers.push(*scorer),
+            Err(other) if other.is::<tantivy::query::EmptyScorer>() => {}
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(scorers))
 }
 
 /// How many documents `weight` (unscored) and `filter` both hold, counting up to `cap`: the
@@ -1405,14 +1475,18 @@ fn count_admitted(
     Ok((count, true))
 }
 
-/// Fills in what orders equal scores and what the ranking of plain words needs of each
-/// candidate (from fast columns), per segment.
-fn describe(searcher: &Searcher, ranked: &[Ranked]) -> Result<Vec<Candidate>, SearchError> {
-    let mut columns: HashMap<u32, [Option<tantivy::columnar::StrColumn>; 3]> = HashMap::new();
-    let mut candidates = Vec::with_capacity(ranked.len());
-    for entry in ranked {
-        let segment = entry.address.segment_ord;
-        let columns = match columns.entry(segment) {
+/// The fast string columns that order equal scores (project, version, path), per segment,
+/// opened when first needed.
+#[derive(Default)]
+struct TieColumns(HashMap<u32, [Option<tantivy::columnar::StrColumn>; 3]>);
+
+impl TieColumns {
+    fn of(
+        &mut self,
+        searcher: &Searcher,
+        segment: u32,
+    ) -> Result<&[Option<tantivy::columnar::StrColumn>; 3], SearchError> {
+        Ok(match self.0.entry(segment) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let fast = searcher.segment_reader(segment).fast_fields();
@@ -1422,24 +1496,111 @@ fn describe(searcher: &Searcher, ranked: &[Ranked]) -> Result<Vec<Candidate>, Se
                     fast.str("path")?,
                 ])
             }
-        };
-        let [project, version, path] = columns.each_ref().map(|column| {
-            let mut text = String::new();
-            if let Some(column) = column
-                && let Some(ord) = column.term_ords(entry.address.doc_id).next()
-            {
-                let _ = column.ord_to_str(ord, &mut text);
-            }
-            text
-        });
+        })
+    }
+}
+
+/// Fills in what the ranking of plain words needs of each candidate: whether it is a file's
+/// document (it has a path, read as a term ordinal: no dictionary lookup).
+fn describe(
+    searcher: &Searcher,
+    columns: &mut TieColumns,
+    ranked: &[Ranked],
+) -> Result<Vec<Candidate>, SearchError> {
+    let mut candidates = Vec::with_capacity(ranked.len());
+    for entry in ranked {
+        let [_, _, path] = columns.of(searcher, entry.address.segment_ord)?;
+        let is_file = path
+            .as_ref()
+            .is_some_and(|path| path.term_ords(entry.address.doc_id).next().is_some());
         candidates.push(Candidate {
             address: entry.address,
             score: entry.score,
-            is_file: !path.is_empty(),
-            tie: (project, version, path),
+            is_file,
+            tie: None,
         });
     }
     Ok(candidates)
+}
+
+/// Sorts `candidates` best first, equal scores by project, version and path — whatever order
+/// the documents were indexed in. Only candidates that tie read those strings, and each
+/// segment's dictionary is read once for all of them, in ordinal order (one lookup per
+/// candidate and column was over half of a rare word's search: ties are common there).
+fn sort_with_ties(
+    searcher: &Searcher,
+    columns: &mut TieColumns,
+    candidates: &mut [Candidate],
+) -> Result<(), SearchError> {
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < candidates.len() {
+        let score = candidates[start].score;
+        let stop = start
+            + candidates[start..]
+                .iter()
+                .take_while(|candidate| candidate.score.total_cmp(&score).is_eq())
+                .count();
+        if stop - start > 1 {
+            runs.push(start..stop);
+        }
+        start = stop;
+    }
+    if runs.is_empty() {
+        return Ok(());
+    }
+    // (segment, column) → the ordinals the tied candidates hold, then their strings.
+    let mut wanted: HashMap<(u32, usize), Vec<u64>> = HashMap::new();
+    let mut ords_of = HashMap::new();
+    for run in &runs {
+        for candidate in &candidates[run.clone()] {
+            let segment = candidate.address.segment_ord;
+            let mut ords = [None; 3];
+            for (column_index, column) in columns.of(searcher, segment)?.iter().enumerate() {
+                if let Some(column) = column
+                    && let Some(ord) = column.term_ords(candidate.address.doc_id).next()
+                {
+                    ords[column_index] = Some(ord);
+                    wanted.entry((segment, column_index)).or_default().push(ord);
+                }
+            }
+            ords_of.insert(candidate.address, ords);
+        }
+    }
+    let mut strings: HashMap<(u32, usize, u64), String> = HashMap::new();
+    for ((segment, column_index), mut ords) in wanted {
+        ords.sort_unstable();
+        ords.dedup();
+        if let Some(column) = &columns.of(searcher, segment)?[column_index] {
+            let mut next = ords.iter();
+            column
+                .dictionary()
+                .sorted_ords_to_term_cb(&ords, |bytes| {
+                    if let Some(ord) = next.next() {
+                        strings.insert(
+                            (segment, column_index, *ord),
+                            String::from_utf8_lossy(bytes).into_owned(),
+                        );
+                    }
+                })
+                .map_err(|error| SearchError::Index(error.into()))?;
+        }
+    }
+    for run in runs {
+        for candidate in &mut candidates[run.clone()] {
+            let segment = candidate.address.segment_ord;
+            let ords = ords_of.get(&candidate.address).copied().unwrap_or_default();
+            let [project, version, path] = [0, 1, 2].map(|column_index| {
+                ords[column_index]
+                    .and_then(|ord| strings.get(&(segment, column_index, ord)).cloned())
+                    .unwrap_or_default()
+            });
+            candidate.tie = Some((project, version, path));
+        }
+        candidates[run].sort_by(|a, b| a.tie.cmp(&b.tie));
+    }
+    Ok(())
 }
 
 /// One page of a relevance-ordered search over the whole index: the addresses of the page
@@ -1469,8 +1630,23 @@ fn ranked_page(
     // At least the window, whatever the page: the first `RESCORE_WINDOW` are then always the
     // same documents, reordered the same way, so pages never overlap nor skip one.
     let window = end.max(RESCORE_WINDOW);
-    let ranked = top_admitted(searcher, weight.as_ref(), filter_weight.as_deref(), window)?;
-    let mut candidates = describe(searcher, &ranked)?;
+    // Plain words are a sum of boosted term queries: their clauses, for the filtered pruning.
+    let terms = match &words {
+        Some(words) => free_text_clauses(index, words)
+            .iter()
+            .map(|clause| clause.weight(scoring))
+            .collect::<tantivy::Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let ranked = top_admitted(
+        searcher,
+        weight.as_ref(),
+        &terms,
+        filter_weight.as_deref(),
+        window,
+    )?;
+    let mut columns = TieColumns::default();
+    let mut candidates = describe(searcher, &mut columns, &ranked)?;
     if let Some(groups) = &words
         && !groups.is_empty()
     {
@@ -1486,8 +1662,7 @@ fn ranked_page(
     // Best first; equal scores by project, version and path, whatever order the documents
     // were indexed in. Only the window is reordered (past it, index order breaks ties).
     let reorder = candidates.len().min(RESCORE_WINDOW);
-    candidates[..reorder]
-        .sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.tie.cmp(&b.tie)));
+    sort_with_ties(searcher, &mut columns, &mut candidates[..reorder])?;
     if words.is_none() {
         shortest_keys_first(
             index,
