@@ -1356,7 +1356,35 @@ fn top_admitted(
     filter: Option<&dyn tantivy::query::Weight>,
     limit: usize,
 ) -> Result<Vec<Ranked>, SearchError> {
+    let (ranked, set_aside) = top_admitted_pass(searcher, weight, terms, filter, limit, true)?;
+    if set_aside && ranked.len() < limit {
+        // The informative words did not fill the window: the others' documents count too.
+        return Ok(top_admitted_pass(searcher, weight, terms, filter, limit, false)?.0);
+    }
+    Ok(ranked)
+}
+
+/// A term list whose highest possible score is below this share of the query's best list's
+/// is set aside by the candidate pass (see [`top_admitted_pass`]).
+const UNINFORMATIVE_SHARE: f32 = 1e-3;
+
+/// One pass of [`top_admitted`]. With `set_aside_uninformative`, the term lists that can add
+/// almost nothing to any score — a word in (nearly) every document of a field, whose BM25 idf
+/// is ≈ 0 (`model` in a model registry), at most [`UNINFORMATIVE_SHARE`] of the best list's
+/// maximum — are left out of the candidate pass: they hold every document, so the pruning
+/// would walk all of them for differences in the sixth decimal. The candidates' order is then
+/// exact up to that share, and the rescoring counts every word again. Returns whether any list
+/// was set aside (then a window left short is filled by a pass with all of them).
+fn top_admitted_pass(
+    searcher: &Searcher,
+    weight: &dyn tantivy::query::Weight,
+    terms: &[Box<dyn tantivy::query::Weight>],
+    filter: Option<&dyn tantivy::query::Weight>,
+    limit: usize,
+    set_aside_uninformative: bool,
+) -> Result<(Vec<Ranked>, bool), SearchError> {
     use tantivy::DocSet as _;
+    let mut set_aside = false;
     let mut heap: std::collections::BinaryHeap<Ranked> =
         std::collections::BinaryHeap::with_capacity(limit + 1);
     for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
@@ -1386,7 +1414,16 @@ fn top_admitted(
             }
             threshold
         };
-        if let Some(scorers) = term_scorers(reader, weight, terms)? {
+        if let Some(mut scorers) = term_scorers(reader, weight, terms)? {
+            if set_aside_uninformative {
+                let best = scorers
+                    .iter()
+                    .map(tantivy::query::TermScorer::max_score)
+                    .fold(0.0_f32, f32::max);
+                let before = scorers.len();
+                scorers.retain(|scorer| scorer.max_score() > best * UNINFORMATIVE_SHARE);
+                set_aside |= scorers.len() < before;
+            }
             let max_doc = reader.max_doc();
             let mut admit = |target: tantivy::DocId| {
                 let mut doc = target;
@@ -1418,7 +1455,7 @@ fn top_admitted(
             })?;
         }
     }
-    Ok(heap.into_sorted_vec())
+    Ok((heap.into_sorted_vec(), set_aside))
 }
 
 /// The term scorers of `terms` (or of `weight` alone when `terms` is empty) in `reader`,
