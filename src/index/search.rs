@@ -1368,6 +1368,11 @@ fn top_admitted(
 /// is set aside by the candidate pass (see [`top_admitted_pass`]).
 const UNINFORMATIVE_SHARE: f32 = 1e-3;
 
+/// Highest possible score below which a term list only adds noise: BM25's idf of a word in
+/// all but one in a thousand documents, times (k1 + 1) and the field's boost, is about this
+/// (a word carrying any information scores 0.1–20).
+const NOISE_MAX_SCORE: f32 = 1e-3;
+
 /// One pass of [`top_admitted`]. With `set_aside_uninformative`, the term lists that can add
 /// almost nothing to any score — a word in (nearly) every document of a field, whose BM25 idf
 /// is ≈ 0 (`model` in a model registry), at most [`UNINFORMATIVE_SHARE`] of the best list's
@@ -1387,7 +1392,28 @@ fn top_admitted_pass(
     let mut set_aside = false;
     let mut heap: std::collections::BinaryHeap<Ranked> =
         std::collections::BinaryHeap::with_capacity(limit + 1);
+    // Every list of the query uninformative (its word in nearly every document of every
+    // field it is searched in): the scores differ only in their sixth decimal, so the window
+    // is the first admitted matches, found without walking every list to its end.
+    let mut noise_only = false;
+    if set_aside_uninformative {
+        for reader in searcher.segment_readers() {
+            if let Some(scorers) = term_scorers(reader, weight, terms)?
+                && !scorers.is_empty()
+            {
+                let best = scorers
+                    .iter()
+                    .map(tantivy::query::TermScorer::max_score)
+                    .fold(0.0_f32, f32::max);
+                noise_only = best < NOISE_MAX_SCORE;
+                break;
+            }
+        }
+    }
     for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+        if noise_only && heap.len() >= limit {
+            break;
+        }
         let segment = u32::try_from(ordinal).unwrap_or(u32::MAX);
         let mut filter = match filter {
             Some(filter) => Some(filter.scorer(reader, 1.0)?),
@@ -1399,6 +1425,7 @@ fn top_admitted_pass(
             _ => f32::MIN,
         };
         let start = threshold;
+        let window_full = std::cell::Cell::new(heap.len() >= limit);
         let mut keep = |doc: tantivy::DocId, score: f32| {
             heap.push(Ranked {
                 score,
@@ -1411,8 +1438,14 @@ fn top_admitted_pass(
                 && let Some(worst) = heap.peek()
             {
                 threshold = worst.score;
+                window_full.set(true);
             }
-            threshold
+            // Nothing but noise to rank: the first admitted documents are as good as any.
+            if noise_only && window_full.get() {
+                f32::MAX
+            } else {
+                threshold
+            }
         };
         if let Some(mut scorers) = term_scorers(reader, weight, terms)? {
             if set_aside_uninformative {

@@ -447,3 +447,86 @@ async fn a_query_of_thousands_of_distinct_plain_words_is_answered() {
     .unwrap();
     assert!(!page.hits.is_empty(), "p1's documents hold the last word");
 }
+
+/// 3,000 files whose names all hold `model` (its idf ≈ 0 in every free-text field); five
+/// also hold `zebra`, two of them readable by alice. Projects alternate between alice and bob.
+async fn universal_word_corpus() -> (tempfile::TempDir, SearchIndex) {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let mut ops = Vec::new();
+    for project in 0..60 {
+        let reader = if project % 2 == 0 { "alice" } else { "bob" };
+        let name = format!("p{project:02}");
+        let documents = (0..50)
+            .map(|file| {
+                let zebra = matches!((project, file), (2 | 40, 7) | (1 | 3 | 59, 9));
+                let path = if zebra {
+                    format!("zebra-model-{file}.json")
+                } else {
+                    format!("model-{file}.json")
+                };
+                file_doc(&name, "v1", &path, 1, &[reader], "active").to_tantivy(&fields)
+            })
+            .collect();
+        ops.push(WriteOp::Replace {
+            owner: format!("{name}/v1"),
+            documents,
+        });
+    }
+    index.writer().apply(ops).await.unwrap();
+    (directory, index)
+}
+
+#[tokio::test]
+async fn a_word_in_every_document_neither_hides_nor_outranks_the_informative_ones() {
+    let (_directory, index) = universal_word_corpus().await;
+    let alice = readers(&["alice"]);
+    let page_of = |query: &str, offset: usize| {
+        let request = SearchRequest {
+            query: query.to_owned(),
+            size: 10,
+            offset,
+            ..SearchRequest::default()
+        };
+        let page = search(&index, &alice, &request).unwrap();
+        let ids: Vec<String> = page
+            .hits
+            .iter()
+            .map(|hit| hit.source["_extra"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        (ids, page.total)
+    };
+    let alices = |ids: &[String]| {
+        ids.iter().all(|id| {
+            let project: usize = id[1..3].parse().unwrap();
+            project % 2 == 0
+        })
+    };
+    // The informative word leads; the universal one fills the page (the candidate pass set
+    // its lists aside and refilled the short window with them).
+    let (ids, total) = page_of("model zebra", 0);
+    assert_eq!(ids.len(), 10, "{ids:?}");
+    let mut leading = ids[..2].to_vec();
+    leading.sort();
+    assert_eq!(
+        leading,
+        ["p02:zebra-model-7.json@v1", "p40:zebra-model-7.json@v1"],
+        "{ids:?}"
+    );
+    assert!(alices(&ids), "{ids:?}");
+    assert_eq!(total, 1_500, "every file of alice's projects holds `model`");
+    // Only the universal word: a full page of what alice may read, and the next page goes on
+    // without repeating it.
+    let (first, total) = page_of("model", 0);
+    let (second, _) = page_of("model", 10);
+    assert_eq!((first.len(), second.len(), total), (10, 10, 1_500));
+    assert!(alices(&first) && alices(&second), "{first:?} {second:?}");
+    assert!(
+        first.iter().all(|id| !second.contains(id)),
+        "{first:?} {second:?}"
+    );
+    // Bob's zebras stay bob's.
+    let (ids, total) = page_of("zebra", 0);
+    assert_eq!((ids.len(), total), (2, 2), "{ids:?}");
+}
