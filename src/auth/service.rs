@@ -11,9 +11,8 @@
 //! [`Tombstone`] that keeps its name from being created again until an admin frees it
 //! ([`AuthService::free_name`], which first removes the old name from every profile and group).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -31,6 +30,7 @@ use super::store::{
     AccountRecord, ApiKeyRecord, GroupRecord, RecordStore, RevokedToken, StoreError, Tombstone,
     TombstoneKind,
 };
+use crate::cache::TtlCache;
 use crate::config::Settings;
 use crate::model::names::{self, NameError};
 use crate::permissions::target::{
@@ -129,63 +129,6 @@ impl From<StorageError> for AuthError {
 
 /// Result alias of this module.
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;
-
-/// The invalidation generation and the timestamped entries of a [`TtlCache`].
-type CacheEntries<V> = (u64, HashMap<String, (Instant, V)>);
-
-/// A tiny TTL cache whose invalidations win over loads that raced them.
-#[derive(Debug)]
-struct TtlCache<V> {
-    entries: Mutex<CacheEntries<V>>,
-}
-
-impl<V: Clone> TtlCache<V> {
-    fn new() -> Self {
-        Self {
-            entries: Mutex::new((0, HashMap::new())),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries<V>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The cached value and the generation to insert with.
-    fn get(&self, key: &str) -> (Option<V>, u64) {
-        let guard = self.lock();
-        let value = guard
-            .1
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
-            .map(|(_, value)| value.clone());
-        (value, guard.0)
-    }
-
-    fn insert(&self, key: &str, value: V, generation: u64) {
-        let mut guard = self.lock();
-        if guard.0 != generation {
-            return;
-        }
-        if guard.1.len() > 10_000 {
-            guard.1.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
-        }
-        guard.1.insert(key.to_owned(), (Instant::now(), value));
-    }
-
-    fn invalidate(&self, key: &str) {
-        let mut guard = self.lock();
-        guard.0 += 1;
-        guard.1.remove(key);
-    }
-
-    fn invalidate_all(&self) {
-        let mut guard = self.lock();
-        guard.0 += 1;
-        guard.1.clear();
-    }
-}
 
 /// Changes an admin may make to an account.
 #[derive(Debug, Clone, Default)]
@@ -294,10 +237,10 @@ impl AuthService {
             directory_filter: DirectoryGroupFilter::new(&settings.oidc.group_pattern)?,
             allow_registration: auth.allow_registration,
             default_role: role_setting(&auth.default_role),
-            accounts: TtlCache::new(),
-            groups: TtlCache::new(),
-            api_keys: TtlCache::new(),
-            revoked: TtlCache::new(),
+            accounts: TtlCache::new(CACHE_TTL),
+            groups: TtlCache::new(CACHE_TTL),
+            api_keys: TtlCache::new(CACHE_TTL),
+            revoked: TtlCache::new(CACHE_TTL),
             audit: RwLock::new(Arc::new(TracingAuditHook)),
             admin_changes: tokio::sync::Mutex::new(()),
             feed: std::sync::OnceLock::new(),
