@@ -22,6 +22,7 @@
 //! - [`model`]: names, ArtifactDB ids and records.
 //! - [`config`]: settings from `trove.toml`, `TROVE_*` variables and flags.
 //! - [`telemetry`]: tracing and Prometheus metrics.
+//! - [`cache`]: the one TTL cache type (accounts, groups, API keys, revoked tokens, profiles).
 //! - [`clock`]: the time grant expiry is decided against (system; movable in tests).
 //! - [`crash`]: test-only crash points (`TROVE_TEST_CRASH_AT`).
 
@@ -29,6 +30,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

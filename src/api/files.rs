@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use super::access::{VersionView, authorize_version};
 use super::download::{content_disposition, download_content_type, download_headers, file_name};
+use super::presigned::{parse_content_md5, parse_range};
 use super::projects::{name_error, read_record, reindex_version, write_record};
-use super::storage::{parse_content_md5, parse_range};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;

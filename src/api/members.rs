@@ -32,7 +32,7 @@ use serde_json::json;
 
 use super::access::{authorize_namespace, authorize_project};
 use super::namespaces::{new_namespace_profile, reindex_namespace};
-use super::permissions::parse_principal;
+use super::profiles::parse_principal;
 use super::projects::{loader_error, reindex_project};
 use crate::app::AppState;
 use crate::audit::AuditEvent;

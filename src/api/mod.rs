@@ -9,8 +9,7 @@
 
 pub mod access;
 pub mod api_keys;
-pub mod audit;
-pub mod auth;
+pub mod audit_log;
 pub mod download;
 pub mod extract;
 pub mod files;
@@ -19,10 +18,11 @@ pub mod index_admin;
 pub mod members;
 pub mod namespaces;
 pub mod openapi;
-pub mod permissions;
+pub mod presigned;
+pub mod profiles;
 pub mod projects;
 pub mod search;
-pub mod storage;
+pub mod sessions;
 pub mod system;
 pub mod uploads;
 pub mod users;
@@ -81,7 +81,7 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(system::get_status))
         .routes(routes!(system::get_healthz))
         .routes(routes!(system::get_readyz))
-        .routes(routes!(storage::get_presigned, storage::put_presigned))
+        .routes(routes!(presigned::get_presigned, presigned::put_presigned))
         .routes(routes!(search::get_search))
         .routes(routes!(search::get_scroll))
         .routes(routes!(search::get_aggregate))
@@ -100,22 +100,22 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(files::get_files))
         .routes(routes!(files::get_file, files::delete_file))
         .routes(routes!(
-            permissions::get_project_permissions,
-            permissions::put_project_permissions,
-            permissions::delete_project_permissions
+            profiles::get_project_permissions,
+            profiles::put_project_permissions,
+            profiles::delete_project_permissions
         ))
         .routes(routes!(
-            permissions::get_version_permissions,
-            permissions::put_version_permissions,
-            permissions::delete_version_permissions
+            profiles::get_version_permissions,
+            profiles::put_version_permissions,
+            profiles::delete_version_permissions
         ))
         .routes(routes!(
-            permissions::get_global_permissions,
-            permissions::put_global_permissions,
-            permissions::delete_global_permissions
+            profiles::get_global_permissions,
+            profiles::put_global_permissions,
+            profiles::delete_global_permissions
         ))
-        .routes(routes!(permissions::post_share))
-        .routes(routes!(permissions::delete_share))
+        .routes(routes!(profiles::post_share))
+        .routes(routes!(profiles::delete_share))
         .routes(routes!(uploads::post_upload))
         .routes(routes!(uploads::put_link))
         .routes(routes!(uploads::put_complete))
@@ -127,11 +127,11 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(index_admin::put_index_build))
         .routes(routes!(index_admin::get_job))
         .routes(routes!(index_admin::get_index_status))
-        .routes(routes!(auth::post_register))
-        .routes(routes!(auth::post_login))
-        .routes(routes!(auth::get_me))
-        .routes(routes!(auth::post_logout))
-        .routes(routes!(auth::put_password))
+        .routes(routes!(sessions::post_register))
+        .routes(routes!(sessions::post_login))
+        .routes(routes!(sessions::get_me))
+        .routes(routes!(sessions::post_logout))
+        .routes(routes!(sessions::put_password))
         .routes(routes!(users::get_users))
         .routes(routes!(
             users::get_user,
@@ -175,8 +175,8 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             members::get_project_members
         ))
         .routes(routes!(members::delete_project_member))
-        .routes(routes!(audit::get_audit))
-        .routes(routes!(audit::get_project_audit))
+        .routes(routes!(audit_log::get_audit))
+        .routes(routes!(audit_log::get_project_audit))
         .split_for_parts();
     let mut openapi = openapi;
     openapi::complete(&mut openapi);

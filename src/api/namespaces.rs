@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::access::{NamespaceView, authorize_namespace, decide, load_namespace};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
-use super::permissions::{merge_profile, present};
+use super::profiles::{merge_profile, present};
 use super::projects::{loader_error, name_error};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
@@ -298,7 +298,7 @@ pub async fn put_namespace_permissions(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     authorize_namespace(&app, &principal, &namespace, Action::ChangePermissions).await?;
-    let patch = super::permissions::parse_patch(&body)?;
+    let patch = super::profiles::parse_patch(&body)?;
     let event = AuditEvent::new("permissions.update")
         .by(&principal)
         .resource(format!("namespace:{namespace}"))

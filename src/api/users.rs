@@ -225,42 +225,13 @@ pub struct FreedView {
     pub groups: Vec<String>,
 }
 
-/// Frees a retired name: removes it from every profile (and, for a user, every group),
-/// re-indexes what changed, then lifts the tombstone so the name can be created again.
+/// Frees a retired name ([`crate::catalog::accounts::free_name`]) and answers what changed.
 pub async fn free_name(
     state: &AppState,
     kind: TombstoneKind,
     name: &str,
 ) -> ApiResult<ApiJson<FreedView>> {
-    let freed = state.auth.free_name(kind, name, &state.profiles).await?;
-    let mut projects: Vec<String> = Vec::new();
-    let mut everything = false;
-    for location in &freed.profiles {
-        match location {
-            ProfileLocation::Project(project) | ProfileLocation::Version { project, .. } => {
-                projects.push(project.clone());
-            }
-            ProfileLocation::Namespace(_) | ProfileLocation::Global => everything = true,
-        }
-    }
-    projects.sort();
-    projects.dedup();
-    // Search must not keep admitting the old name (a new account may take it next).
-    if everything || !projects.is_empty() {
-        let change = if everything {
-            crate::feed::Change::All
-        } else {
-            crate::feed::Change::Projects {
-                projects: projects.clone(),
-            }
-        };
-        super::projects::publish(state, change).await?;
-        state
-            .indexer
-            .index_projects((!everything).then_some(projects), |_, _| {})
-            .await
-            .map_err(super::projects::index_error)?;
-    }
+    let freed = crate::catalog::accounts::free_name(state, kind, name).await?;
     Ok(ApiJson(FreedView {
         name: freed.tombstone.name,
         kind: freed.tombstone.kind.as_str(),

@@ -8,7 +8,9 @@
 //! - [`rate_limit`]: login attempts per (username, client address), per username and per
 //!   client address, in bounded memory.
 //! - [`store`]: account, group, API-key, revoked-token and tombstone records in object storage.
-//! - [`service`]: [`service::AuthService`], what the routes and the extractor call.
+//! - [`service`]: [`service::AuthService`], what the routes and the extractor call: its state,
+//!   caches and shared lookups; its methods by concern in [`sessions`] (authentication,
+//!   login, logout, password change, revocations), [`accounts`], [`groups`], [`api_keys`].
 //! - [`principal`]: [`principal::Principal`], the authenticated caller of a request.
 //! - [`audit`]: the hook every login success and failure goes through.
 //! - [`http`]: the small HTTPS client fetching a JWKS URL.
@@ -16,7 +18,10 @@
 //! Secrets (passwords, tokens, API-key secrets, signing keys) never reach a log line: the
 //! types holding them don't print them, and the code never formats them.
 
+pub mod accounts;
+pub mod api_keys;
 pub mod audit;
+pub mod groups;
 pub mod http;
 pub mod jwt;
 pub mod oidc;
@@ -24,6 +29,7 @@ pub mod password;
 pub mod principal;
 pub mod rate_limit;
 pub mod service;
+pub mod sessions;
 pub mod store;
 
 pub use principal::Principal;

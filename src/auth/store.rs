@@ -14,38 +14,22 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::permissions::{MachineGrant, Role};
-use crate::storage::{
-    ObjectStore, ObjectStoreExt as _, PutCondition, PutOptions, StorageError, keys,
-};
+use crate::storage::records::{self, Edit, Retry};
+use crate::storage::{ObjectStore, ObjectStoreExt as _, PutCondition, keys};
 
 /// Result alias of this module.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// What reading or writing a record can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Storage failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// A record in storage is not valid JSON of its kind.
-    #[error("corrupt record {key}: {message}")]
-    Corrupt {
-        /// The storage key.
-        key: String,
-        /// The parse error.
-        message: String,
-    },
-    /// An update kept losing the `If-Match` race.
-    #[error("too many concurrent updates of {0}")]
-    Contended(String),
-}
+/// What reading or writing a record can fail with: the error of [`crate::storage::records`].
+pub use crate::storage::records::RecordError as StoreError;
+/// A record with the ETag it was read at.
+pub use crate::storage::records::Versioned;
 
 /// A local account (`..meta/users/<username>.json`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,7 +160,7 @@ pub struct RevokedToken {
 /// `..meta/revoked-tokens/`.
 #[must_use]
 pub fn revoked_tokens_prefix() -> String {
-    "..meta/revoked-tokens/".to_owned()
+    keys::revoked_tokens_prefix()
 }
 
 /// `..meta/revoked-tokens/<jti>.json`.
@@ -245,13 +229,16 @@ pub fn tombstone_key(kind: TombstoneKind, name: &str) -> String {
     keys::tombstone(kind.folder(), name)
 }
 
-/// A record with the ETag it was read at.
-#[derive(Debug, Clone)]
-pub struct Versioned<T> {
-    /// The record.
-    pub record: T,
-    /// Its ETag.
-    pub etag: String,
+/// An update's failure: storage, or the change refused.
+enum UpdateStep<E> {
+    Record(StoreError),
+    Refused(E),
+}
+
+impl<E> From<StoreError> for UpdateStep<E> {
+    fn from(error: StoreError) -> Self {
+        Self::Record(error)
+    }
 }
 
 /// Typed access to the auth records of a store.
@@ -261,7 +248,7 @@ pub struct RecordStore {
 }
 
 /// How many times a conditional update is retried after losing a race.
-const UPDATE_ATTEMPTS: usize = 5;
+const UPDATE_ATTEMPTS: u32 = 5;
 
 impl RecordStore {
     /// Records in `storage`.
@@ -271,21 +258,7 @@ impl RecordStore {
     }
 
     async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
-        match self.storage.get_bytes(key).await {
-            Ok((bytes, meta)) => {
-                let record =
-                    serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
-                        key: key.to_owned(),
-                        message: error.to_string(),
-                    })?;
-                Ok(Some(Versioned {
-                    record,
-                    etag: meta.etag,
-                }))
-            }
-            Err(error) if error.is_not_found() => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        records::read(&*self.storage, key).await
     }
 
     async fn write<T: Serialize>(
@@ -294,64 +267,38 @@ impl RecordStore {
         record: &T,
         condition: PutCondition,
     ) -> Result<String> {
-        let body = serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
-            key: key.to_owned(),
-            message: error.to_string(),
-        })?;
-        let outcome = self
-            .storage
-            .put_bytes(
-                key,
-                Bytes::from(body),
-                PutOptions {
-                    content_type: Some("application/json".to_owned()),
-                    condition,
-                    ..PutOptions::default()
-                },
-            )
-            .await?;
-        Ok(outcome.meta.etag)
+        records::write(&*self.storage, key, record, condition).await
     }
 
-    /// Creates a record; [`StorageError::AlreadyExists`] when one is there.
+    /// Creates a record; [`crate::storage::StorageError::AlreadyExists`] when one is there.
     async fn create<T: Serialize>(&self, key: &str, record: &T) -> Result<()> {
-        self.write(key, record, PutCondition::IfAbsent)
-            .await
-            .map(drop)
+        records::create(&*self.storage, key, record).await.map(drop)
     }
 
-    /// Applies `change` to the current record with `If-Match`, retrying lost races. `change`
-    /// answers whether it changed anything (`false` writes nothing) or an error that is
-    /// handed back as `Ok(Some(Err(..)))`. `Ok(None)` when the record is absent.
+    /// Applies `change` to the current record with `If-Match`, retrying lost races
+    /// ([`records::update`]). `change` answers whether it changed anything (`false` writes
+    /// nothing) or an error that is handed back as `Ok(Some(Err(..)))`. `Ok(None)` when the
+    /// record is absent.
     async fn update<T, E>(
         &self,
         key: &str,
         mut change: impl FnMut(&mut T) -> std::result::Result<bool, E>,
     ) -> Result<Option<std::result::Result<T, E>>>
     where
-        T: Serialize + DeserializeOwned + Clone,
+        T: Serialize + DeserializeOwned,
     {
-        for _ in 0..UPDATE_ATTEMPTS {
-            let Some(current) = self.read::<T>(key).await? else {
-                return Ok(None);
-            };
-            let mut record = current.record.clone();
-            match change(&mut record) {
-                Err(error) => return Ok(Some(Err(error))),
-                Ok(false) => return Ok(Some(Ok(record))),
-                Ok(true) => {}
-            }
-            match self
-                .write(key, &record, PutCondition::IfMatch(current.etag))
-                .await
-            {
-                Ok(_) => return Ok(Some(Ok(record))),
-                Err(StoreError::Storage(StorageError::PreconditionFailed { .. })) => {}
-                Err(StoreError::Storage(StorageError::NotFound { .. })) => return Ok(None),
-                Err(error) => return Err(error),
-            }
+        let outcome = records::update(
+            &*self.storage,
+            key,
+            Retry::immediate(UPDATE_ATTEMPTS),
+            |record: &mut T| change(record).map(Edit::from).map_err(UpdateStep::Refused),
+        )
+        .await;
+        match outcome {
+            Ok(found) => Ok(found.map(|versioned| Ok(versioned.record))),
+            Err(UpdateStep::Refused(error)) => Ok(Some(Err(error))),
+            Err(UpdateStep::Record(error)) => Err(error),
         }
-        Err(StoreError::Contended(key.to_owned()))
     }
 
     /// Every record under `prefix` (unparseable ones are skipped with a warning).

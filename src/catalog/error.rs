@@ -16,6 +16,7 @@ use crate::error::{Coded, ErrorCode};
 use crate::model::names::NameError;
 use crate::permissions::{Denial, LoaderError, ProfileError};
 use crate::storage::StorageError;
+use crate::storage::records::RecordError;
 
 /// A failed domain operation.
 #[derive(Debug)]
@@ -153,6 +154,21 @@ impl From<StorageError> for Error {
     }
 }
 
+/// A record failure: storage maps as storage, a record that does not parse is damage
+/// (`internal`, the key in the log), an update that kept losing its race `412`.
+impl From<RecordError> for Error {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::Storage(storage) => storage.into(),
+            RecordError::Corrupt { .. } => Self::internal(error),
+            RecordError::Contended { key } => Self::new(
+                ErrorCode::PreconditionFailed,
+                format!("{key} changed concurrently, retry"),
+            ),
+        }
+    }
+}
+
 /// An audit failure: the audit's own keys never clash with a user's path, so a clash there
 /// is damage (`internal`); storage otherwise maps as storage.
 impl From<AuditError> for Error {
@@ -218,7 +234,7 @@ impl From<AuthError> for Error {
             AuthError::Unauthenticated => Self::new(ErrorCode::TokenMissing, reason),
             AuthError::Forbidden(_) => Self::new(ErrorCode::Forbidden, reason),
             AuthError::Store(StoreError::Storage(storage)) => storage.into(),
-            AuthError::Store(StoreError::Contended(_)) => {
+            AuthError::Store(StoreError::Contended { .. }) => {
                 Self::new(ErrorCode::PreconditionFailed, "concurrent updates, retry")
             }
             AuthError::Store(error @ StoreError::Corrupt { .. }) => Self::internal(error),

@@ -5,7 +5,6 @@
 //! Unique records are created with `If-None-Match: *` (exactly one of many concurrent
 //! creators wins) and updated with `If-Match`.
 
-use bytes::Bytes;
 use chrono::Utc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -24,67 +23,44 @@ use crate::permissions::{
     AccessRule, Action, LifecycleState, PrincipalRef, Profile, ProfileLocation, ProfileScope, Role,
     Target, Visibility,
 };
-use crate::storage::{ObjectStoreExt as _, PutCondition, PutOptions, keys};
+use crate::storage::records::{self, Edit, RecordError, Retry};
+use crate::storage::{ObjectStoreExt as _, PutCondition, StorageError, keys};
 
-/// Reads a JSON record with its ETag; `None` when absent.
+/// Reads a JSON record with its ETag; `None` when absent ([`records::read`]).
 pub async fn read_record<T: DeserializeOwned>(
     app: &AppState,
     key: &str,
 ) -> Result<Option<(T, String)>> {
-    match app.storage.get_bytes(key).await {
-        Ok((bytes, meta)) => serde_json::from_slice(&bytes)
-            .map(|value| Some((value, meta.etag)))
-            .map_err(|error| {
-                Error::internal(std::io::Error::other(format!(
-                    "corrupt record {key}: {error}"
-                )))
-            }),
-        Err(error) if error.is_not_found() => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    Ok(records::read(&*app.storage, key)
+        .await?
+        .map(|found| (found.record, found.etag)))
 }
 
-/// Writes a JSON record subject to `condition`: an existing record on `IfAbsent` is
-/// `409 already_exists`, a stale ETag on `IfMatch` is `412 precondition_failed`.
+/// Writes a JSON record subject to `condition` ([`records::write`]): an existing record on
+/// `IfAbsent` is `409 already_exists`, a stale ETag on `IfMatch` is `412 precondition_failed`.
 pub async fn write_record<T: serde::Serialize + Sync>(
     app: &AppState,
     key: &str,
     value: &T,
     condition: PutCondition,
 ) -> Result<String> {
-    let body = serde_json::to_vec_pretty(value).map_err(Error::internal)?;
-    let outcome = app
-        .storage
-        .put_bytes(
-            key,
-            Bytes::from(body),
-            PutOptions {
-                content_type: Some("application/json".to_owned()),
-                condition,
-                ..PutOptions::default()
-            },
-        )
-        .await?;
-    Ok(outcome.meta.etag)
+    Ok(records::write(&*app.storage, key, value, condition).await?)
 }
 
-/// Creates a JSON record if absent; an existing one is `409 already_exists` with `taken` as
-/// the reason.
+/// Creates a JSON record if absent ([`records::create`]); an existing one is
+/// `409 already_exists` with `taken` as the reason.
 pub async fn create_record<T: serde::Serialize + Sync>(
     app: &AppState,
     key: &str,
     value: &T,
     taken: impl FnOnce() -> String,
 ) -> Result<String> {
-    write_record(app, key, value, PutCondition::IfAbsent)
-        .await
-        .map_err(|error| {
-            if error.code() == ErrorCode::AlreadyExists {
-                Error::new(ErrorCode::AlreadyExists, taken())
-            } else {
-                error
-            }
-        })
+    match records::create(&*app.storage, key, value).await {
+        Err(RecordError::Storage(StorageError::AlreadyExists { .. })) => {
+            Err(Error::new(ErrorCode::AlreadyExists, taken()))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Appends `change` to the change feed, so every other replica re-indexes it too; before
@@ -352,11 +328,11 @@ pub async fn update_project(
     let key = keys::project_record(&project);
     // Concurrent changes of other fields are retried on the fresh record; a concurrent state
     // change is not: the permission decisions were made for the state read first.
-    let mut attempt = 0_u64;
-    let record = loop {
-        let (mut record, etag) = read_record::<ProjectRecord>(app, &key)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no project {project}")))?;
+    let retry = Retry::fixed(9, |attempt| {
+        let jitter = u64::from(rand::random::<u8>() % 20);
+        std::time::Duration::from_millis(u64::from(attempt) * 5 + jitter)
+    });
+    let record = records::update(&*app.storage, &key, retry, |record: &mut ProjectRecord| {
         if record.state != view.record.state {
             return Err(Error::new(
                 ErrorCode::PreconditionFailed,
@@ -378,16 +354,11 @@ pub async fn update_project(
         if let Some(state) = request.state {
             record.state = state;
         }
-        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
-            Ok(_) => break record,
-            Err(error) if error.code() == ErrorCode::PreconditionFailed && attempt < 8 => {
-                attempt += 1;
-                let jitter = u64::from(rand::random::<u8>() % 20);
-                tokio::time::sleep(std::time::Duration::from_millis(attempt * 5 + jitter)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    };
+        Ok(Edit::Write)
+    })
+    .await?
+    .ok_or_else(|| Error::not_found(format!("no project {project}")))?
+    .record;
     reindex_project(app, &project).await?;
     Ok(record)
 }

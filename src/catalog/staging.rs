@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::projects::{read_record, write_record};
 use super::{Error, Result};
 use crate::app::AppState;
 use crate::error::ErrorCode;
 use crate::model::records::{VersionRecord, VersionStatus};
 use crate::permissions::LifecycleState;
-use crate::storage::{ListRequest, PutCondition, keys};
+use crate::storage::records::{self, Edit, Retry};
+use crate::storage::{ListRequest, keys};
 
 /// How long a direct upload may hold its lease while it moves its staged body into place
 /// (a rename locally, one server-side copy on S3). A holder that crashed stops blocking
@@ -36,7 +36,7 @@ pub const LEASE_TTL: chrono::Duration = chrono::Duration::minutes(5);
 const SEAL_WAIT: Duration = Duration::from_secs(30);
 
 /// Attempts of a conditional read-modify-write of a version record.
-const UPDATE_ATTEMPTS: usize = 50;
+const UPDATE_ATTEMPTS: u32 = 50;
 
 fn version_gone(project: &str, version: &str) -> Error {
     Error::not_found(format!("no version {version} of {project}"))
@@ -73,23 +73,13 @@ async fn update_version_record(
     mut change: impl FnMut(&mut VersionRecord) -> Result<()>,
 ) -> Result<VersionRecord> {
     let key = keys::version_record(project, version);
-    for _ in 0..UPDATE_ATTEMPTS {
-        let (mut record, etag) = read_record::<VersionRecord>(app, &key)
-            .await?
-            .ok_or_else(|| version_gone(project, version))?;
-        change(&mut record)?;
-        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
-            Ok(_) => return Ok(record),
-            Err(error) if error.code() == ErrorCode::PreconditionFailed => {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Err(Error::new(
-        ErrorCode::PreconditionFailed,
-        "the version changed concurrently, retry",
-    ))
+    let retry = Retry::fixed(UPDATE_ATTEMPTS, |_| Duration::from_millis(2));
+    records::update(&*app.storage, &key, retry, |record: &mut VersionRecord| {
+        change(record).map(|()| Edit::Write)
+    })
+    .await?
+    .map(|found| found.record)
+    .ok_or_else(|| version_gone(project, version))
 }
 
 /// Takes the lease `id` on a version that still accepts files; answers when it ends.

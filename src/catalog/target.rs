@@ -13,7 +13,7 @@ use crate::model::names;
 use crate::model::records::{NamespaceRecord, ProjectRecord, VersionRecord};
 use crate::permissions::target::{Caching, load_namespace_target, load_project_target};
 use crate::permissions::{Target, effective_state};
-use crate::storage::{ObjectStoreExt as _, keys};
+use crate::storage::{keys, records};
 
 /// A project as a caller reached it.
 #[derive(Debug, Clone)]
@@ -37,20 +37,15 @@ pub struct VersionView {
     pub target: Target,
 }
 
-/// Reads a JSON record; `None` when absent, `500 internal` when it does not parse.
+/// Reads a JSON record ([`records::read`]); `None` when absent, `500 internal` when it does
+/// not parse.
 async fn read_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     key: &str,
 ) -> Result<Option<T>> {
-    match state.storage.get_bytes(key).await {
-        Ok((bytes, _)) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
-            Error::internal(std::io::Error::other(format!(
-                "corrupt record {key}: {error}"
-            )))
-        }),
-        Err(error) if error.is_not_found() => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    Ok(records::read(state.storage.as_ref(), key)
+        .await?
+        .map(|found| found.record))
 }
 
 /// Loads a project and builds its target (profiles through the cache); `None` when it does

@@ -20,7 +20,7 @@ use super::files::{hash_object, sidecar_key, write_sidecar};
 use super::permissions::merge_profile;
 use super::projects::{
     create_project, create_version, delete_version_objects, index_error, new_version_record,
-    read_record, reindex_version, spawn_reindex_job, write_record,
+    read_record, reindex_version, spawn_reindex_job,
 };
 use super::target::{VersionView, load_project, load_version};
 use super::{Error, Result};
@@ -34,7 +34,8 @@ use crate::model::records::{
     FileRecord, ProjectRecord, ProjectType, VersionRecord, VersionStatus, revision_name,
 };
 use crate::permissions::{Action, LifecycleState, ProfileLocation, Visibility};
-use crate::storage::{ObjectStoreExt as _, PresignMethod, PutCondition, keys};
+use crate::storage::records::{self, Retry};
+use crate::storage::{ObjectStoreExt as _, PresignMethod, keys};
 
 /// Default time an upload has to complete.
 const DEFAULT_COMPLETE_WITHIN_HOURS: i64 = 24;
@@ -350,61 +351,34 @@ pub async fn record_link(
     target: &str,
 ) -> Result<Value> {
     let key = keys::version_links(&source.project, version);
-    for _ in 0..5 {
-        let (mut links, condition) =
-            match read_record::<serde_json::Map<String, Value>>(app, &key).await? {
-                Some((links, etag)) => (links, PutCondition::IfMatch(etag)),
-                None => (serde_json::Map::new(), PutCondition::IfAbsent),
-            };
-        links.insert(
-            source.path.clone(),
-            json!({"type": "artifactdb", "id": target}),
-        );
-        match write_record(app, &key, &links, condition).await {
-            Ok(_) => return Ok(json!({"status": "ok"})),
-            Err(error)
-                if matches!(
-                    error.code(),
-                    ErrorCode::PreconditionFailed | ErrorCode::AlreadyExists
-                ) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Err(Error::new(
-        ErrorCode::PreconditionFailed,
-        "links changed concurrently, retry",
-    ))
+    records::upsert(
+        &*app.storage,
+        &key,
+        Retry::immediate(5),
+        |links: &mut serde_json::Map<String, Value>| {
+            links.insert(
+                source.path.clone(),
+                json!({"type": "artifactdb", "id": target}),
+            );
+            Ok::<_, Error>(())
+        },
+    )
+    .await?;
+    Ok(json!({"status": "ok"}))
 }
 
-/// The next revision number of a project: a counter object updated with `If-Match` retries,
-/// so concurrent completions get distinct numbers in completion order.
+/// The next revision number of a project: a counter object (`{"last": n}`) updated with
+/// `If-Match` retries, so concurrent completions get distinct numbers in completion order.
 async fn next_revision(app: &AppState, project: &str) -> Result<u64> {
     let key = keys::revision_counter(project);
-    for _ in 0..20 {
-        let (next, condition) = match read_record::<Value>(app, &key).await? {
-            Some((value, etag)) => (
-                value["last"].as_u64().unwrap_or(0) + 1,
-                PutCondition::IfMatch(etag),
-            ),
-            None => (1, PutCondition::IfAbsent),
-        };
-        match write_record(app, &key, &json!({"last": next}), condition).await {
-            Ok(_) => return Ok(next),
-            Err(error)
-                if matches!(
-                    error.code(),
-                    ErrorCode::PreconditionFailed | ErrorCode::AlreadyExists
-                ) =>
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Err(Error::new(
-        ErrorCode::PreconditionFailed,
-        "revision counter contended, retry",
-    ))
+    let retry = Retry::fixed(20, |_| Duration::from_millis(5));
+    let counter = records::upsert(&*app.storage, &key, retry, |counter: &mut Value| {
+        let next = counter["last"].as_u64().unwrap_or(0) + 1;
+        *counter = json!({ "last": next });
+        Ok::<_, Error>(())
+    })
+    .await?;
+    Ok(counter.record["last"].as_u64().unwrap_or(1))
 }
 
 /// Whether `project` has a completed version other than `except`.

@@ -18,6 +18,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use crate::app::AppState;
 use crate::feed::Change;
 use crate::index::sync::{SyncReport, check_all};
+use crate::jobs::JobKind;
 use crate::storage::lease::Lease;
 
 /// Errors of the scheduler.
@@ -191,92 +192,88 @@ pub async fn run_revocation_purge(app: &AppState) -> Result<usize, String> {
     Ok(purged)
 }
 
-/// Starts the scheduled jobs of `app`; `None` when every cron string is empty.
+/// A scheduled job: its kind, the setting its cron string comes from, and that string
+/// (trimmed; empty disables the job).
+struct Scheduled {
+    kind: JobKind,
+    setting: &'static str,
+    cron: String,
+}
+
+/// The schedule table: every scheduled job kind with its cron setting.
+fn schedule_table(app: &AppState) -> [Scheduled; 3] {
+    let settings = &app.settings;
+    [
+        Scheduled {
+            kind: JobKind::Sync,
+            setting: "TROVE_SYNC_CRON",
+            cron: settings.sync_cron.trim().to_owned(),
+        },
+        Scheduled {
+            kind: JobKind::Purge,
+            setting: "TROVE_PURGE_CRON",
+            cron: settings.purge_cron.trim().to_owned(),
+        },
+        Scheduled {
+            kind: JobKind::RevocationPurge,
+            setting: "TROVE_REVOCATION_PURGE_CRON",
+            cron: settings.revocation_purge_cron.trim().to_owned(),
+        },
+    ]
+}
+
+/// Runs the body of a scheduled job of `kind` once: one function per kind ([`run_sync`],
+/// [`run_purge`], [`run_revocation_purge`]).
+///
+/// # Errors
+/// The job's failure; a kind that is not scheduled.
+pub async fn run_scheduled(app: &AppState, kind: JobKind) -> Result<(), String> {
+    match kind {
+        JobKind::Sync => run_sync(app, app.settings.auto_repair).await.map(drop),
+        JobKind::Purge => run_purge(app).await.map(drop),
+        JobKind::RevocationPurge => run_revocation_purge(app).await.map(drop),
+        JobKind::IndexProject
+        | JobKind::IndexNamespace
+        | JobKind::IndexVersion
+        | JobKind::IndexBuild
+        | JobKind::StartupReconcile => Err(format!("{} is not a scheduled job", kind.as_str())),
+    }
+}
+
+/// Starts the scheduled jobs of `app` (the [`schedule_table`]); `None` when every cron string
+/// is empty. Each fires on its cron string, takes its turn under the lease named after its
+/// kind, and runs [`run_scheduled`] as a job of the registry.
 pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError> {
-    let sync_cron = app.settings.sync_cron.trim().to_owned();
-    let purge_cron = app.settings.purge_cron.trim().to_owned();
-    let revocation_cron = app.settings.revocation_purge_cron.trim().to_owned();
-    if sync_cron.is_empty() && purge_cron.is_empty() && revocation_cron.is_empty() {
+    let table: Vec<Scheduled> = schedule_table(&app)
+        .into_iter()
+        .filter(|scheduled| !scheduled.cron.is_empty())
+        .collect();
+    if table.is_empty() {
         return Ok(None);
     }
     let scheduler = JobScheduler::new()
         .await
         .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
-    let period = |cron: &str| cron_period(cron).unwrap_or(Duration::from_secs(60));
-    let (sync_period, purge_period, revocation_purge_period) = (
-        period(&sync_cron),
-        period(&purge_cron),
-        period(&revocation_cron),
-    );
-    if !sync_cron.is_empty() {
+    for scheduled in table {
+        let period = cron_period(&scheduled.cron).unwrap_or(Duration::from_secs(60));
+        let kind = scheduled.kind;
         let job_app = app.clone();
-        let job = Job::new_async(sync_cron.as_str(), move |_, _| {
+        let job = Job::new_async(scheduled.cron.as_str(), move |_, _| {
             let app = job_app.clone();
             Box::pin(async move {
-                if !take_turn(&app, "sync", sync_period).await {
+                if !take_turn(&app, kind.as_str(), period).await {
                     return;
                 }
-                let repair = app.settings.auto_repair;
-                let handle = app.jobs.create(crate::jobs::JobKind::Sync, "system");
+                let handle = app.jobs.create(kind, "system");
                 let job_app = app.clone();
                 app.jobs.spawn(handle, move |_| async move {
-                    run_sync(&job_app, repair).await.map(|_| ())
+                    run_scheduled(&job_app, kind).await
                 });
             })
         })
         .map_err(|error| ScheduleError::InvalidCron {
-            setting: "TROVE_SYNC_CRON",
-            message: format!("{sync_cron:?}: {error}"),
-        })?;
-        scheduler
-            .add(job)
-            .await
-            .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
-    }
-    if !purge_cron.is_empty() {
-        let job_app = app.clone();
-        let job = Job::new_async(purge_cron.as_str(), move |_, _| {
-            let app = job_app.clone();
-            Box::pin(async move {
-                if !take_turn(&app, "purge", purge_period).await {
-                    return;
-                }
-                let handle = app.jobs.create(crate::jobs::JobKind::Purge, "system");
-                let job_app = app.clone();
-                app.jobs.spawn(handle, move |_| async move {
-                    run_purge(&job_app).await.map(|_| ())
-                });
-            })
-        })
-        .map_err(|error| ScheduleError::InvalidCron {
-            setting: "TROVE_PURGE_CRON",
-            message: format!("{purge_cron:?}: {error}"),
-        })?;
-        scheduler
-            .add(job)
-            .await
-            .map_err(|error| ScheduleError::Scheduler(error.to_string()))?;
-    }
-    if !revocation_cron.is_empty() {
-        let job_app = app.clone();
-        let job = Job::new_async(revocation_cron.as_str(), move |_, _| {
-            let app = job_app.clone();
-            Box::pin(async move {
-                if !take_turn(&app, "revocation_purge", revocation_purge_period).await {
-                    return;
-                }
-                let handle = app
-                    .jobs
-                    .create(crate::jobs::JobKind::RevocationPurge, "system");
-                let job_app = app.clone();
-                app.jobs.spawn(handle, move |_| async move {
-                    run_revocation_purge(&job_app).await.map(|_| ())
-                });
-            })
-        })
-        .map_err(|error| ScheduleError::InvalidCron {
-            setting: "TROVE_REVOCATION_PURGE_CRON",
-            message: format!("{revocation_cron:?}: {error}"),
+            setting: scheduled.setting,
+            message: format!("{:?}: {error}", scheduled.cron),
         })?;
         scheduler
             .add(job)

@@ -7,11 +7,12 @@
 //! stale profile back. [`ProfileLoader::load_uncached`] and
 //! [`ProfileLoader::load_chain_uncached`] bypass the cache (the sync check, read-modify-write).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+
+use crate::cache::TtlCache;
 
 use super::profile::{PrincipalRef, Profile, ProfileError, ProfileScope};
 use super::resolve::ScopeChain;
@@ -89,19 +90,11 @@ pub struct StoredProfile {
     pub etag: String,
 }
 
-#[derive(Debug, Default)]
-struct Cache {
-    entries: HashMap<String, (Instant, Option<Profile>)>,
-    /// Bumped by every invalidation; a load only caches if no invalidation happened meanwhile.
-    generation: u64,
-}
-
 /// Loads profiles of a resource's chain from storage, caching them briefly.
 #[derive(Debug)]
 pub struct ProfileLoader {
     store: Arc<dyn ObjectStore>,
-    ttl: Duration,
-    cache: Mutex<Cache>,
+    cache: TtlCache<Option<Profile>>,
 }
 
 impl ProfileLoader {
@@ -120,40 +113,22 @@ impl ProfileLoader {
     pub fn with_ttl(store: Arc<dyn ObjectStore>, ttl: Duration) -> Self {
         Self {
             store,
-            ttl,
-            cache: Mutex::new(Cache::default()),
+            cache: TtlCache::new(ttl),
         }
-    }
-
-    fn cache(&self) -> MutexGuard<'_, Cache> {
-        // A panic elsewhere while holding the lock leaves a usable map: recover it.
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The profile at `location` (`None` when absent), from the cache when fresh.
     pub async fn load(&self, location: &ProfileLocation) -> Result<Option<Profile>> {
         let key = location.key();
-        let generation = {
-            let cache = self.cache();
-            if let Some((loaded_at, profile)) = cache.entries.get(&key)
-                && loaded_at.elapsed() < self.ttl
-            {
-                return Ok(profile.clone());
-            }
-            cache.generation
-        };
+        let (cached, generation) = self.cache.get(&key);
+        if let Some(profile) = cached {
+            return Ok(profile);
+        }
         let profile = self
             .load_uncached(location)
             .await?
             .map(|stored| stored.profile);
-        if !self.ttl.is_zero() {
-            let mut cache = self.cache();
-            if cache.generation == generation {
-                cache.entries.insert(key, (Instant::now(), profile.clone()));
-            }
-        }
+        self.cache.insert(key, profile.clone(), generation);
         Ok(profile)
     }
 
@@ -276,16 +251,12 @@ impl ProfileLoader {
 
     /// Forgets the cached profile at `location` (e.g. after another component wrote it).
     pub fn invalidate(&self, location: &ProfileLocation) {
-        let mut cache = self.cache();
-        cache.generation = cache.generation.wrapping_add(1);
-        cache.entries.remove(&location.key());
+        self.cache.invalidate(&location.key());
     }
 
     /// Forgets every cached profile.
     pub fn invalidate_all(&self) {
-        let mut cache = self.cache();
-        cache.generation = cache.generation.wrapping_add(1);
-        cache.entries.clear();
+        self.cache.invalidate_all();
     }
 
     /// Every place a profile may be stored: the global one, each namespace's, each project's
@@ -410,6 +381,7 @@ fn chain_locations(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;

@@ -12,7 +12,8 @@ use super::loader::{LoaderError, ProfileLoader};
 use super::resolve::ScopeChain;
 use super::state::{LifecycleState, effective_state};
 use crate::model::records::{NamespaceRecord, ProjectRecord};
-use crate::storage::{ObjectStore, ObjectStoreExt as _, StorageError, keys};
+use crate::storage::records::{self, RecordError};
+use crate::storage::{ObjectStore, StorageError, keys};
 
 /// Whether profiles come through the loader's TTL cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,20 +65,20 @@ pub struct NamespaceTarget {
     pub target: Target,
 }
 
-/// Reads and parses a JSON record with its ETag; `None` when absent.
+/// Reads and parses a JSON record with its ETag ([`records::read`]); `None` when absent.
 async fn read_record<T: serde::de::DeserializeOwned>(
     storage: &dyn ObjectStore,
     key: &str,
 ) -> Result<Option<(T, String)>, TargetError> {
-    match storage.get_bytes(key).await {
-        Ok((bytes, meta)) => serde_json::from_slice(&bytes)
-            .map(|record| Some((record, meta.etag)))
-            .map_err(|error| TargetError::Corrupt {
-                key: key.to_owned(),
-                message: error.to_string(),
-            }),
-        Err(error) if error.is_not_found() => Ok(None),
-        Err(error) => Err(error.into()),
+    match records::read(storage, key).await {
+        Ok(found) => Ok(found.map(|found| (found.record, found.etag))),
+        Err(RecordError::Corrupt { key, message }) => Err(TargetError::Corrupt { key, message }),
+        Err(RecordError::Storage(error)) => Err(error.into()),
+        // A read never retries.
+        Err(error @ RecordError::Contended { .. }) => Err(TargetError::Corrupt {
+            key: key.to_owned(),
+            message: error.to_string(),
+        }),
     }
 }
 

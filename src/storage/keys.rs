@@ -197,6 +197,12 @@ pub fn revision_counter(project: &str) -> String {
     format!("{project}/{META}/revision.json")
 }
 
+/// `..meta/revoked-tokens/`: every revoked access token.
+#[must_use]
+pub fn revoked_tokens_prefix() -> String {
+    format!("{META}/revoked-tokens/")
+}
+
 /// `..meta/revoked-tokens/<jti>.json`: a revoked access token, until it would have expired.
 #[must_use]
 pub fn revoked_token(jti: &str) -> String {

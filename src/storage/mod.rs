@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lease;
 pub mod local;
 pub mod presign;
+pub mod records;
 pub mod s3;
 
 use std::fmt;

@@ -94,6 +94,127 @@ fn the_catalog_imports_no_floor_above_it() {
     );
 }
 
+/// Longest handler (any top-level function of `src/api/`, from its `fn` line to its closing
+/// brace) and longest file of `src/api/` the rule allows.
+const MAX_API_FUNCTION_LINES: usize = 40;
+const MAX_API_FILE_LINES: usize = 400;
+
+/// The functions and files of `src/api/` above the limits when the rule was written, each
+/// with the length it may not exceed: the list may only shrink (move the workflow into
+/// `catalog/`, then delete its line here). `api_router` is the route table.
+const API_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
+    ("api_keys.rs::post_api_key", 64),
+    ("audit_log.rs::answer", 50),
+    ("files.rs", 474),
+    ("files.rs::put_file", 46),
+    ("files.rs::get_files", 66),
+    ("files.rs::get_file", 47),
+    ("files.rs::stream_object", 50),
+    ("index_admin.rs::put_index_build", 56),
+    ("members.rs::post_project_member", 42),
+    ("members.rs::effective_members", 53),
+    ("mod.rs::api_router", 169),
+    ("namespaces.rs::get_namespaces", 41),
+    ("namespaces.rs::patch_namespace", 48),
+    ("presigned.rs::put_presigned", 98),
+    ("profiles.rs", 468),
+    ("projects.rs", 433),
+    ("projects.rs::post_project", 47),
+    ("search.rs", 928),
+    ("search.rs::page_body", 52),
+    ("search.rs::projects_page", 42),
+    ("search.rs::get_projects", 57),
+    ("uploads.rs::put_link", 41),
+    ("uploads.rs::put_complete", 46),
+];
+
+/// `(name, lines)` of every file of `src/api/` and of every top-level function in it
+/// (`file.rs::function`).
+fn api_lengths() -> Vec<(String, usize)> {
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    let mut files = Vec::new();
+    rust_files(&api, &mut files);
+    assert!(
+        files.len() > 10,
+        "the api sources were not found under {api:?}"
+    );
+    let mut lengths = Vec::new();
+    for file in files {
+        let name = file
+            .strip_prefix(&api)
+            .expect("under src/api")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&file).expect("read source");
+        let lines: Vec<&str> = text.lines().collect();
+        lengths.push((name.clone(), lines.len()));
+        for (start, line) in lines.iter().enumerate() {
+            let signature = line
+                .trim_start_matches("pub ")
+                .trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub(super) ")
+                .trim_start_matches("async ");
+            let Some(rest) = signature.strip_prefix("fn ") else {
+                continue;
+            };
+            let function: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let end = lines[start..]
+                .iter()
+                .position(|line| *line == "}")
+                .map_or(lines.len(), |offset| start + offset);
+            lengths.push((format!("{name}::{function}"), end - start + 1));
+        }
+    }
+    lengths
+}
+
+#[test]
+fn api_handlers_and_files_stay_short() {
+    let offenders: Vec<_> = api_lengths()
+        .into_iter()
+        .filter(|(name, lines)| {
+            let limit = if name.contains("::") {
+                MAX_API_FUNCTION_LINES
+            } else {
+                MAX_API_FILE_LINES
+            };
+            let allowed = API_LENGTH_EXCEPTIONS
+                .iter()
+                .find(|(exception, _)| exception == name)
+                .map_or(limit, |(_, allowed)| (*allowed).max(limit));
+            *lines > allowed
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "api/ handlers are at most {MAX_API_FUNCTION_LINES} lines and its files at most \
+         {MAX_API_FILE_LINES} (or their recorded length in API_LENGTH_EXCEPTIONS, which may \
+         only shrink): {offenders:#?}"
+    );
+}
+
+#[test]
+fn the_api_length_exceptions_name_existing_code() {
+    let lengths = api_lengths();
+    let stale: Vec<_> = API_LENGTH_EXCEPTIONS
+        .iter()
+        .filter(|(exception, allowed)| {
+            // An exception whose code is gone, or that now fits the rule, must be deleted
+            // (or lowered), so the list only ever shrinks.
+            !lengths
+                .iter()
+                .any(|(name, lines)| name == exception && lines == allowed)
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "delete or lower these exceptions to the code's current length: {stale:#?}"
+    );
+}
+
 /// Writes `body` as-is at `key` (a record damaged outside Trove).
 async fn put_raw(app: &crate::common::TestApp, key: &str, body: &str) {
     use trove::storage::ObjectStoreExt as _;

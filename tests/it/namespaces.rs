@@ -11,27 +11,9 @@ use md5::Digest as _;
 use serde_json::{Value, json};
 use trove::permissions::Role;
 
+use crate::both_backends;
+use crate::common::artifacts::enc;
 use crate::common::{Backend, BackendApp, TestResponse};
-
-/// Runs a scenario on the local backend and on the in-process S3 server.
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local() {
-                super::$name(crate::common::Backend::Local).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn s3() {
-                super::$name(crate::common::Backend::S3).await;
-            }
-        }
-    };
-}
-
-fn enc(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
-}
 
 /// A registry with an admin and a few accounts.
 struct Registry {

@@ -194,7 +194,7 @@ proptest! {
         let Ok(header_value) = HeaderValue::from_str(&value) else { return Ok(()); };
         let mut headers = HeaderMap::new();
         headers.insert(header::RANGE, header_value);
-        if let Ok(Some(range)) = trove::api::storage::parse_range(&headers, size) {
+        if let Ok(Some(range)) = trove::api::presigned::parse_range(&headers, size) {
             prop_assert!(range.end.is_none_or(|end| end >= range.start));
             // A suffix range (`bytes=-n`) resolves inside the object.
             if let Some(size) = size

@@ -18,6 +18,7 @@ use trove::auth::store::RevokedToken;
 use trove::permissions::Role;
 use trove::storage::{ObjectStoreExt as _, keys};
 
+use crate::common::artifacts::create_project;
 use crate::common::{Backend, BackendApp, TestApp, TestResponse, local_settings};
 
 const PASSWORD: &str = "correct horse battery";
@@ -50,18 +51,6 @@ fn from_address(
             .unwrap(),
     ));
     request
-}
-
-async fn create_project(app: &TestApp, token: &str, project: &str, visibility: &str) {
-    let response = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            token,
-            Some(&json!({"project_id": project, "title": "T", "type": "MODEL", "visibility": visibility})),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
 }
 
 async fn upload(
