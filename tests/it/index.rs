@@ -455,8 +455,12 @@ async fn universal_word_corpus() -> (tempfile::TempDir, SearchIndex) {
     let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
     let fields = *index.fields();
     let mut ops = Vec::new();
-    for project in 0..60 {
-        let reader = if project % 2 == 0 { "alice" } else { "bob" };
+    for project in 0..60_u32 {
+        let reader = if project.is_multiple_of(2) {
+            "alice"
+        } else {
+            "bob"
+        };
         let name = format!("p{project:02}");
         let documents = (0..50)
             .map(|file| {
@@ -500,7 +504,7 @@ async fn a_word_in_every_document_neither_hides_nor_outranks_the_informative_one
     let alices = |ids: &[String]| {
         ids.iter().all(|id| {
             let project: usize = id[1..3].parse().unwrap();
-            project % 2 == 0
+            project.is_multiple_of(2)
         })
     };
     // The informative word leads; the universal one fills the page (the candidate pass set
