@@ -11,7 +11,7 @@
 //!
 //! Identities are never recycled (SPEC §9): every account has an immutable identity id that
 //! its tokens and API keys are bound to, and deleting an account or a group leaves a
-//! [`Tombstone`] that keeps its name from being created again until an admin frees it
+//! [`Tombstone`](super::store::Tombstone) that keeps its name from being created again until an admin frees it
 //! ([`AuthService::free_name`], which first removes the old name from every profile and group).
 
 use std::sync::{Arc, RwLock};

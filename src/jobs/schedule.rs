@@ -240,7 +240,7 @@ pub async fn run_scheduled(app: &AppState, kind: JobKind) -> Result<(), String> 
     }
 }
 
-/// Starts the scheduled jobs of `app` (the [`schedule_table`]); `None` when every cron string
+/// Starts the scheduled jobs of `app` (the `schedule_table`); `None` when every cron string
 /// is empty. Each fires on its cron string, takes its turn under the lease named after its
 /// kind, and runs [`run_scheduled`] as a job of the registry.
 pub async fn start(app: AppState) -> Result<Option<JobScheduler>, ScheduleError> {
