@@ -1395,21 +1395,20 @@ fn top_admitted_pass(
     // Every list of the query uninformative (its word in nearly every document of every
     // field it is searched in): the scores differ only in their sixth decimal, so the window
     // is the first admitted matches, found without walking every list to its end.
-    let mut noise_only = false;
+    // The best list's highest possible score over the whole index: a word absent from one
+    // segment (a rare word in a new upload) may be in another, and must count everywhere.
+    let mut best = 0.0_f32;
     if set_aside_uninformative {
         for reader in searcher.segment_readers() {
-            if let Some(scorers) = term_scorers(reader, weight, terms)?
-                && !scorers.is_empty()
-            {
-                let best = scorers
+            if let Some(scorers) = term_scorers(reader, weight, terms)? {
+                best = scorers
                     .iter()
                     .map(tantivy::query::TermScorer::max_score)
-                    .fold(0.0_f32, f32::max);
-                noise_only = best < NOISE_MAX_SCORE;
-                break;
+                    .fold(best, f32::max);
             }
         }
     }
+    let noise_only = set_aside_uninformative && best > 0.0 && best < NOISE_MAX_SCORE;
     for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
         if noise_only && heap.len() >= limit {
             break;
@@ -1449,10 +1448,6 @@ fn top_admitted_pass(
         };
         if let Some(mut scorers) = term_scorers(reader, weight, terms)? {
             if set_aside_uninformative {
-                let best = scorers
-                    .iter()
-                    .map(tantivy::query::TermScorer::max_score)
-                    .fold(0.0_f32, f32::max);
                 let before = scorers.len();
                 scorers.retain(|scorer| scorer.max_score() > best * UNINFORMATIVE_SHARE);
                 set_aside |= scorers.len() < before;

@@ -534,3 +534,30 @@ async fn a_word_in_every_document_neither_hides_nor_outranks_the_informative_one
     let (ids, total) = page_of("zebra", 0);
     assert_eq!((ids.len(), total), (2, 2), "{ids:?}");
 }
+
+#[tokio::test]
+async fn a_rare_word_in_a_new_segment_is_found_beside_a_word_in_every_document() {
+    let (_directory, index) = universal_word_corpus().await;
+    let fields = *index.fields();
+    // A later upload: its own commit, so its own segment, the only one holding `okapi`.
+    let upload = file_doc("p70", "v1", "okapi-model-1.json", 1, &["alice"], "active");
+    index
+        .writer()
+        .apply(vec![WriteOp::Replace {
+            owner: "p70/v1".to_owned(),
+            documents: vec![upload.to_tantivy(&fields)],
+        }])
+        .await
+        .unwrap();
+    let request = SearchRequest {
+        query: "model okapi".to_owned(),
+        size: 10,
+        ..SearchRequest::default()
+    };
+    let page = search(&index, &readers(&["alice"]), &request).unwrap();
+    assert_eq!(page.hits.len(), 10);
+    assert_eq!(
+        page.hits[0].source["_extra"]["id"], "p70:okapi-model-1.json@v1",
+        "the informative word leads whichever segment holds it"
+    );
+}
