@@ -31,8 +31,6 @@ use crate::storage::{
     ListRequest, ObjectMeta, ObjectStore, ObjectStoreExt as _, StorageError, keys,
 };
 
-/// How many objects are read from storage at once.
-const READ_CONCURRENCY: usize = 32;
 /// How many versions of a project are read at once.
 const VERSION_CONCURRENCY: usize = 4;
 /// How many projects a full rebuild reads at once.
@@ -210,6 +208,30 @@ fn parse_record<T: serde::de::DeserializeOwned>(
         key: key.to_owned(),
         message: error.to_string(),
     })
+}
+
+/// Objects per [`ObjectStore::read_whole_many`] call of [`read_batched`]: one blocking call
+/// on local storage reads this many small documents, and stays well inside the storage
+/// timeout.
+const READ_BATCH: usize = 64;
+
+/// [`read_batched`]'s calls in flight at once (local storage: two blocking reads, one per
+/// core; S3: each call reads [`crate::storage::READ_MANY_CONCURRENCY`] objects at once).
+const READ_BATCHES_IN_FLIGHT: usize = 2;
+
+/// Reads the objects of `keys` (`None` for an absent one), in order, [`READ_BATCH`] per call
+/// and [`READ_BATCHES_IN_FLIGHT`] calls at once.
+async fn read_batched(
+    storage: &dyn ObjectStore,
+    keys: Vec<String>,
+) -> Result<Vec<Option<(bytes::Bytes, ObjectMeta)>>> {
+    let batches: Vec<Vec<String>> = keys.chunks(READ_BATCH).map(<[String]>::to_vec).collect();
+    let read: Vec<Vec<_>> = futures::stream::iter(batches)
+        .map(|batch| storage.read_whole_many(batch))
+        .buffered(READ_BATCHES_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    Ok(read.into_iter().flatten().collect())
 }
 
 /// Reads an optional object: `None` when absent.
@@ -594,22 +616,18 @@ impl Indexer {
         // Sidecars (size and checksums recorded at upload) and metadata documents, read
         // concurrently.
         let storage = self.storage.clone();
-        let sidecars: HashMap<String, FileRecord> = futures::stream::iter(sidecar_keys)
-            .map(|(path, key)| {
-                let storage = storage.clone();
-                async move {
-                    let found = read_optional(storage.as_ref(), &key).await?;
-                    Ok::<_, IndexerError>(found.and_then(|(bytes, _)| {
-                        serde_json::from_slice::<FileRecord>(&bytes)
-                            .ok()
-                            .map(|record| (path, record))
-                    }))
-                }
+        let (sidecar_paths, sidecar_keys): (Vec<String>, Vec<String>) =
+            sidecar_keys.into_iter().unzip();
+        let sidecars: HashMap<String, FileRecord> = sidecar_paths
+            .into_iter()
+            .zip(read_batched(storage.as_ref(), sidecar_keys).await?)
+            .filter_map(|(path, found)| {
+                let (bytes, _) = found?;
+                serde_json::from_slice::<FileRecord>(&bytes)
+                    .ok()
+                    .map(|record| (path, record))
             })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_filter_map(|found| async move { Ok(found) })
-            .try_collect()
-            .await?;
+            .collect();
 
         let limit = self.max_document_bytes;
         let oversized: HashSet<&str> = files
@@ -624,25 +642,22 @@ impl Indexer {
             })
             .cloned()
             .collect();
-        let metadata: Vec<(String, Option<Map<String, Value>>)> =
-            futures::stream::iter(metadata_paths)
-                .map(|path| {
-                    let storage = storage.clone();
-                    let key = keys::version_file(project, version, &path);
-                    async move {
-                        let found = read_optional(storage.as_ref(), &key).await?;
-                        let object = found.and_then(|(bytes, _)| {
-                            match serde_json::from_slice::<Value>(&bytes) {
-                                Ok(Value::Object(object)) => Some(object),
-                                _ => None,
-                            }
-                        });
-                        Ok::<_, IndexerError>((path, object))
-                    }
-                })
-                .buffer_unordered(READ_CONCURRENCY)
-                .try_collect()
-                .await?;
+        let metadata_keys = metadata_paths
+            .iter()
+            .map(|path| keys::version_file(project, version, path))
+            .collect();
+        let metadata: Vec<(String, Option<Map<String, Value>>)> = metadata_paths
+            .into_iter()
+            .zip(read_batched(storage.as_ref(), metadata_keys).await?)
+            .map(|(path, found)| {
+                let object =
+                    found.and_then(|(bytes, _)| match serde_json::from_slice::<Value>(&bytes) {
+                        Ok(Value::Object(object)) => Some(object),
+                        _ => None,
+                    });
+                (path, object)
+            })
+            .collect();
 
         let next_expiry = access.next_expiry;
         let base = VersionBase {

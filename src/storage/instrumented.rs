@@ -97,6 +97,12 @@ impl ObjectStore for InstrumentedStore {
         self.run("get", true, self.inner.read_whole(key)).await
     }
 
+    async fn read_whole_many(&self, keys: Vec<String>) -> Result<Vec<Option<(Bytes, ObjectMeta)>>> {
+        // One observation for the batch; the timeout covers it whole (small objects).
+        self.run("get_many", true, self.inner.read_whole_many(keys))
+            .await
+    }
+
     async fn put(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<PutOutcome> {
         // The client may legitimately take long to send a large body; the backend's own
         // connect/read timeouts bound the storage side.

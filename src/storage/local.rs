@@ -651,6 +651,33 @@ impl ObjectStore for LocalStore {
         .map_err(|error| join_error(&error))?
     }
 
+    async fn read_whole_many(&self, keys: Vec<String>) -> Result<Vec<Option<(Bytes, ObjectMeta)>>> {
+        let paths = keys
+            .iter()
+            .map(|key| self.path_for(key))
+            .collect::<Result<Vec<_>>>()?;
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut found = Vec::with_capacity(keys.len());
+            for (key, path) in keys.iter().zip(paths) {
+                let (mut file, metadata) = match open_object(&path, key) {
+                    Ok(opened) => opened,
+                    Err(StorageError::NotFound { .. }) => {
+                        found.push(None);
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
+                let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+                file.read_to_end(&mut bytes)
+                    .map_err(|error| io_error("read object", &error))?;
+                found.push(Some((Bytes::from(bytes), meta_of(key, &metadata))));
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(|error| join_error(&error))?
+    }
+
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
         let path = self.path_for(key)?;
         let owned_key = key.to_owned();

@@ -65,6 +65,25 @@ pub async fn put_get_head_roundtrip(store: Arc<dyn ObjectStore>, prefix: &str) {
     let object = store.get(&key, None).await.expect("get");
     assert_eq!(object.range, None);
 
+    // Several whole objects at once, in the order asked, `None` for an absent one.
+    let absent = format!("{prefix}/roundtrip/absent.json");
+    let many = store
+        .read_whole_many(vec![absent.clone(), key.clone(), absent])
+        .await
+        .expect("read many");
+    assert_eq!(many.len(), 3);
+    assert!(many[0].is_none() && many[2].is_none());
+    let (many_bytes, many_meta) = many[1].as_ref().expect("the stored object");
+    assert_eq!(many_bytes, &body);
+    assert_eq!(many_meta.etag, outcome.meta.etag);
+    assert!(
+        store
+            .read_whole_many(vec![format!("{prefix}/../escape")])
+            .await
+            .is_err(),
+        "an invalid key is refused, not read"
+    );
+
     // An empty object is an object.
     let empty = format!("{prefix}/roundtrip/empty");
     let outcome = store

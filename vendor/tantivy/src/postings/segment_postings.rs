@@ -17,6 +17,12 @@ pub struct SegmentPostings {
     pub(crate) block_cursor: BlockSegmentPostings,
     cur: usize,
     position_reader: Option<PositionReader>,
+    /// Trove patch: the positions before the document at `freq_sum_cur` in the block whose
+    /// positions start at `freq_sum_block`, so reading the positions of documents further in
+    /// the same block adds only the frequencies in between.
+    freq_sum_block: u64,
+    freq_sum_cur: usize,
+    freq_sum: u64,
 }
 
 impl SegmentPostings {
@@ -26,6 +32,9 @@ impl SegmentPostings {
             block_cursor: BlockSegmentPostings::empty(),
             cur: 0,
             position_reader: None,
+            freq_sum_block: u64::MAX,
+            freq_sum_cur: 0,
+            freq_sum: 0,
         }
     }
 
@@ -149,6 +158,9 @@ impl SegmentPostings {
             block_cursor: segment_block_postings,
             cur: 0, // cursor within the block
             position_reader,
+            freq_sum_block: u64::MAX,
+            freq_sum_cur: 0,
+            freq_sum: 0,
         }
     }
 }
@@ -237,11 +249,19 @@ impl Postings for SegmentPostings {
                 !self.block_cursor.freqs().is_empty(),
                 "No positions available"
             );
-            let read_offset = self.block_cursor.position_offset()
-                + (self.block_cursor.freqs()[..self.cur]
-                    .iter()
-                    .cloned()
-                    .sum::<u32>() as u64);
+            let block = self.block_cursor.position_offset();
+            let freqs = self.block_cursor.freqs();
+            if block != self.freq_sum_block || self.cur < self.freq_sum_cur {
+                self.freq_sum_block = block;
+                self.freq_sum_cur = 0;
+                self.freq_sum = 0;
+            }
+            self.freq_sum += freqs[self.freq_sum_cur..self.cur]
+                .iter()
+                .map(|&freq| u64::from(freq))
+                .sum::<u64>();
+            self.freq_sum_cur = self.cur;
+            let read_offset = block + self.freq_sum;
             // TODO: instead of zeroing the output, we could use MaybeUninit or similar.
             output.resize(prev_len + term_freq as usize, 0u32);
             position_reader.read(read_offset, &mut output[prev_len..]);
