@@ -3,9 +3,10 @@
 //! flags. [`Settings::validate`] runs at start-up and names the setting that is wrong.
 
 //!
-//! One file per section: [`storage`] (`[s3]`), [`auth`] (`[auth]`), [`oidc`] (`[oidc]`),
-//! [`secret`] (the masked [`Secret`] type); the top-level settings live here. Every
-//! `TROVE_*` variable is one row of the table in [`env`] (name, setting, parser).
+//! One file per section: `storage.rs` ([`S3Config`], `[s3]`), `auth.rs` ([`AuthConfig`],
+//! `[auth]`), `oidc.rs` ([`OidcConfig`], `[oidc]`), `secret.rs` (the masked [`Secret`]); the
+//! top-level settings live here. Every `TROVE_*` variable is one row of the table in
+//! `env.rs` (`ENV_VARS`: name, setting, parser).
 
 mod auth;
 mod env;
@@ -214,7 +215,7 @@ impl Settings {
 
     /// Applies `TROVE_*` variables over the current values.
     /// Applies `TROVE_*` variables over the current values, in the order of
-    /// [`env::ENV_VARS`].
+    /// the table of `config/env.rs` (`ENV_VARS`).
     pub fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
         env::apply(self, env)
     }
