@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::access::{VersionView, authorize_version};
 use super::download::{content_disposition, download_content_type, download_headers, file_name};
-use super::presigned::{header_text, parse_content_md5, parse_range};
+use super::presigned::{header_text, parse_content_md5, parse_range, parse_sha256};
 use super::projects::name_error;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
@@ -40,23 +40,6 @@ use crate::storage::{DownloadHeaders, ObjectMeta, StorageKind, keys};
 
 /// Largest hop count when following links.
 const MAX_LINK_HOPS: usize = 8;
-
-fn parse_sha256(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get("x-checksum-sha256") else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request(
-            "X-Checksum-Sha256 must be 64 hexadecimal digits",
-        ));
-    }
-    Ok(Some(text))
-}
 
 /// A request body as a storage byte stream.
 fn request_stream(body: Body) -> crate::storage::ByteStream {

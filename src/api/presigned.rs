@@ -64,6 +64,24 @@ pub fn parse_content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiErr
     Ok(Some(digest))
 }
 
+/// `X-Checksum-Sha256`: 64 hexadecimal digits, lower-cased (`400 bad_request` otherwise).
+pub fn parse_sha256(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("x-checksum-sha256") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "X-Checksum-Sha256 must be 64 hexadecimal digits",
+        ));
+    }
+    Ok(Some(text))
+}
+
 /// Parses a single `Range: bytes=a-b` / `bytes=a-` / `bytes=-n` header (suffix ranges need the
 /// size, so they are resolved by the caller with `size`).
 pub fn parse_range(headers: &HeaderMap, size: Option<u64>) -> Result<Option<ByteRange>, ApiError> {
