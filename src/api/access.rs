@@ -7,12 +7,13 @@
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
+use crate::catalog::projects::{PatchProjectRequest, PatchVersionRequest};
 pub use crate::catalog::target::{
     NamespaceView, ProjectView, VersionView, load_namespace, load_project, load_version,
 };
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::model::names;
-use crate::permissions::{AccessScope, Action, Denial, Target};
+use crate::permissions::{AccessScope, Action, Denial, LifecycleState, Target, effective_state};
 
 /// Maps a permission denial to the API error (the mapping is the catalog's).
 impl From<Denial> for ApiError {
@@ -192,4 +193,73 @@ pub async fn authorize_namespace(
         .ok_or_else(not_found)?;
     decide(state, principal, action, &view.target).map_err(|error| as_missing(error, not_found))?;
     Ok(view)
+}
+
+/// The permission decisions of `PATCH /projects/{p}`, before its event: a refusal is an
+/// `access.denied` with its reason (recorded by [`decide`]), not a mutation.
+pub fn authorize_project_patch(
+    app: &AppState,
+    principal: &Principal,
+    view: &ProjectView,
+    request: &PatchProjectRequest,
+) -> ApiResult<()> {
+    let mut target = view.target.clone();
+    if let Some(to) = request.state {
+        decide(
+            app,
+            principal,
+            Action::ChangeState {
+                from: view.record.state,
+                to,
+            },
+            &target,
+        )?;
+        let namespace_state = view.record.namespace.as_ref().map(|_| {
+            view.namespace
+                .as_ref()
+                .map_or(LifecycleState::Active, |ns| ns.state)
+        });
+        target.state = effective_state(namespace_state, Some(to), None);
+    }
+    let changes_record = request.title.is_some()
+        || request.description.is_some()
+        || request.tags.is_some()
+        || request.project_type.is_some();
+    // An empty patch is judged as a record update, so readers cannot cause writes.
+    if changes_record || request.state.is_none() {
+        decide(app, principal, Action::UpdateRecord, &target)?;
+    }
+    Ok(())
+}
+
+/// The permission decisions of `PATCH /projects/{p}/version/{v}`, before its event: a
+/// refusal is an `access.denied` with its reason, not a mutation.
+pub fn authorize_version_patch(
+    app: &AppState,
+    principal: &Principal,
+    view: &VersionView,
+    request: &PatchVersionRequest,
+) -> ApiResult<()> {
+    let mut target = view.target.clone();
+    if let Some(to) = request.state {
+        decide(
+            app,
+            principal,
+            Action::ChangeState {
+                from: view.record.state,
+                to,
+            },
+            &target,
+        )?;
+        target.state = effective_state(Some(view.project.target.state), Some(to), None);
+    }
+    if let Some(stable) = request.stable {
+        decide(app, principal, Action::MarkStable, &target)?;
+        target.stable = stable;
+    }
+    // An empty patch is judged as a record update, so readers cannot cause writes.
+    if request.changelog.is_some() || (request.state.is_none() && request.stable.is_none()) {
+        decide(app, principal, Action::UpdateRecord, &target)?;
+    }
+    Ok(())
 }

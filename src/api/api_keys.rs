@@ -128,46 +128,14 @@ pub async fn post_api_key(
     RequireAccount(principal): RequireAccount,
     ApiJson(body): ApiJson<NewApiKey>,
 ) -> ApiResult<(StatusCode, ApiJson<ApiKeyView>)> {
-    let scopes_detail = serde_json::to_value(
-        body.scopes
-            .iter()
-            .map(|scope| {
-                serde_json::json!({
-                    "project": scope.project,
-                    "namespace": scope.namespace,
-                    "access": format!("{:?}", scope.access).to_lowercase(),
-                })
-            })
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
     let event = AuditEvent::new("api_key.create")
         .by(&principal)
         .resource(format!("machine:{}", body.name))
-        .detail("scopes", scopes_detail)
+        .detail("scopes", scopes_detail(&body.scopes))
         .detail("expires_in_days", body.expires_in_days);
     // Explicit begin/finish: the key id is known only afterwards (the secret is never recorded).
     let pending = state.audit.begin(event).await?;
-    let result = async {
-        let scopes = body
-            .scopes
-            .into_iter()
-            .map(ScopeView::into_grant)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, ApiError>(
-            state
-                .auth
-                .create_api_key(
-                    &principal,
-                    &body.name,
-                    scopes,
-                    body.expires_in_days,
-                    state.clock.now(),
-                )
-                .await?,
-        )
-    }
-    .await;
+    let result = create_key(&state, &principal, body).await;
     match &result {
         Ok(created) => {
             state
@@ -186,6 +154,46 @@ pub async fn post_api_key(
     let mut view = ApiKeyView::from(&created.record);
     view.key = Some(created.key);
     Ok((StatusCode::CREATED, ApiJson(view)))
+}
+
+/// The scopes of a new key as its audit event records them.
+fn scopes_detail(scopes: &[ScopeView]) -> serde_json::Value {
+    serde_json::to_value(
+        scopes
+            .iter()
+            .map(|scope| {
+                serde_json::json!({
+                    "project": scope.project,
+                    "namespace": scope.namespace,
+                    "access": format!("{:?}", scope.access).to_lowercase(),
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default()
+}
+
+/// Creates the key `body` asks for (its scopes checked by the auth service).
+async fn create_key(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    body: NewApiKey,
+) -> ApiResult<crate::auth::api_keys::CreatedApiKey> {
+    let scopes = body
+        .scopes
+        .into_iter()
+        .map(ScopeView::into_grant)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(state
+        .auth
+        .create_api_key(
+            principal,
+            &body.name,
+            scopes,
+            body.expires_in_days,
+            state.clock.now(),
+        )
+        .await?)
 }
 
 /// `GET /api-keys` answer.

@@ -5,7 +5,7 @@
 //!
 //! Uploads never hold the body in memory (metadata documents, which must be JSON objects, are
 //! the exception: they are small and checked before they are stored). Every upload writes a
-//! [`FileRecord`] sidecar at `<p>/<v>/..meta/files/<path>.json` and re-indexes the version
+//! [`crate::model::records::FileRecord`] sidecar at `<p>/<v>/..meta/files/<path>.json` and re-indexes the version
 //! before answering, so the file is searchable at once.
 //!
 //! Audit (SPEC §9): one call site per action — `file.upload` and `file.delete` are mutations
@@ -19,45 +19,27 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::TryStreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{VersionView, authorize_version};
 use super::download::{content_disposition, download_content_type, download_headers, file_name};
-use super::presigned::{parse_content_md5, parse_range};
-use super::projects::{name_error, read_record, reindex_version, write_record};
+use super::presigned::{header_text, parse_content_md5, parse_range, parse_sha256};
+use super::projects::name_error;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
-use crate::catalog::files::{FileUpload, store_file};
+use crate::catalog::files::{self, FileUpload, store_file};
 pub use crate::catalog::files::{UploadOutcome, hash_object, sidecar_key, write_sidecar};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::model::id::ArtifactId;
 use crate::model::names;
-use crate::model::records::FileRecord;
 use crate::permissions::Action;
-use crate::storage::{DownloadHeaders, ObjectMeta, PutCondition, StorageKind, keys};
+use crate::storage::{DownloadHeaders, ObjectMeta, StorageKind, keys};
 
 /// Largest hop count when following links.
 const MAX_LINK_HOPS: usize = 8;
-
-fn parse_sha256(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get("x-checksum-sha256") else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request(
-            "X-Checksum-Sha256 must be 64 hexadecimal digits",
-        ));
-    }
-    Ok(Some(text))
-}
 
 /// A request body as a storage byte stream.
 fn request_stream(body: Body) -> crate::storage::ByteStream {
@@ -84,18 +66,13 @@ pub async fn put_file(
     let expected_sha256 = parse_sha256(&headers)?;
     let view = authorize_version(&app, &principal, &project, &version, Action::UploadFile).await?;
     let version = view.record.version.clone();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let content_type = header_text(&headers, header::CONTENT_TYPE).map(str::to_owned);
     let mut event = AuditEvent::new("file.upload")
         .by(&principal)
         .resource(format!("file:{project}:{path}@{version}"))
         .project(&project);
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok())
+    if let Some(length) =
+        header_text(&headers, header::CONTENT_LENGTH).and_then(|value| value.parse::<u64>().ok())
     {
         event = event.detail("content_length", length);
     }
@@ -108,14 +85,8 @@ pub async fn put_file(
         expected_sha256,
     };
     // The outcome (`Sync`) comes out of the mutation, the response is built after it.
-    let outcome = app
-        .audit
-        .mutation(
-            event,
-            201,
-            store_file(&app, &principal, file, request_stream(body)),
-        )
-        .await?;
+    let work = store_file(&app, &principal, file, request_stream(body));
+    let outcome = app.audit.mutation(event, 201, work).await?;
     Ok((StatusCode::CREATED, ApiJson(outcome)).into_response())
 }
 
@@ -139,7 +110,7 @@ pub async fn get_files(
         .version_listing(&project, &version)
         .await
         .map_err(super::projects::index_error)?;
-    let records = file_records(&app, &listing).await?;
+    let records = files::file_records(&app, &listing).await?;
     let mut files = Vec::new();
     for (path, object) in &listing.files {
         let record = records.get(path);
@@ -153,8 +124,23 @@ pub async fn get_files(
             "uploaded_at": record.map_or(object.last_modified, |r| r.uploaded_at),
         }));
     }
-    // The target's id only for those who may read it (a search per link: off the runtime).
-    let links = listing.links;
+    files.extend(link_entries(&app, &principal, &project, &version, listing.links).await?);
+    Ok(ApiJson(json!({
+        "project_id": project,
+        "version": version,
+        "files": files,
+    })))
+}
+
+/// The listing's entries of a version's links: the target's id only for those who may read
+/// it (a search per link: off the runtime).
+async fn link_entries(
+    app: &AppState,
+    principal: &Principal,
+    project: &str,
+    version: &str,
+    links: std::collections::BTreeMap<String, Value>,
+) -> ApiResult<Vec<Value>> {
     let linked = {
         let (app, principal) = (app.clone(), principal.clone());
         crate::index::off_runtime(move || {
@@ -165,7 +151,7 @@ pub async fn get_files(
                         .get("id")
                         .and_then(Value::as_str)
                         .is_some_and(|target| {
-                            super::search::link_target_readable(&app, &principal, target)
+                            super::hits::link_target_readable(&app, &principal, target)
                         });
                     (path, link, readable)
                 })
@@ -174,59 +160,24 @@ pub async fn get_files(
         .await
         .map_err(ApiError::internal)?
     };
-    for (path, link, readable) in linked {
-        let link = if readable {
-            link
-        } else {
-            json!({"type": link.get("type").cloned().unwrap_or(Value::Null), "id": Value::Null})
-        };
-        files.push(json!({
-            "id": format!("{project}:{path}@{version}"),
-            "path": path,
-            "link": link,
-        }));
-    }
-    Ok(ApiJson(json!({
-        "project_id": project,
-        "version": version,
-        "files": files,
-    })))
+    Ok(linked
+        .into_iter()
+        .map(|(path, link, readable)| link_entry(project, version, &path, link, readable))
+        .collect())
 }
 
-/// Sidecar reads in flight at once for a listing's cache misses.
-const SIDECAR_READS: usize = 16;
-
-/// The sidecar records of a listed version by file path: from the ETag-validated cache when
-/// the listing's ETag matches, else read (concurrently) and cached.
-async fn file_records(
-    app: &AppState,
-    listing: &crate::index::indexer::VersionListing,
-) -> ApiResult<std::collections::HashMap<String, std::sync::Arc<FileRecord>>> {
-    let mut records = std::collections::HashMap::with_capacity(listing.sidecar_keys.len());
-    let mut missing = Vec::new();
-    for (path, key) in &listing.sidecar_keys {
-        let etag = listing.sidecar_etags.get(key).map_or("", String::as_str);
-        match app.file_records.get(key, etag) {
-            Some(record) => {
-                records.insert(path.clone(), record);
-            }
-            None => missing.push((path.clone(), key.clone())),
-        }
-    }
-    let read: Vec<Option<(String, std::sync::Arc<FileRecord>)>> = futures::stream::iter(missing)
-        .map(|(path, key)| async move {
-            let found = read_record::<FileRecord>(app, &key).await?;
-            Ok::<_, ApiError>(found.map(|(record, etag)| {
-                let record = std::sync::Arc::new(record);
-                app.file_records.insert(key, etag, record.clone());
-                (path, record)
-            }))
-        })
-        .buffer_unordered(SIDECAR_READS)
-        .try_collect()
-        .await?;
-    records.extend(read.into_iter().flatten());
-    Ok(records)
+/// A link as listed: its target's id hidden unless `readable`.
+fn link_entry(project: &str, version: &str, path: &str, link: Value, readable: bool) -> Value {
+    let link = if readable {
+        link
+    } else {
+        json!({"type": link.get("type").cloned().unwrap_or(Value::Null), "id": Value::Null})
+    };
+    json!({
+        "id": format!("{project}:{path}@{version}"),
+        "path": path,
+        "link": link,
+    })
 }
 
 /// `GET /files/{id}` parameters.
@@ -266,21 +217,11 @@ async fn resolve_file(
             Err(error) if error.is_not_found() => {}
             Err(error) => return Err(error.into()),
         }
-        let links = read_record::<serde_json::Map<String, Value>>(
-            app,
-            &keys::version_links(&id.project, &view.record.version),
-        )
-        .await?
-        .map(|(links, _)| links)
-        .unwrap_or_default();
-        let Some(target) = links
-            .get(&id.path)
-            .and_then(|link| link.get("id"))
-            .and_then(Value::as_str)
-        else {
+        let target = files::link_target(app, &id.project, &view.record.version, &id.path).await?;
+        let Some(target) = target else {
             return Err(ApiError::not_found(format!("no file {id}")));
         };
-        id = parse_id(target)?;
+        id = parse_id(&target)?;
     }
     Err(ApiError::new(ErrorCode::Conflict, "link chain too long"))
 }
@@ -321,27 +262,37 @@ pub async fn get_file(
             .outcome(crate::audit::Outcome::Ok, 200),
     );
     if app.storage.kind() == StorageKind::S3 && params.redirect.unwrap_or(true) {
-        // S3 cannot be told to send `nosniff` or a CSP: the URL makes it answer as an
-        // attachment, with an inert content type.
-        let url = app
-            .storage
-            .presign_download(
-                &key,
-                Duration::from_secs(expires_in),
-                &DownloadHeaders {
-                    content_disposition: Some(content_disposition(file_name(&key))),
-                    content_type: Some(download_content_type(meta.content_type.as_deref())),
-                },
-            )
-            .await?;
-        return Response::builder()
-            .status(StatusCode::FOUND)
-            .header(header::LOCATION, url)
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::empty())
-            .map_err(ApiError::internal);
+        return presigned_redirect(&app, &key, &meta, expires_in).await;
     }
     stream_object(&app, &key, &headers).await
+}
+
+/// `302` to a presigned URL of the file on S3, answered as an attachment.
+async fn presigned_redirect(
+    app: &AppState,
+    key: &str,
+    meta: &ObjectMeta,
+    expires_in: u64,
+) -> ApiResult<Response> {
+    // S3 cannot be told to send `nosniff` or a CSP: the URL makes it answer as an
+    // attachment, with an inert content type.
+    let url = app
+        .storage
+        .presign_download(
+            key,
+            Duration::from_secs(expires_in),
+            &DownloadHeaders {
+                content_disposition: Some(content_disposition(file_name(key))),
+                content_type: Some(download_content_type(meta.content_type.as_deref())),
+            },
+        )
+        .await?;
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, url)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::empty())
+        .map_err(ApiError::internal)
 }
 
 /// Streams an object with `ETag`, `If-None-Match` (`304`) and a single `Range` (`206`), as an
@@ -349,14 +300,7 @@ pub async fn get_file(
 pub async fn stream_object(app: &AppState, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
     let meta = app.storage.head(key).await?;
     let etag = format!("\"{}\"", meta.etag.trim_matches('"'));
-    if let Some(candidates) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        && candidates
-            .split(',')
-            .map(str::trim)
-            .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
-    {
+    if not_modified(headers, &etag) {
         return download_headers(Response::builder(), key)
             .status(StatusCode::NOT_MODIFIED)
             .header(header::ETAG, etag)
@@ -380,21 +324,40 @@ pub async fn stream_object(app: &AppState, key: &str, headers: &HeaderMap) -> Ap
             header::CONTENT_TYPE,
             download_content_type(object.meta.content_type.as_deref()),
         );
-    builder = match object.range {
-        Some((start, end)) => builder
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_LENGTH, end - start + 1)
-            .header(
-                header::CONTENT_RANGE,
-                format!("bytes {start}-{end}/{}", object.meta.size),
-            ),
-        None => builder
-            .status(StatusCode::OK)
-            .header(header::CONTENT_LENGTH, object.meta.size),
-    };
+    builder = with_range(builder, object.range, object.meta.size);
     builder
         .body(Body::from_stream(object.body))
         .map_err(ApiError::internal)
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`).
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|candidates| {
+            candidates
+                .split(',')
+                .map(str::trim)
+                .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+        })
+}
+
+/// The status and length headers of a whole object (`200`) or of the range served (`206`).
+fn with_range(
+    builder: axum::http::response::Builder,
+    range: Option<(u64, u64)>,
+    size: u64,
+) -> axum::http::response::Builder {
+    match range {
+        Some((start, end)) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_LENGTH, end - start + 1)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
+        None => builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, size),
+    }
 }
 
 /// Deletes a file (owners; never in a stable or deprecated version).
@@ -425,50 +388,7 @@ pub async fn delete_file(
         .by(&principal)
         .resource(format!("file:{}:{}@{version}", id.project, id.path))
         .project(&id.project);
-    app.audit
-        .mutation(
-            event,
-            204,
-            remove_file(&app, &id.project, &version, &id.path),
-        )
-        .await
-}
-
-/// The mutation of `DELETE /files/{id}`: the bytes and sidecar, or the link; `404` when the
-/// version holds neither.
-async fn remove_file(
-    app: &AppState,
-    project: &str,
-    version: &str,
-    path: &str,
-) -> ApiResult<StatusCode> {
-    let key = keys::version_file(project, version, path);
-    let exists = match app.storage.head(&key).await {
-        Ok(_) => true,
-        Err(error) if error.is_not_found() => false,
-        Err(error) => return Err(error.into()),
-    };
-    let links_key = keys::version_links(project, version);
-    let links = read_record::<serde_json::Map<String, Value>>(app, &links_key).await?;
-    let linked = links
-        .as_ref()
-        .is_some_and(|(links, _)| links.contains_key(path));
-    if !exists && !linked {
-        return Err(ApiError::not_found(format!(
-            "no file {project}:{path}@{version}"
-        )));
-    }
-    if exists {
-        app.storage.delete(&key).await?;
-        app.storage
-            .delete(&sidecar_key(project, version, path))
-            .await?;
-    }
-    if let Some((mut links, etag)) = links
-        && links.remove(path).is_some()
-    {
-        write_record(app, &links_key, &links, PutCondition::IfMatch(etag)).await?;
-    }
-    reindex_version(app, project, version).await?;
+    let removal = files::remove_file(&app, &id.project, &version, &id.path);
+    app.audit.mutation(event, 204, removal).await?;
     Ok(StatusCode::NO_CONTENT)
 }

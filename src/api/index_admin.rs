@@ -123,6 +123,25 @@ pub fn accepted(app: &AppState, job_id: &str) -> Response {
         .into_response()
 }
 
+/// The projects a `PUT /index/build` body names (`None`: every project). The body is
+/// optional: empty means every project.
+fn build_projects(body: &[u8]) -> ApiResult<Option<Vec<String>>> {
+    let request: BuildRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        BuildRequest::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?
+    };
+    let projects = request.project_ids;
+    if let Some(projects) = &projects {
+        for project in projects {
+            names::validate_project_id(project)
+                .map_err(|error| ApiError::new(ErrorCode::InvalidName, error.to_string()))?;
+        }
+    }
+    Ok(projects)
+}
+
 /// Starts an indexing job over some or all projects (admins).
 #[utoipa::path(put, path = "/index/build", tag = "index", request_body(content = BuildRequest),
     responses(
@@ -134,20 +153,7 @@ pub async fn put_index_build(
     RequireAdmin(admin): RequireAdmin,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    // The body is optional: empty means every project.
-    let request: BuildRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        BuildRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?
-    };
-    let projects = request.project_ids;
-    if let Some(projects) = &projects {
-        for project in projects {
-            names::validate_project_id(project)
-                .map_err(|error| ApiError::new(ErrorCode::InvalidName, error.to_string()))?;
-        }
-    }
+    let projects = build_projects(&body)?;
     let event = AuditEvent::new("index.build")
         .by(&admin)
         .resource("index")
@@ -156,25 +162,7 @@ pub async fn put_index_build(
             serde_json::to_value(&projects).unwrap_or_default(),
         );
     let pending = app.audit.begin(event).await?;
-    let job = app
-        .jobs
-        .create(crate::jobs::JobKind::IndexBuild, &admin.actor());
-    let id = job.id().to_owned();
-    let indexer = app.indexer.clone();
-    app.jobs
-        .start(job, move |job| async move {
-            indexer
-                .index_projects(projects, |done, total| {
-                    if done >= 1 {
-                        crate::crash::point("rebuild.progress");
-                    }
-                    job.progress(done as u64, total as u64);
-                })
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string())
-        })
-        .await;
+    let id = crate::catalog::projects::start_index_build(&app, &admin.actor(), projects).await;
     app.audit
         .finish(
             pending,

@@ -32,21 +32,19 @@ use serde_json::json;
 
 use super::access::{authorize_namespace, authorize_project};
 use super::namespaces::{new_namespace_profile, reindex_namespace};
-use super::profiles::parse_principal;
 use super::projects::{loader_error, reindex_project};
+use super::shares::parse_principal;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
 pub use crate::catalog::members::{GrantRequest, MemberLevel, check_expiry, check_grantee};
 use crate::catalog::members::{
-    admit, check_project_grant_adds, check_project_level, grant_on_project, not_a_member, remove,
-    set_level, update_profile,
+    admit, chain_levels, check_project_grant_adds, check_project_level, grant_on_project,
+    not_a_member, remove, set_level, update_profile,
 };
 pub use crate::catalog::permissions::ensure_principal_exists;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use crate::permissions::{
-    Action, Level, PrincipalRef, Profile, ProfileLocation, ResolvedProfile, ScopeChain,
-};
+use crate::permissions::{Action, Level, PrincipalRef, Profile, ProfileLocation, ResolvedProfile};
 
 fn granted(resource: &str, grantee: &PrincipalRef, request: &GrantRequest) -> Response {
     (
@@ -275,14 +273,12 @@ pub struct MemberList {
     pub count: usize,
 }
 
-/// The effective members from the profiles that resolution uses: the first profile found,
-/// then, while it says `inherit`, the next one above.
-fn effective_members(
-    resource: String,
+/// The unexpired grants of each principal in the profiles that resolution uses: the first
+/// profile found, then, while it says `inherit`, the next one above.
+fn grants_by_principal(
     levels: &[(String, Option<&Profile>)],
-    resolved: &ResolvedProfile,
     now: DateTime<Utc>,
-) -> MemberList {
+) -> BTreeMap<String, Vec<Grant>> {
     let mut members: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
     let contributing = levels
         .iter()
@@ -307,7 +303,18 @@ fn effective_members(
             break;
         }
     }
-    let members: Vec<Member> = members
+    members
+}
+
+/// The effective members from the profiles that resolution uses: the first profile found,
+/// then, while it says `inherit`, the next one above.
+fn effective_members(
+    resource: String,
+    levels: &[(String, Option<&Profile>)],
+    resolved: &ResolvedProfile,
+    now: DateTime<Utc>,
+) -> MemberList {
+    let members: Vec<Member> = grants_by_principal(levels, now)
         .into_iter()
         .map(|(principal, grants)| Member {
             principal,
@@ -329,22 +336,6 @@ fn effective_members(
         count: members.len(),
         members,
     }
-}
-
-fn chain_levels<'a>(
-    chain: &'a ScopeChain,
-    namespace: Option<&str>,
-    project: Option<&str>,
-) -> Vec<(String, Option<&'a Profile>)> {
-    let mut levels = Vec::new();
-    if let Some(project) = project {
-        levels.push((format!("project:{project}"), chain.project.as_ref()));
-    }
-    if let Some(namespace) = namespace {
-        levels.push((format!("namespace:{namespace}"), chain.namespace.as_ref()));
-    }
-    levels.push(("global".to_owned(), chain.global.as_ref()));
-    levels
 }
 
 /// Who can access a namespace, and through which grant.

@@ -12,10 +12,14 @@ pub mod api_keys;
 pub mod audit_log;
 pub mod download;
 pub mod extract;
+pub mod facets;
 pub mod files;
 pub mod groups;
+pub mod hits;
 pub mod index_admin;
+pub mod listing;
 pub mod members;
+pub mod metadata;
 pub mod namespaces;
 pub mod openapi;
 pub mod presigned;
@@ -23,6 +27,7 @@ pub mod profiles;
 pub mod projects;
 pub mod search;
 pub mod sessions;
+pub mod shares;
 pub mod system;
 pub mod uploads;
 pub mod users;
@@ -84,11 +89,11 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(presigned::get_presigned, presigned::put_presigned))
         .routes(routes!(search::get_search))
         .routes(routes!(search::get_scroll))
-        .routes(routes!(search::get_aggregate))
-        .routes(routes!(search::get_file_metadata))
-        .routes(routes!(search::get_projects, projects::post_project))
+        .routes(routes!(facets::get_aggregate))
+        .routes(routes!(metadata::get_file_metadata))
+        .routes(routes!(listing::get_projects, projects::post_project))
         .routes(routes!(
-            search::get_project_versions,
+            listing::get_project_versions,
             projects::post_version
         ))
         .routes(routes!(projects::get_project, projects::patch_project))
@@ -114,14 +119,14 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             profiles::put_global_permissions,
             profiles::delete_global_permissions
         ))
-        .routes(routes!(profiles::post_share))
-        .routes(routes!(profiles::delete_share))
+        .routes(routes!(shares::post_share))
+        .routes(routes!(shares::delete_share))
         .routes(routes!(uploads::post_upload))
         .routes(routes!(uploads::put_link))
         .routes(routes!(uploads::put_complete))
         .routes(routes!(uploads::put_abort))
-        .routes(routes!(search::get_project_metadata))
-        .routes(routes!(search::get_version_metadata))
+        .routes(routes!(metadata::get_project_metadata))
+        .routes(routes!(metadata::get_version_metadata))
         .routes(routes!(index_admin::get_version_info))
         .routes(routes!(index_admin::get_index_sync))
         .routes(routes!(index_admin::put_index_build))

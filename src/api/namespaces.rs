@@ -13,11 +13,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::{NamespaceView, authorize_namespace, decide, load_namespace};
+use super::access::{authorize_namespace, decide, load_namespace};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::profiles::{merge_profile, present};
@@ -34,10 +33,7 @@ use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
 use crate::permissions::{Action, LifecycleState, ProfileLocation};
-use crate::storage::{ObjectStoreExt as _, keys};
-
-/// Namespaces loaded at once by `GET /namespaces`.
-const NAMESPACE_READS: usize = 16;
+use crate::storage::keys;
 
 /// `POST /namespaces` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -104,30 +100,10 @@ pub async fn get_namespaces(
     State(app): State<AppState>,
     principal: Principal,
 ) -> ApiResult<ApiJson<NamespaceList>> {
-    let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
+    let views = crate::catalog::namespaces::load_all(&app).await?;
     let now = app.clock.now();
-    let names: Vec<String> = objects
-        .iter()
-        .filter_map(|object| {
-            object
-                .key
-                .strip_prefix(&keys::namespaces_prefix())
-                .and_then(|rest| rest.strip_suffix("/namespace.json"))
-        })
-        .filter(|name| names::validate_namespace(name).is_ok())
-        .map(str::to_owned)
-        .collect();
-    // Each namespace's record and profile chain, read concurrently rather than one by one.
-    let views: Vec<Option<NamespaceView>> = futures::stream::iter(names)
-        .map(|name| {
-            let app = &app;
-            async move { load_namespace(app, &name).await }
-        })
-        .buffered(NAMESPACE_READS)
-        .try_collect()
-        .await?;
     let mut results = Vec::new();
-    for view in views.into_iter().flatten() {
+    for view in views {
         if principal
             .decide(Action::ReadMetadata, &view.target, now)
             .is_ok()

@@ -6,8 +6,6 @@
 //! these routes answer `404`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -17,9 +15,10 @@ use base64::Engine as _;
 use futures::TryStreamExt as _;
 
 use crate::app::AppState;
+use crate::catalog::uploads::{self, PresignedPut};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorCode};
 use crate::storage::presign::{LocalPresigner, VerifiedPresign};
-use crate::storage::{ByteRange, PresignMethod, PutOptions, keys};
+use crate::storage::{ByteRange, PresignMethod};
 
 /// Answer of a successful presigned upload.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -63,6 +62,24 @@ pub fn parse_content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiErr
         .map_err(|_| invalid())?;
     let digest: [u8; 16] = decoded.try_into().map_err(|_| invalid())?;
     Ok(Some(digest))
+}
+
+/// `X-Checksum-Sha256`: 64 hexadecimal digits, lower-cased (`400 bad_request` otherwise).
+pub fn parse_sha256(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("x-checksum-sha256") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "X-Checksum-Sha256 must be 64 hexadecimal digits",
+        ));
+    }
+    Ok(Some(text))
 }
 
 /// Parses a single `Range: bytes=a-b` / `bytes=a-` / `bytes=-n` header (suffix ranges need the
@@ -126,6 +143,29 @@ pub async fn get_presigned(
     super::files::stream_object(&state, &key, &headers).await
 }
 
+/// A header's value, when it is text.
+pub(super) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// The md5 a presigned PUT is checked against: the one the URL binds, else the one sent
+/// (`Content-MD5`); `400 digest_mismatch` when both are there and differ.
+fn content_md5(
+    verified: &VerifiedPresign,
+    headers: &HeaderMap,
+) -> Result<Option<[u8; 16]>, ApiError> {
+    let sent = parse_content_md5(headers)?;
+    if let (Some(bound), Some(sent)) = (verified.content_md5, sent)
+        && bound != sent
+    {
+        return Err(ApiError::new(
+            ErrorCode::DigestMismatch,
+            "Content-MD5 differs from the one this URL was signed for",
+        ));
+    }
+    Ok(verified.content_md5.or(sent))
+}
+
 /// Upload through a presigned URL of the local backend; the body is streamed to storage and
 /// checked against `Content-MD5` when sent (and against the md5 the URL binds, if any).
 #[utoipa::path(put, path = "/storage/{*key}", tag = "storage",
@@ -145,87 +185,16 @@ pub async fn put_presigned(
     let verified = verify(&state, PresignMethod::Put, &key, &query)?;
     // A presigned PUT only ever fills an announced file of an upload still in progress, by
     // someone who may still write there: checked now, not only when the URL was made.
-    let Some((project, version, upload_id, path)) = keys::parse_upload_staging(&key) else {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this URL does not upload a file of an upload",
-        ));
+    let path = uploads::presigned_upload_path(&state, &key).await?;
+    let put = PresignedPut {
+        key: &key,
+        content_type: header_text(&headers, header::CONTENT_TYPE).map(str::to_owned),
+        content_md5: content_md5(&verified, &headers)?,
+        content_length: header_text(&headers, header::CONTENT_LENGTH)
+            .and_then(|value| value.parse::<u64>().ok()),
     };
-    super::uploads::check_presigned_upload(&state, project, version, upload_id, path).await?;
-    let sent_md5 = parse_content_md5(&headers)?;
-    if let (Some(bound), Some(sent)) = (verified.content_md5, sent_md5)
-        && bound != sent
-    {
-        return Err(ApiError::new(
-            ErrorCode::DigestMismatch,
-            "Content-MD5 differs from the one this URL was signed for",
-        ));
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    // A metadata document is capped here as on every other path that writes one.
-    let limit = path
-        .ends_with(".json")
-        .then_some(state.settings.max_json_bytes as u64);
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "a metadata document is at most {} bytes",
-                state.settings.max_json_bytes
-            ),
-        )
-    };
-    if let Some(limit) = limit
-        && headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok())
-            .is_some_and(|length| length > limit)
-    {
-        return Err(too_large());
-    }
-    let exceeded = Arc::new(AtomicBool::new(false));
-    let mut seen: u64 = 0;
-    let flag = Arc::clone(&exceeded);
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .and_then(move |chunk| {
-            seen = seen.saturating_add(chunk.len() as u64);
-            let over = limit.is_some_and(|limit| seen > limit);
-            if over {
-                flag.store(true, Ordering::Relaxed);
-            }
-            futures::future::ready(if over {
-                Err(std::io::Error::other(
-                    "metadata document over the size limit",
-                ))
-            } else {
-                Ok(chunk)
-            })
-        });
-    let outcome = state
-        .storage
-        .put(
-            &key,
-            Box::pin(stream),
-            PutOptions {
-                content_type,
-                content_md5: verified.content_md5.or(sent_md5),
-                ..PutOptions::default()
-            },
-        )
-        .await
-        .map_err(|error| {
-            if exceeded.load(Ordering::Relaxed) {
-                too_large()
-            } else {
-                ApiError::from(error)
-            }
-        })?;
+    let body = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let outcome = uploads::store_presigned(&state, path, put, body).await?;
     Ok(ApiJson(PresignedPutOutcome {
         size: outcome.meta.size,
         md5sum: outcome.md5_hex,

@@ -1,36 +1,31 @@
-//! Permission profiles and sharing: `GET·PUT·DELETE /projects/{p}/permissions`,
-//! `GET·PUT·DELETE /projects/{p}/version/{v}/permissions` (ArtifactDB: PUT merges a partial
-//! body, `scope` is the route's, grants may not exceed the grantee's role; PUT and DELETE
-//! answer `202` with the re-indexing job), and `POST /projects/{p}/share`,
-//! `DELETE /projects/{p}/share/{principal}` (read-only viewer grants with optional expiry).
+//! Permission profiles: `GET·PUT·DELETE /projects/{p}/permissions`,
+//! `GET·PUT·DELETE /projects/{p}/version/{v}/permissions` and `/permissions` (global)
+//! (ArtifactDB: PUT merges a partial body, `scope` is the route's, grants may not exceed the
+//! grantee's role; PUT and DELETE answer `202` with the re-indexing job). Read-only shares
+//! are [`super::shares`].
 //!
-//! Only owners and admins change profiles (`Action::ChangePermissions`, `Action::Share`).
+//! Only owners and admins change profiles (`Action::ChangePermissions`).
 //!
 //! Audit (SPEC §9): once the caller passed [`authorize_project`] / [`authorize_version`]
 //! (whose denials are `access.denied`), each change is one mutation event, one call site per
 //! action: `permissions.update` (PUT, details: the scope and the partial profile merged),
-//! `permissions.delete` (DELETE), `share.create` (details: the grantee and the expiry) and
-//! `share.delete` (details: the grantee).
+//! and `permissions.delete` (DELETE).
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::access::{authorize_project, authorize_version};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
-use super::projects::{loader_error, publish, spawn_reindex_job};
+use super::projects::{loader_error, spawn_reindex_job};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
 pub use crate::catalog::permissions::{merge_profile, validate_grants};
-use crate::catalog::permissions::{share, unshare};
+use crate::catalog::projects::{start_global_reindex, start_version_reindex};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
-use crate::feed::Change;
-use crate::permissions::{Action, PrincipalRef, Profile, ProfileLocation, ProfileScope};
+use crate::permissions::{Action, Profile, ProfileLocation, ProfileScope};
 
 /// The stored profile with the access-rule defaults filled in.
 pub fn present(profile: &Profile) -> Value {
@@ -175,25 +170,6 @@ pub async fn get_version_permissions(
     .await
 }
 
-/// The event of a profile change at project level, or at `version` level when given.
-/// Re-indexes every project (a global profile change can touch any document).
-async fn global_job(app: &AppState, actor: &str) -> ApiResult<String> {
-    publish(app, Change::All).await?;
-    let job = app.jobs.create(crate::jobs::JobKind::IndexBuild, actor);
-    let id = job.id().to_owned();
-    let indexer = app.indexer.clone();
-    app.jobs
-        .start(job, move |job| async move {
-            indexer
-                .index_projects(None, |done, total| job.progress(done as u64, total as u64))
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string())
-        })
-        .await;
-    Ok(id)
-}
-
 /// The global profile (admins; the built-in default, which grants nothing, when absent).
 #[utoipa::path(get, path = "/permissions", tag = "permissions",
     responses((status = 200, description = "The profile"),
@@ -232,7 +208,7 @@ pub async fn put_global_permissions(
         .audit
         .mutation(event, 202, async {
             merge_profile(&app, &ProfileLocation::Global, patch).await?;
-            global_job(&app, &admin.actor()).await
+            start_global_reindex(&app, &admin.actor()).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -257,13 +233,14 @@ pub async fn delete_global_permissions(
             app.profiles
                 .delete_profile(&ProfileLocation::Global)
                 .await
-                .map_err(loader_error)?;
-            global_job(&app, &admin.actor()).await
+                .map_err(crate::catalog::Error::from)?;
+            start_global_reindex(&app, &admin.actor()).await
         })
         .await?;
     Ok(accepted(&app, &job))
 }
 
+/// The event of a profile change at project level, or at `version` level when given.
 fn permissions_event(
     action: &str,
     principal: &Principal,
@@ -279,37 +256,6 @@ fn permissions_event(
         .resource(resource)
         .project(project)
         .detail("scope", scope)
-}
-
-async fn version_job(
-    app: &AppState,
-    actor: &str,
-    project: &str,
-    version: &str,
-) -> ApiResult<String> {
-    publish(
-        app,
-        Change::Version {
-            project: project.to_owned(),
-            version: version.to_owned(),
-        },
-    )
-    .await?;
-    let job = app.jobs.create(crate::jobs::JobKind::IndexVersion, actor);
-    let id = job.id().to_owned();
-    let indexer = app.indexer.clone();
-    let (project, version) = (project.to_owned(), version.to_owned());
-    app.jobs
-        .start(job, move |job| async move {
-            job.progress(0, 1);
-            indexer
-                .index_version(&project, &version)
-                .await
-                .map(|_| job.progress(1, 1))
-                .map_err(|error| error.to_string())
-        })
-        .await;
-    Ok(id)
 }
 
 /// Merges a partial profile into the version's (owners and admins) → `202` with the job.
@@ -345,7 +291,7 @@ pub async fn put_version_permissions(
         .audit
         .mutation(event, 202, async {
             merge_profile(&app, &location, patch).await?;
-            version_job(&app, &principal.actor(), &project, &version).await
+            start_version_reindex(&app, &principal.actor(), &project, &version).await
         })
         .await?;
     Ok(accepted(&app, &job))
@@ -380,89 +326,9 @@ pub async fn delete_version_permissions(
                     version: version.clone(),
                 })
                 .await
-                .map_err(loader_error)?;
-            version_job(&app, &principal.actor(), &project, &version).await
+                .map_err(crate::catalog::Error::from)?;
+            start_version_reindex(&app, &principal.actor(), &project, &version).await
         })
         .await?;
     Ok(accepted(&app, &job))
-}
-
-/// `POST /projects/{p}/share` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShareRequest {
-    /// Who to share with (`alice`, `group:ml`, `CN=...`, `machine:ci`).
-    pub principal: String,
-    /// When the share ends (RFC 3339); never when absent.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Parses a principal of a request (`422` with the profile error's code when invalid).
-pub fn parse_principal(value: &str) -> ApiResult<PrincipalRef> {
-    PrincipalRef::parse(value).map_err(|error| ApiError::from(crate::catalog::Error::from(error)))
-}
-
-/// Shares a project read-only (metadata and download) with a principal (owners and admins).
-#[utoipa::path(post, path = "/projects/{project}/share", tag = "permissions",
-    params(("project" = String, Path)), request_body = ShareRequest,
-    responses((status = 201, description = "`{project_id, principal, expires_at}`"),
-        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
-        (status = 409, description = "The principal already has a higher grant", body = crate::error::ErrorBody)))]
-pub async fn post_share(
-    State(app): State<AppState>,
-    principal: Principal,
-    ApiPath(project): ApiPath<String>,
-    ApiJson(request): ApiJson<ShareRequest>,
-) -> ApiResult<Response> {
-    authorize_project(&app, &principal, &project, Action::Share).await?;
-    let grantee = parse_principal(&request.principal)?;
-    // As for member grants: an account or local group must exist.
-    super::members::check_grantee(&app, &grantee, super::members::MemberLevel::Guest).await?;
-    super::members::check_expiry(request.expires_at, app.clock.now())?;
-    let event = AuditEvent::new("share.create")
-        .by(&principal)
-        .resource(format!("project:{project}"))
-        .project(&project)
-        .detail("principal", grantee.to_string())
-        .detail("expires_at", request.expires_at.map(|at| at.to_rfc3339()));
-    app.audit
-        .mutation(
-            event,
-            201,
-            share(&app, &project, &grantee, request.expires_at),
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(json!({
-            "project_id": project,
-            "principal": grantee.to_string(),
-            "expires_at": request.expires_at,
-        })),
-    )
-        .into_response())
-}
-
-/// Removes a read-only share (owners and admins).
-#[utoipa::path(delete, path = "/projects/{project}/share/{principal}", tag = "permissions",
-    params(("project" = String, Path), ("principal" = String, Path)),
-    responses((status = 204, description = "Removed"),
-        (status = 403, description = "Not an owner", body = crate::error::ErrorBody),
-        (status = 404, description = "Not shared with this principal", body = crate::error::ErrorBody)))]
-pub async fn delete_share(
-    State(app): State<AppState>,
-    principal: Principal,
-    ApiPath((project, grantee)): ApiPath<(String, String)>,
-) -> ApiResult<StatusCode> {
-    authorize_project(&app, &principal, &project, Action::Share).await?;
-    let grantee = parse_principal(&grantee)?;
-    let event = AuditEvent::new("share.delete")
-        .by(&principal)
-        .resource(format!("project:{project}"))
-        .project(&project)
-        .detail("principal", grantee.to_string());
-    app.audit
-        .mutation(event, 204, unshare(&app, &project, &grantee))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -33,7 +33,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::access::{ProjectView, VersionView, authorize_project, authorize_version, decide};
+use super::access::{
+    authorize_project, authorize_project_patch, authorize_version, authorize_version_patch, decide,
+};
 use crate::app::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
@@ -46,7 +48,7 @@ use crate::catalog::projects::{update_project, update_version};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::model::names::{self, NameError};
 use crate::model::records::{ProjectRecord, ProjectType, VersionRecord, VersionStatus};
-use crate::permissions::{Action, LifecycleState, LoaderError, Visibility, effective_state};
+use crate::permissions::{Action, LifecycleState, LoaderError, Visibility};
 
 /// Maps a name or path error to `400 invalid_name` / `400 invalid_path`.
 #[must_use]
@@ -126,19 +128,7 @@ pub async fn post_project(
         created_at: Utc::now(),
         created_by: String::new(),
     };
-    let event = AuditEvent::new("project.create")
-        .by(&principal)
-        .resource(format!("project:{}", record.project_id))
-        .project(&record.project_id)
-        .detail(
-            "type",
-            serde_json::to_value(record.project_type).unwrap_or_default(),
-        )
-        .detail(
-            "visibility",
-            serde_json::to_value(visibility).unwrap_or_default(),
-        )
-        .detail("namespace", record.namespace.clone());
+    let event = project_create_event(&principal, &record, visibility);
     // The record (`Sync`) comes out of the mutation, the response is built after it.
     let record = app
         .audit
@@ -149,6 +139,27 @@ pub async fn post_project(
         })
         .await?;
     Ok((StatusCode::CREATED, ApiJson(record)).into_response())
+}
+
+/// The `project.create` event of a new project record.
+fn project_create_event(
+    principal: &Principal,
+    record: &ProjectRecord,
+    visibility: Visibility,
+) -> AuditEvent {
+    AuditEvent::new("project.create")
+        .by(principal)
+        .resource(format!("project:{}", record.project_id))
+        .project(&record.project_id)
+        .detail(
+            "type",
+            serde_json::to_value(record.project_type).unwrap_or_default(),
+        )
+        .detail(
+            "visibility",
+            serde_json::to_value(visibility).unwrap_or_default(),
+        )
+        .detail("namespace", record.namespace.clone())
 }
 
 /// A project's record.
@@ -211,44 +222,6 @@ pub async fn patch_project(
         .mutation(event, 200, update_project(&app, view, request))
         .await?;
     Ok(ApiJson(record))
-}
-
-/// The mutation of `PATCH /projects/{p}`: the route's own decisions, then the write.
-/// The permission decisions of `PATCH /projects/{p}`, before its event: a refusal is an
-/// `access.denied` with its reason (recorded by [`decide`]), not a mutation.
-fn authorize_project_patch(
-    app: &AppState,
-    principal: &Principal,
-    view: &ProjectView,
-    request: &PatchProjectRequest,
-) -> ApiResult<()> {
-    let mut target = view.target.clone();
-    if let Some(to) = request.state {
-        decide(
-            app,
-            principal,
-            Action::ChangeState {
-                from: view.record.state,
-                to,
-            },
-            &target,
-        )?;
-        let namespace_state = view.record.namespace.as_ref().map(|_| {
-            view.namespace
-                .as_ref()
-                .map_or(LifecycleState::Active, |ns| ns.state)
-        });
-        target.state = effective_state(namespace_state, Some(to), None);
-    }
-    let changes_record = request.title.is_some()
-        || request.description.is_some()
-        || request.tags.is_some()
-        || request.project_type.is_some();
-    // An empty patch is judged as a record update, so readers cannot cause writes.
-    if changes_record || request.state.is_none() {
-        decide(app, principal, Action::UpdateRecord, &target)?;
-    }
-    Ok(())
 }
 
 /// `POST /projects/{p}/versions` body.
@@ -362,40 +335,6 @@ pub async fn patch_version(
         .mutation(event, 200, update_version(&app, view, request))
         .await?;
     Ok(ApiJson(record))
-}
-
-/// The mutation of `PATCH /projects/{p}/version/{v}`: the route's own decisions, then the
-/// write.
-/// The permission decisions of `PATCH /projects/{p}/version/{v}`, before its event: a
-/// refusal is an `access.denied` with its reason, not a mutation.
-fn authorize_version_patch(
-    app: &AppState,
-    principal: &Principal,
-    view: &VersionView,
-    request: &PatchVersionRequest,
-) -> ApiResult<()> {
-    let mut target = view.target.clone();
-    if let Some(to) = request.state {
-        decide(
-            app,
-            principal,
-            Action::ChangeState {
-                from: view.record.state,
-                to,
-            },
-            &target,
-        )?;
-        target.state = effective_state(Some(view.project.target.state), Some(to), None);
-    }
-    if let Some(stable) = request.stable {
-        decide(app, principal, Action::MarkStable, &target)?;
-        target.stable = stable;
-    }
-    // An empty patch is judged as a record update, so readers cannot cause writes.
-    if request.changelog.is_some() || (request.state.is_none() && request.stable.is_none()) {
-        decide(app, principal, Action::UpdateRecord, &target)?;
-    }
-    Ok(())
 }
 
 /// Deletes a version: writers for non-stable versions; a stable one must be unmarked first

@@ -118,14 +118,8 @@ pub async fn put_link(
         .resource(format!("file:{}:{}@{version}", source.project, source.path))
         .project(&source.project)
         .detail("target", target_text.clone());
-    let answer = app
-        .audit
-        .mutation(
-            event,
-            200,
-            record_link(&app, &source, &version, &target_text),
-        )
-        .await?;
+    let work = record_link(&app, &source, &version, &target_text);
+    let answer = app.audit.mutation(event, 200, work).await?;
     Ok(ApiJson(answer))
 }
 

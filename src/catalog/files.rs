@@ -1,14 +1,16 @@
 //! Files of a version as records: the sidecar record of each file (size, digests, who
-//! uploaded it), hashing an object already in storage, and the direct upload of one file
-//! ([`store_file`]: staged, checked, moved into the version under a lease).
+//! uploaded it; read for a listing through the ETag-validated cache, [`file_records`]),
+//! hashing an object already in storage, the direct upload of one file ([`store_file`]:
+//! staged, checked, moved into the version under a lease), a link's target
+//! ([`link_target`]) and the removal of a file or link ([`remove_file`]).
 
 use chrono::Utc;
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::Digest as _;
 
-use super::projects::{reindex_version, write_record};
+use super::projects::{read_record, reindex_version, write_record};
 use super::{Error, Result};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -205,4 +207,93 @@ pub async fn store_file(
         md5sum: record.md5sum,
         sha256: record.sha256,
     })
+}
+
+/// Sidecar reads in flight at once for a listing's cache misses.
+const SIDECAR_READS: usize = 16;
+
+/// The sidecar records of a listed version by file path: from the ETag-validated cache when
+/// the listing's ETag matches, else read (concurrently) and cached.
+pub async fn file_records(
+    app: &AppState,
+    listing: &crate::index::indexer::VersionListing,
+) -> Result<std::collections::HashMap<String, std::sync::Arc<FileRecord>>> {
+    let mut records = std::collections::HashMap::with_capacity(listing.sidecar_keys.len());
+    let mut missing = Vec::new();
+    for (path, key) in &listing.sidecar_keys {
+        let etag = listing.sidecar_etags.get(key).map_or("", String::as_str);
+        match app.file_records.get(key, etag) {
+            Some(record) => {
+                records.insert(path.clone(), record);
+            }
+            None => missing.push((path.clone(), key.clone())),
+        }
+    }
+    let read: Vec<Option<(String, std::sync::Arc<FileRecord>)>> = futures::stream::iter(missing)
+        .map(|(path, key)| async move {
+            let found = read_record::<FileRecord>(app, &key).await?;
+            Ok::<_, Error>(found.map(|(record, etag)| {
+                let record = std::sync::Arc::new(record);
+                app.file_records.insert(key, etag, record.clone());
+                (path, record)
+            }))
+        })
+        .buffer_unordered(SIDECAR_READS)
+        .try_collect()
+        .await?;
+    records.extend(read.into_iter().flatten());
+    Ok(records)
+}
+
+/// The mutation of `DELETE /files/{id}`: the bytes and sidecar, or the link; `404` when the
+/// version holds neither.
+pub async fn remove_file(app: &AppState, project: &str, version: &str, path: &str) -> Result<()> {
+    let key = keys::version_file(project, version, path);
+    let exists = match app.storage.head(&key).await {
+        Ok(_) => true,
+        Err(error) if error.is_not_found() => false,
+        Err(error) => return Err(error.into()),
+    };
+    let links_key = keys::version_links(project, version);
+    let links = read_record::<serde_json::Map<String, Value>>(app, &links_key).await?;
+    let linked = links
+        .as_ref()
+        .is_some_and(|(links, _)| links.contains_key(path));
+    if !exists && !linked {
+        return Err(Error::not_found(format!(
+            "no file {project}:{path}@{version}"
+        )));
+    }
+    if exists {
+        app.storage.delete(&key).await?;
+        app.storage
+            .delete(&sidecar_key(project, version, path))
+            .await?;
+    }
+    if let Some((mut links, etag)) = links
+        && links.remove(path).is_some()
+    {
+        write_record(app, &links_key, &links, PutCondition::IfMatch(etag)).await?;
+    }
+    reindex_version(app, project, version).await?;
+    Ok(())
+}
+
+/// The id a link of a version points to (`None` when `path` is no link there).
+pub async fn link_target(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    path: &str,
+) -> Result<Option<String>> {
+    let links =
+        read_record::<serde_json::Map<String, Value>>(app, &keys::version_links(project, version))
+            .await?
+            .map(|(links, _)| links)
+            .unwrap_or_default();
+    Ok(links
+        .get(path)
+        .and_then(|link| link.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned))
 }

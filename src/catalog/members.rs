@@ -311,3 +311,21 @@ pub async fn grant_on_project(
 pub fn not_a_member(resource: &str, grantee: &PrincipalRef) -> Error {
     Error::not_found(format!("{grantee} holds no grant on {resource}"))
 }
+
+/// The profiles resolution reads for a resource, nearest scope first, each named by its
+/// source (`project:<p>`, `namespace:<ns>`, `global`); `None` where a scope has none.
+pub fn chain_levels<'a>(
+    chain: &'a crate::permissions::ScopeChain,
+    namespace: Option<&str>,
+    project: Option<&str>,
+) -> Vec<(String, Option<&'a Profile>)> {
+    let mut levels = Vec::new();
+    if let Some(project) = project {
+        levels.push((format!("project:{project}"), chain.project.as_ref()));
+    }
+    if let Some(namespace) = namespace {
+        levels.push((format!("namespace:{namespace}"), chain.namespace.as_ref()));
+    }
+    levels.push(("global".to_owned(), chain.global.as_ref()));
+    levels
+}

@@ -2,17 +2,20 @@
 //! stands for), applying a PATCH and writing it, the projects a namespace holds (an index
 //! search) and re-indexing them when what they inherit changes.
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::permissions::merge_profile;
 use super::projects::{create_record, index_error, publish, write_record};
+use super::target::{NamespaceView, load_namespace};
 use super::{Error, Result};
 use crate::app::AppState;
 use crate::feed::Change;
+use crate::model::names;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
 use crate::permissions::{AccessRule, LifecycleState, Profile, ProfileLocation, ProfileScope};
-use crate::storage::{PutCondition, keys};
+use crate::storage::{ObjectStoreExt as _, PutCondition, keys};
 
 /// The read rule a namespace's visibility stands for.
 pub fn read_rule(visibility: NamespaceVisibility) -> AccessRule {
@@ -198,4 +201,31 @@ pub async fn update_namespace(
         reindex_namespace(app, &namespace).await?;
     }
     Ok(record)
+}
+
+/// Namespaces loaded at once by `GET /namespaces`.
+const NAMESPACE_READS: usize = 16;
+
+/// Every namespace that exists with its record and profile chain (read concurrently),
+/// unfiltered: the caller decides which it may see.
+pub async fn load_all(app: &AppState) -> Result<Vec<NamespaceView>> {
+    let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
+    let names: Vec<String> = objects
+        .iter()
+        .filter_map(|object| {
+            object
+                .key
+                .strip_prefix(&keys::namespaces_prefix())
+                .and_then(|rest| rest.strip_suffix("/namespace.json"))
+        })
+        .filter(|name| names::validate_namespace(name).is_ok())
+        .map(str::to_owned)
+        .collect();
+    // Each namespace's record and profile chain, read concurrently rather than one by one.
+    let views: Vec<Option<NamespaceView>> = futures::stream::iter(names)
+        .map(|name| async move { load_namespace(app, &name).await })
+        .buffered(NAMESPACE_READS)
+        .try_collect()
+        .await?;
+    Ok(views.into_iter().flatten().collect())
 }

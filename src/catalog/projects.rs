@@ -402,3 +402,82 @@ pub async fn update_version(
     reindex_version(app, &project, &version).await?;
     Ok(record)
 }
+
+/// Starts the job of `PUT /index/build`: re-indexes `projects` (every project when `None`)
+/// in the background, reporting progress on the job; answers the job's id.
+pub async fn start_index_build(
+    app: &AppState,
+    actor: &str,
+    projects: Option<Vec<String>>,
+) -> String {
+    let job = app.jobs.create(crate::jobs::JobKind::IndexBuild, actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    app.jobs
+        .start(job, move |job| async move {
+            indexer
+                .index_projects(projects, |done, total| {
+                    if done >= 1 {
+                        crate::crash::point("rebuild.progress");
+                    }
+                    job.progress(done as u64, total as u64);
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    id
+}
+
+/// Publishes a global change and starts a job re-indexing every project (a global profile
+/// change can touch any document); answers the job's id.
+pub async fn start_global_reindex(app: &AppState, actor: &str) -> Result<String> {
+    publish(app, Change::All).await?;
+    let job = app.jobs.create(crate::jobs::JobKind::IndexBuild, actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    app.jobs
+        .start(job, move |job| async move {
+            indexer
+                .index_projects(None, |done, total| job.progress(done as u64, total as u64))
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    Ok(id)
+}
+
+/// Publishes a version's change and starts a job re-indexing it (a version profile
+/// change); answers the job's id.
+pub async fn start_version_reindex(
+    app: &AppState,
+    actor: &str,
+    project: &str,
+    version: &str,
+) -> Result<String> {
+    publish(
+        app,
+        Change::Version {
+            project: project.to_owned(),
+            version: version.to_owned(),
+        },
+    )
+    .await?;
+    let job = app.jobs.create(crate::jobs::JobKind::IndexVersion, actor);
+    let id = job.id().to_owned();
+    let indexer = app.indexer.clone();
+    let (project, version) = (project.to_owned(), version.to_owned());
+    app.jobs
+        .start(job, move |job| async move {
+            job.progress(0, 1);
+            indexer
+                .index_version(&project, &version)
+                .await
+                .map(|_| job.progress(1, 1))
+                .map_err(|error| error.to_string())
+        })
+        .await;
+    Ok(id)
+}

@@ -9,10 +9,13 @@
 //! Authorization and the audit event of each route are the API's (`api::uploads`); a purge
 //! records its own `version.purge` mutation (the system actor).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -35,7 +38,9 @@ use crate::model::records::{
 };
 use crate::permissions::{Action, LifecycleState, ProfileLocation, Visibility};
 use crate::storage::records::{self, Retry};
-use crate::storage::{ObjectStoreExt as _, PresignMethod, keys};
+use crate::storage::{
+    ByteStream, ObjectStoreExt as _, PresignMethod, PutOptions, PutOutcome, keys,
+};
 
 /// Default time an upload has to complete.
 const DEFAULT_COMPLETE_WITHIN_HOURS: i64 = 24;
@@ -529,6 +534,95 @@ async fn discard_staging(app: &AppState, project: &str, version: &str) {
             tracing::warn!(key = object.key, error = %error, "removing a staged upload failed");
         }
     }
+}
+
+/// A file of an upload sent to a presigned URL of the local backend (`PUT /storage/{key}`),
+/// once its signature is verified.
+#[derive(Debug)]
+pub struct PresignedPut<'a> {
+    /// The signed key: a key of an upload's staging area.
+    pub key: &'a str,
+    /// `Content-Type` as sent.
+    pub content_type: Option<String>,
+    /// The md5 the URL binds, else the one sent (checked by storage).
+    pub content_md5: Option<[u8; 16]>,
+    /// `Content-Length` as sent, when it is a number.
+    pub content_length: Option<u64>,
+}
+
+/// Which file of which upload a presigned PUT to `key` fills, checked now as at the URL's
+/// making ([`check_presigned_upload`]); `403 forbidden` when `key` is not in an upload's
+/// staging area. Answers the file's path.
+pub async fn presigned_upload_path<'k>(app: &AppState, key: &'k str) -> Result<&'k str> {
+    let Some((project, version, upload_id, path)) = keys::parse_upload_staging(key) else {
+        return Err(Error::new(
+            ErrorCode::Forbidden,
+            "this URL does not upload a file of an upload",
+        ));
+    };
+    check_presigned_upload(app, project, version, upload_id, path).await?;
+    Ok(path)
+}
+
+/// Streams the body of a presigned PUT to its key. A metadata document (`path` ending in
+/// `.json`) is capped at `max_json_bytes` here as on every other path that writes one:
+/// `413 payload_too_large` from `Content-Length` before reading, or as soon as the body
+/// passes the cap.
+pub async fn store_presigned(
+    app: &AppState,
+    path: &str,
+    put: PresignedPut<'_>,
+    body: ByteStream,
+) -> Result<PutOutcome> {
+    let limit = path
+        .ends_with(".json")
+        .then_some(app.settings.max_json_bytes as u64);
+    let too_large = || {
+        Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "a metadata document is at most {} bytes",
+                app.settings.max_json_bytes
+            ),
+        )
+    };
+    if let Some(limit) = limit
+        && put.content_length.is_some_and(|length| length > limit)
+    {
+        return Err(too_large());
+    }
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let mut seen: u64 = 0;
+    let flag = Arc::clone(&exceeded);
+    let stream = body.and_then(move |chunk| {
+        seen = seen.saturating_add(chunk.len() as u64);
+        let over = limit.is_some_and(|limit| seen > limit);
+        if over {
+            flag.store(true, Ordering::Relaxed);
+        }
+        futures::future::ready(if over {
+            Err(std::io::Error::other(
+                "metadata document over the size limit",
+            ))
+        } else {
+            Ok(chunk)
+        })
+    });
+    let options = PutOptions {
+        content_type: put.content_type,
+        content_md5: put.content_md5,
+        ..PutOptions::default()
+    };
+    app.storage
+        .put(put.key, Box::pin(stream), options)
+        .await
+        .map_err(|error| {
+            if exceeded.load(Ordering::Relaxed) {
+                too_large()
+            } else {
+                Error::from(error)
+            }
+        })
 }
 
 /// Whether a presigned upload to `staged` (a key of an upload's staging area) may be

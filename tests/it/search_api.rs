@@ -16,6 +16,7 @@ use trove::config::Settings;
 use trove::permissions::{Action, Role};
 use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
 
+use crate::common::artifacts::{self, enc, search_id_set, token_of};
 use crate::common::{TestApp, local_settings, s3_server::S3TestServer, s3_settings};
 
 async fn put_json(storage: &dyn ObjectStore, key: &str, value: &Value) {
@@ -258,40 +259,18 @@ async fn callers(app: &TestApp, jwks: &Jwks) -> Vec<(String, String)> {
     callers
 }
 
+/// A request with a credential (a token, an API key; empty: anonymous).
 async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
     credential: &str,
 ) -> crate::common::TestResponse {
-    if credential.is_empty() {
-        app.request(method, path, axum::body::Body::empty()).await
-    } else {
-        app.bearer(method, path, credential, None).await
-    }
-}
-
-fn encode(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+    artifacts::call(app, method, path, token_of(credential), None).await
 }
 
 async fn search_ids(app: &TestApp, credential: &str, query: &str) -> BTreeSet<String> {
-    let path = format!("/search?q={}&size=500", encode(query));
-    let response = call(app, Method::GET, &path, credential).await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{path}: {}",
-        response.text()
-    );
-    let body = response.json();
-    assert_eq!(body["count"], body["results"].as_array().unwrap().len());
-    body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["_extra"]["id"].as_str().unwrap().to_owned())
-        .collect()
+    search_id_set(app, token_of(credential), query).await
 }
 
 async fn matrix(app: TestApp, jwks: &Jwks) {
@@ -318,7 +297,7 @@ async fn matrix(app: TestApp, jwks: &Jwks) {
             let response = call(
                 &app,
                 Method::GET,
-                &format!("/files/{}/metadata", encode(id)),
+                &format!("/files/{}/metadata", enc(id)),
                 credential,
             )
             .await;
@@ -505,7 +484,7 @@ async fn hostile_queries_never_widen_the_filter_and_bad_syntax_is_a_400() {
         let response = app
             .bearer(
                 Method::GET,
-                &format!("/search?q={}", encode(query)),
+                &format!("/search?q={}", enc(query)),
                 &stranger,
                 None,
             )
@@ -636,10 +615,7 @@ async fn artifactdb_listings_latest_and_aggregations() {
     let metadata = app
         .bearer(
             Method::GET,
-            &format!(
-                "/files/{}/metadata",
-                encode("private-model:doc1.json@latest")
-            ),
+            &format!("/files/{}/metadata", enc("private-model:doc1.json@latest")),
             &olive,
             None,
         )
@@ -651,7 +627,7 @@ async fn artifactdb_listings_latest_and_aggregations() {
             Method::GET,
             &format!(
                 "/files/{}/metadata?raw=true",
-                encode("private-model:doc1.json@v1")
+                enc("private-model:doc1.json@v1")
             ),
             &olive,
             None,

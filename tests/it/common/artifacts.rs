@@ -20,8 +20,15 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     hex::encode(md5::Md5::digest(bytes))
 }
 
+/// An id (or any text) encoded for a URL path segment or query value (a space as `+`).
 pub fn enc(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// As [`enc`], with a space as `%20` (`+` is a literal plus in a path, so a file name with a
+/// space must be sent this way to reach the file).
+pub fn enc_path(text: &str) -> String {
+    enc(text).replace('+', "%20")
 }
 
 /// A request with an optional bearer token and a raw body and headers.
@@ -134,22 +141,48 @@ pub async fn complete(
     wait_job(app, token, &answer).await;
 }
 
+/// The `_extra.id` of every hit of `GET /search?q=<query>` (one default-sized page).
 pub async fn search_ids(app: &TestApp, token: Option<&str>, query: &str) -> Vec<String> {
-    let response = call(
-        app,
-        Method::GET,
-        &format!("/search?q={}", enc(query)),
-        token,
-        None,
-    )
-    .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    response.json()["results"]
+    let path = format!("/search?q={}", enc(query));
+    search_page(app, token, &path).await["results"]
         .as_array()
         .unwrap()
         .iter()
         .map(|hit| hit["_extra"]["id"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// The `_extra.id` of every hit of a 500-hit page of `GET /search?q=<query>`, as a set; the
+/// page's `count` is checked against its hits.
+pub async fn search_id_set(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+) -> std::collections::BTreeSet<String> {
+    let path = format!("/search?q={}&size=500", enc(query));
+    let body = search_page(app, token, &path).await;
+    let hits = body["results"].as_array().unwrap();
+    assert_eq!(body["count"], hits.len());
+    hits.iter()
+        .map(|hit| hit["_extra"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The body of a search page, asserted `200`.
+async fn search_page(app: &TestApp, token: Option<&str>, path: &str) -> Value {
+    let response = call(app, Method::GET, path, token, None).await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{path}: {}",
+        response.text()
+    );
+    response.json()
+}
+
+/// A credential where the empty string means anonymous, as a token for [`call`].
+pub fn token_of(credential: &str) -> Option<&str> {
+    (!credential.is_empty()).then_some(credential)
 }
 
 pub async fn storage_keys(app: &TestApp, prefix: &str) -> Vec<String> {

@@ -12,17 +12,12 @@ use serde_json::json;
 use trove::permissions::Role;
 use trove::storage::{PresignMethod, keys};
 
+use crate::common::artifacts::enc_path;
 use crate::common::{Backend, BackendApp, TestApp, TestResponse};
 
 use crate::both_backends;
 
 /// Percent-encodes everything but unreserved characters (ids and path segments).
-fn enc(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
@@ -75,7 +70,10 @@ async fn upload(app: &TestApp, token: &str, path: &str, body: &[u8], content_typ
         .send(
             Request::builder()
                 .method(Method::PUT)
-                .uri(format!("/projects/site/version/v1/files/{}", enc(path)))
+                .uri(format!(
+                    "/projects/site/version/v1/files/{}",
+                    enc_path(path)
+                ))
                 .header("authorization", format!("Bearer {token}"))
                 .header("content-md5", md5)
                 .header("content-type", content_type)
@@ -145,7 +143,7 @@ const HOSTILE: &str = "evil\"; filename=x.exe %0d%0a \u{e9}.html";
 async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(backend: Backend) {
     let app = BackendApp::start(backend).await;
     public_site(&app, HOSTILE).await;
-    let id = |path: &str| format!("/files/{}", enc(&format!("site:{path}@v1")));
+    let id = |path: &str| format!("/files/{}", enc_path(&format!("site:{path}@v1")));
 
     // Streamed through Trove (`?redirect=false`; the default on the local backend).
     let page = expect(

@@ -2,8 +2,18 @@
 //! `TROVE_*` environment variables (secrets also from `TROVE_*_FILE`), then by command-line
 //! flags. [`Settings::validate`] runs at start-up and names the setting that is wrong.
 
-use std::collections::BTreeMap;
-use std::fmt;
+//!
+//! One file per section: `storage.rs` ([`S3Config`], `[s3]`), `auth.rs` ([`AuthConfig`],
+//! `[auth]`), `oidc.rs` ([`OidcConfig`], `[oidc]`), `secret.rs` (the masked [`Secret`]); the
+//! top-level settings live here. Every `TROVE_*` variable is one row of the table in
+//! `env.rs` (`ENV_VARS`: name, setting, parser).
+
+mod auth;
+mod env;
+mod oidc;
+mod secret;
+mod storage;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,196 +32,18 @@ pub struct ConfigError {
     pub message: String,
 }
 
+pub use auth::{AuthConfig, ROLE_NAMES};
+pub use env::{EnvSource, ProcessEnv};
+pub use oidc::OidcConfig;
+pub use secret::Secret;
+pub use storage::S3Config;
+
 impl ConfigError {
     fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),
             message: message.into(),
         }
-    }
-}
-
-/// A secret value: never printed, never logged, serialized masked.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used, never to log it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("***")
-    }
-}
-
-/// S3 backend settings (`[s3]` in `trove.toml`, `TROVE_S3_*`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    /// Bucket name (required with `storage = "s3"`).
-    pub bucket: Option<String>,
-    /// Endpoint URL for MinIO or other S3-compatible servers; AWS when absent.
-    pub endpoint: Option<String>,
-    /// Region; from the AWS chain when absent, else `us-east-1`.
-    pub region: Option<String>,
-    /// Key prefix inside the bucket (e.g. `trove/`), empty for the bucket root.
-    pub prefix: String,
-    /// Path-style addressing (needed by MinIO and most self-hosted servers).
-    pub path_style: bool,
-    /// Static access key id; when absent credentials come from the standard AWS chain.
-    pub access_key_id: Option<String>,
-    /// Static secret access key (with `access_key_id`).
-    pub secret_access_key: Option<Secret>,
-    /// Endpoint URL that presigned URLs (downloads' `302`, ArtifactDB upload URLs) are
-    /// signed for (`TROVE_S3_PUBLIC_ENDPOINT`), when clients reach the S3 server at another
-    /// address than Trove does (e.g. `http://127.0.0.1:9000` outside a compose network whose
-    /// Trove uses `http://minio:9000`); `endpoint` when absent.
-    pub public_endpoint: Option<String>,
-}
-
-/// The role names an account may have (SPEC §3), for validating role settings before the
-/// permission engine parses them.
-pub const ROLE_NAMES: [&str; 6] = [
-    "admin",
-    "reviewer",
-    "maintainer",
-    "developer",
-    "guest",
-    "machine",
-];
-
-/// Local accounts and tokens (`[auth]` in `trove.toml`, `TROVE_JWT_*`, `TROVE_TOKEN_TTL_SECS`,
-/// `TROVE_ALLOW_REGISTRATION`, `TROVE_DEFAULT_ROLE`, `TROVE_BOOTSTRAP_ADMIN`,
-/// `TROVE_LOGIN_RATE_LIMIT_*`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// HS256 signing secret of access tokens (`TROVE_JWT_SECRET[_FILE]`, at least 32
-    /// characters); generated and kept in `secrets/jwt.key` of the data directory when absent.
-    pub jwt_secret: Option<Secret>,
-    /// Access-token lifetime in seconds (`TROVE_TOKEN_TTL_SECS`, default 3600).
-    pub token_ttl_secs: u64,
-    /// `iss` of the tokens this service issues (`TROVE_JWT_ISSUER`, default `trove`).
-    pub jwt_issuer: String,
-    /// `aud` of the tokens this service issues and accepts (`TROVE_JWT_AUDIENCE`, default
-    /// `trove`).
-    pub jwt_audience: String,
-    /// Whether `POST /auth/register` is open (`TROVE_ALLOW_REGISTRATION`, default true).
-    pub allow_registration: bool,
-    /// Role of self-registered accounts (`TROVE_DEFAULT_ROLE`, default `maintainer`).
-    pub default_role: String,
-    /// `<name>:<password>` of an admin created at start-up when no admin exists
-    /// (`TROVE_BOOTSTRAP_ADMIN[_FILE]`).
-    pub bootstrap_admin: Option<Secret>,
-    /// Login and password-change attempts per (username, client address) within the window
-    /// (`TROVE_LOGIN_RATE_LIMIT_PER_USER_IP`, default 10; successful ones give their slot back;
-    /// 0 disables): an attacker's address locks out only itself.
-    pub login_rate_limit_per_user_ip: u32,
-    /// Login attempts per username within the window, from every address together
-    /// (`TROVE_LOGIN_RATE_LIMIT_PER_USER`, default 100; successful logins give their slot
-    /// back; 0 disables).
-    pub login_rate_limit_per_user: u32,
-    /// Login attempts per client address within the window
-    /// (`TROVE_LOGIN_RATE_LIMIT_PER_IP`, default 50; successful logins give their slot back;
-    /// 0 disables).
-    pub login_rate_limit_per_ip: u32,
-    /// Length of the rate-limit window in seconds (`TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS`,
-    /// default 60).
-    pub login_rate_limit_window_secs: u64,
-    /// Registrations (`POST /auth/register`, successful or not) per client address per hour
-    /// (`TROVE_REGISTER_RATE_LIMIT_PER_IP`, default 20; 0 disables).
-    pub register_rate_limit_per_ip: u32,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            jwt_secret: None,
-            token_ttl_secs: 3600,
-            jwt_issuer: "trove".to_owned(),
-            jwt_audience: "trove".to_owned(),
-            allow_registration: true,
-            default_role: "maintainer".to_owned(),
-            bootstrap_admin: None,
-            login_rate_limit_per_user_ip: 10,
-            login_rate_limit_per_user: 100,
-            login_rate_limit_per_ip: 50,
-            login_rate_limit_window_secs: 60,
-            register_rate_limit_per_ip: 20,
-        }
-    }
-}
-
-/// An external OpenID Connect identity provider whose tokens are accepted (`[oidc]` in
-/// `trove.toml`, `TROVE_OIDC_*`). Disabled unless a JWKS file or URL is set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OidcConfig {
-    /// JWKS file with the provider's public keys (`TROVE_OIDC_JWKS_FILE`).
-    pub jwks_file: Option<PathBuf>,
-    /// JWKS URL with the provider's public keys (`TROVE_OIDC_JWKS_URL`), fetched at start-up
-    /// and refreshed when a token names an unknown `kid`.
-    pub jwks_url: Option<String>,
-    /// Required `iss` (`TROVE_OIDC_ISSUER`; required when the provider is enabled).
-    pub issuer: Option<String>,
-    /// Required `aud` (`TROVE_OIDC_AUDIENCE`; required when the provider is enabled).
-    pub audience: Option<String>,
-    /// Claim holding the username (`TROVE_OIDC_USERNAME_CLAIM`, default
-    /// `preferred_username`).
-    pub username_claim: String,
-    /// Claim holding the directory groups, a list of strings (`TROVE_OIDC_GROUPS_CLAIM`,
-    /// default `groups`).
-    pub groups_claim: String,
-    /// Claim holding the role (`TROVE_OIDC_ROLE_CLAIM`, default `trove_role`); when absent
-    /// from a token, the role is `default_role`.
-    pub role_claim: String,
-    /// Role of external users whose token has no role claim (`TROVE_OIDC_DEFAULT_ROLE`,
-    /// default `guest`).
-    pub default_role: String,
-    /// Only directory groups matching this regex are kept (`TROVE_OIDC_GROUP_PATTERN`,
-    /// default `^CN=`), bounding the size of the search filter.
-    pub group_pattern: String,
-}
-
-impl Default for OidcConfig {
-    fn default() -> Self {
-        Self {
-            jwks_file: None,
-            jwks_url: None,
-            issuer: None,
-            audience: None,
-            username_claim: "preferred_username".to_owned(),
-            groups_claim: "groups".to_owned(),
-            role_claim: "trove_role".to_owned(),
-            default_role: "guest".to_owned(),
-            group_pattern: "^CN=".to_owned(),
-        }
-    }
-}
-
-impl OidcConfig {
-    /// Whether an external provider is configured.
-    #[must_use]
-    pub fn enabled(&self) -> bool {
-        self.jwks_file.is_some() || self.jwks_url.is_some()
     }
 }
 
@@ -333,73 +165,6 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Where environment variables come from: the process, or a map in tests.
-pub trait EnvSource {
-    /// The value of a variable, if set.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The real process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl EnvSource for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl EnvSource for BTreeMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
-}
-
-fn parse_bool(setting: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        other => Err(ConfigError::new(
-            setting,
-            format!("expected true or false, got {other:?}"),
-        )),
-    }
-}
-
-fn parse_value<T: std::str::FromStr>(setting: &str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: fmt::Display,
-{
-    value
-        .trim()
-        .parse()
-        .map_err(|error| ConfigError::new(setting, format!("{error} (got {value:?})")))
-}
-
-/// A secret from `NAME`, or read from the file named by `NAME_FILE`.
-fn secret_from_env(env: &dyn EnvSource, name: &str) -> Result<Option<Secret>, ConfigError> {
-    if let Some(value) = env.var(name) {
-        return Ok(Some(Secret::new(value)));
-    }
-    let file_setting = format!("{name}_FILE");
-    match env.var(&file_setting) {
-        Some(path) => std::fs::read_to_string(&path)
-            .map(|text| Some(Secret::new(text.trim_end_matches(['\n', '\r']))))
-            .map_err(|error| {
-                ConfigError::new(file_setting, format!("cannot read {path}: {error}"))
-            }),
-        None => Ok(None),
-    }
-}
-
-fn non_empty(value: String) -> Option<String> {
-    if value.trim().is_empty() {
-        None
-    } else {
-        Some(value)
-    }
-}
-
 impl Settings {
     /// Loads the settings: defaults, then the TOML file (when `config_file` is given it must
     /// exist; otherwise `./trove.toml` is read if present), then the environment, then
@@ -449,276 +214,10 @@ impl Settings {
     }
 
     /// Applies `TROVE_*` variables over the current values.
+    /// Applies `TROVE_*` variables over the current values, in the order of
+    /// the table of `config/env.rs` (`ENV_VARS`).
     pub fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
-        if let Some(value) = env.var("TROVE_LISTEN") {
-            self.listen = parse_value("TROVE_LISTEN", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_METRICS_LISTEN") {
-            self.metrics_listen = match non_empty(value) {
-                Some(value) => Some(parse_value("TROVE_METRICS_LISTEN", &value)?),
-                None => None,
-            };
-        }
-        if let Some(value) = env.var("TROVE_DATA_DIR") {
-            self.data_dir = PathBuf::from(value);
-        }
-        if let Some(value) = env.var("TROVE_PUBLIC_URL") {
-            self.public_url = non_empty(value);
-        }
-        if let Some(value) = env.var("TROVE_STORAGE") {
-            self.storage = match value.trim().to_ascii_lowercase().as_str() {
-                "local" => StorageKind::Local,
-                "s3" => StorageKind::S3,
-                other => {
-                    return Err(ConfigError::new(
-                        "TROVE_STORAGE",
-                        format!("expected local or s3, got {other:?}"),
-                    ));
-                }
-            };
-        }
-        if let Some(value) = env.var("TROVE_STORAGE_TIMEOUT_MS") {
-            self.storage_timeout_ms = parse_value("TROVE_STORAGE_TIMEOUT_MS", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_S3_BUCKET") {
-            self.s3.bucket = non_empty(value);
-        }
-        if let Some(value) = env.var("TROVE_S3_ENDPOINT") {
-            self.s3.endpoint = non_empty(value);
-        }
-        if let Some(value) = env.var("TROVE_S3_REGION") {
-            self.s3.region = non_empty(value);
-        }
-        if let Some(value) = env.var("TROVE_S3_PREFIX") {
-            self.s3.prefix = value;
-        }
-        if let Some(value) = env.var("TROVE_S3_PATH_STYLE") {
-            self.s3.path_style = parse_bool("TROVE_S3_PATH_STYLE", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_S3_ACCESS_KEY_ID") {
-            self.s3.access_key_id = non_empty(value);
-        }
-        if let Some(secret) = secret_from_env(env, "TROVE_S3_SECRET_ACCESS_KEY")? {
-            self.s3.secret_access_key = Some(secret);
-        }
-        if let Some(value) = env.var("TROVE_S3_PUBLIC_ENDPOINT") {
-            self.s3.public_endpoint = non_empty(value);
-        }
-        if let Some(secret) = secret_from_env(env, "TROVE_PRESIGN_SECRET")? {
-            self.presign_secret = Some(secret);
-        }
-        if let Some(secret) = secret_from_env(env, "TROVE_CURSOR_SECRET")? {
-            self.cursor_secret = Some(secret);
-        }
-        if let Some(secret) = secret_from_env(env, "TROVE_UI_SECRET")? {
-            self.ui_secret = Some(secret);
-        }
-        if let Some(secret) = secret_from_env(env, "TROVE_AUDIT_CHECKPOINT_SECRET")? {
-            self.audit_checkpoint_secret = Some(secret);
-        }
-        if let Some(value) = env.var("TROVE_MAX_JSON_BYTES") {
-            self.max_json_bytes = parse_value("TROVE_MAX_JSON_BYTES", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_FEED_POLL_MS") {
-            self.feed_poll_ms = parse_value("TROVE_FEED_POLL_MS", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_FEED_RETENTION_SECS") {
-            self.feed_retention_secs = parse_value("TROVE_FEED_RETENTION_SECS", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_PRESIGN_TTL_SECS") {
-            self.presign_ttl_secs = parse_value("TROVE_PRESIGN_TTL_SECS", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_SYNC_CRON") {
-            self.sync_cron = value;
-        }
-        if let Some(value) = env.var("TROVE_PURGE_CRON") {
-            self.purge_cron = value;
-        }
-        if let Some(value) = env.var("TROVE_REVOCATION_PURGE_CRON") {
-            self.revocation_purge_cron = value;
-        }
-        if let Some(value) = env.var("TROVE_AUTO_REPAIR") {
-            self.auto_repair = parse_bool("TROVE_AUTO_REPAIR", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_AUDIT_SEARCHES") {
-            self.audit_searches = parse_bool("TROVE_AUDIT_SEARCHES", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_LOG") {
-            self.log = value;
-        }
-        if let Some(value) = env.var("TROVE_LOG_JSON") {
-            self.log_json = parse_bool("TROVE_LOG_JSON", &value)?;
-        }
-        self.apply_auth_env(env)?;
-        self.apply_oidc_env(env)
-    }
-
-    fn apply_auth_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
-        let auth = &mut self.auth;
-        if let Some(secret) = secret_from_env(env, "TROVE_JWT_SECRET")? {
-            auth.jwt_secret = Some(secret);
-        }
-        if let Some(value) = env.var("TROVE_TOKEN_TTL_SECS") {
-            auth.token_ttl_secs = parse_value("TROVE_TOKEN_TTL_SECS", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_JWT_ISSUER") {
-            auth.jwt_issuer = value;
-        }
-        if let Some(value) = env.var("TROVE_JWT_AUDIENCE") {
-            auth.jwt_audience = value;
-        }
-        if let Some(value) = env.var("TROVE_ALLOW_REGISTRATION") {
-            auth.allow_registration = parse_bool("TROVE_ALLOW_REGISTRATION", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_DEFAULT_ROLE") {
-            auth.default_role = value.trim().to_ascii_lowercase();
-        }
-        if let Some(secret) = secret_from_env(env, "TROVE_BOOTSTRAP_ADMIN")? {
-            auth.bootstrap_admin = (!secret.expose().is_empty()).then_some(secret);
-        }
-        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_PER_USER_IP") {
-            auth.login_rate_limit_per_user_ip =
-                parse_value("TROVE_LOGIN_RATE_LIMIT_PER_USER_IP", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_REGISTER_RATE_LIMIT_PER_IP") {
-            auth.register_rate_limit_per_ip =
-                parse_value("TROVE_REGISTER_RATE_LIMIT_PER_IP", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_PER_USER") {
-            auth.login_rate_limit_per_user =
-                parse_value("TROVE_LOGIN_RATE_LIMIT_PER_USER", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_PER_IP") {
-            auth.login_rate_limit_per_ip = parse_value("TROVE_LOGIN_RATE_LIMIT_PER_IP", &value)?;
-        }
-        if let Some(value) = env.var("TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS") {
-            auth.login_rate_limit_window_secs =
-                parse_value("TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS", &value)?;
-        }
-        Ok(())
-    }
-
-    fn apply_oidc_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
-        let oidc = &mut self.oidc;
-        if let Some(value) = env.var("TROVE_OIDC_JWKS_FILE") {
-            oidc.jwks_file = non_empty(value).map(PathBuf::from);
-        }
-        if let Some(value) = env.var("TROVE_OIDC_JWKS_URL") {
-            oidc.jwks_url = non_empty(value);
-        }
-        if let Some(value) = env.var("TROVE_OIDC_ISSUER") {
-            oidc.issuer = non_empty(value);
-        }
-        if let Some(value) = env.var("TROVE_OIDC_AUDIENCE") {
-            oidc.audience = non_empty(value);
-        }
-        if let Some(value) = env.var("TROVE_OIDC_USERNAME_CLAIM") {
-            oidc.username_claim = value;
-        }
-        if let Some(value) = env.var("TROVE_OIDC_GROUPS_CLAIM") {
-            oidc.groups_claim = value;
-        }
-        if let Some(value) = env.var("TROVE_OIDC_ROLE_CLAIM") {
-            oidc.role_claim = value;
-        }
-        if let Some(value) = env.var("TROVE_OIDC_DEFAULT_ROLE") {
-            oidc.default_role = value.trim().to_ascii_lowercase();
-        }
-        if let Some(value) = env.var("TROVE_OIDC_GROUP_PATTERN") {
-            oidc.group_pattern = value;
-        }
-        Ok(())
-    }
-
-    fn validate_auth(&self) -> Result<(), ConfigError> {
-        let auth = &self.auth;
-        if let Some(secret) = &auth.jwt_secret
-            && secret.expose().len() < 32
-        {
-            return Err(ConfigError::new(
-                "TROVE_JWT_SECRET",
-                "must be at least 32 characters",
-            ));
-        }
-        if auth.token_ttl_secs < 60 || auth.token_ttl_secs > 30 * 24 * 3600 {
-            return Err(ConfigError::new(
-                "TROVE_TOKEN_TTL_SECS",
-                "must be between 60 and 2592000 (30 days)",
-            ));
-        }
-        if auth.jwt_issuer.trim().is_empty() {
-            return Err(ConfigError::new("TROVE_JWT_ISSUER", "must not be empty"));
-        }
-        if auth.jwt_audience.trim().is_empty() {
-            return Err(ConfigError::new("TROVE_JWT_AUDIENCE", "must not be empty"));
-        }
-        validate_role("TROVE_DEFAULT_ROLE", &auth.default_role, false)?;
-        if let Some(bootstrap) = &auth.bootstrap_admin {
-            // Never echo the value: it holds a password.
-            match bootstrap.expose().split_once(':') {
-                Some((name, password)) if !name.is_empty() && password.chars().count() >= 8 => {}
-                _ => {
-                    return Err(ConfigError::new(
-                        "TROVE_BOOTSTRAP_ADMIN",
-                        "must be <username>:<password> with a password of at least 8 characters",
-                    ));
-                }
-            }
-        }
-        if auth.login_rate_limit_window_secs == 0 || auth.login_rate_limit_window_secs > 86_400 {
-            return Err(ConfigError::new(
-                "TROVE_LOGIN_RATE_LIMIT_WINDOW_SECS",
-                "must be between 1 and 86400",
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_oidc(&self) -> Result<(), ConfigError> {
-        let oidc = &self.oidc;
-        regex::Regex::new(&oidc.group_pattern)
-            .map_err(|error| ConfigError::new("TROVE_OIDC_GROUP_PATTERN", error.to_string()))?;
-        validate_role("TROVE_OIDC_DEFAULT_ROLE", &oidc.default_role, false)?;
-        for (setting, claim) in [
-            ("TROVE_OIDC_USERNAME_CLAIM", &oidc.username_claim),
-            ("TROVE_OIDC_GROUPS_CLAIM", &oidc.groups_claim),
-            ("TROVE_OIDC_ROLE_CLAIM", &oidc.role_claim),
-        ] {
-            if claim.trim().is_empty() {
-                return Err(ConfigError::new(setting, "must not be empty"));
-            }
-        }
-        if let Some(url) = &oidc.jwks_url {
-            let parsed = url::Url::parse(url)
-                .map_err(|error| ConfigError::new("TROVE_OIDC_JWKS_URL", error.to_string()))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                return Err(ConfigError::new(
-                    "TROVE_OIDC_JWKS_URL",
-                    "must be an http(s) URL with a host",
-                ));
-            }
-        }
-        if oidc.enabled() {
-            if oidc.issuer.is_none() {
-                return Err(ConfigError::new(
-                    "TROVE_OIDC_ISSUER",
-                    "required when TROVE_OIDC_JWKS_FILE or TROVE_OIDC_JWKS_URL is set",
-                ));
-            }
-            if oidc.audience.is_none() {
-                return Err(ConfigError::new(
-                    "TROVE_OIDC_AUDIENCE",
-                    "required when TROVE_OIDC_JWKS_FILE or TROVE_OIDC_JWKS_URL is set",
-                ));
-            }
-            if oidc.issuer.as_deref() == Some(self.auth.jwt_issuer.as_str()) {
-                return Err(ConfigError::new(
-                    "TROVE_OIDC_ISSUER",
-                    "must differ from TROVE_JWT_ISSUER",
-                ));
-            }
-        }
-        Ok(())
+        env::apply(self, env)
     }
 
     /// Checks the settings are coherent; the error names the setting.
@@ -806,54 +305,10 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|error| ConfigError::new("TROVE_LOG", error.to_string()))?;
-        self.validate_auth()?;
-        self.validate_oidc()?;
+        self.auth.validate()?;
+        self.oidc.validate(&self.auth.jwt_issuer)?;
         if self.storage == StorageKind::S3 {
-            match &self.s3.bucket {
-                None => {
-                    return Err(ConfigError::new(
-                        "TROVE_S3_BUCKET",
-                        "required when TROVE_STORAGE=s3",
-                    ));
-                }
-                Some(bucket) if !valid_bucket_name(bucket) => {
-                    return Err(ConfigError::new(
-                        "TROVE_S3_BUCKET",
-                        format!("{bucket:?} is not a valid bucket name"),
-                    ));
-                }
-                Some(_) => {}
-            }
-            for (setting, endpoint) in [
-                ("TROVE_S3_ENDPOINT", &self.s3.endpoint),
-                ("TROVE_S3_PUBLIC_ENDPOINT", &self.s3.public_endpoint),
-            ] {
-                let Some(endpoint) = endpoint else { continue };
-                let parsed = url::Url::parse(endpoint)
-                    .map_err(|error| ConfigError::new(setting, error.to_string()))?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                    return Err(ConfigError::new(
-                        setting,
-                        "must be an http(s) URL with a host",
-                    ));
-                }
-            }
-            if self.s3.access_key_id.is_some() != self.s3.secret_access_key.is_some() {
-                return Err(ConfigError::new(
-                    "TROVE_S3_ACCESS_KEY_ID",
-                    "set both TROVE_S3_ACCESS_KEY_ID and TROVE_S3_SECRET_ACCESS_KEY, or neither",
-                ));
-            }
-            let prefix = &self.s3.prefix;
-            if prefix.starts_with('/')
-                || prefix.contains("//")
-                || prefix.chars().any(char::is_control)
-            {
-                return Err(ConfigError::new(
-                    "TROVE_S3_PREFIX",
-                    "must be relative, without empty segments or control characters",
-                ));
-            }
+            self.s3.validate()?;
         }
         Ok(())
     }
@@ -879,28 +334,6 @@ impl Settings {
     }
 }
 
-/// Checks a role setting against [`ROLE_NAMES`] (`machine` only where `allow_machine`).
-fn validate_role(setting: &str, role: &str, allow_machine: bool) -> Result<(), ConfigError> {
-    if ROLE_NAMES.contains(&role) && (allow_machine || role != "machine") {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            setting,
-            format!("expected one of admin, reviewer, maintainer, developer, guest; got {role:?}"),
-        ))
-    }
-}
-
-/// Loose check of S3 bucket naming (3–63 chars of lower-case letters, digits, `.` and `-`).
-fn valid_bucket_name(bucket: &str) -> bool {
-    (3..=63).contains(&bucket.len())
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
 /// " (line N)" for a TOML error span, so the message points at the setting.
 fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     span.map(|span| {
@@ -912,6 +345,8 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
