@@ -434,19 +434,7 @@ pub async fn start_index_build(
 /// change can touch any document); answers the job's id.
 pub async fn start_global_reindex(app: &AppState, actor: &str) -> Result<String> {
     publish(app, Change::All).await?;
-    let job = app.jobs.create(crate::jobs::JobKind::IndexBuild, actor);
-    let id = job.id().to_owned();
-    let indexer = app.indexer.clone();
-    app.jobs
-        .start(job, move |job| async move {
-            indexer
-                .index_projects(None, |done, total| job.progress(done as u64, total as u64))
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string())
-        })
-        .await;
-    Ok(id)
+    Ok(start_index_build(app, actor, None).await)
 }
 
 /// Publishes a version's change and starts a job re-indexing it (a version profile
