@@ -321,6 +321,7 @@ impl Generator {
             }
             .to_owned(),
             source,
+            version_extra: None,
             permissions: trove::index::document::Shared::new(access.profile_json()),
             project_text: std::sync::Arc::new(trove::index::document::ProjectText {
                 name: format!("{project} {project} model"),

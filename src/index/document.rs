@@ -103,8 +103,15 @@ pub struct IndexDocument {
     /// Effective lifecycle state (`active`, `deprecated`, `disabled`).
     pub state: String,
     /// The whole document as searches return it (with `_extra`), but for
-    /// `_extra.permissions`, which is [`permissions`](Self::permissions).
+    /// `_extra.permissions`, which is [`permissions`](Self::permissions), and for the entries
+    /// of [`version_extra`](Self::version_extra).
     pub source: Value,
+    /// Entries of `_extra` that every document of a version has alike (its project, version,
+    /// revision, state...), built once per version and shared instead of copied into each
+    /// document's `source._extra`: the stored source and the `_extra` field get both, as one
+    /// object (a key of `source._extra` wins over the same key here). Only used when `source`
+    /// has an `_extra` object.
+    pub version_extra: Option<Arc<Value>>,
     /// The resolved profile, shown as `_extra.permissions` (stored apart from `source`).
     pub permissions: Shared<Value>,
     /// The project's words every document of it is found by (free text).
@@ -176,6 +183,93 @@ fn gather_strings(value: &Value, text: &mut String) {
             }
         }
         _ => {}
+    }
+}
+
+/// Per-thread buffers `into_tantivy` builds its stored source and free text in (tantivy
+/// copies both into the document), instead of a fresh allocation per document.
+#[derive(Default)]
+struct Scratch {
+    bytes: Vec<u8>,
+    text: String,
+}
+
+impl Scratch {
+    /// Most bytes a buffer keeps between documents (a rare large document does not pin its
+    /// size on every thread that indexed it).
+    const KEEP: usize = 1 << 20;
+
+    fn clear(&mut self) {
+        if self.bytes.capacity() > Self::KEEP {
+            self.bytes = Vec::new();
+        }
+        if self.text.capacity() > Self::KEEP {
+            self.text = String::new();
+        }
+        self.bytes.clear();
+        self.text.clear();
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// A document's source as stored: its `_extra` object merged with the version's shared
+/// entries, in key order (the bytes serializing the merged object would give).
+struct SourceView<'a> {
+    source: &'a Value,
+    version_extra: Option<&'a Map<String, Value>>,
+}
+
+impl serde::Serialize for SourceView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let (Value::Object(object), Some(shared)) = (self.source, self.version_extra) else {
+            return self.source.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(object.len()))?;
+        for (key, value) in object {
+            match value {
+                Value::Object(extra) if key == "_extra" => {
+                    map.serialize_entry(key, &MergedMaps(extra, shared))?;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// Two objects as one, in key order; a key of the first wins over the same key of the second.
+struct MergedMaps<'a>(&'a Map<String, Value>, &'a Map<String, Value>);
+
+impl serde::Serialize for MergedMaps<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        let mut first = self.0.iter().peekable();
+        let mut second = self.1.iter().peekable();
+        loop {
+            let order = match (first.peek(), second.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((a, _)), Some((b, _))) => a.cmp(b),
+            };
+            let next = match order {
+                std::cmp::Ordering::Less => first.next(),
+                std::cmp::Ordering::Greater => second.next(),
+                std::cmp::Ordering::Equal => {
+                    second.next();
+                    first.next()
+                }
+            };
+            if let Some((key, value)) = next {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -275,81 +369,119 @@ impl IndexDocument {
                 format!("{path} {}", self.version.as_deref().unwrap_or_default()),
             );
         }
-        document.add_bytes(
-            fields.source,
-            serde_json::to_vec(&self.source)
-                .unwrap_or_default()
-                .as_slice(),
-        );
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let source = SourceView {
+                source: &self.source,
+                version_extra: self.version_extra.as_deref().and_then(Value::as_object),
+            };
+            if serde_json::to_writer(&mut scratch.bytes, &source).is_err() {
+                scratch.bytes.clear();
+            }
+            document.add_bytes(fields.source, &scratch.bytes);
+        });
         document.add_bytes(fields.permissions, self.permissions.json());
         document.add_bytes(fields.access, self.access.json());
 
         let Value::Object(mut object) = self.source else {
             return document;
         };
-        let extra = match object.remove("_extra") {
+        let (mut extra, had_extra) = match object.remove("_extra") {
             Some(Value::Object(mut extra)) => {
                 extra.remove("permissions");
-                extra
+                (extra, true)
             }
-            _ => Map::new(),
+            _ => (Map::new(), false),
         };
-        let mut meta_text = String::new();
-        for value in object.values() {
-            gather_strings(value, &mut meta_text);
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            for value in object.values() {
+                gather_strings(value, &mut scratch.text);
+            }
+            document.add_text(fields.text_meta, &scratch.text);
+        });
+        let mut shared_value = self
+            .version_extra
+            .as_deref()
+            .filter(|shared| had_extra && shared.is_object());
+        let mut shared = shared_value.and_then(Value::as_object);
+        if let Some(entries) = shared
+            && entries.keys().any(|key| extra.contains_key(key))
+        {
+            // Overlapping keys (the indexer never writes them): one merged object, the
+            // document's entries first.
+            for (key, value) in entries {
+                extra.entry(key.as_str()).or_insert_with(|| value.clone());
+            }
+            shared = None;
+            shared_value = None;
         }
-        document.add_text(fields.text_meta, &meta_text);
-        add_key_paths(&mut document, fields.fields_present, &object, &extra);
+        let extras: &[&Map<String, Value>] = match shared {
+            Some(entries) => &[&extra, entries],
+            None => &[&extra],
+        };
+        add_key_paths(&mut document, fields.fields_present, &object, extras);
         // Straight from the parsed JSON: tantivy reads `serde_json::Value` as it reads its own
         // values (strings that parse as RFC 3339 dates are dates, as `OwnedValue::from` made
         // them), without converting the tree into `OwnedValue`s and a `BTreeMap` first.
         document.add_field_value(fields.document, &Value::Object(object));
         document.add_field_value(fields.extra, &Value::Object(extra));
+        if let Some(entries) = shared_value {
+            // The version's shared entries: a second value of the same JSON field indexes
+            // their paths as the first value's (the keys are distinct).
+            document.add_field_value(fields.extra, entries);
+        }
         document
     }
 }
 
-/// Adds the key paths of the document (`object`) and of its `_extra` to `field`: every
-/// distinct path once (see [`key_paths`]), `_extra` itself when `_extra` is not empty.
+/// Adds the key paths of the document (`object`) and of its `_extra` (the union of
+/// `extras`, parts with distinct keys) to `field`: every distinct path once (see
+/// [`key_paths`]), `_extra` itself when `_extra` is not empty.
 fn add_key_paths(
     document: &mut TantivyDocument,
     field: tantivy::schema::Field,
     object: &Map<String, Value>,
-    extra: &Map<String, Value>,
+    extras: &[&Map<String, Value>],
 ) {
     let mut present = Vec::new();
     key_paths(object, &mut String::new(), &mut present);
     present.sort_unstable();
     present.dedup();
+    let extra_len: usize = extras.iter().map(|extra| extra.len()).sum();
     // The common case, without a string per path: a flat `_extra` (its paths are its keys
-    // under `_extra.`, distinct) whose paths no key of the document repeats (a literal key
-    // `_extra.id` would) and that stays under the cap.
-    let flat = extra
-        .values()
-        .all(|value| !value.is_object() && !value.is_array());
+    // under `_extra.`, distinct since the parts' keys are) whose paths no key of the document
+    // repeats (a literal key `_extra.id` would) and that stays under the cap.
+    let flat = extras.iter().all(|extra| {
+        extra
+            .values()
+            .all(|value| !value.is_object() && !value.is_array())
+    });
     if flat
-        && present.len() + extra.len() < MAX_KEY_PATHS
+        && present.len() + extra_len < MAX_KEY_PATHS
         && !present.iter().any(|path| path.starts_with("_extra"))
     {
         for path in &present {
             document.add_text(field, path);
         }
-        if !extra.is_empty() {
+        if extra_len > 0 {
             // `_extra:*` as before `_extra` had a field of its own.
             document.add_text(field, "_extra");
         }
         let mut path = String::from("_extra.");
-        for key in extra.keys() {
+        for key in extras.iter().flat_map(|extra| extra.keys()) {
             path.truncate("_extra.".len());
             path.push_str(key);
             document.add_text(field, &path);
         }
         return;
     }
-    if !extra.is_empty() {
+    if extra_len > 0 {
         present.push("_extra".to_owned());
     }
-    key_paths(extra, &mut String::from("_extra"), &mut present);
+    for extra in extras {
+        key_paths(extra, &mut String::from("_extra"), &mut present);
+    }
     present.sort_unstable();
     present.dedup();
     for path in &present {
@@ -451,7 +583,7 @@ mod key_path_tests {
         };
         let field = tantivy::schema::Field::from_field_id(0);
         let mut tantivy_document = TantivyDocument::default();
-        add_key_paths(&mut tantivy_document, field, &object, &extra);
+        add_key_paths(&mut tantivy_document, field, &object, &[&extra]);
         let mut recorded: Vec<String> = tantivy_document
             .get_all(field)
             .filter_map(|value| tantivy::schema::Value::as_str(&value).map(str::to_owned))
@@ -480,6 +612,97 @@ mod key_path_tests {
         ] {
             let (recorded, expected) = recorded_and_expected(&document);
             assert_eq!(recorded, expected, "{document}");
+        }
+    }
+
+    /// What a tantivy document holds in `field`, as sorted debug strings.
+    fn values_of(document: &TantivyDocument, field: tantivy::schema::Field) -> Vec<String> {
+        let mut values: Vec<String> = document
+            .get_all(field)
+            .map(|value| format!("{:?}", tantivy::schema::OwnedValue::from(value)))
+            .collect();
+        values.sort_unstable();
+        values
+    }
+
+    /// A document whose `_extra` holds the version's shared entries as `version_extra` is
+    /// indexed and stored exactly as the same document with them copied into its `_extra`.
+    #[test]
+    fn shared_version_entries_index_and_store_as_if_copied() {
+        let schema = crate::index::schema::IndexSchema::builtin().unwrap();
+        let fields = IndexFields::resolve(&schema.tantivy()).unwrap();
+        let shared = serde_json::json!({"kind": "file", "project_id": "p", "version": "v1",
+            "revision": "NUM-1", "numerical_revision": 1, "state": "active", "namespace": null});
+        for (own, body) in [
+            (
+                serde_json::json!({"id": "p:a.json@v1", "path": "a.json", "$schema": "s/v1.json"}),
+                serde_json::json!({"title": "BERT base", "training": {"dataset": "imagenet"}}),
+            ),
+            // A link (a nested `_extra` value) and a key repeated with another value.
+            (
+                serde_json::json!({"id": "p:l@v1", "link": {"artifactdb": "q:x@v"}, "state": "disabled"}),
+                serde_json::json!({"_extra.id": 1, "zzz": ["a", {"b": "c"}]}),
+            ),
+        ] {
+            let mut merged_extra = shared.as_object().unwrap().clone();
+            merged_extra.extend(own.as_object().unwrap().clone());
+            let mut merged = body.clone();
+            merged["_extra"] = Value::Object(merged_extra);
+            let mut split = body.clone();
+            split["_extra"] = own.clone();
+            let document = |source: Value, version_extra: Option<Arc<Value>>| IndexDocument {
+                id: "p:a.json@v1".to_owned(),
+                kind: DocKind::File,
+                project_id: "p".to_owned(),
+                version: Some("v1".to_owned()),
+                path: Some("a.json".to_owned()),
+                file_key: Some("a.json".to_owned()),
+                perm_hash: 0,
+                namespace: None,
+                numerical_revision: Some(1),
+                uploaded: None,
+                access: Shared::new(DocumentAccess::default()),
+                state: "active".to_owned(),
+                source,
+                version_extra,
+                permissions: Shared::new(serde_json::json!({})),
+                project_text: Arc::default(),
+            };
+            let whole = document(merged.clone(), None).into_tantivy(&fields);
+            let parts = document(split, Some(Arc::new(shared.clone()))).into_tantivy(&fields);
+            let stored = |document: &TantivyDocument| {
+                document
+                    .get_first(fields.source)
+                    .and_then(|value| tantivy::schema::Value::as_bytes(&value).map(<[u8]>::to_vec))
+                    .unwrap()
+            };
+            assert_eq!(stored(&parts), stored(&whole));
+            assert_eq!(
+                serde_json::from_slice::<Value>(&stored(&parts)).unwrap(),
+                merged
+            );
+            assert_eq!(
+                values_of(&parts, fields.fields_present),
+                values_of(&whole, fields.fields_present)
+            );
+            assert_eq!(
+                values_of(&parts, fields.text_meta),
+                values_of(&whole, fields.text_meta)
+            );
+            // The `_extra` field: the same leaves (one object or two parts).
+            let leaves = |document: &TantivyDocument| {
+                let mut leaves = Vec::new();
+                for value in document.get_all(fields.extra) {
+                    if let tantivy::schema::OwnedValue::Object(entries) =
+                        tantivy::schema::OwnedValue::from(value)
+                    {
+                        leaves.extend(entries.into_iter().map(|(k, v)| format!("{k}={v:?}")));
+                    }
+                }
+                leaves.sort_unstable();
+                leaves
+            };
+            assert_eq!(leaves(&parts), leaves(&whole));
         }
     }
 

@@ -545,6 +545,7 @@ impl Indexer {
             access: Shared::new(access),
             state: state.as_str().to_owned(),
             source,
+            version_extra: None,
             permissions: Shared::new(permissions),
             project_text: Arc::new(super::document::ProjectText::of(record)),
         }
@@ -1050,21 +1051,22 @@ struct VersionBase<'a> {
     perm_hash: u64,
     permissions: Shared<Value>,
     project_text: Arc<super::document::ProjectText>,
-    /// The entries of `_extra` every document of the version has alike (see `extra`).
-    extra_template: Map<String, Value>,
+    /// The entries of `_extra` every document of the version has alike (an object), shared
+    /// by its documents as [`IndexDocument::version_extra`].
+    extra_template: Arc<Value>,
 }
 
 impl VersionBase<'_> {
-    /// The version-wide entries of `_extra`, built once per version: each document's `_extra`
-    /// starts as a copy (cheaper than building its two dozen entries one by one).
+    /// The version-wide entries of `_extra`, built once per version and shared by its
+    /// documents (each document's own `_extra` holds only the entries of its file).
     fn extra_template(
         context: &ProjectContext,
         record: &VersionRecord,
         state: LifecycleState,
         now: DateTime<Utc>,
-    ) -> Map<String, Value> {
+    ) -> Arc<Value> {
         let project = &context.record;
-        let Value::Object(template) = json!({
+        Arc::new(json!({
             "kind": "file",
             "project_id": project.project_id,
             "version": record.version,
@@ -1078,10 +1080,7 @@ impl VersionBase<'_> {
             "stable": record.stable,
             "transient": record.expires_at.is_some(),
             "status": record.status,
-        }) else {
-            unreachable!("a JSON object literal is an object")
-        };
-        template
+        }))
     }
 
     fn extra(
@@ -1096,8 +1095,9 @@ impl VersionBase<'_> {
         let project = &self.context.record;
         let id = format!("{}:{}@{}", project.project_id, path, self.record.version);
         let (size, md5, sha256, content_type, uploaded) = file_facts(data);
-        // The same object as one `json!` literal of all the entries would build.
-        let mut extra = self.extra_template.clone();
+        // With the version's entries (`extra_template`), the same object as one `json!`
+        // literal of all the entries would build.
+        let mut extra = Map::new();
         for (key, value) in [
             ("id", Value::String(id)),
             ("path", Value::String(path.to_owned())),
@@ -1143,6 +1143,7 @@ impl VersionBase<'_> {
             access: self.access.clone(),
             state: self.state.as_str().to_owned(),
             source,
+            version_extra: Some(self.extra_template.clone()),
             permissions: self.permissions.clone(),
             project_text: self.project_text.clone(),
         }
@@ -1315,8 +1316,16 @@ mod extra_tests {
             ("x.json", Some("x.json"), None, None, Some(&object), None),
         ];
         for (path, metapath, schema, data, meta, link) in cases {
+            let mut extra = base.extra(path, metapath, schema, data, meta, link);
+            let own = extra.as_object().unwrap().clone();
+            let shared = base.extra_template.as_object().unwrap();
+            assert!(
+                own.keys().all(|key| !shared.contains_key(key)),
+                "{path}: the document's entries and the version's are distinct"
+            );
+            extra.as_object_mut().unwrap().extend(shared.clone());
             assert_eq!(
-                base.extra(path, metapath, schema, data, meta, link),
+                extra,
                 literal(&base, now, path, metapath, schema, data, meta, link),
                 "{path}"
             );

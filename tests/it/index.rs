@@ -75,6 +75,7 @@ fn file_doc(
             "path": path,
             "_extra": {"id": id, "project_id": project, "version": version, "numerical_revision": revision}
         }),
+        version_extra: None,
         permissions: Shared::new(json!({"owners": readers, "read_access": "viewers"})),
         project_text: std::sync::Arc::default(),
     }
@@ -137,6 +138,7 @@ async fn corpus() -> (tempfile::TempDir, SearchIndex) {
         access: Shared::new(access(&["alice", "bob"], "active")),
         state: "active".into(),
         source: json!({"title": "project one", "_extra": {"kind": "project", "project_id": "p1"}}),
+        version_extra: None,
         permissions: Shared::new(json!({"owners": ["alice", "bob"]})),
         project_text: std::sync::Arc::default(),
     };
