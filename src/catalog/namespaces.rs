@@ -42,7 +42,11 @@ pub fn new_namespace_profile(visibility: NamespaceVisibility) -> Profile {
 pub async fn namespace_projects(app: &AppState, namespace: &str) -> Result<Vec<String>> {
     let (index, namespace) = (app.index.clone(), namespace.to_owned());
     crate::index::off_runtime(move || {
-        crate::index::search::projects_in_namespace(&index, &namespace)
+        crate::index::search::projects_in_namespace(
+            &index,
+            &crate::permissions::AccessScope::Unrestricted,
+            &namespace,
+        )
     })
     .await
     .map_err(Error::internal)?

@@ -19,52 +19,10 @@ use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Wei
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{BitSet, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
+pub use crate::permissions::SearchFilter;
+
 /// The value of the `state` field of disabled documents.
 pub const DISABLED_STATE: &str = "disabled";
-
-/// What a search may see, in index terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessFilter {
-    /// Everything (admins).
-    Unrestricted,
-    /// Everything but disabled documents (reviewers).
-    NotDisabled,
-    /// Documents whose `readers` hold, for each group, at least one of its tokens; never
-    /// disabled ones. An empty group list admits nothing.
-    Readers(Vec<Vec<String>>),
-}
-
-impl AccessFilter {
-    /// Canonical text of the filter (sorted, deduplicated) used as the cache key: two filters
-    /// with the same key admit exactly the same documents.
-    #[must_use]
-    pub fn cache_key(&self) -> String {
-        match self {
-            Self::Unrestricted => "unrestricted".to_owned(),
-            Self::NotDisabled => "not-disabled".to_owned(),
-            Self::Readers(groups) => {
-                let mut canonical: Vec<Vec<&str>> = groups
-                    .iter()
-                    .map(|group| {
-                        let mut tokens: Vec<&str> = group.iter().map(String::as_str).collect();
-                        tokens.sort_unstable();
-                        tokens.dedup();
-                        tokens
-                    })
-                    .collect();
-                canonical.sort();
-                canonical.dedup();
-                // Tokens never contain '\n' or '\u{1}' (principal names exclude control
-                // characters), so this encoding is unambiguous.
-                canonical
-                    .iter()
-                    .map(|group| group.join("\u{1}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-        }
-    }
-}
 
 /// Cache of allowed-document bitsets per (segment, filter), bounded in bytes.
 pub struct AllowSetCache {
@@ -149,44 +107,41 @@ fn bitset_bytes(bitset: &BitSet) -> usize {
 /// Builds the allowed set of one segment.
 fn build_allow_set(
     reader: &SegmentReader,
-    filter: &AccessFilter,
+    filter: &SearchFilter,
     readers_field: Field,
     state_field: Field,
 ) -> tantivy::Result<BitSet> {
     let max_doc = reader.max_doc();
-    let mut allowed = match filter {
-        AccessFilter::Unrestricted | AccessFilter::NotDisabled => {
-            BitSet::with_max_value_and_full(max_doc)
-        }
-        AccessFilter::Readers(groups) => {
-            let readers_index = reader.inverted_index(readers_field)?;
-            let mut result: Option<BitSet> = None;
-            for group in groups {
-                let mut union = BitSet::with_max_value(max_doc);
-                for token in group {
-                    let term = Term::from_field_text(readers_field, token);
-                    if let Some(mut postings) =
-                        readers_index.read_postings(&term, IndexRecordOption::Basic)?
-                    {
-                        let mut doc = postings.doc();
-                        while doc != TERMINATED {
-                            union.insert(doc);
-                            doc = postings.advance();
-                        }
+    let mut allowed = if filter.required_token_sets.is_empty() {
+        BitSet::with_max_value_and_full(max_doc)
+    } else {
+        let readers_index = reader.inverted_index(readers_field)?;
+        let mut result: Option<BitSet> = None;
+        for set in &filter.required_token_sets {
+            let mut union = BitSet::with_max_value(max_doc);
+            for token in set {
+                let term = Term::from_field_text(readers_field, token);
+                if let Some(mut postings) =
+                    readers_index.read_postings(&term, IndexRecordOption::Basic)?
+                {
+                    let mut doc = postings.doc();
+                    while doc != TERMINATED {
+                        union.insert(doc);
+                        doc = postings.advance();
                     }
                 }
-                result = Some(match result {
-                    None => union,
-                    Some(mut acc) => {
-                        intersect_in_place(&mut acc, &union, max_doc);
-                        acc
-                    }
-                });
             }
-            result.unwrap_or_else(|| BitSet::with_max_value(max_doc))
+            result = Some(match result {
+                None => union,
+                Some(mut acc) => {
+                    intersect_in_place(&mut acc, &union, max_doc);
+                    acc
+                }
+            });
         }
+        result.unwrap_or_else(|| BitSet::with_max_value(max_doc))
     };
-    if !matches!(filter, AccessFilter::Unrestricted) {
+    if filter.exclude_disabled {
         let state_index = reader.inverted_index(state_field)?;
         let term = Term::from_field_text(state_field, DISABLED_STATE);
         if let Some(mut postings) = state_index.read_postings(&term, IndexRecordOption::Basic)? {
@@ -304,7 +259,7 @@ impl DocSet for SharedBitSetDocSet {
 /// changes the ranking of the user's query).
 #[derive(Clone)]
 pub struct AllowQuery {
-    filter: Arc<AccessFilter>,
+    filter: Arc<SearchFilter>,
     key: Arc<str>,
     cache: Arc<AllowSetCache>,
     readers_field: Field,
@@ -323,7 +278,7 @@ impl AllowQuery {
     /// The clause for `filter` over the `readers` and `state` fields.
     #[must_use]
     pub fn new(
-        filter: AccessFilter,
+        filter: SearchFilter,
         cache: Arc<AllowSetCache>,
         readers_field: Field,
         state_field: Field,
@@ -340,7 +295,7 @@ impl AllowQuery {
 
     /// The access filter this clause applies.
     #[must_use]
-    pub fn filter(&self) -> &AccessFilter {
+    pub fn filter(&self) -> &SearchFilter {
         &self.filter
     }
 
@@ -458,14 +413,31 @@ mod tests {
 
     #[test]
     fn cache_key_is_canonical_and_distinguishes_groupings() {
-        let a = AccessFilter::Readers(vec![vec!["b".into(), "a".into(), "a".into()]]);
-        let b = AccessFilter::Readers(vec![vec!["a".into(), "b".into()]]);
+        let filter = |sets: &[&[&str]]| SearchFilter {
+            exclude_disabled: true,
+            required_token_sets: sets
+                .iter()
+                .map(|set| set.iter().map(|token| (*token).to_owned()).collect())
+                .collect(),
+        };
+        let a = filter(&[&["b", "a", "a"]]);
+        let b = filter(&[&["a", "b"]]);
         assert_eq!(a.cache_key(), b.cache_key());
-        let split = AccessFilter::Readers(vec![vec!["a".into()], vec!["b".into()]]);
+        let split = filter(&[&["a"], &["b"]]);
         assert_ne!(a.cache_key(), split.cache_key(), "a∨b differs from a∧b");
-        assert_ne!(
-            AccessFilter::Unrestricted.cache_key(),
-            AccessFilter::NotDisabled.cache_key()
+        assert_eq!(
+            filter(&[&["b"], &["a"], &["a"]]).cache_key(),
+            filter(&[&["a"], &["b"]]).cache_key()
         );
+        assert_ne!(
+            SearchFilter::default().cache_key(),
+            filter(&[]).cache_key(),
+            "unrestricted differs from not-disabled"
+        );
+        let with_disabled = SearchFilter {
+            exclude_disabled: false,
+            ..a.clone()
+        };
+        assert_ne!(a.cache_key(), with_disabled.cache_key());
     }
 }

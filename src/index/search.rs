@@ -18,7 +18,7 @@ use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::SearchIndex;
-use super::filter::{AccessFilter, AllowQuery};
+use super::filter::{AllowQuery, SearchFilter};
 use crate::permissions::{AccessScope, DocumentAccess};
 
 /// Longest query text accepted.
@@ -1001,8 +1001,8 @@ fn key_range_query(
 }
 
 /// The access clause of `access`, `None` for the unrestricted filter (admins).
-fn allow_clause(index: &SearchIndex, access: &AccessFilter) -> Option<Box<dyn Query>> {
-    if *access == AccessFilter::Unrestricted {
+fn allow_clause(index: &SearchIndex, access: &SearchFilter) -> Option<Box<dyn Query>> {
+    if access.is_unrestricted() {
         return None;
     }
     let fields = index.fields();
@@ -1080,7 +1080,7 @@ fn any_term(terms: Vec<Term>) -> Box<dyn Query> {
 /// Builds the full query: user query ∧ access ∧ kind ∧ scope restrictions.
 pub fn build_query(
     index: &SearchIndex,
-    access: &AccessFilter,
+    access: &SearchFilter,
     request: &SearchRequest,
     user_query: Box<dyn Query>,
 ) -> Vec<(Occur, Box<dyn Query>)> {
@@ -1129,24 +1129,11 @@ pub fn latest_versions(
     )
 }
 
-/// The index filter of a caller's scope.
+/// The index filter of a caller's scope (the one access-filter type, see
+/// [`SearchFilter`]).
 #[must_use]
-pub fn access_filter(scope: &AccessScope) -> AccessFilter {
-    let filter = scope.filter();
-    match (
-        filter.exclude_disabled,
-        filter.required_token_sets.is_empty(),
-    ) {
-        (false, true) => AccessFilter::Unrestricted,
-        (true, true) => AccessFilter::NotDisabled,
-        _ => AccessFilter::Readers(
-            filter
-                .required_token_sets
-                .into_iter()
-                .map(|set| set.into_iter().collect())
-                .collect(),
-        ),
-    }
+pub fn access_filter(scope: &AccessScope) -> SearchFilter {
+    scope.filter()
 }
 
 /// Runs an authorized search: the only way to query the index. `scope` is required
@@ -2083,7 +2070,7 @@ pub fn facets(
     let user_query = parse_user_query_with(index, &request.query, request.prefix)?;
     let clauses = build_query(index, &access, request, user_query);
     let searcher = index.searcher();
-    let restricted = access != AccessFilter::Unrestricted;
+    let restricted = !access.is_unrestricted();
     let fruit = searcher.search(
         &BooleanQuery::new(clauses),
         &FacetCounter {
@@ -2167,20 +2154,22 @@ pub fn get_by_id(
     Ok(Some(Hit { source, access }))
 }
 
-/// Every project with a document in the index under `namespace`, whoever may read it (for
-/// re-indexing what a namespace change affects, and refusing to delete a namespace that
-/// holds projects). Sorted.
+/// Every project with a document in the index under `namespace` that `scope` may read
+/// (sorted). Re-indexing what a namespace change affects passes
+/// [`AccessScope::Unrestricted`]: the system acts on every project, whoever may read it.
 pub fn projects_in_namespace(
     index: &SearchIndex,
+    scope: &AccessScope,
     namespace: &str,
 ) -> Result<Vec<String>, SearchError> {
-    let query = TermQuery::new(
-        Term::from_field_text(index.fields().namespace, namespace),
-        IndexRecordOption::Basic,
-    );
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Must, term_query(index.fields().namespace, namespace))];
+    if let Some(allow) = allow_clause(index, &access_filter(scope)) {
+        clauses.push((Occur::Must, allow));
+    }
     let searcher = index.searcher();
     let fruit = searcher.search(
-        &query,
+        &BooleanQuery::new(clauses),
         &FacetCounter {
             fields: vec!["project_id".to_owned()],
             now: None,
@@ -2274,7 +2263,7 @@ fn readable_versions_in(
             .map(|project| Term::from_field_text(fields.project_id, project));
         clauses.push((Occur::Must, any_term(terms.collect())));
     }
-    let restricted = access != AccessFilter::Unrestricted;
+    let restricted = !access.is_unrestricted();
     let fruit = searcher.search(
         &BooleanQuery::new(clauses),
         &VersionsCollector {

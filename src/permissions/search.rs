@@ -227,6 +227,48 @@ pub struct SearchFilter {
     pub required_token_sets: Vec<BTreeSet<String>>,
 }
 
+impl SearchFilter {
+    /// Whether the filter admits everything (an admin's: no term to query, no state to
+    /// check).
+    #[must_use]
+    pub fn is_unrestricted(&self) -> bool {
+        !self.exclude_disabled && self.required_token_sets.is_empty()
+    }
+
+    /// Canonical text of the filter used as the cache key of allow-sets: two filters with the
+    /// same key admit exactly the same documents.
+    #[must_use]
+    pub fn cache_key(&self) -> String {
+        if self.required_token_sets.is_empty() {
+            return if self.exclude_disabled {
+                "not-disabled".to_owned()
+            } else {
+                "unrestricted".to_owned()
+            };
+        }
+        let mut canonical: Vec<&BTreeSet<String>> = self.required_token_sets.iter().collect();
+        canonical.sort();
+        canonical.dedup();
+        // Tokens never contain '\n' or '\u{1}' (principal names exclude control characters),
+        // so this encoding is unambiguous; a set ordered and deduplicated is canonical.
+        let sets = canonical
+            .iter()
+            .map(|set| {
+                set.iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\u{1}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if self.exclude_disabled {
+            sets
+        } else {
+            format!("with-disabled\n{sets}")
+        }
+    }
+}
+
 impl AccessScope {
     /// The scope of a caller: admins are unrestricted, reviewers see all but disabled
     /// documents, others carry their identities plus `@authenticated` (when logged in) and

@@ -563,3 +563,52 @@ async fn a_rare_word_in_a_new_segment_is_found_beside_a_word_in_every_document()
         "the informative word leads whichever segment holds it"
     );
 }
+
+/// A namespace's projects are counted under the caller's scope like every other index
+/// query: a caller never learns of a project they cannot read; the system's unrestricted
+/// scope sees all of them (re-indexing a namespace change).
+#[tokio::test]
+async fn projects_in_a_namespace_are_those_the_scope_may_read() {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let in_lab = |project: &str, readers: &[&str], state: &str| {
+        let mut document = file_doc(project, "v1", "a.json", 1, readers, state);
+        document.namespace = Some("lab".to_owned());
+        WriteOp::Replace {
+            owner: document.owner_key(),
+            documents: vec![document.to_tantivy(&fields)],
+        }
+    };
+    index
+        .writer()
+        .apply(vec![
+            in_lab("open", &["@public"], "active"),
+            in_lab("secret", &["alice"], "active"),
+            in_lab("off", &["bob"], "disabled"),
+            // Another namespace's project is never counted.
+            WriteOp::Replace {
+                owner: "elsewhere/v1".to_owned(),
+                documents: vec![
+                    file_doc("elsewhere", "v1", "a.json", 1, &["@public"], "active")
+                        .to_tantivy(&fields),
+                ],
+            },
+        ])
+        .await
+        .unwrap();
+    let projects = |scope: &AccessScope| {
+        trove::index::search::projects_in_namespace(&index, scope, "lab").unwrap()
+    };
+    assert_eq!(
+        projects(&AccessScope::Unrestricted),
+        ["off", "open", "secret"]
+    );
+    assert_eq!(projects(&AccessScope::AllButDisabled), ["open", "secret"]);
+    assert_eq!(projects(&readers(&["@public"])), ["open"]);
+    assert_eq!(
+        projects(&readers(&["alice", "@public"])),
+        ["open", "secret"]
+    );
+    assert_eq!(projects(&readers(&["bob"])), Vec::<String>::new());
+}

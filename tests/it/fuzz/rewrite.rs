@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use tantivy::query::Occur;
-use trove::index::filter::{AccessFilter, AllowQuery};
+use trove::index::filter::{AllowQuery, SearchFilter};
 use trove::index::search::{
     KindFilter, SearchRequest, access_filter, build_query, parse_user_query_with,
 };
@@ -72,7 +72,8 @@ fn every_restricted_query_carries_the_access_filter_as_a_query_object() {
         "root",
         Role::Admin,
     )));
-    assert_eq!(admin_filter, AccessFilter::Unrestricted);
+    assert_eq!(admin_filter, SearchFilter::default());
+    assert!(admin_filter.is_unrestricted());
     let parsed = std::cell::Cell::new(0_u32);
     proptest!(config(), |(text in prop_oneof![query_text(), any::<String>()], prefix in any::<bool>(), kind in prop::sample::select(vec![KindFilter::File, KindFilter::Project, KindFilter::All]), project in prop::option::of("[a-z]{1,4}"))| {
         let Ok(user_query) = parse_user_query_with(&index, &text, prefix) else { return Ok(()); };
@@ -90,7 +91,7 @@ fn every_restricted_query_carries_the_access_filter_as_a_query_object() {
         };
         for caller in restricted_callers() {
             let filter = access_filter(&AccessScope::for_caller(&caller));
-            prop_assert!(matches!(filter, AccessFilter::Readers(_)), "{caller:?}: {filter:?}");
+            prop_assert!(filter.exclude_disabled && !filter.required_token_sets.is_empty(), "{caller:?}: {filter:?}");
             let clauses = build_query(&index, &filter, &request, user_query.box_clone());
             let allow: Vec<&AllowQuery> = clauses
                 .iter()
