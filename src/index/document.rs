@@ -14,8 +14,15 @@ use crate::permissions::DocumentAccess;
 /// indexed with and what storage says now without storing the profile twice.
 #[must_use]
 pub fn permissions_hash(permissions: &Value) -> u64 {
+    json_hash(permissions)
+}
+
+/// The hash [`permissions_hash`] computes, of any value's JSON serialization (the same bytes
+/// as the value converted to a `serde_json::Value` first, without building that tree).
+#[must_use]
+pub fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
     use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(serde_json::to_vec(permissions).unwrap_or_default());
+    let digest = sha2::Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
     let mut first = [0_u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)

@@ -1039,7 +1039,7 @@ pub fn content_hash(files: &BTreeMap<String, ObjectMeta>, ignored: &HashSet<Stri
         .filter(|(path, _)| path.ends_with(".json") && !is_ignored(ignored, path))
         .map(|(path, meta)| (path.as_str(), meta.size, meta.etag.as_str()))
         .collect();
-    permissions_hash(&json!(listed))
+    super::document::json_hash(&listed)
 }
 
 /// What every document of one version shares.
@@ -1200,6 +1200,30 @@ impl VersionBase<'_> {
 #[cfg(test)]
 mod extra_tests {
     use super::*;
+
+    #[test]
+    fn the_content_hash_is_the_hash_of_the_listing_as_json() {
+        let now = Utc::now();
+        let meta = |size: u64, etag: &str| ObjectMeta {
+            key: String::new(),
+            size,
+            etag: etag.to_owned(),
+            last_modified: now,
+            content_type: None,
+        };
+        let files: BTreeMap<String, ObjectMeta> = [
+            ("a.json".to_owned(), meta(3, "e-1")),
+            ("b.bin".to_owned(), meta(9, "e-2")),
+            ("d/\"q\".json".to_owned(), meta(0, "e-3")),
+            ("skip.json".to_owned(), meta(1, "e-4")),
+        ]
+        .into_iter()
+        .collect();
+        let ignored: HashSet<String> = ["skip.json".to_owned()].into_iter().collect();
+        // What it hashed when the listing went through a `json!` tree first.
+        let expected = permissions_hash(&json!([["a.json", 3, "e-1"], ["d/\"q\".json", 0, "e-3"]]));
+        assert_eq!(content_hash(&files, &ignored), expected);
+    }
 
     /// `_extra` as one `json!` literal of all its entries (what `VersionBase::extra` built
     /// before it started from a per-version template).
