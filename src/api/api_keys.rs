@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::RequireAccount;
 use crate::app::AppState;
@@ -289,4 +291,11 @@ pub async fn patch_api_key(
             Ok(ApiJson(ApiKeyView::from(&record)))
         })
         .await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_api_key, get_api_keys))
+        .routes(routes!(delete_api_key, patch_api_key))
 }

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::RequireAdmin;
 use crate::app::AppState;
@@ -266,4 +268,12 @@ pub async fn post_user_free(
             free_name(&state, TombstoneKind::User, &username),
         )
         .await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_users))
+        .routes(routes!(get_user, patch_user, delete_user))
+        .routes(routes!(post_user_free))
 }
