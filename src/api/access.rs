@@ -7,6 +7,7 @@
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::Principal;
+use crate::catalog::namespaces::PatchNamespaceRequest;
 use crate::catalog::projects::{PatchProjectRequest, PatchVersionRequest};
 pub use crate::catalog::target::{
     NamespaceView, ProjectView, VersionView, load_namespace, load_project, load_version,
@@ -260,6 +261,37 @@ pub fn authorize_version_patch(
     // An empty patch is judged as a record update, so readers cannot cause writes.
     if request.changelog.is_some() || (request.state.is_none() && request.stable.is_none()) {
         decide(app, principal, Action::UpdateRecord, &target)?;
+    }
+    Ok(())
+}
+
+/// The permission decisions of `PATCH /namespaces/{ns}`, before its event: a refusal is an
+/// `access.denied` with its reason, not a mutation.
+pub fn authorize_namespace_patch(
+    app: &AppState,
+    principal: &Principal,
+    view: &NamespaceView,
+    request: &PatchNamespaceRequest,
+) -> ApiResult<()> {
+    let mut target = view.target.clone();
+    if let Some(to) = request.state {
+        decide(
+            app,
+            principal,
+            Action::ChangeState {
+                from: view.record.state,
+                to,
+            },
+            &target,
+        )?;
+        target.state = to;
+    }
+    let changes_record = request.description.is_some()
+        || request.visibility.is_some()
+        || request.auto_create.is_some();
+    // An empty patch is judged as a change, so readers cannot cause writes.
+    if changes_record || request.state.is_none() {
+        decide(app, principal, Action::ChangePermissions, &target)?;
     }
     Ok(())
 }

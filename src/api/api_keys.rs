@@ -7,12 +7,15 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::RequireAccount;
 use crate::app::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::store::ApiKeyRecord;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::catalog::api_keys;
+use crate::error::{ApiJson, ApiPath, ApiResult};
 use crate::permissions::{GrantAccess, GrantTarget, MachineGrant};
 
 /// One scope as the API writes it: `{project | namespace, access: read | write}`.
@@ -31,21 +34,8 @@ pub struct ScopeView {
 }
 
 impl ScopeView {
-    fn into_grant(self) -> Result<MachineGrant, ApiError> {
-        let target = match (self.project, self.namespace) {
-            (Some(project), None) => GrantTarget::Project(project),
-            (None, Some(namespace)) => GrantTarget::Namespace(namespace),
-            _ => {
-                return Err(ApiError::new(
-                    ErrorCode::Unprocessable,
-                    "each scope names exactly one of project or namespace",
-                ));
-            }
-        };
-        Ok(MachineGrant {
-            target,
-            access: self.access,
-        })
+    fn into_grant(self) -> crate::catalog::Result<MachineGrant> {
+        api_keys::scope_grant(self.project, self.namespace, self.access)
     }
 
     fn from_grant(grant: &MachineGrant) -> Self {
@@ -184,16 +174,8 @@ async fn create_key(
         .into_iter()
         .map(ScopeView::into_grant)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(state
-        .auth
-        .create_api_key(
-            principal,
-            &body.name,
-            scopes,
-            body.expires_in_days,
-            state.clock.now(),
-        )
-        .await?)
+    let (name, expires_in_days) = (&body.name, body.expires_in_days);
+    Ok(api_keys::create_api_key(state, principal, name, scopes, expires_in_days).await?)
 }
 
 /// `GET /api-keys` answer.
@@ -289,4 +271,11 @@ pub async fn patch_api_key(
             Ok(ApiJson(ApiKeyView::from(&record)))
         })
         .await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_api_key, get_api_keys))
+        .routes(routes!(delete_api_key, patch_api_key))
 }

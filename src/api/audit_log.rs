@@ -8,6 +8,8 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::authorize_project;
 use super::extract::RequireAdmin;
@@ -105,6 +107,26 @@ impl AuditParams {
             cursor,
         })
     }
+
+    /// The path and query of the next page: these filters and `next=<cursor>`.
+    fn next_url(&self, path: &str, cursor: &str) -> String {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("project", &self.project),
+            ("outcome", &self.outcome),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("size", &self.size),
+        ] {
+            if let Some(value) = value {
+                url.append_pair(key, value);
+            }
+        }
+        url.append_pair("next", cursor);
+        format!("{path}?{}", url.finish())
+    }
 }
 
 /// Answers `{results, count, next}` and a `Link: rel="more"` header when there is more.
@@ -117,41 +139,20 @@ async fn answer(
 ) -> ApiResult<Response> {
     let mut page = state.audit.query(query).await?;
     if hide_addresses {
-        for result in &mut page.results {
-            if let Some(event) = result.as_object_mut() {
-                event.remove("ip");
-            }
-        }
+        page.hide_addresses();
     }
     let next = page.next.map(|cursor| cursor.encode());
-    let next_url = next.as_ref().map(|cursor| {
-        let mut url = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [
-            ("actor", &params.actor),
-            ("action", &params.action),
-            ("project", &params.project),
-            ("outcome", &params.outcome),
-            ("since", &params.since),
-            ("until", &params.until),
-            ("size", &params.size),
-        ] {
-            if let Some(value) = value {
-                url.append_pair(key, value);
-            }
-        }
-        url.append_pair("next", cursor);
-        format!("{path}?{}", url.finish())
-    });
     let body = json!({
         "results": page.results,
         "count": page.results.len(),
         "next": next,
     });
     let mut response = ApiJson(body).into_response();
-    if let Some(url) = next_url
+    if let Some(cursor) = &next
         && let Ok(link) = HeaderValue::from_str(&format!(
-            "<{}{url}>; rel=\"more\"",
-            state.settings.public_url()
+            "<{}{}>; rel=\"more\"",
+            state.settings.public_url(),
+            params.next_url(path, cursor)
         ))
     {
         response.headers_mut().insert(header::LINK, link);
@@ -197,4 +198,11 @@ pub async fn get_project_audit(
     let path = format!("/projects/{project}/audit");
     // Owners see who did what to their project, not where other people connect from.
     answer(&state, &path, &params, query, !principal.is_admin()).await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_audit))
+        .routes(routes!(get_project_audit))
 }

@@ -2,8 +2,9 @@
 //! the local backend's `GET /storage/{key}`): an attachment with a name that cannot break the
 //! header, `nosniff`, a sandboxing `Content-Security-Policy`, and a content type a browser
 //! would never run. Files of a public project must never become live pages of this origin.
+//! Also the conditional and range parts of a streamed answer (`If-None-Match`, `206`).
 
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 
 /// `Content-Security-Policy` of downloads: the bytes never run as a document, even if a
 /// browser renders them.
@@ -105,6 +106,36 @@ pub fn download_headers(
         )
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, DOWNLOAD_CSP)
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`).
+pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|candidates| {
+            candidates
+                .split(',')
+                .map(str::trim)
+                .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+        })
+}
+
+/// The status and length headers of a whole object (`200`) or of the range served (`206`).
+pub(super) fn with_range(
+    builder: axum::http::response::Builder,
+    range: Option<(u64, u64)>,
+    size: u64,
+) -> axum::http::response::Builder {
+    match range {
+        Some((start, end)) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_LENGTH, end - start + 1)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
+        None => builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, size),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::search_scope;
 use super::search::{DEFAULT_SIZE, audit_search, search_error};
@@ -115,4 +117,9 @@ pub(super) fn facets_json(facets: &crate::index::search::Facets) -> Value {
             })
             .collect(),
     )
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_aggregate))
 }

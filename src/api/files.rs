@@ -16,15 +16,20 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{VersionView, authorize_version};
-use super::download::{content_disposition, download_content_type, download_headers, file_name};
+use super::download::{
+    content_disposition, download_content_type, download_headers, file_name, not_modified,
+    with_range,
+};
 use super::presigned::{header_text, parse_content_md5, parse_range, parse_sha256};
 use super::projects::name_error;
 use crate::app::AppState;
@@ -330,36 +335,6 @@ pub async fn stream_object(app: &AppState, key: &str, headers: &HeaderMap) -> Ap
         .map_err(ApiError::internal)
 }
 
-/// Whether `If-None-Match` names `etag` (or is `*`).
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|candidates| {
-            candidates
-                .split(',')
-                .map(str::trim)
-                .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
-        })
-}
-
-/// The status and length headers of a whole object (`200`) or of the range served (`206`).
-fn with_range(
-    builder: axum::http::response::Builder,
-    range: Option<(u64, u64)>,
-    size: u64,
-) -> axum::http::response::Builder {
-    match range {
-        Some((start, end)) => builder
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_LENGTH, end - start + 1)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
-        None => builder
-            .status(StatusCode::OK)
-            .header(header::CONTENT_LENGTH, size),
-    }
-}
-
 /// Deletes a file (owners; never in a stable or deprecated version).
 #[utoipa::path(delete, path = "/files/{id}", tag = "files",
     params(("id" = String, Path, description = "ArtifactDB id `project:path@version` (URL-encoded)")),
@@ -391,4 +366,17 @@ pub async fn delete_file(
     let removal = files::remove_file(&app, &id.project, &version, &id.path);
     app.audit.mutation(event, 204, removal).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_files))
+        .routes(routes!(get_file, delete_file))
+        // Uploads are streamed and may be large: no JSON body limit on this route.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(put_file))
+                .layer(DefaultBodyLimit::disable()),
+        )
 }

@@ -7,6 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{RequireAccount, RequireAdmin};
 use super::users::{FreedView, free_name};
@@ -189,4 +191,13 @@ pub async fn post_group_free(
         .audit
         .mutation(event, 200, free_name(&state, TombstoneKind::Group, &name))
         .await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_group, get_groups))
+        .routes(routes!(get_group, delete_group))
+        .routes(routes!(put_group_members))
+        .routes(routes!(post_group_free))
 }

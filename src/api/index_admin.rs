@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::authorize_version;
 use super::extract::RequireAdmin;
@@ -217,4 +219,14 @@ pub async fn get_index_status(
         "last_sync": last_sync,
         "filter_cache": {"hits": cache_hits, "misses": cache_misses},
     })))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_version_info))
+        .routes(routes!(get_index_sync))
+        .routes(routes!(put_index_build))
+        .routes(routes!(get_job))
+        .routes(routes!(get_index_status))
 }

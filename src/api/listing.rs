@@ -5,6 +5,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{authorize_project, search_scope};
 use super::hits::present;
@@ -168,4 +170,11 @@ pub async fn get_project_versions(
         "latest": latest,
         "_latest": latest,
     })))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_projects))
+        .routes(routes!(get_project_versions))
 }

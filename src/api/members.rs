@@ -29,6 +29,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{authorize_namespace, authorize_project};
 use super::namespaces::{new_namespace_profile, reindex_namespace};
@@ -39,8 +41,8 @@ use crate::audit::AuditEvent;
 use crate::auth::Principal;
 pub use crate::catalog::members::{GrantRequest, MemberLevel, check_expiry, check_grantee};
 use crate::catalog::members::{
-    admit, chain_levels, check_project_grant_adds, check_project_level, grant_on_project,
-    not_a_member, remove, set_level, update_profile,
+    admit, chain_levels, check_project_grant, grant_on_project, not_a_member, remove, set_level,
+    update_profile,
 };
 pub use crate::catalog::permissions::ensure_principal_exists;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
@@ -153,19 +155,8 @@ pub async fn post_project_member(
     ApiJson(request): ApiJson<GrantRequest>,
 ) -> ApiResult<Response> {
     let view = authorize_project(&app, &principal, &project, Action::GrantMember).await?;
-    check_project_level(request.level)?;
-    let grantee = parse_principal(&request.principal)?;
-    check_expiry(request.expires_at, app.clock.now())?;
-    check_grantee(&app, &grantee, request.level).await?;
     let namespace = view.record.namespace.clone();
-    check_project_grant_adds(
-        &app,
-        &project,
-        namespace.as_deref(),
-        &grantee,
-        request.level,
-    )
-    .await?;
+    let grantee = check_project_grant(&app, &project, namespace.as_deref(), &request).await?;
     let resource = format!("project:{project}");
     let event = AuditEvent::new("member.grant")
         .by(&principal)
@@ -385,4 +376,13 @@ pub async fn get_project_members(
         &view.target.profile,
         app.clock.now(),
     )))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_namespace_member, get_namespace_members))
+        .routes(routes!(delete_namespace_member))
+        .routes(routes!(post_project_member, get_project_members))
+        .routes(routes!(delete_project_member))
 }

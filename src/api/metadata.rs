@@ -6,6 +6,8 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{authorize_project, authorize_version, search_scope};
 use super::hits::present;
@@ -144,4 +146,12 @@ pub async fn get_version_metadata(
         Some(&view.record.version),
     )?;
     page(&app, &principal, cursor).await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_file_metadata))
+        .routes(routes!(get_project_metadata))
+        .routes(routes!(get_version_metadata))
 }

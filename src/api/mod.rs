@@ -45,7 +45,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -76,123 +75,45 @@ pub fn router(state: AppState) -> Router {
 
 /// The API's router alone, and its OpenAPI document.
 fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
-    // Admins only; not routed here at all when it has its own listener (TROVE_METRICS_LISTEN).
-    if state.settings.metrics_listen.is_none() {
-        api = api.routes(routes!(system::get_metrics));
-    }
-    let (api_router, openapi) = api
-        .routes(routes!(system::get_root))
-        .routes(routes!(system::get_status))
-        .routes(routes!(system::get_healthz))
-        .routes(routes!(system::get_readyz))
-        .routes(routes!(presigned::get_presigned, presigned::put_presigned))
-        .routes(routes!(search::get_search))
-        .routes(routes!(search::get_scroll))
-        .routes(routes!(facets::get_aggregate))
-        .routes(routes!(metadata::get_file_metadata))
-        .routes(routes!(listing::get_projects, projects::post_project))
-        .routes(routes!(
-            listing::get_project_versions,
-            projects::post_version
-        ))
-        .routes(routes!(projects::get_project, projects::patch_project))
-        .routes(routes!(
-            projects::get_version,
-            projects::patch_version,
-            projects::delete_version
-        ))
-        .routes(routes!(files::get_files))
-        .routes(routes!(files::get_file, files::delete_file))
-        .routes(routes!(
-            profiles::get_project_permissions,
-            profiles::put_project_permissions,
-            profiles::delete_project_permissions
-        ))
-        .routes(routes!(
-            profiles::get_version_permissions,
-            profiles::put_version_permissions,
-            profiles::delete_version_permissions
-        ))
-        .routes(routes!(
-            profiles::get_global_permissions,
-            profiles::put_global_permissions,
-            profiles::delete_global_permissions
-        ))
-        .routes(routes!(shares::post_share))
-        .routes(routes!(shares::delete_share))
-        .routes(routes!(uploads::post_upload))
-        .routes(routes!(uploads::put_link))
-        .routes(routes!(uploads::put_complete))
-        .routes(routes!(uploads::put_abort))
-        .routes(routes!(metadata::get_project_metadata))
-        .routes(routes!(metadata::get_version_metadata))
-        .routes(routes!(index_admin::get_version_info))
-        .routes(routes!(index_admin::get_index_sync))
-        .routes(routes!(index_admin::put_index_build))
-        .routes(routes!(index_admin::get_job))
-        .routes(routes!(index_admin::get_index_status))
-        .routes(routes!(sessions::post_register))
-        .routes(routes!(sessions::post_login))
-        .routes(routes!(sessions::get_me))
-        .routes(routes!(sessions::post_logout))
-        .routes(routes!(sessions::put_password))
-        .routes(routes!(users::get_users))
-        .routes(routes!(
-            users::get_user,
-            users::patch_user,
-            users::delete_user
-        ))
-        .routes(routes!(groups::post_group, groups::get_groups))
-        .routes(routes!(groups::get_group, groups::delete_group))
-        .routes(routes!(groups::put_group_members))
-        .routes(routes!(users::post_user_free))
-        .routes(routes!(groups::post_group_free))
-        .routes(routes!(api_keys::post_api_key, api_keys::get_api_keys))
-        .routes(routes!(api_keys::delete_api_key, api_keys::patch_api_key))
-        // Uploads are streamed and may be large: no JSON body limit on this route.
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(files::put_file))
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .routes(routes!(
-            namespaces::post_namespace,
-            namespaces::get_namespaces
-        ))
-        .routes(routes!(
-            namespaces::get_namespace,
-            namespaces::patch_namespace,
-            namespaces::delete_namespace
-        ))
-        .routes(routes!(
-            namespaces::get_namespace_permissions,
-            namespaces::put_namespace_permissions,
-            namespaces::delete_namespace_permissions
-        ))
-        .routes(routes!(
-            members::post_namespace_member,
-            members::get_namespace_members
-        ))
-        .routes(routes!(members::delete_namespace_member))
-        .routes(routes!(
-            members::post_project_member,
-            members::get_project_members
-        ))
-        .routes(routes!(members::delete_project_member))
-        .routes(routes!(audit_log::get_audit))
-        .routes(routes!(audit_log::get_project_audit))
+    let serve_metrics = state.settings.metrics_listen.is_none();
+    let (api_router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(system::routes(serve_metrics))
+        .merge(presigned::routes())
+        .merge(search::routes())
+        .merge(facets::routes())
+        .merge(metadata::routes())
+        .merge(listing::routes())
+        .merge(projects::routes())
+        .merge(files::routes())
+        .merge(profiles::routes())
+        .merge(shares::routes())
+        .merge(uploads::routes())
+        .merge(index_admin::routes())
+        .merge(sessions::routes())
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(api_keys::routes())
+        .merge(namespaces::routes())
+        .merge(members::routes())
+        .merge(audit_log::routes())
         .split_for_parts();
     let mut openapi = openapi;
     openapi::complete(&mut openapi);
 
     let openapi_json = openapi.clone();
+    let routes = api_router.route(
+        "/openapi.json",
+        axum::routing::get(move || async move { axum::Json(openapi_json) }),
+    );
+    (with_layers(routes, state), openapi)
+}
+
+/// The API's cross-cutting layers around its routes, innermost first: metrics, the audit
+/// context and the start-up wait per matched route; then the JSON fallbacks, the JSON body
+/// limit, panics as `500 internal`, the safe headers, the tracing span and the request id.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let max_json_bytes = state.settings.max_json_bytes;
-    let router = api_router
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || async move { axum::Json(openapi_json) }),
-        )
+    routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -223,26 +144,26 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("-");
-                // The path only, never the query: presigned URLs carry signatures there.
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
-                )
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state);
-    (router, openapi)
+        .with_state(state)
+}
+
+/// The tracing span of one request: method, path and request id.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-");
+    // The path only, never the query: presigned URLs carry signatures there.
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
 }
 
 /// Records request count and latency by route template and status.

@@ -15,8 +15,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::access::{authorize_namespace, decide, load_namespace};
+use super::access::{authorize_namespace, authorize_namespace_patch, load_namespace};
 use super::extract::RequireAdmin;
 use super::index_admin::accepted;
 use super::profiles::{merge_profile, present};
@@ -150,26 +152,7 @@ pub async fn patch_namespace(
     ApiJson(request): ApiJson<PatchNamespaceRequest>,
 ) -> ApiResult<ApiJson<NamespaceRecord>> {
     let view = authorize_namespace(&app, &principal, &namespace, Action::ReadMetadata).await?;
-    let mut target = view.target.clone();
-    if let Some(to) = request.state {
-        decide(
-            &app,
-            &principal,
-            Action::ChangeState {
-                from: view.record.state,
-                to,
-            },
-            &target,
-        )?;
-        target.state = to;
-    }
-    let changes_record = request.description.is_some()
-        || request.visibility.is_some()
-        || request.auto_create.is_some();
-    // An empty patch is judged as a change, so readers cannot cause writes.
-    if changes_record || request.state.is_none() {
-        decide(&app, &principal, Action::ChangePermissions, &target)?;
-    }
+    authorize_namespace_patch(&app, &principal, &view, &request)?;
     let (record, changed, action) = apply_patch(&view.record, &request);
     let mut event = AuditEvent::new(action)
         .by(&principal)
@@ -180,13 +163,12 @@ pub async fn patch_namespace(
             .detail("from", view.record.state.as_str())
             .detail("to", to.as_str());
     }
-    let reindex = request.visibility.is_some() || request.state.is_some();
     let record = app
         .audit
         .mutation(
             event,
             200,
-            update_namespace(&app, record, view.etag, request.visibility, reindex),
+            update_namespace(&app, record, view.etag, &request),
         )
         .await?;
     Ok(ApiJson(record))
@@ -318,4 +300,16 @@ pub async fn delete_namespace_permissions(
         })
         .await?;
     Ok(accepted(&app, &job))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_namespace, get_namespaces))
+        .routes(routes!(get_namespace, patch_namespace, delete_namespace))
+        .routes(routes!(
+            get_namespace_permissions,
+            put_namespace_permissions,
+            delete_namespace_permissions
+        ))
 }

@@ -13,6 +13,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures::TryStreamExt as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::catalog::uploads::{self, PresignedPut};
@@ -201,6 +203,11 @@ pub async fn put_presigned(
         sha256: outcome.sha256_hex,
         etag: outcome.meta.etag,
     }))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_presigned, put_presigned))
 }
 
 #[cfg(test)]

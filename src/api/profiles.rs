@@ -14,6 +14,8 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{authorize_project, authorize_version};
 use super::extract::RequireAdmin;
@@ -331,4 +333,24 @@ pub async fn delete_version_permissions(
         })
         .await?;
     Ok(accepted(&app, &job))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(
+            get_project_permissions,
+            put_project_permissions,
+            delete_project_permissions
+        ))
+        .routes(routes!(
+            get_version_permissions,
+            put_version_permissions,
+            delete_version_permissions
+        ))
+        .routes(routes!(
+            get_global_permissions,
+            put_global_permissions,
+            delete_global_permissions
+        ))
 }

@@ -32,6 +32,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{
     authorize_project, authorize_project_patch, authorize_version, authorize_version_patch, decide,
@@ -369,4 +371,13 @@ pub async fn delete_version(
             Ok(StatusCode::NO_CONTENT)
         })
         .await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_project))
+        .routes(routes!(post_version))
+        .routes(routes!(get_project, patch_project))
+        .routes(routes!(get_version, patch_version, delete_version))
 }

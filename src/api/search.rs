@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::search_scope;
 use super::facets::{facet_names, facets_json, run_facets};
@@ -328,4 +330,11 @@ pub(super) fn list_params(params: &ListParams, kind: KindFilter) -> SearchParams
         highlight: None,
         facets: None,
     }
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_search))
+        .routes(routes!(get_scroll))
 }

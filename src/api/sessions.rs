@@ -5,6 +5,8 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ClientAddress, RequireAccount};
 use crate::app::AppState;
@@ -307,4 +309,14 @@ pub async fn put_password(
         })
         .await?;
     Ok(ApiJson(issued.into()))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_register))
+        .routes(routes!(post_login))
+        .routes(routes!(get_me))
+        .routes(routes!(post_logout))
+        .routes(routes!(put_password))
 }

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::authorize_project;
 use crate::app::AppState;
@@ -96,4 +98,11 @@ pub async fn delete_share(
         .mutation(event, 204, unshare(&app, &project, &grantee))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_share))
+        .routes(routes!(delete_share))
 }

@@ -9,6 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::RequireAdmin;
 use crate::app::AppState;
@@ -194,4 +196,19 @@ fn render_metrics(state: &AppState) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`;
+/// `/metrics` only when it has no listener of its own (`TROVE_METRICS_LISTEN`).
+pub(super) fn routes(serve_metrics: bool) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new();
+    // Admins only; not routed here at all when it has its own listener.
+    if serve_metrics {
+        router = router.routes(routes!(get_metrics));
+    }
+    router
+        .routes(routes!(get_root))
+        .routes(routes!(get_status))
+        .routes(routes!(get_healthz))
+        .routes(routes!(get_readyz))
 }

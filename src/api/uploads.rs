@@ -19,8 +19,10 @@ use axum::response::Response;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::access::{authorize_project, authorize_version, decide, load_project};
+use super::access::{VersionView, authorize_project, authorize_version, decide, load_project};
 use super::index_admin::accepted;
 use super::projects::authorize_creation;
 use crate::app::AppState;
@@ -31,8 +33,8 @@ pub use crate::catalog::uploads::{
     check_presigned_upload, link_url, parse_when, purge_expired,
 };
 use crate::catalog::uploads::{
-    abort_upload, complete_upload, has_completed_version, new_upload_record, parse_completion_body,
-    parse_id, plan_upload, record_link, start_upload, unb64,
+    abort_upload, complete_upload, completion_applies_permissions, new_upload_record,
+    parse_completion_body, parse_id, plan_upload, record_link, start_upload, unb64,
 };
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::permissions::Action;
@@ -153,32 +155,18 @@ pub async fn put_complete(
     let permissions = parse_completion_body(&body)?;
     let view =
         authorize_version(&app, &principal, &project, &version, Action::CompleteUpload).await?;
-    let overwrite_permissions = params.overwrite_permissions.unwrap_or(false);
+    let overwrite = params.overwrite_permissions.unwrap_or(false);
     // Permissions in the body apply to a new project, or with `overwrite_permissions`; they
     // need the right to change them (decided here, so a refusal is an `access.denied`).
-    let apply = match &permissions {
-        Some(_) => {
-            let new_project = !has_completed_version(&app, &project, &view.record.version).await?;
-            new_project || overwrite_permissions
-        }
-        None => false,
-    };
+    let completing = &view.record.version;
+    let apply =
+        completion_applies_permissions(&app, &project, completing, permissions.as_ref(), overwrite)
+            .await?;
     if apply {
-        decide(
-            &app,
-            &principal,
-            Action::ChangePermissions,
-            &view.project.target,
-        )?;
+        let target = &view.project.target;
+        decide(&app, &principal, Action::ChangePermissions, target)?;
     }
-    let event = AuditEvent::new("upload.complete")
-        .by(&principal)
-        .resource(format!("version:{project}@{}", view.record.version))
-        .project(&project)
-        // The paths are in the `upload.start` event already.
-        .detail("file_count", view.record.announced_files.len())
-        .detail("permissions", permissions.clone())
-        .detail("overwrite_permissions", overwrite_permissions);
+    let event = complete_event(&principal, &project, &view, &permissions, overwrite);
     let job = app
         .audit
         .mutation(
@@ -188,6 +176,24 @@ pub async fn put_complete(
         )
         .await?;
     Ok(accepted(&app, &job))
+}
+
+/// The `upload.complete` event of a completion.
+fn complete_event(
+    principal: &Principal,
+    project: &str,
+    view: &VersionView,
+    permissions: &Option<Value>,
+    overwrite_permissions: bool,
+) -> AuditEvent {
+    AuditEvent::new("upload.complete")
+        .by(principal)
+        .resource(format!("version:{project}@{}", view.record.version))
+        .project(project)
+        // The paths are in the `upload.start` event already.
+        .detail("file_count", view.record.announced_files.len())
+        .detail("permissions", permissions.clone())
+        .detail("overwrite_permissions", overwrite_permissions)
 }
 
 /// Aborts an upload: deletes the version and whatever was uploaded.
@@ -217,4 +223,13 @@ pub async fn put_abort(
         .mutation(event, 200, abort_upload(&app, &project, &version))
         .await?;
     Ok(ApiJson(answer))
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_upload))
+        .routes(routes!(put_link))
+        .routes(routes!(put_complete))
+        .routes(routes!(put_abort))
 }

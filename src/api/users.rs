@@ -6,13 +6,16 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::RequireAdmin;
 use crate::app::AppState;
 use crate::audit::AuditEvent;
-use crate::auth::service::{AccountChange, bounded_name};
+use crate::auth::service::bounded_name;
 use crate::auth::store::{AccountRecord, TombstoneKind};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::catalog::accounts;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::permissions::ProfileLocation;
 
 /// An account as admins see it (never its password hash).
@@ -92,15 +95,8 @@ pub async fn get_user(
     RequireAdmin(_admin): RequireAdmin,
     ApiPath(username): ApiPath<String>,
 ) -> ApiResult<ApiJson<UserView>> {
-    let account = state
-        .auth
-        .records()
-        .account(&username)
-        .await
-        .map_err(crate::auth::service::AuthError::from)?
-        .filter(|_| crate::model::names::validate_username(&username).is_ok())
-        .ok_or_else(|| ApiError::not_found(format!("user {username} not found")))?;
-    Ok(ApiJson(account.record.into()))
+    let account = accounts::account(&state, &username).await?;
+    Ok(ApiJson(account.into()))
 }
 
 /// `PATCH /users/{u}` body.
@@ -146,40 +142,9 @@ pub async fn patch_user(
     if let Some(disabled) = patch.disabled {
         event = event.detail("disabled", disabled);
     }
-    state
-        .audit
-        .mutation(event, 200, change_user(&state, &username, &patch))
-        .await
-}
-
-async fn change_user(
-    state: &AppState,
-    username: &str,
-    patch: &UserPatch,
-) -> ApiResult<ApiJson<UserView>> {
-    if crate::model::names::validate_username(username).is_err() {
-        return Err(ApiError::not_found(format!("user {username} not found")));
-    }
-    let role = match &patch.role {
-        Some(role) => Some(
-            role.parse()
-                .map_err(|error: crate::permissions::UnknownRole| {
-                    ApiError::new(ErrorCode::Unprocessable, error.to_string())
-                })?,
-        ),
-        None => None,
-    };
-    let updated = state
-        .auth
-        .update_account(
-            username,
-            &AccountChange {
-                role,
-                disabled: patch.disabled,
-            },
-        )
-        .await?;
-    Ok(ApiJson(updated.into()))
+    let change = accounts::change_account(&state, &username, patch.role.as_deref(), patch.disabled);
+    let account = state.audit.mutation(event, 200, change).await?;
+    Ok(ApiJson(account.into()))
 }
 
 /// Deletes an account (not the last enabled admin).
@@ -201,11 +166,8 @@ pub async fn delete_user(
     state
         .audit
         .mutation(event, 204, async {
-            if crate::model::names::validate_username(&username).is_err() {
-                return Err(ApiError::not_found(format!("user {username} not found")));
-            }
-            state.auth.delete_account(&username, &admin.actor()).await?;
-            Ok(StatusCode::NO_CONTENT)
+            accounts::delete_account(&state, &username, &admin.actor()).await?;
+            Ok::<_, ApiError>(StatusCode::NO_CONTENT)
         })
         .await
 }
@@ -231,7 +193,7 @@ pub async fn free_name(
     kind: TombstoneKind,
     name: &str,
 ) -> ApiResult<ApiJson<FreedView>> {
-    let freed = crate::catalog::accounts::free_name(state, kind, name).await?;
+    let freed = accounts::free_name(state, kind, name).await?;
     Ok(ApiJson(FreedView {
         name: freed.tombstone.name,
         kind: freed.tombstone.kind.as_str(),
@@ -266,4 +228,12 @@ pub async fn post_user_free(
             free_name(&state, TombstoneKind::User, &username),
         )
         .await
+}
+
+/// This module's routes, merged into the API's router by `api::api_router`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_users))
+        .routes(routes!(get_user, patch_user, delete_user))
+        .routes(routes!(post_user_free))
 }

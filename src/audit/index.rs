@@ -109,6 +109,18 @@ pub struct AuditPage {
     pub next: Option<Cursor>,
 }
 
+impl AuditPage {
+    /// Drops the client address (`ip`) of every event: a project's owners see who did what
+    /// to their project, not where other people connect from.
+    pub fn hide_addresses(&mut self) {
+        for result in &mut self.results {
+            if let Some(event) = result.as_object_mut() {
+                event.remove("ip");
+            }
+        }
+    }
+}
+
 /// The audit query index.
 pub struct AuditIndex {
     reader: IndexReader,

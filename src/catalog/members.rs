@@ -235,6 +235,23 @@ pub fn check_project_level(level: MemberLevel) -> Result<()> {
     Ok(())
 }
 
+/// The checks of a project grant, in the order their refusals are answered: the level
+/// (`maintainer` is a namespace grant), the principal's syntax, the expiry, the grantee
+/// (exists, role may hold the level), then redundancy. Answers the grantee.
+pub async fn check_project_grant(
+    app: &AppState,
+    project: &str,
+    namespace: Option<&str>,
+    request: &GrantRequest,
+) -> Result<PrincipalRef> {
+    check_project_level(request.level)?;
+    let grantee = PrincipalRef::parse(&request.principal).map_err(Error::from)?;
+    check_expiry(request.expires_at, app.clock.now())?;
+    check_grantee(app, &grantee, request.level).await?;
+    check_project_grant_adds(app, project, namespace, &grantee, request.level).await?;
+    Ok(grantee)
+}
+
 /// Refuses a project grant that adds nothing: `409 redundant_grant` when the namespace
 /// already grants as much (while its grants reach the project) or the grantee owns the
 /// project.

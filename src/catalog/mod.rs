@@ -7,6 +7,7 @@
 //! See `docs/ARCHITECTURE.md` for what lives where while handlers move here.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod error;
 pub mod files;
 pub mod members;

@@ -175,16 +175,19 @@ pub fn apply_patch(
     (record, changed, action)
 }
 
-/// Writes a changed namespace record (`If-Match` its `etag`), rewrites the profile's read
-/// rule when the visibility changes, and re-indexes its projects when `reindex` (what they
-/// inherit changed).
+/// Writes a namespace record changed by `request` (`If-Match` its `etag`), rewrites the
+/// profile's read rule when the visibility changes, and re-indexes its projects when what
+/// they inherit changes (its visibility or state).
 pub async fn update_namespace(
     app: &AppState,
     record: NamespaceRecord,
     etag: String,
-    visibility: Option<NamespaceVisibility>,
-    reindex: bool,
+    request: &PatchNamespaceRequest,
 ) -> Result<NamespaceRecord> {
+    let (visibility, reindex) = (
+        request.visibility,
+        request.visibility.is_some() || request.state.is_some(),
+    );
     let namespace = record.name.clone();
     write_record(
         app,

@@ -404,6 +404,23 @@ pub async fn has_completed_version(app: &AppState, project: &str, except: &str) 
     Ok(false)
 }
 
+/// Whether the permissions in a completion's body apply: to a new project (no completed
+/// version but `version`), or with `overwrite_permissions`. Applying them needs the right to
+/// change permissions, which the caller decides before the mutation.
+pub async fn completion_applies_permissions(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    permissions: Option<&Value>,
+    overwrite_permissions: bool,
+) -> Result<bool> {
+    if permissions.is_none() {
+        return Ok(false);
+    }
+    let new_project = !has_completed_version(app, project, version).await?;
+    Ok(new_project || overwrite_permissions)
+}
+
 /// The mutation of `PUT .../complete`; answers the id of the indexing job.
 pub async fn complete_upload(
     app: &AppState,

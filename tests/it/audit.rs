@@ -11,16 +11,9 @@ use serde_json::{Value, json};
 use trove::audit::verify::{ProblemKind, verify};
 use trove::audit::{ActorKind, AuditEvent, Outcome};
 use trove::permissions::Role;
-use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
+use trove::storage::{ObjectStoreExt as _, PutOptions, keys};
 
-use crate::common::{TestApp, local_settings};
-
-async fn put_json(storage: &dyn ObjectStore, key: &str, value: Value) {
-    storage
-        .put_bytes(key, Bytes::from(value.to_string()), PutOptions::default())
-        .await
-        .unwrap();
-}
+use crate::common::{TestApp, local_settings, put_json};
 
 /// Project `bert` owned by alice, carol a viewer.
 async fn seed_project(app: &TestApp) {
@@ -28,7 +21,7 @@ async fn seed_project(app: &TestApp) {
     put_json(
         storage,
         &keys::project_record("bert"),
-        json!({
+        &json!({
             "project_id": "bert", "title": "BERT base", "type": "MODEL",
             "created_at": "2026-11-01T00:00:00Z", "created_by": "alice"
         }),
@@ -37,7 +30,7 @@ async fn seed_project(app: &TestApp) {
     put_json(
         storage,
         &keys::project_permissions("bert"),
-        json!({
+        &json!({
             "scope": "project", "owners": ["alice"], "viewers": ["carol"],
             "read_access": "viewers", "write_access": "owners"
         }),
@@ -890,7 +883,7 @@ async fn events_carry_the_client_address_over_tcp_and_version_denials_name_the_v
     put_json(
         app.state.storage.as_ref(),
         &keys::version_record("bert", "v1"),
-        json!({
+        &json!({
             "project_id": "bert", "version": "v1", "created_at": "2026-11-01T00:00:00Z",
             "created_by": "alice", "status": "completed", "revision": "NUM-1",
             "numerical_revision": 1

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use trove::permissions::{Action, ProfileScope, Role, Target};
 use trove::storage::{ObjectStoreExt as _, PutOptions, keys};
 
-use crate::common::{TestApp, pkcs8_to_pkcs1};
+use crate::common::{TestApp, TestResponse, pkcs8_to_pkcs1};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -991,62 +991,23 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
 
     let scope = |project: &str, access: &str| json!({"name": "ci-bot", "scopes": [{"project": project, "access": access}], "expires_in_days": 30});
     // A project alice reads but does not own: `403`.
-    assert_eq!(
-        app.bearer(
-            Method::POST,
-            "/api-keys",
-            &alice,
-            Some(&scope("t5", "read"))
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
+    let not_owned = post_key(&app, &alice, &scope("t5", "read")).await;
+    assert_eq!(not_owned.status, StatusCode::FORBIDDEN);
     // A project alice cannot see answers as a missing one (found by the model test: `403`
     // here told an existing private project from a missing one).
-    let hidden = app
-        .bearer(
-            Method::POST,
-            "/api-keys",
-            &alice,
-            Some(&scope("gpt", "write")),
-        )
-        .await;
+    let hidden = post_key(&app, &alice, &scope("gpt", "write")).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.text());
     assert_eq!(hidden.json()["code"], "not_found");
-    assert_eq!(
-        app.bearer(
-            Method::POST,
-            "/api-keys",
-            &alice,
-            Some(&scope("missing", "read"))
-        )
-        .await
-        .status,
-        StatusCode::NOT_FOUND
-    );
+    let missing = post_key(&app, &alice, &scope("missing", "read")).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let invalid = json!({"name": "ci-bot", "scopes": [{"project": "bert", "namespace": "nlp", "access": "read"}]});
-    assert_eq!(
-        app.bearer(Method::POST, "/api-keys", &alice, Some(&invalid))
-            .await
-            .status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        app.json(Method::POST, "/api-keys", &scope("bert", "write"))
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
+    let invalid = post_key(&app, &alice, &invalid).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bert_write = scope("bert", "write");
+    let anonymous = app.json(Method::POST, "/api-keys", &bert_write).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 
-    let created = app
-        .bearer(
-            Method::POST,
-            "/api-keys",
-            &alice,
-            Some(&scope("bert", "write")),
-        )
-        .await;
+    let created = post_key(&app, &alice, &bert_write).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     let created = created.json();
     let key = created["key"].as_str().unwrap().to_owned();
@@ -1057,12 +1018,7 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     let listed = app.bearer(Method::GET, "/api-keys", &alice, None).await;
     assert_eq!(listed.json()["count"], 1);
     assert!(!listed.text().contains(&key));
-    let (stored, _) = app
-        .state
-        .storage
-        .get_bytes(&keys::api_key(&id))
-        .await
-        .unwrap();
+    let stored = stored_key(&app, &id).await;
     // The key is `trove_<id>_<secret>`; the secret itself may contain `_`.
     let secret = key.strip_prefix(&format!("trove_{id}_")).unwrap();
     assert!(!String::from_utf8_lossy(&stored).contains(secret));
@@ -1075,129 +1031,85 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     assert_eq!(me["identities"], json!(["machine:ci-bot"]));
 
     // A key can't administer, even one made by an admin.
-    assert_eq!(
-        app.bearer(Method::GET, "/users", &key, None).await.status,
-        StatusCode::FORBIDDEN
-    );
+    let users = app.bearer(Method::GET, "/users", &key, None).await;
+    assert_eq!(users.status, StatusCode::FORBIDDEN);
 
-    let principal = app
-        .state
-        .auth
-        .authenticate(Some(&format!("Bearer {key}")))
-        .await
-        .unwrap();
     let now = Utc::now();
-    assert!(
-        principal
-            .decide(Action::UploadFile, &target("bert", &["alice"]), now)
-            .is_ok()
+    let (bert, gpt) = (
+        target("bert", &["alice"]),
+        target("gpt", &["machine:ci-bot"]),
     );
+    let principal = principal_of(&app, &key).await;
+    assert!(principal.decide(Action::UploadFile, &bert, now).is_ok());
     // Outside its scopes it reaches nothing, even where a profile lists it.
-    assert!(
-        principal
-            .decide(
-                Action::ReadMetadata,
-                &target("gpt", &["machine:ci-bot"]),
-                now
-            )
-            .is_err()
-    );
+    assert!(principal.decide(Action::ReadMetadata, &gpt, now).is_err());
     // Never more than its creator may do now.
-    app.bearer(
-        Method::PATCH,
-        "/users/alice",
-        &admin,
-        Some(&json!({"role": "guest"})),
-    )
-    .await;
-    let principal = app
-        .state
-        .auth
-        .authenticate(Some(&format!("Bearer {key}")))
-        .await
-        .unwrap();
-    assert!(
-        principal
-            .decide(Action::UploadFile, &target("bert", &["alice"]), now)
-            .is_err()
-    );
-    app.bearer(
-        Method::PATCH,
-        "/users/alice",
-        &admin,
-        Some(&json!({"disabled": true})),
-    )
-    .await;
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &key, None).await.code(),
-        "api_key_invalid"
-    );
-    app.bearer(
-        Method::PATCH,
-        "/users/alice",
-        &admin,
-        Some(&json!({"disabled": false, "role": "maintainer"})),
-    )
-    .await;
+    patch_user(&app, &admin, "alice", json!({"role": "guest"})).await;
+    let principal = principal_of(&app, &key).await;
+    assert!(principal.decide(Action::UploadFile, &bert, now).is_err());
+    patch_user(&app, &admin, "alice", json!({"disabled": true})).await;
+    let me = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    assert_eq!(me.code(), "api_key_invalid");
+    let restored = json!({"disabled": false, "role": "maintainer"});
+    patch_user(&app, &admin, "alice", restored).await;
     // Disabling outdated alice's tokens (not her keys).
     let alice = app.login("alice", "password-of-tests").await;
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &key, None).await.status,
-        StatusCode::OK
-    );
+    let me = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    assert_eq!(me.status, StatusCode::OK);
 
     // Admins list every key; deleting one kills it.
-    assert_eq!(
-        app.bearer(Method::GET, "/api-keys", &admin, None)
-            .await
-            .json()["count"],
-        1
-    );
-    let deleted = app
-        .bearer(Method::DELETE, &format!("/api-keys/{id}"), &alice, None)
-        .await;
+    let every = app.bearer(Method::GET, "/api-keys", &admin, None).await;
+    assert_eq!(every.json()["count"], 1);
+    let path = format!("/api-keys/{id}");
+    let deleted = app.bearer(Method::DELETE, &path, &alice, None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &key, None).await.code(),
-        "api_key_invalid"
-    );
-    assert_eq!(
-        app.bearer(Method::DELETE, "/api-keys/zzz", &alice, None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    let me = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    assert_eq!(me.code(), "api_key_invalid");
+    let unknown = app
+        .bearer(Method::DELETE, "/api-keys/zzz", &alice, None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     // Admins create keys for anything; an expired key is refused.
-    let created = app
-        .bearer(
-            Method::POST,
-            "/api-keys",
-            &admin,
-            Some(&scope("gpt", "read")),
-        )
-        .await;
+    let created = post_key(&app, &admin, &scope("gpt", "read")).await;
     assert_eq!(created.status, StatusCode::CREATED);
     let created = created.json();
     let id = created["id"].as_str().unwrap();
+    let mut record: Value = serde_json::from_slice(&stored_key(&app, id).await).unwrap();
+    record["expires_at"] = json!(Utc::now() - chrono::Duration::hours(1));
+    put_json(&app, &keys::api_key(id), &record).await;
+    let key = created["key"].as_str().unwrap();
+    let expired = app.bearer(Method::GET, "/auth/me", key, None).await;
+    assert_eq!(expired.code(), "api_key_expired");
+}
+
+/// `POST /api-keys` as `token`.
+async fn post_key(app: &TestApp, token: &str, body: &Value) -> TestResponse {
+    app.bearer(Method::POST, "/api-keys", token, Some(body))
+        .await
+}
+
+/// The stored bytes of API key `id`'s record.
+async fn stored_key(app: &TestApp, id: &str) -> Vec<u8> {
     let (stored, _) = app
         .state
         .storage
         .get_bytes(&keys::api_key(id))
         .await
         .unwrap();
-    let mut record: Value = serde_json::from_slice(&stored).unwrap();
-    record["expires_at"] = json!(Utc::now() - chrono::Duration::hours(1));
-    put_json(&app, &keys::api_key(id), &record).await;
-    let expired = app
-        .bearer(
-            Method::GET,
-            "/auth/me",
-            created["key"].as_str().unwrap(),
-            None,
-        )
-        .await;
-    assert_eq!(expired.code(), "api_key_expired");
+    stored.to_vec()
+}
+
+/// Who a bearer credential authenticates as.
+async fn principal_of(app: &TestApp, credential: &str) -> trove::auth::Principal {
+    let header = format!("Bearer {credential}");
+    app.state.auth.authenticate(Some(&header)).await.unwrap()
+}
+
+/// An admin's `PATCH /users/{name}` (the scenario checks what it changes, not its answer).
+async fn patch_user(app: &TestApp, admin: &str, name: &str, body: Value) {
+    let path = format!("/users/{name}");
+    app.bearer(Method::PATCH, &path, admin, Some(&body)).await;
 }
 
 // ------------------------------------------------------------------ bootstrap and CLI

@@ -18,7 +18,7 @@ use md5::Digest as _;
 use serde_json::{Value, json};
 
 use crate::common::artifacts::{call, create_project, create_version, enc, upload, wait_job};
-use crate::common::{Backend, BackendApp};
+use crate::common::{Backend, BackendApp, free_port};
 
 const ROOT_PASSWORD: &str = "password-of-the-crash-root";
 
@@ -47,14 +47,6 @@ impl Answer {
         serde_json::from_slice(&self.bytes)
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.bytes)))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Server {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use trove::permissions::Role;
 
 use crate::both_backends;
-use crate::common::artifacts::enc;
+use crate::common::artifacts::{enc, wait_job};
 use crate::common::{Backend, BackendApp, TestResponse};
 
 /// A registry with an admin and a few accounts.
@@ -44,6 +44,11 @@ impl Registry {
         body: Option<Value>,
     ) -> TestResponse {
         self.app.bearer(method, path, token, body.as_ref()).await
+    }
+
+    /// The status of a call with a body (for the steps that check only that).
+    async fn status(&self, method: Method, path: &str, token: &str, body: Value) -> StatusCode {
+        self.call(method, path, token, Some(body)).await.status
     }
 
     async fn namespace(&self, name: &str, visibility: &str, auto_create: bool) {
@@ -786,145 +791,81 @@ async fn namespace_lifecycle_visibility_and_profile() {
     let alice = r.user("alice", Role::Maintainer).await;
     let eve = r.user("eve", Role::Guest).await;
     let admin = r.admin.clone();
+    let (get, post, put, delete) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
     // Only admins create; names are validated; names are unique.
-    let forbidden = r
-        .call(
-            Method::POST,
-            "/namespaces",
-            &alice,
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
-    let invalid = r
-        .call(
-            Method::POST,
-            "/namespaces",
-            &admin,
-            Some(json!({"name": "Bad_Name"})),
-        )
-        .await;
+    let x = json!({"name": "x"});
+    assert_eq!(
+        r.status(post.clone(), "/namespaces", &alice, x).await,
+        StatusCode::FORBIDDEN
+    );
+    let bad_name = Some(json!({"name": "Bad_Name"}));
+    let invalid = r.call(post.clone(), "/namespaces", &admin, bad_name).await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid.code(), "invalid_name");
     r.namespace("open", "public", false).await;
-    let duplicate = r
-        .call(
-            Method::POST,
-            "/namespaces",
-            &admin,
-            Some(json!({"name": "open"})),
-        )
-        .await;
-    assert_eq!(duplicate.status, StatusCode::CONFLICT);
-    let profile = r
-        .call(Method::GET, "/namespaces/open/permissions", &admin, None)
-        .await
-        .json();
+    let open = json!({"name": "open"});
+    assert_eq!(
+        r.status(post, "/namespaces", &admin, open).await,
+        StatusCode::CONFLICT
+    );
+    let path = "/namespaces/open/permissions";
+    let profile = r.call(get.clone(), path, &admin, None).await.json();
     assert_eq!(profile["read_access"], "authenticated", "{profile}");
     assert_eq!(profile["download_access"], "viewers");
     assert_eq!(profile["write_access"], "writers");
 
     r.grant_ok(&admin, "namespaces/open", "alice", "maintainer")
         .await;
-    assert_eq!(
-        r.create_project(&alice, "open", "corpus").await.status,
-        StatusCode::CREATED
-    );
+    let created = r.create_project(&alice, "open", "corpus").await;
+    assert_eq!(created.status, StatusCode::CREATED);
     assert_eq!(r.push(&alice, "corpus", "v1").await.1, StatusCode::CREATED);
     // Public: every logged-in caller sees the metadata; downloads need a grant; anonymous
     // callers see nothing.
     assert_eq!(r.read(&eve, "corpus").await, StatusCode::OK);
     assert_eq!(r.found(&eve).await, set(&["corpus"]));
-    assert_eq!(
-        r.download(&eve, "corpus", "v1").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        r.app.get("/projects/corpus").await.status,
-        StatusCode::NOT_FOUND
-    );
-    let listed = r.call(Method::GET, "/namespaces", &eve, None).await.json();
+    let download = r.download(&eve, "corpus", "v1").await;
+    assert_eq!(download, StatusCode::FORBIDDEN);
+    let anonymous = r.app.get("/projects/corpus").await;
+    assert_eq!(anonymous.status, StatusCode::NOT_FOUND);
+    let listed = r.call(get.clone(), "/namespaces", &eve, None).await.json();
     assert_eq!(listed["results"][0]["name"], "open");
 
     // Owners turn it private: eve loses sight at once, search included.
-    let private = r
-        .patch(
-            &alice,
-            "/namespaces/open",
-            json!({"visibility": "private", "description": "now private"}),
-        )
-        .await;
+    let change = json!({"visibility": "private", "description": "now private"});
+    let private = r.patch(&alice, "/namespaces/open", change).await;
     assert_eq!(private.status, StatusCode::OK, "{}", private.text());
     assert_eq!(private.json()["description"], "now private");
     assert_eq!(r.read(&eve, "corpus").await, StatusCode::NOT_FOUND);
     assert_eq!(r.found(&eve).await, set(&[]));
 
     // PUT of the namespace profile merges, re-indexes by a job, and grants reach projects.
-    let put = r
-        .call(
-            Method::PUT,
-            "/namespaces/open/permissions",
-            &alice,
-            Some(json!({"viewers": ["eve"]})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.text());
-    let job_path = put.json()["path"].as_str().unwrap().to_owned();
-    let mut status = Value::Null;
-    for _ in 0..200 {
-        status = r.call(Method::GET, &job_path, &alice, None).await.json()["status"].clone();
-        if status == "SUCCESS" || status == "FAILURE" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, "SUCCESS");
+    let viewers = Some(json!({"viewers": ["eve"]}));
+    let accepted = r.call(put.clone(), path, &alice, viewers).await;
+    wait_job(&r.app, &alice, &accepted).await;
     assert_eq!(r.download(&eve, "corpus", "v1").await, StatusCode::OK);
     assert_eq!(r.found(&eve).await, set(&["corpus"]));
-    let bad_scope = r
-        .call(
-            Method::PUT,
-            "/namespaces/open/permissions",
-            &alice,
-            Some(json!({"scope": "global"})),
-        )
-        .await;
-    assert_eq!(bad_scope.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        r.call(
-            Method::PUT,
-            "/namespaces/open/permissions",
-            &eve,
-            Some(json!({"viewers": []}))
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
+    let scope = json!({"scope": "global"});
+    let bad_scope = r.status(put.clone(), path, &alice, scope).await;
+    assert_eq!(bad_scope, StatusCode::UNPROCESSABLE_ENTITY);
+    let no_viewers = json!({"viewers": []});
+    let by_eve = r.status(put, path, &eve, no_viewers).await;
+    assert_eq!(by_eve, StatusCode::FORBIDDEN);
 
     // Deleting: admins only, and never while it holds projects.
-    assert_eq!(
-        r.call(Method::DELETE, "/namespaces/open", &alice, None)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
+    let by_alice = r
+        .call(delete.clone(), "/namespaces/open", &alice, None)
+        .await;
+    assert_eq!(by_alice.status, StatusCode::FORBIDDEN);
     let busy = r
-        .call(Method::DELETE, "/namespaces/open", &admin, None)
+        .call(delete.clone(), "/namespaces/open", &admin, None)
         .await;
     assert_eq!(busy.status, StatusCode::CONFLICT);
     assert_eq!(busy.code(), "namespace_not_empty");
     r.namespace("empty", "private", false).await;
-    let gone = r
-        .call(Method::DELETE, "/namespaces/empty", &admin, None)
-        .await;
+    let gone = r.call(delete, "/namespaces/empty", &admin, None).await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text());
-    assert_eq!(
-        r.call(Method::GET, "/namespaces/empty", &admin, None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    let after = r.call(get.clone(), "/namespaces/empty", &admin, None).await;
+    assert_eq!(after.status, StatusCode::NOT_FOUND);
     // Unknown fields and bad values are 4xx, never 500.
     let unknown = r
         .patch(&alice, "/namespaces/open", json!({"colour": "red"}))
@@ -934,12 +875,8 @@ async fn namespace_lifecycle_visibility_and_profile() {
         .patch(&alice, "/namespaces/open", json!({"state": "frozen"}))
         .await;
     assert!(bad_state.status.is_client_error());
-    assert_eq!(
-        r.call(Method::GET, "/namespaces/NOPE", &alice, None)
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
+    let upper = r.call(get, "/namespaces/NOPE", &alice, None).await;
+    assert_eq!(upper.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

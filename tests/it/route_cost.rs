@@ -4,20 +4,12 @@
 //! the listed ETags — and every answer stays what the permission rules say.
 
 use axum::http::{Method, StatusCode};
-use bytes::Bytes;
 use serde_json::{Value, json};
 use trove::permissions::Role;
-use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
+use trove::storage::keys;
 
-use crate::common::TestApp;
 use crate::common::artifacts::{create_project, create_version, enc, upload};
-
-async fn put_json(storage: &dyn ObjectStore, key: &str, value: &Value) {
-    storage
-        .put_bytes(key, Bytes::from(value.to_string()), PutOptions::default())
-        .await
-        .unwrap();
-}
+use crate::common::{TestApp, put_json};
 
 /// `projects` projects readable by `olive` (three completed versions each, `v3` hidden from
 /// her by a version profile in every third project, an open version `v4` without revision in

@@ -17,14 +17,7 @@ use trove::permissions::{Action, Role};
 use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
 
 use crate::common::artifacts::{self, enc, search_id_set, token_of};
-use crate::common::{TestApp, local_settings, s3_server::S3TestServer, s3_settings};
-
-async fn put_json(storage: &dyn ObjectStore, key: &str, value: &Value) {
-    storage
-        .put_bytes(key, Bytes::from(value.to_string()), PutOptions::default())
-        .await
-        .unwrap();
-}
+use crate::common::{TestApp, local_settings, put_json, s3_server::S3TestServer, s3_settings};
 
 /// Everyone the matrix asks.
 const EVERY_PRINCIPAL: &[&str] = &[

@@ -141,6 +141,25 @@ pub async fn complete(
     wait_job(app, token, &answer).await;
 }
 
+/// Project `project` (`visibility`) with one completed version `v1` holding the file `a.bin`.
+pub async fn project_with_file(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+    visibility: &str,
+    bytes: &[u8],
+) {
+    create_project(app, token, project, visibility).await;
+    create_version(app, token, project, "v1").await;
+    upload(app, Some(token), project, "v1", "a.bin", bytes).await;
+    complete(app, token, project, "v1", None).await;
+}
+
+/// The JSON answer of `GET path` as `token` (whatever its status).
+pub async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    app.bearer(Method::GET, path, token, None).await.json()
+}
+
 /// The `_extra.id` of every hit of `GET /search?q=<query>` (one default-sized page).
 pub async fn search_ids(app: &TestApp, token: Option<&str>, query: &str) -> Vec<String> {
     let path = format!("/search?q={}", enc(query));

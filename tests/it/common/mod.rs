@@ -442,3 +442,25 @@ impl BackendApp {
         self._data_dir.path()
     }
 }
+
+/// Writes `value` as JSON at `key`, as-is (a record seeded, or damaged, outside Trove).
+pub async fn put_json(storage: &dyn trove::storage::ObjectStore, key: &str, value: &Value) {
+    use trove::storage::ObjectStoreExt as _;
+    storage
+        .put_bytes(
+            key,
+            bytes::Bytes::from(value.to_string()),
+            trove::storage::PutOptions::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A TCP port free right now on the loopback interface (for a child process to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -486,10 +486,7 @@ async fn callers_learn_what_they_cannot_see() {
     let app = BackendApp::start(Backend::Local).await;
     let alice = app.user_token("alice", Role::Maintainer).await;
     let carol = app.user_token("carol", Role::Maintainer).await;
-    create_project(&app, &alice, "hidden", "private").await;
-    create_version(&app, &alice, "hidden", "v1").await;
-    upload(&app, Some(&alice), "hidden", "v1", "a.bin", b"secret bytes").await;
-    complete(&app, &alice, "hidden", "v1", None).await;
+    project_with_file(&app, &alice, "hidden", "private", b"secret bytes").await;
 
     for token in [Some(carol.as_str()), None] {
         for (hidden, missing) in [
@@ -529,146 +526,62 @@ async fn callers_learn_what_they_cannot_see() {
     }
 
     // A public project: readers see it, but not who has access.
-    create_project(&app, &alice, "open", "public").await;
-    create_version(&app, &alice, "open", "v1").await;
-    upload(&app, Some(&alice), "open", "v1", "a.bin", b"open bytes").await;
-    complete(&app, &alice, "open", "v1", None).await;
-    let profile = app
-        .bearer(Method::GET, "/projects/open/permissions", &carol, None)
-        .await;
-    assert_eq!(profile.status, StatusCode::FORBIDDEN, "{}", profile.text());
-    let members = app
-        .bearer(Method::GET, "/projects/open/members", &carol, None)
-        .await;
-    assert_eq!(members.status, StatusCode::FORBIDDEN, "{}", members.text());
-    let info = app
-        .bearer(Method::GET, "/projects/open/version/v1/info", &carol, None)
-        .await
-        .json();
+    project_with_file(&app, &alice, "open", "public", b"open bytes").await;
+    for path in ["/projects/open/permissions", "/projects/open/members"] {
+        let answer = app.bearer(Method::GET, path, &carol, None).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+    }
+    let info = get_json(&app, "/projects/open/version/v1/info", &carol).await;
     assert_eq!(info["permissions"], Value::Null, "{info}");
-    let info = app
-        .bearer(Method::GET, "/projects/open/version/v1/info", &alice, None)
-        .await
-        .json();
+    let info = get_json(&app, "/projects/open/version/v1/info", &alice).await;
     assert_eq!(info["permissions"]["owners"], json!(["alice"]), "{info}");
 
     // md5 de-duplication: carol owns a project where alice's hidden bytes also sit in an
     // earlier version she cannot read — here, alice makes carol a writer of `hidden`'s
     // sibling and carol asks for a link by md5: she gets an upload URL, not a link.
-    create_project(&app, &alice, "shared", "private").await;
-    create_version(&app, &alice, "shared", "v1").await;
-    upload(&app, Some(&alice), "shared", "v1", "a.bin", b"secret bytes").await;
-    complete(&app, &alice, "shared", "v1", None).await;
+    project_with_file(&app, &alice, "shared", "private", b"secret bytes").await;
+    let owners_only = json!({"owners": ["alice"], "read_access": "owners"});
+    let v1_profile = "/projects/shared/version/v1/permissions";
     let hide_v1 = app
-        .bearer(
-            Method::PUT,
-            "/projects/shared/version/v1/permissions",
-            &alice,
-            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
-        )
+        .bearer(Method::PUT, v1_profile, &alice, Some(&owners_only))
         .await;
     assert_eq!(hide_v1.status, StatusCode::ACCEPTED, "{}", hide_v1.text());
     wait_job(&app, &alice, &hide_v1).await;
+    let carol_writes = json!({"writers": ["carol"], "write_access": "writers", "viewers": ["carol"], "read_access": "viewers"});
+    let profile = "/projects/shared/permissions";
     let granted = app
-        .bearer(
-            Method::PUT,
-            "/projects/shared/permissions",
-            &alice,
-            Some(&json!({"writers": ["carol"], "write_access": "writers", "viewers": ["carol"], "read_access": "viewers"})),
-        )
+        .bearer(Method::PUT, profile, &alice, Some(&carol_writes))
         .await;
     wait_job(&app, &alice, &granted).await;
-    let dedup = start_upload(
-        &app,
-        &carol,
-        "shared",
-        "v2",
-        &json!({"filenames": [{"filename": "a.bin", "check": "md5", "value": {"md5sum": md5_hex(b"secret bytes")}}]}),
-    )
-    .await;
+    let by_md5 = json!({"filenames": [{"filename": "a.bin", "check": "md5", "value": {"md5sum": md5_hex(b"secret bytes")}}]});
+    let dedup = start_upload(&app, &carol, "shared", "v2", &by_md5).await;
     assert_eq!(dedup["links"], json!([]), "{dedup}");
-    assert_eq!(
-        dedup["presigned_urls"].as_array().unwrap().len(),
-        1,
-        "{dedup}"
-    );
+    let urls = dedup["presigned_urls"].as_array().unwrap().len();
+    assert_eq!(urls, 1, "{dedup}");
     // Alice herself (who can read v1) gets the link.
-    let aborted = app
-        .bearer(
-            Method::PUT,
-            "/projects/shared/version/v2/abort",
-            &carol,
-            None,
-        )
-        .await;
+    let abort = "/projects/shared/version/v2/abort";
+    let aborted = app.bearer(Method::PUT, abort, &carol, None).await;
     assert_eq!(aborted.status, StatusCode::OK);
-    let own = start_upload(
-        &app,
-        &alice,
-        "shared",
-        "v2",
-        &json!({"filenames": [{"filename": "a.bin", "check": "md5", "value": {"md5sum": md5_hex(b"secret bytes")}}]}),
-    )
-    .await;
+    let own = start_upload(&app, &alice, "shared", "v2", &by_md5).await;
     assert_eq!(own["links"].as_array().unwrap().len(), 1, "{own}");
-    let link = app
-        .bearer(
-            Method::PUT,
-            own["links"][0]["url"].as_str().unwrap(),
-            &alice,
-            None,
-        )
-        .await;
+    let link_url = own["links"][0]["url"].as_str().unwrap();
+    let link = app.bearer(Method::PUT, link_url, &alice, None).await;
     assert_eq!(link.status, StatusCode::OK, "{}", link.text());
     complete(&app, &alice, "shared", "v2", None).await;
 
     // The listing and the metadata of the link show its target to alice, not to carol.
-    let listing = app
-        .bearer(
-            Method::GET,
-            "/projects/shared/version/v2/files",
-            &carol,
-            None,
-        )
-        .await
-        .json();
+    let files = "/projects/shared/version/v2/files";
+    let listing = get_json(&app, files, &carol).await;
     assert_eq!(listing["files"][0]["link"]["id"], Value::Null, "{listing}");
-    let listing = app
-        .bearer(
-            Method::GET,
-            "/projects/shared/version/v2/files",
-            &alice,
-            None,
-        )
-        .await
-        .json();
-    assert_eq!(
-        listing["files"][0]["link"]["id"], "shared:a.bin@v1",
-        "{listing}"
-    );
-    let meta = app
-        .bearer(
-            Method::GET,
-            "/files/shared%3Aa.bin%40v2/metadata",
-            &carol,
-            None,
-        )
-        .await
-        .json();
+    let listing = get_json(&app, files, &alice).await;
+    let target = &listing["files"][0]["link"]["id"];
+    assert_eq!(target, "shared:a.bin@v1", "{listing}");
+    let metadata = "/files/shared%3Aa.bin%40v2/metadata";
+    let meta = get_json(&app, metadata, &carol).await;
     assert_eq!(meta["_extra"]["link"]["artifactdb"], Value::Null, "{meta}");
-    let meta = app
-        .bearer(
-            Method::GET,
-            "/files/shared%3Aa.bin%40v2/metadata",
-            &alice,
-            None,
-        )
-        .await
-        .json();
-    assert_eq!(
-        meta["_extra"]["link"]["artifactdb"], "shared:a.bin@v1",
-        "{meta}"
-    );
+    let meta = get_json(&app, metadata, &alice).await;
+    let target = &meta["_extra"]["link"]["artifactdb"];
+    assert_eq!(target, "shared:a.bin@v1", "{meta}");
 }
 
 /// The global profile has its own admin-only route.
