@@ -3,9 +3,14 @@
 //!
 //! `s3s-fs` 0.14.1 checks `If-None-Match`/`If-Match` before writing and renames afterwards, so
 //! concurrent conditional writes can all succeed, and it verifies `Content-MD5` only after the
-//! object is stored. Real S3 and MinIO do neither. The [`Linearized`] wrapper makes this test
-//! double behave like them: conditional puts are serialised, and a put carrying `Content-MD5`
-//! is checked before it reaches the filesystem; a "directory" is not an object. (Listings of
+//! object is stored. Its reads open the file and then load the ETag apart, so a read that
+//! overlaps a write can pair the old content with the new ETag (a torn read: a record update
+//! with `If-Match` on that ETag then succeeds on stale content — two concurrent completions
+//! got the same revision number once this way). Real S3 and MinIO do none of this. The
+//! [`Linearized`] wrapper makes this test double behave like them: conditional puts are
+//! serialised and exclude reads (gets and heads) while they run, and a put carrying
+//! `Content-MD5` is checked before it reaches the filesystem; a "directory" is not an
+//! object. (Listings of
 //! `s3s-fs` carry no ETags; the suite does not require them there.)
 //!
 //! [`S3TestServer::stop`] closes the listener and every open connection;
@@ -45,7 +50,9 @@ pub const SECRET_KEY: &str = "trove-test-secret-0123456789";
 struct Linearized {
     inner: s3s_fs::FileSystem,
     root: PathBuf,
-    conditional_puts: tokio::sync::Mutex<()>,
+    /// Held exclusively by a conditional put, shared by reads: a read never sees a
+    /// conditional put half done (content and ETag from different writes).
+    conditional_puts: tokio::sync::RwLock<()>,
 }
 
 impl Linearized {
@@ -83,7 +90,7 @@ impl S3 for Linearized {
             req.input.body = Some(StreamingBlob::from(s3s::Body::from(body)));
         }
         if req.input.if_match.is_some() || req.input.if_none_match.is_some() {
-            let _serialised = self.conditional_puts.lock().await;
+            let _serialised = self.conditional_puts.write().await;
             return self.inner.put_object(req).await;
         }
         self.inner.put_object(req).await
@@ -94,6 +101,7 @@ impl S3 for Linearized {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.reject_directory(&req.input.bucket, &req.input.key)?;
+        let _consistent = self.conditional_puts.read().await;
         self.inner.get_object(req).await
     }
 
@@ -102,6 +110,7 @@ impl S3 for Linearized {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.reject_directory(&req.input.bucket, &req.input.key)?;
+        let _consistent = self.conditional_puts.read().await;
         self.inner.head_object(req).await
     }
 
@@ -189,7 +198,7 @@ impl S3TestServer {
         let mut builder = s3s::service::S3ServiceBuilder::new(Linearized {
             inner: filesystem,
             root: root.path().to_path_buf(),
-            conditional_puts: tokio::sync::Mutex::new(()),
+            conditional_puts: tokio::sync::RwLock::new(()),
         });
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
