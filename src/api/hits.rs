@@ -9,6 +9,7 @@ use super::access::search_scope;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::index::cursor::CursorState;
+use crate::index::extra::Extra;
 use crate::index::search::Hit;
 use crate::model::id::ArtifactId;
 use crate::permissions::{ResolvedProfile, Target, can_manage};
@@ -53,19 +54,20 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
     if principal.is_anonymous() {
         return false;
     }
-    let extra = &hit.source["_extra"];
-    let Ok(profile) = serde_json::from_value::<ResolvedProfile>(extra["permissions"].clone())
+    let Ok(profile) =
+        serde_json::from_value::<ResolvedProfile>(hit.source["_extra"]["permissions"].clone())
     else {
         return false;
     };
-    let state = serde_json::from_value(extra["state"].clone()).unwrap_or_default();
+    let extra = Extra::of(&hit.source);
+    let state = extra.state.unwrap_or_default();
     let target = Target {
         profile,
         state,
         parent_state: state,
-        namespace: extra["namespace"].as_str().map(str::to_owned),
-        project: extra["project_id"].as_str().map(str::to_owned),
-        version: extra["version"].as_str().map(str::to_owned),
+        namespace: extra.namespace.map(str::to_owned),
+        project: extra.project_id.map(str::to_owned),
+        version: extra.version.map(str::to_owned),
         ..Target::default()
     };
     let allowed = can_manage(&principal.caller, &target, now);

@@ -15,6 +15,7 @@ use super::search::{ListParams, cursor_from, list_params, page, search_error};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
+use crate::index::extra::Extra;
 use crate::index::search::{Hit, KindFilter};
 use crate::model::id::{ArtifactId, VersionSelector};
 use crate::permissions::Action;
@@ -60,7 +61,7 @@ fn file_metadata(
     let mut hit = find_document(app, principal, id)?;
     if params.follow_link.unwrap_or(false) {
         let mut hops = 0;
-        while let Some(target) = hit.source["_extra"]["link"]["artifactdb"].as_str() {
+        while let Some(target) = Extra::of(&hit.source).link_target() {
             hops += 1;
             if hops > 8 {
                 return Err(ApiError::new(ErrorCode::Conflict, "link chain too long"));

@@ -517,18 +517,19 @@ impl Indexer {
         let perm_hash = state_hash(&permissions, context, None);
         let mut source = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
         if let Some(object) = source.as_object_mut() {
+            let extra = super::extra::ProjectExtra {
+                id: &record.project_id,
+                kind: "project",
+                project_id: &record.project_id,
+                namespace: record.namespace.as_deref(),
+                project_type: record.project_type,
+                title: &record.title,
+                state,
+                meta_indexed: now,
+            };
             object.insert(
                 "_extra".to_owned(),
-                json!({
-                    "id": record.project_id,
-                    "kind": "project",
-                    "project_id": record.project_id,
-                    "namespace": record.namespace,
-                    "type": record.project_type,
-                    "title": record.title,
-                    "state": state,
-                    "meta_indexed": now,
-                }),
+                serde_json::to_value(extra).unwrap_or_else(|_| json!({})),
             );
         }
         IndexDocument {
@@ -1066,21 +1067,22 @@ impl VersionBase<'_> {
         now: DateTime<Utc>,
     ) -> Arc<Value> {
         let project = &context.record;
-        Arc::new(json!({
-            "kind": "file",
-            "project_id": project.project_id,
-            "version": record.version,
-            "namespace": project.namespace,
-            "revision": record.revision,
-            "numerical_revision": record.numerical_revision,
-            "type": project.project_type,
-            "title": project.title,
-            "meta_indexed": now,
-            "state": state,
-            "stable": record.stable,
-            "transient": record.expires_at.is_some(),
-            "status": record.status,
-        }))
+        let shared = super::extra::VersionExtra {
+            kind: "file",
+            project_id: &project.project_id,
+            version: &record.version,
+            namespace: project.namespace.as_deref(),
+            revision: record.revision.as_deref(),
+            numerical_revision: record.numerical_revision,
+            project_type: project.project_type,
+            title: &project.title,
+            meta_indexed: now,
+            state,
+            stable: record.stable,
+            transient: record.expires_at.is_some(),
+            status: record.status,
+        };
+        Arc::new(serde_json::to_value(shared).unwrap_or_else(|_| json!({})))
     }
 
     fn extra(
@@ -1097,28 +1099,22 @@ impl VersionBase<'_> {
         let (size, md5, sha256, content_type, uploaded) = file_facts(data);
         // With the version's entries (`extra_template`), the same object as one `json!`
         // literal of all the entries would build.
-        let mut extra = Map::new();
-        for (key, value) in [
-            ("id", Value::String(id)),
-            ("path", Value::String(path.to_owned())),
-            ("metapath", json!(metapath)),
-            ("$schema", schema.cloned().unwrap_or(Value::Null)),
-            ("uploaded", json!(uploaded)),
-            ("meta_uploaded", json!(meta.map(|m| m.last_modified))),
-            ("file_size", json!(size)),
-            ("md5sum", json!(md5)),
-            ("sha256", json!(sha256)),
-            ("content_type", json!(content_type)),
-            (
-                "link",
-                link.map_or(Value::Null, |target| {
-                    json!({"artifactdb": target.get("id").cloned().unwrap_or(Value::Null)})
-                }),
-            ),
-        ] {
-            extra.insert(key.to_owned(), value);
-        }
-        Value::Object(extra)
+        let own = super::extra::FileExtra {
+            id,
+            path,
+            metapath,
+            schema,
+            uploaded,
+            meta_uploaded: meta.map(|m| m.last_modified),
+            file_size: size,
+            md5sum: md5.as_deref(),
+            sha256: sha256.as_deref(),
+            content_type: content_type.as_deref(),
+            link: link.map(|target| super::extra::LinkExtra {
+                artifactdb: target.get("id"),
+            }),
+        };
+        serde_json::to_value(own).unwrap_or_else(|_| json!({}))
     }
 
     fn index_document(

@@ -5,6 +5,7 @@
 pub mod cursor;
 pub mod document;
 pub mod expiry;
+pub mod extra;
 pub mod filter;
 pub mod highlight;
 pub mod indexer;

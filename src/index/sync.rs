@@ -102,8 +102,8 @@ fn indexed_documents(
             .doc(address)
             .map_err(|error| IndexerError::Index(error.into()))?;
         let source = stored_json(&document, fields.source);
-        let id = source["_extra"]["id"]
-            .as_str()
+        let id = super::extra::Extra::of(&source)
+            .id
             .unwrap_or_default()
             .to_owned();
         documents.insert(id, stored_json(&document, fields.permissions));
@@ -171,7 +171,7 @@ pub async fn check_version(
         }
     }
     for document in &expected {
-        if document.source["_extra"]["oversized"] == Value::Bool(true) {
+        if super::extra::Extra::of(&document.source).oversized == Some(true) {
             anomalies.push(format!(
                 "{}: oversized metadata document, indexed as a plain file",
                 document.id
