@@ -151,8 +151,11 @@ impl App {
     }
 
     /// Start-up reconciliation: rebuild a missing or outdated index from storage, then let
-    /// the sync check repair the rest. Runs as a job in the background; searches answer from
-    /// what is indexed so far.
+    /// the sync check repair the rest. Runs as a job in the background. Reads that touch the
+    /// index wait until it has *succeeded*: a failed attempt (storage unreachable, an index
+    /// error) is logged and retried after a growing pause while reads keep waiting (`503
+    /// index_unavailable` after the storage timeout), because until it succeeds the index
+    /// may still admit callers that a stored profile no longer does.
     pub fn reconcile_in_background(self: &Arc<Self>) -> String {
         let job = self
             .jobs
@@ -161,8 +164,26 @@ impl App {
         let app = self.clone();
         self.reconciled.send_replace(false);
         self.jobs.spawn(job, move |job| async move {
-            // Reads wait for this job however it ends; a failure is logged by the job.
-            let _ready = ReadyOnDrop(app.clone());
+            let mut pause = RECONCILE_RETRY_FIRST;
+            while let Err(error) = app.reconcile_once(&job).await {
+                tracing::warn!(
+                    %error,
+                    retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                    "start-up reconciliation failed; reads wait for it, retrying"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RECONCILE_RETRY_MAX);
+            }
+            app.reconciled.send_replace(true);
+            Ok(())
+        });
+        id
+    }
+
+    /// One attempt of the start-up reconciliation.
+    async fn reconcile_once(self: &Arc<Self>, job: &crate::jobs::JobHandle) -> Result<(), String> {
+        let app = self;
+        {
             if app.index.needs_rebuild() {
                 let report = app
                     .indexer
@@ -180,7 +201,7 @@ impl App {
                     "index rebuilt from storage"
                 );
             }
-            let report = crate::jobs::schedule::run_sync(&app, true).await?;
+            let report = crate::jobs::schedule::run_sync(app, true).await?;
             if report.drift_count > 0 {
                 tracing::warn!(
                     drift = report.drift_count,
@@ -188,8 +209,7 @@ impl App {
                 );
             }
             Ok(())
-        });
-        id
+        }
     }
 
     /// How long the process has been up.
@@ -199,14 +219,11 @@ impl App {
     }
 }
 
-/// Marks the start-up reconciliation over when dropped (also when its job fails or panics).
-struct ReadyOnDrop(Arc<App>);
-
-impl Drop for ReadyOnDrop {
-    fn drop(&mut self) {
-        self.0.reconciled.send_replace(true);
-    }
-}
+/// The first pause before the start-up reconciliation is tried again after a failure; it
+/// doubles up to [`RECONCILE_RETRY_MAX`].
+const RECONCILE_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest pause between two attempts of the start-up reconciliation.
+const RECONCILE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Builds the configured storage backend, instrumented (timeouts and metrics), and the local
 /// presigner (`None` on S3). Used by `App::build` and by the CLI commands that work on storage

@@ -225,6 +225,59 @@ async fn storage_outage_answers_503_within_the_timeout_and_recovers_without_rest
     assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
 }
 
+/// A replica started while storage is unreachable cannot tell whether its index is wider than
+/// the stored profiles (a crash between a profile write and its re-index): reads wait —
+/// `503 index_unavailable` — until the start-up reconciliation has succeeded, retried until
+/// storage answers again, instead of serving that index.
+#[tokio::test]
+async fn reads_wait_until_the_start_up_reconciliation_reaches_storage() {
+    let mut server = crate::common::s3_server::S3TestServer::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = s3_app(&server, data_dir.path()).await;
+    assert_eq!(app.get("/search?q=x").await.status, StatusCode::OK);
+
+    server.stop().await;
+    let job = app.state.reconcile_in_background();
+    let response = app.get("/search?q=x").await;
+    assert_eq!(
+        response.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.json()["code"], "index_unavailable");
+    assert_eq!(
+        app.get("/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Still waiting after several failed attempts: nothing gave up and let reads through.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        app.get("/search?q=x").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    server.restart().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let response = app.get("/search?q=x").await;
+        if response.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reads never resumed: {}",
+            response.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+    assert_eq!(
+        app.state.jobs.get(&job).map(|job| job.status),
+        Some(trove::jobs::JobStatus::Success)
+    );
+}
+
 #[tokio::test]
 async fn the_same_binary_serves_from_s3_with_the_documented_variables() {
     let server = crate::common::s3_server::S3TestServer::start().await;
