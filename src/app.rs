@@ -182,34 +182,31 @@ impl App {
 
     /// One attempt of the start-up reconciliation.
     async fn reconcile_once(self: &Arc<Self>, job: &crate::jobs::JobHandle) -> Result<(), String> {
-        let app = self;
-        {
-            if app.index.needs_rebuild() {
-                let report = app
-                    .indexer
-                    .index_projects(None, |done, total| {
-                        job.progress(done as u64, total as u64);
-                        if done > 0 {
-                            crate::crash::point("startup.rebuild.progress");
-                        }
-                    })
-                    .await
-                    .map_err(|error| error.to_string())?;
-                tracing::info!(
-                    projects = report.projects,
-                    documents = report.documents,
-                    "index rebuilt from storage"
-                );
-            }
-            let report = crate::jobs::schedule::run_sync(app, true).await?;
-            if report.drift_count > 0 {
-                tracing::warn!(
-                    drift = report.drift_count,
-                    "start-up sync check repaired drift"
-                );
-            }
-            Ok(())
+        if self.index.needs_rebuild() {
+            let report = self
+                .indexer
+                .index_projects(None, |done, total| {
+                    job.progress(done as u64, total as u64);
+                    if done > 0 {
+                        crate::crash::point("startup.rebuild.progress");
+                    }
+                })
+                .await
+                .map_err(|error| error.to_string())?;
+            tracing::info!(
+                projects = report.projects,
+                documents = report.documents,
+                "index rebuilt from storage"
+            );
         }
+        let report = crate::jobs::schedule::run_sync(self, true).await?;
+        if report.drift_count > 0 {
+            tracing::warn!(
+                drift = report.drift_count,
+                "start-up sync check repaired drift"
+            );
+        }
+        Ok(())
     }
 
     /// How long the process has been up.

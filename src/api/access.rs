@@ -196,6 +196,18 @@ pub async fn authorize_namespace(
     Ok(view)
 }
 
+/// The decision on a lifecycle change `from` → `to` of `target` (the first check of every
+/// PATCH that changes a state).
+fn decide_state_change(
+    app: &AppState,
+    principal: &Principal,
+    from: LifecycleState,
+    to: LifecycleState,
+    target: &Target,
+) -> ApiResult<()> {
+    decide(app, principal, Action::ChangeState { from, to }, target)
+}
+
 /// The permission decisions of `PATCH /projects/{p}`, before its event: a refusal is an
 /// `access.denied` with its reason (recorded by [`decide`]), not a mutation.
 pub fn authorize_project_patch(
@@ -206,15 +218,7 @@ pub fn authorize_project_patch(
 ) -> ApiResult<()> {
     let mut target = view.target.clone();
     if let Some(to) = request.state {
-        decide(
-            app,
-            principal,
-            Action::ChangeState {
-                from: view.record.state,
-                to,
-            },
-            &target,
-        )?;
+        decide_state_change(app, principal, view.record.state, to, &target)?;
         let namespace_state = view.record.namespace.as_ref().map(|_| {
             view.namespace
                 .as_ref()
@@ -243,15 +247,7 @@ pub fn authorize_version_patch(
 ) -> ApiResult<()> {
     let mut target = view.target.clone();
     if let Some(to) = request.state {
-        decide(
-            app,
-            principal,
-            Action::ChangeState {
-                from: view.record.state,
-                to,
-            },
-            &target,
-        )?;
+        decide_state_change(app, principal, view.record.state, to, &target)?;
         target.state = effective_state(Some(view.project.target.state), Some(to), None);
     }
     if let Some(stable) = request.stable {
@@ -275,15 +271,7 @@ pub fn authorize_namespace_patch(
 ) -> ApiResult<()> {
     let mut target = view.target.clone();
     if let Some(to) = request.state {
-        decide(
-            app,
-            principal,
-            Action::ChangeState {
-                from: view.record.state,
-                to,
-            },
-            &target,
-        )?;
+        decide_state_change(app, principal, view.record.state, to, &target)?;
         target.state = to;
     }
     let changes_record = request.description.is_some()
