@@ -106,7 +106,7 @@ pub async fn get_files(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath((project, version)): ApiPath<(String, String)>,
-) -> ApiResult<ApiJson<Value>> {
+) -> ApiResult<Response> {
     let view =
         authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
     let version = view.record.version;
@@ -116,25 +116,40 @@ pub async fn get_files(
         .await
         .map_err(super::projects::index_error)?;
     let records = files::file_records(&app, &listing).await?;
-    let mut files = Vec::new();
-    for (path, object) in &listing.files {
-        let record = records.get(path);
-        files.push(json!({
-            "id": format!("{project}:{path}@{version}"),
-            "path": path,
-            "size": object.size,
-            "md5sum": record.map(|r| r.md5sum.clone()),
-            "sha256": record.map(|r| r.sha256.clone()),
-            "content_type": record.and_then(|r| r.content_type.clone()).or_else(|| object.content_type.clone()),
-            "uploaded_at": record.map_or(object.last_modified, |r| r.uploaded_at),
-        }));
-    }
-    files.extend(link_entries(&app, &principal, &project, &version, listing.links).await?);
-    Ok(ApiJson(json!({
-        "project_id": project,
-        "version": version,
-        "files": files,
-    })))
+    let mut entries: Vec<ListedFile> = (listing.files.iter())
+        .map(|(path, object)| {
+            let record = records.get(path).map(AsRef::as_ref);
+            ListedFile::File(files::FileEntry::new(
+                &project, &version, path, object, record,
+            ))
+        })
+        .collect();
+    let links = link_entries(&app, &principal, &project, &version, listing.links).await?;
+    entries.extend(links.into_iter().map(ListedFile::Link));
+    // Serialized straight from the borrowed entries (a `json!` tree would copy them all).
+    let answer = FilesAnswer {
+        files: entries,
+        project_id: &project,
+        version: &version,
+    };
+    Ok(axum::Json(answer).into_response())
+}
+
+/// The answer of `GET /projects/{p}/version/{v}/files` (fields in the order a JSON object of
+/// `serde_json` writes them, so the bytes are those of the `json!` answer it replaced).
+#[derive(serde::Serialize)]
+struct FilesAnswer<'a> {
+    files: Vec<ListedFile<'a>>,
+    project_id: &'a str,
+    version: &'a str,
+}
+
+/// One entry of a version's listing: a file, or a link.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum ListedFile<'a> {
+    File(files::FileEntry<'a>),
+    Link(Value),
 }
 
 /// The listing's entries of a version's links: the target's id only for those who may read

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::permissions::{MachineGrant, Role};
 use crate::storage::records::{self, Edit, Retry};
-use crate::storage::{ObjectStore, ObjectStoreExt as _, PutCondition, keys};
+use crate::storage::{ObjectStore, PutCondition, keys};
 
 /// Result alias of this module.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

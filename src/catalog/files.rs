@@ -245,6 +245,43 @@ pub async fn file_records(
     Ok(records)
 }
 
+/// A file as a version's listing shows it: its id, size and checksums, the content type given
+/// at upload (else the one storage guesses), and its upload time (else the object's). Fields
+/// in `serde_json`'s object order, so the bytes equal those of the `json!` object it replaced.
+#[derive(Debug, Serialize)]
+pub struct FileEntry<'a> {
+    content_type: Option<&'a str>,
+    id: String,
+    md5sum: Option<&'a str>,
+    path: &'a str,
+    sha256: Option<&'a str>,
+    size: u64,
+    uploaded_at: chrono::DateTime<Utc>,
+}
+
+impl<'a> FileEntry<'a> {
+    /// The entry of the file at `path`, listed as `object`, with its sidecar `record` if any.
+    pub fn new(
+        project: &str,
+        version: &str,
+        path: &'a str,
+        object: &'a crate::storage::ObjectMeta,
+        record: Option<&'a FileRecord>,
+    ) -> Self {
+        Self {
+            content_type: record
+                .and_then(|r| r.content_type.as_deref())
+                .or(object.content_type.as_deref()),
+            id: format!("{project}:{path}@{version}"),
+            md5sum: record.map(|r| r.md5sum.as_str()),
+            path,
+            sha256: record.map(|r| r.sha256.as_str()),
+            size: object.size,
+            uploaded_at: record.map_or(object.last_modified, |r| r.uploaded_at),
+        }
+    }
+}
+
 /// The mutation of `DELETE /files/{id}`: the bytes and sidecar, or the link; `404` when the
 /// version holds neither.
 pub async fn remove_file(app: &AppState, project: &str, version: &str, path: &str) -> Result<()> {
@@ -296,4 +333,50 @@ pub async fn link_target(
         .and_then(|link| link.get("id"))
         .and_then(Value::as_str)
         .map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::ObjectMeta;
+
+    /// The typed entry writes the bytes of the `json!` object the listing used to build, with
+    /// and without a sidecar record.
+    #[test]
+    fn a_file_entry_is_written_as_the_json_object_it_replaced() {
+        let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
+        let object = ObjectMeta {
+            key: "p/v1/dir/a \"b\".csv".into(),
+            size: 42,
+            etag: "e".into(),
+            last_modified: at("2026-01-02T03:04:05.678Z"),
+            content_type: Some("text/csv".into()),
+        };
+        let record = FileRecord {
+            path: "dir/a \"b\".csv".into(),
+            size: 42,
+            md5sum: "m".into(),
+            sha256: "s".into(),
+            content_type: Some("text/plain".into()),
+            uploaded_at: at("2025-12-31T23:59:59Z"),
+            uploaded_by: "u".into(),
+        };
+        let path = "dir/a \"b\".csv";
+        for record in [Some(&record), None] {
+            let old = serde_json::json!({
+                "id": format!("p:{path}@v1"),
+                "path": path,
+                "size": object.size,
+                "md5sum": record.map(|r| r.md5sum.clone()),
+                "sha256": record.map(|r| r.sha256.clone()),
+                "content_type": record.and_then(|r| r.content_type.clone()).or_else(|| object.content_type.clone()),
+                "uploaded_at": record.map_or(object.last_modified, |r| r.uploaded_at),
+            });
+            let new = FileEntry::new("p", "v1", path, &object, record);
+            assert_eq!(
+                serde_json::to_string(&new).unwrap(),
+                serde_json::to_string(&old).unwrap()
+            );
+        }
+    }
 }

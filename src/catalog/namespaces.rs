@@ -15,7 +15,7 @@ use crate::feed::Change;
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
 use crate::permissions::{AccessRule, LifecycleState, Profile, ProfileLocation, ProfileScope};
-use crate::storage::{ObjectStoreExt as _, PutCondition, keys};
+use crate::storage::{PutCondition, keys};
 
 /// The read rule a namespace's visibility stands for.
 pub fn read_rule(visibility: NamespaceVisibility) -> AccessRule {

@@ -24,7 +24,7 @@ use crate::permissions::{
     Target, Visibility,
 };
 use crate::storage::records::{self, Edit, RecordError, Retry};
-use crate::storage::{ObjectStoreExt as _, PutCondition, StorageError, keys};
+use crate::storage::{PutCondition, StorageError, keys};
 
 /// Reads a JSON record with its ETag; `None` when absent ([`records::read`]).
 pub async fn read_record<T: DeserializeOwned>(

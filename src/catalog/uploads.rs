@@ -38,9 +38,7 @@ use crate::model::records::{
 };
 use crate::permissions::{Action, LifecycleState, ProfileLocation, Visibility};
 use crate::storage::records::{self, Retry};
-use crate::storage::{
-    ByteStream, ObjectStoreExt as _, PresignMethod, PutOptions, PutOutcome, keys,
-};
+use crate::storage::{ByteStream, PresignMethod, PutOptions, PutOutcome, keys};
 
 /// Default time an upload has to complete.
 const DEFAULT_COMPLETE_WITHIN_HOURS: i64 = 24;

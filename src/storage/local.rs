@@ -207,16 +207,18 @@ pub fn guess_content_type(key: &str) -> Option<&'static str> {
     Some(content_type)
 }
 
-fn meta_of(key: &str, metadata: &fs::Metadata) -> ObjectMeta {
+fn meta_of(key: impl Into<String>, metadata: &fs::Metadata) -> ObjectMeta {
+    let key = key.into();
     let last_modified = metadata
         .modified()
         .map_or_else(|_| DateTime::<Utc>::UNIX_EPOCH, DateTime::<Utc>::from);
+    let content_type = guess_content_type(&key).map(str::to_owned);
     ObjectMeta {
-        key: key.to_owned(),
+        key,
         size: metadata.len(),
         etag: etag_of(metadata),
         last_modified,
-        content_type: guess_content_type(key).map(str::to_owned),
+        content_type,
     }
 }
 
@@ -408,10 +410,21 @@ struct Walk<'a> {
     items: Vec<Listed>,
 }
 
+/// One entry of a directory: a sub-directory, or a file with its metadata when it was asked
+/// for.
+struct Entry {
+    name: String,
+    is_dir: bool,
+    metadata: Option<fs::Metadata>,
+}
+
 /// The entries of a directory, sorted so that depth-first order equals the byte order of full
 /// keys: a directory `d` sorts as `d/`. Symbolic links, special files and names that are not
-/// UTF-8 are skipped. A missing directory has no entries.
-fn sorted_entries(dir: &Path) -> io::Result<Vec<(String, bool)>> {
+/// UTF-8 are skipped. A missing directory has no entries. The files for which `wanted` says
+/// so get their metadata, read relative to the open directory (`fstatat`: no walk of the
+/// whole path per file); a file removed between the two is skipped, as if listed a moment
+/// later.
+fn sorted_entries(dir: &Path, mut wanted: impl FnMut(&str) -> bool) -> io::Result<Vec<Entry>> {
     let reader = match fs::read_dir(dir) {
         Ok(reader) => reader,
         Err(error) if is_absent(&error) => return Ok(Vec::new()),
@@ -435,26 +448,57 @@ fn sorted_entries(dir: &Path) -> io::Result<Vec<(String, bool)>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let sort_key = if is_dir { format!("{name}/") } else { name };
-        entries.push((sort_key, is_dir));
-    }
-    entries.sort_unstable();
-    Ok(entries
-        .into_iter()
-        .map(|(mut sort_key, is_dir)| {
-            if is_dir {
-                sort_key.pop();
+        let metadata = if !is_dir && wanted(&name) {
+            // `DirEntry::metadata` does not follow a symbolic link (a file swapped for one
+            // since `file_type` is listed as what it now is: not a file, skipped below).
+            match entry.metadata() {
+                Ok(metadata) if metadata.is_file() => Some(metadata),
+                Ok(_) => continue,
+                Err(error) if is_absent(&error) => continue,
+                Err(error) => return Err(error),
             }
-            (sort_key, is_dir)
-        })
-        .collect())
+        } else {
+            None
+        };
+        entries.push(Entry {
+            name,
+            is_dir,
+            metadata,
+        });
+    }
+    // A directory sorts as its name followed by `/`.
+    entries.sort_unstable_by(key_order);
+    Ok(entries)
+}
+
+/// The order of two entries of one directory by the keys they lead to: a directory's name
+/// sorts as if followed by `/` (`a-b` < `a/…` < `a0`).
+fn key_order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    let (x, y) = (a.name.as_bytes(), b.name.as_bytes());
+    let common = x.len().min(y.len());
+    x[..common].cmp(&y[..common]).then_with(|| {
+        // One name is a prefix of the other: the next byte decides, a directory's `/`.
+        let next = |entry: &Entry, bytes: &[u8]| {
+            bytes.get(common).copied().or(entry.is_dir.then_some(b'/'))
+        };
+        next(a, x).cmp(&next(b, y))
+    })
+}
+
+/// Whether `prefix` followed by `name` sorts after `token` (without building the key).
+fn joined_after(prefix: &str, name: &str, token: &str) -> bool {
+    prefix
+        .as_bytes()
+        .iter()
+        .chain(name.as_bytes())
+        .cmp(token.as_bytes().iter())
+        .is_gt()
 }
 
 /// Whether a directory contains at least one object, at any depth.
 fn has_object(dir: &Path) -> io::Result<bool> {
-    for (name, is_dir) in sorted_entries(dir)? {
-        let path = dir.join(&name);
-        if !is_dir || has_object(&path)? {
+    for entry in sorted_entries(dir, |_| false)? {
+        if !entry.is_dir || has_object(&dir.join(&entry.name))? {
             return Ok(true);
         }
     }
@@ -473,12 +517,18 @@ impl Walk<'_> {
     /// Visits `dir`, whose keys start with `key_prefix`, keeping entries whose name starts with
     /// `name_filter`. Returns `true` once the page is full.
     fn visit(&mut self, dir: &Path, key_prefix: &str, name_filter: &str) -> io::Result<bool> {
-        for (name, is_dir) in sorted_entries(dir)? {
+        let start_after = self.start_after;
+        let wanted = |name: &str| {
+            name.starts_with(name_filter)
+                && start_after.is_none_or(|token| joined_after(key_prefix, name, token))
+        };
+        for entry in sorted_entries(dir, wanted)? {
+            let name = entry.name;
             if !name.starts_with(name_filter) {
                 continue;
             }
-            let path = dir.join(&name);
-            if is_dir {
+            if entry.is_dir {
+                let path = dir.join(&name);
                 let sub_prefix = format!("{key_prefix}{name}/");
                 if self.delimited {
                     if self.after_token(&sub_prefix) && has_object(&path)? {
@@ -495,16 +545,15 @@ impl Walk<'_> {
                     }
                 }
             } else {
+                // Files before the token were not asked for their metadata.
+                let Some(metadata) = entry.metadata else {
+                    continue;
+                };
                 let key = format!("{key_prefix}{name}");
-                if !self.after_token(&key) || validate_key(&key).is_err() {
+                if validate_key(&key).is_err() {
                     continue;
                 }
-                let metadata = match fs::symlink_metadata(&path) {
-                    Ok(metadata) => metadata,
-                    Err(error) if is_absent(&error) => continue,
-                    Err(error) => return Err(error),
-                };
-                self.items.push(Listed::Object(meta_of(&key, &metadata)));
+                self.items.push(Listed::Object(meta_of(key, &metadata)));
             }
             if self.full() {
                 return Ok(true);
@@ -860,6 +909,18 @@ impl ObjectStore for LocalStore {
         .map_err(|error| join_error(&error))?
     }
 
+    async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        // One walk of the tree: pages would re-read every directory on the way to the token.
+        let objects_dir = self.objects_dir.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            list_blocking(&objects_dir, &prefix, false, None, usize::MAX - 1)
+                .map(|page| page.objects)
+        })
+        .await
+        .map_err(|error| join_error(&error))?
+    }
+
     async fn presign(
         &self,
         method: PresignMethod,
@@ -965,6 +1026,93 @@ mod tests {
             .as_nanos();
         let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
         assert_eq!(etag_of(&metadata), format!("{inode:x}-{nanos:x}-5"));
+    }
+
+    #[test]
+    fn entries_sort_as_the_keys_they_lead_to() {
+        // (name, is a directory): a directory sorts as its name followed by `/`.
+        let names = [
+            ("a", true),
+            ("a-b", false),
+            ("a.txt", false),
+            ("a0", true),
+            ("ab", false),
+            ("", false),
+            ("Z", true),
+            ("a.", true),
+            ("é", false),
+            ("e", true),
+        ];
+        let mut entries: Vec<Entry> = names
+            .iter()
+            .map(|&(name, is_dir)| Entry {
+                name: name.to_owned(),
+                is_dir,
+                metadata: None,
+            })
+            .collect();
+        entries.sort_unstable_by(key_order);
+        let sorted: Vec<String> = entries
+            .iter()
+            .map(|entry| format!("{}{}", entry.name, if entry.is_dir { "/" } else { "" }))
+            .collect();
+        let mut expected = sorted.clone();
+        expected.sort();
+        assert_eq!(sorted, expected);
+        assert!(joined_after("a/", "b", "a/a"));
+        assert!(!joined_after("a/", "b", "a/b"));
+        assert!(joined_after("a/", "b", "a/"));
+        assert!(!joined_after("a/", "b", "a/ba"));
+    }
+
+    /// A whole listing (one walk, metadata read relative to each directory) describes each
+    /// object exactly as `head` does, and as the paged listing does.
+    #[tokio::test]
+    async fn a_whole_listing_describes_objects_as_head_and_pages_do() {
+        use crate::storage::{ListRequest, ObjectStore as _, ObjectStoreExt as _, PutOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(
+            dir.path().join("objects"),
+            dir.path().join("tmp"),
+            LocalPresigner::new(url::Url::parse("http://127.0.0.1:1").unwrap(), vec![7; 32]),
+        )
+        .unwrap();
+        let keys: Vec<String> = (0..25)
+            .map(|n| format!("p/v1/{}/f{n}.json", n % 3))
+            .chain([
+                "p/v1/..meta/version.json".to_owned(),
+                "p/v1/x.bin".to_owned(),
+            ])
+            .collect();
+        for key in &keys {
+            store
+                .put_bytes(key, bytes::Bytes::from(key.clone()), PutOptions::default())
+                .await
+                .unwrap();
+        }
+        let all = store.list_all("p/v1/").await.unwrap();
+        let mut expected = keys.clone();
+        expected.sort();
+        let listed: Vec<&str> = all.iter().map(|meta| meta.key.as_str()).collect();
+        assert_eq!(listed, expected);
+        for meta in &all {
+            assert_eq!(meta, &store.head(&meta.key).await.unwrap());
+        }
+        let mut paged = Vec::new();
+        let mut request = ListRequest {
+            prefix: "p/v1/".to_owned(),
+            max_keys: 4,
+            ..ListRequest::default()
+        };
+        loop {
+            let page = store.list(&request).await.unwrap();
+            paged.extend(page.objects);
+            match page.next {
+                Some(next) => request.continuation = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all);
     }
 
     #[test]

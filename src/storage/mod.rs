@@ -271,6 +271,24 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
     /// One page of a listing.
     async fn list(&self, request: &ListRequest) -> Result<ListPage>;
 
+    /// Every object under a prefix (recursive listing), in key order. The default follows
+    /// continuation tokens page by page; the local backend walks the directory tree once.
+    async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut request = ListRequest {
+            prefix: prefix.to_owned(),
+            ..ListRequest::default()
+        };
+        let mut objects = Vec::new();
+        loop {
+            let page = self.list(&request).await?;
+            objects.extend(page.objects);
+            match page.next {
+                Some(next) => request.continuation = Some(next),
+                None => return Ok(objects),
+            }
+        }
+    }
+
     /// A URL a plain HTTP client can use, without other credentials, to GET or PUT the object
     /// until `expires_in` has passed. With `content_md5` on a PUT, the upload must carry that
     /// `Content-MD5`.
@@ -356,23 +374,6 @@ pub trait ObjectStoreExt: ObjectStore {
     /// Writes a small in-memory body.
     async fn put_bytes(&self, key: &str, body: Bytes, options: PutOptions) -> Result<PutOutcome> {
         self.put(key, bytes_stream(body), options).await
-    }
-
-    /// Every object under a prefix, following continuation tokens (recursive listing).
-    async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let mut request = ListRequest {
-            prefix: prefix.to_owned(),
-            ..ListRequest::default()
-        };
-        let mut objects = Vec::new();
-        loop {
-            let page = self.list(&request).await?;
-            objects.extend(page.objects);
-            match page.next {
-                Some(next) => request.continuation = Some(next),
-                None => return Ok(objects),
-            }
-        }
     }
 
     /// Every common prefix ("sub-directory") directly under a prefix ending in `/`.

@@ -8,7 +8,6 @@ use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use md5::Digest as _;
 use serde_json::{Value, json};
-use trove::storage::ObjectStoreExt as _;
 
 use super::{TestApp, TestResponse};
 

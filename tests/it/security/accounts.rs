@@ -16,7 +16,7 @@ use md5::Digest as _;
 use serde_json::{Value, json};
 use trove::auth::store::RevokedToken;
 use trove::permissions::Role;
-use trove::storage::{ObjectStoreExt as _, keys};
+use trove::storage::keys;
 
 use crate::common::artifacts::create_project;
 use crate::common::{Backend, BackendApp, TestApp, TestResponse, local_settings};
