@@ -66,11 +66,11 @@ pub async fn get_aggregate(
         params.q.as_deref().unwrap_or("*"),
         results.len(),
     );
-    Ok(ApiJson(json!({
-        "field": params.field,
-        "results": results,
-        "facets": facets_json(&facets),
-    })))
+    Ok(ApiJson(super::object([
+        ("field", Value::from(params.field)),
+        ("results", Value::Array(results)),
+        ("facets", facets_json(&facets)),
+    ])))
 }
 
 /// The field names of a comma-separated `field` / `facets` parameter.

@@ -131,12 +131,12 @@ pub async fn get_projects(
         let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
         format!("/projects?cursor={token}")
     });
-    let body = ApiJson(json!({
-        "results": results,
-        "count": results.len(),
-        "total": total,
-        "next": next,
-    }));
+    let body = ApiJson(super::object([
+        ("count", results.len().into()),
+        ("results", Value::Array(results)),
+        ("total", total.into()),
+        ("next", next.clone().into()),
+    ]));
     Ok(with_link(&app, body.into_response(), next.as_deref()))
 }
 

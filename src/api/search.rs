@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -176,13 +176,13 @@ async fn page_body(
     };
     audit_search(app, principal, route, &cursor.q, total);
     // `total_relation` as Elasticsearch names it: `gte` when `total` is a lower bound.
-    let body = json!({
-        "results": results,
-        "count": results.len(),
-        "total": total,
-        "total_relation": if exact { "eq" } else { "gte" },
-        "next": next,
-    });
+    let body = super::object([
+        ("count", results.len().into()),
+        ("results", Value::Array(results)),
+        ("total", total.into()),
+        ("total_relation", (if exact { "eq" } else { "gte" }).into()),
+        ("next", next.clone().into()),
+    ]);
     Ok((body, next))
 }
 
