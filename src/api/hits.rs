@@ -54,6 +54,18 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
     if principal.is_anonymous() {
         return false;
     }
+    // Only an owner manages (machine key scopes never reach the owner level): a caller that
+    // none of the listed owners names does not, which most hits of a page settle here,
+    // before their profile is parsed.
+    let owners = hit.source["_extra"]["permissions"]["owners"].as_array();
+    let named = owners.is_some_and(|owners| {
+        (owners.iter())
+            .filter_map(Value::as_str)
+            .any(|owner| principal.caller.is_named(owner))
+    });
+    if !named {
+        return false;
+    }
     let Ok(profile) =
         serde_json::from_value::<ResolvedProfile>(hit.source["_extra"]["permissions"].clone())
     else {

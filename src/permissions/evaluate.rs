@@ -114,11 +114,20 @@ fn listing(
     now: DateTime<Utc>,
     purpose: Purpose,
 ) -> Option<Level> {
-    let listed = caller
-        .principals()
-        .iter()
-        .filter_map(|principal| target.profile.level_of(principal, now))
-        .max();
+    // A profile lists a few principals and a caller is a few dozen: matching the profile's
+    // entries against the caller costs no allocation. A long profile is matched the other way
+    // round, through the caller's parsed principals (a lookup each).
+    let listed = if profile_len(&target.profile) <= LONG_PROFILE {
+        target
+            .profile
+            .best_level_where(|principal| caller.is(principal), now)
+    } else {
+        caller
+            .principals()
+            .iter()
+            .filter_map(|principal| target.profile.level_of(principal, now))
+            .max()
+    };
     let scoped = caller
         .machine_scopes()
         .iter()
@@ -127,6 +136,16 @@ fn listing(
         .map(|grant| grant.access.level())
         .max();
     listed.max(scoped)
+}
+
+/// Entries of a profile up to which [`listing`] walks the profile rather than the caller.
+const LONG_PROFILE: usize = 64;
+
+fn profile_len(profile: &ResolvedProfile) -> usize {
+    [Level::Owner, Level::Writer, Level::Viewer]
+        .into_iter()
+        .map(|level| profile.entries(level).len())
+        .sum()
 }
 
 /// The listing capped by the caller's role (the evaluation cap used for writing and managing).

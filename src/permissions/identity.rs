@@ -297,6 +297,56 @@ impl Caller {
         principals
     }
 
+    /// Whether this caller is `principal`: exactly `self.principals().contains(principal)` for
+    /// a valid principal (every principal of a stored profile is), without parsing the
+    /// caller's identities into a set (an evaluation per search hit did that).
+    #[must_use]
+    pub fn is(&self, principal: &PrincipalRef) -> bool {
+        match (self, principal) {
+            (Self::Account { username, .. }, PrincipalRef::User(name)) => username == name,
+            (Self::Account { groups, .. }, PrincipalRef::Group(name)) => {
+                groups.iter().any(|group| group == name)
+            }
+            (
+                Self::Account {
+                    directory_groups, ..
+                },
+                PrincipalRef::DirectoryGroup(value),
+            ) => directory_groups.iter().any(|group| group == value),
+            (Self::Machine { name, .. }, PrincipalRef::Machine(machine)) => name == machine,
+            _ => false,
+        }
+    }
+
+    /// Whether this caller is the principal written `name` (`alice`, `group:ml`, `CN=...`,
+    /// `machine:ci`): [`is`](Self::is) on the parsed principal, for a valid one, without
+    /// parsing it.
+    #[must_use]
+    pub fn is_named(&self, name: &str) -> bool {
+        match self {
+            Self::Anonymous => false,
+            Self::Account {
+                username,
+                groups,
+                directory_groups,
+                ..
+            } => {
+                if let Some(group) = name.strip_prefix("group:") {
+                    groups.iter().any(|own| own == group)
+                } else if name.starts_with("machine:") {
+                    false
+                } else if name.starts_with("CN=") {
+                    directory_groups.iter().any(|own| own == name)
+                } else {
+                    username == name
+                }
+            }
+            Self::Machine { name: machine, .. } => {
+                name.strip_prefix("machine:") == Some(machine.as_str())
+            }
+        }
+    }
+
     /// The principal strings this caller matches in a profile (`alice`, `group:ml`,
     /// `CN=...`, `machine:ci-bot`); empty for anonymous callers. See
     /// [`principals`](Self::principals) for what is dropped.

@@ -182,6 +182,23 @@ impl ResolvedProfile {
         }
     }
 
+    /// The highest level at which any principal that `is_caller` accepts holds an entry still
+    /// valid at `now`: the best of [`level_of`](Self::level_of) over those principals.
+    #[must_use]
+    pub fn best_level_where(
+        &self,
+        mut is_caller: impl FnMut(&PrincipalRef) -> bool,
+        now: DateTime<Utc>,
+    ) -> Option<Level> {
+        [Level::Owner, Level::Writer, Level::Viewer]
+            .into_iter()
+            .find(|level| {
+                self.entries(*level)
+                    .iter()
+                    .any(|(principal, expiry)| is_valid_at(*expiry, now) && is_caller(principal))
+            })
+    }
+
     /// The highest level at which `principal` holds an entry still valid at `now` (an entry
     /// counts while `now < expiry`).
     #[must_use]

@@ -232,6 +232,28 @@ proptest! {
         }
     }
 
+    /// The caller's best level in a profile, found by walking the profile's entries
+    /// (`Caller::is`, no parsing), is the best level of its parsed principals, and `is`
+    /// agrees with `principals` on every principal.
+    #[test]
+    fn walking_the_profile_finds_the_callers_best_level(
+        (_chain, target) in target(),
+        caller in caller(),
+        principals in prop::collection::vec(principal(), 0..8),
+        at in instant(),
+    ) {
+        let parsed = caller.principals();
+        for principal in &principals {
+            prop_assert_eq!(caller.is(principal), parsed.contains(principal));
+            prop_assert_eq!(caller.is_named(&principal.to_string()), parsed.contains(principal));
+        }
+        let expected = parsed
+            .iter()
+            .filter_map(|principal| target.profile.level_of(principal, at))
+            .max();
+        prop_assert_eq!(target.profile.best_level_where(|p| caller.is(p), at), expected);
+    }
+
     /// (a) for a machine key acting for its creator: found exactly when the engine lets the
     /// key read (its creator reads the document, inside one of the key's scopes).
     #[test]
