@@ -57,13 +57,7 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
     // Only an owner manages (machine key scopes never reach the owner level): a caller that
     // none of the listed owners names does not, which most hits of a page settle here,
     // before their profile is parsed.
-    let owners = hit.source["_extra"]["permissions"]["owners"].as_array();
-    let named = owners.is_some_and(|owners| {
-        (owners.iter())
-            .filter_map(Value::as_str)
-            .any(|owner| principal.caller.is_named(owner))
-    });
-    if !named {
+    if !names_an_owner(principal, hit) {
         return false;
     }
     let Ok(profile) =
@@ -87,6 +81,16 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
         Some(creator) => allowed && can_manage(creator, &target, now),
         None => allowed,
     }
+}
+
+/// Whether one of the owners listed in the hit's profile names the caller.
+fn names_an_owner(principal: &Principal, hit: &Hit) -> bool {
+    let owners = hit.source["_extra"]["permissions"]["owners"].as_array();
+    owners.is_some_and(|owners| {
+        (owners.iter())
+            .filter_map(Value::as_str)
+            .any(|owner| principal.caller.is_named(owner))
+    })
 }
 
 /// ArtifactDB's `readers`: the principals that may read under a profile — the levels its
