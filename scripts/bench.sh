@@ -5,7 +5,8 @@
 #   scripts/bench.sh            full sizes: 1,000,000 documents for search latency,
 #                               50,000 for indexing, 100,000 for HTTP (10 s)
 #   scripts/bench.sh --quick    100,000 / 10,000 / 20,000 documents, HTTP 5 s
-#   scripts/bench.sh search     only some of: search indexing http live download ui soak replicas
+#   scripts/bench.sh search     only some of: search indexing http live download upload ui soak
+#                               replicas
 #                               (soak is never in the default set: TROVE_SOAK_SECONDS,
 #                               TROVE_SOAK_CONNECTIONS, TROVE_SOAK_ACCOUNTS; see benches/soak.rs)
 #
@@ -13,7 +14,7 @@
 # TROVE_BENCH_INDEX_DOCS, TROVE_BENCH_S3_DOCS, TROVE_BENCH_HTTP_DOCS, TROVE_BENCH_HTTP_SECONDS,
 # TROVE_BENCH_ROUTE_PROJECTS, TROVE_BENCH_ROUTE_SECONDS (http: the read routes),
 # TROVE_BENCH_LIVE_DOCS, TROVE_BENCH_LIVE_ROUNDS, TROVE_BENCH_LIVE_SECONDS (live: freshness,
-# logins). The release build goes to $CARGO_TARGET_DIR when set.
+# logins), TROVE_BENCH_UPLOAD_MIB (upload). The release build goes to $CARGO_TARGET_DIR when set.
 # Run on an otherwise idle machine: the numbers are latencies and throughputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +33,9 @@ for argument in "$@"; do
             export TROVE_BENCH_LIVE_ROUNDS="${TROVE_BENCH_LIVE_ROUNDS:-20}"
             export TROVE_BENCH_LIVE_SECONDS="${TROVE_BENCH_LIVE_SECONDS:-5}"
             ;;
-        search | indexing | http | download | ui | live | soak | replicas) benches+=("$argument") ;;
+        search | indexing | http | download | upload | ui | live | soak | replicas) benches+=("$argument") ;;
         -h | --help)
-            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -44,7 +45,7 @@ for argument in "$@"; do
     esac
 done
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(indexing search http live download ui replicas)
+    benches=(indexing search http live download upload ui replicas)
 fi
 
 args=()

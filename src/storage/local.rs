@@ -38,8 +38,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
 
 use super::presign::LocalPresigner;
 use super::{
@@ -241,6 +239,121 @@ fn open_object(path: &Path, key: &str) -> Result<(fs::File, fs::Metadata)> {
         return Err(not_found());
     }
     Ok((file, metadata))
+}
+
+/// Reads the next chunk of at most [`READ_CHUNK`] of the `remaining` bytes of `file`, straight
+/// into the buffer that is sent; a file that ends early is an error (it was truncated under
+/// the reader), never a short body passed off as whole.
+fn read_chunk(file: &mut fs::File, remaining: u64) -> io::Result<Bytes> {
+    let wanted = remaining.min(READ_CHUNK as u64);
+    let mut buffer = Vec::with_capacity(usize::try_from(wanted).unwrap_or(READ_CHUNK));
+    file.take(wanted).read_to_end(&mut buffer)?;
+    if (buffer.len() as u64) < wanted {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the object is shorter than its size",
+        ));
+    }
+    Ok(Bytes::from(buffer))
+}
+
+/// The body of a get: `first`, then the `remaining` bytes of `file`, one blocking read per
+/// chunk (no thread is held between chunks, so a slow client holds none).
+fn chunk_stream(file: fs::File, first: Bytes, remaining: u64) -> ByteStream {
+    let rest = futures::stream::try_unfold((file, remaining), |(mut file, remaining)| async move {
+        if remaining == 0 {
+            return Ok(None);
+        }
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            let chunk = read_chunk(&mut file, remaining);
+            (file, chunk)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        let chunk = chunk?;
+        let remaining = remaining - chunk.len() as u64;
+        Ok(Some((chunk, (file, remaining))))
+    });
+    let first = (!first.is_empty()).then_some(Ok(first));
+    futures::stream::iter(first).chain(rest).boxed()
+}
+
+/// Bytes of a body gathered before they are hashed and written by one blocking step.
+const WRITE_BATCH: usize = 1024 * 1024;
+/// Bytes written between two early flushes of an object being stored: the disk writes while
+/// the rest of the body arrives and is hashed, and the final `fsync` has little left to do.
+const FLUSH_EVERY: u64 = 16 * 1024 * 1024;
+
+/// The next [`WRITE_BATCH`] bytes (or fewer, at the end) of `body`; empty at its end.
+async fn next_batch(body: &mut ByteStream) -> io::Result<Vec<Bytes>> {
+    let mut batch = Vec::new();
+    let mut size = 0;
+    while size < WRITE_BATCH {
+        match body.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                size += chunk.len();
+                batch.push(chunk);
+            }
+            None => break,
+        }
+    }
+    Ok(batch)
+}
+
+/// The writing side of a put: the temp file, its SHA-256 and how much of it is on disk.
+struct Writer {
+    file: fs::File,
+    sha256: Sha256,
+    written: u64,
+    flushed: u64,
+}
+
+impl Writer {
+    /// Hashes and writes one batch, flushing it early every [`FLUSH_EVERY`] bytes.
+    fn write(mut self, batch: &[Bytes]) -> io::Result<Self> {
+        for chunk in batch {
+            self.sha256.update(chunk);
+            io::Write::write_all(&mut self.file, chunk)?;
+            self.written += chunk.len() as u64;
+        }
+        if self.written - self.flushed >= FLUSH_EVERY {
+            self.file.sync_data()?;
+            self.flushed = self.written;
+        }
+        Ok(self)
+    }
+}
+
+/// Streams `body` into `file`, one pass over the bytes: each batch is written (and its
+/// SHA-256 computed) by one blocking step while its MD5 is computed by another, in parallel,
+/// as the next batch arrives. No thread is held while the client is slow to send.
+async fn write_hashed(file: fs::File, mut body: ByteStream) -> Result<(fs::File, Md5, Sha256)> {
+    let mut writer = Writer {
+        file,
+        sha256: Sha256::new(),
+        written: 0,
+        flushed: 0,
+    };
+    let mut md5 = Md5::new();
+    let mut batch = next_batch(&mut body).await.map_err(StorageError::Body)?;
+    while !batch.is_empty() {
+        let to_write = Arc::new(batch);
+        let to_hash = Arc::clone(&to_write);
+        let writing = tokio::task::spawn_blocking(move || writer.write(&to_write));
+        let hashing = tokio::task::spawn_blocking(move || {
+            to_hash.iter().for_each(|chunk| md5.update(chunk));
+            md5
+        });
+        // The next batch arrives while this one is written and hashed.
+        let next = next_batch(&mut body).await;
+        let (written, hashed) = tokio::join!(writing, hashing);
+        writer = (written.map_err(|error| join_error(&error))?)
+            .map_err(|error| io_error("write temp file", &error))?;
+        md5 = hashed.map_err(|error| join_error(&error))?;
+        batch = next.map_err(StorageError::Body)?;
+    }
+    Ok((writer.file, md5, writer.sha256))
 }
 
 /// Removes a temporary file when dropped, unless disarmed.
@@ -769,17 +882,26 @@ impl ObjectStore for LocalStore {
                     Some((start, end))
                 }
             };
-            Ok((file, meta_of(&owned_key, &metadata), served))
+            let length = served.map_or(size, |(start, end)| end - start + 1);
+            // The first chunk is read by this same call: a small object costs one hop.
+            let first =
+                read_chunk(&mut file, length).map_err(|error| io_error("read object", &error))?;
+            let remaining = length - first.len() as u64;
+            Ok((
+                file,
+                meta_of(&owned_key, &metadata),
+                served,
+                first,
+                remaining,
+            ))
         })
         .await
         .map_err(|error| join_error(&error))??;
-        let (file, meta, served) = opened;
-        let length = served.map_or(meta.size, |(start, end)| end - start + 1);
-        let reader = tokio::fs::File::from_std(file).take(length);
+        let (file, meta, served, first, remaining) = opened;
         Ok(GetObject {
             meta,
             range: served,
-            body: ReaderStream::with_capacity(reader, READ_CHUNK).boxed(),
+            body: chunk_stream(file, first, remaining),
         })
     }
 
@@ -788,28 +910,18 @@ impl ObjectStore for LocalStore {
         let temp_path = self
             .tmp_dir
             .join(format!("put-{}.tmp", uuid::Uuid::new_v4().simple()));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp_path)
-            .await
-            .map_err(|error| io_error("create temp file", &error))?;
+        let opened = temp_path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(opened)
+        })
+        .await
+        .map_err(|error| join_error(&error))?
+        .map_err(|error| io_error("create temp file", &error))?;
         let mut temp = TempPath(Some(temp_path));
-        let mut md5 = Md5::new();
-        let mut sha256 = Sha256::new();
-        let mut body = body;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(StorageError::Body)?;
-            md5.update(&chunk);
-            sha256.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|error| io_error("write temp file", &error))?;
-        }
-        file.flush()
-            .await
-            .map_err(|error| io_error("write temp file", &error))?;
-        let file = file.into_std().await;
+        let (file, md5, sha256) = write_hashed(file, body).await?;
         let md5: [u8; 16] = md5.finalize().into();
         let md5_hex = hex::encode(md5);
         if let Some(expected) = options.content_md5

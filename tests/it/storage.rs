@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use trove::storage::local::LocalStore;
 use trove::storage::presign::LocalPresigner;
 use trove::storage::s3::S3Store;
@@ -302,4 +303,56 @@ async fn local_writes_survive_concurrent_deletes_of_sibling_keys() {
     deleter.await.expect("deleter");
     writer.await.expect("writer");
     assert!(store.list_all("race/").await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn local_get_of_an_object_truncated_under_the_reader_fails_instead_of_ending_short() {
+    // The body is read chunk by chunk after the object was opened and sized: a file cut short
+    // on disk meanwhile must end the stream with an error, never with fewer bytes than the
+    // size the response announced.
+    let root = tempfile::tempdir().expect("temp dir");
+    let presigner = LocalPresigner::new(
+        url::Url::parse("http://localhost").expect("url"),
+        vec![1; 32],
+    );
+    let store = LocalStore::open(
+        root.path().join("objects"),
+        root.path().join("tmp"),
+        presigner,
+    )
+    .expect("open");
+    let body = bytes::Bytes::from(vec![5_u8; 3 * 1024 * 1024]);
+    store
+        .put_bytes("cut/short.bin", body, PutOptions::default())
+        .await
+        .expect("put");
+    let mut object = store.get("cut/short.bin", None).await.expect("get");
+    assert_eq!(object.meta.size, 3 * 1024 * 1024);
+    let first = object
+        .body
+        .next()
+        .await
+        .expect("a first chunk")
+        .expect("read");
+    assert!(!first.is_empty() && first.len() < 3 * 1024 * 1024);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.path().join("objects/cut/short.bin"))
+        .expect("open on disk");
+    file.set_len(first.len() as u64 + 10).expect("truncate");
+    let mut read = first.len();
+    let mut failed = false;
+    while let Some(chunk) = object.body.next().await {
+        match chunk {
+            Ok(chunk) => read += chunk.len(),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        failed,
+        "the stream ended after {read} bytes without an error"
+    );
 }
