@@ -301,9 +301,10 @@ async fn next_batch(body: &mut ByteStream) -> io::Result<Vec<Bytes>> {
     Ok(batch)
 }
 
-/// The writing side of a put: the temp file, its SHA-256 and how much of it is on disk.
+/// The writing side of a put: the temp file, its digests and how much of it is on disk.
 struct Writer {
     file: fs::File,
+    md5: Md5,
     sha256: Sha256,
     written: u64,
     flushed: u64,
@@ -313,6 +314,7 @@ impl Writer {
     /// Hashes and writes one batch, flushing it early every [`FLUSH_EVERY`] bytes.
     fn write(mut self, batch: &[Bytes]) -> io::Result<Self> {
         for chunk in batch {
+            self.md5.update(chunk);
             self.sha256.update(chunk);
             io::Write::write_all(&mut self.file, chunk)?;
             self.written += chunk.len() as u64;
@@ -325,35 +327,27 @@ impl Writer {
     }
 }
 
-/// Streams `body` into `file`, one pass over the bytes: each batch is written (and its
-/// SHA-256 computed) by one blocking step while its MD5 is computed by another, in parallel,
-/// as the next batch arrives. No thread is held while the client is slow to send.
+/// Streams `body` into `file`, one pass over the bytes: each batch is hashed and written by
+/// one blocking step (off the async workers) while the next batch arrives. No thread is held
+/// while the client is slow to send.
 async fn write_hashed(file: fs::File, mut body: ByteStream) -> Result<(fs::File, Md5, Sha256)> {
     let mut writer = Writer {
         file,
+        md5: Md5::new(),
         sha256: Sha256::new(),
         written: 0,
         flushed: 0,
     };
-    let mut md5 = Md5::new();
     let mut batch = next_batch(&mut body).await.map_err(StorageError::Body)?;
     while !batch.is_empty() {
-        let to_write = Arc::new(batch);
-        let to_hash = Arc::clone(&to_write);
-        let writing = tokio::task::spawn_blocking(move || writer.write(&to_write));
-        let hashing = tokio::task::spawn_blocking(move || {
-            to_hash.iter().for_each(|chunk| md5.update(chunk));
-            md5
-        });
-        // The next batch arrives while this one is written and hashed.
+        let writing = tokio::task::spawn_blocking(move || writer.write(&batch));
+        // The next batch arrives while this one is hashed and written.
         let next = next_batch(&mut body).await;
-        let (written, hashed) = tokio::join!(writing, hashing);
-        writer = (written.map_err(|error| join_error(&error))?)
+        writer = (writing.await.map_err(|error| join_error(&error))?)
             .map_err(|error| io_error("write temp file", &error))?;
-        md5 = hashed.map_err(|error| join_error(&error))?;
         batch = next.map_err(StorageError::Body)?;
     }
-    Ok((writer.file, md5, writer.sha256))
+    Ok((writer.file, writer.md5, writer.sha256))
 }
 
 /// Removes a temporary file when dropped, unless disarmed.
