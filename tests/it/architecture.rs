@@ -251,3 +251,305 @@ async fn a_corrupt_project_record_answers_500_internal_wherever_its_target_is_lo
     assert_eq!(key.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(key.json()["code"], "internal");
 }
+
+/// Longest scenario test (a `#[test]`/`#[tokio::test]` function, or the body a
+/// `both_backends!` invocation runs, from its `fn` line to its closing brace) the rule allows:
+/// a longer one is split into named steps or a table of cases.
+const MAX_TEST_FUNCTION_LINES: usize = 120;
+
+/// The tests above the limit while they were being split, each with the length it may not
+/// exceed: the list may only shrink.
+const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
+    (
+        "ui/mod.rs::ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once",
+        154,
+    ),
+    (
+        "ui/mod.rs::ui_members_page_grants_shares_and_revokes_through_the_api",
+        123,
+    ),
+    ("replicas.rs::three_replicas_on_one_bucket_agree", 168),
+    ("artifacts.rs::projects_are_created_read_and_changed", 186),
+    ("artifacts.rs::versions_follow_the_stable_rules", 161),
+    (
+        "artifacts.rs::files_are_uploaded_listed_downloaded_and_deleted",
+        231,
+    ),
+    (
+        "artifacts.rs::permission_routes_merge_validate_and_reindex",
+        196,
+    ),
+    ("artifacts.rs::owner_shared_public_and_stranger_matrix", 183),
+    ("artifacts.rs::artifactdb_upload_flow_end_to_end", 250),
+    ("auth.rs::every_token_rejection_has_its_own_code", 136),
+    (
+        "auth.rs::external_rs256_and_es256_tokens_are_accepted_with_filtered_groups",
+        152,
+    ),
+    (
+        "auth.rs::groups_are_managed_by_admins_and_owners_and_become_identities",
+        121,
+    ),
+    (
+        "client.rs::ls_show_and_members_browse_what_you_may_read",
+        133,
+    ),
+    (
+        "audit.rs::each_audited_request_appears_exactly_once_with_its_outcome",
+        144,
+    ),
+    (
+        "audit.rs::each_artifact_mutation_appears_exactly_once_with_its_outcome",
+        287,
+    ),
+    (
+        "audit.rs::namespace_and_member_actions_appear_exactly_once",
+        145,
+    ),
+    (
+        "search_api.rs::artifactdb_listings_latest_and_aggregations",
+        122,
+    ),
+    (
+        "relevance.rs::the_queries_people_type_find_what_they_want_and_nothing_hidden",
+        157,
+    ),
+    (
+        "shared_config.rs::presigned_urls_are_signed_for_the_public_s3_endpoint",
+        121,
+    ),
+    (
+        "security/accounts.rs::a_deleted_account_re_registered_inherits_nothing",
+        126,
+    ),
+    (
+        "security/transport.rs::an_anonymous_download_of_a_public_html_file_is_served_as_live_html",
+        125,
+    ),
+];
+
+/// Where each brace of code (not of a string, char literal or comment) of `text` stands:
+/// `(line index, true for '{')`.
+fn code_braces(text: &str) -> Vec<(usize, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut braces = Vec::new();
+    let mut line = 0;
+    let mut index = 0;
+    // Moves past `count` characters, counting the line breaks among them.
+    let advance = |index: &mut usize, line: &mut usize, count: usize| {
+        for offset in 0..count {
+            if chars.get(*index + offset) == Some(&'\n') {
+                *line += 1;
+            }
+        }
+        *index += count;
+    };
+    while index < chars.len() {
+        let current = chars[index];
+        let next = chars.get(index + 1).copied();
+        let previous_is_ident =
+            index > 0 && (chars[index - 1].is_alphanumeric() || chars[index - 1] == '_');
+        match current {
+            '/' if next == Some('/') => {
+                while index < chars.len() && chars[index] != '\n' {
+                    index += 1;
+                }
+            }
+            '/' if next == Some('*') => {
+                let mut depth = 0;
+                loop {
+                    if index >= chars.len() {
+                        break;
+                    }
+                    if chars[index] == '/' && chars.get(index + 1) == Some(&'*') {
+                        depth += 1;
+                        advance(&mut index, &mut line, 2);
+                    } else if chars[index] == '*' && chars.get(index + 1) == Some(&'/') {
+                        depth -= 1;
+                        advance(&mut index, &mut line, 2);
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        advance(&mut index, &mut line, 1);
+                    }
+                }
+            }
+            'r' if !previous_is_ident
+                || (index > 1
+                    && chars[index - 1] == 'b'
+                    && !chars[index - 2].is_alphanumeric()) =>
+            {
+                // A raw string `r"…"` or `r#"…"#` (also `br…`), or just an identifier.
+                let hashes = chars[index + 1..].iter().take_while(|c| **c == '#').count();
+                if chars.get(index + 1 + hashes) == Some(&'"') {
+                    let closing: String = std::iter::once('"')
+                        .chain(std::iter::repeat_n('#', hashes))
+                        .collect();
+                    advance(&mut index, &mut line, 2 + hashes);
+                    while index < chars.len()
+                        && !chars[index..]
+                            .iter()
+                            .take(closing.len())
+                            .copied()
+                            .eq(closing.chars())
+                    {
+                        advance(&mut index, &mut line, 1);
+                    }
+                    advance(&mut index, &mut line, closing.len());
+                } else {
+                    index += 1;
+                }
+            }
+            '"' => {
+                advance(&mut index, &mut line, 1);
+                while index < chars.len() && chars[index] != '"' {
+                    let step = if chars[index] == '\\' { 2 } else { 1 };
+                    advance(&mut index, &mut line, step);
+                }
+                index += 1;
+            }
+            '\'' => {
+                // A char literal (`'{'`, `'\''`, `'\u{7b}'`), or a lifetime (`'a`) left as is.
+                if next == Some('\\') {
+                    index += 2;
+                    while index < chars.len() && chars[index] != '\'' {
+                        index += 1;
+                    }
+                    index += 1;
+                } else if chars.get(index + 2) == Some(&'\'') {
+                    index += 3;
+                } else {
+                    index += 1;
+                }
+            }
+            '{' | '}' => {
+                braces.push((line, current == '{'));
+                index += 1;
+            }
+            '\n' => {
+                line += 1;
+                index += 1;
+            }
+            _ => index += 1,
+        }
+    }
+    braces
+}
+
+/// The name a line declares as a function (`fn name`, after `pub`/`async`), if any.
+fn declared_function(line: &str) -> Option<String> {
+    let signature = line
+        .trim_start()
+        .trim_start_matches("pub ")
+        .trim_start_matches("pub(crate) ")
+        .trim_start_matches("pub(super) ")
+        .trim_start_matches("async ");
+    let rest = signature.strip_prefix("fn ")?;
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect(),
+    )
+}
+
+/// `(file::function, lines)` of every scenario test of `tests/it/`: a function under a
+/// `#[test]` or `#[tokio::test]` attribute, or one a `both_backends!(name)` of its file runs;
+/// its length runs from the `fn` line to the brace closing its body.
+fn test_lengths() -> Vec<(String, usize)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(files.len() > 20, "the tests were not found under {root:?}");
+    let mut lengths = Vec::new();
+    for file in files {
+        let name = file
+            .strip_prefix(&root)
+            .expect("under tests/it")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&file).expect("read test source");
+        let lines: Vec<&str> = text.lines().collect();
+        let run_on_both_backends: Vec<String> = lines
+            .iter()
+            .filter_map(|line| {
+                let rest = line.trim().strip_prefix("both_backends!(")?;
+                Some(rest.trim_end_matches(");").trim().to_owned())
+            })
+            .collect();
+        let braces = code_braces(&text);
+        let mut under_test_attribute = false;
+        for (start, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("#[test]") || trimmed.starts_with("#[tokio::test") {
+                under_test_attribute = true;
+                continue;
+            }
+            let Some(function) = declared_function(line) else {
+                continue;
+            };
+            let is_test = std::mem::take(&mut under_test_attribute)
+                || run_on_both_backends.contains(&function);
+            if !is_test {
+                continue;
+            }
+            let mut depth = 0_usize;
+            let mut end = None;
+            for (brace_line, opening) in braces.iter().skip_while(|(at, _)| *at < start) {
+                if *opening {
+                    depth += 1;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = Some(*brace_line);
+                        break;
+                    }
+                }
+            }
+            let end = end.unwrap_or_else(|| panic!("{name}::{function} has no closing brace"));
+            lengths.push((format!("{name}::{function}"), end - start + 1));
+        }
+    }
+    lengths
+}
+
+#[test]
+fn scenario_tests_stay_short() {
+    let lengths = test_lengths();
+    assert!(
+        lengths.len() > 200,
+        "too few tests found ({}): is the scanner broken?",
+        lengths.len()
+    );
+    let offenders: Vec<_> = lengths
+        .into_iter()
+        .filter(|(name, lines)| {
+            let allowed = TEST_LENGTH_EXCEPTIONS
+                .iter()
+                .find(|(exception, _)| exception == name)
+                .map_or(MAX_TEST_FUNCTION_LINES, |(_, allowed)| {
+                    (*allowed).max(MAX_TEST_FUNCTION_LINES)
+                });
+            *lines > allowed
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "a scenario test is at most {MAX_TEST_FUNCTION_LINES} lines: split it into named steps \
+         (helpers of its file, or of tests/it/common/ when several files share them) or a table \
+         of cases: {offenders:#?}"
+    );
+    let lengths = test_lengths();
+    let stale: Vec<_> = TEST_LENGTH_EXCEPTIONS
+        .iter()
+        .filter(|(exception, _)| {
+            !lengths
+                .iter()
+                .any(|(name, lines)| name == exception && *lines > MAX_TEST_FUNCTION_LINES)
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "delete these exceptions, their tests are gone or short now: {stale:#?}"
+    );
+}
