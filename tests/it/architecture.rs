@@ -295,18 +295,6 @@ const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
         133,
     ),
     (
-        "audit.rs::each_audited_request_appears_exactly_once_with_its_outcome",
-        144,
-    ),
-    (
-        "audit.rs::each_artifact_mutation_appears_exactly_once_with_its_outcome",
-        287,
-    ),
-    (
-        "audit.rs::namespace_and_member_actions_appear_exactly_once",
-        145,
-    ),
-    (
         "search_api.rs::artifactdb_listings_latest_and_aggregations",
         122,
     ),

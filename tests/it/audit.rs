@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, Method as M, StatusCode, StatusCode as S};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use trove::audit::verify::{ProblemKind, verify};
@@ -73,12 +73,10 @@ fn find<'a>(events: &'a [Value], action: &str, actor: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {action} by {actor} in {events:#?}"))
 }
 
-#[tokio::test]
-async fn each_audited_request_appears_exactly_once_with_its_outcome() {
-    let app = TestApp::local().await;
-    seed_project(&app).await;
-    let admin = app.user_token("root", Role::Admin).await;
-
+/// Bob registers and logs in (once with a wrong password), root changes his role, creates and
+/// changes and deletes a group, creates and deletes an API key (answered: its id), builds the
+/// index; bob changes his password and logs out; root deletes bob.
+async fn step_account_group_key_and_index_requests(app: &TestApp, admin: &str) -> String {
     assert_eq!(
         app.register("bob", "bob-password-1").await.status,
         StatusCode::CREATED
@@ -92,7 +90,7 @@ async fn each_audited_request_appears_exactly_once_with_its_outcome() {
         .bearer(
             Method::PATCH,
             "/users/bob",
-            &admin,
+            admin,
             Some(&json!({"role": "developer"})),
         )
         .await;
@@ -101,7 +99,7 @@ async fn each_audited_request_appears_exactly_once_with_its_outcome() {
         .bearer(
             Method::POST,
             "/groups",
-            &admin,
+            admin,
             Some(&json!({"name": "ml", "members": ["bob"]})),
         )
         .await;
@@ -110,28 +108,28 @@ async fn each_audited_request_appears_exactly_once_with_its_outcome() {
         .bearer(
             Method::PUT,
             "/groups/ml/members",
-            &admin,
+            admin,
             Some(&json!({"remove": ["bob"]})),
         )
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    let response = app.bearer(Method::DELETE, "/groups/ml", &admin, None).await;
+    let response = app.bearer(Method::DELETE, "/groups/ml", admin, None).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     let response = app
         .bearer(
             Method::POST,
             "/api-keys",
-            &admin,
+            admin,
             Some(&json!({"name": "ci", "scopes": [{"project": "bert", "access": "read"}]})),
         )
         .await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
     let key_id = response.json()["id"].as_str().unwrap().to_owned();
     let response = app
-        .bearer(Method::DELETE, &format!("/api-keys/{key_id}"), &admin, None)
+        .bearer(Method::DELETE, &format!("/api-keys/{key_id}"), admin, None)
         .await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
-    let response = app.bearer(Method::PUT, "/index/build", &admin, None).await;
+    let response = app.bearer(Method::PUT, "/index/build", admin, None).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
     let response = app
         .bearer(
@@ -149,10 +147,14 @@ async fn each_audited_request_appears_exactly_once_with_its_outcome() {
             .status,
         StatusCode::OK
     );
-    let response = app.bearer(Method::DELETE, "/users/bob", &admin, None).await;
+    let response = app.bearer(Method::DELETE, "/users/bob", admin, None).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
+    key_id
+}
 
-    let events = all_events(&app, &admin, "").await;
+/// Each request of the scenario is in the log once with its status and outcome and details,
+/// newest first.
+fn assert_each_request_once_newest_first(events: &[Value], key_id: &str) {
     for (action, actor, status) in [
         ("auth.register", "bob", 201),
         ("auth.login", "bob", 200),
@@ -170,11 +172,11 @@ async fn each_audited_request_appears_exactly_once_with_its_outcome() {
         ("user.delete", "root", 204),
     ] {
         assert_eq!(
-            count_of(&events, action, actor),
+            count_of(events, action, actor),
             1,
             "{action} by {actor}: {events:#?}"
         );
-        let event = find(&events, action, actor);
+        let event = find(events, action, actor);
         assert_eq!(event["status"], status, "{event}");
         assert_eq!(event["completed"], true, "{event}");
         let expected = if action == "auth.login_failed" {
@@ -193,19 +195,19 @@ async fn each_audited_request_appears_exactly_once_with_its_outcome() {
         );
     }
     assert_eq!(
-        find(&events, "user.role_change", "root")["details"]["role"],
+        find(events, "user.role_change", "root")["details"]["role"],
         "developer"
     );
     assert_eq!(
-        find(&events, "user.role_change", "root")["resource"],
+        find(events, "user.role_change", "root")["resource"],
         "user:bob"
     );
     assert_eq!(
-        find(&events, "api_key.create", "root")["details"]["key_id"],
-        key_id.as_str()
+        find(events, "api_key.create", "root")["details"]["key_id"],
+        key_id
     );
     assert_eq!(
-        find(&events, "auth.login_failed", "bob")["details"]["reason"],
+        find(events, "auth.login_failed", "bob")["details"]["reason"],
         "invalid_credentials"
     );
     // Newest first.
@@ -216,6 +218,18 @@ async fn each_audited_request_appears_exactly_once_with_its_outcome() {
     let mut sorted = times.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(times, sorted);
+}
+
+#[tokio::test]
+async fn each_audited_request_appears_exactly_once_with_its_outcome() {
+    let app = TestApp::local().await;
+    seed_project(&app).await;
+    let admin = app.user_token("root", Role::Admin).await;
+
+    let key_id = step_account_group_key_and_index_requests(&app, &admin).await;
+
+    let events = all_events(&app, &admin, "").await;
+    assert_each_request_once_newest_first(&events, &key_id);
     assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
 }
 
@@ -1102,6 +1116,9 @@ async fn run_steps(
     last.expect("at least one step")
 }
 
+/// The events a scenario expects: action, resource, status.
+type Expected = Vec<(&'static str, String, u16)>;
+
 /// The events of `events` with this action and resource.
 fn matching<'a>(events: &'a [Value], action: &str, resource: &str) -> Vec<&'a Value> {
     events
@@ -1110,24 +1127,19 @@ fn matching<'a>(events: &'a [Value], action: &str, resource: &str) -> Vec<&'a Va
         .collect()
 }
 
-#[tokio::test]
-async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
-    use Method as M;
-    use StatusCode as S;
-    let app = TestApp::local().await;
-    let admin = app.user_token("root", Role::Admin).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    app.user_token("bob", Role::Developer).await;
-    app.user_token("carol", Role::Guest).await;
-    let mut expected: Vec<(&'static str, String, u16)> = Vec::new();
-
+/// Creates project art, changes it, creates v1, changes it, uploads data.csv.
+async fn step_create_project_version_and_upload(
+    app: &TestApp,
+    alice: &str,
+    expected: &mut Expected,
+) {
     let project = json!({
         "project_id": "art", "title": "Art", "type": "MODEL", "visibility": "private"
     });
     run_steps(
-        &app,
-        &alice,
-        &mut expected,
+        app,
+        alice,
+        expected,
         vec![
             (
                 M::POST,
@@ -1164,13 +1176,22 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
         ],
     )
     .await;
-    let upload = put_file(&app, &alice, "art", "v1", "data.csv", "a,b\n1,2\n").await;
+    let upload = put_file(app, alice, "art", "v1", "data.csv", "a,b\n1,2\n").await;
     assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.text());
     expected.push(("file.upload", "file:art:data.csv@v1".to_owned(), 201));
+}
+
+/// Completes v1, makes it stable, sets and deletes its permissions, starts an upload of v2
+/// linking to v1's file; answers the started upload.
+async fn step_complete_stabilize_and_start_v2(
+    app: &TestApp,
+    alice: &str,
+    expected: &mut Expected,
+) -> crate::common::TestResponse {
     let started = run_steps(
-        &app,
-        &alice,
-        &mut expected,
+        app,
+        alice,
+        expected,
         vec![
             (
                 M::PUT,
@@ -1218,6 +1239,17 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
         ],
     )
     .await;
+    started
+}
+
+/// Links the started v2 file, deletes it, aborts v2, creates and deletes v3, deprecates v1,
+/// shares and unshares the project, sets and deletes its permissions.
+async fn step_link_delete_share_and_permissions(
+    app: &TestApp,
+    alice: &str,
+    expected: &mut Expected,
+    started: &crate::common::TestResponse,
+) {
     let link = started.json()["links"][0]["url"]
         .as_str()
         .unwrap()
@@ -1225,9 +1257,9 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
     let id = url::form_urlencoded::byte_serialize(b"art:copy.csv@v2").collect::<String>();
     let delete_link = format!("/files/{id}");
     run_steps(
-        &app,
-        &alice,
-        &mut expected,
+        app,
+        alice,
+        expected,
         vec![
             (
                 M::PUT,
@@ -1313,18 +1345,18 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
         ],
     )
     .await;
-    // Reads are not mutations.
-    let response = app.bearer(Method::GET, "/projects/art", &admin, None).await;
-    assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(expected.len(), 20);
+}
 
-    let events = all_events(&app, &admin, "&actor=alice").await;
+/// Each expected event is in the log once, ok and completed, and on the project's timeline;
+/// nothing else was recorded as alice's; answers alice's events.
+async fn assert_each_mutation_once(app: &TestApp, admin: &str, expected: &Expected) -> Vec<Value> {
+    let events = all_events(app, admin, "&actor=alice").await;
     let response = app
-        .bearer(Method::GET, "/projects/art/audit", &admin, None)
+        .bearer(Method::GET, "/projects/art/audit", admin, None)
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     let timeline = response.json()["results"].as_array().unwrap().clone();
-    for (action, resource, status) in &expected {
+    for (action, resource, status) in expected {
         let found = matching(&events, action, resource);
         assert_eq!(found.len(), 1, "{action} {resource}: {events:#?}");
         let event = found[0];
@@ -1346,12 +1378,16 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
         .collect();
     assert_eq!(mutations.len(), expected.len(), "{mutations:#?}");
     assert!(
-        all_events(&app, &admin, "&action=access.denied")
+        all_events(app, admin, "&action=access.denied")
             .await
             .is_empty()
     );
+    events
+}
 
-    let one = |action: &str, resource: &str| matching(&events, action, resource)[0].clone();
+/// The details each mutation event of the artifact scenario carries.
+fn assert_mutation_details(events: &[Value]) {
+    let one = |action: &str, resource: &str| matching(events, action, resource)[0].clone();
     assert_eq!(
         one("project.create", "project:art")["details"]["visibility"],
         "private"
@@ -1396,6 +1432,28 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
     let start = one("upload.start", "version:art@v2");
     assert_eq!(start["details"]["creates_project"], false);
     assert_eq!(start["details"]["files"], json!(["copy.csv"]));
+}
+
+#[tokio::test]
+async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    app.user_token("bob", Role::Developer).await;
+    app.user_token("carol", Role::Guest).await;
+    let mut expected: Expected = Vec::new();
+
+    step_create_project_version_and_upload(&app, &alice, &mut expected).await;
+    let started = step_complete_stabilize_and_start_v2(&app, &alice, &mut expected).await;
+    step_link_delete_share_and_permissions(&app, &alice, &mut expected, &started).await;
+    // Reads are not mutations.
+    let response = app.bearer(Method::GET, "/projects/art", &admin, None).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(expected.len(), 20);
+
+    let events = assert_each_mutation_once(&app, &admin, &expected).await;
+
+    assert_mutation_details(&events);
     assert!(verify(app.state.storage.as_ref()).await.unwrap().is_ok());
 }
 
@@ -1676,20 +1734,24 @@ async fn a_repairing_sync_is_audited_and_a_check_is_not() {
     assert_eq!(event["details"]["repair"], true);
 }
 
-#[tokio::test]
-async fn namespace_and_member_actions_appear_exactly_once() {
-    let app = TestApp::local().await;
-    let root = app.user_token("root", Role::Admin).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let bob = app.user_token("bob", Role::Developer).await;
-    let ok = |response: crate::common::TestResponse| {
-        assert!(response.status.is_success(), "{}", response.text());
-    };
+/// Asserts a success.
+fn ok(response: crate::common::TestResponse) {
+    assert!(response.status.is_success(), "{}", response.text());
+}
+
+/// Root creates namespace nlp and makes alice its maintainer; alice creates project tok in it,
+/// grants bob developer, bob's own grant is refused, alice revokes bob.
+async fn step_namespace_project_and_member_grants(
+    app: &TestApp,
+    root: &str,
+    alice: &str,
+    bob: &str,
+) {
     ok(app
         .bearer(
             Method::POST,
             "/namespaces",
-            &root,
+            root,
             Some(&json!({"name": "nlp", "visibility": "private"})),
         )
         .await);
@@ -1697,7 +1759,7 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::POST,
             "/namespaces/nlp/members",
-            &root,
+            root,
             Some(&json!({"principal": "alice", "level": "maintainer"})),
         )
         .await);
@@ -1705,7 +1767,7 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::POST,
             "/projects",
-            &alice,
+            alice,
             Some(&json!({"project_id": "tok", "namespace": "nlp"})),
         )
         .await);
@@ -1713,7 +1775,7 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::POST,
             "/projects/tok/members",
-            &alice,
+            alice,
             Some(&json!({"principal": "bob", "level": "developer"})),
         )
         .await);
@@ -1722,19 +1784,24 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::POST,
             "/projects/tok/members",
-            &bob,
+            bob,
             Some(&json!({"principal": "alice", "level": "guest"})),
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     ok(app
-        .bearer(Method::DELETE, "/projects/tok/members/bob", &alice, None)
+        .bearer(Method::DELETE, "/projects/tok/members/bob", alice, None)
         .await);
+}
+
+/// Alice describes nlp, deprecates and reactivates it, sets its permissions; root creates and
+/// deletes namespace tmp.
+async fn step_namespace_changes_and_a_deleted_namespace(app: &TestApp, root: &str, alice: &str) {
     ok(app
         .bearer(
             Method::PATCH,
             "/namespaces/nlp",
-            &alice,
+            alice,
             Some(&json!({"description": "language"})),
         )
         .await);
@@ -1742,7 +1809,7 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::PATCH,
             "/namespaces/nlp",
-            &alice,
+            alice,
             Some(&json!({"state": "deprecated"})),
         )
         .await);
@@ -1750,7 +1817,7 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::PATCH,
             "/namespaces/nlp",
-            &alice,
+            alice,
             Some(&json!({"state": "active"})),
         )
         .await);
@@ -1758,7 +1825,7 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::PUT,
             "/namespaces/nlp/permissions",
-            &alice,
+            alice,
             Some(&json!({"viewers": ["bob"]})),
         )
         .await);
@@ -1766,15 +1833,18 @@ async fn namespace_and_member_actions_appear_exactly_once() {
         .bearer(
             Method::POST,
             "/namespaces",
-            &root,
+            root,
             Some(&json!({"name": "tmp"})),
         )
         .await);
     ok(app
-        .bearer(Method::DELETE, "/namespaces/tmp", &root, None)
+        .bearer(Method::DELETE, "/namespaces/tmp", root, None)
         .await);
+}
 
-    let events = all_events(&app, &root, "").await;
+/// Each namespace and member action is in the log as often as it was done, ok; bob's refused
+/// grant is no member.grant.
+fn assert_namespace_and_member_events(events: &[Value]) {
     for (action, actor, resource, count) in [
         ("namespace.create", "root", "namespace:nlp", 1),
         ("namespace.create", "root", "namespace:tmp", 1),
@@ -1805,6 +1875,19 @@ async fn namespace_and_member_actions_appear_exactly_once() {
             assert_eq!(event["outcome"], "ok", "{event}");
         }
     }
+}
+
+#[tokio::test]
+async fn namespace_and_member_actions_appear_exactly_once() {
+    let app = TestApp::local().await;
+    let root = app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Developer).await;
+    step_namespace_project_and_member_grants(&app, &root, &alice, &bob).await;
+    step_namespace_changes_and_a_deleted_namespace(&app, &root, &alice).await;
+
+    let events = all_events(&app, &root, "").await;
+    assert_namespace_and_member_events(&events);
     let denied = find(&events, "access.denied", "bob");
     assert_eq!(denied["resource"], "project:tok");
     assert_eq!(denied["details"]["reason"], "forbidden");
