@@ -269,18 +269,6 @@ const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
         123,
     ),
     ("replicas.rs::three_replicas_on_one_bucket_agree", 168),
-    ("artifacts.rs::projects_are_created_read_and_changed", 186),
-    ("artifacts.rs::versions_follow_the_stable_rules", 161),
-    (
-        "artifacts.rs::files_are_uploaded_listed_downloaded_and_deleted",
-        231,
-    ),
-    (
-        "artifacts.rs::permission_routes_merge_validate_and_reindex",
-        196,
-    ),
-    ("artifacts.rs::owner_shared_public_and_stranger_matrix", 183),
-    ("artifacts.rs::artifactdb_upload_flow_end_to_end", 250),
     ("auth.rs::every_token_rejection_has_its_own_code", 136),
     (
         "auth.rs::external_rs256_and_es256_tokens_are_accepted_with_filtered_groups",

@@ -13,21 +13,20 @@ use trove::storage::{ObjectStoreExt as _, keys};
 
 use crate::both_backends;
 use crate::common::artifacts::*;
-use crate::common::{Backend, BackendApp};
+use crate::common::{Backend, BackendApp, TestApp};
 
 // ------------------------------------------------------------------------------ projects
 
-async fn projects_are_created_read_and_changed(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let guest = app.user_token("gina", Role::Guest).await;
-
-    create_project(&app, &alice, "bert", "private").await;
+/// Creates bert; a second bert conflicts, an id is generated when none is given, bad types,
+/// visibilities and names are refused, and so are guests and anonymous callers; answers the
+/// generated id.
+async fn step_creation_rules(app: &TestApp, alice: &str, guest: &str) -> String {
+    create_project(app, alice, "bert", "private").await;
     let again = call(
-        &app,
+        app,
         Method::POST,
         "/projects",
-        Some(&alice),
+        Some(alice),
         Some(&json!({"project_id": "bert", "title": "T", "type": "MODEL"})),
     )
     .await;
@@ -35,10 +34,10 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
     assert_eq!(again.code(), "already_exists");
 
     let generated = call(
-        &app,
+        app,
         Method::POST,
         "/projects",
-        Some(&alice),
+        Some(alice),
         Some(&json!({"title": "no id", "type": "DATASET", "visibility": "public"})),
     )
     .await;
@@ -55,7 +54,7 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
         json!({"title": "x", "type": "ROBOT"}),
         json!({"title": "x", "type": "MODEL", "visibility": "secret"}),
     ] {
-        let bad = call(&app, Method::POST, "/projects", Some(&alice), Some(&body)).await;
+        let bad = call(app, Method::POST, "/projects", Some(alice), Some(&body)).await;
         assert_eq!(
             bad.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -64,10 +63,10 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
         );
     }
     let bad_name = call(
-        &app,
+        app,
         Method::POST,
         "/projects",
-        Some(&alice),
+        Some(alice),
         Some(&json!({"project_id": "../x", "title": "x"})),
     )
     .await;
@@ -76,16 +75,16 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
 
     // A guest may not create projects; an anonymous caller neither.
     let refused = call(
-        &app,
+        app,
         Method::POST,
         "/projects",
-        Some(&guest),
+        Some(guest),
         Some(&json!({"project_id": "g1", "title": "x"})),
     )
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
     let anonymous = call(
-        &app,
+        app,
         Method::POST,
         "/projects",
         None,
@@ -93,16 +92,24 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
     )
     .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    generated_id
+}
 
-    let record = app
-        .bearer(Method::GET, "/projects/bert", &alice, None)
-        .await;
+/// Who reads the private and the public project, the profiles their visibility implies, and a
+/// patched title searchable at once.
+async fn step_reads_profiles_and_a_searchable_patch(
+    app: &TestApp,
+    alice: &str,
+    guest: &str,
+    generated_id: &str,
+) {
+    let record = app.bearer(Method::GET, "/projects/bert", alice, None).await;
     assert_eq!(record.status, StatusCode::OK);
     assert_eq!(record.json()["created_by"], "alice");
     assert_eq!(record.json()["type"], "MODEL");
     // Private: the guest does not see it at all.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/bert", &guest, None)
+        app.bearer(Method::GET, "/projects/bert", guest, None)
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -110,7 +117,7 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
     // Public: everyone reads the metadata.
     assert_eq!(
         call(
-            &app,
+            app,
             Method::GET,
             &format!("/projects/{generated_id}"),
             None,
@@ -123,7 +130,7 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
 
     // The profile the visibility implies, creator as owner.
     let profile = app
-        .bearer(Method::GET, "/projects/bert/permissions", &alice, None)
+        .bearer(Method::GET, "/projects/bert/permissions", alice, None)
         .await
         .json();
     assert_eq!(profile["owners"], json!(["alice"]));
@@ -132,7 +139,7 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
         .bearer(
             Method::GET,
             &format!("/projects/{generated_id}/permissions"),
-            &alice,
+            alice,
             None,
         )
         .await
@@ -144,7 +151,7 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
         .bearer(
             Method::PATCH,
             "/projects/bert",
-            &alice,
+            alice,
             Some(&json!({"title": "BERT base", "tags": ["nlp"]})),
         )
         .await;
@@ -155,12 +162,22 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
         .bearer(
             Method::GET,
             "/search?kind=project&q=_extra.project_id:bert",
-            &alice,
+            alice,
             None,
         )
         .await
         .json();
     assert_eq!(found["results"][0]["title"], "BERT base", "{found}");
+}
+
+async fn projects_are_created_read_and_changed(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let guest = app.user_token("gina", Role::Guest).await;
+
+    let generated_id = step_creation_rules(&app, &alice, &guest).await;
+
+    step_reads_profiles_and_a_searchable_patch(&app, &alice, &guest, &generated_id).await;
 
     // Owners deprecate; writes are then refused with 409 deprecated, until reactivated.
     let deprecated = app
@@ -207,6 +224,137 @@ both_backends!(projects_are_created_read_and_changed);
 
 // ------------------------------------------------------------------------------ versions
 
+/// Concurrent creators of one version: exactly one wins.
+async fn assert_one_of_concurrent_creators_wins(app: &TestApp, alice: &str) {
+    // Concurrent creators of one version: exactly one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let router = app.router.clone();
+        let token = alice.to_owned();
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt as _;
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri("/projects/p/versions")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(json!({"version": "race"}).to_string()))
+                .unwrap();
+            router.oneshot(request).await.unwrap().status()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let status = task.await.unwrap();
+        if status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_eq!(status, StatusCode::CONFLICT);
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+/// v1 may not be stable before it is completed; completed, it is `latest` and takes no new
+/// files.
+async fn step_complete_v1_then_no_more_files(app: &TestApp, alice: &str) {
+    let record = app
+        .bearer(Method::GET, "/projects/p/version/v1", alice, None)
+        .await
+        .json();
+    assert_eq!(record["status"], "open");
+    let early = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            alice,
+            Some(&json!({"stable": true})),
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+    assert_eq!(early.code(), "version_not_completed");
+
+    assert_eq!(
+        upload(app, Some(alice), "p", "v1", "a.txt", b"hello")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    complete(app, alice, "p", "v1", None).await;
+    let record = app
+        .bearer(Method::GET, "/projects/p/version/latest", alice, None)
+        .await
+        .json();
+    assert_eq!(record["version"], "v1");
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["revision"], "NUM-1");
+    // A completed version takes no new files.
+    let late = upload(app, Some(alice), "p", "v1", "b.txt", b"x").await;
+    assert_eq!(late.status, StatusCode::CONFLICT);
+    assert_eq!(late.code(), "version_completed");
+}
+
+/// A stable version and its files may not be deleted; unmarked, the version is deleted whole.
+async fn step_a_stable_version_resists_deletion_until_unmarked(app: &TestApp, alice: &str) {
+    let changelog = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            alice,
+            Some(&json!({"changelog": "fixed"})),
+        )
+        .await;
+    assert_eq!(changelog.status, StatusCode::OK);
+    let stable = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            alice,
+            Some(&json!({"stable": true})),
+        )
+        .await;
+    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+    let delete = app
+        .bearer(Method::DELETE, "/projects/p/version/v1", alice, None)
+        .await;
+    assert_eq!(delete.status, StatusCode::CONFLICT);
+    assert_eq!(delete.code(), "stable_version");
+    let delete_file = app
+        .bearer(
+            Method::DELETE,
+            &format!("/files/{}", enc("p:a.txt@v1")),
+            alice,
+            None,
+        )
+        .await;
+    assert_eq!(delete_file.code(), "stable_version");
+    let unmark = app
+        .bearer(
+            Method::PATCH,
+            "/projects/p/version/v1",
+            alice,
+            Some(&json!({"stable": false})),
+        )
+        .await;
+    assert_eq!(unmark.status, StatusCode::OK);
+    let delete = app
+        .bearer(Method::DELETE, "/projects/p/version/v1", alice, None)
+        .await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/p/version/v1", alice, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(storage_keys(app, "p/v1/").await.is_empty());
+    assert!(
+        search_ids(app, Some(alice), "_extra.project_id:p")
+            .await
+            .is_empty()
+    );
+}
+
 async fn versions_follow_the_stable_rules(backend: Backend) {
     let app = BackendApp::start(backend).await;
     let alice = app.user_token("alice", Role::Maintainer).await;
@@ -231,126 +379,11 @@ async fn versions_follow_the_stable_rules(backend: Backend) {
         .await;
     assert_eq!(latest.code(), "invalid_name");
 
-    // Concurrent creators of one version: exactly one wins.
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let router = app.router.clone();
-        let token = alice.clone();
-        tasks.push(tokio::spawn(async move {
-            use tower::ServiceExt as _;
-            let request = Request::builder()
-                .method(Method::POST)
-                .uri("/projects/p/versions")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(json!({"version": "race"}).to_string()))
-                .unwrap();
-            router.oneshot(request).await.unwrap().status()
-        }));
-    }
-    let mut created = 0;
-    for task in tasks {
-        let status = task.await.unwrap();
-        if status == StatusCode::CREATED {
-            created += 1;
-        } else {
-            assert_eq!(status, StatusCode::CONFLICT);
-        }
-    }
-    assert_eq!(created, 1);
+    assert_one_of_concurrent_creators_wins(&app, &alice).await;
 
-    let record = app
-        .bearer(Method::GET, "/projects/p/version/v1", &alice, None)
-        .await
-        .json();
-    assert_eq!(record["status"], "open");
-    let early = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"stable": true})),
-        )
-        .await;
-    assert_eq!(early.status, StatusCode::CONFLICT);
-    assert_eq!(early.code(), "version_not_completed");
+    step_complete_v1_then_no_more_files(&app, &alice).await;
 
-    assert_eq!(
-        upload(&app, Some(&alice), "p", "v1", "a.txt", b"hello")
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    complete(&app, &alice, "p", "v1", None).await;
-    let record = app
-        .bearer(Method::GET, "/projects/p/version/latest", &alice, None)
-        .await
-        .json();
-    assert_eq!(record["version"], "v1");
-    assert_eq!(record["status"], "completed");
-    assert_eq!(record["revision"], "NUM-1");
-    // A completed version takes no new files.
-    let late = upload(&app, Some(&alice), "p", "v1", "b.txt", b"x").await;
-    assert_eq!(late.status, StatusCode::CONFLICT);
-    assert_eq!(late.code(), "version_completed");
-
-    let changelog = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"changelog": "fixed"})),
-        )
-        .await;
-    assert_eq!(changelog.status, StatusCode::OK);
-    let stable = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"stable": true})),
-        )
-        .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/v1", &alice, None)
-        .await;
-    assert_eq!(delete.status, StatusCode::CONFLICT);
-    assert_eq!(delete.code(), "stable_version");
-    let delete_file = app
-        .bearer(
-            Method::DELETE,
-            &format!("/files/{}", enc("p:a.txt@v1")),
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(delete_file.code(), "stable_version");
-    let unmark = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"stable": false})),
-        )
-        .await;
-    assert_eq!(unmark.status, StatusCode::OK);
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/v1", &alice, None)
-        .await;
-    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
-    assert_eq!(
-        app.bearer(Method::GET, "/projects/p/version/v1", &alice, None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert!(storage_keys(&app, "p/v1/").await.is_empty());
-    assert!(
-        search_ids(&app, Some(&alice), "_extra.project_id:p")
-            .await
-            .is_empty()
-    );
+    step_a_stable_version_resists_deletion_until_unmarked(&app, &alice).await;
 
     // Writers (not owners) may delete non-stable versions.
     let bob = app.user_token("bob", Role::Maintainer).await;
@@ -372,32 +405,27 @@ both_backends!(versions_follow_the_stable_rules);
 
 // ------------------------------------------------------------------------------ files
 
-async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    create_project(&app, &alice, "p", "private").await;
-    create_version(&app, &alice, "p", "v1").await;
-
-    let body = b"weights weights weights".to_vec();
-    let stored = upload(&app, Some(&alice), "p", "v1", "model/weights.bin", &body).await;
+/// Uploads model/weights.bin: its record, its search hit and its sidecar carry the checksums.
+async fn step_upload_is_searchable_with_its_sidecar(app: &TestApp, alice: &str, body: &[u8]) {
+    let stored = upload(app, Some(alice), "p", "v1", "model/weights.bin", body).await;
     assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
     let stored = stored.json();
     assert_eq!(stored["id"], "p:model/weights.bin@v1");
-    assert_eq!(stored["md5sum"], md5_hex(&body));
+    assert_eq!(stored["md5sum"], md5_hex(body));
     assert_eq!(stored["size"], body.len());
     // Searchable at once, with its checksums.
     let hits = app
         .bearer(
             Method::GET,
             &format!("/search?q={}", enc("_extra.project_id:p")),
-            &alice,
+            alice,
             None,
         )
         .await
         .json();
     assert_eq!(
         hits["results"][0]["_extra"]["md5sum"],
-        md5_hex(&body),
+        md5_hex(body),
         "{hits}"
     );
     // The sidecar is where the indexer reads it.
@@ -410,23 +438,27 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
         .0;
     let sidecar: Value = serde_json::from_slice(&sidecar).unwrap();
     assert_eq!(sidecar["sha256"], stored["sha256"]);
+}
 
+/// Wrong digests keep nothing; a .json file must be a JSON object, and a valid one is the
+/// file's searchable metadata document.
+async fn step_bad_digests_and_json_documents(app: &TestApp, alice: &str) {
     // Wrong Content-MD5 or sha256: 400 digest_mismatch, nothing kept.
     let wrong = raw(
-        &app,
+        app,
         Method::PUT,
         "/projects/p/version/v1/files/bad.bin",
-        Some(&alice),
+        Some(alice),
         &[("content-md5", md5_b64(b"other").as_str())],
         b"data".to_vec(),
     )
     .await;
     assert_eq!(wrong.code(), "digest_mismatch");
     let wrong = raw(
-        &app,
+        app,
         Method::PUT,
         "/projects/p/version/v1/files/bad.bin",
-        Some(&alice),
+        Some(alice),
         &[("x-checksum-sha256", "00".repeat(32).as_str())],
         b"data".to_vec(),
     )
@@ -434,13 +466,13 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
     assert_eq!(wrong.code(), "digest_mismatch");
     assert!(app.state.storage.head("p/v1/bad.bin").await.is_err());
     // A .json file is a metadata document and must be a JSON object.
-    let not_json = upload(&app, Some(&alice), "p", "v1", "meta.json", b"[1,2]").await;
+    let not_json = upload(app, Some(alice), "p", "v1", "meta.json", b"[1,2]").await;
     assert_eq!(not_json.code(), "invalid_json");
     let doc = json!({"path": "model/weights.bin", "title": "weights of bert"}).to_string();
     assert_eq!(
         upload(
-            &app,
-            Some(&alice),
+            app,
+            Some(alice),
             "p",
             "v1",
             "model/weights.bin.json",
@@ -450,28 +482,18 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
         .status,
         StatusCode::CREATED
     );
-    let hits = search_ids(&app, Some(&alice), "title:weights").await;
+    let hits = search_ids(app, Some(alice), "title:weights").await;
     assert_eq!(hits, vec!["p:model/weights.bin@v1".to_owned()]);
+}
 
-    let listing = app
-        .bearer(Method::GET, "/projects/p/version/v1/files", &alice, None)
-        .await;
-    assert_eq!(listing.status, StatusCode::OK);
-    let files = listing.json()["files"].as_array().unwrap().clone();
-    assert_eq!(files.len(), 2);
-    assert!(
-        files
-            .iter()
-            .any(|f| f["path"] == "model/weights.bin" && f["md5sum"] == md5_hex(&body))
-    );
-
-    let id = enc("p:model/weights.bin@v1");
+/// Streamed with ETag, Range and If-None-Match.
+async fn step_download_with_etag_and_ranges(app: &TestApp, alice: &str, id: &str, body: &[u8]) {
     // Streamed with ETag, Range and If-None-Match.
     let streamed = app
         .bearer(
             Method::GET,
             &format!("/files/{id}?redirect=false"),
-            &alice,
+            alice,
             None,
         )
         .await;
@@ -479,10 +501,10 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
     assert_eq!(streamed.bytes, body);
     let etag = streamed.headers["etag"].to_str().unwrap().to_owned();
     let ranged = raw(
-        &app,
+        app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
-        Some(&alice),
+        Some(alice),
         &[("range", "bytes=0-6")],
         Vec::new(),
     )
@@ -490,31 +512,41 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
     assert_eq!(ranged.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(ranged.bytes, b"weights");
     let cached = raw(
-        &app,
+        app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
-        Some(&alice),
+        Some(alice),
         &[("if-none-match", etag.as_str())],
         Vec::new(),
     )
     .await;
     assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
     let bad_range = raw(
-        &app,
+        app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
-        Some(&alice),
+        Some(alice),
         &[("range", "bytes=9999-")],
         Vec::new(),
     )
     .await;
     assert_eq!(bad_range.status, StatusCode::RANGE_NOT_SATISFIABLE);
+}
+
+/// The default download, and the bounds of `expires_in`.
+async fn step_default_download_and_expiry(
+    app: &TestApp,
+    alice: &str,
+    id: &str,
+    body: &[u8],
+    backend: Backend,
+) {
     // Default: 302 to a presigned URL on S3, streamed on the local backend.
     let default = app
         .bearer(
             Method::GET,
             &format!("/files/{id}?expires_in=60"),
-            &alice,
+            alice,
             None,
         )
         .await;
@@ -536,12 +568,16 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
             .bearer(
                 Method::GET,
                 &format!("/files/{id}?expires_in={bad}"),
-                &alice,
+                alice,
                 None,
             )
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
     }
+}
+
+/// `latest` resolves only among completed versions.
+async fn step_latest_resolves_once_completed(app: &TestApp, alice: &str, body: &[u8]) {
     // `latest` resolves only among completed versions.
     let none_yet = app
         .bearer(
@@ -550,12 +586,12 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
                 "/files/{}?redirect=false",
                 enc("p:model/weights.bin@latest")
             ),
-            &alice,
+            alice,
             None,
         )
         .await;
     assert_eq!(none_yet.status, StatusCode::NOT_FOUND);
-    complete(&app, &alice, "p", "v1", None).await;
+    complete(app, alice, "p", "v1", None).await;
     let latest = app
         .bearer(
             Method::GET,
@@ -563,22 +599,25 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
                 "/files/{}?redirect=false",
                 enc("p:model/weights.bin@latest")
             ),
-            &alice,
+            alice,
             None,
         )
         .await;
     assert_eq!(latest.status, StatusCode::OK);
     assert_eq!(latest.bytes, body);
+}
 
+/// Deleting the file and its document leaves no hit and no sidecar.
+async fn step_delete_the_file_and_its_document(app: &TestApp, alice: &str, id: &str) {
     let deleted = app
-        .bearer(Method::DELETE, &format!("/files/{id}"), &alice, None)
+        .bearer(Method::DELETE, &format!("/files/{id}"), alice, None)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
     assert_eq!(
         app.bearer(
             Method::GET,
             &format!("/files/{id}?redirect=false"),
-            &alice,
+            alice,
             None
         )
         .await
@@ -587,11 +626,11 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
     );
     let doc_id = enc("p:model/weights.bin.json@v1");
     let deleted = app
-        .bearer(Method::DELETE, &format!("/files/{doc_id}"), &alice, None)
+        .bearer(Method::DELETE, &format!("/files/{doc_id}"), alice, None)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
     assert!(
-        search_ids(&app, Some(&alice), "_extra.project_id:p")
+        search_ids(app, Some(alice), "_extra.project_id:p")
             .await
             .is_empty()
     );
@@ -602,6 +641,37 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
             .await
             .is_err()
     );
+}
+
+async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+
+    let body = b"weights weights weights".to_vec();
+    step_upload_is_searchable_with_its_sidecar(&app, &alice, &body).await;
+
+    step_bad_digests_and_json_documents(&app, &alice).await;
+
+    let listing = app
+        .bearer(Method::GET, "/projects/p/version/v1/files", &alice, None)
+        .await;
+    assert_eq!(listing.status, StatusCode::OK);
+    let files = listing.json()["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 2);
+    assert!(
+        files
+            .iter()
+            .any(|f| f["path"] == "model/weights.bin" && f["md5sum"] == md5_hex(&body))
+    );
+
+    let id = enc("p:model/weights.bin@v1");
+    step_download_with_etag_and_ranges(&app, &alice, &id, &body).await;
+    step_default_download_and_expiry(&app, &alice, &id, &body, backend).await;
+    step_latest_resolves_once_completed(&app, &alice, &body).await;
+
+    step_delete_the_file_and_its_document(&app, &alice, &id).await;
 }
 both_backends!(files_are_uploaded_listed_downloaded_and_deleted);
 
@@ -700,22 +770,18 @@ both_backends!(hostile_paths_are_refused_everywhere_and_nothing_is_written);
 
 // ------------------------------------------------------------------------------ permissions
 
-async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let dave = app.user_token("dave", Role::Developer).await;
-    let admin = app.user_token("root", Role::Admin).await;
-    create_project(&app, &alice, "p", "private").await;
-    create_version(&app, &alice, "p", "v1").await;
+/// With a.txt uploaded, the profile is the private default, and dave, who cannot see the
+/// project, gets 404 for it.
+async fn step_default_profile_hidden_from_strangers(app: &TestApp, alice: &str, dave: &str) {
     assert_eq!(
-        upload(&app, Some(&alice), "p", "v1", "a.txt", b"a")
+        upload(app, Some(alice), "p", "v1", "a.txt", b"a")
             .await
             .status,
         StatusCode::CREATED
     );
 
     let profile = app
-        .bearer(Method::GET, "/projects/p/permissions", &alice, None)
+        .bearer(Method::GET, "/projects/p/permissions", alice, None)
         .await;
     assert_eq!(profile.status, StatusCode::OK);
     let profile = profile.json();
@@ -725,7 +791,7 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
 
     // Dave can't see it, so 404 for everything.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p/permissions", &dave, None)
+        app.bearer(Method::GET, "/projects/p/permissions", dave, None)
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -734,32 +800,36 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         app.bearer(
             Method::PUT,
             "/projects/p/permissions",
-            &dave,
+            dave,
             Some(&json!({"read_access": "public"}))
         )
         .await
         .status,
         StatusCode::NOT_FOUND
     );
+}
 
+/// A partial merge changes only read_access (anonymous callers then find the file); readers and
+/// anonymous callers may not change the profile.
+async fn step_partial_merge_and_who_may_change_it(app: &TestApp, alice: &str, dave: &str) {
     // Partial merge: only read_access changes; anonymous callers then find and read it.
     let put = app
         .bearer(
             Method::PUT,
             "/projects/p/permissions",
-            &alice,
+            alice,
             Some(&json!({"read_access": "public"})),
         )
         .await;
-    wait_job(&app, &alice, &put).await;
+    wait_job(app, alice, &put).await;
     let profile = app
-        .bearer(Method::GET, "/projects/p/permissions", &alice, None)
+        .bearer(Method::GET, "/projects/p/permissions", alice, None)
         .await
         .json();
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "public");
     assert_eq!(
-        search_ids(&app, None, "*").await,
+        search_ids(app, None, "*").await,
         vec!["p:a.txt@v1".to_owned()]
     );
     // Readers who are not owners may not change it.
@@ -767,13 +837,13 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         .bearer(
             Method::PUT,
             "/projects/p/permissions",
-            &dave,
+            dave,
             Some(&json!({"read_access": "owners"})),
         )
         .await;
     assert_eq!(put.status, StatusCode::FORBIDDEN);
     let anonymous = call(
-        &app,
+        app,
         Method::PUT,
         "/projects/p/permissions",
         None,
@@ -781,7 +851,11 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
     )
     .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
 
+/// Bad scopes, grants, rules, principals and JSON are refused with their code; then dave is
+/// made a writer.
+async fn step_invalid_profiles_refused_then_writers(app: &TestApp, alice: &str) {
     // Another scope, a grant above the role, bad rules and principals: 422 with the code.
     for (body, code) in [
         (json!({"scope": "version"}), "invalid_scope"),
@@ -791,7 +865,7 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         (json!({"read_acess": "public"}), "unknown_field"),
     ] {
         let response = app
-            .bearer(Method::PUT, "/projects/p/permissions", &alice, Some(&body))
+            .bearer(Method::PUT, "/projects/p/permissions", alice, Some(&body))
             .await;
         assert_eq!(
             response.status,
@@ -802,10 +876,10 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         assert_eq!(response.code(), code, "{body}");
     }
     let not_json = raw(
-        &app,
+        app,
         Method::PUT,
         "/projects/p/permissions",
-        Some(&alice),
+        Some(alice),
         &[("content-type", "application/json")],
         b"{".to_vec(),
     )
@@ -816,28 +890,31 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         .bearer(
             Method::PUT,
             "/projects/p/permissions",
-            &alice,
+            alice,
             Some(&json!({"writers": ["dave"]})),
         )
         .await;
-    wait_job(&app, &alice, &put).await;
+    wait_job(app, alice, &put).await;
+}
 
+/// A version profile shadows the project's whole until it is deleted.
+async fn step_version_profile_shadows_the_project(app: &TestApp, alice: &str) {
     // A version profile shadows the project's (first found wins whole).
     let put = app
         .bearer(
             Method::PUT,
             "/projects/p/version/v1/permissions",
-            &alice,
+            alice,
             Some(&json!({"owners": ["alice"], "read_access": "owners"})),
         )
         .await;
-    wait_job(&app, &alice, &put).await;
-    assert!(search_ids(&app, None, "*").await.is_empty());
+    wait_job(app, alice, &put).await;
+    assert!(search_ids(app, None, "*").await.is_empty());
     let version_profile = app
         .bearer(
             Method::GET,
             "/projects/p/version/v1/permissions",
-            &alice,
+            alice,
             None,
         )
         .await
@@ -847,7 +924,7 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         .bearer(
             Method::PUT,
             "/projects/p/version/v1/permissions",
-            &alice,
+            alice,
             Some(&json!({"scope": "project"})),
         )
         .await;
@@ -856,12 +933,28 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         .bearer(
             Method::DELETE,
             "/projects/p/version/v1/permissions",
-            &alice,
+            alice,
             None,
         )
         .await;
-    wait_job(&app, &alice, &delete).await;
-    assert_eq!(search_ids(&app, None, "*").await.len(), 1);
+    wait_job(app, alice, &delete).await;
+    assert_eq!(search_ids(app, None, "*").await.len(), 1);
+}
+
+async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let dave = app.user_token("dave", Role::Developer).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    step_default_profile_hidden_from_strangers(&app, &alice, &dave).await;
+
+    step_partial_merge_and_who_may_change_it(&app, &alice, &dave).await;
+
+    step_invalid_profiles_refused_then_writers(&app, &alice).await;
+
+    step_version_profile_shadows_the_project(&app, &alice).await;
 
     // Deleting the project profile falls through to the (absent) global one: admins only.
     let delete = app
@@ -904,6 +997,88 @@ both_backends!(permission_routes_merge_validate_and_reindex);
 /// and on a private project.
 type MatrixRow<'a> = (&'a str, Option<&'a str>, [u16; 5], [u16; 5]);
 
+/// Project `project` (`visibility`) with an open version v1 holding `f.txt`, shared with
+/// `principal`.
+async fn project_with_a_file_shared(
+    app: &TestApp,
+    owner: &str,
+    project: &str,
+    visibility: &str,
+    principal: &str,
+) {
+    create_project(app, owner, project, visibility).await;
+    create_version(app, owner, project, "v1").await;
+    assert_eq!(
+        upload(app, Some(owner), project, "v1", "f.txt", b"data")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let share = app
+        .bearer(
+            Method::POST,
+            &format!("/projects/{project}/share"),
+            owner,
+            Some(&json!({"principal": principal})),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+}
+
+/// `who`'s statuses of [read, download, upload, delete, share] on `project`.
+async fn matrix_statuses(app: &TestApp, who: &str, token: Option<&str>, project: &str) -> [u16; 5] {
+    let read = call(
+        app,
+        Method::GET,
+        &format!("/projects/{project}"),
+        token,
+        None,
+    )
+    .await
+    .status;
+    let file = format!(
+        "/files/{}?redirect=false",
+        enc(&format!("{project}:f.txt@v1"))
+    );
+    let download = call(app, Method::GET, &file, token, None).await.status;
+    let uploaded = upload(app, token, project, "v1", &format!("{who}.txt"), b"x")
+        .await
+        .status;
+    let deleted = call(
+        app,
+        Method::DELETE,
+        &format!("/files/{}", enc(&format!("{project}:{who}.txt@v1"))),
+        token,
+        None,
+    )
+    .await
+    .status;
+    let deleted = if uploaded == StatusCode::CREATED {
+        deleted
+    } else {
+        call(
+            app,
+            Method::DELETE,
+            &format!("/files/{}", enc(&format!("{project}:f.txt@v1"))),
+            token,
+            None,
+        )
+        .await
+        .status
+    };
+    let shared_with = call(
+        app,
+        Method::POST,
+        &format!("/projects/{project}/share"),
+        token,
+        Some(&json!({"principal": "group:friends"})),
+    )
+    .await
+    .status;
+    let got = [read, download, uploaded, deleted, shared_with].map(|status| status.as_u16());
+    got
+}
+
 async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     let app = BackendApp::start(backend).await;
     let owner = app.user_token("owner", Role::Maintainer).await;
@@ -920,48 +1095,10 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     // A public project: anyone reads metadata; only viewers (shares) download.
-    create_project(&app, &owner, "p", "public").await;
-    create_version(&app, &owner, "p", "v1").await;
-    assert_eq!(
-        upload(&app, Some(&owner), "p", "v1", "f.txt", b"data")
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &owner,
-            Some(&json!({"principal": "shared"})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    project_with_a_file_shared(&app, &owner, "p", "public", "shared").await;
     // A private project: only the owner and its share.
-    create_project(&app, &owner, "q", "private").await;
-    create_version(&app, &owner, "q", "v1").await;
-    assert_eq!(
-        upload(&app, Some(&owner), "q", "v1", "f.txt", b"data")
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/q/share",
-            &owner,
-            Some(&json!({"principal": "shared"})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED);
+    project_with_a_file_shared(&app, &owner, "q", "private", "shared").await;
 
-    let file = |project: &str| {
-        format!(
-            "/files/{}?redirect=false",
-            enc(&format!("{project}:f.txt@v1"))
-        )
-    };
     let cases: [MatrixRow; 4] = [
         // who, token, public project [read, download, upload, delete, share], private project
         (
@@ -991,54 +1128,7 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     ];
     for (who, token, public, private) in cases {
         for (project, expected) in [("p", public), ("q", private)] {
-            let read = call(
-                &app,
-                Method::GET,
-                &format!("/projects/{project}"),
-                token,
-                None,
-            )
-            .await
-            .status;
-            let download = call(&app, Method::GET, &file(project), token, None)
-                .await
-                .status;
-            let uploaded = upload(&app, token, project, "v1", &format!("{who}.txt"), b"x")
-                .await
-                .status;
-            let deleted = call(
-                &app,
-                Method::DELETE,
-                &format!("/files/{}", enc(&format!("{project}:{who}.txt@v1"))),
-                token,
-                None,
-            )
-            .await
-            .status;
-            let deleted = if uploaded == StatusCode::CREATED {
-                deleted
-            } else {
-                call(
-                    &app,
-                    Method::DELETE,
-                    &format!("/files/{}", enc(&format!("{project}:f.txt@v1"))),
-                    token,
-                    None,
-                )
-                .await
-                .status
-            };
-            let shared_with = call(
-                &app,
-                Method::POST,
-                &format!("/projects/{project}/share"),
-                token,
-                Some(&json!({"principal": "group:friends"})),
-            )
-            .await
-            .status;
-            let got =
-                [read, download, uploaded, deleted, shared_with].map(|status| status.as_u16());
+            let got = matrix_statuses(&app, who, token, project).await;
             assert_eq!(got, expected, "{who} on {project}");
         }
     }
@@ -1172,21 +1262,14 @@ both_backends!(an_expired_share_stops_working_at_once);
 
 // ------------------------------------------------------------------------------ ArtifactDB
 
-async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let bob = app.user_token("bob", Role::Guest).await;
-    let client = reqwest::Client::new();
-    let data = b"col1,col2\n1,2\n".to_vec();
-    let doc = json!({"path": "data.csv", "title": "a small table", "md5sum": md5_hex(&data)})
-        .to_string()
-        .into_bytes();
-
+/// Starts an upload of tbl/v1, which creates the project with alice as owner; a second start is
+/// a conflict and nothing is searchable yet; answers the started upload.
+async fn step_start_creates_the_project(app: &TestApp, alice: &str, data: &[u8]) -> Value {
     // Start: the project does not exist; the upload creates it with alice as owner.
-    let started = app.bearer(Method::POST, "/projects/tbl/version/v1/upload", &alice, Some(&json!({
+    let started = app.bearer(Method::POST, "/projects/tbl/version/v1/upload", alice, Some(&json!({
         "filenames": [
             "data.csv.json",
-            {"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(&data), "field": "md5sum"}},
+            {"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(data), "field": "md5sum"}},
         ],
         "completed_by": "in 1 hours",
         "mode": "s3-presigned-url",
@@ -1196,7 +1279,7 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
     assert_eq!(started["project_id"], "tbl");
     assert_eq!(started["links"], json!([]));
     let profile = app
-        .bearer(Method::GET, "/projects/tbl/permissions", &alice, None)
+        .bearer(Method::GET, "/projects/tbl/permissions", alice, None)
         .await
         .json();
     assert_eq!(profile["owners"], json!(["alice"]));
@@ -1206,38 +1289,29 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
         .bearer(
             Method::POST,
             "/projects/tbl/version/v1/upload",
-            &alice,
+            alice,
             Some(&json!({"filenames": ["x"]})),
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     // Not searchable while uploading.
-    assert!(search_ids(&app, Some(&alice), "*").await.is_empty());
+    assert!(search_ids(app, Some(alice), "*").await.is_empty());
+    started
+}
 
-    // Completing before the files arrived names the missing ones.
-    let early = app
-        .bearer(
-            Method::PUT,
-            "/projects/tbl/version/v1/complete",
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(early.status, StatusCode::BAD_REQUEST);
-    assert_eq!(early.code(), "missing_files");
-    assert!(
-        early.json()["reason"]
-            .as_str()
-            .unwrap()
-            .contains("data.csv")
-    );
-
+/// PUTs each file of the started upload to its presigned URL (a tampered body is refused first).
+async fn step_put_presigned_files(
+    client: &reqwest::Client,
+    started: &Value,
+    data: &[u8],
+    doc: &[u8],
+) {
     for entry in started["presigned_urls"].as_array().unwrap() {
         let filename = entry["filename"].as_str().unwrap();
         let body = if filename == "data.csv" {
-            data.clone()
+            data.to_vec()
         } else {
-            doc.clone()
+            doc.to_vec()
         };
         let url = entry["url"].as_str().unwrap();
         if let Some(md5) = entry["md5sum"].as_str() {
@@ -1265,6 +1339,183 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
             response.status()
         );
     }
+}
+
+/// Bob, a viewer now, finds, reads and downloads the file; its sidecar was written.
+async fn step_viewer_searches_reads_and_downloads(
+    app: &TestApp,
+    alice: &str,
+    bob: &str,
+    data: &[u8],
+) {
+    // Search, metadata and download as bob, a viewer now.
+    assert_eq!(
+        search_ids(app, Some(bob), "title:table").await,
+        vec!["tbl:data.csv@v1".to_owned()]
+    );
+    let metadata = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}/metadata", enc("tbl:data.csv@v1")),
+            bob,
+            None,
+        )
+        .await;
+    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+    assert_eq!(metadata.json()["_extra"]["revision"], "NUM-1");
+    let download = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
+            bob,
+            None,
+        )
+        .await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.bytes, data);
+    // Sidecars were written at completion.
+    let files = app
+        .bearer(Method::GET, "/projects/tbl/version/v1/files", alice, None)
+        .await
+        .json();
+    assert!(
+        files["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "data.csv" && f["md5sum"] == md5_hex(data)),
+        "{files}"
+    );
+}
+
+/// Uploads v2, where the unchanged file becomes a link to v1; the permissions in its completion
+/// body are ignored.
+async fn step_second_version_links_the_unchanged_file(
+    app: &TestApp,
+    alice: &str,
+    bob: &str,
+    data: &[u8],
+) {
+    // Second version: the unchanged file becomes a link to v1.
+    let second = app.bearer(Method::POST, "/projects/tbl/version/v2/upload", alice, Some(&json!({
+        "filenames": [{"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(data), "field": "md5sum"}}],
+        "expires_in": "in 2 days",
+    }))).await.json();
+    assert_eq!(second["presigned_urls"], json!([]), "{second}");
+    let link = second["links"][0]["url"].as_str().unwrap();
+    let linked = app.bearer(Method::PUT, link, alice, None).await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.text());
+    // Permissions in the body are ignored for an existing project unless asked.
+    let answer = app
+        .bearer(
+            Method::PUT,
+            "/projects/tbl/version/v2/complete",
+            alice,
+            Some(&json!({"read_access": "public"})),
+        )
+        .await;
+    wait_job(app, alice, &answer).await;
+    assert_eq!(
+        app.bearer(Method::GET, "/projects/tbl/permissions", alice, None)
+            .await
+            .json()["read_access"],
+        "viewers"
+    );
+    let v2 = app
+        .bearer(Method::GET, "/projects/tbl/version/v2", alice, None)
+        .await
+        .json();
+    assert_eq!(v2["revision"], "NUM-2");
+    assert!(v2["expires_at"].is_string());
+    let via_link = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
+            bob,
+            None,
+        )
+        .await;
+    assert_eq!(via_link.status, StatusCode::OK);
+    assert_eq!(via_link.bytes, data);
+}
+
+/// An aborted upload leaves nothing stored; a guest may not start uploads.
+async fn step_abort_and_a_guest_upload_refused(
+    app: &TestApp,
+    alice: &str,
+    bob: &str,
+    client: &reqwest::Client,
+) {
+    // Abort deletes what an upload stored.
+    let third = app
+        .bearer(
+            Method::POST,
+            "/projects/tbl/version/v3/upload",
+            alice,
+            Some(&json!({"filenames": ["x.bin"]})),
+        )
+        .await
+        .json();
+    let url = third["presigned_urls"][0]["url"].as_str().unwrap();
+    assert!(
+        client
+            .put(url)
+            .body(b"x".to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let abort = app
+        .bearer(Method::PUT, "/projects/tbl/version/v3/abort", alice, None)
+        .await;
+    assert_eq!(abort.status, StatusCode::OK);
+    assert!(storage_keys(app, "tbl/v3/").await.is_empty());
+    // A guest cannot start uploads (no project creation, no write access).
+    let refused = app
+        .bearer(
+            Method::POST,
+            "/projects/other/version/v1/upload",
+            bob,
+            Some(&json!({"filenames": ["a"]})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(storage_keys(app, "other/").await.is_empty());
+}
+
+async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Guest).await;
+    let client = reqwest::Client::new();
+    let data = b"col1,col2\n1,2\n".to_vec();
+    let doc = json!({"path": "data.csv", "title": "a small table", "md5sum": md5_hex(&data)})
+        .to_string()
+        .into_bytes();
+
+    let started = step_start_creates_the_project(&app, &alice, &data).await;
+
+    // Completing before the files arrived names the missing ones.
+    let early = app
+        .bearer(
+            Method::PUT,
+            "/projects/tbl/version/v1/complete",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::BAD_REQUEST);
+    assert_eq!(early.code(), "missing_files");
+    assert!(
+        early.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("data.csv")
+    );
+
+    step_put_presigned_files(&client, &started, &data, &doc).await;
     let answer = app
         .bearer(
             Method::PUT,
@@ -1282,86 +1533,9 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
             .ends_with(answer.json()["path"].as_str().unwrap())
     );
 
-    // Search, metadata and download as bob, a viewer now.
-    assert_eq!(
-        search_ids(&app, Some(&bob), "title:table").await,
-        vec!["tbl:data.csv@v1".to_owned()]
-    );
-    let metadata = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}/metadata", enc("tbl:data.csv@v1")),
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
-    assert_eq!(metadata.json()["_extra"]["revision"], "NUM-1");
-    let download = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(download.status, StatusCode::OK);
-    assert_eq!(download.bytes, data);
-    // Sidecars were written at completion.
-    let files = app
-        .bearer(Method::GET, "/projects/tbl/version/v1/files", &alice, None)
-        .await
-        .json();
-    assert!(
-        files["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["path"] == "data.csv" && f["md5sum"] == md5_hex(&data)),
-        "{files}"
-    );
+    step_viewer_searches_reads_and_downloads(&app, &alice, &bob, &data).await;
 
-    // Second version: the unchanged file becomes a link to v1.
-    let second = app.bearer(Method::POST, "/projects/tbl/version/v2/upload", &alice, Some(&json!({
-        "filenames": [{"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(&data), "field": "md5sum"}}],
-        "expires_in": "in 2 days",
-    }))).await.json();
-    assert_eq!(second["presigned_urls"], json!([]), "{second}");
-    let link = second["links"][0]["url"].as_str().unwrap();
-    let linked = app.bearer(Method::PUT, link, &alice, None).await;
-    assert_eq!(linked.status, StatusCode::OK, "{}", linked.text());
-    // Permissions in the body are ignored for an existing project unless asked.
-    let answer = app
-        .bearer(
-            Method::PUT,
-            "/projects/tbl/version/v2/complete",
-            &alice,
-            Some(&json!({"read_access": "public"})),
-        )
-        .await;
-    wait_job(&app, &alice, &answer).await;
-    assert_eq!(
-        app.bearer(Method::GET, "/projects/tbl/permissions", &alice, None)
-            .await
-            .json()["read_access"],
-        "viewers"
-    );
-    let v2 = app
-        .bearer(Method::GET, "/projects/tbl/version/v2", &alice, None)
-        .await
-        .json();
-    assert_eq!(v2["revision"], "NUM-2");
-    assert!(v2["expires_at"].is_string());
-    let via_link = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(via_link.status, StatusCode::OK);
-    assert_eq!(via_link.bytes, data);
+    step_second_version_links_the_unchanged_file(&app, &alice, &bob, &data).await;
 
     // Set permissions, then list projects and versions.
     let put = app
@@ -1384,43 +1558,7 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
         .json();
     assert_eq!(versions["latest"]["_extra.version"], "v2", "{versions}");
 
-    // Abort deletes what an upload stored.
-    let third = app
-        .bearer(
-            Method::POST,
-            "/projects/tbl/version/v3/upload",
-            &alice,
-            Some(&json!({"filenames": ["x.bin"]})),
-        )
-        .await
-        .json();
-    let url = third["presigned_urls"][0]["url"].as_str().unwrap();
-    assert!(
-        client
-            .put(url)
-            .body(b"x".to_vec())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
-    let abort = app
-        .bearer(Method::PUT, "/projects/tbl/version/v3/abort", &alice, None)
-        .await;
-    assert_eq!(abort.status, StatusCode::OK);
-    assert!(storage_keys(&app, "tbl/v3/").await.is_empty());
-    // A guest cannot start uploads (no project creation, no write access).
-    let refused = app
-        .bearer(
-            Method::POST,
-            "/projects/other/version/v1/upload",
-            &bob,
-            Some(&json!({"filenames": ["a"]})),
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert!(storage_keys(&app, "other/").await.is_empty());
+    step_abort_and_a_guest_upload_refused(&app, &alice, &bob, &client).await;
 }
 both_backends!(artifactdb_upload_flow_end_to_end);
 
@@ -1734,7 +1872,7 @@ async fn concurrent_completions_get_distinct_revisions(backend: Backend) {
     let mut tasks = Vec::new();
     for version in &versions {
         let router = app.router.clone();
-        let token = alice.clone();
+        let token = alice.to_owned();
         let path = format!("/projects/p/version/{version}/complete");
         tasks.push(tokio::spawn(async move {
             use tower::ServiceExt as _;
