@@ -269,15 +269,6 @@ const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
         123,
     ),
     ("replicas.rs::three_replicas_on_one_bucket_agree", 168),
-    ("auth.rs::every_token_rejection_has_its_own_code", 136),
-    (
-        "auth.rs::external_rs256_and_es256_tokens_are_accepted_with_filtered_groups",
-        152,
-    ),
-    (
-        "auth.rs::groups_are_managed_by_admins_and_owners_and_become_identities",
-        121,
-    ),
     (
         "client.rs::ls_show_and_members_browse_what_you_may_read",
         133,

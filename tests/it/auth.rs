@@ -266,6 +266,101 @@ fn sign_hs(claims: &Value, algorithm: Algorithm, secret: &[u8]) -> String {
     .unwrap()
 }
 
+/// Bad tokens, each with the code its rejection must carry: malformed, unsigned, tampered,
+/// signed with another secret or algorithm, expired, for another audience or issuer, of an
+/// older generation, of an unknown account, and an unknown API key.
+fn rejected_tokens(
+    valid: &str,
+    secret: &[u8],
+    claims: &dyn Fn(Value) -> Value,
+) -> Vec<(String, &'static str)> {
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
+    );
+    let mut tampered = valid.to_owned();
+    tampered.replace_range(tampered.len() - 4.., "AAAA");
+    let cases = [
+        ("not-a-token".to_owned(), "token_malformed"),
+        (unsigned, "token_alg_none"),
+        (tampered, "token_bad_signature"),
+        (
+            sign_hs(
+                &claims(json!({})),
+                Algorithm::HS256,
+                b"another-secret-another-secret-00",
+            ),
+            "token_bad_signature",
+        ),
+        (
+            sign_hs(&claims(json!({})), Algorithm::HS512, secret),
+            "token_wrong_algorithm",
+        ),
+        (
+            sign_hs(
+                &claims(json!({"exp": now() - 3600})),
+                Algorithm::HS256,
+                secret,
+            ),
+            "token_expired",
+        ),
+        (
+            sign_hs(
+                &claims(json!({"aud": "elsewhere"})),
+                Algorithm::HS256,
+                secret,
+            ),
+            "token_wrong_audience",
+        ),
+        (
+            sign_hs(
+                &claims(json!({"iss": "elsewhere"})),
+                Algorithm::HS256,
+                secret,
+            ),
+            "token_wrong_issuer",
+        ),
+        (
+            sign_hs(&claims(json!({"gen": 7})), Algorithm::HS256, secret),
+            "token_outdated",
+        ),
+        (
+            sign_hs(&claims(json!({"sub": "ghost"})), Algorithm::HS256, secret),
+            "token_unknown_account",
+        ),
+        (
+            "trove_00000000000000000000000000000000_x".to_owned(),
+            "api_key_invalid",
+        ),
+    ];
+    cases.to_vec()
+}
+
+/// Missing credentials, odd authorization headers and a huge token are refused.
+async fn assert_missing_and_odd_credentials_refused(app: &TestApp) {
+    // Missing credentials, and odd headers.
+    let anonymous = app.get("/auth/me").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.code(), "token_missing");
+    for header in ["Basic YWxpY2U6cHc=", "Bearer", "Bearer ", "bearer  "] {
+        let response = app
+            .send(
+                Request::builder()
+                    .uri("/auth/me")
+                    .header("authorization", header)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{header}");
+    }
+    let huge = app
+        .bearer(Method::GET, "/auth/me", &"a".repeat(20_000), None)
+        .await;
+    assert_eq!(huge.code(), "token_malformed");
+}
+
 #[tokio::test]
 async fn every_token_rejection_has_its_own_code() {
     let app = TestApp::local().await;
@@ -289,66 +384,7 @@ async fn every_token_rejection_has_its_own_code() {
         StatusCode::OK
     );
 
-    let unsigned = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
-    );
-    let mut tampered = valid.clone();
-    tampered.replace_range(tampered.len() - 4.., "AAAA");
-    let cases = [
-        ("not-a-token".to_owned(), "token_malformed"),
-        (unsigned, "token_alg_none"),
-        (tampered, "token_bad_signature"),
-        (
-            sign_hs(
-                &claims(json!({})),
-                Algorithm::HS256,
-                b"another-secret-another-secret-00",
-            ),
-            "token_bad_signature",
-        ),
-        (
-            sign_hs(&claims(json!({})), Algorithm::HS512, &secret),
-            "token_wrong_algorithm",
-        ),
-        (
-            sign_hs(
-                &claims(json!({"exp": now() - 3600})),
-                Algorithm::HS256,
-                &secret,
-            ),
-            "token_expired",
-        ),
-        (
-            sign_hs(
-                &claims(json!({"aud": "elsewhere"})),
-                Algorithm::HS256,
-                &secret,
-            ),
-            "token_wrong_audience",
-        ),
-        (
-            sign_hs(
-                &claims(json!({"iss": "elsewhere"})),
-                Algorithm::HS256,
-                &secret,
-            ),
-            "token_wrong_issuer",
-        ),
-        (
-            sign_hs(&claims(json!({"gen": 7})), Algorithm::HS256, &secret),
-            "token_outdated",
-        ),
-        (
-            sign_hs(&claims(json!({"sub": "ghost"})), Algorithm::HS256, &secret),
-            "token_unknown_account",
-        ),
-        (
-            "trove_00000000000000000000000000000000_x".to_owned(),
-            "api_key_invalid",
-        ),
-    ];
+    let cases = rejected_tokens(&valid, &secret, &claims);
     for (token, code) in cases {
         let response = app.bearer(Method::GET, "/auth/me", &token, None).await;
         assert_eq!(
@@ -370,26 +406,7 @@ async fn every_token_rejection_has_its_own_code() {
         "token_wrong_algorithm"
     );
 
-    // Missing credentials, and odd headers.
-    let anonymous = app.get("/auth/me").await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(anonymous.code(), "token_missing");
-    for header in ["Basic YWxpY2U6cHc=", "Bearer", "Bearer ", "bearer  "] {
-        let response = app
-            .send(
-                Request::builder()
-                    .uri("/auth/me")
-                    .header("authorization", header)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{header}");
-    }
-    let huge = app
-        .bearer(Method::GET, "/auth/me", &"a".repeat(20_000), None)
-        .await;
-    assert_eq!(huge.code(), "token_malformed");
+    assert_missing_and_odd_credentials_refused(&app).await;
 
     // Disabled account.
     let admin = app.user_token("root", Role::Admin).await;
@@ -444,8 +461,21 @@ async fn the_generated_secret_is_kept_with_mode_0600() {
 
 // ------------------------------------------------------------------ external identity provider
 
-#[tokio::test]
-async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
+/// A token signed with `key` and `algorithm`, its header naming `kid`.
+fn sign(key: &EncodingKey, algorithm: Algorithm, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(algorithm);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+/// An RSA and an EC signing key of the identity provider, and its JWKS file (kids `rsa-1` and
+/// `ec-1`) in a temp directory kept alive by the caller.
+fn idp_keys_and_jwks() -> (
+    EncodingKey,
+    EncodingKey,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
     let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     let rsa = EncodingKey::from_rsa_der(&pkcs8_to_pkcs1(rsa.as_der().unwrap().as_ref()));
     let ec = aws_lc_rs::signature::EcdsaKeyPair::generate(
@@ -467,6 +497,75 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
         .unwrap(),
     )
     .unwrap();
+    (rsa, ec, jwks_dir, jwks_path)
+}
+
+/// Wrong issuer, audience, expiry, key, algorithm or username claim: each its own code.
+async fn assert_bad_external_tokens_refused(
+    app: &TestApp,
+    rsa: &EncodingKey,
+    ec: &EncodingKey,
+    claims: &dyn Fn(Value) -> Value,
+) {
+    let cases = [
+        (
+            sign(
+                rsa,
+                Algorithm::RS256,
+                "rsa-1",
+                &claims(json!({"iss": "https://evil"})),
+            ),
+            "token_wrong_issuer",
+        ),
+        (
+            sign(
+                rsa,
+                Algorithm::RS256,
+                "rsa-1",
+                &claims(json!({"aud": "trove"})),
+            ),
+            "token_wrong_audience",
+        ),
+        (
+            sign(
+                rsa,
+                Algorithm::RS256,
+                "rsa-1",
+                &claims(json!({"exp": now() - 3600})),
+            ),
+            "token_expired",
+        ),
+        (
+            sign(rsa, Algorithm::RS256, "missing", &claims(json!({}))),
+            "token_unknown_key",
+        ),
+        (
+            sign(ec, Algorithm::ES256, "rsa-1", &claims(json!({}))),
+            "token_wrong_algorithm",
+        ),
+        (
+            sign(
+                rsa,
+                Algorithm::RS256,
+                "rsa-1",
+                &claims(json!({"upn": "machine:ci"})),
+            ),
+            "token_invalid_claims",
+        ),
+    ];
+    for (token, code) in cases {
+        assert_eq!(
+            app.bearer(Method::GET, "/auth/me", &token, None)
+                .await
+                .code(),
+            code
+        );
+    }
+}
+
+#[tokio::test]
+async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
+    let (rsa, ec, _jwks_dir, jwks_path) = idp_keys_and_jwks();
 
     let app = TestApp::local_with(|settings| {
         settings.oidc.jwks_file = Some(jwks_path.clone());
@@ -486,11 +585,6 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
             base[key] = value.clone();
         }
         base
-    };
-    let sign = |key: &EncodingKey, algorithm: Algorithm, kid: &str, claims: &Value| {
-        let mut header = Header::new(algorithm);
-        header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, claims, key).unwrap()
     };
     for token in [
         sign(&rsa, Algorithm::RS256, "rsa-1", &claims(json!({}))),
@@ -519,60 +613,7 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
             .json()["role"],
         "reviewer"
     );
-    let cases = [
-        (
-            sign(
-                &rsa,
-                Algorithm::RS256,
-                "rsa-1",
-                &claims(json!({"iss": "https://evil"})),
-            ),
-            "token_wrong_issuer",
-        ),
-        (
-            sign(
-                &rsa,
-                Algorithm::RS256,
-                "rsa-1",
-                &claims(json!({"aud": "trove"})),
-            ),
-            "token_wrong_audience",
-        ),
-        (
-            sign(
-                &rsa,
-                Algorithm::RS256,
-                "rsa-1",
-                &claims(json!({"exp": now() - 3600})),
-            ),
-            "token_expired",
-        ),
-        (
-            sign(&rsa, Algorithm::RS256, "missing", &claims(json!({}))),
-            "token_unknown_key",
-        ),
-        (
-            sign(&ec, Algorithm::ES256, "rsa-1", &claims(json!({}))),
-            "token_wrong_algorithm",
-        ),
-        (
-            sign(
-                &rsa,
-                Algorithm::RS256,
-                "rsa-1",
-                &claims(json!({"upn": "machine:ci"})),
-            ),
-            "token_invalid_claims",
-        ),
-    ];
-    for (token, code) in cases {
-        assert_eq!(
-            app.bearer(Method::GET, "/auth/me", &token, None)
-                .await
-                .code(),
-            code
-        );
-    }
+    assert_bad_external_tokens_refused(&app, &rsa, &ec, &claims).await;
     // A local group naming the external user becomes one of its identities.
     let admin = app.user_token("root", Role::Admin).await;
     let created = app
@@ -813,28 +854,18 @@ async fn the_last_admin_can_not_be_demoted_disabled_or_deleted() {
 
 // ------------------------------------------------------------------ groups
 
-#[tokio::test]
-async fn groups_are_managed_by_admins_and_owners_and_become_identities() {
-    let app = TestApp::local().await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let bob = app.user_token("bob", Role::Developer).await;
-    let carol = app.user_token("carol", Role::Guest).await;
-    let admin = app.user_token("root", Role::Admin).await;
-
+/// A developer may not create a group; a maintainer creates ml-team (bob a member) and owns it;
+/// a second ml-team and a bad name are refused.
+async fn step_who_may_create_groups(app: &TestApp, alice: &str, bob: &str, admin: &str) {
     let refused = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &bob,
-            Some(&json!({"name": "devs"})),
-        )
+        .bearer(Method::POST, "/groups", bob, Some(&json!({"name": "devs"})))
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let created = app
         .bearer(
             Method::POST,
             "/groups",
-            &alice,
+            alice,
             Some(&json!({"name": "ml-team", "description": "ML", "members": ["bob"]})),
         )
         .await;
@@ -844,7 +875,7 @@ async fn groups_are_managed_by_admins_and_owners_and_become_identities() {
         .bearer(
             Method::POST,
             "/groups",
-            &admin,
+            admin,
             Some(&json!({"name": "ml-team"})),
         )
         .await;
@@ -853,11 +884,22 @@ async fn groups_are_managed_by_admins_and_owners_and_become_identities() {
         .bearer(
             Method::POST,
             "/groups",
-            &admin,
+            admin,
             Some(&json!({"name": "Bad:Name"})),
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn groups_are_managed_by_admins_and_owners_and_become_identities() {
+    let app = TestApp::local().await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Developer).await;
+    let carol = app.user_token("carol", Role::Guest).await;
+    let admin = app.user_token("root", Role::Admin).await;
+
+    step_who_may_create_groups(&app, &alice, &bob, &admin).await;
 
     let me = app.bearer(Method::GET, "/auth/me", &bob, None).await.json();
     assert_eq!(me["groups"], json!(["ml-team"]));
