@@ -270,10 +270,6 @@ const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
     ),
     ("replicas.rs::three_replicas_on_one_bucket_agree", 168),
     (
-        "client.rs::ls_show_and_members_browse_what_you_may_read",
-        133,
-    ),
-    (
         "search_api.rs::artifactdb_listings_latest_and_aggregations",
         122,
     ),

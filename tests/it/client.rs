@@ -815,17 +815,13 @@ async fn whoami_logout_and_profiles_side_by_side() {
         .failed_with(2);
 }
 
-#[tokio::test]
-async fn ls_show_and_members_browse_what_you_may_read() {
-    let harness = Harness::start().await;
-    let token = harness.account("mia", Role::Maintainer).await;
-    let bob = harness.account("bob", Role::Guest).await;
-    push_small(&harness, &token, "tables").await;
+/// Pushes notes.txt as tables@v2 and marks v1 stable.
+async fn step_push_v2_and_mark_v1_stable(harness: &Harness, token: &str) {
     let source = tempfile::tempdir().unwrap();
     write(source.path(), "notes.txt", b"second version\n");
     harness
         .run_as(
-            &token,
+            token,
             &[
                 "push",
                 source.path().to_str().unwrap(),
@@ -842,14 +838,17 @@ async fn ls_show_and_members_browse_what_you_may_read() {
         .bearer(
             Method::PATCH,
             "/projects/tables/version/v1",
-            &token,
+            token,
             Some(&serde_json::json!({"stable": true})),
         )
         .await;
     assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+}
 
+/// `ls` lists the projects: mia sees tables, bob none.
+async fn step_ls_lists_the_projects_you_may_read(harness: &Harness, token: &str, bob: &str) {
     // Projects.
-    let projects = json_of(&harness.run_as(&token, &["ls", "--json"]).await.ok());
+    let projects = json_of(&harness.run_as(token, &["ls", "--json"]).await.ok());
     let ids: Vec<&str> = projects
         .as_array()
         .unwrap()
@@ -857,19 +856,22 @@ async fn ls_show_and_members_browse_what_you_may_read() {
         .filter_map(|project| project["project_id"].as_str())
         .collect();
     assert_eq!(ids, ["tables"], "{projects}");
-    let ran = harness.run_as(&token, &["ls"]).await.ok();
+    let ran = harness.run_as(token, &["ls"]).await.ok();
     assert!(
         ran.stdout.lines().any(|line| line.starts_with("tables")),
         "{}",
         ran.stdout
     );
-    let ran = harness.run_as(&bob, &["ls", "--json"]).await.ok();
+    let ran = harness.run_as(bob, &["ls", "--json"]).await.ok();
     assert_eq!(json_of(&ran), serde_json::json!([]));
+}
 
+/// Versions with their state, stable mark and latest; files with size and checksums.
+async fn step_ls_lists_versions_and_files(harness: &Harness, token: &str) {
     // Versions: state, stable mark, latest.
     let listing = json_of(
         &harness
-            .run_as(&token, &["ls", "tables", "--json"])
+            .run_as(token, &["ls", "tables", "--json"])
             .await
             .ok(),
     );
@@ -881,7 +883,7 @@ async fn ls_show_and_members_browse_what_you_may_read() {
     assert_eq!(v1["status"], "completed", "{listing}");
     assert_eq!(v2["latest"], true, "{listing}");
     assert_eq!(v2["stable"], false, "{listing}");
-    let ran = harness.run_as(&token, &["ls", "tables"]).await.ok();
+    let ran = harness.run_as(token, &["ls", "tables"]).await.ok();
     let v1_line = ran
         .stdout
         .lines()
@@ -892,7 +894,7 @@ async fn ls_show_and_members_browse_what_you_may_read() {
     // Files, with size and checksums.
     let files = json_of(
         &harness
-            .run_as(&token, &["ls", "tables@v1", "--json"])
+            .run_as(token, &["ls", "tables@v1", "--json"])
             .await
             .ok(),
     );
@@ -907,12 +909,15 @@ async fn ls_show_and_members_browse_what_you_may_read() {
         table["md5sum"],
         hex::encode(<md5::Md5 as md5::Digest>::digest(b"a,b\n1,2\n"))
     );
-    let ran = harness.run_as(&token, &["ls", "tables@latest"]).await.ok();
+    let ran = harness.run_as(token, &["ls", "tables@latest"]).await.ok();
     assert!(ran.stdout.contains("notes.txt"), "{}", ran.stdout);
+}
 
+/// One document pretty-printed; members for owners, "no access" for others.
+async fn step_show_and_members(harness: &Harness, token: &str, bob: &str) {
     // One document, pretty-printed.
     let ran = harness
-        .run_as(&token, &["show", "tables:notes.txt@v1"])
+        .run_as(token, &["show", "tables:notes.txt@v1"])
         .await
         .ok();
     assert!(ran.stdout.lines().count() > 1, "{}", ran.stdout);
@@ -921,7 +926,7 @@ async fn ls_show_and_members_browse_what_you_may_read() {
     // Members: owners see them; others get "no access".
     let members = json_of(
         &harness
-            .run_as(&token, &["members", "tables", "--json"])
+            .run_as(token, &["members", "tables", "--json"])
             .await
             .ok(),
     );
@@ -933,12 +938,27 @@ async fn ls_show_and_members_browse_what_you_may_read() {
             .any(|member| member["principal"] == "mia"),
         "{members}"
     );
-    let ran = harness.run_as(&token, &["members", "tables"]).await.ok();
+    let ran = harness.run_as(token, &["members", "tables"]).await.ok();
     assert!(ran.stdout.contains("mia"), "{}", ran.stdout);
     harness
-        .run_as(&bob, &["members", "tables"])
+        .run_as(bob, &["members", "tables"])
         .await
         .failed_with(3);
+}
+
+#[tokio::test]
+async fn ls_show_and_members_browse_what_you_may_read() {
+    let harness = Harness::start().await;
+    let token = harness.account("mia", Role::Maintainer).await;
+    let bob = harness.account("bob", Role::Guest).await;
+    push_small(&harness, &token, "tables").await;
+    step_push_v2_and_mark_v1_stable(&harness, &token).await;
+
+    step_ls_lists_the_projects_you_may_read(&harness, &token, &bob).await;
+
+    step_ls_lists_versions_and_files(&harness, &token).await;
+
+    step_show_and_members(&harness, &token, &bob).await;
 
     // Missing things: exit 3.
     for args in [
