@@ -268,14 +268,9 @@ const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
         "ui/mod.rs::ui_members_page_grants_shares_and_revokes_through_the_api",
         123,
     ),
-    ("replicas.rs::three_replicas_on_one_bucket_agree", 168),
     (
         "search_api.rs::artifactdb_listings_latest_and_aggregations",
         122,
-    ),
-    (
-        "relevance.rs::the_queries_people_type_find_what_they_want_and_nothing_hidden",
-        157,
     ),
     (
         "shared_config.rs::presigned_urls_are_signed_for_the_public_s3_endpoint",

@@ -94,22 +94,20 @@ async fn sorted_hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
     hits
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_replicas_on_one_bucket_agree() {
-    let server = S3TestServer::start().await;
-    let a = replica(&server).await;
-    let b = replica(&server).await;
-    let c = replica(&server).await;
-    let admin = a.user_token("root", Role::Admin).await;
-    let owner = a.user_token("owner", Role::Maintainer).await;
-    let reader = a.user_token("reader", Role::Guest).await;
-
+/// An upload on A is searchable on B and C, and the audit of every replica shows A's events.
+async fn step_an_upload_and_its_events_reach_the_others(
+    a: &TestApp,
+    b: &TestApp,
+    c: &TestApp,
+    owner: &str,
+    admin: &str,
+) {
     // An upload on A is searchable on B and C.
-    create_project(&a, &owner, "p", "private").await;
-    create_version(&a, &owner, "p", "v1").await;
+    create_project(a, owner, "p", "private").await;
+    create_version(a, owner, "p", "v1").await;
     let stored = upload(
-        &a,
-        Some(&owner),
+        a,
+        Some(owner),
         "p",
         "v1",
         "data.json",
@@ -117,21 +115,21 @@ async fn three_replicas_on_one_bucket_agree() {
     )
     .await;
     assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
-    for other in [&b, &c] {
+    for other in [b, c] {
         eventually("the upload on A is searchable on B and C", || async {
-            sorted_hits(other, &owner, "cats").await == ["p:data.json@v1"]
+            sorted_hits(other, owner, "cats").await == ["p:data.json@v1"]
         })
         .await;
     }
 
     // The audit of every replica shows the events stored by the others.
-    for other in [&b, &c] {
+    for other in [b, c] {
         eventually("A's events are in the audit of B and C", || async {
             let page = call(
                 other,
                 Method::GET,
                 "/audit?action=project.create&project=p",
-                Some(&admin),
+                Some(admin),
                 None,
             )
             .await
@@ -142,65 +140,76 @@ async fn three_replicas_on_one_bucket_agree() {
         })
         .await;
     }
+}
 
+/// A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
+async fn step_a_share_and_its_revocation_reach_b(
+    a: &TestApp,
+    b: &TestApp,
+    owner: &str,
+    reader: &str,
+) {
     // A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
     let share = call(
-        &a,
+        a,
         Method::POST,
         "/projects/p/share",
-        Some(&owner),
+        Some(owner),
         Some(&json!({"principal": "reader"})),
     )
     .await;
     assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
     eventually("the share on A opens B's search", || async {
-        sorted_hits(&b, &reader, "cats").await == ["p:data.json@v1"]
+        sorted_hits(b, reader, "cats").await == ["p:data.json@v1"]
     })
     .await;
     assert_eq!(
-        call(&b, Method::GET, "/projects/p", Some(&reader), None)
+        call(b, Method::GET, "/projects/p", Some(reader), None)
             .await
             .status,
         StatusCode::OK
     );
     let unshare = call(
-        &a,
+        a,
         Method::DELETE,
         "/projects/p/share/reader",
-        Some(&owner),
+        Some(owner),
         None,
     )
     .await;
     assert_eq!(unshare.status, StatusCode::NO_CONTENT, "{}", unshare.text());
     eventually("the revoked share is gone from B", || async {
-        sorted_hits(&b, &reader, "cats").await.is_empty()
-            && call(&b, Method::GET, "/projects/p", Some(&reader), None)
+        sorted_hits(b, reader, "cats").await.is_empty()
+            && call(b, Method::GET, "/projects/p", Some(reader), None)
                 .await
                 .status
                 == StatusCode::NOT_FOUND
     })
     .await;
+}
 
+/// A cursor from A is served by B.
+async fn step_a_cursor_from_a_is_served_by_b(a: &TestApp, b: &TestApp, owner: &str) {
     // A cursor from A is served by B.
     for path in ["second.json", "third.json"] {
-        let stored = upload(&a, Some(&owner), "p", "v1", path, br#"{"title": "cats"}"#).await;
+        let stored = upload(a, Some(owner), "p", "v1", path, br#"{"title": "cats"}"#).await;
         assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
     }
     eventually("B holds the three cat documents", || async {
-        sorted_hits(&b, &owner, "cats").await.len() == 3
+        sorted_hits(b, owner, "cats").await.len() == 3
     })
     .await;
     let first = call(
-        &a,
+        a,
         Method::GET,
         "/search?q=cats&size=1&sort=_extra.uploaded",
-        Some(&owner),
+        Some(owner),
         None,
     )
     .await
     .json();
     let next = first["next"].as_str().expect("a cursor").to_owned();
-    let second = call(&b, Method::GET, &next, Some(&owner), None).await;
+    let second = call(b, Method::GET, &next, Some(owner), None).await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.text());
     let page = second.json();
     assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "{page}");
@@ -208,31 +217,58 @@ async fn three_replicas_on_one_bucket_agree() {
         page["results"][0]["_extra"]["id"],
         first["results"][0]["_extra"]["id"]
     );
+}
 
+/// A job created on A is polled to SUCCESS on B; somebody else's job stays hidden on every
+/// replica.
+async fn step_a_job_of_a_is_polled_on_b(
+    a: &TestApp,
+    b: &TestApp,
+    c: &TestApp,
+    owner: &str,
+    reader: &str,
+) {
     // A job created on A is polled to SUCCESS on B.
     let job = call(
-        &a,
+        a,
         Method::PUT,
         "/projects/p/permissions",
-        Some(&owner),
+        Some(owner),
         Some(&json!({"read_access": "viewers"})),
     )
     .await;
     assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
     let path = job.json()["path"].as_str().unwrap().to_owned();
     eventually("the job of A is answered by B as finished", || async {
-        let answer = call(&b, Method::GET, &path, Some(&owner), None).await;
+        let answer = call(b, Method::GET, &path, Some(owner), None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
         answer.json()["status"] == "SUCCESS"
     })
     .await;
     // Somebody else's job stays hidden on every replica.
     assert_eq!(
-        call(&c, Method::GET, &path, Some(&reader), None)
-            .await
-            .status,
+        call(c, Method::GET, &path, Some(reader), None).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_on_one_bucket_agree() {
+    let server = S3TestServer::start().await;
+    let a = replica(&server).await;
+    let b = replica(&server).await;
+    let c = replica(&server).await;
+    let admin = a.user_token("root", Role::Admin).await;
+    let owner = a.user_token("owner", Role::Maintainer).await;
+    let reader = a.user_token("reader", Role::Guest).await;
+
+    step_an_upload_and_its_events_reach_the_others(&a, &b, &c, &owner, &admin).await;
+
+    step_a_share_and_its_revocation_reach_b(&a, &b, &owner, &reader).await;
+
+    step_a_cursor_from_a_is_served_by_b(&a, &b, &owner).await;
+
+    step_a_job_of_a_is_polled_on_b(&a, &b, &c, &owner, &reader).await;
 
     // A project disabled on A answers 404 on B (its owner included: only admins see it).
     let disable = call(
