@@ -269,14 +269,6 @@ const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
         123,
     ),
     (
-        "search_api.rs::artifactdb_listings_latest_and_aggregations",
-        122,
-    ),
-    (
-        "shared_config.rs::presigned_urls_are_signed_for_the_public_s3_endpoint",
-        121,
-    ),
-    (
         "security/accounts.rs::a_deleted_account_re_registered_inherits_nothing",
         126,
     ),

@@ -583,6 +583,81 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
     }
 }
 
+/// A file's metadata at `latest`, raw as uploaded, and refused for a bad id.
+async fn step_metadata_of_latest_raw_and_bad_ids(app: &TestApp, olive: &str) {
+    let metadata = app
+        .bearer(
+            Method::GET,
+            &format!("/files/{}/metadata", enc("private-model:doc1.json@latest")),
+            olive,
+            None,
+        )
+        .await;
+    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+    assert_eq!(metadata.json()["_extra"]["version"], "v2");
+    let raw = app
+        .bearer(
+            Method::GET,
+            &format!(
+                "/files/{}/metadata?raw=true",
+                enc("private-model:doc1.json@v1")
+            ),
+            olive,
+            None,
+        )
+        .await
+        .json();
+    assert!(raw.get("_extra").is_none());
+    assert_eq!(raw["title"], "doc 1 of private-model");
+    let bad = app
+        .bearer(Method::GET, "/files/not-an-id/metadata", olive, None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.code(), "invalid_id");
+}
+
+/// The project listing of an anonymous caller, the versions of the private project (hidden from
+/// anonymous callers) and its metadata pages.
+async fn step_project_and_version_listings(app: &TestApp, olive: &str) {
+    let projects = app.get("/projects").await.json();
+    assert_eq!(
+        projects["total"], 1,
+        "anonymous sees the public project only: {projects}"
+    );
+    assert_eq!(projects["results"][0]["project_id"], "open-data");
+    assert_eq!(
+        projects["results"][0]["aggs"],
+        json!([{"_extra.version": "v1"}, {"_extra.version": "v2"}])
+    );
+    let versions = app
+        .bearer(Method::GET, "/projects/private-model/versions", olive, None)
+        .await
+        .json();
+    assert_eq!(versions["total"], 2);
+    assert_eq!(versions["latest"], json!({"_extra.version": "v2"}));
+    let hidden = app.get("/projects/private-model/versions").await;
+    assert_eq!(
+        hidden.status,
+        StatusCode::NOT_FOUND,
+        "never reveal existence"
+    );
+    let page = app
+        .bearer(
+            Method::GET,
+            "/projects/private-model/version/v1/metadata",
+            olive,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(page["total"], 3);
+    let page = app
+        .bearer(Method::GET, "/projects/private-model/metadata", olive, None)
+        .await
+        .json();
+    assert_eq!(page["total"], 6);
+}
+
 #[tokio::test]
 async fn artifactdb_listings_latest_and_aggregations() {
     let app = TestApp::local().await;
@@ -605,83 +680,9 @@ async fn artifactdb_listings_latest_and_aggregations() {
     );
     assert_eq!(latest["total"], 6);
 
-    let metadata = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}/metadata", enc("private-model:doc1.json@latest")),
-            &olive,
-            None,
-        )
-        .await;
-    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
-    assert_eq!(metadata.json()["_extra"]["version"], "v2");
-    let raw = app
-        .bearer(
-            Method::GET,
-            &format!(
-                "/files/{}/metadata?raw=true",
-                enc("private-model:doc1.json@v1")
-            ),
-            &olive,
-            None,
-        )
-        .await
-        .json();
-    assert!(raw.get("_extra").is_none());
-    assert_eq!(raw["title"], "doc 1 of private-model");
-    let bad = app
-        .bearer(Method::GET, "/files/not-an-id/metadata", &olive, None)
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(bad.code(), "invalid_id");
+    step_metadata_of_latest_raw_and_bad_ids(&app, &olive).await;
 
-    let projects = app.get("/projects").await.json();
-    assert_eq!(
-        projects["total"], 1,
-        "anonymous sees the public project only: {projects}"
-    );
-    assert_eq!(projects["results"][0]["project_id"], "open-data");
-    assert_eq!(
-        projects["results"][0]["aggs"],
-        json!([{"_extra.version": "v1"}, {"_extra.version": "v2"}])
-    );
-    let versions = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/versions",
-            &olive,
-            None,
-        )
-        .await
-        .json();
-    assert_eq!(versions["total"], 2);
-    assert_eq!(versions["latest"], json!({"_extra.version": "v2"}));
-    let hidden = app.get("/projects/private-model/versions").await;
-    assert_eq!(
-        hidden.status,
-        StatusCode::NOT_FOUND,
-        "never reveal existence"
-    );
-    let page = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/metadata",
-            &olive,
-            None,
-        )
-        .await
-        .json();
-    assert_eq!(page["total"], 3);
-    let page = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/metadata",
-            &olive,
-            None,
-        )
-        .await
-        .json();
-    assert_eq!(page["total"], 6);
+    step_project_and_version_listings(&app, &olive).await;
 
     let aggregate = app
         .bearer(

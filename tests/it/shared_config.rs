@@ -440,34 +440,21 @@ fn authority(url: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
-    let server = S3TestServer::start().await;
-    let private_endpoint = server.endpoint();
-    let private_authority = authority(&private_endpoint);
-    let forwarder = Forwarder::start(private_authority.parse().unwrap()).await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut settings = s3_settings(&server, data_dir.path(), "public-endpoint").await;
-    settings.sync_cron = String::new();
-    settings.purge_cron = String::new();
-    settings.s3.public_endpoint = Some(format!("http://{}", forwarder.address));
-    settings.validate().unwrap();
-    let app = TestApp::with_settings(settings).await;
-
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    create_project(&app, &alice, "pub", "private").await;
-    create_version(&app, &alice, "pub", "v1").await;
-    let body = b"weights behind a public endpoint".to_vec();
-    let answer = upload(&app, Some(&alice), "pub", "v1", "model.bin", &body).await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
-    complete(&app, &alice, "pub", "v1", None).await;
-
+/// Download: the 302 names the public endpoint, and a plain HTTP client fetches it there; the URL
+/// was signed for that host. Answers the client (a new connection per request).
+async fn step_downloads_redirect_to_the_public_endpoint(
+    app: &TestApp,
+    alice: &str,
+    forwarder: &Forwarder,
+    private_authority: &str,
+    body: &[u8],
+) -> reqwest::Client {
     // Download: the 302 names the public endpoint, and a plain HTTP client fetches it there.
     let redirect = app
         .bearer(
             Method::GET,
             &format!("/files/{}?expires_in=60", enc("pub:model.bin@v1")),
-            &alice,
+            alice,
             None,
         )
         .await;
@@ -494,17 +481,26 @@ async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
     assert!(forwarder.carried() >= 1);
     // Signed for that host: the same URL sent to the private address is refused, so the URL
     // was signed for the public endpoint, not rewritten after signing.
-    let moved = location.replacen(&forwarder.address.to_string(), &private_authority, 1);
+    let moved = location.replacen(&forwarder.address.to_string(), private_authority, 1);
     let refused = client.get(&moved).send().await.unwrap();
     assert_eq!(refused.status(), 403, "{moved}");
+    client
+}
 
+/// ArtifactDB upload URLs: signed for the public endpoint, usable there.
+async fn step_presigned_uploads_go_through_the_public_endpoint(
+    app: &TestApp,
+    alice: &str,
+    forwarder: &Forwarder,
+    client: &reqwest::Client,
+) {
     // ArtifactDB upload URLs: signed for the public endpoint, usable there.
     let data = b"a presigned upload from outside".to_vec();
     let started = app
         .bearer(
             Method::POST,
             "/projects/pub/version/v2/upload",
-            &alice,
+            alice,
             Some(&json!({"filenames": ["data.bin"], "mode": "s3-presigned-url"})),
         )
         .await;
@@ -528,21 +524,55 @@ async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
         .bearer(
             Method::PUT,
             "/projects/pub/version/v2/complete",
-            &alice,
+            alice,
             None,
         )
         .await;
-    wait_job(&app, &alice, &completed).await;
+    wait_job(app, alice, &completed).await;
     let streamed = app
         .bearer(
             Method::GET,
             &format!("/files/{}?redirect=false", enc("pub:data.bin@v2")),
-            &alice,
+            alice,
             None,
         )
         .await;
     assert_eq!(streamed.status, StatusCode::OK);
     assert_eq!(streamed.bytes, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
+    let server = S3TestServer::start().await;
+    let private_endpoint = server.endpoint();
+    let private_authority = authority(&private_endpoint);
+    let forwarder = Forwarder::start(private_authority.parse().unwrap()).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = s3_settings(&server, data_dir.path(), "public-endpoint").await;
+    settings.sync_cron = String::new();
+    settings.purge_cron = String::new();
+    settings.s3.public_endpoint = Some(format!("http://{}", forwarder.address));
+    settings.validate().unwrap();
+    let app = TestApp::with_settings(settings).await;
+
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "pub", "private").await;
+    create_version(&app, &alice, "pub", "v1").await;
+    let body = b"weights behind a public endpoint".to_vec();
+    let answer = upload(&app, Some(&alice), "pub", "v1", "model.bin", &body).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    complete(&app, &alice, "pub", "v1", None).await;
+
+    let client = step_downloads_redirect_to_the_public_endpoint(
+        &app,
+        &alice,
+        &forwarder,
+        &private_authority,
+        &body,
+    )
+    .await;
+
+    step_presigned_uploads_go_through_the_public_endpoint(&app, &alice, &forwarder, &client).await;
 
     // With the public endpoint unreachable, the server still works (it talks to its own
     // endpoint); only the URLs it hands out point elsewhere.
