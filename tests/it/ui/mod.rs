@@ -490,39 +490,34 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
     assert_eq!(profile["owners"], json!(["alice"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once() {
-    let app = TestApp::local().await;
-    app.user_token("root", Role::Admin).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    create_project(&app, &alice, "model-y", "private").await;
-    let admin = sign_in(&app, "root", "password-of-tests").await;
-    let maintainer = sign_in(&app, "alice", "password-of-tests").await;
+/// The admin pages answer admins, and the global audit log is filtered by action; a maintainer
+/// is refused both.
+async fn step_admin_pages_are_for_admins(app: &TestApp, admin: &Session, maintainer: &Session) {
     for path in [
         "/ui/admin/users",
         "/ui/admin/groups",
         "/ui/admin/sync",
         "/ui/admin/audit",
     ] {
-        let page = get_with(&app, path, &[("cookie", &admin.cookie)]).await;
+        let page = get_with(app, path, &[("cookie", &admin.cookie)]).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text());
     }
     assert!(
-        get_with(&app, "/ui/admin/users", &[("cookie", &admin.cookie)])
+        get_with(app, "/ui/admin/users", &[("cookie", &admin.cookie)])
             .await
             .text()
             .contains("alice")
     );
-    let sync = get_with(&app, "/ui/admin/sync", &[("cookie", &admin.cookie)])
+    let sync = get_with(app, "/ui/admin/sync", &[("cookie", &admin.cookie)])
         .await
         .text();
     assert!(sync.contains("id=\"sync-status\">ok<"), "{sync}");
-    let denied = get_with(&app, "/ui/admin/users", &[("cookie", &maintainer.cookie)]).await;
+    let denied = get_with(app, "/ui/admin/users", &[("cookie", &maintainer.cookie)]).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert!(!denied.text().contains("root"), "no account listed");
     // The global audit log: admins only, filtered by action.
     let audit = get_with(
-        &app,
+        app,
         "/ui/admin/audit?action=auth.login",
         &[("cookie", &admin.cookie)],
     )
@@ -533,12 +528,15 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
         audit.contains("<code>auth.login</code>") && !audit.contains("<code>project.create</code>"),
         "{audit}"
     );
-    let denied = get_with(&app, "/ui/admin/audit", &[("cookie", &maintainer.cookie)]).await;
+    let denied = get_with(app, "/ui/admin/audit", &[("cookie", &maintainer.cookie)]).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}
 
+/// Role change through the form; an unknown role is refused on the page.
+async fn step_a_role_change_through_the_form(app: &TestApp, admin: &Session) {
     // Role change through the form.
     let changed = post_form(
-        &app,
+        app,
         "/ui/admin/users/alice",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("role", "developer")],
@@ -546,7 +544,7 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
     let account = call(
-        &app,
+        app,
         Method::GET,
         "/users/alice",
         Some(&app.login("root", "password-of-tests").await),
@@ -555,7 +553,7 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     .await;
     assert_eq!(account.json()["role"], "developer");
     let bad = post_form(
-        &app,
+        app,
         "/ui/admin/users/alice",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("role", "emperor")],
@@ -563,10 +561,13 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().contains("id=\"admin-error\""));
+}
 
+/// An API key: its secret on the creation answer only, and it works.
+async fn step_an_api_key_secret_shows_once(app: &TestApp, admin: &Session) {
     // An API key: its secret on the creation answer only, and it works.
     let created = post_form(
-        &app,
+        app,
         "/ui/keys",
         &[("cookie", &admin.cookie)],
         &[
@@ -585,20 +586,24 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     let start = html.find(marker).expect("the secret is shown") + marker.len();
     let secret = html[start..].split('<').next().unwrap().to_owned();
     assert!(secret.len() > 20, "{secret}");
-    let listing = get_with(&app, "/ui/keys", &[("cookie", &admin.cookie)])
+    let listing = get_with(app, "/ui/keys", &[("cookie", &admin.cookie)])
         .await
         .text();
     assert!(
         listing.contains("ci") && !listing.contains(&secret),
         "shown once"
     );
-    let with_key = call(&app, Method::GET, "/projects/model-y", Some(&secret), None).await;
+    let with_key = call(app, Method::GET, "/projects/model-y", Some(&secret), None).await;
     assert_eq!(with_key.status, StatusCode::OK, "{}", with_key.text());
+}
 
+/// Groups: created, then members added and removed through each group's form (a forged form
+/// and an invalid name refused).
+async fn step_groups_through_their_forms(app: &TestApp, admin: &Session) {
     // Groups: created, then members added and removed through each group's form.
     app.user_token("bob", Role::Developer).await;
     let created = post_form(
-        &app,
+        app,
         "/ui/admin/groups",
         &[("cookie", &admin.cookie)],
         &[
@@ -611,7 +616,7 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
     let root = app.login("root", "password-of-tests").await;
     let forged = post_form(
-        &app,
+        app,
         "/ui/admin/groups/vision/members",
         &[("cookie", &admin.cookie)],
         &[("csrf", "00"), ("add", "bob")],
@@ -619,17 +624,17 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     let changed = post_form(
-        &app,
+        app,
         "/ui/admin/groups/vision/members",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("add", "bob"), ("remove", "alice")],
     )
     .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
-    let group = call(&app, Method::GET, "/groups/vision", Some(&root), None).await;
+    let group = call(app, Method::GET, "/groups/vision", Some(&root), None).await;
     assert_eq!(group.json()["members"], json!(["bob"]), "{}", group.text());
     let invalid = post_form(
-        &app,
+        app,
         "/ui/admin/groups/vision/members",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("add", "not a name!")],
@@ -637,13 +642,93 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
     .await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
     assert!(invalid.text().contains("id=\"admin-error\""));
-    let listing = get_with(&app, "/ui/admin/groups", &[("cookie", &admin.cookie)])
+    let listing = get_with(app, "/ui/admin/groups", &[("cookie", &admin.cookie)])
         .await
         .text();
     assert!(
         listing.contains("action=\"/ui/admin/groups/vision/members\""),
         "{listing}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once() {
+    let app = TestApp::local().await;
+    app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "model-y", "private").await;
+    let admin = sign_in(&app, "root", "password-of-tests").await;
+    let maintainer = sign_in(&app, "alice", "password-of-tests").await;
+    step_admin_pages_are_for_admins(&app, &admin, &maintainer).await;
+
+    step_a_role_change_through_the_form(&app, &admin).await;
+
+    step_an_api_key_secret_shows_once(&app, &admin).await;
+
+    step_groups_through_their_forms(&app, &admin).await;
+}
+
+/// A grant the API refuses (owner level is not offered; maintainer is refused) shows its reason;
+/// developer is granted.
+async fn step_a_refused_grant_then_a_granted_one(
+    app: &TestApp,
+    cookie: &[(&str, &str)],
+    owner: &Session,
+) {
+    // A grant the API refuses (owner level is not offered; maintainer is refused): its reason.
+    let refused = post_form(
+        app,
+        "/ui/projects/shared-model/members",
+        cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "dev"),
+            ("level", "maintainer"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text()
+    );
+    assert!(refused.text().contains("id=\"members-error\""));
+    let granted = post_form(
+        app,
+        "/ui/projects/shared-model/members",
+        cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "dev"),
+            ("level", "developer"),
+        ],
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.text());
+}
+
+/// bob cannot use the forms either: his revoke of dev is the API's 404 page, dev stays.
+async fn step_a_revoked_member_cannot_use_the_forms(app: &TestApp, bob: &Session, alice: &str) {
+    // bob cannot use the forms either: his revoke of dev is the API's 404 page.
+    let denied = post_form(
+        app,
+        "/ui/projects/shared-model/members/revoke",
+        &[("cookie", &bob.cookie)],
+        &[("csrf", &bob.csrf), ("principal", "dev")],
+    )
+    .await;
+    assert_eq!(denied.status, StatusCode::NOT_FOUND);
+    let members = call(
+        app,
+        Method::GET,
+        "/projects/shared-model/members",
+        Some(alice),
+        None,
+    )
+    .await
+    .json();
+    assert!(members.to_string().contains("\"dev\""), "{members}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,37 +793,7 @@ async fn ui_members_page_grants_shares_and_revokes_through_the_api() {
         "{page}"
     );
 
-    // A grant the API refuses (owner level is not offered; maintainer is refused): its reason.
-    let refused = post_form(
-        &app,
-        "/ui/projects/shared-model/members",
-        &cookie,
-        &[
-            ("csrf", &owner.csrf),
-            ("principal", "dev"),
-            ("level", "maintainer"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.text()
-    );
-    assert!(refused.text().contains("id=\"members-error\""));
-    let granted = post_form(
-        &app,
-        "/ui/projects/shared-model/members",
-        &cookie,
-        &[
-            ("csrf", &owner.csrf),
-            ("principal", "dev"),
-            ("level", "developer"),
-        ],
-    )
-    .await;
-    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.text());
+    step_a_refused_grant_then_a_granted_one(&app, &cookie, &owner).await;
 
     // Revoke: bob is gone at once.
     let revoked = post_form(
@@ -750,25 +805,7 @@ async fn ui_members_page_grants_shares_and_revokes_through_the_api() {
     .await;
     assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
     bob_sees(StatusCode::NOT_FOUND).await;
-    // bob cannot use the forms either: his revoke of dev is the API's 404 page.
-    let denied = post_form(
-        &app,
-        "/ui/projects/shared-model/members/revoke",
-        &[("cookie", &bob.cookie)],
-        &[("csrf", &bob.csrf), ("principal", "dev")],
-    )
-    .await;
-    assert_eq!(denied.status, StatusCode::NOT_FOUND);
-    let members = call(
-        &app,
-        Method::GET,
-        "/projects/shared-model/members",
-        Some(&alice),
-        None,
-    )
-    .await
-    .json();
-    assert!(members.to_string().contains("\"dev\""), "{members}");
+    step_a_revoked_member_cannot_use_the_forms(&app, &bob, &alice).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
