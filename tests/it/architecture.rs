@@ -257,19 +257,6 @@ async fn a_corrupt_project_record_answers_500_internal_wherever_its_target_is_lo
 /// a longer one is split into named steps or a table of cases.
 const MAX_TEST_FUNCTION_LINES: usize = 120;
 
-/// The tests above the limit while they were being split, each with the length it may not
-/// exceed: the list may only shrink.
-const TEST_LENGTH_EXCEPTIONS: &[(&str, usize)] = &[
-    (
-        "security/accounts.rs::a_deleted_account_re_registered_inherits_nothing",
-        126,
-    ),
-    (
-        "security/transport.rs::an_anonymous_download_of_a_public_html_file_is_served_as_live_html",
-        125,
-    ),
-];
-
 /// Where each brace of code (not of a string, char literal or comment) of `text` stands:
 /// `(line index, true for '{')`.
 fn code_braces(text: &str) -> Vec<(usize, bool)> {
@@ -465,15 +452,7 @@ fn scenario_tests_stay_short() {
     );
     let offenders: Vec<_> = lengths
         .into_iter()
-        .filter(|(name, lines)| {
-            let allowed = TEST_LENGTH_EXCEPTIONS
-                .iter()
-                .find(|(exception, _)| exception == name)
-                .map_or(MAX_TEST_FUNCTION_LINES, |(_, allowed)| {
-                    (*allowed).max(MAX_TEST_FUNCTION_LINES)
-                });
-            *lines > allowed
-        })
+        .filter(|(_, lines)| *lines > MAX_TEST_FUNCTION_LINES)
         .collect();
     assert!(
         offenders.is_empty(),
@@ -481,17 +460,16 @@ fn scenario_tests_stay_short() {
          (helpers of its file, or of tests/it/common/ when several files share them) or a table \
          of cases: {offenders:#?}"
     );
-    let lengths = test_lengths();
-    let stale: Vec<_> = TEST_LENGTH_EXCEPTIONS
-        .iter()
-        .filter(|(exception, _)| {
-            !lengths
-                .iter()
-                .any(|(name, lines)| name == exception && *lines > MAX_TEST_FUNCTION_LINES)
-        })
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "delete these exceptions, their tests are gone or short now: {stale:#?}"
+}
+
+#[test]
+fn the_test_scanner_counts_only_code_braces() {
+    let text = "fn f() {\n    let a = \"{\";\n    let b = r#\"}\"#;\n    // }\n    /* { */\n    \
+                let c = '{';\n    let d: &'static str = \"\\\"}\";\n    if a.is_empty() { g() }\n}\n";
+    let braces = code_braces(text);
+    assert_eq!(
+        braces,
+        vec![(0, true), (7, true), (7, false), (8, false)],
+        "{text}"
     );
 }

@@ -126,19 +126,15 @@ async fn audit_bytes(app: &TestApp) -> u64 {
 
 // ------------------------------------------------------------------ 1. recycled accounts
 
-/// frank owns a private project, holds a token and an API key, and is deleted; someone
-/// registers `frank` again. Before: the old token worked again and the new account read the
-/// project. Now the name is retired until an admin frees it, freeing scrubs every grant, and
-/// the old credentials stay dead for good.
-async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let root = app.user_token("root", Role::Admin).await;
+/// frank registers, creates a private project and an API key reading it; answers his token
+/// and key.
+async fn step_frank_with_a_project_and_an_api_key(app: &TestApp) -> (String, String) {
     assert_eq!(
         app.register("frank", PASSWORD).await.status,
         StatusCode::CREATED
     );
     let old_token = app.login("frank", PASSWORD).await;
-    create_project(&app, &old_token, "franks-model", "private").await;
+    create_project(app, &old_token, "franks-model", "private").await;
     let key = app
         .bearer(
             Method::POST,
@@ -155,21 +151,12 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
             .status,
         StatusCode::OK
     );
+    (old_token, old_key)
+}
 
-    let deleted = app
-        .bearer(Method::DELETE, "/users/frank", &root, None)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
-    let stale = app.bearer(Method::GET, "/auth/me", &old_token, None).await;
-    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(stale.code(), "token_unknown_account");
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &old_key, None)
-            .await
-            .code(),
-        "api_key_invalid"
-    );
-
+/// The name is retired: registering it (or creating it from the CLI) is refused; only admins
+/// free it, once, and freeing names the profiles it scrubbed.
+async fn step_the_name_stays_retired_until_an_admin_frees_it(app: &TestApp, root: &str) {
     // The name is retired: registering it (or creating it from the CLI) is refused.
     let again = app.register("frank", "another password 1").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -192,7 +179,7 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     let freed = app
-        .bearer(Method::POST, "/users/frank/free", &root, None)
+        .bearer(Method::POST, "/users/frank/free", root, None)
         .await;
     assert_eq!(freed.status, StatusCode::OK, "{}", freed.text());
     assert!(
@@ -204,12 +191,38 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
         freed.text()
     );
     assert_eq!(
-        app.bearer(Method::POST, "/users/frank/free", &root, None)
+        app.bearer(Method::POST, "/users/frank/free", root, None)
             .await
             .status,
         StatusCode::NOT_FOUND,
         "a name is freed once"
     );
+}
+
+/// frank owns a private project, holds a token and an API key, and is deleted; someone
+/// registers `frank` again. Before: the old token worked again and the new account read the
+/// project. Now the name is retired until an admin frees it, freeing scrubs every grant, and
+/// the old credentials stay dead for good.
+async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let root = app.user_token("root", Role::Admin).await;
+    let (old_token, old_key) = step_frank_with_a_project_and_an_api_key(&app).await;
+
+    let deleted = app
+        .bearer(Method::DELETE, "/users/frank", &root, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    let stale = app.bearer(Method::GET, "/auth/me", &old_token, None).await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stale.code(), "token_unknown_account");
+    assert_eq!(
+        app.bearer(Method::GET, "/auth/me", &old_key, None)
+            .await
+            .code(),
+        "api_key_invalid"
+    );
+
+    step_the_name_stays_retired_until_an_admin_frees_it(&app, &root).await;
 
     // A new frank: none of the old credentials or grants come back.
     assert_eq!(

@@ -140,26 +140,17 @@ const PAGE: &[u8] =
 /// are refused as paths; the unit tests of `api::download` cover them).
 const HOSTILE: &str = "evil\"; filename=x.exe %0d%0a \u{e9}.html";
 
-async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    public_site(&app, HOSTILE).await;
-    let id = |path: &str| format!("/files/{}", enc_path(&format!("site:{path}@v1")));
+/// The download route of `path` in the public site's v1.
+fn site_file(path: &str) -> String {
+    format!("/files/{}", enc_path(&format!("site:{path}@v1")))
+}
 
-    // Streamed through Trove (`?redirect=false`; the default on the local backend).
-    let page = expect(
-        app.get(&format!("{}?redirect=false", id("page.html")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(page.bytes, PAGE);
-    assert_inert_attachment(&page.headers, "page.html");
-
-    // Range, ETag and 304 keep working, with the same headers.
+/// Range, ETag and 304 keep working, with the same headers.
+async fn step_range_etag_and_304_keep_the_headers(app: &TestApp, page: &TestResponse) {
     let range = app
         .send(
             Request::builder()
-                .uri(format!("{}?redirect=false", id("page.html")))
+                .uri(format!("{}?redirect=false", site_file("page.html")))
                 .header("range", "bytes=0-5")
                 .body(Body::empty())
                 .unwrap(),
@@ -173,7 +164,7 @@ async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(back
     let cached = app
         .send(
             Request::builder()
-                .uri(format!("{}?redirect=false", id("page.html")))
+                .uri(format!("{}?redirect=false", site_file("page.html")))
                 .header("if-none-match", &etag)
                 .body(Body::empty())
                 .unwrap(),
@@ -181,34 +172,11 @@ async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(back
         .await;
     assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
     assert_eq!(header(&cached.headers, "x-content-type-options"), "nosniff");
+}
 
-    // The hostile name cannot add a parameter or a header line.
-    let hostile = expect(
-        app.get(&format!("{}?redirect=false", id(HOSTILE))).await,
-        StatusCode::OK,
-    )
-    .await;
-    let disposition = header(&hostile.headers, "content-disposition");
-    assert!(
-        disposition.starts_with(
-            "attachment; filename=\"evil_; filename=x.exe _0d_0a _.html\"; filename*=UTF-8''evil%22%3B%20filename%3Dx.exe%20%250d%250a%20%C3%A9.html"
-        ),
-        "{disposition}"
-    );
-    assert_eq!(disposition.matches('"').count(), 2, "{disposition}");
-    assert_eq!(
-        hostile
-            .headers
-            .get_all("content-disposition")
-            .iter()
-            .count(),
-        1
-    );
-    assert_eq!(
-        header(&hostile.headers, "x-content-type-options"),
-        "nosniff"
-    );
-
+/// A presigned download answers an inert attachment too: the local backend's presigned GET with
+/// the same headers, S3 through signed `response-content-*` overrides.
+async fn step_presigned_downloads_answer_inert_attachments(app: &TestApp, backend: Backend) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -235,7 +203,7 @@ async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(back
         Backend::S3 => {
             // The redirect's presigned URL makes S3 answer an attachment with an inert type
             // (signed `response-content-*` overrides; S3 cannot send nosniff or a CSP).
-            let redirect = expect(app.get(&id("page.html")).await, StatusCode::FOUND).await;
+            let redirect = expect(app.get(&site_file("page.html")).await, StatusCode::FOUND).await;
             let location = header(&redirect.headers, "location").to_owned();
             let query: std::collections::HashMap<String, String> = url::Url::parse(&location)
                 .unwrap()
@@ -264,6 +232,54 @@ async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(back
             assert_eq!(response.bytes().await.unwrap().as_ref(), PAGE);
         }
     }
+}
+
+async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    public_site(&app, HOSTILE).await;
+
+    // Streamed through Trove (`?redirect=false`; the default on the local backend).
+    let page = expect(
+        app.get(&format!("{}?redirect=false", site_file("page.html")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page.bytes, PAGE);
+    assert_inert_attachment(&page.headers, "page.html");
+
+    // Range, ETag and 304 keep working, with the same headers.
+    step_range_etag_and_304_keep_the_headers(&app, &page).await;
+
+    // The hostile name cannot add a parameter or a header line.
+    let hostile = expect(
+        app.get(&format!("{}?redirect=false", site_file(HOSTILE)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let disposition = header(&hostile.headers, "content-disposition");
+    assert!(
+        disposition.starts_with(
+            "attachment; filename=\"evil_; filename=x.exe _0d_0a _.html\"; filename*=UTF-8''evil%22%3B%20filename%3Dx.exe%20%250d%250a%20%C3%A9.html"
+        ),
+        "{disposition}"
+    );
+    assert_eq!(disposition.matches('"').count(), 2, "{disposition}");
+    assert_eq!(
+        hostile
+            .headers
+            .get_all("content-disposition")
+            .iter()
+            .count(),
+        1
+    );
+    assert_eq!(
+        header(&hostile.headers, "x-content-type-options"),
+        "nosniff"
+    );
+
+    step_presigned_downloads_answer_inert_attachments(&app, backend).await;
 }
 both_backends!(an_anonymous_download_of_a_public_html_file_is_served_as_live_html);
 
