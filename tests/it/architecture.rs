@@ -234,15 +234,11 @@ async fn a_corrupt_project_record_answers_500_internal_wherever_its_target_is_lo
     .await;
     let scope = json!({"name": "ci-bot", "scopes": [{"project": "bert", "access": "read"}],
         "expires_in_days": 1});
-    let read = app
-        .bearer(Method::GET, "/projects/bert", &alice, None)
-        .await;
+    let read = app.get_as("/projects/bert", &alice).await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.text());
 
     put_raw(&app, &keys::project_record("bert"), "{not json").await;
-    let read = app
-        .bearer(Method::GET, "/projects/bert", &alice, None)
-        .await;
+    let read = app.get_as("/projects/bert", &alice).await;
     assert_eq!(read.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(read.json()["code"], "internal");
     let key = app

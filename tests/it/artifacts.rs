@@ -103,15 +103,13 @@ async fn step_reads_profiles_and_a_searchable_patch(
     guest: &str,
     generated_id: &str,
 ) {
-    let record = app.bearer(Method::GET, "/projects/bert", alice, None).await;
+    let record = app.get_as("/projects/bert", alice).await;
     assert_eq!(record.status, StatusCode::OK);
     assert_eq!(record.json()["created_by"], "alice");
     assert_eq!(record.json()["type"], "MODEL");
     // Private: the guest does not see it at all.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/bert", guest, None)
-            .await
-            .status,
+        app.get_as("/projects/bert", guest).await.status,
         StatusCode::NOT_FOUND
     );
     // Public: everyone reads the metadata.
@@ -129,19 +127,11 @@ async fn step_reads_profiles_and_a_searchable_patch(
     );
 
     // The profile the visibility implies, creator as owner.
-    let profile = app
-        .bearer(Method::GET, "/projects/bert/permissions", alice, None)
-        .await
-        .json();
+    let profile = app.get_as("/projects/bert/permissions", alice).await.json();
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "owners");
     let public = app
-        .bearer(
-            Method::GET,
-            &format!("/projects/{generated_id}/permissions"),
-            alice,
-            None,
-        )
+        .get_as(&format!("/projects/{generated_id}/permissions"), alice)
         .await
         .json();
     assert_eq!(public["read_access"], "public");
@@ -159,12 +149,7 @@ async fn step_reads_profiles_and_a_searchable_patch(
     assert_eq!(patched.json()["title"], "BERT base");
     // The project document is searchable with its new title at once.
     let found = app
-        .bearer(
-            Method::GET,
-            "/search?kind=project&q=_extra.project_id:bert",
-            alice,
-            None,
-        )
+        .get_as("/search?kind=project&q=_extra.project_id:bert", alice)
         .await
         .json();
     assert_eq!(found["results"][0]["title"], "BERT base", "{found}");
@@ -258,10 +243,7 @@ async fn assert_one_of_concurrent_creators_wins(app: &TestApp, alice: &str) {
 /// v1 may not be stable before it is completed; completed, it is `latest` and takes no new
 /// files.
 async fn step_complete_v1_then_no_more_files(app: &TestApp, alice: &str) {
-    let record = app
-        .bearer(Method::GET, "/projects/p/version/v1", alice, None)
-        .await
-        .json();
+    let record = app.get_as("/projects/p/version/v1", alice).await.json();
     assert_eq!(record["status"], "open");
     let early = app
         .bearer(
@@ -281,10 +263,7 @@ async fn step_complete_v1_then_no_more_files(app: &TestApp, alice: &str) {
         StatusCode::CREATED
     );
     complete(app, alice, "p", "v1", None).await;
-    let record = app
-        .bearer(Method::GET, "/projects/p/version/latest", alice, None)
-        .await
-        .json();
+    let record = app.get_as("/projects/p/version/latest", alice).await.json();
     assert_eq!(record["version"], "v1");
     assert_eq!(record["status"], "completed");
     assert_eq!(record["revision"], "NUM-1");
@@ -314,18 +293,11 @@ async fn step_a_stable_version_resists_deletion_until_unmarked(app: &TestApp, al
         )
         .await;
     assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/v1", alice, None)
-        .await;
+    let delete = app.delete_as("/projects/p/version/v1", alice).await;
     assert_eq!(delete.status, StatusCode::CONFLICT);
     assert_eq!(delete.code(), "stable_version");
     let delete_file = app
-        .bearer(
-            Method::DELETE,
-            &format!("/files/{}", enc("p:a.txt@v1")),
-            alice,
-            None,
-        )
+        .delete_as(&format!("/files/{}", enc("p:a.txt@v1")), alice)
         .await;
     assert_eq!(delete_file.code(), "stable_version");
     let unmark = app
@@ -337,14 +309,10 @@ async fn step_a_stable_version_resists_deletion_until_unmarked(app: &TestApp, al
         )
         .await;
     assert_eq!(unmark.status, StatusCode::OK);
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/v1", alice, None)
-        .await;
+    let delete = app.delete_as("/projects/p/version/v1", alice).await;
     assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p/version/v1", alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p/version/v1", alice).await.status,
         StatusCode::NOT_FOUND
     );
     assert!(storage_keys(app, "p/v1/").await.is_empty());
@@ -396,9 +364,7 @@ async fn versions_follow_the_stable_rules(backend: Backend) {
         )
         .await;
     wait_job(&app, &alice, &put).await;
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/race", &bob, None)
-        .await;
+    let delete = app.delete_as("/projects/p/version/race", &bob).await;
     assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
 }
 both_backends!(versions_follow_the_stable_rules);
@@ -415,12 +381,7 @@ async fn step_upload_is_searchable_with_its_sidecar(app: &TestApp, alice: &str, 
     assert_eq!(stored["size"], body.len());
     // Searchable at once, with its checksums.
     let hits = app
-        .bearer(
-            Method::GET,
-            &format!("/search?q={}", enc("_extra.project_id:p")),
-            alice,
-            None,
-        )
+        .get_as(&format!("/search?q={}", enc("_extra.project_id:p")), alice)
         .await
         .json();
     assert_eq!(
@@ -490,12 +451,7 @@ async fn step_bad_digests_and_json_documents(app: &TestApp, alice: &str) {
 async fn step_download_with_etag_and_ranges(app: &TestApp, alice: &str, id: &str, body: &[u8]) {
     // Streamed with ETag, Range and If-None-Match.
     let streamed = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{id}?redirect=false"),
-            alice,
-            None,
-        )
+        .get_as(&format!("/files/{id}?redirect=false"), alice)
         .await;
     assert_eq!(streamed.status, StatusCode::OK);
     assert_eq!(streamed.bytes, body);
@@ -543,12 +499,7 @@ async fn step_default_download_and_expiry(
 ) {
     // Default: 302 to a presigned URL on S3, streamed on the local backend.
     let default = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{id}?expires_in=60"),
-            alice,
-            None,
-        )
+        .get_as(&format!("/files/{id}?expires_in=60"), alice)
         .await;
     match backend {
         Backend::S3 => {
@@ -565,12 +516,7 @@ async fn step_default_download_and_expiry(
     }
     for bad in ["5", "86401", "x"] {
         let response = app
-            .bearer(
-                Method::GET,
-                &format!("/files/{id}?expires_in={bad}"),
-                alice,
-                None,
-            )
+            .get_as(&format!("/files/{id}?expires_in={bad}"), alice)
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
     }
@@ -580,27 +526,23 @@ async fn step_default_download_and_expiry(
 async fn step_latest_resolves_once_completed(app: &TestApp, alice: &str, body: &[u8]) {
     // `latest` resolves only among completed versions.
     let none_yet = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!(
                 "/files/{}?redirect=false",
                 enc("p:model/weights.bin@latest")
             ),
             alice,
-            None,
         )
         .await;
     assert_eq!(none_yet.status, StatusCode::NOT_FOUND);
     complete(app, alice, "p", "v1", None).await;
     let latest = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!(
                 "/files/{}?redirect=false",
                 enc("p:model/weights.bin@latest")
             ),
             alice,
-            None,
         )
         .await;
     assert_eq!(latest.status, StatusCode::OK);
@@ -609,25 +551,16 @@ async fn step_latest_resolves_once_completed(app: &TestApp, alice: &str, body: &
 
 /// Deleting the file and its document leaves no hit and no sidecar.
 async fn step_delete_the_file_and_its_document(app: &TestApp, alice: &str, id: &str) {
-    let deleted = app
-        .bearer(Method::DELETE, &format!("/files/{id}"), alice, None)
-        .await;
+    let deleted = app.delete_as(&format!("/files/{id}"), alice).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
     assert_eq!(
-        app.bearer(
-            Method::GET,
-            &format!("/files/{id}?redirect=false"),
-            alice,
-            None
-        )
-        .await
-        .status,
+        app.get_as(&format!("/files/{id}?redirect=false"), alice)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     let doc_id = enc("p:model/weights.bin.json@v1");
-    let deleted = app
-        .bearer(Method::DELETE, &format!("/files/{doc_id}"), alice, None)
-        .await;
+    let deleted = app.delete_as(&format!("/files/{doc_id}"), alice).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
     assert!(
         search_ids(app, Some(alice), "_extra.project_id:p")
@@ -654,9 +587,7 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
 
     step_bad_digests_and_json_documents(&app, &alice).await;
 
-    let listing = app
-        .bearer(Method::GET, "/projects/p/version/v1/files", &alice, None)
-        .await;
+    let listing = app.get_as("/projects/p/version/v1/files", &alice).await;
     assert_eq!(listing.status, StatusCode::OK);
     let files = listing.json()["files"].as_array().unwrap().clone();
     assert_eq!(files.len(), 2);
@@ -780,9 +711,7 @@ async fn step_default_profile_hidden_from_strangers(app: &TestApp, alice: &str, 
         StatusCode::CREATED
     );
 
-    let profile = app
-        .bearer(Method::GET, "/projects/p/permissions", alice, None)
-        .await;
+    let profile = app.get_as("/projects/p/permissions", alice).await;
     assert_eq!(profile.status, StatusCode::OK);
     let profile = profile.json();
     assert_eq!(profile["scope"], "project");
@@ -791,9 +720,7 @@ async fn step_default_profile_hidden_from_strangers(app: &TestApp, alice: &str, 
 
     // Dave can't see it, so 404 for everything.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p/permissions", dave, None)
-            .await
-            .status,
+        app.get_as("/projects/p/permissions", dave).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -822,10 +749,7 @@ async fn step_partial_merge_and_who_may_change_it(app: &TestApp, alice: &str, da
         )
         .await;
     wait_job(app, alice, &put).await;
-    let profile = app
-        .bearer(Method::GET, "/projects/p/permissions", alice, None)
-        .await
-        .json();
+    let profile = app.get_as("/projects/p/permissions", alice).await.json();
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "public");
     assert_eq!(
@@ -911,12 +835,7 @@ async fn step_version_profile_shadows_the_project(app: &TestApp, alice: &str) {
     wait_job(app, alice, &put).await;
     assert!(search_ids(app, None, "*").await.is_empty());
     let version_profile = app
-        .bearer(
-            Method::GET,
-            "/projects/p/version/v1/permissions",
-            alice,
-            None,
-        )
+        .get_as("/projects/p/version/v1/permissions", alice)
         .await
         .json();
     assert_eq!(version_profile["scope"], "version");
@@ -930,12 +849,7 @@ async fn step_version_profile_shadows_the_project(app: &TestApp, alice: &str) {
         .await;
     assert_eq!(wrong_scope.code(), "invalid_scope");
     let delete = app
-        .bearer(
-            Method::DELETE,
-            "/projects/p/version/v1/permissions",
-            alice,
-            None,
-        )
+        .delete_as("/projects/p/version/v1/permissions", alice)
         .await;
     wait_job(app, alice, &delete).await;
     assert_eq!(search_ids(app, None, "*").await.len(), 1);
@@ -957,20 +871,14 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
     step_version_profile_shadows_the_project(&app, &alice).await;
 
     // Deleting the project profile falls through to the (absent) global one: admins only.
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/permissions", &alice, None)
-        .await;
+    let delete = app.delete_as("/projects/p/permissions", &alice).await;
     wait_job(&app, &alice, &delete).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &alice).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &admin, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &admin).await.status,
         StatusCode::OK
     );
     let restore = app
@@ -983,9 +891,7 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         .await;
     wait_job(&app, &admin, &restore).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &alice).await.status,
         StatusCode::OK
     );
 }
@@ -1148,23 +1054,17 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     seen.sort();
     assert_eq!(seen, vec!["p:f.txt@v1".to_owned(), "q:f.txt@v1".to_owned()]);
     // Unsharing ends it.
-    let unshare = app
-        .bearer(Method::DELETE, "/projects/q/share/shared", &owner, None)
-        .await;
+    let unshare = app.delete_as("/projects/q/share/shared", &owner).await;
     assert_eq!(unshare.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        app.bearer(Method::GET, "/projects/q", &shared, None)
-            .await
-            .status,
+        app.get_as("/projects/q", &shared).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
         search_ids(&app, Some(&shared), "*").await,
         vec!["p:f.txt@v1".to_owned()]
     );
-    let again = app
-        .bearer(Method::DELETE, "/projects/q/share/shared", &owner, None)
-        .await;
+    let again = app.delete_as("/projects/q/share/shared", &owner).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     // An owner can't be "shared" (the expiry would end their ownership).
     let owner_share = app
@@ -1203,18 +1103,11 @@ async fn an_expired_share_stops_working_at_once(backend: Backend) {
         )
         .await;
     assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
-    assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/projects/p", &bob).await.status, StatusCode::OK);
     let download = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?redirect=false", enc("p:f.txt@v1")),
             &bob,
-            None,
         )
         .await;
     assert_eq!(download.status, StatusCode::OK);
@@ -1231,9 +1124,7 @@ async fn an_expired_share_stops_working_at_once(backend: Backend) {
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &bob).await.status,
         StatusCode::NOT_FOUND
     );
     assert!(search_ids(&app, Some(&bob), "*").await.is_empty());
@@ -1241,21 +1132,14 @@ async fn an_expired_share_stops_working_at_once(backend: Backend) {
     // tests/it/indexing.rs).
     let mut total = Value::Null;
     for _ in 0..100 {
-        total = app
-            .bearer(Method::GET, "/search?q=*", &bob, None)
-            .await
-            .json()["total"]
-            .clone();
+        total = app.get_as("/search?q=*", &bob).await.json()["total"].clone();
         if total == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(total, 0);
-    let hits = app
-        .bearer(Method::GET, "/search?q=*", &owner, None)
-        .await
-        .json();
+    let hits = app.get_as("/search?q=*", &owner).await.json();
     assert_eq!(hits["count"], 1, "{hits}");
 }
 both_backends!(an_expired_share_stops_working_at_once);
@@ -1278,10 +1162,7 @@ async fn step_start_creates_the_project(app: &TestApp, alice: &str, data: &[u8])
     let started = started.json();
     assert_eq!(started["project_id"], "tbl");
     assert_eq!(started["links"], json!([]));
-    let profile = app
-        .bearer(Method::GET, "/projects/tbl/permissions", alice, None)
-        .await
-        .json();
+    let profile = app.get_as("/projects/tbl/permissions", alice).await.json();
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "owners");
     // The version exists now: a second start is a conflict.
@@ -1354,28 +1235,21 @@ async fn step_viewer_searches_reads_and_downloads(
         vec!["tbl:data.csv@v1".to_owned()]
     );
     let metadata = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}/metadata", enc("tbl:data.csv@v1")),
-            bob,
-            None,
-        )
+        .get_as(&format!("/files/{}/metadata", enc("tbl:data.csv@v1")), bob)
         .await;
     assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
     assert_eq!(metadata.json()["_extra"]["revision"], "NUM-1");
     let download = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
             bob,
-            None,
         )
         .await;
     assert_eq!(download.status, StatusCode::OK);
     assert_eq!(download.bytes, data);
     // Sidecars were written at completion.
     let files = app
-        .bearer(Method::GET, "/projects/tbl/version/v1/files", alice, None)
+        .get_as("/projects/tbl/version/v1/files", alice)
         .await
         .json();
     assert!(
@@ -1416,23 +1290,16 @@ async fn step_second_version_links_the_unchanged_file(
         .await;
     wait_job(app, alice, &answer).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/tbl/permissions", alice, None)
-            .await
-            .json()["read_access"],
+        app.get_as("/projects/tbl/permissions", alice).await.json()["read_access"],
         "viewers"
     );
-    let v2 = app
-        .bearer(Method::GET, "/projects/tbl/version/v2", alice, None)
-        .await
-        .json();
+    let v2 = app.get_as("/projects/tbl/version/v2", alice).await.json();
     assert_eq!(v2["revision"], "NUM-2");
     assert!(v2["expires_at"].is_string());
     let via_link = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
             bob,
-            None,
         )
         .await;
     assert_eq!(via_link.status, StatusCode::OK);
@@ -1547,15 +1414,9 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
         )
         .await;
     wait_job(&app, &alice, &put).await;
-    let projects = app
-        .bearer(Method::GET, "/projects", &bob, None)
-        .await
-        .json();
+    let projects = app.get_as("/projects", &bob).await.json();
     assert_eq!(projects["results"][0]["project_id"], "tbl", "{projects}");
-    let versions = app
-        .bearer(Method::GET, "/projects/tbl/versions", &bob, None)
-        .await
-        .json();
+    let versions = app.get_as("/projects/tbl/versions", &bob).await.json();
     assert_eq!(versions["latest"]["_extra.version"], "v2", "{versions}");
 
     step_abort_and_a_guest_upload_refused(&app, &alice, &bob, &client).await;
@@ -1608,7 +1469,7 @@ async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
     // Each purged version is one audited mutation of the system actor.
     let root = app.user_token("root", Role::Admin).await;
     let purged = app
-        .bearer(Method::GET, "/audit?action=version.purge", &root, None)
+        .get_as("/audit?action=version.purge", &root)
         .await
         .json();
     let mut purged: Vec<(String, String, String)> = purged["results"]
@@ -1660,15 +1521,10 @@ async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
             .await
             .is_ok()
     );
-    let latest = app
-        .bearer(Method::GET, "/projects/p/version/keep", &alice, None)
-        .await
-        .json();
+    let latest = app.get_as("/projects/p/version/keep", &alice).await.json();
     assert_eq!(latest["revision"], "NUM-2", "{latest}");
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p/version/tmp", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p/version/tmp", &alice).await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -1782,39 +1638,24 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
     wait_job(&app, &alice, &put).await;
     let latest = enc("p:f.txt@latest");
     for (token, version, bytes) in [(&alice, "v2", b"two"), (&bob, "v1", b"one")] {
-        let record = app
-            .bearer(Method::GET, "/projects/p/version/latest", token, None)
-            .await
-            .json();
+        let record = app.get_as("/projects/p/version/latest", token).await.json();
         assert_eq!(record["version"], version);
         let download = app
-            .bearer(
-                Method::GET,
-                &format!("/files/{latest}?redirect=false"),
-                token,
-                None,
-            )
+            .get_as(&format!("/files/{latest}?redirect=false"), token)
             .await;
         assert_eq!(download.bytes, bytes);
         let metadata = app
-            .bearer(
-                Method::GET,
-                &format!("/files/{latest}/metadata"),
-                token,
-                None,
-            )
+            .get_as(&format!("/files/{latest}/metadata"), token)
             .await
             .json();
         assert_eq!(metadata["_extra"]["version"], version);
         let files = app
-            .bearer(Method::GET, "/projects/p/version/latest/files", token, None)
+            .get_as("/projects/p/version/latest/files", token)
             .await
             .json();
         assert_eq!(files["version"], version);
     }
-    let hidden = app
-        .bearer(Method::GET, "/projects/p/version/v2", &bob, None)
-        .await;
+    let hidden = app.get_as("/projects/p/version/v2", &bob).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     // Nothing can be written through `latest` (it is always a completed version).
     let write = upload(&app, Some(&alice), "p", "latest", "g.txt", b"x").await;
@@ -1853,9 +1694,7 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
         );
     }
     for id in ["nothing", "p:f.txt", "p:f.txt@", "p:f.txt@LATEST"] {
-        let response = app
-            .bearer(Method::GET, &format!("/files/{}", enc(id)), &alice, None)
-            .await;
+        let response = app.get_as(&format!("/files/{}", enc(id)), &alice).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{id}");
     }
 }
@@ -1891,12 +1730,7 @@ async fn concurrent_completions_get_distinct_revisions(backend: Backend) {
     let mut revisions = Vec::new();
     for version in &versions {
         let record = app
-            .bearer(
-                Method::GET,
-                &format!("/projects/p/version/{version}"),
-                &alice,
-                None,
-            )
+            .get_as(&format!("/projects/p/version/{version}"), &alice)
             .await
             .json();
         assert_eq!(record["status"], "completed");

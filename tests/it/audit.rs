@@ -43,7 +43,7 @@ async fn all_events(app: &TestApp, admin: &str, filter: &str) -> Vec<Value> {
     let mut events = Vec::new();
     let mut path = format!("/audit?size=7{filter}");
     loop {
-        let response = app.bearer(Method::GET, &path, admin, None).await;
+        let response = app.get_as(&path, admin).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         let body = response.json();
         events.extend(body["results"].as_array().unwrap().iter().cloned());
@@ -113,7 +113,7 @@ async fn step_account_group_key_and_index_requests(app: &TestApp, admin: &str) -
         )
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    let response = app.bearer(Method::DELETE, "/groups/ml", admin, None).await;
+    let response = app.delete_as("/groups/ml", admin).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     let response = app
         .bearer(
@@ -125,9 +125,7 @@ async fn step_account_group_key_and_index_requests(app: &TestApp, admin: &str) -
         .await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
     let key_id = response.json()["id"].as_str().unwrap().to_owned();
-    let response = app
-        .bearer(Method::DELETE, &format!("/api-keys/{key_id}"), admin, None)
-        .await;
+    let response = app.delete_as(&format!("/api-keys/{key_id}"), admin).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     let response = app.bearer(Method::PUT, "/index/build", admin, None).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
@@ -147,7 +145,7 @@ async fn step_account_group_key_and_index_requests(app: &TestApp, admin: &str) -
             .status,
         StatusCode::OK
     );
-    let response = app.bearer(Method::DELETE, "/users/bob", admin, None).await;
+    let response = app.delete_as("/users/bob", admin).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     key_id
 }
@@ -242,14 +240,12 @@ async fn denied_requests_are_recorded_as_denied_with_the_reason() {
     let carol = app.user_token("carol", Role::Guest).await;
 
     assert_eq!(
-        app.bearer(Method::GET, "/users", &dave, None).await.status,
+        app.get_as("/users", &dave).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(app.get("/users").await.status, StatusCode::UNAUTHORIZED);
     // Hidden project: 404, recorded with the engine's reason.
-    let response = app
-        .bearer(Method::GET, "/projects/bert/audit", &dave, None)
-        .await;
+    let response = app.get_as("/projects/bert/audit", &dave).await;
     assert_eq!(
         response.status,
         StatusCode::NOT_FOUND,
@@ -257,9 +253,7 @@ async fn denied_requests_are_recorded_as_denied_with_the_reason() {
         response.text()
     );
     // Readable but not manageable: 403.
-    let response = app
-        .bearer(Method::GET, "/projects/bert/audit", &carol, None)
-        .await;
+    let response = app.get_as("/projects/bert/audit", &carol).await;
     assert_eq!(
         response.status,
         StatusCode::FORBIDDEN,
@@ -276,7 +270,7 @@ async fn denied_requests_are_recorded_as_denied_with_the_reason() {
         )
         .await;
     assert_eq!(response.status, StatusCode::CREATED);
-    let response = app.bearer(Method::DELETE, "/groups/ops", &dave, None).await;
+    let response = app.delete_as("/groups/ops", &dave).await;
     assert!(response.status == StatusCode::FORBIDDEN || response.status == StatusCode::NOT_FOUND);
 
     let denied = all_events(&app, &admin, "&action=access.denied").await;
@@ -366,40 +360,30 @@ async fn the_project_timeline_is_for_its_owners_and_admins() {
             .outcome(Outcome::Ok, 200),
     );
 
-    let response = app
-        .bearer(Method::GET, "/projects/bert/audit", &alice, None)
-        .await;
+    let response = app.get_as("/projects/bert/audit", &alice).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     let results = response.json()["results"].as_array().unwrap().clone();
     assert_eq!(results.len(), 1, "{results:#?}");
     assert_eq!(results[0]["resource"], "file:bert:weights.bin@v1");
     assert!(results[0].get("ip").is_none(), "owners don't see addresses");
 
-    let response = app
-        .bearer(Method::GET, "/projects/bert/audit", &stranger, None)
-        .await;
+    let response = app.get_as("/projects/bert/audit", &stranger).await;
     assert_eq!(response.status, StatusCode::NOT_FOUND);
     assert_eq!(
         app.get("/projects/bert/audit").await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.bearer(Method::GET, "/projects/nope/audit", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/nope/audit", &alice).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.bearer(Method::GET, "/projects/..bad/audit", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/..bad/audit", &alice).await.status,
         StatusCode::BAD_REQUEST
     );
 
     // The admin sees the project's timeline, now including the stranger's denial.
-    let response = app
-        .bearer(Method::GET, "/projects/bert/audit", &admin, None)
-        .await;
+    let response = app.get_as("/projects/bert/audit", &admin).await;
     assert_eq!(response.status, StatusCode::OK);
     let results = response.json()["results"].as_array().unwrap().clone();
     assert!(results.iter().all(|event| event["project"] == "bert"));
@@ -411,12 +395,7 @@ async fn the_project_timeline_is_for_its_owners_and_admins() {
     assert_eq!(results[2]["action"], "file.download");
     // The project filter of the timeline can't be widened by a query parameter.
     let response = app
-        .bearer(
-            Method::GET,
-            "/projects/bert/audit?project=other",
-            &alice,
-            None,
-        )
+        .get_as("/projects/bert/audit?project=other", &alice)
         .await;
     assert!(
         response.json()["results"]
@@ -497,7 +476,7 @@ async fn queries_filter_paginate_newest_first_and_refuse_bad_parameters() {
     let window = all_events(&app, &admin, &format!("&since={since}&until={until}")).await;
     assert_eq!(window.len(), 10, "{window:#?}");
 
-    let response = app.bearer(Method::GET, "/audit?size=5", &admin, None).await;
+    let response = app.get_as("/audit?size=5", &admin).await;
     let link = response
         .headers
         .get("link")
@@ -522,9 +501,7 @@ async fn queries_filter_paginate_newest_first_and_refuse_bad_parameters() {
         "next=1.x",
         "actor=",
     ] {
-        let response = app
-            .bearer(Method::GET, &format!("/audit?{bad}"), &admin, None)
-            .await;
+        let response = app.get_as(&format!("/audit?{bad}"), &admin).await;
         assert_eq!(
             response.status,
             StatusCode::BAD_REQUEST,
@@ -748,7 +725,7 @@ async fn no_secret_token_or_password_is_ever_recorded() {
         )
         .await;
     let key = response.json()["key"].as_str().unwrap().to_owned();
-    app.bearer(Method::GET, "/users", &key, None).await;
+    app.get_as("/users", &key).await;
     app.state.audit.record(
         AuditEvent::new("test.secret")
             .detail("password", "detail-Secret-pw")
@@ -793,10 +770,7 @@ async fn the_metric_counts_events_by_action_and_outcome() {
     app.login_response("root", "wrong-password").await;
     app.login_response("root", "wrong-password").await;
     // `/metrics` is for admins (issue 12).
-    let metrics = app
-        .bearer(Method::GET, "/metrics", &admin, None)
-        .await
-        .text();
+    let metrics = app.get_as("/metrics", &admin).await.text();
     assert!(
         metrics.contains("trove_audit_events_total{action=\"auth.login\",outcome=\"ok\"} 1"),
         "{metrics}"
@@ -1035,23 +1009,13 @@ async fn each_download_is_recorded_once() {
     let id = url::form_urlencoded::byte_serialize(b"dl:data.csv@v1").collect::<String>();
     for _ in 0..2 {
         let download = app
-            .bearer(
-                Method::GET,
-                &format!("/files/{id}?redirect=false"),
-                &alice,
-                None,
-            )
+            .get_as(&format!("/files/{id}?redirect=false"), &alice)
             .await;
         assert_eq!(download.status, StatusCode::OK);
     }
     let stranger = app.user_token("mallory", Role::Maintainer).await;
     let hidden = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{id}?redirect=false"),
-            &stranger,
-            None,
-        )
+        .get_as(&format!("/files/{id}?redirect=false"), &stranger)
         .await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     let events = all_events(&app, &admin, "&action=file.download").await;
@@ -1351,9 +1315,7 @@ async fn step_link_delete_share_and_permissions(
 /// nothing else was recorded as alice's; answers alice's events.
 async fn assert_each_mutation_once(app: &TestApp, admin: &str, expected: &Expected) -> Vec<Value> {
     let events = all_events(app, admin, "&actor=alice").await;
-    let response = app
-        .bearer(Method::GET, "/projects/art/audit", admin, None)
-        .await;
+    let response = app.get_as("/projects/art/audit", admin).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     let timeline = response.json()["results"].as_array().unwrap().clone();
     for (action, resource, status) in expected {
@@ -1447,7 +1409,7 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
     let started = step_complete_stabilize_and_start_v2(&app, &alice, &mut expected).await;
     step_link_delete_share_and_permissions(&app, &alice, &mut expected, &started).await;
     // Reads are not mutations.
-    let response = app.bearer(Method::GET, "/projects/art", &admin, None).await;
+    let response = app.get_as("/projects/art", &admin).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(expected.len(), 20);
 
@@ -1493,9 +1455,7 @@ async fn denied_artifact_requests_are_recorded_as_access_denied_not_as_mutations
         "{}",
         response.text()
     );
-    let response = app
-        .bearer(Method::DELETE, "/projects/den/share/carol", &carol, None)
-        .await;
+    let response = app.delete_as("/projects/den/share/carol", &carol).await;
     assert_eq!(
         response.status,
         StatusCode::FORBIDDEN,
@@ -1528,9 +1488,7 @@ async fn denied_artifact_requests_are_recorded_as_access_denied_not_as_mutations
         );
     }
     // The owner's timeline shows the denials.
-    let response = app
-        .bearer(Method::GET, "/projects/den/audit", &alice, None)
-        .await;
+    let response = app.get_as("/projects/den/audit", &alice).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     let timeline = response.json()["results"].as_array().unwrap().clone();
     assert_eq!(
@@ -1717,15 +1675,13 @@ async fn an_upload_that_creates_its_project_is_one_upload_start_event() {
 async fn a_repairing_sync_is_audited_and_a_check_is_not() {
     let app = TestApp::local().await;
     let root = app.user_token("root", Role::Admin).await;
-    let check = app.bearer(Method::GET, "/index/sync", &root, None).await;
+    let check = app.get_as("/index/sync", &root).await;
     assert_eq!(check.status, StatusCode::OK, "{}", check.text());
     assert_eq!(
         count_of(&all_events(&app, &root, "").await, "index.sync", "root"),
         0
     );
-    let repair = app
-        .bearer(Method::GET, "/index/sync?repair=true", &root, None)
-        .await;
+    let repair = app.get_as("/index/sync?repair=true", &root).await;
     assert_eq!(repair.status, StatusCode::OK, "{}", repair.text());
     let events = all_events(&app, &root, "").await;
     assert_eq!(count_of(&events, "index.sync", "root"), 1);
@@ -1789,9 +1745,7 @@ async fn step_namespace_project_and_member_grants(
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    ok(app
-        .bearer(Method::DELETE, "/projects/tok/members/bob", alice, None)
-        .await);
+    ok(app.delete_as("/projects/tok/members/bob", alice).await);
 }
 
 /// Alice describes nlp, deprecates and reactivates it, sets its permissions; root creates and
@@ -1837,9 +1791,7 @@ async fn step_namespace_changes_and_a_deleted_namespace(app: &TestApp, root: &st
             Some(&json!({"name": "tmp"})),
         )
         .await);
-    ok(app
-        .bearer(Method::DELETE, "/namespaces/tmp", root, None)
-        .await);
+    ok(app.delete_as("/namespaces/tmp", root).await);
 }
 
 /// Each namespace and member action is in the log as often as it was done, ok; bob's refused
@@ -1892,10 +1844,7 @@ async fn namespace_and_member_actions_appear_exactly_once() {
     assert_eq!(denied["resource"], "project:tok");
     assert_eq!(denied["details"]["reason"], "forbidden");
     // Project grants are on the project's timeline.
-    let timeline = app
-        .bearer(Method::GET, "/projects/tok/audit", &alice, None)
-        .await
-        .json();
+    let timeline = app.get_as("/projects/tok/audit", &alice).await.json();
     let actions: Vec<&str> = timeline["results"]
         .as_array()
         .unwrap()
@@ -1916,7 +1865,7 @@ async fn searches_are_audited_only_when_enabled() {
             "/search?q=title:bert&size=1",
             "/aggregate?q=*&field=_extra.project_id",
         ] {
-            let response = app.bearer(Method::GET, path, &alice, None).await;
+            let response = app.get_as(path, &alice).await;
             assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         }
         let events = all_events(&app, &root, "&action=search.query").await;

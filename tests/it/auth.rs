@@ -52,7 +52,7 @@ async fn register_login_me_logout_round_trip() {
     assert_eq!(body["expires_in"], 3600);
     let token = body["access_token"].as_str().unwrap().to_owned();
 
-    let me = app.bearer(Method::GET, "/auth/me", &token, None).await;
+    let me = app.get_as("/auth/me", &token).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     let me = me.json();
     assert_eq!(me["username"], "alice");
@@ -62,7 +62,7 @@ async fn register_login_me_logout_round_trip() {
 
     let logout = app.bearer(Method::POST, "/auth/logout", &token, None).await;
     assert_eq!(logout.status, StatusCode::OK);
-    let after = app.bearer(Method::GET, "/auth/me", &token, None).await;
+    let after = app.get_as("/auth/me", &token).await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     assert_eq!(after.code(), "token_revoked");
 }
@@ -239,15 +239,10 @@ async fn password_change_invalidates_every_earlier_token() {
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
     let fresh = changed.json()["access_token"].as_str().unwrap().to_owned();
     for old in [&first, &second] {
-        let response = app.bearer(Method::GET, "/auth/me", old, None).await;
+        let response = app.get_as("/auth/me", old).await;
         assert_eq!(response.code(), "token_outdated");
     }
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &fresh, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/auth/me", &fresh).await.status, StatusCode::OK);
     assert_eq!(
         app.login_response("alice", PASSWORD).await.status,
         StatusCode::UNAUTHORIZED
@@ -355,9 +350,7 @@ async fn assert_missing_and_odd_credentials_refused(app: &TestApp) {
             .await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{header}");
     }
-    let huge = app
-        .bearer(Method::GET, "/auth/me", &"a".repeat(20_000), None)
-        .await;
+    let huge = app.get_as("/auth/me", &"a".repeat(20_000)).await;
     assert_eq!(huge.code(), "token_malformed");
 }
 
@@ -377,16 +370,11 @@ async fn every_token_rejection_has_its_own_code() {
         base
     };
     let valid = sign_hs(&claims(json!({})), Algorithm::HS256, &secret);
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &valid, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/auth/me", &valid).await.status, StatusCode::OK);
 
     let cases = rejected_tokens(&valid, &secret, &claims);
     for (token, code) in cases {
-        let response = app.bearer(Method::GET, "/auth/me", &token, None).await;
+        let response = app.get_as("/auth/me", &token).await;
         assert_eq!(
             response.status,
             StatusCode::UNAUTHORIZED,
@@ -402,7 +390,7 @@ async fn every_token_rejection_has_its_own_code() {
     let rs =
         jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(json!({})), &rsa).unwrap();
     assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &rs, None).await.code(),
+        app.get_as("/auth/me", &rs).await.code(),
         "token_wrong_algorithm"
     );
 
@@ -417,7 +405,7 @@ async fn every_token_rejection_has_its_own_code() {
         Some(&json!({"disabled": true})),
     )
     .await;
-    let disabled = app.bearer(Method::GET, "/auth/me", &valid, None).await;
+    let disabled = app.get_as("/auth/me", &valid).await;
     assert_eq!(disabled.code(), "account_disabled");
 }
 
@@ -554,12 +542,7 @@ async fn assert_bad_external_tokens_refused(
         ),
     ];
     for (token, code) in cases {
-        assert_eq!(
-            app.bearer(Method::GET, "/auth/me", &token, None)
-                .await
-                .code(),
-            code
-        );
+        assert_eq!(app.get_as("/auth/me", &token).await.code(), code);
     }
 }
 
@@ -590,7 +573,7 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
         sign(&rsa, Algorithm::RS256, "rsa-1", &claims(json!({}))),
         sign(&ec, Algorithm::ES256, "ec-1", &claims(json!({}))),
     ] {
-        let me = app.bearer(Method::GET, "/auth/me", &token, None).await;
+        let me = app.get_as("/auth/me", &token).await;
         assert_eq!(me.status, StatusCode::OK, "{}", me.text());
         let me = me.json();
         assert_eq!(me["username"], "dana");
@@ -608,9 +591,7 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
         &claims(json!({"trove": "reviewer"})),
     );
     assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &reviewer, None)
-            .await
-            .json()["role"],
+        app.get_as("/auth/me", &reviewer).await.json()["role"],
         "reviewer"
     );
     assert_bad_external_tokens_refused(&app, &rsa, &ec, &claims).await;
@@ -626,10 +607,7 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let token = sign(&rsa, Algorithm::RS256, "rsa-1", &claims(json!({})));
-    let me = app
-        .bearer(Method::GET, "/auth/me", &token, None)
-        .await
-        .json();
+    let me = app.get_as("/auth/me", &token).await.json();
     assert_eq!(me["groups"], json!(["ml-team"]));
     assert!(
         me["identities"]
@@ -715,19 +693,17 @@ async fn admins_manage_accounts_and_changes_apply_to_existing_tokens() {
     let alice = app.login("alice", PASSWORD).await;
 
     assert_eq!(
-        app.bearer(Method::GET, "/users", &alice, None).await.status,
+        app.get_as("/users", &alice).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(app.get("/users").await.status, StatusCode::UNAUTHORIZED);
-    let list = app.bearer(Method::GET, "/users", &admin, None).await.json();
+    let list = app.get_as("/users", &admin).await.json();
     assert_eq!(list["count"], 2);
     assert!(!list.to_string().contains("argon2"));
-    let one = app.bearer(Method::GET, "/users/alice", &admin, None).await;
+    let one = app.get_as("/users/alice", &admin).await;
     assert_eq!(one.json()["role"], "maintainer");
     assert_eq!(
-        app.bearer(Method::GET, "/users/nobody", &admin, None)
-            .await
-            .status,
+        app.get_as("/users/nobody", &admin).await.status,
         StatusCode::NOT_FOUND
     );
 
@@ -759,12 +735,7 @@ async fn admins_manage_accounts_and_changes_apply_to_existing_tokens() {
         )
         .await;
     assert_eq!(demoted.status, StatusCode::OK);
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &alice, None)
-            .await
-            .json()["role"],
-        "guest"
-    );
+    assert_eq!(app.get_as("/auth/me", &alice).await.json()["role"], "guest");
 
     let promoted = app
         .bearer(
@@ -775,10 +746,7 @@ async fn admins_manage_accounts_and_changes_apply_to_existing_tokens() {
         )
         .await;
     assert_eq!(promoted.status, StatusCode::OK);
-    assert_eq!(
-        app.bearer(Method::GET, "/users", &alice, None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/users", &alice).await.status, StatusCode::OK);
 
     app.bearer(
         Method::PATCH,
@@ -788,9 +756,7 @@ async fn admins_manage_accounts_and_changes_apply_to_existing_tokens() {
     )
     .await;
     assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &alice, None)
-            .await
-            .code(),
+        app.get_as("/auth/me", &alice).await.code(),
         "account_disabled"
     );
     assert_eq!(
@@ -806,21 +772,15 @@ async fn admins_manage_accounts_and_changes_apply_to_existing_tokens() {
     .await;
     // Disabling bumped the generation: old tokens stay dead, new logins work.
     assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &alice, None)
-            .await
-            .code(),
+        app.get_as("/auth/me", &alice).await.code(),
         "token_outdated"
     );
     app.login("alice", PASSWORD).await;
 
-    let deleted = app
-        .bearer(Method::DELETE, "/users/alice", &admin, None)
-        .await;
+    let deleted = app.delete_as("/users/alice", &admin).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        app.bearer(Method::GET, "/users/alice", &admin, None)
-            .await
-            .status,
+        app.get_as("/users/alice", &admin).await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -901,35 +861,21 @@ async fn groups_are_managed_by_admins_and_owners_and_become_identities() {
 
     step_who_may_create_groups(&app, &alice, &bob, &admin).await;
 
-    let me = app.bearer(Method::GET, "/auth/me", &bob, None).await.json();
+    let me = app.get_as("/auth/me", &bob).await.json();
     assert_eq!(me["groups"], json!(["ml-team"]));
     assert_eq!(me["identities"], json!(["bob", "group:ml-team"]));
 
     // Members see the group but don't manage it; others don't see it.
     assert_eq!(
-        app.bearer(Method::GET, "/groups/ml-team", &bob, None)
-            .await
-            .status,
+        app.get_as("/groups/ml-team", &bob).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        app.bearer(Method::GET, "/groups/ml-team", &carol, None)
-            .await
-            .status,
+        app.get_as("/groups/ml-team", &carol).await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        app.bearer(Method::GET, "/groups", &carol, None)
-            .await
-            .json()["count"],
-        0
-    );
-    assert_eq!(
-        app.bearer(Method::GET, "/groups", &admin, None)
-            .await
-            .json()["count"],
-        1
-    );
+    assert_eq!(app.get_as("/groups", &carol).await.json()["count"], 0);
+    assert_eq!(app.get_as("/groups", &admin).await.json()["count"], 1);
     let change = json!({"add": ["carol"], "remove": ["bob"]});
     assert_eq!(
         app.bearer(Method::PUT, "/groups/ml-team/members", &bob, Some(&change))
@@ -948,32 +894,24 @@ async fn groups_are_managed_by_admins_and_owners_and_become_identities() {
     assert_eq!(changed.status, StatusCode::OK);
     assert_eq!(changed.json()["members"], json!(["carol"]));
     assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &bob, None).await.json()["groups"],
+        app.get_as("/auth/me", &bob).await.json()["groups"],
         json!([])
     );
     assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &carol, None)
-            .await
-            .json()["groups"],
+        app.get_as("/auth/me", &carol).await.json()["groups"],
         json!(["ml-team"])
     );
 
     assert_eq!(
-        app.bearer(Method::DELETE, "/groups/ml-team", &carol, None)
-            .await
-            .status,
+        app.delete_as("/groups/ml-team", &carol).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        app.bearer(Method::DELETE, "/groups/ml-team", &admin, None)
-            .await
-            .status,
+        app.delete_as("/groups/ml-team", &admin).await.status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        app.bearer(Method::GET, "/groups/ml-team", &admin, None)
-            .await
-            .status,
+        app.get_as("/groups/ml-team", &admin).await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -1057,7 +995,7 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     assert_eq!(created["principal"], "machine:ci-bot");
 
     // Listed without the secret; the stored record holds only a digest.
-    let listed = app.bearer(Method::GET, "/api-keys", &alice, None).await;
+    let listed = app.get_as("/api-keys", &alice).await;
     assert_eq!(listed.json()["count"], 1);
     assert!(!listed.text().contains(&key));
     let stored = stored_key(&app, &id).await;
@@ -1065,7 +1003,7 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     let secret = key.strip_prefix(&format!("trove_{id}_")).unwrap();
     assert!(!String::from_utf8_lossy(&stored).contains(secret));
 
-    let me = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    let me = app.get_as("/auth/me", &key).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     let me = me.json();
     assert_eq!(me["role"], "machine");
@@ -1073,7 +1011,7 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     assert_eq!(me["identities"], json!(["machine:ci-bot"]));
 
     // A key can't administer, even one made by an admin.
-    let users = app.bearer(Method::GET, "/users", &key, None).await;
+    let users = app.get_as("/users", &key).await;
     assert_eq!(users.status, StatusCode::FORBIDDEN);
 
     let now = Utc::now();
@@ -1090,26 +1028,24 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     let principal = principal_of(&app, &key).await;
     assert!(principal.decide(Action::UploadFile, &bert, now).is_err());
     patch_user(&app, &admin, "alice", json!({"disabled": true})).await;
-    let me = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    let me = app.get_as("/auth/me", &key).await;
     assert_eq!(me.code(), "api_key_invalid");
     let restored = json!({"disabled": false, "role": "maintainer"});
     patch_user(&app, &admin, "alice", restored).await;
     // Disabling outdated alice's tokens (not her keys).
     let alice = app.login("alice", "password-of-tests").await;
-    let me = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    let me = app.get_as("/auth/me", &key).await;
     assert_eq!(me.status, StatusCode::OK);
 
     // Admins list every key; deleting one kills it.
-    let every = app.bearer(Method::GET, "/api-keys", &admin, None).await;
+    let every = app.get_as("/api-keys", &admin).await;
     assert_eq!(every.json()["count"], 1);
     let path = format!("/api-keys/{id}");
-    let deleted = app.bearer(Method::DELETE, &path, &alice, None).await;
+    let deleted = app.delete_as(&path, &alice).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let me = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    let me = app.get_as("/auth/me", &key).await;
     assert_eq!(me.code(), "api_key_invalid");
-    let unknown = app
-        .bearer(Method::DELETE, "/api-keys/zzz", &alice, None)
-        .await;
+    let unknown = app.delete_as("/api-keys/zzz", &alice).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     // Admins create keys for anything; an expired key is refused.
@@ -1121,7 +1057,7 @@ async fn api_keys_act_as_machines_within_their_scopes_and_their_creators_rights(
     record["expires_at"] = json!(Utc::now() - chrono::Duration::hours(1));
     put_json(&app, &keys::api_key(id), &record).await;
     let key = created["key"].as_str().unwrap();
-    let expired = app.bearer(Method::GET, "/auth/me", key, None).await;
+    let expired = app.get_as("/auth/me", key).await;
     assert_eq!(expired.code(), "api_key_expired");
 }
 
@@ -1163,12 +1099,7 @@ async fn the_bootstrap_admin_is_created_when_no_admin_exists() {
     })
     .await;
     let token = app.login("root", "bootstrap-password").await;
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &token, None)
-            .await
-            .json()["role"],
-        "admin"
-    );
+    assert_eq!(app.get_as("/auth/me", &token).await.json()["role"], "admin");
     // Once an admin exists, another bootstrap name is ignored (at the next start).
     let mut settings = app.state.settings.clone();
     settings.auth.bootstrap_admin = Some(trove::config::Secret::new("other:bootstrap-password"));
@@ -1181,10 +1112,7 @@ async fn the_bootstrap_admin_is_created_when_no_admin_exists() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        app.bearer(Method::GET, "/users", &token, None).await.json()["count"],
-        1
-    );
+    assert_eq!(app.get_as("/users", &token).await.json()["count"], 1);
 }
 
 #[tokio::test]
@@ -1258,12 +1186,7 @@ async fn the_user_cli_works_on_storage_directly() {
 
     let app = TestApp::with_settings(settings).await;
     let token = app.login("root", "cli-password-123").await;
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &token, None)
-            .await
-            .json()["role"],
-        "admin"
-    );
+    assert_eq!(app.get_as("/auth/me", &token).await.json()["role"], "admin");
 }
 
 // ------------------------------------------------------------------ audit and logs
@@ -1336,7 +1259,7 @@ async fn logs_of_an_account_run() -> (String, Vec<String>) {
     app.register("alice", password).await;
     let first = app.login("alice", password).await;
     app.login_response("alice", "Wr0ng-Secret-Guess").await;
-    app.bearer(Method::GET, "/auth/me", &first, None).await;
+    app.get_as("/auth/me", &first).await;
     app.bearer(
         Method::PUT,
         "/auth/password",
@@ -1347,8 +1270,8 @@ async fn logs_of_an_account_run() -> (String, Vec<String>) {
     let second = app.login("alice", "An0ther-Secret-Passw0rd").await;
     app.bearer(Method::POST, "/auth/logout", &second, None)
         .await;
-    app.bearer(Method::GET, "/auth/me", &second, None).await;
-    app.bearer(Method::GET, "/auth/me", &first, None).await;
+    app.get_as("/auth/me", &second).await;
+    app.get_as("/auth/me", &first).await;
 
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let mut secrets: Vec<String> = [
@@ -1424,7 +1347,7 @@ async fn external_tokens_verify_against_a_jwks_url() {
         &ec,
     )
     .unwrap();
-    let me = app.bearer(Method::GET, "/auth/me", &token, None).await;
+    let me = app.get_as("/auth/me", &token).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     assert_eq!(me.json()["username"], "erin");
     provider.abort();

@@ -275,10 +275,7 @@ async fn login_with_password_stdin_stores_a_private_token_and_a_wrong_password_f
         assert_eq!(mode & 0o777, 0o600, "credentials file mode {mode:o}");
     }
     // The stored token is a working one, and the other commands use it (server included).
-    let me = harness
-        .app
-        .bearer(Method::GET, "/auth/me", &token, None)
-        .await;
+    let me = harness.app.get_as("/auth/me", &token).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     assert_eq!(me.json()["username"], "alice");
     let project = tempfile::tempdir().unwrap();
@@ -386,16 +383,13 @@ async fn push_then_pull_latest_gives_byte_identical_files() {
         .await
         .ok();
     assert!(ran.stdout.contains("to bert@v1"), "{}", ran.stdout);
-    let record = harness
-        .app
-        .bearer(Method::GET, "/projects/bert", &token, None)
-        .await;
+    let record = harness.app.get_as("/projects/bert", &token).await;
     assert_eq!(record.status, StatusCode::OK, "{}", record.text());
     assert_eq!(record.json()["type"], "MODEL");
     assert_eq!(record.json()["title"], "BERT base");
     let version = harness
         .app
-        .bearer(Method::GET, "/projects/bert/version/v1", &token, None)
+        .get_as("/projects/bert/version/v1", &token)
         .await;
     assert_eq!(version.json()["status"], "completed", "{}", version.text());
 
@@ -791,10 +785,7 @@ async fn whoami_logout_and_profiles_side_by_side() {
     let ran = run(harness.command(&["logout"]), None).await.ok();
     assert!(!ran.stdout.contains(&token) && !ran.stderr.contains(&token));
     assert!(!harness.credentials().exists());
-    let me = harness
-        .app
-        .bearer(Method::GET, "/auth/me", &token, None)
-        .await;
+    let me = harness.app.get_as("/auth/me", &token).await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text());
     // Now anonymous: whoami is refused with "no access"; logging out again is harmless.
     let mut anonymous = harness.command(&["whoami"]);
@@ -1093,12 +1084,7 @@ async fn a_closed_pipe_never_panics() {
 async fn stored_files(harness: &Harness, token: &str, version: &str) -> BTreeMap<String, Value> {
     let listing = harness
         .app
-        .bearer(
-            Method::GET,
-            &format!("/projects/resumed/version/{version}/files"),
-            token,
-            None,
-        )
+        .get_as(&format!("/projects/resumed/version/{version}/files"), token)
         .await;
     assert_eq!(listing.status, StatusCode::OK, "{}", listing.text());
     listing.json()["files"]
@@ -1148,7 +1134,7 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
     assert!(stderr.contains("--resume"), "{stderr}");
     let record = harness
         .app
-        .bearer(Method::GET, "/projects/resumed/version/v1", &token, None)
+        .get_as("/projects/resumed/version/v1", &token)
         .await;
     assert_eq!(record.json()["status"], "open", "{}", record.text());
     let before = stored_files(&harness, &token, "v1").await;
@@ -1168,7 +1154,7 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
     assert_eq!(outcome["uploaded"], 11 - before.len(), "{outcome}");
     let record = harness
         .app
-        .bearer(Method::GET, "/projects/resumed/version/v1", &token, None)
+        .get_as("/projects/resumed/version/v1", &token)
         .await;
     assert_eq!(record.json()["status"], "completed", "{}", record.text());
     let after = stored_files(&harness, &token, "v1").await;
@@ -1207,7 +1193,7 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
     assert!(ran.stdout.contains("aborted"), "{}", ran.stdout);
     let gone = harness
         .app
-        .bearer(Method::GET, "/projects/resumed/version/v2", &token, None)
+        .get_as("/projects/resumed/version/v2", &token)
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.text());
     // A completed version cannot be aborted.

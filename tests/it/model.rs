@@ -2307,7 +2307,7 @@ impl World {
                 assert!(succeeded(&response), "{}", response.text());
                 // The old token dies with the account.
                 let old = self.token(actor).unwrap().to_owned();
-                let me = call(&self.app, Method::GET, "/auth/me", Some(&old), None).await;
+                let me = self.app.get_as("/auth/me", &old).await;
                 assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text());
                 let response = self
                     .as_root(Method::POST, &format!("/users/{username}/free"), None)
@@ -2470,7 +2470,7 @@ impl World {
                     "{}",
                     response.text()
                 );
-                let me = call(&self.app, Method::GET, "/auth/me", Some(&old_secret), None).await;
+                let me = self.app.get_as("/auth/me", &old_secret).await;
                 assert_eq!(
                     me.status,
                     StatusCode::UNAUTHORIZED,
@@ -2894,23 +2894,14 @@ async fn latest_skips_a_version_whose_grant_expired_before_its_reindex() {
     let latest = |token: String| {
         let app = &app;
         async move {
-            let metadata = call(
-                app,
-                Method::GET,
-                &format!("/files/{}/metadata", enc(&format!("p:{FILE}@latest"))),
-                Some(&token),
-                None,
-            )
-            .await;
-            let versions = call(app, Method::GET, "/projects/p/versions", Some(&token), None).await;
-            let search = call(
-                app,
-                Method::GET,
-                "/search?q=*&latest=true",
-                Some(&token),
-                None,
-            )
-            .await;
+            let metadata = app
+                .get_as(
+                    &format!("/files/{}/metadata", enc(&format!("p:{FILE}@latest"))),
+                    &token,
+                )
+                .await;
+            let versions = app.get_as("/projects/p/versions", &token).await;
+            let search = app.get_as("/search?q=*&latest=true", &token).await;
             (metadata, versions.json(), search.json())
         }
     };

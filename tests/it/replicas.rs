@@ -125,15 +125,10 @@ async fn step_an_upload_and_its_events_reach_the_others(
     // The audit of every replica shows the events stored by the others.
     for other in [b, c] {
         eventually("A's events are in the audit of B and C", || async {
-            let page = call(
-                other,
-                Method::GET,
-                "/audit?action=project.create&project=p",
-                Some(admin),
-                None,
-            )
-            .await
-            .json();
+            let page = other
+                .get_as("/audit?action=project.create&project=p", admin)
+                .await
+                .json();
             page["results"].as_array().is_some_and(|events| {
                 events.len() == 1 && events[0]["outcome"] == "ok" && events[0]["completed"] == true
             })
@@ -163,27 +158,12 @@ async fn step_a_share_and_its_revocation_reach_b(
         sorted_hits(b, reader, "cats").await == ["p:data.json@v1"]
     })
     .await;
-    assert_eq!(
-        call(b, Method::GET, "/projects/p", Some(reader), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let unshare = call(
-        a,
-        Method::DELETE,
-        "/projects/p/share/reader",
-        Some(owner),
-        None,
-    )
-    .await;
+    assert_eq!(b.get_as("/projects/p", reader).await.status, StatusCode::OK);
+    let unshare = a.delete_as("/projects/p/share/reader", owner).await;
     assert_eq!(unshare.status, StatusCode::NO_CONTENT, "{}", unshare.text());
     eventually("the revoked share is gone from B", || async {
         sorted_hits(b, reader, "cats").await.is_empty()
-            && call(b, Method::GET, "/projects/p", Some(reader), None)
-                .await
-                .status
-                == StatusCode::NOT_FOUND
+            && b.get_as("/projects/p", reader).await.status == StatusCode::NOT_FOUND
     })
     .await;
 }
@@ -199,17 +179,12 @@ async fn step_a_cursor_from_a_is_served_by_b(a: &TestApp, b: &TestApp, owner: &s
         sorted_hits(b, owner, "cats").await.len() == 3
     })
     .await;
-    let first = call(
-        a,
-        Method::GET,
-        "/search?q=cats&size=1&sort=_extra.uploaded",
-        Some(owner),
-        None,
-    )
-    .await
-    .json();
+    let first = a
+        .get_as("/search?q=cats&size=1&sort=_extra.uploaded", owner)
+        .await
+        .json();
     let next = first["next"].as_str().expect("a cursor").to_owned();
-    let second = call(b, Method::GET, &next, Some(owner), None).await;
+    let second = b.get_as(&next, owner).await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.text());
     let page = second.json();
     assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "{page}");
@@ -240,16 +215,13 @@ async fn step_a_job_of_a_is_polled_on_b(
     assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
     let path = job.json()["path"].as_str().unwrap().to_owned();
     eventually("the job of A is answered by B as finished", || async {
-        let answer = call(b, Method::GET, &path, Some(owner), None).await;
+        let answer = b.get_as(&path, owner).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
         answer.json()["status"] == "SUCCESS"
     })
     .await;
     // Somebody else's job stays hidden on every replica.
-    assert_eq!(
-        call(c, Method::GET, &path, Some(reader), None).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(c.get_as(&path, reader).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -283,10 +255,7 @@ async fn three_replicas_on_one_bucket_agree() {
     eventually(
         "the disabled project is 404 and out of search on B",
         || async {
-            call(&b, Method::GET, "/projects/p", Some(&owner), None)
-                .await
-                .status
-                == StatusCode::NOT_FOUND
+            b.get_as("/projects/p", &owner).await.status == StatusCode::NOT_FOUND
                 && sorted_hits(&b, &owner, "cats").await.is_empty()
         },
     )
@@ -310,9 +279,7 @@ async fn a_stopped_replica_catches_up_on_a_burst_of_changes() {
         create_project(&a, &owner, project, "public").await;
     }
     eventually("B sees the five projects", || async {
-        call(&b, Method::GET, "/projects?size=50", Some(&owner), None)
-            .await
-            .json()["results"]
+        b.get_as("/projects?size=50", &owner).await.json()["results"]
             .as_array()
             .map_or(0, Vec::len)
             == 5
@@ -350,9 +317,7 @@ async fn a_stopped_replica_catches_up_on_a_burst_of_changes() {
     }
     let b = start(settings, dir).await;
     eventually("B caught up with the 500 changes", || async {
-        let listing = call(&b, Method::GET, "/projects?size=50", Some(&owner), None)
-            .await
-            .json();
+        let listing = b.get_as("/projects?size=50", &owner).await.json();
         listing["results"].as_array().is_some_and(|projects| {
             projects.iter().all(|project| {
                 let id = project["project_id"].as_str().unwrap_or_default();
@@ -363,15 +328,10 @@ async fn a_stopped_replica_catches_up_on_a_burst_of_changes() {
             let mut found = true;
             for (project, description) in &last {
                 let word = description.split(' ').next().unwrap_or_default();
-                let hits = call(
-                    &b,
-                    Method::GET,
-                    &format!("/search?q={word}&kind=project"),
-                    Some(&owner),
-                    None,
-                )
-                .await
-                .json();
+                let hits = b
+                    .get_as(&format!("/search?q={word}&kind=project"), &owner)
+                    .await
+                    .json();
                 found &= hits["results"]
                     .as_array()
                     .is_some_and(|hits| hits.iter().any(|hit| hit["project_id"] == *project));
@@ -558,15 +518,10 @@ async fn the_sync_check_sees_record_state_stable_mark_and_content_drift_and_repa
     );
     check(true).await;
     assert_eq!(check(false).await.drift_count, 0);
-    let found = call(
-        &app,
-        Method::GET,
-        "/search?q=zebrafish&kind=project",
-        Some(&owner),
-        None,
-    )
-    .await
-    .json();
+    let found = app
+        .get_as("/search?q=zebrafish&kind=project", &owner)
+        .await
+        .json();
     assert_eq!(found["results"][0]["project_id"], "p", "{found}");
 
     rewrite(keys::version_record("p", "v1"), |record| {
@@ -641,9 +596,7 @@ async fn concurrent_changes_of_one_project_all_succeed() {
     for answer in futures::future::join_all(changes).await {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     }
-    let record = call(&app, Method::GET, "/projects/p", Some(&owner), None)
-        .await
-        .json();
+    let record = app.get_as("/projects/p", &owner).await.json();
     assert!(
         record["description"]
             .as_str()

@@ -3,7 +3,7 @@
 //! thread; a version's file listing answers its sidecar records from a cache validated by
 //! the listed ETags — and every answer stays what the permission rules say.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use trove::permissions::Role;
 use trove::storage::keys;
@@ -109,11 +109,9 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
     for size in [3, 40] {
         let before = searches(&app);
         let page = app
-            .bearer(
-                Method::GET,
+            .get_as(
                 &format!("/projects?size={size}&sort=_extra.project_id"),
                 &olive,
-                None,
             )
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
@@ -140,12 +138,7 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
             );
             // The per-project route agrees with the listing.
             let one = app
-                .bearer(
-                    Method::GET,
-                    &format!("/projects/proj-{index:03}/versions"),
-                    &olive,
-                    None,
-                )
+                .get_as(&format!("/projects/proj-{index:03}/versions"), &olive)
                 .await
                 .json();
             assert_eq!(one["aggs"], result["aggs"]);
@@ -162,12 +155,7 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
     // The owner sees the hidden versions and the private project.
     let walt = app.user_token("walt", Role::Maintainer).await;
     let page = app
-        .bearer(
-            Method::GET,
-            "/projects?size=500&sort=_extra.project_id",
-            &walt,
-            None,
-        )
+        .get_as("/projects?size=500&sort=_extra.project_id", &walt)
         .await
         .json();
     assert_eq!(page["total"], 41);
@@ -181,12 +169,9 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
 
 /// Olive's `/projects` entry of `proj-000` and her `/projects/proj-000/versions`.
 async fn listed(app: &TestApp, olive: &str) -> (Value, Value) {
-    let page = app
-        .bearer(Method::GET, "/projects", olive, None)
-        .await
-        .json();
+    let page = app.get_as("/projects", olive).await.json();
     let versions = app
-        .bearer(Method::GET, "/projects/proj-000/versions", olive, None)
+        .get_as("/projects/proj-000/versions", olive)
         .await
         .json();
     (page["results"][0].clone(), versions)
@@ -231,12 +216,7 @@ async fn an_expired_grant_hides_its_version_from_listings_and_latest_at_once() {
     assert_eq!(listing["latest"], json!({"_extra.version": "v1"}));
     assert_eq!(versions["latest"], json!({"_extra.version": "v1"}));
     let latest = app
-        .bearer(
-            Method::GET,
-            "/projects/proj-000/version/latest",
-            &olive,
-            None,
-        )
+        .get_as("/projects/proj-000/version/latest", &olive)
         .await
         .json();
     assert_eq!(latest["version"], "v1");
@@ -262,10 +242,7 @@ async fn read_routes_run_no_index_search_on_async_worker_threads() {
         .unwrap();
     let before = app.state.index.search_counters().on_async_workers();
     let total_before = searches(&app);
-    let scroll = app
-        .bearer(Method::GET, "/search?q=*&size=2", &olive, None)
-        .await
-        .json()["next"]
+    let scroll = app.get_as("/search?q=*&size=2", &olive).await.json()["next"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -286,7 +263,7 @@ async fn read_routes_run_no_index_search_on_async_worker_threads() {
         "/aggregate?field=_extra.project_id".to_owned(),
         scroll,
     ] {
-        let response = app.bearer(Method::GET, &path, &olive, None).await;
+        let response = app.get_as(&path, &olive).await;
         assert_eq!(
             response.status,
             StatusCode::OK,
@@ -302,12 +279,7 @@ async fn read_routes_run_no_index_search_on_async_worker_threads() {
     );
     // The hidden link target stays hidden in the file listing.
     let files = app
-        .bearer(
-            Method::GET,
-            "/projects/proj-001/version/v1/files",
-            &olive,
-            None,
-        )
+        .get_as("/projects/proj-001/version/v1/files", &olive)
         .await
         .json();
     let alias = files["files"]
@@ -374,10 +346,10 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
     }
     let path = "/projects/many-files/version/v1/files";
-    let first = app.bearer(Method::GET, path, &owner, None).await;
+    let first = app.get_as(path, &owner).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text());
     let reads = storage_reads(&app);
-    let second = app.bearer(Method::GET, path, &owner, None).await;
+    let second = app.get_as(path, &owner).await;
     assert_eq!(second.bytes, first.bytes, "the same answer");
     let per_listing = storage_reads(&app) - reads;
     assert!(
@@ -402,7 +374,7 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     )
     .await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
-    let third = app.bearer(Method::GET, path, &owner, None).await.json();
+    let third = app.get_as(path, &owner).await.json();
     assert_eq!(
         third["files"][3]["md5sum"],
         crate::common::artifacts::md5_hex(b"changed")
@@ -412,7 +384,7 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     // Others still see nothing.
     let stranger = app.user_token("sam", Role::Maintainer).await;
     assert_eq!(
-        app.bearer(Method::GET, path, &stranger, None).await.status,
+        app.get_as(path, &stranger).await.status,
         StatusCode::NOT_FOUND
     );
 }

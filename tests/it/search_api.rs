@@ -475,12 +475,7 @@ async fn hostile_queries_never_widen_the_filter_and_bad_syntax_is_a_400() {
         &"x ".repeat(6000),
     ] {
         let response = app
-            .bearer(
-                Method::GET,
-                &format!("/search?q={}", enc(query)),
-                &stranger,
-                None,
-            )
+            .get_as(&format!("/search?q={}", enc(query)), &stranger)
             .await;
         assert_eq!(
             response.status,
@@ -498,9 +493,7 @@ async fn hostile_queries_never_widen_the_filter_and_bad_syntax_is_a_400() {
         "latest=maybe",
         "kind=robot",
     ] {
-        let response = app
-            .bearer(Method::GET, &format!("/search?{bad}"), &stranger, None)
-            .await;
+        let response = app.get_as(&format!("/search?{bad}"), &stranger).await;
         assert_eq!(
             response.status,
             StatusCode::BAD_REQUEST,
@@ -515,12 +508,7 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
     let app = TestApp::local().await;
     let (olive, _) = small(&app).await;
     let first = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&size=5&sort=-_extra.numerical_revision",
-            &olive,
-            None,
-        )
+        .get_as("/search?q=*&size=5&sort=-_extra.numerical_revision", &olive)
         .await;
     assert_eq!(first.status, StatusCode::OK);
     let body = first.json();
@@ -545,7 +533,7 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
         .collect();
     let mut cursor = Some(next);
     while let Some(path) = cursor {
-        let page = app.bearer(Method::GET, &path, &olive, None).await;
+        let page = app.get_as(&path, &olive).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
         let page = page.json();
         seen.extend(
@@ -561,11 +549,9 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
 
     let stranger = app.user_token("mallory", Role::Maintainer).await;
     let page = app
-        .bearer(
-            Method::GET,
+        .get_as(
             "/search?q=*&fields=title,_extra.id,_extra.permissions",
             &stranger,
-            None,
         )
         .await
         .json();
@@ -577,7 +563,7 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
         assert_eq!(hit.as_object().unwrap().len(), 2, "fields filter: {hit}");
     }
     for bad in ["/scroll/garbage", "/scroll/abc.def"] {
-        let response = app.bearer(Method::GET, bad, &olive, None).await;
+        let response = app.get_as(bad, &olive).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST);
         assert_eq!(response.code(), "invalid_cursor");
     }
@@ -586,32 +572,26 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
 /// A file's metadata at `latest`, raw as uploaded, and refused for a bad id.
 async fn step_metadata_of_latest_raw_and_bad_ids(app: &TestApp, olive: &str) {
     let metadata = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}/metadata", enc("private-model:doc1.json@latest")),
             olive,
-            None,
         )
         .await;
     assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
     assert_eq!(metadata.json()["_extra"]["version"], "v2");
     let raw = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!(
                 "/files/{}/metadata?raw=true",
                 enc("private-model:doc1.json@v1")
             ),
             olive,
-            None,
         )
         .await
         .json();
     assert!(raw.get("_extra").is_none());
     assert_eq!(raw["title"], "doc 1 of private-model");
-    let bad = app
-        .bearer(Method::GET, "/files/not-an-id/metadata", olive, None)
-        .await;
+    let bad = app.get_as("/files/not-an-id/metadata", olive).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.code(), "invalid_id");
 }
@@ -630,7 +610,7 @@ async fn step_project_and_version_listings(app: &TestApp, olive: &str) {
         json!([{"_extra.version": "v1"}, {"_extra.version": "v2"}])
     );
     let versions = app
-        .bearer(Method::GET, "/projects/private-model/versions", olive, None)
+        .get_as("/projects/private-model/versions", olive)
         .await
         .json();
     assert_eq!(versions["total"], 2);
@@ -642,17 +622,12 @@ async fn step_project_and_version_listings(app: &TestApp, olive: &str) {
         "never reveal existence"
     );
     let page = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/metadata",
-            olive,
-            None,
-        )
+        .get_as("/projects/private-model/version/v1/metadata", olive)
         .await
         .json();
     assert_eq!(page["total"], 3);
     let page = app
-        .bearer(Method::GET, "/projects/private-model/metadata", olive, None)
+        .get_as("/projects/private-model/metadata", olive)
         .await
         .json();
     assert_eq!(page["total"], 6);
@@ -663,12 +638,7 @@ async fn artifactdb_listings_latest_and_aggregations() {
     let app = TestApp::local().await;
     let (olive, _) = small(&app).await;
     let latest = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&latest=true&size=100",
-            &olive,
-            None,
-        )
+        .get_as("/search?q=*&latest=true&size=100", &olive)
         .await
         .json();
     assert!(
@@ -685,12 +655,7 @@ async fn artifactdb_listings_latest_and_aggregations() {
     step_project_and_version_listings(&app, &olive).await;
 
     let aggregate = app
-        .bearer(
-            Method::GET,
-            "/aggregate?q=*&field=_extra.project_id",
-            &olive,
-            None,
-        )
+        .get_as("/aggregate?q=*&field=_extra.project_id", &olive)
         .await
         .json();
     assert_eq!(
@@ -713,12 +678,7 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     let app = TestApp::local().await;
     let (olive, root) = small(&app).await;
     let info = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/info",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/version/v1/info", &olive)
         .await;
     assert_eq!(info.status, StatusCode::OK, "{}", info.text());
     assert_eq!(info.json()["status"], "ok");
@@ -733,12 +693,7 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     put_json(app.state.storage.as_ref(), &keys::version_permissions("private-model", "v1"),
         &json!({"scope": "version", "owners": ["olive"], "viewers": ["mallory"], "read_access": "viewers"})).await;
     let info = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/info",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/version/v1/info", &olive)
         .await
         .json();
     assert_eq!(info["status"], "error");
@@ -753,28 +708,15 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     assert_eq!(info["permissions"]["viewers"], json!(["mallory"]));
 
     assert_eq!(
-        app.bearer(Method::GET, "/index/sync", &olive, None)
-            .await
-            .status,
+        app.get_as("/index/sync", &olive).await.status,
         StatusCode::FORBIDDEN
     );
-    let sync = app
-        .bearer(Method::GET, "/index/sync", &root, None)
-        .await
-        .json();
+    let sync = app.get_as("/index/sync", &root).await.json();
     assert_eq!(sync["drift_count"], 1, "{sync}");
-    let repaired = app
-        .bearer(Method::GET, "/index/sync?repair=true", &root, None)
-        .await
-        .json();
+    let repaired = app.get_as("/index/sync?repair=true", &root).await.json();
     assert_eq!(repaired["repaired"], true);
     let info = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/info",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/version/v1/info", &olive)
         .await
         .json();
     assert_eq!(info["status"], "ok", "{info}");
@@ -792,7 +734,7 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     let job_path = job.json()["path"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let status = app.bearer(Method::GET, &job_path, &root, None).await.json();
+        let status = app.get_as(&job_path, &root).await.json();
         if status["status"] == "SUCCESS" {
             break;
         }
@@ -801,15 +743,10 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        app.bearer(Method::GET, &job_path, &olive, None)
-            .await
-            .status,
+        app.get_as(&job_path, &olive).await.status,
         StatusCode::NOT_FOUND
     );
-    let status = app
-        .bearer(Method::GET, "/index/status", &root, None)
-        .await
-        .json();
+    let status = app.get_as("/index/status", &root).await.json();
     assert_eq!(status["documents"], 14);
     assert!(status["last_sync"].is_object());
     let bad = app

@@ -12,9 +12,7 @@ use crate::common::{Backend, BackendApp, TestApp};
 
 /// Ids of the hits of `GET /search?{query}`.
 async fn hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
-    let response = app
-        .bearer(Method::GET, &format!("/search?{query}"), token, None)
-        .await;
+    let response = app.get_as(&format!("/search?{query}"), token).await;
     assert_eq!(
         response.status,
         StatusCode::OK,
@@ -153,9 +151,7 @@ async fn a_word_people_type_finds_the_project_its_files_and_nothing_hidden() {
         assert!(hits(&app, &alice, &format!("q={query}")).await.is_empty());
     }
     // The user's own regular expressions stay refused.
-    let regex = app
-        .bearer(Method::GET, "/search?q=title:/b.*/", &alice, None)
-        .await;
+    let regex = app.get_as("/search?q=title:/b.*/", &alice).await;
     assert_eq!(regex.status, StatusCode::BAD_REQUEST, "{}", regex.text());
 
     // Bob sees none of alice's private project, whatever he types.
@@ -173,11 +169,7 @@ async fn a_word_people_type_finds_the_project_its_files_and_nothing_hidden() {
             "{query}: {found:?}"
         );
     }
-    let total = app
-        .bearer(Method::GET, "/search?q=bert&kind=all", &bob, None)
-        .await
-        .json()["total"]
-        .clone();
+    let total = app.get_as("/search?q=bert&kind=all", &bob).await.json()["total"].clone();
     // His project's file is found by his project's words too.
     assert_eq!(total, json!(2));
 }
@@ -189,12 +181,7 @@ async fn highlights_mark_the_words_in_the_hits_own_text() {
     let bob = app.user_token("bob", Role::Maintainer).await;
     seed(&app, &alice, &bob).await;
     let answer = app
-        .bearer(
-            Method::GET,
-            "/search?q=wikipedia&highlight=true",
-            &alice,
-            None,
-        )
+        .get_as("/search?q=wikipedia&highlight=true", &alice)
         .await
         .json();
     assert_eq!(
@@ -203,12 +190,7 @@ async fn highlights_mark_the_words_in_the_hits_own_text() {
     );
     // Built from the hit itself: bob's hit for "bert" highlights his own description.
     let answer = app
-        .bearer(
-            Method::GET,
-            "/search?q=bert&kind=all&highlight=true",
-            &bob,
-            None,
-        )
+        .get_as("/search?q=bert&kind=all&highlight=true", &bob)
         .await
         .json();
     let results = answer["results"].as_array().unwrap();
@@ -245,7 +227,7 @@ async fn every_project_is_reachable_through_the_listing_pages() {
         let mut seen = Vec::new();
         let mut next = Some("/projects?size=3".to_owned());
         while let Some(path) = next {
-            let response = app.bearer(Method::GET, &path, token, None).await;
+            let response = app.get_as(&path, token).await;
             assert_eq!(response.status, StatusCode::OK, "{}", response.text());
             let body = response.json();
             assert_eq!(body["total"], expected, "{body}");
@@ -264,9 +246,7 @@ async fn every_project_is_reachable_through_the_listing_pages() {
             assert!(seen.iter().all(|id| id.starts_with('b')), "{seen:?}");
         }
     }
-    let bad = app
-        .bearer(Method::GET, "/projects?cursor=forged", &alice, None)
-        .await;
+    let bad = app.get_as("/projects?cursor=forged", &alice).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.code(), "invalid_cursor");
 }
@@ -287,13 +267,13 @@ async fn managers_see_artifactdb_readers_and_readers_do_not() {
         .await;
     wait_job(&app, &alice, &shared).await;
     let id = "/files/bert-base%3Aweights.bin%40v1/metadata";
-    let own: Value = app.bearer(Method::GET, id, &alice, None).await.json();
+    let own: Value = app.get_as(id, &alice).await.json();
     assert_eq!(
         own["_extra"]["permissions"]["readers"],
         json!(["alice", "bob"]),
         "{own}"
     );
-    let theirs: Value = app.bearer(Method::GET, id, &bob, None).await.json();
+    let theirs: Value = app.get_as(id, &bob).await.json();
     assert!(theirs["_extra"].get("permissions").is_none(), "{theirs}");
 }
 
@@ -318,12 +298,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     };
     let fields = "_extra.type,tags,_extra.extension,_extra.project_id,_extra.content_type";
     let own = app
-        .bearer(
-            Method::GET,
-            &format!("/search?q=*&facets={fields}"),
-            &alice,
-            None,
-        )
+        .get_as(&format!("/search?q=*&facets={fields}"), &alice)
         .await
         .json();
     assert_eq!(
@@ -345,12 +320,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     );
     // Bob's counts know nothing of alice's private project.
     let theirs = app
-        .bearer(
-            Method::GET,
-            &format!("/search?q=*&facets={fields}"),
-            &bob,
-            None,
-        )
+        .get_as(&format!("/search?q=*&facets={fields}"), &bob)
         .await
         .json();
     assert_eq!(
@@ -365,12 +335,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     );
     // /aggregate: ArtifactDB's shape for one field, several at once under `facets`.
     let aggregate = app
-        .bearer(
-            Method::GET,
-            "/aggregate?q=*&field=_extra.project_id,_extra.type",
-            &bob,
-            None,
-        )
+        .get_as("/aggregate?q=*&field=_extra.project_id,_extra.type", &bob)
         .await
         .json();
     assert_eq!(
@@ -380,12 +345,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     );
     assert_eq!(facets(&aggregate, "_extra.type"), [("MODEL".to_owned(), 1)]);
     let single = app
-        .bearer(
-            Method::GET,
-            "/aggregate?q=*&field=_extra.project_id",
-            &bob,
-            None,
-        )
+        .get_as("/aggregate?q=*&field=_extra.project_id", &bob)
         .await
         .json();
     assert_eq!(
@@ -394,12 +354,7 @@ async fn facets_count_only_what_the_caller_may_read() {
         "{single}"
     );
     let refused = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&facets=_extra.permissions",
-            &bob,
-            None,
-        )
+        .get_as("/search?q=*&facets=_extra.permissions", &bob)
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
 }
@@ -447,7 +402,7 @@ async fn pages_of_equal_scores_neither_repeat_nor_skip_a_hit() {
     let mut seen = Vec::new();
     let mut next = Some("/search?q=alpha&size=4".to_owned());
     while let Some(url) = next {
-        let response = app.bearer(Method::GET, &url, &alice, None).await;
+        let response = app.get_as(&url, &alice).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         let body = response.json();
         assert_eq!(body["total"], 23, "{body}");

@@ -134,12 +134,7 @@ fn hit_ids(page: &TestResponse) -> Vec<String> {
 async fn first_page(replicas: &Replicas, token: &str) -> (Vec<String>, String) {
     let first = replicas
         .a
-        .bearer(
-            Method::GET,
-            "/search?q=title:paged&size=2&sort=_extra.version",
-            token,
-            None,
-        )
+        .get_as("/search?q=title:paged&size=2&sort=_extra.version", token)
         .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text());
     assert_eq!(first.json()["total"], 5, "{}", first.text());
@@ -149,12 +144,12 @@ async fn first_page(replicas: &Replicas, token: &str) -> (Vec<String>, String) {
 
 /// What a replica answers to a cursor made with another key, and to a tampered cursor.
 async fn assert_refused_like_a_tampered_cursor(app: &TestApp, token: &str, next: &str) {
-    let foreign = app.bearer(Method::GET, next, token, None).await;
+    let foreign = app.get_as(next, token).await;
     // Flip one character of the signature: a cursor this replica could have made, tampered.
     let mut tampered = next.to_owned();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let tampered = app.bearer(Method::GET, &tampered, token, None).await;
+    let tampered = app.get_as(&tampered, token).await;
     assert_eq!(
         tampered.status,
         StatusCode::BAD_REQUEST,
@@ -175,17 +170,14 @@ async fn replicas_sharing_the_cursor_secret_serve_each_others_cursors(backend: B
     let (page_one, next) = first_page(&replicas, &olive_a).await;
     assert_eq!(page_one, ["pages:doc.json@v1", "pages:doc.json@v2"]);
     assert!(next.starts_with("/scroll/"), "{next}");
-    let on_b = replicas.b.bearer(Method::GET, &next, &olive_b, None).await;
+    let on_b = replicas.b.get_as(&next, &olive_b).await;
     assert_eq!(on_b.status, StatusCode::OK, "{}", on_b.text());
-    let on_a = replicas.a.bearer(Method::GET, &next, &olive_a, None).await;
+    let on_a = replicas.a.get_as(&next, &olive_a).await;
     assert_eq!(hit_ids(&on_b), hit_ids(&on_a), "B serves A's page 2");
     assert_eq!(hit_ids(&on_b), ["pages:doc.json@v3", "pages:doc.json@v4"]);
     // And B's own next cursor works on A in turn.
     let next_of_b = on_b.json()["next"].as_str().unwrap().to_owned();
-    let back_on_a = replicas
-        .a
-        .bearer(Method::GET, &next_of_b, &olive_a, None)
-        .await;
+    let back_on_a = replicas.a.get_as(&next_of_b, &olive_a).await;
     assert_eq!(back_on_a.status, StatusCode::OK, "{}", back_on_a.text());
     assert_eq!(hit_ids(&back_on_a), vec!["pages:doc.json@v5".to_owned()]);
 }
@@ -451,11 +443,9 @@ async fn step_downloads_redirect_to_the_public_endpoint(
 ) -> reqwest::Client {
     // Download: the 302 names the public endpoint, and a plain HTTP client fetches it there.
     let redirect = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?expires_in=60", enc("pub:model.bin@v1")),
             alice,
-            None,
         )
         .await;
     assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.text());
@@ -530,11 +520,9 @@ async fn step_presigned_uploads_go_through_the_public_endpoint(
         .await;
     wait_job(app, alice, &completed).await;
     let streamed = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?redirect=false", enc("pub:data.bin@v2")),
             alice,
-            None,
         )
         .await;
     assert_eq!(streamed.status, StatusCode::OK);

@@ -48,10 +48,7 @@ async fn metrics_count_requests_by_route_and_status_and_storage_operations() {
         .await;
     app.get("/status").await;
     app.get("/status").await;
-    let text = app
-        .bearer(Method::GET, "/metrics", &admin, None)
-        .await
-        .text();
+    let text = app.get_as("/metrics", &admin).await.text();
     assert!(
         text.contains(r#"trove_http_requests_total{method="GET",route="/status",status="200"} 2"#),
         "{text}"

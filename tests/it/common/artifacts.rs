@@ -112,7 +112,7 @@ pub async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) -> Valu
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
     let path = answer.json()["path"].as_str().unwrap().to_owned();
     for _ in 0..200 {
-        let job = app.bearer(Method::GET, &path, token, None).await.json();
+        let job = app.get_as(&path, token).await.json();
         if job["status"] == "SUCCESS" || job["status"] == "FAILURE" {
             assert_eq!(job["status"], "SUCCESS", "{job}");
             return job;
@@ -156,7 +156,7 @@ pub async fn project_with_file(
 
 /// The JSON answer of `GET path` as `token` (whatever its status).
 pub async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
-    app.bearer(Method::GET, path, token, None).await.json()
+    app.get_as(path, token).await.json()
 }
 
 /// The `_extra.id` of every hit of `GET /search?q=<query>` (one default-sized page).

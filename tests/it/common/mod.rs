@@ -276,6 +276,16 @@ impl TestApp {
         self.send(builder.body(body).unwrap()).await
     }
 
+    /// `GET path` with a bearer credential.
+    pub async fn get_as(&self, path: &str, credential: &str) -> TestResponse {
+        self.bearer(Method::GET, path, credential, None).await
+    }
+
+    /// `DELETE path` with a bearer credential.
+    pub async fn delete_as(&self, path: &str, credential: &str) -> TestResponse {
+        self.bearer(Method::DELETE, path, credential, None).await
+    }
+
     /// `POST /auth/register`.
     pub async fn register(&self, username: &str, password: &str) -> TestResponse {
         self.json(

@@ -78,14 +78,7 @@ async fn upload(
 
 /// Project ids found by a project search of `token`.
 async fn found_projects(app: &TestApp, token: &str) -> Vec<String> {
-    let response = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&kind=project&size=500",
-            token,
-            None,
-        )
-        .await;
+    let response = app.get_as("/search?q=*&kind=project&size=500", token).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     response.json()["results"]
         .as_array()
@@ -146,9 +139,7 @@ async fn step_frank_with_a_project_and_an_api_key(app: &TestApp) -> (String, Str
     assert_eq!(key.status, StatusCode::CREATED, "{}", key.text());
     let old_key = key.json()["key"].as_str().unwrap().to_owned();
     assert_eq!(
-        app.bearer(Method::GET, "/projects/franks-model", &old_key, None)
-            .await
-            .status,
+        app.get_as("/projects/franks-model", &old_key).await.status,
         StatusCode::OK
     );
     (old_token, old_key)
@@ -208,17 +199,13 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
     let root = app.user_token("root", Role::Admin).await;
     let (old_token, old_key) = step_frank_with_a_project_and_an_api_key(&app).await;
 
-    let deleted = app
-        .bearer(Method::DELETE, "/users/frank", &root, None)
-        .await;
+    let deleted = app.delete_as("/users/frank", &root).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
-    let stale = app.bearer(Method::GET, "/auth/me", &old_token, None).await;
+    let stale = app.get_as("/auth/me", &old_token).await;
     assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
     assert_eq!(stale.code(), "token_unknown_account");
     assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &old_key, None)
-            .await
-            .code(),
+        app.get_as("/auth/me", &old_key).await.code(),
         "api_key_invalid"
     );
 
@@ -231,7 +218,7 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
     );
     let new_token = app.login("frank", "another password 1").await;
     for credential in [&old_token, &old_key] {
-        let response = app.bearer(Method::GET, "/auth/me", credential, None).await;
+        let response = app.get_as("/auth/me", credential).await;
         assert_eq!(
             response.status,
             StatusCode::UNAUTHORIZED,
@@ -241,14 +228,14 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
     }
     for credential in [&old_token, &old_key] {
         assert_eq!(
-            app.bearer(Method::GET, "/projects/franks-model", credential, None)
+            app.get_as("/projects/franks-model", credential)
                 .await
                 .status,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        app.bearer(Method::GET, "/projects/franks-model", &new_token, None)
+        app.get_as("/projects/franks-model", &new_token)
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -259,12 +246,7 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
             .contains(&"franks-model".to_owned())
     );
     let profile = app
-        .bearer(
-            Method::GET,
-            "/projects/franks-model/permissions",
-            &root,
-            None,
-        )
+        .get_as("/projects/franks-model/permissions", &root)
         .await
         .json();
     assert!(!profile.to_string().contains("\"frank\""), "{profile}");
@@ -303,16 +285,12 @@ async fn a_deleted_group_re_created_inherits_nothing(backend: Backend) {
         .await;
     assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.text());
     assert_eq!(
-        app.bearer(Method::GET, "/projects/secret", &bob, None)
-            .await
-            .status,
+        app.get_as("/projects/secret", &bob).await.status,
         StatusCode::OK
     );
 
     assert_eq!(
-        app.bearer(Method::DELETE, "/groups/ml", &root, None)
-            .await
-            .status,
+        app.delete_as("/groups/ml", &root).await.status,
         StatusCode::NO_CONTENT
     );
     let recreated = app
@@ -345,13 +323,11 @@ async fn a_deleted_group_re_created_inherits_nothing(backend: Backend) {
         recreated.text()
     );
     assert_eq!(
-        app.bearer(Method::GET, "/projects/secret", &mallory, None)
-            .await
-            .status,
+        app.get_as("/projects/secret", &mallory).await.status,
         StatusCode::NOT_FOUND
     );
     let profile = app
-        .bearer(Method::GET, "/projects/secret/permissions", &alice, None)
+        .get_as("/projects/secret/permissions", &alice)
         .await
         .json();
     assert_eq!(profile["viewers"], json!([]), "{profile}");
@@ -464,9 +440,7 @@ async fn permissions_refuse_principals_that_do_not_exist() {
         .await;
     assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.text());
     assert_eq!(
-        app.bearer(Method::DELETE, "/users/carol", &root, None)
-            .await
-            .status,
+        app.delete_as("/users/carol", &root).await.status,
         StatusCode::NO_CONTENT
     );
     let put = app
@@ -674,9 +648,7 @@ async fn a_scoped_key_acts_for_its_creator_within_its_scope(backend: Backend) {
 
     // Read: metadata and search, within the scope only.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/private-model", &read, None)
-            .await
-            .status,
+        app.get_as("/projects/private-model", &read).await.status,
         StatusCode::OK
     );
     eventually("the key finds its creator's private project", || async {
@@ -684,9 +656,7 @@ async fn a_scoped_key_acts_for_its_creator_within_its_scope(backend: Backend) {
     })
     .await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/other-model", &read, None)
-            .await
-            .status,
+        app.get_as("/projects/other-model", &read).await.status,
         StatusCode::NOT_FOUND
     );
     // A read key never writes.
@@ -768,10 +738,7 @@ async fn api_keys_can_be_disabled_and_enabled_again() {
         .json();
     let key = created["key"].as_str().unwrap().to_owned();
     let path = format!("/api-keys/{}", created["id"].as_str().unwrap());
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &key, None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/auth/me", &key).await.status, StatusCode::OK);
     // Another user can't touch it.
     assert_eq!(
         app.bearer(Method::PATCH, &path, &eve, Some(&json!({"disabled": true})))
@@ -793,13 +760,10 @@ async fn api_keys_can_be_disabled_and_enabled_again() {
         disabled.json().get("key").is_none(),
         "the secret is never shown again"
     );
-    let refused = app.bearer(Method::GET, "/auth/me", &key, None).await;
+    let refused = app.get_as("/auth/me", &key).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused.code(), "api_key_invalid");
-    let listed = app
-        .bearer(Method::GET, "/api-keys", &alice, None)
-        .await
-        .json();
+    let listed = app.get_as("/api-keys", &alice).await.json();
     assert_eq!(listed["results"][0]["disabled"], true);
     let enabled = app
         .bearer(
@@ -810,10 +774,7 @@ async fn api_keys_can_be_disabled_and_enabled_again() {
         )
         .await;
     assert_eq!(enabled.status, StatusCode::OK);
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &key, None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/auth/me", &key).await.status, StatusCode::OK);
 }
 
 // ------------------------------------------------------------------ CLI, schedule, OIDC
@@ -972,7 +933,7 @@ async fn a_late_jwks_url_is_retried_in_the_background() {
         &ec,
     )
     .unwrap();
-    let waiting = app.bearer(Method::GET, "/auth/me", &external, None).await;
+    let waiting = app.get_as("/auth/me", &external).await;
     assert_eq!(
         waiting.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -982,22 +943,12 @@ async fn a_late_jwks_url_is_retried_in_the_background() {
     assert_eq!(waiting.code(), "identity_provider_unavailable");
     assert!(waiting.headers.contains_key("retry-after"));
     let local = app.user_token("alice", Role::Guest).await;
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &local, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/auth/me", &local).await.status, StatusCode::OK);
 
     up.store(true, Ordering::SeqCst);
     eventually(
         "external tokens are accepted once the keys load",
-        || async {
-            app.bearer(Method::GET, "/auth/me", &external, None)
-                .await
-                .status
-                == StatusCode::OK
-        },
+        || async { app.get_as("/auth/me", &external).await.status == StatusCode::OK },
     )
     .await;
     provider.abort();

@@ -59,12 +59,7 @@ fn url_lifetime(url: &str) -> i64 {
 
 async fn download(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
     let response = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}?redirect=false", enc(id)),
-            token,
-            None,
-        )
+        .get_as(&format!("/files/{}?redirect=false", enc(id)), token)
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     response.bytes
@@ -72,11 +67,9 @@ async fn download(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
 
 async fn listed_md5(app: &TestApp, token: &str, project: &str, version: &str, path: &str) -> Value {
     let listing = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/projects/{project}/version/{version}/files"),
             token,
-            None,
         )
         .await
         .json();
@@ -343,19 +336,16 @@ async fn an_oversized_metadata_document_through_a_presigned_put_exhausts_memory(
         .unwrap();
     app.state.indexer.index_version("p", "v2").await.unwrap();
     let info = app
-        .bearer(Method::GET, "/projects/p/version/v2/info", &alice, None)
+        .get_as("/projects/p/version/v2/info", &alice)
         .await
         .json();
     let anomalies = info["anomalies"].to_string();
     assert!(anomalies.contains("p:huge.json@v2: oversized"), "{info}");
     // Not parsed: its content is not searchable, but the file is.
-    let found = app
-        .bearer(Method::GET, "/search?q=pad:*", &alice, None)
-        .await
-        .json();
+    let found = app.get_as("/search?q=pad:*", &alice).await.json();
     assert_eq!(found["results"].as_array().unwrap().len(), 0, "{found}");
     let found = app
-        .bearer(Method::GET, "/search?q=_extra.oversized:true", &alice, None)
+        .get_as("/search?q=_extra.oversized:true", &alice)
         .await
         .json();
     assert_eq!(
@@ -450,12 +440,7 @@ async fn path_clashes_and_existence_queries_answer_500(backend: Backend) {
         ("title:* AND NOT training:*", vec![]),
     ] {
         let response = app
-            .bearer(
-                Method::GET,
-                &format!("/search?q={}", enc(query)),
-                &alice,
-                None,
-            )
+            .get_as(&format!("/search?q={}", enc(query)), &alice)
             .await;
         assert_eq!(
             response.status,
@@ -471,9 +456,7 @@ async fn path_clashes_and_existence_queries_answer_500(backend: Backend) {
             .collect();
         assert_eq!(ids, expected, "{query}");
     }
-    let forbidden = app
-        .bearer(Method::GET, "/search?q=readers:*", &alice, None)
-        .await;
+    let forbidden = app.get_as("/search?q=readers:*", &alice).await;
     assert_eq!(forbidden.status, StatusCode::BAD_REQUEST);
 }
 both_backends!(path_clashes_and_existence_queries_answer_500);
@@ -528,7 +511,7 @@ async fn callers_learn_what_they_cannot_see() {
     // A public project: readers see it, but not who has access.
     project_with_file(&app, &alice, "open", "public", b"open bytes").await;
     for path in ["/projects/open/permissions", "/projects/open/members"] {
-        let answer = app.bearer(Method::GET, path, &carol, None).await;
+        let answer = app.get_as(path, &carol).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
     }
     let info = get_json(&app, "/projects/open/version/v1/info", &carol).await;
@@ -613,9 +596,7 @@ async fn the_global_profile_is_managed_by_admins_only() {
         .await;
     assert_eq!(response.status, StatusCode::OK);
     complete(&app, &alice, "p", "v1", None).await;
-    let deleted = app
-        .bearer(Method::DELETE, "/projects/p/permissions", &alice, None)
-        .await;
+    let deleted = app.delete_as("/projects/p/permissions", &alice).await;
     wait_job(&app, &alice, &deleted).await;
     let put = app
         .bearer(
@@ -626,27 +607,15 @@ async fn the_global_profile_is_managed_by_admins_only() {
         )
         .await;
     wait_job(&app, &root, &put).await;
-    let global = app
-        .bearer(Method::GET, "/permissions", &root, None)
-        .await
-        .json();
+    let global = app.get_as("/permissions", &root).await.json();
     assert_eq!(global["read_access"], "authenticated", "{global}");
     assert_eq!(global["scope"], "global", "{global}");
     let bob = app.user_token("bob", Role::Guest).await;
-    assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let deleted = app
-        .bearer(Method::DELETE, "/permissions", &root, None)
-        .await;
+    assert_eq!(app.get_as("/projects/p", &bob).await.status, StatusCode::OK);
+    let deleted = app.delete_as("/permissions", &root).await;
     wait_job(&app, &root, &deleted).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &bob).await.status,
         StatusCode::NOT_FOUND
     );
     let bad = app

@@ -54,7 +54,7 @@ async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) {
     let path = answer.json()["path"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let job = app.bearer(Method::GET, &path, token, None).await.json();
+        let job = app.get_as(&path, token).await.json();
         if job["status"] == "SUCCESS" {
             return;
         }
@@ -339,16 +339,12 @@ async fn anyone_can_read_the_metrics() {
     let anonymous = expect(app.get("/metrics").await, StatusCode::UNAUTHORIZED).await;
     assert_eq!(anonymous.code(), "token_missing");
     let refused = expect(
-        app.bearer(Method::GET, "/metrics", &developer, None).await,
+        app.get_as("/metrics", &developer).await,
         StatusCode::FORBIDDEN,
     )
     .await;
     assert_eq!(refused.code(), "forbidden");
-    let metrics = expect(
-        app.bearer(Method::GET, "/metrics", &admin, None).await,
-        StatusCode::OK,
-    )
-    .await;
+    let metrics = expect(app.get_as("/metrics", &admin).await, StatusCode::OK).await;
     assert!(
         metrics.text().contains("trove_http_requests_total"),
         "{}",
@@ -365,7 +361,7 @@ async fn metrics_moved_to_their_own_listener_are_not_served_on_the_main_one() {
     let admin = app.user_token("root", Role::Admin).await;
     for token in [None, Some(admin.as_str())] {
         let response = match token {
-            Some(token) => app.bearer(Method::GET, "/metrics", token, None).await,
+            Some(token) => app.get_as("/metrics", token).await,
             None => app.get("/metrics").await,
         };
         assert_eq!(

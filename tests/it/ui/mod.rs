@@ -158,14 +158,9 @@ async fn ui_forms_and_forwarding_refuse_requests_without_the_sessions_csrf_token
     let refused = app.send(forwarded(Some(&bob.csrf))).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     // Nothing was created by the refused requests.
-    let listing = call(
-        &app,
-        Method::GET,
-        "/projects",
-        Some(&app.login("alice", "password-of-tests").await),
-        None,
-    )
-    .await;
+    let listing = app
+        .get_as("/projects", &app.login("alice", "password-of-tests").await)
+        .await;
     assert_eq!(listing.json()["total"], 0, "{}", listing.text());
 
     // With the right token both work, as alice.
@@ -424,15 +419,10 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
         html.contains("no-such-user</textarea>"),
         "the input is kept"
     );
-    let profile = call(
-        &app,
-        Method::GET,
-        "/projects/model-x/permissions",
-        Some(&alice),
-        None,
-    )
-    .await
-    .json();
+    let profile = app
+        .get_as("/projects/model-x/permissions", &alice)
+        .await
+        .json();
     assert_eq!(profile["viewers"], json!([]), "nothing changed: {profile}");
 
     // A valid change is saved through the API.
@@ -450,15 +440,10 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
     .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.text());
     assert!(saved.text().contains("id=\"permissions-saved\""));
-    let profile = call(
-        &app,
-        Method::GET,
-        "/projects/model-x/permissions",
-        Some(&alice),
-        None,
-    )
-    .await
-    .json();
+    let profile = app
+        .get_as("/projects/model-x/permissions", &alice)
+        .await
+        .json();
     assert_eq!(profile["viewers"], json!(["bob"]));
     // A viewer may not change it: the API's 403, the form untouched.
     let bob = sign_in(&app, "bob", "password-of-tests").await;
@@ -478,15 +463,10 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
         "{}",
         denied.status
     );
-    let profile = call(
-        &app,
-        Method::GET,
-        "/projects/model-x/permissions",
-        Some(&alice),
-        None,
-    )
-    .await
-    .json();
+    let profile = app
+        .get_as("/projects/model-x/permissions", &alice)
+        .await
+        .json();
     assert_eq!(profile["owners"], json!(["alice"]));
 }
 
@@ -543,14 +523,12 @@ async fn step_a_role_change_through_the_form(app: &TestApp, admin: &Session) {
     )
     .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
-    let account = call(
-        app,
-        Method::GET,
-        "/users/alice",
-        Some(&app.login("root", "password-of-tests").await),
-        None,
-    )
-    .await;
+    let account = app
+        .get_as(
+            "/users/alice",
+            &app.login("root", "password-of-tests").await,
+        )
+        .await;
     assert_eq!(account.json()["role"], "developer");
     let bad = post_form(
         app,
@@ -593,7 +571,7 @@ async fn step_an_api_key_secret_shows_once(app: &TestApp, admin: &Session) {
         listing.contains("ci") && !listing.contains(&secret),
         "shown once"
     );
-    let with_key = call(app, Method::GET, "/projects/model-y", Some(&secret), None).await;
+    let with_key = app.get_as("/projects/model-y", &secret).await;
     assert_eq!(with_key.status, StatusCode::OK, "{}", with_key.text());
 }
 
@@ -631,7 +609,7 @@ async fn step_groups_through_their_forms(app: &TestApp, admin: &Session) {
     )
     .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
-    let group = call(app, Method::GET, "/groups/vision", Some(&root), None).await;
+    let group = app.get_as("/groups/vision", &root).await;
     assert_eq!(group.json()["members"], json!(["bob"]), "{}", group.text());
     let invalid = post_form(
         app,
@@ -719,15 +697,10 @@ async fn step_a_revoked_member_cannot_use_the_forms(app: &TestApp, bob: &Session
     )
     .await;
     assert_eq!(denied.status, StatusCode::NOT_FOUND);
-    let members = call(
-        app,
-        Method::GET,
-        "/projects/shared-model/members",
-        Some(alice),
-        None,
-    )
-    .await
-    .json();
+    let members = app
+        .get_as("/projects/shared-model/members", alice)
+        .await
+        .json();
     assert!(members.to_string().contains("\"dev\""), "{members}");
 }
 
@@ -943,15 +916,10 @@ async fn ui_owners_mark_a_version_stable_and_viewers_get_the_apis_refusal() {
     )
     .await;
     assert_eq!(marked.status, StatusCode::SEE_OTHER, "{}", marked.text());
-    let record = call(
-        &app,
-        Method::GET,
-        "/projects/frozen/version/v1",
-        Some(&alice),
-        None,
-    )
-    .await
-    .json();
+    let record = app
+        .get_as("/projects/frozen/version/v1", &alice)
+        .await
+        .json();
     assert_eq!(record["stable"], true);
     let page = get_with(
         &app,
