@@ -211,7 +211,7 @@ async fn put_raw(app: &crate::common::TestApp, key: &str, body: &str) {
 /// before the loaders were one).
 #[tokio::test]
 async fn a_corrupt_project_record_answers_500_internal_wherever_its_target_is_loaded() {
-    use axum::http::{Method, StatusCode};
+    use axum::http::StatusCode;
     use serde_json::json;
     use trove::permissions::Role;
     use trove::storage::keys;
@@ -234,17 +234,20 @@ async fn a_corrupt_project_record_answers_500_internal_wherever_its_target_is_lo
     .await;
     let scope = json!({"name": "ci-bot", "scopes": [{"project": "bert", "access": "read"}],
         "expires_in_days": 1});
-    let read = app.get_as("/projects/bert", &alice).await;
-    assert_eq!(read.status, StatusCode::OK, "{}", read.text());
+    app.get_as("/projects/bert", &alice)
+        .await
+        .assert_status(StatusCode::OK);
 
     put_raw(&app, &keys::project_record("bert"), "{not json").await;
-    let read = app.get_as("/projects/bert", &alice).await;
-    assert_eq!(read.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let read = app
+        .get_as("/projects/bert", &alice)
+        .await
+        .assert_status(StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(read.json()["code"], "internal");
     let key = app
-        .bearer(Method::POST, "/api-keys", &alice, Some(&scope))
-        .await;
-    assert_eq!(key.status, StatusCode::INTERNAL_SERVER_ERROR);
+        .post_json("/api-keys", &alice, &scope)
+        .await
+        .assert_status(StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(key.json()["code"], "internal");
 }
 

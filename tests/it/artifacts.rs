@@ -22,25 +22,23 @@ use crate::common::{Backend, BackendApp, TestApp};
 /// generated id.
 async fn step_creation_rules(app: &TestApp, alice: &str, guest: &str) -> String {
     create_project(app, alice, "bert", "private").await;
-    let again = call(
-        app,
-        Method::POST,
-        "/projects",
-        Some(alice),
-        Some(&json!({"project_id": "bert", "title": "T", "type": "MODEL"})),
-    )
-    .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    let again = app
+        .post_json(
+            "/projects",
+            alice,
+            &json!({"project_id": "bert", "title": "T", "type": "MODEL"}),
+        )
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(again.code(), "already_exists");
 
-    let generated = call(
-        app,
-        Method::POST,
-        "/projects",
-        Some(alice),
-        Some(&json!({"title": "no id", "type": "DATASET", "visibility": "public"})),
-    )
-    .await;
+    let generated = app
+        .post_json(
+            "/projects",
+            alice,
+            &json!({"title": "no id", "type": "DATASET", "visibility": "public"}),
+        )
+        .await;
     assert_eq!(
         generated.status,
         StatusCode::CREATED,
@@ -54,7 +52,7 @@ async fn step_creation_rules(app: &TestApp, alice: &str, guest: &str) -> String 
         json!({"title": "x", "type": "ROBOT"}),
         json!({"title": "x", "type": "MODEL", "visibility": "secret"}),
     ] {
-        let bad = call(app, Method::POST, "/projects", Some(alice), Some(&body)).await;
+        let bad = app.post_json("/projects", alice, &body).await;
         assert_eq!(
             bad.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -62,36 +60,33 @@ async fn step_creation_rules(app: &TestApp, alice: &str, guest: &str) -> String 
             bad.text()
         );
     }
-    let bad_name = call(
-        app,
-        Method::POST,
-        "/projects",
-        Some(alice),
-        Some(&json!({"project_id": "../x", "title": "x"})),
-    )
-    .await;
-    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    let bad_name = app
+        .post_json(
+            "/projects",
+            alice,
+            &json!({"project_id": "../x", "title": "x"}),
+        )
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(bad_name.code(), "invalid_name");
 
     // A guest may not create projects; an anonymous caller neither.
-    let refused = call(
-        app,
-        Method::POST,
+    app.post_json(
         "/projects",
-        Some(guest),
-        Some(&json!({"project_id": "g1", "title": "x"})),
+        guest,
+        &json!({"project_id": "g1", "title": "x"}),
     )
-    .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
-    let anonymous = call(
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    call(
         app,
         Method::POST,
         "/projects",
         None,
         Some(&json!({"project_id": "g2", "title": "x"})),
     )
-    .await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
     generated_id
 }
 
@@ -103,8 +98,10 @@ async fn step_reads_profiles_and_a_searchable_patch(
     guest: &str,
     generated_id: &str,
 ) {
-    let record = app.get_as("/projects/bert", alice).await;
-    assert_eq!(record.status, StatusCode::OK);
+    let record = app
+        .get_as("/projects/bert", alice)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(record.json()["created_by"], "alice");
     assert_eq!(record.json()["type"], "MODEL");
     // Private: the guest does not see it at all.
@@ -138,14 +135,13 @@ async fn step_reads_profiles_and_a_searchable_patch(
     assert_eq!(public["download_access"], "viewers");
 
     let patched = app
-        .bearer(
-            Method::PATCH,
+        .patch_json(
             "/projects/bert",
             alice,
-            Some(&json!({"title": "BERT base", "tags": ["nlp"]})),
+            &json!({"title": "BERT base", "tags": ["nlp"]}),
         )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(patched.json()["title"], "BERT base");
     // The project document is searchable with its new title at once.
     let found = app
@@ -165,44 +161,21 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
     step_reads_profiles_and_a_searchable_patch(&app, &alice, &guest, &generated_id).await;
 
     // Owners deprecate; writes are then refused with 409 deprecated, until reactivated.
-    let deprecated = app
-        .bearer(
-            Method::PATCH,
-            "/projects/bert",
-            &alice,
-            Some(&json!({"state": "deprecated"})),
-        )
-        .await;
-    assert_eq!(deprecated.status, StatusCode::OK, "{}", deprecated.text());
+    app.patch_json("/projects/bert", &alice, &json!({"state": "deprecated"}))
+        .await
+        .assert_status(StatusCode::OK);
     let write = app
-        .bearer(
-            Method::POST,
-            "/projects/bert/versions",
-            &alice,
-            Some(&json!({"version": "v1"})),
-        )
-        .await;
-    assert_eq!(write.status, StatusCode::CONFLICT);
+        .post_json("/projects/bert/versions", &alice, &json!({"version": "v1"}))
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(write.code(), "deprecated");
     // Owners may not disable (admins only).
-    let disable = app
-        .bearer(
-            Method::PATCH,
-            "/projects/bert",
-            &alice,
-            Some(&json!({"state": "disabled"})),
-        )
-        .await;
-    assert_eq!(disable.status, StatusCode::FORBIDDEN);
-    let active = app
-        .bearer(
-            Method::PATCH,
-            "/projects/bert",
-            &alice,
-            Some(&json!({"state": "active"})),
-        )
-        .await;
-    assert_eq!(active.status, StatusCode::OK);
+    app.patch_json("/projects/bert", &alice, &json!({"state": "disabled"}))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    app.patch_json("/projects/bert", &alice, &json!({"state": "active"}))
+        .await
+        .assert_status(StatusCode::OK);
     create_version(&app, &alice, "bert", "v1").await;
 }
 both_backends!(projects_are_created_read_and_changed);
@@ -246,14 +219,9 @@ async fn step_complete_v1_then_no_more_files(app: &TestApp, alice: &str) {
     let record = app.get_as("/projects/p/version/v1", alice).await.json();
     assert_eq!(record["status"], "open");
     let early = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            alice,
-            Some(&json!({"stable": true})),
-        )
-        .await;
-    assert_eq!(early.status, StatusCode::CONFLICT);
+        .patch_json("/projects/p/version/v1", alice, &json!({"stable": true}))
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(early.code(), "version_not_completed");
 
     assert_eq!(
@@ -268,49 +236,39 @@ async fn step_complete_v1_then_no_more_files(app: &TestApp, alice: &str) {
     assert_eq!(record["status"], "completed");
     assert_eq!(record["revision"], "NUM-1");
     // A completed version takes no new files.
-    let late = upload(app, Some(alice), "p", "v1", "b.txt", b"x").await;
-    assert_eq!(late.status, StatusCode::CONFLICT);
+    let late = upload(app, Some(alice), "p", "v1", "b.txt", b"x")
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(late.code(), "version_completed");
 }
 
 /// A stable version and its files may not be deleted; unmarked, the version is deleted whole.
 async fn step_a_stable_version_resists_deletion_until_unmarked(app: &TestApp, alice: &str) {
-    let changelog = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            alice,
-            Some(&json!({"changelog": "fixed"})),
-        )
-        .await;
-    assert_eq!(changelog.status, StatusCode::OK);
-    let stable = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            alice,
-            Some(&json!({"stable": true})),
-        )
-        .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
-    let delete = app.delete_as("/projects/p/version/v1", alice).await;
-    assert_eq!(delete.status, StatusCode::CONFLICT);
+    app.patch_json(
+        "/projects/p/version/v1",
+        alice,
+        &json!({"changelog": "fixed"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.patch_json("/projects/p/version/v1", alice, &json!({"stable": true}))
+        .await
+        .assert_status(StatusCode::OK);
+    let delete = app
+        .delete_as("/projects/p/version/v1", alice)
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(delete.code(), "stable_version");
     let delete_file = app
         .delete_as(&format!("/files/{}", enc("p:a.txt@v1")), alice)
         .await;
     assert_eq!(delete_file.code(), "stable_version");
-    let unmark = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            alice,
-            Some(&json!({"stable": false})),
-        )
-        .await;
-    assert_eq!(unmark.status, StatusCode::OK);
-    let delete = app.delete_as("/projects/p/version/v1", alice).await;
-    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    app.patch_json("/projects/p/version/v1", alice, &json!({"stable": false}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.delete_as("/projects/p/version/v1", alice)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.get_as("/projects/p/version/v1", alice).await.status,
         StatusCode::NOT_FOUND
@@ -328,21 +286,14 @@ async fn versions_follow_the_stable_rules(backend: Backend) {
     let alice = app.user_token("alice", Role::Maintainer).await;
     create_project(&app, &alice, "p", "private").await;
     create_version(&app, &alice, "p", "v1").await;
-    let again = app
-        .bearer(
-            Method::POST,
-            "/projects/p/versions",
-            &alice,
-            Some(&json!({"version": "v1"})),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    app.post_json("/projects/p/versions", &alice, &json!({"version": "v1"}))
+        .await
+        .assert_status(StatusCode::CONFLICT);
     let latest = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects/p/versions",
             &alice,
-            Some(&json!({"version": "latest"})),
+            &json!({"version": "latest"}),
         )
         .await;
     assert_eq!(latest.code(), "invalid_name");
@@ -356,16 +307,16 @@ async fn versions_follow_the_stable_rules(backend: Backend) {
     // Writers (not owners) may delete non-stable versions.
     let bob = app.user_token("bob", Role::Maintainer).await;
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             &alice,
-            Some(&json!({"writers": ["bob"], "write_access": "writers", "read_access": "viewers"})),
+            &json!({"writers": ["bob"], "write_access": "writers", "read_access": "viewers"}),
         )
         .await;
     wait_job(&app, &alice, &put).await;
-    let delete = app.delete_as("/projects/p/version/race", &bob).await;
-    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    app.delete_as("/projects/p/version/race", &bob)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
 }
 both_backends!(versions_follow_the_stable_rules);
 
@@ -373,8 +324,9 @@ both_backends!(versions_follow_the_stable_rules);
 
 /// Uploads model/weights.bin: its record, its search hit and its sidecar carry the checksums.
 async fn step_upload_is_searchable_with_its_sidecar(app: &TestApp, alice: &str, body: &[u8]) {
-    let stored = upload(app, Some(alice), "p", "v1", "model/weights.bin", body).await;
-    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    let stored = upload(app, Some(alice), "p", "v1", "model/weights.bin", body)
+        .await
+        .assert_status(StatusCode::CREATED);
     let stored = stored.json();
     assert_eq!(stored["id"], "p:model/weights.bin@v1");
     assert_eq!(stored["md5sum"], md5_hex(body));
@@ -452,8 +404,8 @@ async fn step_download_with_etag_and_ranges(app: &TestApp, alice: &str, id: &str
     // Streamed with ETag, Range and If-None-Match.
     let streamed = app
         .get_as(&format!("/files/{id}?redirect=false"), alice)
-        .await;
-    assert_eq!(streamed.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(streamed.bytes, body);
     let etag = streamed.headers["etag"].to_str().unwrap().to_owned();
     let ranged = raw(
@@ -464,10 +416,10 @@ async fn step_download_with_etag_and_ranges(app: &TestApp, alice: &str, id: &str
         &[("range", "bytes=0-6")],
         Vec::new(),
     )
-    .await;
-    assert_eq!(ranged.status, StatusCode::PARTIAL_CONTENT);
+    .await
+    .assert_status(StatusCode::PARTIAL_CONTENT);
     assert_eq!(ranged.bytes, b"weights");
-    let cached = raw(
+    raw(
         app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
@@ -475,9 +427,9 @@ async fn step_download_with_etag_and_ranges(app: &TestApp, alice: &str, id: &str
         &[("if-none-match", etag.as_str())],
         Vec::new(),
     )
-    .await;
-    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
-    let bad_range = raw(
+    .await
+    .assert_status(StatusCode::NOT_MODIFIED);
+    raw(
         app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
@@ -485,8 +437,8 @@ async fn step_download_with_etag_and_ranges(app: &TestApp, alice: &str, id: &str
         &[("range", "bytes=9999-")],
         Vec::new(),
     )
-    .await;
-    assert_eq!(bad_range.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    .await
+    .assert_status(StatusCode::RANGE_NOT_SATISFIABLE);
 }
 
 /// The default download, and the bounds of `expires_in`.
@@ -525,16 +477,15 @@ async fn step_default_download_and_expiry(
 /// `latest` resolves only among completed versions.
 async fn step_latest_resolves_once_completed(app: &TestApp, alice: &str, body: &[u8]) {
     // `latest` resolves only among completed versions.
-    let none_yet = app
-        .get_as(
-            &format!(
-                "/files/{}?redirect=false",
-                enc("p:model/weights.bin@latest")
-            ),
-            alice,
-        )
-        .await;
-    assert_eq!(none_yet.status, StatusCode::NOT_FOUND);
+    app.get_as(
+        &format!(
+            "/files/{}?redirect=false",
+            enc("p:model/weights.bin@latest")
+        ),
+        alice,
+    )
+    .await
+    .assert_status(StatusCode::NOT_FOUND);
     complete(app, alice, "p", "v1", None).await;
     let latest = app
         .get_as(
@@ -544,15 +495,16 @@ async fn step_latest_resolves_once_completed(app: &TestApp, alice: &str, body: &
             ),
             alice,
         )
-        .await;
-    assert_eq!(latest.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(latest.bytes, body);
 }
 
 /// Deleting the file and its document leaves no hit and no sidecar.
 async fn step_delete_the_file_and_its_document(app: &TestApp, alice: &str, id: &str) {
-    let deleted = app.delete_as(&format!("/files/{id}"), alice).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    app.delete_as(&format!("/files/{id}"), alice)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.get_as(&format!("/files/{id}?redirect=false"), alice)
             .await
@@ -560,8 +512,9 @@ async fn step_delete_the_file_and_its_document(app: &TestApp, alice: &str, id: &
         StatusCode::NOT_FOUND
     );
     let doc_id = enc("p:model/weights.bin.json@v1");
-    let deleted = app.delete_as(&format!("/files/{doc_id}"), alice).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    app.delete_as(&format!("/files/{doc_id}"), alice)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert!(
         search_ids(app, Some(alice), "_extra.project_id:p")
             .await
@@ -587,8 +540,10 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
 
     step_bad_digests_and_json_documents(&app, &alice).await;
 
-    let listing = app.get_as("/projects/p/version/v1/files", &alice).await;
-    assert_eq!(listing.status, StatusCode::OK);
+    let listing = app
+        .get_as("/projects/p/version/v1/files", &alice)
+        .await
+        .assert_status(StatusCode::OK);
     let files = listing.json()["files"].as_array().unwrap().clone();
     assert_eq!(files.len(), 2);
     assert!(
@@ -652,21 +607,19 @@ async fn hostile_paths_are_refused_everywhere_and_nothing_is_written(backend: Ba
     }
     for name in ["../x", "..meta/permissions.json", "a/../../b"] {
         let response = app
-            .bearer(
-                Method::POST,
+            .post_json(
                 "/projects/p/version/v2/upload",
                 &alice,
-                Some(&json!({"filenames": ["ok.txt", name]})),
+                &json!({"filenames": ["ok.txt", name]}),
             )
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{name}");
         assert_eq!(response.code(), "invalid_path");
         let response = app
-            .bearer(
-                Method::POST,
+            .post_json(
                 "/projects/newp/version/v1/upload",
                 &alice,
-                Some(&json!({"filenames": [{"filename": name, "check": "simple"}]})),
+                &json!({"filenames": [{"filename": name, "check": "simple"}]}),
             )
             .await;
         assert_eq!(response.code(), "invalid_path");
@@ -690,10 +643,9 @@ async fn hostile_paths_are_refused_everywhere_and_nothing_is_written(backend: Ba
         )
         .await;
     assert_eq!(link.code(), "invalid_path");
-    let link = app
-        .bearer(Method::PUT, "/link/!!!/to/!!!", &alice, None)
-        .await;
-    assert_eq!(link.status, StatusCode::BAD_REQUEST);
+    app.bearer(Method::PUT, "/link/!!!/to/!!!", &alice, None)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 
     assert_eq!(data_keys().await, before, "something was written");
 }
@@ -711,8 +663,10 @@ async fn step_default_profile_hidden_from_strangers(app: &TestApp, alice: &str, 
         StatusCode::CREATED
     );
 
-    let profile = app.get_as("/projects/p/permissions", alice).await;
-    assert_eq!(profile.status, StatusCode::OK);
+    let profile = app
+        .get_as("/projects/p/permissions", alice)
+        .await
+        .assert_status(StatusCode::OK);
     let profile = profile.json();
     assert_eq!(profile["scope"], "project");
     assert_eq!(profile["write_access"], "owners");
@@ -724,11 +678,10 @@ async fn step_default_profile_hidden_from_strangers(app: &TestApp, alice: &str, 
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.bearer(
-            Method::PUT,
+        app.put_json(
             "/projects/p/permissions",
             dave,
-            Some(&json!({"read_access": "public"}))
+            &json!({"read_access": "public"})
         )
         .await
         .status,
@@ -741,11 +694,10 @@ async fn step_default_profile_hidden_from_strangers(app: &TestApp, alice: &str, 
 async fn step_partial_merge_and_who_may_change_it(app: &TestApp, alice: &str, dave: &str) {
     // Partial merge: only read_access changes; anonymous callers then find and read it.
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             alice,
-            Some(&json!({"read_access": "public"})),
+            &json!({"read_access": "public"}),
         )
         .await;
     wait_job(app, alice, &put).await;
@@ -757,24 +709,22 @@ async fn step_partial_merge_and_who_may_change_it(app: &TestApp, alice: &str, da
         vec!["p:a.txt@v1".to_owned()]
     );
     // Readers who are not owners may not change it.
-    let put = app
-        .bearer(
-            Method::PUT,
-            "/projects/p/permissions",
-            dave,
-            Some(&json!({"read_access": "owners"})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::FORBIDDEN);
-    let anonymous = call(
+    app.put_json(
+        "/projects/p/permissions",
+        dave,
+        &json!({"read_access": "owners"}),
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    call(
         app,
         Method::PUT,
         "/projects/p/permissions",
         None,
         Some(&json!({"read_access": "owners"})),
     )
-    .await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
 }
 
 /// Bad scopes, grants, rules, principals and JSON are refused with their code; then dave is
@@ -788,9 +738,7 @@ async fn step_invalid_profiles_refused_then_writers(app: &TestApp, alice: &str) 
         (json!({"viewers": ["Not A User"]}), "invalid_principal"),
         (json!({"read_acess": "public"}), "unknown_field"),
     ] {
-        let response = app
-            .bearer(Method::PUT, "/projects/p/permissions", alice, Some(&body))
-            .await;
+        let response = app.put_json("/projects/p/permissions", alice, &body).await;
         assert_eq!(
             response.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -799,7 +747,7 @@ async fn step_invalid_profiles_refused_then_writers(app: &TestApp, alice: &str) 
         );
         assert_eq!(response.code(), code, "{body}");
     }
-    let not_json = raw(
+    raw(
         app,
         Method::PUT,
         "/projects/p/permissions",
@@ -807,15 +755,14 @@ async fn step_invalid_profiles_refused_then_writers(app: &TestApp, alice: &str) 
         &[("content-type", "application/json")],
         b"{".to_vec(),
     )
-    .await;
-    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    .await
+    .assert_status(StatusCode::BAD_REQUEST);
     // Writers may be developers.
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             alice,
-            Some(&json!({"writers": ["dave"]})),
+            &json!({"writers": ["dave"]}),
         )
         .await;
     wait_job(app, alice, &put).await;
@@ -825,11 +772,10 @@ async fn step_invalid_profiles_refused_then_writers(app: &TestApp, alice: &str) 
 async fn step_version_profile_shadows_the_project(app: &TestApp, alice: &str) {
     // A version profile shadows the project's (first found wins whole).
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/version/v1/permissions",
             alice,
-            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
+            &json!({"owners": ["alice"], "read_access": "owners"}),
         )
         .await;
     wait_job(app, alice, &put).await;
@@ -840,11 +786,10 @@ async fn step_version_profile_shadows_the_project(app: &TestApp, alice: &str) {
         .json();
     assert_eq!(version_profile["scope"], "version");
     let wrong_scope = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/version/v1/permissions",
             alice,
-            Some(&json!({"scope": "project"})),
+            &json!({"scope": "project"}),
         )
         .await;
     assert_eq!(wrong_scope.code(), "invalid_scope");
@@ -882,11 +827,10 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         StatusCode::OK
     );
     let restore = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             &admin,
-            Some(&json!({"owners": ["alice"]})),
+            &json!({"owners": ["alice"]}),
         )
         .await;
     wait_job(&app, &admin, &restore).await;
@@ -920,15 +864,13 @@ async fn project_with_a_file_shared(
             .status,
         StatusCode::CREATED
     );
-    let share = app
-        .bearer(
-            Method::POST,
-            &format!("/projects/{project}/share"),
-            owner,
-            Some(&json!({"principal": principal})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    app.post_json(
+        &format!("/projects/{project}/share"),
+        owner,
+        &json!({"principal": principal}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 /// `who`'s statuses of [read, download, upload, delete, share] on `project`.
@@ -981,8 +923,7 @@ async fn matrix_statuses(app: &TestApp, who: &str, token: Option<&str>, project:
     )
     .await
     .status;
-    let got = [read, download, uploaded, deleted, shared_with].map(|status| status.as_u16());
-    got
+    [read, download, uploaded, deleted, shared_with].map(|status| status.as_u16())
 }
 
 async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
@@ -991,15 +932,13 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     let shared = app.user_token("shared", Role::Maintainer).await;
     let stranger = app.user_token("stranger", Role::Maintainer).await;
     // Shares name existing groups: `group:friends` is shared with below.
-    let created = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &owner,
-            Some(&json!({"name": "friends", "members": []})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app.post_json(
+        "/groups",
+        &owner,
+        &json!({"name": "friends", "members": []}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     // A public project: anyone reads metadata; only viewers (shares) download.
     project_with_a_file_shared(&app, &owner, "p", "public", "shared").await;
     // A private project: only the owner and its share.
@@ -1040,9 +979,7 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     }
     // A reader's empty patch is refused like any record change (nothing is written).
     for path in ["/projects/p", "/projects/p/version/v1"] {
-        let patch = app
-            .bearer(Method::PATCH, path, &shared, Some(&json!({})))
-            .await;
+        let patch = app.patch_json(path, &shared, &json!({})).await;
         assert_eq!(patch.status, StatusCode::FORBIDDEN, "{path}");
     }
     // Search finds exactly what each may read.
@@ -1054,8 +991,9 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     seen.sort();
     assert_eq!(seen, vec!["p:f.txt@v1".to_owned(), "q:f.txt@v1".to_owned()]);
     // Unsharing ends it.
-    let unshare = app.delete_as("/projects/q/share/shared", &owner).await;
-    assert_eq!(unshare.status, StatusCode::NO_CONTENT);
+    app.delete_as("/projects/q/share/shared", &owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.get_as("/projects/q", &shared).await.status,
         StatusCode::NOT_FOUND
@@ -1064,16 +1002,12 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
         search_ids(&app, Some(&shared), "*").await,
         vec!["p:f.txt@v1".to_owned()]
     );
-    let again = app.delete_as("/projects/q/share/shared", &owner).await;
-    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    app.delete_as("/projects/q/share/shared", &owner)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     // An owner can't be "shared" (the expiry would end their ownership).
     let owner_share = app
-        .bearer(
-            Method::POST,
-            "/projects/q/share",
-            &owner,
-            Some(&json!({"principal": "owner"})),
-        )
+        .post_json("/projects/q/share", &owner, &json!({"principal": "owner"}))
         .await;
     assert_eq!(owner_share.code(), "already_granted");
 }
@@ -1094,33 +1028,28 @@ async fn an_expired_share_stops_working_at_once(backend: Backend) {
         StatusCode::CREATED
     );
     let expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &owner,
-            Some(&json!({"principal": "bob", "expires_at": expires_at.to_rfc3339()})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    app.post_json(
+        "/projects/p/share",
+        &owner,
+        &json!({"principal": "bob", "expires_at": expires_at.to_rfc3339()}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     assert_eq!(app.get_as("/projects/p", &bob).await.status, StatusCode::OK);
-    let download = app
-        .get_as(
-            &format!("/files/{}?redirect=false", enc("p:f.txt@v1")),
-            &bob,
-        )
-        .await;
-    assert_eq!(download.status, StatusCode::OK);
+    app.get_as(
+        &format!("/files/{}?redirect=false", enc("p:f.txt@v1")),
+        &bob,
+    )
+    .await
+    .assert_status(StatusCode::OK);
     assert_eq!(search_ids(&app, Some(&bob), "*").await.len(), 1);
-    let past = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &owner,
-            Some(&json!({"principal": "bob", "expires_at": "2000-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.post_json(
+        "/projects/p/share",
+        &owner,
+        &json!({"principal": "bob", "expires_at": "2000-01-01T00:00:00Z"}),
+    )
+    .await
+    .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(
@@ -1150,14 +1079,14 @@ both_backends!(an_expired_share_stops_working_at_once);
 /// a conflict and nothing is searchable yet; answers the started upload.
 async fn step_start_creates_the_project(app: &TestApp, alice: &str, data: &[u8]) -> Value {
     // Start: the project does not exist; the upload creates it with alice as owner.
-    let started = app.bearer(Method::POST, "/projects/tbl/version/v1/upload", alice, Some(&json!({
+    let started = app.post_json("/projects/tbl/version/v1/upload", alice, &json!({
         "filenames": [
             "data.csv.json",
             {"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(data), "field": "md5sum"}},
         ],
         "completed_by": "in 1 hours",
         "mode": "s3-presigned-url",
-    }))).await;
+    })).await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.text());
     let started = started.json();
     assert_eq!(started["project_id"], "tbl");
@@ -1166,15 +1095,13 @@ async fn step_start_creates_the_project(app: &TestApp, alice: &str, data: &[u8])
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "owners");
     // The version exists now: a second start is a conflict.
-    let again = app
-        .bearer(
-            Method::POST,
-            "/projects/tbl/version/v1/upload",
-            alice,
-            Some(&json!({"filenames": ["x"]})),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    app.post_json(
+        "/projects/tbl/version/v1/upload",
+        alice,
+        &json!({"filenames": ["x"]}),
+    )
+    .await
+    .assert_status(StatusCode::CONFLICT);
     // Not searchable while uploading.
     assert!(search_ids(app, Some(alice), "*").await.is_empty());
     started
@@ -1236,16 +1163,16 @@ async fn step_viewer_searches_reads_and_downloads(
     );
     let metadata = app
         .get_as(&format!("/files/{}/metadata", enc("tbl:data.csv@v1")), bob)
-        .await;
-    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(metadata.json()["_extra"]["revision"], "NUM-1");
     let download = app
         .get_as(
             &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
             bob,
         )
-        .await;
-    assert_eq!(download.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(download.bytes, data);
     // Sidecars were written at completion.
     let files = app
@@ -1271,21 +1198,21 @@ async fn step_second_version_links_the_unchanged_file(
     data: &[u8],
 ) {
     // Second version: the unchanged file becomes a link to v1.
-    let second = app.bearer(Method::POST, "/projects/tbl/version/v2/upload", alice, Some(&json!({
+    let second = app.post_json("/projects/tbl/version/v2/upload", alice, &json!({
         "filenames": [{"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(data), "field": "md5sum"}}],
         "expires_in": "in 2 days",
-    }))).await.json();
+    })).await.json();
     assert_eq!(second["presigned_urls"], json!([]), "{second}");
     let link = second["links"][0]["url"].as_str().unwrap();
-    let linked = app.bearer(Method::PUT, link, alice, None).await;
-    assert_eq!(linked.status, StatusCode::OK, "{}", linked.text());
+    app.bearer(Method::PUT, link, alice, None)
+        .await
+        .assert_status(StatusCode::OK);
     // Permissions in the body are ignored for an existing project unless asked.
     let answer = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/tbl/version/v2/complete",
             alice,
-            Some(&json!({"read_access": "public"})),
+            &json!({"read_access": "public"}),
         )
         .await;
     wait_job(app, alice, &answer).await;
@@ -1301,8 +1228,8 @@ async fn step_second_version_links_the_unchanged_file(
             &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
             bob,
         )
-        .await;
-    assert_eq!(via_link.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(via_link.bytes, data);
 }
 
@@ -1315,11 +1242,10 @@ async fn step_abort_and_a_guest_upload_refused(
 ) {
     // Abort deletes what an upload stored.
     let third = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects/tbl/version/v3/upload",
             alice,
-            Some(&json!({"filenames": ["x.bin"]})),
+            &json!({"filenames": ["x.bin"]}),
         )
         .await
         .json();
@@ -1334,21 +1260,18 @@ async fn step_abort_and_a_guest_upload_refused(
             .status()
             .is_success()
     );
-    let abort = app
-        .bearer(Method::PUT, "/projects/tbl/version/v3/abort", alice, None)
-        .await;
-    assert_eq!(abort.status, StatusCode::OK);
+    app.bearer(Method::PUT, "/projects/tbl/version/v3/abort", alice, None)
+        .await
+        .assert_status(StatusCode::OK);
     assert!(storage_keys(app, "tbl/v3/").await.is_empty());
     // A guest cannot start uploads (no project creation, no write access).
-    let refused = app
-        .bearer(
-            Method::POST,
-            "/projects/other/version/v1/upload",
-            bob,
-            Some(&json!({"filenames": ["a"]})),
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    app.post_json(
+        "/projects/other/version/v1/upload",
+        bob,
+        &json!({"filenames": ["a"]}),
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
     assert!(storage_keys(app, "other/").await.is_empty());
 }
 
@@ -1372,8 +1295,8 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
             &alice,
             None,
         )
-        .await;
-    assert_eq!(early.status, StatusCode::BAD_REQUEST);
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(early.code(), "missing_files");
     assert!(
         early.json()["reason"]
@@ -1384,11 +1307,10 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
 
     step_put_presigned_files(&client, &started, &data, &doc).await;
     let answer = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/tbl/version/v1/complete",
             &alice,
-            Some(&json!({"read_access": "viewers", "viewers": ["bob"]})),
+            &json!({"read_access": "viewers", "viewers": ["bob"]}),
         )
         .await;
     let job = wait_job(&app, &alice, &answer).await;
@@ -1406,11 +1328,10 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
 
     // Set permissions, then list projects and versions.
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/tbl/permissions",
             &alice,
-            Some(&json!({"read_access": "authenticated"})),
+            &json!({"read_access": "authenticated"}),
         )
         .await;
     wait_job(&app, &alice, &put).await;
@@ -1426,34 +1347,28 @@ both_backends!(artifactdb_upload_flow_end_to_end);
 async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
     let app = BackendApp::start(backend).await;
     let alice = app.user_token("alice", Role::Maintainer).await;
-    let late = app
-        .bearer(
-            Method::POST,
-            "/projects/p/version/late/upload",
-            &alice,
-            Some(&json!({"filenames": ["a"], "completed_by": "in 1 minutes"})),
-        )
-        .await;
-    assert_eq!(late.status, StatusCode::OK, "{}", late.text());
-    let transient = app
-        .bearer(
-            Method::POST,
-            "/projects/p/version/tmp/upload",
-            &alice,
-            Some(&json!({"filenames": [], "expires_in": "in 2 minutes"})),
-        )
-        .await;
-    assert_eq!(transient.status, StatusCode::OK);
+    app.post_json(
+        "/projects/p/version/late/upload",
+        &alice,
+        &json!({"filenames": ["a"], "completed_by": "in 1 minutes"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.post_json(
+        "/projects/p/version/tmp/upload",
+        &alice,
+        &json!({"filenames": [], "expires_in": "in 2 minutes"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     complete(&app, &alice, "p", "tmp", None).await;
-    let keep = app
-        .bearer(
-            Method::POST,
-            "/projects/p/version/keep/upload",
-            &alice,
-            Some(&json!({"filenames": []})),
-        )
-        .await;
-    assert_eq!(keep.status, StatusCode::OK);
+    app.post_json(
+        "/projects/p/version/keep/upload",
+        &alice,
+        &json!({"filenames": []}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     complete(&app, &alice, "p", "keep", None).await;
 
     let now = chrono::Utc::now();
@@ -1584,8 +1499,7 @@ async fn streamed_upload_memory_child() {
         .header("authorization", format!("Bearer {alice}"))
         .body(Body::from_stream(chunks))
         .unwrap();
-    let response = app.send(request).await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    let response = app.send(request).await.assert_status(StatusCode::CREATED);
     assert_eq!(response.json()["size"], SIZE);
     let rss_after = status_kib("VmRSS:");
     let hwm_after = status_kib("VmHWM:");
@@ -1607,15 +1521,9 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
     let alice = app.user_token("alice", Role::Maintainer).await;
     let bob = app.user_token("bob", Role::Guest).await;
     create_project(&app, &alice, "p", "private").await;
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &alice,
-            Some(&json!({"principal": "bob"})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED);
+    app.post_json("/projects/p/share", &alice, &json!({"principal": "bob"}))
+        .await
+        .assert_status(StatusCode::CREATED);
     for (version, body) in [("v1", b"one".as_slice()), ("v2", b"two".as_slice())] {
         create_version(&app, &alice, "p", version).await;
         assert_eq!(
@@ -1628,11 +1536,10 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
     }
     // v2 is for owners only: bob's `latest` is v1, alice's v2.
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/version/v2/permissions",
             &alice,
-            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
+            &json!({"owners": ["alice"], "read_access": "owners"}),
         )
         .await;
     wait_job(&app, &alice, &put).await;
@@ -1655,11 +1562,13 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
             .json();
         assert_eq!(files["version"], version);
     }
-    let hidden = app.get_as("/projects/p/version/v2", &bob).await;
-    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    app.get_as("/projects/p/version/v2", &bob)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     // Nothing can be written through `latest` (it is always a completed version).
-    let write = upload(&app, Some(&alice), "p", "latest", "g.txt", b"x").await;
-    assert_eq!(write.status, StatusCode::CONFLICT);
+    upload(&app, Some(&alice), "p", "latest", "g.txt", b"x")
+        .await
+        .assert_status(StatusCode::CONFLICT);
     // Malformed bodies and ids are 4xx, never 5xx.
     for (method, path, body) in [
         (Method::POST, "/projects", "{"),
@@ -1741,8 +1650,8 @@ async fn concurrent_completions_get_distinct_revisions(backend: Backend) {
     // A second completion is a conflict.
     let again = app
         .bearer(Method::PUT, "/projects/p/version/v0/complete", &alice, None)
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(again.code(), "version_completed");
 }
 both_backends!(concurrent_completions_get_distinct_revisions);

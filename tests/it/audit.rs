@@ -43,8 +43,7 @@ async fn all_events(app: &TestApp, admin: &str, filter: &str) -> Vec<Value> {
     let mut events = Vec::new();
     let mut path = format!("/audit?size=7{filter}");
     loop {
-        let response = app.get_as(&path, admin).await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        let response = app.get_as(&path, admin).await.assert_status(StatusCode::OK);
         let body = response.json();
         events.extend(body["results"].as_array().unwrap().iter().cloned());
         match body["next"].as_str() {
@@ -86,58 +85,41 @@ async fn step_account_group_key_and_index_requests(app: &TestApp, admin: &str) -
         app.login_response("bob", "wrong-password").await.status,
         StatusCode::UNAUTHORIZED
     );
+    app.patch_json("/users/bob", admin, &json!({"role": "developer"}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.post_json("/groups", admin, &json!({"name": "ml", "members": ["bob"]}))
+        .await
+        .assert_status(StatusCode::CREATED);
+    app.put_json("/groups/ml/members", admin, &json!({"remove": ["bob"]}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.delete_as("/groups/ml", admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     let response = app
-        .bearer(
-            Method::PATCH,
-            "/users/bob",
-            admin,
-            Some(&json!({"role": "developer"})),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    let response = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            admin,
-            Some(&json!({"name": "ml", "members": ["bob"]})),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
-    let response = app
-        .bearer(
-            Method::PUT,
-            "/groups/ml/members",
-            admin,
-            Some(&json!({"remove": ["bob"]})),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    let response = app.delete_as("/groups/ml", admin).await;
-    assert_eq!(response.status, StatusCode::NO_CONTENT);
-    let response = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/api-keys",
             admin,
-            Some(&json!({"name": "ci", "scopes": [{"project": "bert", "access": "read"}]})),
+            &json!({"name": "ci", "scopes": [{"project": "bert", "access": "read"}]}),
         )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        .await
+        .assert_status(StatusCode::CREATED);
     let key_id = response.json()["id"].as_str().unwrap().to_owned();
-    let response = app.delete_as(&format!("/api-keys/{key_id}"), admin).await;
-    assert_eq!(response.status, StatusCode::NO_CONTENT);
-    let response = app.bearer(Method::PUT, "/index/build", admin, None).await;
-    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+    app.delete_as(&format!("/api-keys/{key_id}"), admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.bearer(Method::PUT, "/index/build", admin, None)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
     let response = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/auth/password",
             &bob,
-            Some(&json!({"old_password": "bob-password-1", "new_password": "bob-password-2"})),
+            &json!({"old_password": "bob-password-1", "new_password": "bob-password-2"}),
         )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        .await
+        .assert_status(StatusCode::OK);
     let bob = response.json()["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
         app.bearer(Method::POST, "/auth/logout", &bob, None)
@@ -145,8 +127,9 @@ async fn step_account_group_key_and_index_requests(app: &TestApp, admin: &str) -
             .status,
         StatusCode::OK
     );
-    let response = app.delete_as("/users/bob", admin).await;
-    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    app.delete_as("/users/bob", admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     key_id
 }
 
@@ -261,15 +244,9 @@ async fn denied_requests_are_recorded_as_denied_with_the_reason() {
         response.text()
     );
     // A mutation refused by the service is a denied mutation.
-    let response = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &admin,
-            Some(&json!({"name": "ops"})),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED);
+    app.post_json("/groups", &admin, &json!({"name": "ops"}))
+        .await
+        .assert_status(StatusCode::CREATED);
     let response = app.delete_as("/groups/ops", &dave).await;
     assert!(response.status == StatusCode::FORBIDDEN || response.status == StatusCode::NOT_FOUND);
 
@@ -360,15 +337,18 @@ async fn the_project_timeline_is_for_its_owners_and_admins() {
             .outcome(Outcome::Ok, 200),
     );
 
-    let response = app.get_as("/projects/bert/audit", &alice).await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let response = app
+        .get_as("/projects/bert/audit", &alice)
+        .await
+        .assert_status(StatusCode::OK);
     let results = response.json()["results"].as_array().unwrap().clone();
     assert_eq!(results.len(), 1, "{results:#?}");
     assert_eq!(results[0]["resource"], "file:bert:weights.bin@v1");
     assert!(results[0].get("ip").is_none(), "owners don't see addresses");
 
-    let response = app.get_as("/projects/bert/audit", &stranger).await;
-    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    app.get_as("/projects/bert/audit", &stranger)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     assert_eq!(
         app.get("/projects/bert/audit").await.status,
         StatusCode::NOT_FOUND
@@ -383,8 +363,10 @@ async fn the_project_timeline_is_for_its_owners_and_admins() {
     );
 
     // The admin sees the project's timeline, now including the stranger's denial.
-    let response = app.get_as("/projects/bert/audit", &admin).await;
-    assert_eq!(response.status, StatusCode::OK);
+    let response = app
+        .get_as("/projects/bert/audit", &admin)
+        .await
+        .assert_status(StatusCode::OK);
     let results = response.json()["results"].as_array().unwrap().clone();
     assert!(results.iter().all(|event| event["project"] == "bert"));
     assert_eq!(results.len(), 3, "{results:#?}");
@@ -708,20 +690,18 @@ async fn no_secret_token_or_password_is_ever_recorded() {
     let token = app.login("bob", "first-Secret-pw").await;
     app.login_response("bob", "wrong-Secret-pw").await;
     let response = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/auth/password",
             &token,
-            Some(&json!({"old_password": "first-Secret-pw", "new_password": "second-Secret-pw"})),
+            &json!({"old_password": "first-Secret-pw", "new_password": "second-Secret-pw"}),
         )
         .await;
     let new_token = response.json()["access_token"].as_str().unwrap().to_owned();
     let response = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/api-keys",
             &admin,
-            Some(&json!({"name": "ci", "scopes": [{"project": "bert", "access": "read"}]})),
+            &json!({"name": "ci", "scopes": [{"project": "bert", "access": "read"}]}),
         )
         .await;
     let key = response.json()["key"].as_str().unwrap().to_owned();
@@ -909,24 +889,8 @@ async fn events_carry_the_client_address_over_tcp_and_version_denials_name_the_v
 #[tokio::test]
 async fn trove_serve_stores_buffered_events_at_graceful_shutdown() {
     let data_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .current_dir(std::env::temp_dir())
-        .env_remove("TROVE_CONFIG")
-        .env("TROVE_LOG", "error")
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let port = crate::common::free_port();
+    let mut child = crate::common::trove_serve(data_dir.path(), port)
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
@@ -975,49 +939,38 @@ async fn each_download_is_recorded_once() {
     let app = TestApp::local().await;
     let admin = app.user_token("root", Role::Admin).await;
     let alice = app.user_token("alice", Role::Maintainer).await;
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            &alice,
-            Some(&json!({
-                "project_id": "dl", "title": "dl", "type": "DATASET", "visibility": "private"
-            })),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
-    let version = app
-        .bearer(
-            Method::POST,
-            "/projects/dl/versions",
-            &alice,
-            Some(&json!({"version": "v1"})),
-        )
-        .await;
-    assert_eq!(version.status, StatusCode::CREATED, "{}", version.text());
-    let upload = app
-        .send(
-            axum::http::Request::builder()
-                .method(Method::PUT)
-                .uri("/projects/dl/version/v1/files/data.csv")
-                .header("authorization", format!("Bearer {alice}"))
-                .body(axum::body::Body::from("a,b\n1,2\n"))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.text());
+    app.post_json(
+        "/projects",
+        &alice,
+        &json!({
+            "project_id": "dl", "title": "dl", "type": "DATASET", "visibility": "private"
+        }),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    app.post_json("/projects/dl/versions", &alice, &json!({"version": "v1"}))
+        .await
+        .assert_status(StatusCode::CREATED);
+    app.send(
+        axum::http::Request::builder()
+            .method(Method::PUT)
+            .uri("/projects/dl/version/v1/files/data.csv")
+            .header("authorization", format!("Bearer {alice}"))
+            .body(axum::body::Body::from("a,b\n1,2\n"))
+            .unwrap(),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     let id = url::form_urlencoded::byte_serialize(b"dl:data.csv@v1").collect::<String>();
     for _ in 0..2 {
-        let download = app
-            .get_as(&format!("/files/{id}?redirect=false"), &alice)
-            .await;
-        assert_eq!(download.status, StatusCode::OK);
+        app.get_as(&format!("/files/{id}?redirect=false"), &alice)
+            .await
+            .assert_status(StatusCode::OK);
     }
     let stranger = app.user_token("mallory", Role::Maintainer).await;
-    let hidden = app
-        .get_as(&format!("/files/{id}?redirect=false"), &stranger)
-        .await;
-    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    app.get_as(&format!("/files/{id}?redirect=false"), &stranger)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     let events = all_events(&app, &admin, "&action=file.download").await;
     assert_eq!(count_of(&events, "file.download", "alice"), 2, "{events:?}");
     assert_eq!(
@@ -1140,8 +1093,9 @@ async fn step_create_project_version_and_upload(
         ],
     )
     .await;
-    let upload = put_file(app, alice, "art", "v1", "data.csv", "a,b\n1,2\n").await;
-    assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.text());
+    put_file(app, alice, "art", "v1", "data.csv", "a,b\n1,2\n")
+        .await
+        .assert_status(StatusCode::CREATED);
     expected.push(("file.upload", "file:art:data.csv@v1".to_owned(), 201));
 }
 
@@ -1152,7 +1106,7 @@ async fn step_complete_stabilize_and_start_v2(
     alice: &str,
     expected: &mut Expected,
 ) -> crate::common::TestResponse {
-    let started = run_steps(
+    run_steps(
         app,
         alice,
         expected,
@@ -1202,8 +1156,7 @@ async fn step_complete_stabilize_and_start_v2(
             ),
         ],
     )
-    .await;
-    started
+    .await
 }
 
 /// Links the started v2 file, deletes it, aborts v2, creates and deletes v3, deprecates v1,
@@ -1315,8 +1268,10 @@ async fn step_link_delete_share_and_permissions(
 /// nothing else was recorded as alice's; answers alice's events.
 async fn assert_each_mutation_once(app: &TestApp, admin: &str, expected: &Expected) -> Vec<Value> {
     let events = all_events(app, admin, "&actor=alice").await;
-    let response = app.get_as("/projects/art/audit", admin).await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let response = app
+        .get_as("/projects/art/audit", admin)
+        .await
+        .assert_status(StatusCode::OK);
     let timeline = response.json()["results"].as_array().unwrap().clone();
     for (action, resource, status) in expected {
         let found = matching(&events, action, resource);
@@ -1409,8 +1364,9 @@ async fn each_artifact_mutation_appears_exactly_once_with_its_outcome() {
     let started = step_complete_stabilize_and_start_v2(&app, &alice, &mut expected).await;
     step_link_delete_share_and_permissions(&app, &alice, &mut expected, &started).await;
     // Reads are not mutations.
-    let response = app.get_as("/projects/art", &admin).await;
-    assert_eq!(response.status, StatusCode::OK);
+    app.get_as("/projects/art", &admin)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(expected.len(), 20);
 
     let events = assert_each_mutation_once(&app, &admin, &expected).await;
@@ -1434,19 +1390,20 @@ async fn denied_artifact_requests_are_recorded_as_access_denied_not_as_mutations
         ("/projects/den/versions", json!({"version": "v1"})),
         ("/projects/den/share", json!({"principal": "carol"})),
     ] {
-        let response = app.bearer(Method::POST, path, &alice, Some(&body)).await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        app.post_json(path, &alice, &body)
+            .await
+            .assert_status(StatusCode::CREATED);
     }
 
     // A stranger uploading: hidden (404); a viewer changing permissions: 403.
-    let upload = put_file(&app, &mallory, "den", "v1", "x.csv", "1\n").await;
-    assert_eq!(upload.status, StatusCode::NOT_FOUND, "{}", upload.text());
+    put_file(&app, &mallory, "den", "v1", "x.csv", "1\n")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     let response = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/den/permissions",
             &carol,
-            Some(&json!({"viewers": ["mallory"]})),
+            &json!({"viewers": ["mallory"]}),
         )
         .await;
     assert_eq!(
@@ -1488,8 +1445,10 @@ async fn denied_artifact_requests_are_recorded_as_access_denied_not_as_mutations
         );
     }
     // The owner's timeline shows the denials.
-    let response = app.get_as("/projects/den/audit", &alice).await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let response = app
+        .get_as("/projects/den/audit", &alice)
+        .await
+        .assert_status(StatusCode::OK);
     let timeline = response.json()["results"].as_array().unwrap().clone();
     assert_eq!(
         timeline
@@ -1551,12 +1510,7 @@ async fn one_patch_changing_several_things_is_one_event_named_by_precedence() {
     // A reader passes the access gate (may read) and is refused by the route's own decision:
     // recorded once, as the mutation, denied.
     let response = app
-        .bearer(
-            Method::PATCH,
-            "/projects/pre",
-            &carol,
-            Some(&json!({"title": "mine"})),
-        )
+        .patch_json("/projects/pre", &carol, &json!({"title": "mine"}))
         .await;
     assert_eq!(
         response.status,
@@ -1617,23 +1571,12 @@ async fn an_upload_that_creates_its_project_is_one_upload_start_event() {
     let alice = app.user_token("alice", Role::Maintainer).await;
     let guest = app.user_token("gus", Role::Guest).await;
     let body = json!({"filenames": ["a.csv"]});
-    let response = app
-        .bearer(
-            Method::POST,
-            "/projects/fresh/version/v1/upload",
-            &alice,
-            Some(&body),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    app.post_json("/projects/fresh/version/v1/upload", &alice, &body)
+        .await
+        .assert_status(StatusCode::OK);
     // A guest may not create projects: refused inside the mutation, recorded once.
     let response = app
-        .bearer(
-            Method::POST,
-            "/projects/other/version/v1/upload",
-            &guest,
-            Some(&body),
-        )
+        .post_json("/projects/other/version/v1/upload", &guest, &body)
         .await;
     assert_eq!(
         response.status,
@@ -1675,14 +1618,16 @@ async fn an_upload_that_creates_its_project_is_one_upload_start_event() {
 async fn a_repairing_sync_is_audited_and_a_check_is_not() {
     let app = TestApp::local().await;
     let root = app.user_token("root", Role::Admin).await;
-    let check = app.get_as("/index/sync", &root).await;
-    assert_eq!(check.status, StatusCode::OK, "{}", check.text());
+    app.get_as("/index/sync", &root)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(
         count_of(&all_events(&app, &root, "").await, "index.sync", "root"),
         0
     );
-    let repair = app.get_as("/index/sync?repair=true", &root).await;
-    assert_eq!(repair.status, StatusCode::OK, "{}", repair.text());
+    app.get_as("/index/sync?repair=true", &root)
+        .await
+        .assert_status(StatusCode::OK);
     let events = all_events(&app, &root, "").await;
     assert_eq!(count_of(&events, "index.sync", "root"), 1);
     let event = find(&events, "index.sync", "root");
@@ -1704,47 +1649,41 @@ async fn step_namespace_project_and_member_grants(
     bob: &str,
 ) {
     ok(app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/namespaces",
             root,
-            Some(&json!({"name": "nlp", "visibility": "private"})),
+            &json!({"name": "nlp", "visibility": "private"}),
         )
         .await);
     ok(app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/namespaces/nlp/members",
             root,
-            Some(&json!({"principal": "alice", "level": "maintainer"})),
+            &json!({"principal": "alice", "level": "maintainer"}),
         )
         .await);
     ok(app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects",
             alice,
-            Some(&json!({"project_id": "tok", "namespace": "nlp"})),
+            &json!({"project_id": "tok", "namespace": "nlp"}),
         )
         .await);
     ok(app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects/tok/members",
             alice,
-            Some(&json!({"principal": "bob", "level": "developer"})),
+            &json!({"principal": "bob", "level": "developer"}),
         )
         .await);
     // Bob, a developer of the project, may not grant: one access.denied, no member.grant.
-    let refused = app
-        .bearer(
-            Method::POST,
-            "/projects/tok/members",
-            bob,
-            Some(&json!({"principal": "alice", "level": "guest"})),
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    app.post_json(
+        "/projects/tok/members",
+        bob,
+        &json!({"principal": "alice", "level": "guest"}),
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
     ok(app.delete_as("/projects/tok/members/bob", alice).await);
 }
 
@@ -1752,44 +1691,27 @@ async fn step_namespace_project_and_member_grants(
 /// deletes namespace tmp.
 async fn step_namespace_changes_and_a_deleted_namespace(app: &TestApp, root: &str, alice: &str) {
     ok(app
-        .bearer(
-            Method::PATCH,
+        .patch_json(
             "/namespaces/nlp",
             alice,
-            Some(&json!({"description": "language"})),
+            &json!({"description": "language"}),
         )
         .await);
     ok(app
-        .bearer(
-            Method::PATCH,
-            "/namespaces/nlp",
-            alice,
-            Some(&json!({"state": "deprecated"})),
-        )
+        .patch_json("/namespaces/nlp", alice, &json!({"state": "deprecated"}))
         .await);
     ok(app
-        .bearer(
-            Method::PATCH,
-            "/namespaces/nlp",
-            alice,
-            Some(&json!({"state": "active"})),
-        )
+        .patch_json("/namespaces/nlp", alice, &json!({"state": "active"}))
         .await);
     ok(app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/namespaces/nlp/permissions",
             alice,
-            Some(&json!({"viewers": ["bob"]})),
+            &json!({"viewers": ["bob"]}),
         )
         .await);
     ok(app
-        .bearer(
-            Method::POST,
-            "/namespaces",
-            root,
-            Some(&json!({"name": "tmp"})),
-        )
+        .post_json("/namespaces", root, &json!({"name": "tmp"}))
         .await);
     ok(app.delete_as("/namespaces/tmp", root).await);
 }
@@ -1865,8 +1787,7 @@ async fn searches_are_audited_only_when_enabled() {
             "/search?q=title:bert&size=1",
             "/aggregate?q=*&field=_extra.project_id",
         ] {
-            let response = app.get_as(path, &alice).await;
-            assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+            app.get_as(path, &alice).await.assert_status(StatusCode::OK);
         }
         let events = all_events(&app, &root, "&action=search.query").await;
         if enabled {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::Value;
 use trove::permissions::Role;
 
@@ -275,8 +275,11 @@ async fn login_with_password_stdin_stores_a_private_token_and_a_wrong_password_f
         assert_eq!(mode & 0o777, 0o600, "credentials file mode {mode:o}");
     }
     // The stored token is a working one, and the other commands use it (server included).
-    let me = harness.app.get_as("/auth/me", &token).await;
-    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    let me = harness
+        .app
+        .get_as("/auth/me", &token)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(me.json()["username"], "alice");
     let project = tempfile::tempdir().unwrap();
     write(project.path(), "file.txt", b"mine\n");
@@ -383,8 +386,11 @@ async fn push_then_pull_latest_gives_byte_identical_files() {
         .await
         .ok();
     assert!(ran.stdout.contains("to bert@v1"), "{}", ran.stdout);
-    let record = harness.app.get_as("/projects/bert", &token).await;
-    assert_eq!(record.status, StatusCode::OK, "{}", record.text());
+    let record = harness
+        .app
+        .get_as("/projects/bert", &token)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(record.json()["type"], "MODEL");
     assert_eq!(record.json()["title"], "BERT base");
     let version = harness
@@ -688,11 +694,7 @@ async fn errors_carry_the_server_code_and_exit_non_zero() {
 #[tokio::test]
 async fn an_unreachable_server_gets_a_one_line_message_naming_it() {
     let harness = Harness::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let server = format!("http://127.0.0.1:{port}");
     for args in [
         &["search", "*"][..],
@@ -785,8 +787,11 @@ async fn whoami_logout_and_profiles_side_by_side() {
     let ran = run(harness.command(&["logout"]), None).await.ok();
     assert!(!ran.stdout.contains(&token) && !ran.stderr.contains(&token));
     assert!(!harness.credentials().exists());
-    let me = harness.app.get_as("/auth/me", &token).await;
-    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text());
+    harness
+        .app
+        .get_as("/auth/me", &token)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     // Now anonymous: whoami is refused with "no access"; logging out again is harmless.
     let mut anonymous = harness.command(&["whoami"]);
     anonymous.env("TROVE_SERVER", harness.url());
@@ -824,16 +829,15 @@ async fn step_push_v2_and_mark_v1_stable(harness: &Harness, token: &str) {
         )
         .await
         .ok();
-    let stable = harness
+    harness
         .app
-        .bearer(
-            Method::PATCH,
+        .patch_json(
             "/projects/tables/version/v1",
             token,
-            Some(&serde_json::json!({"stable": true})),
+            &serde_json::json!({"stable": true}),
         )
-        .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+        .await
+        .assert_status(StatusCode::OK);
 }
 
 /// `ls` lists the projects: mia sees tables, bob none.
@@ -1007,11 +1011,7 @@ async fn exit_codes_follow_the_documented_contract() {
     anonymous.env("TROVE_SERVER", harness.url());
     run(anonymous, None).await.failed_with(3);
     // 4: network.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let mut unreachable = harness.command(&["whoami"]);
     unreachable.args(["--server", &format!("http://127.0.0.1:{port}")]);
     run(unreachable, None).await.failed_with(4);
@@ -1085,8 +1085,8 @@ async fn stored_files(harness: &Harness, token: &str, version: &str) -> BTreeMap
     let listing = harness
         .app
         .get_as(&format!("/projects/resumed/version/{version}/files"), token)
-        .await;
-    assert_eq!(listing.status, StatusCode::OK, "{}", listing.text());
+        .await
+        .assert_status(StatusCode::OK);
     listing.json()["files"]
         .as_array()
         .unwrap()
@@ -1191,11 +1191,11 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
         .await
         .ok();
     assert!(ran.stdout.contains("aborted"), "{}", ran.stdout);
-    let gone = harness
+    harness
         .app
         .get_as("/projects/resumed/version/v2", &token)
-        .await;
-    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.text());
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     // A completed version cannot be aborted.
     harness
         .run_as(

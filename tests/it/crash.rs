@@ -1102,10 +1102,10 @@ async fn a_storage_outage_mid_upload_and_mid_completion_loses_nothing() {
     );
 
     backend.s3.as_mut().unwrap().restart().await;
-    let answer = backend
+    backend
         .get_as(&format!("/files/{}/metadata", enc("p:lost.bin@v1")), &token)
-        .await;
-    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text());
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     let answer = call(
         &backend,
         Method::PUT,

@@ -864,25 +864,20 @@ async fn seed_project(app: &TestApp, tokens: &BTreeMap<&str, String>, spec: &Pro
         Public => "public",
         Private | Shared(_) => "private",
     };
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            token,
-            Some(
-                &json!({"project_id": spec.id, "title": spec.title, "type": spec.kind.type_name(),
+    app.post_json(
+        "/projects",
+        token,
+        &json!({"project_id": spec.id, "title": spec.title, "type": spec.kind.type_name(),
                 "description": spec.description, "tags": spec.tags, "visibility": visibility}),
-            ),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     if let Shared(viewer) = spec.access {
         let shared = app
-            .bearer(
-                Method::PUT,
+            .put_json(
                 &format!("/projects/{}/permissions", spec.id),
                 token,
-                Some(&json!({"viewers": [viewer], "read_access": "viewers"})),
+                &json!({"viewers": [viewer], "read_access": "viewers"}),
             )
             .await;
         wait_job(app, token, &shared).await;

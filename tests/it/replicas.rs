@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
+use trove::index::sync::Drift;
 use trove::permissions::Role;
 use trove::storage::ObjectStoreExt as _;
 
-use crate::common::artifacts::{call, create_project, create_version, search_ids, upload};
+use crate::common::artifacts::{create_project, create_version, search_ids, upload};
 use crate::common::s3_server::S3TestServer;
 use crate::common::{TestApp, s3_settings};
 
@@ -105,7 +106,7 @@ async fn step_an_upload_and_its_events_reach_the_others(
     // An upload on A is searchable on B and C.
     create_project(a, owner, "p", "private").await;
     create_version(a, owner, "p", "v1").await;
-    let stored = upload(
+    upload(
         a,
         Some(owner),
         "p",
@@ -113,8 +114,8 @@ async fn step_an_upload_and_its_events_reach_the_others(
         "data.json",
         br#"{"title": "cats"}"#,
     )
-    .await;
-    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    .await
+    .assert_status(StatusCode::CREATED);
     for other in [b, c] {
         eventually("the upload on A is searchable on B and C", || async {
             sorted_hits(other, owner, "cats").await == ["p:data.json@v1"]
@@ -145,22 +146,17 @@ async fn step_a_share_and_its_revocation_reach_b(
     reader: &str,
 ) {
     // A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
-    let share = call(
-        a,
-        Method::POST,
-        "/projects/p/share",
-        Some(owner),
-        Some(&json!({"principal": "reader"})),
-    )
-    .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    a.post_json("/projects/p/share", owner, &json!({"principal": "reader"}))
+        .await
+        .assert_status(StatusCode::CREATED);
     eventually("the share on A opens B's search", || async {
         sorted_hits(b, reader, "cats").await == ["p:data.json@v1"]
     })
     .await;
     assert_eq!(b.get_as("/projects/p", reader).await.status, StatusCode::OK);
-    let unshare = a.delete_as("/projects/p/share/reader", owner).await;
-    assert_eq!(unshare.status, StatusCode::NO_CONTENT, "{}", unshare.text());
+    a.delete_as("/projects/p/share/reader", owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     eventually("the revoked share is gone from B", || async {
         sorted_hits(b, reader, "cats").await.is_empty()
             && b.get_as("/projects/p", reader).await.status == StatusCode::NOT_FOUND
@@ -172,8 +168,9 @@ async fn step_a_share_and_its_revocation_reach_b(
 async fn step_a_cursor_from_a_is_served_by_b(a: &TestApp, b: &TestApp, owner: &str) {
     // A cursor from A is served by B.
     for path in ["second.json", "third.json"] {
-        let stored = upload(a, Some(owner), "p", "v1", path, br#"{"title": "cats"}"#).await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+        upload(a, Some(owner), "p", "v1", path, br#"{"title": "cats"}"#)
+            .await
+            .assert_status(StatusCode::CREATED);
     }
     eventually("B holds the three cat documents", || async {
         sorted_hits(b, owner, "cats").await.len() == 3
@@ -184,8 +181,7 @@ async fn step_a_cursor_from_a_is_served_by_b(a: &TestApp, b: &TestApp, owner: &s
         .await
         .json();
     let next = first["next"].as_str().expect("a cursor").to_owned();
-    let second = b.get_as(&next, owner).await;
-    assert_eq!(second.status, StatusCode::OK, "{}", second.text());
+    let second = b.get_as(&next, owner).await.assert_status(StatusCode::OK);
     let page = second.json();
     assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "{page}");
     assert_ne!(
@@ -204,19 +200,17 @@ async fn step_a_job_of_a_is_polled_on_b(
     reader: &str,
 ) {
     // A job created on A is polled to SUCCESS on B.
-    let job = call(
-        a,
-        Method::PUT,
-        "/projects/p/permissions",
-        Some(owner),
-        Some(&json!({"read_access": "viewers"})),
-    )
-    .await;
-    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
+    let job = a
+        .put_json(
+            "/projects/p/permissions",
+            owner,
+            &json!({"read_access": "viewers"}),
+        )
+        .await
+        .assert_status(StatusCode::ACCEPTED);
     let path = job.json()["path"].as_str().unwrap().to_owned();
     eventually("the job of A is answered by B as finished", || async {
-        let answer = b.get_as(&path, owner).await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let answer = b.get_as(&path, owner).await.assert_status(StatusCode::OK);
         answer.json()["status"] == "SUCCESS"
     })
     .await;
@@ -243,15 +237,9 @@ async fn three_replicas_on_one_bucket_agree() {
     step_a_job_of_a_is_polled_on_b(&a, &b, &c, &owner, &reader).await;
 
     // A project disabled on A answers 404 on B (its owner included: only admins see it).
-    let disable = call(
-        &a,
-        Method::PATCH,
-        "/projects/p",
-        Some(&admin),
-        Some(&json!({"state": "disabled"})),
-    )
-    .await;
-    assert_eq!(disable.status, StatusCode::OK, "{}", disable.text());
+    a.patch_json("/projects/p", &admin, &json!({"state": "disabled"}))
+        .await
+        .assert_status(StatusCode::OK);
     eventually(
         "the disabled project is 404 and out of search on B",
         || async {
@@ -466,108 +454,99 @@ async fn two_replicas_demoting_the_last_two_admins_at_once_leave_one() {
     }
 }
 
+/// The sync check of `app`'s index against its storage, repairing when `repair`.
+async fn sync_check(app: &TestApp, repair: bool) -> trove::index::sync::SyncReport {
+    trove::index::sync::check_all(&app.state.indexer, &app.state.index, repair)
+        .await
+        .unwrap()
+}
+
+/// Changes the JSON record at `key` behind the service's back (another writer, a lost feed
+/// entry).
+async fn rewrite_record(app: &TestApp, key: String, change: fn(&mut Value)) {
+    use trove::storage::PutOptions;
+    let store = app.state.storage.clone();
+    let (bytes, _) = store.get_bytes(&key).await.unwrap();
+    let mut record: Value = serde_json::from_slice(&bytes).unwrap();
+    change(&mut record);
+    store
+        .put_bytes(
+            &key,
+            serde_json::to_vec(&record).unwrap().into(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Rewrites the record at `key` with `change`: the sync check reports a drift `seen` picks,
+/// repairs it, and finds none after.
+async fn drift_is_seen_and_repaired(
+    app: &TestApp,
+    key: String,
+    seen: impl Fn(&Drift) -> bool,
+    change: fn(&mut Value),
+) {
+    rewrite_record(app, key, change).await;
+    let report = sync_check(app, false).await;
+    assert!(report.drift.iter().any(seen), "{:?}", report.drift);
+    sync_check(app, true).await;
+    assert_eq!(sync_check(app, false).await.drift_count, 0);
+}
+
 #[tokio::test]
 async fn the_sync_check_sees_record_state_stable_mark_and_content_drift_and_repairs_it() {
-    use trove::storage::{PutOptions, keys};
+    use trove::storage::keys;
     let app = TestApp::local().await;
     let owner = app.user_token("owner", Role::Maintainer).await;
     create_project(&app, &owner, "p", "public").await;
     create_version(&app, &owner, "p", "v1").await;
-    let stored = upload(&app, Some(&owner), "p", "v1", "a.json", br#"{"x": 1}"#).await;
-    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
-    let check = |repair: bool| {
-        let state = app.state.clone();
-        async move {
-            trove::index::sync::check_all(&state.indexer, &state.index, repair)
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(check(false).await.drift_count, 0);
+    upload(&app, Some(&owner), "p", "v1", "a.json", br#"{"x": 1}"#)
+        .await
+        .assert_status(StatusCode::CREATED);
+    assert_eq!(sync_check(&app, false).await.drift_count, 0);
 
     // Behind the service's back (another writer, a lost feed entry): the project's
     // description and state, and the version's stable mark.
-    let rewrite = |key: String, change: fn(&mut Value)| {
-        let store = app.state.storage.clone();
-        async move {
-            let (bytes, _) = store.get_bytes(&key).await.unwrap();
-            let mut record: Value = serde_json::from_slice(&bytes).unwrap();
-            change(&mut record);
-            store
-                .put_bytes(
-                    &key,
-                    serde_json::to_vec(&record).unwrap().into(),
-                    PutOptions::default(),
-                )
-                .await
-                .unwrap();
-        }
-    };
-    rewrite(keys::project_record("p"), |record| {
+    let project_drift = |drift: &Drift| drift.project_id == "p" && drift.version.is_none();
+    let v1_drift = |drift: &Drift| drift.version.as_deref() == Some("v1");
+    drift_is_seen_and_repaired(&app, keys::project_record("p"), project_drift, |record| {
         record["description"] = json!("zebrafish");
     })
     .await;
-    let report = check(false).await;
-    assert!(
-        report
-            .drift
-            .iter()
-            .any(|drift| drift.project_id == "p" && drift.version.is_none()),
-        "{:?}",
-        report.drift
-    );
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
     let found = app
         .get_as("/search?q=zebrafish&kind=project", &owner)
         .await
         .json();
     assert_eq!(found["results"][0]["project_id"], "p", "{found}");
 
-    rewrite(keys::version_record("p", "v1"), |record| {
+    drift_is_seen_and_repaired(&app, keys::version_record("p", "v1"), v1_drift, |record| {
         record["stable"] = json!(true);
     })
     .await;
-    let report = check(false).await;
-    assert!(
-        report
-            .drift
-            .iter()
-            .any(|drift| drift.version.as_deref() == Some("v1")),
-        "{:?}",
-        report.drift
-    );
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
 
     // A metadata document rewritten in place.
-    rewrite(keys::version_file("p", "v1", "a.json"), |document| {
-        document["x"] = json!("okapi");
-    })
+    drift_is_seen_and_repaired(
+        &app,
+        keys::version_file("p", "v1", "a.json"),
+        v1_drift,
+        |document| {
+            document["x"] = json!("okapi");
+        },
+    )
     .await;
-    let report = check(false).await;
-    assert!(
-        report
-            .drift
-            .iter()
-            .any(|drift| drift.version.as_deref() == Some("v1")),
-        "{:?}",
-        report.drift
-    );
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
     assert_eq!(
         search_ids(&app, Some(&owner), "okapi").await,
         ["p:a.json@v1"]
     );
 
-    rewrite(keys::project_record("p"), |record| {
+    rewrite_record(&app, keys::project_record("p"), |record| {
         record["state"] = json!("disabled");
     })
     .await;
-    assert!(check(false).await.drift_count > 0);
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
+    assert!(sync_check(&app, false).await.drift_count > 0);
+    sync_check(&app, true).await;
+    assert_eq!(sync_check(&app, false).await.drift_count, 0);
     assert!(
         search_ids(&app, Some(&owner), "*").await.is_empty(),
         "a disabled project leaves its owner's search once repaired"

@@ -75,11 +75,7 @@ async fn seed(app: &TestApp, projects: usize) {
             .await;
         }
     }
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
 }
 
 /// What olive may read of a project: its versions and latest, by the rules of `seed`.
@@ -113,8 +109,8 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
                 &format!("/projects?size={size}&sort=_extra.project_id"),
                 &olive,
             )
-            .await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+            .await
+            .assert_status(StatusCode::OK);
         costs.push(searches(&app) - before);
         let page = page.json();
         assert_eq!(
@@ -190,11 +186,7 @@ async fn an_expired_grant_hides_its_version_from_listings_and_latest_at_once() {
                 "expires": {"olive": expires.to_rfc3339()}}),
     )
     .await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let olive = app.user_token("olive", Role::Maintainer).await;
     let (listing, versions) = listed(&app, &olive).await;
     // (On a machine too loaded to get here before the expiry, only the second half holds.)
@@ -235,11 +227,7 @@ async fn read_routes_run_no_index_search_on_async_worker_threads() {
         &json!({"alias.bin": {"type": "artifactdb", "id": "walts-own:card.json@v1"}}),
     )
     .await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let before = app.state.index.search_counters().on_async_workers();
     let total_before = searches(&app);
     let scroll = app.get_as("/search?q=*&size=2", &olive).await.json()["next"]
@@ -334,7 +322,7 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     create_project(&app, &owner, "many-files", "private").await;
     create_version(&app, &owner, "many-files", "v1").await;
     for index in 0..20 {
-        let response = upload(
+        upload(
             &app,
             Some(&owner),
             "many-files",
@@ -342,12 +330,11 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
             &format!("data/part-{index:02}.bin"),
             format!("part {index}").as_bytes(),
         )
-        .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        .await
+        .assert_status(StatusCode::CREATED);
     }
     let path = "/projects/many-files/version/v1/files";
-    let first = app.get_as(path, &owner).await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let first = app.get_as(path, &owner).await.assert_status(StatusCode::OK);
     let reads = storage_reads(&app);
     let second = app.get_as(path, &owner).await;
     assert_eq!(second.bytes, first.bytes, "the same answer");
@@ -364,7 +351,7 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     );
 
     // A re-uploaded file has a new sidecar (new ETag): read afresh.
-    let response = upload(
+    upload(
         &app,
         Some(&owner),
         "many-files",
@@ -372,8 +359,8 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
         "data/part-03.bin",
         b"changed",
     )
-    .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    .await
+    .assert_status(StatusCode::CREATED);
     let third = app.get_as(path, &owner).await.json();
     assert_eq!(
         third["files"][3]["md5sum"],

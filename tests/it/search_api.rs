@@ -228,23 +228,20 @@ async fn callers(app: &TestApp, jwks: &Jwks) -> Vec<(String, String)> {
         callers.push((name.to_owned(), app.user_token(name, role).await));
     }
     let root = callers[1].1.clone();
-    let group = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &root,
-            Some(&json!({"name": "team", "members": ["gina"]})),
-        )
-        .await;
-    assert_eq!(group.status, StatusCode::CREATED, "{}", group.text());
+    app.post_json(
+        "/groups",
+        &root,
+        &json!({"name": "team", "members": ["gina"]}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     callers.push(("dora (directory group)".to_owned(), external_token(jwks)));
     let olive = callers[3].1.clone();
     let key = app
-        .bearer(Method::POST, "/api-keys", &olive, Some(&json!({
+        .post_json("/api-keys", &olive, &json!({
             "name": "ci", "scopes": [{"project": "p-viewers", "access": "read"}, {"project": "p-owners", "access": "read"}]
-        })))
-        .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text());
+        }))
+        .await.assert_status(StatusCode::CREATED);
     callers.push((
         "machine:ci".to_owned(),
         key.json()["key"].as_str().unwrap().to_owned(),
@@ -268,11 +265,7 @@ async fn search_ids(app: &TestApp, credential: &str, query: &str) -> BTreeSet<St
 
 async fn matrix(app: TestApp, jwks: &Jwks) {
     let ids = seed(app.state.storage.as_ref()).await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let callers = callers(&app, jwks).await;
     let now = chrono::Utc::now();
     for (name, credential) in &callers {
@@ -431,11 +424,7 @@ async fn small(app: &TestApp) -> (String, String) {
             }
         }
     }
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     (
         app.user_token("olive", Role::Maintainer).await,
         app.user_token("root", Role::Admin).await,
@@ -509,8 +498,8 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
     let (olive, _) = small(&app).await;
     let first = app
         .get_as("/search?q=*&size=5&sort=-_extra.numerical_revision", &olive)
-        .await;
-    assert_eq!(first.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     let body = first.json();
     assert_eq!(body["total"], 12);
     assert_eq!(body["count"], 5);
@@ -533,8 +522,10 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
         .collect();
     let mut cursor = Some(next);
     while let Some(path) = cursor {
-        let page = app.get_as(&path, &olive).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        let page = app
+            .get_as(&path, &olive)
+            .await
+            .assert_status(StatusCode::OK);
         let page = page.json();
         seen.extend(
             page["results"]
@@ -563,8 +554,10 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
         assert_eq!(hit.as_object().unwrap().len(), 2, "fields filter: {hit}");
     }
     for bad in ["/scroll/garbage", "/scroll/abc.def"] {
-        let response = app.get_as(bad, &olive).await;
-        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        let response = app
+            .get_as(bad, &olive)
+            .await
+            .assert_status(StatusCode::BAD_REQUEST);
         assert_eq!(response.code(), "invalid_cursor");
     }
 }
@@ -576,8 +569,8 @@ async fn step_metadata_of_latest_raw_and_bad_ids(app: &TestApp, olive: &str) {
             &format!("/files/{}/metadata", enc("private-model:doc1.json@latest")),
             olive,
         )
-        .await;
-    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(metadata.json()["_extra"]["version"], "v2");
     let raw = app
         .get_as(
@@ -591,8 +584,10 @@ async fn step_metadata_of_latest_raw_and_bad_ids(app: &TestApp, olive: &str) {
         .json();
     assert!(raw.get("_extra").is_none());
     assert_eq!(raw["title"], "doc 1 of private-model");
-    let bad = app.get_as("/files/not-an-id/metadata", olive).await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let bad = app
+        .get_as("/files/not-an-id/metadata", olive)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(bad.code(), "invalid_id");
 }
 
@@ -679,8 +674,8 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     let (olive, root) = small(&app).await;
     let info = app
         .get_as("/projects/private-model/version/v1/info", &olive)
-        .await;
-    assert_eq!(info.status, StatusCode::OK, "{}", info.text());
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(info.json()["status"], "ok");
     assert_eq!(
         app.get("/projects/private-model/version/v1/info")
@@ -729,8 +724,10 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     );
 
     // A rebuild job, and its status for its creator only.
-    let job = app.bearer(Method::PUT, "/index/build", &root, None).await;
-    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
+    let job = app
+        .bearer(Method::PUT, "/index/build", &root, None)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
     let job_path = job.json()["path"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -749,13 +746,7 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     let status = app.get_as("/index/status", &root).await.json();
     assert_eq!(status["documents"], 14);
     assert!(status["last_sync"].is_object());
-    let bad = app
-        .bearer(
-            Method::PUT,
-            "/index/build",
-            &root,
-            Some(&json!({"project_ids": ["../etc"]})),
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    app.put_json("/index/build", &root, &json!({"project_ids": ["../etc"]}))
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 }

@@ -3,7 +3,7 @@
 //! ArtifactDB's `readers` for those who manage. Every check also runs as a caller who sees
 //! only part of the corpus.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use trove::permissions::Role;
 
@@ -30,16 +30,10 @@ async fn hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
 /// Alice pushes "BERT base" (private) with a metadata document, weights and a README; Bob
 /// pushes a public "ResNet" whose description mentions BERT.
 async fn seed(app: &TestApp, alice: &str, bob: &str) {
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            alice,
-            Some(&json!({"project_id": "bert-base", "title": "BERT base", "type": "MODEL",
-                "description": "A transformer encoder", "tags": ["nlp", "encoder"], "visibility": "private"})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app
+        .post_json("/projects", alice, &json!({"project_id": "bert-base", "title": "BERT base", "type": "MODEL",
+                "description": "A transformer encoder", "tags": ["nlp", "encoder"], "visibility": "private"}))
+        .await.assert_status(StatusCode::CREATED);
     create_version(app, alice, "bert-base", "v1").await;
     let document = json!({"path": "config/model.json", "training": {"dataset": "bookcorpus", "epochs": 40},
         "notes": ["pretrained on <wikipedia>"]});
@@ -48,24 +42,20 @@ async fn seed(app: &TestApp, alice: &str, bob: &str) {
         ("weights.bin", b"weights".to_vec()),
         ("README.md", b"# readme".to_vec()),
     ] {
-        let stored = upload(app, Some(alice), "bert-base", "v1", path, &body).await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+        upload(app, Some(alice), "bert-base", "v1", path, &body)
+            .await
+            .assert_status(StatusCode::CREATED);
     }
     complete(app, alice, "bert-base", "v1", None).await;
 
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            bob,
-            Some(&json!({"project_id": "resnet", "title": "ResNet 50", "type": "MODEL",
-                "description": "Image classifier, not BERT", "tags": ["vision"], "visibility": "public"})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app
+        .post_json("/projects", bob, &json!({"project_id": "resnet", "title": "ResNet 50", "type": "MODEL",
+                "description": "Image classifier, not BERT", "tags": ["vision"], "visibility": "public"}))
+        .await.assert_status(StatusCode::CREATED);
     create_version(app, bob, "resnet", "v1").await;
-    let stored = upload(app, Some(bob), "resnet", "v1", "weights.bin", b"other").await;
-    assert_eq!(stored.status, StatusCode::CREATED);
+    upload(app, Some(bob), "resnet", "v1", "weights.bin", b"other")
+        .await
+        .assert_status(StatusCode::CREATED);
     complete(app, bob, "resnet", "v1", None).await;
 }
 
@@ -151,8 +141,9 @@ async fn a_word_people_type_finds_the_project_its_files_and_nothing_hidden() {
         assert!(hits(&app, &alice, &format!("q={query}")).await.is_empty());
     }
     // The user's own regular expressions stay refused.
-    let regex = app.get_as("/search?q=title:/b.*/", &alice).await;
-    assert_eq!(regex.status, StatusCode::BAD_REQUEST, "{}", regex.text());
+    app.get_as("/search?q=title:/b.*/", &alice)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 
     // Bob sees none of alice's private project, whatever he types.
     for query in [
@@ -212,23 +203,16 @@ async fn every_project_is_reachable_through_the_listing_pages() {
     for index in 0..7 {
         for (owner, visibility) in [(&alice, "private"), (&bob, "public")] {
             let who = if owner == &alice { "a" } else { "b" };
-            let created = app
-                .bearer(
-                    Method::POST,
-                    "/projects",
-                    owner,
-                    Some(&json!({"project_id": format!("{who}{index}"), "title": "T", "type": "MODEL", "visibility": visibility})),
-                )
-                .await;
-            assert_eq!(created.status, StatusCode::CREATED);
+            app
+                .post_json("/projects", owner, &json!({"project_id": format!("{who}{index}"), "title": "T", "type": "MODEL", "visibility": visibility}))
+                .await.assert_status(StatusCode::CREATED);
         }
     }
     for (token, expected) in [(&alice, 14), (&bob, 7)] {
         let mut seen = Vec::new();
         let mut next = Some("/projects?size=3".to_owned());
         while let Some(path) = next {
-            let response = app.get_as(&path, token).await;
-            assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+            let response = app.get_as(&path, token).await.assert_status(StatusCode::OK);
             let body = response.json();
             assert_eq!(body["total"], expected, "{body}");
             for project in body["results"].as_array().unwrap() {
@@ -246,8 +230,10 @@ async fn every_project_is_reachable_through_the_listing_pages() {
             assert!(seen.iter().all(|id| id.starts_with('b')), "{seen:?}");
         }
     }
-    let bad = app.get_as("/projects?cursor=forged", &alice).await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let bad = app
+        .get_as("/projects?cursor=forged", &alice)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(bad.code(), "invalid_cursor");
 }
 
@@ -258,11 +244,10 @@ async fn managers_see_artifactdb_readers_and_readers_do_not() {
     let bob = app.user_token("bob", Role::Maintainer).await;
     seed(&app, &alice, &bob).await;
     let shared = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/bert-base/permissions",
             &alice,
-            Some(&json!({"viewers": ["bob"], "read_access": "viewers"})),
+            &json!({"viewers": ["bob"], "read_access": "viewers"}),
         )
         .await;
     wait_job(&app, &alice, &shared).await;
@@ -353,31 +338,26 @@ async fn facets_count_only_what_the_caller_may_read() {
         json!([{"_extra.project_id": "resnet", "count": 1}]),
         "{single}"
     );
-    let refused = app
-        .get_as("/search?q=*&facets=_extra.permissions", &bob)
-        .await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    app.get_as("/search?q=*&facets=_extra.permissions", &bob)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 }
 
 /// Alice's project `papers` with one metadata document per year of `years` (`paper-<i>.json`,
 /// every one about "alpha"), and a public project of Bob's likewise.
 async fn seed_papers(app: &TestApp, alice: &str, years: &[Value]) {
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            alice,
-            Some(
-                &json!({"project_id": "papers", "title": "Papers", "type": "DATASET",
+    app.post_json(
+        "/projects",
+        alice,
+        &json!({"project_id": "papers", "title": "Papers", "type": "DATASET",
                 "description": "A reading list", "tags": [], "visibility": "private"}),
-            ),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     create_version(app, alice, "papers", "v1").await;
     for (index, year) in years.iter().enumerate() {
         let document = json!({"title": "alpha notes", "year": year});
-        let stored = upload(
+        upload(
             app,
             Some(alice),
             "papers",
@@ -385,8 +365,8 @@ async fn seed_papers(app: &TestApp, alice: &str, years: &[Value]) {
             &format!("paper-{index:02}.json"),
             document.to_string().as_bytes(),
         )
-        .await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+        .await
+        .assert_status(StatusCode::CREATED);
     }
     complete(app, alice, "papers", "v1", None).await;
 }
@@ -402,8 +382,7 @@ async fn pages_of_equal_scores_neither_repeat_nor_skip_a_hit() {
     let mut seen = Vec::new();
     let mut next = Some("/search?q=alpha&size=4".to_owned());
     while let Some(url) = next {
-        let response = app.get_as(&url, &alice).await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        let response = app.get_as(&url, &alice).await.assert_status(StatusCode::OK);
         let body = response.json();
         assert_eq!(body["total"], 23, "{body}");
         // Fewer matches than the counting cap: the total is exact.

@@ -22,7 +22,7 @@ use crate::common::artifacts::{
     complete, create_project, create_version, enc, md5_b64, upload, wait_job,
 };
 use crate::common::s3_server::S3TestServer;
-use crate::common::{Backend, TestApp, TestResponse, local_settings, s3_settings};
+use crate::common::{Backend, TestApp, TestResponse, hidden_value, local_settings, s3_settings};
 
 const SHARED_SECRET: &str = "shared-replica-secret-0123456789-abcdef";
 const OTHER_SECRET: &str = "another-replica-secret-0123456789-abcd";
@@ -93,7 +93,7 @@ impl Replicas {
                 let version = format!("v{number}");
                 create_version(app, &olive, "pages", &version).await;
                 let document = json!({"path": "doc.json", "title": "paged"});
-                let answer = upload(
+                upload(
                     app,
                     Some(&olive),
                     "pages",
@@ -101,18 +101,13 @@ impl Replicas {
                     "doc.json",
                     document.to_string().as_bytes(),
                 )
-                .await;
-                assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+                .await
+                .assert_status(StatusCode::CREATED);
                 complete(app, &olive, "pages", &version, None).await;
             }
         }
         if self.backend == Backend::S3 {
-            self.b
-                .state
-                .indexer
-                .index_projects(None, |_, _| {})
-                .await
-                .unwrap();
+            self.b.index_all().await;
         }
         (
             self.a.login("olive", PASSWORD).await,
@@ -135,8 +130,8 @@ async fn first_page(replicas: &Replicas, token: &str) -> (Vec<String>, String) {
     let first = replicas
         .a
         .get_as("/search?q=title:paged&size=2&sort=_extra.version", token)
-        .await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(first.json()["total"], 5, "{}", first.text());
     let next = first.json()["next"].as_str().unwrap().to_owned();
     (hit_ids(&first), next)
@@ -170,15 +165,21 @@ async fn replicas_sharing_the_cursor_secret_serve_each_others_cursors(backend: B
     let (page_one, next) = first_page(&replicas, &olive_a).await;
     assert_eq!(page_one, ["pages:doc.json@v1", "pages:doc.json@v2"]);
     assert!(next.starts_with("/scroll/"), "{next}");
-    let on_b = replicas.b.get_as(&next, &olive_b).await;
-    assert_eq!(on_b.status, StatusCode::OK, "{}", on_b.text());
+    let on_b = replicas
+        .b
+        .get_as(&next, &olive_b)
+        .await
+        .assert_status(StatusCode::OK);
     let on_a = replicas.a.get_as(&next, &olive_a).await;
     assert_eq!(hit_ids(&on_b), hit_ids(&on_a), "B serves A's page 2");
     assert_eq!(hit_ids(&on_b), ["pages:doc.json@v3", "pages:doc.json@v4"]);
     // And B's own next cursor works on A in turn.
     let next_of_b = on_b.json()["next"].as_str().unwrap().to_owned();
-    let back_on_a = replicas.a.get_as(&next_of_b, &olive_a).await;
-    assert_eq!(back_on_a.status, StatusCode::OK, "{}", back_on_a.text());
+    let back_on_a = replicas
+        .a
+        .get_as(&next_of_b, &olive_a)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(hit_ids(&back_on_a), vec!["pages:doc.json@v5".to_owned()]);
 }
 both_backends!(replicas_sharing_the_cursor_secret_serve_each_others_cursors);
@@ -204,15 +205,6 @@ both_backends!(replicas_with_other_cursor_keys_refuse_each_others_cursors);
 
 // ------------------------------------------------------------------------------ web interface
 
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 /// Gets the sign-in form from `form_from` and posts it, with its pre-login cookie, to
 /// `post_to`: the status of the answer (`303` signed in, `403` the form's token refused).
 async fn sign_in_across(form_from: &TestApp, post_to: &TestApp) -> StatusCode {
@@ -223,8 +215,8 @@ async fn sign_in_across(form_from: &TestApp, post_to: &TestApp) -> StatusCode {
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(form.status, StatusCode::OK, "{}", form.text());
+        .await
+        .assert_status(StatusCode::OK);
     let cookie = form
         .headers
         .get_all("set-cookie")
@@ -447,8 +439,8 @@ async fn step_downloads_redirect_to_the_public_endpoint(
             &format!("/files/{}?expires_in=60", enc("pub:model.bin@v1")),
             alice,
         )
-        .await;
-    assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.text());
+        .await
+        .assert_status(StatusCode::FOUND);
     let location = redirect.headers["location"].to_str().unwrap().to_owned();
     assert_eq!(
         authority(&location),
@@ -487,14 +479,13 @@ async fn step_presigned_uploads_go_through_the_public_endpoint(
     // ArtifactDB upload URLs: signed for the public endpoint, usable there.
     let data = b"a presigned upload from outside".to_vec();
     let started = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects/pub/version/v2/upload",
             alice,
-            Some(&json!({"filenames": ["data.bin"], "mode": "s3-presigned-url"})),
+            &json!({"filenames": ["data.bin"], "mode": "s3-presigned-url"}),
         )
-        .await;
-    assert_eq!(started.status, StatusCode::OK, "{}", started.text());
+        .await
+        .assert_status(StatusCode::OK);
     let url = started.json()["presigned_urls"][0]["url"]
         .as_str()
         .unwrap()
@@ -524,8 +515,8 @@ async fn step_presigned_uploads_go_through_the_public_endpoint(
             &format!("/files/{}?redirect=false", enc("pub:data.bin@v2")),
             alice,
         )
-        .await;
-    assert_eq!(streamed.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(streamed.bytes, data);
 }
 
@@ -547,8 +538,9 @@ async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
     create_project(&app, &alice, "pub", "private").await;
     create_version(&app, &alice, "pub", "v1").await;
     let body = b"weights behind a public endpoint".to_vec();
-    let answer = upload(&app, Some(&alice), "pub", "v1", "model.bin", &body).await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    upload(&app, Some(&alice), "pub", "v1", "model.bin", &body)
+        .await
+        .assert_status(StatusCode::CREATED);
     complete(&app, &alice, "pub", "v1", None).await;
 
     let client = step_downloads_redirect_to_the_public_endpoint(

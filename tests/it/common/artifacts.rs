@@ -65,27 +65,23 @@ pub async fn call(
 }
 
 pub async fn create_project(app: &TestApp, token: &str, project: &str, visibility: &str) {
-    let response = call(
-        app,
-        Method::POST,
+    app.post_json(
         "/projects",
-        Some(token),
-        Some(&json!({"project_id": project, "title": "T", "type": "MODEL", "visibility": visibility})),
+        token,
+        &json!({"project_id": project, "title": "T", "type": "MODEL", "visibility": visibility}),
     )
-    .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 pub async fn create_version(app: &TestApp, token: &str, project: &str, version: &str) {
-    let response = call(
-        app,
-        Method::POST,
+    app.post_json(
         &format!("/projects/{project}/versions"),
-        Some(token),
-        Some(&json!({"version": version, "changelog": "first"})),
+        token,
+        &json!({"version": version, "changelog": "first"}),
     )
-    .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 pub async fn upload(
@@ -211,5 +207,15 @@ pub async fn storage_keys(app: &TestApp, prefix: &str) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|object| object.key)
+        .collect()
+}
+
+/// The `_extra.project_id` of every hit of a search page.
+pub fn hit_project_ids(page: &Value) -> Vec<String> {
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|hit| hit["_extra"]["project_id"].as_str().map(str::to_owned))
         .collect()
 }

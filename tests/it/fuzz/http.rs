@@ -52,11 +52,12 @@ fn seeded() -> Seeded {
         {
             create_project(&app, token, project, visibility).await;
             create_version(&app, token, project, "v1").await;
-            let answer = upload(&app, Some(token), project, "v1", "data/file.bin", DATA).await;
-            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+            upload(&app, Some(token), project, "v1", "data/file.bin", DATA)
+                .await
+                .assert_status(StatusCode::CREATED);
             let meta =
                 json!({"path": "data/file.bin", "title": format!("{project} title"), "score": 3});
-            let answer = upload(
+            upload(
                 &app,
                 Some(token),
                 project,
@@ -64,8 +65,8 @@ fn seeded() -> Seeded {
                 "data/file.bin.json",
                 meta.to_string().as_bytes(),
             )
-            .await;
-            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+            .await
+            .assert_status(StatusCode::CREATED);
             complete(&app, token, project, "v1", None).await;
         }
         (app, alice, carol)

@@ -66,22 +66,21 @@ async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) {
 
 async fn upload(app: &TestApp, token: &str, path: &str, body: &[u8], content_type: &str) {
     let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
-    let response = app
-        .send(
-            Request::builder()
-                .method(Method::PUT)
-                .uri(format!(
-                    "/projects/site/version/v1/files/{}",
-                    enc_path(path)
-                ))
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-md5", md5)
-                .header("content-type", content_type)
-                .body(Body::from(body.to_vec()))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    app.send(
+        Request::builder()
+            .method(Method::PUT)
+            .uri(format!(
+                "/projects/site/version/v1/files/{}",
+                enc_path(path)
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-md5", md5)
+            .header("content-type", content_type)
+            .body(Body::from(body.to_vec()))
+            .unwrap(),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 /// A public project `site` (anyone reads and downloads) with a completed version `v1` holding
@@ -89,24 +88,18 @@ async fn upload(app: &TestApp, token: &str, path: &str, body: &[u8], content_typ
 async fn public_site(app: &TestApp, hostile_name: &str) {
     let owner = app.user_token("owner", Role::Maintainer).await;
     expect(
-        app.bearer(
-            Method::POST,
+        app.post_json(
             "/projects",
             &owner,
-            Some(&json!({"project_id": "site", "title": "T", "type": "MODEL", "visibility": "public"})),
+            &json!({"project_id": "site", "title": "T", "type": "MODEL", "visibility": "public"}),
         )
         .await,
         StatusCode::CREATED,
     )
     .await;
     expect(
-        app.bearer(
-            Method::POST,
-            "/projects/site/versions",
-            &owner,
-            Some(&json!({"version": "v1"})),
-        )
-        .await,
+        app.post_json("/projects/site/versions", &owner, &json!({"version": "v1"}))
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -122,11 +115,10 @@ async fn public_site(app: &TestApp, hostile_name: &str) {
         .await;
     wait_job(app, &owner, &complete).await;
     let permissions = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/site/permissions",
             &owner,
-            Some(&json!({"read_access": "public", "download_access": "public"})),
+            &json!({"read_access": "public", "download_access": "public"}),
         )
         .await;
     wait_job(app, &owner, &permissions).await;
@@ -155,8 +147,8 @@ async fn step_range_etag_and_304_keep_the_headers(app: &TestApp, page: &TestResp
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(range.status, StatusCode::PARTIAL_CONTENT);
+        .await
+        .assert_status(StatusCode::PARTIAL_CONTENT);
     assert_eq!(range.bytes, &PAGE[..6]);
     assert_inert_attachment(&range.headers, "page.html");
     let etag = header(&page.headers, "etag").to_owned();
@@ -169,8 +161,8 @@ async fn step_range_etag_and_304_keep_the_headers(app: &TestApp, page: &TestResp
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+        .await
+        .assert_status(StatusCode::NOT_MODIFIED);
     assert_eq!(header(&cached.headers, "x-content-type-options"), "nosniff");
 }
 
@@ -288,26 +280,17 @@ async fn api_answers_could_be_sniffed_or_framed() {
     let app = TestApp::local().await;
     for path in ["/", "/no/such/route"] {
         let response = app.get(path).await;
-        assert_eq!(
-            header(&response.headers, "x-content-type-options"),
-            "nosniff",
-            "{path}"
-        );
-        assert_eq!(
-            header(&response.headers, "content-security-policy"),
-            "default-src 'none'; frame-ancestors 'none'",
-            "{path}"
-        );
-        assert_eq!(
-            header(&response.headers, "referrer-policy"),
-            "no-referrer",
-            "{path}"
-        );
-        assert_eq!(
-            header(&response.headers, "x-frame-options"),
-            "DENY",
-            "{path}"
-        );
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            (
+                "content-security-policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"),
+        ] {
+            assert_eq!(header(&response.headers, name), value, "{path}");
+        }
     }
     // The docs page is rendered on the server from embedded assets: nothing from a CDN.
     let docs = expect(app.get("/docs").await, StatusCode::OK).await;
@@ -399,28 +382,9 @@ async fn metrics_moved_to_their_own_listener_are_not_served_on_the_main_one() {
 #[tokio::test]
 async fn trove_serve_serves_metrics_only_on_the_metrics_listener() {
     let data_dir = tempfile::tempdir().unwrap();
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .current_dir(std::env::temp_dir())
-        .env_remove("TROVE_CONFIG")
-        .env("TROVE_LOG", "error")
+    let (port, metrics_port) = (crate::common::free_port(), crate::common::free_port());
+    let mut child = crate::common::trove_serve(data_dir.path(), port)
         .env("TROVE_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
