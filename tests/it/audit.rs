@@ -388,10 +388,10 @@ async fn the_project_timeline_is_for_its_owners_and_admins() {
     );
 }
 
-#[tokio::test]
-async fn queries_filter_paginate_newest_first_and_refuse_bad_parameters() {
-    let app = TestApp::local().await;
-    let admin = app.user_token("root", Role::Admin).await;
+/// Records 30 events a millisecond apart (alice every third, denied every fifth, downloads and
+/// searches alternating, over projects p0..p3), then two events with one timestamp 10 s later;
+/// answers when the first was stamped.
+fn record_thirty_events_and_a_tie(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
     let started = chrono::Utc::now();
     for index in 0..30_u32 {
         let actor = if index % 3 == 0 { "alice" } else { "bob" };
@@ -420,6 +420,14 @@ async fn queries_filter_paginate_newest_first_and_refuse_bad_parameters() {
     tie.action = "tie.b".to_owned();
     app.state.audit.record(same_time);
     app.state.audit.record(tie);
+    started
+}
+
+#[tokio::test]
+async fn queries_filter_paginate_newest_first_and_refuse_bad_parameters() {
+    let app = TestApp::local().await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let started = record_thirty_events_and_a_tie(&app);
 
     let since =
         url::form_urlencoded::byte_serialize(started.to_rfc3339().as_bytes()).collect::<String>();

@@ -1095,11 +1095,9 @@ async fn stored_files(harness: &Harness, token: &str, version: &str) -> BTreeMap
         .collect()
 }
 
-#[tokio::test]
-async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
-    // Metadata documents over 1 KiB are refused: the last file of the push fails.
-    let harness = Harness::start_with(|settings| settings.max_json_bytes = 1024).await;
-    let token = harness.account("mia", Role::Maintainer).await;
+/// A source directory of ten 64 KiB parts and a metadata document over 1 KiB (`z-meta.json`,
+/// refused by a server taking 1 KiB); answers the directory and the document.
+fn ten_parts_and_a_too_big_document() -> (tempfile::TempDir, String) {
     let source = tempfile::tempdir().unwrap();
     for part in 0..10 {
         write(
@@ -1113,6 +1111,15 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
         "x".repeat(4096)
     );
     write(source.path(), "z-meta.json", big.as_bytes());
+    (source, big)
+}
+
+#[tokio::test]
+async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
+    // Metadata documents over 1 KiB are refused: the last file of the push fails.
+    let harness = Harness::start_with(|settings| settings.max_json_bytes = 1024).await;
+    let token = harness.account("mia", Role::Maintainer).await;
+    let (source, big) = ten_parts_and_a_too_big_document();
     let dir = source.path().to_str().unwrap();
     let push = |extra: &[&str]| {
         let mut args = vec![

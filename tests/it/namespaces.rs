@@ -485,6 +485,45 @@ async fn maintainer_grants_at_project_level_and_redundant_grants_are_refused() {
     );
 }
 
+/// Malformed grants are 4xx, never 500: unknown level, wrong types, bad path principal.
+async fn assert_malformed_grants_are_4xx(r: &Registry, admin: &str) {
+    // Malformed grants are 4xx, never 500: unknown level, wrong types, bad path principal.
+    for body in [
+        json!({"principal": "gus", "level": "owner"}),
+        json!({"principal": 7, "level": "guest"}),
+        json!({"principal": "gus", "level": "guest", "expires_at": "soon"}),
+        json!({"principal": "gus", "level": "guest", "extra": true}),
+    ] {
+        let response = r
+            .call(
+                Method::POST,
+                "/namespaces/vision/members",
+                admin,
+                Some(body.clone()),
+            )
+            .await;
+        assert!(
+            response.status.is_client_error(),
+            "{body}: {}",
+            response.text()
+        );
+    }
+    let bad_path = r
+        .call(
+            Method::DELETE,
+            "/namespaces/vision/members/%00x",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        bad_path.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_path.text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_check_the_grantees_role_and_existence() {
     let r = Registry::new().await;
@@ -532,41 +571,7 @@ async fn grants_check_the_grantees_role_and_existence() {
         .await
         .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(invalid.code(), "invalid_principal");
-    // Malformed grants are 4xx, never 500: unknown level, wrong types, bad path principal.
-    for body in [
-        json!({"principal": "gus", "level": "owner"}),
-        json!({"principal": 7, "level": "guest"}),
-        json!({"principal": "gus", "level": "guest", "expires_at": "soon"}),
-        json!({"principal": "gus", "level": "guest", "extra": true}),
-    ] {
-        let response = r
-            .call(
-                Method::POST,
-                "/namespaces/vision/members",
-                &admin,
-                Some(body.clone()),
-            )
-            .await;
-        assert!(
-            response.status.is_client_error(),
-            "{body}: {}",
-            response.text()
-        );
-    }
-    let bad_path = r
-        .call(
-            Method::DELETE,
-            "/namespaces/vision/members/%00x",
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(
-        bad_path.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        bad_path.text()
-    );
+    assert_malformed_grants_are_4xx(&r, &admin).await;
     // Project level: a guest account can't be elevated to developer either.
     let mae = r.app.login("mae", "password-of-tests").await;
     assert_eq!(
