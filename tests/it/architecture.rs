@@ -211,7 +211,7 @@ async fn put_raw(app: &crate::common::TestApp, key: &str, body: &str) {
 /// before the loaders were one).
 #[tokio::test]
 async fn a_corrupt_project_record_answers_500_internal_wherever_its_target_is_loaded() {
-    use axum::http::{Method, StatusCode};
+    use axum::http::StatusCode;
     use serde_json::json;
     use trove::permissions::Role;
     use trove::storage::keys;
@@ -234,20 +234,241 @@ async fn a_corrupt_project_record_answers_500_internal_wherever_its_target_is_lo
     .await;
     let scope = json!({"name": "ci-bot", "scopes": [{"project": "bert", "access": "read"}],
         "expires_in_days": 1});
-    let read = app
-        .bearer(Method::GET, "/projects/bert", &alice, None)
-        .await;
-    assert_eq!(read.status, StatusCode::OK, "{}", read.text());
+    app.get_as("/projects/bert", &alice)
+        .await
+        .assert_status(StatusCode::OK);
 
     put_raw(&app, &keys::project_record("bert"), "{not json").await;
     let read = app
-        .bearer(Method::GET, "/projects/bert", &alice, None)
-        .await;
-    assert_eq!(read.status, StatusCode::INTERNAL_SERVER_ERROR);
+        .get_as("/projects/bert", &alice)
+        .await
+        .assert_status(StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(read.json()["code"], "internal");
     let key = app
-        .bearer(Method::POST, "/api-keys", &alice, Some(&scope))
-        .await;
-    assert_eq!(key.status, StatusCode::INTERNAL_SERVER_ERROR);
+        .post_json("/api-keys", &alice, &scope)
+        .await
+        .assert_status(StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(key.json()["code"], "internal");
+}
+
+/// Longest scenario test (a `#[test]`/`#[tokio::test]` function, or the body a
+/// `both_backends!` invocation runs, from its `fn` line to its closing brace) the rule allows:
+/// a longer one is split into named steps or a table of cases.
+const MAX_TEST_FUNCTION_LINES: usize = 120;
+
+/// Where each brace of code (not of a string, char literal or comment) of `text` stands:
+/// `(line index, true for '{')`.
+fn code_braces(text: &str) -> Vec<(usize, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut braces = Vec::new();
+    let mut line = 0;
+    let mut index = 0;
+    // Moves past `count` characters, counting the line breaks among them.
+    let advance = |index: &mut usize, line: &mut usize, count: usize| {
+        for offset in 0..count {
+            if chars.get(*index + offset) == Some(&'\n') {
+                *line += 1;
+            }
+        }
+        *index += count;
+    };
+    while index < chars.len() {
+        let current = chars[index];
+        let next = chars.get(index + 1).copied();
+        let previous_is_ident =
+            index > 0 && (chars[index - 1].is_alphanumeric() || chars[index - 1] == '_');
+        match current {
+            '/' if next == Some('/') => {
+                while index < chars.len() && chars[index] != '\n' {
+                    index += 1;
+                }
+            }
+            '/' if next == Some('*') => {
+                let mut depth = 0;
+                loop {
+                    if index >= chars.len() {
+                        break;
+                    }
+                    if chars[index] == '/' && chars.get(index + 1) == Some(&'*') {
+                        depth += 1;
+                        advance(&mut index, &mut line, 2);
+                    } else if chars[index] == '*' && chars.get(index + 1) == Some(&'/') {
+                        depth -= 1;
+                        advance(&mut index, &mut line, 2);
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        advance(&mut index, &mut line, 1);
+                    }
+                }
+            }
+            'r' if !previous_is_ident
+                || (index > 1
+                    && chars[index - 1] == 'b'
+                    && !chars[index - 2].is_alphanumeric()) =>
+            {
+                // A raw string `r"…"` or `r#"…"#` (also `br…`), or just an identifier.
+                let hashes = chars[index + 1..].iter().take_while(|c| **c == '#').count();
+                if chars.get(index + 1 + hashes) == Some(&'"') {
+                    let closing: String = std::iter::once('"')
+                        .chain(std::iter::repeat_n('#', hashes))
+                        .collect();
+                    advance(&mut index, &mut line, 2 + hashes);
+                    while index < chars.len()
+                        && !chars[index..]
+                            .iter()
+                            .take(closing.len())
+                            .copied()
+                            .eq(closing.chars())
+                    {
+                        advance(&mut index, &mut line, 1);
+                    }
+                    advance(&mut index, &mut line, closing.len());
+                } else {
+                    index += 1;
+                }
+            }
+            '"' => {
+                advance(&mut index, &mut line, 1);
+                while index < chars.len() && chars[index] != '"' {
+                    let step = if chars[index] == '\\' { 2 } else { 1 };
+                    advance(&mut index, &mut line, step);
+                }
+                index += 1;
+            }
+            '\'' => {
+                // A char literal (`'{'`, `'\''`, `'\u{7b}'`), or a lifetime (`'a`) left as is.
+                if next == Some('\\') {
+                    index += 2;
+                    while index < chars.len() && chars[index] != '\'' {
+                        index += 1;
+                    }
+                    index += 1;
+                } else if chars.get(index + 2) == Some(&'\'') {
+                    index += 3;
+                } else {
+                    index += 1;
+                }
+            }
+            '{' | '}' => {
+                braces.push((line, current == '{'));
+                index += 1;
+            }
+            '\n' => {
+                line += 1;
+                index += 1;
+            }
+            _ => index += 1,
+        }
+    }
+    braces
+}
+
+/// The name a line declares as a function (`fn name`, after `pub`/`async`), if any.
+fn declared_function(line: &str) -> Option<String> {
+    let signature = line
+        .trim_start()
+        .trim_start_matches("pub ")
+        .trim_start_matches("pub(crate) ")
+        .trim_start_matches("pub(super) ")
+        .trim_start_matches("async ");
+    let rest = signature.strip_prefix("fn ")?;
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect(),
+    )
+}
+
+/// `(file::function, lines)` of every scenario test of `tests/it/`: a function under a
+/// `#[test]` or `#[tokio::test]` attribute, or one a `both_backends!(name)` of its file runs;
+/// its length runs from the `fn` line to the brace closing its body.
+fn test_lengths() -> Vec<(String, usize)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(files.len() > 20, "the tests were not found under {root:?}");
+    let mut lengths = Vec::new();
+    for file in files {
+        let name = file
+            .strip_prefix(&root)
+            .expect("under tests/it")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&file).expect("read test source");
+        let lines: Vec<&str> = text.lines().collect();
+        let run_on_both_backends: Vec<String> = lines
+            .iter()
+            .filter_map(|line| {
+                let rest = line.trim().strip_prefix("both_backends!(")?;
+                Some(rest.trim_end_matches(");").trim().to_owned())
+            })
+            .collect();
+        let braces = code_braces(&text);
+        let mut under_test_attribute = false;
+        for (start, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("#[test]") || trimmed.starts_with("#[tokio::test") {
+                under_test_attribute = true;
+                continue;
+            }
+            let Some(function) = declared_function(line) else {
+                continue;
+            };
+            let is_test = std::mem::take(&mut under_test_attribute)
+                || run_on_both_backends.contains(&function);
+            if !is_test {
+                continue;
+            }
+            let mut depth = 0_usize;
+            let mut end = None;
+            for (brace_line, opening) in braces.iter().skip_while(|(at, _)| *at < start) {
+                if *opening {
+                    depth += 1;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = Some(*brace_line);
+                        break;
+                    }
+                }
+            }
+            let end = end.unwrap_or_else(|| panic!("{name}::{function} has no closing brace"));
+            lengths.push((format!("{name}::{function}"), end - start + 1));
+        }
+    }
+    lengths
+}
+
+#[test]
+fn scenario_tests_stay_short() {
+    let lengths = test_lengths();
+    assert!(
+        lengths.len() > 200,
+        "too few tests found ({}): is the scanner broken?",
+        lengths.len()
+    );
+    let offenders: Vec<_> = lengths
+        .into_iter()
+        .filter(|(_, lines)| *lines > MAX_TEST_FUNCTION_LINES)
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "a scenario test is at most {MAX_TEST_FUNCTION_LINES} lines: split it into named steps \
+         (helpers of its file, or of tests/it/common/ when several files share them) or a table \
+         of cases: {offenders:#?}"
+    );
+}
+
+#[test]
+fn the_test_scanner_counts_only_code_braces() {
+    let text = "fn f() {\n    let a = \"{\";\n    let b = r#\"}\"#;\n    // }\n    /* { */\n    \
+                let c = '{';\n    let d: &'static str = \"\\\"}\";\n    if a.is_empty() { g() }\n}\n";
+    let braces = code_braces(text);
+    assert_eq!(
+        braces,
+        vec![(0, true), (7, true), (7, false), (8, false)],
+        "{text}"
+    );
 }

@@ -13,35 +13,32 @@ use trove::storage::{ObjectStoreExt as _, keys};
 
 use crate::both_backends;
 use crate::common::artifacts::*;
-use crate::common::{Backend, BackendApp};
+use crate::common::{Backend, BackendApp, TestApp};
 
 // ------------------------------------------------------------------------------ projects
 
-async fn projects_are_created_read_and_changed(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let guest = app.user_token("gina", Role::Guest).await;
-
-    create_project(&app, &alice, "bert", "private").await;
-    let again = call(
-        &app,
-        Method::POST,
-        "/projects",
-        Some(&alice),
-        Some(&json!({"project_id": "bert", "title": "T", "type": "MODEL"})),
-    )
-    .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+/// Creates bert; a second bert conflicts, an id is generated when none is given, bad types,
+/// visibilities and names are refused, and so are guests and anonymous callers; answers the
+/// generated id.
+async fn step_creation_rules(app: &TestApp, alice: &str, guest: &str) -> String {
+    create_project(app, alice, "bert", "private").await;
+    let again = app
+        .post_json(
+            "/projects",
+            alice,
+            &json!({"project_id": "bert", "title": "T", "type": "MODEL"}),
+        )
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(again.code(), "already_exists");
 
-    let generated = call(
-        &app,
-        Method::POST,
-        "/projects",
-        Some(&alice),
-        Some(&json!({"title": "no id", "type": "DATASET", "visibility": "public"})),
-    )
-    .await;
+    let generated = app
+        .post_json(
+            "/projects",
+            alice,
+            &json!({"title": "no id", "type": "DATASET", "visibility": "public"}),
+        )
+        .await;
     assert_eq!(
         generated.status,
         StatusCode::CREATED,
@@ -55,7 +52,7 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
         json!({"title": "x", "type": "ROBOT"}),
         json!({"title": "x", "type": "MODEL", "visibility": "secret"}),
     ] {
-        let bad = call(&app, Method::POST, "/projects", Some(&alice), Some(&body)).await;
+        let bad = app.post_json("/projects", alice, &body).await;
         assert_eq!(
             bad.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -63,54 +60,59 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
             bad.text()
         );
     }
-    let bad_name = call(
-        &app,
-        Method::POST,
-        "/projects",
-        Some(&alice),
-        Some(&json!({"project_id": "../x", "title": "x"})),
-    )
-    .await;
-    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    let bad_name = app
+        .post_json(
+            "/projects",
+            alice,
+            &json!({"project_id": "../x", "title": "x"}),
+        )
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(bad_name.code(), "invalid_name");
 
     // A guest may not create projects; an anonymous caller neither.
-    let refused = call(
-        &app,
-        Method::POST,
+    app.post_json(
         "/projects",
-        Some(&guest),
-        Some(&json!({"project_id": "g1", "title": "x"})),
+        guest,
+        &json!({"project_id": "g1", "title": "x"}),
     )
-    .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
-    let anonymous = call(
-        &app,
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    call(
+        app,
         Method::POST,
         "/projects",
         None,
         Some(&json!({"project_id": "g2", "title": "x"})),
     )
-    .await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
+    generated_id
+}
 
+/// Who reads the private and the public project, the profiles their visibility implies, and a
+/// patched title searchable at once.
+async fn step_reads_profiles_and_a_searchable_patch(
+    app: &TestApp,
+    alice: &str,
+    guest: &str,
+    generated_id: &str,
+) {
     let record = app
-        .bearer(Method::GET, "/projects/bert", &alice, None)
-        .await;
-    assert_eq!(record.status, StatusCode::OK);
+        .get_as("/projects/bert", alice)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(record.json()["created_by"], "alice");
     assert_eq!(record.json()["type"], "MODEL");
     // Private: the guest does not see it at all.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/bert", &guest, None)
-            .await
-            .status,
+        app.get_as("/projects/bert", guest).await.status,
         StatusCode::NOT_FOUND
     );
     // Public: everyone reads the metadata.
     assert_eq!(
         call(
-            &app,
+            app,
             Method::GET,
             &format!("/projects/{generated_id}"),
             None,
@@ -122,120 +124,71 @@ async fn projects_are_created_read_and_changed(backend: Backend) {
     );
 
     // The profile the visibility implies, creator as owner.
-    let profile = app
-        .bearer(Method::GET, "/projects/bert/permissions", &alice, None)
-        .await
-        .json();
+    let profile = app.get_as("/projects/bert/permissions", alice).await.json();
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "owners");
     let public = app
-        .bearer(
-            Method::GET,
-            &format!("/projects/{generated_id}/permissions"),
-            &alice,
-            None,
-        )
+        .get_as(&format!("/projects/{generated_id}/permissions"), alice)
         .await
         .json();
     assert_eq!(public["read_access"], "public");
     assert_eq!(public["download_access"], "viewers");
 
     let patched = app
-        .bearer(
-            Method::PATCH,
+        .patch_json(
             "/projects/bert",
-            &alice,
-            Some(&json!({"title": "BERT base", "tags": ["nlp"]})),
+            alice,
+            &json!({"title": "BERT base", "tags": ["nlp"]}),
         )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(patched.json()["title"], "BERT base");
     // The project document is searchable with its new title at once.
     let found = app
-        .bearer(
-            Method::GET,
-            "/search?kind=project&q=_extra.project_id:bert",
-            &alice,
-            None,
-        )
+        .get_as("/search?kind=project&q=_extra.project_id:bert", alice)
         .await
         .json();
     assert_eq!(found["results"][0]["title"], "BERT base", "{found}");
+}
+
+async fn projects_are_created_read_and_changed(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let guest = app.user_token("gina", Role::Guest).await;
+
+    let generated_id = step_creation_rules(&app, &alice, &guest).await;
+
+    step_reads_profiles_and_a_searchable_patch(&app, &alice, &guest, &generated_id).await;
 
     // Owners deprecate; writes are then refused with 409 deprecated, until reactivated.
-    let deprecated = app
-        .bearer(
-            Method::PATCH,
-            "/projects/bert",
-            &alice,
-            Some(&json!({"state": "deprecated"})),
-        )
-        .await;
-    assert_eq!(deprecated.status, StatusCode::OK, "{}", deprecated.text());
+    app.patch_json("/projects/bert", &alice, &json!({"state": "deprecated"}))
+        .await
+        .assert_status(StatusCode::OK);
     let write = app
-        .bearer(
-            Method::POST,
-            "/projects/bert/versions",
-            &alice,
-            Some(&json!({"version": "v1"})),
-        )
-        .await;
-    assert_eq!(write.status, StatusCode::CONFLICT);
+        .post_json("/projects/bert/versions", &alice, &json!({"version": "v1"}))
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(write.code(), "deprecated");
     // Owners may not disable (admins only).
-    let disable = app
-        .bearer(
-            Method::PATCH,
-            "/projects/bert",
-            &alice,
-            Some(&json!({"state": "disabled"})),
-        )
-        .await;
-    assert_eq!(disable.status, StatusCode::FORBIDDEN);
-    let active = app
-        .bearer(
-            Method::PATCH,
-            "/projects/bert",
-            &alice,
-            Some(&json!({"state": "active"})),
-        )
-        .await;
-    assert_eq!(active.status, StatusCode::OK);
+    app.patch_json("/projects/bert", &alice, &json!({"state": "disabled"}))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    app.patch_json("/projects/bert", &alice, &json!({"state": "active"}))
+        .await
+        .assert_status(StatusCode::OK);
     create_version(&app, &alice, "bert", "v1").await;
 }
 both_backends!(projects_are_created_read_and_changed);
 
 // ------------------------------------------------------------------------------ versions
 
-async fn versions_follow_the_stable_rules(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    create_project(&app, &alice, "p", "private").await;
-    create_version(&app, &alice, "p", "v1").await;
-    let again = app
-        .bearer(
-            Method::POST,
-            "/projects/p/versions",
-            &alice,
-            Some(&json!({"version": "v1"})),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
-    let latest = app
-        .bearer(
-            Method::POST,
-            "/projects/p/versions",
-            &alice,
-            Some(&json!({"version": "latest"})),
-        )
-        .await;
-    assert_eq!(latest.code(), "invalid_name");
-
+/// Concurrent creators of one version: exactly one wins.
+async fn assert_one_of_concurrent_creators_wins(app: &TestApp, alice: &str) {
     // Concurrent creators of one version: exactly one wins.
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let router = app.router.clone();
-        let token = alice.clone();
+        let token = alice.to_owned();
         tasks.push(tokio::spawn(async move {
             use tower::ServiceExt as _;
             let request = Request::builder()
@@ -258,146 +211,134 @@ async fn versions_follow_the_stable_rules(backend: Backend) {
         }
     }
     assert_eq!(created, 1);
+}
 
-    let record = app
-        .bearer(Method::GET, "/projects/p/version/v1", &alice, None)
-        .await
-        .json();
+/// v1 may not be stable before it is completed; completed, it is `latest` and takes no new
+/// files.
+async fn step_complete_v1_then_no_more_files(app: &TestApp, alice: &str) {
+    let record = app.get_as("/projects/p/version/v1", alice).await.json();
     assert_eq!(record["status"], "open");
     let early = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"stable": true})),
-        )
-        .await;
-    assert_eq!(early.status, StatusCode::CONFLICT);
+        .patch_json("/projects/p/version/v1", alice, &json!({"stable": true}))
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(early.code(), "version_not_completed");
 
     assert_eq!(
-        upload(&app, Some(&alice), "p", "v1", "a.txt", b"hello")
+        upload(app, Some(alice), "p", "v1", "a.txt", b"hello")
             .await
             .status,
         StatusCode::CREATED
     );
-    complete(&app, &alice, "p", "v1", None).await;
-    let record = app
-        .bearer(Method::GET, "/projects/p/version/latest", &alice, None)
-        .await
-        .json();
+    complete(app, alice, "p", "v1", None).await;
+    let record = app.get_as("/projects/p/version/latest", alice).await.json();
     assert_eq!(record["version"], "v1");
     assert_eq!(record["status"], "completed");
     assert_eq!(record["revision"], "NUM-1");
     // A completed version takes no new files.
-    let late = upload(&app, Some(&alice), "p", "v1", "b.txt", b"x").await;
-    assert_eq!(late.status, StatusCode::CONFLICT);
+    let late = upload(app, Some(alice), "p", "v1", "b.txt", b"x")
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(late.code(), "version_completed");
+}
 
-    let changelog = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"changelog": "fixed"})),
-        )
-        .await;
-    assert_eq!(changelog.status, StatusCode::OK);
-    let stable = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"stable": true})),
-        )
-        .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+/// A stable version and its files may not be deleted; unmarked, the version is deleted whole.
+async fn step_a_stable_version_resists_deletion_until_unmarked(app: &TestApp, alice: &str) {
+    app.patch_json(
+        "/projects/p/version/v1",
+        alice,
+        &json!({"changelog": "fixed"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.patch_json("/projects/p/version/v1", alice, &json!({"stable": true}))
+        .await
+        .assert_status(StatusCode::OK);
     let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/v1", &alice, None)
-        .await;
-    assert_eq!(delete.status, StatusCode::CONFLICT);
+        .delete_as("/projects/p/version/v1", alice)
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(delete.code(), "stable_version");
     let delete_file = app
-        .bearer(
-            Method::DELETE,
-            &format!("/files/{}", enc("p:a.txt@v1")),
-            &alice,
-            None,
-        )
+        .delete_as(&format!("/files/{}", enc("p:a.txt@v1")), alice)
         .await;
     assert_eq!(delete_file.code(), "stable_version");
-    let unmark = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"stable": false})),
-        )
-        .await;
-    assert_eq!(unmark.status, StatusCode::OK);
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/v1", &alice, None)
-        .await;
-    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    app.patch_json("/projects/p/version/v1", alice, &json!({"stable": false}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.delete_as("/projects/p/version/v1", alice)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p/version/v1", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p/version/v1", alice).await.status,
         StatusCode::NOT_FOUND
     );
-    assert!(storage_keys(&app, "p/v1/").await.is_empty());
+    assert!(storage_keys(app, "p/v1/").await.is_empty());
     assert!(
-        search_ids(&app, Some(&alice), "_extra.project_id:p")
+        search_ids(app, Some(alice), "_extra.project_id:p")
             .await
             .is_empty()
     );
+}
+
+async fn versions_follow_the_stable_rules(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    app.post_json("/projects/p/versions", &alice, &json!({"version": "v1"}))
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    let latest = app
+        .post_json(
+            "/projects/p/versions",
+            &alice,
+            &json!({"version": "latest"}),
+        )
+        .await;
+    assert_eq!(latest.code(), "invalid_name");
+
+    assert_one_of_concurrent_creators_wins(&app, &alice).await;
+
+    step_complete_v1_then_no_more_files(&app, &alice).await;
+
+    step_a_stable_version_resists_deletion_until_unmarked(&app, &alice).await;
 
     // Writers (not owners) may delete non-stable versions.
     let bob = app.user_token("bob", Role::Maintainer).await;
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             &alice,
-            Some(&json!({"writers": ["bob"], "write_access": "writers", "read_access": "viewers"})),
+            &json!({"writers": ["bob"], "write_access": "writers", "read_access": "viewers"}),
         )
         .await;
     wait_job(&app, &alice, &put).await;
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/version/race", &bob, None)
-        .await;
-    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    app.delete_as("/projects/p/version/race", &bob)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
 }
 both_backends!(versions_follow_the_stable_rules);
 
 // ------------------------------------------------------------------------------ files
 
-async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    create_project(&app, &alice, "p", "private").await;
-    create_version(&app, &alice, "p", "v1").await;
-
-    let body = b"weights weights weights".to_vec();
-    let stored = upload(&app, Some(&alice), "p", "v1", "model/weights.bin", &body).await;
-    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+/// Uploads model/weights.bin: its record, its search hit and its sidecar carry the checksums.
+async fn step_upload_is_searchable_with_its_sidecar(app: &TestApp, alice: &str, body: &[u8]) {
+    let stored = upload(app, Some(alice), "p", "v1", "model/weights.bin", body)
+        .await
+        .assert_status(StatusCode::CREATED);
     let stored = stored.json();
     assert_eq!(stored["id"], "p:model/weights.bin@v1");
-    assert_eq!(stored["md5sum"], md5_hex(&body));
+    assert_eq!(stored["md5sum"], md5_hex(body));
     assert_eq!(stored["size"], body.len());
     // Searchable at once, with its checksums.
     let hits = app
-        .bearer(
-            Method::GET,
-            &format!("/search?q={}", enc("_extra.project_id:p")),
-            &alice,
-            None,
-        )
+        .get_as(&format!("/search?q={}", enc("_extra.project_id:p")), alice)
         .await
         .json();
     assert_eq!(
         hits["results"][0]["_extra"]["md5sum"],
-        md5_hex(&body),
+        md5_hex(body),
         "{hits}"
     );
     // The sidecar is where the indexer reads it.
@@ -410,23 +351,27 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
         .0;
     let sidecar: Value = serde_json::from_slice(&sidecar).unwrap();
     assert_eq!(sidecar["sha256"], stored["sha256"]);
+}
 
+/// Wrong digests keep nothing; a .json file must be a JSON object, and a valid one is the
+/// file's searchable metadata document.
+async fn step_bad_digests_and_json_documents(app: &TestApp, alice: &str) {
     // Wrong Content-MD5 or sha256: 400 digest_mismatch, nothing kept.
     let wrong = raw(
-        &app,
+        app,
         Method::PUT,
         "/projects/p/version/v1/files/bad.bin",
-        Some(&alice),
+        Some(alice),
         &[("content-md5", md5_b64(b"other").as_str())],
         b"data".to_vec(),
     )
     .await;
     assert_eq!(wrong.code(), "digest_mismatch");
     let wrong = raw(
-        &app,
+        app,
         Method::PUT,
         "/projects/p/version/v1/files/bad.bin",
-        Some(&alice),
+        Some(alice),
         &[("x-checksum-sha256", "00".repeat(32).as_str())],
         b"data".to_vec(),
     )
@@ -434,13 +379,13 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
     assert_eq!(wrong.code(), "digest_mismatch");
     assert!(app.state.storage.head("p/v1/bad.bin").await.is_err());
     // A .json file is a metadata document and must be a JSON object.
-    let not_json = upload(&app, Some(&alice), "p", "v1", "meta.json", b"[1,2]").await;
+    let not_json = upload(app, Some(alice), "p", "v1", "meta.json", b"[1,2]").await;
     assert_eq!(not_json.code(), "invalid_json");
     let doc = json!({"path": "model/weights.bin", "title": "weights of bert"}).to_string();
     assert_eq!(
         upload(
-            &app,
-            Some(&alice),
+            app,
+            Some(alice),
             "p",
             "v1",
             "model/weights.bin.json",
@@ -450,73 +395,63 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
         .status,
         StatusCode::CREATED
     );
-    let hits = search_ids(&app, Some(&alice), "title:weights").await;
+    let hits = search_ids(app, Some(alice), "title:weights").await;
     assert_eq!(hits, vec!["p:model/weights.bin@v1".to_owned()]);
+}
 
-    let listing = app
-        .bearer(Method::GET, "/projects/p/version/v1/files", &alice, None)
-        .await;
-    assert_eq!(listing.status, StatusCode::OK);
-    let files = listing.json()["files"].as_array().unwrap().clone();
-    assert_eq!(files.len(), 2);
-    assert!(
-        files
-            .iter()
-            .any(|f| f["path"] == "model/weights.bin" && f["md5sum"] == md5_hex(&body))
-    );
-
-    let id = enc("p:model/weights.bin@v1");
+/// Streamed with ETag, Range and If-None-Match.
+async fn step_download_with_etag_and_ranges(app: &TestApp, alice: &str, id: &str, body: &[u8]) {
     // Streamed with ETag, Range and If-None-Match.
     let streamed = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{id}?redirect=false"),
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(streamed.status, StatusCode::OK);
+        .get_as(&format!("/files/{id}?redirect=false"), alice)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(streamed.bytes, body);
     let etag = streamed.headers["etag"].to_str().unwrap().to_owned();
     let ranged = raw(
-        &app,
+        app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
-        Some(&alice),
+        Some(alice),
         &[("range", "bytes=0-6")],
         Vec::new(),
     )
-    .await;
-    assert_eq!(ranged.status, StatusCode::PARTIAL_CONTENT);
+    .await
+    .assert_status(StatusCode::PARTIAL_CONTENT);
     assert_eq!(ranged.bytes, b"weights");
-    let cached = raw(
-        &app,
+    raw(
+        app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
-        Some(&alice),
+        Some(alice),
         &[("if-none-match", etag.as_str())],
         Vec::new(),
     )
-    .await;
-    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
-    let bad_range = raw(
-        &app,
+    .await
+    .assert_status(StatusCode::NOT_MODIFIED);
+    raw(
+        app,
         Method::GET,
         &format!("/files/{id}?redirect=false"),
-        Some(&alice),
+        Some(alice),
         &[("range", "bytes=9999-")],
         Vec::new(),
     )
-    .await;
-    assert_eq!(bad_range.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    .await
+    .assert_status(StatusCode::RANGE_NOT_SATISFIABLE);
+}
+
+/// The default download, and the bounds of `expires_in`.
+async fn step_default_download_and_expiry(
+    app: &TestApp,
+    alice: &str,
+    id: &str,
+    body: &[u8],
+    backend: Backend,
+) {
     // Default: 302 to a presigned URL on S3, streamed on the local backend.
     let default = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{id}?expires_in=60"),
-            &alice,
-            None,
-        )
+        .get_as(&format!("/files/{id}?expires_in=60"), alice)
         .await;
     match backend {
         Backend::S3 => {
@@ -533,65 +468,55 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
     }
     for bad in ["5", "86401", "x"] {
         let response = app
-            .bearer(
-                Method::GET,
-                &format!("/files/{id}?expires_in={bad}"),
-                &alice,
-                None,
-            )
+            .get_as(&format!("/files/{id}?expires_in={bad}"), alice)
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
     }
-    // `latest` resolves only among completed versions.
-    let none_yet = app
-        .bearer(
-            Method::GET,
-            &format!(
-                "/files/{}?redirect=false",
-                enc("p:model/weights.bin@latest")
-            ),
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(none_yet.status, StatusCode::NOT_FOUND);
-    complete(&app, &alice, "p", "v1", None).await;
-    let latest = app
-        .bearer(
-            Method::GET,
-            &format!(
-                "/files/{}?redirect=false",
-                enc("p:model/weights.bin@latest")
-            ),
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(latest.status, StatusCode::OK);
-    assert_eq!(latest.bytes, body);
+}
 
-    let deleted = app
-        .bearer(Method::DELETE, &format!("/files/{id}"), &alice, None)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
-    assert_eq!(
-        app.bearer(
-            Method::GET,
-            &format!("/files/{id}?redirect=false"),
-            &alice,
-            None
+/// `latest` resolves only among completed versions.
+async fn step_latest_resolves_once_completed(app: &TestApp, alice: &str, body: &[u8]) {
+    // `latest` resolves only among completed versions.
+    app.get_as(
+        &format!(
+            "/files/{}?redirect=false",
+            enc("p:model/weights.bin@latest")
+        ),
+        alice,
+    )
+    .await
+    .assert_status(StatusCode::NOT_FOUND);
+    complete(app, alice, "p", "v1", None).await;
+    let latest = app
+        .get_as(
+            &format!(
+                "/files/{}?redirect=false",
+                enc("p:model/weights.bin@latest")
+            ),
+            alice,
         )
         .await
-        .status,
+        .assert_status(StatusCode::OK);
+    assert_eq!(latest.bytes, body);
+}
+
+/// Deleting the file and its document leaves no hit and no sidecar.
+async fn step_delete_the_file_and_its_document(app: &TestApp, alice: &str, id: &str) {
+    app.delete_as(&format!("/files/{id}"), alice)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get_as(&format!("/files/{id}?redirect=false"), alice)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     let doc_id = enc("p:model/weights.bin.json@v1");
-    let deleted = app
-        .bearer(Method::DELETE, &format!("/files/{doc_id}"), &alice, None)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    app.delete_as(&format!("/files/{doc_id}"), alice)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert!(
-        search_ids(&app, Some(&alice), "_extra.project_id:p")
+        search_ids(app, Some(alice), "_extra.project_id:p")
             .await
             .is_empty()
     );
@@ -602,6 +527,37 @@ async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
             .await
             .is_err()
     );
+}
+
+async fn files_are_uploaded_listed_downloaded_and_deleted(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+
+    let body = b"weights weights weights".to_vec();
+    step_upload_is_searchable_with_its_sidecar(&app, &alice, &body).await;
+
+    step_bad_digests_and_json_documents(&app, &alice).await;
+
+    let listing = app
+        .get_as("/projects/p/version/v1/files", &alice)
+        .await
+        .assert_status(StatusCode::OK);
+    let files = listing.json()["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 2);
+    assert!(
+        files
+            .iter()
+            .any(|f| f["path"] == "model/weights.bin" && f["md5sum"] == md5_hex(&body))
+    );
+
+    let id = enc("p:model/weights.bin@v1");
+    step_download_with_etag_and_ranges(&app, &alice, &id, &body).await;
+    step_default_download_and_expiry(&app, &alice, &id, &body, backend).await;
+    step_latest_resolves_once_completed(&app, &alice, &body).await;
+
+    step_delete_the_file_and_its_document(&app, &alice, &id).await;
 }
 both_backends!(files_are_uploaded_listed_downloaded_and_deleted);
 
@@ -651,21 +607,19 @@ async fn hostile_paths_are_refused_everywhere_and_nothing_is_written(backend: Ba
     }
     for name in ["../x", "..meta/permissions.json", "a/../../b"] {
         let response = app
-            .bearer(
-                Method::POST,
+            .post_json(
                 "/projects/p/version/v2/upload",
                 &alice,
-                Some(&json!({"filenames": ["ok.txt", name]})),
+                &json!({"filenames": ["ok.txt", name]}),
             )
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{name}");
         assert_eq!(response.code(), "invalid_path");
         let response = app
-            .bearer(
-                Method::POST,
+            .post_json(
                 "/projects/newp/version/v1/upload",
                 &alice,
-                Some(&json!({"filenames": [{"filename": name, "check": "simple"}]})),
+                &json!({"filenames": [{"filename": name, "check": "simple"}]}),
             )
             .await;
         assert_eq!(response.code(), "invalid_path");
@@ -689,10 +643,9 @@ async fn hostile_paths_are_refused_everywhere_and_nothing_is_written(backend: Ba
         )
         .await;
     assert_eq!(link.code(), "invalid_path");
-    let link = app
-        .bearer(Method::PUT, "/link/!!!/to/!!!", &alice, None)
-        .await;
-    assert_eq!(link.status, StatusCode::BAD_REQUEST);
+    app.bearer(Method::PUT, "/link/!!!/to/!!!", &alice, None)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 
     assert_eq!(data_keys().await, before, "something was written");
 }
@@ -700,24 +653,20 @@ both_backends!(hostile_paths_are_refused_everywhere_and_nothing_is_written);
 
 // ------------------------------------------------------------------------------ permissions
 
-async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let dave = app.user_token("dave", Role::Developer).await;
-    let admin = app.user_token("root", Role::Admin).await;
-    create_project(&app, &alice, "p", "private").await;
-    create_version(&app, &alice, "p", "v1").await;
+/// With a.txt uploaded, the profile is the private default, and dave, who cannot see the
+/// project, gets 404 for it.
+async fn step_default_profile_hidden_from_strangers(app: &TestApp, alice: &str, dave: &str) {
     assert_eq!(
-        upload(&app, Some(&alice), "p", "v1", "a.txt", b"a")
+        upload(app, Some(alice), "p", "v1", "a.txt", b"a")
             .await
             .status,
         StatusCode::CREATED
     );
 
     let profile = app
-        .bearer(Method::GET, "/projects/p/permissions", &alice, None)
-        .await;
-    assert_eq!(profile.status, StatusCode::OK);
+        .get_as("/projects/p/permissions", alice)
+        .await
+        .assert_status(StatusCode::OK);
     let profile = profile.json();
     assert_eq!(profile["scope"], "project");
     assert_eq!(profile["write_access"], "owners");
@@ -725,63 +674,62 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
 
     // Dave can't see it, so 404 for everything.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p/permissions", &dave, None)
-            .await
-            .status,
+        app.get_as("/projects/p/permissions", dave).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.bearer(
-            Method::PUT,
+        app.put_json(
             "/projects/p/permissions",
-            &dave,
-            Some(&json!({"read_access": "public"}))
+            dave,
+            &json!({"read_access": "public"})
         )
         .await
         .status,
         StatusCode::NOT_FOUND
     );
+}
 
+/// A partial merge changes only read_access (anonymous callers then find the file); readers and
+/// anonymous callers may not change the profile.
+async fn step_partial_merge_and_who_may_change_it(app: &TestApp, alice: &str, dave: &str) {
     // Partial merge: only read_access changes; anonymous callers then find and read it.
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
-            &alice,
-            Some(&json!({"read_access": "public"})),
+            alice,
+            &json!({"read_access": "public"}),
         )
         .await;
-    wait_job(&app, &alice, &put).await;
-    let profile = app
-        .bearer(Method::GET, "/projects/p/permissions", &alice, None)
-        .await
-        .json();
+    wait_job(app, alice, &put).await;
+    let profile = app.get_as("/projects/p/permissions", alice).await.json();
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "public");
     assert_eq!(
-        search_ids(&app, None, "*").await,
+        search_ids(app, None, "*").await,
         vec!["p:a.txt@v1".to_owned()]
     );
     // Readers who are not owners may not change it.
-    let put = app
-        .bearer(
-            Method::PUT,
-            "/projects/p/permissions",
-            &dave,
-            Some(&json!({"read_access": "owners"})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::FORBIDDEN);
-    let anonymous = call(
-        &app,
+    app.put_json(
+        "/projects/p/permissions",
+        dave,
+        &json!({"read_access": "owners"}),
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    call(
+        app,
         Method::PUT,
         "/projects/p/permissions",
         None,
         Some(&json!({"read_access": "owners"})),
     )
-    .await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
+}
 
+/// Bad scopes, grants, rules, principals and JSON are refused with their code; then dave is
+/// made a writer.
+async fn step_invalid_profiles_refused_then_writers(app: &TestApp, alice: &str) {
     // Another scope, a grant above the role, bad rules and principals: 422 with the code.
     for (body, code) in [
         (json!({"scope": "version"}), "invalid_scope"),
@@ -790,9 +738,7 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         (json!({"viewers": ["Not A User"]}), "invalid_principal"),
         (json!({"read_acess": "public"}), "unknown_field"),
     ] {
-        let response = app
-            .bearer(Method::PUT, "/projects/p/permissions", &alice, Some(&body))
-            .await;
+        let response = app.put_json("/projects/p/permissions", alice, &body).await;
         assert_eq!(
             response.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -801,98 +747,95 @@ async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
         );
         assert_eq!(response.code(), code, "{body}");
     }
-    let not_json = raw(
-        &app,
+    raw(
+        app,
         Method::PUT,
         "/projects/p/permissions",
-        Some(&alice),
+        Some(alice),
         &[("content-type", "application/json")],
         b"{".to_vec(),
     )
-    .await;
-    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    .await
+    .assert_status(StatusCode::BAD_REQUEST);
     // Writers may be developers.
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
-            &alice,
-            Some(&json!({"writers": ["dave"]})),
+            alice,
+            &json!({"writers": ["dave"]}),
         )
         .await;
-    wait_job(&app, &alice, &put).await;
+    wait_job(app, alice, &put).await;
+}
 
+/// A version profile shadows the project's whole until it is deleted.
+async fn step_version_profile_shadows_the_project(app: &TestApp, alice: &str) {
     // A version profile shadows the project's (first found wins whole).
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/version/v1/permissions",
-            &alice,
-            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
+            alice,
+            &json!({"owners": ["alice"], "read_access": "owners"}),
         )
         .await;
-    wait_job(&app, &alice, &put).await;
-    assert!(search_ids(&app, None, "*").await.is_empty());
+    wait_job(app, alice, &put).await;
+    assert!(search_ids(app, None, "*").await.is_empty());
     let version_profile = app
-        .bearer(
-            Method::GET,
-            "/projects/p/version/v1/permissions",
-            &alice,
-            None,
-        )
+        .get_as("/projects/p/version/v1/permissions", alice)
         .await
         .json();
     assert_eq!(version_profile["scope"], "version");
     let wrong_scope = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/version/v1/permissions",
-            &alice,
-            Some(&json!({"scope": "project"})),
+            alice,
+            &json!({"scope": "project"}),
         )
         .await;
     assert_eq!(wrong_scope.code(), "invalid_scope");
     let delete = app
-        .bearer(
-            Method::DELETE,
-            "/projects/p/version/v1/permissions",
-            &alice,
-            None,
-        )
+        .delete_as("/projects/p/version/v1/permissions", alice)
         .await;
-    wait_job(&app, &alice, &delete).await;
-    assert_eq!(search_ids(&app, None, "*").await.len(), 1);
+    wait_job(app, alice, &delete).await;
+    assert_eq!(search_ids(app, None, "*").await.len(), 1);
+}
+
+async fn permission_routes_merge_validate_and_reindex(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let dave = app.user_token("dave", Role::Developer).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    create_project(&app, &alice, "p", "private").await;
+    create_version(&app, &alice, "p", "v1").await;
+    step_default_profile_hidden_from_strangers(&app, &alice, &dave).await;
+
+    step_partial_merge_and_who_may_change_it(&app, &alice, &dave).await;
+
+    step_invalid_profiles_refused_then_writers(&app, &alice).await;
+
+    step_version_profile_shadows_the_project(&app, &alice).await;
 
     // Deleting the project profile falls through to the (absent) global one: admins only.
-    let delete = app
-        .bearer(Method::DELETE, "/projects/p/permissions", &alice, None)
-        .await;
+    let delete = app.delete_as("/projects/p/permissions", &alice).await;
     wait_job(&app, &alice, &delete).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &alice).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &admin, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &admin).await.status,
         StatusCode::OK
     );
     let restore = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             &admin,
-            Some(&json!({"owners": ["alice"]})),
+            &json!({"owners": ["alice"]}),
         )
         .await;
     wait_job(&app, &admin, &restore).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &alice).await.status,
         StatusCode::OK
     );
 }
@@ -904,64 +847,103 @@ both_backends!(permission_routes_merge_validate_and_reindex);
 /// and on a private project.
 type MatrixRow<'a> = (&'a str, Option<&'a str>, [u16; 5], [u16; 5]);
 
+/// Project `project` (`visibility`) with an open version v1 holding `f.txt`, shared with
+/// `principal`.
+async fn project_with_a_file_shared(
+    app: &TestApp,
+    owner: &str,
+    project: &str,
+    visibility: &str,
+    principal: &str,
+) {
+    create_project(app, owner, project, visibility).await;
+    create_version(app, owner, project, "v1").await;
+    assert_eq!(
+        upload(app, Some(owner), project, "v1", "f.txt", b"data")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    app.post_json(
+        &format!("/projects/{project}/share"),
+        owner,
+        &json!({"principal": principal}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+}
+
+/// `who`'s statuses of [read, download, upload, delete, share] on `project`.
+async fn matrix_statuses(app: &TestApp, who: &str, token: Option<&str>, project: &str) -> [u16; 5] {
+    let read = call(
+        app,
+        Method::GET,
+        &format!("/projects/{project}"),
+        token,
+        None,
+    )
+    .await
+    .status;
+    let file = format!(
+        "/files/{}?redirect=false",
+        enc(&format!("{project}:f.txt@v1"))
+    );
+    let download = call(app, Method::GET, &file, token, None).await.status;
+    let uploaded = upload(app, token, project, "v1", &format!("{who}.txt"), b"x")
+        .await
+        .status;
+    let deleted = call(
+        app,
+        Method::DELETE,
+        &format!("/files/{}", enc(&format!("{project}:{who}.txt@v1"))),
+        token,
+        None,
+    )
+    .await
+    .status;
+    let deleted = if uploaded == StatusCode::CREATED {
+        deleted
+    } else {
+        call(
+            app,
+            Method::DELETE,
+            &format!("/files/{}", enc(&format!("{project}:f.txt@v1"))),
+            token,
+            None,
+        )
+        .await
+        .status
+    };
+    let shared_with = call(
+        app,
+        Method::POST,
+        &format!("/projects/{project}/share"),
+        token,
+        Some(&json!({"principal": "group:friends"})),
+    )
+    .await
+    .status;
+    [read, download, uploaded, deleted, shared_with].map(|status| status.as_u16())
+}
+
 async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     let app = BackendApp::start(backend).await;
     let owner = app.user_token("owner", Role::Maintainer).await;
     let shared = app.user_token("shared", Role::Maintainer).await;
     let stranger = app.user_token("stranger", Role::Maintainer).await;
     // Shares name existing groups: `group:friends` is shared with below.
-    let created = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &owner,
-            Some(&json!({"name": "friends", "members": []})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app.post_json(
+        "/groups",
+        &owner,
+        &json!({"name": "friends", "members": []}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     // A public project: anyone reads metadata; only viewers (shares) download.
-    create_project(&app, &owner, "p", "public").await;
-    create_version(&app, &owner, "p", "v1").await;
-    assert_eq!(
-        upload(&app, Some(&owner), "p", "v1", "f.txt", b"data")
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &owner,
-            Some(&json!({"principal": "shared"})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    project_with_a_file_shared(&app, &owner, "p", "public", "shared").await;
     // A private project: only the owner and its share.
-    create_project(&app, &owner, "q", "private").await;
-    create_version(&app, &owner, "q", "v1").await;
-    assert_eq!(
-        upload(&app, Some(&owner), "q", "v1", "f.txt", b"data")
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/q/share",
-            &owner,
-            Some(&json!({"principal": "shared"})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED);
+    project_with_a_file_shared(&app, &owner, "q", "private", "shared").await;
 
-    let file = |project: &str| {
-        format!(
-            "/files/{}?redirect=false",
-            enc(&format!("{project}:f.txt@v1"))
-        )
-    };
     let cases: [MatrixRow; 4] = [
         // who, token, public project [read, download, upload, delete, share], private project
         (
@@ -991,62 +973,13 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     ];
     for (who, token, public, private) in cases {
         for (project, expected) in [("p", public), ("q", private)] {
-            let read = call(
-                &app,
-                Method::GET,
-                &format!("/projects/{project}"),
-                token,
-                None,
-            )
-            .await
-            .status;
-            let download = call(&app, Method::GET, &file(project), token, None)
-                .await
-                .status;
-            let uploaded = upload(&app, token, project, "v1", &format!("{who}.txt"), b"x")
-                .await
-                .status;
-            let deleted = call(
-                &app,
-                Method::DELETE,
-                &format!("/files/{}", enc(&format!("{project}:{who}.txt@v1"))),
-                token,
-                None,
-            )
-            .await
-            .status;
-            let deleted = if uploaded == StatusCode::CREATED {
-                deleted
-            } else {
-                call(
-                    &app,
-                    Method::DELETE,
-                    &format!("/files/{}", enc(&format!("{project}:f.txt@v1"))),
-                    token,
-                    None,
-                )
-                .await
-                .status
-            };
-            let shared_with = call(
-                &app,
-                Method::POST,
-                &format!("/projects/{project}/share"),
-                token,
-                Some(&json!({"principal": "group:friends"})),
-            )
-            .await
-            .status;
-            let got =
-                [read, download, uploaded, deleted, shared_with].map(|status| status.as_u16());
+            let got = matrix_statuses(&app, who, token, project).await;
             assert_eq!(got, expected, "{who} on {project}");
         }
     }
     // A reader's empty patch is refused like any record change (nothing is written).
     for path in ["/projects/p", "/projects/p/version/v1"] {
-        let patch = app
-            .bearer(Method::PATCH, path, &shared, Some(&json!({})))
-            .await;
+        let patch = app.patch_json(path, &shared, &json!({})).await;
         assert_eq!(patch.status, StatusCode::FORBIDDEN, "{path}");
     }
     // Search finds exactly what each may read.
@@ -1058,32 +991,23 @@ async fn owner_shared_public_and_stranger_matrix(backend: Backend) {
     seen.sort();
     assert_eq!(seen, vec!["p:f.txt@v1".to_owned(), "q:f.txt@v1".to_owned()]);
     // Unsharing ends it.
-    let unshare = app
-        .bearer(Method::DELETE, "/projects/q/share/shared", &owner, None)
-        .await;
-    assert_eq!(unshare.status, StatusCode::NO_CONTENT);
+    app.delete_as("/projects/q/share/shared", &owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
-        app.bearer(Method::GET, "/projects/q", &shared, None)
-            .await
-            .status,
+        app.get_as("/projects/q", &shared).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
         search_ids(&app, Some(&shared), "*").await,
         vec!["p:f.txt@v1".to_owned()]
     );
-    let again = app
-        .bearer(Method::DELETE, "/projects/q/share/shared", &owner, None)
-        .await;
-    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    app.delete_as("/projects/q/share/shared", &owner)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     // An owner can't be "shared" (the expiry would end their ownership).
     let owner_share = app
-        .bearer(
-            Method::POST,
-            "/projects/q/share",
-            &owner,
-            Some(&json!({"principal": "owner"})),
-        )
+        .post_json("/projects/q/share", &owner, &json!({"principal": "owner"}))
         .await;
     assert_eq!(owner_share.code(), "already_granted");
 }
@@ -1104,46 +1028,32 @@ async fn an_expired_share_stops_working_at_once(backend: Backend) {
         StatusCode::CREATED
     );
     let expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &owner,
-            Some(&json!({"principal": "bob", "expires_at": expires_at.to_rfc3339()})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
-    assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let download = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}?redirect=false", enc("p:f.txt@v1")),
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(download.status, StatusCode::OK);
+    app.post_json(
+        "/projects/p/share",
+        &owner,
+        &json!({"principal": "bob", "expires_at": expires_at.to_rfc3339()}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    assert_eq!(app.get_as("/projects/p", &bob).await.status, StatusCode::OK);
+    app.get_as(
+        &format!("/files/{}?redirect=false", enc("p:f.txt@v1")),
+        &bob,
+    )
+    .await
+    .assert_status(StatusCode::OK);
     assert_eq!(search_ids(&app, Some(&bob), "*").await.len(), 1);
-    let past = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &owner,
-            Some(&json!({"principal": "bob", "expires_at": "2000-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.post_json(
+        "/projects/p/share",
+        &owner,
+        &json!({"principal": "bob", "expires_at": "2000-01-01T00:00:00Z"}),
+    )
+    .await
+    .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &bob).await.status,
         StatusCode::NOT_FOUND
     );
     assert!(search_ids(&app, Some(&bob), "*").await.is_empty());
@@ -1151,93 +1061,65 @@ async fn an_expired_share_stops_working_at_once(backend: Backend) {
     // tests/it/indexing.rs).
     let mut total = Value::Null;
     for _ in 0..100 {
-        total = app
-            .bearer(Method::GET, "/search?q=*", &bob, None)
-            .await
-            .json()["total"]
-            .clone();
+        total = app.get_as("/search?q=*", &bob).await.json()["total"].clone();
         if total == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(total, 0);
-    let hits = app
-        .bearer(Method::GET, "/search?q=*", &owner, None)
-        .await
-        .json();
+    let hits = app.get_as("/search?q=*", &owner).await.json();
     assert_eq!(hits["count"], 1, "{hits}");
 }
 both_backends!(an_expired_share_stops_working_at_once);
 
 // ------------------------------------------------------------------------------ ArtifactDB
 
-async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    let bob = app.user_token("bob", Role::Guest).await;
-    let client = reqwest::Client::new();
-    let data = b"col1,col2\n1,2\n".to_vec();
-    let doc = json!({"path": "data.csv", "title": "a small table", "md5sum": md5_hex(&data)})
-        .to_string()
-        .into_bytes();
-
+/// Starts an upload of tbl/v1, which creates the project with alice as owner; a second start is
+/// a conflict and nothing is searchable yet; answers the started upload.
+async fn step_start_creates_the_project(app: &TestApp, alice: &str, data: &[u8]) -> Value {
     // Start: the project does not exist; the upload creates it with alice as owner.
-    let started = app.bearer(Method::POST, "/projects/tbl/version/v1/upload", &alice, Some(&json!({
+    let started = app.post_json("/projects/tbl/version/v1/upload", alice, &json!({
         "filenames": [
             "data.csv.json",
-            {"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(&data), "field": "md5sum"}},
+            {"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(data), "field": "md5sum"}},
         ],
         "completed_by": "in 1 hours",
         "mode": "s3-presigned-url",
-    }))).await;
+    })).await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.text());
     let started = started.json();
     assert_eq!(started["project_id"], "tbl");
     assert_eq!(started["links"], json!([]));
-    let profile = app
-        .bearer(Method::GET, "/projects/tbl/permissions", &alice, None)
-        .await
-        .json();
+    let profile = app.get_as("/projects/tbl/permissions", alice).await.json();
     assert_eq!(profile["owners"], json!(["alice"]));
     assert_eq!(profile["read_access"], "owners");
     // The version exists now: a second start is a conflict.
-    let again = app
-        .bearer(
-            Method::POST,
-            "/projects/tbl/version/v1/upload",
-            &alice,
-            Some(&json!({"filenames": ["x"]})),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    app.post_json(
+        "/projects/tbl/version/v1/upload",
+        alice,
+        &json!({"filenames": ["x"]}),
+    )
+    .await
+    .assert_status(StatusCode::CONFLICT);
     // Not searchable while uploading.
-    assert!(search_ids(&app, Some(&alice), "*").await.is_empty());
+    assert!(search_ids(app, Some(alice), "*").await.is_empty());
+    started
+}
 
-    // Completing before the files arrived names the missing ones.
-    let early = app
-        .bearer(
-            Method::PUT,
-            "/projects/tbl/version/v1/complete",
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(early.status, StatusCode::BAD_REQUEST);
-    assert_eq!(early.code(), "missing_files");
-    assert!(
-        early.json()["reason"]
-            .as_str()
-            .unwrap()
-            .contains("data.csv")
-    );
-
+/// PUTs each file of the started upload to its presigned URL (a tampered body is refused first).
+async fn step_put_presigned_files(
+    client: &reqwest::Client,
+    started: &Value,
+    data: &[u8],
+    doc: &[u8],
+) {
     for entry in started["presigned_urls"].as_array().unwrap() {
         let filename = entry["filename"].as_str().unwrap();
         let body = if filename == "data.csv" {
-            data.clone()
+            data.to_vec()
         } else {
-            doc.clone()
+            doc.to_vec()
         };
         let url = entry["url"].as_str().unwrap();
         if let Some(md5) = entry["md5sum"].as_str() {
@@ -1265,51 +1147,36 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
             response.status()
         );
     }
-    let answer = app
-        .bearer(
-            Method::PUT,
-            "/projects/tbl/version/v1/complete",
-            &alice,
-            Some(&json!({"read_access": "viewers", "viewers": ["bob"]})),
-        )
-        .await;
-    let job = wait_job(&app, &alice, &answer).await;
-    assert_eq!(job["status"], "SUCCESS");
-    assert!(
-        answer.json()["job_url"]
-            .as_str()
-            .unwrap()
-            .ends_with(answer.json()["path"].as_str().unwrap())
-    );
+}
 
+/// Bob, a viewer now, finds, reads and downloads the file; its sidecar was written.
+async fn step_viewer_searches_reads_and_downloads(
+    app: &TestApp,
+    alice: &str,
+    bob: &str,
+    data: &[u8],
+) {
     // Search, metadata and download as bob, a viewer now.
     assert_eq!(
-        search_ids(&app, Some(&bob), "title:table").await,
+        search_ids(app, Some(bob), "title:table").await,
         vec!["tbl:data.csv@v1".to_owned()]
     );
     let metadata = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}/metadata", enc("tbl:data.csv@v1")),
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+        .get_as(&format!("/files/{}/metadata", enc("tbl:data.csv@v1")), bob)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(metadata.json()["_extra"]["revision"], "NUM-1");
     let download = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
-            &bob,
-            None,
+            bob,
         )
-        .await;
-    assert_eq!(download.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(download.bytes, data);
     // Sidecars were written at completion.
     let files = app
-        .bearer(Method::GET, "/projects/tbl/version/v1/files", &alice, None)
+        .get_as("/projects/tbl/version/v1/files", alice)
         .await
         .json();
     assert!(
@@ -1317,80 +1184,68 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["path"] == "data.csv" && f["md5sum"] == md5_hex(&data)),
+            .any(|f| f["path"] == "data.csv" && f["md5sum"] == md5_hex(data)),
         "{files}"
     );
+}
 
+/// Uploads v2, where the unchanged file becomes a link to v1; the permissions in its completion
+/// body are ignored.
+async fn step_second_version_links_the_unchanged_file(
+    app: &TestApp,
+    alice: &str,
+    bob: &str,
+    data: &[u8],
+) {
     // Second version: the unchanged file becomes a link to v1.
-    let second = app.bearer(Method::POST, "/projects/tbl/version/v2/upload", &alice, Some(&json!({
-        "filenames": [{"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(&data), "field": "md5sum"}}],
+    let second = app.post_json("/projects/tbl/version/v2/upload", alice, &json!({
+        "filenames": [{"filename": "data.csv", "check": "md5", "value": {"md5sum": md5_hex(data), "field": "md5sum"}}],
         "expires_in": "in 2 days",
-    }))).await.json();
+    })).await.json();
     assert_eq!(second["presigned_urls"], json!([]), "{second}");
     let link = second["links"][0]["url"].as_str().unwrap();
-    let linked = app.bearer(Method::PUT, link, &alice, None).await;
-    assert_eq!(linked.status, StatusCode::OK, "{}", linked.text());
+    app.bearer(Method::PUT, link, alice, None)
+        .await
+        .assert_status(StatusCode::OK);
     // Permissions in the body are ignored for an existing project unless asked.
     let answer = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/tbl/version/v2/complete",
-            &alice,
-            Some(&json!({"read_access": "public"})),
+            alice,
+            &json!({"read_access": "public"}),
         )
         .await;
-    wait_job(&app, &alice, &answer).await;
+    wait_job(app, alice, &answer).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/tbl/permissions", &alice, None)
-            .await
-            .json()["read_access"],
+        app.get_as("/projects/tbl/permissions", alice).await.json()["read_access"],
         "viewers"
     );
-    let v2 = app
-        .bearer(Method::GET, "/projects/tbl/version/v2", &alice, None)
-        .await
-        .json();
+    let v2 = app.get_as("/projects/tbl/version/v2", alice).await.json();
     assert_eq!(v2["revision"], "NUM-2");
     assert!(v2["expires_at"].is_string());
     let via_link = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?redirect=false", enc("tbl:data.csv@latest")),
-            &bob,
-            None,
+            bob,
         )
-        .await;
-    assert_eq!(via_link.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(via_link.bytes, data);
+}
 
-    // Set permissions, then list projects and versions.
-    let put = app
-        .bearer(
-            Method::PUT,
-            "/projects/tbl/permissions",
-            &alice,
-            Some(&json!({"read_access": "authenticated"})),
-        )
-        .await;
-    wait_job(&app, &alice, &put).await;
-    let projects = app
-        .bearer(Method::GET, "/projects", &bob, None)
-        .await
-        .json();
-    assert_eq!(projects["results"][0]["project_id"], "tbl", "{projects}");
-    let versions = app
-        .bearer(Method::GET, "/projects/tbl/versions", &bob, None)
-        .await
-        .json();
-    assert_eq!(versions["latest"]["_extra.version"], "v2", "{versions}");
-
+/// An aborted upload leaves nothing stored; a guest may not start uploads.
+async fn step_abort_and_a_guest_upload_refused(
+    app: &TestApp,
+    alice: &str,
+    bob: &str,
+    client: &reqwest::Client,
+) {
     // Abort deletes what an upload stored.
     let third = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects/tbl/version/v3/upload",
-            &alice,
-            Some(&json!({"filenames": ["x.bin"]})),
+            alice,
+            &json!({"filenames": ["x.bin"]}),
         )
         .await
         .json();
@@ -1405,56 +1260,115 @@ async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
             .status()
             .is_success()
     );
-    let abort = app
-        .bearer(Method::PUT, "/projects/tbl/version/v3/abort", &alice, None)
-        .await;
-    assert_eq!(abort.status, StatusCode::OK);
-    assert!(storage_keys(&app, "tbl/v3/").await.is_empty());
+    app.bearer(Method::PUT, "/projects/tbl/version/v3/abort", alice, None)
+        .await
+        .assert_status(StatusCode::OK);
+    assert!(storage_keys(app, "tbl/v3/").await.is_empty());
     // A guest cannot start uploads (no project creation, no write access).
-    let refused = app
+    app.post_json(
+        "/projects/other/version/v1/upload",
+        bob,
+        &json!({"filenames": ["a"]}),
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    assert!(storage_keys(app, "other/").await.is_empty());
+}
+
+async fn artifactdb_upload_flow_end_to_end(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let bob = app.user_token("bob", Role::Guest).await;
+    let client = reqwest::Client::new();
+    let data = b"col1,col2\n1,2\n".to_vec();
+    let doc = json!({"path": "data.csv", "title": "a small table", "md5sum": md5_hex(&data)})
+        .to_string()
+        .into_bytes();
+
+    let started = step_start_creates_the_project(&app, &alice, &data).await;
+
+    // Completing before the files arrived names the missing ones.
+    let early = app
         .bearer(
-            Method::POST,
-            "/projects/other/version/v1/upload",
-            &bob,
-            Some(&json!({"filenames": ["a"]})),
+            Method::PUT,
+            "/projects/tbl/version/v1/complete",
+            &alice,
+            None,
+        )
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(early.code(), "missing_files");
+    assert!(
+        early.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("data.csv")
+    );
+
+    step_put_presigned_files(&client, &started, &data, &doc).await;
+    let answer = app
+        .put_json(
+            "/projects/tbl/version/v1/complete",
+            &alice,
+            &json!({"read_access": "viewers", "viewers": ["bob"]}),
         )
         .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert!(storage_keys(&app, "other/").await.is_empty());
+    let job = wait_job(&app, &alice, &answer).await;
+    assert_eq!(job["status"], "SUCCESS");
+    assert!(
+        answer.json()["job_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(answer.json()["path"].as_str().unwrap())
+    );
+
+    step_viewer_searches_reads_and_downloads(&app, &alice, &bob, &data).await;
+
+    step_second_version_links_the_unchanged_file(&app, &alice, &bob, &data).await;
+
+    // Set permissions, then list projects and versions.
+    let put = app
+        .put_json(
+            "/projects/tbl/permissions",
+            &alice,
+            &json!({"read_access": "authenticated"}),
+        )
+        .await;
+    wait_job(&app, &alice, &put).await;
+    let projects = app.get_as("/projects", &bob).await.json();
+    assert_eq!(projects["results"][0]["project_id"], "tbl", "{projects}");
+    let versions = app.get_as("/projects/tbl/versions", &bob).await.json();
+    assert_eq!(versions["latest"]["_extra.version"], "v2", "{versions}");
+
+    step_abort_and_a_guest_upload_refused(&app, &alice, &bob, &client).await;
 }
 both_backends!(artifactdb_upload_flow_end_to_end);
 
 async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
     let app = BackendApp::start(backend).await;
     let alice = app.user_token("alice", Role::Maintainer).await;
-    let late = app
-        .bearer(
-            Method::POST,
-            "/projects/p/version/late/upload",
-            &alice,
-            Some(&json!({"filenames": ["a"], "completed_by": "in 1 minutes"})),
-        )
-        .await;
-    assert_eq!(late.status, StatusCode::OK, "{}", late.text());
-    let transient = app
-        .bearer(
-            Method::POST,
-            "/projects/p/version/tmp/upload",
-            &alice,
-            Some(&json!({"filenames": [], "expires_in": "in 2 minutes"})),
-        )
-        .await;
-    assert_eq!(transient.status, StatusCode::OK);
+    app.post_json(
+        "/projects/p/version/late/upload",
+        &alice,
+        &json!({"filenames": ["a"], "completed_by": "in 1 minutes"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.post_json(
+        "/projects/p/version/tmp/upload",
+        &alice,
+        &json!({"filenames": [], "expires_in": "in 2 minutes"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     complete(&app, &alice, "p", "tmp", None).await;
-    let keep = app
-        .bearer(
-            Method::POST,
-            "/projects/p/version/keep/upload",
-            &alice,
-            Some(&json!({"filenames": []})),
-        )
-        .await;
-    assert_eq!(keep.status, StatusCode::OK);
+    app.post_json(
+        "/projects/p/version/keep/upload",
+        &alice,
+        &json!({"filenames": []}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     complete(&app, &alice, "p", "keep", None).await;
 
     let now = chrono::Utc::now();
@@ -1470,7 +1384,7 @@ async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
     // Each purged version is one audited mutation of the system actor.
     let root = app.user_token("root", Role::Admin).await;
     let purged = app
-        .bearer(Method::GET, "/audit?action=version.purge", &root, None)
+        .get_as("/audit?action=version.purge", &root)
         .await
         .json();
     let mut purged: Vec<(String, String, String)> = purged["results"]
@@ -1522,15 +1436,10 @@ async fn purge_removes_late_uploads_and_expired_versions(backend: Backend) {
             .await
             .is_ok()
     );
-    let latest = app
-        .bearer(Method::GET, "/projects/p/version/keep", &alice, None)
-        .await
-        .json();
+    let latest = app.get_as("/projects/p/version/keep", &alice).await.json();
     assert_eq!(latest["revision"], "NUM-2", "{latest}");
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p/version/tmp", &alice, None)
-            .await
-            .status,
+        app.get_as("/projects/p/version/tmp", &alice).await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -1590,8 +1499,7 @@ async fn streamed_upload_memory_child() {
         .header("authorization", format!("Bearer {alice}"))
         .body(Body::from_stream(chunks))
         .unwrap();
-    let response = app.send(request).await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    let response = app.send(request).await.assert_status(StatusCode::CREATED);
     assert_eq!(response.json()["size"], SIZE);
     let rss_after = status_kib("VmRSS:");
     let hwm_after = status_kib("VmHWM:");
@@ -1613,15 +1521,9 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
     let alice = app.user_token("alice", Role::Maintainer).await;
     let bob = app.user_token("bob", Role::Guest).await;
     create_project(&app, &alice, "p", "private").await;
-    let share = app
-        .bearer(
-            Method::POST,
-            "/projects/p/share",
-            &alice,
-            Some(&json!({"principal": "bob"})),
-        )
-        .await;
-    assert_eq!(share.status, StatusCode::CREATED);
+    app.post_json("/projects/p/share", &alice, &json!({"principal": "bob"}))
+        .await
+        .assert_status(StatusCode::CREATED);
     for (version, body) in [("v1", b"one".as_slice()), ("v2", b"two".as_slice())] {
         create_version(&app, &alice, "p", version).await;
         assert_eq!(
@@ -1634,53 +1536,39 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
     }
     // v2 is for owners only: bob's `latest` is v1, alice's v2.
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/version/v2/permissions",
             &alice,
-            Some(&json!({"owners": ["alice"], "read_access": "owners"})),
+            &json!({"owners": ["alice"], "read_access": "owners"}),
         )
         .await;
     wait_job(&app, &alice, &put).await;
     let latest = enc("p:f.txt@latest");
     for (token, version, bytes) in [(&alice, "v2", b"two"), (&bob, "v1", b"one")] {
-        let record = app
-            .bearer(Method::GET, "/projects/p/version/latest", token, None)
-            .await
-            .json();
+        let record = app.get_as("/projects/p/version/latest", token).await.json();
         assert_eq!(record["version"], version);
         let download = app
-            .bearer(
-                Method::GET,
-                &format!("/files/{latest}?redirect=false"),
-                token,
-                None,
-            )
+            .get_as(&format!("/files/{latest}?redirect=false"), token)
             .await;
         assert_eq!(download.bytes, bytes);
         let metadata = app
-            .bearer(
-                Method::GET,
-                &format!("/files/{latest}/metadata"),
-                token,
-                None,
-            )
+            .get_as(&format!("/files/{latest}/metadata"), token)
             .await
             .json();
         assert_eq!(metadata["_extra"]["version"], version);
         let files = app
-            .bearer(Method::GET, "/projects/p/version/latest/files", token, None)
+            .get_as("/projects/p/version/latest/files", token)
             .await
             .json();
         assert_eq!(files["version"], version);
     }
-    let hidden = app
-        .bearer(Method::GET, "/projects/p/version/v2", &bob, None)
-        .await;
-    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    app.get_as("/projects/p/version/v2", &bob)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     // Nothing can be written through `latest` (it is always a completed version).
-    let write = upload(&app, Some(&alice), "p", "latest", "g.txt", b"x").await;
-    assert_eq!(write.status, StatusCode::CONFLICT);
+    upload(&app, Some(&alice), "p", "latest", "g.txt", b"x")
+        .await
+        .assert_status(StatusCode::CONFLICT);
     // Malformed bodies and ids are 4xx, never 5xx.
     for (method, path, body) in [
         (Method::POST, "/projects", "{"),
@@ -1715,9 +1603,7 @@ async fn latest_never_resolves_to_a_hidden_version(backend: Backend) {
         );
     }
     for id in ["nothing", "p:f.txt", "p:f.txt@", "p:f.txt@LATEST"] {
-        let response = app
-            .bearer(Method::GET, &format!("/files/{}", enc(id)), &alice, None)
-            .await;
+        let response = app.get_as(&format!("/files/{}", enc(id)), &alice).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{id}");
     }
 }
@@ -1734,7 +1620,7 @@ async fn concurrent_completions_get_distinct_revisions(backend: Backend) {
     let mut tasks = Vec::new();
     for version in &versions {
         let router = app.router.clone();
-        let token = alice.clone();
+        let token = alice.to_owned();
         let path = format!("/projects/p/version/{version}/complete");
         tasks.push(tokio::spawn(async move {
             use tower::ServiceExt as _;
@@ -1753,12 +1639,7 @@ async fn concurrent_completions_get_distinct_revisions(backend: Backend) {
     let mut revisions = Vec::new();
     for version in &versions {
         let record = app
-            .bearer(
-                Method::GET,
-                &format!("/projects/p/version/{version}"),
-                &alice,
-                None,
-            )
+            .get_as(&format!("/projects/p/version/{version}"), &alice)
             .await
             .json();
         assert_eq!(record["status"], "completed");
@@ -1769,8 +1650,8 @@ async fn concurrent_completions_get_distinct_revisions(backend: Backend) {
     // A second completion is a conflict.
     let again = app
         .bearer(Method::PUT, "/projects/p/version/v0/complete", &alice, None)
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(again.code(), "version_completed");
 }
 both_backends!(concurrent_completions_get_distinct_revisions);

@@ -63,11 +63,7 @@ fn invalid_configuration_stops_with_a_message_naming_the_setting() {
 #[test]
 fn serve_on_the_embedded_default_answers_status_and_stops_gracefully() {
     let data_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let mut child = trove()
         .args([
             "serve",

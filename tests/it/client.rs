@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::Value;
 use trove::permissions::Role;
 
@@ -277,9 +277,9 @@ async fn login_with_password_stdin_stores_a_private_token_and_a_wrong_password_f
     // The stored token is a working one, and the other commands use it (server included).
     let me = harness
         .app
-        .bearer(Method::GET, "/auth/me", &token, None)
-        .await;
-    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+        .get_as("/auth/me", &token)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(me.json()["username"], "alice");
     let project = tempfile::tempdir().unwrap();
     write(project.path(), "file.txt", b"mine\n");
@@ -388,14 +388,14 @@ async fn push_then_pull_latest_gives_byte_identical_files() {
     assert!(ran.stdout.contains("to bert@v1"), "{}", ran.stdout);
     let record = harness
         .app
-        .bearer(Method::GET, "/projects/bert", &token, None)
-        .await;
-    assert_eq!(record.status, StatusCode::OK, "{}", record.text());
+        .get_as("/projects/bert", &token)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(record.json()["type"], "MODEL");
     assert_eq!(record.json()["title"], "BERT base");
     let version = harness
         .app
-        .bearer(Method::GET, "/projects/bert/version/v1", &token, None)
+        .get_as("/projects/bert/version/v1", &token)
         .await;
     assert_eq!(version.json()["status"], "completed", "{}", version.text());
 
@@ -694,11 +694,7 @@ async fn errors_carry_the_server_code_and_exit_non_zero() {
 #[tokio::test]
 async fn an_unreachable_server_gets_a_one_line_message_naming_it() {
     let harness = Harness::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let server = format!("http://127.0.0.1:{port}");
     for args in [
         &["search", "*"][..],
@@ -791,11 +787,11 @@ async fn whoami_logout_and_profiles_side_by_side() {
     let ran = run(harness.command(&["logout"]), None).await.ok();
     assert!(!ran.stdout.contains(&token) && !ran.stderr.contains(&token));
     assert!(!harness.credentials().exists());
-    let me = harness
+    harness
         .app
-        .bearer(Method::GET, "/auth/me", &token, None)
-        .await;
-    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text());
+        .get_as("/auth/me", &token)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     // Now anonymous: whoami is refused with "no access"; logging out again is harmless.
     let mut anonymous = harness.command(&["whoami"]);
     anonymous.env("TROVE_SERVER", harness.url());
@@ -815,17 +811,13 @@ async fn whoami_logout_and_profiles_side_by_side() {
         .failed_with(2);
 }
 
-#[tokio::test]
-async fn ls_show_and_members_browse_what_you_may_read() {
-    let harness = Harness::start().await;
-    let token = harness.account("mia", Role::Maintainer).await;
-    let bob = harness.account("bob", Role::Guest).await;
-    push_small(&harness, &token, "tables").await;
+/// Pushes notes.txt as tables@v2 and marks v1 stable.
+async fn step_push_v2_and_mark_v1_stable(harness: &Harness, token: &str) {
     let source = tempfile::tempdir().unwrap();
     write(source.path(), "notes.txt", b"second version\n");
     harness
         .run_as(
-            &token,
+            token,
             &[
                 "push",
                 source.path().to_str().unwrap(),
@@ -837,19 +829,21 @@ async fn ls_show_and_members_browse_what_you_may_read() {
         )
         .await
         .ok();
-    let stable = harness
+    harness
         .app
-        .bearer(
-            Method::PATCH,
+        .patch_json(
             "/projects/tables/version/v1",
-            &token,
-            Some(&serde_json::json!({"stable": true})),
+            token,
+            &serde_json::json!({"stable": true}),
         )
-        .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+        .await
+        .assert_status(StatusCode::OK);
+}
 
+/// `ls` lists the projects: mia sees tables, bob none.
+async fn step_ls_lists_the_projects_you_may_read(harness: &Harness, token: &str, bob: &str) {
     // Projects.
-    let projects = json_of(&harness.run_as(&token, &["ls", "--json"]).await.ok());
+    let projects = json_of(&harness.run_as(token, &["ls", "--json"]).await.ok());
     let ids: Vec<&str> = projects
         .as_array()
         .unwrap()
@@ -857,19 +851,22 @@ async fn ls_show_and_members_browse_what_you_may_read() {
         .filter_map(|project| project["project_id"].as_str())
         .collect();
     assert_eq!(ids, ["tables"], "{projects}");
-    let ran = harness.run_as(&token, &["ls"]).await.ok();
+    let ran = harness.run_as(token, &["ls"]).await.ok();
     assert!(
         ran.stdout.lines().any(|line| line.starts_with("tables")),
         "{}",
         ran.stdout
     );
-    let ran = harness.run_as(&bob, &["ls", "--json"]).await.ok();
+    let ran = harness.run_as(bob, &["ls", "--json"]).await.ok();
     assert_eq!(json_of(&ran), serde_json::json!([]));
+}
 
+/// Versions with their state, stable mark and latest; files with size and checksums.
+async fn step_ls_lists_versions_and_files(harness: &Harness, token: &str) {
     // Versions: state, stable mark, latest.
     let listing = json_of(
         &harness
-            .run_as(&token, &["ls", "tables", "--json"])
+            .run_as(token, &["ls", "tables", "--json"])
             .await
             .ok(),
     );
@@ -881,7 +878,7 @@ async fn ls_show_and_members_browse_what_you_may_read() {
     assert_eq!(v1["status"], "completed", "{listing}");
     assert_eq!(v2["latest"], true, "{listing}");
     assert_eq!(v2["stable"], false, "{listing}");
-    let ran = harness.run_as(&token, &["ls", "tables"]).await.ok();
+    let ran = harness.run_as(token, &["ls", "tables"]).await.ok();
     let v1_line = ran
         .stdout
         .lines()
@@ -892,7 +889,7 @@ async fn ls_show_and_members_browse_what_you_may_read() {
     // Files, with size and checksums.
     let files = json_of(
         &harness
-            .run_as(&token, &["ls", "tables@v1", "--json"])
+            .run_as(token, &["ls", "tables@v1", "--json"])
             .await
             .ok(),
     );
@@ -907,12 +904,15 @@ async fn ls_show_and_members_browse_what_you_may_read() {
         table["md5sum"],
         hex::encode(<md5::Md5 as md5::Digest>::digest(b"a,b\n1,2\n"))
     );
-    let ran = harness.run_as(&token, &["ls", "tables@latest"]).await.ok();
+    let ran = harness.run_as(token, &["ls", "tables@latest"]).await.ok();
     assert!(ran.stdout.contains("notes.txt"), "{}", ran.stdout);
+}
 
+/// One document pretty-printed; members for owners, "no access" for others.
+async fn step_show_and_members(harness: &Harness, token: &str, bob: &str) {
     // One document, pretty-printed.
     let ran = harness
-        .run_as(&token, &["show", "tables:notes.txt@v1"])
+        .run_as(token, &["show", "tables:notes.txt@v1"])
         .await
         .ok();
     assert!(ran.stdout.lines().count() > 1, "{}", ran.stdout);
@@ -921,7 +921,7 @@ async fn ls_show_and_members_browse_what_you_may_read() {
     // Members: owners see them; others get "no access".
     let members = json_of(
         &harness
-            .run_as(&token, &["members", "tables", "--json"])
+            .run_as(token, &["members", "tables", "--json"])
             .await
             .ok(),
     );
@@ -933,12 +933,27 @@ async fn ls_show_and_members_browse_what_you_may_read() {
             .any(|member| member["principal"] == "mia"),
         "{members}"
     );
-    let ran = harness.run_as(&token, &["members", "tables"]).await.ok();
+    let ran = harness.run_as(token, &["members", "tables"]).await.ok();
     assert!(ran.stdout.contains("mia"), "{}", ran.stdout);
     harness
-        .run_as(&bob, &["members", "tables"])
+        .run_as(bob, &["members", "tables"])
         .await
         .failed_with(3);
+}
+
+#[tokio::test]
+async fn ls_show_and_members_browse_what_you_may_read() {
+    let harness = Harness::start().await;
+    let token = harness.account("mia", Role::Maintainer).await;
+    let bob = harness.account("bob", Role::Guest).await;
+    push_small(&harness, &token, "tables").await;
+    step_push_v2_and_mark_v1_stable(&harness, &token).await;
+
+    step_ls_lists_the_projects_you_may_read(&harness, &token, &bob).await;
+
+    step_ls_lists_versions_and_files(&harness, &token).await;
+
+    step_show_and_members(&harness, &token, &bob).await;
 
     // Missing things: exit 3.
     for args in [
@@ -996,11 +1011,7 @@ async fn exit_codes_follow_the_documented_contract() {
     anonymous.env("TROVE_SERVER", harness.url());
     run(anonymous, None).await.failed_with(3);
     // 4: network.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let mut unreachable = harness.command(&["whoami"]);
     unreachable.args(["--server", &format!("http://127.0.0.1:{port}")]);
     run(unreachable, None).await.failed_with(4);
@@ -1073,14 +1084,9 @@ async fn a_closed_pipe_never_panics() {
 async fn stored_files(harness: &Harness, token: &str, version: &str) -> BTreeMap<String, Value> {
     let listing = harness
         .app
-        .bearer(
-            Method::GET,
-            &format!("/projects/resumed/version/{version}/files"),
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(listing.status, StatusCode::OK, "{}", listing.text());
+        .get_as(&format!("/projects/resumed/version/{version}/files"), token)
+        .await
+        .assert_status(StatusCode::OK);
     listing.json()["files"]
         .as_array()
         .unwrap()
@@ -1089,11 +1095,9 @@ async fn stored_files(harness: &Harness, token: &str, version: &str) -> BTreeMap
         .collect()
 }
 
-#[tokio::test]
-async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
-    // Metadata documents over 1 KiB are refused: the last file of the push fails.
-    let harness = Harness::start_with(|settings| settings.max_json_bytes = 1024).await;
-    let token = harness.account("mia", Role::Maintainer).await;
+/// A source directory of ten 64 KiB parts and a metadata document over 1 KiB (`z-meta.json`,
+/// refused by a server taking 1 KiB); answers the directory and the document.
+fn ten_parts_and_a_too_big_document() -> (tempfile::TempDir, String) {
     let source = tempfile::tempdir().unwrap();
     for part in 0..10 {
         write(
@@ -1107,6 +1111,15 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
         "x".repeat(4096)
     );
     write(source.path(), "z-meta.json", big.as_bytes());
+    (source, big)
+}
+
+#[tokio::test]
+async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
+    // Metadata documents over 1 KiB are refused: the last file of the push fails.
+    let harness = Harness::start_with(|settings| settings.max_json_bytes = 1024).await;
+    let token = harness.account("mia", Role::Maintainer).await;
+    let (source, big) = ten_parts_and_a_too_big_document();
     let dir = source.path().to_str().unwrap();
     let push = |extra: &[&str]| {
         let mut args = vec![
@@ -1128,7 +1141,7 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
     assert!(stderr.contains("--resume"), "{stderr}");
     let record = harness
         .app
-        .bearer(Method::GET, "/projects/resumed/version/v1", &token, None)
+        .get_as("/projects/resumed/version/v1", &token)
         .await;
     assert_eq!(record.json()["status"], "open", "{}", record.text());
     let before = stored_files(&harness, &token, "v1").await;
@@ -1148,7 +1161,7 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
     assert_eq!(outcome["uploaded"], 11 - before.len(), "{outcome}");
     let record = harness
         .app
-        .bearer(Method::GET, "/projects/resumed/version/v1", &token, None)
+        .get_as("/projects/resumed/version/v1", &token)
         .await;
     assert_eq!(record.json()["status"], "completed", "{}", record.text());
     let after = stored_files(&harness, &token, "v1").await;
@@ -1185,11 +1198,11 @@ async fn an_interrupted_push_is_resumed_to_completion_or_aborted() {
         .await
         .ok();
     assert!(ran.stdout.contains("aborted"), "{}", ran.stdout);
-    let gone = harness
+    harness
         .app
-        .bearer(Method::GET, "/projects/resumed/version/v2", &token, None)
-        .await;
-    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.text());
+        .get_as("/projects/resumed/version/v2", &token)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     // A completed version cannot be aborted.
     harness
         .run_as(

@@ -1102,15 +1102,10 @@ async fn a_storage_outage_mid_upload_and_mid_completion_loses_nothing() {
     );
 
     backend.s3.as_mut().unwrap().restart().await;
-    let answer = call(
-        &backend,
-        Method::GET,
-        &format!("/files/{}/metadata", enc("p:lost.bin@v1")),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text());
+    backend
+        .get_as(&format!("/files/{}/metadata", enc("p:lost.bin@v1")), &token)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     let answer = call(
         &backend,
         Method::PUT,
@@ -1120,30 +1115,19 @@ async fn a_storage_outage_mid_upload_and_mid_completion_loses_nothing() {
     )
     .await;
     wait_job(&backend, &token, &answer).await;
-    let answer = call(
-        &backend,
-        Method::GET,
-        &format!("/files/{}?redirect=false", enc("p:kept.bin@v1")),
-        Some(&token),
-        None,
-    )
-    .await;
+    let answer = backend
+        .get_as(
+            &format!("/files/{}?redirect=false", enc("p:kept.bin@v1")),
+            &token,
+        )
+        .await;
     assert_eq!(answer.bytes, kept);
-    let listing = call(
-        &backend,
-        Method::GET,
-        "/projects/p/version/v1/files",
-        Some(&token),
-        None,
-    )
-    .await;
+    let listing = backend.get_as("/projects/p/version/v1/files", &token).await;
     assert!(!listing.text().contains("lost.bin"), "{}", listing.text());
     let admin = backend
         .user_token("root", trove::permissions::Role::Admin)
         .await;
-    let report = call(&backend, Method::GET, "/index/sync", Some(&admin), None)
-        .await
-        .json();
+    let report = backend.get_as("/index/sync", &admin).await.json();
     assert_eq!(report["drift_count"], 0, "{report}");
 }
 

@@ -102,12 +102,7 @@ fn ids(app: &TestApp, caller: &Caller) -> Vec<String> {
 async fn the_indexer_builds_metadata_automatic_and_project_documents() {
     let app = TestApp::local().await;
     seed(&app).await;
-    let report = app
-        .state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    let report = app.index_all().await;
     assert_eq!(report.projects, 1);
     assert_eq!(report.versions, 1);
 
@@ -141,11 +136,7 @@ async fn the_indexer_builds_metadata_automatic_and_project_documents() {
     assert_eq!(extra["permissions"]["owners"], json!(["alice"]));
 
     // Indexing again replaces, never duplicates.
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     app.state.indexer.index_version("bert", "v1").await.unwrap();
     assert_eq!(ids(&app, &alice).len(), 3);
     assert_eq!(app.state.index.health().documents, 3);
@@ -327,11 +318,7 @@ async fn an_expiring_grant_leaves_search_totals_when_it_expires() {
         }),
     )
     .await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let _task = trove::jobs::schedule::spawn_expiry_reindexer(app.state.clone());
     let carol = Caller::account("carol", Role::Guest);
     let request = SearchRequest {
@@ -502,11 +489,7 @@ impl ObjectStore for PausedListing {
 async fn a_project_reindex_that_read_before_an_upload_does_not_hide_it() {
     let app = TestApp::local().await;
     seed(&app).await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let paused = std::sync::Arc::new(PausedListing {
         inner: app.state.storage.clone(),
         prefix: keys::project_prefix("bert"),

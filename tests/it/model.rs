@@ -1151,15 +1151,15 @@ impl World {
             accepted: 0,
         };
         let root = world.root().to_owned();
-        let response = call(
-            &world.app,
-            Method::POST,
-            "/namespaces",
-            Some(&root),
-            Some(&json!({"name": NAMESPACE, "visibility": "private"})),
-        )
-        .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        world
+            .app
+            .post_json(
+                "/namespaces",
+                &root,
+                &json!({"name": NAMESPACE, "visibility": "private"}),
+            )
+            .await
+            .assert_status(StatusCode::CREATED);
         world.model.namespace_exists = true;
         world.model.namespace = Some(Prof {
             read: Some(Rule::Viewers),
@@ -1167,10 +1167,10 @@ impl World {
             write: Some(Rule::Writers),
             ..Prof::default()
         });
-        let response = world
+        world
             .as_root(Method::POST, "/groups", Some(&json!({"name": "team"})))
-            .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+            .await
+            .assert_status(StatusCode::CREATED);
         // p0 exists from the start, owned by olive, who creates a key reading it.
         world
             .apply(&Op::CreateProject {
@@ -1181,15 +1181,8 @@ impl World {
             })
             .await;
         let olive = world.token(Actor::Olive).unwrap().to_owned();
-        let response = call(
-            &world.app,
-            Method::POST,
-            "/api-keys",
-            Some(&olive),
-            Some(&json!({"name": "ci", "scopes": [{"project": PROJECTS[0], "access": "read"}], "expires_in_days": 30})),
-        )
-        .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        let response = world.app.post_json("/api-keys", &olive, &json!({"name": "ci", "scopes": [{"project": PROJECTS[0], "access": "read"}], "expires_in_days": 30}))
+        .await.assert_status(StatusCode::CREATED);
         let body = response.json();
         world
             .tokens
@@ -1500,14 +1493,7 @@ impl World {
                     body["namespace"] = json!(NAMESPACE);
                 }
                 let token = self.token(creator).unwrap().to_owned();
-                let response = call(
-                    &self.app,
-                    Method::POST,
-                    "/projects",
-                    Some(&token),
-                    Some(&body),
-                )
-                .await;
+                let response = self.app.post_json("/projects", &token, &body).await;
                 // The namespace is looked up before the project id.
                 if *namespaced && !self.model.namespace_exists {
                     assert_eq!(
@@ -2307,8 +2293,10 @@ impl World {
                 assert!(succeeded(&response), "{}", response.text());
                 // The old token dies with the account.
                 let old = self.token(actor).unwrap().to_owned();
-                let me = call(&self.app, Method::GET, "/auth/me", Some(&old), None).await;
-                assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text());
+                self.app
+                    .get_as("/auth/me", &old)
+                    .await
+                    .assert_status(StatusCode::UNAUTHORIZED);
                 let response = self
                     .as_root(Method::POST, &format!("/users/{username}/free"), None)
                     .await;
@@ -2343,10 +2331,12 @@ impl World {
                     "a deleted group's name was taken at once: {}",
                     response.text()
                 );
-                let response = self.as_root(Method::POST, "/groups/team/free", None).await;
-                assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-                let response = self.as_root(Method::POST, "/groups", Some(&create)).await;
-                assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+                self.as_root(Method::POST, "/groups/team/free", None)
+                    .await
+                    .assert_status(StatusCode::OK);
+                self.as_root(Method::POST, "/groups", Some(&create))
+                    .await
+                    .assert_status(StatusCode::CREATED);
                 self.accepted += 1;
                 self.model.team.clear();
                 for profile in self.model.every_profile_mut() {
@@ -2470,7 +2460,7 @@ impl World {
                     "{}",
                     response.text()
                 );
-                let me = call(&self.app, Method::GET, "/auth/me", Some(&old_secret), None).await;
+                let me = self.app.get_as("/auth/me", &old_secret).await;
                 assert_eq!(
                     me.status,
                     StatusCode::UNAUTHORIZED,
@@ -2652,8 +2642,9 @@ impl World {
             .collect();
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         loop {
-            let search = call(&self.app, Method::GET, "/search?q=*&size=500", token, None).await;
-            assert_eq!(search.status, StatusCode::OK, "{}", search.text());
+            let search = call(&self.app, Method::GET, "/search?q=*&size=500", token, None)
+                .await
+                .assert_status(StatusCode::OK);
             let ids: BTreeSet<String> = search.json()["results"]
                 .as_array()
                 .unwrap()
@@ -2667,8 +2658,8 @@ impl World {
                 token,
                 None,
             )
-            .await;
-            assert_eq!(aggregate.status, StatusCode::OK, "{}", aggregate.text());
+            .await
+            .assert_status(StatusCode::OK);
             let counts: BTreeMap<String, u64> = aggregate.json()["results"]
                 .as_array()
                 .unwrap()
@@ -2680,8 +2671,9 @@ impl World {
                     )
                 })
                 .collect();
-            let listing = call(&self.app, Method::GET, "/projects?size=500", token, None).await;
-            assert_eq!(listing.status, StatusCode::OK, "{}", listing.text());
+            let listing = call(&self.app, Method::GET, "/projects?size=500", token, None)
+                .await
+                .assert_status(StatusCode::OK);
             let projects: BTreeSet<String> = listing.json()["results"]
                 .as_array()
                 .unwrap()
@@ -2865,52 +2857,37 @@ async fn latest_skips_a_version_whose_grant_expired_before_its_reindex() {
     let root = app.user_token("root", Role::Admin).await;
     let vera = app.user_token("vera", Role::Guest).await;
     crate::common::artifacts::create_project(&app, &root, "p", "shared").await;
-    let share = call(
-        &app,
-        Method::POST,
-        "/projects/p/share",
-        Some(&root),
-        Some(&json!({"principal": "vera"})),
-    )
-    .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
+    app.post_json("/projects/p/share", &root, &json!({"principal": "vera"}))
+        .await
+        .assert_status(StatusCode::CREATED);
     for version in ["v1", "v2"] {
         crate::common::artifacts::create_version(&app, &root, "p", version).await;
-        let response = upload(&app, Some(&root), "p", version, FILE, version.as_bytes()).await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        upload(&app, Some(&root), "p", version, FILE, version.as_bytes())
+            .await
+            .assert_status(StatusCode::CREATED);
         crate::common::artifacts::complete(&app, &root, "p", version, None).await;
     }
     // v2 alone: vera reads it for one hour.
     let expires = (clock.now() + chrono::Duration::hours(1)).to_rfc3339();
-    let response = call(
-        &app,
-        Method::PUT,
-        "/projects/p/version/v2/permissions",
-        Some(&root),
-        Some(&json!({"viewers": ["vera"], "expires": {"vera": expires}, "inherit": false})),
-    )
-    .await;
+    let response = app
+        .put_json(
+            "/projects/p/version/v2/permissions",
+            &root,
+            &json!({"viewers": ["vera"], "expires": {"vera": expires}, "inherit": false}),
+        )
+        .await;
     wait_job(&app, &root, &response).await;
     let latest = |token: String| {
         let app = &app;
         async move {
-            let metadata = call(
-                app,
-                Method::GET,
-                &format!("/files/{}/metadata", enc(&format!("p:{FILE}@latest"))),
-                Some(&token),
-                None,
-            )
-            .await;
-            let versions = call(app, Method::GET, "/projects/p/versions", Some(&token), None).await;
-            let search = call(
-                app,
-                Method::GET,
-                "/search?q=*&latest=true",
-                Some(&token),
-                None,
-            )
-            .await;
+            let metadata = app
+                .get_as(
+                    &format!("/files/{}/metadata", enc(&format!("p:{FILE}@latest"))),
+                    &token,
+                )
+                .await;
+            let versions = app.get_as("/projects/p/versions", &token).await;
+            let search = app.get_as("/search?q=*&latest=true", &token).await;
             (metadata, versions.json(), search.json())
         }
     };

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use trove::permissions::Role;
 
 use crate::both_backends;
-use crate::common::artifacts::{enc, wait_job};
+use crate::common::artifacts::{enc, hit_project_ids, wait_job};
 use crate::common::{Backend, BackendApp, TestResponse};
 
 /// A registry with an admin and a few accounts.
@@ -52,15 +52,14 @@ impl Registry {
     }
 
     async fn namespace(&self, name: &str, visibility: &str, auto_create: bool) {
-        let response = self
+        self
             .call(
                 Method::POST,
                 "/namespaces",
                 &self.admin,
                 Some(json!({"name": name, "description": "team", "visibility": visibility, "auto_create": auto_create})),
             )
-            .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+            .await.assert_status(StatusCode::CREATED);
     }
 
     async fn grant(&self, token: &str, on: &str, principal: &str, level: &str) -> TestResponse {
@@ -74,8 +73,9 @@ impl Registry {
     }
 
     async fn grant_ok(&self, token: &str, on: &str, principal: &str, level: &str) {
-        let response = self.grant(token, on, principal, level).await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        self.grant(token, on, principal, level)
+            .await
+            .assert_status(StatusCode::CREATED);
     }
 
     async fn create_project(&self, token: &str, namespace: &str, project: &str) -> TestResponse {
@@ -89,15 +89,14 @@ impl Registry {
     }
 
     async fn group(&self, name: &str, members: &[&str]) {
-        let response = self
-            .call(
-                Method::POST,
-                "/groups",
-                &self.admin,
-                Some(json!({"name": name, "members": members})),
-            )
-            .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        self.call(
+            Method::POST,
+            "/groups",
+            &self.admin,
+            Some(json!({"name": name, "members": members})),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
     }
 
     /// Creates version `version` and puts `data.txt` in it; answers the two statuses.
@@ -151,21 +150,16 @@ impl Registry {
     async fn found(&self, token: &str) -> BTreeSet<String> {
         let response = self
             .call(Method::GET, "/search?q=*&size=500", token, None)
-            .await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-        response.json()["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|hit| hit["_extra"]["project_id"].as_str().map(str::to_owned))
-            .collect()
+            .await
+            .assert_status(StatusCode::OK);
+        hit_project_ids(&response.json()).into_iter().collect()
     }
 
     async fn members(&self, token: &str, on: &str) -> Value {
         let response = self
             .call(Method::GET, &format!("/{on}/members"), token, None)
-            .await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+            .await
+            .assert_status(StatusCode::OK);
         response.json()
     }
 
@@ -234,8 +228,10 @@ async fn team_on(backend: Backend) -> Team {
         .grant_ok(&alice, "namespaces/nlp", "carol", "guest")
         .await;
     for project in ["p1", "p2"] {
-        let created = registry.create_project(&alice, "nlp", project).await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        registry
+            .create_project(&alice, "nlp", project)
+            .await
+            .assert_status(StatusCode::CREATED);
         assert_eq!(
             registry.push(&bob, project, "v1").await,
             (StatusCode::CREATED, StatusCode::CREATED)
@@ -335,12 +331,12 @@ async fn namespace_grants_reach_every_project_of_the_namespace(backend: Backend)
             .status,
         StatusCode::FORBIDDEN
     );
-    let on = r
-        .patch(&alice, "/namespaces/nlp", json!({"auto_create": true}))
-        .await;
-    assert_eq!(on.status, StatusCode::OK, "{}", on.text());
-    let created = r.create_project(&bob, "nlp", "p3").await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    r.patch(&alice, "/namespaces/nlp", json!({"auto_create": true}))
+        .await
+        .assert_status(StatusCode::OK);
+    r.create_project(&bob, "nlp", "p3")
+        .await
+        .assert_status(StatusCode::CREATED);
     assert_eq!(r.push(&bob, "p3", "v1").await.1, StatusCode::CREATED);
     assert_eq!(r.found(&carol).await, set(&["p1", "p2", "p3"]));
     // Strangers can't create in it; revoking a grant takes effect at once, search included.
@@ -348,26 +344,24 @@ async fn namespace_grants_reach_every_project_of_the_namespace(backend: Backend)
         r.create_project(&dave, "nlp", "p4").await.status,
         StatusCode::NOT_FOUND
     );
-    let revoke = r
-        .call(
-            Method::DELETE,
-            "/namespaces/nlp/members/carol",
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.text());
+    r.call(
+        Method::DELETE,
+        "/namespaces/nlp/members/carol",
+        &alice,
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(r.read(&carol, "p1").await, StatusCode::NOT_FOUND);
     assert_eq!(r.found(&carol).await, set(&[]));
-    let again = r
-        .call(
-            Method::DELETE,
-            "/namespaces/nlp/members/carol",
-            &alice,
-            None,
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    r.call(
+        Method::DELETE,
+        "/namespaces/nlp/members/carol",
+        &alice,
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NOT_FOUND);
 }
 
 both_backends!(namespace_grants_reach_every_project_of_the_namespace);
@@ -430,10 +424,9 @@ async fn a_namespace_guest_elevated_to_developer_pushes_to_that_project_only() {
     assert_eq!(projects, BTreeSet::from(["p1"]));
     assert_eq!(r.read(&carol, "p2").await, StatusCode::OK);
     // Removing the project grant leaves the namespace guest grant.
-    let revoke = r
-        .call(Method::DELETE, "/projects/p1/members/carol", &alice, None)
-        .await;
-    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.text());
+    r.call(Method::DELETE, "/projects/p1/members/carol", &alice, None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(r.push(&carol, "p1", "v3").await.0, StatusCode::FORBIDDEN);
     assert_eq!(r.read(&carol, "p1").await, StatusCode::OK);
 }
@@ -447,8 +440,10 @@ async fn maintainer_grants_at_project_level_and_redundant_grants_are_refused() {
         carol,
         dave,
     } = team().await;
-    let maintainer = r.grant(&alice, "projects/p1", "dave", "maintainer").await;
-    assert_eq!(maintainer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let maintainer = r
+        .grant(&alice, "projects/p1", "dave", "maintainer")
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(maintainer.code(), "no_maintainer_at_project_level");
     for (who, level) in [
         ("bob", "developer"),
@@ -490,6 +485,45 @@ async fn maintainer_grants_at_project_level_and_redundant_grants_are_refused() {
     );
 }
 
+/// Malformed grants are 4xx, never 500: unknown level, wrong types, bad path principal.
+async fn assert_malformed_grants_are_4xx(r: &Registry, admin: &str) {
+    // Malformed grants are 4xx, never 500: unknown level, wrong types, bad path principal.
+    for body in [
+        json!({"principal": "gus", "level": "owner"}),
+        json!({"principal": 7, "level": "guest"}),
+        json!({"principal": "gus", "level": "guest", "expires_at": "soon"}),
+        json!({"principal": "gus", "level": "guest", "extra": true}),
+    ] {
+        let response = r
+            .call(
+                Method::POST,
+                "/namespaces/vision/members",
+                admin,
+                Some(body.clone()),
+            )
+            .await;
+        assert!(
+            response.status.is_client_error(),
+            "{body}: {}",
+            response.text()
+        );
+    }
+    let bad_path = r
+        .call(
+            Method::DELETE,
+            "/namespaces/vision/members/%00x",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        bad_path.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_path.text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_check_the_grantees_role_and_existence() {
     let r = Registry::new().await;
@@ -525,8 +559,8 @@ async fn grants_check_the_grantees_role_and_existence() {
     }
     let unknown = r
         .grant(&admin, "namespaces/vision", "nobody", "guest")
-        .await;
-    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown.code(), "unknown_principal");
     let unknown_group = r
         .grant(&admin, "namespaces/vision", "group:nope", "guest")
@@ -534,44 +568,10 @@ async fn grants_check_the_grantees_role_and_existence() {
     assert_eq!(unknown_group.code(), "unknown_principal");
     let invalid = r
         .grant(&admin, "namespaces/vision", "Bad Name", "guest")
-        .await;
-    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(invalid.code(), "invalid_principal");
-    // Malformed grants are 4xx, never 500: unknown level, wrong types, bad path principal.
-    for body in [
-        json!({"principal": "gus", "level": "owner"}),
-        json!({"principal": 7, "level": "guest"}),
-        json!({"principal": "gus", "level": "guest", "expires_at": "soon"}),
-        json!({"principal": "gus", "level": "guest", "extra": true}),
-    ] {
-        let response = r
-            .call(
-                Method::POST,
-                "/namespaces/vision/members",
-                &admin,
-                Some(body.clone()),
-            )
-            .await;
-        assert!(
-            response.status.is_client_error(),
-            "{body}: {}",
-            response.text()
-        );
-    }
-    let bad_path = r
-        .call(
-            Method::DELETE,
-            "/namespaces/vision/members/%00x",
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(
-        bad_path.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        bad_path.text()
-    );
+    assert_malformed_grants_are_4xx(&r, &admin).await;
     // Project level: a guest account can't be elevated to developer either.
     let mae = r.app.login("mae", "password-of-tests").await;
     assert_eq!(
@@ -579,8 +579,10 @@ async fn grants_check_the_grantees_role_and_existence() {
         StatusCode::CREATED
     );
     r.user("gina", Role::Guest).await;
-    let low = r.grant(&mae, "projects/seg", "gina", "developer").await;
-    assert_eq!(low.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let low = r
+        .grant(&mae, "projects/seg", "gina", "developer")
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(low.code(), "role_too_low");
     // A refused grant gives nothing; the guest grant gus holds gives reading only.
     assert_eq!(r.push(&mae, "seg", "v1").await.1, StatusCode::CREATED);
@@ -678,14 +680,13 @@ async fn a_deprecated_namespace_refuses_pushes_but_serves_pulls() {
         ..
     } = team().await;
     // Owners may deprecate, not disable.
-    let disable = r
-        .patch(&alice, "/namespaces/nlp", json!({"state": "disabled"}))
-        .await;
-    assert_eq!(disable.status, StatusCode::FORBIDDEN);
+    r.patch(&alice, "/namespaces/nlp", json!({"state": "disabled"}))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
     let deprecate = r
         .patch(&alice, "/namespaces/nlp", json!({"state": "deprecated"}))
-        .await;
-    assert_eq!(deprecate.status, StatusCode::OK, "{}", deprecate.text());
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(deprecate.json()["state"], "deprecated");
     let refused = r
         .call(
@@ -694,11 +695,13 @@ async fn a_deprecated_namespace_refuses_pushes_but_serves_pulls() {
             &bob,
             Some(json!({"version": "v2"})),
         )
-        .await;
-    assert_eq!(refused.status, StatusCode::CONFLICT);
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(refused.code(), "deprecated");
-    let created = r.create_project(&alice, "nlp", "p9").await;
-    assert_eq!(created.status, StatusCode::CONFLICT);
+    let created = r
+        .create_project(&alice, "nlp", "p9")
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(created.code(), "deprecated");
     let record = r.patch(&bob, "/projects/p1", json!({"title": "new"})).await;
     assert_eq!(record.code(), "deprecated");
@@ -715,10 +718,9 @@ async fn a_deprecated_namespace_refuses_pushes_but_serves_pulls() {
         .json();
     assert_eq!(version["status"], "open");
     // Back to active: pushes work again.
-    let active = r
-        .patch(&alice, "/namespaces/nlp", json!({"state": "active"}))
-        .await;
-    assert_eq!(active.status, StatusCode::OK);
+    r.patch(&alice, "/namespaces/nlp", json!({"state": "active"}))
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(
         r.push(&bob, "p1", "v2").await,
         (StatusCode::CREATED, StatusCode::CREATED)
@@ -734,10 +736,9 @@ async fn a_disabled_namespace_is_invisible_to_all_but_admins(backend: Backend) {
         ..
     } = team_on(backend).await;
     let admin = r.admin.clone();
-    let disable = r
-        .patch(&admin, "/namespaces/nlp", json!({"state": "disabled"}))
-        .await;
-    assert_eq!(disable.status, StatusCode::OK, "{}", disable.text());
+    r.patch(&admin, "/namespaces/nlp", json!({"state": "disabled"}))
+        .await
+        .assert_status(StatusCode::OK);
     for token in [&alice, &bob, &carol] {
         assert_eq!(r.read(token, "p1").await, StatusCode::NOT_FOUND);
         assert_eq!(r.download(token, "p2", "v1").await, StatusCode::NOT_FOUND);
@@ -756,8 +757,8 @@ async fn a_disabled_namespace_is_invisible_to_all_but_admins(backend: Backend) {
     // Nothing below a disabled namespace changes state, not even by an admin.
     let below = r
         .patch(&admin, "/projects/p1", json!({"state": "deprecated"}))
-        .await;
-    assert_eq!(below.status, StatusCode::CONFLICT);
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(below.code(), "parent_disabled");
     // The owner can't re-enable; an admin can, and everything is back.
     assert_eq!(
@@ -766,19 +767,17 @@ async fn a_disabled_namespace_is_invisible_to_all_but_admins(backend: Backend) {
             .status,
         StatusCode::NOT_FOUND
     );
-    let enable = r
-        .patch(&admin, "/namespaces/nlp", json!({"state": "active"}))
-        .await;
-    assert_eq!(enable.status, StatusCode::OK);
+    r.patch(&admin, "/namespaces/nlp", json!({"state": "active"}))
+        .await
+        .assert_status(StatusCode::OK);
     for token in [&alice, &bob, &carol] {
         assert_eq!(r.read(token, "p1").await, StatusCode::OK);
         assert_eq!(r.found(token).await, set(&["p1", "p2"]));
     }
     // A disabled project is invisible on its own too.
-    let project = r
-        .patch(&admin, "/projects/p2", json!({"state": "disabled"}))
-        .await;
-    assert_eq!(project.status, StatusCode::OK, "{}", project.text());
+    r.patch(&admin, "/projects/p2", json!({"state": "disabled"}))
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(r.read(&carol, "p2").await, StatusCode::NOT_FOUND);
     assert_eq!(r.found(&carol).await, set(&["p1"]));
 }
@@ -799,8 +798,10 @@ async fn namespace_lifecycle_visibility_and_profile() {
         StatusCode::FORBIDDEN
     );
     let bad_name = Some(json!({"name": "Bad_Name"}));
-    let invalid = r.call(post.clone(), "/namespaces", &admin, bad_name).await;
-    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    let invalid = r
+        .call(post.clone(), "/namespaces", &admin, bad_name)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(invalid.code(), "invalid_name");
     r.namespace("open", "public", false).await;
     let open = json!({"name": "open"});
@@ -816,8 +817,9 @@ async fn namespace_lifecycle_visibility_and_profile() {
 
     r.grant_ok(&admin, "namespaces/open", "alice", "maintainer")
         .await;
-    let created = r.create_project(&alice, "open", "corpus").await;
-    assert_eq!(created.status, StatusCode::CREATED);
+    r.create_project(&alice, "open", "corpus")
+        .await
+        .assert_status(StatusCode::CREATED);
     assert_eq!(r.push(&alice, "corpus", "v1").await.1, StatusCode::CREATED);
     // Public: every logged-in caller sees the metadata; downloads need a grant; anonymous
     // callers see nothing.
@@ -825,15 +827,19 @@ async fn namespace_lifecycle_visibility_and_profile() {
     assert_eq!(r.found(&eve).await, set(&["corpus"]));
     let download = r.download(&eve, "corpus", "v1").await;
     assert_eq!(download, StatusCode::FORBIDDEN);
-    let anonymous = r.app.get("/projects/corpus").await;
-    assert_eq!(anonymous.status, StatusCode::NOT_FOUND);
+    r.app
+        .get("/projects/corpus")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     let listed = r.call(get.clone(), "/namespaces", &eve, None).await.json();
     assert_eq!(listed["results"][0]["name"], "open");
 
     // Owners turn it private: eve loses sight at once, search included.
     let change = json!({"visibility": "private", "description": "now private"});
-    let private = r.patch(&alice, "/namespaces/open", change).await;
-    assert_eq!(private.status, StatusCode::OK, "{}", private.text());
+    let private = r
+        .patch(&alice, "/namespaces/open", change)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(private.json()["description"], "now private");
     assert_eq!(r.read(&eve, "corpus").await, StatusCode::NOT_FOUND);
     assert_eq!(r.found(&eve).await, set(&[]));
@@ -852,20 +858,21 @@ async fn namespace_lifecycle_visibility_and_profile() {
     assert_eq!(by_eve, StatusCode::FORBIDDEN);
 
     // Deleting: admins only, and never while it holds projects.
-    let by_alice = r
-        .call(delete.clone(), "/namespaces/open", &alice, None)
-        .await;
-    assert_eq!(by_alice.status, StatusCode::FORBIDDEN);
+    r.call(delete.clone(), "/namespaces/open", &alice, None)
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
     let busy = r
         .call(delete.clone(), "/namespaces/open", &admin, None)
-        .await;
-    assert_eq!(busy.status, StatusCode::CONFLICT);
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(busy.code(), "namespace_not_empty");
     r.namespace("empty", "private", false).await;
-    let gone = r.call(delete, "/namespaces/empty", &admin, None).await;
-    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text());
-    let after = r.call(get.clone(), "/namespaces/empty", &admin, None).await;
-    assert_eq!(after.status, StatusCode::NOT_FOUND);
+    r.call(delete, "/namespaces/empty", &admin, None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    r.call(get.clone(), "/namespaces/empty", &admin, None)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     // Unknown fields and bad values are 4xx, never 500.
     let unknown = r
         .patch(&alice, "/namespaces/open", json!({"colour": "red"}))
@@ -875,8 +882,9 @@ async fn namespace_lifecycle_visibility_and_profile() {
         .patch(&alice, "/namespaces/open", json!({"state": "frozen"}))
         .await;
     assert!(bad_state.status.is_client_error());
-    let upper = r.call(get, "/namespaces/NOPE", &alice, None).await;
-    assert_eq!(upper.status, StatusCode::BAD_REQUEST);
+    r.call(get, "/namespaces/NOPE", &alice, None)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -888,23 +896,22 @@ async fn a_stable_version_is_frozen_for_everyone_and_deleted_in_two_steps() {
         ..
     } = team().await;
     let admin = r.admin.clone();
-    let complete = r
-        .call(Method::PUT, "/projects/p1/version/v1/complete", &bob, None)
-        .await;
-    assert_eq!(complete.status, StatusCode::ACCEPTED, "{}", complete.text());
+    r.call(Method::PUT, "/projects/p1/version/v1/complete", &bob, None)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
     // Writers can't mark stable; owners can.
-    let by_writer = r
-        .patch(&bob, "/projects/p1/version/v1", json!({"stable": true}))
-        .await;
-    assert_eq!(by_writer.status, StatusCode::FORBIDDEN);
-    let stable = r
-        .patch(&alice, "/projects/p1/version/v1", json!({"stable": true}))
-        .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+    r.patch(&bob, "/projects/p1/version/v1", json!({"stable": true}))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    r.patch(&alice, "/projects/p1/version/v1", json!({"stable": true}))
+        .await
+        .assert_status(StatusCode::OK);
     // No file change, by anyone — admins included.
     for token in [&admin, &alice, &bob] {
-        let upload = r.upload(token, "p1", "v1", "more.txt").await;
-        assert_eq!(upload.status, StatusCode::CONFLICT);
+        let upload = r
+            .upload(token, "p1", "v1", "more.txt")
+            .await
+            .assert_status(StatusCode::CONFLICT);
         assert_eq!(upload.code(), "stable_version");
         let overwrite = r.upload(token, "p1", "v1", "data.txt").await;
         assert_eq!(overwrite.code(), "stable_version");
@@ -925,24 +932,21 @@ async fn a_stable_version_is_frozen_for_everyone_and_deleted_in_two_steps() {
         }
         let version = r
             .call(Method::DELETE, "/projects/p1/version/v1", token, None)
-            .await;
-        assert_eq!(version.status, StatusCode::CONFLICT);
+            .await
+            .assert_status(StatusCode::CONFLICT);
         assert_eq!(version.code(), "stable_version");
     }
     assert_eq!(r.download(&bob, "p1", "v1").await, StatusCode::OK);
     // Two deliberate steps: unmark (owners and admins only), then delete.
-    let unmark = r
-        .patch(&bob, "/projects/p1/version/v1", json!({"stable": false}))
-        .await;
-    assert_eq!(unmark.status, StatusCode::FORBIDDEN);
-    let unmark = r
-        .patch(&admin, "/projects/p1/version/v1", json!({"stable": false}))
-        .await;
-    assert_eq!(unmark.status, StatusCode::OK);
-    let delete = r
-        .call(Method::DELETE, "/projects/p1/version/v1", &alice, None)
-        .await;
-    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text());
+    r.patch(&bob, "/projects/p1/version/v1", json!({"stable": false}))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    r.patch(&admin, "/projects/p1/version/v1", json!({"stable": false}))
+        .await
+        .assert_status(StatusCode::OK);
+    r.call(Method::DELETE, "/projects/p1/version/v1", &alice, None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(r.found(&alice).await, set(&["p2"]));
 }
 
@@ -956,15 +960,14 @@ async fn an_expiring_member_grant_ends_on_direct_access_and_in_search() {
     } = team().await;
     let _reindexer = trove::jobs::schedule::spawn_expiry_reindexer(r.app.state.clone());
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(2);
-    let grant = r
-        .call(
-            Method::POST,
-            "/projects/p1/members",
-            &alice,
-            Some(json!({"principal": "dave", "level": "guest", "expires_at": expires_at})),
-        )
-        .await;
-    assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.text());
+    r.call(
+        Method::POST,
+        "/projects/p1/members",
+        &alice,
+        Some(json!({"principal": "dave", "level": "guest", "expires_at": expires_at})),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     assert_eq!(r.read(&dave, "p1").await, StatusCode::OK);
     assert_eq!(r.found(&dave).await, set(&["p1"]));
     let members = r.members(&alice, "projects/p1").await;
@@ -981,15 +984,14 @@ async fn an_expiring_member_grant_ends_on_direct_access_and_in_search() {
     }
     assert_eq!(r.read(&dave, "p1").await, StatusCode::NOT_FOUND);
     assert_eq!(r.found(&dave).await, set(&[]));
-    let past = r
-        .call(
-            Method::POST,
-            "/projects/p1/members",
-            &alice,
-            Some(json!({"principal": "dave", "level": "guest", "expires_at": "2020-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    r.call(
+        Method::POST,
+        "/projects/p1/members",
+        &alice,
+        Some(json!({"principal": "dave", "level": "guest", "expires_at": "2020-01-01T00:00:00Z"})),
+    )
+    .await
+    .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -999,15 +1001,14 @@ async fn project_grants_outside_namespaces_open_what_they_grant() {
     let dev = r.user("dev", Role::Developer).await;
     let gus = r.user("gus", Role::Guest).await;
     // A private project: read, download and write are the owners'.
-    let created = r
-        .call(
-            Method::POST,
-            "/projects",
-            &owner,
-            Some(json!({"project_id": "solo", "visibility": "private"})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED);
+    r.call(
+        Method::POST,
+        "/projects",
+        &owner,
+        Some(json!({"project_id": "solo", "visibility": "private"})),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     assert_eq!(r.push(&owner, "solo", "v1").await.1, StatusCode::CREATED);
     assert_eq!(r.read(&dev, "solo").await, StatusCode::NOT_FOUND);
     r.grant_ok(&owner, "projects/solo", "dev", "developer")
@@ -1034,7 +1035,7 @@ async fn project_grants_outside_namespaces_open_what_they_grant() {
             &owner,
             Some(json!({"principal": "nobody"})),
         )
-        .await;
-    assert_eq!(nobody.status, StatusCode::UNPROCESSABLE_ENTITY);
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(nobody.code(), "unknown_principal");
 }

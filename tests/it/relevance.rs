@@ -864,25 +864,20 @@ async fn seed_project(app: &TestApp, tokens: &BTreeMap<&str, String>, spec: &Pro
         Public => "public",
         Private | Shared(_) => "private",
     };
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            token,
-            Some(
-                &json!({"project_id": spec.id, "title": spec.title, "type": spec.kind.type_name(),
+    app.post_json(
+        "/projects",
+        token,
+        &json!({"project_id": spec.id, "title": spec.title, "type": spec.kind.type_name(),
                 "description": spec.description, "tags": spec.tags, "visibility": visibility}),
-            ),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     if let Shared(viewer) = spec.access {
         let shared = app
-            .bearer(
-                Method::PUT,
+            .put_json(
                 &format!("/projects/{}/permissions", spec.id),
                 token,
-                Some(&json!({"viewers": [viewer], "read_access": "viewers"})),
+                &json!({"viewers": [viewer], "read_access": "viewers"}),
             )
             .await;
         wait_job(app, token, &shared).await;
@@ -1131,31 +1126,16 @@ async fn leaks(
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_queries_people_type_find_what_they_want_and_nothing_hidden() {
-    let started = Instant::now();
-    let app = BackendApp::start(Backend::Local).await;
-    let mut tokens = BTreeMap::new();
-    for owner in OWNERS {
-        tokens.insert(owner, app.user_token(owner, Role::Maintainer).await);
-    }
-    tokens.insert(READS_ALL, app.user_token(READS_ALL, Role::Reviewer).await);
-    let accounts = started.elapsed();
-    // Projects are seeded a few at a time: their index commits are shared (one project at a
-    // time takes ~1.8 s each in a debug build, mostly waiting for commits).
-    futures::stream::iter(CORPUS)
-        .map(|spec| seed_project(&app, &tokens, spec))
-        .buffer_unordered(SEED_CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
-    let seeded = started.elapsed();
-    eprintln!("relevance: accounts in {accounts:?}, seeded in {seeded:?}");
-
-    // The corpus is what the module says.
+/// The corpus is what the module says: every expectation names one of its documents, and every
+/// known failure one of its queries; answers the number of file documents.
+async fn assert_the_corpus_is_what_the_module_says(
+    app: &TestApp,
+    tokens: &BTreeMap<&str, String>,
+) -> usize {
     let files: usize = CORPUS.iter().map(|p| 1 + p.data_files().len()).sum();
     assert!(files >= 200, "{files} file documents");
     let all = search(
-        &app,
+        app,
         Some(&tokens[READS_ALL]),
         &Query {
             q: "*",
@@ -1193,78 +1173,126 @@ async fn the_queries_people_type_find_what_they_want_and_nothing_hidden() {
             "KNOWN_FAILING names no query: {known}"
         );
     }
+    files
+}
+
+/// Runs `query` for the reader of everything and for each owner and anonymously: a relevance
+/// failure goes to `report` (and to `unexpected` unless known), a leak to `leaked`.
+async fn check_query(
+    app: &TestApp,
+    tokens: &BTreeMap<&str, String>,
+    query: &Query,
+    report: &mut Vec<String>,
+    unexpected: &mut Vec<String>,
+    leaked: &mut Vec<String>,
+    passing_known: &mut usize,
+) {
+    let label = format!("q={} {}", query.q, query.params);
+    let known = KNOWN_FAILING.contains(&query.q);
+    let full = match search(app, Some(&tokens[READS_ALL]), query, false).await {
+        Ok(full) => full,
+        Err(error) => {
+            report.push(format!(
+                "{}{label}: {error}",
+                if known { "known: " } else { "" }
+            ));
+            if !known {
+                unexpected.push(format!("{label}: {error}"));
+            }
+            return;
+        }
+    };
+    if full.total != full.ids.len() as u64 {
+        leaked.push(format!(
+            "{label}: total {} for {} hits",
+            full.total,
+            full.ids.len()
+        ));
+    }
+    let failures = relevance_failures(query, &full);
+    match (failures.is_empty(), known) {
+        (true, false) => {}
+        // Some pass or fail from run to run (near ties, see KNOWN_FAILING): noted only.
+        (true, true) => {
+            *passing_known += 1;
+            report.push(format!("known, passes in this run: {label}"));
+        }
+        (false, _) => {
+            let line = format!(
+                "{label}: {} — top 5: {:?}",
+                failures.join("; "),
+                full.ids.iter().take(5).collect::<Vec<_>>()
+            );
+            report.push(format!("{}{line}", if known { "known: " } else { "" }));
+            if !known {
+                unexpected.push(line);
+            }
+        }
+    }
+    let full_counts = match aggregate(app, Some(&tokens[READS_ALL]), query.q).await {
+        Ok(counts) => counts,
+        Err(error) => {
+            leaked.push(format!("{label}: {error}"));
+            return;
+        }
+    };
+    for owner in OWNERS {
+        for leak in leaks(
+            app,
+            Some(owner),
+            Some(&tokens[owner]),
+            query,
+            &full,
+            &full_counts,
+        )
+        .await
+        {
+            leaked.push(format!("{label}: {leak}"));
+        }
+    }
+    for leak in leaks(app, None, None, query, &full, &full_counts).await {
+        leaked.push(format!("{label}: {leak}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queries_people_type_find_what_they_want_and_nothing_hidden() {
+    let started = Instant::now();
+    let app = BackendApp::start(Backend::Local).await;
+    let mut tokens = BTreeMap::new();
+    for owner in OWNERS {
+        tokens.insert(owner, app.user_token(owner, Role::Maintainer).await);
+    }
+    tokens.insert(READS_ALL, app.user_token(READS_ALL, Role::Reviewer).await);
+    let accounts = started.elapsed();
+    // Projects are seeded a few at a time: their index commits are shared (one project at a
+    // time takes ~1.8 s each in a debug build, mostly waiting for commits).
+    futures::stream::iter(CORPUS)
+        .map(|spec| seed_project(&app, &tokens, spec))
+        .buffer_unordered(SEED_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+    let seeded = started.elapsed();
+    eprintln!("relevance: accounts in {accounts:?}, seeded in {seeded:?}");
+
+    // The corpus is what the module says.
+    let files = assert_the_corpus_is_what_the_module_says(&app, &tokens).await;
 
     let mut report = Vec::new();
     let mut unexpected = Vec::new();
     let mut leaked = Vec::new();
     let mut passing_known = 0;
     for query in QUERIES {
-        let label = format!("q={} {}", query.q, query.params);
-        let known = KNOWN_FAILING.contains(&query.q);
-        let full = match search(&app, Some(&tokens[READS_ALL]), query, false).await {
-            Ok(full) => full,
-            Err(error) => {
-                report.push(format!(
-                    "{}{label}: {error}",
-                    if known { "known: " } else { "" }
-                ));
-                if !known {
-                    unexpected.push(format!("{label}: {error}"));
-                }
-                continue;
-            }
-        };
-        if full.total != full.ids.len() as u64 {
-            leaked.push(format!(
-                "{label}: total {} for {} hits",
-                full.total,
-                full.ids.len()
-            ));
-        }
-        let failures = relevance_failures(query, &full);
-        match (failures.is_empty(), known) {
-            (true, false) => {}
-            // Some pass or fail from run to run (near ties, see KNOWN_FAILING): noted only.
-            (true, true) => {
-                passing_known += 1;
-                report.push(format!("known, passes in this run: {label}"));
-            }
-            (false, _) => {
-                let line = format!(
-                    "{label}: {} — top 5: {:?}",
-                    failures.join("; "),
-                    full.ids.iter().take(5).collect::<Vec<_>>()
-                );
-                report.push(format!("{}{line}", if known { "known: " } else { "" }));
-                if !known {
-                    unexpected.push(line);
-                }
-            }
-        }
-        let full_counts = match aggregate(&app, Some(&tokens[READS_ALL]), query.q).await {
-            Ok(counts) => counts,
-            Err(error) => {
-                leaked.push(format!("{label}: {error}"));
-                continue;
-            }
-        };
-        for owner in OWNERS {
-            for leak in leaks(
-                &app,
-                Some(owner),
-                Some(&tokens[owner]),
-                query,
-                &full,
-                &full_counts,
-            )
-            .await
-            {
-                leaked.push(format!("{label}: {leak}"));
-            }
-        }
-        for leak in leaks(&app, None, None, query, &full, &full_counts).await {
-            leaked.push(format!("{label}: {leak}"));
-        }
+        check_query(
+            &app,
+            &tokens,
+            query,
+            &mut report,
+            &mut unexpected,
+            &mut leaked,
+            &mut passing_known,
+        )
+        .await;
     }
     eprintln!(
         "relevance: {} projects, {files} file documents, {} queries; accounts in {accounts:?}, seeded in {seeded:?}, total {:?}; {} failing, {} of them known ({} listed)",

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
+use trove::index::sync::Drift;
 use trove::permissions::Role;
 use trove::storage::ObjectStoreExt as _;
 
-use crate::common::artifacts::{call, create_project, create_version, search_ids, upload};
+use crate::common::artifacts::{create_project, create_version, search_ids, upload};
 use crate::common::s3_server::S3TestServer;
 use crate::common::{TestApp, s3_settings};
 
@@ -94,6 +95,129 @@ async fn sorted_hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
     hits
 }
 
+/// An upload on A is searchable on B and C, and the audit of every replica shows A's events.
+async fn step_an_upload_and_its_events_reach_the_others(
+    a: &TestApp,
+    b: &TestApp,
+    c: &TestApp,
+    owner: &str,
+    admin: &str,
+) {
+    // An upload on A is searchable on B and C.
+    create_project(a, owner, "p", "private").await;
+    create_version(a, owner, "p", "v1").await;
+    upload(
+        a,
+        Some(owner),
+        "p",
+        "v1",
+        "data.json",
+        br#"{"title": "cats"}"#,
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    for other in [b, c] {
+        eventually("the upload on A is searchable on B and C", || async {
+            sorted_hits(other, owner, "cats").await == ["p:data.json@v1"]
+        })
+        .await;
+    }
+
+    // The audit of every replica shows the events stored by the others.
+    for other in [b, c] {
+        eventually("A's events are in the audit of B and C", || async {
+            let page = other
+                .get_as("/audit?action=project.create&project=p", admin)
+                .await
+                .json();
+            page["results"].as_array().is_some_and(|events| {
+                events.len() == 1 && events[0]["outcome"] == "ok" && events[0]["completed"] == true
+            })
+        })
+        .await;
+    }
+}
+
+/// A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
+async fn step_a_share_and_its_revocation_reach_b(
+    a: &TestApp,
+    b: &TestApp,
+    owner: &str,
+    reader: &str,
+) {
+    // A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
+    a.post_json("/projects/p/share", owner, &json!({"principal": "reader"}))
+        .await
+        .assert_status(StatusCode::CREATED);
+    eventually("the share on A opens B's search", || async {
+        sorted_hits(b, reader, "cats").await == ["p:data.json@v1"]
+    })
+    .await;
+    assert_eq!(b.get_as("/projects/p", reader).await.status, StatusCode::OK);
+    a.delete_as("/projects/p/share/reader", owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    eventually("the revoked share is gone from B", || async {
+        sorted_hits(b, reader, "cats").await.is_empty()
+            && b.get_as("/projects/p", reader).await.status == StatusCode::NOT_FOUND
+    })
+    .await;
+}
+
+/// A cursor from A is served by B.
+async fn step_a_cursor_from_a_is_served_by_b(a: &TestApp, b: &TestApp, owner: &str) {
+    // A cursor from A is served by B.
+    for path in ["second.json", "third.json"] {
+        upload(a, Some(owner), "p", "v1", path, br#"{"title": "cats"}"#)
+            .await
+            .assert_status(StatusCode::CREATED);
+    }
+    eventually("B holds the three cat documents", || async {
+        sorted_hits(b, owner, "cats").await.len() == 3
+    })
+    .await;
+    let first = a
+        .get_as("/search?q=cats&size=1&sort=_extra.uploaded", owner)
+        .await
+        .json();
+    let next = first["next"].as_str().expect("a cursor").to_owned();
+    let second = b.get_as(&next, owner).await.assert_status(StatusCode::OK);
+    let page = second.json();
+    assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_ne!(
+        page["results"][0]["_extra"]["id"],
+        first["results"][0]["_extra"]["id"]
+    );
+}
+
+/// A job created on A is polled to SUCCESS on B; somebody else's job stays hidden on every
+/// replica.
+async fn step_a_job_of_a_is_polled_on_b(
+    a: &TestApp,
+    b: &TestApp,
+    c: &TestApp,
+    owner: &str,
+    reader: &str,
+) {
+    // A job created on A is polled to SUCCESS on B.
+    let job = a
+        .put_json(
+            "/projects/p/permissions",
+            owner,
+            &json!({"read_access": "viewers"}),
+        )
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    let path = job.json()["path"].as_str().unwrap().to_owned();
+    eventually("the job of A is answered by B as finished", || async {
+        let answer = b.get_as(&path, owner).await.assert_status(StatusCode::OK);
+        answer.json()["status"] == "SUCCESS"
+    })
+    .await;
+    // Somebody else's job stays hidden on every replica.
+    assert_eq!(c.get_as(&path, reader).await.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_on_one_bucket_agree() {
     let server = S3TestServer::start().await;
@@ -104,153 +228,22 @@ async fn three_replicas_on_one_bucket_agree() {
     let owner = a.user_token("owner", Role::Maintainer).await;
     let reader = a.user_token("reader", Role::Guest).await;
 
-    // An upload on A is searchable on B and C.
-    create_project(&a, &owner, "p", "private").await;
-    create_version(&a, &owner, "p", "v1").await;
-    let stored = upload(
-        &a,
-        Some(&owner),
-        "p",
-        "v1",
-        "data.json",
-        br#"{"title": "cats"}"#,
-    )
-    .await;
-    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
-    for other in [&b, &c] {
-        eventually("the upload on A is searchable on B and C", || async {
-            sorted_hits(other, &owner, "cats").await == ["p:data.json@v1"]
-        })
-        .await;
-    }
+    step_an_upload_and_its_events_reach_the_others(&a, &b, &c, &owner, &admin).await;
 
-    // The audit of every replica shows the events stored by the others.
-    for other in [&b, &c] {
-        eventually("A's events are in the audit of B and C", || async {
-            let page = call(
-                other,
-                Method::GET,
-                "/audit?action=project.create&project=p",
-                Some(&admin),
-                None,
-            )
-            .await
-            .json();
-            page["results"].as_array().is_some_and(|events| {
-                events.len() == 1 && events[0]["outcome"] == "ok" && events[0]["completed"] == true
-            })
-        })
-        .await;
-    }
+    step_a_share_and_its_revocation_reach_b(&a, &b, &owner, &reader).await;
 
-    // A share made on A reaches B; revoked on A, it is gone from B's search and direct access.
-    let share = call(
-        &a,
-        Method::POST,
-        "/projects/p/share",
-        Some(&owner),
-        Some(&json!({"principal": "reader"})),
-    )
-    .await;
-    assert_eq!(share.status, StatusCode::CREATED, "{}", share.text());
-    eventually("the share on A opens B's search", || async {
-        sorted_hits(&b, &reader, "cats").await == ["p:data.json@v1"]
-    })
-    .await;
-    assert_eq!(
-        call(&b, Method::GET, "/projects/p", Some(&reader), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let unshare = call(
-        &a,
-        Method::DELETE,
-        "/projects/p/share/reader",
-        Some(&owner),
-        None,
-    )
-    .await;
-    assert_eq!(unshare.status, StatusCode::NO_CONTENT, "{}", unshare.text());
-    eventually("the revoked share is gone from B", || async {
-        sorted_hits(&b, &reader, "cats").await.is_empty()
-            && call(&b, Method::GET, "/projects/p", Some(&reader), None)
-                .await
-                .status
-                == StatusCode::NOT_FOUND
-    })
-    .await;
+    step_a_cursor_from_a_is_served_by_b(&a, &b, &owner).await;
 
-    // A cursor from A is served by B.
-    for path in ["second.json", "third.json"] {
-        let stored = upload(&a, Some(&owner), "p", "v1", path, br#"{"title": "cats"}"#).await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
-    }
-    eventually("B holds the three cat documents", || async {
-        sorted_hits(&b, &owner, "cats").await.len() == 3
-    })
-    .await;
-    let first = call(
-        &a,
-        Method::GET,
-        "/search?q=cats&size=1&sort=_extra.uploaded",
-        Some(&owner),
-        None,
-    )
-    .await
-    .json();
-    let next = first["next"].as_str().expect("a cursor").to_owned();
-    let second = call(&b, Method::GET, &next, Some(&owner), None).await;
-    assert_eq!(second.status, StatusCode::OK, "{}", second.text());
-    let page = second.json();
-    assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "{page}");
-    assert_ne!(
-        page["results"][0]["_extra"]["id"],
-        first["results"][0]["_extra"]["id"]
-    );
-
-    // A job created on A is polled to SUCCESS on B.
-    let job = call(
-        &a,
-        Method::PUT,
-        "/projects/p/permissions",
-        Some(&owner),
-        Some(&json!({"read_access": "viewers"})),
-    )
-    .await;
-    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
-    let path = job.json()["path"].as_str().unwrap().to_owned();
-    eventually("the job of A is answered by B as finished", || async {
-        let answer = call(&b, Method::GET, &path, Some(&owner), None).await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-        answer.json()["status"] == "SUCCESS"
-    })
-    .await;
-    // Somebody else's job stays hidden on every replica.
-    assert_eq!(
-        call(&c, Method::GET, &path, Some(&reader), None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    step_a_job_of_a_is_polled_on_b(&a, &b, &c, &owner, &reader).await;
 
     // A project disabled on A answers 404 on B (its owner included: only admins see it).
-    let disable = call(
-        &a,
-        Method::PATCH,
-        "/projects/p",
-        Some(&admin),
-        Some(&json!({"state": "disabled"})),
-    )
-    .await;
-    assert_eq!(disable.status, StatusCode::OK, "{}", disable.text());
+    a.patch_json("/projects/p", &admin, &json!({"state": "disabled"}))
+        .await
+        .assert_status(StatusCode::OK);
     eventually(
         "the disabled project is 404 and out of search on B",
         || async {
-            call(&b, Method::GET, "/projects/p", Some(&owner), None)
-                .await
-                .status
-                == StatusCode::NOT_FOUND
+            b.get_as("/projects/p", &owner).await.status == StatusCode::NOT_FOUND
                 && sorted_hits(&b, &owner, "cats").await.is_empty()
         },
     )
@@ -274,9 +267,7 @@ async fn a_stopped_replica_catches_up_on_a_burst_of_changes() {
         create_project(&a, &owner, project, "public").await;
     }
     eventually("B sees the five projects", || async {
-        call(&b, Method::GET, "/projects?size=50", Some(&owner), None)
-            .await
-            .json()["results"]
+        b.get_as("/projects?size=50", &owner).await.json()["results"]
             .as_array()
             .map_or(0, Vec::len)
             == 5
@@ -314,9 +305,7 @@ async fn a_stopped_replica_catches_up_on_a_burst_of_changes() {
     }
     let b = start(settings, dir).await;
     eventually("B caught up with the 500 changes", || async {
-        let listing = call(&b, Method::GET, "/projects?size=50", Some(&owner), None)
-            .await
-            .json();
+        let listing = b.get_as("/projects?size=50", &owner).await.json();
         listing["results"].as_array().is_some_and(|projects| {
             projects.iter().all(|project| {
                 let id = project["project_id"].as_str().unwrap_or_default();
@@ -327,15 +316,10 @@ async fn a_stopped_replica_catches_up_on_a_burst_of_changes() {
             let mut found = true;
             for (project, description) in &last {
                 let word = description.split(' ').next().unwrap_or_default();
-                let hits = call(
-                    &b,
-                    Method::GET,
-                    &format!("/search?q={word}&kind=project"),
-                    Some(&owner),
-                    None,
-                )
-                .await
-                .json();
+                let hits = b
+                    .get_as(&format!("/search?q={word}&kind=project"), &owner)
+                    .await
+                    .json();
                 found &= hits["results"]
                     .as_array()
                     .is_some_and(|hits| hits.iter().any(|hit| hit["project_id"] == *project));
@@ -470,113 +454,99 @@ async fn two_replicas_demoting_the_last_two_admins_at_once_leave_one() {
     }
 }
 
+/// The sync check of `app`'s index against its storage, repairing when `repair`.
+async fn sync_check(app: &TestApp, repair: bool) -> trove::index::sync::SyncReport {
+    trove::index::sync::check_all(&app.state.indexer, &app.state.index, repair)
+        .await
+        .unwrap()
+}
+
+/// Changes the JSON record at `key` behind the service's back (another writer, a lost feed
+/// entry).
+async fn rewrite_record(app: &TestApp, key: String, change: fn(&mut Value)) {
+    use trove::storage::PutOptions;
+    let store = app.state.storage.clone();
+    let (bytes, _) = store.get_bytes(&key).await.unwrap();
+    let mut record: Value = serde_json::from_slice(&bytes).unwrap();
+    change(&mut record);
+    store
+        .put_bytes(
+            &key,
+            serde_json::to_vec(&record).unwrap().into(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Rewrites the record at `key` with `change`: the sync check reports a drift `seen` picks,
+/// repairs it, and finds none after.
+async fn drift_is_seen_and_repaired(
+    app: &TestApp,
+    key: String,
+    seen: impl Fn(&Drift) -> bool,
+    change: fn(&mut Value),
+) {
+    rewrite_record(app, key, change).await;
+    let report = sync_check(app, false).await;
+    assert!(report.drift.iter().any(seen), "{:?}", report.drift);
+    sync_check(app, true).await;
+    assert_eq!(sync_check(app, false).await.drift_count, 0);
+}
+
 #[tokio::test]
 async fn the_sync_check_sees_record_state_stable_mark_and_content_drift_and_repairs_it() {
-    use trove::storage::{PutOptions, keys};
+    use trove::storage::keys;
     let app = TestApp::local().await;
     let owner = app.user_token("owner", Role::Maintainer).await;
     create_project(&app, &owner, "p", "public").await;
     create_version(&app, &owner, "p", "v1").await;
-    let stored = upload(&app, Some(&owner), "p", "v1", "a.json", br#"{"x": 1}"#).await;
-    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
-    let check = |repair: bool| {
-        let state = app.state.clone();
-        async move {
-            trove::index::sync::check_all(&state.indexer, &state.index, repair)
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(check(false).await.drift_count, 0);
+    upload(&app, Some(&owner), "p", "v1", "a.json", br#"{"x": 1}"#)
+        .await
+        .assert_status(StatusCode::CREATED);
+    assert_eq!(sync_check(&app, false).await.drift_count, 0);
 
     // Behind the service's back (another writer, a lost feed entry): the project's
     // description and state, and the version's stable mark.
-    let rewrite = |key: String, change: fn(&mut Value)| {
-        let store = app.state.storage.clone();
-        async move {
-            let (bytes, _) = store.get_bytes(&key).await.unwrap();
-            let mut record: Value = serde_json::from_slice(&bytes).unwrap();
-            change(&mut record);
-            store
-                .put_bytes(
-                    &key,
-                    serde_json::to_vec(&record).unwrap().into(),
-                    PutOptions::default(),
-                )
-                .await
-                .unwrap();
-        }
-    };
-    rewrite(keys::project_record("p"), |record| {
+    let project_drift = |drift: &Drift| drift.project_id == "p" && drift.version.is_none();
+    let v1_drift = |drift: &Drift| drift.version.as_deref() == Some("v1");
+    drift_is_seen_and_repaired(&app, keys::project_record("p"), project_drift, |record| {
         record["description"] = json!("zebrafish");
     })
     .await;
-    let report = check(false).await;
-    assert!(
-        report
-            .drift
-            .iter()
-            .any(|drift| drift.project_id == "p" && drift.version.is_none()),
-        "{:?}",
-        report.drift
-    );
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
-    let found = call(
-        &app,
-        Method::GET,
-        "/search?q=zebrafish&kind=project",
-        Some(&owner),
-        None,
-    )
-    .await
-    .json();
+    let found = app
+        .get_as("/search?q=zebrafish&kind=project", &owner)
+        .await
+        .json();
     assert_eq!(found["results"][0]["project_id"], "p", "{found}");
 
-    rewrite(keys::version_record("p", "v1"), |record| {
+    drift_is_seen_and_repaired(&app, keys::version_record("p", "v1"), v1_drift, |record| {
         record["stable"] = json!(true);
     })
     .await;
-    let report = check(false).await;
-    assert!(
-        report
-            .drift
-            .iter()
-            .any(|drift| drift.version.as_deref() == Some("v1")),
-        "{:?}",
-        report.drift
-    );
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
 
     // A metadata document rewritten in place.
-    rewrite(keys::version_file("p", "v1", "a.json"), |document| {
-        document["x"] = json!("okapi");
-    })
+    drift_is_seen_and_repaired(
+        &app,
+        keys::version_file("p", "v1", "a.json"),
+        v1_drift,
+        |document| {
+            document["x"] = json!("okapi");
+        },
+    )
     .await;
-    let report = check(false).await;
-    assert!(
-        report
-            .drift
-            .iter()
-            .any(|drift| drift.version.as_deref() == Some("v1")),
-        "{:?}",
-        report.drift
-    );
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
     assert_eq!(
         search_ids(&app, Some(&owner), "okapi").await,
         ["p:a.json@v1"]
     );
 
-    rewrite(keys::project_record("p"), |record| {
+    rewrite_record(&app, keys::project_record("p"), |record| {
         record["state"] = json!("disabled");
     })
     .await;
-    assert!(check(false).await.drift_count > 0);
-    check(true).await;
-    assert_eq!(check(false).await.drift_count, 0);
+    assert!(sync_check(&app, false).await.drift_count > 0);
+    sync_check(&app, true).await;
+    assert_eq!(sync_check(&app, false).await.drift_count, 0);
     assert!(
         search_ids(&app, Some(&owner), "*").await.is_empty(),
         "a disabled project leaves its owner's search once repaired"
@@ -605,9 +575,7 @@ async fn concurrent_changes_of_one_project_all_succeed() {
     for answer in futures::future::join_all(changes).await {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     }
-    let record = call(&app, Method::GET, "/projects/p", Some(&owner), None)
-        .await
-        .json();
+    let record = app.get_as("/projects/p", &owner).await.json();
     assert!(
         record["description"]
             .as_str()

@@ -3,7 +3,7 @@
 //! thread; a version's file listing answers its sidecar records from a cache validated by
 //! the listed ETags — and every answer stays what the permission rules say.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use trove::permissions::Role;
 use trove::storage::keys;
@@ -75,11 +75,7 @@ async fn seed(app: &TestApp, projects: usize) {
             .await;
         }
     }
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
 }
 
 /// What olive may read of a project: its versions and latest, by the rules of `seed`.
@@ -109,14 +105,12 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
     for size in [3, 40] {
         let before = searches(&app);
         let page = app
-            .bearer(
-                Method::GET,
+            .get_as(
                 &format!("/projects?size={size}&sort=_extra.project_id"),
                 &olive,
-                None,
             )
-            .await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+            .await
+            .assert_status(StatusCode::OK);
         costs.push(searches(&app) - before);
         let page = page.json();
         assert_eq!(
@@ -140,12 +134,7 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
             );
             // The per-project route agrees with the listing.
             let one = app
-                .bearer(
-                    Method::GET,
-                    &format!("/projects/proj-{index:03}/versions"),
-                    &olive,
-                    None,
-                )
+                .get_as(&format!("/projects/proj-{index:03}/versions"), &olive)
                 .await
                 .json();
             assert_eq!(one["aggs"], result["aggs"]);
@@ -162,12 +151,7 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
     // The owner sees the hidden versions and the private project.
     let walt = app.user_token("walt", Role::Maintainer).await;
     let page = app
-        .bearer(
-            Method::GET,
-            "/projects?size=500&sort=_extra.project_id",
-            &walt,
-            None,
-        )
+        .get_as("/projects?size=500&sort=_extra.project_id", &walt)
         .await
         .json();
     assert_eq!(page["total"], 41);
@@ -181,12 +165,9 @@ async fn a_project_listing_reads_all_versions_of_a_page_in_one_pass_and_shows_on
 
 /// Olive's `/projects` entry of `proj-000` and her `/projects/proj-000/versions`.
 async fn listed(app: &TestApp, olive: &str) -> (Value, Value) {
-    let page = app
-        .bearer(Method::GET, "/projects", olive, None)
-        .await
-        .json();
+    let page = app.get_as("/projects", olive).await.json();
     let versions = app
-        .bearer(Method::GET, "/projects/proj-000/versions", olive, None)
+        .get_as("/projects/proj-000/versions", olive)
         .await
         .json();
     (page["results"][0].clone(), versions)
@@ -205,11 +186,7 @@ async fn an_expired_grant_hides_its_version_from_listings_and_latest_at_once() {
                 "expires": {"olive": expires.to_rfc3339()}}),
     )
     .await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let olive = app.user_token("olive", Role::Maintainer).await;
     let (listing, versions) = listed(&app, &olive).await;
     // (On a machine too loaded to get here before the expiry, only the second half holds.)
@@ -231,12 +208,7 @@ async fn an_expired_grant_hides_its_version_from_listings_and_latest_at_once() {
     assert_eq!(listing["latest"], json!({"_extra.version": "v1"}));
     assert_eq!(versions["latest"], json!({"_extra.version": "v1"}));
     let latest = app
-        .bearer(
-            Method::GET,
-            "/projects/proj-000/version/latest",
-            &olive,
-            None,
-        )
+        .get_as("/projects/proj-000/version/latest", &olive)
         .await
         .json();
     assert_eq!(latest["version"], "v1");
@@ -255,17 +227,10 @@ async fn read_routes_run_no_index_search_on_async_worker_threads() {
         &json!({"alias.bin": {"type": "artifactdb", "id": "walts-own:card.json@v1"}}),
     )
     .await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let before = app.state.index.search_counters().on_async_workers();
     let total_before = searches(&app);
-    let scroll = app
-        .bearer(Method::GET, "/search?q=*&size=2", &olive, None)
-        .await
-        .json()["next"]
+    let scroll = app.get_as("/search?q=*&size=2", &olive).await.json()["next"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -286,7 +251,7 @@ async fn read_routes_run_no_index_search_on_async_worker_threads() {
         "/aggregate?field=_extra.project_id".to_owned(),
         scroll,
     ] {
-        let response = app.bearer(Method::GET, &path, &olive, None).await;
+        let response = app.get_as(&path, &olive).await;
         assert_eq!(
             response.status,
             StatusCode::OK,
@@ -302,12 +267,7 @@ async fn read_routes_run_no_index_search_on_async_worker_threads() {
     );
     // The hidden link target stays hidden in the file listing.
     let files = app
-        .bearer(
-            Method::GET,
-            "/projects/proj-001/version/v1/files",
-            &olive,
-            None,
-        )
+        .get_as("/projects/proj-001/version/v1/files", &olive)
         .await
         .json();
     let alias = files["files"]
@@ -362,7 +322,7 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     create_project(&app, &owner, "many-files", "private").await;
     create_version(&app, &owner, "many-files", "v1").await;
     for index in 0..20 {
-        let response = upload(
+        upload(
             &app,
             Some(&owner),
             "many-files",
@@ -370,14 +330,13 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
             &format!("data/part-{index:02}.bin"),
             format!("part {index}").as_bytes(),
         )
-        .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        .await
+        .assert_status(StatusCode::CREATED);
     }
     let path = "/projects/many-files/version/v1/files";
-    let first = app.bearer(Method::GET, path, &owner, None).await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let first = app.get_as(path, &owner).await.assert_status(StatusCode::OK);
     let reads = storage_reads(&app);
-    let second = app.bearer(Method::GET, path, &owner, None).await;
+    let second = app.get_as(path, &owner).await;
     assert_eq!(second.bytes, first.bytes, "the same answer");
     let per_listing = storage_reads(&app) - reads;
     assert!(
@@ -392,7 +351,7 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     );
 
     // A re-uploaded file has a new sidecar (new ETag): read afresh.
-    let response = upload(
+    upload(
         &app,
         Some(&owner),
         "many-files",
@@ -400,9 +359,9 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
         "data/part-03.bin",
         b"changed",
     )
-    .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
-    let third = app.bearer(Method::GET, path, &owner, None).await.json();
+    .await
+    .assert_status(StatusCode::CREATED);
+    let third = app.get_as(path, &owner).await.json();
     assert_eq!(
         third["files"][3]["md5sum"],
         crate::common::artifacts::md5_hex(b"changed")
@@ -412,7 +371,7 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     // Others still see nothing.
     let stranger = app.user_token("sam", Role::Maintainer).await;
     assert_eq!(
-        app.bearer(Method::GET, path, &stranger, None).await.status,
+        app.get_as(path, &stranger).await.status,
         StatusCode::NOT_FOUND
     );
 }

@@ -228,23 +228,20 @@ async fn callers(app: &TestApp, jwks: &Jwks) -> Vec<(String, String)> {
         callers.push((name.to_owned(), app.user_token(name, role).await));
     }
     let root = callers[1].1.clone();
-    let group = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &root,
-            Some(&json!({"name": "team", "members": ["gina"]})),
-        )
-        .await;
-    assert_eq!(group.status, StatusCode::CREATED, "{}", group.text());
+    app.post_json(
+        "/groups",
+        &root,
+        &json!({"name": "team", "members": ["gina"]}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     callers.push(("dora (directory group)".to_owned(), external_token(jwks)));
     let olive = callers[3].1.clone();
     let key = app
-        .bearer(Method::POST, "/api-keys", &olive, Some(&json!({
+        .post_json("/api-keys", &olive, &json!({
             "name": "ci", "scopes": [{"project": "p-viewers", "access": "read"}, {"project": "p-owners", "access": "read"}]
-        })))
-        .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text());
+        }))
+        .await.assert_status(StatusCode::CREATED);
     callers.push((
         "machine:ci".to_owned(),
         key.json()["key"].as_str().unwrap().to_owned(),
@@ -268,11 +265,7 @@ async fn search_ids(app: &TestApp, credential: &str, query: &str) -> BTreeSet<St
 
 async fn matrix(app: TestApp, jwks: &Jwks) {
     let ids = seed(app.state.storage.as_ref()).await;
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     let callers = callers(&app, jwks).await;
     let now = chrono::Utc::now();
     for (name, credential) in &callers {
@@ -431,11 +424,7 @@ async fn small(app: &TestApp) -> (String, String) {
             }
         }
     }
-    app.state
-        .indexer
-        .index_projects(None, |_, _| {})
-        .await
-        .unwrap();
+    app.index_all().await;
     (
         app.user_token("olive", Role::Maintainer).await,
         app.user_token("root", Role::Admin).await,
@@ -475,12 +464,7 @@ async fn hostile_queries_never_widen_the_filter_and_bad_syntax_is_a_400() {
         &"x ".repeat(6000),
     ] {
         let response = app
-            .bearer(
-                Method::GET,
-                &format!("/search?q={}", enc(query)),
-                &stranger,
-                None,
-            )
+            .get_as(&format!("/search?q={}", enc(query)), &stranger)
             .await;
         assert_eq!(
             response.status,
@@ -498,9 +482,7 @@ async fn hostile_queries_never_widen_the_filter_and_bad_syntax_is_a_400() {
         "latest=maybe",
         "kind=robot",
     ] {
-        let response = app
-            .bearer(Method::GET, &format!("/search?{bad}"), &stranger, None)
-            .await;
+        let response = app.get_as(&format!("/search?{bad}"), &stranger).await;
         assert_eq!(
             response.status,
             StatusCode::BAD_REQUEST,
@@ -515,14 +497,9 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
     let app = TestApp::local().await;
     let (olive, _) = small(&app).await;
     let first = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&size=5&sort=-_extra.numerical_revision",
-            &olive,
-            None,
-        )
-        .await;
-    assert_eq!(first.status, StatusCode::OK);
+        .get_as("/search?q=*&size=5&sort=-_extra.numerical_revision", &olive)
+        .await
+        .assert_status(StatusCode::OK);
     let body = first.json();
     assert_eq!(body["total"], 12);
     assert_eq!(body["count"], 5);
@@ -545,8 +522,10 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
         .collect();
     let mut cursor = Some(next);
     while let Some(path) = cursor {
-        let page = app.bearer(Method::GET, &path, &olive, None).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        let page = app
+            .get_as(&path, &olive)
+            .await
+            .assert_status(StatusCode::OK);
         let page = page.json();
         seen.extend(
             page["results"]
@@ -561,11 +540,9 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
 
     let stranger = app.user_token("mallory", Role::Maintainer).await;
     let page = app
-        .bearer(
-            Method::GET,
+        .get_as(
             "/search?q=*&fields=title,_extra.id,_extra.permissions",
             &stranger,
-            None,
         )
         .await
         .json();
@@ -577,64 +554,46 @@ async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers(
         assert_eq!(hit.as_object().unwrap().len(), 2, "fields filter: {hit}");
     }
     for bad in ["/scroll/garbage", "/scroll/abc.def"] {
-        let response = app.bearer(Method::GET, bad, &olive, None).await;
-        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        let response = app
+            .get_as(bad, &olive)
+            .await
+            .assert_status(StatusCode::BAD_REQUEST);
         assert_eq!(response.code(), "invalid_cursor");
     }
 }
 
-#[tokio::test]
-async fn artifactdb_listings_latest_and_aggregations() {
-    let app = TestApp::local().await;
-    let (olive, _) = small(&app).await;
-    let latest = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&latest=true&size=100",
-            &olive,
-            None,
+/// A file's metadata at `latest`, raw as uploaded, and refused for a bad id.
+async fn step_metadata_of_latest_raw_and_bad_ids(app: &TestApp, olive: &str) {
+    let metadata = app
+        .get_as(
+            &format!("/files/{}/metadata", enc("private-model:doc1.json@latest")),
+            olive,
         )
         .await
-        .json();
-    assert!(
-        latest["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|hit| hit["_extra"]["version"] == "v2")
-    );
-    assert_eq!(latest["total"], 6);
-
-    let metadata = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}/metadata", enc("private-model:doc1.json@latest")),
-            &olive,
-            None,
-        )
-        .await;
-    assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.text());
+        .assert_status(StatusCode::OK);
     assert_eq!(metadata.json()["_extra"]["version"], "v2");
     let raw = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!(
                 "/files/{}/metadata?raw=true",
                 enc("private-model:doc1.json@v1")
             ),
-            &olive,
-            None,
+            olive,
         )
         .await
         .json();
     assert!(raw.get("_extra").is_none());
     assert_eq!(raw["title"], "doc 1 of private-model");
     let bad = app
-        .bearer(Method::GET, "/files/not-an-id/metadata", &olive, None)
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        .get_as("/files/not-an-id/metadata", olive)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(bad.code(), "invalid_id");
+}
 
+/// The project listing of an anonymous caller, the versions of the private project (hidden from
+/// anonymous callers) and its metadata pages.
+async fn step_project_and_version_listings(app: &TestApp, olive: &str) {
     let projects = app.get("/projects").await.json();
     assert_eq!(
         projects["total"], 1,
@@ -646,12 +605,7 @@ async fn artifactdb_listings_latest_and_aggregations() {
         json!([{"_extra.version": "v1"}, {"_extra.version": "v2"}])
     );
     let versions = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/versions",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/versions", olive)
         .await
         .json();
     assert_eq!(versions["total"], 2);
@@ -663,33 +617,40 @@ async fn artifactdb_listings_latest_and_aggregations() {
         "never reveal existence"
     );
     let page = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/metadata",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/version/v1/metadata", olive)
         .await
         .json();
     assert_eq!(page["total"], 3);
     let page = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/metadata",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/metadata", olive)
         .await
         .json();
     assert_eq!(page["total"], 6);
+}
+
+#[tokio::test]
+async fn artifactdb_listings_latest_and_aggregations() {
+    let app = TestApp::local().await;
+    let (olive, _) = small(&app).await;
+    let latest = app
+        .get_as("/search?q=*&latest=true&size=100", &olive)
+        .await
+        .json();
+    assert!(
+        latest["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|hit| hit["_extra"]["version"] == "v2")
+    );
+    assert_eq!(latest["total"], 6);
+
+    step_metadata_of_latest_raw_and_bad_ids(&app, &olive).await;
+
+    step_project_and_version_listings(&app, &olive).await;
 
     let aggregate = app
-        .bearer(
-            Method::GET,
-            "/aggregate?q=*&field=_extra.project_id",
-            &olive,
-            None,
-        )
+        .get_as("/aggregate?q=*&field=_extra.project_id", &olive)
         .await
         .json();
     assert_eq!(
@@ -712,14 +673,9 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     let app = TestApp::local().await;
     let (olive, root) = small(&app).await;
     let info = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/info",
-            &olive,
-            None,
-        )
-        .await;
-    assert_eq!(info.status, StatusCode::OK, "{}", info.text());
+        .get_as("/projects/private-model/version/v1/info", &olive)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(info.json()["status"], "ok");
     assert_eq!(
         app.get("/projects/private-model/version/v1/info")
@@ -732,12 +688,7 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     put_json(app.state.storage.as_ref(), &keys::version_permissions("private-model", "v1"),
         &json!({"scope": "version", "owners": ["olive"], "viewers": ["mallory"], "read_access": "viewers"})).await;
     let info = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/info",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/version/v1/info", &olive)
         .await
         .json();
     assert_eq!(info["status"], "error");
@@ -752,28 +703,15 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     assert_eq!(info["permissions"]["viewers"], json!(["mallory"]));
 
     assert_eq!(
-        app.bearer(Method::GET, "/index/sync", &olive, None)
-            .await
-            .status,
+        app.get_as("/index/sync", &olive).await.status,
         StatusCode::FORBIDDEN
     );
-    let sync = app
-        .bearer(Method::GET, "/index/sync", &root, None)
-        .await
-        .json();
+    let sync = app.get_as("/index/sync", &root).await.json();
     assert_eq!(sync["drift_count"], 1, "{sync}");
-    let repaired = app
-        .bearer(Method::GET, "/index/sync?repair=true", &root, None)
-        .await
-        .json();
+    let repaired = app.get_as("/index/sync?repair=true", &root).await.json();
     assert_eq!(repaired["repaired"], true);
     let info = app
-        .bearer(
-            Method::GET,
-            "/projects/private-model/version/v1/info",
-            &olive,
-            None,
-        )
+        .get_as("/projects/private-model/version/v1/info", &olive)
         .await
         .json();
     assert_eq!(info["status"], "ok", "{info}");
@@ -786,12 +724,14 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
     );
 
     // A rebuild job, and its status for its creator only.
-    let job = app.bearer(Method::PUT, "/index/build", &root, None).await;
-    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
+    let job = app
+        .bearer(Method::PUT, "/index/build", &root, None)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
     let job_path = job.json()["path"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let status = app.bearer(Method::GET, &job_path, &root, None).await.json();
+        let status = app.get_as(&job_path, &root).await.json();
         if status["status"] == "SUCCESS" {
             break;
         }
@@ -800,24 +740,13 @@ async fn drift_is_reported_by_info_and_repaired_by_index_sync() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        app.bearer(Method::GET, &job_path, &olive, None)
-            .await
-            .status,
+        app.get_as(&job_path, &olive).await.status,
         StatusCode::NOT_FOUND
     );
-    let status = app
-        .bearer(Method::GET, "/index/status", &root, None)
-        .await
-        .json();
+    let status = app.get_as("/index/status", &root).await.json();
     assert_eq!(status["documents"], 14);
     assert!(status["last_sync"].is_object());
-    let bad = app
-        .bearer(
-            Method::PUT,
-            "/index/build",
-            &root,
-            Some(&json!({"project_ids": ["../etc"]})),
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    app.put_json("/index/build", &root, &json!({"project_ids": ["../etc"]}))
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 }

@@ -3,7 +3,7 @@
 //! ArtifactDB's `readers` for those who manage. Every check also runs as a caller who sees
 //! only part of the corpus.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use trove::permissions::Role;
 
@@ -12,9 +12,7 @@ use crate::common::{Backend, BackendApp, TestApp};
 
 /// Ids of the hits of `GET /search?{query}`.
 async fn hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
-    let response = app
-        .bearer(Method::GET, &format!("/search?{query}"), token, None)
-        .await;
+    let response = app.get_as(&format!("/search?{query}"), token).await;
     assert_eq!(
         response.status,
         StatusCode::OK,
@@ -32,16 +30,10 @@ async fn hits(app: &TestApp, token: &str, query: &str) -> Vec<String> {
 /// Alice pushes "BERT base" (private) with a metadata document, weights and a README; Bob
 /// pushes a public "ResNet" whose description mentions BERT.
 async fn seed(app: &TestApp, alice: &str, bob: &str) {
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            alice,
-            Some(&json!({"project_id": "bert-base", "title": "BERT base", "type": "MODEL",
-                "description": "A transformer encoder", "tags": ["nlp", "encoder"], "visibility": "private"})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app
+        .post_json("/projects", alice, &json!({"project_id": "bert-base", "title": "BERT base", "type": "MODEL",
+                "description": "A transformer encoder", "tags": ["nlp", "encoder"], "visibility": "private"}))
+        .await.assert_status(StatusCode::CREATED);
     create_version(app, alice, "bert-base", "v1").await;
     let document = json!({"path": "config/model.json", "training": {"dataset": "bookcorpus", "epochs": 40},
         "notes": ["pretrained on <wikipedia>"]});
@@ -50,24 +42,20 @@ async fn seed(app: &TestApp, alice: &str, bob: &str) {
         ("weights.bin", b"weights".to_vec()),
         ("README.md", b"# readme".to_vec()),
     ] {
-        let stored = upload(app, Some(alice), "bert-base", "v1", path, &body).await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+        upload(app, Some(alice), "bert-base", "v1", path, &body)
+            .await
+            .assert_status(StatusCode::CREATED);
     }
     complete(app, alice, "bert-base", "v1", None).await;
 
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            bob,
-            Some(&json!({"project_id": "resnet", "title": "ResNet 50", "type": "MODEL",
-                "description": "Image classifier, not BERT", "tags": ["vision"], "visibility": "public"})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app
+        .post_json("/projects", bob, &json!({"project_id": "resnet", "title": "ResNet 50", "type": "MODEL",
+                "description": "Image classifier, not BERT", "tags": ["vision"], "visibility": "public"}))
+        .await.assert_status(StatusCode::CREATED);
     create_version(app, bob, "resnet", "v1").await;
-    let stored = upload(app, Some(bob), "resnet", "v1", "weights.bin", b"other").await;
-    assert_eq!(stored.status, StatusCode::CREATED);
+    upload(app, Some(bob), "resnet", "v1", "weights.bin", b"other")
+        .await
+        .assert_status(StatusCode::CREATED);
     complete(app, bob, "resnet", "v1", None).await;
 }
 
@@ -153,10 +141,9 @@ async fn a_word_people_type_finds_the_project_its_files_and_nothing_hidden() {
         assert!(hits(&app, &alice, &format!("q={query}")).await.is_empty());
     }
     // The user's own regular expressions stay refused.
-    let regex = app
-        .bearer(Method::GET, "/search?q=title:/b.*/", &alice, None)
-        .await;
-    assert_eq!(regex.status, StatusCode::BAD_REQUEST, "{}", regex.text());
+    app.get_as("/search?q=title:/b.*/", &alice)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 
     // Bob sees none of alice's private project, whatever he types.
     for query in [
@@ -173,11 +160,7 @@ async fn a_word_people_type_finds_the_project_its_files_and_nothing_hidden() {
             "{query}: {found:?}"
         );
     }
-    let total = app
-        .bearer(Method::GET, "/search?q=bert&kind=all", &bob, None)
-        .await
-        .json()["total"]
-        .clone();
+    let total = app.get_as("/search?q=bert&kind=all", &bob).await.json()["total"].clone();
     // His project's file is found by his project's words too.
     assert_eq!(total, json!(2));
 }
@@ -189,12 +172,7 @@ async fn highlights_mark_the_words_in_the_hits_own_text() {
     let bob = app.user_token("bob", Role::Maintainer).await;
     seed(&app, &alice, &bob).await;
     let answer = app
-        .bearer(
-            Method::GET,
-            "/search?q=wikipedia&highlight=true",
-            &alice,
-            None,
-        )
+        .get_as("/search?q=wikipedia&highlight=true", &alice)
         .await
         .json();
     assert_eq!(
@@ -203,12 +181,7 @@ async fn highlights_mark_the_words_in_the_hits_own_text() {
     );
     // Built from the hit itself: bob's hit for "bert" highlights his own description.
     let answer = app
-        .bearer(
-            Method::GET,
-            "/search?q=bert&kind=all&highlight=true",
-            &bob,
-            None,
-        )
+        .get_as("/search?q=bert&kind=all&highlight=true", &bob)
         .await
         .json();
     let results = answer["results"].as_array().unwrap();
@@ -230,23 +203,16 @@ async fn every_project_is_reachable_through_the_listing_pages() {
     for index in 0..7 {
         for (owner, visibility) in [(&alice, "private"), (&bob, "public")] {
             let who = if owner == &alice { "a" } else { "b" };
-            let created = app
-                .bearer(
-                    Method::POST,
-                    "/projects",
-                    owner,
-                    Some(&json!({"project_id": format!("{who}{index}"), "title": "T", "type": "MODEL", "visibility": visibility})),
-                )
-                .await;
-            assert_eq!(created.status, StatusCode::CREATED);
+            app
+                .post_json("/projects", owner, &json!({"project_id": format!("{who}{index}"), "title": "T", "type": "MODEL", "visibility": visibility}))
+                .await.assert_status(StatusCode::CREATED);
         }
     }
     for (token, expected) in [(&alice, 14), (&bob, 7)] {
         let mut seen = Vec::new();
         let mut next = Some("/projects?size=3".to_owned());
         while let Some(path) = next {
-            let response = app.bearer(Method::GET, &path, token, None).await;
-            assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+            let response = app.get_as(&path, token).await.assert_status(StatusCode::OK);
             let body = response.json();
             assert_eq!(body["total"], expected, "{body}");
             for project in body["results"].as_array().unwrap() {
@@ -265,9 +231,9 @@ async fn every_project_is_reachable_through_the_listing_pages() {
         }
     }
     let bad = app
-        .bearer(Method::GET, "/projects?cursor=forged", &alice, None)
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        .get_as("/projects?cursor=forged", &alice)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(bad.code(), "invalid_cursor");
 }
 
@@ -278,22 +244,21 @@ async fn managers_see_artifactdb_readers_and_readers_do_not() {
     let bob = app.user_token("bob", Role::Maintainer).await;
     seed(&app, &alice, &bob).await;
     let shared = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/bert-base/permissions",
             &alice,
-            Some(&json!({"viewers": ["bob"], "read_access": "viewers"})),
+            &json!({"viewers": ["bob"], "read_access": "viewers"}),
         )
         .await;
     wait_job(&app, &alice, &shared).await;
     let id = "/files/bert-base%3Aweights.bin%40v1/metadata";
-    let own: Value = app.bearer(Method::GET, id, &alice, None).await.json();
+    let own: Value = app.get_as(id, &alice).await.json();
     assert_eq!(
         own["_extra"]["permissions"]["readers"],
         json!(["alice", "bob"]),
         "{own}"
     );
-    let theirs: Value = app.bearer(Method::GET, id, &bob, None).await.json();
+    let theirs: Value = app.get_as(id, &bob).await.json();
     assert!(theirs["_extra"].get("permissions").is_none(), "{theirs}");
 }
 
@@ -318,12 +283,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     };
     let fields = "_extra.type,tags,_extra.extension,_extra.project_id,_extra.content_type";
     let own = app
-        .bearer(
-            Method::GET,
-            &format!("/search?q=*&facets={fields}"),
-            &alice,
-            None,
-        )
+        .get_as(&format!("/search?q=*&facets={fields}"), &alice)
         .await
         .json();
     assert_eq!(
@@ -345,12 +305,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     );
     // Bob's counts know nothing of alice's private project.
     let theirs = app
-        .bearer(
-            Method::GET,
-            &format!("/search?q=*&facets={fields}"),
-            &bob,
-            None,
-        )
+        .get_as(&format!("/search?q=*&facets={fields}"), &bob)
         .await
         .json();
     assert_eq!(
@@ -365,12 +320,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     );
     // /aggregate: ArtifactDB's shape for one field, several at once under `facets`.
     let aggregate = app
-        .bearer(
-            Method::GET,
-            "/aggregate?q=*&field=_extra.project_id,_extra.type",
-            &bob,
-            None,
-        )
+        .get_as("/aggregate?q=*&field=_extra.project_id,_extra.type", &bob)
         .await
         .json();
     assert_eq!(
@@ -380,12 +330,7 @@ async fn facets_count_only_what_the_caller_may_read() {
     );
     assert_eq!(facets(&aggregate, "_extra.type"), [("MODEL".to_owned(), 1)]);
     let single = app
-        .bearer(
-            Method::GET,
-            "/aggregate?q=*&field=_extra.project_id",
-            &bob,
-            None,
-        )
+        .get_as("/aggregate?q=*&field=_extra.project_id", &bob)
         .await
         .json();
     assert_eq!(
@@ -393,36 +338,26 @@ async fn facets_count_only_what_the_caller_may_read() {
         json!([{"_extra.project_id": "resnet", "count": 1}]),
         "{single}"
     );
-    let refused = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&facets=_extra.permissions",
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    app.get_as("/search?q=*&facets=_extra.permissions", &bob)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 }
 
 /// Alice's project `papers` with one metadata document per year of `years` (`paper-<i>.json`,
 /// every one about "alpha"), and a public project of Bob's likewise.
 async fn seed_papers(app: &TestApp, alice: &str, years: &[Value]) {
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects",
-            alice,
-            Some(
-                &json!({"project_id": "papers", "title": "Papers", "type": "DATASET",
+    app.post_json(
+        "/projects",
+        alice,
+        &json!({"project_id": "papers", "title": "Papers", "type": "DATASET",
                 "description": "A reading list", "tags": [], "visibility": "private"}),
-            ),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     create_version(app, alice, "papers", "v1").await;
     for (index, year) in years.iter().enumerate() {
         let document = json!({"title": "alpha notes", "year": year});
-        let stored = upload(
+        upload(
             app,
             Some(alice),
             "papers",
@@ -430,8 +365,8 @@ async fn seed_papers(app: &TestApp, alice: &str, years: &[Value]) {
             &format!("paper-{index:02}.json"),
             document.to_string().as_bytes(),
         )
-        .await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+        .await
+        .assert_status(StatusCode::CREATED);
     }
     complete(app, alice, "papers", "v1", None).await;
 }
@@ -447,8 +382,7 @@ async fn pages_of_equal_scores_neither_repeat_nor_skip_a_hit() {
     let mut seen = Vec::new();
     let mut next = Some("/search?q=alpha&size=4".to_owned());
     while let Some(url) = next {
-        let response = app.bearer(Method::GET, &url, &alice, None).await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        let response = app.get_as(&url, &alice).await.assert_status(StatusCode::OK);
         let body = response.json();
         assert_eq!(body["total"], 23, "{body}");
         // Fewer matches than the counting cap: the total is exact.

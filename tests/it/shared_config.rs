@@ -22,7 +22,7 @@ use crate::common::artifacts::{
     complete, create_project, create_version, enc, md5_b64, upload, wait_job,
 };
 use crate::common::s3_server::S3TestServer;
-use crate::common::{Backend, TestApp, TestResponse, local_settings, s3_settings};
+use crate::common::{Backend, TestApp, TestResponse, hidden_value, local_settings, s3_settings};
 
 const SHARED_SECRET: &str = "shared-replica-secret-0123456789-abcdef";
 const OTHER_SECRET: &str = "another-replica-secret-0123456789-abcd";
@@ -93,7 +93,7 @@ impl Replicas {
                 let version = format!("v{number}");
                 create_version(app, &olive, "pages", &version).await;
                 let document = json!({"path": "doc.json", "title": "paged"});
-                let answer = upload(
+                upload(
                     app,
                     Some(&olive),
                     "pages",
@@ -101,18 +101,13 @@ impl Replicas {
                     "doc.json",
                     document.to_string().as_bytes(),
                 )
-                .await;
-                assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+                .await
+                .assert_status(StatusCode::CREATED);
                 complete(app, &olive, "pages", &version, None).await;
             }
         }
         if self.backend == Backend::S3 {
-            self.b
-                .state
-                .indexer
-                .index_projects(None, |_, _| {})
-                .await
-                .unwrap();
+            self.b.index_all().await;
         }
         (
             self.a.login("olive", PASSWORD).await,
@@ -134,14 +129,9 @@ fn hit_ids(page: &TestResponse) -> Vec<String> {
 async fn first_page(replicas: &Replicas, token: &str) -> (Vec<String>, String) {
     let first = replicas
         .a
-        .bearer(
-            Method::GET,
-            "/search?q=title:paged&size=2&sort=_extra.version",
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+        .get_as("/search?q=title:paged&size=2&sort=_extra.version", token)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(first.json()["total"], 5, "{}", first.text());
     let next = first.json()["next"].as_str().unwrap().to_owned();
     (hit_ids(&first), next)
@@ -149,12 +139,12 @@ async fn first_page(replicas: &Replicas, token: &str) -> (Vec<String>, String) {
 
 /// What a replica answers to a cursor made with another key, and to a tampered cursor.
 async fn assert_refused_like_a_tampered_cursor(app: &TestApp, token: &str, next: &str) {
-    let foreign = app.bearer(Method::GET, next, token, None).await;
+    let foreign = app.get_as(next, token).await;
     // Flip one character of the signature: a cursor this replica could have made, tampered.
     let mut tampered = next.to_owned();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let tampered = app.bearer(Method::GET, &tampered, token, None).await;
+    let tampered = app.get_as(&tampered, token).await;
     assert_eq!(
         tampered.status,
         StatusCode::BAD_REQUEST,
@@ -175,18 +165,21 @@ async fn replicas_sharing_the_cursor_secret_serve_each_others_cursors(backend: B
     let (page_one, next) = first_page(&replicas, &olive_a).await;
     assert_eq!(page_one, ["pages:doc.json@v1", "pages:doc.json@v2"]);
     assert!(next.starts_with("/scroll/"), "{next}");
-    let on_b = replicas.b.bearer(Method::GET, &next, &olive_b, None).await;
-    assert_eq!(on_b.status, StatusCode::OK, "{}", on_b.text());
-    let on_a = replicas.a.bearer(Method::GET, &next, &olive_a, None).await;
+    let on_b = replicas
+        .b
+        .get_as(&next, &olive_b)
+        .await
+        .assert_status(StatusCode::OK);
+    let on_a = replicas.a.get_as(&next, &olive_a).await;
     assert_eq!(hit_ids(&on_b), hit_ids(&on_a), "B serves A's page 2");
     assert_eq!(hit_ids(&on_b), ["pages:doc.json@v3", "pages:doc.json@v4"]);
     // And B's own next cursor works on A in turn.
     let next_of_b = on_b.json()["next"].as_str().unwrap().to_owned();
     let back_on_a = replicas
         .a
-        .bearer(Method::GET, &next_of_b, &olive_a, None)
-        .await;
-    assert_eq!(back_on_a.status, StatusCode::OK, "{}", back_on_a.text());
+        .get_as(&next_of_b, &olive_a)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(hit_ids(&back_on_a), vec!["pages:doc.json@v5".to_owned()]);
 }
 both_backends!(replicas_sharing_the_cursor_secret_serve_each_others_cursors);
@@ -212,15 +205,6 @@ both_backends!(replicas_with_other_cursor_keys_refuse_each_others_cursors);
 
 // ------------------------------------------------------------------------------ web interface
 
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 /// Gets the sign-in form from `form_from` and posts it, with its pre-login cookie, to
 /// `post_to`: the status of the answer (`303` signed in, `403` the form's token refused).
 async fn sign_in_across(form_from: &TestApp, post_to: &TestApp) -> StatusCode {
@@ -231,8 +215,8 @@ async fn sign_in_across(form_from: &TestApp, post_to: &TestApp) -> StatusCode {
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(form.status, StatusCode::OK, "{}", form.text());
+        .await
+        .assert_status(StatusCode::OK);
     let cookie = form
         .headers
         .get_all("set-cookie")
@@ -440,38 +424,23 @@ fn authority(url: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
-    let server = S3TestServer::start().await;
-    let private_endpoint = server.endpoint();
-    let private_authority = authority(&private_endpoint);
-    let forwarder = Forwarder::start(private_authority.parse().unwrap()).await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut settings = s3_settings(&server, data_dir.path(), "public-endpoint").await;
-    settings.sync_cron = String::new();
-    settings.purge_cron = String::new();
-    settings.s3.public_endpoint = Some(format!("http://{}", forwarder.address));
-    settings.validate().unwrap();
-    let app = TestApp::with_settings(settings).await;
-
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    create_project(&app, &alice, "pub", "private").await;
-    create_version(&app, &alice, "pub", "v1").await;
-    let body = b"weights behind a public endpoint".to_vec();
-    let answer = upload(&app, Some(&alice), "pub", "v1", "model.bin", &body).await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
-    complete(&app, &alice, "pub", "v1", None).await;
-
+/// Download: the 302 names the public endpoint, and a plain HTTP client fetches it there; the URL
+/// was signed for that host. Answers the client (a new connection per request).
+async fn step_downloads_redirect_to_the_public_endpoint(
+    app: &TestApp,
+    alice: &str,
+    forwarder: &Forwarder,
+    private_authority: &str,
+    body: &[u8],
+) -> reqwest::Client {
     // Download: the 302 names the public endpoint, and a plain HTTP client fetches it there.
     let redirect = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?expires_in=60", enc("pub:model.bin@v1")),
-            &alice,
-            None,
+            alice,
         )
-        .await;
-    assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.text());
+        .await
+        .assert_status(StatusCode::FOUND);
     let location = redirect.headers["location"].to_str().unwrap().to_owned();
     assert_eq!(
         authority(&location),
@@ -494,21 +463,29 @@ async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
     assert!(forwarder.carried() >= 1);
     // Signed for that host: the same URL sent to the private address is refused, so the URL
     // was signed for the public endpoint, not rewritten after signing.
-    let moved = location.replacen(&forwarder.address.to_string(), &private_authority, 1);
+    let moved = location.replacen(&forwarder.address.to_string(), private_authority, 1);
     let refused = client.get(&moved).send().await.unwrap();
     assert_eq!(refused.status(), 403, "{moved}");
+    client
+}
 
+/// ArtifactDB upload URLs: signed for the public endpoint, usable there.
+async fn step_presigned_uploads_go_through_the_public_endpoint(
+    app: &TestApp,
+    alice: &str,
+    forwarder: &Forwarder,
+    client: &reqwest::Client,
+) {
     // ArtifactDB upload URLs: signed for the public endpoint, usable there.
     let data = b"a presigned upload from outside".to_vec();
     let started = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects/pub/version/v2/upload",
-            &alice,
-            Some(&json!({"filenames": ["data.bin"], "mode": "s3-presigned-url"})),
+            alice,
+            &json!({"filenames": ["data.bin"], "mode": "s3-presigned-url"}),
         )
-        .await;
-    assert_eq!(started.status, StatusCode::OK, "{}", started.text());
+        .await
+        .assert_status(StatusCode::OK);
     let url = started.json()["presigned_urls"][0]["url"]
         .as_str()
         .unwrap()
@@ -528,21 +505,54 @@ async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
         .bearer(
             Method::PUT,
             "/projects/pub/version/v2/complete",
-            &alice,
+            alice,
             None,
         )
         .await;
-    wait_job(&app, &alice, &completed).await;
+    wait_job(app, alice, &completed).await;
     let streamed = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/files/{}?redirect=false", enc("pub:data.bin@v2")),
-            &alice,
-            None,
+            alice,
         )
-        .await;
-    assert_eq!(streamed.status, StatusCode::OK);
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(streamed.bytes, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_are_signed_for_the_public_s3_endpoint() {
+    let server = S3TestServer::start().await;
+    let private_endpoint = server.endpoint();
+    let private_authority = authority(&private_endpoint);
+    let forwarder = Forwarder::start(private_authority.parse().unwrap()).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = s3_settings(&server, data_dir.path(), "public-endpoint").await;
+    settings.sync_cron = String::new();
+    settings.purge_cron = String::new();
+    settings.s3.public_endpoint = Some(format!("http://{}", forwarder.address));
+    settings.validate().unwrap();
+    let app = TestApp::with_settings(settings).await;
+
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "pub", "private").await;
+    create_version(&app, &alice, "pub", "v1").await;
+    let body = b"weights behind a public endpoint".to_vec();
+    upload(&app, Some(&alice), "pub", "v1", "model.bin", &body)
+        .await
+        .assert_status(StatusCode::CREATED);
+    complete(&app, &alice, "pub", "v1", None).await;
+
+    let client = step_downloads_redirect_to_the_public_endpoint(
+        &app,
+        &alice,
+        &forwarder,
+        &private_authority,
+        &body,
+    )
+    .await;
+
+    step_presigned_uploads_go_through_the_public_endpoint(&app, &alice, &forwarder, &client).await;
 
     // With the public endpoint unreachable, the server still works (it talks to its own
     // endpoint); only the URLs it hands out point elsewhere.

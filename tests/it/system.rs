@@ -8,8 +8,7 @@ use crate::common::TestApp;
 #[tokio::test]
 async fn root_names_the_service_and_its_storage() {
     let app = TestApp::local().await;
-    let response = app.get("/").await;
-    assert_eq!(response.status, StatusCode::OK);
+    let response = app.get("/").await.assert_status(StatusCode::OK);
     let body = response.json();
     assert_eq!(body["name"], "trove");
     assert_eq!(body["storage"], "local");
@@ -19,8 +18,7 @@ async fn root_names_the_service_and_its_storage() {
 #[tokio::test]
 async fn status_reports_storage_and_index_health() {
     let app = TestApp::local().await;
-    let response = app.get("/status").await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let response = app.get("/status").await.assert_status(StatusCode::OK);
     let body = response.json();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["storage"]["ok"], true);
@@ -48,10 +46,7 @@ async fn metrics_count_requests_by_route_and_status_and_storage_operations() {
         .await;
     app.get("/status").await;
     app.get("/status").await;
-    let text = app
-        .bearer(Method::GET, "/metrics", &admin, None)
-        .await
-        .text();
+    let text = app.get_as("/metrics", &admin).await.text();
     assert!(
         text.contains(r#"trove_http_requests_total{method="GET",route="/status",status="200"} 2"#),
         "{text}"
@@ -70,28 +65,30 @@ async fn metrics_count_requests_by_route_and_status_and_storage_operations() {
 #[tokio::test]
 async fn openapi_document_lists_the_routes_and_docs_page_is_served() {
     let app = TestApp::local().await;
-    let response = app.get("/openapi.json").await;
-    assert_eq!(response.status, StatusCode::OK);
+    let response = app.get("/openapi.json").await.assert_status(StatusCode::OK);
     let document = response.json();
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
     for path in ["/", "/status", "/healthz", "/readyz", "/metrics"] {
         assert!(document["paths"][path].is_object(), "missing {path}");
     }
-    let docs = app.get("/docs").await;
-    assert_eq!(docs.status, StatusCode::OK);
+    let docs = app.get("/docs").await.assert_status(StatusCode::OK);
     assert!(docs.text().contains("<html"), "{}", docs.text());
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_the_error_shape() {
     let app = TestApp::local().await;
-    let response = app.get("/no/such/route").await;
-    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    let response = app
+        .get("/no/such/route")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
     assert_eq!(response.code(), "not_found");
     assert!(response.json()["reason"].is_string());
 
-    let response = app.request(Method::DELETE, "/status", Body::empty()).await;
-    assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+    let response = app
+        .request(Method::DELETE, "/status", Body::empty())
+        .await
+        .assert_status(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.code(), "method_not_allowed");
 }
 
@@ -128,10 +125,9 @@ async fn presigned_storage_routes_refuse_unsigned_requests() {
         response.text()
     );
     assert_eq!(response.code(), "invalid_signature");
-    let response = app
-        .request(Method::PUT, "/storage/some/key", Body::from("data"))
-        .await;
-    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    app.request(Method::PUT, "/storage/some/key", Body::from("data"))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
     assert!(
         app.state
             .storage
@@ -166,8 +162,7 @@ async fn storage_outage_answers_503_within_the_timeout_and_recovers_without_rest
     let data_dir = tempfile::tempdir().unwrap();
     let app = s3_app(&server, data_dir.path()).await;
 
-    let response = app.get("/status").await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let response = app.get("/status").await.assert_status(StatusCode::OK);
     assert_eq!(response.json()["storage"]["kind"], "s3");
     assert_eq!(app.get("/").await.json()["storage"], "s3");
 
@@ -283,11 +278,7 @@ async fn the_same_binary_serves_from_s3_with_the_documented_variables() {
     let server = crate::common::s3_server::S3TestServer::start().await;
     let data_dir = tempfile::tempdir().unwrap();
     let _bucket = s3_app(&server, data_dir.path()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
         .args([
             "serve",

@@ -65,27 +65,23 @@ pub async fn call(
 }
 
 pub async fn create_project(app: &TestApp, token: &str, project: &str, visibility: &str) {
-    let response = call(
-        app,
-        Method::POST,
+    app.post_json(
         "/projects",
-        Some(token),
-        Some(&json!({"project_id": project, "title": "T", "type": "MODEL", "visibility": visibility})),
+        token,
+        &json!({"project_id": project, "title": "T", "type": "MODEL", "visibility": visibility}),
     )
-    .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 pub async fn create_version(app: &TestApp, token: &str, project: &str, version: &str) {
-    let response = call(
-        app,
-        Method::POST,
+    app.post_json(
         &format!("/projects/{project}/versions"),
-        Some(token),
-        Some(&json!({"version": version, "changelog": "first"})),
+        token,
+        &json!({"version": version, "changelog": "first"}),
     )
-    .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 pub async fn upload(
@@ -112,7 +108,7 @@ pub async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) -> Valu
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
     let path = answer.json()["path"].as_str().unwrap().to_owned();
     for _ in 0..200 {
-        let job = app.bearer(Method::GET, &path, token, None).await.json();
+        let job = app.get_as(&path, token).await.json();
         if job["status"] == "SUCCESS" || job["status"] == "FAILURE" {
             assert_eq!(job["status"], "SUCCESS", "{job}");
             return job;
@@ -156,7 +152,7 @@ pub async fn project_with_file(
 
 /// The JSON answer of `GET path` as `token` (whatever its status).
 pub async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
-    app.bearer(Method::GET, path, token, None).await.json()
+    app.get_as(path, token).await.json()
 }
 
 /// The `_extra.id` of every hit of `GET /search?q=<query>` (one default-sized page).
@@ -211,5 +207,15 @@ pub async fn storage_keys(app: &TestApp, prefix: &str) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|object| object.key)
+        .collect()
+}
+
+/// The `_extra.project_id` of every hit of a search page.
+pub fn hit_project_ids(page: &Value) -> Vec<String> {
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|hit| hit["_extra"]["project_id"].as_str().map(str::to_owned))
         .collect()
 }

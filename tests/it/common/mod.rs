@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod artifacts;
+pub mod idp;
 pub mod s3_server;
 
 /// Runs a test body on both backends.
@@ -58,6 +59,13 @@ impl TestResponse {
     /// The body as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// Asserts the status (showing the body when it differs) and answers the response.
+    #[track_caller]
+    pub fn assert_status(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "{}", self.text());
+        self
     }
 
     /// The error code of an error body.
@@ -276,6 +284,42 @@ impl TestApp {
         self.send(builder.body(body).unwrap()).await
     }
 
+    /// `GET path` with a bearer credential.
+    pub async fn get_as(&self, path: &str, credential: &str) -> TestResponse {
+        self.bearer(Method::GET, path, credential, None).await
+    }
+
+    /// `DELETE path` with a bearer credential.
+    pub async fn delete_as(&self, path: &str, credential: &str) -> TestResponse {
+        self.bearer(Method::DELETE, path, credential, None).await
+    }
+
+    /// Indexes every project from storage, as `trove index` does; answers its report.
+    pub async fn index_all(&self) -> trove::index::indexer::IndexReport {
+        self.state
+            .indexer
+            .index_projects(None, |_, _| {})
+            .await
+            .unwrap()
+    }
+
+    /// `POST path` with a bearer credential and a JSON body.
+    pub async fn post_json(&self, path: &str, credential: &str, body: &Value) -> TestResponse {
+        self.bearer(Method::POST, path, credential, Some(body))
+            .await
+    }
+
+    /// `PUT path` with a bearer credential and a JSON body.
+    pub async fn put_json(&self, path: &str, credential: &str, body: &Value) -> TestResponse {
+        self.bearer(Method::PUT, path, credential, Some(body)).await
+    }
+
+    /// `PATCH path` with a bearer credential and a JSON body.
+    pub async fn patch_json(&self, path: &str, credential: &str, body: &Value) -> TestResponse {
+        self.bearer(Method::PATCH, path, credential, Some(body))
+            .await
+    }
+
     /// `POST /auth/register`.
     pub async fn register(&self, username: &str, password: &str) -> TestResponse {
         self.json(
@@ -463,4 +507,34 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The value of the hidden form field `name` of an HTML page (panics when there is none).
+pub fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// `trove serve` of the built binary on `127.0.0.1:port` over `data_dir`, started from the temp
+/// directory without a config file, logging errors only, its output discarded.
+pub fn trove_serve(data_dir: &std::path::Path, port: u16) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"));
+    command
+        .current_dir(std::env::temp_dir())
+        .env_remove("TROVE_CONFIG")
+        .env("TROVE_LOG", "error")
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
 }

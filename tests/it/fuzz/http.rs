@@ -52,11 +52,12 @@ fn seeded() -> Seeded {
         {
             create_project(&app, token, project, visibility).await;
             create_version(&app, token, project, "v1").await;
-            let answer = upload(&app, Some(token), project, "v1", "data/file.bin", DATA).await;
-            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+            upload(&app, Some(token), project, "v1", "data/file.bin", DATA)
+                .await
+                .assert_status(StatusCode::CREATED);
             let meta =
                 json!({"path": "data/file.bin", "title": format!("{project} title"), "score": 3});
-            let answer = upload(
+            upload(
                 &app,
                 Some(token),
                 project,
@@ -64,8 +65,8 @@ fn seeded() -> Seeded {
                 "data/file.bin.json",
                 meta.to_string().as_bytes(),
             )
-            .await;
-            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+            .await
+            .assert_status(StatusCode::CREATED);
             complete(&app, token, project, "v1", None).await;
         }
         (app, alice, carol)
@@ -144,13 +145,9 @@ fn no_query_text_widens_a_restricted_search() {
     } = &seeded;
     // The seeding is visible: alice finds her private project, carol does not.
     runtime.block_on(async {
-        let mine = call(app, Method::GET, "/search?q=*", Some(alice), None)
-            .await
-            .json();
+        let mine = app.get_as("/search?q=*", alice).await.json();
         assert!(project_ids_of(&mine).contains("hidden"), "{mine}");
-        let theirs = call(app, Method::GET, "/search?q=*", Some(carol), None)
-            .await
-            .json();
+        let theirs = app.get_as("/search?q=*", carol).await.json();
         assert_eq!(
             project_ids_of(&theirs),
             BTreeSet::from(["open".to_owned()]),
@@ -195,7 +192,7 @@ fn hostile_ids_cursors_and_credentials_answer_4xx() {
                 format!("/files/{}?redirect=false", enc(&id)),
                 format!("/scroll/{}", enc(&cursor)),
             ] {
-                let response = call(app, Method::GET, &path, Some(carol), None).await;
+                let response = app.get_as(&path, carol).await;
                 prop_assert!(!response.status.is_server_error(), "{path}: {} {}", response.status, response.text());
                 prop_assert!(!response.text().contains("hidden title"), "{path} leaked");
             }
@@ -272,7 +269,7 @@ fn arbitrary_upload_and_profile_bodies_never_answer_5xx() {
     // still cannot read the private project.
     runtime.block_on(async {
         let carol = app.login("carol", "password-of-tests").await;
-        let response = call(app, Method::GET, "/projects/hidden", Some(&carol), None).await;
+        let response = app.get_as("/projects/hidden", &carol).await;
         assert_eq!(
             response.status,
             StatusCode::NOT_FOUND,
@@ -349,14 +346,9 @@ fn oversized_bodies_and_queries_are_refused_early() {
             );
         }
         let query = "a ".repeat(trove::index::search::MAX_QUERY_BYTES);
-        let response = call(
-            app,
-            Method::GET,
-            &format!("/search?q={}", enc(&query)),
-            Some(alice),
-            None,
-        )
-        .await;
+        let response = app
+            .get_as(&format!("/search?q={}", enc(&query)), alice)
+            .await;
         assert_eq!(
             response.status,
             StatusCode::BAD_REQUEST,
@@ -364,14 +356,9 @@ fn oversized_bodies_and_queries_are_refused_early() {
             response.text()
         );
         let nested = format!("{}a{}", "(".repeat(1000), ")".repeat(1000));
-        let response = call(
-            app,
-            Method::GET,
-            &format!("/search?q={}", enc(&nested)),
-            Some(alice),
-            None,
-        )
-        .await;
+        let response = app
+            .get_as(&format!("/search?q={}", enc(&nested)), alice)
+            .await;
         assert_eq!(
             response.status,
             StatusCode::BAD_REQUEST,
@@ -379,7 +366,7 @@ fn oversized_bodies_and_queries_are_refused_early() {
             response.text()
         );
         let token = "a".repeat(1 << 20);
-        let response = call(app, Method::GET, "/auth/me", Some(&token), None).await;
+        let response = app.get_as("/auth/me", &token).await;
         assert!(response.status.is_client_error(), "{}", response.status);
     });
 }

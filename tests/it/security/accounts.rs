@@ -4,21 +4,20 @@
 //! schedule, a late JWKS URL).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use md5::Digest as _;
 use serde_json::{Value, json};
 use trove::auth::store::RevokedToken;
 use trove::permissions::Role;
 use trove::storage::keys;
 
-use crate::common::artifacts::create_project;
+use crate::common::artifacts::{create_project, hit_project_ids};
+use crate::common::idp::Provider;
 use crate::common::{Backend, BackendApp, TestApp, TestResponse, local_settings};
 
 const PASSWORD: &str = "correct horse battery";
@@ -79,20 +78,10 @@ async fn upload(
 /// Project ids found by a project search of `token`.
 async fn found_projects(app: &TestApp, token: &str) -> Vec<String> {
     let response = app
-        .bearer(
-            Method::GET,
-            "/search?q=*&kind=project&size=500",
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    response.json()["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|hit| hit["_extra"]["project_id"].as_str().map(str::to_owned))
-        .collect()
+        .get_as("/search?q=*&kind=project&size=500", token)
+        .await
+        .assert_status(StatusCode::OK);
+    hit_project_ids(&response.json())
 }
 
 /// Polls `check` until it holds (the index commits in the background; a retry backs off), for
@@ -126,53 +115,34 @@ async fn audit_bytes(app: &TestApp) -> u64 {
 
 // ------------------------------------------------------------------ 1. recycled accounts
 
-/// frank owns a private project, holds a token and an API key, and is deleted; someone
-/// registers `frank` again. Before: the old token worked again and the new account read the
-/// project. Now the name is retired until an admin frees it, freeing scrubs every grant, and
-/// the old credentials stay dead for good.
-async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    let root = app.user_token("root", Role::Admin).await;
+/// frank registers, creates a private project and an API key reading it; answers his token
+/// and key.
+async fn step_frank_with_a_project_and_an_api_key(app: &TestApp) -> (String, String) {
     assert_eq!(
         app.register("frank", PASSWORD).await.status,
         StatusCode::CREATED
     );
     let old_token = app.login("frank", PASSWORD).await;
-    create_project(&app, &old_token, "franks-model", "private").await;
+    create_project(app, &old_token, "franks-model", "private").await;
     let key = app
-        .bearer(
-            Method::POST,
-            "/api-keys",
-            &old_token,
-            Some(&json!({"name": "franks-ci", "scopes": [{"project": "franks-model", "access": "read"}]})),
-        )
-        .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text());
+        .post_json("/api-keys", &old_token, &json!({"name": "franks-ci", "scopes": [{"project": "franks-model", "access": "read"}]}))
+        .await.assert_status(StatusCode::CREATED);
     let old_key = key.json()["key"].as_str().unwrap().to_owned();
     assert_eq!(
-        app.bearer(Method::GET, "/projects/franks-model", &old_key, None)
-            .await
-            .status,
+        app.get_as("/projects/franks-model", &old_key).await.status,
         StatusCode::OK
     );
+    (old_token, old_key)
+}
 
-    let deleted = app
-        .bearer(Method::DELETE, "/users/frank", &root, None)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
-    let stale = app.bearer(Method::GET, "/auth/me", &old_token, None).await;
-    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(stale.code(), "token_unknown_account");
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &old_key, None)
-            .await
-            .code(),
-        "api_key_invalid"
-    );
-
+/// The name is retired: registering it (or creating it from the CLI) is refused; only admins
+/// free it, once, and freeing names the profiles it scrubbed.
+async fn step_the_name_stays_retired_until_an_admin_frees_it(app: &TestApp, root: &str) {
     // The name is retired: registering it (or creating it from the CLI) is refused.
-    let again = app.register("frank", "another password 1").await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    let again = app
+        .register("frank", "another password 1")
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(again.code(), "name_retired");
     let direct = app
         .state
@@ -192,9 +162,9 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     let freed = app
-        .bearer(Method::POST, "/users/frank/free", &root, None)
-        .await;
-    assert_eq!(freed.status, StatusCode::OK, "{}", freed.text());
+        .bearer(Method::POST, "/users/frank/free", root, None)
+        .await
+        .assert_status(StatusCode::OK);
     assert!(
         freed.json()["profiles"]
             .as_array()
@@ -204,12 +174,37 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
         freed.text()
     );
     assert_eq!(
-        app.bearer(Method::POST, "/users/frank/free", &root, None)
+        app.bearer(Method::POST, "/users/frank/free", root, None)
             .await
             .status,
         StatusCode::NOT_FOUND,
         "a name is freed once"
     );
+}
+
+/// frank owns a private project, holds a token and an API key, and is deleted; someone
+/// registers `frank` again. Before: the old token worked again and the new account read the
+/// project. Now the name is retired until an admin frees it, freeing scrubs every grant, and
+/// the old credentials stay dead for good.
+async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    let root = app.user_token("root", Role::Admin).await;
+    let (old_token, old_key) = step_frank_with_a_project_and_an_api_key(&app).await;
+
+    app.delete_as("/users/frank", &root)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let stale = app
+        .get_as("/auth/me", &old_token)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(stale.code(), "token_unknown_account");
+    assert_eq!(
+        app.get_as("/auth/me", &old_key).await.code(),
+        "api_key_invalid"
+    );
+
+    step_the_name_stays_retired_until_an_admin_frees_it(&app, &root).await;
 
     // A new frank: none of the old credentials or grants come back.
     assert_eq!(
@@ -218,7 +213,7 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
     );
     let new_token = app.login("frank", "another password 1").await;
     for credential in [&old_token, &old_key] {
-        let response = app.bearer(Method::GET, "/auth/me", credential, None).await;
+        let response = app.get_as("/auth/me", credential).await;
         assert_eq!(
             response.status,
             StatusCode::UNAUTHORIZED,
@@ -228,14 +223,14 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
     }
     for credential in [&old_token, &old_key] {
         assert_eq!(
-            app.bearer(Method::GET, "/projects/franks-model", credential, None)
+            app.get_as("/projects/franks-model", credential)
                 .await
                 .status,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        app.bearer(Method::GET, "/projects/franks-model", &new_token, None)
+        app.get_as("/projects/franks-model", &new_token)
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -246,12 +241,7 @@ async fn a_deleted_account_re_registered_inherits_nothing(backend: Backend) {
             .contains(&"franks-model".to_owned())
     );
     let profile = app
-        .bearer(
-            Method::GET,
-            "/projects/franks-model/permissions",
-            &root,
-            None,
-        )
+        .get_as("/projects/franks-model/permissions", &root)
         .await
         .json();
     assert!(!profile.to_string().contains("\"frank\""), "{profile}");
@@ -271,59 +261,36 @@ async fn a_deleted_group_re_created_inherits_nothing(backend: Backend) {
     let bob = app.user_token("bob", Role::Guest).await;
     let mallory = app.user_token("mallory", Role::Maintainer).await;
     create_project(&app, &alice, "secret", "private").await;
-    let group = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &root,
-            Some(&json!({"name": "ml", "members": ["bob"]})),
-        )
-        .await;
-    assert_eq!(group.status, StatusCode::CREATED, "{}", group.text());
-    let put = app
-        .bearer(
-            Method::PUT,
-            "/projects/secret/permissions",
-            &alice,
-            Some(&json!({"viewers": ["group:ml"], "read_access": "viewers"})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.text());
+    app.post_json("/groups", &root, &json!({"name": "ml", "members": ["bob"]}))
+        .await
+        .assert_status(StatusCode::CREATED);
+    app.put_json(
+        "/projects/secret/permissions",
+        &alice,
+        &json!({"viewers": ["group:ml"], "read_access": "viewers"}),
+    )
+    .await
+    .assert_status(StatusCode::ACCEPTED);
     assert_eq!(
-        app.bearer(Method::GET, "/projects/secret", &bob, None)
-            .await
-            .status,
+        app.get_as("/projects/secret", &bob).await.status,
         StatusCode::OK
     );
 
     assert_eq!(
-        app.bearer(Method::DELETE, "/groups/ml", &root, None)
-            .await
-            .status,
+        app.delete_as("/groups/ml", &root).await.status,
         StatusCode::NO_CONTENT
     );
     let recreated = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &mallory,
-            Some(&json!({"name": "ml", "members": []})),
-        )
-        .await;
-    assert_eq!(recreated.status, StatusCode::CONFLICT);
+        .post_json("/groups", &mallory, &json!({"name": "ml", "members": []}))
+        .await
+        .assert_status(StatusCode::CONFLICT);
     assert_eq!(recreated.code(), "name_retired");
 
-    let freed = app
-        .bearer(Method::POST, "/groups/ml/free", &root, None)
-        .await;
-    assert_eq!(freed.status, StatusCode::OK, "{}", freed.text());
+    app.bearer(Method::POST, "/groups/ml/free", &root, None)
+        .await
+        .assert_status(StatusCode::OK);
     let recreated = app
-        .bearer(
-            Method::POST,
-            "/groups",
-            &mallory,
-            Some(&json!({"name": "ml", "members": []})),
-        )
+        .post_json("/groups", &mallory, &json!({"name": "ml", "members": []}))
         .await;
     assert_eq!(
         recreated.status,
@@ -332,13 +299,11 @@ async fn a_deleted_group_re_created_inherits_nothing(backend: Backend) {
         recreated.text()
     );
     assert_eq!(
-        app.bearer(Method::GET, "/projects/secret", &mallory, None)
-            .await
-            .status,
+        app.get_as("/projects/secret", &mallory).await.status,
         StatusCode::NOT_FOUND
     );
     let profile = app
-        .bearer(Method::GET, "/projects/secret/permissions", &alice, None)
+        .get_as("/projects/secret/permissions", &alice)
         .await
         .json();
     assert_eq!(profile["viewers"], json!([]), "{profile}");
@@ -356,22 +321,16 @@ async fn permissions_refuse_principals_that_do_not_exist() {
     app.user_token("bob", Role::Guest).await;
     create_project(&app, &alice, "p", "private").await;
     assert_eq!(
-        app.bearer(
-            Method::POST,
-            "/projects/p/versions",
-            &alice,
-            Some(&json!({"version": "v1"}))
-        )
-        .await
-        .status,
+        app.post_json("/projects/p/versions", &alice, &json!({"version": "v1"}))
+            .await
+            .status,
         StatusCode::CREATED
     );
     let namespace = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/namespaces",
             &root,
-            Some(&json!({"name": "team", "description": "t", "visibility": "private"})),
+            &json!({"name": "team", "description": "t", "visibility": "private"}),
         )
         .await;
     assert_eq!(
@@ -391,7 +350,7 @@ async fn permissions_refuse_principals_that_do_not_exist() {
             json!({"owners": ["group:ghost"]}),
             json!({"writers": ["bob", "ghostuser"]}),
         ] {
-            let refused = app.bearer(Method::PUT, path, token, Some(&ghost)).await;
+            let refused = app.put_json(path, token, &ghost).await;
             assert_eq!(
                 refused.status,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -401,12 +360,7 @@ async fn permissions_refuse_principals_that_do_not_exist() {
         }
         // Directory groups and machines are taken as given; existing accounts are fine.
         let accepted = app
-            .bearer(
-                Method::PUT,
-                path,
-                token,
-                Some(&json!({"owners": ["alice"], "viewers": ["bob", "CN=Readers,OU=Groups", "machine:ci"]})),
-            )
+            .put_json(path, token, &json!({"owners": ["alice"], "viewers": ["bob", "CN=Readers,OU=Groups", "machine:ci"]}))
             .await;
         assert_eq!(
             accepted.status,
@@ -424,11 +378,10 @@ async fn permissions_refuse_principals_that_do_not_exist() {
         StatusCode::CREATED
     );
     let completed = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/version/v1/complete?overwrite_permissions=true",
             &alice,
-            Some(&json!({"viewers": ["ghostuser"]})),
+            &json!({"viewers": ["ghostuser"]}),
         )
         .await;
     assert_eq!(
@@ -441,30 +394,24 @@ async fn permissions_refuse_principals_that_do_not_exist() {
 
     // A name already listed (e.g. of an account deleted since) does not block other changes.
     app.user_token("carol", Role::Guest).await;
-    let put = app
-        .bearer(
-            Method::PUT,
-            "/projects/p/permissions",
-            &alice,
-            Some(&json!({"viewers": ["bob", "carol"]})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.text());
+    app.put_json(
+        "/projects/p/permissions",
+        &alice,
+        &json!({"viewers": ["bob", "carol"]}),
+    )
+    .await
+    .assert_status(StatusCode::ACCEPTED);
     assert_eq!(
-        app.bearer(Method::DELETE, "/users/carol", &root, None)
-            .await
-            .status,
+        app.delete_as("/users/carol", &root).await.status,
         StatusCode::NO_CONTENT
     );
-    let put = app
-        .bearer(
-            Method::PUT,
-            "/projects/p/permissions",
-            &alice,
-            Some(&json!({"read_access": "viewers"})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.text());
+    app.put_json(
+        "/projects/p/permissions",
+        &alice,
+        &json!({"read_access": "viewers"}),
+    )
+    .await
+    .assert_status(StatusCode::ACCEPTED);
 }
 
 // ------------------------------------------------------------------ 6. inflation
@@ -477,8 +424,10 @@ async fn a_huge_username_cannot_inflate_the_audit_log() {
     let app = TestApp::local().await;
     let huge = "a".repeat(1_900_000);
     let before = audit_bytes(&app).await;
-    let registered = app.register(&huge, PASSWORD).await;
-    assert_eq!(registered.status, StatusCode::BAD_REQUEST);
+    let registered = app
+        .register(&huge, PASSWORD)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(registered.code(), "invalid_name");
     assert!(registered.bytes.len() < 4096, "the answer echoes the name");
     let after_register = audit_bytes(&app).await;
@@ -488,8 +437,10 @@ async fn a_huge_username_cannot_inflate_the_audit_log() {
         after_register - before
     );
 
-    let login = app.login_response(&huge, PASSWORD).await;
-    assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+    let login = app
+        .login_response(&huge, PASSWORD)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(login.code(), "invalid_credentials");
     app.state.audit.flush().await.unwrap();
     let after_login = audit_bytes(&app).await;
@@ -522,16 +473,15 @@ async fn registration_is_rate_limited_per_client_address() {
     let app = TestApp::local_with(|settings| settings.auth.register_rate_limit_per_ip = 3).await;
     for index in 0..3 {
         let body = json!({"username": format!("user{index}"), "password": PASSWORD});
-        let response = app
-            .send(from_address(
-                "10.0.0.1",
-                Method::POST,
-                "/auth/register",
-                None,
-                &body,
-            ))
-            .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+        app.send(from_address(
+            "10.0.0.1",
+            Method::POST,
+            "/auth/register",
+            None,
+            &body,
+        ))
+        .await
+        .assert_status(StatusCode::CREATED);
     }
     let body = json!({"username": "user9", "password": PASSWORD});
     let limited = app
@@ -542,8 +492,8 @@ async fn registration_is_rate_limited_per_client_address() {
             None,
             &body,
         ))
-        .await;
-    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.code(), "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
     let elsewhere = app
@@ -573,16 +523,15 @@ async fn an_attacker_address_cannot_lock_the_real_user_out() {
     app.register("alice", PASSWORD).await;
     let guess = json!({"username": "alice", "password": "wrong password"});
     for _ in 0..10 {
-        let response = app
-            .send(from_address(
-                "10.6.6.6",
-                Method::POST,
-                "/auth/login",
-                None,
-                &guess,
-            ))
-            .await;
-        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        app.send(from_address(
+            "10.6.6.6",
+            Method::POST,
+            "/auth/login",
+            None,
+            &guess,
+        ))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     }
     let limited = app
         .send(from_address(
@@ -592,19 +541,18 @@ async fn an_attacker_address_cannot_lock_the_real_user_out() {
             None,
             &guess,
         ))
-        .await;
-    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key("retry-after"));
-    let real = app
-        .send(from_address(
-            "10.0.0.1",
-            Method::POST,
-            "/auth/login",
-            None,
-            &json!({"username": "alice", "password": PASSWORD}),
-        ))
-        .await;
-    assert_eq!(real.status, StatusCode::OK, "{}", real.text());
+    app.send(from_address(
+        "10.0.0.1",
+        Method::POST,
+        "/auth/login",
+        None,
+        &json!({"username": "alice", "password": PASSWORD}),
+    ))
+    .await
+    .assert_status(StatusCode::OK);
 }
 
 /// `PUT /auth/password` checked the old password without any throttle: a stolen token could
@@ -617,15 +565,15 @@ async fn wrong_old_passwords_are_throttled() {
     let guess = json!({"old_password": "not the password", "new_password": "new password 123"});
     for _ in 0..10 {
         let response = app
-            .bearer(Method::PUT, "/auth/password", &token, Some(&guess))
-            .await;
-        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+            .put_json("/auth/password", &token, &guess)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
         assert_eq!(response.code(), "invalid_credentials");
     }
     let limited = app
-        .bearer(Method::PUT, "/auth/password", &token, Some(&guess))
-        .await;
-    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        .put_json("/auth/password", &token, &guess)
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.code(), "rate_limited");
     let retry_after: u64 = limited.headers["retry-after"]
         .to_str()
@@ -647,12 +595,12 @@ async fn a_scoped_key_acts_for_its_creator_within_its_scope(backend: Backend) {
     create_project(&app, &alice, "other-model", "private").await;
     let key = |access: &str| json!({"name": "ci", "scopes": [{"project": "private-model", "access": access}]});
     let read = app
-        .bearer(Method::POST, "/api-keys", &alice, Some(&key("read")))
-        .await;
-    assert_eq!(read.status, StatusCode::CREATED, "{}", read.text());
+        .post_json("/api-keys", &alice, &key("read"))
+        .await
+        .assert_status(StatusCode::CREATED);
     let read = read.json()["key"].as_str().unwrap().to_owned();
     let write = app
-        .bearer(Method::POST, "/api-keys", &alice, Some(&key("write")))
+        .post_json("/api-keys", &alice, &key("write"))
         .await
         .json()["key"]
         .as_str()
@@ -661,9 +609,7 @@ async fn a_scoped_key_acts_for_its_creator_within_its_scope(backend: Backend) {
 
     // Read: metadata and search, within the scope only.
     assert_eq!(
-        app.bearer(Method::GET, "/projects/private-model", &read, None)
-            .await
-            .status,
+        app.get_as("/projects/private-model", &read).await.status,
         StatusCode::OK
     );
     eventually("the key finds its creator's private project", || async {
@@ -671,34 +617,20 @@ async fn a_scoped_key_acts_for_its_creator_within_its_scope(backend: Backend) {
     })
     .await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/other-model", &read, None)
-            .await
-            .status,
+        app.get_as("/projects/other-model", &read).await.status,
         StatusCode::NOT_FOUND
     );
     // A read key never writes.
     let version = json!({"version": "v1"});
-    let refused = app
-        .bearer(
-            Method::POST,
-            "/projects/private-model/versions",
-            &read,
-            Some(&version),
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    app.post_json("/projects/private-model/versions", &read, &version)
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
 
     // Write: creates a version and uploads into it; still nothing outside the scope, and
     // never managing.
-    let created = app
-        .bearer(
-            Method::POST,
-            "/projects/private-model/versions",
-            &write,
-            Some(&version),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app.post_json("/projects/private-model/versions", &write, &version)
+        .await
+        .assert_status(StatusCode::CREATED);
     assert_eq!(
         upload(&app, &write, "private-model", "v1", "weights.bin", b"w")
             .await
@@ -712,22 +644,16 @@ async fn a_scoped_key_acts_for_its_creator_within_its_scope(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        app.bearer(
-            Method::POST,
-            "/projects/other-model/versions",
-            &write,
-            Some(&version)
-        )
-        .await
-        .status,
+        app.post_json("/projects/other-model/versions", &write, &version)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.bearer(
-            Method::PUT,
+        app.put_json(
             "/projects/private-model/permissions",
             &write,
-            Some(&json!({"read_access": "public"}))
+            &json!({"read_access": "public"})
         )
         .await
         .status,
@@ -745,62 +671,43 @@ async fn api_keys_can_be_disabled_and_enabled_again() {
     let eve = app.user_token("eve", Role::Maintainer).await;
     create_project(&app, &alice, "p", "private").await;
     let created = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/api-keys",
             &alice,
-            Some(&json!({"name": "ci", "scopes": [{"project": "p", "access": "read"}]})),
+            &json!({"name": "ci", "scopes": [{"project": "p", "access": "read"}]}),
         )
         .await
         .json();
     let key = created["key"].as_str().unwrap().to_owned();
     let path = format!("/api-keys/{}", created["id"].as_str().unwrap());
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &key, None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/auth/me", &key).await.status, StatusCode::OK);
     // Another user can't touch it.
     assert_eq!(
-        app.bearer(Method::PATCH, &path, &eve, Some(&json!({"disabled": true})))
+        app.patch_json(&path, &eve, &json!({"disabled": true}))
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     let disabled = app
-        .bearer(
-            Method::PATCH,
-            &path,
-            &alice,
-            Some(&json!({"disabled": true})),
-        )
-        .await;
-    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text());
+        .patch_json(&path, &alice, &json!({"disabled": true}))
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(disabled.json()["disabled"], true);
     assert!(
         disabled.json().get("key").is_none(),
         "the secret is never shown again"
     );
-    let refused = app.bearer(Method::GET, "/auth/me", &key, None).await;
-    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(refused.code(), "api_key_invalid");
-    let listed = app
-        .bearer(Method::GET, "/api-keys", &alice, None)
+    let refused = app
+        .get_as("/auth/me", &key)
         .await
-        .json();
+        .assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.code(), "api_key_invalid");
+    let listed = app.get_as("/api-keys", &alice).await.json();
     assert_eq!(listed["results"][0]["disabled"], true);
-    let enabled = app
-        .bearer(
-            Method::PATCH,
-            &path,
-            &alice,
-            Some(&json!({"disabled": false})),
-        )
-        .await;
-    assert_eq!(enabled.status, StatusCode::OK);
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &key, None).await.status,
-        StatusCode::OK
-    );
+    app.patch_json(&path, &alice, &json!({"disabled": false}))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(app.get_as("/auth/me", &key).await.status, StatusCode::OK);
 }
 
 // ------------------------------------------------------------------ CLI, schedule, OIDC
@@ -910,56 +817,11 @@ async fn expired_revocations_are_purged_on_schedule() {
 /// tokens keep working), and loads them in the background.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_jwks_url_is_retried_in_the_background() {
-    let ec = aws_lc_rs::signature::EcdsaKeyPair::generate(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-    )
-    .unwrap();
-    let ec = EncodingKey::from_ec_der(ec.to_pkcs8v1().unwrap().as_ref());
-    let mut jwk = Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap();
-    jwk.common.key_id = Some("late-key".into());
-    let body = serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap();
-    // The provider is down (503) until `up` is set.
-    let up = Arc::new(AtomicBool::new(false));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let provider_up = up.clone();
-    let provider = tokio::spawn(async move {
-        let router = axum::Router::new().route(
-            "/.well-known/jwks.json",
-            axum::routing::get(move || {
-                let body = body.clone();
-                let up = provider_up.load(Ordering::SeqCst);
-                async move {
-                    if up {
-                        (StatusCode::OK, [("content-type", "application/json")], body)
-                    } else {
-                        (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            [("content-type", "text/plain")],
-                            String::new(),
-                        )
-                    }
-                }
-            }),
-        );
-        let _ = axum::serve(listener, router).await;
-    });
-    let app = TestApp::local_with(|settings| {
-        settings.oidc.jwks_url = Some(format!("http://{address}/.well-known/jwks.json"));
-        settings.oidc.issuer = Some("https://idp.example".into());
-        settings.oidc.audience = Some("trove-api".into());
-    })
-    .await;
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("late-key".to_owned());
-    let external = jsonwebtoken::encode(
-        &header,
-        &json!({"iss": "https://idp.example", "aud": "trove-api", "exp": now_secs() + 600,
-                "iat": now_secs(), "preferred_username": "erin"}),
-        &ec,
-    )
-    .unwrap();
-    let waiting = app.bearer(Method::GET, "/auth/me", &external, None).await;
+    // The provider is down (503) until it is set up.
+    let provider = Provider::start("late-key", false).await;
+    let app = provider.trusting_app().await;
+    let external = provider.token("erin");
+    let waiting = app.get_as("/auth/me", &external).await;
     assert_eq!(
         waiting.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -969,23 +831,12 @@ async fn a_late_jwks_url_is_retried_in_the_background() {
     assert_eq!(waiting.code(), "identity_provider_unavailable");
     assert!(waiting.headers.contains_key("retry-after"));
     let local = app.user_token("alice", Role::Guest).await;
-    assert_eq!(
-        app.bearer(Method::GET, "/auth/me", &local, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_as("/auth/me", &local).await.status, StatusCode::OK);
 
-    up.store(true, Ordering::SeqCst);
+    provider.up.store(true, Ordering::SeqCst);
     eventually(
         "external tokens are accepted once the keys load",
-        || async {
-            app.bearer(Method::GET, "/auth/me", &external, None)
-                .await
-                .status
-                == StatusCode::OK
-        },
+        || async { app.get_as("/auth/me", &external).await.status == StatusCode::OK },
     )
     .await;
-    provider.abort();
 }

@@ -20,14 +20,13 @@ async fn start_upload(
     body: &Value,
 ) -> Value {
     let answer = app
-        .bearer(
-            Method::POST,
+        .post_json(
             &format!("/projects/{project}/version/{version}/upload"),
             token,
-            Some(body),
+            body,
         )
-        .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        .await
+        .assert_status(StatusCode::OK);
     answer.json()
 }
 
@@ -59,24 +58,17 @@ fn url_lifetime(url: &str) -> i64 {
 
 async fn download(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
     let response = app
-        .bearer(
-            Method::GET,
-            &format!("/files/{}?redirect=false", enc(id)),
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        .get_as(&format!("/files/{}?redirect=false", enc(id)), token)
+        .await
+        .assert_status(StatusCode::OK);
     response.bytes
 }
 
 async fn listed_md5(app: &TestApp, token: &str, project: &str, version: &str, path: &str) -> Value {
     let listing = app
-        .bearer(
-            Method::GET,
+        .get_as(
             &format!("/projects/{project}/version/{version}/files"),
             token,
-            None,
         )
         .await
         .json();
@@ -97,12 +89,7 @@ async fn a_removed_writers_old_presigned_url_overwrites_a_stable_file(backend: B
     let bob = app.user_token("bob", Role::Developer).await;
     create_project(&app, &alice, "p", "private").await;
     let granted = app
-        .bearer(
-            Method::PUT,
-            "/projects/p/permissions",
-            &alice,
-            Some(&json!({"writers": ["bob"], "viewers": ["bob"], "write_access": "writers", "read_access": "viewers"})),
-        )
+        .put_json("/projects/p/permissions", &alice, &json!({"writers": ["bob"], "viewers": ["bob"], "write_access": "writers", "read_access": "viewers"}))
         .await;
     wait_job(&app, &alice, &granted).await;
     let upload = start_upload(
@@ -123,24 +110,17 @@ async fn a_removed_writers_old_presigned_url_overwrites_a_stable_file(backend: B
     assert_eq!(put_url(&url, b"the real weights").await, 200);
 
     let removed = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             &alice,
-            Some(&json!({"writers": [], "viewers": []})),
+            &json!({"writers": [], "viewers": []}),
         )
         .await;
     wait_job(&app, &alice, &removed).await;
     complete(&app, &alice, "p", "v1", None).await;
-    let stable = app
-        .bearer(
-            Method::PATCH,
-            "/projects/p/version/v1",
-            &alice,
-            Some(&json!({"stable": true})),
-        )
-        .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+    app.patch_json("/projects/p/version/v1", &alice, &json!({"stable": true}))
+        .await
+        .assert_status(StatusCode::OK);
 
     let status = put_url(&url, b"poisoned weights").await;
     if backend == Backend::Local {
@@ -168,12 +148,7 @@ async fn presigned_urls_are_checked_when_used_not_only_when_made() {
     let bob = app.user_token("bob", Role::Developer).await;
     create_project(&app, &alice, "p", "private").await;
     let granted = app
-        .bearer(
-            Method::PUT,
-            "/projects/p/permissions",
-            &alice,
-            Some(&json!({"writers": ["bob"], "viewers": ["bob"], "write_access": "writers", "read_access": "viewers"})),
-        )
+        .put_json("/projects/p/permissions", &alice, &json!({"writers": ["bob"], "viewers": ["bob"], "write_access": "writers", "read_access": "viewers"}))
         .await;
     wait_job(&app, &alice, &granted).await;
     let upload = start_upload(&app, &bob, "p", "v1", &json!({"filenames": ["a.bin"]})).await;
@@ -182,11 +157,10 @@ async fn presigned_urls_are_checked_when_used_not_only_when_made() {
         .unwrap()
         .to_owned();
     let removed = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/p/permissions",
             &alice,
-            Some(&json!({"writers": [], "viewers": []})),
+            &json!({"writers": [], "viewers": []}),
         )
         .await;
     wait_job(&app, &alice, &removed).await;
@@ -198,16 +172,15 @@ async fn presigned_urls_are_checked_when_used_not_only_when_made() {
         .as_str()
         .unwrap()
         .to_owned();
-    let aborted = app
-        .bearer(Method::PUT, "/projects/p/version/v2/abort", &alice, None)
-        .await;
-    assert_eq!(aborted.status, StatusCode::OK);
+    app.bearer(Method::PUT, "/projects/p/version/v2/abort", &alice, None)
+        .await
+        .assert_status(StatusCode::OK);
     start_upload(&app, &alice, "p", "v2", &json!({"filenames": ["a.bin"]})).await;
     assert_eq!(put_url(&old_url, b"from the old upload").await, 409);
     let completion = app
         .bearer(Method::PUT, "/projects/p/version/v2/complete", &alice, None)
-        .await;
-    assert_eq!(completion.status, StatusCode::BAD_REQUEST);
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(completion.code(), "missing_files");
 
     // A URL's lifetime never passes `completed_by`.
@@ -232,8 +205,9 @@ async fn an_upload_streaming_while_the_version_is_sealed_lands_in_it(backend: Ba
     create_project(&app, &alice, "p", "private").await;
     create_version(&app, &alice, "p", "v1").await;
     let original = b"original weights".to_vec();
-    let stored = upload(&app, Some(&alice), "p", "v1", "weights.bin", &original).await;
-    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    upload(&app, Some(&alice), "p", "v1", "weights.bin", &original)
+        .await
+        .assert_status(StatusCode::CREATED);
 
     for path in ["weights.bin", "late.bin"] {
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
@@ -257,15 +231,9 @@ async fn an_upload_streaming_while_the_version_is_sealed_lands_in_it(backend: Ba
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
             complete(&app, &alice, "p", "v1", None).await;
-            let stable = app
-                .bearer(
-                    Method::PATCH,
-                    "/projects/p/version/v1",
-                    &alice,
-                    Some(&json!({"stable": true})),
-                )
-                .await;
-            assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+            app.patch_json("/projects/p/version/v1", &alice, &json!({"stable": true}))
+                .await
+                .assert_status(StatusCode::OK);
         }
         // For `late.bin` the version is already sealed: the server may refuse the request
         // before reading the body, so the rest may find nobody listening.
@@ -343,19 +311,16 @@ async fn an_oversized_metadata_document_through_a_presigned_put_exhausts_memory(
         .unwrap();
     app.state.indexer.index_version("p", "v2").await.unwrap();
     let info = app
-        .bearer(Method::GET, "/projects/p/version/v2/info", &alice, None)
+        .get_as("/projects/p/version/v2/info", &alice)
         .await
         .json();
     let anomalies = info["anomalies"].to_string();
     assert!(anomalies.contains("p:huge.json@v2: oversized"), "{info}");
     // Not parsed: its content is not searchable, but the file is.
-    let found = app
-        .bearer(Method::GET, "/search?q=pad:*", &alice, None)
-        .await
-        .json();
+    let found = app.get_as("/search?q=pad:*", &alice).await.json();
     assert_eq!(found["results"].as_array().unwrap().len(), 0, "{found}");
     let found = app
-        .bearer(Method::GET, "/search?q=_extra.oversized:true", &alice, None)
+        .get_as("/search?q=_extra.oversized:true", &alice)
         .await
         .json();
     assert_eq!(
@@ -414,11 +379,10 @@ async fn path_clashes_and_existence_queries_answer_500(backend: Backend) {
         assert_eq!(clash.code(), "path_conflict");
     }
     let announced = app
-        .bearer(
-            Method::POST,
+        .post_json(
             "/projects/p/version/v2/upload",
             &alice,
-            Some(&json!({"filenames": ["m", "m/n"]})),
+            &json!({"filenames": ["m", "m/n"]}),
         )
         .await;
     assert_eq!(announced.code(), "path_conflict");
@@ -450,12 +414,7 @@ async fn path_clashes_and_existence_queries_answer_500(backend: Backend) {
         ("title:* AND NOT training:*", vec![]),
     ] {
         let response = app
-            .bearer(
-                Method::GET,
-                &format!("/search?q={}", enc(query)),
-                &alice,
-                None,
-            )
+            .get_as(&format!("/search?q={}", enc(query)), &alice)
             .await;
         assert_eq!(
             response.status,
@@ -471,10 +430,9 @@ async fn path_clashes_and_existence_queries_answer_500(backend: Backend) {
             .collect();
         assert_eq!(ids, expected, "{query}");
     }
-    let forbidden = app
-        .bearer(Method::GET, "/search?q=readers:*", &alice, None)
-        .await;
-    assert_eq!(forbidden.status, StatusCode::BAD_REQUEST);
+    app.get_as("/search?q=readers:*", &alice)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 }
 both_backends!(path_clashes_and_existence_queries_answer_500);
 
@@ -528,8 +486,9 @@ async fn callers_learn_what_they_cannot_see() {
     // A public project: readers see it, but not who has access.
     project_with_file(&app, &alice, "open", "public", b"open bytes").await;
     for path in ["/projects/open/permissions", "/projects/open/members"] {
-        let answer = app.bearer(Method::GET, path, &carol, None).await;
-        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+        app.get_as(path, &carol)
+            .await
+            .assert_status(StatusCode::FORBIDDEN);
     }
     let info = get_json(&app, "/projects/open/version/v1/info", &carol).await;
     assert_eq!(info["permissions"], Value::Null, "{info}");
@@ -543,15 +502,13 @@ async fn callers_learn_what_they_cannot_see() {
     let owners_only = json!({"owners": ["alice"], "read_access": "owners"});
     let v1_profile = "/projects/shared/version/v1/permissions";
     let hide_v1 = app
-        .bearer(Method::PUT, v1_profile, &alice, Some(&owners_only))
-        .await;
-    assert_eq!(hide_v1.status, StatusCode::ACCEPTED, "{}", hide_v1.text());
+        .put_json(v1_profile, &alice, &owners_only)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
     wait_job(&app, &alice, &hide_v1).await;
     let carol_writes = json!({"writers": ["carol"], "write_access": "writers", "viewers": ["carol"], "read_access": "viewers"});
     let profile = "/projects/shared/permissions";
-    let granted = app
-        .bearer(Method::PUT, profile, &alice, Some(&carol_writes))
-        .await;
+    let granted = app.put_json(profile, &alice, &carol_writes).await;
     wait_job(&app, &alice, &granted).await;
     let by_md5 = json!({"filenames": [{"filename": "a.bin", "check": "md5", "value": {"md5sum": md5_hex(b"secret bytes")}}]});
     let dedup = start_upload(&app, &carol, "shared", "v2", &by_md5).await;
@@ -560,13 +517,15 @@ async fn callers_learn_what_they_cannot_see() {
     assert_eq!(urls, 1, "{dedup}");
     // Alice herself (who can read v1) gets the link.
     let abort = "/projects/shared/version/v2/abort";
-    let aborted = app.bearer(Method::PUT, abort, &carol, None).await;
-    assert_eq!(aborted.status, StatusCode::OK);
+    app.bearer(Method::PUT, abort, &carol, None)
+        .await
+        .assert_status(StatusCode::OK);
     let own = start_upload(&app, &alice, "shared", "v2", &by_md5).await;
     assert_eq!(own["links"].as_array().unwrap().len(), 1, "{own}");
     let link_url = own["links"][0]["url"].as_str().unwrap();
-    let link = app.bearer(Method::PUT, link_url, &alice, None).await;
-    assert_eq!(link.status, StatusCode::OK, "{}", link.text());
+    app.bearer(Method::PUT, link_url, &alice, None)
+        .await
+        .assert_status(StatusCode::OK);
     complete(&app, &alice, "shared", "v2", None).await;
 
     // The listing and the metadata of the link show its target to alice, not to carol.
@@ -603,59 +562,37 @@ async fn the_global_profile_is_managed_by_admins_only() {
         assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{method}");
     }
     // A project without a profile of its own falls back to the global one.
-    let response = app
-        .bearer(
-            Method::POST,
-            "/projects/p/version/v1/upload",
-            &alice,
-            Some(&json!({"filenames": []})),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK);
+    app.post_json(
+        "/projects/p/version/v1/upload",
+        &alice,
+        &json!({"filenames": []}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     complete(&app, &alice, "p", "v1", None).await;
-    let deleted = app
-        .bearer(Method::DELETE, "/projects/p/permissions", &alice, None)
-        .await;
+    let deleted = app.delete_as("/projects/p/permissions", &alice).await;
     wait_job(&app, &alice, &deleted).await;
     let put = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/permissions",
             &root,
-            Some(&json!({"read_access": "authenticated", "owners": ["root"]})),
+            &json!({"read_access": "authenticated", "owners": ["root"]}),
         )
         .await;
     wait_job(&app, &root, &put).await;
-    let global = app
-        .bearer(Method::GET, "/permissions", &root, None)
-        .await
-        .json();
+    let global = app.get_as("/permissions", &root).await.json();
     assert_eq!(global["read_access"], "authenticated", "{global}");
     assert_eq!(global["scope"], "global", "{global}");
     let bob = app.user_token("bob", Role::Guest).await;
-    assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let deleted = app
-        .bearer(Method::DELETE, "/permissions", &root, None)
-        .await;
+    assert_eq!(app.get_as("/projects/p", &bob).await.status, StatusCode::OK);
+    let deleted = app.delete_as("/permissions", &root).await;
     wait_job(&app, &root, &deleted).await;
     assert_eq!(
-        app.bearer(Method::GET, "/projects/p", &bob, None)
-            .await
-            .status,
+        app.get_as("/projects/p", &bob).await.status,
         StatusCode::NOT_FOUND
     );
     let bad = app
-        .bearer(
-            Method::PUT,
-            "/permissions",
-            &root,
-            Some(&json!({"scope": "project"})),
-        )
+        .put_json("/permissions", &root, &json!({"scope": "project"}))
         .await;
     assert_eq!(
         bad.status,

@@ -54,7 +54,7 @@ async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) {
     let path = answer.json()["path"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let job = app.bearer(Method::GET, &path, token, None).await.json();
+        let job = app.get_as(&path, token).await.json();
         if job["status"] == "SUCCESS" {
             return;
         }
@@ -66,22 +66,21 @@ async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) {
 
 async fn upload(app: &TestApp, token: &str, path: &str, body: &[u8], content_type: &str) {
     let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
-    let response = app
-        .send(
-            Request::builder()
-                .method(Method::PUT)
-                .uri(format!(
-                    "/projects/site/version/v1/files/{}",
-                    enc_path(path)
-                ))
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-md5", md5)
-                .header("content-type", content_type)
-                .body(Body::from(body.to_vec()))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    app.send(
+        Request::builder()
+            .method(Method::PUT)
+            .uri(format!(
+                "/projects/site/version/v1/files/{}",
+                enc_path(path)
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-md5", md5)
+            .header("content-type", content_type)
+            .body(Body::from(body.to_vec()))
+            .unwrap(),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
 }
 
 /// A public project `site` (anyone reads and downloads) with a completed version `v1` holding
@@ -89,24 +88,18 @@ async fn upload(app: &TestApp, token: &str, path: &str, body: &[u8], content_typ
 async fn public_site(app: &TestApp, hostile_name: &str) {
     let owner = app.user_token("owner", Role::Maintainer).await;
     expect(
-        app.bearer(
-            Method::POST,
+        app.post_json(
             "/projects",
             &owner,
-            Some(&json!({"project_id": "site", "title": "T", "type": "MODEL", "visibility": "public"})),
+            &json!({"project_id": "site", "title": "T", "type": "MODEL", "visibility": "public"}),
         )
         .await,
         StatusCode::CREATED,
     )
     .await;
     expect(
-        app.bearer(
-            Method::POST,
-            "/projects/site/versions",
-            &owner,
-            Some(&json!({"version": "v1"})),
-        )
-        .await,
+        app.post_json("/projects/site/versions", &owner, &json!({"version": "v1"}))
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -122,11 +115,10 @@ async fn public_site(app: &TestApp, hostile_name: &str) {
         .await;
     wait_job(app, &owner, &complete).await;
     let permissions = app
-        .bearer(
-            Method::PUT,
+        .put_json(
             "/projects/site/permissions",
             &owner,
-            Some(&json!({"read_access": "public", "download_access": "public"})),
+            &json!({"read_access": "public", "download_access": "public"}),
         )
         .await;
     wait_job(app, &owner, &permissions).await;
@@ -140,32 +132,23 @@ const PAGE: &[u8] =
 /// are refused as paths; the unit tests of `api::download` cover them).
 const HOSTILE: &str = "evil\"; filename=x.exe %0d%0a \u{e9}.html";
 
-async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(backend: Backend) {
-    let app = BackendApp::start(backend).await;
-    public_site(&app, HOSTILE).await;
-    let id = |path: &str| format!("/files/{}", enc_path(&format!("site:{path}@v1")));
+/// The download route of `path` in the public site's v1.
+fn site_file(path: &str) -> String {
+    format!("/files/{}", enc_path(&format!("site:{path}@v1")))
+}
 
-    // Streamed through Trove (`?redirect=false`; the default on the local backend).
-    let page = expect(
-        app.get(&format!("{}?redirect=false", id("page.html")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(page.bytes, PAGE);
-    assert_inert_attachment(&page.headers, "page.html");
-
-    // Range, ETag and 304 keep working, with the same headers.
+/// Range, ETag and 304 keep working, with the same headers.
+async fn step_range_etag_and_304_keep_the_headers(app: &TestApp, page: &TestResponse) {
     let range = app
         .send(
             Request::builder()
-                .uri(format!("{}?redirect=false", id("page.html")))
+                .uri(format!("{}?redirect=false", site_file("page.html")))
                 .header("range", "bytes=0-5")
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(range.status, StatusCode::PARTIAL_CONTENT);
+        .await
+        .assert_status(StatusCode::PARTIAL_CONTENT);
     assert_eq!(range.bytes, &PAGE[..6]);
     assert_inert_attachment(&range.headers, "page.html");
     let etag = header(&page.headers, "etag").to_owned();
@@ -173,42 +156,19 @@ async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(back
     let cached = app
         .send(
             Request::builder()
-                .uri(format!("{}?redirect=false", id("page.html")))
+                .uri(format!("{}?redirect=false", site_file("page.html")))
                 .header("if-none-match", &etag)
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+        .await
+        .assert_status(StatusCode::NOT_MODIFIED);
     assert_eq!(header(&cached.headers, "x-content-type-options"), "nosniff");
+}
 
-    // The hostile name cannot add a parameter or a header line.
-    let hostile = expect(
-        app.get(&format!("{}?redirect=false", id(HOSTILE))).await,
-        StatusCode::OK,
-    )
-    .await;
-    let disposition = header(&hostile.headers, "content-disposition");
-    assert!(
-        disposition.starts_with(
-            "attachment; filename=\"evil_; filename=x.exe _0d_0a _.html\"; filename*=UTF-8''evil%22%3B%20filename%3Dx.exe%20%250d%250a%20%C3%A9.html"
-        ),
-        "{disposition}"
-    );
-    assert_eq!(disposition.matches('"').count(), 2, "{disposition}");
-    assert_eq!(
-        hostile
-            .headers
-            .get_all("content-disposition")
-            .iter()
-            .count(),
-        1
-    );
-    assert_eq!(
-        header(&hostile.headers, "x-content-type-options"),
-        "nosniff"
-    );
-
+/// A presigned download answers an inert attachment too: the local backend's presigned GET with
+/// the same headers, S3 through signed `response-content-*` overrides.
+async fn step_presigned_downloads_answer_inert_attachments(app: &TestApp, backend: Backend) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -235,7 +195,7 @@ async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(back
         Backend::S3 => {
             // The redirect's presigned URL makes S3 answer an attachment with an inert type
             // (signed `response-content-*` overrides; S3 cannot send nosniff or a CSP).
-            let redirect = expect(app.get(&id("page.html")).await, StatusCode::FOUND).await;
+            let redirect = expect(app.get(&site_file("page.html")).await, StatusCode::FOUND).await;
             let location = header(&redirect.headers, "location").to_owned();
             let query: std::collections::HashMap<String, String> = url::Url::parse(&location)
                 .unwrap()
@@ -265,6 +225,54 @@ async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(back
         }
     }
 }
+
+async fn an_anonymous_download_of_a_public_html_file_is_served_as_live_html(backend: Backend) {
+    let app = BackendApp::start(backend).await;
+    public_site(&app, HOSTILE).await;
+
+    // Streamed through Trove (`?redirect=false`; the default on the local backend).
+    let page = expect(
+        app.get(&format!("{}?redirect=false", site_file("page.html")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page.bytes, PAGE);
+    assert_inert_attachment(&page.headers, "page.html");
+
+    // Range, ETag and 304 keep working, with the same headers.
+    step_range_etag_and_304_keep_the_headers(&app, &page).await;
+
+    // The hostile name cannot add a parameter or a header line.
+    let hostile = expect(
+        app.get(&format!("{}?redirect=false", site_file(HOSTILE)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let disposition = header(&hostile.headers, "content-disposition");
+    assert!(
+        disposition.starts_with(
+            "attachment; filename=\"evil_; filename=x.exe _0d_0a _.html\"; filename*=UTF-8''evil%22%3B%20filename%3Dx.exe%20%250d%250a%20%C3%A9.html"
+        ),
+        "{disposition}"
+    );
+    assert_eq!(disposition.matches('"').count(), 2, "{disposition}");
+    assert_eq!(
+        hostile
+            .headers
+            .get_all("content-disposition")
+            .iter()
+            .count(),
+        1
+    );
+    assert_eq!(
+        header(&hostile.headers, "x-content-type-options"),
+        "nosniff"
+    );
+
+    step_presigned_downloads_answer_inert_attachments(&app, backend).await;
+}
 both_backends!(an_anonymous_download_of_a_public_html_file_is_served_as_live_html);
 
 #[tokio::test]
@@ -272,26 +280,17 @@ async fn api_answers_could_be_sniffed_or_framed() {
     let app = TestApp::local().await;
     for path in ["/", "/no/such/route"] {
         let response = app.get(path).await;
-        assert_eq!(
-            header(&response.headers, "x-content-type-options"),
-            "nosniff",
-            "{path}"
-        );
-        assert_eq!(
-            header(&response.headers, "content-security-policy"),
-            "default-src 'none'; frame-ancestors 'none'",
-            "{path}"
-        );
-        assert_eq!(
-            header(&response.headers, "referrer-policy"),
-            "no-referrer",
-            "{path}"
-        );
-        assert_eq!(
-            header(&response.headers, "x-frame-options"),
-            "DENY",
-            "{path}"
-        );
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            (
+                "content-security-policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"),
+        ] {
+            assert_eq!(header(&response.headers, name), value, "{path}");
+        }
     }
     // The docs page is rendered on the server from embedded assets: nothing from a CDN.
     let docs = expect(app.get("/docs").await, StatusCode::OK).await;
@@ -323,16 +322,12 @@ async fn anyone_can_read_the_metrics() {
     let anonymous = expect(app.get("/metrics").await, StatusCode::UNAUTHORIZED).await;
     assert_eq!(anonymous.code(), "token_missing");
     let refused = expect(
-        app.bearer(Method::GET, "/metrics", &developer, None).await,
+        app.get_as("/metrics", &developer).await,
         StatusCode::FORBIDDEN,
     )
     .await;
     assert_eq!(refused.code(), "forbidden");
-    let metrics = expect(
-        app.bearer(Method::GET, "/metrics", &admin, None).await,
-        StatusCode::OK,
-    )
-    .await;
+    let metrics = expect(app.get_as("/metrics", &admin).await, StatusCode::OK).await;
     assert!(
         metrics.text().contains("trove_http_requests_total"),
         "{}",
@@ -349,7 +344,7 @@ async fn metrics_moved_to_their_own_listener_are_not_served_on_the_main_one() {
     let admin = app.user_token("root", Role::Admin).await;
     for token in [None, Some(admin.as_str())] {
         let response = match token {
-            Some(token) => app.bearer(Method::GET, "/metrics", token, None).await,
+            Some(token) => app.get_as("/metrics", token).await,
             None => app.get("/metrics").await,
         };
         assert_eq!(
@@ -387,28 +382,9 @@ async fn metrics_moved_to_their_own_listener_are_not_served_on_the_main_one() {
 #[tokio::test]
 async fn trove_serve_serves_metrics_only_on_the_metrics_listener() {
     let data_dir = tempfile::tempdir().unwrap();
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trove"))
-        .current_dir(std::env::temp_dir())
-        .env_remove("TROVE_CONFIG")
-        .env("TROVE_LOG", "error")
+    let (port, metrics_port) = (crate::common::free_port(), crate::common::free_port());
+    let mut child = crate::common::trove_serve(data_dir.path(), port)
         .env("TROVE_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use serde_json::{Value, json};
 use trove::permissions::Role;
 
-use crate::common::artifacts::{call, complete, create_version, upload};
+use crate::common::artifacts::{complete, create_version, upload};
 use crate::common::{TestApp, free_port};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -255,16 +255,18 @@ async fn app_with(accounts: &[(&str, Role)]) -> (TestApp, Vec<String>) {
 
 /// Creates a project through the API.
 async fn project(app: &TestApp, token: &str, body: Value) {
-    let created = call(app, Method::POST, "/projects", Some(token), Some(&body)).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    app.post_json("/projects", token, &body)
+        .await
+        .assert_status(StatusCode::CREATED);
 }
 
 /// Pushes a completed version with `files` through the API.
 async fn push(app: &TestApp, token: &str, project: &str, version: &str, files: &[(&str, &[u8])]) {
     create_version(app, token, project, version).await;
     for (path, bytes) in files {
-        let stored = upload(app, Some(token), project, version, path, bytes).await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+        upload(app, Some(token), project, version, path, bytes)
+            .await
+            .assert_status(StatusCode::CREATED);
     }
     complete(app, token, project, version, None).await;
 }
@@ -441,15 +443,13 @@ async fn browser_project_and_version_pages_show_versions_files_and_metadata() {
         ],
     )
     .await;
-    let stable = call(
-        &app,
-        Method::PATCH,
+    app.patch_json(
         "/projects/bert-base/version/v1",
-        Some(alice),
-        Some(&json!({"stable": true})),
+        alice,
+        &json!({"stable": true}),
     )
-    .await;
-    assert_eq!(stable.status, StatusCode::OK, "{}", stable.text());
+    .await
+    .assert_status(StatusCode::OK);
 
     let browser = Browser::start(&app).await;
     browser.sign_in("alice").await;
@@ -713,15 +713,13 @@ async fn browser_developer_granted_on_one_project_of_a_namespace_sees_it_and_not
     let _one = ONE_BROWSER.lock().await;
     let (app, tokens) = app_with(&[("root", Role::Admin), ("dave", Role::Developer)]).await;
     let admin = &tokens[0];
-    let created = call(
-        &app,
-        Method::POST,
+    app.post_json(
         "/namespaces",
-        Some(admin),
-        Some(&json!({"name": "vision", "description": "Vision team"})),
+        admin,
+        &json!({"name": "vision", "description": "Vision team"}),
     )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    .await
+    .assert_status(StatusCode::CREATED);
     for (id, title) in [
         ("vision-detector", "Vision detector"),
         ("vision-segmenter", "Vision segmenter"),
@@ -735,14 +733,13 @@ async fn browser_developer_granted_on_one_project_of_a_namespace_sees_it_and_not
         .await;
         push(&app, admin, id, "v1", &[("weights.bin", b"w")]).await;
     }
-    let granted = call(
-        &app,
-        Method::POST,
-        "/projects/vision-detector/members",
-        Some(admin),
-        Some(&json!({"principal": "dave", "level": "developer"})),
-    )
-    .await;
+    let granted = app
+        .post_json(
+            "/projects/vision-detector/members",
+            admin,
+            &json!({"principal": "dave", "level": "developer"}),
+        )
+        .await;
     assert!(granted.status.is_success(), "{}", granted.text());
 
     let browser = Browser::start(&app).await;
@@ -789,19 +786,19 @@ async fn browser_script_payloads_in_every_user_field_stay_inert_and_literal() {
         ("meta.json", metadata.to_string().into_bytes()),
     ] {
         let path = crate::common::artifacts::enc(path).replace('+', "%20");
-        let stored = upload(&app, Some(alice), "payload", "v1", &path, &bytes).await;
-        assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+        upload(&app, Some(alice), "payload", "v1", &path, &bytes)
+            .await
+            .assert_status(StatusCode::CREATED);
     }
     complete(&app, alice, "payload", "v1", None).await;
     // A directory-group principal carrying a payload, shared with.
-    let shared = call(
-        &app,
-        Method::POST,
-        "/projects/payload/share",
-        Some(alice),
-        Some(&json!({"principal": format!("CN={image}")})),
-    )
-    .await;
+    let shared = app
+        .post_json(
+            "/projects/payload/share",
+            alice,
+            &json!({"principal": format!("CN={image}")}),
+        )
+        .await;
     let shared_principal = shared.status.is_success();
 
     let browser = Browser::start(&app).await;
@@ -862,14 +859,13 @@ async fn browser_keyboard_only_navigation_goes_from_search_to_a_download() {
         "type": "MODEL", "visibility": "public"}),
     )
     .await;
-    let public = call(
-        &app,
-        Method::PUT,
-        "/projects/tokenizer/permissions",
-        Some(alice),
-        Some(&json!({"download_access": "public"})),
-    )
-    .await;
+    let public = app
+        .put_json(
+            "/projects/tokenizer/permissions",
+            alice,
+            &json!({"download_access": "public"}),
+        )
+        .await;
     assert!(public.status.is_success(), "{}", public.text());
     push(
         &app,

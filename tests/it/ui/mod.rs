@@ -8,8 +8,8 @@ use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 use trove::permissions::Role;
 
-use crate::common::artifacts::{call, create_project};
-use crate::common::{TestApp, TestResponse};
+use crate::common::artifacts::create_project;
+use crate::common::{TestApp, TestResponse, hidden_value};
 
 /// A browser session obtained through the sign-in form: its `Cookie` header and the CSRF
 /// token of its pages.
@@ -29,15 +29,6 @@ fn set_cookies(response: &TestResponse) -> Vec<String> {
 
 fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
-}
-
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
 }
 
 async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> TestResponse {
@@ -76,8 +67,9 @@ async fn sign_in_with(
     password: &str,
     headers: &[(&str, &str)],
 ) -> TestResponse {
-    let form = get_with(app, "/ui/login", &[]).await;
-    assert_eq!(form.status, StatusCode::OK, "{}", form.text());
+    let form = get_with(app, "/ui/login", &[])
+        .await
+        .assert_status(StatusCode::OK);
     let nonce = cookie_pair(&set_cookies(&form)[0]);
     let csrf = hidden_value(&form.text(), "csrf");
     let mut all = vec![("cookie", nonce.as_str())];
@@ -98,8 +90,9 @@ async fn sign_in_with(
 
 /// Signs in and answers the session.
 pub async fn sign_in(app: &TestApp, username: &str, password: &str) -> Session {
-    let answer = sign_in_with(app, username, password, &[]).await;
-    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+    let answer = sign_in_with(app, username, password, &[])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
     let session = set_cookies(&answer)
         .into_iter()
         .find(|cookie| cookie.starts_with("trove_session="))
@@ -155,46 +148,45 @@ async fn ui_forms_and_forwarding_refuse_requests_without_the_sessions_csrf_token
         (refused.status, refused.code().as_str()),
         (StatusCode::FORBIDDEN, "csrf_failed")
     );
-    let refused = app.send(forwarded(Some(&bob.csrf))).await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    app.send(forwarded(Some(&bob.csrf)))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
     // Nothing was created by the refused requests.
-    let listing = call(
-        &app,
-        Method::GET,
-        "/projects",
-        Some(&app.login("alice", "password-of-tests").await),
-        None,
-    )
-    .await;
+    let listing = app
+        .get_as("/projects", &app.login("alice", "password-of-tests").await)
+        .await;
     assert_eq!(listing.json()["total"], 0, "{}", listing.text());
 
     // With the right token both work, as alice.
     let mut form = new_project.to_vec();
     form.push(("csrf", alice.csrf.as_str()));
-    let created = post_form(&app, "/ui/new", &[("cookie", &alice.cookie)], &form).await;
-    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+    let created = post_form(&app, "/ui/new", &[("cookie", &alice.cookie)], &form)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
     assert_eq!(created.headers["location"], "/ui/projects/p1/upload");
-    let created = app.send(forwarded(Some(&alice.csrf))).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let created = app
+        .send(forwarded(Some(&alice.csrf)))
+        .await
+        .assert_status(StatusCode::CREATED);
     assert_eq!(created.json()["created_by"], "alice");
 
     // Signing out needs the token too, and then the old token is revoked.
-    let refused = post_form(
+    post_form(
         &app,
         "/ui/logout",
         &[("cookie", &alice.cookie)],
         &[("csrf", "")],
     )
-    .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
     let out = post_form(
         &app,
         "/ui/logout",
         &[("cookie", &alice.cookie)],
         &[("csrf", &alice.csrf)],
     )
-    .await;
-    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
     assert!(set_cookies(&out)[0].starts_with("trove_session=; Max-Age=0"));
     let stale = get_with(&app, "/ui/search", &[("cookie", &alice.cookie)]).await;
     assert_eq!(
@@ -224,16 +216,17 @@ async fn ui_login_form_needs_its_own_csrf_token() {
             ("csrf", "00"),
         ],
     )
-    .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
     assert!(
         set_cookies(&refused)
             .iter()
             .all(|cookie| !cookie.starts_with("trove_session="))
     );
     // Wrong passwords answer the API's status on the form.
-    let wrong = sign_in_with(&app, "alice", "not-the-password", &[]).await;
-    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let wrong = sign_in_with(&app, "alice", "not-the-password", &[])
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     assert!(wrong.text().contains("Wrong username or password."));
 }
 
@@ -245,8 +238,9 @@ async fn ui_session_cookie_is_http_only_strict_and_secure_behind_an_https_proxy(
         (vec![], false),
         (vec![("x-forwarded-proto", "https")], true),
     ] {
-        let answer = sign_in_with(&app, "alice", "password-of-tests", &headers).await;
-        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+        let answer = sign_in_with(&app, "alice", "password-of-tests", &headers)
+            .await
+            .assert_status(StatusCode::SEE_OTHER);
         let session = set_cookies(&answer)
             .into_iter()
             .find(|cookie| cookie.starts_with("trove_session="))
@@ -259,8 +253,9 @@ async fn ui_session_cookie_is_http_only_strict_and_secure_behind_an_https_proxy(
     }
     // The public API never takes the cookie as a credential.
     let session = sign_in(&app, "alice", "password-of-tests").await;
-    let me = get_with(&app, "/auth/me", &[("cookie", &session.cookie)]).await;
-    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    get_with(&app, "/auth/me", &[("cookie", &session.cookie)])
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,8 +297,9 @@ async fn ui_pages_and_docs_carry_a_strict_content_security_policy() {
         .replace("&#x2f;", "/");
     assert!(docs.contains("/projects/{project}/version/{version}/complete"));
     assert!(docs.contains("/auth/login"));
-    let js = get_with(&app, "/ui/assets/trove.js", &[]).await;
-    assert_eq!(js.status, StatusCode::OK);
+    let js = get_with(&app, "/ui/assets/trove.js", &[])
+        .await
+        .assert_status(StatusCode::OK);
     assert!(js.bytes.len() < 50 * 1024);
 }
 
@@ -346,13 +342,13 @@ async fn ui_unreadable_project_is_the_same_404_page_as_a_missing_one() {
         StatusCode::NOT_FOUND
     );
     let owner = sign_in(&app, "alice", "password-of-tests").await;
-    let page = get_with(
+    get_with(
         &app,
         "/ui/projects/secret-model",
         &[("cookie", &owner.cookie)],
     )
-    .await;
-    assert_eq!(page.status, StatusCode::OK);
+    .await
+    .assert_status(StatusCode::OK);
     // Malformed names are a clear 400, never a 500.
     let bad = get_with(&app, "/ui/projects/..bad", &[("cookie", &owner.cookie)]).await;
     assert!(bad.status.is_client_error(), "{}", bad.status);
@@ -366,8 +362,8 @@ async fn root_redirects_browsers_to_the_ui_and_keeps_json_for_api_clients() {
         "/",
         &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
     )
-    .await;
-    assert_eq!(browser.status, StatusCode::SEE_OTHER);
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
     assert_eq!(browser.headers["location"], "/ui/");
     for accept in [None, Some("application/json"), Some("*/*")] {
         let headers: Vec<(&str, &str)> = accept.map(|a| vec![("accept", a)]).unwrap_or_default();
@@ -375,8 +371,9 @@ async fn root_redirects_browsers_to_the_ui_and_keeps_json_for_api_clients() {
         assert_eq!(client.status, StatusCode::OK, "{accept:?}");
         assert_eq!(client.json()["name"], "trove");
     }
-    let home = get_with(&app, "/ui/", &[]).await;
-    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    let home = get_with(&app, "/ui/", &[])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
     assert_eq!(home.headers["location"], "/ui/search");
     // Other methods on / still reach the API (its JSON error).
     let post = app.request(Method::POST, "/", Body::empty()).await;
@@ -392,8 +389,9 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
     create_project(&app, &alice, "model-x", "private").await;
     let session = sign_in(&app, "alice", "password-of-tests").await;
     let cookie = [("cookie", session.cookie.as_str())];
-    let form = get_with(&app, "/ui/projects/model-x/permissions", &cookie).await;
-    assert_eq!(form.status, StatusCode::OK, "{}", form.text());
+    let form = get_with(&app, "/ui/projects/model-x/permissions", &cookie)
+        .await
+        .assert_status(StatusCode::OK);
     assert!(
         form.text().contains(">alice</textarea>"),
         "the owners are filled in"
@@ -424,15 +422,10 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
         html.contains("no-such-user</textarea>"),
         "the input is kept"
     );
-    let profile = call(
-        &app,
-        Method::GET,
-        "/projects/model-x/permissions",
-        Some(&alice),
-        None,
-    )
-    .await
-    .json();
+    let profile = app
+        .get_as("/projects/model-x/permissions", &alice)
+        .await
+        .json();
     assert_eq!(profile["viewers"], json!([]), "nothing changed: {profile}");
 
     // A valid change is saved through the API.
@@ -447,18 +440,13 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
             ("read_access", "viewers"),
         ],
     )
-    .await;
-    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text());
-    assert!(saved.text().contains("id=\"permissions-saved\""));
-    let profile = call(
-        &app,
-        Method::GET,
-        "/projects/model-x/permissions",
-        Some(&alice),
-        None,
-    )
     .await
-    .json();
+    .assert_status(StatusCode::OK);
+    assert!(saved.text().contains("id=\"permissions-saved\""));
+    let profile = app
+        .get_as("/projects/model-x/permissions", &alice)
+        .await
+        .json();
     assert_eq!(profile["viewers"], json!(["bob"]));
     // A viewer may not change it: the API's 403, the form untouched.
     let bob = sign_in(&app, "bob", "password-of-tests").await;
@@ -478,95 +466,91 @@ async fn ui_permission_form_shows_the_servers_validation_error_next_to_the_field
         "{}",
         denied.status
     );
-    let profile = call(
-        &app,
-        Method::GET,
-        "/projects/model-x/permissions",
-        Some(&alice),
-        None,
-    )
-    .await
-    .json();
+    let profile = app
+        .get_as("/projects/model-x/permissions", &alice)
+        .await
+        .json();
     assert_eq!(profile["owners"], json!(["alice"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once() {
-    let app = TestApp::local().await;
-    app.user_token("root", Role::Admin).await;
-    let alice = app.user_token("alice", Role::Maintainer).await;
-    create_project(&app, &alice, "model-y", "private").await;
-    let admin = sign_in(&app, "root", "password-of-tests").await;
-    let maintainer = sign_in(&app, "alice", "password-of-tests").await;
+/// The admin pages answer admins, and the global audit log is filtered by action; a maintainer
+/// is refused both.
+async fn step_admin_pages_are_for_admins(app: &TestApp, admin: &Session, maintainer: &Session) {
     for path in [
         "/ui/admin/users",
         "/ui/admin/groups",
         "/ui/admin/sync",
         "/ui/admin/audit",
     ] {
-        let page = get_with(&app, path, &[("cookie", &admin.cookie)]).await;
+        let page = get_with(app, path, &[("cookie", &admin.cookie)]).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text());
     }
     assert!(
-        get_with(&app, "/ui/admin/users", &[("cookie", &admin.cookie)])
+        get_with(app, "/ui/admin/users", &[("cookie", &admin.cookie)])
             .await
             .text()
             .contains("alice")
     );
-    let sync = get_with(&app, "/ui/admin/sync", &[("cookie", &admin.cookie)])
+    let sync = get_with(app, "/ui/admin/sync", &[("cookie", &admin.cookie)])
         .await
         .text();
     assert!(sync.contains("id=\"sync-status\">ok<"), "{sync}");
-    let denied = get_with(&app, "/ui/admin/users", &[("cookie", &maintainer.cookie)]).await;
-    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let denied = get_with(app, "/ui/admin/users", &[("cookie", &maintainer.cookie)])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
     assert!(!denied.text().contains("root"), "no account listed");
     // The global audit log: admins only, filtered by action.
     let audit = get_with(
-        &app,
+        app,
         "/ui/admin/audit?action=auth.login",
         &[("cookie", &admin.cookie)],
     )
-    .await;
-    assert_eq!(audit.status, StatusCode::OK);
+    .await
+    .assert_status(StatusCode::OK);
     let audit = audit.text();
     assert!(
         audit.contains("<code>auth.login</code>") && !audit.contains("<code>project.create</code>"),
         "{audit}"
     );
-    let denied = get_with(&app, "/ui/admin/audit", &[("cookie", &maintainer.cookie)]).await;
-    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    get_with(app, "/ui/admin/audit", &[("cookie", &maintainer.cookie)])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+}
 
+/// Role change through the form; an unknown role is refused on the page.
+async fn step_a_role_change_through_the_form(app: &TestApp, admin: &Session) {
     // Role change through the form.
-    let changed = post_form(
-        &app,
+    post_form(
+        app,
         "/ui/admin/users/alice",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("role", "developer")],
     )
-    .await;
-    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
-    let account = call(
-        &app,
-        Method::GET,
-        "/users/alice",
-        Some(&app.login("root", "password-of-tests").await),
-        None,
-    )
-    .await;
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    let account = app
+        .get_as(
+            "/users/alice",
+            &app.login("root", "password-of-tests").await,
+        )
+        .await;
     assert_eq!(account.json()["role"], "developer");
     let bad = post_form(
-        &app,
+        app,
         "/ui/admin/users/alice",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("role", "emperor")],
     )
-    .await;
-    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    .await
+    .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().contains("id=\"admin-error\""));
+}
 
+/// An API key: its secret on the creation answer only, and it works.
+async fn step_an_api_key_secret_shows_once(app: &TestApp, admin: &Session) {
     // An API key: its secret on the creation answer only, and it works.
     let created = post_form(
-        &app,
+        app,
         "/ui/keys",
         &[("cookie", &admin.cookie)],
         &[
@@ -578,27 +562,32 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
             ("expires_in_days", "30"),
         ],
     )
-    .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    .await
+    .assert_status(StatusCode::OK);
     let html = created.text();
     let marker = "id=\"new-key-secret\">";
     let start = html.find(marker).expect("the secret is shown") + marker.len();
     let secret = html[start..].split('<').next().unwrap().to_owned();
     assert!(secret.len() > 20, "{secret}");
-    let listing = get_with(&app, "/ui/keys", &[("cookie", &admin.cookie)])
+    let listing = get_with(app, "/ui/keys", &[("cookie", &admin.cookie)])
         .await
         .text();
     assert!(
         listing.contains("ci") && !listing.contains(&secret),
         "shown once"
     );
-    let with_key = call(&app, Method::GET, "/projects/model-y", Some(&secret), None).await;
-    assert_eq!(with_key.status, StatusCode::OK, "{}", with_key.text());
+    app.get_as("/projects/model-y", &secret)
+        .await
+        .assert_status(StatusCode::OK);
+}
 
+/// Groups: created, then members added and removed through each group's form (a forged form
+/// and an invalid name refused).
+async fn step_groups_through_their_forms(app: &TestApp, admin: &Session) {
     // Groups: created, then members added and removed through each group's form.
     app.user_token("bob", Role::Developer).await;
-    let created = post_form(
-        &app,
+    post_form(
+        app,
         "/ui/admin/groups",
         &[("cookie", &admin.cookie)],
         &[
@@ -607,43 +596,118 @@ async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once(
             ("members", "alice"),
         ],
     )
-    .await;
-    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
     let root = app.login("root", "password-of-tests").await;
-    let forged = post_form(
-        &app,
+    post_form(
+        app,
         "/ui/admin/groups/vision/members",
         &[("cookie", &admin.cookie)],
         &[("csrf", "00"), ("add", "bob")],
     )
-    .await;
-    assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    let changed = post_form(
-        &app,
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    post_form(
+        app,
         "/ui/admin/groups/vision/members",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("add", "bob"), ("remove", "alice")],
     )
-    .await;
-    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
-    let group = call(&app, Method::GET, "/groups/vision", Some(&root), None).await;
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    let group = app.get_as("/groups/vision", &root).await;
     assert_eq!(group.json()["members"], json!(["bob"]), "{}", group.text());
     let invalid = post_form(
-        &app,
+        app,
         "/ui/admin/groups/vision/members",
         &[("cookie", &admin.cookie)],
         &[("csrf", &admin.csrf), ("add", "not a name!")],
     )
-    .await;
-    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    .await
+    .assert_status(StatusCode::BAD_REQUEST);
     assert!(invalid.text().contains("id=\"admin-error\""));
-    let listing = get_with(&app, "/ui/admin/groups", &[("cookie", &admin.cookie)])
+    let listing = get_with(app, "/ui/admin/groups", &[("cookie", &admin.cookie)])
         .await
         .text();
     assert!(
         listing.contains("action=\"/ui/admin/groups/vision/members\""),
         "{listing}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_admin_pages_are_the_apis_admin_routes_and_api_key_secrets_show_once() {
+    let app = TestApp::local().await;
+    app.user_token("root", Role::Admin).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "model-y", "private").await;
+    let admin = sign_in(&app, "root", "password-of-tests").await;
+    let maintainer = sign_in(&app, "alice", "password-of-tests").await;
+    step_admin_pages_are_for_admins(&app, &admin, &maintainer).await;
+
+    step_a_role_change_through_the_form(&app, &admin).await;
+
+    step_an_api_key_secret_shows_once(&app, &admin).await;
+
+    step_groups_through_their_forms(&app, &admin).await;
+}
+
+/// A grant the API refuses (owner level is not offered; maintainer is refused) shows its reason;
+/// developer is granted.
+async fn step_a_refused_grant_then_a_granted_one(
+    app: &TestApp,
+    cookie: &[(&str, &str)],
+    owner: &Session,
+) {
+    // A grant the API refuses (owner level is not offered; maintainer is refused): its reason.
+    let refused = post_form(
+        app,
+        "/ui/projects/shared-model/members",
+        cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "dev"),
+            ("level", "maintainer"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text()
+    );
+    assert!(refused.text().contains("id=\"members-error\""));
+    post_form(
+        app,
+        "/ui/projects/shared-model/members",
+        cookie,
+        &[
+            ("csrf", &owner.csrf),
+            ("principal", "dev"),
+            ("level", "developer"),
+        ],
+    )
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+}
+
+/// bob cannot use the forms either: his revoke of dev is the API's 404 page, dev stays.
+async fn step_a_revoked_member_cannot_use_the_forms(app: &TestApp, bob: &Session, alice: &str) {
+    // bob cannot use the forms either: his revoke of dev is the API's 404 page.
+    post_form(
+        app,
+        "/ui/projects/shared-model/members/revoke",
+        &[("cookie", &bob.cookie)],
+        &[("csrf", &bob.csrf), ("principal", "dev")],
+    )
+    .await
+    .assert_status(StatusCode::NOT_FOUND);
+    let members = app
+        .get_as("/projects/shared-model/members", alice)
+        .await
+        .json();
+    assert!(members.to_string().contains("\"dev\""), "{members}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,15 +741,15 @@ async fn ui_members_page_grants_shares_and_revokes_through_the_api() {
             ("expires_on", "next week"),
         ],
     )
-    .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    .await
+    .assert_status(StatusCode::BAD_REQUEST);
     assert!(bad.text().contains("id=\"members-error\""));
     bob_sees(StatusCode::NOT_FOUND).await;
 
     let until = (chrono::Utc::now() + chrono::Duration::days(7))
         .date_naive()
         .to_string();
-    let shared = post_form(
+    post_form(
         &app,
         "/ui/projects/shared-model/share",
         &cookie,
@@ -695,8 +759,8 @@ async fn ui_members_page_grants_shares_and_revokes_through_the_api() {
             ("expires_on", &until),
         ],
     )
-    .await;
-    assert_eq!(shared.status, StatusCode::SEE_OTHER, "{}", shared.text());
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
     bob_sees(StatusCode::OK).await;
     let page = get_with(&app, "/ui/projects/shared-model/members", &cookie)
         .await
@@ -708,67 +772,19 @@ async fn ui_members_page_grants_shares_and_revokes_through_the_api() {
         "{page}"
     );
 
-    // A grant the API refuses (owner level is not offered; maintainer is refused): its reason.
-    let refused = post_form(
-        &app,
-        "/ui/projects/shared-model/members",
-        &cookie,
-        &[
-            ("csrf", &owner.csrf),
-            ("principal", "dev"),
-            ("level", "maintainer"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.text()
-    );
-    assert!(refused.text().contains("id=\"members-error\""));
-    let granted = post_form(
-        &app,
-        "/ui/projects/shared-model/members",
-        &cookie,
-        &[
-            ("csrf", &owner.csrf),
-            ("principal", "dev"),
-            ("level", "developer"),
-        ],
-    )
-    .await;
-    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.text());
+    step_a_refused_grant_then_a_granted_one(&app, &cookie, &owner).await;
 
     // Revoke: bob is gone at once.
-    let revoked = post_form(
+    post_form(
         &app,
         "/ui/projects/shared-model/members/revoke",
         &cookie,
         &[("csrf", &owner.csrf), ("principal", "bob")],
     )
-    .await;
-    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
-    bob_sees(StatusCode::NOT_FOUND).await;
-    // bob cannot use the forms either: his revoke of dev is the API's 404 page.
-    let denied = post_form(
-        &app,
-        "/ui/projects/shared-model/members/revoke",
-        &[("cookie", &bob.cookie)],
-        &[("csrf", &bob.csrf), ("principal", "dev")],
-    )
-    .await;
-    assert_eq!(denied.status, StatusCode::NOT_FOUND);
-    let members = call(
-        &app,
-        Method::GET,
-        "/projects/shared-model/members",
-        Some(&alice),
-        None,
-    )
     .await
-    .json();
-    assert!(members.to_string().contains("\"dev\""), "{members}");
+    .assert_status(StatusCode::SEE_OTHER);
+    bob_sees(StatusCode::NOT_FOUND).await;
+    step_a_revoked_member_cannot_use_the_forms(&app, &bob, &alice).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -790,8 +806,8 @@ async fn ui_namespaces_are_created_granted_and_revoked_by_admins_only() {
             ("visibility", "private"),
         ],
     )
-    .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
     assert!(refused.text().contains("id=\"namespaces-error\""));
     let invalid = post_form(
         &app,
@@ -818,16 +834,17 @@ async fn ui_namespaces_are_created_granted_and_revoked_by_admins_only() {
             ("visibility", "private"),
         ],
     )
-    .await;
-    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text());
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
     assert_eq!(created.headers["location"], "/ui/namespaces/speech");
     let page = get_with(&app, "/ui/namespaces", &cookie).await.text();
     assert!(page.contains("Speech team"));
     // The developer cannot see a private namespace they have no grant in.
-    let hidden = get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)]).await;
-    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)])
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
 
-    let granted = post_form(
+    post_form(
         &app,
         "/ui/namespaces/speech/members",
         &cookie,
@@ -837,10 +854,11 @@ async fn ui_namespaces_are_created_granted_and_revoked_by_admins_only() {
             ("level", "developer"),
         ],
     )
-    .await;
-    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.text());
-    let seen = get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)]).await;
-    assert_eq!(seen.status, StatusCode::OK);
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)])
+        .await
+        .assert_status(StatusCode::OK);
     let members = get_with(&app, "/ui/namespaces/speech", &cookie)
         .await
         .text();
@@ -849,16 +867,17 @@ async fn ui_namespaces_are_created_granted_and_revoked_by_admins_only() {
         "{members}"
     );
 
-    let revoked = post_form(
+    post_form(
         &app,
         "/ui/namespaces/speech/members/revoke",
         &cookie,
         &[("csrf", &admin.csrf), ("principal", "dev")],
     )
-    .await;
-    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
-    let hidden = get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)]).await;
-    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    get_with(&app, "/ui/namespaces/speech", &[("cookie", &dev.cookie)])
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -870,14 +889,13 @@ async fn ui_owners_mark_a_version_stable_and_viewers_get_the_apis_refusal() {
     crate::common::artifacts::create_version(&app, &alice, "frozen", "v1").await;
     crate::common::artifacts::upload(&app, Some(&alice), "frozen", "v1", "a.txt", b"a").await;
     crate::common::artifacts::complete(&app, &alice, "frozen", "v1", None).await;
-    let shared = call(
-        &app,
-        Method::POST,
-        "/projects/frozen/share",
-        Some(&alice),
-        Some(&json!({"principal": "bob"})),
-    )
-    .await;
+    let shared = app
+        .post_json(
+            "/projects/frozen/share",
+            &alice,
+            &json!({"principal": "bob"}),
+        )
+        .await;
     assert!(shared.status.is_success(), "{}", shared.text());
     let owner = sign_in(&app, "alice", "password-of-tests").await;
     let viewer = sign_in(&app, "bob", "password-of-tests").await;
@@ -890,31 +908,26 @@ async fn ui_owners_mark_a_version_stable_and_viewers_get_the_apis_refusal() {
     .text();
     assert!(page.contains("id=\"stable-submit\">Mark stable"), "{page}");
 
-    let denied = post_form(
+    post_form(
         &app,
         "/ui/projects/frozen/versions/v1/stable",
         &[("cookie", &viewer.cookie)],
         &[("csrf", &viewer.csrf), ("stable", "true")],
     )
-    .await;
-    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.text());
-    let marked = post_form(
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    post_form(
         &app,
         "/ui/projects/frozen/versions/v1/stable",
         &[("cookie", &owner.cookie)],
         &[("csrf", &owner.csrf), ("stable", "true")],
     )
-    .await;
-    assert_eq!(marked.status, StatusCode::SEE_OTHER, "{}", marked.text());
-    let record = call(
-        &app,
-        Method::GET,
-        "/projects/frozen/version/v1",
-        Some(&alice),
-        None,
-    )
     .await
-    .json();
+    .assert_status(StatusCode::SEE_OTHER);
+    let record = app
+        .get_as("/projects/frozen/version/v1", &alice)
+        .await
+        .json();
     assert_eq!(record["stable"], true);
     let page = get_with(
         &app,
