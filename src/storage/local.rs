@@ -301,23 +301,43 @@ async fn next_batch(body: &mut ByteStream) -> io::Result<Vec<Bytes>> {
     Ok(batch)
 }
 
-/// The writing side of a put: the temp file, its digests and how much of it is on disk.
-struct Writer {
-    file: fs::File,
+/// The digests of a put, updated batch by batch.
+struct Digests {
     md5: Md5,
     sha256: Sha256,
+}
+
+impl Digests {
+    fn update(mut self, batch: &[Bytes]) -> Self {
+        for chunk in batch {
+            self.md5.update(chunk);
+            self.sha256.update(chunk);
+        }
+        self
+    }
+}
+
+/// The writing side of a put: the temp file and how much of it is on disk.
+struct Writer {
+    file: fs::File,
     written: u64,
     flushed: u64,
 }
 
 impl Writer {
-    /// Hashes and writes one batch, flushing it early every [`FLUSH_EVERY`] bytes.
+    /// Writes one batch (one `writev` for all its chunks, more only if the kernel takes
+    /// less), flushing it early every [`FLUSH_EVERY`] bytes.
     fn write(mut self, batch: &[Bytes]) -> io::Result<Self> {
-        for chunk in batch {
-            self.md5.update(chunk);
-            self.sha256.update(chunk);
-            io::Write::write_all(&mut self.file, chunk)?;
-            self.written += chunk.len() as u64;
+        let mut slices: Vec<io::IoSlice<'_>> =
+            batch.iter().map(|chunk| io::IoSlice::new(chunk)).collect();
+        let mut remaining = &mut slices[..];
+        while !remaining.is_empty() {
+            let written = io::Write::write_vectored(&mut self.file, remaining)?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.written += written as u64;
+            io::IoSlice::advance_slices(&mut remaining, written);
         }
         if self.written - self.flushed >= FLUSH_EVERY {
             self.file.sync_data()?;
@@ -327,27 +347,59 @@ impl Writer {
     }
 }
 
-/// Streams `body` into `file`, one pass over the bytes: each batch is hashed and written by
-/// one blocking step (off the async workers) while the next batch arrives. No thread is held
-/// while the client is slow to send.
+/// Streams `body` into `file`, one pass over the bytes and no copy of them. Three stages run
+/// side by side: the body arrives batch by batch, each batch is hashed by one blocking step
+/// and written (now and then flushed) by another. A stage that is briefly slower (a flush, a
+/// slow read) does not stall the others: each hands its batch on through a queue of one, so
+/// at most five batches of one upload are held. The stages are futures of this one — none is
+/// spawned — so a dropped request drops them all; no thread is held while the client is slow
+/// to send.
 async fn write_hashed(file: fs::File, mut body: ByteStream) -> Result<(fs::File, Md5, Sha256)> {
-    let mut writer = Writer {
-        file,
-        md5: Md5::new(),
-        sha256: Sha256::new(),
-        written: 0,
-        flushed: 0,
+    let (to_hasher, mut hasher_queue) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(1);
+    let (to_writer, mut writer_queue) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(1);
+    let receiving = async move {
+        loop {
+            let batch = next_batch(&mut body).await.map_err(StorageError::Body)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let batch = Arc::new(batch);
+            // A closed queue means that stage failed: its error is the one to answer.
+            if to_hasher.send(Arc::clone(&batch)).await.is_err()
+                || to_writer.send(batch).await.is_err()
+            {
+                return Ok(());
+            }
+        }
     };
-    let mut batch = next_batch(&mut body).await.map_err(StorageError::Body)?;
-    while !batch.is_empty() {
-        let writing = tokio::task::spawn_blocking(move || writer.write(&batch));
-        // The next batch arrives while this one is hashed and written.
-        let next = next_batch(&mut body).await;
-        writer = (writing.await.map_err(|error| join_error(&error))?)
-            .map_err(|error| io_error("write temp file", &error))?;
-        batch = next.map_err(StorageError::Body)?;
-    }
-    Ok((writer.file, writer.md5, writer.sha256))
+    let hashing = async move {
+        let mut digests = Digests {
+            md5: Md5::new(),
+            sha256: Sha256::new(),
+        };
+        while let Some(batch) = hasher_queue.recv().await {
+            digests = tokio::task::spawn_blocking(move || digests.update(&batch))
+                .await
+                .map_err(|error| join_error(&error))?;
+        }
+        Ok::<_, StorageError>(digests)
+    };
+    let writing = async move {
+        let mut writer = Writer {
+            file,
+            written: 0,
+            flushed: 0,
+        };
+        while let Some(batch) = writer_queue.recv().await {
+            writer = tokio::task::spawn_blocking(move || writer.write(&batch))
+                .await
+                .map_err(|error| join_error(&error))?
+                .map_err(|error| io_error("write temp file", &error))?;
+        }
+        Ok::<_, StorageError>(writer)
+    };
+    let ((), digests, writer) = futures::try_join!(receiving, hashing, writing)?;
+    Ok((writer.file, digests.md5, digests.sha256))
 }
 
 /// Removes a temporary file when dropped, unless disarmed.
