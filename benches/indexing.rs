@@ -71,8 +71,91 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Seeds `app`'s storage, then times a full rebuild; prints a line and returns documents/s.
-async fn measure(label: &str, app: &AppState, documents: usize) -> anyhow::Result<f64> {
+/// A full rebuild's figures.
+struct Rebuild {
+    projects: usize,
+    versions: usize,
+    documents: usize,
+    seconds: f64,
+    cpu: f64,
+    /// Peak RSS (MiB) during the rebuild, and RSS before it.
+    peak: f64,
+    before: f64,
+}
+
+/// Times a full rebuild of `app`'s index from its storage.
+async fn rebuild(app: &AppState) -> anyhow::Result<Rebuild> {
+    // The rebuild's own peak memory (issue 18 item 7): reset the high-water mark (Linux:
+    // `5` to `clear_refs`), so what came before does not count.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let (_, before) = corpus::memory_mib();
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let report = app.indexer.index_projects(None, |_, _| {}).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let (peak, _) = corpus::memory_mib();
+    Ok(Rebuild {
+        projects: report.projects,
+        versions: report.versions,
+        documents: report.documents,
+        seconds,
+        cpu,
+        peak,
+        before,
+    })
+}
+
+/// The environment variable that makes this benchmark a child process running one phase
+/// (`rebuild` or `restart`) over the data directory in [`CHILD_DIR`]: the local figures are
+/// taken in a process that did nothing else, so its peak memory is the phase's own.
+const CHILD: &str = "TROVE_BENCH_INDEX_CHILD";
+/// The child's data directory.
+const CHILD_DIR: &str = "TROVE_BENCH_INDEX_CHILD_DIR";
+
+/// Runs `phase` in a child process of this benchmark over `data_dir`; answers its stdout.
+fn in_child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg("--bench")
+        .env(CHILD, phase)
+        .env(CHILD_DIR, data_dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(output.status.success(), "{phase} child: {}", output.status);
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+/// A child's phase; prints its result on stdout.
+async fn child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if phase == "restart" {
+        println!("{}", restart(data_dir).await?);
+        return Ok(());
+    }
+    let app = seed::app(seed::local_settings(data_dir)).await?;
+    let figures = rebuild(&app).await?;
+    app.index.close();
+    println!(
+        "{} {} {} {} {} {} {}",
+        figures.projects,
+        figures.versions,
+        figures.documents,
+        figures.seconds,
+        figures.cpu,
+        figures.peak,
+        figures.before
+    );
+    Ok(())
+}
+
+/// Seeds `app`'s storage with `documents`, then times a full rebuild — in a child process
+/// when `fresh` is the app's data directory (the app is closed first), else in this one;
+/// prints the report's row and answers documents/s.
+async fn measure(
+    label: &str,
+    app: AppState,
+    documents: usize,
+    fresh: Option<&std::path::Path>,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let seeded = seed::seed(
         app.storage.clone(),
@@ -85,35 +168,98 @@ async fn measure(label: &str, app: &AppState, documents: usize) -> anyhow::Resul
     let seeding = started.elapsed().as_secs_f64();
     // A marker for profilers attaching to the indexing phase only.
     eprintln!("seeded {label}: indexing");
-    // The rebuild's own peak memory (issue 18 item 7): reset the high-water mark (Linux:
-    // `5` to `clear_refs`), so the seeding's buffers do not count.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let (_, before) = corpus::memory_mib();
-    let cpu_before = cpu_seconds();
-    let started = Instant::now();
-    let report = app.indexer.index_projects(None, |_, _| {}).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
+    let figures = match fresh {
+        None => {
+            let figures = rebuild(&app).await?;
+            app.index.close();
+            figures
+        }
+        Some(data_dir) => {
+            app.index.close();
+            drop(app);
+            let line = in_child("rebuild", data_dir)?;
+            let numbers: Vec<f64> = line
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()?;
+            anyhow::ensure!(numbers.len() == 7, "rebuild child answered {line:?}");
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let count = |index: usize| numbers[index] as usize;
+            Rebuild {
+                projects: count(0),
+                versions: count(1),
+                documents: count(2),
+                seconds: numbers[3],
+                cpu: numbers[4],
+                peak: numbers[5],
+                before: numbers[6],
+            }
+        }
+    };
     anyhow::ensure!(
-        report.documents == seeded.documents + seeded.projects,
+        figures.documents == seeded.documents + seeded.projects,
         "indexed {} documents, seeded {} + {} project records",
-        report.documents,
+        figures.documents,
         seeded.documents,
         seeded.projects
     );
-    let rate = report.documents as f64 / seconds;
-    let (peak, _) = corpus::memory_mib();
+    let Rebuild {
+        projects,
+        versions,
+        documents,
+        seconds,
+        cpu,
+        peak,
+        before,
+    } = figures;
+    let rate = documents as f64 / seconds;
     // What the rebuild would reach with both cores to itself: documents per CPU second × 2.
-    let cpu_rate = report.documents as f64 / cpu.max(0.01) * 2.0;
+    let cpu_rate = documents as f64 / cpu.max(0.01) * 2.0;
+    let process = if fresh.is_some() {
+        "own process"
+    } else {
+        "after the seeding"
+    };
     println!(
-        "| {label} | {} | {} | {} | {seconds:.2} | **{rate:.0}** | {cpu:.2} ({cpu_rate:.0}) | {seeding:.1} | {peak:.0} (from {before:.0}) |",
-        report.projects, report.versions, report.documents
+        "| {label} | {projects} | {versions} | {documents} | {seconds:.2} | **{rate:.0}** | {cpu:.2} ({cpu_rate:.0}) | {seeding:.1} | {peak:.0} (from {before:.0}; {process}) |"
     );
     Ok(rate)
 }
 
+/// Start-up with the index on disk (issue 18 item 7): a new instance over `data_dir` —
+/// `App::build` opens the index — then the start-up reconciliation `trove serve` runs before
+/// it answers reads (the index is current, so no rebuild: the sync check of all of storage
+/// against it). Answers the report's line.
+async fn restart(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let app = seed::app(seed::local_settings(data_dir)).await?;
+    let opened = started.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(
+        !app.index.needs_rebuild(),
+        "the index on disk was not taken as current"
+    );
+    let mut ready = app.reconciled.subscribe();
+    app.reconcile_in_background();
+    // A reconciliation that keeps failing retries forever: bound the wait.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(1800),
+        ready.wait_for(|done| *done),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("start-up reconciliation still running after 30 min"))??;
+    let serving = started.elapsed().as_secs_f64();
+    let (peak, _) = corpus::memory_mib();
+    app.index.close();
+    Ok(format!(
+        "restart over the local index on disk, own process: `App::build` (opens the index) {opened:.0} ms; reads served after the start-up reconciliation (sync check of all of storage) at {serving:.2} s; peak RSS {peak:.0} MiB"
+    ))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if let (Ok(phase), Some(data_dir)) = (std::env::var(CHILD), std::env::var_os(CHILD_DIR)) {
+        return child(&phase, std::path::Path::new(&data_dir)).await;
+    }
     let documents = env_usize("TROVE_BENCH_INDEX_DOCS", 50_000);
     // The in-process S3 server (s3s-fs) walks the whole bucket on every recursive listing
     // whatever the prefix, so each version listing costs O(bucket): at 50,000 documents the
@@ -130,11 +276,11 @@ async fn main() -> anyhow::Result<()> {
 
     let local_dir = tempfile::tempdir()?;
     let local = seed::app(seed::local_settings(local_dir.path())).await?;
-    let local_rate = measure("local", &local, documents).await?;
-    // Closing waits for tantivy's merges: the size is the index as the rebuild leaves it.
-    local.index.close();
-    drop(local);
+    let local_rate = measure("local", local, documents, Some(local_dir.path())).await?;
+    // The child closed the index, which waits for tantivy's merges: the size is the index
+    // as the rebuild leaves it.
     let index_bytes = directory_bytes(&local_dir.path().join("index"));
+    let restarted = in_child("restart", local_dir.path());
 
     let server = s3_server::S3TestServer::start().await;
     let store = S3Store::connect(server.settings("trove-bench", "")).await?;
@@ -148,8 +294,7 @@ async fn main() -> anyhow::Result<()> {
         s3_server::SECRET_KEY,
     ))
     .await?;
-    let s3_rate = measure("s3 (127.0.0.1)", &s3, s3_documents).await?;
-    s3.index.close();
+    let s3_rate = measure("s3 (127.0.0.1)", s3, s3_documents, None).await?;
 
     println!();
     println!(
@@ -157,6 +302,7 @@ async fn main() -> anyhow::Result<()> {
         index_bytes as f64 / 1_048_576.0,
         index_bytes as f64 / documents.max(1) as f64
     );
+    println!("{}", restarted?);
     println!("SPEC §12 (≥ 25,000 docs/s local, ≥ 2,000 docs/s S3 on loopback):");
     println!(
         "  local: {local_rate:.0} docs/s → {}",

@@ -198,12 +198,24 @@ fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
 /// The calling thread's niceness while it hashes: the least priority.
 const HASHING_NICE: i32 = 19;
 
-/// Lowers the calling thread's scheduling priority to [`HASHING_NICE`]. On Linux,
-/// `setpriority(PRIO_PROCESS, tid)` applies to that one thread. Best effort: a failure leaves
-/// the default priority.
+/// Puts the calling thread under `SCHED_IDLE`, then at niceness [`HASHING_NICE`]. Nice 19
+/// alone still lets a hashing thread hold a core for a scheduler slice after a request's
+/// thread wakes (search p99 ×2.07 during a login storm, 2026-12-04); a `SCHED_IDLE` thread
+/// is preempted as soon as any normal thread wants the core, and still runs whenever a core
+/// is free. Both apply to this one thread on Linux and need no privilege. Best effort: a
+/// failure leaves the default priority.
 fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
     {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let _ = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        );
         let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICE);
     }
 }
@@ -248,17 +260,31 @@ mod tests {
         let hasher = PasswordHasher::new(1);
         let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
         let before = own();
-        let (name, nice) = hasher
+        let (name, nice, policy) = hasher
             .run_blocking(|| {
                 (
                     std::thread::current().name().map(str::to_owned),
                     rustix::process::getpriority_process(Some(rustix::thread::gettid())),
+                    thread_priority::unix::thread_schedule_policy(),
                 )
             })
             .await
             .unwrap();
         assert_eq!(name.as_deref(), Some("trove-argon2"));
         assert_eq!(nice.unwrap(), HASHING_NICE);
+        assert_eq!(
+            policy.unwrap(),
+            thread_priority::unix::ThreadSchedulePolicy::Normal(
+                thread_priority::unix::NormalThreadSchedulePolicy::Idle
+            )
+        );
+        assert_eq!(
+            thread_priority::unix::thread_schedule_policy().unwrap(),
+            thread_priority::unix::ThreadSchedulePolicy::Normal(
+                thread_priority::unix::NormalThreadSchedulePolicy::Other
+            ),
+            "the caller's own thread keeps the normal policy"
+        );
         // The caller's own thread keeps its priority.
         assert_eq!(own(), before);
     }
