@@ -81,6 +81,36 @@ struct Rebuild {
     /// Peak RSS (MiB) during the rebuild, and RSS before it.
     peak: f64,
     before: f64,
+    /// The largest anonymous part of RSS (MiB) sampled during the rebuild: RSS without the
+    /// index's memory-mapped files.
+    anon_peak: f64,
+}
+
+/// This process's anonymous resident memory (`RssAnon`), MiB.
+fn rss_anon_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("RssAnon:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Samples [`rss_anon_mib`] every 10 ms on a thread of its own until `stop` is set; the
+/// thread answers the largest value seen (Linux keeps no high-water mark of it).
+fn sample_anon(
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<f64> {
+    let stop = std::sync::Arc::clone(stop);
+    std::thread::spawn(move || {
+        let mut largest = rss_anon_mib();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            largest = largest.max(rss_anon_mib());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        largest.max(rss_anon_mib())
+    })
 }
 
 /// Times a full rebuild of `app`'s index from its storage.
@@ -89,11 +119,18 @@ async fn rebuild(app: &AppState) -> anyhow::Result<Rebuild> {
     // `5` to `clear_refs`), so what came before does not count.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let (_, before) = corpus::memory_mib();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_anon(&stop);
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let report = app.indexer.index_projects(None, |_, _| {}).await?;
+    let report = app.indexer.index_projects(None, |_, _| {}).await;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let anon_peak = sampler
+        .join()
+        .map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    let report = report?;
     let (peak, _) = corpus::memory_mib();
     Ok(Rebuild {
         projects: report.projects,
@@ -103,6 +140,7 @@ async fn rebuild(app: &AppState) -> anyhow::Result<Rebuild> {
         cpu,
         peak,
         before,
+        anon_peak,
     })
 }
 
@@ -135,14 +173,15 @@ async fn child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let figures = rebuild(&app).await?;
     app.index.close();
     println!(
-        "{} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {} {}",
         figures.projects,
         figures.versions,
         figures.documents,
         figures.seconds,
         figures.cpu,
         figures.peak,
-        figures.before
+        figures.before,
+        figures.anon_peak
     );
     Ok(())
 }
@@ -182,7 +221,7 @@ async fn measure(
                 .split_whitespace()
                 .map(str::parse)
                 .collect::<Result<_, _>>()?;
-            anyhow::ensure!(numbers.len() == 7, "rebuild child answered {line:?}");
+            anyhow::ensure!(numbers.len() == 8, "rebuild child answered {line:?}");
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let count = |index: usize| numbers[index] as usize;
             Rebuild {
@@ -193,6 +232,7 @@ async fn measure(
                 cpu: numbers[4],
                 peak: numbers[5],
                 before: numbers[6],
+                anon_peak: numbers[7],
             }
         }
     };
@@ -211,6 +251,7 @@ async fn measure(
         cpu,
         peak,
         before,
+        anon_peak,
     } = figures;
     let rate = documents as f64 / seconds;
     // What the rebuild would reach with both cores to itself: documents per CPU second × 2.
@@ -221,7 +262,7 @@ async fn measure(
         "after the seeding"
     };
     println!(
-        "| {label} | {projects} | {versions} | {documents} | {seconds:.2} | **{rate:.0}** | {cpu:.2} ({cpu_rate:.0}) | {seeding:.1} | {peak:.0} (from {before:.0}; {process}) |"
+        "| {label} | {projects} | {versions} | {documents} | {seconds:.2} | **{rate:.0}** | {cpu:.2} ({cpu_rate:.0}) | {seeding:.1} | {peak:.0} (anonymous {anon_peak:.0}; from {before:.0}; {process}) |"
     );
     Ok(rate)
 }

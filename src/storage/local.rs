@@ -368,13 +368,13 @@ impl Writer {
     }
 }
 
-/// Streams `body` into `file`, one pass over the bytes and no copy of them. Three stages run
-/// side by side: the body arrives batch by batch, each batch is hashed by one blocking step
-/// and written (now and then flushed) by another. A stage that is briefly slower (a flush, a
-/// slow read) does not stall the others: each hands its batch on through a queue of one, so
-/// at most five batches of one upload are held. The stages are futures of this one — none is
-/// spawned — so a dropped request drops them all; no thread is held while the client is slow
-/// to send.
+/// Streams `body` into `file`, one pass over the bytes, copying none but the small chunks
+/// [`next_batch`] gathers. Three stages run side by side: the body arrives batch by batch,
+/// each batch is hashed by one blocking step and written (now and then flushed) by another.
+/// A stage that is briefly slower (a flush, a slow read) does not stall the others: each
+/// hands its batch on through a queue of one, so at most five batches of one upload are
+/// held. The stages are futures of this one — none is spawned — so a dropped request drops
+/// them all; no thread is held while the client is slow to send.
 async fn write_hashed(file: fs::File, mut body: ByteStream) -> Result<(fs::File, Md5, Sha256)> {
     let (to_hasher, mut hasher_queue) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(1);
     let (to_writer, mut writer_queue) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(1);
