@@ -10,6 +10,11 @@
 //! whole bucket on every recursive listing, so beyond that the figure measures the test
 //! server: 506 docs/s at 50,000 documents against ~2,200 at 5,000 on the same machine).
 //!
+//! The local rebuild runs in a child process of its own (this binary re-executed with
+//! `TROVE_BENCH_INDEX_CHILD=rebuild`), so its peak RSS — and the anonymous part of it, sampled
+//! — is the rebuild's, not the seeding's; a second child (`restart`) then opens the index it
+//! left and times the start-up reconciliation until reads would be served (issue 18 item 7).
+//!
 //! Run: `scripts/bench.sh` (or `cargo bench --bench indexing`).
 
 #[path = "common/corpus.rs"]
