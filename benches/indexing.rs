@@ -91,30 +91,19 @@ struct Rebuild {
     anon_peak: f64,
 }
 
-/// This process's anonymous resident memory (`RssAnon`), MiB.
-fn rss_anon_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with("RssAnon:"))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// Samples [`rss_anon_mib`] every 10 ms on a thread of its own until `stop` is set; the
+/// Samples [`corpus::rss_anon_mib`] every 10 ms on a thread of its own until `stop` is set; the
 /// thread answers the largest value seen (Linux keeps no high-water mark of it).
 fn sample_anon(
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<f64> {
     let stop = std::sync::Arc::clone(stop);
     std::thread::spawn(move || {
-        let mut largest = rss_anon_mib();
+        let mut largest = corpus::rss_anon_mib();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            largest = largest.max(rss_anon_mib());
+            largest = largest.max(corpus::rss_anon_mib());
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        largest.max(rss_anon_mib())
+        largest.max(corpus::rss_anon_mib())
     })
 }
 

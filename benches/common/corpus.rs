@@ -349,19 +349,29 @@ pub fn caller_groups(first: usize, count: usize) -> Vec<usize> {
     (0..count).map(|i| (first + i * 7) % GROUPS).collect()
 }
 
+/// A `/proc/self/status` figure in kiB (`VmHWM:`, `RssAnon:`, ...), as MiB; `0` if absent.
+#[must_use]
+pub fn status_mib(status: &str, name: &str) -> f64 {
+    status
+        .lines()
+        .find(|line| line.starts_with(name))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 /// Peak and current resident memory (`VmHWM`, `VmRSS`) in MiB, from `/proc/self/status`.
 #[must_use]
 pub fn memory_mib() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    (status_mib(&status, "VmHWM:"), status_mib(&status, "VmRSS:"))
+}
+
+/// This process's anonymous resident memory (`RssAnon`: without mapped files) in MiB.
+#[must_use]
+pub fn rss_anon_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status_mib(&status, "RssAnon:")
 }
 
 /// Percentile (0..=100) of sorted durations in milliseconds.

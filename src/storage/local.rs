@@ -35,16 +35,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use md5::{Digest as _, Md5};
-use sha2::Sha256;
+use md5::Digest as _;
 
+use self::stream::{chunk_stream, read_chunk, write_hashed};
 use super::presign::LocalPresigner;
 use super::{
     ByteRange, ByteStream, GetObject, ListPage, ListRequest, ObjectMeta, ObjectStore,
     PresignMethod, PutCondition, PutOptions, PutOutcome, Result, StorageError, StorageKind,
     prefix_can_match, validate_key,
 };
+
+mod stream;
 
 /// Number of striped locks serialising commits per key.
 const LOCK_STRIPES: usize = 64;
@@ -54,8 +55,6 @@ const DEFAULT_PAGE: usize = 1000;
 const MAX_PAGE: usize = 10_000;
 /// How often a commit re-creates its parent directory when a concurrent delete removed it.
 const COMMIT_ATTEMPTS: usize = 8;
-/// Read buffer of streamed gets.
-const READ_CHUNK: usize = 256 * 1024;
 
 /// A directory-backed [`ObjectStore`].
 pub struct LocalStore {
@@ -239,188 +238,6 @@ fn open_object(path: &Path, key: &str) -> Result<(fs::File, fs::Metadata)> {
         return Err(not_found());
     }
     Ok((file, metadata))
-}
-
-/// Reads the next chunk of at most [`READ_CHUNK`] of the `remaining` bytes of `file`, straight
-/// into the buffer that is sent; a file that ends early is an error (it was truncated under
-/// the reader), never a short body passed off as whole.
-fn read_chunk(file: &mut fs::File, remaining: u64) -> io::Result<Bytes> {
-    let wanted = remaining.min(READ_CHUNK as u64);
-    let mut buffer = Vec::with_capacity(usize::try_from(wanted).unwrap_or(READ_CHUNK));
-    file.take(wanted).read_to_end(&mut buffer)?;
-    if (buffer.len() as u64) < wanted {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the object is shorter than its size",
-        ));
-    }
-    Ok(Bytes::from(buffer))
-}
-
-/// The body of a get: `first`, then the `remaining` bytes of `file`, one blocking read per
-/// chunk (no thread is held between chunks, so a slow client holds none).
-fn chunk_stream(file: fs::File, first: Bytes, remaining: u64) -> ByteStream {
-    let rest = futures::stream::try_unfold((file, remaining), |(mut file, remaining)| async move {
-        if remaining == 0 {
-            return Ok(None);
-        }
-        let (file, chunk) = tokio::task::spawn_blocking(move || {
-            let chunk = read_chunk(&mut file, remaining);
-            (file, chunk)
-        })
-        .await
-        .map_err(io::Error::other)?;
-        let chunk = chunk?;
-        let remaining = remaining - chunk.len() as u64;
-        Ok(Some((chunk, (file, remaining))))
-    });
-    let first = (!first.is_empty()).then_some(Ok(first));
-    futures::stream::iter(first).chain(rest).boxed()
-}
-
-/// Bytes of a body gathered before they are hashed and written by one blocking step.
-const WRITE_BATCH: usize = 1024 * 1024;
-/// Bytes written between two early flushes of an object being stored: the disk writes while
-/// the rest of the body arrives and is hashed, and the final `fsync` has little left to do.
-const FLUSH_EVERY: u64 = 16 * 1024 * 1024;
-
-/// Chunks smaller than this are gathered into one before they join a batch.
-const SMALL_CHUNK: usize = 16 * 1024;
-
-/// The next [`WRITE_BATCH`] bytes (or fewer, at the end) of `body`; empty at its end.
-///
-/// Chunks of at least [`SMALL_CHUNK`] bytes are kept as they came (no copy); smaller ones are
-/// copied together into pieces of at least that size. A batch therefore has at most a few
-/// hundred entries whatever the client sends: a body of one-byte chunks (six bytes each on the
-/// wire, chunked encoding) would otherwise cost 32 bytes of `Bytes` per byte of content, held
-/// for every batch in flight.
-async fn next_batch(body: &mut ByteStream) -> io::Result<Vec<Bytes>> {
-    let mut batch = Vec::new();
-    let mut small = bytes::BytesMut::new();
-    let mut size = 0;
-    while size < WRITE_BATCH {
-        let Some(chunk) = body.next().await else {
-            break;
-        };
-        let chunk = chunk?;
-        size += chunk.len();
-        if chunk.len() >= SMALL_CHUNK {
-            if !small.is_empty() {
-                batch.push(small.split().freeze());
-            }
-            batch.push(chunk);
-        } else {
-            small.extend_from_slice(&chunk);
-            if small.len() >= SMALL_CHUNK {
-                batch.push(small.split().freeze());
-            }
-        }
-    }
-    if !small.is_empty() {
-        batch.push(small.freeze());
-    }
-    Ok(batch)
-}
-
-/// The digests of a put, updated batch by batch.
-struct Digests {
-    md5: Md5,
-    sha256: Sha256,
-}
-
-impl Digests {
-    fn update(mut self, batch: &[Bytes]) -> Self {
-        for chunk in batch {
-            self.md5.update(chunk);
-            self.sha256.update(chunk);
-        }
-        self
-    }
-}
-
-/// The writing side of a put: the temp file and how much of it is on disk.
-struct Writer {
-    file: fs::File,
-    written: u64,
-    flushed: u64,
-}
-
-impl Writer {
-    /// Writes one batch (one `writev` for all its chunks, more only if the kernel takes
-    /// less), flushing it early every [`FLUSH_EVERY`] bytes.
-    fn write(mut self, batch: &[Bytes]) -> io::Result<Self> {
-        let mut slices: Vec<io::IoSlice<'_>> =
-            batch.iter().map(|chunk| io::IoSlice::new(chunk)).collect();
-        let mut remaining = &mut slices[..];
-        while !remaining.is_empty() {
-            let written = io::Write::write_vectored(&mut self.file, remaining)?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            self.written += written as u64;
-            io::IoSlice::advance_slices(&mut remaining, written);
-        }
-        if self.written - self.flushed >= FLUSH_EVERY {
-            self.file.sync_data()?;
-            self.flushed = self.written;
-        }
-        Ok(self)
-    }
-}
-
-/// Streams `body` into `file`, one pass over the bytes, copying none but the small chunks
-/// [`next_batch`] gathers. Three stages run side by side: the body arrives batch by batch,
-/// each batch is hashed by one blocking step and written (now and then flushed) by another.
-/// A stage that is briefly slower (a flush, a slow read) does not stall the others: each
-/// hands its batch on through a queue of one, so at most five batches of one upload are
-/// held. The stages are futures of this one — none is spawned — so a dropped request drops
-/// them all; no thread is held while the client is slow to send.
-async fn write_hashed(file: fs::File, mut body: ByteStream) -> Result<(fs::File, Md5, Sha256)> {
-    let (to_hasher, mut hasher_queue) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(1);
-    let (to_writer, mut writer_queue) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(1);
-    let receiving = async move {
-        loop {
-            let batch = next_batch(&mut body).await.map_err(StorageError::Body)?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let batch = Arc::new(batch);
-            // A closed queue means that stage failed: its error is the one to answer.
-            if to_hasher.send(Arc::clone(&batch)).await.is_err()
-                || to_writer.send(batch).await.is_err()
-            {
-                return Ok(());
-            }
-        }
-    };
-    let hashing = async move {
-        let mut digests = Digests {
-            md5: Md5::new(),
-            sha256: Sha256::new(),
-        };
-        while let Some(batch) = hasher_queue.recv().await {
-            digests = tokio::task::spawn_blocking(move || digests.update(&batch))
-                .await
-                .map_err(|error| join_error(&error))?;
-        }
-        Ok::<_, StorageError>(digests)
-    };
-    let writing = async move {
-        let mut writer = Writer {
-            file,
-            written: 0,
-            flushed: 0,
-        };
-        while let Some(batch) = writer_queue.recv().await {
-            writer = tokio::task::spawn_blocking(move || writer.write(&batch))
-                .await
-                .map_err(|error| join_error(&error))?
-                .map_err(|error| io_error("write temp file", &error))?;
-        }
-        Ok::<_, StorageError>(writer)
-    };
-    let ((), digests, writer) = futures::try_join!(receiving, hashing, writing)?;
-    Ok((writer.file, digests.md5, digests.sha256))
 }
 
 /// Removes a temporary file when dropped, unless disarmed.
@@ -1313,60 +1130,6 @@ mod tests {
         assert_eq!(split_prefix("../x"), None);
         assert_eq!(split_prefix("a//b"), None);
         assert_eq!(split_prefix("/a"), None);
-    }
-
-    /// A body as the given chunks.
-    fn body_of(chunks: Vec<Bytes>) -> ByteStream {
-        futures::stream::iter(chunks.into_iter().map(Ok)).boxed()
-    }
-
-    #[tokio::test]
-    async fn a_body_of_tiny_chunks_is_batched_in_few_pieces_and_nothing_lost() {
-        // 2 MiB + 3 bytes in one-byte chunks: the attack the gathering bounds.
-        let content: Vec<u8> = (0..2 * WRITE_BATCH + 3)
-            .map(|index| u8::try_from(index % 251).unwrap_or_default())
-            .collect();
-        let mut body = body_of(
-            content
-                .iter()
-                .map(|byte| Bytes::copy_from_slice(&[*byte]))
-                .collect(),
-        );
-        let mut joined = Vec::new();
-        loop {
-            let batch = next_batch(&mut body).await.expect("batch");
-            if batch.is_empty() {
-                break;
-            }
-            assert!(
-                batch.len() <= WRITE_BATCH / SMALL_CHUNK + 1,
-                "{} entries in one batch",
-                batch.len()
-            );
-            for chunk in batch {
-                joined.extend_from_slice(&chunk);
-            }
-        }
-        assert_eq!(joined, content);
-    }
-
-    #[tokio::test]
-    async fn large_and_small_chunks_keep_their_order_and_large_ones_are_not_copied() {
-        let large = Bytes::from(vec![7_u8; SMALL_CHUNK]);
-        let chunks = vec![
-            Bytes::from_static(b"ab"),
-            large.clone(),
-            Bytes::from_static(b"c"),
-            Bytes::from_static(b"d"),
-            large.clone(),
-        ];
-        let batch = next_batch(&mut body_of(chunks)).await.expect("batch");
-        assert_eq!(batch.len(), 4);
-        assert_eq!(batch[0], Bytes::from_static(b"ab"));
-        assert_eq!(batch[2], Bytes::from_static(b"cd"));
-        // The large chunks are the very buffers received, not copies.
-        assert_eq!(batch[1].as_ptr(), large.as_ptr());
-        assert_eq!(batch[3].as_ptr(), large.as_ptr());
     }
 
     #[test]
