@@ -19,22 +19,17 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
 use crate::index::cursor::CursorState;
 use crate::index::search::{KindFilter, ReadableVersions, SearchRequest, search};
-use crate::permissions::Action;
+use crate::permissions::{AccessScope, Action};
 
-/// The readable versions and `latest` of every project of a page, in one index pass on the
-/// blocking pool's thread that calls it.
+/// The readable versions and `latest` of every project of a page under `scope`, in one index
+/// pass on the blocking pool's thread that calls it.
 fn readable_versions_of(
     app: &AppState,
-    principal: &Principal,
+    scope: &AccessScope,
     projects: &[String],
 ) -> ApiResult<std::collections::HashMap<String, ReadableVersions>> {
-    crate::index::search::readable_versions(
-        &app.index,
-        &search_scope(principal),
-        projects,
-        app.clock.now(),
-    )
-    .map_err(search_error)
+    crate::index::search::readable_versions(&app.index, scope, projects, app.clock.now())
+        .map_err(search_error)
 }
 
 /// One page of `GET /projects` as answered (on the blocking pool): the search, then the
@@ -46,7 +41,9 @@ fn projects_page(
     fields: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<(Vec<Value>, usize)> {
-    let page = search(&app.index, &search_scope(principal), request, now).map_err(search_error)?;
+    // The caller's scope is built once for both passes: it copies every identity.
+    let scope = search_scope(principal);
+    let page = search(&app.index, &scope, request, now).map_err(search_error)?;
     let projects: Vec<String> = page
         .hits
         .iter()
@@ -57,7 +54,7 @@ fn projects_page(
                 .to_owned()
         })
         .collect();
-    let readable = readable_versions_of(app, principal, &projects)?;
+    let readable = readable_versions_of(app, &scope, &projects)?;
     let results = page
         .hits
         .into_iter()
@@ -156,8 +153,12 @@ pub async fn get_project_versions(
     let ReadableVersions { versions, latest } = {
         let (app, principal, project) = (app.clone(), principal.clone(), project.clone());
         crate::index::off_runtime(move || {
-            readable_versions_of(&app, &principal, std::slice::from_ref(&project))
-                .map(|mut found| found.remove(&project).unwrap_or_default())
+            readable_versions_of(
+                &app,
+                &search_scope(&principal),
+                std::slice::from_ref(&project),
+            )
+            .map(|mut found| found.remove(&project).unwrap_or_default())
         })
         .await
         .map_err(ApiError::internal)??

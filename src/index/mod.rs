@@ -3,6 +3,7 @@
 //! rebuilding when the recorded schema version differs, and reports its health.
 
 pub mod cursor;
+pub mod doc_cache;
 pub mod document;
 pub mod expiry;
 pub mod extra;
@@ -167,6 +168,8 @@ impl IndexFields {
 const WRITER_HEAP_BYTES: usize = 128 * 1024 * 1024;
 /// Memory budget of the allowed-set cache of the access filter.
 const ALLOW_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Memory budget of the parsed stored documents ([`doc_cache`]): a few thousand hits.
+const DOCUMENT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// An open index with its reader, its single writer and the access-filter cache.
 pub struct SearchIndex {
@@ -175,6 +178,7 @@ pub struct SearchIndex {
     fields: IndexFields,
     writer: IndexWriterHandle,
     allow_cache: Arc<AllowSetCache>,
+    documents: doc_cache::DocumentCache,
     schema: IndexSchema,
     directory: PathBuf,
     /// True when the index was (re)created empty at open and must be rebuilt from storage.
@@ -323,6 +327,7 @@ impl SearchIndex {
             fields,
             writer,
             allow_cache: Arc::new(AllowSetCache::new(ALLOW_CACHE_BYTES)),
+            documents: doc_cache::DocumentCache::new(DOCUMENT_CACHE_BYTES),
             schema,
             directory: directory.to_path_buf(),
             needs_rebuild,
@@ -386,6 +391,21 @@ impl SearchIndex {
     #[must_use]
     pub fn allow_cache(&self) -> Arc<AllowSetCache> {
         self.allow_cache.clone()
+    }
+
+    /// The stored document at `address` of `searcher`, parsed (cached: [`doc_cache`]).
+    pub fn stored_document(
+        &self,
+        searcher: &tantivy::Searcher,
+        address: tantivy::DocAddress,
+    ) -> tantivy::Result<Arc<doc_cache::StoredDocument>> {
+        self.documents.get(searcher, &self.fields, address)
+    }
+
+    /// The parsed-document cache, for metrics, benchmarks and tests.
+    #[must_use]
+    pub fn document_cache(&self) -> &doc_cache::DocumentCache {
+        &self.documents
     }
 
     /// The schema definition in use.

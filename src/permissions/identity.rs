@@ -350,9 +350,49 @@ impl Caller {
     /// The principal strings this caller matches in a profile (`alice`, `group:ml`,
     /// `CN=...`, `machine:ci-bot`); empty for anonymous callers. See
     /// [`principals`](Self::principals) for what is dropped.
+    ///
+    /// Exactly `principals()` as strings, built without the intermediate principals: every
+    /// search builds its caller's scope from these, and the detour through parsed principals
+    /// (four allocations per group, and one large one that made glibc consolidate its free
+    /// lists) was a twentieth of `GET /projects?size=50`'s CPU for a caller in 50 groups.
     #[must_use]
     pub fn identities(&self) -> BTreeSet<String> {
-        self.principals().iter().map(ToString::to_string).collect()
+        let mut identities = BTreeSet::new();
+        match self {
+            Self::Anonymous => {}
+            Self::Account {
+                username,
+                groups,
+                directory_groups,
+                ..
+            } => {
+                // What `PrincipalRef::parse` makes a user, a group and a directory group.
+                if super::profile::is_username(username) {
+                    identities.insert(username.clone());
+                }
+                for group in groups {
+                    if super::profile::is_group_or_machine_name(group) {
+                        identities.insert(format!("group:{group}"));
+                    }
+                }
+                for directory_group in directory_groups {
+                    if directory_group.starts_with("CN=")
+                        && matches!(
+                            PrincipalRef::parse(directory_group),
+                            Ok(PrincipalRef::DirectoryGroup(_))
+                        )
+                    {
+                        identities.insert(directory_group.clone());
+                    }
+                }
+            }
+            Self::Machine { name, .. } => {
+                if super::profile::is_group_or_machine_name(name) {
+                    identities.insert(format!("machine:{name}"));
+                }
+            }
+        }
+        identities
     }
 
     /// The key scopes of a machine (empty for other callers).
@@ -475,6 +515,61 @@ mod tests {
         );
         assert!(Caller::Anonymous.identities().is_empty());
         assert_eq!(machine.role(), Some(Role::Machine));
+    }
+
+    #[test]
+    fn identities_are_the_principals_as_strings_for_valid_and_invalid_names() {
+        let names = [
+            "alice",
+            "Alice",
+            "a",
+            "group:ml",
+            "machine:ci",
+            "CN=Team,DC=corp",
+            "CN=",
+            "CN= ",
+            "CN=a\u{7}b",
+            "ml",
+            "bad name",
+            "-x",
+            "x-",
+            "ci-bot",
+            "a.b_c-d",
+            "@public",
+            "",
+            "g:1",
+            "ü",
+        ];
+        let long = "x".repeat(129);
+        let mut callers = vec![Caller::Anonymous];
+        for username in names.iter().copied().chain([long.as_str()]) {
+            callers.push(Caller::Account {
+                username: username.into(),
+                role: Role::Developer,
+                groups: names
+                    .iter()
+                    .map(|name| (*name).to_owned())
+                    .chain([long.clone()])
+                    .collect(),
+                directory_groups: names
+                    .iter()
+                    .map(|name| (*name).to_owned())
+                    .chain([format!("CN={}", "y".repeat(1100))])
+                    .collect(),
+            });
+            callers.push(Caller::Machine {
+                name: username.into(),
+                scopes: vec![],
+            });
+        }
+        for caller in callers {
+            let expected: BTreeSet<String> = caller
+                .principals()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(caller.identities(), expected, "{caller:?}");
+        }
     }
 
     #[test]

@@ -247,7 +247,7 @@ pub enum PrincipalRef {
 /// Longest directory group value accepted.
 const MAX_DIRECTORY_GROUP_LEN: usize = 1024;
 
-fn is_username(name: &str) -> bool {
+pub(super) fn is_username(name: &str) -> bool {
     let bytes = name.as_bytes();
     (2..=64).contains(&bytes.len())
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
@@ -256,7 +256,7 @@ fn is_username(name: &str) -> bool {
         })
 }
 
-fn is_group_or_machine_name(name: &str) -> bool {
+pub(super) fn is_group_or_machine_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (1..=128).contains(&bytes.len())
         && bytes[0].is_ascii_alphanumeric()

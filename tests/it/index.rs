@@ -612,3 +612,72 @@ async fn projects_in_a_namespace_are_those_the_scope_may_read() {
     );
     assert_eq!(projects(&readers(&["bob"])), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn cached_stored_documents_are_rechecked_at_use_and_never_outlive_their_replacement() {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let granted: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+    let until: DateTime<Utc> = "2030-01-02T00:00:00Z".parse().unwrap();
+    let after: DateTime<Utc> = "2030-01-03T00:00:00Z".parse().unwrap();
+    let mut shared = file_doc("p7", "v1", "card.json", 1, &[], "active");
+    let mut access = (*shared.access).clone();
+    access.readers = BTreeMap::from([("dave".to_owned(), Some(until))]);
+    shared.access = Shared::new(access);
+    index
+        .writer()
+        .apply(vec![WriteOp::Replace {
+            owner: "p7/v1".into(),
+            documents: vec![shared.to_tantivy(&fields)],
+        }])
+        .await
+        .unwrap();
+    let dave = readers(&["dave"]);
+    let all = request("*");
+    let found = |scope: &AccessScope, at: DateTime<Utc>| {
+        trove::index::search::search(&index, scope, &all, at)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|hit| hit.source["title"].as_str().unwrap_or("?").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found(&dave, granted), ["p7 card.json"]);
+    let (hits_before, _, entries) = index.document_cache().stats();
+    assert_eq!(entries, 1, "the hit's stored document is cached");
+    assert_eq!(found(&dave, granted), ["p7 card.json"]);
+    assert!(
+        index.document_cache().stats().0 > hits_before,
+        "served from the cache"
+    );
+    // The grant expires: the cached document is re-checked at the time of use.
+    assert!(
+        found(&dave, after).is_empty(),
+        "an expired grant stays expired in the cache"
+    );
+    let one = |scope: &AccessScope, at: DateTime<Utc>| {
+        trove::index::search::get_by_id(&index, scope, "p7:card.json@v1", at).unwrap()
+    };
+    assert!(one(&dave, granted).is_some());
+    assert!(one(&dave, after).is_none());
+
+    // The version is replaced: its new document (new title, new reader) is what is found,
+    // never the cached old one.
+    let mut replaced = file_doc("p7", "v1", "card.json", 1, &["erin"], "active");
+    replaced.source["title"] = json!("replaced card");
+    index
+        .writer()
+        .apply(vec![WriteOp::Replace {
+            owner: "p7/v1".into(),
+            documents: vec![replaced.to_tantivy(&fields)],
+        }])
+        .await
+        .unwrap();
+    assert!(found(&dave, granted).is_empty());
+    assert_eq!(found(&readers(&["erin"]), granted), ["replaced card"]);
+    assert_eq!(
+        one(&readers(&["erin"]), granted).unwrap().source["title"],
+        "replaced card"
+    );
+}

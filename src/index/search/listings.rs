@@ -6,7 +6,6 @@ use std::collections::HashSet;
 
 use tantivy::DocAddress;
 use tantivy::Searcher;
-use tantivy::TantivyDocument;
 use tantivy::Term;
 use tantivy::collector::TopDocs;
 use tantivy::query::AllQuery;
@@ -16,13 +15,9 @@ use tantivy::query::Query;
 
 use super::facets::{FacetCounter, facets};
 use super::query::{any_term, term_query};
-use super::{
-    Hit, SearchError, SearchRequest, access_filter, allow_clause, build_query, stored_json,
-    stored_source,
-};
+use super::{Hit, SearchError, SearchRequest, access_filter, allow_clause, build_query};
 use crate::index::SearchIndex;
 use crate::permissions::AccessScope;
-use crate::permissions::DocumentAccess;
 
 /// One document by id under `scope`, re-checked at `now`.
 pub fn get_by_id(
@@ -46,13 +41,14 @@ pub fn get_by_id(
     let Some((_, address)) = found.into_iter().next() else {
         return Ok(None);
     };
-    let document: TantivyDocument = searcher.doc(address)?;
-    let access: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
-    if !scope.matches(&access, now) {
+    let stored = index.stored_document(&searcher, address)?;
+    if !scope.matches(&stored.access, now) {
         return Ok(None);
     }
-    let source = stored_source(&document, fields);
-    Ok(Some(Hit { source, access }))
+    Ok(Some(Hit {
+        source: stored.source.clone(),
+        access: stored.access.clone(),
+    }))
 }
 
 /// Every project with a document in the index under `namespace` that `scope` may read
@@ -173,9 +169,7 @@ pub(super) fn readable_versions_in(
     )?;
     let mut seen = fruit.seen;
     for (address, found) in fruit.suspects {
-        let document: TantivyDocument = searcher.doc(address)?;
-        let access: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
-        if scope.matches(&access, now) {
+        if scope.matches(&index.stored_document(searcher, address)?.access, now) {
             seen.push(found);
         }
     }

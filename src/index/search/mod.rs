@@ -184,7 +184,7 @@ pub struct Hit {
     /// The stored document (with `_extra`, including `_extra.permissions`).
     pub source: Value,
     /// Its access data.
-    pub access: DocumentAccess,
+    pub access: std::sync::Arc<DocumentAccess>,
 }
 
 /// One page of hits.
@@ -216,18 +216,6 @@ fn allow_clause(index: &SearchIndex, access: &SearchFilter) -> Option<Box<dyn Qu
 }
 
 /// A stored JSON field of a document (`source`, `access`), `None` when absent or unreadable.
-/// The stored document with `_extra.permissions` put back (it is stored apart, serialized once
-/// per version).
-pub(crate) fn stored_source(document: &TantivyDocument, fields: &super::IndexFields) -> Value {
-    let mut source = stored_json(document, fields.source).unwrap_or(Value::Null);
-    if let Some(permissions) = stored_json::<Value>(document, fields.permissions)
-        && let Some(extra) = source.get_mut("_extra").and_then(Value::as_object_mut)
-    {
-        extra.insert("permissions".to_owned(), permissions);
-    }
-    source
-}
-
 fn stored_json<T: serde::de::DeserializeOwned>(
     document: &TantivyDocument,
     field: tantivy::schema::Field,
@@ -412,17 +400,17 @@ fn page_of(
     mut total: usize,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<SearchPage, SearchError> {
-    let fields = index.fields();
     let mut hits = Vec::with_capacity(addresses.len());
     for address in addresses {
-        let document: TantivyDocument = searcher.doc(address)?;
-        let access: DocumentAccess = stored_json(&document, fields.access).unwrap_or_default();
-        if !scope.matches(&access, now) {
+        let stored = index.stored_document(searcher, address)?;
+        if !scope.matches(&stored.access, now) {
             total = total.saturating_sub(1);
             continue;
         }
-        let source = stored_source(&document, fields);
-        hits.push(Hit { source, access });
+        hits.push(Hit {
+            source: stored.source.clone(),
+            access: stored.access.clone(),
+        });
     }
     Ok(SearchPage {
         hits,
