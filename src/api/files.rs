@@ -112,7 +112,7 @@ pub async fn get_files(
     let version = view.record.version;
     let listing = app
         .indexer
-        .version_listing(&project, &version)
+        .version_listing_for_display(&project, &version)
         .await
         .map_err(super::projects::index_error)?;
     let records = files::file_records(&app, &listing).await?;

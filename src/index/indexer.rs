@@ -311,6 +311,21 @@ impl Indexer {
         self.listing_of(project, version, objects).await
     }
 
+    /// [`version_listing`](Self::version_listing) for display (`GET …/files`): the storage
+    /// listing may come from the local backend's validated cache
+    /// ([`ObjectStore::list_all_for_display`]); never for indexing.
+    pub async fn version_listing_for_display(
+        &self,
+        project: &str,
+        version: &str,
+    ) -> Result<VersionListing> {
+        let objects = self
+            .storage
+            .list_all_for_display(&keys::version_prefix(project, version))
+            .await?;
+        self.listing_of(project, version, objects).await
+    }
+
     /// A version's listing from its objects, already listed (every key under
     /// `<project>/<version>/`).
     async fn listing_of(

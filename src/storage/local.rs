@@ -45,6 +45,7 @@ use super::{
     prefix_can_match, validate_key,
 };
 
+mod listing_cache;
 mod stream;
 
 /// Number of striped locks serialising commits per key.
@@ -70,6 +71,8 @@ struct Shared {
     locks: Vec<Mutex<()>>,
     /// Last modification time handed out, in nanoseconds since the epoch.
     last_mtime_nanos: AtomicU64,
+    /// Listings for display ([`listing_cache`]).
+    listings: listing_cache::ListingCache,
 }
 
 impl Shared {
@@ -405,6 +408,9 @@ struct Walk<'a> {
     /// Items to collect: the page size plus one, to know whether another page follows.
     limit: usize,
     items: Vec<Listed>,
+    /// The directories read, each stamped before it was read, when the listing may be kept
+    /// ([`listing_cache`]); `None` otherwise.
+    stamps: listing_cache::Stamps,
 }
 
 /// One entry of a directory: a sub-directory, or a file with its metadata when it was asked
@@ -514,6 +520,7 @@ impl Walk<'_> {
     /// Visits `dir`, whose keys start with `key_prefix`, keeping entries whose name starts with
     /// `name_filter`. Returns `true` once the page is full.
     fn visit(&mut self, dir: &Path, key_prefix: &str, name_filter: &str) -> io::Result<bool> {
+        listing_cache::stamp_before_reading(&mut self.stamps, dir);
         let start_after = self.start_after;
         let wanted = |name: &str| {
             name.starts_with(name_filter)
@@ -579,8 +586,36 @@ fn list_blocking(
     start_after: Option<&str>,
     max_keys: usize,
 ) -> Result<ListPage> {
+    list_stamped(objects_dir, prefix, delimited, start_after, max_keys, None).map(|(page, _)| page)
+}
+
+/// Every object under `prefix` and the directories read, stamped (see [`listing_cache`]).
+fn list_all_stamped(
+    objects_dir: &Path,
+    prefix: &str,
+) -> Result<(Vec<ObjectMeta>, listing_cache::Stamps)> {
+    let (page, stamps) = list_stamped(
+        objects_dir,
+        prefix,
+        false,
+        None,
+        usize::MAX - 1,
+        Some(Vec::new()),
+    )?;
+    Ok((page.objects, stamps))
+}
+
+/// [`list_blocking`], stamping the directories it reads when `stamps` is `Some`.
+fn list_stamped(
+    objects_dir: &Path,
+    prefix: &str,
+    delimited: bool,
+    start_after: Option<&str>,
+    max_keys: usize,
+    stamps: listing_cache::Stamps,
+) -> Result<(ListPage, listing_cache::Stamps)> {
     let Some((dir_part, name_filter)) = split_prefix(prefix) else {
-        return Ok(ListPage::default());
+        return Ok((ListPage::default(), None));
     };
     let mut dir = objects_dir.to_path_buf();
     dir.extend(dir_part.split('/').filter(|segment| !segment.is_empty()));
@@ -589,9 +624,11 @@ fn list_blocking(
         start_after,
         limit: max_keys + 1,
         items: Vec::new(),
+        stamps,
     };
     walk.visit(&dir, dir_part, name_filter)
         .map_err(|error| io_error("list directory", &error))?;
+    let stamps = walk.stamps;
     let mut items = walk.items;
     let next = if items.len() > max_keys {
         items.truncate(max_keys);
@@ -611,7 +648,7 @@ fn list_blocking(
             Listed::Prefix(prefix) => page.common_prefixes.push(prefix),
         }
     }
-    Ok(page)
+    Ok((page, stamps))
 }
 
 fn decode_token(token: &str) -> Result<String> {
@@ -662,6 +699,7 @@ impl LocalStore {
             shared: Arc::new(Shared {
                 locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
                 last_mtime_nanos: AtomicU64::new(0),
+                listings: listing_cache::ListingCache::default(),
             }),
         })
     }
@@ -917,6 +955,31 @@ impl ObjectStore for LocalStore {
         .map_err(|error| join_error(&error))?
     }
 
+    async fn list_all_for_display(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        // Only whole directories: a prefix ending inside a name reads its parent, whose other
+        // entries' changes would invalidate it for nothing.
+        if !prefix.ends_with('/') {
+            return self.list_all(prefix).await;
+        }
+        let objects_dir = self.objects_dir.clone();
+        let shared = Arc::clone(&self.shared);
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if let Some(objects) = shared.listings.get(&prefix) {
+                return Ok(objects.as_ref().clone());
+            }
+            let (objects, stamps) = list_all_stamped(&objects_dir, &prefix)?;
+            if stamps.is_some() {
+                shared
+                    .listings
+                    .insert(&prefix, stamps, Arc::new(objects.clone()));
+            }
+            Ok(objects)
+        })
+        .await
+        .map_err(|error| join_error(&error))?
+    }
+
     async fn presign(
         &self,
         method: PresignMethod,
@@ -986,6 +1049,87 @@ impl ObjectStore for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listing kept for display is never stale after this backend's writes, overwrites,
+    /// deletes and renames, nor while a directory has just changed.
+    #[tokio::test]
+    async fn a_kept_listing_never_outlives_a_change_of_its_directories() {
+        use crate::storage::{ObjectStoreExt as _, PutOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(
+            dir.path().join("objects"),
+            dir.path().join("tmp"),
+            LocalPresigner::new(url::Url::parse("http://127.0.0.1:1").unwrap(), vec![7; 32]),
+        )
+        .unwrap();
+        let put = |key: &'static str, body: &'static str| {
+            let store = &store;
+            async move {
+                store
+                    .put_bytes(key, Bytes::from(body), PutOptions::default())
+                    .await
+                    .unwrap();
+            }
+        };
+        put("p/v1/x.bin", "x").await;
+        put("p/v1/sub/y.bin", "y").await;
+        put("p/v1/m/files/y.bin.json", "{}").await;
+        put("p/v2/other.bin", "o").await;
+        let keys = |objects: &[ObjectMeta]| -> Vec<String> {
+            objects.iter().map(|object| object.key.clone()).collect()
+        };
+        let shown = || async { store.list_all_for_display("p/v1/").await.unwrap() };
+        let truth = || async { store.list_all("p/v1/").await.unwrap() };
+        let settle = || tokio::time::sleep(listing_cache::SETTLED + Duration::from_millis(200));
+        let hits = || store.shared.listings.stats().0;
+
+        // Just changed: listed afresh every time, nothing kept.
+        assert_eq!(keys(&shown().await), keys(&truth().await));
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(
+            hits(),
+            0,
+            "a directory changed within the settle time is not kept"
+        );
+
+        settle().await;
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(hits(), 1, "a settled listing is kept and served");
+
+        // A new file in a sub-directory.
+        put("p/v1/sub/z.bin", "z").await;
+        assert_eq!(shown().await, truth().await);
+        assert!(keys(&shown().await).contains(&"p/v1/sub/z.bin".to_owned()));
+
+        // An overwrite (same name, new content): the new size and ETag, not the kept ones.
+        settle().await;
+        let before = shown().await;
+        assert_eq!(before, truth().await);
+        put("p/v1/sub/y.bin", "a longer y").await;
+        let after = shown().await;
+        assert_eq!(after, truth().await);
+        assert_ne!(after, before);
+
+        // A delete: the deleted file is never shown again.
+        settle().await;
+        assert_eq!(shown().await, truth().await);
+        store.delete("p/v1/x.bin").await.unwrap();
+        assert!(!keys(&shown().await).contains(&"p/v1/x.bin".to_owned()));
+
+        // A rename out of the version, and a whole sub-directory emptied.
+        settle().await;
+        assert_eq!(shown().await, truth().await);
+        store.rename("p/v1/sub/z.bin", "p/v2/z.bin").await.unwrap();
+        store.delete("p/v1/sub/y.bin").await.unwrap();
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(keys(&shown().await), ["p/v1/m/files/y.bin.json".to_owned()]);
+        // Another version's changes do not touch this one's listing, and vice versa.
+        assert_eq!(
+            keys(&store.list_all_for_display("p/v2/").await.unwrap()).len(),
+            2
+        );
+    }
 
     #[test]
     fn hex_is_what_format_writes() {
@@ -1137,6 +1281,7 @@ mod tests {
         let shared = Shared {
             locks: Vec::new(),
             last_mtime_nanos: AtomicU64::new(0),
+            listings: listing_cache::ListingCache::default(),
         };
         let first = shared.unique_mtime();
         let second = shared.unique_mtime();

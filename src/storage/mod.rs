@@ -289,6 +289,14 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
         }
     }
 
+    /// [`list_all`](Self::list_all) for what is only displayed (a version's file listing):
+    /// the local backend may answer it from a listing it keeps while the directories it read
+    /// are unchanged (`storage::local::listing_cache`), which misses a file rewritten in
+    /// place by another program. The indexer and the sync check use `list_all`.
+    async fn list_all_for_display(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.list_all(prefix).await
+    }
+
     /// A URL a plain HTTP client can use, without other credentials, to GET or PUT the object
     /// until `expires_in` has passed. With `content_md5` on a PUT, the upload must carry that
     /// `Content-MD5`.
