@@ -10,6 +10,7 @@ pub mod extra;
 pub mod filter;
 pub mod highlight;
 pub mod indexer;
+pub mod ord_names;
 pub mod schema;
 pub mod search;
 pub mod serial;
@@ -179,6 +180,7 @@ pub struct SearchIndex {
     writer: IndexWriterHandle,
     allow_cache: Arc<AllowSetCache>,
     documents: doc_cache::DocumentCache,
+    ord_names: Arc<ord_names::OrdNames>,
     schema: IndexSchema,
     directory: PathBuf,
     /// True when the index was (re)created empty at open and must be rebuilt from storage.
@@ -328,6 +330,7 @@ impl SearchIndex {
             writer,
             allow_cache: Arc::new(AllowSetCache::new(ALLOW_CACHE_BYTES)),
             documents: doc_cache::DocumentCache::new(DOCUMENT_CACHE_BYTES),
+            ord_names: Arc::default(),
             schema,
             directory: directory.to_path_buf(),
             needs_rebuild,
@@ -400,6 +403,12 @@ impl SearchIndex {
         address: tantivy::DocAddress,
     ) -> tantivy::Result<Arc<doc_cache::StoredDocument>> {
         self.documents.get(searcher, &self.fields, address)
+    }
+
+    /// The kept strings of string-column ordinals ([`ord_names`]).
+    #[must_use]
+    pub fn ord_names(&self) -> Arc<ord_names::OrdNames> {
+        self.ord_names.clone()
     }
 
     /// The parsed-document cache, for metrics, benchmarks and tests.

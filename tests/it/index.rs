@@ -681,3 +681,41 @@ async fn cached_stored_documents_are_rechecked_at_use_and_never_outlive_their_re
         "replaced card"
     );
 }
+
+#[tokio::test]
+async fn kept_ordinal_names_belong_to_their_segment() {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let write = |version: &'static str, revision: u64| {
+        let document = file_doc("p8", version, "card.json", revision, &["erin"], "active");
+        WriteOp::Replace {
+            owner: format!("p8/{version}"),
+            documents: vec![document.to_tantivy(&fields)],
+        }
+    };
+    let versions = || {
+        trove::index::search::readable_versions(
+            &index,
+            &readers(&["erin"]),
+            &["p8".to_owned()],
+            Utc::now(),
+        )
+        .unwrap()
+        .remove("p8")
+        .unwrap_or_default()
+    };
+    index.writer().apply(vec![write("v1", 1)]).await.unwrap();
+    assert_eq!(versions().versions, ["v1"]);
+    assert_eq!(versions().versions, ["v1"], "answered from the kept names");
+    // A new segment whose dictionary numbers its own strings: its ordinal 0 is `a-first`, not
+    // the first segment's `v1`.
+    index
+        .writer()
+        .apply(vec![write("a-first", 2)])
+        .await
+        .unwrap();
+    let found = versions();
+    assert_eq!(found.versions, ["a-first", "v1"]);
+    assert_eq!(found.latest.as_deref(), Some("a-first"));
+}

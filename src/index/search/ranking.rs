@@ -281,6 +281,9 @@ fn count_admitted(
 #[derive(Default)]
 struct TieColumns(HashMap<u32, [Option<tantivy::columnar::StrColumn>; 3]>);
 
+/// The fast string columns equal scores are ordered by.
+const TIE_FIELDS: [&str; 3] = ["project_id", "version", "path"];
+
 impl TieColumns {
     fn of(
         &mut self,
@@ -292,9 +295,9 @@ impl TieColumns {
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let fast = searcher.segment_reader(segment).fast_fields();
                 entry.insert([
-                    fast.str("project_id")?,
-                    fast.str("version")?,
-                    fast.str("path")?,
+                    fast.str(TIE_FIELDS[0])?,
+                    fast.str(TIE_FIELDS[1])?,
+                    fast.str(TIE_FIELDS[2])?,
                 ])
             }
         })
@@ -329,6 +332,7 @@ fn describe(
 /// segment's dictionary is read once for all of them, in ordinal order (one lookup per
 /// candidate and column was over half of a rare word's search: ties are common there).
 fn sort_with_ties(
+    names: &crate::index::ord_names::OrdNames,
     searcher: &Searcher,
     columns: &mut TieColumns,
     candidates: &mut [Candidate],
@@ -370,22 +374,13 @@ fn sort_with_ties(
         }
     }
     let mut strings: HashMap<(u32, usize, u64), String> = HashMap::new();
-    for ((segment, column_index), mut ords) in wanted {
-        ords.sort_unstable();
-        ords.dedup();
+    for ((segment, column_index), ords) in wanted {
+        let segment_id = searcher.segment_reader(segment).segment_id();
         if let Some(column) = &columns.of(searcher, segment)?[column_index] {
-            let mut next = ords.iter();
-            column
-                .dictionary()
-                .sorted_ords_to_term_cb(&ords, |bytes| {
-                    if let Some(ord) = next.next() {
-                        strings.insert(
-                            (segment, column_index, *ord),
-                            String::from_utf8_lossy(bytes).into_owned(),
-                        );
-                    }
-                })
-                .map_err(|error| SearchError::Index(error.into()))?;
+            let field = TIE_FIELDS[column_index];
+            for (ord, name) in names.names(segment_id, field, column, ords) {
+                strings.insert((segment, column_index, ord), name.to_string());
+            }
         }
     }
     for run in runs {
@@ -463,7 +458,12 @@ pub(super) fn ranked_page(
     // Best first; equal scores by project, version and path, whatever order the documents
     // were indexed in. Only the window is reordered (past it, index order breaks ties).
     let reorder = candidates.len().min(RESCORE_WINDOW);
-    sort_with_ties(searcher, &mut columns, &mut candidates[..reorder])?;
+    sort_with_ties(
+        &index.ord_names(),
+        searcher,
+        &mut columns,
+        &mut candidates[..reorder],
+    )?;
     if words.is_none() {
         shortest_keys_first(
             index,
