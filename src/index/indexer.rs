@@ -1375,17 +1375,11 @@ mod listing_tests {
     use super::*;
     use crate::storage::PutOptions;
     use crate::storage::local::LocalStore;
-    use crate::storage::presign::LocalPresigner;
 
     #[tokio::test]
     async fn a_project_is_listed_once_grouped_by_version_up_to_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(
-            dir.path().join("objects"),
-            dir.path().join("tmp"),
-            LocalPresigner::new(url::Url::parse("http://127.0.0.1:1").unwrap(), vec![7; 32]),
-        )
-        .unwrap();
+        let store = LocalStore::open_for_tests(dir.path());
         for key in [
             "p/..meta/project.json",
             "p/v1/..meta/version.json",

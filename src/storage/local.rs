@@ -1047,6 +1047,20 @@ impl ObjectStore for LocalStore {
 }
 
 #[cfg(test)]
+impl LocalStore {
+    /// A store keeping its objects and temporary files inside `dir`, presigning with a
+    /// throwaway key: for tests.
+    pub(crate) fn open_for_tests(dir: &Path) -> Self {
+        Self::open(
+            dir.join("objects"),
+            dir.join("tmp"),
+            LocalPresigner::new(url::Url::parse("http://127.0.0.1:1").unwrap(), vec![7; 32]),
+        )
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -1056,12 +1070,7 @@ mod tests {
     async fn a_kept_listing_never_outlives_a_change_of_its_directories() {
         use crate::storage::{ObjectStoreExt as _, PutOptions};
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(
-            dir.path().join("objects"),
-            dir.path().join("tmp"),
-            LocalPresigner::new(url::Url::parse("http://127.0.0.1:1").unwrap(), vec![7; 32]),
-        )
-        .unwrap();
+        let store = LocalStore::open_for_tests(dir.path());
         let put = |key: &'static str, body: &'static str| {
             let store = &store;
             async move {
@@ -1211,12 +1220,7 @@ mod tests {
     async fn a_whole_listing_describes_objects_as_head_and_pages_do() {
         use crate::storage::{ListRequest, ObjectStore as _, ObjectStoreExt as _, PutOptions};
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(
-            dir.path().join("objects"),
-            dir.path().join("tmp"),
-            LocalPresigner::new(url::Url::parse("http://127.0.0.1:1").unwrap(), vec![7; 32]),
-        )
-        .unwrap();
+        let store = LocalStore::open_for_tests(dir.path());
         let keys: Vec<String> = (0..25)
             .map(|n| format!("p/v1/{}/f{n}.json", n % 3))
             .chain([
