@@ -166,3 +166,86 @@ impl ListingCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::local::LocalStore;
+    use crate::storage::{ObjectStore as _, ObjectStoreExt as _, PutOptions};
+    use bytes::Bytes;
+
+    /// A listing kept for display is never stale after this backend's writes, overwrites,
+    /// deletes and renames, nor while a directory has just changed.
+    #[tokio::test]
+    async fn a_kept_listing_never_outlives_a_change_of_its_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open_for_tests(dir.path());
+        let put = |key: &'static str, body: &'static str| {
+            let store = &store;
+            async move {
+                store
+                    .put_bytes(key, Bytes::from(body), PutOptions::default())
+                    .await
+                    .unwrap();
+            }
+        };
+        put("p/v1/x.bin", "x").await;
+        put("p/v1/sub/y.bin", "y").await;
+        put("p/v1/m/files/y.bin.json", "{}").await;
+        put("p/v2/other.bin", "o").await;
+        let keys = |objects: &[ObjectMeta]| -> Vec<String> {
+            objects.iter().map(|object| object.key.clone()).collect()
+        };
+        let shown = || async { store.list_all_for_display("p/v1/").await.unwrap() };
+        let truth = || async { store.list_all("p/v1/").await.unwrap() };
+        let settle = || tokio::time::sleep(SETTLED + Duration::from_millis(200));
+        let hits = || store.shared.listings.stats().0;
+
+        // Just changed: listed afresh every time, nothing kept.
+        assert_eq!(keys(&shown().await), keys(&truth().await));
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(
+            hits(),
+            0,
+            "a directory changed within the settle time is not kept"
+        );
+
+        settle().await;
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(hits(), 1, "a settled listing is kept and served");
+
+        // A new file in a sub-directory.
+        put("p/v1/sub/z.bin", "z").await;
+        assert_eq!(shown().await, truth().await);
+        assert!(keys(&shown().await).contains(&"p/v1/sub/z.bin".to_owned()));
+
+        // An overwrite (same name, new content): the new size and ETag, not the kept ones.
+        settle().await;
+        let before = shown().await;
+        assert_eq!(before, truth().await);
+        put("p/v1/sub/y.bin", "a longer y").await;
+        let after = shown().await;
+        assert_eq!(after, truth().await);
+        assert_ne!(after, before);
+
+        // A delete: the deleted file is never shown again.
+        settle().await;
+        assert_eq!(shown().await, truth().await);
+        store.delete("p/v1/x.bin").await.unwrap();
+        assert!(!keys(&shown().await).contains(&"p/v1/x.bin".to_owned()));
+
+        // A rename out of the version, and a whole sub-directory emptied.
+        settle().await;
+        assert_eq!(shown().await, truth().await);
+        store.rename("p/v1/sub/z.bin", "p/v2/z.bin").await.unwrap();
+        store.delete("p/v1/sub/y.bin").await.unwrap();
+        assert_eq!(shown().await, truth().await);
+        assert_eq!(keys(&shown().await), ["p/v1/m/files/y.bin.json".to_owned()]);
+        // Another version's changes do not touch this one's listing, and vice versa.
+        assert_eq!(
+            keys(&store.list_all_for_display("p/v2/").await.unwrap()).len(),
+            2
+        );
+    }
+}
