@@ -3,7 +3,9 @@
 //! Handlers reach them through [`AppState`] (an `Arc<App>`); nothing lives in globals.
 //! Data directory layout: `objects/` (local storage), `tmp/` (temp files of local writes),
 //! `index/` (the tantivy index), `audit-index/` (the audit query index), `secrets/`
-//! (generated secrets, mode 0600).
+//! (generated secrets, mode 0600), `feed-position` (the change feed's last entry applied),
+//! `index-closed-cleanly` (written by a graceful shutdown that left the index holding
+//! everything this process acknowledged; consumed when the next process starts).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,7 +72,44 @@ pub struct App {
     /// reads that answer from the index wait (a profile narrowed just before a crash must not
     /// be served from the stale index). `true` when no reconciliation was started.
     pub reconciled: tokio::sync::watch::Sender<bool>,
+    /// How and when the start-up reconciliation let reads through (`/status`).
+    pub reads_opened: std::sync::OnceLock<ReadsOpened>,
+    /// Whether the previous process on this data directory shut down cleanly (see
+    /// [`App::close`]): read and removed when this one started.
+    pub closed_cleanly_before: bool,
+    /// Mutating requests, run to completion even when their client goes away (see
+    /// `api::run_to_completion`): a graceful shutdown waits for them.
+    pub mutations: tokio_util::task::TaskTracker,
 }
+
+/// How the start-up reconciliation let reads through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ReadsOpened {
+    /// What had to happen first.
+    pub after: ReadsOpenedAfter,
+    /// Milliseconds from the start of the reconciliation.
+    pub after_ms: u64,
+}
+
+/// What the start-up reconciliation did before it let reads through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadsOpenedAfter {
+    /// Replaying the change feed since a clean shutdown; the sync check of all of storage
+    /// runs after, reads meanwhile served.
+    FeedReplay,
+    /// The sync check of all of storage (no clean shutdown recorded, the feed no longer
+    /// reaching this replica's position, or following off).
+    SyncCheck,
+    /// Rebuilding the index (missing or of an older schema), then the sync check.
+    Rebuild,
+}
+
+/// Written by [`App::close`] when the index held everything this process acknowledged.
+const CLEAN_CLOSE_MARKER: &str = "index-closed-cleanly";
+
+/// How long [`App::close`] waits for mutating requests, then for jobs, to end.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// Sidecar records kept in memory (a few hundred bytes each): a hundred 1,000-file versions.
 const FILE_RECORD_CACHE_ENTRIES: usize = 100_000;
@@ -121,6 +160,14 @@ impl App {
         let feed = Arc::new(Feed::new(storage.clone(), replica));
         auth.set_feed(feed.clone());
         let jobs = JobRegistry::new(Some(storage.clone()));
+        // Read and removed before this process writes anything: should it crash, the next
+        // start must not take its index for complete.
+        let closed_cleanly_before = take_clean_close_marker(&data_dir).with_context(|| {
+            format!(
+                "cannot remove {CLEAN_CLOSE_MARKER} in {}",
+                data_dir.display()
+            )
+        })?;
 
         Ok(Arc::new(Self {
             settings,
@@ -140,7 +187,52 @@ impl App {
             clock,
             started_at: Utc::now(),
             reconciled: tokio::sync::watch::Sender::new(true),
+            reads_opened: std::sync::OnceLock::new(),
+            closed_cleanly_before,
+            mutations: tokio_util::task::TaskTracker::new(),
         }))
+    }
+
+    /// The graceful end of a process whose HTTP server has drained and whose background loops
+    /// (follower, scheduler, expiry re-indexer) were stopped and awaited: waits for mutating
+    /// requests and jobs to end, stores buffered audit events, closes the index, and — when
+    /// nothing was left unfinished and no re-index of this process failed or was dropped —
+    /// records that the index holds everything this process acknowledged, so the next start
+    /// may open reads after replaying the change feed instead of the sync check of all of
+    /// storage. Answers whether it recorded that.
+    pub async fn close(&self) -> bool {
+        self.mutations.close();
+        let mutations_ended = tokio::time::timeout(CLOSE_WAIT, self.mutations.wait())
+            .await
+            .is_ok();
+        let jobs_ended = self.jobs.wait_idle(CLOSE_WAIT).await;
+        if let Err(error) = self.audit.close().await {
+            tracing::error!(%error, "audit events could not all be stored at shutdown");
+        }
+        let index = self.index.clone();
+        let closed = tokio::task::spawn_blocking(move || index.close())
+            .await
+            .is_ok();
+        let complete = mutations_ended
+            && jobs_ended
+            && closed
+            && !self.jobs.any_failed()
+            && !self.indexer.may_lack_changes();
+        if !complete {
+            tracing::warn!(
+                mutations_ended,
+                jobs_ended,
+                "the index may lack changes: the next start checks all of storage before reads"
+            );
+            return false;
+        }
+        match write_clean_close_marker(&self.settings.data_dir) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "clean shutdown not recorded");
+                false
+            }
+        }
     }
 
     /// Checks storage within the storage timeout, updating the `storage_up` metric.
@@ -182,7 +274,27 @@ impl App {
 
     /// One attempt of the start-up reconciliation.
     async fn reconcile_once(self: &Arc<Self>, job: &crate::jobs::JobHandle) -> Result<(), String> {
-        if self.index.needs_rebuild() {
+        let started = std::time::Instant::now();
+        let opened = |after| {
+            let after_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let _ = self.reads_opened.set(ReadsOpened { after, after_ms });
+            self.reconciled.send_replace(true);
+            tracing::info!(?after, after_ms, "reads open");
+        };
+        let rebuild = self.index.needs_rebuild();
+        // After a clean shutdown the index held everything this replica acknowledged; what
+        // others changed since is in the feed. Replay that, open reads, then check all of
+        // storage as usual (for changes made behind the API's back).
+        if !rebuild
+            && self.closed_cleanly_before
+            && let Some(work) = crate::jobs::follow::catch_up_work(self)
+                .await
+                .map_err(|error| error.to_string())?
+        {
+            crate::jobs::follow::apply(self, work).await?;
+            opened(ReadsOpenedAfter::FeedReplay);
+        }
+        if rebuild {
             let report = self
                 .indexer
                 .index_projects(None, |done, total| {
@@ -206,6 +318,11 @@ impl App {
                 "start-up sync check repaired drift"
             );
         }
+        opened(if rebuild {
+            ReadsOpenedAfter::Rebuild
+        } else {
+            ReadsOpenedAfter::SyncCheck
+        });
         Ok(())
     }
 
@@ -214,6 +331,28 @@ impl App {
     pub fn uptime(&self) -> Duration {
         (Utc::now() - self.started_at).to_std().unwrap_or_default()
     }
+}
+
+/// Removes the clean-close marker of `data_dir`; answers whether it was there. The removal
+/// is made durable (the directory synced) before anything else is written.
+fn take_clean_close_marker(data_dir: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(data_dir.join(CLEAN_CLOSE_MARKER)) {
+        Ok(()) => {
+            crate::storage::local::sync_dir(data_dir)?;
+            Ok(true)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes the clean-close marker of `data_dir` durably.
+fn write_clean_close_marker(data_dir: &Path) -> std::io::Result<()> {
+    let path = data_dir.join(CLEAN_CLOSE_MARKER);
+    let mut file = std::fs::File::create(&path)?;
+    std::io::Write::write_all(&mut file, Utc::now().to_rfc3339().as_bytes())?;
+    file.sync_all()?;
+    crate::storage::local::sync_dir(data_dir)
 }
 
 /// The first pause before the start-up reconciliation is tried again after a failure; it

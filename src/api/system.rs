@@ -80,6 +80,10 @@ pub struct StatusReport {
     pub storage: StorageHealth,
     /// Index health.
     pub index: IndexHealth,
+    /// How and when the start-up reconciliation let reads through; absent while it runs
+    /// (and in processes that start none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads_opened: Option<crate::app::ReadsOpened>,
 }
 
 /// Health of storage and index; `503` with code `storage_unavailable` when storage does not
@@ -107,6 +111,7 @@ pub async fn get_status(State(state): State<AppState>) -> Response {
         reason: (!storage.ok).then(|| "object storage is unavailable".to_owned()),
         storage,
         index,
+        reads_opened: state.reads_opened.get().copied(),
     };
     let status = if healthy {
         StatusCode::OK

@@ -208,21 +208,29 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let _follower = crate::jobs::follow::start(&state).await;
+    let follower = crate::jobs::follow::start(&state).await;
     state.reconcile_in_background();
-    let _scheduler = crate::jobs::schedule::start(state.clone()).await?;
-    let _expiries = crate::jobs::schedule::spawn_expiry_reindexer(state.clone());
+    let scheduler = crate::jobs::schedule::start(state.clone()).await?;
+    let expiries = crate::jobs::schedule::spawn_expiry_reindexer(state.clone());
     crate::api::serve(listener, state.clone(), crate::api::shutdown_signal()).await?;
     if let Some(metrics_server) = metrics_server {
         // Nothing to drain there: scrapes are read-only.
         metrics_server.abort();
     }
-    // Buffered audit events (downloads, denials, logins) must survive a graceful shutdown.
-    if let Err(error) = state.audit.close().await {
-        tracing::error!(%error, "audit events could not all be stored at shutdown");
+    // The background loops stop before the index closes; a re-index one of them drops
+    // unfinished marks the index as possibly incomplete (see `App::close`).
+    if let Some(mut scheduler) = scheduler
+        && let Err(error) = scheduler.shutdown().await
+    {
+        tracing::warn!(%error, "scheduler not stopped cleanly");
     }
-    let index = state.index.clone();
-    tokio::task::spawn_blocking(move || index.close()).await?;
+    for task in [follower, Some(expiries)].into_iter().flatten() {
+        task.abort();
+        let _ = task.await;
+    }
+    if state.close().await {
+        tracing::info!("index closed cleanly: the next start replays the change feed before reads");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -162,6 +162,30 @@ pub struct Indexer {
     max_document_bytes: u64,
     /// The time grant expiry is decided against.
     clock: crate::clock::Clock,
+    /// Set when a re-index failed or was dropped before it ended: the index may lack a change
+    /// of storage until the next sync check (see [`Indexer::may_lack_changes`]).
+    missed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Sets [`Indexer::may_lack_changes`] when dropped armed: armed when a re-index starts,
+/// disarmed when it succeeded, so an error or a cancellation leaves the mark.
+struct MissGuard<'a>(Option<&'a std::sync::atomic::AtomicBool>);
+
+impl MissGuard<'_> {
+    fn settle<T>(mut self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.0 = None;
+        }
+        result
+    }
+}
+
+impl Drop for MissGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(missed) = self.0 {
+            missed.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 /// Default of [`Indexer::with_max_document_bytes`] (the API's default JSON cap).
@@ -261,7 +285,16 @@ impl Indexer {
             expiries: Arc::new(super::expiry::ExpiryTracker::new()),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             clock: crate::clock::Clock::system(),
+            missed: Arc::default(),
         }
+    }
+
+    /// Whether a re-index of this process failed or was dropped unfinished: the index may
+    /// then lack a change of storage (until a sync check repairs it), so a shutdown does not
+    /// record it as complete.
+    #[must_use]
+    pub fn may_lack_changes(&self) -> bool {
+        self.missed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Decides grant expiry against `clock` instead of the system time.
@@ -745,6 +778,12 @@ impl Indexer {
     /// under its project's lock, again when another update of the project applied while this
     /// one read (see [`super::serial`]).
     pub async fn index_version(&self, project: &str, version: &str) -> Result<IndexReport> {
+        let guard = MissGuard(Some(&self.missed));
+        guard.settle(self.index_version_serialized(project, version).await)
+    }
+
+    /// [`Indexer::index_version`] without the failure mark.
+    async fn index_version_serialized(&self, project: &str, version: &str) -> Result<IndexReport> {
         let _turn = self.index.serial().lock(project).await;
         loop {
             let ticket = self.index.serial().ticket(project);
@@ -869,6 +908,16 @@ impl Indexer {
 
     /// Re-indexes whole projects (all of them when `projects` is `None`), batching commits.
     pub async fn index_projects(
+        &self,
+        projects: Option<Vec<String>>,
+        progress: impl FnMut(usize, usize) + Send,
+    ) -> Result<IndexReport> {
+        let guard = MissGuard(Some(&self.missed));
+        guard.settle(self.index_projects_unguarded(projects, progress).await)
+    }
+
+    /// [`Indexer::index_projects`] without the failure mark.
+    async fn index_projects_unguarded(
         &self,
         projects: Option<Vec<String>>,
         mut progress: impl FnMut(usize, usize) + Send,

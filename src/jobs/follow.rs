@@ -66,6 +66,51 @@ pub async fn start_position(app: &AppState) -> Result<Start, FeedError> {
     }
 }
 
+/// Most entries a restart replays before it opens reads (see [`catch_up_work`]); more than
+/// that, and the full sync check is the cheaper way back.
+const MAX_REPLAY: usize = 10_000;
+
+/// What the feed asks of this replica's index since its saved position — every writer's
+/// entries, this replica's own included — when that is a small, known amount: `None` when
+/// following is off, no position was saved, the feed no longer reaches it (compacted, or a
+/// bucket replaced), it holds more than [`MAX_REPLAY`] entries, or one of them asks to
+/// re-index everything. Used after a clean shutdown (see `App::reconcile_in_background`):
+/// the index then held everything this replica acknowledged, and the feed names everything
+/// the others changed since.
+pub async fn catch_up_work(app: &AppState) -> Result<Option<Work>, FeedError> {
+    if app.settings.feed_poll_ms == 0 {
+        return Ok(None);
+    }
+    let Some(position) = read_position(&position_file(app)) else {
+        return Ok(None);
+    };
+    let head = app.feed.head().await?;
+    if position > head {
+        return Ok(None);
+    }
+    let mut entries = Vec::new();
+    let mut after = position;
+    while after < head {
+        let batch = match app.feed.read_after(after, BATCH).await {
+            Ok(batch) => batch,
+            Err(FeedError::Gap(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let Some(&(last, _)) = batch.last() else {
+            // The head was listed but is gone: compacted meanwhile.
+            return Ok(None);
+        };
+        entries.extend(batch.into_iter().map(|(_, entry)| entry));
+        if entries.len() > MAX_REPLAY {
+            return Ok(None);
+        }
+        after = last;
+    }
+    // No replica id is empty: every entry counts, this replica's own too.
+    let work = Work::from_entries(&entries, "");
+    Ok((!work.all).then_some(work))
+}
+
 /// What a batch of entries asks for, merged: re-indexing a project once covers every change
 /// to it in the batch (re-indexing reads the latest state).
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -128,6 +128,29 @@ struct JobRecord {
 pub struct JobRegistry {
     jobs: Arc<Mutex<HashMap<String, JobInfo>>>,
     store: Option<Arc<dyn ObjectStore>>,
+    /// The bodies running (or spawned and not yet run): a graceful shutdown waits for them.
+    running: tokio_util::task::TaskTracker,
+    /// Set when a job of this process failed (or was dropped unfinished): the index may lack
+    /// what it was to apply, so the shutdown does not vouch for the index.
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Marks the registry's jobs as failed when dropped armed: a job body that failed, or whose
+/// task was dropped before it ended (a runtime shutting down).
+struct UnfinishedJob(Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl UnfinishedJob {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for UnfinishedJob {
+    fn drop(&mut self) {
+        if let Some(failed) = &self.0 {
+            failed.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 /// A handle a running job reports through.
@@ -158,7 +181,26 @@ impl JobRegistry {
         Self {
             jobs: Arc::default(),
             store,
+            running: tokio_util::task::TaskTracker::new(),
+            failed: Arc::default(),
         }
+    }
+
+    /// Waits up to `limit` for every job body of this process to end; answers whether they
+    /// all did. Jobs spawned later are waited for too.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        self.running.close();
+        let ended = tokio::time::timeout(limit, self.running.wait())
+            .await
+            .is_ok();
+        self.running.reopen();
+        ended
+    }
+
+    /// Whether a job of this process failed or was dropped before it ended.
+    #[must_use]
+    pub fn any_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Writes the job's current state to storage (nothing without a store). A failure is
@@ -274,7 +316,9 @@ impl JobRegistry {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let registry = self.clone();
-        tokio::spawn(async move {
+        let unfinished = UnfinishedJob(Some(self.failed.clone()));
+        self.running.spawn(async move {
+            let unfinished = unfinished;
             registry.update(&handle.id, |job| job.status = JobStatus::Started);
             let id = handle.id.clone();
             let kind = registry.get(&id).map(|job| job.kind).unwrap_or_default();
@@ -291,6 +335,8 @@ impl JobRegistry {
             };
             if let Err(error) = &outcome {
                 tracing::error!(job_id = %id, %kind, %error, "job failed");
+            } else {
+                unfinished.disarm();
             }
             registry.update(&id, |job| {
                 job.finished_at = Some(Utc::now());

@@ -267,7 +267,7 @@ impl Drop for TempPath {
 
 /// fsyncs a directory so a rename, link or unlink in it is durable. A directory that a
 /// concurrent delete already removed has nothing left to persist.
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         match fs::File::open(dir) {

@@ -192,6 +192,22 @@ impl Server {
         }
     }
 
+    /// Stops the server as an orchestrator does (SIGTERM) and waits for it to exit, which it
+    /// must do with success.
+    async fn stop_gracefully(mut self) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "trove serve stopped with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "trove serve did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits for a job of a `202` answer to succeed.
     async fn wait_job(&self, token: &str, answer: &Answer) {
         assert_eq!(answer.status, StatusCode::ACCEPTED);
@@ -1149,4 +1165,28 @@ fn count_files(directory: &Path) -> usize {
             })
             .sum()
     })
+}
+
+/// A graceful stop (SIGTERM) records that the index held everything acknowledged; the next
+/// start opens reads after replaying the change feed instead of checking all of storage, and
+/// keeps every promise of a restart. The record is consumed by that start: a crash after it
+/// makes the following start check all of storage before reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_lets_the_next_start_open_reads_after_the_feed() {
+    let (scene, server, _) = scene().await;
+    server.stop_gracefully().await;
+    let marker = scene.data_dir.join("index-closed-cleanly");
+    assert!(marker.exists(), "SIGTERM did not record a clean close");
+    let (server, _) = scene.restart_and_check().await;
+    assert!(
+        !marker.exists(),
+        "the record outlived the start that used it"
+    );
+    let status = server.ok(Method::GET, "/status", None, None).await.json();
+    assert_eq!(status["reads_opened"]["after"], "feed_replay", "{status}");
+    // Killed: the next start checks all of storage first.
+    drop(server);
+    let (server, _) = scene.restart_and_check().await;
+    let status = server.ok(Method::GET, "/status", None, None).await.json();
+    assert_eq!(status["reads_opened"]["after"], "sync_check", "{status}");
 }

@@ -583,3 +583,182 @@ async fn concurrent_changes_of_one_project_all_succeed() {
         "{record}"
     );
 }
+
+/// Stops a replica the way `trove serve` does on SIGTERM: its follower stopped and awaited,
+/// then [`trove::app::App::close`]; answers its settings and data directory for a restart.
+async fn stop_cleanly(mut replica: Replica) -> (trove::config::Settings, tempfile::TempDir) {
+    if let Some(follower) = replica.follower.take() {
+        follower.abort();
+        let _ = follower.await;
+    }
+    assert!(
+        replica.state.close().await,
+        "a quiet replica closes cleanly"
+    );
+    let settings = replica.settings.clone();
+    let dir = std::mem::replace(&mut replica._dir, tempfile::tempdir().unwrap());
+    (settings, dir)
+}
+
+/// Issue 18 item 7: a replica stopped cleanly opens reads after replaying the change feed
+/// since its position — not after checking all of storage — and what another replica changed
+/// while it was down is already applied to its very first read: a revoked share, a narrowed
+/// project, a deleted version, a new project. The check of all of storage still follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cleanly_stopped_replica_replays_the_feed_before_its_first_read() {
+    let server = S3TestServer::start().await;
+    let a = replica(&server).await;
+    let b = replica(&server).await;
+    let owner = a.user_token("owner", Role::Maintainer).await;
+    let reader = a.user_token("reader", Role::Maintainer).await;
+    for (project, visibility) in [
+        ("shared", "private"),
+        ("open", "public"),
+        ("doomed", "public"),
+    ] {
+        create_project(&a, &owner, project, visibility).await;
+        create_version(&a, &owner, project, "v1").await;
+        upload(
+            &a,
+            Some(&owner),
+            project,
+            "v1",
+            "data.json",
+            br#"{"title": "cats"}"#,
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    }
+    a.post_json(
+        "/projects/shared/share",
+        &owner,
+        &json!({"principal": "reader"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    let before = [
+        "doomed:data.json@v1",
+        "open:data.json@v1",
+        "shared:data.json@v1",
+    ];
+    eventually("B finds the reader's three documents", || async {
+        sorted_hits(&b, &reader, "cats").await == before
+    })
+    .await;
+
+    let (settings, dir) = stop_cleanly(b).await;
+    assert!(dir.path().join("index-closed-cleanly").exists());
+    // While B is down, on A: the share revoked, `open` narrowed to its owners, `doomed`'s
+    // version deleted, `fresh` created.
+    a.delete_as("/projects/shared/share/reader", &owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let narrowed = a
+        .put_json(
+            "/projects/open/permissions",
+            &owner,
+            &json!({"read_access": "owners"}),
+        )
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    let job = narrowed.json()["path"].as_str().unwrap().to_owned();
+    eventually("the narrowing is applied on A", || async {
+        a.get_as(&job, &owner).await.json()["status"] == "SUCCESS"
+    })
+    .await;
+    a.delete_as("/projects/doomed/version/v1", &owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    create_project(&a, &owner, "fresh", "public").await;
+    create_version(&a, &owner, "fresh", "v1").await;
+    upload(
+        &a,
+        Some(&owner),
+        "fresh",
+        "v1",
+        "data.json",
+        br#"{"title": "cats"}"#,
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+
+    let b = start(settings, dir).await;
+    assert!(b.state.closed_cleanly_before);
+    assert!(
+        !b._dir.path().join("index-closed-cleanly").exists(),
+        "consumed at start"
+    );
+    let mut reads_open = b.state.reconciled.subscribe();
+    b.state.reconcile_in_background();
+    // The first read on B (the reads it would hold meanwhile answer `503` after the storage
+    // timeout, which a loaded machine may reach): nothing stale, nothing missing.
+    reads_open.wait_for(|open| *open).await.unwrap();
+    assert_eq!(
+        sorted_hits(&b, &reader, "cats").await,
+        ["fresh:data.json@v1"]
+    );
+    assert_eq!(
+        b.get_as("/projects/shared", &reader).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let status = b.get("/status").await.json();
+    assert_eq!(status["reads_opened"]["after"], "feed_replay", "{status}");
+    // The check of all of storage follows, and finds nothing the replay missed.
+    eventually("the start-up sync check ran", || async {
+        b.state.last_sync.lock().unwrap().is_some()
+    })
+    .await;
+    let report = b.state.last_sync.lock().unwrap().clone().unwrap();
+    assert_eq!(report.drift_count, 0, "{:?}", report.drift);
+}
+
+/// Without a clean shutdown recorded (a crash: the replica dropped, never closed), or when a
+/// re-index of the last run failed, reads wait for the check of all of storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_clean_shutdown_reads_wait_for_the_sync_check() {
+    let mut server = S3TestServer::start().await;
+    let b = replica(&server).await;
+    let owner = b.user_token("owner", Role::Maintainer).await;
+    create_project(&b, &owner, "p", "public").await;
+    // A crash: dropped without `close`.
+    let settings = b.settings.clone();
+    let dir = {
+        let mut b = b;
+        std::mem::replace(&mut b._dir, tempfile::tempdir().unwrap())
+    };
+    let b = start(settings, dir).await;
+    assert!(!b.state.closed_cleanly_before);
+    let mut reads_open = b.state.reconciled.subscribe();
+    b.state.reconcile_in_background();
+    reads_open.wait_for(|open| *open).await.unwrap();
+    assert_eq!(b.get_as("/projects/p", &owner).await.status, StatusCode::OK);
+    let status = b.get("/status").await.json();
+    assert_eq!(status["reads_opened"]["after"], "sync_check", "{status}");
+
+    // A clean stop after a failed re-index (storage down meanwhile) does not vouch for the
+    // index either.
+    assert!(!b.state.indexer.may_lack_changes());
+    server.stop().await;
+    assert!(b.state.indexer.index_version("p", "v1").await.is_err());
+    server.restart().await;
+    assert!(b.state.indexer.may_lack_changes());
+    let (settings, dir) = {
+        let mut b = b;
+        if let Some(follower) = b.follower.take() {
+            follower.abort();
+            let _ = follower.await;
+        }
+        assert!(
+            !b.state.close().await,
+            "recorded clean after a failed re-index"
+        );
+        let settings = b.settings.clone();
+        (
+            settings,
+            std::mem::replace(&mut b._dir, tempfile::tempdir().unwrap()),
+        )
+    };
+    assert!(!dir.path().join("index-closed-cleanly").exists());
+    let b = start(settings, dir).await;
+    assert!(!b.state.closed_cleanly_before);
+}
