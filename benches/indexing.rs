@@ -313,7 +313,7 @@ async fn restart(data_dir: &std::path::Path) -> anyhow::Result<String> {
         follower.abort();
         let _ = follower.await;
     }
-    let clean = app.close().await;
+    let clean = app.close().await.is_ok();
     Ok(format!(
         "`App::build` (opens the index) {opened:.0} ms; **reads served at {serving:.2} s** (after: {after}); the whole start-up reconciliation done at {reconciled:.2} s; peak RSS {peak:.0} MiB; closed cleanly: {clean}"
     ))

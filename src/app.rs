@@ -196,11 +196,11 @@ impl App {
     /// The graceful end of a process whose HTTP server has drained and whose background loops
     /// (follower, scheduler, expiry re-indexer) were stopped and awaited: waits for mutating
     /// requests and jobs to end, stores buffered audit events, closes the index, and — when
-    /// nothing was left unfinished and no re-index of this process failed or was dropped —
-    /// records that the index holds everything this process acknowledged, so the next start
-    /// may open reads after replaying the change feed instead of the sync check of all of
-    /// storage. Answers whether it recorded that.
-    pub async fn close(&self) -> bool {
+    /// nothing was left unfinished and no re-index of this process failed or was dropped
+    /// without a later success covering it — records that the index holds everything this
+    /// process acknowledged, so the next start may open reads after replaying the change feed
+    /// instead of the sync check of all of storage. Answers why it did not record that.
+    pub async fn close(&self) -> Result<(), &'static str> {
         self.mutations.close();
         let mutations_ended = tokio::time::timeout(CLOSE_WAIT, self.mutations.wait())
             .await
@@ -213,26 +213,29 @@ impl App {
         let closed = tokio::task::spawn_blocking(move || index.close())
             .await
             .is_ok();
-        let complete = mutations_ended
-            && jobs_ended
-            && closed
-            && !self.jobs.any_failed()
-            && !self.indexer.may_lack_changes();
-        if !complete {
+        let incomplete = [
+            (!mutations_ended, "mutating requests still running"),
+            (!jobs_ended, "jobs still running"),
+            (!closed, "the index did not close"),
+            (self.jobs.any_failed(), "a job failed"),
+            (
+                self.indexer.may_lack_changes(),
+                "a re-index failed or was dropped",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(failed, why)| failed.then_some(why));
+        if let Some(why) = incomplete {
             tracing::warn!(
-                mutations_ended,
-                jobs_ended,
+                why,
                 "the index may lack changes: the next start checks all of storage before reads"
             );
-            return false;
+            return Err(why);
         }
-        match write_clean_close_marker(&self.settings.data_dir) {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(%error, "clean shutdown not recorded");
-                false
-            }
-        }
+        write_clean_close_marker(&self.settings.data_dir).map_err(|error| {
+            tracing::warn!(%error, "clean shutdown not recorded");
+            "the record was not written"
+        })
     }
 
     /// Checks storage within the storage timeout, updating the `storage_up` metric.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::access::search_scope;
+use super::presented::Presented;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::index::cursor::CursorState;
@@ -15,7 +16,7 @@ use crate::model::id::ArtifactId;
 use crate::permissions::{ResolvedProfile, Target, can_manage};
 
 /// Keeps only the requested keys (top level, or `_extra.<key>`).
-fn filter_fields(document: Value, fields: Option<&str>) -> Value {
+pub(super) fn filter_fields(document: Value, fields: Option<&str>) -> Value {
     let Some(fields) = fields.map(str::trim).filter(|f| !f.is_empty()) else {
         return document;
     };
@@ -61,11 +62,11 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
         return false;
     }
     let Ok(profile) =
-        serde_json::from_value::<ResolvedProfile>(hit.source["_extra"]["permissions"].clone())
+        serde_json::from_value::<ResolvedProfile>(hit.source()["_extra"]["permissions"].clone())
     else {
         return false;
     };
-    let extra = Extra::of(&hit.source);
+    let extra = Extra::of(hit.source());
     let state = extra.state.unwrap_or_default();
     let target = Target {
         profile,
@@ -85,7 +86,7 @@ fn may_manage(principal: &Principal, hit: &Hit, now: DateTime<Utc>) -> bool {
 
 /// Whether one of the owners listed in the hit's profile names the caller.
 fn names_an_owner(principal: &Principal, hit: &Hit) -> bool {
-    let owners = hit.source["_extra"]["permissions"]["owners"].as_array();
+    let owners = hit.source()["_extra"]["permissions"]["owners"].as_array();
     owners.is_some_and(|owners| {
         (owners.iter())
             .filter_map(Value::as_str)
@@ -159,7 +160,7 @@ pub fn link_target_readable(app: &AppState, principal: &Principal, target: &str)
     )
 }
 
-/// A hit as returned: permissions stripped unless manageable, a link's target hidden unless
+/// A hit as returned: permissions left out unless manageable, a link's target hidden unless
 /// readable, then fields filtered.
 pub(super) fn present(
     app: &AppState,
@@ -167,33 +168,34 @@ pub(super) fn present(
     hit: Hit,
     fields: Option<&str>,
     now: DateTime<Utc>,
-) -> Value {
+) -> Presented {
     let manage = may_manage(principal, &hit, now);
-    let mut source = hit.source;
-    if let Some(extra) = source.get_mut("_extra").and_then(Value::as_object_mut) {
-        if manage {
-            if let Some(permissions) = extra.get_mut("permissions").and_then(Value::as_object_mut)
-                && !permissions.contains_key("readers")
-            {
-                let readers = readers_of(permissions);
-                permissions.insert("readers".to_owned(), json!(readers));
-            }
-        } else {
-            extra.remove("permissions");
+    let mut presented = Presented::new(hit, fields);
+    let Some(source_extra) = presented.source().get("_extra").and_then(Value::as_object) else {
+        return presented;
+    };
+    let permissions = source_extra.get("permissions").and_then(Value::as_object);
+    let permissions = match permissions {
+        Some(permissions) if manage && !permissions.contains_key("readers") => {
+            let mut shown = permissions.clone();
+            shown.insert("readers".to_owned(), json!(readers_of(permissions)));
+            Some(Some(Value::Object(shown)))
         }
-        let hidden = extra
-            .get("link")
-            .and_then(|link| link.get("artifactdb"))
-            .and_then(Value::as_str)
-            .is_some_and(|target| !link_target_readable(app, principal, target));
-        if hidden {
-            extra.insert(
-                "link".to_owned(),
-                serde_json::json!({"artifactdb": Value::Null}),
-            );
-        }
+        Some(_) if manage => None,
+        _ => Some(None),
+    };
+    let hidden = source_extra
+        .get("link")
+        .and_then(|link| link.get("artifactdb"))
+        .and_then(Value::as_str)
+        .is_some_and(|target| !link_target_readable(app, principal, target));
+    if let Some(permissions) = permissions {
+        presented.change_extra("permissions", permissions);
     }
-    filter_fields(source, fields)
+    if hidden {
+        presented.change_extra("link", Some(json!({"artifactdb": Value::Null})));
+    }
+    presented
 }
 
 /// The hits of a page as answered: highlighted when asked, presented (see [`present`]).
@@ -204,7 +206,7 @@ pub(super) fn present_page(
     cursor: &CursorState,
     hits: Vec<Hit>,
     now: DateTime<Utc>,
-) -> Vec<Value> {
+) -> Vec<Presented> {
     let words = if cursor.highlight {
         crate::index::highlight::query_words(&cursor.q)
     } else {
@@ -215,17 +217,10 @@ pub(super) fn present_page(
             // Built from the hit itself, before fields are filtered.
             let highlight = cursor
                 .highlight
-                .then(|| crate::index::highlight::snippet(&hit.source, &words, cursor.prefix));
+                .then(|| crate::index::highlight::snippet(hit.source(), &words, cursor.prefix));
             let mut document = present(app, principal, hit, cursor.fields.as_deref(), now);
-            if let Some(highlight) = highlight
-                && let Some(object) = document.as_object_mut()
-            {
-                let extra = object
-                    .entry("_extra")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Some(extra) = extra.as_object_mut() {
-                    extra.insert("highlight".to_owned(), json!(highlight));
-                }
+            if let Some(highlight) = highlight {
+                document.change_extra("highlight", Some(json!(highlight)));
             }
             document
         })

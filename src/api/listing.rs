@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::access::{authorize_project, search_scope};
 use super::hits::present;
+use super::presented::{HitsPage, Presented};
 use super::search::{
     ListParams, cursor_from, decode_cursor, list_params, next_token, request_of, search_error,
     with_link,
@@ -40,7 +41,7 @@ fn projects_page(
     request: &SearchRequest,
     fields: Option<&str>,
     now: DateTime<Utc>,
-) -> ApiResult<(Vec<Value>, usize)> {
+) -> ApiResult<(Vec<Presented>, usize)> {
     // The caller's scope is built once for both passes: it copies every identity.
     let scope = search_scope(principal);
     let page = search(&app.index, &scope, request, now).map_err(search_error)?;
@@ -48,7 +49,7 @@ fn projects_page(
         .hits
         .iter()
         .map(|hit| {
-            hit.source["project_id"]
+            hit.source()["project_id"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned()
@@ -69,22 +70,26 @@ fn projects_page(
 
 /// A project hit as answered: presented, with its `project_id`, its readable versions
 /// (`aggs`) and `latest`.
-fn project_document(mut document: Value, project: String, readable: ReadableVersions) -> Value {
+fn project_document(
+    mut document: Presented,
+    project: String,
+    readable: ReadableVersions,
+) -> Presented {
     let ReadableVersions { versions, latest } = readable;
-    if let Some(object) = document.as_object_mut() {
-        object.insert("project_id".to_owned(), Value::String(project));
-        object.insert(
-            "aggs".to_owned(),
+    document.set("project_id", Some(Value::String(project)));
+    document.set(
+        "aggs",
+        Some(
             versions
                 .iter()
                 .map(|v| json!({"_extra.version": v}))
                 .collect(),
-        );
-        object.insert(
-            "latest".to_owned(),
-            json!(latest.map(|v| json!({"_extra.version": v}))),
-        );
-    }
+        ),
+    );
+    document.set(
+        "latest",
+        Some(json!(latest.map(|v| json!({"_extra.version": v})))),
+    );
     document
 }
 
@@ -128,12 +133,14 @@ pub async fn get_projects(
         let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
         format!("/projects?cursor={token}")
     });
-    let body = ApiJson(super::object([
-        ("count", results.len().into()),
-        ("results", Value::Array(results)),
-        ("total", total.into()),
-        ("next", next.clone().into()),
-    ]));
+    let body = ApiJson(HitsPage {
+        count: results.len(),
+        facets: None,
+        next: next.clone(),
+        results,
+        total,
+        total_relation: None,
+    });
     Ok(with_link(&app, body.into_response(), next.as_deref()))
 }
 

@@ -5,12 +5,12 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::{authorize_project, authorize_version, search_scope};
 use super::hits::present;
+use super::presented::Presented;
 use super::search::{ListParams, cursor_from, list_params, page, search_error};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -57,11 +57,11 @@ fn file_metadata(
     principal: &Principal,
     id: &ArtifactId,
     params: &MetadataParams,
-) -> ApiResult<Value> {
+) -> ApiResult<Presented> {
     let mut hit = find_document(app, principal, id)?;
     if params.follow_link.unwrap_or(false) {
         let mut hops = 0;
-        while let Some(target) = Extra::of(&hit.source).link_target() {
+        while let Some(target) = Extra::of(hit.source()).link_target() {
             hops += 1;
             if hops > 8 {
                 return Err(ApiError::new(ErrorCode::Conflict, "link chain too long"));
@@ -72,10 +72,8 @@ fn file_metadata(
         }
     }
     let mut document = present(app, principal, hit, None, app.clock.now());
-    if params.raw.unwrap_or(false)
-        && let Some(object) = document.as_object_mut()
-    {
-        object.remove("_extra");
+    if params.raw.unwrap_or(false) {
+        document.set("_extra", None);
     }
     Ok(document)
 }
@@ -92,7 +90,7 @@ pub async fn get_file_metadata(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<MetadataParams>,
-) -> ApiResult<ApiJson<Value>> {
+) -> ApiResult<ApiJson<Presented>> {
     let id = ArtifactId::parse(&id)
         .map_err(|error| ApiError::new(ErrorCode::InvalidId, error.to_string()))?;
     let app = app.clone();

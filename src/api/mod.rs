@@ -20,8 +20,10 @@ pub mod index_admin;
 pub mod listing;
 pub mod members;
 pub mod metadata;
+mod mutations;
 pub mod namespaces;
 pub mod openapi;
+pub mod presented;
 pub mod presigned;
 pub mod profiles;
 pub mod projects;
@@ -125,20 +127,7 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 /// limit, panics as `500 internal`, the safe headers, the tracing span and the request id.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let max_json_bytes = state.settings.max_json_bytes;
-    routes
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
-        .route_layer(axum::middleware::from_fn(audit_context))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            wait_until_reconciled,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.mutations.clone(),
-            run_to_completion,
-        ))
+    with_route_layers(routes, &state)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_bytes))
@@ -164,6 +153,25 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The layers of each matched route, innermost first: metrics, the audit context, the
+/// start-up wait, the run to completion of mutations.
+fn with_route_layers(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .route_layer(axum::middleware::from_fn(audit_context))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wait_until_reconciled,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.mutations.clone(),
+            mutations::run_to_completion,
+        ))
 }
 
 /// The tracing span of one request: method, path and request id.
@@ -244,38 +252,6 @@ async fn wait_until_reconciled(
     next.run(request).await
 }
 
-/// Runs a mutating request (any method but `GET`, `HEAD` and `OPTIONS`) in a task of its
-/// own, tracked by `mutations`, so that a client going away mid-request — hyper then drops
-/// the request's future — cannot stop it between its storage write, its re-index and its
-/// change-feed entry: half a mutation would leave the index (and other replicas) behind
-/// storage until the next sync check. A graceful shutdown waits for these tasks
-/// ([`crate::app::App::close`]). Reads stay on the connection's task: dropping them loses
-/// nothing.
-async fn run_to_completion(
-    State(mutations): State<tokio_util::task::TaskTracker>,
-    request: Request,
-    next: Next,
-) -> Response {
-    use axum::http::Method;
-    use tracing::Instrument as _;
-    if matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        return next.run(request).await;
-    }
-    let task = mutations.spawn(next.run(request).instrument(tracing::Span::current()));
-    match task.await {
-        Ok(response) => response,
-        Err(error) => {
-            if error.is_panic() {
-                std::panic::resume_unwind(error.into_panic());
-            }
-            panic_response(Box::new("request task cancelled"))
-        }
-    }
-}
-
 async fn audit_context(
     extract::ClientAddress(address): extract::ClientAddress,
     request: Request,
@@ -344,62 +320,4 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested, draining requests");
     // Give load balancers a moment to notice before connections close.
     tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
-
-    use tokio::io::AsyncWriteExt as _;
-
-    /// A client that sends `method /` and hangs up after 50 ms, before the handler (300 ms)
-    /// is done: the handler's end is recorded in `ended` or not.
-    async fn hang_up_during(method: &str) -> bool {
-        let ended = Arc::new(AtomicBool::new(false));
-        let tracker = tokio_util::task::TaskTracker::new();
-        let handler = {
-            let ended = ended.clone();
-            move || async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                ended.store(true, Ordering::Release);
-            }
-        };
-        let router = axum::Router::new()
-            .route("/", axum::routing::get(handler.clone()).post(handler))
-            .route_layer(axum::middleware::from_fn_with_state(
-                tracker.clone(),
-                super::run_to_completion,
-            ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
-        client
-            .write_all(
-                format!("{method} / HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n").as_bytes(),
-            )
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        drop(client);
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        tracker.close();
-        tracker.wait().await;
-        server.abort();
-        ended.load(Ordering::Acquire)
-    }
-
-    /// A mutation whose client hangs up still runs to its end (nothing half done between its
-    /// storage write, its re-index and its feed entry); a read is dropped, as hyper does
-    /// without the layer — which shows the hang-up really cancels what is not protected.
-    #[tokio::test]
-    async fn a_mutation_runs_to_completion_when_its_client_hangs_up() {
-        assert!(hang_up_during("POST").await, "the mutation was cut short");
-        assert!(
-            !hang_up_during("GET").await,
-            "the hang-up did not cancel the read"
-        );
-    }
 }

@@ -9,13 +9,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::search_scope;
 use super::facets::{facet_names, facets_json, run_facets};
 use super::hits::present_page;
+use super::presented::{HitsPage, Presented};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorCode};
@@ -151,14 +151,14 @@ async fn page_body(
     app: &AppState,
     principal: &Principal,
     cursor: CursorState,
-) -> ApiResult<(Value, Option<String>)> {
+) -> ApiResult<(HitsPage, Option<String>)> {
     let request = request_of(app, &cursor)?;
     let now = app.clock.now();
     // The search and every per-hit decision (a link target's readability is a search too)
     // in one trip to the blocking pool.
     let (results, total, exact) = {
         let (app, principal, cursor) = (app.clone(), principal.clone(), cursor.clone());
-        crate::index::off_runtime(move || -> ApiResult<(Vec<Value>, usize, bool)> {
+        crate::index::off_runtime(move || -> ApiResult<(Vec<Presented>, usize, bool)> {
             let page: SearchPage = search(&app.index, &search_scope(&principal), &request, now)
                 .map_err(search_error)?;
             let results = present_page(&app, &principal, &cursor, page.hits, now);
@@ -176,13 +176,14 @@ async fn page_body(
     };
     audit_search(app, principal, route, &cursor.q, total);
     // `total_relation` as Elasticsearch names it: `gte` when `total` is a lower bound.
-    let body = super::object([
-        ("count", results.len().into()),
-        ("results", Value::Array(results)),
-        ("total", total.into()),
-        ("total_relation", (if exact { "eq" } else { "gte" }).into()),
-        ("next", next.clone().into()),
-    ]);
+    let body = HitsPage {
+        count: results.len(),
+        facets: None,
+        next: next.clone(),
+        results,
+        total,
+        total_relation: Some(if exact { "eq" } else { "gte" }),
+    };
     Ok((body, next))
 }
 
@@ -261,9 +262,7 @@ pub async fn get_search(
     let request = request_of(&app, &cursor)?;
     let facets = run_facets(&app, &principal, request, names, FACET_TERMS).await?;
     let (mut body, next) = page_body(&app, &principal, cursor).await?;
-    if let Some(object) = body.as_object_mut() {
-        object.insert("facets".to_owned(), facets_json(&facets));
-    }
+    body.facets = Some(facets_json(&facets));
     Ok(with_link(
         &app,
         ApiJson(body).into_response(),

@@ -228,7 +228,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         task.abort();
         let _ = task.await;
     }
-    if state.close().await {
+    if state.close().await.is_ok() {
         tracing::info!("index closed cleanly: the next start replays the change feed before reads");
     }
     tracing::info!("stopped");

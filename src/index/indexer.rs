@@ -162,30 +162,9 @@ pub struct Indexer {
     max_document_bytes: u64,
     /// The time grant expiry is decided against.
     clock: crate::clock::Clock,
-    /// Set when a re-index failed or was dropped before it ended: the index may lack a change
-    /// of storage until the next sync check (see [`Indexer::may_lack_changes`]).
-    missed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Sets [`Indexer::may_lack_changes`] when dropped armed: armed when a re-index starts,
-/// disarmed when it succeeded, so an error or a cancellation leaves the mark.
-struct MissGuard<'a>(Option<&'a std::sync::atomic::AtomicBool>);
-
-impl MissGuard<'_> {
-    fn settle<T>(mut self, result: Result<T>) -> Result<T> {
-        if result.is_ok() {
-            self.0 = None;
-        }
-        result
-    }
-}
-
-impl Drop for MissGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(missed) = self.0 {
-            missed.store(true, std::sync::atomic::Ordering::Release);
-        }
-    }
+    /// What re-indexes failed or were dropped before they ended, until the same succeeds
+    /// (see [`Indexer::may_lack_changes`]).
+    missed: Arc<super::missed::Missed>,
 }
 
 /// Default of [`Indexer::with_max_document_bytes`] (the API's default JSON cap).
@@ -289,12 +268,12 @@ impl Indexer {
         }
     }
 
-    /// Whether a re-index of this process failed or was dropped unfinished: the index may
-    /// then lack a change of storage (until a sync check repairs it), so a shutdown does not
-    /// record it as complete.
+    /// Whether a re-index of this process failed or was dropped unfinished and nothing
+    /// covering it succeeded since: the index may then lack a change of storage (until a sync
+    /// check repairs it), so a shutdown does not record it as complete.
     #[must_use]
     pub fn may_lack_changes(&self) -> bool {
-        self.missed.load(std::sync::atomic::Ordering::Acquire)
+        self.missed.any()
     }
 
     /// Decides grant expiry against `clock` instead of the system time.
@@ -778,7 +757,10 @@ impl Indexer {
     /// under its project's lock, again when another update of the project applied while this
     /// one read (see [`super::serial`]).
     pub async fn index_version(&self, project: &str, version: &str) -> Result<IndexReport> {
-        let guard = MissGuard(Some(&self.missed));
+        let guard = self.missed.guard(super::missed::Covered::Version(
+            project.to_owned(),
+            version.to_owned(),
+        ));
         guard.settle(self.index_version_serialized(project, version).await)
     }
 
@@ -912,7 +894,10 @@ impl Indexer {
         projects: Option<Vec<String>>,
         progress: impl FnMut(usize, usize) + Send,
     ) -> Result<IndexReport> {
-        let guard = MissGuard(Some(&self.missed));
+        let guard = self.missed.guard(match &projects {
+            Some(projects) => super::missed::Covered::Projects(projects.clone()),
+            None => super::missed::Covered::All,
+        });
         guard.settle(self.index_projects_unguarded(projects, progress).await)
     }
 

@@ -10,6 +10,7 @@ pub mod extra;
 pub mod filter;
 pub mod highlight;
 pub mod indexer;
+pub mod missed;
 pub mod ord_names;
 pub mod schema;
 pub mod search;

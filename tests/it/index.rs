@@ -156,7 +156,7 @@ fn ids(index: &SearchIndex, access: &AccessScope, request: &SearchRequest) -> Ve
         .hits
         .iter()
         .map(|hit| {
-            hit.source["_extra"]["id"]
+            hit.source()["_extra"]["id"]
                 .as_str()
                 .unwrap_or("?")
                 .to_owned()
@@ -327,14 +327,14 @@ async fn kinds_sorting_paging_and_reindexing() {
     projects.kind = KindFilter::Project;
     let page = search(&index, &all, &projects).unwrap();
     assert_eq!(page.total, 1);
-    assert_eq!(page.hits[0].source["title"], "project one");
+    assert_eq!(page.hits[0].source()["title"], "project one");
 
     let mut sorted = request("*");
     sorted.sort = Some(SortKey::parse(index.schema(), "-_extra.numerical_revision").unwrap());
     sorted.size = 2;
     let page = search(&index, &all, &sorted).unwrap();
     assert_eq!(page.total, 5);
-    assert_eq!(page.hits[0].source["_extra"]["numerical_revision"], 2);
+    assert_eq!(page.hits[0].source()["_extra"]["numerical_revision"], 2);
     sorted.offset = 4;
     assert_eq!(search(&index, &all, &sorted).unwrap().hits.len(), 1);
     assert!(SortKey::parse(index.schema(), "_extra.permissions").is_err());
@@ -499,7 +499,7 @@ async fn a_word_in_every_document_neither_hides_nor_outranks_the_informative_one
         let ids: Vec<String> = page
             .hits
             .iter()
-            .map(|hit| hit.source["_extra"]["id"].as_str().unwrap().to_owned())
+            .map(|hit| hit.source()["_extra"]["id"].as_str().unwrap().to_owned())
             .collect();
         (ids, page.total)
     };
@@ -559,7 +559,8 @@ async fn a_rare_word_in_a_new_segment_is_found_beside_a_word_in_every_document()
     let page = search(&index, &readers(&["alice"]), &request).unwrap();
     assert_eq!(page.hits.len(), 10);
     assert_eq!(
-        page.hits[0].source["_extra"]["id"], "p70:okapi-model-1.json@v1",
+        page.hits[0].source()["_extra"]["id"],
+        "p70:okapi-model-1.json@v1",
         "the informative word leads whichever segment holds it"
     );
 }
@@ -640,7 +641,7 @@ async fn cached_stored_documents_are_rechecked_at_use_and_never_outlive_their_re
             .unwrap()
             .hits
             .into_iter()
-            .map(|hit| hit.source["title"].as_str().unwrap_or("?").to_owned())
+            .map(|hit| hit.source()["title"].as_str().unwrap_or("?").to_owned())
             .collect::<Vec<_>>()
     };
     assert_eq!(found(&dave, granted), ["p7 card.json"]);
@@ -677,7 +678,7 @@ async fn cached_stored_documents_are_rechecked_at_use_and_never_outlive_their_re
     assert!(found(&dave, granted).is_empty());
     assert_eq!(found(&readers(&["erin"]), granted), ["replaced card"]);
     assert_eq!(
-        one(&readers(&["erin"]), granted).unwrap().source["title"],
+        one(&readers(&["erin"]), granted).unwrap().source()["title"],
         "replaced card"
     );
 }

@@ -92,7 +92,7 @@ fn ids(app: &TestApp, caller: &Caller) -> Vec<String> {
     let mut ids: Vec<String> = page
         .hits
         .iter()
-        .map(|h| h.source["_extra"]["id"].as_str().unwrap().to_owned())
+        .map(|h| h.source()["_extra"]["id"].as_str().unwrap().to_owned())
         .collect();
     ids.sort();
     ids
@@ -127,7 +127,7 @@ async fn the_indexer_builds_metadata_automatic_and_project_documents() {
         Utc::now(),
     )
     .unwrap();
-    let extra = &page.hits[0].source["_extra"];
+    let extra = &page.hits[0].source()["_extra"];
     assert_eq!(extra["metapath"], "weights.bin.json");
     assert_eq!(extra["file_size"], 10);
     assert_eq!(extra["revision"], "NUM-1");

@@ -591,8 +591,9 @@ async fn stop_cleanly(mut replica: Replica) -> (trove::config::Settings, tempfil
         follower.abort();
         let _ = follower.await;
     }
-    assert!(
+    assert_eq!(
         replica.state.close().await,
+        Ok(()),
         "a quiet replica closes cleanly"
     );
     let settings = replica.settings.clone();
@@ -748,8 +749,9 @@ async fn without_a_clean_shutdown_reads_wait_for_the_sync_check() {
             follower.abort();
             let _ = follower.await;
         }
-        assert!(
-            !b.state.close().await,
+        assert_eq!(
+            b.state.close().await,
+            Err("a re-index failed or was dropped"),
             "recorded clean after a failed re-index"
         );
         let settings = b.settings.clone();

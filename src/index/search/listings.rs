@@ -45,10 +45,7 @@ pub fn get_by_id(
     if !scope.matches(&stored.access, now) {
         return Ok(None);
     }
-    Ok(Some(Hit {
-        source: stored.source.clone(),
-        access: stored.access.clone(),
-    }))
+    Ok(Some(Hit { document: stored }))
 }
 
 /// Every project with a document in the index under `namespace` that `scope` may read

@@ -178,13 +178,26 @@ pub struct SearchRequest {
     pub prefix: bool,
 }
 
-/// One hit.
+/// One hit: the stored document as parsed, shared with the index's document cache (never
+/// copied: an answer writes it out shaped, see `api::hits::Presented`).
 #[derive(Debug, Clone)]
 pub struct Hit {
-    /// The stored document (with `_extra`, including `_extra.permissions`).
-    pub source: Value,
+    /// The stored document.
+    pub document: std::sync::Arc<crate::index::doc_cache::StoredDocument>,
+}
+
+impl Hit {
+    /// The stored source (with `_extra`, including `_extra.permissions`).
+    #[must_use]
+    pub fn source(&self) -> &Value {
+        &self.document.source
+    }
+
     /// Its access data.
-    pub access: std::sync::Arc<DocumentAccess>,
+    #[must_use]
+    pub fn access(&self) -> &DocumentAccess {
+        &self.document.access
+    }
 }
 
 /// One page of hits.
@@ -407,10 +420,7 @@ fn page_of(
             total = total.saturating_sub(1);
             continue;
         }
-        hits.push(Hit {
-            source: stored.source.clone(),
-            access: stored.access.clone(),
-        });
+        hits.push(Hit { document: stored });
     }
     Ok(SearchPage {
         hits,
