@@ -201,6 +201,9 @@ impl App {
     /// process acknowledged, so the next start may open reads after replaying the change feed
     /// instead of the sync check of all of storage. Answers why it did not record that.
     pub async fn close(&self) -> Result<(), &'static str> {
+        // A rebuild, sync check or start-up reconciliation could outlast any grace period:
+        // cut short, it leaves the index for the next start to check, like a crash would.
+        self.jobs.stop_long_jobs();
         self.mutations.close();
         let mutations_ended = tokio::time::timeout(CLOSE_WAIT, self.mutations.wait())
             .await
@@ -217,7 +220,7 @@ impl App {
             (!mutations_ended, "mutating requests still running"),
             (!jobs_ended, "jobs still running"),
             (!closed, "the index did not close"),
-            (self.jobs.any_failed(), "a job failed"),
+            (self.jobs.any_failed(), "a job failed or was stopped"),
             (
                 self.indexer.may_lack_changes(),
                 "a re-index failed or was dropped",

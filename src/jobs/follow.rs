@@ -73,7 +73,7 @@ const MAX_REPLAY: usize = 10_000;
 /// What the feed asks of this replica's index since its saved position — every writer's
 /// entries, this replica's own included — when that is a small, known amount: `None` when
 /// following is off, no position was saved, the feed no longer reaches it (compacted, or a
-/// bucket replaced), it holds more than [`MAX_REPLAY`] entries, or one of them asks to
+/// bucket replaced), it holds more than 10,000 entries, or one of them asks to
 /// re-index everything. Used after a clean shutdown (see `App::reconcile_in_background`):
 /// the index then held everything this replica acknowledged, and the feed names everything
 /// the others changed since.

@@ -89,7 +89,21 @@ impl JobKind {
             Self::StartupReconcile => "startup_reconcile",
         }
     }
+
+    /// Whether a graceful stop cuts a running job of this kind short instead of waiting
+    /// for it: the jobs that walk all of storage (a rebuild, a sync check, the start-up
+    /// reconciliation) can run for minutes at a million documents — longer than an
+    /// orchestrator's grace period — and what they write is the index, which the next start
+    /// checks against storage when this process did not vouch for it. A job cut short counts
+    /// as failed, so it does not.
+    #[must_use]
+    pub fn stops_at_shutdown(self) -> bool {
+        matches!(self, Self::IndexBuild | Self::Sync | Self::StartupReconcile)
+    }
 }
+
+/// The error of a job a graceful stop cut short (see [`JobKind::stops_at_shutdown`]).
+pub const STOPPED_BY_SHUTDOWN: &str = "stopped by the shutdown of its replica before it ended";
 
 /// What `GET /jobs/{id}` answers.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -133,6 +147,9 @@ pub struct JobRegistry {
     /// Set when a job of this process failed (or was dropped unfinished): the index may lack
     /// what it was to apply, so the shutdown does not vouch for the index.
     failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Cancelled when the process stops: the running jobs whose kind
+    /// [stops at shutdown](JobKind::stops_at_shutdown) end as failed.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Marks the registry's jobs as failed when dropped armed: a job body that failed, or whose
@@ -157,6 +174,7 @@ impl Drop for UnfinishedJob {
 #[derive(Debug, Clone)]
 pub struct JobHandle {
     id: String,
+    kind: JobKind,
     registry: JobRegistry,
 }
 
@@ -183,7 +201,14 @@ impl JobRegistry {
             store,
             running: tokio_util::task::TaskTracker::new(),
             failed: Arc::default(),
+            stopping: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Cuts short the running jobs that [stop at shutdown](JobKind::stops_at_shutdown), and
+    /// those of that kind started later: each ends as failed ("stopped by the shutdown").
+    pub fn stop_long_jobs(&self) {
+        self.stopping.cancel();
     }
 
     /// Waits up to `limit` for every job body of this process to end; answers whether they
@@ -293,6 +318,7 @@ impl JobRegistry {
         }
         JobHandle {
             id,
+            kind,
             registry: self.clone(),
         }
     }
@@ -322,8 +348,8 @@ impl JobRegistry {
             registry.update(&handle.id, |job| job.status = JobStatus::Started);
             let id = handle.id.clone();
             let kind = registry.get(&id).map(|job| job.kind).unwrap_or_default();
-            let body = body(handle);
-            tokio::pin!(body);
+            let stops = handle.kind.stops_at_shutdown();
+            let mut body = Box::pin(body(handle));
             let mut heartbeat = tokio::time::interval(HEARTBEAT);
             // One task writes the record, so the final state is never overwritten by a
             // heartbeat written after it.
@@ -331,10 +357,20 @@ impl JobRegistry {
                 tokio::select! {
                     outcome = &mut body => break outcome,
                     _ = heartbeat.tick() => registry.persist(&id).await,
+                    () = registry.stopping.cancelled(), if stops => {
+                        break Err(STOPPED_BY_SHUTDOWN.to_owned());
+                    }
                 }
             };
+            // A body cut short is dropped before its outcome is recorded: nothing of it
+            // runs on once the job reads as ended.
+            drop(body);
             if let Err(error) = &outcome {
-                tracing::error!(job_id = %id, %kind, %error, "job failed");
+                if error == STOPPED_BY_SHUTDOWN {
+                    tracing::warn!(job_id = %id, %kind, "job stopped by the shutdown");
+                } else {
+                    tracing::error!(job_id = %id, %kind, %error, "job failed");
+                }
             } else {
                 unfinished.disarm();
             }
@@ -356,5 +392,73 @@ impl JobRegistry {
     #[must_use]
     pub fn get(&self, id: &str) -> Option<JobInfo> {
         self.jobs.lock().ok()?.get(id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{JobKind, JobRegistry, JobStatus, STOPPED_BY_SHUTDOWN};
+
+    /// A stop cuts short the jobs that walk all of storage — those running and those started
+    /// after it — counting them as failed, and waits for the others to end on their own.
+    #[tokio::test]
+    async fn a_stop_cuts_short_the_long_jobs_and_waits_for_the_others() {
+        let registry = JobRegistry::new(None);
+        let long = registry.create(JobKind::StartupReconcile, "system");
+        let long_id = long.id().to_owned();
+        registry.spawn(long, |_| std::future::pending());
+        let short = registry.create(JobKind::IndexProject, "system");
+        let short_id = short.id().to_owned();
+        registry.spawn(short, |_| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(())
+        });
+        // Before the stop, nothing ends the long job.
+        assert!(!registry.wait_idle(Duration::from_millis(300)).await);
+        assert_eq!(registry.get(&short_id).unwrap().status, JobStatus::Success);
+        assert_eq!(registry.get(&long_id).unwrap().status, JobStatus::Started);
+        assert!(!registry.any_failed());
+
+        let waited = registry.create(JobKind::IndexVersion, "system");
+        let waited_id = waited.id().to_owned();
+        registry.spawn(waited, |_| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(())
+        });
+        registry.stop_long_jobs();
+        assert!(registry.wait_idle(Duration::from_secs(30)).await);
+        let long = registry.get(&long_id).unwrap();
+        assert_eq!(long.status, JobStatus::Failure);
+        assert_eq!(long.error.as_deref(), Some(STOPPED_BY_SHUTDOWN));
+        assert!(long.finished_at.is_some());
+        assert_eq!(registry.get(&waited_id).unwrap().status, JobStatus::Success);
+        assert!(registry.any_failed());
+
+        let later = registry.create(JobKind::IndexBuild, "admin");
+        let later_id = later.id().to_owned();
+        registry.spawn(later, |_| std::future::pending());
+        assert!(registry.wait_idle(Duration::from_secs(30)).await);
+        assert_eq!(registry.get(&later_id).unwrap().status, JobStatus::Failure);
+    }
+
+    #[test]
+    fn only_the_jobs_that_walk_all_of_storage_stop_at_shutdown() {
+        let stopping: Vec<&str> = [
+            JobKind::IndexProject,
+            JobKind::IndexNamespace,
+            JobKind::IndexVersion,
+            JobKind::IndexBuild,
+            JobKind::Sync,
+            JobKind::Purge,
+            JobKind::RevocationPurge,
+            JobKind::StartupReconcile,
+        ]
+        .into_iter()
+        .filter(|kind| kind.stops_at_shutdown())
+        .map(JobKind::as_str)
+        .collect();
+        assert_eq!(stopping, ["index_build", "sync", "startup_reconcile"]);
     }
 }

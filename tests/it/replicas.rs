@@ -713,6 +713,50 @@ async fn a_cleanly_stopped_replica_replays_the_feed_before_its_first_read() {
     assert_eq!(report.drift_count, 0, "{:?}", report.drift);
 }
 
+/// A graceful stop does not wait for a start-up reconciliation that cannot end (storage
+/// unreachable: it retries until storage answers): the job is cut short and ends as failed,
+/// the stop records no clean close (the index was never checked), and `close` returns without
+/// the 30 s it would otherwise wait — an orchestrator's grace period is often no longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_stop_cuts_short_a_reconciliation_that_cannot_end() {
+    let mut server = S3TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(&server, dir.path()).await;
+    settings.storage_timeout_ms = 1_000;
+    let mut b = start(settings, dir).await;
+    if let Some(follower) = b.follower.take() {
+        follower.abort();
+        let _ = follower.await;
+    }
+    server.stop().await;
+    let job = b.state.reconcile_in_background();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !*b.state.reconciled.borrow(),
+        "reads opened without storage"
+    );
+    assert_eq!(
+        b.state.jobs.get(&job).map(|job| job.status),
+        Some(trove::jobs::JobStatus::Started)
+    );
+
+    let started = std::time::Instant::now();
+    let closed = b.state.close().await;
+    let took = started.elapsed();
+    assert_eq!(closed, Err("a job failed or was stopped"));
+    assert!(
+        took < Duration::from_secs(15),
+        "the stop waited {took:?} for a reconciliation that could not end"
+    );
+    let ended = b.state.jobs.get(&job).unwrap();
+    assert_eq!(ended.status, trove::jobs::JobStatus::Failure);
+    assert_eq!(
+        ended.error.as_deref(),
+        Some(trove::jobs::STOPPED_BY_SHUTDOWN)
+    );
+    assert!(!b._dir.path().join("index-closed-cleanly").exists());
+}
+
 /// Without a clean shutdown recorded (a crash: the replica dropped, never closed), or when a
 /// re-index of the last run failed, reads wait for the check of all of storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
