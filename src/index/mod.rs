@@ -2,6 +2,7 @@
 //! always be rebuilt). This module opens or creates it from the schema in `index-schema/`,
 //! rebuilding when the recorded schema version differs, and reports its health.
 
+pub mod columns;
 pub mod cursor;
 pub mod doc_cache;
 pub mod document;
@@ -182,6 +183,7 @@ pub struct SearchIndex {
     allow_cache: Arc<AllowSetCache>,
     documents: doc_cache::DocumentCache,
     ord_names: Arc<ord_names::OrdNames>,
+    columns: Arc<columns::SegmentColumns>,
     schema: IndexSchema,
     directory: PathBuf,
     /// True when the index was (re)created empty at open and must be rebuilt from storage.
@@ -332,6 +334,7 @@ impl SearchIndex {
             allow_cache: Arc::new(AllowSetCache::new(ALLOW_CACHE_BYTES)),
             documents: doc_cache::DocumentCache::new(DOCUMENT_CACHE_BYTES),
             ord_names: Arc::default(),
+            columns: Arc::default(),
             schema,
             directory: directory.to_path_buf(),
             needs_rebuild,
@@ -410,6 +413,12 @@ impl SearchIndex {
     #[must_use]
     pub fn ord_names(&self) -> Arc<ord_names::OrdNames> {
         self.ord_names.clone()
+    }
+
+    /// The fast columns opened per segment ([`columns`]).
+    #[must_use]
+    pub fn columns(&self) -> Arc<columns::SegmentColumns> {
+        self.columns.clone()
     }
 
     /// The parsed-document cache, for metrics, benchmarks and tests.

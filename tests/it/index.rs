@@ -720,3 +720,58 @@ async fn kept_ordinal_names_belong_to_their_segment() {
     assert_eq!(found.versions, ["a-first", "v1"]);
     assert_eq!(found.latest.as_deref(), Some("a-first"));
 }
+
+/// The fast columns a readable-versions pass opens are kept per segment and only for the
+/// segments of the searcher: a segment whose documents are all replaced is forgotten (its
+/// files are not held open), and the answers stay those of the index.
+#[tokio::test]
+async fn opened_columns_are_kept_only_for_live_segments() {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let write = |path: &'static str, revision: u64| {
+        let document = file_doc("p9", "v1", path, revision, &["erin"], "active");
+        WriteOp::Replace {
+            owner: "p9/v1".to_owned(),
+            documents: vec![document.to_tantivy(&fields)],
+        }
+    };
+    let versions = || {
+        trove::index::search::readable_versions(
+            &index,
+            &readers(&["erin"]),
+            &["p9".to_owned()],
+            Utc::now(),
+        )
+        .unwrap()
+        .remove("p9")
+        .unwrap_or_default()
+    };
+    let live = || -> Vec<_> {
+        index
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(tantivy::SegmentReader::segment_id)
+            .collect()
+    };
+    index
+        .writer()
+        .apply(vec![write("a.json", 1)])
+        .await
+        .unwrap();
+    assert_eq!(versions().latest.as_deref(), Some("v1"));
+    let first = live();
+    assert_eq!(index.columns().segments(), first);
+    // Replaced whole: the first segment is gone from the searcher, and from the kept columns
+    // once the new segment's are opened.
+    index
+        .writer()
+        .apply(vec![write("b.json", 2)])
+        .await
+        .unwrap();
+    let second = live();
+    assert!(first.iter().all(|segment| !second.contains(segment)));
+    assert_eq!(versions().latest.as_deref(), Some("v1"));
+    assert_eq!(index.columns().segments(), second);
+}

@@ -163,6 +163,12 @@ pub(super) fn readable_versions_in(
         &VersionsCollector {
             now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
             names: index.ord_names(),
+            columns: index.columns(),
+            live: searcher
+                .segment_readers()
+                .iter()
+                .map(tantivy::SegmentReader::segment_id)
+                .collect(),
         },
     )?;
     let mut seen = fruit.seen;
@@ -201,6 +207,10 @@ struct VersionsCollector {
     now: Option<u64>,
     /// The index's kept ordinal strings.
     names: std::sync::Arc<crate::index::ord_names::OrdNames>,
+    /// The index's opened columns.
+    columns: std::sync::Arc<crate::index::columns::SegmentColumns>,
+    /// The searcher's segments.
+    live: Vec<tantivy::index::SegmentId>,
 }
 
 struct VersionsSegmentCollector {
@@ -233,22 +243,15 @@ impl tantivy::collector::Collector for VersionsCollector {
         segment: tantivy::SegmentOrdinal,
         reader: &tantivy::SegmentReader,
     ) -> tantivy::Result<Self::Child> {
-        let fast = reader.fast_fields();
-        let missing =
-            |name: &str| tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"));
+        let columns = self.columns.versions(reader, &self.live)?;
         Ok(VersionsSegmentCollector {
             segment,
             segment_id: reader.segment_id(),
             names: self.names.clone(),
-            project: fast
-                .str("project_id")?
-                .ok_or_else(|| missing("project_id"))?,
-            version: fast.str("version")?.ok_or_else(|| missing("version"))?,
-            revision: fast.u64("numerical_revision")?,
-            expiry: match self.now {
-                Some(_) => Some(fast.u64("grant_expiry")?),
-                None => None,
-            },
+            project: columns.project.clone(),
+            version: columns.version.clone(),
+            revision: columns.revision.clone(),
+            expiry: self.now.map(|_| columns.expiry.clone()),
             now: self.now,
             seen: HashMap::new(),
             suspects: Vec::new(),
