@@ -340,7 +340,9 @@ pub fn caller_scope(user_index: usize, groups: &[usize]) -> AccessScope {
     tokens.insert(user(user_index));
     tokens.insert(TOKEN_PUBLIC.to_owned());
     tokens.insert(TOKEN_AUTHENTICATED.to_owned());
-    AccessScope::Principals { tokens }
+    AccessScope::Principals {
+        tokens: std::sync::Arc::new(tokens),
+    }
 }
 
 /// `count` distinct group indexes starting at `first` (spread over all groups).

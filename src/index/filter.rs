@@ -119,7 +119,7 @@ fn build_allow_set(
         let mut result: Option<BitSet> = None;
         for set in &filter.required_token_sets {
             let mut union = BitSet::with_max_value(max_doc);
-            for token in set {
+            for token in set.iter() {
                 let term = Term::from_field_text(readers_field, token);
                 if let Some(mut postings) =
                     readers_index.read_postings(&term, IndexRecordOption::Basic)?
@@ -417,7 +417,7 @@ mod tests {
             exclude_disabled: true,
             required_token_sets: sets
                 .iter()
-                .map(|set| set.iter().map(|token| (*token).to_owned()).collect())
+                .map(|set| Arc::new(set.iter().map(|token| (*token).to_owned()).collect()))
                 .collect(),
         };
         let a = filter(&[&["b", "a", "a"]]);

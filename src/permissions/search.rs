@@ -34,6 +34,7 @@
 //! lets the key read within its scopes whatever its creator may read.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -202,15 +203,16 @@ pub enum AccessScope {
     /// Accounts and anonymous callers: documents not disabled sharing an unexpired token with
     /// `tokens` (the caller's identities, `@authenticated` when logged in, `@public`).
     Principals {
-        /// The reader tokens the caller holds.
-        tokens: BTreeSet<String>,
+        /// The reader tokens the caller holds (shared: every filter of the caller's
+        /// searches points at this one set).
+        tokens: Arc<BTreeSet<String>>,
     },
     /// A machine key: like `Principals`, with the grant tokens of its key scopes.
     Machine {
         /// The machine's name (for logs and audit).
         name: String,
         /// The reader tokens the key holds.
-        tokens: BTreeSet<String>,
+        tokens: Arc<BTreeSet<String>>,
     },
     /// Both scopes must match (a machine key: its creator's scope and its own confinement).
     Both(Box<AccessScope>, Box<AccessScope>),
@@ -224,7 +226,7 @@ pub struct SearchFilter {
     /// Exclude documents whose `disabled` flag is set.
     pub exclude_disabled: bool,
     /// Conjunction of term sets; each must intersect the document's reader tokens.
-    pub required_token_sets: Vec<BTreeSet<String>>,
+    pub required_token_sets: Vec<Arc<BTreeSet<String>>>,
 }
 
 impl SearchFilter {
@@ -246,7 +248,8 @@ impl SearchFilter {
                 "unrestricted".to_owned()
             };
         }
-        let mut canonical: Vec<&BTreeSet<String>> = self.required_token_sets.iter().collect();
+        let mut canonical: Vec<&BTreeSet<String>> =
+            self.required_token_sets.iter().map(|set| &**set).collect();
         canonical.sort();
         canonical.dedup();
         // Tokens never contain '\n' or '\u{1}' (principal names exclude control characters),
@@ -294,10 +297,12 @@ impl AccessScope {
                 );
                 Self::Machine {
                     name: name.clone(),
-                    tokens,
+                    tokens: Arc::new(tokens),
                 }
             }
-            Caller::Anonymous | Caller::Account { .. } => Self::Principals { tokens },
+            Caller::Anonymous | Caller::Account { .. } => Self::Principals {
+                tokens: Arc::new(tokens),
+            },
         }
     }
 
@@ -309,7 +314,12 @@ impl AccessScope {
             .iter()
             .map(|grant| scope_token(&grant.target))
             .collect();
-        Self::Both(Box::new(self), Box::new(Self::Principals { tokens }))
+        Self::Both(
+            Box::new(self),
+            Box::new(Self::Principals {
+                tokens: Arc::new(tokens),
+            }),
+        )
     }
 
     /// The scope of a machine key acting for its creator (like a fine-grained token): what
@@ -342,7 +352,7 @@ impl AccessScope {
         self.filter()
             .required_token_sets
             .into_iter()
-            .flatten()
+            .flat_map(Arc::unwrap_or_clone)
             .collect()
     }
 

@@ -176,10 +176,12 @@ fn request(query: &str) -> SearchRequest {
 
 fn readers(tokens: &[&str]) -> AccessScope {
     AccessScope::Principals {
-        tokens: tokens
-            .iter()
-            .map(|t| (*t).to_owned())
-            .collect::<BTreeSet<_>>(),
+        tokens: std::sync::Arc::new(
+            tokens
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect::<BTreeSet<_>>(),
+        ),
     }
 }
 

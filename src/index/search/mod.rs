@@ -633,10 +633,10 @@ mod first_matches_tests {
         let scopes = [
             AccessScope::Unrestricted,
             AccessScope::Principals {
-                tokens: BTreeSet::from(["alice".to_owned()]),
+                tokens: std::sync::Arc::new(BTreeSet::from(["alice".to_owned()])),
             },
             AccessScope::Principals {
-                tokens: BTreeSet::from(["bob".to_owned(), "carol".to_owned()]),
+                tokens: std::sync::Arc::new(BTreeSet::from(["bob".to_owned(), "carol".to_owned()])),
             },
         ];
         let mut compared = 0;
