@@ -355,7 +355,10 @@ pub fn search(
         // Everything the filters admit, unsorted (`GET /projects`, a version's files): every
         // match scores the same, so the relevance order is the index order — taken and
         // counted without scoring.
-        None if matches_all => first_matches(&searcher, &query, request)?,
+        None if matches_all => match kind_only(request) {
+            Some(kind) => first_of_kind(index, &searcher, access, kind, request)?,
+            None => first_matches(&searcher, &query, request)?,
+        },
         None => by_score(&searcher, &query, request)?,
         Some(sort) => {
             let order = if sort.descending {
@@ -431,6 +434,83 @@ fn first_matches(
             wanted: request.offset.saturating_add(request.size),
         },
     )?;
+    let page = first.split_off(request.offset.min(first.len()));
+    Ok((page, total))
+}
+
+/// The `kind` term a match-all request restricts to when that and the access filter are its
+/// only restrictions (`GET /projects`), `None` otherwise.
+fn kind_only(request: &SearchRequest) -> Option<&'static str> {
+    if request.project.is_some() || request.latest {
+        return None;
+    }
+    match request.kind {
+        KindFilter::File => Some("file"),
+        KindFilter::Project => Some("project"),
+        KindFilter::All => None,
+    }
+}
+
+/// [`first_matches`] of a match-all request restricted to the documents of `kind` only: the
+/// kind's postings walked block by block, each document kept when alive and in the caller's
+/// allowed set (the cached bitset of the access filter) — no intersection of docsets, no
+/// seeks. `first_matches_page_as_by_score` checks it against the scored search too.
+fn first_of_kind(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    access: &SearchFilter,
+    kind: &str,
+    request: &SearchRequest,
+) -> Result<(Vec<DocAddress>, usize), SearchError> {
+    let fields = index.fields();
+    let allow = (!access.is_unrestricted()).then(|| {
+        AllowQuery::new(
+            access.clone(),
+            index.allow_cache(),
+            fields.readers,
+            fields.state,
+        )
+    });
+    let term = Term::from_field_text(fields.kind, kind);
+    let wanted = request.offset.saturating_add(request.size);
+    let mut first = Vec::new();
+    let mut total = 0_usize;
+    for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+        let segment = u32::try_from(ordinal).unwrap_or(u32::MAX);
+        let allowed = match &allow {
+            Some(allow) => Some(allow.allow_set(reader)?),
+            None => None,
+        };
+        let alive = reader.alive_bitset();
+        let Some(mut postings) = reader
+            .inverted_index(fields.kind)?
+            .read_block_postings(&term, tantivy::schema::IndexRecordOption::Basic)
+            .map_err(tantivy::TantivyError::from)?
+        else {
+            continue;
+        };
+        loop {
+            let docs = postings.docs();
+            if docs.is_empty() {
+                break;
+            }
+            for &doc in docs {
+                if alive.is_some_and(|alive| alive.is_deleted(doc))
+                    || allowed
+                        .as_ref()
+                        .is_some_and(|allowed| !allowed.contains(doc))
+                {
+                    continue;
+                }
+                total += 1;
+                if first.len() < wanted {
+                    first.push(DocAddress::new(segment, doc));
+                }
+            }
+            postings.advance();
+        }
+    }
+    // Segments are walked in order and each one's postings ascend: `first` is in index order.
     let page = first.split_off(request.offset.min(first.len()));
     Ok((page, total))
 }
@@ -640,6 +720,7 @@ mod first_matches_tests {
             },
         ];
         let mut compared = 0;
+        let mut of_kinds = 0;
         for scope in &scopes {
             for kind in [KindFilter::File, KindFilter::Project, KindFilter::All] {
                 for project in [None, Some("p03"), Some("p05")] {
@@ -669,6 +750,18 @@ mod first_matches_tests {
                             let scored = by_score(&searcher, &query, &request).unwrap();
                             let first = first_matches(&searcher, &query, &request).unwrap();
                             assert_eq!(first, scored, "{scope:?} {request:?}");
+                            if let Some(kind) = kind_only(&request) {
+                                let of_kind = first_of_kind(
+                                    &index,
+                                    &searcher,
+                                    &access_filter(scope),
+                                    kind,
+                                    &request,
+                                )
+                                .unwrap();
+                                assert_eq!(of_kind, scored, "{scope:?} {request:?}");
+                                of_kinds += 1;
+                            }
                             compared += usize::from(!scored.0.is_empty());
                         }
                     }
@@ -678,6 +771,10 @@ mod first_matches_tests {
         assert!(
             compared > 100,
             "too few non-empty pages compared: {compared}"
+        );
+        assert!(
+            of_kinds >= 30,
+            "too few pages of one kind compared: {of_kinds}"
         );
     }
 }
