@@ -777,3 +777,64 @@ async fn opened_columns_are_kept_only_for_live_segments() {
     assert_eq!(versions().latest.as_deref(), Some("v1"));
     assert_eq!(index.columns().segments(), second);
 }
+
+/// The readable versions of a page's projects are those of the documents the caller may
+/// read: not a version only others read, nothing of a disabled project, nothing of a version
+/// replaced away (its documents deleted in an older segment), and a project's record never
+/// counts as a version.
+#[tokio::test]
+async fn readable_versions_of_projects_are_those_the_caller_reads() {
+    let (_dir, index) = corpus().await;
+    let projects: Vec<String> = ["p1", "p2", "p3", "p4"].map(str::to_owned).to_vec();
+    let versions = |tokens: &[&str]| -> BTreeMap<String, (Vec<String>, Option<String>)> {
+        trove::index::search::readable_versions(&index, &readers(tokens), &projects, Utc::now())
+            .unwrap()
+            .into_iter()
+            .map(|(project, found)| (project, (found.versions, found.latest)))
+            .collect()
+    };
+    let one = |versions: &[&str], latest: &str| {
+        (
+            versions.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>(),
+            Some(latest.to_owned()),
+        )
+    };
+    assert_eq!(
+        versions(&["alice", "@public"]),
+        BTreeMap::from([
+            ("p1".to_owned(), one(&["v1"], "v1")),
+            ("p3".to_owned(), one(&["v1"], "v1")),
+        ]),
+        "v2 is bob's only; p2 is disabled"
+    );
+    assert_eq!(
+        versions(&["bob", "@public"]),
+        BTreeMap::from([
+            ("p1".to_owned(), one(&["v1", "v2"], "v2")),
+            ("p3".to_owned(), one(&["v1"], "v1")),
+        ])
+    );
+    assert_eq!(
+        trove::index::search::readable_versions(
+            &index,
+            &AccessScope::Unrestricted,
+            &projects,
+            Utc::now()
+        )
+        .unwrap()
+        .get("p2")
+        .map(|found| found.versions.clone()),
+        Some(vec!["v1".to_owned()]),
+        "an admin reads the disabled project's version"
+    );
+    // v2 replaced away: its document is deleted (still in its segment, not alive).
+    index
+        .writer()
+        .apply(vec![WriteOp::Replace {
+            owner: "p1/v2".to_owned(),
+            documents: Vec::new(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(versions(&["bob", "@public"])["p1"], one(&["v1"], "v1"));
+}

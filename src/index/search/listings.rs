@@ -14,7 +14,7 @@ use tantivy::query::Occur;
 use tantivy::query::Query;
 
 use super::facets::{FacetCounter, facets};
-use super::query::{any_term, term_query};
+use super::query::term_query;
 use super::{Hit, SearchError, SearchRequest, access_filter, allow_clause, build_query};
 use crate::index::SearchIndex;
 use crate::permissions::AccessScope;
@@ -146,31 +146,28 @@ pub(super) fn readable_versions_in(
 ) -> Result<HashMap<String, ReadableVersions>, SearchError> {
     let fields = index.fields();
     let access = access_filter(scope);
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-        vec![(Occur::Must, term_query(fields.kind, "file"))];
-    if let Some(allow) = allow_clause(index, &access) {
-        clauses.push((Occur::Must, allow));
-    }
-    if let Some(projects) = projects {
-        let terms = projects
-            .iter()
-            .map(|project| Term::from_field_text(fields.project_id, project));
-        clauses.push((Occur::Must, any_term(terms.collect())));
-    }
     let restricted = !access.is_unrestricted();
-    let fruit = searcher.search(
-        &BooleanQuery::new(clauses),
-        &VersionsCollector {
-            now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
-            names: index.ord_names(),
-            columns: index.columns(),
-            live: searcher
-                .segment_readers()
-                .iter()
-                .map(tantivy::SegmentReader::segment_id)
-                .collect(),
-        },
-    )?;
+    let collector = VersionsCollector {
+        now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
+        names: index.ord_names(),
+        columns: index.columns(),
+        live: searcher
+            .segment_readers()
+            .iter()
+            .map(tantivy::SegmentReader::segment_id)
+            .collect(),
+    };
+    let fruit = match projects {
+        Some(projects) => versions_of_projects(index, searcher, &access, projects, &collector)?,
+        None => {
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+                vec![(Occur::Must, term_query(fields.kind, "file"))];
+            if let Some(allow) = allow_clause(index, &access) {
+                clauses.push((Occur::Must, allow));
+            }
+            searcher.search(&BooleanQuery::new(clauses), &collector)?
+        }
+    };
     let mut seen = fruit.seen;
     for (address, found) in fruit.suspects {
         if scope.matches(&index.stored_document(searcher, address)?.access, now) {
@@ -195,6 +192,75 @@ pub(super) fn readable_versions_in(
             (project, ReadableVersions { versions, latest })
         })
         .collect())
+}
+
+/// What [`VersionsCollector`] gathers from the file documents of `projects` that `access`
+/// admits, found without a query: in each segment, each project's postings walked block by
+/// block, a document kept when alive and in the caller's cached allowed set. (A query would
+/// build a term weight, a term scorer and a union of 50 of them per segment for a page of
+/// `GET /projects`.) The project's record shares its `project_id` term but has no version,
+/// so the collector, which keys on the version, skips it as the `kind:file` clause did.
+fn versions_of_projects(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    access: &crate::index::filter::SearchFilter,
+    projects: &[String],
+    collector: &VersionsCollector,
+) -> Result<VersionsFruit, SearchError> {
+    use tantivy::collector::{Collector as _, SegmentCollector as _};
+    let fields = index.fields();
+    let allow = (!access.is_unrestricted()).then(|| {
+        crate::index::filter::AllowQuery::new(
+            access.clone(),
+            index.allow_cache(),
+            fields.readers,
+            fields.state,
+        )
+    });
+    let mut terms: Vec<Term> = projects
+        .iter()
+        .map(|project| Term::from_field_text(fields.project_id, project))
+        .collect();
+    terms.sort();
+    terms.dedup();
+    let mut fruits = Vec::with_capacity(searcher.segment_readers().len());
+    for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+        let segment = u32::try_from(ordinal).unwrap_or(u32::MAX);
+        let mut child = collector.for_segment(segment, reader)?;
+        let allowed = match &allow {
+            Some(allow) => Some(allow.allow_set(reader)?),
+            None => None,
+        };
+        let alive = reader.alive_bitset();
+        let inverted = reader.inverted_index(fields.project_id)?;
+        for term in &terms {
+            let Some(mut postings) = inverted
+                .read_block_postings(term, tantivy::schema::IndexRecordOption::Basic)
+                .map_err(tantivy::TantivyError::from)?
+            else {
+                continue;
+            };
+            loop {
+                let docs = postings.docs();
+                if docs.is_empty() {
+                    break;
+                }
+                for &doc in docs {
+                    if alive.is_some_and(|alive| alive.is_deleted(doc))
+                        || allowed
+                            .as_ref()
+                            .is_some_and(|allowed| !allowed.contains(doc))
+                    {
+                        continue;
+                    }
+                    child.collect(doc, 0.0);
+                }
+                postings.advance();
+            }
+        }
+        fruits.push(child.harvest());
+    }
+    Ok(collector.merge_fruits(fruits)?)
 }
 
 /// A (project, version) pair of dictionary ordinals of one segment.
