@@ -15,7 +15,10 @@ use tantivy::query::Query;
 
 use super::facets::{FacetCounter, facets};
 use super::query::term_query;
-use super::{Hit, SearchError, SearchRequest, access_filter, allow_clause, build_query};
+use super::{
+    Hit, SearchError, SearchRequest, access_filter, allow_clause, allow_query, build_query,
+    walk_admitted,
+};
 use crate::index::SearchIndex;
 use crate::permissions::AccessScope;
 
@@ -208,18 +211,10 @@ fn versions_of_projects(
     collector: &VersionsCollector,
 ) -> Result<VersionsFruit, SearchError> {
     use tantivy::collector::{Collector as _, SegmentCollector as _};
-    let fields = index.fields();
-    let allow = (!access.is_unrestricted()).then(|| {
-        crate::index::filter::AllowQuery::new(
-            access.clone(),
-            index.allow_cache(),
-            fields.readers,
-            fields.state,
-        )
-    });
+    let allow = allow_query(index, access);
     let mut terms: Vec<Term> = projects
         .iter()
-        .map(|project| Term::from_field_text(fields.project_id, project))
+        .map(|project| Term::from_field_text(index.fields().project_id, project))
         .collect();
     terms.sort();
     terms.dedup();
@@ -231,32 +226,10 @@ fn versions_of_projects(
             Some(allow) => Some(allow.allow_set(reader)?),
             None => None,
         };
-        let alive = reader.alive_bitset();
-        let inverted = reader.inverted_index(fields.project_id)?;
         for term in &terms {
-            let Some(mut postings) = inverted
-                .read_block_postings(term, tantivy::schema::IndexRecordOption::Basic)
-                .map_err(tantivy::TantivyError::from)?
-            else {
-                continue;
-            };
-            loop {
-                let docs = postings.docs();
-                if docs.is_empty() {
-                    break;
-                }
-                for &doc in docs {
-                    if alive.is_some_and(|alive| alive.is_deleted(doc))
-                        || allowed
-                            .as_ref()
-                            .is_some_and(|allowed| !allowed.contains(doc))
-                    {
-                        continue;
-                    }
-                    child.collect(doc, 0.0);
-                }
-                postings.advance();
-            }
+            walk_admitted(reader, term, allowed.as_deref(), |doc| {
+                child.collect(doc, 0.0)
+            })?;
         }
         fruits.push(child.harvest());
     }

@@ -216,16 +216,7 @@ pub struct SearchPage {
 
 /// The access clause of `access`, `None` for the unrestricted filter (admins).
 fn allow_clause(index: &SearchIndex, access: &SearchFilter) -> Option<Box<dyn Query>> {
-    if access.is_unrestricted() {
-        return None;
-    }
-    let fields = index.fields();
-    Some(Box::new(AllowQuery::new(
-        access.clone(),
-        index.allow_cache(),
-        fields.readers,
-        fields.state,
-    )))
+    allow_query(index, access).map(|allow| Box::new(allow) as Box<dyn Query>)
 }
 
 /// A stored JSON field of a document (`source`, `access`), `None` when absent or unreadable.
@@ -462,16 +453,8 @@ fn first_of_kind(
     kind: &str,
     request: &SearchRequest,
 ) -> Result<(Vec<DocAddress>, usize), SearchError> {
-    let fields = index.fields();
-    let allow = (!access.is_unrestricted()).then(|| {
-        AllowQuery::new(
-            access.clone(),
-            index.allow_cache(),
-            fields.readers,
-            fields.state,
-        )
-    });
-    let term = Term::from_field_text(fields.kind, kind);
+    let allow = allow_query(index, access);
+    let term = Term::from_field_text(index.fields().kind, kind);
     let wanted = request.offset.saturating_add(request.size);
     let mut first = Vec::new();
     let mut total = 0_usize;
@@ -481,38 +464,64 @@ fn first_of_kind(
             Some(allow) => Some(allow.allow_set(reader)?),
             None => None,
         };
-        let alive = reader.alive_bitset();
-        let Some(mut postings) = reader
-            .inverted_index(fields.kind)?
-            .read_block_postings(&term, tantivy::schema::IndexRecordOption::Basic)
-            .map_err(tantivy::TantivyError::from)?
-        else {
-            continue;
-        };
-        loop {
-            let docs = postings.docs();
-            if docs.is_empty() {
-                break;
+        walk_admitted(reader, &term, allowed.as_deref(), |doc| {
+            total += 1;
+            if first.len() < wanted {
+                first.push(DocAddress::new(segment, doc));
             }
-            for &doc in docs {
-                if alive.is_some_and(|alive| alive.is_deleted(doc))
-                    || allowed
-                        .as_ref()
-                        .is_some_and(|allowed| !allowed.contains(doc))
-                {
-                    continue;
-                }
-                total += 1;
-                if first.len() < wanted {
-                    first.push(DocAddress::new(segment, doc));
-                }
-            }
-            postings.advance();
-        }
+        })?;
     }
     // Segments are walked in order and each one's postings ascend: `first` is in index order.
     let page = first.split_off(request.offset.min(first.len()));
     Ok((page, total))
+}
+
+/// The access filter's clause as such (its allowed set per segment is cached), `None` for
+/// the unrestricted filter.
+fn allow_query(index: &SearchIndex, access: &SearchFilter) -> Option<AllowQuery> {
+    let fields = index.fields();
+    (!access.is_unrestricted()).then(|| {
+        AllowQuery::new(
+            access.clone(),
+            index.allow_cache(),
+            fields.readers,
+            fields.state,
+        )
+    })
+}
+
+/// Calls `admit` with every document of `term`'s postings in `reader`'s segment, in
+/// ascending order, that is alive and (when given) in `allowed`: a walk block by block, for
+/// the passes whose only restrictions are one term and the access filter.
+fn walk_admitted(
+    reader: &tantivy::SegmentReader,
+    term: &Term,
+    allowed: Option<&tantivy::BitSet>,
+    mut admit: impl FnMut(tantivy::DocId),
+) -> Result<(), SearchError> {
+    let alive = reader.alive_bitset();
+    let Some(mut postings) = reader
+        .inverted_index(term.field())?
+        .read_block_postings(term, tantivy::schema::IndexRecordOption::Basic)
+        .map_err(tantivy::TantivyError::from)?
+    else {
+        return Ok(());
+    };
+    loop {
+        let docs = postings.docs();
+        if docs.is_empty() {
+            return Ok(());
+        }
+        for &doc in docs {
+            if alive.is_some_and(|alive| alive.is_deleted(doc))
+                || allowed.is_some_and(|allowed| !allowed.contains(doc))
+            {
+                continue;
+            }
+            admit(doc);
+        }
+        postings.advance();
+    }
 }
 
 /// Collects the first `wanted` matches in index order, and counts all of them.
