@@ -50,6 +50,8 @@ pub struct App {
     pub indexer: Indexer,
     /// Sidecar records of files, validated by the ETag a version listing returns.
     pub file_records: crate::storage::etag_cache::EtagCache<crate::model::records::FileRecord>,
+    /// Versions' file listings as rendered, kept with the storage listing they came from.
+    pub listed_files: crate::catalog::file_listing::ListedFilesCache,
     /// Background jobs (kept in storage, so every replica answers `GET /jobs/{id}`).
     pub jobs: JobRegistry,
     /// The change feed every replica's index follows.
@@ -177,6 +179,7 @@ impl App {
             profiles,
             indexer,
             file_records: crate::storage::etag_cache::EtagCache::new(FILE_RECORD_CACHE_ENTRIES),
+            listed_files: crate::catalog::file_listing::ListedFilesCache::default(),
             jobs,
             feed,
             cursors,

@@ -1,5 +1,6 @@
 //! Files: `PUT /projects/{p}/version/{v}/files/{path}` (streamed upload into an open
-//! version), `GET /projects/{p}/version/{v}/files` (listing), `GET /files/{id}` (download:
+//! version; the listing `GET /projects/{p}/version/{v}/files` is in [`super::file_listing`]),
+//! `GET /files/{id}` (download:
 //! `302` to a presigned URL on S3, streamed otherwise or with `?redirect=false`) and
 //! `DELETE /files/{id}` (owners; never in stable or deprecated versions).
 //!
@@ -21,7 +22,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt as _;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -93,111 +93,6 @@ pub async fn put_file(
     let work = store_file(&app, &principal, file, request_stream(body));
     let outcome = app.audit.mutation(event, 201, work).await?;
     Ok((StatusCode::CREATED, ApiJson(outcome)).into_response())
-}
-
-/// Lists a version's files with size, checksums and upload time.
-#[utoipa::path(get, path = "/projects/{project}/version/{version}/files", tag = "files",
-    params(("project" = String, Path), ("version" = String, Path)),
-    responses(
-        (status = 200, description = "`{project_id, version, files: [{id, path, size, md5sum, sha256, content_type, uploaded_at}]}`"),
-        (status = 404, description = "No such version, or not readable", body = crate::error::ErrorBody),
-    ))]
-pub async fn get_files(
-    State(app): State<AppState>,
-    principal: Principal,
-    ApiPath((project, version)): ApiPath<(String, String)>,
-) -> ApiResult<Response> {
-    let view =
-        authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
-    let version = view.record.version;
-    let listing = app
-        .indexer
-        .version_listing_for_display(&project, &version)
-        .await
-        .map_err(super::projects::index_error)?;
-    let records = files::file_records(&app, &listing).await?;
-    let mut entries: Vec<ListedFile> = (listing.files.iter())
-        .map(|(path, object)| {
-            let record = records.get(path).map(AsRef::as_ref);
-            ListedFile::File(files::FileEntry::new(
-                &project, &version, path, object, record,
-            ))
-        })
-        .collect();
-    let links = link_entries(&app, &principal, &project, &version, listing.links).await?;
-    entries.extend(links.into_iter().map(ListedFile::Link));
-    // Serialized straight from the borrowed entries (a `json!` tree would copy them all).
-    let answer = FilesAnswer {
-        files: entries,
-        project_id: &project,
-        version: &version,
-    };
-    Ok(axum::Json(answer).into_response())
-}
-
-/// The answer of `GET /projects/{p}/version/{v}/files` (fields in the order a JSON object of
-/// `serde_json` writes them, so the bytes are those of the `json!` answer it replaced).
-#[derive(serde::Serialize)]
-struct FilesAnswer<'a> {
-    files: Vec<ListedFile<'a>>,
-    project_id: &'a str,
-    version: &'a str,
-}
-
-/// One entry of a version's listing: a file, or a link.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum ListedFile<'a> {
-    File(files::FileEntry<'a>),
-    Link(Value),
-}
-
-/// The listing's entries of a version's links: the target's id only for those who may read
-/// it (a search per link: off the runtime).
-async fn link_entries(
-    app: &AppState,
-    principal: &Principal,
-    project: &str,
-    version: &str,
-    links: std::collections::BTreeMap<String, Value>,
-) -> ApiResult<Vec<Value>> {
-    let linked = {
-        let (app, principal) = (app.clone(), principal.clone());
-        crate::index::off_runtime(move || {
-            links
-                .into_iter()
-                .map(|(path, link)| {
-                    let readable = link
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|target| {
-                            super::hits::link_target_readable(&app, &principal, target)
-                        });
-                    (path, link, readable)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(ApiError::internal)?
-    };
-    Ok(linked
-        .into_iter()
-        .map(|(path, link, readable)| link_entry(project, version, &path, link, readable))
-        .collect())
-}
-
-/// A link as listed: its target's id hidden unless `readable`.
-fn link_entry(project: &str, version: &str, path: &str, link: Value, readable: bool) -> Value {
-    let link = if readable {
-        link
-    } else {
-        json!({"type": link.get("type").cloned().unwrap_or(Value::Null), "id": Value::Null})
-    };
-    json!({
-        "id": format!("{project}:{path}@{version}"),
-        "path": path,
-        "link": link,
-    })
 }
 
 /// `GET /files/{id}` parameters.
@@ -386,7 +281,6 @@ pub async fn delete_file(
 /// This module's routes, merged into the API's router by `api::api_router`.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(get_files))
         .routes(routes!(get_file, delete_file))
         // Uploads are streamed and may be large: no JSON body limit on this route.
         .merge(

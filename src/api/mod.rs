@@ -13,6 +13,7 @@ pub mod audit_log;
 pub mod download;
 pub mod extract;
 pub mod facets;
+pub mod file_listing;
 pub mod files;
 pub mod groups;
 pub mod hits;
@@ -99,6 +100,7 @@ fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(listing::routes())
         .merge(projects::routes())
         .merge(files::routes())
+        .merge(file_listing::routes())
         .merge(profiles::routes())
         .merge(shares::routes())
         .merge(uploads::routes())

@@ -4,6 +4,8 @@
 //! staged, checked, moved into the version under a lease), a link's target
 //! ([`link_target`]) and the removal of a file or link ([`remove_file`]).
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
@@ -213,37 +215,53 @@ pub async fn store_file(
 const SIDECAR_READS: usize = 16;
 
 /// The sidecar records of a listed version by file path: from the ETag-validated cache when
-/// the listing's ETag matches, else read (concurrently) and cached.
+/// the listing's ETag matches, else read (concurrently) and cached. The flag tells whether
+/// every record is the one the listing names: each listed with a known ETag and, when read,
+/// read with that ETag (a record rewritten or removed since the listing is not).
 pub async fn file_records(
     app: &AppState,
     listing: &crate::index::indexer::VersionListing,
-) -> Result<std::collections::HashMap<String, std::sync::Arc<FileRecord>>> {
-    let mut records = std::collections::HashMap::with_capacity(listing.sidecar_keys.len());
+) -> Result<(FileRecords, bool)> {
+    let mut records = FileRecords::with_capacity(listing.sidecar_keys.len());
     let mut missing = Vec::new();
+    let mut as_listed = true;
     for (path, key) in &listing.sidecar_keys {
         let etag = listing.sidecar_etags.get(key).map_or("", String::as_str);
+        as_listed &= !etag.is_empty();
         match app.file_records.get(key, etag) {
             Some(record) => {
                 records.insert(path.clone(), record);
             }
-            None => missing.push((path.clone(), key.clone())),
+            None => missing.push((path.clone(), key.clone(), etag.to_owned())),
         }
     }
-    let read: Vec<Option<(String, std::sync::Arc<FileRecord>)>> = futures::stream::iter(missing)
-        .map(|(path, key)| async move {
+    let read: Vec<ReadRecord> = futures::stream::iter(missing)
+        .map(|(path, key, listed)| async move {
             let found = read_record::<FileRecord>(app, &key).await?;
-            Ok::<_, Error>(found.map(|(record, etag)| {
-                let record = std::sync::Arc::new(record);
+            let same = found.as_ref().is_some_and(|(_, etag)| *etag == listed);
+            let found = found.map(|(record, etag)| {
+                let record = Arc::new(record);
                 app.file_records.insert(key, etag, record.clone());
                 (path, record)
-            }))
+            });
+            Ok::<_, Error>((found, same))
         })
         .buffer_unordered(SIDECAR_READS)
         .try_collect()
         .await?;
-    records.extend(read.into_iter().flatten());
-    Ok(records)
+    for (found, same) in read {
+        as_listed &= same;
+        records.extend(found);
+    }
+    Ok((records, as_listed))
 }
+
+/// A listed version's sidecar records by file path.
+pub type FileRecords = std::collections::HashMap<String, Arc<FileRecord>>;
+
+/// A sidecar read for a listing: the path and record when found, and whether it had the
+/// listed ETag.
+type ReadRecord = (Option<(String, Arc<FileRecord>)>, bool);
 
 /// A file as a version's listing shows it: its id, size and checksums, the content type given
 /// at upload (else the one storage guesses), and its upload time (else the object's). Fields

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod error;
+pub mod file_listing;
 pub mod files;
 pub mod members;
 pub mod namespaces;

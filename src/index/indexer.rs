@@ -131,6 +131,9 @@ pub struct VersionListing {
     pub ignored: HashSet<String>,
     /// `links.json`: path → link.
     pub links: BTreeMap<String, Value>,
+    /// The ETag of the `links.json` read for [`links`](Self::links), `None` when none was
+    /// read.
+    pub links_etag: Option<String>,
 }
 
 /// What the global sync check expects of a version, from one listing.
@@ -323,24 +326,24 @@ impl Indexer {
         self.listing_of(project, version, objects).await
     }
 
-    /// [`version_listing`](Self::version_listing) for display (`GET …/files`): the storage
-    /// listing may come from the local backend's validated cache
-    /// ([`ObjectStore::list_all_for_display`]); never for indexing.
-    pub async fn version_listing_for_display(
+    /// The objects under a version for display (`GET …/files`): the storage listing may come
+    /// from the local backend's validated cache ([`ObjectStore::list_all_for_display`]), the
+    /// same `Arc` while unchanged; never for indexing. [`listing_of`](Self::listing_of) makes
+    /// the version's listing of them.
+    pub async fn version_objects_for_display(
         &self,
         project: &str,
         version: &str,
-    ) -> Result<VersionListing> {
-        let objects = self
+    ) -> Result<Arc<Vec<ObjectMeta>>> {
+        Ok(self
             .storage
             .list_all_for_display(&keys::version_prefix(project, version))
-            .await?;
-        self.listing_of(project, version, objects).await
+            .await?)
     }
 
     /// A version's listing from its objects, already listed (every key under
     /// `<project>/<version>/`).
-    async fn listing_of(
+    pub async fn listing_of(
         &self,
         project: &str,
         version: &str,
@@ -389,10 +392,14 @@ impl Indexer {
         } else {
             HashSet::new()
         };
+        let mut links_etag = None;
         let links: BTreeMap<String, Value> = if has_links {
             let key = keys::version_links(project, version);
             match read_optional(self.storage.as_ref(), &key).await? {
-                Some((bytes, _)) => parse_record("links file", &key, &bytes)?,
+                Some((bytes, meta)) => {
+                    links_etag = Some(meta.etag);
+                    parse_record("links file", &key, &bytes)?
+                }
                 None => BTreeMap::new(),
             }
         } else {
@@ -404,6 +411,7 @@ impl Indexer {
             sidecar_etags,
             ignored,
             links,
+            links_etag,
         })
     }
 

@@ -123,7 +123,7 @@ impl ObjectStore for InstrumentedStore {
         self.run("list", true, self.inner.list_all(prefix)).await
     }
 
-    async fn list_all_for_display(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    async fn list_all_for_display(&self, prefix: &str) -> Result<Arc<Vec<ObjectMeta>>> {
         self.run("list", true, self.inner.list_all_for_display(prefix))
             .await
     }

@@ -955,24 +955,25 @@ impl ObjectStore for LocalStore {
         .map_err(|error| join_error(&error))?
     }
 
-    async fn list_all_for_display(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    async fn list_all_for_display(&self, prefix: &str) -> Result<Arc<Vec<ObjectMeta>>> {
         // Only whole directories: a prefix ending inside a name reads its parent, whose other
         // entries' changes would invalidate it for nothing.
         if !prefix.ends_with('/') {
-            return self.list_all(prefix).await;
+            return Ok(Arc::new(self.list_all(prefix).await?));
         }
         let objects_dir = self.objects_dir.clone();
         let shared = Arc::clone(&self.shared);
         let prefix = prefix.to_owned();
         tokio::task::spawn_blocking(move || {
             if let Some(objects) = shared.listings.get(&prefix) {
-                return Ok(objects.as_ref().clone());
+                return Ok(objects);
             }
             let (objects, stamps) = list_all_stamped(&objects_dir, &prefix)?;
+            let objects = Arc::new(objects);
             if stamps.is_some() {
                 shared
                     .listings
-                    .insert(&prefix, stamps, Arc::new(objects.clone()));
+                    .insert(&prefix, stamps, Arc::clone(&objects));
             }
             Ok(objects)
         })

@@ -17,6 +17,7 @@ pub mod s3;
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -293,8 +294,10 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
     /// the local backend may answer it from a listing it keeps while the directories it read
     /// are unchanged (`storage::local::listing_cache`), which misses a file rewritten in
     /// place by another program. The indexer and the sync check use `list_all`.
-    async fn list_all_for_display(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        self.list_all(prefix).await
+    /// The listing is shared: the local backend answers the same `Arc` while its directories
+    /// are unchanged, so a caller may key work derived from it by the `Arc`.
+    async fn list_all_for_display(&self, prefix: &str) -> Result<Arc<Vec<ObjectMeta>>> {
+        Ok(Arc::new(self.list_all(prefix).await?))
     }
 
     /// A URL a plain HTTP client can use, without other credentials, to GET or PUT the object

@@ -1231,6 +1231,28 @@ async fn step_second_version_links_the_unchanged_file(
         .await
         .assert_status(StatusCode::OK);
     assert_eq!(via_link.bytes, data);
+    // The version's listing shows the link with its target to whoever reads it; the second
+    // answer comes from the kept rendering (S3 lists afresh: an equal listing) and is the
+    // same, written as `serde_json` writes the object.
+    for token in [alice, bob] {
+        let first = app
+            .get_as("/projects/tbl/version/v2/files", token)
+            .await
+            .assert_status(StatusCode::OK);
+        let second = app.get_as("/projects/tbl/version/v2/files", token).await;
+        assert_eq!(second.bytes, first.bytes);
+        let listing = first.json();
+        assert_eq!(serde_json::to_vec(&listing).unwrap(), first.bytes);
+        assert_eq!(listing["project_id"], "tbl");
+        assert_eq!(listing["version"], "v2");
+        let entries = listing["files"].as_array().unwrap();
+        let link = entries
+            .iter()
+            .find(|entry| entry["path"] == "data.csv")
+            .unwrap_or_else(|| panic!("{listing}"));
+        assert_eq!(link["id"], "tbl:data.csv@v2", "{listing}");
+        assert_eq!(link["link"]["id"], "tbl:data.csv@v1", "{listing}");
+    }
 }
 
 /// An aborted upload leaves nothing stored; a guest may not start uploads.

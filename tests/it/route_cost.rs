@@ -335,6 +335,10 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     }
     let path = "/projects/many-files/version/v1/files";
     let first = app.get_as(path, &owner).await.assert_status(StatusCode::OK);
+    // Written as `serde_json` writes the object (the files' part comes from the kept
+    // rendering, the rest is written around it).
+    assert_eq!(serde_json::to_vec(&first.json()).unwrap(), first.bytes);
+    assert!(app.state.listed_files.bytes() > 0, "the rendering is kept");
     let reads = storage_reads(&app);
     let second = app.get_as(path, &owner).await;
     assert_eq!(second.bytes, first.bytes, "the same answer");
@@ -368,10 +372,65 @@ async fn a_file_listing_answers_sidecars_from_the_etag_checked_cache() {
     );
     assert_eq!(third["files"][3]["size"], 7);
     assert_eq!(third["files"][4], files[4]);
+    assert_eq!(third["files"].as_array().unwrap().len(), 20);
     // Others still see nothing.
     let stranger = app.user_token("sam", Role::Maintainer).await;
     assert_eq!(
         app.get_as(path, &stranger).await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// A sidecar record rewritten after the listing that named it is not the listed one: its
+/// rendering is not kept under that listing (`file_listing`).
+#[tokio::test]
+async fn records_read_after_they_changed_are_not_taken_as_listed() {
+    let app = TestApp::local().await;
+    let owner = app.user_token("olive", Role::Maintainer).await;
+    create_project(&app, &owner, "p", "private").await;
+    create_version(&app, &owner, "p", "v1").await;
+    for name in ["a.bin", "b.bin"] {
+        upload(&app, Some(&owner), "p", "v1", name, b"first")
+            .await
+            .assert_status(StatusCode::CREATED);
+    }
+    let state = &app.state;
+    let before = state
+        .indexer
+        .version_objects_for_display("p", "v1")
+        .await
+        .unwrap();
+    upload(&app, Some(&owner), "p", "v1", "a.bin", b"second")
+        .await
+        .assert_status(StatusCode::CREATED);
+    // The records as the old listing names them: a.bin's sidecar now has another ETag.
+    let listing = state
+        .indexer
+        .listing_of("p", "v1", before.as_ref().clone())
+        .await
+        .unwrap();
+    let (records, as_listed) = trove::catalog::files::file_records(state, &listing)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(!as_listed, "a record read with another ETag than listed");
+    // Listed afresh, every record is the listed one.
+    let now = state
+        .indexer
+        .version_objects_for_display("p", "v1")
+        .await
+        .unwrap();
+    let listing = state
+        .indexer
+        .listing_of("p", "v1", now.as_ref().clone())
+        .await
+        .unwrap();
+    let (records, as_listed) = trove::catalog::files::file_records(state, &listing)
+        .await
+        .unwrap();
+    assert!(as_listed);
+    assert_eq!(
+        records["a.bin"].md5sum,
+        crate::common::artifacts::md5_hex(b"second")
     );
 }

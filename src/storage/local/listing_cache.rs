@@ -196,7 +196,10 @@ mod tests {
         let keys = |objects: &[ObjectMeta]| -> Vec<String> {
             objects.iter().map(|object| object.key.clone()).collect()
         };
-        let shown = || async { store.list_all_for_display("p/v1/").await.unwrap() };
+        let shown = || async {
+            let objects = store.list_all_for_display("p/v1/").await.unwrap();
+            objects.as_ref().clone()
+        };
         let truth = || async { store.list_all("p/v1/").await.unwrap() };
         let settle = || tokio::time::sleep(SETTLED + Duration::from_millis(200));
         let hits = || store.shared.listings.stats().0;
