@@ -1,8 +1,8 @@
 //! Files: `PUT /projects/{p}/version/{v}/files/{path}` (streamed upload into an open
 //! version; the listing `GET /projects/{p}/version/{v}/files` is in [`super::file_listing`]),
-//! `GET /files/{id}` (download:
-//! `302` to a presigned URL on S3, streamed otherwise or with `?redirect=false`) and
-//! `DELETE /files/{id}` (owners; never in stable or deprecated versions).
+//! `GET /files/{id}` (download: `302` to a presigned URL on S3, streamed otherwise or with
+//! `?redirect=false`) and `DELETE /files/{id}` (owners; never in stable or deprecated
+//! versions).
 //!
 //! Uploads never hold the body in memory (metadata documents, which must be JSON objects, are
 //! the exception: they are small and checked before they are stored). Every upload writes a
