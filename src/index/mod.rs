@@ -8,6 +8,7 @@ pub mod doc_cache;
 pub mod document;
 pub mod expiry;
 pub mod extra;
+pub mod facet_cache;
 pub mod filter;
 pub mod highlight;
 pub mod indexer;
@@ -181,6 +182,7 @@ pub struct SearchIndex {
     fields: IndexFields,
     writer: IndexWriterHandle,
     allow_cache: Arc<AllowSetCache>,
+    facets: facet_cache::FacetCache,
     documents: doc_cache::DocumentCache,
     ord_names: Arc<ord_names::OrdNames>,
     columns: Arc<columns::SegmentColumns>,
@@ -332,6 +334,7 @@ impl SearchIndex {
             fields,
             writer,
             allow_cache: Arc::new(AllowSetCache::new(ALLOW_CACHE_BYTES)),
+            facets: facet_cache::FacetCache::default(),
             documents: doc_cache::DocumentCache::new(DOCUMENT_CACHE_BYTES),
             ord_names: Arc::default(),
             columns: Arc::default(),
@@ -398,6 +401,12 @@ impl SearchIndex {
     #[must_use]
     pub fn allow_cache(&self) -> Arc<AllowSetCache> {
         self.allow_cache.clone()
+    }
+
+    /// The kept term counts ([`facet_cache`]).
+    #[must_use]
+    pub fn facet_cache(&self) -> &facet_cache::FacetCache {
+        &self.facets
     }
 
     /// The stored document at `address` of `searcher`, parsed (cached: [`doc_cache`]).

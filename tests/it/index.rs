@@ -433,6 +433,80 @@ async fn an_expired_grant_never_returns_a_hit_even_before_reindexing() {
     );
 }
 
+/// A kept aggregate (`index::facet_cache`) is answered only while what it counted holds:
+/// not past the first grant expiry among its documents, not after the index changed, never
+/// for another filter.
+#[tokio::test]
+async fn a_kept_aggregate_ends_when_a_counted_grant_expires_or_the_index_changes() {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let start: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+    let expires: DateTime<Utc> = "2030-01-01T01:00:00Z".parse().unwrap();
+    let write = |document: IndexDocument| {
+        let owner = format!("{}/v1", document.project_id);
+        index.writer().apply(vec![WriteOp::Replace {
+            owner,
+            documents: vec![document.to_tantivy(&fields)],
+        }])
+    };
+    let mut expiring = file_doc("p9", "v1", "a.json", 1, &[], "active");
+    let mut access = (*expiring.access).clone();
+    access.readers = BTreeMap::from([("carol".to_owned(), Some(expires))]);
+    expiring.access = Shared::new(access);
+    write(expiring).await.unwrap();
+    let count = |who: &str, at: DateTime<Utc>| {
+        trove::index::search::aggregate(&index, &readers(&[who]), "*", "_extra.project_id", 10, at)
+            .unwrap()
+    };
+    let p9 = vec![("p9".to_owned(), 1)];
+    assert_eq!(count("carol", start), p9);
+    assert_eq!(index.facet_cache().len(), 1, "kept");
+    assert_eq!(count("carol", start), p9);
+    assert_eq!(count("carol", expires - chrono::Duration::seconds(1)), p9);
+    // At the expiry the kept count no longer holds: counted afresh, the document re-checked.
+    assert!(count("carol", expires).is_empty());
+    assert!(count("carol", expires + chrono::Duration::days(1)).is_empty());
+    // Another filter has its own count.
+    assert!(count("dave", start).is_empty());
+    // A change of the index: counted afresh.
+    let mut other = file_doc("p8", "v1", "b.json", 1, &[], "active");
+    let mut access = (*other.access).clone();
+    access.readers = BTreeMap::from([("carol".to_owned(), None)]);
+    other.access = Shared::new(access);
+    write(other).await.unwrap();
+    assert_eq!(
+        count("carol", start),
+        [("p8".to_owned(), 1), ("p9".to_owned(), 1)]
+    );
+    assert_eq!(count("carol", expires), [("p8".to_owned(), 1)]);
+
+    // A count that had to re-check a document (one grant expired, another still held) is
+    // not kept: it changes again when the other grant expires.
+    let later = expires + chrono::Duration::hours(1);
+    let mut twice = file_doc("p7", "v1", "c.json", 1, &[], "active");
+    let mut access = (*twice.access).clone();
+    access.readers = BTreeMap::from([
+        ("erin".to_owned(), Some(expires)),
+        ("frank".to_owned(), Some(later)),
+    ]);
+    twice.access = Shared::new(access);
+    write(twice).await.unwrap();
+    let both = |at| {
+        trove::index::search::aggregate(
+            &index,
+            &readers(&["erin", "frank"]),
+            "*",
+            "_extra.project_id",
+            10,
+            at,
+        )
+        .unwrap()
+    };
+    assert_eq!(both(expires), [("p7".to_owned(), 1)], "frank's grant holds");
+    assert!(both(later).is_empty(), "both grants expired");
+}
+
 #[tokio::test]
 async fn a_query_of_thousands_of_distinct_plain_words_is_answered() {
     let (_directory, index) = corpus().await;

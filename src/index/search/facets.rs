@@ -9,6 +9,7 @@ use tantivy::query::BooleanQuery;
 use super::query::parse_user_query_with;
 use super::{SearchError, SearchRequest, access_filter, build_query, qualified, stored_json};
 use crate::index::SearchIndex;
+use crate::index::facet_cache::FacetKey;
 use crate::permissions::AccessScope;
 use crate::permissions::DocumentAccess;
 
@@ -34,6 +35,8 @@ pub(super) struct FacetSegment {
     now: Option<u64>,
     counts: Vec<HashMap<u64, u64>>,
     suspects: Vec<tantivy::DocId>,
+    /// The first grant expiry after `now` among the counted documents.
+    next_expiry: Option<u64>,
 }
 
 /// Counts per field (term → documents), and the documents to re-check with their terms.
@@ -41,6 +44,9 @@ pub(super) struct FacetSegment {
 pub(super) struct FacetFruit {
     pub(super) counts: Vec<HashMap<String, u64>>,
     pub(super) suspects: Vec<(DocAddress, Vec<Vec<String>>)>,
+    /// The first grant expiry after the request's time among the counted documents (unix
+    /// seconds).
+    pub(super) next_expiry: Option<u64>,
 }
 
 impl tantivy::collector::Collector for FacetCounter {
@@ -69,6 +75,7 @@ impl tantivy::collector::Collector for FacetCounter {
             expiry,
             now: self.now,
             suspects: Vec::new(),
+            next_expiry: None,
         })
     }
 
@@ -80,6 +87,7 @@ impl tantivy::collector::Collector for FacetCounter {
         let mut merged = FacetFruit {
             counts: vec![HashMap::new(); self.fields.len()],
             suspects: Vec::new(),
+            next_expiry: None,
         };
         for fruit in fruits {
             for (into, counts) in merged.counts.iter_mut().zip(fruit.counts) {
@@ -88,6 +96,7 @@ impl tantivy::collector::Collector for FacetCounter {
                 }
             }
             merged.suspects.extend(fruit.suspects);
+            merged.next_expiry = earliest(merged.next_expiry, fruit.next_expiry);
         }
         Ok(merged)
     }
@@ -98,10 +107,13 @@ impl tantivy::collector::SegmentCollector for FacetSegment {
 
     fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
         if let (Some(now), Some(expiry)) = (self.now, &self.expiry)
-            && expiry.first(doc).is_some_and(|at| at != 0 && at <= now)
+            && let Some(at) = expiry.first(doc).filter(|at| *at != 0)
         {
-            self.suspects.push(doc);
-            return;
+            if at <= now {
+                self.suspects.push(doc);
+                return;
+            }
+            self.next_expiry = earliest(self.next_expiry, Some(at));
         }
         for (column, counts) in self.columns.iter().zip(self.counts.iter_mut()) {
             for ord in column.term_ords(doc) {
@@ -149,7 +161,19 @@ impl tantivy::collector::SegmentCollector for FacetSegment {
                 (DocAddress::new(self.segment, *doc), terms)
             })
             .collect();
-        FacetFruit { counts, suspects }
+        FacetFruit {
+            counts,
+            suspects,
+            next_expiry: self.next_expiry,
+        }
+    }
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -195,13 +219,34 @@ pub fn facets(
     let clauses = build_query(index, &access, request, user_query);
     let searcher = index.searcher();
     let restricted = !access.is_unrestricted();
+    let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
+    let key = FacetKey {
+        segments: FacetKey::segments_of(&searcher),
+        filter: access.cache_key(),
+        request: serde_json::json!([
+            request.query,
+            request.prefix,
+            format!("{:?}", request.kind),
+            request.project,
+            request.version,
+            fields,
+            size,
+        ])
+        .to_string(),
+    };
+    if let Some(kept) = index.facet_cache().get(&key, seconds) {
+        return Ok(kept);
+    }
     let fruit = searcher.search(
         &BooleanQuery::new(clauses),
         &FacetCounter {
             fields,
-            now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
+            now: restricted.then_some(seconds),
         },
     )?;
+    // Kept unless documents had to be re-checked with the caller's whole scope.
+    let keep = fruit.suspects.is_empty();
+    let next_expiry = fruit.next_expiry;
     let mut counts = fruit.counts;
     let stored = index.fields().access;
     for (address, terms) in fruit.suspects {
@@ -216,7 +261,7 @@ pub fn facets(
             }
         }
     }
-    Ok(names
+    let facets: Facets = names
         .iter()
         .zip(counts)
         .map(|(name, counts)| {
@@ -225,7 +270,11 @@ pub fn facets(
             counts.truncate(size);
             (qualified(name), counts)
         })
-        .collect())
+        .collect();
+    if keep {
+        index.facet_cache().insert(key, facets.clone(), next_expiry);
+    }
+    Ok(facets)
 }
 
 /// Term counts of one aggregatable field over what `query` finds among files (ArtifactDB's
