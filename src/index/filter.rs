@@ -264,6 +264,9 @@ pub struct AllowQuery {
     cache: Arc<AllowSetCache>,
     readers_field: Field,
     state_field: Field,
+    /// The one term (a document kind) the allowed documents must also hold, folded into the
+    /// cached set: one bitset to seek instead of a bitset and a postings list.
+    also: Option<Term>,
 }
 
 impl fmt::Debug for AllowQuery {
@@ -290,6 +293,24 @@ impl AllowQuery {
             cache,
             readers_field,
             state_field,
+            also: None,
+        }
+    }
+
+    /// This clause admitting only the allowed documents that also hold `term` (their kind):
+    /// the allowed set of each segment intersected with `term`'s postings once, cached under
+    /// its own key beside the plain allowed set it is made from.
+    #[must_use]
+    pub fn and_term(&self, term: Term) -> Self {
+        let text = term.value().as_str().unwrap_or_default().to_owned();
+        Self {
+            key: Arc::from(format!(
+                "{}\u{0}and {}={text}",
+                self.key,
+                term.field().field_id()
+            )),
+            also: Some(term),
+            ..self.clone()
         }
     }
 
@@ -305,12 +326,32 @@ impl AllowQuery {
         if let Some(bitset) = self.cache.get(segment, &self.key) {
             return Ok(bitset);
         }
-        let bitset = Arc::new(build_allow_set(
-            reader,
-            &self.filter,
-            self.readers_field,
-            self.state_field,
-        )?);
+        let bitset = match &self.also {
+            None => build_allow_set(reader, &self.filter, self.readers_field, self.state_field)?,
+            Some(term) => {
+                let plain = Self {
+                    also: None,
+                    key: Arc::from(self.filter.cache_key()),
+                    ..self.clone()
+                };
+                let allowed = plain.allow_set(reader)?;
+                let mut both = BitSet::with_max_value(reader.max_doc());
+                if let Some(mut postings) = reader
+                    .inverted_index(term.field())?
+                    .read_postings(term, IndexRecordOption::Basic)?
+                {
+                    let mut doc = postings.doc();
+                    while doc != TERMINATED {
+                        if allowed.contains(doc) {
+                            both.insert(doc);
+                        }
+                        doc = postings.advance();
+                    }
+                }
+                both
+            }
+        };
+        let bitset = Arc::new(bitset);
         self.cache.insert(segment, self.key.clone(), bitset.clone());
         Ok(bitset)
     }

@@ -192,6 +192,56 @@ async fn documents_are_searchable_as_soon_as_apply_returns() {
     assert_eq!(index.writer().status().commits, 1, "one batch, one commit");
 }
 
+/// The kind a search asks for is folded into the access filter's cached set
+/// (`AllowQuery::and_term`): each kind's set and the plain one are kept apart, whichever is
+/// asked for first.
+#[tokio::test]
+async fn a_kind_folded_into_the_allowed_set_keeps_each_kind_apart() {
+    use KindFilter::{All, File, Project};
+    for order in [
+        [File, All, Project],
+        [All, Project, File],
+        [Project, File, All],
+    ] {
+        let (_dir, index) = corpus().await;
+        for kind in order {
+            let request = SearchRequest {
+                kind,
+                ..request("_extra.project_id:p1")
+            };
+            // Counted as aggregations count: no per-hit re-check to hide a wrong set.
+            let found = |who: &[&str]| {
+                let names = ["_extra.project_id".to_owned()];
+                let facets = trove::index::search::facets(
+                    &index,
+                    &readers(who),
+                    &request,
+                    &names,
+                    10,
+                    Utc::now(),
+                )
+                .unwrap();
+                assert_eq!(
+                    search(&index, &readers(who), &request).unwrap().total as u64,
+                    facets[0].1[0].1,
+                    "the search's total agrees"
+                );
+                facets[0].1[0].1
+            };
+            let expected = match kind {
+                File => (2, 3),
+                Project => (1, 1),
+                All => (3, 4),
+            };
+            assert_eq!(
+                (found(&["alice"]), found(&["bob"])),
+                expected,
+                "{kind:?} in {order:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_access_filter_admits_exactly_the_allowed_documents() {
     let (_dir, index) = corpus().await;

@@ -241,13 +241,21 @@ pub fn build_query(
 ) -> Vec<(Occur, Box<dyn Query>)> {
     let fields = index.fields();
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user_query)];
-    if let Some(allow) = allow_clause(index, access) {
-        clauses.push((Occur::Must, allow));
-    }
-    match request.kind {
-        KindFilter::File => clauses.push((Occur::Must, term_query(fields.kind, "file"))),
-        KindFilter::Project => clauses.push((Occur::Must, term_query(fields.kind, "project"))),
-        KindFilter::All => {}
+    let kind = match request.kind {
+        KindFilter::File => Some("file"),
+        KindFilter::Project => Some("project"),
+        KindFilter::All => None,
+    };
+    // The kind folded into the access filter's cached set when there is one (one bitset per
+    // segment to seek), else a term clause.
+    match (allow_query(index, access), kind) {
+        (Some(allow), Some(kind)) => clauses.push((
+            Occur::Must,
+            Box::new(allow.and_term(Term::from_field_text(fields.kind, kind))),
+        )),
+        (Some(allow), None) => clauses.push((Occur::Must, Box::new(allow))),
+        (None, Some(kind)) => clauses.push((Occur::Must, term_query(fields.kind, kind))),
+        (None, None) => {}
     }
     if let Some(project) = &request.project {
         clauses.push((Occur::Must, term_query(fields.project_id, project)));
