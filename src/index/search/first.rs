@@ -211,7 +211,7 @@ impl tantivy::collector::SegmentCollector for FirstMatchesInSegment {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeSet;
 
     use serde_json::json;
@@ -225,7 +225,7 @@ mod tests {
     use crate::index::writer::WriteOp;
     use crate::permissions::{AccessScope, DocumentAccess};
 
-    fn document(
+    pub(in crate::index::search) fn document(
         project: &str,
         version: Option<&str>,
         path: Option<&str>,
