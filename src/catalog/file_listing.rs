@@ -28,7 +28,8 @@ use super::{Error, Result};
 use crate::app::AppState;
 use crate::storage::{ObjectMeta, keys};
 
-/// Most bytes kept in all: the rendered entries plus about [`OBJECT_BYTES`] per listed object.
+/// Most bytes kept in all: the rendered entries, the links and about 256 bytes per listed
+/// object.
 pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 /// What one kept listed object is counted as.
 const OBJECT_BYTES: usize = 256;
@@ -55,12 +56,19 @@ struct CacheState {
     bytes: usize,
 }
 
-/// What an entry is counted as against [`MAX_BYTES`].
+/// What an entry is counted as against [`MAX_BYTES`]: its rendering, its listing, and its
+/// links as stored (the size of `links.json` in the listing).
 fn weight(objects: &[ObjectMeta], listed: &ListedFiles) -> usize {
+    let links = objects
+        .iter()
+        .filter(|object| object.key.ends_with("/links.json"))
+        .map(|object| usize::try_from(object.size).unwrap_or(usize::MAX))
+        .fold(0_usize, usize::saturating_add);
     listed
         .files_json
         .len()
         .saturating_add(objects.len().saturating_mul(OBJECT_BYTES))
+        .saturating_add(links.saturating_mul(2))
 }
 
 impl ListedFilesCache {

@@ -12,7 +12,8 @@
 //! grants had expired (their stored access data, judged by the caller's whole scope) is never
 //! kept.
 //!
-//! Bounded: at most [`MAX_TERMS`] terms in all; past it the cache starts over.
+//! Bounded: at most [`MAX_BYTES`] in all, keys (whose query may be long) and terms counted;
+//! past it the cache starts over.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -21,8 +22,12 @@ use tantivy::index::SegmentId;
 
 use super::search::Facets;
 
-/// Most terms kept in all the kept counts (about 50 bytes each).
-pub const MAX_TERMS: usize = 256 * 1024;
+/// Most bytes of keys and counts kept in all.
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// What a kept term and its count are counted as, beside the term's own bytes.
+const TERM_BYTES: usize = 48;
+/// What a kept entry is counted as, beside its key's and terms' bytes.
+const ENTRY_BYTES: usize = 128;
 
 /// What a count is kept under: the index's state, the filter and the request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,11 +71,22 @@ pub struct FacetCache {
 #[derive(Debug, Default)]
 struct State {
     kept: HashMap<FacetKey, Kept>,
-    terms: usize,
+    bytes: usize,
 }
 
-fn terms_of(facets: &Facets) -> usize {
-    facets.iter().map(|(_, counts)| counts.len().max(1)).sum()
+/// What an entry is counted as against [`MAX_BYTES`].
+fn weight(key: &FacetKey, facets: &Facets) -> usize {
+    let terms: usize = facets
+        .iter()
+        .map(|(name, counts)| {
+            name.len()
+                + counts
+                    .iter()
+                    .map(|(term, _)| term.len() + TERM_BYTES)
+                    .sum::<usize>()
+        })
+        .sum();
+    ENTRY_BYTES + key.segments.len() * 32 + key.filter.len() + key.request.len() + terms
 }
 
 impl FacetCache {
@@ -86,24 +102,28 @@ impl FacetCache {
 
     /// Keeps `facets` under `key`, holding until `valid_until` (unix seconds) if given.
     pub fn insert(&self, key: FacetKey, facets: Facets, valid_until: Option<u64>) {
-        let terms = terms_of(&facets);
-        if terms > MAX_TERMS {
+        let size = weight(&key, &facets);
+        if size > MAX_BYTES {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(old) = state.kept.remove(&key) {
-            state.terms = state.terms.saturating_sub(terms_of(&old.facets));
-        }
-        if state.terms.saturating_add(terms) > MAX_TERMS {
-            state.kept.clear();
-            state.terms = 0;
+            state.bytes = state.bytes.saturating_sub(weight(&key, &old.facets));
         }
         // Counts of segments no longer searched are never asked for again.
         if state.kept.keys().any(|kept| kept.segments != key.segments) {
             state.kept.retain(|kept, _| kept.segments == key.segments);
-            state.terms = state.kept.values().map(|kept| terms_of(&kept.facets)).sum();
+            state.bytes = state
+                .kept
+                .iter()
+                .map(|(kept, entry)| weight(kept, &entry.facets))
+                .sum();
         }
-        state.terms += terms;
+        if state.bytes.saturating_add(size) > MAX_BYTES {
+            state.kept.clear();
+            state.bytes = 0;
+        }
+        state.bytes += size;
         state.kept.insert(
             key,
             Kept {
@@ -111,6 +131,15 @@ impl FacetCache {
                 valid_until,
             },
         );
+    }
+
+    /// Bytes counted against [`MAX_BYTES`].
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
     }
 
     /// Counts kept.
@@ -150,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_of_other_segments_are_dropped_and_the_terms_bounded() {
+    fn counts_of_other_segments_are_dropped_and_the_bytes_bounded() {
         let cache = FacetCache::default();
         let (old, new) = (SegmentId::generate_random(), SegmentId::generate_random());
         cache.insert(key(old, "a"), facets(2), None);
@@ -163,12 +192,21 @@ mod tests {
         assert_eq!(cache.len(), 1);
         assert!(cache.get(&key(old, "a"), 0).is_none());
         // One count above the bound is not kept; counts that pass it together start over.
-        cache.insert(key(new, "huge"), facets(MAX_TERMS + 1), None);
+        cache.insert(key(new, "huge"), facets(MAX_BYTES / TERM_BYTES), None);
         assert!(cache.get(&key(new, "huge"), 0).is_none());
+        let half = MAX_BYTES / 2 / (TERM_BYTES + 6);
         for request in ["x", "y", "z"] {
-            cache.insert(key(new, request), facets(MAX_TERMS / 2 + 1), None);
+            cache.insert(key(new, request), facets(half), None);
+            assert!(cache.bytes() <= MAX_BYTES);
         }
         assert_eq!(cache.len(), 1);
         assert!(cache.get(&key(new, "z"), 0).is_some());
+        // Long keys count: many counts of long queries stay within the bound.
+        let long = "q".repeat(8 * 1024);
+        for request in 0..4_000 {
+            cache.insert(key(new, &format!("{long}{request}")), facets(1), None);
+            assert!(cache.bytes() <= MAX_BYTES);
+        }
+        assert!(cache.len() < 4_000);
     }
 }
