@@ -75,9 +75,13 @@ impl ListedFilesCache {
     /// The files of `prefix` when they were rendered from a listing equal to `objects`.
     #[must_use]
     pub fn get(&self, prefix: &str, objects: &Arc<Vec<ObjectMeta>>) -> Option<ListedFiles> {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (kept, listed) = state.entries.get(prefix)?;
-        (Arc::ptr_eq(kept, objects) || kept == objects).then(|| listed.clone())
+        let (kept, listed) = {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let (kept, listed) = state.entries.get(prefix)?;
+            (Arc::clone(kept), listed.clone())
+        };
+        // Compared outside the lock: an S3 listing of thousands of objects is compared whole.
+        (Arc::ptr_eq(&kept, objects) || kept == *objects).then_some(listed)
     }
 
     /// Keeps `listed`, rendered from `objects` under `prefix`; nothing when some ETag is
