@@ -267,17 +267,23 @@ pub(super) mod tests {
         }
     }
 
-    /// The match-all page taken in index order without scoring is the page the scored
-    /// search answers — same documents, same order, same total — over several segments,
-    /// replaced documents, every kind, a project restriction, `latest`, and offsets.
-    #[tokio::test]
-    async fn first_matches_page_as_by_score() {
+    /// An empty index in a temporary directory (kept while the directory is).
+    pub(in crate::index::search) fn empty_index() -> (tempfile::TempDir, SearchIndex) {
         let directory = tempfile::tempdir().unwrap();
         let index = SearchIndex::open(
             directory.path(),
             crate::index::IndexSchema::builtin().unwrap(),
         )
         .unwrap();
+        (directory, index)
+    }
+
+    /// The match-all page taken in index order without scoring is the page the scored
+    /// search answers — same documents, same order, same total — over several segments,
+    /// replaced documents, every kind, a project restriction, `latest`, and offsets.
+    #[tokio::test]
+    async fn first_matches_page_as_by_score() {
+        let (_directory, index) = empty_index();
         let fields = *index.fields();
         // Three commits (three segments at least), the second replacing some of the first.
         for round in 0..3_usize {

@@ -16,6 +16,7 @@ use super::SearchIndex;
 use super::filter::SearchFilter;
 use crate::permissions::{AccessScope, DocumentAccess};
 
+mod count;
 mod facets;
 mod first;
 mod free_text;
