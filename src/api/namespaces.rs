@@ -31,11 +31,10 @@ pub use crate::catalog::namespaces::{
     spawn_namespace_job,
 };
 use crate::catalog::namespaces::{apply_patch, create_namespace, update_namespace};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::model::names;
 use crate::model::records::{NamespaceRecord, NamespaceVisibility};
 use crate::permissions::{Action, LifecycleState, ProfileLocation};
-use crate::storage::keys;
 
 /// `POST /namespaces` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -73,6 +72,7 @@ pub async fn post_namespace(
         visibility: request.visibility,
         state: LifecycleState::Active,
         auto_create: request.auto_create,
+        deleting: false,
     };
     let event = AuditEvent::new("namespace.create")
         .by(&principal)
@@ -191,29 +191,12 @@ pub async fn delete_namespace(
     load_namespace(&app, &namespace)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no namespace {namespace}")))?;
-    let projects = namespace_projects(&app, &namespace).await?;
-    if !projects.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::NamespaceNotEmpty,
-            format!(
-                "namespace {namespace} holds {} project(s); delete or move them first",
-                projects.len()
-            ),
-        ));
-    }
     let event = AuditEvent::new("namespace.delete")
         .by(&principal)
         .resource(format!("namespace:{namespace}"));
     app.audit
         .mutation(event, 204, async {
-            let location = ProfileLocation::Namespace(namespace.clone());
-            app.profiles
-                .delete_profile(&location)
-                .await
-                .map_err(loader_error)?;
-            app.storage
-                .delete(&keys::namespace_record(&namespace))
-                .await?;
+            crate::catalog::namespaces::delete_namespace(&app, &namespace).await?;
             Ok(StatusCode::NO_CONTENT)
         })
         .await

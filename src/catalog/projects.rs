@@ -9,6 +9,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::namespaces::{claim_project, release_claim};
 use super::target::{ProjectView, VersionView};
 use super::{Error, Result};
 use crate::app::AppState;
@@ -159,23 +160,43 @@ pub fn caller_principal(principal: &Principal) -> Result<PrincipalRef> {
 }
 
 /// The evaluation target of creating a project: its namespace, or the global target.
+///
+/// # Errors
+///
+/// `404` when the namespace does not exist, `409 conflict` while it is being deleted.
 pub async fn creation_target(app: &AppState, namespace: Option<&str>) -> Result<Target> {
+    Ok(versioned_creation_target(app, namespace).await?.0)
+}
+
+/// [`creation_target`] with the ETag of the namespace record it was built from (none for the
+/// global target): the creation claims its project id in the namespace against it.
+async fn versioned_creation_target(
+    app: &AppState,
+    namespace: Option<&str>,
+) -> Result<(Target, Option<String>)> {
     let Some(namespace) = namespace else {
-        return Ok(Target::default());
+        return Ok((Target::default(), None));
     };
     names::validate_namespace(namespace)?;
-    let (record, _) = read_record::<NamespaceRecord>(app, &keys::namespace_record(namespace))
+    let (record, etag) = read_record::<NamespaceRecord>(app, &keys::namespace_record(namespace))
         .await?
         .ok_or_else(|| Error::not_found(format!("no namespace {namespace}")))?;
+    if record.deleting {
+        return Err(Error::new(
+            ErrorCode::Conflict,
+            format!("namespace {namespace} is being deleted"),
+        ));
+    }
     let chain = app.profiles.load_chain(Some(namespace), None, None).await?;
-    Ok(Target {
+    let target = Target {
         profile: chain.resolve(),
         state: record.state,
         parent_state: LifecycleState::Active,
         namespace: Some(namespace.to_owned()),
         auto_create: record.auto_create,
         ..Target::default()
-    })
+    };
+    Ok((target, Some(etag)))
 }
 
 /// Creates a project record and its profile for `principal` (who must be allowed to create
@@ -187,18 +208,34 @@ pub async fn create_project(
     visibility: Visibility,
 ) -> Result<ProjectRecord> {
     names::validate_project_id(&record.project_id)?;
-    let target = creation_target(app, record.namespace.as_deref()).await?;
+    let (target, namespace_etag) =
+        versioned_creation_target(app, record.namespace.as_deref()).await?;
     principal.decide(Action::CreateProject, &target, app.clock.now())?;
     let owner = caller_principal(principal)?;
     record.created_at = Utc::now();
     record.created_by = principal.actor();
-    create_record(
+    // In a namespace: claim the id there first, so a deletion of the namespace either sees
+    // this project or this creation sees the deletion (`catalog::namespaces`).
+    let claim = match (&record.namespace, &namespace_etag) {
+        (Some(namespace), Some(etag)) => {
+            Some(claim_project(app, namespace, &record.project_id, etag).await?)
+        }
+        _ => None,
+    };
+    crate::crash::point("project.create.claimed");
+    let created = create_record(
         app,
         &keys::project_record(&record.project_id),
         &record,
         || format!("project {} already exists", record.project_id),
     )
-    .await?;
+    .await;
+    if let Err(error) = created {
+        if let Some(claim) = claim {
+            release_claim(app, claim).await;
+        }
+        return Err(error);
+    }
     let profile = if record.namespace.is_some() {
         namespaced_project_profile(principal, visibility, owner)
     } else {

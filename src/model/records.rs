@@ -187,6 +187,11 @@ pub struct NamespaceRecord {
     /// Whether its writers may create projects in it.
     #[serde(default)]
     pub auto_create: bool,
+    /// Set by `DELETE /namespaces/{ns}` before it checks that no project is in the namespace:
+    /// a project creation that sees it (or any other change of the record) gives up, so no
+    /// project is ever left in a deleted namespace. Cleared again when the deletion is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 /// `NUM-<n>`.

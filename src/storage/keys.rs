@@ -7,6 +7,7 @@
 //! ..meta/api-keys/<key-id>.json                 machine credentials
 //! ..meta/namespaces/<ns>/namespace.json         namespace record
 //! ..meta/namespaces/<ns>/permissions.json       namespace profile
+//! ..meta/namespace-projects/<ns>/<project>/<id>.json  claims: a project created in a namespace
 //! ..meta/audit/...                              audit events
 //! ..meta/audit-checkpoints/<writer>.json        signed checkpoint of a writer's chain
 //! ..meta/feed/<sequence>                        change feed (20-digit sequence numbers)
@@ -92,6 +93,20 @@ pub fn namespace_record(namespace: &str) -> String {
 #[must_use]
 pub fn namespace_permissions(namespace: &str) -> String {
     format!("{META}/namespaces/{namespace}/{PERMISSIONS}")
+}
+
+/// `..meta/namespace-projects/<ns>/`: the claims of the projects created in one namespace
+/// (apart from the namespace records, so listing the namespaces never lists them).
+#[must_use]
+pub fn namespace_claims_prefix(namespace: &str) -> String {
+    format!("{META}/namespace-projects/{namespace}/")
+}
+
+/// `..meta/namespace-projects/<ns>/<project>/<id>.json`: one creation's claim of `project` in
+/// `namespace`, written before the project record (each creation its own `id`).
+#[must_use]
+pub fn namespace_claim(namespace: &str, project: &str, id: &str) -> String {
+    format!("{META}/namespace-projects/{namespace}/{project}/{id}.json")
 }
 
 /// `..meta/audit-checkpoints/`: prefix of the signed checkpoints of the audit chains (apart
@@ -344,6 +359,11 @@ mod tests {
         assert_eq!(groups_prefix(), "..meta/groups/");
         assert_eq!(api_keys_prefix(), "..meta/api-keys/");
         assert_eq!(namespaces_prefix(), "..meta/namespaces/");
+        assert_eq!(
+            namespace_claim("nlp", "p1", "0a"),
+            "..meta/namespace-projects/nlp/p1/0a.json"
+        );
+        assert!(namespace_claim("nlp", "p1", "0a").starts_with(&namespace_claims_prefix("nlp")));
     }
 
     #[test]

@@ -1039,3 +1039,137 @@ async fn project_grants_outside_namespaces_open_what_they_grant() {
         .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(nobody.code(), "unknown_principal");
 }
+
+/// The storage keys under `prefix`.
+async fn keys_under(app: &BackendApp, prefix: &str) -> Vec<String> {
+    app.state
+        .storage
+        .list_all(prefix)
+        .await
+        .unwrap()
+        .iter()
+        .map(|object| object.key.clone())
+        .collect()
+}
+
+/// Deleting a namespace and creating a project in it cannot both succeed: a creation claims
+/// its id in storage before writing the project, a deletion marks the namespace first. A
+/// creation that finds the mark (or a namespace changed since it was authorized) gives up and
+/// leaves nothing; a claim left by a failed creation blocks a deletion only while it could be
+/// a creation in flight (15 minutes), and the deletion removes every claim, so a namespace
+/// created again under the name holds nothing of the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
+    use trove::storage::ObjectStoreExt as _;
+    let clock = trove::clock::Clock::manual();
+    let app = BackendApp::start_on(tempfile::tempdir().unwrap(), None, clock.clone(), |_| {}).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let create_ns = json!({"name": "team", "visibility": "private"});
+    app.post_json("/namespaces", &admin, &create_ns)
+        .await
+        .assert_status(StatusCode::CREATED);
+    let project = |id: &str| json!({"project_id": id, "title": "T", "type": "MODEL", "visibility": "private", "namespace": "team"});
+    let claims = trove::storage::keys::namespace_claims_prefix("team");
+    let record_key = trove::storage::keys::namespace_record("team");
+
+    // A deletion in progress (its mark on the record): creations are refused, nothing left.
+    let original = app.state.storage.get_bytes(&record_key).await.unwrap().0;
+    let mut marked: Value = serde_json::from_slice(&original).unwrap();
+    marked["deleting"] = json!(true);
+    app.state
+        .storage
+        .put_bytes(&record_key, marked.to_string().into(), Default::default())
+        .await
+        .unwrap();
+    let refused = app
+        .post_json("/projects", &admin, &project("late"))
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    assert_eq!(refused.code(), "conflict");
+    assert_eq!(
+        app.get_as("/projects/late", &admin).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(keys_under(&app, &claims).await, Vec::<String>::new());
+    app.state
+        .storage
+        .put_bytes(&record_key, original, Default::default())
+        .await
+        .unwrap();
+
+    // A claim against a record that changed after the creation read it is given back.
+    let stale = trove::catalog::namespaces::claim_project(&app.state, "team", "late", "old-etag")
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code().as_str(), "conflict");
+    assert_eq!(keys_under(&app, &claims).await, Vec::<String>::new());
+
+    // A created project holds the namespace through its claim (not only through the index).
+    app.post_json("/projects", &admin, &project("kept"))
+        .await
+        .assert_status(StatusCode::CREATED);
+    let held = trove::catalog::namespaces::claimed_projects(&app.state, "team", clock.now())
+        .await
+        .unwrap();
+    assert_eq!(held, vec!["kept".to_owned()]);
+    // A creation that fails (the id is taken) gives its claim back: one claim, kept's.
+    app.post_json("/projects", &admin, &project("kept"))
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    assert_eq!(keys_under(&app, &claims).await.len(), 1);
+    let busy = app
+        .delete_as("/namespaces/team", &admin)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    assert_eq!(busy.code(), "namespace_not_empty");
+    // The refused deletion took its mark back: creations go on.
+    let after = app.get_as("/namespaces/team", &admin).await;
+    assert_eq!(after.json().get("deleting"), None, "{}", after.text());
+    app.post_json("/projects", &admin, &project("more"))
+        .await
+        .assert_status(StatusCode::CREATED);
+
+    // A claim left by a creation that crashed before its project record: in flight at first,
+    // stale after 15 minutes.
+    let orphan = trove::storage::keys::namespace_claim("empty", "ghost", "0");
+    app.post_json(
+        "/namespaces",
+        &admin,
+        &json!({"name": "empty", "visibility": "private"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    app.state
+        .storage
+        .put_bytes(&orphan, "{}".into(), Default::default())
+        .await
+        .unwrap();
+    let in_flight = app
+        .delete_as("/namespaces/empty", &admin)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    assert_eq!(in_flight.code(), "namespace_not_empty");
+    assert!(clock.advance(chrono::Duration::minutes(16)));
+    app.delete_as("/namespaces/empty", &admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(
+        keys_under(
+            &app,
+            &trove::storage::keys::namespace_claims_prefix("empty")
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    // The name again: a new namespace, holding nothing of the old one.
+    app.post_json(
+        "/namespaces",
+        &admin,
+        &json!({"name": "empty", "visibility": "private"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    app.delete_as("/namespaces/empty", &admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+}

@@ -808,3 +808,49 @@ async fn without_a_clean_shutdown_reads_wait_for_the_sync_check() {
     let b = start(settings, dir).await;
     assert!(!b.state.closed_cleanly_before);
 }
+
+/// A namespace is never deleted under a project another replica just created: replica B has
+/// not seen the project (no follower, so its index never will), yet B's deletion finds the
+/// project's claim in storage and is refused; the refusal leaves the namespace usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_is_not_deleted_under_a_project_another_replica_just_created() {
+    let server = S3TestServer::start().await;
+    let a = replica(&server).await;
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = TestApp::reopen(settings_for(&server, b_dir.path()).await).await;
+    let admin = a.user_token("root", Role::Admin).await;
+    a.post_json(
+        "/namespaces",
+        &admin,
+        &json!({"name": "team", "visibility": "private"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    a.post_json(
+        "/projects",
+        &admin,
+        &json!({"project_id": "fresh", "title": "T", "type": "MODEL", "namespace": "team"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    // B's index does not know the project: what B used to trust.
+    let known = trove::catalog::namespaces::namespace_projects(&b.state, "team")
+        .await
+        .unwrap();
+    assert!(known.is_empty(), "{known:?}");
+    let refused = b
+        .delete_as("/namespaces/team", &admin)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    assert_eq!(refused.code(), "namespace_not_empty");
+    a.get_as("/projects/fresh", &admin)
+        .await
+        .assert_status(StatusCode::OK);
+    a.post_json(
+        "/projects",
+        &admin,
+        &json!({"project_id": "second", "title": "T", "type": "MODEL", "namespace": "team"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+}
