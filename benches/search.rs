@@ -23,8 +23,8 @@ mod corpus;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use futures::FutureExt as _;
 use chrono::Utc;
+use futures::FutureExt as _;
 use trove::index::search::{SearchRequest, search};
 use trove::index::writer::WriteOp;
 use trove::index::{IndexSchema, SearchIndex};
