@@ -94,20 +94,35 @@ impl FromRequestParts<AppState> for RequireAdmin {
     }
 }
 
-/// The client's address (the TCP peer; `unknown` when not served over TCP, as in router
-/// tests). Forwarding headers are not trusted: anyone can set them.
+/// The client's address: the TCP peer, or — when the peer is a trusted proxy
+/// (`TROVE_TRUSTED_PROXIES`) — the right-most `X-Forwarded-For` address that is not one
+/// ([`crate::config::TrustedProxies::client`]); `unknown` when not served over TCP, as in
+/// router tests. From anyone else the forwarding header is ignored: anyone can set it.
 #[derive(Debug, Clone)]
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(Self("unknown".to_owned()));
+        };
+        // A value that is not text is not an address: it ends the walk like any other.
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|value| value.to_str().unwrap_or("\u{fffd}"));
         Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string()),
+            state
+                .settings
+                .trusted_proxies
+                .client(peer.ip(), forwarded)
+                .to_string(),
         ))
     }
 }

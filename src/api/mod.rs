@@ -165,7 +165,10 @@ fn with_route_layers(routes: Router<AppState>, state: &AppState) -> Router<AppSt
             state.clone(),
             record_metrics,
         ))
-        .route_layer(axum::middleware::from_fn(audit_context))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit_context,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             wait_until_reconciled,

@@ -307,7 +307,7 @@ pub async fn claim_project(
 }
 
 /// Gives back the claim of a creation that failed. A claim that cannot be deleted holds
-/// nothing once it is older than [`CLAIM_IN_FLIGHT`] without its project.
+/// nothing once it is 15 minutes old without its project.
 pub async fn release_claim(app: &AppState, claim: Claim) {
     if let Err(error) = app.storage.delete(&claim.key).await {
         tracing::warn!(key = %claim.key, %error, "namespace claim not given back");
@@ -316,7 +316,7 @@ pub async fn release_claim(app: &AppState, claim: Claim) {
 
 /// The projects claimed in `namespace` that are in it, or may be about to be: every claim
 /// whose project record names the namespace, and every project whose newest claim is younger
-/// than [`CLAIM_IN_FLIGHT`] (a creation in flight). Read from storage, never the index.
+/// than 15 minutes (a creation in flight). Read from storage, never the index.
 ///
 /// # Errors
 ///

@@ -78,6 +78,7 @@ pub(super) const ENV_VARS: &[EnvVar] = &[
     var!("TROVE_METRICS_LISTEN", metrics_listen, optional_parsed),
     var!("TROVE_DATA_DIR", data_dir, path),
     var!("TROVE_PUBLIC_URL", public_url, optional_text),
+    var!("TROVE_TRUSTED_PROXIES", trusted_proxies, proxies),
     var!("TROVE_STORAGE", storage, storage_kind),
     var!("TROVE_STORAGE_TIMEOUT_MS", storage_timeout_ms, parsed),
     var!("TROVE_S3_BUCKET", s3.bucket, optional_text),
@@ -216,6 +217,10 @@ fn boolean(setting: &str, value: String) -> Result<bool, ConfigError> {
             format!("expected true or false, got {other:?}"),
         )),
     }
+}
+
+fn proxies(setting: &str, value: String) -> Result<super::TrustedProxies, ConfigError> {
+    super::TrustedProxies::parse(&value).map_err(|message| ConfigError::new(setting, message))
 }
 
 fn text(_: &str, value: String) -> Result<String, ConfigError> {

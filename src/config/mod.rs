@@ -11,6 +11,7 @@
 mod auth;
 mod env;
 mod oidc;
+mod proxies;
 mod secret;
 mod storage;
 
@@ -35,6 +36,7 @@ pub struct ConfigError {
 pub use auth::{AuthConfig, ROLE_NAMES};
 pub use env::{EnvSource, ProcessEnv};
 pub use oidc::OidcConfig;
+pub use proxies::{Network, TrustedProxies};
 pub use secret::Secret;
 pub use storage::S3Config;
 
@@ -62,6 +64,10 @@ pub struct Settings {
     /// URL clients reach this service at, used in links and presigned URLs
     /// (`TROVE_PUBLIC_URL`, default `http://<listen>`).
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`TROVE_TRUSTED_PROXIES`:
+    /// comma-separated addresses and networks such as `10.0.0.0/8`; default none, the TCP
+    /// peer is the client). The client address keys the login limits and is audited.
+    pub trusted_proxies: TrustedProxies,
     /// Storage backend (`TROVE_STORAGE`: `local` or `s3`).
     pub storage: StorageKind,
     /// Storage operations giving no answer within this many milliseconds fail with `503
@@ -132,6 +138,7 @@ impl Default for Settings {
             metrics_listen: None,
             data_dir: PathBuf::from("./data"),
             public_url: None,
+            trusted_proxies: TrustedProxies::default(),
             storage: StorageKind::Local,
             storage_timeout_ms: 5000,
             s3: S3Config::default(),
@@ -468,6 +475,12 @@ mod tests {
             ("", &[("TROVE_PUBLIC_URL", "ftp://x")], "TROVE_PUBLIC_URL"),
             (
                 "",
+                &[("TROVE_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local")],
+                "TROVE_TRUSTED_PROXIES",
+            ),
+            ("trusted_proxies = [\"10.0.0.0/40\"]", &[], "trove.toml"),
+            (
+                "",
                 &[("TROVE_STORAGE", "s3"), ("TROVE_S3_BUCKET", "Bad_Bucket")],
                 "TROVE_S3_BUCKET",
             ),
@@ -627,9 +640,19 @@ mod tests {
                 ("TROVE_S3_PUBLIC_ENDPOINT", "http://127.0.0.1:9000"),
                 ("TROVE_CURSOR_SECRET", "cursor-secret-0123456789-abcdefgh"),
                 ("TROVE_UI_SECRET", "ui-secret-0123456789-abcdefghijklm"),
+                ("TROVE_TRUSTED_PROXIES", "10.0.0.0/8,::1"),
             ],
         )
         .unwrap();
+        assert!(settings.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+        assert!(settings.trusted_proxies.trusts("::1".parse().unwrap()));
+        assert!(!settings.trusted_proxies.trusts("11.0.0.1".parse().unwrap()));
+        let from_file = settings_from("trusted_proxies = [\"192.168.0.0/16\"]", &[]).unwrap();
+        assert!(
+            from_file
+                .trusted_proxies
+                .trusts("192.168.4.4".parse().unwrap())
+        );
         assert_eq!(
             settings.s3.public_endpoint.as_deref(),
             Some("http://127.0.0.1:9000")

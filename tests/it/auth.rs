@@ -693,6 +693,62 @@ async fn login_attempts_are_rate_limited_per_client_address() {
     );
 }
 
+/// Behind a trusted proxy each forwarded client has its own login limit (one client cannot
+/// lock out everyone behind the proxy), a client cannot leave its bucket by forging
+/// `X-Forwarded-For` entries, and the header means nothing from anyone else.
+#[tokio::test]
+async fn login_limits_behind_a_trusted_proxy_count_each_forwarded_client() {
+    let app = TestApp::local_with(|settings| {
+        settings.auth.login_rate_limit_per_ip = 2;
+        settings.trusted_proxies = trove::config::TrustedProxies::parse("10.0.0.0/8").unwrap();
+    })
+    .await;
+    let attempt = |peer: &str, forwarded: Option<&str>, username: &str| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/auth/login")
+            .header("content-type", "application/json");
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        let mut request = request
+            .body(Body::from(
+                json!({"username": username, "password": "wrong password"}).to_string(),
+            ))
+            .unwrap();
+        request.extensions_mut().insert(axum::extract::ConnectInfo(
+            peer.parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        app.send(request)
+    };
+    let proxy = "10.0.0.5:40000";
+    for username in ["b1", "b2"] {
+        attempt(proxy, Some("198.51.100.1"), username)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+    attempt(proxy, Some("198.51.100.1"), "b3")
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    // Forged entries to the left of what the proxy appended change nothing.
+    attempt(proxy, Some("198.51.100.77, 198.51.100.1"), "b4")
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy is not affected.
+    attempt(proxy, Some("198.51.100.2"), "b5")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    // From a peer that is not a proxy the header is ignored: one bucket, whatever it says.
+    for (n, forwarded) in ["198.51.100.3", "198.51.100.4"].into_iter().enumerate() {
+        attempt("203.0.113.7:1000", Some(forwarded), &format!("c{n}"))
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+    attempt("203.0.113.7:1000", Some("198.51.100.5"), "c9")
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+}
+
 // ------------------------------------------------------------------ administration
 
 #[tokio::test]
