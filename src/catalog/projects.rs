@@ -163,17 +163,24 @@ pub fn caller_principal(principal: &Principal) -> Result<PrincipalRef> {
 ///
 /// # Errors
 ///
-/// `404` when the namespace does not exist, `409 conflict` while it is being deleted.
+/// `404` when the namespace does not exist.
 pub async fn creation_target(app: &AppState, namespace: Option<&str>) -> Result<Target> {
     Ok(versioned_creation_target(app, namespace).await?.0)
 }
 
-/// [`creation_target`] with the ETag of the namespace record it was built from (none for the
-/// global target): the creation claims its project id in the namespace against it.
+/// The namespace record a creation was authorized against: its ETag (the creation claims
+/// its project id against it) and whether a deletion has marked it.
+struct NamespaceSeen {
+    etag: String,
+    deleting: bool,
+}
+
+/// [`creation_target`] with what the creation saw of the namespace record (nothing for the
+/// global target).
 async fn versioned_creation_target(
     app: &AppState,
     namespace: Option<&str>,
-) -> Result<(Target, Option<String>)> {
+) -> Result<(Target, Option<NamespaceSeen>)> {
     let Some(namespace) = namespace else {
         return Ok((Target::default(), None));
     };
@@ -181,12 +188,10 @@ async fn versioned_creation_target(
     let (record, etag) = read_record::<NamespaceRecord>(app, &keys::namespace_record(namespace))
         .await?
         .ok_or_else(|| Error::not_found(format!("no namespace {namespace}")))?;
-    if record.deleting {
-        return Err(Error::new(
-            ErrorCode::Conflict,
-            format!("namespace {namespace} is being deleted"),
-        ));
-    }
+    let seen = NamespaceSeen {
+        etag,
+        deleting: record.deleting,
+    };
     let chain = app.profiles.load_chain(Some(namespace), None, None).await?;
     let target = Target {
         profile: chain.resolve(),
@@ -196,7 +201,7 @@ async fn versioned_creation_target(
         auto_create: record.auto_create,
         ..Target::default()
     };
-    Ok((target, Some(etag)))
+    Ok((target, Some(seen)))
 }
 
 /// Creates a project record and its profile for `principal` (who must be allowed to create
@@ -208,17 +213,25 @@ pub async fn create_project(
     visibility: Visibility,
 ) -> Result<ProjectRecord> {
     names::validate_project_id(&record.project_id)?;
-    let (target, namespace_etag) =
+    let (target, namespace_seen) =
         versioned_creation_target(app, record.namespace.as_deref()).await?;
+    // Decided first: a namespace the caller may not see answers as it always does, never
+    // "being deleted".
     principal.decide(Action::CreateProject, &target, app.clock.now())?;
     let owner = caller_principal(principal)?;
     record.created_at = Utc::now();
     record.created_by = principal.actor();
     // In a namespace: claim the id there first, so a deletion of the namespace either sees
     // this project or this creation sees the deletion (`catalog::namespaces`).
-    let claim = match (&record.namespace, &namespace_etag) {
-        (Some(namespace), Some(etag)) => {
-            Some(claim_project(app, namespace, &record.project_id, etag).await?)
+    let claim = match (&record.namespace, &namespace_seen) {
+        (Some(namespace), Some(seen)) if seen.deleting => {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!("namespace {namespace} is being deleted"),
+            ));
+        }
+        (Some(namespace), Some(seen)) => {
+            Some(claim_project(app, namespace, &record.project_id, &seen.etag).await?)
         }
         _ => None,
     };

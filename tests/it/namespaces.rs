@@ -1072,6 +1072,13 @@ async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
     let claims = trove::storage::keys::namespace_claims_prefix("team");
     let record_key = trove::storage::keys::namespace_record("team");
 
+    // Who may not see the namespace gets the same answer with a deletion in progress.
+    let stranger = app.user_token("stranger", Role::Maintainer).await;
+    let unseen = app
+        .post_json("/projects", &stranger, &project("peek"))
+        .await;
+    assert_ne!(unseen.status, StatusCode::CREATED);
+
     // A deletion in progress (its mark on the record): creations are refused, nothing left.
     let original = app.state.storage.get_bytes(&record_key).await.unwrap().0;
     let mut marked: Value = serde_json::from_slice(&original).unwrap();
@@ -1091,6 +1098,13 @@ async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(keys_under(&app, &claims).await, Vec::<String>::new());
+    let unseen_marked = app
+        .post_json("/projects", &stranger, &project("peek"))
+        .await;
+    assert_eq!(
+        (unseen_marked.status, unseen_marked.text()),
+        (unseen.status, unseen.text())
+    );
     app.state
         .storage
         .put_bytes(&record_key, original, Default::default())
