@@ -1055,9 +1055,7 @@ async fn keys_under(app: &BackendApp, prefix: &str) -> Vec<String> {
 /// Deleting a namespace and creating a project in it cannot both succeed: a creation claims
 /// its id in storage before writing the project, a deletion marks the namespace first. A
 /// creation that finds the mark (or a namespace changed since it was authorized) gives up and
-/// leaves nothing; a claim left by a failed creation blocks a deletion only while it could be
-/// a creation in flight (15 minutes), and the deletion removes every claim, so a namespace
-/// created again under the name holds nothing of the old one.
+/// leaves nothing, and who may not see the namespace learns nothing of the deletion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
     use trove::storage::ObjectStoreExt as _;
@@ -1142,7 +1140,17 @@ async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
     app.post_json("/projects", &admin, &project("more"))
         .await
         .assert_status(StatusCode::CREATED);
+}
 
+/// A claim left by a creation that crashed before its project record holds the namespace
+/// while it could still be a creation in flight (15 minutes), not after; the deletion removes
+/// every claim, so a namespace created again under the name holds nothing of the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_by_a_crashed_creation_holds_a_namespace_for_15_minutes_only() {
+    use trove::storage::ObjectStoreExt as _;
+    let clock = trove::clock::Clock::manual();
+    let app = BackendApp::start_on(tempfile::tempdir().unwrap(), None, clock.clone(), |_| {}).await;
+    let admin = app.user_token("root", Role::Admin).await;
     // A claim left by a creation that crashed before its project record: in flight at first,
     // stale after 15 minutes.
     let orphan = trove::storage::keys::namespace_claim("empty", "ghost", "0");
