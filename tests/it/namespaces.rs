@@ -1040,6 +1040,25 @@ async fn project_grants_outside_namespaces_open_what_they_grant() {
     assert_eq!(nobody.code(), "unknown_principal");
 }
 
+/// A local-storage instance deciding against a clock the test moves, and an admin's token.
+async fn movable_clock_instance() -> (BackendApp, trove::clock::Clock, String) {
+    let clock = trove::clock::Clock::manual();
+    let app = BackendApp::start_on(tempfile::tempdir().unwrap(), None, clock.clone(), |_| {}).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    (app, clock, admin)
+}
+
+/// Creates the private namespace `name` as `admin`.
+async fn create_namespace(app: &BackendApp, admin: &str, name: &str) {
+    app.post_json(
+        "/namespaces",
+        admin,
+        &json!({"name": name, "visibility": "private"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+}
+
 /// The storage keys under `prefix`.
 async fn keys_under(app: &BackendApp, prefix: &str) -> Vec<String> {
     app.state
@@ -1059,13 +1078,8 @@ async fn keys_under(app: &BackendApp, prefix: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
     use trove::storage::ObjectStoreExt as _;
-    let clock = trove::clock::Clock::manual();
-    let app = BackendApp::start_on(tempfile::tempdir().unwrap(), None, clock.clone(), |_| {}).await;
-    let admin = app.user_token("root", Role::Admin).await;
-    let create_ns = json!({"name": "team", "visibility": "private"});
-    app.post_json("/namespaces", &admin, &create_ns)
-        .await
-        .assert_status(StatusCode::CREATED);
+    let (app, clock, admin) = movable_clock_instance().await;
+    create_namespace(&app, &admin, "team").await;
     let project = |id: &str| json!({"project_id": id, "title": "T", "type": "MODEL", "visibility": "private", "namespace": "team"});
     let claims = trove::storage::keys::namespace_claims_prefix("team");
     let record_key = trove::storage::keys::namespace_record("team");
@@ -1148,19 +1162,11 @@ async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_left_by_a_crashed_creation_holds_a_namespace_for_15_minutes_only() {
     use trove::storage::ObjectStoreExt as _;
-    let clock = trove::clock::Clock::manual();
-    let app = BackendApp::start_on(tempfile::tempdir().unwrap(), None, clock.clone(), |_| {}).await;
-    let admin = app.user_token("root", Role::Admin).await;
+    let (app, clock, admin) = movable_clock_instance().await;
     // A claim left by a creation that crashed before its project record: in flight at first,
     // stale after 15 minutes.
     let orphan = trove::storage::keys::namespace_claim("empty", "ghost", "0");
-    app.post_json(
-        "/namespaces",
-        &admin,
-        &json!({"name": "empty", "visibility": "private"}),
-    )
-    .await
-    .assert_status(StatusCode::CREATED);
+    create_namespace(&app, &admin, "empty").await;
     app.state
         .storage
         .put_bytes(&orphan, "{}".into(), Default::default())
@@ -1184,13 +1190,7 @@ async fn a_claim_left_by_a_crashed_creation_holds_a_namespace_for_15_minutes_onl
         Vec::<String>::new()
     );
     // The name again: a new namespace, holding nothing of the old one.
-    app.post_json(
-        "/namespaces",
-        &admin,
-        &json!({"name": "empty", "visibility": "private"}),
-    )
-    .await
-    .assert_status(StatusCode::CREATED);
+    create_namespace(&app, &admin, "empty").await;
     app.delete_as("/namespaces/empty", &admin)
         .await
         .assert_status(StatusCode::NO_CONTENT);
