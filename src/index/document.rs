@@ -248,6 +248,20 @@ impl serde::Serialize for SourceView<'_> {
     }
 }
 
+/// The (field, value) pairs of a document beyond its reader tokens and tags, with room for
+/// a document's key paths (`fields_present`, one value each): what its tantivy document is
+/// sized for.
+const DOCUMENT_VALUES: usize = 64;
+
+/// The bytes a tantivy document needs, from its serialized source (`source` bytes), the
+/// stored permissions and access data (`stored` bytes) and its reader tokens: the source
+/// itself, the document and `_extra` again as tantivy's compact JSON (keys, values and
+/// addresses), the free text gathered from them and their key paths — together about three
+/// times the source — plus the tokens and the short fields.
+fn document_bytes(source: usize, stored: usize, readers: usize) -> usize {
+    3 * source + stored + 32 * readers + 512
+}
+
 /// Two objects as one, in key order; a key of the first wins over the same key of the second.
 struct MergedMaps<'a>(&'a Map<String, Value>, &'a Map<String, Value>);
 
@@ -304,7 +318,29 @@ impl IndexDocument {
     /// version.
     #[must_use]
     pub fn into_tantivy(self, fields: &IndexFields) -> TantivyDocument {
-        let mut document = TantivyDocument::default();
+        // The source first: its length sizes the document's buffers, which would otherwise
+        // start at 1 KiB and 4 values and be grown (and copied) three times on the way.
+        let mut document = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let source = SourceView {
+                source: &self.source,
+                version_extra: self.version_extra.as_deref().and_then(Value::as_object),
+            };
+            if serde_json::to_writer(&mut scratch.bytes, &source).is_err() {
+                scratch.bytes.clear();
+            }
+            let readers = self.access.readers.len();
+            let mut document = TantivyDocument::with_capacities(
+                document_bytes(
+                    scratch.bytes.len(),
+                    self.permissions.json().len() + self.access.json().len(),
+                    readers,
+                ),
+                DOCUMENT_VALUES + readers + self.project_text.tags.len(),
+            );
+            document.add_bytes(fields.source, &scratch.bytes);
+            document
+        });
         document.add_text(fields.id, &self.id);
         document.add_text(fields.kind, self.kind.as_str());
         document.add_text(fields.project_id, &self.project_id);
@@ -376,17 +412,6 @@ impl IndexDocument {
                 format!("{path} {}", self.version.as_deref().unwrap_or_default()),
             );
         }
-        SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            let source = SourceView {
-                source: &self.source,
-                version_extra: self.version_extra.as_deref().and_then(Value::as_object),
-            };
-            if serde_json::to_writer(&mut scratch.bytes, &source).is_err() {
-                scratch.bytes.clear();
-            }
-            document.add_bytes(fields.source, &scratch.bytes);
-        });
         document.add_bytes(fields.permissions, self.permissions.json());
         document.add_bytes(fields.access, self.access.json());
 

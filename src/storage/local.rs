@@ -13,6 +13,9 @@
 //!   every write and is stable otherwise.
 //! * Content types are not stored: they are guessed from the key's extension with a small
 //!   built-in table (see [`guess_content_type`]); unknown extensions report none.
+//! * Reads take the size of the open file (its metadata describes exactly the bytes answered);
+//!   a batch of small reads ([`ObjectStore::read_whole_many`], the indexer's) opens objects
+//!   relative to their directory, looked up once per directory rather than once per object.
 //! * Deleting removes now-empty parent directories up to `objects_dir`; a writer racing with
 //!   that re-creates its directory and retries.
 //! * Listings walk the tree depth-first in byte order of the full keys (a directory `d` sorts as
@@ -226,10 +229,16 @@ fn meta_of(key: impl Into<String>, metadata: &fs::Metadata) -> ObjectMeta {
 /// the bytes read even if a writer replaces the key meanwhile); `NotFound` when absent or not
 /// a regular file. Blocking.
 fn open_object(path: &Path, key: &str) -> Result<(fs::File, fs::Metadata)> {
+    opened_object(fs::File::open(path), key)
+}
+
+/// [`open_object`] after the `open` itself: the metadata of the open file, `NotFound` when
+/// it was absent or is not a regular file.
+fn opened_object(file: io::Result<fs::File>, key: &str) -> Result<(fs::File, fs::Metadata)> {
     let not_found = || StorageError::NotFound {
         key: key.to_owned(),
     };
-    let file = match fs::File::open(path) {
+    let file = match file {
         Ok(file) => file,
         Err(error) if is_absent(&error) => return Err(not_found()),
         Err(error) => return Err(io_error("open object", &error)),
@@ -241,6 +250,78 @@ fn open_object(path: &Path, key: &str) -> Result<(fs::File, fs::Metadata)> {
         return Err(not_found());
     }
     Ok((file, metadata))
+}
+
+/// Opens the objects of a batch ([`ObjectStore::read_whole_many`]) relative to their
+/// directory, kept open from one object to the next in it: a version's metadata documents
+/// share one directory, looked up once instead of once per document (Linux; elsewhere each
+/// object is opened by its path). A directory absent when first looked up answers `NotFound`
+/// for the batch's objects in it that follow, as if all were read at that moment. Blocking.
+#[derive(Default)]
+struct BatchOpener {
+    #[cfg(target_os = "linux")]
+    directory: Option<(PathBuf, Option<std::os::fd::OwnedFd>)>,
+}
+
+impl BatchOpener {
+    #[cfg(target_os = "linux")]
+    fn open(&mut self, path: &Path, key: &str) -> Result<(fs::File, fs::Metadata)> {
+        use rustix::fs::{Mode, OFlags};
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return open_object(path, key);
+        };
+        if self
+            .directory
+            .as_ref()
+            .is_none_or(|(open, _)| open.as_path() != parent)
+        {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let directory = match rustix::fs::open(parent, flags, Mode::empty()) {
+                Ok(directory) => Some(directory),
+                Err(errno) => {
+                    let error = io::Error::from(errno);
+                    if !is_absent(&error) {
+                        return Err(io_error("open directory", &error));
+                    }
+                    None
+                }
+            };
+            self.directory = Some((parent.to_path_buf(), directory));
+        }
+        let Some((_, Some(directory))) = &self.directory else {
+            return Err(StorageError::NotFound {
+                key: key.to_owned(),
+            });
+        };
+        let file = rustix::fs::openat(
+            directory,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(fs::File::from)
+        .map_err(io::Error::from);
+        opened_object(file, key)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[allow(clippy::unused_self)]
+    fn open(&mut self, path: &Path, key: &str) -> Result<(fs::File, fs::Metadata)> {
+        open_object(path, key)
+    }
+}
+
+/// Reads the `size` bytes of an open object (its size when opened) in as few `read`s as
+/// they take — one for a metadata document, where `read_to_end` would stat the file again,
+/// seek and read once more to find the end. Bytes appended since (Trove never appends: its
+/// writes replace a file whole) are not read, so the answer is exactly what the metadata
+/// describes; a file cut short since fails the read (`UnexpectedEof`), as a ranged `get`
+/// does, rather than answering fewer bytes than its metadata says.
+fn read_sized(file: &mut fs::File, size: u64) -> io::Result<Vec<u8>> {
+    let size = usize::try_from(size).map_err(io::Error::other)?;
+    let mut bytes = vec![0_u8; size];
+    file.read_exact(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Removes a temporary file when dropped, unless disarmed.
@@ -750,8 +831,7 @@ impl ObjectStore for LocalStore {
         let owned_key = key.to_owned();
         tokio::task::spawn_blocking(move || -> Result<_> {
             let (mut file, metadata) = open_object(&path, &owned_key)?;
-            let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-            file.read_to_end(&mut bytes)
+            let bytes = read_sized(&mut file, metadata.len())
                 .map_err(|error| io_error("read object", &error))?;
             Ok((Bytes::from(bytes), meta_of(&owned_key, &metadata)))
         })
@@ -766,8 +846,9 @@ impl ObjectStore for LocalStore {
             .collect::<Result<Vec<_>>>()?;
         tokio::task::spawn_blocking(move || -> Result<_> {
             let mut found = Vec::with_capacity(keys.len());
+            let mut opener = BatchOpener::default();
             for (key, path) in keys.iter().zip(paths) {
-                let (mut file, metadata) = match open_object(&path, key) {
+                let (mut file, metadata) = match opener.open(&path, key) {
                     Ok(opened) => opened,
                     Err(StorageError::NotFound { .. }) => {
                         found.push(None);
@@ -775,8 +856,7 @@ impl ObjectStore for LocalStore {
                     }
                     Err(error) => return Err(error),
                 };
-                let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-                file.read_to_end(&mut bytes)
+                let bytes = read_sized(&mut file, metadata.len())
                     .map_err(|error| io_error("read object", &error))?;
                 found.push(Some((Bytes::from(bytes), meta_of(key, &metadata))));
             }
@@ -1182,6 +1262,86 @@ mod tests {
             }
         }
         assert_eq!(paged, all);
+    }
+
+    /// A batch read opens objects relative to their directory, kept from one object to the
+    /// next: objects of several directories, in any order, absent ones, absent directories
+    /// and a key naming a directory all read as `head` and one `get_bytes` each would.
+    #[tokio::test]
+    async fn a_batch_reads_each_object_as_one_read_would() {
+        use crate::storage::{ObjectStore as _, ObjectStoreExt as _, PutOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open_for_tests(dir.path());
+        let stored = [
+            "p/v1/a.json",
+            "p/v1/b.json",
+            "p/v2/a.json",
+            "p/v1/sub/c.json",
+        ];
+        for key in stored {
+            let body = bytes::Bytes::from(format!("body of {key}"));
+            store
+                .put_bytes(key, body, PutOptions::default())
+                .await
+                .unwrap();
+        }
+        let asked = [
+            "p/v1/a.json",
+            "p/v1/missing.json",
+            "p/v1/b.json",
+            "p/v2/a.json",
+            "p/v1/sub/c.json",
+            "p/v1/a.json",
+            "p/v3/a.json",
+            "p/v3/b.json",
+            "p/v1/sub",
+            "p/v1/b.json",
+        ];
+        let read = store
+            .read_whole_many(asked.iter().map(|key| (*key).to_owned()).collect())
+            .await
+            .unwrap();
+        assert_eq!(read.len(), asked.len());
+        for (key, found) in asked.iter().zip(read) {
+            if stored.contains(key) {
+                let (bytes, meta) = found.unwrap_or_else(|| panic!("{key} not read"));
+                assert_eq!(bytes, format!("body of {key}").as_bytes(), "{key}");
+                assert_eq!(meta, store.head(key).await.unwrap(), "{key}");
+            } else {
+                assert!(found.is_none(), "{key} read, but it is no object");
+            }
+        }
+    }
+
+    /// A read takes exactly the bytes the metadata of the open file describes: bytes
+    /// appended after the open are not read; a file cut short fails the read.
+    #[test]
+    fn a_read_takes_the_size_the_file_had_when_opened() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"0123456789").unwrap();
+        let (mut file, metadata) = open_object(&path, "f").unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"appended")
+            .unwrap();
+        assert_eq!(
+            read_sized(&mut file, metadata.len()).unwrap(),
+            b"0123456789"
+        );
+        let (mut file, metadata) = open_object(&path, "f").unwrap();
+        assert_eq!(metadata.len(), 18);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4)
+            .unwrap();
+        let error = read_sized(&mut file, metadata.len()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -53,6 +53,16 @@ impl CompactDoc {
         }
     }
 
+    /// Creates a new, empty document object with room for `bytes` of serialized data and
+    /// `field_values` root (field, value) pairs, so a document whose sizes the caller knows
+    /// is built without growing (and copying) its buffers on the way.
+    pub fn with_capacities(bytes: usize, field_values: usize) -> CompactDoc {
+        CompactDoc {
+            node_data: Vec::with_capacity(bytes),
+            field_values: Vec::with_capacity(field_values),
+        }
+    }
+
     /// Creates a new, empty document object
     pub fn new() -> CompactDoc {
         CompactDoc::with_capacity(1024)
@@ -282,7 +292,8 @@ impl CompactDoc {
                 // addresses of the elements in node_data
                 // Reusing a vec would be nicer, but it's not easy because of the recursion
                 // A global vec would work if every writer get it's discriminator
-                let mut addresses = Vec::new();
+                // Sized for the elements (a type byte and a short vint address each).
+                let mut addresses = Vec::with_capacity(elements.size_hint().0 * 4);
                 for elem in elements {
                     let value_addr = self.add_value(elem);
                     write_into(&mut addresses, value_addr);
@@ -294,7 +305,8 @@ impl CompactDoc {
             }
             ReferenceValue::Object(entries) => {
                 // addresses of the elements in node_data
-                let mut addresses = Vec::new();
+                // Sized for the entries (two addresses each).
+                let mut addresses = Vec::with_capacity(entries.size_hint().0 * 8);
                 for (key, value) in entries {
                     let key_addr = self.add_value_leaf(ReferenceValueLeaf::Str(key));
                     let value_addr = self.add_value(value);
