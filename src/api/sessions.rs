@@ -206,7 +206,7 @@ pub async fn get_me(RequireAccount(principal): RequireAccount) -> ApiJson<Me> {
     let (username, groups) = match principal.caller {
         Caller::Account {
             username, groups, ..
-        } => (username, groups),
+        } => (username, groups.to_vec()),
         Caller::Machine { name, .. } => (name, Vec::new()),
         Caller::Anonymous => (String::new(), Vec::new()),
     };

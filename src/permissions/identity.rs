@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -188,7 +189,7 @@ pub struct MachineGrant {
 }
 
 /// The caller of a request, as authentication established it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// No credentials: satisfies only `public` rules.
     Anonymous,
@@ -198,8 +199,10 @@ pub enum Caller {
         username: String,
         /// The account's role.
         role: Role,
-        /// Names of the local groups it belongs to (matched as `group:<name>`).
-        groups: Vec<String>,
+        /// Names of the local groups it belongs to (matched as `group:<name>`), shared: every
+        /// request of the account clones its caller, and the auth service hands out one list
+        /// per account and group set (`AuthService::groups_of`).
+        groups: Arc<[String]>,
         /// Directory groups from the external token, already kept by the
         /// [`DirectoryGroupFilter`] (matched verbatim, `CN=...`).
         directory_groups: Vec<String>,
@@ -220,7 +223,7 @@ impl Caller {
         Self::Account {
             username: username.to_owned(),
             role,
-            groups: Vec::new(),
+            groups: Arc::default(),
             directory_groups: Vec::new(),
         }
     }
@@ -271,7 +274,7 @@ impl Caller {
                 if let Ok(user @ PrincipalRef::User(_)) = PrincipalRef::parse(username) {
                     principals.insert(user);
                 }
-                for group in groups {
+                for group in groups.iter() {
                     if let Ok(group @ PrincipalRef::Group(_)) =
                         PrincipalRef::parse(&format!("group:{group}"))
                     {
@@ -370,7 +373,7 @@ impl Caller {
                 if super::profile::is_username(username) {
                     identities.insert(username.clone());
                 }
-                for group in groups {
+                for group in groups.iter() {
                     if super::profile::is_group_or_machine_name(group) {
                         identities.insert(format!("group:{group}"));
                     }
@@ -500,7 +503,7 @@ mod tests {
         let caller = Caller::Account {
             username: "alice".into(),
             role: Role::Developer,
-            groups: vec!["ml".into(), "bad name".into()],
+            groups: ["ml".to_owned(), "bad name".to_owned()].into(),
             directory_groups: vec!["CN=Team,DC=corp".into(), "bob".into()],
         };
         let identities: Vec<String> = caller.identities().into_iter().collect();
