@@ -285,8 +285,8 @@ impl AccessScope {
     /// documents, others carry their identities plus `@authenticated` (when logged in) and
     /// `@public`, and machines also the grant tokens of their key scopes.
     ///
-    /// A function of the caller alone, so recent callers' scopes are kept (at most
-    /// [`SCOPES_KEPT`], emptied when full) and handed out again: every index search of a
+    /// A function of the caller alone, so recent callers' scopes are kept (at most 1,024,
+    /// emptied when full) and handed out again: every index search of a
     /// request builds its caller's scope, which copies every identity (53 strings for an
     /// account in 50 groups) — a twentieth of a cheap route's CPU.
     #[must_use]
