@@ -14,6 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
@@ -205,11 +207,29 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
+/// Tokens whose verification [`TokenService`] keeps.
+const VERIFIED_KEPT: usize = 10_000;
+
+/// Whether a verified token's times still hold at `now` (seconds): not expired, not before
+/// its `nbf`, not issued in the future — each with [`LEEWAY_SECS`], as the full verification
+/// checks them.
+fn times_hold(claims: &Claims, now: u64) -> bool {
+    claims.exp >= now.saturating_sub(LEEWAY_SECS)
+        && claims.nbf.is_none_or(|nbf| nbf <= now + LEEWAY_SECS)
+        && claims.iat <= now + LEEWAY_SECS
+}
+
 /// Issues and verifies HS256 access tokens.
 #[derive(Clone)]
 pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Tokens this service verified, by the SHA-256 of the token (the token itself, a secret,
+    /// is not kept), with their claims: what a token's signature, algorithm, audience and
+    /// issuer proved does not change, so a token presented again has only its times checked
+    /// (see [`TokenService::verify`]). At most [`VERIFIED_KEPT`] (emptied when full); only
+    /// tokens that verified are ever added.
+    verified: Arc<Mutex<HashMap<[u8; 32], Claims>>>,
     issuer: String,
     audience: String,
     ttl_secs: u64,
@@ -233,6 +253,7 @@ impl TokenService {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            verified: Arc::default(),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs,
@@ -296,7 +317,31 @@ impl TokenService {
 
     /// Verifies signature, algorithm (HS256 only), `exp`, `nbf`, `aud` and `iss`. Revocation,
     /// generation and account state are the caller's checks (they need storage).
+    ///
+    /// A token verified before (the same bytes: its SHA-256 is the key) has only its times
+    /// checked again — `exp`, `nbf` and `iat` against now, with the same leeway; when one
+    /// fails, the full verification answers (and its error). Every request of a client
+    /// presents the same token, and decoding and validating it was a twentieth of a cheap
+    /// route's CPU.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = jsonwebtoken::get_current_timestamp();
+        let kept = || self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(claims) = kept().get(&digest).filter(|claims| times_hold(claims, now)) {
+            return Ok(claims.clone());
+        }
+        let claims = self.verify_fully(token)?;
+        let mut verified = kept();
+        if verified.len() >= VERIFIED_KEPT && !verified.contains_key(&digest) {
+            verified.clear();
+        }
+        verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    /// [`verify`](Self::verify) without the kept tokens: decodes and validates everything.
+    fn verify_fully(&self, token: &str) -> Result<Claims, TokenError> {
         let header = peek_algorithm(token)?;
         if header.alg != "HS256" {
             return Err(TokenError::WrongAlgorithm);
@@ -360,6 +405,44 @@ mod tests {
         assert_eq!(claims.exp - claims.iat, 3600);
         assert_eq!(claims.jti.len(), 32);
         assert_eq!(issued.expires_in, 3600);
+    }
+
+    /// A token verified once is answered from what was kept while its times hold; one whose
+    /// `exp` passed since is refused as expired, and a tampered copy of a kept token is
+    /// verified (and refused) on its own.
+    #[test]
+    fn a_kept_verification_still_checks_the_times() {
+        use sha2::Digest as _;
+        let service = service();
+        let issued = service.issue("alice", "id-1", 3).unwrap();
+        let first = service.verify(&issued.token).unwrap();
+        assert_eq!(service.verify(&issued.token).unwrap(), first);
+        assert_eq!(service.verified.lock().unwrap().len(), 1);
+        let mut tampered = issued.token.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(matches!(
+            service.verify(&tampered),
+            Err(TokenError::BadSignature | TokenError::Malformed)
+        ));
+        // A token kept while valid whose expiry (with the leeway) passes: refused, as expired.
+        let now = jsonwebtoken::get_current_timestamp();
+        let ending = service
+            .issue_at("alice", "id-1", 3, now - 3600 - LEEWAY_SECS + 1)
+            .unwrap();
+        assert!(service.verify(&ending.token).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(matches!(
+            service.verify(&ending.token),
+            Err(TokenError::Expired)
+        ));
+        // Kept claims whose times fail are not the last word: the token is verified afresh.
+        let digest: [u8; 32] = sha2::Sha256::digest(issued.token.as_bytes()).into();
+        let mut early = first.clone();
+        early.nbf = Some(now + LEEWAY_SECS + 60);
+        service.verified.lock().unwrap().insert(digest, early);
+        // Not yet valid by the kept claims: verified afresh (its real `nbf` is now).
+        assert_eq!(service.verify(&issued.token).unwrap(), first);
     }
 
     #[test]
