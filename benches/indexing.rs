@@ -165,6 +165,10 @@ async fn child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
         println!("{}", restart(data_dir).await?);
         return Ok(());
     }
+    if phase == "writer" {
+        println!("{}", writer_alone(data_dir).await?);
+        return Ok(());
+    }
     let app = seed::app(seed::local_settings(data_dir)).await?;
     let figures = rebuild(&app).await?;
     app.index.close();
@@ -263,6 +267,80 @@ async fn measure(
     Ok(rate)
 }
 
+/// The reference beside the local rebuild (issue 18 item 8): Trove's index writer alone, in a
+/// process of its own over an empty index in `data_dir` — the same number of file documents
+/// of the same shape (the seeding's generator and seed, one version's documents per
+/// `Replace`), built into tantivy documents *before* the clock starts, then fed in the
+/// rebuild's batches of 64 versions and committed once at the end, as a rebuild does. What
+/// the rebuild adds to it — listing and reading storage, parsing, resolving profiles,
+/// building documents — is the difference. Answers `documents seconds cpu_seconds`.
+async fn writer_alone(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    use trove::index::writer::WriteOp;
+    let documents = env_usize("TROVE_BENCH_INDEX_DOCS", 50_000);
+    let index = trove::index::SearchIndex::open(
+        &data_dir.join("index"),
+        trove::index::IndexSchema::builtin()?,
+    )?;
+    let fields = *index.fields();
+    let mut generator = corpus::Generator::new(7);
+    let uploaded = chrono::Utc::now();
+    let mut batches: Vec<Vec<WriteOp>> = Vec::new();
+    let mut batch: Vec<WriteOp> = Vec::new();
+    let mut produced = 0;
+    'projects: for project_index in 0.. {
+        let project = corpus::project_id(project_index);
+        let access = corpus::ProjectAccess::random(generator.rng());
+        for version in 1..=VERSIONS {
+            let mut built = Vec::with_capacity(FILES_PER_VERSION);
+            for file in 0..FILES_PER_VERSION {
+                if produced == documents {
+                    break;
+                }
+                let metadata = generator.metadata(file);
+                let document = corpus::Generator::index_document(
+                    &project, version, metadata, &access, uploaded,
+                );
+                built.push(document.into_tantivy(&fields));
+                produced += 1;
+            }
+            batch.push(WriteOp::Replace {
+                owner: format!("{project}/v{version}"),
+                documents: built,
+            });
+            if batch.len() == 64 {
+                batches.push(std::mem::take(&mut batch));
+            }
+            if produced == documents {
+                break 'projects;
+            }
+        }
+    }
+    let writer = index.writer().clone();
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    // As the rebuild: one batch handed over while the next waits, none committed on its own.
+    let mut in_flight = None;
+    for ops in batches {
+        if let Some(previous) = in_flight.take() {
+            previous.await?;
+        }
+        in_flight = Some(writer.submit_uncommitted(ops)?);
+    }
+    if let Some(previous) = in_flight {
+        previous.await?;
+    }
+    writer.apply(batch).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let indexed = index.searcher().num_docs();
+    anyhow::ensure!(
+        usize::try_from(indexed)? == produced,
+        "the writer alone indexed {indexed} of {produced} documents"
+    );
+    index.close();
+    Ok(format!("{produced} {seconds} {cpu}"))
+}
+
 /// Start-up with the index on disk (issue 18 item 7): a new instance over `data_dir` —
 /// `App::build` opens the index — following the change feed as `trove serve` does, then the
 /// start-up reconciliation it runs before it answers reads (the index is current, so no
@@ -347,6 +425,24 @@ async fn main() -> anyhow::Result<()> {
     // The first restart follows a rebuild that only closed the index (as after a crash); it
     // stops gracefully, so the second one follows a clean close.
     let restarted = in_child("restart", local_dir.path());
+    let writer_dir = tempfile::tempdir()?;
+    let writer_alone = in_child("writer", writer_dir.path())?;
+    let writer_figures: Vec<f64> = writer_alone
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(
+        writer_figures.len() == 3,
+        "writer child answered {writer_alone:?}"
+    );
+    drop(writer_dir);
+    let (writer_documents, writer_seconds, writer_cpu) =
+        (writer_figures[0], writer_figures[1], writer_figures[2]);
+    let writer_rate = writer_documents / writer_seconds;
+    println!(
+        "| reference: the index writer alone (the same number of file documents of the same shape, built in memory before the clock; own process) | — | — | {writer_documents:.0} | {writer_seconds:.2} | **{writer_rate:.0}** | {writer_cpu:.2} ({:.0}) | — | — |",
+        writer_documents / writer_cpu.max(0.01) * 2.0
+    );
     let restarted_clean = in_child("restart", local_dir.path());
 
     let server = s3_server::S3TestServer::start().await;
@@ -376,6 +472,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "restart over the local index on disk, own process, after a graceful stop: {}",
         restarted_clean?
+    );
+    println!(
+        "local rebuild ÷ the writer alone (same run): {:.2} ({local_rate:.0} ÷ {writer_rate:.0} docs/s) — the share of the rebuild's time that is tantivy's indexing of these documents",
+        local_rate / writer_rate
     );
     println!("SPEC §12 (≥ 25,000 docs/s local, ≥ 2,000 docs/s S3 on loopback):");
     println!(

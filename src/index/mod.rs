@@ -2,13 +2,13 @@
 //! always be rebuilt). This module opens or creates it from the schema in `index-schema/`,
 //! rebuilding when the recorded schema version differs, and reports its health.
 
+pub mod answer_cache;
 pub mod columns;
 pub mod cursor;
 pub mod doc_cache;
 pub mod document;
 pub mod expiry;
 pub mod extra;
-pub mod facet_cache;
 pub mod filter;
 pub mod highlight;
 pub mod indexer;
@@ -182,7 +182,8 @@ pub struct SearchIndex {
     fields: IndexFields,
     writer: IndexWriterHandle,
     allow_cache: Arc<AllowSetCache>,
-    facets: facet_cache::FacetCache,
+    facets: answer_cache::FacetCache,
+    versions: answer_cache::VersionsCache,
     documents: doc_cache::DocumentCache,
     ord_names: Arc<ord_names::OrdNames>,
     columns: Arc<columns::SegmentColumns>,
@@ -334,7 +335,8 @@ impl SearchIndex {
             fields,
             writer,
             allow_cache: Arc::new(AllowSetCache::new(ALLOW_CACHE_BYTES)),
-            facets: facet_cache::FacetCache::default(),
+            facets: answer_cache::FacetCache::new(answer_cache::MAX_BYTES),
+            versions: answer_cache::VersionsCache::new(answer_cache::VERSIONS_MAX_BYTES),
             documents: doc_cache::DocumentCache::new(DOCUMENT_CACHE_BYTES),
             ord_names: Arc::default(),
             columns: Arc::default(),
@@ -403,10 +405,16 @@ impl SearchIndex {
         self.allow_cache.clone()
     }
 
-    /// The kept term counts ([`facet_cache`]).
+    /// The kept term counts ([`answer_cache`]).
     #[must_use]
-    pub fn facet_cache(&self) -> &facet_cache::FacetCache {
+    pub fn facet_cache(&self) -> &answer_cache::FacetCache {
         &self.facets
+    }
+
+    /// The kept readable versions of projects ([`answer_cache`]).
+    #[must_use]
+    pub fn versions_cache(&self) -> &answer_cache::VersionsCache {
+        &self.versions
     }
 
     /// The stored document at `address` of `searcher`, parsed (cached: [`doc_cache`]).

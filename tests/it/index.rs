@@ -906,6 +906,62 @@ async fn opened_columns_are_kept_only_for_live_segments() {
 /// read: not a version only others read, nothing of a disabled project, nothing of a version
 /// replaced away (its documents deleted in an older segment), and a project's record never
 /// counts as a version.
+/// Kept readable versions (`index::answer_cache`) are answered only while what they read
+/// holds: not from the first grant expiry among the documents read on, not after the index
+/// changed (a new version, a profile that no longer admits the caller), never for another
+/// filter.
+#[tokio::test]
+async fn kept_readable_versions_end_when_a_grant_expires_or_the_index_changes() {
+    let directory = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(directory.path(), IndexSchema::builtin().unwrap()).unwrap();
+    let fields = *index.fields();
+    let start: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+    let expires: DateTime<Utc> = "2030-01-01T01:00:00Z".parse().unwrap();
+    let write = |version: &str, grants: BTreeMap<String, Option<DateTime<Utc>>>| {
+        let mut document = file_doc("p9", version, "a.json", 1, &[], "active");
+        let mut access = (*document.access).clone();
+        access.readers = grants;
+        document.access = Shared::new(access);
+        index.writer().apply(vec![WriteOp::Replace {
+            owner: format!("p9/{version}"),
+            documents: vec![document.to_tantivy(&fields)],
+        }])
+    };
+    write("v1", BTreeMap::from([("carol".to_owned(), Some(expires))]))
+        .await
+        .unwrap();
+    let versions = |who: &str, at: DateTime<Utc>| {
+        trove::index::search::readable_versions(&index, &readers(&[who]), &["p9".to_owned()], at)
+            .unwrap()
+            .remove("p9")
+            .map(|found| found.versions)
+            .unwrap_or_default()
+    };
+    assert_eq!(versions("carol", start), ["v1"]);
+    assert_eq!(index.versions_cache().len(), 1, "kept");
+    assert_eq!(
+        versions("carol", expires - chrono::Duration::seconds(1)),
+        ["v1"]
+    );
+    // At the expiry the kept answer no longer holds: read afresh, the document re-checked.
+    assert!(versions("carol", expires).is_empty());
+    assert!(versions("carol", expires + chrono::Duration::days(1)).is_empty());
+    // Another filter has its own answer.
+    assert!(versions("dave", start).is_empty());
+    // A new version: read afresh.
+    write("v2", BTreeMap::from([("carol".to_owned(), None)]))
+        .await
+        .unwrap();
+    assert_eq!(versions("carol", start), ["v1", "v2"]);
+    assert_eq!(versions("carol", start), ["v1", "v2"]);
+    // v2's profile no longer admits carol: read afresh.
+    write("v2", BTreeMap::from([("dave".to_owned(), None)]))
+        .await
+        .unwrap();
+    assert_eq!(versions("carol", start), ["v1"]);
+    assert_eq!(versions("dave", start), ["v2"]);
+}
+
 #[tokio::test]
 async fn readable_versions_of_projects_are_those_the_caller_reads() {
     let (_dir, index) = corpus().await;

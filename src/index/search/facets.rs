@@ -9,7 +9,7 @@ use tantivy::query::BooleanQuery;
 use super::query::parse_user_query_with;
 use super::{SearchError, SearchRequest, access_filter, build_query, qualified, stored_json};
 use crate::index::SearchIndex;
-use crate::index::facet_cache::FacetKey;
+use crate::index::answer_cache::AnswerKey;
 use crate::permissions::AccessScope;
 use crate::permissions::DocumentAccess;
 
@@ -170,7 +170,7 @@ impl tantivy::collector::SegmentCollector for FacetSegment {
 }
 
 /// The earlier of two optional times.
-fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+pub(super) fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -220,8 +220,8 @@ pub fn facets(
     let searcher = index.searcher();
     let restricted = !access.is_unrestricted();
     let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
-    let key = FacetKey {
-        segments: FacetKey::segments_of(&searcher),
+    let key = AnswerKey {
+        segments: AnswerKey::segments_of(&searcher),
         filter: access.cache_key(),
         request: serde_json::json!([
             request.query,

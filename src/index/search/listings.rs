@@ -20,6 +20,7 @@ use super::{
     walk_admitted,
 };
 use crate::index::SearchIndex;
+use crate::index::answer_cache::AnswerKey;
 use crate::permissions::AccessScope;
 
 /// One document by id under `scope`, re-checked at `now`.
@@ -136,7 +137,28 @@ pub fn readable_versions(
     if projects.is_empty() {
         return Ok(HashMap::new());
     }
-    readable_versions_in(index, &index.searcher(), scope, Some(projects), now)
+    // Answered again while the index, the filter's admitted documents and the grants they
+    // were read through hold ([`answer_cache`](crate::index::answer_cache)): a project's
+    // page and its versions listing ask for the same versions over and over.
+    let searcher = index.searcher();
+    let access = access_filter(scope);
+    let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
+    let key = AnswerKey {
+        segments: AnswerKey::segments_of(&searcher),
+        filter: access.cache_key(),
+        request: serde_json::to_string(projects).unwrap_or_default(),
+    };
+    if let Some(kept) = index.versions_cache().get(&key, seconds) {
+        return Ok(kept);
+    }
+    let (answer, kept_until) =
+        readable_versions_with(index, &searcher, scope, &access, Some(projects), now)?;
+    if let Some(valid_until) = kept_until {
+        index
+            .versions_cache()
+            .insert(key, answer.clone(), valid_until);
+    }
+    Ok(answer)
 }
 
 /// [`readable_versions`] on `searcher`, of every project when `projects` is `None`.
@@ -147,8 +169,25 @@ pub(super) fn readable_versions_in(
     projects: Option<&[String]>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<HashMap<String, ReadableVersions>, SearchError> {
-    let fields = index.fields();
     let access = access_filter(scope);
+    readable_versions_with(index, searcher, scope, &access, projects, now).map(|(answer, _)| answer)
+}
+
+/// Whether an answer may be kept, and until when (see [`readable_versions_with`]).
+type Keep = Option<Option<u64>>;
+
+/// [`readable_versions_in`] under `access` (`scope`'s filter), with whether the answer may be
+/// kept: `None` when documents had to be re-checked with the caller's whole scope, else
+/// `Some` of the first grant expiry among the documents read (`Some(None)`: none expires).
+fn readable_versions_with(
+    index: &SearchIndex,
+    searcher: &Searcher,
+    scope: &AccessScope,
+    access: &crate::index::filter::SearchFilter,
+    projects: Option<&[String]>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(HashMap<String, ReadableVersions>, Keep), SearchError> {
+    let fields = index.fields();
     let restricted = !access.is_unrestricted();
     let collector = VersionsCollector {
         now: restricted.then(|| u64::try_from(now.timestamp()).unwrap_or(0)),
@@ -161,17 +200,18 @@ pub(super) fn readable_versions_in(
             .collect(),
     };
     let fruit = match projects {
-        Some(projects) => versions_of_projects(index, searcher, &access, projects, &collector)?,
+        Some(projects) => versions_of_projects(index, searcher, access, projects, &collector)?,
         None => {
             let mut clauses: Vec<(Occur, Box<dyn Query>)> =
                 vec![(Occur::Must, term_query(fields.kind, "file"))];
-            if let Some(allow) = allow_clause(index, &access) {
+            if let Some(allow) = allow_clause(index, access) {
                 clauses.push((Occur::Must, allow));
             }
             searcher.search(&BooleanQuery::new(clauses), &collector)?
         }
     };
     let mut seen = fruit.seen;
+    let keep = fruit.suspects.is_empty().then_some(fruit.next_expiry);
     for (address, found) in fruit.suspects {
         if scope.matches(&index.stored_document(searcher, address)?.access, now) {
             seen.push(found);
@@ -187,14 +227,15 @@ pub(super) fn readable_versions_in(
         }
         entry.0.insert(version);
     }
-    Ok(answer
+    let answer = answer
         .into_iter()
         .map(|(project, (versions, _, latest))| {
             let mut versions: Vec<String> = versions.into_iter().collect();
             versions.sort();
             (project, ReadableVersions { versions, latest })
         })
-        .collect())
+        .collect();
+    Ok((answer, keep))
 }
 
 /// What [`VersionsCollector`] gathers from the file documents of `projects` that `access`
@@ -264,13 +305,17 @@ struct VersionsSegmentCollector {
     /// (project ord, version ord) → revision.
     seen: HashMap<(u64, u64), u64>,
     suspects: Vec<tantivy::DocId>,
+    /// The first grant expiry (unix seconds) among the documents seen.
+    next_expiry: Option<u64>,
 }
 
-/// (project, version, revision) found, and suspects with what they would add.
+/// (project, version, revision) found, suspects with what they would add, and the first
+/// grant expiry among the documents found (after it, the answer may change).
 #[derive(Default)]
 struct VersionsFruit {
     seen: Vec<(String, String, u64)>,
     suspects: Vec<(DocAddress, (String, String, u64))>,
+    next_expiry: Option<u64>,
 }
 
 impl tantivy::collector::Collector for VersionsCollector {
@@ -294,6 +339,7 @@ impl tantivy::collector::Collector for VersionsCollector {
             now: self.now,
             seen: HashMap::new(),
             suspects: Vec::new(),
+            next_expiry: None,
         })
     }
 
@@ -306,6 +352,7 @@ impl tantivy::collector::Collector for VersionsCollector {
         for fruit in fruits {
             merged.seen.extend(fruit.seen);
             merged.suspects.extend(fruit.suspects);
+            merged.next_expiry = super::facets::earliest(merged.next_expiry, fruit.next_expiry);
         }
         Ok(merged)
     }
@@ -324,10 +371,13 @@ impl tantivy::collector::SegmentCollector for VersionsSegmentCollector {
 
     fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
         if let (Some(now), Some(expiry)) = (self.now, &self.expiry)
-            && expiry.first(doc).is_some_and(|at| at != 0 && at <= now)
+            && let Some(at) = expiry.first(doc).filter(|at| *at != 0)
         {
-            self.suspects.push(doc);
-            return;
+            if at <= now {
+                self.suspects.push(doc);
+                return;
+            }
+            self.next_expiry = super::facets::earliest(self.next_expiry, Some(at));
         }
         if let Some((key, revision)) = self.key(doc) {
             let entry = self.seen.entry(key).or_insert(revision);
@@ -382,6 +432,10 @@ impl tantivy::collector::SegmentCollector for VersionsSegmentCollector {
                 ))
             })
             .collect();
-        VersionsFruit { seen, suspects }
+        VersionsFruit {
+            seen,
+            suspects,
+            next_expiry: self.next_expiry,
+        }
     }
 }
