@@ -157,18 +157,26 @@ pub async fn get_project_versions(
     ApiPath(project): ApiPath<String>,
 ) -> ApiResult<ApiJson<Value>> {
     authorize_project(&app, &principal, &project, Action::ReadMetadata).await?;
-    let ReadableVersions { versions, latest } = {
-        let (app, principal, project) = (app.clone(), principal.clone(), project.clone());
-        crate::index::off_runtime(move || {
-            readable_versions_of(
-                &app,
-                &search_scope(&principal),
-                std::slice::from_ref(&project),
-            )
-            .map(|mut found| found.remove(&project).unwrap_or_default())
-        })
-        .await
-        .map_err(ApiError::internal)??
+    let scope = search_scope(&principal);
+    // An answer kept since the index last changed is read from memory here, without the hop
+    // to the blocking pool an index search takes.
+    let kept = crate::index::search::kept_readable_versions(
+        &app.index,
+        &scope,
+        std::slice::from_ref(&project),
+        app.clock.now(),
+    );
+    let ReadableVersions { versions, latest } = match kept {
+        Some(mut found) => found.remove(&project).unwrap_or_default(),
+        None => {
+            let (app, project) = (app.clone(), project.clone());
+            crate::index::off_runtime(move || {
+                readable_versions_of(&app, &scope, std::slice::from_ref(&project))
+                    .map(|mut found| found.remove(&project).unwrap_or_default())
+            })
+            .await
+            .map_err(ApiError::internal)??
+        }
     };
     let latest = latest.map(|v| json!({"_extra.version": v}));
     Ok(ApiJson(json!({

@@ -143,11 +143,7 @@ pub fn readable_versions(
     let searcher = index.searcher();
     let access = access_filter(scope);
     let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
-    let key = AnswerKey {
-        segments: AnswerKey::segments_of(&searcher),
-        filter: access.cache_key(),
-        request: serde_json::to_string(projects).unwrap_or_default(),
-    };
+    let key = versions_key(&searcher, &access, projects);
     if let Some(kept) = index.versions_cache().get(&key, seconds) {
         return Ok(kept);
     }
@@ -159,6 +155,34 @@ pub fn readable_versions(
             .insert(key, answer.clone(), valid_until);
     }
     Ok(answer)
+}
+
+/// What [`readable_versions`] keeps its answer under.
+fn versions_key(
+    searcher: &Searcher,
+    access: &crate::index::filter::SearchFilter,
+    projects: &[String],
+) -> AnswerKey {
+    AnswerKey {
+        segments: AnswerKey::segments_of(searcher),
+        filter: access.cache_key(),
+        request: serde_json::to_string(projects).unwrap_or_default(),
+    }
+}
+
+/// The answer [`readable_versions`] kept for these arguments, if it still holds — no index
+/// search, no storage call: memory only, so callable on the async runtime before a hop to
+/// the blocking pool that a kept answer makes needless.
+#[must_use]
+pub fn kept_readable_versions(
+    index: &SearchIndex,
+    scope: &AccessScope,
+    projects: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<HashMap<String, ReadableVersions>> {
+    let key = versions_key(&index.searcher(), &access_filter(scope), projects);
+    let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
+    index.versions_cache().get(&key, seconds)
 }
 
 /// [`readable_versions`] on `searcher`, of every project when `projects` is `None`.

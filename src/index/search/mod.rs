@@ -28,7 +28,8 @@ pub use facets::{Facets, MAX_FACET_FIELDS, aggregate, facets};
 use first::{allow_query, by_score, first_matches, first_of_kind, kind_only, walk_admitted};
 use listings::readable_versions_in;
 pub use listings::{
-    ReadableVersions, get_by_id, project_versions, projects_in_namespace, readable_versions,
+    ReadableVersions, get_by_id, kept_readable_versions, project_versions, projects_in_namespace,
+    readable_versions,
 };
 use query::{any_term, term_query};
 pub use query::{parse_user_query, parse_user_query_with};
