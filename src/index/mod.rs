@@ -375,6 +375,14 @@ impl SearchIndex {
         self.reader.searcher()
     }
 
+    /// The segments the next search would read (ids and delete stamps), as the keys of kept
+    /// answers name them ([`answer_cache::AnswerKey::segments_of`]). Not a search and not
+    /// counted as one: no searcher leaves this function, so it is safe on the async runtime.
+    #[must_use]
+    pub fn current_segments(&self) -> Vec<(tantivy::index::SegmentId, Option<u64>)> {
+        answer_cache::AnswerKey::segments_of(&self.reader.searcher())
+    }
+
     /// How many searches ran, and where.
     #[must_use]
     pub fn search_counters(&self) -> &SearchCounters {

@@ -143,7 +143,7 @@ pub fn readable_versions(
     let searcher = index.searcher();
     let access = access_filter(scope);
     let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
-    let key = versions_key(&searcher, &access, projects);
+    let key = versions_key(AnswerKey::segments_of(&searcher), &access, projects);
     if let Some(kept) = index.versions_cache().get(&key, seconds) {
         return Ok(kept);
     }
@@ -159,12 +159,12 @@ pub fn readable_versions(
 
 /// What [`readable_versions`] keeps its answer under.
 fn versions_key(
-    searcher: &Searcher,
+    segments: Vec<(tantivy::index::SegmentId, Option<u64>)>,
     access: &crate::index::filter::SearchFilter,
     projects: &[String],
 ) -> AnswerKey {
     AnswerKey {
-        segments: AnswerKey::segments_of(searcher),
+        segments,
         filter: access.cache_key(),
         request: serde_json::to_string(projects).unwrap_or_default(),
     }
@@ -180,7 +180,7 @@ pub fn kept_readable_versions(
     projects: &[String],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<HashMap<String, ReadableVersions>> {
-    let key = versions_key(&index.searcher(), &access_filter(scope), projects);
+    let key = versions_key(index.current_segments(), &access_filter(scope), projects);
     let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
     index.versions_cache().get(&key, seconds)
 }
