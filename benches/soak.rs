@@ -618,10 +618,7 @@ async fn main() -> anyhow::Result<()> {
         rss_end as f64 / 1024.0
     );
     let samples = sampler.await.unwrap_or_default();
-    println!(
-        "  - `MALLOC_ARENA_MAX`: {} (the image sets 2; `scripts/bench.sh soak` too)",
-        std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "unset (glibc default)".to_owned())
-    );
+    println!("  - allocator: jemalloc (the crate's global allocator on Linux)");
     println!(
         "  - every tenth of the run (MiB): {}",
         samples

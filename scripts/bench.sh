@@ -61,11 +61,5 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr), $(rustc --
 echo "git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 for bench in "${benches[@]}"; do
     echo
-    if [ "$bench" = soak ]; then
-        # The soak measures the shipped configuration: the image sets MALLOC_ARENA_MAX=2
-        # (glibc's per-thread arenas otherwise hold ~2x the memory; DECISIONS, issue 14).
-        MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" cargo bench --quiet --bench "$bench"
-    else
-        cargo bench --quiet --bench "$bench"
-    fi
+    cargo bench --quiet --bench "$bench"
 done

@@ -45,3 +45,11 @@ pub mod permissions;
 pub mod storage;
 pub mod telemetry;
 pub mod ui;
+
+/// jemalloc, not glibc's malloc, for every binary built on this crate (the server, its tests
+/// and benchmarks; the `jemalloc` feature, on by default): measured A/B (docs/DECISIONS.md,
+/// "Allocator"), it held the soak's resident memory at a third of glibc's and served every
+/// read route and the rebuild faster.
+#[cfg(all(target_os = "linux", feature = "jemalloc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
