@@ -438,7 +438,7 @@ impl IndexDocument {
             .filter(|shared| had_extra && shared.is_object());
         let mut shared = shared_value.and_then(Value::as_object);
         if let Some(entries) = shared
-            && entries.keys().any(|key| extra.contains_key(key))
+            && keys_overlap(&extra, entries)
         {
             // Overlapping keys (the indexer never writes them): one merged object, the
             // document's entries first.
@@ -465,6 +465,25 @@ impl IndexDocument {
         }
         document
     }
+}
+
+/// Whether two objects share a key: one walk over both key lists, which are in key order
+/// (`serde_json`'s map is a `BTreeMap`; [`MergedMaps`] relies on the same), instead of a
+/// lookup per key.
+fn keys_overlap(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let (mut first, mut second) = (a.keys().peekable(), b.keys().peekable());
+    while let (Some(x), Some(y)) = (first.peek(), second.peek()) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => {
+                first.next();
+            }
+            std::cmp::Ordering::Greater => {
+                second.next();
+            }
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
 }
 
 /// Adds the key paths of the document (`object`) and of its `_extra` (the union of
@@ -735,6 +754,38 @@ mod key_path_tests {
                 leaves
             };
             assert_eq!(leaves(&parts), leaves(&whole));
+        }
+    }
+
+    #[test]
+    fn keys_overlap_when_and_only_when_a_key_is_in_both() {
+        let object = |keys: &[&str]| -> Map<String, Value> {
+            keys.iter()
+                .map(|key| ((*key).to_owned(), Value::Null))
+                .collect()
+        };
+        for (a, b, expected) in [
+            (&[][..], &[][..], false),
+            (&["a"][..], &[][..], false),
+            (&["a", "c", "e"][..], &["b", "d", "f"][..], false),
+            (&["a", "c", "e"][..], &["b", "e"][..], true),
+            (&["z"][..], &["a", "b", "z"][..], true),
+            (
+                &["id", "path"][..],
+                &["kind", "project_id", "version"][..],
+                false,
+            ),
+        ] {
+            assert_eq!(
+                keys_overlap(&object(a), &object(b)),
+                expected,
+                "{a:?} {b:?}"
+            );
+            assert_eq!(
+                keys_overlap(&object(b), &object(a)),
+                expected,
+                "{b:?} {a:?}"
+            );
         }
     }
 

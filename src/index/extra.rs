@@ -57,7 +57,7 @@ pub struct LinkExtra<'a> {
 #[derive(Debug, Serialize)]
 pub struct FileExtra<'a> {
     /// The document's ArtifactDB id (`project:path@version`).
-    pub id: String,
+    pub id: &'a str,
     /// The file's path.
     pub path: &'a str,
     /// The metadata document's path, when the document comes from one.
@@ -182,7 +182,7 @@ mod tests {
         .unwrap();
         let target = serde_json::json!({"id": "q:x@v"});
         let own = serde_json::to_value(FileExtra {
-            id: "p:l.txt@v1".to_owned(),
+            id: "p:l.txt@v1",
             path: "l.txt",
             metapath: None,
             schema: None,

@@ -1142,8 +1142,19 @@ impl VersionBase<'_> {
         Arc::new(serde_json::to_value(shared).unwrap_or_else(|_| json!({})))
     }
 
+    /// The ArtifactDB id of the version's file `path` (`project:path@version`).
+    fn id_of(&self, path: &str) -> String {
+        format!(
+            "{}:{}@{}",
+            self.context.record.project_id, path, self.record.version
+        )
+    }
+
+    /// The file's own entries of `_extra`; `id` is [`id_of`](Self::id_of) `path`.
+    #[allow(clippy::too_many_arguments)]
     fn extra(
         &self,
+        id: &str,
         path: &str,
         metapath: Option<&str>,
         schema: Option<&Value>,
@@ -1151,8 +1162,6 @@ impl VersionBase<'_> {
         meta: Option<&ObjectMeta>,
         link: Option<&Value>,
     ) -> Value {
-        let project = &self.context.record;
-        let id = format!("{}:{}@{}", project.project_id, path, self.record.version);
         let (size, md5, sha256, content_type, uploaded) = file_facts(data);
         // With the version's entries (`extra_template`), the same object as one `json!`
         // literal of all the entries would build.
@@ -1176,6 +1185,7 @@ impl VersionBase<'_> {
 
     fn index_document(
         &self,
+        id: String,
         path: &str,
         file_key: &str,
         source: Value,
@@ -1183,7 +1193,7 @@ impl VersionBase<'_> {
     ) -> IndexDocument {
         let project = &self.context.record;
         IndexDocument {
-            id: format!("{}:{}@{}", project.project_id, path, self.record.version),
+            id,
             kind: DocKind::File,
             project_id: project.project_id.clone(),
             version: Some(self.record.version.clone()),
@@ -1211,12 +1221,13 @@ impl VersionBase<'_> {
         meta: Option<&ObjectMeta>,
         link: Option<&Value>,
     ) -> IndexDocument {
-        let schema = object.get("$schema").cloned();
-        let extra = self.extra(path, metapath, schema.as_ref(), data, meta, link);
+        let id = self.id_of(path);
+        let extra = self.extra(&id, path, metapath, object.get("$schema"), data, meta, link);
         let uploaded =
             data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
         self.index_document(
+            id,
             path,
             metapath.unwrap_or(path),
             Value::Object(object),
@@ -1230,7 +1241,8 @@ impl VersionBase<'_> {
         data: Option<(&ObjectMeta, Option<&FileRecord>)>,
         link: Option<&Value>,
     ) -> IndexDocument {
-        let extra = self.extra(path, None, None, data, None, link);
+        let id = self.id_of(path);
+        let extra = self.extra(&id, path, None, None, data, None, link);
         let mut object = Map::new();
         object.insert("path".to_owned(), Value::String(path.to_owned()));
         for (field, name) in [
@@ -1246,7 +1258,7 @@ impl VersionBase<'_> {
         let uploaded =
             data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
-        self.index_document(path, path, Value::Object(object), uploaded)
+        self.index_document(id, path, path, Value::Object(object), uploaded)
     }
 }
 
@@ -1393,7 +1405,7 @@ mod extra_tests {
             ("x.json", Some("x.json"), None, None, Some(&object), None),
         ];
         for (path, metapath, schema, data, meta, link) in cases {
-            let mut extra = base.extra(path, metapath, schema, data, meta, link);
+            let mut extra = base.extra(&base.id_of(path), path, metapath, schema, data, meta, link);
             let own = extra.as_object().unwrap().clone();
             let shared = base.extra_template.as_object().unwrap();
             assert!(
