@@ -2,6 +2,7 @@
 //! scorers, counted, rescored within the window, and sorted with their ties broken.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use tantivy::DocAddress;
@@ -39,7 +40,7 @@ pub(super) struct Candidate {
     pub(super) is_file: bool,
     /// Stable order among equal scores: project, version, path (read only for candidates
     /// that tie).
-    pub(super) tie: Option<(String, String, String)>,
+    pub(super) tie: Option<[Option<Arc<str>>; 3]>,
 }
 
 /// A min-heap entry: the worst candidate on top (lowest score; among equal scores the later
@@ -251,10 +252,10 @@ fn term_scorers(
     Ok(Some(scorers))
 }
 
-/// The fast string columns that order equal scores (project, version, path), per segment,
-/// opened when first needed.
+/// The fast string columns that order equal scores (project, version, path), per segment
+/// (by its ordinal: a searcher's segments are numbered from 0), opened when first needed.
 #[derive(Default)]
-struct TieColumns(HashMap<u32, [Option<tantivy::columnar::StrColumn>; 3]>);
+struct TieColumns(Vec<Option<[Option<tantivy::columnar::StrColumn>; 3]>>);
 
 /// The fast string columns equal scores are ordered by.
 const TIE_FIELDS: [&str; 3] = ["project_id", "version", "path"];
@@ -265,17 +266,20 @@ impl TieColumns {
         searcher: &Searcher,
         segment: u32,
     ) -> Result<&[Option<tantivy::columnar::StrColumn>; 3], SearchError> {
-        Ok(match self.0.entry(segment) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let fast = searcher.segment_reader(segment).fast_fields();
-                entry.insert([
-                    fast.str(TIE_FIELDS[0])?,
-                    fast.str(TIE_FIELDS[1])?,
-                    fast.str(TIE_FIELDS[2])?,
-                ])
-            }
-        })
+        let index = segment as usize;
+        if self.0.len() <= index {
+            self.0.resize_with(index + 1, || None);
+        }
+        let slot = &mut self.0[index];
+        if slot.is_none() {
+            let fast = searcher.segment_reader(segment).fast_fields();
+            *slot = Some([
+                fast.str(TIE_FIELDS[0])?,
+                fast.str(TIE_FIELDS[1])?,
+                fast.str(TIE_FIELDS[2])?,
+            ]);
+        }
+        Ok(slot.get_or_insert_with(|| [None, None, None]))
     }
 }
 
@@ -330,45 +334,56 @@ fn sort_with_ties(
     if runs.is_empty() {
         return Ok(());
     }
-    // (segment, column) → the ordinals the tied candidates hold, then their strings.
-    let mut wanted: HashMap<(u32, usize), Vec<u64>> = HashMap::new();
-    let mut ords_of = HashMap::new();
+    // The ordinals each tied candidate holds (project, version, path), then the names of
+    // each segment's ordinals, one dictionary read per segment and column: no map keyed by
+    // candidate, no string copied (the names are shared `Arc<str>`s).
+    let mut held: Vec<(usize, u32, [Option<u64>; 3])> = Vec::new();
     for run in &runs {
-        for candidate in &candidates[run.clone()] {
-            let segment = candidate.address.segment_ord;
+        for index in run.clone() {
+            let address = candidates[index].address;
             let mut ords = [None; 3];
-            for (column_index, column) in columns.of(searcher, segment)?.iter().enumerate() {
-                if let Some(column) = column
-                    && let Some(ord) = column.term_ords(candidate.address.doc_id).next()
-                {
-                    ords[column_index] = Some(ord);
-                    wanted.entry((segment, column_index)).or_default().push(ord);
+            for (column_index, column) in columns
+                .of(searcher, address.segment_ord)?
+                .iter()
+                .enumerate()
+            {
+                if let Some(column) = column {
+                    ords[column_index] = column.term_ords(address.doc_id).next();
                 }
             }
-            ords_of.insert(candidate.address, ords);
+            held.push((index, address.segment_ord, ords));
         }
     }
-    let mut strings: HashMap<(u32, usize, u64), String> = HashMap::new();
-    for ((segment, column_index), ords) in wanted {
+    let mut segments: Vec<u32> = held.iter().map(|(_, segment, _)| *segment).collect();
+    segments.sort_unstable();
+    segments.dedup();
+    let mut named: Vec<(u32, [HashMap<u64, Arc<str>>; 3])> = Vec::with_capacity(segments.len());
+    for segment in segments {
         let segment_id = searcher.segment_reader(segment).segment_id();
-        if let Some(column) = &columns.of(searcher, segment)?[column_index] {
-            let field = TIE_FIELDS[column_index];
-            for (ord, name) in names.names(segment_id, field, column, ords) {
-                strings.insert((segment, column_index, ord), name.to_string());
+        let segment_columns = columns.of(searcher, segment)?;
+        let mut by_column: [HashMap<u64, Arc<str>>; 3] = Default::default();
+        for (column_index, names_of) in by_column.iter_mut().enumerate() {
+            if let Some(column) = &segment_columns[column_index] {
+                let ords = held
+                    .iter()
+                    .filter(|(_, of, _)| *of == segment)
+                    .filter_map(|(_, _, ords)| ords[column_index]);
+                *names_of = names.names(segment_id, TIE_FIELDS[column_index], column, ords);
             }
         }
+        named.push((segment, by_column));
+    }
+    for (index, segment, ords) in held {
+        let by_column = named
+            .iter()
+            .find(|(of, _)| *of == segment)
+            .map(|(_, by_column)| by_column);
+        candidates[index].tie = Some([0, 1, 2].map(|column_index| {
+            let ord = ords[column_index]?;
+            by_column?[column_index].get(&ord).cloned()
+        }));
     }
     for run in runs {
-        for candidate in &mut candidates[run.clone()] {
-            let segment = candidate.address.segment_ord;
-            let ords = ords_of.get(&candidate.address).copied().unwrap_or_default();
-            let [project, version, path] = [0, 1, 2].map(|column_index| {
-                ords[column_index]
-                    .and_then(|ord| strings.get(&(segment, column_index, ord)).cloned())
-                    .unwrap_or_default()
-            });
-            candidate.tie = Some((project, version, path));
-        }
         candidates[run].sort_by(|a, b| a.tie.cmp(&b.tie));
     }
     Ok(())
