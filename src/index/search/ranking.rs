@@ -257,6 +257,9 @@ fn term_scorers(
 #[derive(Default)]
 struct TieColumns(Vec<Option<[Option<tantivy::columnar::StrColumn>; 3]>>);
 
+/// The names of a segment's ordinals in each of the [`TIE_FIELDS`] columns.
+type ColumnNames = [HashMap<u64, Arc<str>>; 3];
+
 /// The fast string columns equal scores are ordered by.
 const TIE_FIELDS: [&str; 3] = ["project_id", "version", "path"];
 
@@ -357,11 +360,11 @@ fn sort_with_ties(
     let mut segments: Vec<u32> = held.iter().map(|(_, segment, _)| *segment).collect();
     segments.sort_unstable();
     segments.dedup();
-    let mut named: Vec<(u32, [HashMap<u64, Arc<str>>; 3])> = Vec::with_capacity(segments.len());
+    let mut named: Vec<(u32, ColumnNames)> = Vec::with_capacity(segments.len());
     for segment in segments {
         let segment_id = searcher.segment_reader(segment).segment_id();
         let segment_columns = columns.of(searcher, segment)?;
-        let mut by_column: [HashMap<u64, Arc<str>>; 3] = Default::default();
+        let mut by_column = ColumnNames::default();
         for (column_index, names_of) in by_column.iter_mut().enumerate() {
             if let Some(column) = &segment_columns[column_index] {
                 let ords = held
