@@ -200,10 +200,12 @@ impl Flusher {
 /// Streams `body` into `file`, one pass over the bytes, copying none but the small chunks
 /// [`next_batch`] gathers. Four stages run side by side: the body arrives batch by batch, each
 /// batch is hashed by two blocking steps (MD5 and SHA-256, [`digest_stage`]) and written by
-/// another (now and then flushed beside the writes, [`Flusher`]). A stage that is briefly slower (a flush, a slow read) does
-/// not stall the others: each hands its batch on through a queue of one, so at most seven
-/// batches of one upload are held. The stages are futures of this one — none is spawned — so
-/// a dropped request drops them all; no thread is held while the client is slow to send.
+/// another (now and then flushed beside the writes, [`Flusher`]). A stage that is briefly
+/// slower (a flush, a slow read) does not stall the others: each hands its batch on through a
+/// queue of one, so at most seven batches of one upload are held. The stages are futures of
+/// this one — none is spawned — so a dropped request drops them all (a flush already running
+/// finishes on its own thread and closes its handle); no thread is held while the client is
+/// slow to send.
 pub(super) async fn write_hashed(
     file: fs::File,
     mut body: ByteStream,
