@@ -1142,31 +1142,24 @@ impl VersionBase<'_> {
         Arc::new(serde_json::to_value(shared).unwrap_or_else(|_| json!({})))
     }
 
-    /// The ArtifactDB id of the version's file `path` (`project:path@version`).
-    fn id_of(&self, path: &str) -> String {
-        format!(
-            "{}:{}@{}",
-            self.context.record.project_id, path, self.record.version
-        )
-    }
-
-    /// The file's own entries of `_extra`; `id` is [`id_of`](Self::id_of) `path`.
-    #[allow(clippy::too_many_arguments)]
+    /// The ArtifactDB id of the version's file `path` (`project:path@version`) and the file's
+    /// own entries of `_extra` (which hold the id too).
     fn extra(
         &self,
-        id: &str,
         path: &str,
         metapath: Option<&str>,
         schema: Option<&Value>,
         data: Option<(&ObjectMeta, Option<&FileRecord>)>,
         meta: Option<&ObjectMeta>,
         link: Option<&Value>,
-    ) -> Value {
+    ) -> (String, Value) {
+        let project = &self.context.record;
+        let id = format!("{}:{}@{}", project.project_id, path, self.record.version);
         let (size, md5, sha256, content_type, uploaded) = file_facts(data);
         // With the version's entries (`extra_template`), the same object as one `json!`
         // literal of all the entries would build.
         let own = super::extra::FileExtra {
-            id,
+            id: &id,
             path,
             metapath,
             schema,
@@ -1180,7 +1173,8 @@ impl VersionBase<'_> {
                 artifactdb: target.get("id"),
             }),
         };
-        serde_json::to_value(own).unwrap_or_else(|_| json!({}))
+        let extra = serde_json::to_value(own).unwrap_or_else(|_| json!({}));
+        (id, extra)
     }
 
     fn index_document(
@@ -1221,8 +1215,7 @@ impl VersionBase<'_> {
         meta: Option<&ObjectMeta>,
         link: Option<&Value>,
     ) -> IndexDocument {
-        let id = self.id_of(path);
-        let extra = self.extra(&id, path, metapath, object.get("$schema"), data, meta, link);
+        let (id, extra) = self.extra(path, metapath, object.get("$schema"), data, meta, link);
         let uploaded =
             data.map(|(object, sidecar)| sidecar.map_or(object.last_modified, |s| s.uploaded_at));
         object.insert("_extra".to_owned(), extra);
@@ -1241,8 +1234,7 @@ impl VersionBase<'_> {
         data: Option<(&ObjectMeta, Option<&FileRecord>)>,
         link: Option<&Value>,
     ) -> IndexDocument {
-        let id = self.id_of(path);
-        let extra = self.extra(&id, path, None, None, data, None, link);
+        let (id, extra) = self.extra(path, None, None, data, None, link);
         let mut object = Map::new();
         object.insert("path".to_owned(), Value::String(path.to_owned()));
         for (field, name) in [
@@ -1405,7 +1397,7 @@ mod extra_tests {
             ("x.json", Some("x.json"), None, None, Some(&object), None),
         ];
         for (path, metapath, schema, data, meta, link) in cases {
-            let mut extra = base.extra(&base.id_of(path), path, metapath, schema, data, meta, link);
+            let (_, mut extra) = base.extra(path, metapath, schema, data, meta, link);
             let own = extra.as_object().unwrap().clone();
             let shared = base.extra_template.as_object().unwrap();
             assert!(

@@ -273,16 +273,18 @@ impl TieColumns {
         if self.0.len() <= index {
             self.0.resize_with(index + 1, || None);
         }
-        let slot = &mut self.0[index];
-        if slot.is_none() {
-            let fast = searcher.segment_reader(segment).fast_fields();
-            *slot = Some([
-                fast.str(TIE_FIELDS[0])?,
-                fast.str(TIE_FIELDS[1])?,
-                fast.str(TIE_FIELDS[2])?,
-            ]);
-        }
-        Ok(slot.get_or_insert_with(|| [None, None, None]))
+        let columns = match self.0[index].take() {
+            Some(columns) => columns,
+            None => {
+                let fast = searcher.segment_reader(segment).fast_fields();
+                [
+                    fast.str(TIE_FIELDS[0])?,
+                    fast.str(TIE_FIELDS[1])?,
+                    fast.str(TIE_FIELDS[2])?,
+                ]
+            }
+        };
+        Ok(self.0[index].insert(columns))
     }
 }
 
