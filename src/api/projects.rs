@@ -287,7 +287,7 @@ pub async fn get_version(
 ) -> ApiResult<ApiJson<VersionRecord>> {
     let view =
         authorize_version(&app, &principal, &project, &version, Action::ReadMetadata).await?;
-    Ok(ApiJson(view.record))
+    Ok(ApiJson(view.record.presented()))
 }
 
 /// Changes a version's changelog, stability or state.
@@ -336,7 +336,7 @@ pub async fn patch_version(
         .audit
         .mutation(event, 200, update_version(&app, view, request))
         .await?;
-    Ok(ApiJson(record))
+    Ok(ApiJson(record.presented()))
 }
 
 /// Deletes a version: writers for non-stable versions; a stable one must be unmarked first

@@ -38,6 +38,9 @@ pub struct Principal {
     /// For an API key: its creator as they are now; the key acts for them inside its scopes,
     /// never doing more than they may.
     pub creator: Option<Caller>,
+    /// For an API key: its id, recorded where an action outlives the request (an upload's
+    /// presigned URLs are checked against the key as it is when they are used).
+    pub api_key: Option<String>,
     /// For a Trove access token: the session.
     pub session: Option<Session>,
     /// How the caller authenticated.
@@ -51,6 +54,7 @@ impl Principal {
         Self {
             caller: Caller::Anonymous,
             creator: None,
+            api_key: None,
             session: None,
             credential: CredentialKind::None,
         }

@@ -397,6 +397,7 @@ impl AuthService {
             Some(account) if !account.disabled => Ok(Some(Principal {
                 caller: self.account_caller(&account).await?,
                 creator: None,
+                api_key: None,
                 session: None,
                 credential: CredentialKind::Token,
             })),

@@ -8,7 +8,7 @@ use super::audit::AuthEventKind;
 use super::jwt::{IssuedToken, TokenError, peek_algorithm};
 use super::password::check_new_password;
 use super::principal::{CredentialKind, Principal, Session};
-use super::store::{AccountRecord, RevokedToken};
+use super::store::{AccountRecord, ApiKeyRecord, RevokedToken};
 use crate::model::names;
 use crate::permissions::{Caller, Role};
 
@@ -57,6 +57,7 @@ impl AuthService {
                             role,
                         },
                         creator: None,
+                        api_key: None,
                         session: None,
                         credential: CredentialKind::External,
                     })
@@ -89,6 +90,7 @@ impl AuthService {
         Ok(Principal {
             caller: self.account_caller(&account).await?,
             creator: None,
+            api_key: None,
             session: Some(Session {
                 jti: claims.jti,
                 username: claims.sub,
@@ -103,21 +105,55 @@ impl AuthService {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.is_empty() {
             return Err(TokenError::ApiKeyInvalid.into());
         }
+        let record = self
+            .api_key_record(id)
+            .await?
+            .ok_or(TokenError::ApiKeyInvalid)?;
+        if !constant_time_eq(&sha256_hex(secret.as_bytes()), &record.secret_sha256)
+            || record.disabled
+        {
+            return Err(TokenError::ApiKeyInvalid.into());
+        }
+        self.key_principal(id, &record).await
+    }
+
+    /// What API key `id` may do now, without its secret: `None` when the key is gone,
+    /// disabled or expired, or its creator's account is gone, disabled or another account of
+    /// the same name. An action that outlives its request and was started with a key (an
+    /// upload's presigned URLs) is checked with this when it goes on.
+    pub async fn principal_for_api_key(&self, id: &str) -> Result<Option<Principal>> {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let Some(record) = self.api_key_record(id).await? else {
+            return Ok(None);
+        };
+        if record.disabled {
+            return Ok(None);
+        }
+        match self.key_principal(id, &record).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(AuthError::Token(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// API key `id`'s record, through the cache.
+    async fn api_key_record(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
         let (cached, generation) = self.api_keys.get(id);
-        let record = match cached {
+        Ok(match cached {
             Some(record) => record,
             None => {
                 let record = self.records.api_key(id).await?;
                 self.api_keys.insert(id, record.clone(), generation);
                 record
             }
-        };
-        let record = record.ok_or(TokenError::ApiKeyInvalid)?;
-        if !constant_time_eq(&sha256_hex(secret.as_bytes()), &record.secret_sha256)
-            || record.disabled
-        {
-            return Err(TokenError::ApiKeyInvalid.into());
-        }
+        })
+    }
+
+    /// The principal of API key `id` (`record`), its secret already checked: refused when the
+    /// key expired or its creator's account is gone or disabled.
+    async fn key_principal(&self, id: &str, record: &ApiKeyRecord) -> Result<Principal> {
         if record.expires_at.is_some_and(|expiry| expiry <= Utc::now()) {
             return Err(TokenError::ApiKeyExpired.into());
         }
@@ -134,6 +170,7 @@ impl AuthService {
                 scopes: record.scopes.clone(),
             },
             creator: Some(creator),
+            api_key: Some(id.to_owned()),
             session: None,
             credential: CredentialKind::ApiKey,
         })

@@ -313,6 +313,7 @@ pub fn new_version_record(
         complete_before: None,
         announced_files: Vec::new(),
         upload_id: None,
+        upload_key: None,
         leases: std::collections::BTreeMap::new(),
     }
 }

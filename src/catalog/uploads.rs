@@ -687,16 +687,18 @@ pub async fn check_presigned_upload(
             "this file was not announced by the upload",
         ));
     }
-    if record.created_by.starts_with("machine:") {
-        // An API key's upload: the key is not recorded, so its own checks ran at the start
-        // (the URL lives at most `presign_ttl_secs`); see DECISIONS.
-        return Ok(());
+    // The signer as they are now: the very API key that started the upload (its creator's
+    // rights, its scopes, not deleted, disabled or expired), else the account.
+    let signer = if record.created_by.starts_with("machine:") {
+        match record.upload_key.as_deref() {
+            Some(id) => app.auth.principal_for_api_key(id).await,
+            // Started with a key before keys were recorded: nobody left to check.
+            None => Ok(None),
+        }
+    } else {
+        app.auth.principal_for_account(&record.created_by).await
     }
-    let signer = app
-        .auth
-        .principal_for_account(&record.created_by)
-        .await
-        .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
+    .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
     let allowed = signer.is_some_and(|signer| {
         signer
             .decide(Action::UploadFile, &view.target, app.clock.now())
@@ -898,6 +900,7 @@ pub fn new_upload_record(
     record.expires_at = plan.expires_at;
     record.announced_files = plan.files.iter().map(|(path, _, _)| path.clone()).collect();
     record.upload_id = Some(uuid::Uuid::new_v4().simple().to_string());
+    record.upload_key.clone_from(&principal.api_key);
     record
 }
 

@@ -120,6 +120,12 @@ pub struct VersionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub upload_id: Option<String>,
+    /// Id of the API key that started the upload, when a key did (`created_by` is then its
+    /// `machine:` name): the upload's presigned URLs are accepted only while that very key
+    /// may still upload there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub upload_key: Option<String>,
     /// Direct uploads moving their staged body into the version right now (id → lease
     /// expiry). Completion waits until none is held, and a lease is only taken while the
     /// version is open, so no file lands in a version after it is sealed.
@@ -129,6 +135,14 @@ pub struct VersionRecord {
 }
 
 impl VersionRecord {
+    /// The record as the API answers it: without the id of the API key that started its
+    /// upload (kept for the use-time check of the upload's URLs, nobody's business else).
+    #[must_use]
+    pub fn presented(mut self) -> Self {
+        self.upload_key = None;
+        self
+    }
+
     /// Whether the version is completed (sealed, searchable).
     #[must_use]
     pub fn is_completed(&self) -> bool {

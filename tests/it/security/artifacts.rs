@@ -196,6 +196,83 @@ async fn presigned_urls_are_checked_when_used_not_only_when_made() {
     assert!(lifetime <= 300, "{lifetime}");
 }
 
+/// An upload started with an API key: its presigned URLs are checked against that very key
+/// when used — disabled, deleted, or its creator no longer allowed, and the URLs stop working
+/// (they used to skip the signer check: the key was not recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_keys_upload_urls_stop_when_the_key_does() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    create_project(&app, &alice, "p", "private").await;
+    let created = app
+        .post_json(
+            "/api-keys",
+            &alice,
+            &json!({"name": "ci-bot", "scopes": [{"project": "p", "access": "write"}]}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED)
+        .json();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let files = ["a.bin", "b.bin", "c.bin", "d.bin"];
+    let upload = start_upload(&app, &key, "p", "v1", &json!({"filenames": files})).await;
+    let url = |path: &str| {
+        upload["presigned_urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["filename"] == path)
+            .and_then(|entry| entry["url"].as_str())
+            .unwrap_or_else(|| panic!("no url for {path}: {upload}"))
+            .to_owned()
+    };
+    use trove::storage::ObjectStoreExt as _;
+    let (record, _) = app
+        .state
+        .storage
+        .get_bytes(&trove::storage::keys::version_record("p", "v1"))
+        .await
+        .unwrap();
+    let record: Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(record["created_by"], "machine:ci-bot");
+    assert_eq!(record["upload_key"], json!(id));
+    let answered = app
+        .get_as("/projects/p/version/v1", &alice)
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(answered.json()["created_by"], "machine:ci-bot");
+    assert!(!answered.text().contains(&id), "{}", answered.text());
+
+    assert_eq!(put_url(&url("a.bin"), b"a").await, 200);
+    let key_path = format!("/api-keys/{id}");
+    app.patch_json(&key_path, &alice, &json!({"disabled": true}))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(put_url(&url("b.bin"), b"b").await, 403, "a disabled key");
+    app.patch_json(&key_path, &alice, &json!({"disabled": false}))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(put_url(&url("b.bin"), b"b").await, 200);
+    // The key never does more than its creator may now.
+    app.patch_json("/users/alice", &admin, &json!({"role": "guest"}))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(put_url(&url("c.bin"), b"c").await, 403, "a demoted creator");
+    app.patch_json("/users/alice", &admin, &json!({"role": "maintainer"}))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(put_url(&url("c.bin"), b"c").await, 200);
+    let alice = app.login("alice", "password-of-tests").await;
+    app.delete_as(&key_path, &alice)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(put_url(&url("d.bin"), b"d").await, 403, "a deleted key");
+    let keys = storage_keys(&app, "p/v1/").await;
+    assert!(!keys.iter().any(|key| key.contains("d.bin")), "{keys:?}");
+}
+
 /// Point 4: a direct upload still streaming while the version is completed and marked
 /// stable must fail with `409` and leave nothing behind — neither a new file nor an
 /// overwritten one.
