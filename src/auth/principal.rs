@@ -41,6 +41,9 @@ pub struct Principal {
     /// For an API key: its id, recorded where an action outlives the request (an upload's
     /// presigned URLs are checked against the key as it is when they are used).
     pub api_key: Option<String>,
+    /// For a local account (Trove token, or acted for by the server): its identity id, which
+    /// a later account of the same name never has; recorded likewise.
+    pub account_id: Option<String>,
     /// For a Trove access token: the session.
     pub session: Option<Session>,
     /// How the caller authenticated.
@@ -55,6 +58,7 @@ impl Principal {
             caller: Caller::Anonymous,
             creator: None,
             api_key: None,
+            account_id: None,
             session: None,
             credential: CredentialKind::None,
         }

@@ -398,6 +398,7 @@ impl AuthService {
                 caller: self.account_caller(&account).await?,
                 creator: None,
                 api_key: None,
+                account_id: Some(account.id.clone()).filter(|id| !id.is_empty()),
                 session: None,
                 credential: CredentialKind::Token,
             })),

@@ -58,6 +58,7 @@ impl AuthService {
                         },
                         creator: None,
                         api_key: None,
+                        account_id: None,
                         session: None,
                         credential: CredentialKind::External,
                     })
@@ -91,6 +92,7 @@ impl AuthService {
             caller: self.account_caller(&account).await?,
             creator: None,
             api_key: None,
+            account_id: Some(account.id.clone()).filter(|id| !id.is_empty()),
             session: Some(Session {
                 jti: claims.jti,
                 username: claims.sub,
@@ -171,6 +173,7 @@ impl AuthService {
             },
             creator: Some(creator),
             api_key: Some(id.to_owned()),
+            account_id: None,
             session: None,
             credential: CredentialKind::ApiKey,
         })

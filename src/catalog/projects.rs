@@ -314,6 +314,7 @@ pub fn new_version_record(
         announced_files: Vec::new(),
         upload_id: None,
         upload_key: None,
+        upload_account: None,
         leases: std::collections::BTreeMap::new(),
     }
 }

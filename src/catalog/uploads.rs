@@ -698,7 +698,9 @@ pub async fn check_presigned_upload(
     } else {
         app.auth.principal_for_account(&record.created_by).await
     }
-    .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
+    .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?
+    // The very account that started it, never a later one of the same name.
+    .filter(|signer| record.upload_account.is_none() || signer.account_id == record.upload_account);
     let allowed = signer.is_some_and(|signer| {
         signer
             .decide(Action::UploadFile, &view.target, app.clock.now())
@@ -901,6 +903,7 @@ pub fn new_upload_record(
     record.announced_files = plan.files.iter().map(|(path, _, _)| path.clone()).collect();
     record.upload_id = Some(uuid::Uuid::new_v4().simple().to_string());
     record.upload_key.clone_from(&principal.api_key);
+    record.upload_account.clone_from(&principal.account_id);
     record
 }
 

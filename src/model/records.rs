@@ -126,6 +126,11 @@ pub struct VersionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub upload_key: Option<String>,
+    /// Identity id of the local account that started the upload, when one did: its URLs are
+    /// refused to a later account of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub upload_account: Option<String>,
     /// Direct uploads moving their staged body into the version right now (id → lease
     /// expiry). Completion waits until none is held, and a lease is only taken while the
     /// version is open, so no file lands in a version after it is sealed.
@@ -135,11 +140,13 @@ pub struct VersionRecord {
 }
 
 impl VersionRecord {
-    /// The record as the API answers it: without the id of the API key that started its
-    /// upload (kept for the use-time check of the upload's URLs, nobody's business else).
+    /// The record as the API answers it: without the ids of the API key or account that
+    /// started its upload (kept for the use-time check of the upload's URLs, nobody's
+    /// business else).
     #[must_use]
     pub fn presented(mut self) -> Self {
         self.upload_key = None;
+        self.upload_account = None;
         self
     }
 

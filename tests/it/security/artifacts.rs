@@ -273,6 +273,65 @@ async fn an_api_keys_upload_urls_stop_when_the_key_does() {
     assert!(!keys.iter().any(|key| key.contains("d.bin")), "{keys:?}");
 }
 
+/// An upload's URLs belong to the account that started it, not to its name: deleted, the
+/// name freed and taken by a new account that is granted the same rights, and the old URL
+/// still refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_url_outlives_its_account_but_not_into_a_new_account_of_the_name() {
+    let app = BackendApp::start(Backend::Local).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    let root = app.user_token("root", Role::Admin).await;
+    let bob = app.user_token("bob", Role::Developer).await;
+    create_project(&app, &alice, "p", "private").await;
+    let writers = json!({"writers": ["bob"], "viewers": ["bob"], "write_access": "writers", "read_access": "viewers"});
+    let granted = app
+        .put_json("/projects/p/permissions", &alice, &writers)
+        .await;
+    wait_job(&app, &alice, &granted).await;
+    let upload = start_upload(
+        &app,
+        &bob,
+        "p",
+        "v1",
+        &json!({"filenames": ["a.bin", "b.bin"]}),
+    )
+    .await;
+    let url = |index: usize| {
+        upload["presigned_urls"][index]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(put_url(&url(0), b"a").await, 200);
+    let answered = app.get_as("/projects/p/version/v1", &alice).await;
+    assert_eq!(answered.json()["created_by"], "bob");
+    assert!(
+        answered.json().get("upload_account").is_none(),
+        "{}",
+        answered.text()
+    );
+
+    app.delete_as("/users/bob", &root)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(put_url(&url(1), b"b").await, 403, "a deleted account");
+    app.bearer(Method::POST, "/users/bob/free", &root, None)
+        .await
+        .assert_status(StatusCode::OK);
+    app.user_token("bob", Role::Developer).await;
+    let granted = app
+        .put_json("/projects/p/permissions", &alice, &writers)
+        .await;
+    wait_job(&app, &alice, &granted).await;
+    assert_eq!(
+        put_url(&url(1), b"b").await,
+        403,
+        "a new account of the same name"
+    );
+    let keys = storage_keys(&app, "p/v1/").await;
+    assert!(!keys.iter().any(|key| key.contains("b.bin")), "{keys:?}");
+}
+
 /// Point 4: a direct upload still streaming while the version is completed and marked
 /// stable must fail with `409` and leave nothing behind — neither a new file nor an
 /// overwritten one.
