@@ -213,6 +213,12 @@ pub struct NamespaceRecord {
     /// project is ever left in a deleted namespace. Cleared again when the deletion is refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// A fresh id for each creation of the name, so a namespace deleted and created again
+    /// is never byte-identical to the one before: on S3 an ETag is the digest of the content,
+    /// and a project creation authorized against the earlier namespace compares ETags
+    /// (empty for namespaces created before it existed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generation: String,
 }
 
 /// `NUM-<n>`.

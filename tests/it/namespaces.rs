@@ -1156,6 +1156,35 @@ async fn a_namespace_deletion_and_a_project_creation_cannot_both_win() {
         .assert_status(StatusCode::CREATED);
 }
 
+/// A namespace deleted and created again with the very same request is another namespace to
+/// a project creation authorized against the first: on S3 an ETag is the content's digest, so
+/// the record must never be byte-identical (a claim against the first one's ETag is refused).
+async fn a_namespace_created_again_is_never_the_one_before(backend: Backend) {
+    use trove::storage::ObjectStoreExt as _;
+    let app = BackendApp::start(backend).await;
+    let admin = app.user_token("root", Role::Admin).await;
+    let record_key = trove::storage::keys::namespace_record("team");
+    create_namespace(&app, &admin, "team").await;
+    let (first, first_meta) = app.state.storage.get_bytes(&record_key).await.unwrap();
+    app.delete_as("/namespaces/team", &admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    create_namespace(&app, &admin, "team").await;
+    let (second, second_meta) = app.state.storage.get_bytes(&record_key).await.unwrap();
+    assert_ne!(first, second);
+    assert_ne!(first_meta.etag, second_meta.etag);
+    let stale =
+        trove::catalog::namespaces::claim_project(&app.state, "team", "late", &first_meta.etag)
+            .await
+            .unwrap_err();
+    assert_eq!(stale.code().as_str(), "conflict");
+    let current =
+        trove::catalog::namespaces::claim_project(&app.state, "team", "kept", &second_meta.etag)
+            .await;
+    assert!(current.is_ok(), "{current:?}");
+}
+both_backends!(a_namespace_created_again_is_never_the_one_before);
+
 /// A claim left by a creation that crashed before its project record holds the namespace
 /// while it could still be a creation in flight (15 minutes), not after; the deletion removes
 /// every claim, so a namespace created again under the name holds nothing of the old one.
