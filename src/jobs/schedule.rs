@@ -147,7 +147,8 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// Runs the purge once (the scheduled job's body): uploads not completed by their deadline
-/// and expired transient versions are deleted and re-indexed.
+/// and expired transient versions are deleted and re-indexed, and what presigned URLs wrote
+/// into the staging area of uploads already over is removed.
 pub async fn run_purge(app: &AppState) -> Result<crate::catalog::uploads::PurgeReport, String> {
     let now = chrono::Utc::now();
     let report = crate::catalog::uploads::purge_expired(app, now).await?;
@@ -168,10 +169,14 @@ pub async fn run_purge(app: &AppState) -> Result<crate::catalog::uploads::PurgeR
         Ok(purged) => tracing::info!(purged, "old job records deleted"),
         Err(error) => tracing::warn!(%error, "old job records not deleted"),
     }
-    if !report.late_uploads.is_empty() || !report.expired_versions.is_empty() {
+    if !report.late_uploads.is_empty()
+        || !report.expired_versions.is_empty()
+        || report.staged_orphans > 0
+    {
         tracing::info!(
             late_uploads = report.late_uploads.len(),
             expired_versions = report.expired_versions.len(),
+            staged_orphans = report.staged_orphans,
             "purge finished"
         );
     }

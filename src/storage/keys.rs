@@ -13,6 +13,7 @@
 //! ..meta/feed/<sequence>                        change feed (20-digit sequence numbers)
 //! ..meta/jobs/<job-id>.json                     background jobs, readable by every replica
 //! ..meta/leases/<name>.json                     leases: scheduled tasks, the admin guard
+//! ..meta/staging-sweeps/<upload-id>.json        uploads whose URLs may still write staging
 //! <project>/..meta/project.json                 project record
 //! <project>/..meta/permissions.json             project profile
 //! <project>/<version>/..meta/version.json       version record
@@ -161,6 +162,28 @@ pub fn job(job_id: &str) -> String {
 #[must_use]
 pub fn lease(name: &str) -> String {
     format!("{META}/leases/{name}.json")
+}
+
+/// `..meta/staging-sweeps/`: one record per upload with presigned URLs, until the last of
+/// them expires (see [`staging_sweep`]).
+#[must_use]
+pub fn staging_sweeps_prefix() -> String {
+    format!("{META}/staging-sweeps/")
+}
+
+/// `..meta/staging-sweeps/<upload-id>.json`: an upload whose presigned URLs may still write
+/// its staging area; once the upload has ended, whatever they write there is removed by the
+/// scheduled purge, until they have all expired.
+#[must_use]
+pub fn staging_sweep(upload_id: &str) -> String {
+    format!("{META}/staging-sweeps/{upload_id}.json")
+}
+
+/// `<project>/<version>/..meta/staging/<upload-id>/`: everything upload `upload_id`'s
+/// presigned URLs write.
+#[must_use]
+pub fn upload_staging_prefix(project: &str, version: &str, upload_id: &str) -> String {
+    format!("{project}/{version}/{META}/staging/{upload_id}/")
 }
 
 /// `..meta/audit/`: prefix of the append-only audit events.

@@ -332,6 +332,76 @@ async fn an_upload_url_outlives_its_account_but_not_into_a_new_account_of_the_na
     assert!(!keys.iter().any(|key| key.contains("b.bin")), "{keys:?}");
 }
 
+/// A presigned URL used after its upload is over: local storage refuses it, S3 cannot (it
+/// only checks the signature) and writes into the upload's staging area, which nothing reads.
+/// The scheduled purge removes what lands there until the upload's URLs have all expired, and
+/// never touches an upload still going on.
+async fn what_a_url_writes_after_its_upload_ended_is_removed(backend: Backend) {
+    use trove::storage::ObjectStoreExt as _;
+    let app = BackendApp::start(backend).await;
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    let done = start_upload(&app, &alice, "p", "v1", &json!({"filenames": ["a.bin"]})).await;
+    let url = done["presigned_urls"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(put_url(&url, b"a").await, 200);
+    complete(&app, &alice, "p", "v1", None).await;
+    let late = put_url(&url, b"written after the completion").await;
+    let (record, _) = app
+        .state
+        .storage
+        .get_bytes(&trove::storage::keys::version_record("p", "v1"))
+        .await
+        .unwrap();
+    let record: Value = serde_json::from_slice(&record).unwrap();
+    let upload_id = record["upload_id"].as_str().unwrap().to_owned();
+    match backend {
+        Backend::Local => {
+            assert_eq!(late, 409);
+            // What a late S3 PUT leaves, written here.
+            app.state
+                .storage
+                .put_bytes(
+                    &trove::storage::keys::upload_staging("p", "v1", &upload_id, "a.bin"),
+                    bytes::Bytes::from_static(b"written after the completion"),
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+        }
+        Backend::S3 => assert_eq!(late, 200, "S3 takes it"),
+    }
+    let staged_v1 = "p/v1/..meta/staging/";
+    assert_eq!(storage_keys(&app, staged_v1).await.len(), 1);
+    // An upload going on keeps its staged files.
+    let going = start_upload(&app, &alice, "p", "v2", &json!({"filenames": ["b.bin"]})).await;
+    let going_url = going["presigned_urls"][0]["url"].as_str().unwrap();
+    assert_eq!(put_url(going_url, b"b").await, 200);
+
+    let now = chrono::Utc::now();
+    let report = trove::api::uploads::purge_expired(&app.state, now)
+        .await
+        .unwrap();
+    assert_eq!(report.staged_orphans, 1);
+    assert_eq!(storage_keys(&app, staged_v1).await, Vec::<String>::new());
+    assert_eq!(storage_keys(&app, "p/v2/..meta/staging/").await.len(), 1);
+    let sweeps = trove::storage::keys::staging_sweeps_prefix();
+    assert_eq!(storage_keys(&app, &sweeps).await.len(), 2, "URLs alive");
+    // Once the URLs have expired, the ended upload's record goes; the other one stays.
+    let later = now + chrono::Duration::hours(2);
+    let report = trove::api::uploads::purge_expired(&app.state, later)
+        .await
+        .unwrap();
+    assert_eq!(report.staged_orphans, 0);
+    assert_eq!(storage_keys(&app, &sweeps).await.len(), 1);
+    complete(&app, &alice, "p", "v2", None).await;
+    assert_eq!(download(&app, &alice, "p:b.bin@v2").await, b"b");
+    assert_eq!(download(&app, &alice, "p:a.bin@v1").await, b"a");
+}
+both_backends!(what_a_url_writes_after_its_upload_ended_is_removed);
+
 /// Point 4: a direct upload still streaming while the version is completed and marked
 /// stable must fail with `409` and leave nothing behind — neither a new file nor an
 /// overwritten one.
