@@ -787,45 +787,47 @@ async fn sweep_staging(app: &AppState, now: DateTime<Utc>) -> Result<usize, Stri
         .map_err(|error| error.to_string())?;
     let mut removed = 0;
     for object in sweeps {
-        let sweep = match read_record::<StagingSweep>(app, &object.key).await {
-            Ok(Some((sweep, _))) => sweep,
-            Ok(None) => continue,
+        // One upload's trouble (an unreadable record, a failing delete) is logged and tried
+        // again at the next purge; it does not hold up the others.
+        match sweep_one(app, &object.key, now).await {
+            Ok(count) => removed += count,
             Err(error) => {
-                tracing::warn!(key = object.key, %error, "purge: unreadable staging sweep");
-                continue;
-            }
-        };
-        let record = read_record::<VersionRecord>(
-            app,
-            &keys::version_record(&sweep.project, &sweep.version),
-        )
-        .await
-        .map_err(|error| error.to_string())?;
-        let going_on = record.is_some_and(|(record, _)| {
-            record.status == VersionStatus::Uploading
-                && record.upload_id.as_deref() == Some(sweep.upload_id.as_str())
-        });
-        if going_on {
-            continue;
-        }
-        let prefix = keys::upload_staging_prefix(&sweep.project, &sweep.version, &sweep.upload_id);
-        let staged = app
-            .storage
-            .list_all(&prefix)
-            .await
-            .map_err(|error| error.to_string())?;
-        for staged in staged {
-            match app.storage.delete(&staged.key).await {
-                Ok(()) => removed += 1,
-                Err(error) if error.is_not_found() => {}
-                Err(error) => return Err(error.to_string()),
+                tracing::warn!(key = object.key, %error, "purge: staging area not swept");
             }
         }
-        if now > sweep.until
-            && let Err(error) = app.storage.delete(&object.key).await
-            && !error.is_not_found()
-        {
-            return Err(error.to_string());
+    }
+    Ok(removed)
+}
+
+/// [`sweep_staging`] for the upload recorded at `key`.
+async fn sweep_one(app: &AppState, key: &str, now: DateTime<Utc>) -> Result<usize> {
+    let Some((sweep, _)) = read_record::<StagingSweep>(app, key).await? else {
+        return Ok(0);
+    };
+    let record =
+        read_record::<VersionRecord>(app, &keys::version_record(&sweep.project, &sweep.version))
+            .await?;
+    let going_on = record.is_some_and(|(record, _)| {
+        record.status == VersionStatus::Uploading
+            && record.upload_id.as_deref() == Some(sweep.upload_id.as_str())
+    });
+    if going_on {
+        return Ok(0);
+    }
+    let prefix = keys::upload_staging_prefix(&sweep.project, &sweep.version, &sweep.upload_id);
+    let mut removed = 0;
+    for staged in app.storage.list_all(&prefix).await? {
+        match app.storage.delete(&staged.key).await {
+            Ok(()) => removed += 1,
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if now > sweep.until {
+        match app.storage.delete(key).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error.into()),
         }
     }
     Ok(removed)

@@ -380,6 +380,18 @@ async fn what_a_url_writes_after_its_upload_ended_is_removed(backend: Backend) {
     let going_url = going["presigned_urls"][0]["url"].as_str().unwrap();
     assert_eq!(put_url(going_url, b"b").await, 200);
 
+    // A record that cannot be read holds up nothing else.
+    let sweeps = trove::storage::keys::staging_sweeps_prefix();
+    app.state
+        .storage
+        .put_bytes(
+            &format!("{sweeps}unreadable.json"),
+            bytes::Bytes::from_static(b"not json"),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
     let now = chrono::Utc::now();
     let report = trove::api::uploads::purge_expired(&app.state, now)
         .await
@@ -387,15 +399,14 @@ async fn what_a_url_writes_after_its_upload_ended_is_removed(backend: Backend) {
     assert_eq!(report.staged_orphans, 1);
     assert_eq!(storage_keys(&app, staged_v1).await, Vec::<String>::new());
     assert_eq!(storage_keys(&app, "p/v2/..meta/staging/").await.len(), 1);
-    let sweeps = trove::storage::keys::staging_sweeps_prefix();
-    assert_eq!(storage_keys(&app, &sweeps).await.len(), 2, "URLs alive");
+    assert_eq!(storage_keys(&app, &sweeps).await.len(), 3, "URLs alive");
     // Once the URLs have expired, the ended upload's record goes; the other one stays.
     let later = now + chrono::Duration::hours(2);
     let report = trove::api::uploads::purge_expired(&app.state, later)
         .await
         .unwrap();
     assert_eq!(report.staged_orphans, 0);
-    assert_eq!(storage_keys(&app, &sweeps).await.len(), 1);
+    assert_eq!(storage_keys(&app, &sweeps).await.len(), 2);
     complete(&app, &alice, "p", "v2", None).await;
     assert_eq!(download(&app, &alice, "p:b.bin@v2").await, b"b");
     assert_eq!(download(&app, &alice, "p:a.bin@v1").await, b"a");

@@ -137,7 +137,28 @@ impl Browser {
     }
 
     async fn text(&self, css: &str) -> String {
+        for _ in 0..50 {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                // The document changed between finding the element and reading it (a form
+                // sent, its answer loading): find it again.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
         self.find(css).await.text().await.unwrap()
+    }
+
+    /// The text of `css` once it contains `needle` (or what it is after 10 s): a page that
+    /// follows a sent form may still show the one before for a moment.
+    async fn text_containing(&self, css: &str, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) || std::time::Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn path(&self) -> String {
@@ -669,8 +690,9 @@ async fn browser_share_with_an_expiry_lets_the_colleague_find_it_and_a_stranger_
         .await
         .unwrap();
     browser.find("#share-submit").await.click().await.unwrap();
-    browser.find("table.members").await;
-    let members = browser.text("table.members").await;
+    let members = browser
+        .text_containing("table.members", &format!("until {until}"))
+        .await;
     assert!(members.contains("bob"), "{members}");
     assert!(
         members.contains(&format!("until {until}")),
