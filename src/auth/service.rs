@@ -406,6 +406,37 @@ impl AuthService {
         }
     }
 
+    /// The principal a caller of the external identity provider acts as now, from what its
+    /// token said then (`role`, `directory_groups`) and its local groups now; `None` when a
+    /// local account of that name is disabled (its tokens are refused too).
+    pub async fn principal_for_external(
+        &self,
+        username: &str,
+        role: Role,
+        directory_groups: &[String],
+    ) -> Result<Option<Principal>> {
+        if self
+            .account(username)
+            .await?
+            .is_some_and(|account| account.disabled)
+        {
+            return Ok(None);
+        }
+        Ok(Some(Principal {
+            caller: Caller::Account {
+                username: username.to_owned(),
+                role,
+                groups: self.groups_of(username).await?,
+                directory_groups: directory_groups.to_vec(),
+            },
+            creator: None,
+            api_key: None,
+            account_id: None,
+            session: None,
+            credential: CredentialKind::External,
+        }))
+    }
+
     pub(super) async fn is_revoked(&self, jti: &str) -> Result<bool> {
         let (cached, generation) = self.revoked.get(jti);
         if let Some(revoked) = cached {

@@ -315,6 +315,7 @@ pub fn new_version_record(
         upload_id: None,
         upload_key: None,
         upload_account: None,
+        upload_external: None,
         leases: std::collections::BTreeMap::new(),
     }
 }

@@ -700,6 +700,14 @@ pub async fn check_presigned_upload(
             // Started with a key before keys were recorded: nobody left to check.
             None => Ok(None),
         }
+    } else if let Some(external) = &record.upload_external {
+        app.auth
+            .principal_for_external(
+                &record.created_by,
+                external.role,
+                &external.directory_groups,
+            )
+            .await
     } else {
         app.auth.principal_for_account(&record.created_by).await
     }
@@ -1014,6 +1022,18 @@ pub fn new_upload_record(
     record.upload_id = Some(uuid::Uuid::new_v4().simple().to_string());
     record.upload_key.clone_from(&principal.api_key);
     record.upload_account.clone_from(&principal.account_id);
+    if principal.credential == crate::auth::principal::CredentialKind::External
+        && let crate::permissions::Caller::Account {
+            role,
+            directory_groups,
+            ..
+        } = &principal.caller
+    {
+        record.upload_external = Some(crate::model::records::ExternalSigner {
+            role: *role,
+            directory_groups: directory_groups.clone(),
+        });
+    }
     record
 }
 

@@ -131,12 +131,28 @@ pub struct VersionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub upload_account: Option<String>,
+    /// A caller of the external identity provider who started the upload (no local account
+    /// to look up at use): the role and directory groups its token carried, with which its
+    /// URLs are decided again when used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub upload_external: Option<ExternalSigner>,
     /// Direct uploads moving their staged body into the version right now (id → lease
     /// expiry). Completion waits until none is held, and a lease is only taken while the
     /// version is open, so no file lands in a version after it is sealed.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     #[schema(ignore)]
     pub leases: std::collections::BTreeMap<String, DateTime<Utc>>,
+}
+
+/// What an external identity provider's token said of the caller who started an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSigner {
+    /// The role its token carried.
+    pub role: crate::permissions::Role,
+    /// The directory groups its token carried, as kept by the group filter.
+    #[serde(default)]
+    pub directory_groups: Vec<String>,
 }
 
 impl VersionRecord {
@@ -147,6 +163,7 @@ impl VersionRecord {
     pub fn presented(mut self) -> Self {
         self.upload_key = None;
         self.upload_account = None;
+        self.upload_external = None;
         self
     }
 

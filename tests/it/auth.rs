@@ -623,6 +623,85 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
     );
 }
 
+/// A caller of the external identity provider (no local account) starts an ArtifactDB upload
+/// on local storage: its presigned URLs are decided when used with what its token said and
+/// its local groups now — they work (they were refused: no local account to look up), and
+/// stop once a profile no longer lets it write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_callers_upload_urls_are_decided_when_used() {
+    use crate::common::artifacts::{create_project, wait_job};
+    let (rsa, _ec, _jwks_dir, jwks_path) = idp_keys_and_jwks();
+    let app = crate::common::BackendApp::start_with(crate::common::Backend::Local, |settings| {
+        settings.oidc.jwks_file = Some(jwks_path.clone());
+        settings.oidc.issuer = Some("https://idp.example".into());
+        settings.oidc.audience = Some("trove-api".into());
+        settings.oidc.group_pattern = "^CN=ML-".into();
+        settings.oidc.username_claim = "upn".into();
+        settings.oidc.groups_claim = "memberOf".into();
+        settings.oidc.role_claim = "trove".into();
+    })
+    .await;
+    let dana = sign(
+        &rsa,
+        Algorithm::RS256,
+        "rsa-1",
+        &json!({"iss": "https://idp.example", "aud": "trove-api", "exp": now() + 600,
+            "iat": now(), "upn": "dana", "memberOf": ["CN=ML-Team,OU=Groups"], "trove": "developer"}),
+    );
+    let alice = app.user_token("alice", Role::Maintainer).await;
+    create_project(&app, &alice, "p", "private").await;
+    let team = "CN=ML-Team,OU=Groups";
+    let granted = app
+        .put_json(
+            "/projects/p/permissions",
+            &alice,
+            &json!({"writers": [team], "viewers": [team], "write_access": "writers", "read_access": "viewers"}),
+        )
+        .await;
+    wait_job(&app, &alice, &granted).await;
+    let upload = app
+        .post_json(
+            "/projects/p/version/v1/upload",
+            &dana,
+            &json!({"filenames": ["a.bin", "b.bin"]}),
+        )
+        .await
+        .assert_status(StatusCode::OK)
+        .json();
+    let put = |index: usize, body: &'static [u8]| {
+        let url = upload["presigned_urls"][index]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        async move {
+            reqwest::Client::new()
+                .put(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(put(0, b"a").await, 200);
+    let answered = app.get_as("/projects/p/version/v1", &alice).await;
+    assert!(
+        !answered.text().contains("upload_external"),
+        "{}",
+        answered.text()
+    );
+    let removed = app
+        .put_json(
+            "/projects/p/permissions",
+            &alice,
+            &json!({"writers": [], "viewers": []}),
+        )
+        .await;
+    wait_job(&app, &alice, &removed).await;
+    assert_eq!(put(1, b"b").await, 403);
+}
+
 // ------------------------------------------------------------------ rate limiting
 
 #[tokio::test]
