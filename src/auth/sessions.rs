@@ -104,7 +104,7 @@ impl AuthService {
 
     pub(super) async fn authenticate_api_key(&self, rest: &str) -> Result<Principal> {
         let (id, secret) = rest.split_once('_').ok_or(TokenError::ApiKeyInvalid)?;
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.is_empty() {
+        if !is_key_id(id) || secret.is_empty() {
             return Err(TokenError::ApiKeyInvalid.into());
         }
         let record = self
@@ -124,7 +124,7 @@ impl AuthService {
     /// the same name. An action that outlives its request and was started with a key (an
     /// upload's presigned URLs) is checked with this when it goes on.
     pub async fn principal_for_api_key(&self, id: &str) -> Result<Option<Principal>> {
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_key_id(id) {
             return Ok(None);
         }
         let Some(record) = self.api_key_record(id).await? else {
@@ -328,4 +328,10 @@ impl AuthService {
         }
         Ok(purged)
     }
+}
+
+/// Whether `id` has the shape of an API key id (32 hex digits) — checked before it names a
+/// storage key.
+fn is_key_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -12,12 +12,17 @@
 //! - for a presigned upload, at completion, by the completing caller; a presigned URL used
 //!   after completion, abort or purge writes only into a staging area that nothing reads.
 //!
+//! A presigned URL cannot be refused at use on S3 (it checks only the signature): what one
+//! writes after its upload ended is removed by the scheduled purge ([`sweep`]), from a record
+//! each upload with URLs writes before any URL exists ([`note_sweep`]).
+//!
 //! Path clashes (`x` then `x/y`, `d/b` then `d`) are refused as `409 path_conflict` before
 //! anything is stored.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{Error, Result};
 use crate::app::AppState;
@@ -276,4 +281,111 @@ mod tests {
             assert_eq!(error.code().status().as_u16(), 409);
         }
     }
+}
+
+/// An upload whose presigned URLs may still write its staging area
+/// ([`keys::staging_sweep`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StagingSweep {
+    project: String,
+    version: String,
+    upload_id: String,
+    /// When the last of its URLs expires (and a margin for clocks).
+    until: DateTime<Utc>,
+}
+
+/// Margin past a URL's expiry for the clocks of storage and replicas.
+const SWEEP_CLOCK_MARGIN_SECS: i64 = 300;
+
+/// Records that upload `upload_id`'s URLs, living `ttl`, may write its staging area.
+pub(super) async fn note_sweep(
+    app: &AppState,
+    project: &str,
+    version: &str,
+    upload_id: &str,
+    ttl: Duration,
+) -> Result<()> {
+    let lifetime = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    let until = Utc::now()
+        .checked_add_signed(lifetime)
+        .and_then(|at| at.checked_add_signed(chrono::Duration::seconds(SWEEP_CLOCK_MARGIN_SECS)))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let sweep = StagingSweep {
+        project: project.to_owned(),
+        version: version.to_owned(),
+        upload_id: upload_id.to_owned(),
+        until,
+    };
+    super::projects::write_record(
+        app,
+        &keys::staging_sweep(upload_id),
+        &sweep,
+        crate::storage::PutCondition::None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes what presigned URLs wrote into the staging area of uploads that are over
+/// (completed, aborted, purged, deleted, or replaced by another upload of the version name):
+/// a URL is checked when used only on local storage, so on S3 a URL used after its upload
+/// ended writes an object nothing reads. An upload's record goes once its URLs have all
+/// expired. Answers how many objects were removed.
+pub(super) async fn sweep(
+    app: &AppState,
+    now: DateTime<Utc>,
+) -> std::result::Result<usize, String> {
+    let sweeps = app
+        .storage
+        .list_all(&keys::staging_sweeps_prefix())
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut removed = 0;
+    for object in sweeps {
+        // One upload's trouble (an unreadable record, a failing delete) is logged and tried
+        // again at the next purge; it does not hold up the others.
+        match sweep_one(app, &object.key, now).await {
+            Ok(count) => removed += count,
+            Err(error) => {
+                tracing::warn!(key = object.key, %error, "purge: staging area not swept");
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// [`sweep`] for the upload recorded at `key`.
+async fn sweep_one(app: &AppState, key: &str, now: DateTime<Utc>) -> Result<usize> {
+    let Some((sweep, _)) = super::projects::read_record::<StagingSweep>(app, key).await? else {
+        return Ok(0);
+    };
+    let record = super::projects::read_record::<VersionRecord>(
+        app,
+        &keys::version_record(&sweep.project, &sweep.version),
+    )
+    .await?;
+    let going_on = record.is_some_and(|(record, _)| {
+        record.status == VersionStatus::Uploading
+            && record.upload_id.as_deref() == Some(sweep.upload_id.as_str())
+    });
+    if going_on {
+        return Ok(0);
+    }
+    let prefix = keys::upload_staging_prefix(&sweep.project, &sweep.version, &sweep.upload_id);
+    let mut removed = 0;
+    for staged in app.storage.list_all(&prefix).await? {
+        match app.storage.delete(&staged.key).await {
+            Ok(()) => removed += 1,
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if now > sweep.until {
+        match app.storage.delete(key).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(removed)
 }

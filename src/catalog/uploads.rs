@@ -23,7 +23,7 @@ use super::files::{hash_object, sidecar_key, write_sidecar};
 use super::permissions::merge_profile;
 use super::projects::{
     create_project, create_version, delete_version_objects, index_error, new_version_record,
-    read_record, reindex_version, spawn_reindex_job, write_record,
+    read_record, reindex_version, spawn_reindex_job,
 };
 use super::target::{VersionView, load_project, load_version};
 use super::{Error, Result};
@@ -38,7 +38,7 @@ use crate::model::records::{
 };
 use crate::permissions::{Action, LifecycleState, ProfileLocation, Visibility};
 use crate::storage::records::{self, Retry};
-use crate::storage::{ByteStream, PresignMethod, PutCondition, PutOptions, PutOutcome, keys};
+use crate::storage::{ByteStream, PresignMethod, PutOptions, PutOutcome, keys};
 
 /// Default time an upload has to complete.
 const DEFAULT_COMPLETE_WITHIN_HOURS: i64 = 24;
@@ -276,7 +276,7 @@ pub async fn start_upload(
     if planned.iter().any(|(_, check, _)| check != "link") {
         // Before any URL exists: what its URLs write once the upload is over is removed
         // until the last of them has expired (an S3 URL cannot be refused at use).
-        note_staging_sweep(app, &project, &version, &upload_id, ttl).await?;
+        super::staging::note_sweep(app, &project, &version, &upload_id, ttl).await?;
     }
     create_version(app, &record).await?;
 
@@ -739,108 +739,6 @@ pub struct PurgeReport {
     pub staged_orphans: usize,
 }
 
-/// An upload whose presigned URLs may still write its staging area
-/// ([`keys::staging_sweep`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StagingSweep {
-    project: String,
-    version: String,
-    upload_id: String,
-    /// When the last of its URLs expires (and a margin for clocks).
-    until: DateTime<Utc>,
-}
-
-/// Margin past a URL's expiry for the clocks of storage and replicas.
-const SWEEP_CLOCK_MARGIN_SECS: i64 = 300;
-
-/// Records that upload `upload_id`'s URLs, living `ttl`, may write its staging area.
-async fn note_staging_sweep(
-    app: &AppState,
-    project: &str,
-    version: &str,
-    upload_id: &str,
-    ttl: Duration,
-) -> Result<()> {
-    let lifetime = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    let until = Utc::now()
-        .checked_add_signed(lifetime)
-        .and_then(|at| at.checked_add_signed(chrono::Duration::seconds(SWEEP_CLOCK_MARGIN_SECS)))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    let sweep = StagingSweep {
-        project: project.to_owned(),
-        version: version.to_owned(),
-        upload_id: upload_id.to_owned(),
-        until,
-    };
-    write_record(
-        app,
-        &keys::staging_sweep(upload_id),
-        &sweep,
-        PutCondition::None,
-    )
-    .await?;
-    Ok(())
-}
-
-/// Removes what presigned URLs wrote into the staging area of uploads that are over
-/// (completed, aborted, purged, deleted, or replaced by another upload of the version name):
-/// a URL is checked when used only on local storage, so on S3 a URL used after its upload
-/// ended writes an object nothing reads. An upload's record goes once its URLs have all
-/// expired. Answers how many objects were removed.
-async fn sweep_staging(app: &AppState, now: DateTime<Utc>) -> Result<usize, String> {
-    let sweeps = app
-        .storage
-        .list_all(&keys::staging_sweeps_prefix())
-        .await
-        .map_err(|error| error.to_string())?;
-    let mut removed = 0;
-    for object in sweeps {
-        // One upload's trouble (an unreadable record, a failing delete) is logged and tried
-        // again at the next purge; it does not hold up the others.
-        match sweep_one(app, &object.key, now).await {
-            Ok(count) => removed += count,
-            Err(error) => {
-                tracing::warn!(key = object.key, %error, "purge: staging area not swept");
-            }
-        }
-    }
-    Ok(removed)
-}
-
-/// [`sweep_staging`] for the upload recorded at `key`.
-async fn sweep_one(app: &AppState, key: &str, now: DateTime<Utc>) -> Result<usize> {
-    let Some((sweep, _)) = read_record::<StagingSweep>(app, key).await? else {
-        return Ok(0);
-    };
-    let record =
-        read_record::<VersionRecord>(app, &keys::version_record(&sweep.project, &sweep.version))
-            .await?;
-    let going_on = record.is_some_and(|(record, _)| {
-        record.status == VersionStatus::Uploading
-            && record.upload_id.as_deref() == Some(sweep.upload_id.as_str())
-    });
-    if going_on {
-        return Ok(0);
-    }
-    let prefix = keys::upload_staging_prefix(&sweep.project, &sweep.version, &sweep.upload_id);
-    let mut removed = 0;
-    for staged in app.storage.list_all(&prefix).await? {
-        match app.storage.delete(&staged.key).await {
-            Ok(()) => removed += 1,
-            Err(error) if error.is_not_found() => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    if now > sweep.until {
-        match app.storage.delete(key).await {
-            Ok(()) => {}
-            Err(error) if error.is_not_found() => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(removed)
-}
-
 /// The scheduled purge's body: deletes uploads not completed by their `complete_before` and
 /// transient versions past their `expires_at`, and re-indexes what it removed.
 pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeReport, String> {
@@ -913,7 +811,7 @@ pub async fn purge_expired(app: &AppState, now: DateTime<Utc>) -> Result<PurgeRe
             }
         }
     }
-    report.staged_orphans = sweep_staging(app, now).await?;
+    report.staged_orphans = super::staging::sweep(app, now).await?;
     Ok(report)
 }
 

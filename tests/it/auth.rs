@@ -552,20 +552,24 @@ async fn assert_bad_external_tokens_refused(
     }
 }
 
+/// Settings trusting the test identity provider's keys (`jwks_path`): its issuer and audience,
+/// `upn` as the username, `memberOf` groups kept when they start with `CN=ML-`, `trove` as
+/// the role claim.
+fn trust_the_test_idp(settings: &mut trove::config::Settings, jwks_path: &std::path::Path) {
+    settings.oidc.jwks_file = Some(jwks_path.to_path_buf());
+    settings.oidc.issuer = Some("https://idp.example".into());
+    settings.oidc.audience = Some("trove-api".into());
+    settings.oidc.group_pattern = "^CN=ML-".into();
+    settings.oidc.username_claim = "upn".into();
+    settings.oidc.groups_claim = "memberOf".into();
+    settings.oidc.role_claim = "trove".into();
+}
+
 #[tokio::test]
 async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
     let (rsa, ec, _jwks_dir, jwks_path) = idp_keys_and_jwks();
 
-    let app = TestApp::local_with(|settings| {
-        settings.oidc.jwks_file = Some(jwks_path.clone());
-        settings.oidc.issuer = Some("https://idp.example".into());
-        settings.oidc.audience = Some("trove-api".into());
-        settings.oidc.group_pattern = "^CN=ML-".into();
-        settings.oidc.username_claim = "upn".into();
-        settings.oidc.groups_claim = "memberOf".into();
-        settings.oidc.role_claim = "trove".into();
-    })
-    .await;
+    let app = TestApp::local_with(|settings| trust_the_test_idp(settings, &jwks_path)).await;
     let claims = |extra: Value| {
         let mut base = json!({"iss": "https://idp.example", "aud": "trove-api", "exp": now() + 600,
             "iat": now(), "upn": "dana",
@@ -632,13 +636,7 @@ async fn an_external_callers_upload_urls_are_decided_when_used() {
     use crate::common::artifacts::{create_project, wait_job};
     let (rsa, _ec, _jwks_dir, jwks_path) = idp_keys_and_jwks();
     let app = crate::common::BackendApp::start_with(crate::common::Backend::Local, |settings| {
-        settings.oidc.jwks_file = Some(jwks_path.clone());
-        settings.oidc.issuer = Some("https://idp.example".into());
-        settings.oidc.audience = Some("trove-api".into());
-        settings.oidc.group_pattern = "^CN=ML-".into();
-        settings.oidc.username_claim = "upn".into();
-        settings.oidc.groups_claim = "memberOf".into();
-        settings.oidc.role_claim = "trove".into();
+        trust_the_test_idp(settings, &jwks_path);
     })
     .await;
     let dana = sign(

@@ -56,6 +56,18 @@ fn url_lifetime(url: &str) -> i64 {
         .unwrap()
 }
 
+/// The version record as stored (with what answers leave out).
+async fn stored_version_record(app: &TestApp, project: &str, version: &str) -> Value {
+    use trove::storage::ObjectStoreExt as _;
+    let (record, _) = app
+        .state
+        .storage
+        .get_bytes(&trove::storage::keys::version_record(project, version))
+        .await
+        .unwrap();
+    serde_json::from_slice(&record).unwrap()
+}
+
 async fn download(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
     let response = app
         .get_as(&format!("/files/{}?redirect=false", enc(id)), token)
@@ -228,14 +240,7 @@ async fn an_api_keys_upload_urls_stop_when_the_key_does() {
             .unwrap_or_else(|| panic!("no url for {path}: {upload}"))
             .to_owned()
     };
-    use trove::storage::ObjectStoreExt as _;
-    let (record, _) = app
-        .state
-        .storage
-        .get_bytes(&trove::storage::keys::version_record("p", "v1"))
-        .await
-        .unwrap();
-    let record: Value = serde_json::from_slice(&record).unwrap();
+    let record = stored_version_record(&app, "p", "v1").await;
     assert_eq!(record["created_by"], "machine:ci-bot");
     assert_eq!(record["upload_key"], json!(id));
     let answered = app
@@ -349,13 +354,7 @@ async fn what_a_url_writes_after_its_upload_ended_is_removed(backend: Backend) {
     assert_eq!(put_url(&url, b"a").await, 200);
     complete(&app, &alice, "p", "v1", None).await;
     let late = put_url(&url, b"written after the completion").await;
-    let (record, _) = app
-        .state
-        .storage
-        .get_bytes(&trove::storage::keys::version_record("p", "v1"))
-        .await
-        .unwrap();
-    let record: Value = serde_json::from_slice(&record).unwrap();
+    let record = stored_version_record(&app, "p", "v1").await;
     let upload_id = record["upload_id"].as_str().unwrap().to_owned();
     match backend {
         Backend::Local => {
