@@ -13,8 +13,8 @@
 //!   after completion, abort or purge writes only into a staging area that nothing reads.
 //!
 //! A presigned URL cannot be refused at use on S3 (it checks only the signature): what one
-//! writes after its upload ended is removed by the scheduled purge ([`sweep`]), from a record
-//! each upload with URLs writes before any URL exists ([`note_sweep`]).
+//! writes after its upload ended is removed by the scheduled purge (`sweep`), from a record
+//! each upload with URLs writes before any URL exists (`note_sweep`).
 //!
 //! Path clashes (`x` then `x/y`, `d/b` then `d`) are refused as `409 path_conflict` before
 //! anything is stored.
