@@ -73,6 +73,7 @@ pub async fn post_namespace(
         state: LifecycleState::Active,
         auto_create: request.auto_create,
         deleting: false,
+        deleting_since: None,
         generation: uuid::Uuid::new_v4().simple().to_string(),
     };
     let event = AuditEvent::new("namespace.create")

@@ -374,6 +374,7 @@ pub async fn delete_namespace(app: &AppState, namespace: &str) -> Result<()> {
         .await?
         .ok_or_else(|| Error::not_found(format!("no namespace {namespace}")))?;
     record.deleting = true;
+    record.deleting_since = Some(Utc::now());
     let marked = write_record(app, &key, &record, PutCondition::IfMatch(etag))
         .await
         .map_err(|error| changed_meanwhile(error, namespace))?;
@@ -424,10 +425,78 @@ async fn held_projects(app: &AppState, namespace: &str) -> Result<BTreeSet<Strin
 /// Takes back the `deleting` mark of a refused deletion, unless the record changed since.
 async fn unmark(app: &AppState, mut record: NamespaceRecord, etag: String) {
     record.deleting = false;
+    record.deleting_since = None;
     let key = keys::namespace_record(&record.name);
     if let Err(error) = write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
         tracing::warn!(namespace = %record.name, %error, "deletion mark not taken back");
     }
+}
+
+/// How old a `deleting` mark must be before the scheduled purge takes it back. A deletion
+/// marks, looks for projects (a listing and an index search, each bounded by the storage
+/// timeout) and deletes or unmarks within seconds; a mark this old was left by one that died
+/// in between, and would otherwise refuse every project creation in the namespace until an
+/// admin asked for the deletion again.
+pub const STALE_DELETION_MARK: TimeDelta = TimeDelta::minutes(15);
+
+/// Takes back the `deleting` marks that deletions which died left behind (older than
+/// [`STALE_DELETION_MARK`], or without a time), each only if its record is unchanged since it
+/// was read. The namespace stays, as a refused deletion leaves it; the admin who asked for
+/// the deletion can ask again. Answers the namespaces released.
+///
+/// # Errors
+///
+/// Storage failures of the listing; a record that cannot be read or written is logged and
+/// skipped.
+pub async fn release_stale_deletion_marks(
+    app: &AppState,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let prefix = keys::namespaces_prefix();
+    let names: Vec<String> = app
+        .storage
+        .list_all(&prefix)
+        .await?
+        .iter()
+        .filter_map(|object| {
+            object
+                .key
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix("/namespace.json"))
+        })
+        .filter(|name| names::validate_namespace(name).is_ok())
+        .map(str::to_owned)
+        .collect();
+    let mut released = Vec::new();
+    for name in names {
+        let key = keys::namespace_record(&name);
+        let (mut record, etag) = match read_record::<NamespaceRecord>(app, &key).await {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(namespace = %name, %error, "namespace record unreadable");
+                continue;
+            }
+        };
+        let stale = record
+            .deleting_since
+            .is_none_or(|since| now.signed_duration_since(since) >= STALE_DELETION_MARK);
+        if !record.deleting || !stale {
+            continue;
+        }
+        record.deleting = false;
+        record.deleting_since = None;
+        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
+            Ok(_) => {
+                tracing::warn!(namespace = %name, "stale deletion mark taken back");
+                released.push(name);
+            }
+            Err(error) => {
+                tracing::warn!(namespace = %name, %error, "stale deletion mark not taken back");
+            }
+        }
+    }
+    Ok(released)
 }
 
 /// A conditional write that lost to another change: `409 conflict` (the caller sent no

@@ -147,8 +147,9 @@ pub fn spawn_expiry_reindexer(app: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// Runs the purge once (the scheduled job's body): uploads not completed by their deadline
-/// and expired transient versions are deleted and re-indexed, and what presigned URLs wrote
-/// into the staging area of uploads already over is removed.
+/// and expired transient versions are deleted and re-indexed, what presigned URLs wrote
+/// into the staging area of uploads already over is removed, and the `deleting` marks of
+/// namespace deletions that died are taken back.
 pub async fn run_purge(app: &AppState) -> Result<crate::catalog::uploads::PurgeReport, String> {
     let now = chrono::Utc::now();
     let report = crate::catalog::uploads::purge_expired(app, now).await?;
@@ -159,6 +160,9 @@ pub async fn run_purge(app: &AppState) -> Result<crate::catalog::uploads::PurgeR
         Ok(0) => {}
         Ok(deleted) => tracing::info!(deleted, "change feed compacted"),
         Err(error) => tracing::warn!(%error, "change feed not compacted"),
+    }
+    if let Err(error) = crate::catalog::namespaces::release_stale_deletion_marks(app, now).await {
+        tracing::warn!(%error, "stale namespace deletion marks not looked for");
     }
     match app
         .jobs

@@ -230,6 +230,12 @@ pub struct NamespaceRecord {
     /// project is ever left in a deleted namespace. Cleared again when the deletion is refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// When the `deleting` mark was set: a mark older than a deletion can take was left by a
+    /// deletion that died (a crash, a lost connection to storage) and is taken back by the
+    /// scheduled purge. A mark without it (written before it existed) counts as old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub deleting_since: Option<chrono::DateTime<chrono::Utc>>,
     /// A fresh id for each creation of the name, so a namespace deleted and created again
     /// is never byte-identical to the one before: on S3 an ETag is the digest of the content,
     /// and a project creation authorized against the earlier namespace compares ETags

@@ -1190,3 +1190,97 @@ async fn a_graceful_stop_lets_the_next_start_open_reads_after_the_feed() {
     let status = server.ok(Method::GET, "/status", None, None).await.json();
     assert_eq!(status["reads_opened"]["after"], "sync_check", "{status}");
 }
+
+/// Dies after a namespace deletion marked the namespace `deleting`, before it looked for its
+/// projects: after restart the namespace is still there and refuses creations while the mark
+/// could belong to a deletion in progress; once the mark is older than any deletion takes
+/// (aged here by rewriting its time, as 15 minutes passing would), the scheduled purge takes
+/// it back and creations work again — no admin has to ask for the deletion a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
+    let (scene, server, root) = scene().await;
+    server
+        .ok(
+            Method::POST,
+            "/namespaces",
+            Some(&root),
+            Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
+        )
+        .await;
+    drop(server);
+    let server = Server::start(&scene.data_dir, Some("namespace.delete.marked")).await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    assert!(
+        server
+            .send(Method::DELETE, "/namespaces/team", Some(&root), None)
+            .await
+            .is_none(),
+        "the deletion was answered"
+    );
+    server.wait_for_death().await;
+
+    let project = |id: &str| json!({"project_id": id, "title": id, "type": "MODEL", "visibility": "private", "namespace": "team"});
+    let record_path = scene
+        .data_dir
+        .join("objects/..meta/namespaces/team/namespace.json");
+    {
+        // A fresh mark may be a deletion still running: even a purge every second keeps it.
+        let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
+        let root = server.login("root", ROOT_PASSWORD).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        let refused = server
+            .send(
+                Method::POST,
+                "/projects",
+                Some(&root),
+                Some(project("early").to_string().into_bytes()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(refused.status, StatusCode::CONFLICT);
+        server
+            .ok(Method::GET, "/namespaces/team", Some(&root), None)
+            .await;
+    }
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    assert_eq!(record["deleting"], json!(true), "{record}");
+    let since: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(record["deleting_since"].clone()).unwrap();
+    record["deleting_since"] = json!(since - chrono::TimeDelta::minutes(16));
+    std::fs::write(&record_path, record.to_string()).unwrap();
+
+    let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer = server
+            .send(
+                Method::POST,
+                "/projects",
+                Some(&root),
+                Some(project("late").to_string().into_bytes()),
+            )
+            .await
+            .unwrap();
+        if answer.status == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::CONFLICT);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stale mark was never taken back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    assert!(record.get("deleting").is_none(), "{record}");
+    assert!(record.get("deleting_since").is_none(), "{record}");
+    // The namespace now holds a project: a deletion is refused, and takes its own mark back.
+    let refused = server
+        .send(Method::DELETE, "/namespaces/team", Some(&root), None)
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    drop(server);
+    scene.restart_and_check().await;
+}

@@ -1224,3 +1224,65 @@ async fn a_claim_left_by_a_crashed_creation_holds_a_namespace_for_15_minutes_onl
         .await
         .assert_status(StatusCode::NO_CONTENT);
 }
+
+/// The purge takes back only the `deleting` marks no deletion can still be behind: one older
+/// than a deletion takes, or one without a time (written before marks had one) — never a
+/// fresh one, whose deletion may be looking for projects right now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purge_takes_back_only_deletion_marks_no_deletion_is_behind() {
+    use trove::storage::ObjectStoreExt as _;
+    let (app, _clock, admin) = movable_clock_instance().await;
+    create_namespace(&app, &admin, "team").await;
+    let record_key = trove::storage::keys::namespace_record("team");
+    let mark = |since: Option<chrono::DateTime<chrono::Utc>>| {
+        let app = &app;
+        let record_key = &record_key;
+        async move {
+            let bytes = app.state.storage.get_bytes(record_key).await.unwrap().0;
+            let mut record: Value = serde_json::from_slice(&bytes).unwrap();
+            record["deleting"] = json!(true);
+            match since {
+                Some(since) => record["deleting_since"] = json!(since),
+                None => {
+                    record.as_object_mut().unwrap().remove("deleting_since");
+                }
+            }
+            app.state
+                .storage
+                .put_bytes(record_key, record.to_string().into(), Default::default())
+                .await
+                .unwrap();
+        }
+    };
+    let marked = || async {
+        let bytes = app.state.storage.get_bytes(&record_key).await.unwrap().0;
+        serde_json::from_slice::<Value>(&bytes).unwrap()["deleting"] == json!(true)
+    };
+    let purge = || async {
+        trove::jobs::schedule::run_purge(&app.state).await.unwrap();
+    };
+    let now = chrono::Utc::now();
+
+    mark(Some(now - chrono::TimeDelta::minutes(14))).await;
+    purge().await;
+    assert!(
+        marked().await,
+        "a deletion 14 minutes old may still be running"
+    );
+
+    mark(Some(now - chrono::TimeDelta::minutes(16))).await;
+    purge().await;
+    assert!(!marked().await, "a 16-minute-old mark was left");
+
+    mark(None).await;
+    purge().await;
+    assert!(!marked().await, "a mark without a time was left");
+
+    app.post_json(
+        "/projects",
+        &admin,
+        &json!({"project_id": "after", "title": "T", "type": "MODEL", "namespace": "team"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+}
