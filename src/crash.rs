@@ -28,3 +28,23 @@ pub fn point(point: &str) {
         std::process::abort();
     }
 }
+
+/// The variable naming the pause point to wait at (tests only, like [`CRASH_AT_ENV`]).
+pub const PAUSE_AT_ENV: &str = "TROVE_TEST_PAUSE_AT";
+
+/// How long a pause point waits, in milliseconds (default 3,000).
+pub const PAUSE_MS_ENV: &str = "TROVE_TEST_PAUSE_MS";
+
+/// Waits when [`PAUSE_AT_ENV`] names `point` — what a process stalled at that moment (paused,
+/// swapped out, starved) does, so a test can change storage under an operation in flight;
+/// does nothing otherwise. The points: `namespace.delete.checked` (a namespace deletion found
+/// no project and has not re-read its record).
+pub async fn pause(point: &str) {
+    if std::env::var_os(PAUSE_AT_ENV).is_some_and(|value| value == point) {
+        let millis = std::env::var(PAUSE_MS_ENV)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(3_000);
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+}

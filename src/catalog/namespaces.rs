@@ -396,6 +396,14 @@ pub async fn delete_namespace(app: &AppState, namespace: &str) -> Result<()> {
             ),
         ));
     }
+    crate::crash::pause("namespace.delete.checked").await;
+    // Still the record this deletion marked? A deletion stalled past `STALE_DELETION_MARK`
+    // may have had its mark taken back by the purge, and a creation may have claimed a
+    // project since: that claim is not in what was looked at, so give up rather than delete.
+    match read_record::<NamespaceRecord>(app, &key).await? {
+        Some((_, now)) if now == marked => {}
+        _ => return Err(changed_meanwhile_conflict(namespace)),
+    }
     app.profiles
         .delete_profile(&ProfileLocation::Namespace(namespace.to_owned()))
         .await
@@ -503,11 +511,16 @@ pub async fn release_stale_deletion_marks(
 /// `If-Match`; retrying is the answer).
 fn changed_meanwhile(error: Error, namespace: &str) -> Error {
     if error.code() == ErrorCode::PreconditionFailed {
-        Error::new(
-            ErrorCode::Conflict,
-            format!("namespace {namespace} changed meanwhile; retry"),
-        )
+        changed_meanwhile_conflict(namespace)
     } else {
         error
     }
+}
+
+/// `409 conflict`: the namespace record changed under the request; retrying is the answer.
+fn changed_meanwhile_conflict(namespace: &str) -> Error {
+    Error::new(
+        ErrorCode::Conflict,
+        format!("namespace {namespace} changed meanwhile; retry"),
+    )
 }

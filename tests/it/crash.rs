@@ -1284,3 +1284,84 @@ async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
     drop(server);
     scene.restart_and_check().await;
 }
+
+/// A namespace deletion stalled after it found no project (a paused process): meanwhile its
+/// mark is taken back (as the purge does with a mark 15 minutes old; here the test rewrites
+/// the record) and a project is created in the namespace. When the deletion resumes it sees
+/// that the record is no longer the one it marked and gives up: the namespace and its new
+/// project stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deletion_that_stalled_past_its_mark_deletes_nothing() {
+    let (scene, server, root) = scene().await;
+    server
+        .ok(
+            Method::POST,
+            "/namespaces",
+            Some(&root),
+            Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
+        )
+        .await;
+    drop(server);
+    let server = Server::start_with_env(
+        &scene.data_dir,
+        None,
+        &[
+            ("TROVE_TEST_PAUSE_AT", "namespace.delete.checked"),
+            ("TROVE_TEST_PAUSE_MS", "3000"),
+        ],
+    )
+    .await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    let record_path = scene
+        .data_dir
+        .join("objects/..meta/namespaces/team/namespace.json");
+    let project = json!({"project_id": "late", "title": "late", "type": "MODEL", "visibility": "private", "namespace": "team"});
+    let (deletion, created) = tokio::join!(
+        server.send(Method::DELETE, "/namespaces/team", Some(&root), None),
+        async {
+            // The deletion has marked the record and found nothing; take its mark back.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut record: Value = loop {
+                let record: Value =
+                    serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+                if record["deleting"] == json!(true) {
+                    break record;
+                }
+                assert!(std::time::Instant::now() < deadline, "never marked");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let object = record.as_object_mut().unwrap();
+            object.remove("deleting");
+            object.remove("deleting_since");
+            let written = record_path.with_extension("rewritten");
+            std::fs::write(&written, record.to_string()).unwrap();
+            std::fs::rename(&written, &record_path).unwrap();
+            server
+                .send(
+                    Method::POST,
+                    "/projects",
+                    Some(&root),
+                    Some(project.to_string().into_bytes()),
+                )
+                .await
+                .unwrap()
+        }
+    );
+    assert_eq!(created.status, StatusCode::CREATED);
+    let deletion = deletion.unwrap();
+    assert_eq!(
+        deletion.status,
+        StatusCode::CONFLICT,
+        "{:?}",
+        deletion.bytes
+    );
+    server
+        .ok(Method::GET, "/namespaces/team", Some(&root), None)
+        .await;
+    let kept = server
+        .ok(Method::GET, "/projects/late", Some(&root), None)
+        .await
+        .json();
+    assert_eq!(kept["namespace"], json!("team"), "{kept}");
+}
