@@ -12,6 +12,7 @@ pub mod error;
 pub mod file_listing;
 pub mod files;
 pub mod members;
+pub mod namespace_deletion;
 pub mod namespaces;
 pub mod permissions;
 pub mod projects;

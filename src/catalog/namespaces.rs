@@ -1,33 +1,26 @@
 //! Namespaces as domain operations: creating one (record and the profile its visibility
 //! stands for), applying a PATCH and writing it, the projects a namespace holds (an index
-//! search) and re-indexing them when what they inherit changes, and deleting an empty one.
-//!
-//! A project created in a namespace first writes a *claim* under
-//! `..meta/namespace-projects/<ns>/` and then re-reads the namespace record; a deletion first
-//! marks the record `deleting` and then looks for claims. Storage is read-after-write
-//! consistent, so one of the two always sees the other: either the deletion finds the claim
-//! and is refused, or the creation finds the mark (or a changed record) and gives up. No
-//! replica's index is trusted for this: a project created on another replica a moment ago
-//! may not be in it yet.
+//! search) and re-indexing them when what they inherit changes. Claims and deleting an empty
+//! one are in [`super::namespace_deletion`] (re-exported here).
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use chrono::{DateTime, TimeDelta, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
 use serde_json::json;
 
+pub use super::namespace_deletion::{
+    Claim, STALE_DELETION_MARK, claim_project, claimed_projects, delete_namespace, release_claim,
+    release_stale_deletion_marks,
+};
 use super::permissions::merge_profile;
-use super::projects::{create_record, index_error, publish, read_record, write_record};
+use super::projects::{create_record, index_error, publish, write_record};
 use super::target::{NamespaceView, load_namespace};
 use super::{Error, Result};
 use crate::app::AppState;
-use crate::error::ErrorCode;
 use crate::feed::Change;
 use crate::model::names;
-use crate::model::records::{NamespaceRecord, NamespaceVisibility, ProjectRecord};
+use crate::model::records::{NamespaceRecord, NamespaceVisibility};
 use crate::permissions::{AccessRule, LifecycleState, Profile, ProfileLocation, ProfileScope};
-use crate::storage::{ObjectStoreExt as _, PutCondition, PutOptions, keys};
+use crate::storage::{PutCondition, keys};
 
 /// The read rule a namespace's visibility stands for.
 pub fn read_rule(visibility: NamespaceVisibility) -> AccessRule {
@@ -225,243 +218,10 @@ pub async fn update_namespace(
 /// Namespaces loaded at once by `GET /namespaces`.
 const NAMESPACE_READS: usize = 16;
 
-/// Every namespace that exists with its record and profile chain (read concurrently),
-/// unfiltered: the caller decides which it may see.
-pub async fn load_all(app: &AppState) -> Result<Vec<NamespaceView>> {
-    let objects = app.storage.list_all(&keys::namespaces_prefix()).await?;
-    let names: Vec<String> = objects
-        .iter()
-        .filter_map(|object| {
-            object
-                .key
-                .strip_prefix(&keys::namespaces_prefix())
-                .and_then(|rest| rest.strip_suffix("/namespace.json"))
-        })
-        .filter(|name| names::validate_namespace(name).is_ok())
-        .map(str::to_owned)
-        .collect();
-    // Each namespace's record and profile chain, read concurrently rather than one by one.
-    let views: Vec<Option<NamespaceView>> = futures::stream::iter(names)
-        .map(|name| async move { load_namespace(app, &name).await })
-        .buffered(NAMESPACE_READS)
-        .try_collect()
-        .await?;
-    Ok(views.into_iter().flatten().collect())
-}
-
-/// How long a claim whose project record does not exist (or names another namespace) counts
-/// as a creation still in flight. An older one was left by a creation that failed or crashed
-/// before it could take its claim back, and holds nothing.
-const CLAIM_IN_FLIGHT: TimeDelta = TimeDelta::minutes(15);
-
-/// Claims read at once when a deletion looks for the projects of a namespace.
-const CLAIM_READS: usize = 16;
-
-/// One creation's claim of a project in a namespace ([`claim_project`]); give it back with
-/// [`release_claim`] when the creation fails.
-#[derive(Debug)]
-#[must_use]
-pub struct Claim {
-    key: String,
-}
-
-/// Claims `project` in `namespace` for a creation that was authorized against the namespace
-/// record with ETag `etag`: writes the claim, then re-reads the record. The creation may go
-/// on only when the record is unchanged — a deletion marks it `deleting` before it looks for
-/// claims, so either it sees this claim, or this re-read sees its mark.
-///
-/// # Errors
-///
-/// `409 conflict` when the namespace changed or is being deleted meanwhile (the claim is
-/// given back), `404` when it is gone; storage failures.
-pub async fn claim_project(
-    app: &AppState,
-    namespace: &str,
-    project: &str,
-    etag: &str,
-) -> Result<Claim> {
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let claim = Claim {
-        key: keys::namespace_claim(namespace, project, &id),
-    };
-    let body = json!({"project_id": project}).to_string();
-    app.storage
-        .put_bytes(&claim.key, body.into(), PutOptions::default())
-        .await?;
-    let current = read_record::<NamespaceRecord>(app, &keys::namespace_record(namespace)).await;
-    let refusal = match current {
-        Ok(Some((record, now))) if now == etag && !record.deleting => return Ok(claim),
-        Ok(Some((record, _))) if record.deleting => Error::new(
-            ErrorCode::Conflict,
-            format!("namespace {namespace} is being deleted"),
-        ),
-        Ok(Some(_)) => Error::new(
-            ErrorCode::Conflict,
-            format!("namespace {namespace} changed while project {project} was created; retry"),
-        ),
-        Ok(None) => Error::not_found(format!("no namespace {namespace}")),
-        Err(error) => error,
-    };
-    release_claim(app, claim).await;
-    Err(refusal)
-}
-
-/// Gives back the claim of a creation that failed. A claim that cannot be deleted holds
-/// nothing once it is 15 minutes old without its project.
-pub async fn release_claim(app: &AppState, claim: Claim) {
-    if let Err(error) = app.storage.delete(&claim.key).await {
-        tracing::warn!(key = %claim.key, %error, "namespace claim not given back");
-    }
-}
-
-/// The projects claimed in `namespace` that are in it, or may be about to be: every claim
-/// whose project record names the namespace, and every project whose newest claim is younger
-/// than 15 minutes (a creation in flight). Read from storage, never the index.
-///
-/// # Errors
-///
-/// Storage failures, a corrupt project record.
-pub async fn claimed_projects(
-    app: &AppState,
-    namespace: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<String>> {
-    let prefix = keys::namespace_claims_prefix(namespace);
-    let mut newest: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    for claim in app.storage.list_all(&prefix).await? {
-        let Some((project, _)) = claim
-            .key
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            continue;
-        };
-        if names::validate_project_id(project).is_err() {
-            continue;
-        }
-        let latest = newest
-            .entry(project.to_owned())
-            .or_insert(claim.last_modified);
-        *latest = (*latest).max(claim.last_modified);
-    }
-    let held: Vec<Option<String>> = futures::stream::iter(newest)
-        .map(|(project, latest)| async move {
-            let record = read_record::<ProjectRecord>(app, &keys::project_record(&project)).await?;
-            let in_namespace =
-                record.is_some_and(|(record, _)| record.namespace.as_deref() == Some(namespace));
-            let in_flight = now.signed_duration_since(latest) < CLAIM_IN_FLIGHT;
-            Ok::<_, Error>((in_namespace || in_flight).then_some(project))
-        })
-        .buffered(CLAIM_READS)
-        .try_collect()
-        .await?;
-    Ok(held.into_iter().flatten().collect())
-}
-
-/// Deletes an empty namespace: marks its record `deleting` (so no creation can slip in),
-/// looks for its projects — its claims in storage, and the index for projects created before
-/// claims existed — and, when there are none, deletes its profile, its claims and its record.
-/// A refused deletion takes its mark back.
-///
-/// # Errors
-///
-/// `404` when there is no such namespace; `409 namespace_not_empty` when it holds projects
-/// (or a creation is in flight); `409 conflict` when the record changed meanwhile; storage
-/// failures.
-pub async fn delete_namespace(app: &AppState, namespace: &str) -> Result<()> {
-    let key = keys::namespace_record(namespace);
-    let (mut record, etag) = read_record::<NamespaceRecord>(app, &key)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no namespace {namespace}")))?;
-    record.deleting = true;
-    record.deleting_since = Some(Utc::now());
-    let marked = write_record(app, &key, &record, PutCondition::IfMatch(etag))
-        .await
-        .map_err(|error| changed_meanwhile(error, namespace))?;
-    crate::crash::point("namespace.delete.marked");
-    let held = match held_projects(app, namespace).await {
-        Ok(held) => held,
-        Err(error) => {
-            unmark(app, record, marked).await;
-            return Err(error);
-        }
-    };
-    if !held.is_empty() {
-        unmark(app, record, marked).await;
-        return Err(Error::new(
-            ErrorCode::NamespaceNotEmpty,
-            format!(
-                "namespace {namespace} holds {} project(s); delete or move them first",
-                held.len()
-            ),
-        ));
-    }
-    crate::crash::pause("namespace.delete.checked").await;
-    // Still the record this deletion marked? A deletion stalled past `STALE_DELETION_MARK`
-    // may have had its mark taken back by the purge, and a creation may have claimed a
-    // project since: that claim is not in what was looked at, so give up rather than delete.
-    match read_record::<NamespaceRecord>(app, &key).await? {
-        Some((_, now)) if now == marked => {}
-        _ => return Err(changed_meanwhile_conflict(namespace)),
-    }
-    app.profiles
-        .delete_profile(&ProfileLocation::Namespace(namespace.to_owned()))
-        .await
-        .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
-    for claim in app
-        .storage
-        .list_all(&keys::namespace_claims_prefix(namespace))
-        .await?
-    {
-        app.storage.delete(&claim.key).await?;
-    }
-    app.storage.delete(&key).await?;
-    Ok(())
-}
-
-/// The projects that keep `namespace` from being deleted: its claims, and what the index
-/// knows (projects created before claims were written).
-async fn held_projects(app: &AppState, namespace: &str) -> Result<BTreeSet<String>> {
-    let mut held: BTreeSet<String> = claimed_projects(app, namespace, app.clock.now())
-        .await?
-        .into_iter()
-        .collect();
-    held.extend(namespace_projects(app, namespace).await?);
-    Ok(held)
-}
-
-/// Takes back the `deleting` mark of a refused deletion, unless the record changed since.
-async fn unmark(app: &AppState, mut record: NamespaceRecord, etag: String) {
-    record.deleting = false;
-    record.deleting_since = None;
-    let key = keys::namespace_record(&record.name);
-    if let Err(error) = write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
-        tracing::warn!(namespace = %record.name, %error, "deletion mark not taken back");
-    }
-}
-
-/// How old a `deleting` mark must be before the scheduled purge takes it back. A deletion
-/// marks, looks for projects (a listing and an index search, each bounded by the storage
-/// timeout) and deletes or unmarks within seconds; a mark this old was left by one that died
-/// in between, and would otherwise refuse every project creation in the namespace until an
-/// admin asked for the deletion again.
-pub const STALE_DELETION_MARK: TimeDelta = TimeDelta::minutes(15);
-
-/// Takes back the `deleting` marks that deletions which died left behind (older than
-/// [`STALE_DELETION_MARK`], or without a time), each only if its record is unchanged since it
-/// was read. The namespace stays, as a refused deletion leaves it; the admin who asked for
-/// the deletion can ask again. Answers the namespaces released.
-///
-/// # Errors
-///
-/// Storage failures of the listing; a record that cannot be read or written is logged and
-/// skipped.
-pub async fn release_stale_deletion_marks(
-    app: &AppState,
-    now: DateTime<Utc>,
-) -> Result<Vec<String>> {
+/// The names of the namespaces that have a record (one listing of `..meta/namespaces/`).
+pub(super) async fn namespace_names(app: &AppState) -> Result<Vec<String>> {
     let prefix = keys::namespaces_prefix();
-    let names: Vec<String> = app
+    Ok(app
         .storage
         .list_all(&prefix)
         .await?
@@ -474,53 +234,18 @@ pub async fn release_stale_deletion_marks(
         })
         .filter(|name| names::validate_namespace(name).is_ok())
         .map(str::to_owned)
-        .collect();
-    let mut released = Vec::new();
-    for name in names {
-        let key = keys::namespace_record(&name);
-        let (mut record, etag) = match read_record::<NamespaceRecord>(app, &key).await {
-            Ok(Some(found)) => found,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::warn!(namespace = %name, %error, "namespace record unreadable");
-                continue;
-            }
-        };
-        let stale = record
-            .deleting_since
-            .is_none_or(|since| now.signed_duration_since(since) >= STALE_DELETION_MARK);
-        if !record.deleting || !stale {
-            continue;
-        }
-        record.deleting = false;
-        record.deleting_since = None;
-        match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
-            Ok(_) => {
-                tracing::warn!(namespace = %name, "stale deletion mark taken back");
-                released.push(name);
-            }
-            Err(error) => {
-                tracing::warn!(namespace = %name, %error, "stale deletion mark not taken back");
-            }
-        }
-    }
-    Ok(released)
+        .collect())
 }
 
-/// A conditional write that lost to another change: `409 conflict` (the caller sent no
-/// `If-Match`; retrying is the answer).
-fn changed_meanwhile(error: Error, namespace: &str) -> Error {
-    if error.code() == ErrorCode::PreconditionFailed {
-        changed_meanwhile_conflict(namespace)
-    } else {
-        error
-    }
-}
-
-/// `409 conflict`: the namespace record changed under the request; retrying is the answer.
-fn changed_meanwhile_conflict(namespace: &str) -> Error {
-    Error::new(
-        ErrorCode::Conflict,
-        format!("namespace {namespace} changed meanwhile; retry"),
-    )
+/// Every namespace that exists with its record and profile chain (read concurrently),
+/// unfiltered: the caller decides which it may see.
+pub async fn load_all(app: &AppState) -> Result<Vec<NamespaceView>> {
+    let names = namespace_names(app).await?;
+    // Each namespace's record and profile chain, read concurrently rather than one by one.
+    let views: Vec<Option<NamespaceView>> = futures::stream::iter(names)
+        .map(|name| async move { load_namespace(app, &name).await })
+        .buffered(NAMESPACE_READS)
+        .try_collect()
+        .await?;
+    Ok(views.into_iter().flatten().collect())
 }

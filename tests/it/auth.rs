@@ -633,7 +633,7 @@ async fn external_rs256_and_es256_tokens_are_accepted_with_filtered_groups() {
 /// stop once a profile no longer lets it write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_external_callers_upload_urls_are_decided_when_used() {
-    use crate::common::artifacts::{create_project, wait_job};
+    use crate::common::artifacts::{create_project, grant_nobody, wait_job};
     let (rsa, _ec, _jwks_dir, jwks_path) = idp_keys_and_jwks();
     let app = crate::common::BackendApp::start_with(crate::common::Backend::Local, |settings| {
         trust_the_test_idp(settings, &jwks_path);
@@ -689,14 +689,7 @@ async fn an_external_callers_upload_urls_are_decided_when_used() {
         "{}",
         answered.text()
     );
-    let removed = app
-        .put_json(
-            "/projects/p/permissions",
-            &alice,
-            &json!({"writers": [], "viewers": []}),
-        )
-        .await;
-    wait_job(&app, &alice, &removed).await;
+    grant_nobody(&app, &alice, "p").await;
     assert_eq!(put(1, b"b").await, 403);
 }
 

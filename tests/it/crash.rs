@@ -1191,13 +1191,8 @@ async fn a_graceful_stop_lets_the_next_start_open_reads_after_the_feed() {
     assert_eq!(status["reads_opened"]["after"], "sync_check", "{status}");
 }
 
-/// Dies after a namespace deletion marked the namespace `deleting`, before it looked for its
-/// projects: after restart the namespace is still there and refuses creations while the mark
-/// could belong to a deletion in progress; once the mark is older than any deletion takes
-/// (aged here by rewriting its time, as 15 minutes passing would), the scheduled purge takes
-/// it back and creations work again — no admin has to ask for the deletion a second time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
+/// The shared scene plus an empty private namespace `team`, its server stopped.
+async fn scene_with_team_namespace() -> Scene {
     let (scene, server, root) = scene().await;
     server
         .ok(
@@ -1207,7 +1202,25 @@ async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
             Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
         )
         .await;
-    drop(server);
+    scene
+}
+
+impl Scene {
+    /// Where local storage keeps the record of namespace `team`.
+    fn team_record_path(&self) -> PathBuf {
+        self.data_dir
+            .join("objects/..meta/namespaces/team/namespace.json")
+    }
+}
+
+/// Dies after a namespace deletion marked the namespace `deleting`, before it looked for its
+/// projects: after restart the namespace is still there and refuses creations while the mark
+/// could belong to a deletion in progress; once the mark is older than any deletion takes
+/// (aged here by rewriting its time, as 15 minutes passing would), the scheduled purge takes
+/// it back and creations work again — no admin has to ask for the deletion a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
+    let scene = scene_with_team_namespace().await;
     let server = Server::start(&scene.data_dir, Some("namespace.delete.marked")).await;
     let root = server.login("root", ROOT_PASSWORD).await;
     assert!(
@@ -1220,9 +1233,7 @@ async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
     server.wait_for_death().await;
 
     let project = |id: &str| json!({"project_id": id, "title": id, "type": "MODEL", "visibility": "private", "namespace": "team"});
-    let record_path = scene
-        .data_dir
-        .join("objects/..meta/namespaces/team/namespace.json");
+    let record_path = scene.team_record_path();
     {
         // A fresh mark may be a deletion still running: even a purge every second keeps it.
         let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
@@ -1292,16 +1303,7 @@ async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
 /// project stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_deletion_that_stalled_past_its_mark_deletes_nothing() {
-    let (scene, server, root) = scene().await;
-    server
-        .ok(
-            Method::POST,
-            "/namespaces",
-            Some(&root),
-            Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
-        )
-        .await;
-    drop(server);
+    let scene = scene_with_team_namespace().await;
     let server = Server::start_with_env(
         &scene.data_dir,
         None,
@@ -1312,9 +1314,7 @@ async fn a_namespace_deletion_that_stalled_past_its_mark_deletes_nothing() {
     )
     .await;
     let root = server.login("root", ROOT_PASSWORD).await;
-    let record_path = scene
-        .data_dir
-        .join("objects/..meta/namespaces/team/namespace.json");
+    let record_path = scene.team_record_path();
     let project = json!({"project_id": "late", "title": "late", "type": "MODEL", "visibility": "private", "namespace": "team"});
     let (deletion, created) = tokio::join!(
         server.send(Method::DELETE, "/namespaces/team", Some(&root), None),

@@ -118,6 +118,19 @@ pub async fn wait_job(app: &TestApp, token: &str, answer: &TestResponse) -> Valu
     panic!("job did not finish");
 }
 
+/// Leaves `project` with no writers and no viewers (its owners only) and waits for the
+/// re-index the change starts.
+pub async fn grant_nobody(app: &TestApp, token: &str, project: &str) {
+    let removed = app
+        .put_json(
+            &format!("/projects/{project}/permissions"),
+            token,
+            &json!({"writers": [], "viewers": []}),
+        )
+        .await;
+    wait_job(app, token, &removed).await;
+}
+
 pub async fn complete(
     app: &TestApp,
     token: &str,

@@ -121,14 +121,7 @@ async fn a_removed_writers_old_presigned_url_overwrites_a_stable_file(backend: B
     assert!(lifetime <= 3600 && lifetime > 3500, "{lifetime}");
     assert_eq!(put_url(&url, b"the real weights").await, 200);
 
-    let removed = app
-        .put_json(
-            "/projects/p/permissions",
-            &alice,
-            &json!({"writers": [], "viewers": []}),
-        )
-        .await;
-    wait_job(&app, &alice, &removed).await;
+    grant_nobody(&app, &alice, "p").await;
     complete(&app, &alice, "p", "v1", None).await;
     app.patch_json("/projects/p/version/v1", &alice, &json!({"stable": true}))
         .await
@@ -168,14 +161,7 @@ async fn presigned_urls_are_checked_when_used_not_only_when_made() {
         .as_str()
         .unwrap()
         .to_owned();
-    let removed = app
-        .put_json(
-            "/projects/p/permissions",
-            &alice,
-            &json!({"writers": [], "viewers": []}),
-        )
-        .await;
-    wait_job(&app, &alice, &removed).await;
+    grant_nobody(&app, &alice, "p").await;
     assert_eq!(put_url(&url, b"late").await, 403);
 
     // An aborted upload's URL does not fill a new upload of the same version name.
