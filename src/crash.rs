@@ -38,7 +38,8 @@ pub const PAUSE_MS_ENV: &str = "TROVE_TEST_PAUSE_MS";
 /// Waits when [`PAUSE_AT_ENV`] names `point` — what a process stalled at that moment (paused,
 /// swapped out, starved) does, so a test can change storage under an operation in flight;
 /// does nothing otherwise. The points: `namespace.delete.checked` (a namespace deletion found
-/// no project and has not re-read its record).
+/// no project and has not re-read its record), `sync.index_read` (a sync check read the index
+/// and has not read storage).
 pub async fn pause(point: &str) {
     if std::env::var_os(PAUSE_AT_ENV).is_some_and(|value| value == point) {
         let millis = std::env::var(PAUSE_MS_ENV)

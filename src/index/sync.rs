@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::query::{AllQuery, TermQuery};
+use tantivy::query::{AllQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocId, Score, SegmentReader, TantivyDocument, Term};
 
@@ -287,63 +287,87 @@ impl SegmentCollector for OwnerSegmentCollector {
     }
 }
 
-/// Compares every project and version of storage with the index; with `repair`, re-indexes
-/// what drifted and removes what storage no longer has.
-pub async fn check_all(
-    indexer: &Indexer,
+/// What one comparison of storage with the index found.
+#[derive(Default)]
+struct Comparison {
+    drift: Vec<Drift>,
+    projects: usize,
+    versions: usize,
+    /// Projects whose record document drifted (re-indexed whole).
+    drifted_projects: Vec<String>,
+    /// Versions that drifted (`""` for documents of no version).
+    drifted_versions: Vec<(String, String)>,
+    /// Projects the index holds and storage does not.
+    orphan_projects: BTreeSet<String>,
+}
+
+impl Comparison {
+    fn drifted(&mut self, project: &str, version: Option<&str>, reasons: Vec<String>) {
+        self.drift.push(Drift {
+            project_id: project.to_owned(),
+            version: version.map(str::to_owned),
+            reasons,
+        });
+        match version {
+            None => self.drifted_projects.push(project.to_owned()),
+            Some(version) => self
+                .drifted_versions
+                .push((project.to_owned(), version.to_owned())),
+        }
+    }
+}
+
+/// What the index holds per owner key for every document `query` matches, from fast fields.
+fn held_state(
     index: &SearchIndex,
-    repair: bool,
-) -> Result<SyncReport, IndexerError> {
-    let now = indexer.clock().now();
-    let searcher = index.searcher();
-    let mut held = searcher
-        .search(&AllQuery, &OwnerCollector)
-        .map_err(|error| IndexerError::Index(error.into()))?;
-    let mut report = SyncReport {
-        checked_at: Some(now),
-        ..SyncReport::default()
-    };
-    let mut drifted_projects: Vec<String> = Vec::new();
-    let mut drifted_versions: Vec<(String, String)> = Vec::new();
-    let projects = indexer.project_ids().await?;
-    let storage_projects: BTreeSet<String> = projects.iter().cloned().collect();
-    for project in &projects {
-        report.projects += 1;
+    query: &dyn tantivy::query::Query,
+) -> Result<HashMap<String, OwnerState>, IndexerError> {
+    index
+        .searcher()
+        .search(query, &OwnerCollector)
+        .map_err(|error| IndexerError::Index(error.into()))
+}
+
+/// Compares `projects` as storage holds them now with `held` (what the index held for them,
+/// and possibly for others); whatever of `held` matches nothing in storage is drift too.
+async fn compare(
+    indexer: &Indexer,
+    mut held: HashMap<String, OwnerState>,
+    projects: &[String],
+    now: DateTime<Utc>,
+) -> Result<Comparison, IndexerError> {
+    let mut found = Comparison::default();
+    let mut in_storage: BTreeSet<&str> = BTreeSet::new();
+    for project in projects {
+        found.projects += 1;
         let Some(context) = indexer.project_context(project).await? else {
             continue;
         };
+        in_storage.insert(project);
         let project_document = indexer.project_document(&context, now);
         match held.remove(&format!("{project}/")) {
-            None => {
-                report.drift.push(Drift {
-                    project_id: project.clone(),
-                    version: None,
-                    reasons: vec!["project record not indexed".to_owned()],
-                });
-                drifted_projects.push(project.clone());
-            }
+            None => found.drifted(project, None, vec!["project record not indexed".to_owned()]),
             Some(state) if state.perm_hashes != BTreeSet::from([project_document.perm_hash]) => {
-                report.drift.push(Drift {
-                    project_id: project.clone(),
-                    version: None,
-                    reasons: vec!["project permissions, record or state differ".to_owned()],
-                });
-                drifted_projects.push(project.clone());
+                found.drifted(
+                    project,
+                    None,
+                    vec!["project permissions, record or state differ".to_owned()],
+                );
             }
             Some(_) => {}
         }
         for version in indexer.version_names(project).await? {
-            report.versions += 1;
-            let owner = format!("{project}/{version}");
-            let state = held.remove(&owner).unwrap_or_default();
+            found.versions += 1;
+            let state = held
+                .remove(&format!("{project}/{version}"))
+                .unwrap_or_default();
             let Some(expected) = indexer.version_summary(&context, &version).await? else {
                 if !state.file_keys.is_empty() {
-                    report.drift.push(Drift {
-                        project_id: project.clone(),
-                        version: Some(version.clone()),
-                        reasons: vec!["indexed but not in storage".to_owned()],
-                    });
-                    drifted_versions.push((project.clone(), version.clone()));
+                    found.drifted(
+                        project,
+                        Some(&version),
+                        vec!["indexed but not in storage".to_owned()],
+                    );
                 }
                 continue;
             };
@@ -368,30 +392,79 @@ pub async fn check_all(
                 reasons.push("permissions, record, state or stable mark differ".to_owned());
             }
             if !reasons.is_empty() {
-                report.drift.push(Drift {
-                    project_id: project.clone(),
-                    version: Some(version.clone()),
-                    reasons,
-                });
-                drifted_versions.push((project.clone(), version.clone()));
+                found.drifted(project, Some(&version), reasons);
             }
         }
     }
     // Whatever is left in the index belongs to nothing in storage.
-    let mut orphan_projects: BTreeSet<String> = BTreeSet::new();
     for owner in held.keys() {
         let (project, version) = owner.split_once('/').unwrap_or((owner.as_str(), ""));
-        report.drift.push(Drift {
+        found.drift.push(Drift {
             project_id: project.to_owned(),
             version: (!version.is_empty()).then(|| version.to_owned()),
             reasons: vec!["indexed but not in storage".to_owned()],
         });
-        if storage_projects.contains(project) {
-            drifted_versions.push((project.to_owned(), version.to_owned()));
+        if in_storage.contains(project) {
+            found
+                .drifted_versions
+                .push((project.to_owned(), version.to_owned()));
         } else {
-            orphan_projects.insert(project.to_owned());
+            found.orphan_projects.insert(project.to_owned());
         }
     }
+    Ok(found)
+}
+
+/// Compares every project and version of storage with the index; with `repair`, re-indexes
+/// what drifted and removes what storage no longer has.
+///
+/// The index is read once, then storage project by project, so a change made meanwhile
+/// (stored, then indexed, after the index was read) would look like drift. What drifted is
+/// therefore compared again — storage read anew, against the index as it is then — and only
+/// what still differs is reported and repaired.
+pub async fn check_all(
+    indexer: &Indexer,
+    index: &SearchIndex,
+    repair: bool,
+) -> Result<SyncReport, IndexerError> {
+    let now = indexer.clock().now();
+    let held = held_state(index, &AllQuery)?;
+    crate::crash::pause("sync.index_read").await;
+    let projects = indexer.project_ids().await?;
+    let first = compare(indexer, held, &projects, now).await?;
+    let mut report = SyncReport {
+        checked_at: Some(now),
+        projects: first.projects,
+        versions: first.versions,
+        ..SyncReport::default()
+    };
+    let found = if first.drift.is_empty() {
+        first
+    } else {
+        let suspects: Vec<String> = first
+            .drift
+            .iter()
+            .map(|drift| drift.project_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let fields = index.fields();
+        let query = TermSetQuery::new(
+            suspects
+                .iter()
+                .map(|project| Term::from_field_text(fields.project_id, project)),
+        );
+        let held = held_state(index, &query)?;
+        compare(indexer, held, &suspects, indexer.clock().now()).await?
+    };
+    let Comparison {
+        drift,
+        mut drifted_projects,
+        drifted_versions,
+        orphan_projects,
+        ..
+    } = found;
+    report.drift = drift;
     report.drift_count = report.drift.len();
     report.status = if report.drift.is_empty() {
         "ok"

@@ -1365,3 +1365,51 @@ async fn a_namespace_deletion_that_stalled_past_its_mark_deletes_nothing() {
         .json();
     assert_eq!(kept["namespace"], json!("team"), "{kept}");
 }
+
+/// A sync check reads the index, then storage project by project: a change stored and
+/// indexed in between (here while the check stalls after reading the index, as a starved
+/// process does) is not drift. What looked drifted is compared again, storage read anew
+/// against the index as it is then, and only what still differs is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_during_a_sync_check_is_not_reported_as_drift() {
+    let (scene, server, _) = scene().await;
+    drop(server);
+    let server = Server::start_with_env(
+        &scene.data_dir,
+        None,
+        &[
+            ("TROVE_TEST_PAUSE_AT", "sync.index_read"),
+            ("TROVE_TEST_PAUSE_MS", "3000"),
+        ],
+    )
+    .await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    server.assert_no_drift(&root).await;
+    let (report, ()) = tokio::join!(
+        server.ok(Method::GET, "/index/sync", Some(&root), None),
+        async {
+            // The check has read the index and waits; a file and a project land meanwhile.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let answer = server
+                .upload(&root, "open", "v1", "late.json", br#"{"title": "late"}"#)
+                .await
+                .unwrap();
+            assert_eq!(answer.status, StatusCode::CREATED);
+            server
+                .ok(
+                    Method::POST,
+                    "/projects",
+                    Some(&root),
+                    Some(json!({"project_id": "fresh", "title": "fresh", "type": "MODEL", "visibility": "private"})),
+                )
+                .await;
+        }
+    );
+    let report = report.json();
+    assert_eq!(report["drift_count"], 0, "{report}");
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(
+        report["projects"], 3,
+        "the check saw the new project: {report}"
+    );
+}
