@@ -17,7 +17,11 @@
 //! the first as after a crash (no clean-close record), the second after the first's graceful
 //! stop.
 //!
-//! Run: `scripts/bench.sh` (or `cargo bench --bench indexing`).
+//! Run: `scripts/bench.sh` (or `cargo bench --bench indexing`). To compare builds or profile
+//! one rebuild: seed a directory once with `TROVE_BENCH_INDEX_CHILD=seed
+//! TROVE_BENCH_INDEX_CHILD_DIR=<dir>`, then time `TROVE_BENCH_INDEX_CHILD=rebuild` on it (remove
+//! `<dir>/index` first), which prints projects, versions, documents, seconds, CPU seconds and
+//! memory.
 
 #[path = "common/corpus.rs"]
 mod corpus;
@@ -167,6 +171,23 @@ async fn child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
     }
     if phase == "writer" {
         println!("{}", writer_alone(data_dir).await?);
+        return Ok(());
+    }
+    if phase == "seed" {
+        // Only seeds (`TROVE_BENCH_INDEX_DOCS` documents): a data directory to rebuild again
+        // and again with `rebuild`, e.g. under a profiler or to compare two builds.
+        let app = seed::app(seed::local_settings(data_dir)).await?;
+        let documents = env_usize("TROVE_BENCH_INDEX_DOCS", 50_000);
+        let seeded = seed::seed(
+            app.storage.clone(),
+            documents,
+            VERSIONS,
+            FILES_PER_VERSION,
+            64,
+        )
+        .await?;
+        app.index.close();
+        println!("{} {}", seeded.projects, seeded.documents);
         return Ok(());
     }
     let app = seed::app(seed::local_settings(data_dir)).await?;
