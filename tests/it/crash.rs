@@ -1379,17 +1379,33 @@ async fn a_change_made_during_a_sync_check_is_not_reported_as_drift() {
         None,
         &[
             ("TROVE_TEST_PAUSE_AT", "sync.index_read"),
-            ("TROVE_TEST_PAUSE_MS", "3000"),
+            // Long enough for the changes below to be stored and indexed on a loaded machine.
+            ("TROVE_TEST_PAUSE_MS", "6000"),
         ],
     )
     .await;
     let root = server.login("root", ROOT_PASSWORD).await;
-    server.assert_no_drift(&root).await;
+    // Reads open once the start-up reconciliation (its check stalls too) is over; until then
+    // they answer 503.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = server
+            .send(Method::GET, "/index/sync", Some(&root), None)
+            .await
+            .unwrap();
+        if answer.status == StatusCode::OK {
+            assert_eq!(answer.json()["drift_count"], 0, "{}", answer.json());
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "reads never opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (report, ()) = tokio::join!(
         server.ok(Method::GET, "/index/sync", Some(&root), None),
         async {
             // The check has read the index and waits; a file and a project land meanwhile.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             let answer = server
                 .upload(&root, "open", "v1", "late.json", br#"{"title": "late"}"#)
                 .await
