@@ -17,6 +17,7 @@
 //! | `purge.deleted` | the purge deleted a late upload or an expired version (its event is completed), not yet re-indexed |
 //! | `startup.rebuild.progress` | the start-up rebuild of a missing index has indexed its first project |
 //! | `namespace.delete.marked` | a namespace deletion marked the record `deleting`, has not looked for its projects |
+//! | `namespace.delete.profile_deleted` | a namespace deletion found no project and deleted the namespace's profile, not its claims and record |
 
 /// The variable naming the crash point to die at.
 pub const CRASH_AT_ENV: &str = "TROVE_TEST_CRASH_AT";

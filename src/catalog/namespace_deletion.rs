@@ -7,7 +7,8 @@
 //! and is refused, or the creation finds the mark (or a changed record) and gives up. No
 //! replica's index is trusted for this: a project created on another replica a moment ago
 //! may not be in it yet. A mark left by a deletion that died is taken back by the scheduled
-//! purge ([`release_stale_deletion_marks`]).
+//! purge, or the deletion finished when it had already deleted the profile
+//! ([`release_stale_deletion_marks`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -184,6 +185,12 @@ pub async fn delete_namespace(app: &AppState, namespace: &str) -> Result<()> {
         .delete_profile(&ProfileLocation::Namespace(namespace.to_owned()))
         .await
         .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
+    crate::crash::point("namespace.delete.profile_deleted");
+    delete_claims_and_record(app, namespace).await
+}
+
+/// The last steps of a deletion, after the profile: the claims, then the record.
+async fn delete_claims_and_record(app: &AppState, namespace: &str) -> Result<()> {
     for claim in app
         .storage
         .list_all(&keys::namespace_claims_prefix(namespace))
@@ -191,7 +198,9 @@ pub async fn delete_namespace(app: &AppState, namespace: &str) -> Result<()> {
     {
         app.storage.delete(&claim.key).await?;
     }
-    app.storage.delete(&key).await?;
+    app.storage
+        .delete(&keys::namespace_record(namespace))
+        .await?;
     Ok(())
 }
 
@@ -223,10 +232,23 @@ async fn unmark(app: &AppState, mut record: NamespaceRecord, etag: String) {
 /// admin asked for the deletion again.
 pub const STALE_DELETION_MARK: TimeDelta = TimeDelta::minutes(15);
 
-/// Takes back the `deleting` marks that deletions which died left behind (older than
+/// What the purge did with the `deleting` marks of deletions that died
+/// ([`release_stale_deletion_marks`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StaleMarks {
+    /// Namespaces whose mark was taken back: they stay, as a refused deletion leaves them.
+    pub released: Vec<String>,
+    /// Namespaces whose deletion had already deleted the profile: it was finished.
+    pub finished: Vec<String>,
+}
+
+/// Deals with the `deleting` marks that deletions which died left behind (older than
 /// [`STALE_DELETION_MARK`], or without a time), each only if its record is unchanged since it
-/// was read. The namespace stays, as a refused deletion leaves it; the admin who asked for
-/// the deletion can ask again. Answers the namespaces released.
+/// was read. A deletion that died after deleting the namespace's profile had found no project
+/// (and the mark has refused every creation since): it is finished — claims and record
+/// deleted — rather than leaving a namespace whose grants are gone. Any other mark is taken
+/// back: the namespace stays, as a refused deletion leaves it, and the admin who asked for
+/// the deletion can ask again.
 ///
 /// # Errors
 ///
@@ -235,8 +257,8 @@ pub const STALE_DELETION_MARK: TimeDelta = TimeDelta::minutes(15);
 pub async fn release_stale_deletion_marks(
     app: &AppState,
     now: DateTime<Utc>,
-) -> Result<Vec<String>> {
-    let mut released = Vec::new();
+) -> Result<StaleMarks> {
+    let mut marks = StaleMarks::default();
     for name in namespace_names(app).await? {
         let key = keys::namespace_record(&name);
         let (mut record, etag) = match read_record::<NamespaceRecord>(app, &key).await {
@@ -253,19 +275,61 @@ pub async fn release_stale_deletion_marks(
         if !record.deleting || !stale {
             continue;
         }
+        match finish_deletion(app, &name, &etag).await {
+            Ok(true) => {
+                tracing::warn!(namespace = %name, "deletion that died after its profile finished");
+                marks.finished.push(name);
+                continue;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(namespace = %name, %error, "stale deletion not finished");
+                continue;
+            }
+        }
         record.deleting = false;
         record.deleting_since = None;
         match write_record(app, &key, &record, PutCondition::IfMatch(etag)).await {
             Ok(_) => {
                 tracing::warn!(namespace = %name, "stale deletion mark taken back");
-                released.push(name);
+                marks.released.push(name);
             }
             Err(error) => {
                 tracing::warn!(namespace = %name, %error, "stale deletion mark not taken back");
             }
         }
     }
-    Ok(released)
+    Ok(marks)
+}
+
+/// Finishes the deletion that marked `namespace` (record ETag `marked`) when it had deleted
+/// the profile and no project holds the namespace; answers whether it did.
+async fn finish_deletion(app: &AppState, namespace: &str, marked: &str) -> Result<bool> {
+    let profile = app
+        .profiles
+        .load_uncached(&ProfileLocation::Namespace(namespace.to_owned()))
+        .await;
+    // An unreadable profile is still there: only an absent one tells the deletion got past it.
+    if !matches!(profile, Ok(None)) {
+        return Ok(false);
+    }
+    if !held_projects(app, namespace).await?.is_empty() {
+        return Ok(false);
+    }
+    match read_record::<NamespaceRecord>(app, &keys::namespace_record(namespace)).await? {
+        Some((_, now)) if now == marked => {}
+        _ => return Ok(false),
+    }
+    // Deleting data: a mutation of the system actor, audited like the purge's others.
+    let event = crate::audit::AuditEvent::new("namespace.purge")
+        .resource(format!("namespace:{namespace}"))
+        .detail("reason", "deletion_interrupted");
+    app.audit
+        .mutation(event, 204, delete_claims_and_record(app, namespace))
+        .await?;
+    app.profiles
+        .invalidate(&ProfileLocation::Namespace(namespace.to_owned()));
+    Ok(true)
 }
 
 /// A conditional write that lost to another change: `409 conflict` (the caller sent no

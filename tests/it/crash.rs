@@ -1429,3 +1429,69 @@ async fn a_change_made_during_a_sync_check_is_not_reported_as_drift() {
         "the check saw the new project: {report}"
     );
 }
+
+/// Dies after a namespace deletion deleted the namespace's profile, before its claims and
+/// record: after restart the namespace is still there, marked, refusing creations; once the
+/// mark is stale (aged here by rewriting its time) the scheduled purge finishes the deletion
+/// — the namespace is gone rather than left without its grants — and the name can be taken
+/// again from scratch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_a_namespace_deletion_removed_its_profile_is_finished_by_the_purge() {
+    let scene = scene_with_team_namespace().await;
+    let server = Server::start(&scene.data_dir, Some("namespace.delete.profile_deleted")).await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    assert!(
+        server
+            .send(Method::DELETE, "/namespaces/team", Some(&root), None)
+            .await
+            .is_none(),
+        "the deletion was answered"
+    );
+    server.wait_for_death().await;
+
+    let record_path = scene.team_record_path();
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    assert_eq!(record["deleting"], json!(true), "{record}");
+    let since: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(record["deleting_since"].clone()).unwrap();
+    record["deleting_since"] = json!(since - chrono::TimeDelta::minutes(16));
+    std::fs::write(&record_path, record.to_string()).unwrap();
+
+    let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = server
+            .send(Method::GET, "/namespaces/team", Some(&root), None)
+            .await
+            .unwrap();
+        if answer.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the interrupted deletion was never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!record_path.exists());
+    server
+        .ok(
+            Method::POST,
+            "/namespaces",
+            Some(&root),
+            Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
+        )
+        .await;
+    server
+        .ok(
+            Method::POST,
+            "/projects",
+            Some(&root),
+            Some(json!({"project_id": "again", "title": "again", "type": "MODEL", "visibility": "private", "namespace": "team"})),
+        )
+        .await;
+    drop(server);
+    scene.restart_and_check().await;
+}

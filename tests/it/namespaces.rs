@@ -1286,3 +1286,82 @@ async fn the_purge_takes_back_only_deletion_marks_no_deletion_is_behind() {
     .await
     .assert_status(StatusCode::CREATED);
 }
+
+/// A deletion that died after deleting the namespace's profile (it had found no project,
+/// and its mark has refused every creation since) is finished by the purge once its mark is
+/// stale — claims and record deleted, audited — instead of leaving a namespace whose grants
+/// are gone. The same stale mark over a namespace that holds a project is only taken back.
+#[tokio::test]
+async fn the_purge_finishes_a_deletion_that_died_after_deleting_the_profile() {
+    use trove::storage::ObjectStoreExt as _;
+    let (app, _clock, admin) = movable_clock_instance().await;
+    let stale = chrono::Utc::now() - chrono::TimeDelta::minutes(16);
+    // What a deletion that died after its profile step leaves: a stale mark, no profile.
+    let die_after_profile = |name: &'static str| {
+        let app = &app;
+        async move {
+            let record_key = trove::storage::keys::namespace_record(name);
+            let bytes = app.state.storage.get_bytes(&record_key).await.unwrap().0;
+            let mut record: Value = serde_json::from_slice(&bytes).unwrap();
+            record["deleting"] = json!(true);
+            record["deleting_since"] = json!(stale);
+            app.state
+                .storage
+                .put_bytes(&record_key, record.to_string().into(), Default::default())
+                .await
+                .unwrap();
+            let profile = trove::permissions::ProfileLocation::Namespace(name.to_owned()).key();
+            app.state.storage.delete(&profile).await.unwrap();
+        }
+    };
+    create_namespace(&app, &admin, "empty").await;
+    create_namespace(&app, &admin, "held").await;
+    app.post_json(
+        "/projects",
+        &admin,
+        &json!({"project_id": "kept", "title": "T", "type": "MODEL", "namespace": "held"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    die_after_profile("empty").await;
+    die_after_profile("held").await;
+
+    trove::jobs::schedule::run_purge(&app.state).await.unwrap();
+
+    app.get_as("/namespaces/empty", &admin)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    assert!(
+        keys_under(
+            &app,
+            &trove::storage::keys::namespace_claims_prefix("empty")
+        )
+        .await
+        .is_empty()
+    );
+    let events = app
+        .get_as("/audit?action=namespace.purge", &admin)
+        .await
+        .json();
+    assert!(
+        events.to_string().contains("namespace:empty"),
+        "the finished deletion is audited: {events}"
+    );
+    // A project holds the other: its mark is taken back, the namespace and project stay.
+    let held = app.get_as("/namespaces/held", &admin).await;
+    held.assert_status(StatusCode::OK);
+    app.get_as("/projects/kept", &admin)
+        .await
+        .assert_status(StatusCode::OK);
+    let bytes = app
+        .state
+        .storage
+        .get_bytes(&trove::storage::keys::namespace_record("held"))
+        .await
+        .unwrap()
+        .0;
+    let record: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_ne!(record["deleting"], json!(true), "{record}");
+    // The name can be taken again, from scratch.
+    create_namespace(&app, &admin, "empty").await;
+}
