@@ -163,6 +163,18 @@ fn in_child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())
 }
 
+/// Seeds `app`'s storage with `documents` metadata documents in this benchmark's shape.
+async fn seed_corpus(app: &AppState, documents: usize) -> anyhow::Result<seed::Seeded> {
+    seed::seed(
+        app.storage.clone(),
+        documents,
+        VERSIONS,
+        FILES_PER_VERSION,
+        64,
+    )
+    .await
+}
+
 /// A child's phase; prints its result on stdout.
 async fn child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
     if phase == "restart" {
@@ -178,14 +190,7 @@ async fn child(phase: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
         // and again with `rebuild`, e.g. under a profiler or to compare two builds.
         let app = seed::app(seed::local_settings(data_dir)).await?;
         let documents = env_usize("TROVE_BENCH_INDEX_DOCS", 50_000);
-        let seeded = seed::seed(
-            app.storage.clone(),
-            documents,
-            VERSIONS,
-            FILES_PER_VERSION,
-            64,
-        )
-        .await?;
+        let seeded = seed_corpus(&app, documents).await?;
         app.index.close();
         println!("{} {}", seeded.projects, seeded.documents);
         return Ok(());
@@ -217,14 +222,7 @@ async fn measure(
     fresh: Option<&std::path::Path>,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let seeded = seed::seed(
-        app.storage.clone(),
-        documents,
-        VERSIONS,
-        FILES_PER_VERSION,
-        64,
-    )
-    .await?;
+    let seeded = seed_corpus(&app, documents).await?;
     let seeding = started.elapsed().as_secs_f64();
     // A marker for profilers attaching to the indexing phase only.
     eprintln!("seeded {label}: indexing");

@@ -120,6 +120,21 @@ impl Server {
         }
     }
 
+    /// Starts `trove serve` like [`Server::start`], pausing `millis` at the test-only pause
+    /// point `point` (`trove::crash::pause`) each time it is reached.
+    async fn start_paused_at(data_dir: &Path, point: &str, millis: u64) -> Self {
+        let millis = millis.to_string();
+        Self::start_with_env(
+            data_dir,
+            None,
+            &[
+                (trove::crash::PAUSE_AT_ENV, point),
+                (trove::crash::PAUSE_MS_ENV, &millis),
+            ],
+        )
+        .await
+    }
+
     /// A request; `None` when the connection broke (the process died answering it).
     async fn send(
         &self,
@@ -1205,6 +1220,34 @@ async fn scene_with_team_namespace() -> Scene {
     scene
 }
 
+/// The shared scene with namespace `team`, after a `DELETE /namespaces/team` whose server
+/// died at crash point `point`.
+async fn namespace_deletion_dying_at(point: &str) -> Scene {
+    let scene = scene_with_team_namespace().await;
+    let server = Server::start(&scene.data_dir, Some(point)).await;
+    let root = server.login("root", ROOT_PASSWORD).await;
+    assert!(
+        server
+            .send(Method::DELETE, "/namespaces/team", Some(&root), None)
+            .await
+            .is_none(),
+        "the deletion was answered"
+    );
+    server.wait_for_death().await;
+    scene
+}
+
+/// Makes the `deleting` mark of the namespace record at `record_path` 16 minutes older, as
+/// that much time passing would (stale: `STALE_DELETION_MARK` is 15).
+fn age_deletion_mark(record_path: &Path) {
+    let mut record: Value = serde_json::from_slice(&std::fs::read(record_path).unwrap()).unwrap();
+    assert_eq!(record["deleting"], json!(true), "{record}");
+    let since: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(record["deleting_since"].clone()).unwrap();
+    record["deleting_since"] = json!(since - chrono::TimeDelta::minutes(16));
+    std::fs::write(record_path, record.to_string()).unwrap();
+}
+
 impl Scene {
     /// Where local storage keeps the record of namespace `team`.
     fn team_record_path(&self) -> PathBuf {
@@ -1220,17 +1263,7 @@ impl Scene {
 /// it back and creations work again — no admin has to ask for the deletion a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
-    let scene = scene_with_team_namespace().await;
-    let server = Server::start(&scene.data_dir, Some("namespace.delete.marked")).await;
-    let root = server.login("root", ROOT_PASSWORD).await;
-    assert!(
-        server
-            .send(Method::DELETE, "/namespaces/team", Some(&root), None)
-            .await
-            .is_none(),
-        "the deletion was answered"
-    );
-    server.wait_for_death().await;
+    let scene = namespace_deletion_dying_at("namespace.delete.marked").await;
 
     let project = |id: &str| json!({"project_id": id, "title": id, "type": "MODEL", "visibility": "private", "namespace": "team"});
     let record_path = scene.team_record_path();
@@ -1253,12 +1286,7 @@ async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
             .ok(Method::GET, "/namespaces/team", Some(&root), None)
             .await;
     }
-    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
-    assert_eq!(record["deleting"], json!(true), "{record}");
-    let since: chrono::DateTime<chrono::Utc> =
-        serde_json::from_value(record["deleting_since"].clone()).unwrap();
-    record["deleting_since"] = json!(since - chrono::TimeDelta::minutes(16));
-    std::fs::write(&record_path, record.to_string()).unwrap();
+    age_deletion_mark(&record_path);
 
     let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
     let root = server.login("root", ROOT_PASSWORD).await;
@@ -1304,15 +1332,7 @@ async fn a_crash_mid_namespace_deletion_leaves_a_mark_the_purge_takes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_deletion_that_stalled_past_its_mark_deletes_nothing() {
     let scene = scene_with_team_namespace().await;
-    let server = Server::start_with_env(
-        &scene.data_dir,
-        None,
-        &[
-            ("TROVE_TEST_PAUSE_AT", "namespace.delete.checked"),
-            ("TROVE_TEST_PAUSE_MS", "3000"),
-        ],
-    )
-    .await;
+    let server = Server::start_paused_at(&scene.data_dir, "namespace.delete.checked", 3_000).await;
     let root = server.login("root", ROOT_PASSWORD).await;
     let record_path = scene.team_record_path();
     let project = json!({"project_id": "late", "title": "late", "type": "MODEL", "visibility": "private", "namespace": "team"});
@@ -1374,16 +1394,8 @@ async fn a_namespace_deletion_that_stalled_past_its_mark_deletes_nothing() {
 async fn a_change_made_during_a_sync_check_is_not_reported_as_drift() {
     let (scene, server, _) = scene().await;
     drop(server);
-    let server = Server::start_with_env(
-        &scene.data_dir,
-        None,
-        &[
-            ("TROVE_TEST_PAUSE_AT", "sync.index_read"),
-            // Long enough for the changes below to be stored and indexed on a loaded machine.
-            ("TROVE_TEST_PAUSE_MS", "6000"),
-        ],
-    )
-    .await;
+    // Long enough for the changes below to be stored and indexed on a loaded machine.
+    let server = Server::start_paused_at(&scene.data_dir, "sync.index_read", 6_000).await;
     let root = server.login("root", ROOT_PASSWORD).await;
     // Reads open once the start-up reconciliation (its check stalls too) is over; until then
     // they answer 503.
@@ -1437,25 +1449,10 @@ async fn a_change_made_during_a_sync_check_is_not_reported_as_drift() {
 /// again from scratch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_a_namespace_deletion_removed_its_profile_is_finished_by_the_purge() {
-    let scene = scene_with_team_namespace().await;
-    let server = Server::start(&scene.data_dir, Some("namespace.delete.profile_deleted")).await;
-    let root = server.login("root", ROOT_PASSWORD).await;
-    assert!(
-        server
-            .send(Method::DELETE, "/namespaces/team", Some(&root), None)
-            .await
-            .is_none(),
-        "the deletion was answered"
-    );
-    server.wait_for_death().await;
+    let scene = namespace_deletion_dying_at("namespace.delete.profile_deleted").await;
 
     let record_path = scene.team_record_path();
-    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
-    assert_eq!(record["deleting"], json!(true), "{record}");
-    let since: chrono::DateTime<chrono::Utc> =
-        serde_json::from_value(record["deleting_since"].clone()).unwrap();
-    record["deleting_since"] = json!(since - chrono::TimeDelta::minutes(16));
-    std::fs::write(&record_path, record.to_string()).unwrap();
+    age_deletion_mark(&record_path);
 
     let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
     let root = server.login("root", ROOT_PASSWORD).await;
