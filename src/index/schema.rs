@@ -176,10 +176,10 @@ impl IndexSchema {
             let name = field.name.as_str();
             match field.field_type {
                 FieldType::String | FieldType::Text => {
-                    let mut options: TextOptions = if field.field_type == FieldType::String {
-                        STRING
-                    } else {
-                        TEXT
+                    let mut options: TextOptions = match (field.indexed, field.field_type) {
+                        (false, _) => TextOptions::default(),
+                        (true, FieldType::String) => STRING,
+                        (true, _) => TEXT,
                     };
                     if field.stored {
                         options = options | STORED;
@@ -190,7 +190,11 @@ impl IndexSchema {
                     builder.add_text_field(name, options);
                 }
                 FieldType::U64 | FieldType::I64 | FieldType::F64 | FieldType::Bool => {
-                    let mut options: NumericOptions = INDEXED.into();
+                    let mut options = if field.indexed {
+                        NumericOptions::from(INDEXED)
+                    } else {
+                        NumericOptions::default()
+                    };
                     if field.stored {
                         options = options | STORED;
                     }
@@ -205,7 +209,11 @@ impl IndexSchema {
                     };
                 }
                 FieldType::Date => {
-                    let mut options: DateOptions = INDEXED.into();
+                    let mut options = if field.indexed {
+                        DateOptions::from(INDEXED)
+                    } else {
+                        DateOptions::default()
+                    };
                     if field.stored {
                         options = options | STORED;
                     }

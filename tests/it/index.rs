@@ -320,6 +320,17 @@ async fn user_queries_cannot_widen_the_filter() {
             "{query}: {error:?}"
         );
     }
+    // Columns the sync check and aggregations read, kept out of the inverted index: not
+    // searchable by term (`400`, as before for `readers`).
+    for query in ["file_key:model.json", "perm_hash:0", "grant_expiry:0"] {
+        assert!(
+            matches!(
+                search(&index, &alice, &request(query)),
+                Err(SearchError::InvalidQuery(_))
+            ),
+            "{query}"
+        );
+    }
     let long_or = (0..5000)
         .map(|i| format!("t{i}"))
         .collect::<Vec<_>>()
