@@ -291,6 +291,41 @@ impl Server {
         }
     }
 
+    /// Sends `GET path` every 200 ms until it answers `done`, every answer before it being
+    /// `meanwhile`; fails with `what` after 60 s. Answers the final answer.
+    async fn wait_for_status(
+        &self,
+        path: &str,
+        token: &str,
+        (done, meanwhile): (StatusCode, StatusCode),
+        what: &str,
+    ) -> Answer {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = self
+                .send(Method::GET, path, Some(token), None)
+                .await
+                .unwrap_or_else(|| panic!("{path}: connection broke"));
+            if answer.status == done {
+                return answer;
+            }
+            assert_eq!(answer.status, meanwhile, "{path}");
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Creates the empty private namespace `team` as `root`.
+    async fn create_team_namespace(&self, root: &str) {
+        self.ok(
+            Method::POST,
+            "/namespaces",
+            Some(root),
+            Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
+        )
+        .await;
+    }
+
     /// The acknowledged file `id` downloads with exactly `bytes`.
     async fn assert_downloads(&self, token: &str, id: &str, bytes: &[u8]) {
         let answer = self
@@ -1209,14 +1244,7 @@ async fn a_graceful_stop_lets_the_next_start_open_reads_after_the_feed() {
 /// The shared scene plus an empty private namespace `team`, its server stopped.
 async fn scene_with_team_namespace() -> Scene {
     let (scene, server, root) = scene().await;
-    server
-        .ok(
-            Method::POST,
-            "/namespaces",
-            Some(&root),
-            Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
-        )
-        .await;
+    server.create_team_namespace(&root).await;
     scene
 }
 
@@ -1399,20 +1427,16 @@ async fn a_change_made_during_a_sync_check_is_not_reported_as_drift() {
     let root = server.login("root", ROOT_PASSWORD).await;
     // Reads open once the start-up reconciliation (its check stalls too) is over; until then
     // they answer 503.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let answer = server
-            .send(Method::GET, "/index/sync", Some(&root), None)
-            .await
-            .unwrap();
-        if answer.status == StatusCode::OK {
-            assert_eq!(answer.json()["drift_count"], 0, "{}", answer.json());
-            break;
-        }
-        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(Instant::now() < deadline, "reads never opened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let report = server
+        .wait_for_status(
+            "/index/sync",
+            &root,
+            (StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE),
+            "reads never opened",
+        )
+        .await
+        .json();
+    assert_eq!(report["drift_count"], 0, "{report}");
     let (report, ()) = tokio::join!(
         server.ok(Method::GET, "/index/sync", Some(&root), None),
         async {
@@ -1456,31 +1480,16 @@ async fn a_crash_after_a_namespace_deletion_removed_its_profile_is_finished_by_t
 
     let server = Server::start_with_env(&scene.data_dir, None, &[PURGE_EVERY_SECOND]).await;
     let root = server.login("root", ROOT_PASSWORD).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer = server
-            .send(Method::GET, "/namespaces/team", Some(&root), None)
-            .await
-            .unwrap();
-        if answer.status == StatusCode::NOT_FOUND {
-            break;
-        }
-        assert_eq!(answer.status, StatusCode::OK);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the interrupted deletion was never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(!record_path.exists());
     server
-        .ok(
-            Method::POST,
-            "/namespaces",
-            Some(&root),
-            Some(json!({"name": "team", "description": "", "visibility": "private", "auto_create": false})),
+        .wait_for_status(
+            "/namespaces/team",
+            &root,
+            (StatusCode::NOT_FOUND, StatusCode::OK),
+            "the interrupted deletion was never finished",
         )
         .await;
+    assert!(!record_path.exists());
+    server.create_team_namespace(&root).await;
     server
         .ok(
             Method::POST,
