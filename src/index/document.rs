@@ -452,7 +452,13 @@ impl IndexDocument {
             Some(entries) => &[&extra, entries],
             None => &[&extra],
         };
-        add_key_paths(&mut document, fields.fields_present, &object, extras);
+        add_key_paths(
+            &mut document,
+            fields.fields_present,
+            self.kind,
+            &object,
+            extras,
+        );
         // Straight from the parsed JSON: tantivy reads `serde_json::Value` as it reads its own
         // values (strings that parse as RFC 3339 dates are dates, as `OwnedValue::from` made
         // them), without converting the tree into `OwnedValue`s and a `BTreeMap` first.
@@ -488,10 +494,14 @@ fn keys_overlap(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
 
 /// Adds the key paths of the document (`object`) and of its `_extra` (the union of
 /// `extras`, parts with distinct keys) to `field`: every distinct path once (see
-/// [`key_paths`]), `_extra` itself when `_extra` is not empty.
+/// [`key_paths`]), `_extra` itself when `_extra` is not empty — but `_extra` and the paths of
+/// the entries every document of `kind` has are one term, the kind's marker, when the
+/// document has all of them (see [`super::extra::standard_keys`]): two dozen fewer terms to
+/// index per document, and existence queries ask for the marker too.
 fn add_key_paths(
     document: &mut TantivyDocument,
     field: tantivy::schema::Field,
+    kind: DocKind,
     object: &Map<String, Value>,
     extras: &[&Map<String, Value>],
 ) {
@@ -515,12 +525,43 @@ fn add_key_paths(
         for path in &present {
             document.add_text(field, path);
         }
+        let standard = super::extra::standard_keys(kind);
+        // Each part's keys are in order, as are the standard ones: one walk per part.
+        let mut standard_found = 0;
+        let mut path = String::from("_extra.");
+        for extra in extras {
+            let mut standard_keys = standard.iter().peekable();
+            for key in extra.keys() {
+                while standard_keys
+                    .next_if(|s| s.as_str() < key.as_str())
+                    .is_some()
+                {}
+                if standard_keys
+                    .next_if(|s| s.as_str() == key.as_str())
+                    .is_some()
+                {
+                    standard_found += 1;
+                    continue;
+                }
+                path.truncate("_extra.".len());
+                path.push_str(key);
+                document.add_text(field, &path);
+            }
+        }
+        if !standard.is_empty() && standard_found == standard.len() {
+            document.add_text(field, super::extra::standard_marker(kind));
+            return;
+        }
+        // Not all of them (a document built by hand): every path, as for any key.
         if extra_len > 0 {
             // `_extra:*` as before `_extra` had a field of its own.
             document.add_text(field, "_extra");
         }
-        let mut path = String::from("_extra.");
-        for key in extras.iter().flat_map(|extra| extra.keys()) {
+        for key in extras
+            .iter()
+            .flat_map(|extra| extra.keys())
+            .filter(|key| standard.binary_search(key).is_ok())
+        {
             path.truncate("_extra.".len());
             path.push_str(key);
             document.add_text(field, &path);
@@ -536,6 +577,13 @@ fn add_key_paths(
     present.sort_unstable();
     present.dedup();
     for path in &present {
+        // A document key that spells a marker (`{"_extra:file": 1}`) must not pass for one.
+        if [DocKind::File, DocKind::Project]
+            .into_iter()
+            .any(|kind| path == super::extra::standard_marker(kind))
+        {
+            continue;
+        }
         document.add_text(field, path);
     }
 }
@@ -632,14 +680,7 @@ mod key_path_tests {
             Some(Value::Object(extra)) => extra,
             _ => Map::new(),
         };
-        let field = tantivy::schema::Field::from_field_id(0);
-        let mut tantivy_document = TantivyDocument::default();
-        add_key_paths(&mut tantivy_document, field, &object, &[&extra]);
-        let mut recorded: Vec<String> = tantivy_document
-            .get_all(field)
-            .filter_map(|value| tantivy::schema::Value::as_str(&value).map(str::to_owned))
-            .collect();
-        recorded.sort_unstable();
+        let recorded = recorded(DocKind::File, &object, &[&extra]);
         let mut expected = Vec::new();
         key_paths(&object, &mut String::new(), &mut expected);
         if !extra.is_empty() {
@@ -649,6 +690,85 @@ mod key_path_tests {
         expected.sort_unstable();
         expected.dedup();
         (recorded, expected)
+    }
+
+    /// The key paths [`add_key_paths`] records for a document of `kind`, sorted.
+    fn recorded(
+        kind: DocKind,
+        object: &Map<String, Value>,
+        extras: &[&Map<String, Value>],
+    ) -> Vec<String> {
+        let field = tantivy::schema::Field::from_field_id(0);
+        let mut tantivy_document = TantivyDocument::default();
+        add_key_paths(&mut tantivy_document, field, kind, object, extras);
+        let mut recorded: Vec<String> = tantivy_document
+            .get_all(field)
+            .filter_map(|value| tantivy::schema::Value::as_str(&value).map(str::to_owned))
+            .collect();
+        recorded.sort_unstable();
+        recorded
+    }
+
+    /// A document with every `_extra` entry its kind always has records the kind's marker for
+    /// them and `_extra` (one term instead of two dozen); its other paths as before. Without
+    /// one of them, or with a key of its own that makes the paths be listed one by one, it
+    /// records every path and no marker.
+    #[test]
+    fn the_standard_extra_entries_are_one_marker_term() {
+        for kind in [DocKind::File, DocKind::Project] {
+            let standard = crate::index::extra::standard_keys(kind);
+            assert!(standard.len() > 5 && standard.contains(&"id".to_owned()));
+            // In two parts (the document's own and the version's), keys alternating.
+            let (mut own, mut shared) = (Map::new(), Map::new());
+            for (index, key) in standard.iter().enumerate() {
+                let part = if index % 2 == 0 {
+                    &mut own
+                } else {
+                    &mut shared
+                };
+                part.insert(key.clone(), Value::Null);
+            }
+            own.insert("oversized".to_owned(), Value::Bool(true));
+            let Value::Object(object) = serde_json::json!({"title": "x", "a": {"b": 1}}) else {
+                unreachable!()
+            };
+            let marker = crate::index::extra::standard_marker(kind);
+            let mut expected = ["_extra.oversized", "a", "a.b", marker, "title"];
+            expected.sort_unstable();
+            assert_eq!(
+                recorded(kind, &object, &[&own, &shared]),
+                expected,
+                "{kind:?}"
+            );
+            // One missing: every path, no marker.
+            let mut lacking = shared.clone();
+            let missing = lacking.keys().next().unwrap().clone();
+            lacking.remove(&missing);
+            let paths = recorded(kind, &object, &[&own, &lacking]);
+            let mut expected: Vec<String> = ["_extra", "a", "a.b", "title"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(
+                    own.keys()
+                        .chain(lacking.keys())
+                        .map(|key| format!("_extra.{key}")),
+                )
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(paths, expected, "{kind:?}");
+            // A key of the document's own that spells the marker is not taken for it.
+            let Value::Object(spelled) = serde_json::json!({"_extra:file": 1, "_extra:project": 2})
+            else {
+                unreachable!()
+            };
+            let paths = recorded(kind, &spelled, &[&own, &shared]);
+            assert!(!paths.iter().any(|path| path.contains(':')), "{paths:?}");
+            assert_eq!(
+                paths.len(),
+                standard.len() + 2,
+                "`_extra`, its entries and `oversized`: {paths:?}"
+            );
+        }
     }
 
     #[test]

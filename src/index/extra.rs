@@ -7,10 +7,13 @@
 //! [`Extra`] (borrowed from the parsed source, no copy); `_extra.permissions` is stored apart
 //! and put back for managers only (see `index::search`).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::document::DocKind;
 use crate::model::records::{ProjectType, VersionStatus};
 use crate::permissions::LifecycleState;
 
@@ -156,11 +159,139 @@ impl<'a> Extra<'a> {
     }
 }
 
+/// The entries of `_extra` every document of `kind` the indexer writes has, sorted: each part
+/// ([`VersionExtra`] and [`FileExtra`], or [`ProjectExtra`]) writes all of its entries,
+/// `null` when unset, so these are the keys of the parts serialized with nothing set (a field
+/// that some day skips an unset value drops out of the list by itself).
+///
+/// A document that has all of them records one term for them in `fields_present`
+/// ([`standard_marker`]) instead of one per key path; an existence query for one of them also
+/// asks for the marker (see [`markers_implying`]).
+#[must_use]
+pub fn standard_keys(kind: DocKind) -> &'static [String] {
+    static FILE: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let shared = VersionExtra {
+            kind: "file",
+            project_id: "",
+            version: "",
+            namespace: None,
+            revision: None,
+            numerical_revision: None,
+            project_type: ProjectType::default(),
+            title: "",
+            meta_indexed: DateTime::UNIX_EPOCH,
+            state: LifecycleState::default(),
+            stable: false,
+            transient: false,
+            status: VersionStatus::default(),
+        };
+        let own = FileExtra {
+            id: "",
+            path: "",
+            metapath: None,
+            schema: None,
+            uploaded: None,
+            meta_uploaded: None,
+            file_size: None,
+            md5sum: None,
+            sha256: None,
+            content_type: None,
+            link: None,
+        };
+        let mut keys = keys_of(&shared);
+        keys.extend(keys_of(&own));
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    });
+    static PROJECT: LazyLock<Vec<String>> = LazyLock::new(|| {
+        keys_of(&ProjectExtra {
+            id: "",
+            kind: "project",
+            project_id: "",
+            namespace: None,
+            project_type: ProjectType::default(),
+            title: "",
+            state: LifecycleState::default(),
+            meta_indexed: DateTime::UNIX_EPOCH,
+        })
+    });
+    match kind {
+        DocKind::File => &FILE,
+        DocKind::Project => &PROJECT,
+    }
+}
+
+/// The keys of a value serialized as a JSON object, in key order.
+fn keys_of<T: Serialize>(value: &T) -> Vec<String> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(object)) => object.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `fields_present` term a document of `kind` records instead of the key paths `_extra`
+/// and `_extra.<key>` of every one of its [`standard_keys`]. No key path of a document can
+/// be it: the document's own paths that start with `_extra` make it record every path as
+/// before (see `index::document`), and `_extra`'s own paths go on with a `.`.
+#[must_use]
+pub fn standard_marker(kind: DocKind) -> &'static str {
+    match kind {
+        DocKind::File => "_extra:file",
+        DocKind::Project => "_extra:project",
+    }
+}
+
+/// The markers whose documents have the key path `path` (`_extra` or `_extra.<key>`, as an
+/// existence query names it): what `path:*` must also ask for.
+pub fn markers_implying(path: &str) -> impl Iterator<Item = &'static str> + '_ {
+    [DocKind::File, DocKind::Project]
+        .into_iter()
+        .filter(move |kind| match path.strip_prefix("_extra") {
+            Some("") => true,
+            Some(rest) => rest.strip_prefix('.').is_some_and(|key| {
+                standard_keys(*kind)
+                    .binary_search_by(|standard| standard.as_str().cmp(key))
+                    .is_ok()
+            }),
+            None => false,
+        })
+        .map(standard_marker)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// What the indexer writes reads back as the same values.
+    /// `path:*` asks for the markers of the kinds whose documents all have `path`.
+    #[test]
+    fn existence_of_a_standard_entry_is_implied_by_its_kinds_marker() {
+        let implying = |path: &str| markers_implying(path).collect::<Vec<_>>();
+        for (path, expected) in [
+            ("_extra", &["_extra:file", "_extra:project"][..]),
+            ("_extra.id", &["_extra:file", "_extra:project"]),
+            ("_extra.meta_indexed", &["_extra:file", "_extra:project"]),
+            ("_extra.version", &["_extra:file"]),
+            ("_extra.link", &["_extra:file"]),
+            ("_extra.$schema", &["_extra:file"]),
+            ("_extra.oversized", &[]),
+            ("_extra.permissions", &[]),
+            ("_extra.link.artifactdb", &[]),
+            ("_extra.", &[]),
+            ("_extraid", &[]),
+            ("id", &[]),
+            ("title", &[]),
+        ] {
+            assert_eq!(implying(path), expected, "{path}");
+        }
+        assert!(standard_keys(DocKind::Project).contains(&"kind".to_owned()));
+        assert!(!standard_keys(DocKind::Project).contains(&"version".to_owned()));
+        for kind in [DocKind::File, DocKind::Project] {
+            assert!(standard_keys(kind).is_sorted(), "{kind:?}");
+        }
+    }
+
     #[test]
     fn written_parts_read_back() {
         let now = Utc::now();

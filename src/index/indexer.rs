@@ -1376,6 +1376,10 @@ mod extra_tests {
         };
         let schema = json!("model/v1.json");
         let link = json!({"id": "q:x@v"});
+        let fields = crate::index::IndexFields::resolve(
+            &crate::index::IndexSchema::builtin().unwrap().tantivy(),
+        )
+        .unwrap();
         let cases: [(
             &str,
             Option<&str>,
@@ -1410,6 +1414,32 @@ mod extra_tests {
                 literal(&base, now, path, metapath, schema, data, meta, link),
                 "{path}"
             );
+            // Every entry is written, unset or not: the kind's standard entries are all of them.
+            assert_eq!(
+                extra.as_object().unwrap().keys().collect::<Vec<_>>(),
+                super::super::extra::standard_keys(DocKind::File)
+                    .iter()
+                    .collect::<Vec<_>>(),
+                "{path}"
+            );
+            // So the document records the file marker for them, but for a link (a nested
+            // entry): every path then.
+            let present: Vec<String> = base
+                .automatic(path, data, link)
+                .into_tantivy(&fields)
+                .get_all(fields.fields_present)
+                .filter_map(|value| tantivy::schema::Value::as_str(&value).map(str::to_owned))
+                .collect();
+            let marked = present.iter().any(|path| path == "_extra:file");
+            let extra_paths = present
+                .iter()
+                .filter(|path| path.starts_with("_extra."))
+                .count();
+            if link.is_none() {
+                assert!(marked && extra_paths == 0, "{path}: {present:?}");
+            } else {
+                assert!(!marked && extra_paths > 20, "{path}: {present:?}");
+            }
         }
     }
 }

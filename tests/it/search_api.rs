@@ -492,6 +492,78 @@ async fn hostile_queries_never_widen_the_filter_and_bad_syntax_is_a_400() {
     }
 }
 
+/// The ids of every document (files and projects) `credential` finds with `query`.
+async fn all_ids(app: &TestApp, credential: &str, query: &str) -> BTreeSet<String> {
+    let path = format!("/search?q={}&kind=all&size=500", enc(query));
+    let response = call(app, Method::GET, &path, credential).await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{query}: {}",
+        response.text()
+    );
+    response.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_extra"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `key:*` finds exactly the documents that have the key — `_extra`'s entries that every file
+/// or project document has included (they are recorded as one term per document), for a
+/// reader who sees everything and one who sees only what is public.
+#[tokio::test]
+async fn existence_queries_find_exactly_the_documents_that_have_the_key() {
+    let app = TestApp::local().await;
+    let (olive, _) = small(&app).await;
+    let projects: BTreeSet<String> = ["open-data", "private-model"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let everything = all_ids(&app, &olive, "*").await;
+    let files: BTreeSet<String> = everything.difference(&projects).cloned().collect();
+    assert_eq!((everything.len(), files.len()), (14, 12));
+    let none = BTreeSet::new();
+    for (query, expected) in [
+        ("_extra:*", &everything),
+        ("_extra.id:*", &everything),
+        ("_extra.kind:*", &everything),
+        ("_extra.meta_indexed:*", &everything),
+        ("_extra.version:*", &files),
+        ("_extra.metapath:*", &files),
+        // Written `null` on every file document, as ArtifactDB does.
+        ("_extra.link:*", &files),
+        ("_extra.sha256:*", &files),
+        ("NOT _extra.version:*", &projects),
+        ("_extra.version:* AND NOT _extra.kind:*", &none),
+        ("_extra.oversized:*", &none),
+        ("_extra.link.artifactdb:*", &none),
+        ("_extra.permissions:*", &none),
+        ("_extra.nothing:*", &none),
+        // The documents' own keys.
+        ("created_by:*", &projects),
+        ("path:*", &files),
+        ("title:*", &everything),
+    ] {
+        assert_eq!(&all_ids(&app, &olive, query).await, expected, "{query}");
+    }
+    // Anonymous callers find only the public project's documents.
+    let public: BTreeSet<String> = everything
+        .iter()
+        .filter(|id| id.starts_with("open-data"))
+        .cloned()
+        .collect();
+    assert_eq!(public.len(), 7);
+    for query in [
+        "_extra:*",
+        "_extra.id:*",
+        "_extra.version:* OR _extra.kind:*",
+    ] {
+        assert_eq!(all_ids(&app, "", query).await, public, "{query}");
+    }
+}
+
 #[tokio::test]
 async fn pages_scroll_with_signed_cursors_and_permissions_show_only_to_managers() {
     let app = TestApp::local().await;

@@ -65,7 +65,9 @@ fn check_ast(ast: &UserInputAst, depth: usize) -> Result<(), SearchError> {
 
 /// Rewrites `field:*` (existence) into a term of the `fields_present` field, which records
 /// every key path of a document: tantivy's own existence query needs fast fields, which the
-/// JSON document does not have.
+/// JSON document does not have. The paths of `_extra` that every file or project document
+/// has are recorded as one marker term per document (see
+/// [`crate::index::extra::standard_keys`]): for them the marker is asked for too.
 fn exists_as_terms(ast: UserInputAst) -> UserInputAst {
     match ast {
         UserInputAst::Clause(clauses) => UserInputAst::Clause(
@@ -79,13 +81,25 @@ fn exists_as_terms(ast: UserInputAst) -> UserInputAst {
         }
         UserInputAst::Leaf(leaf) => match *leaf {
             UserInputLeaf::Exists { field } => {
-                UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(UserInputLiteral {
-                    field_name: Some("fields_present".to_owned()),
-                    phrase: field,
-                    delimiter: Delimiter::None,
-                    slop: 0,
-                    prefix: false,
-                })))
+                let present = |phrase: String| {
+                    UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(UserInputLiteral {
+                        field_name: Some("fields_present".to_owned()),
+                        phrase,
+                        delimiter: Delimiter::None,
+                        slop: 0,
+                        prefix: false,
+                    })))
+                };
+                let markers: Vec<&str> = crate::index::extra::markers_implying(&field).collect();
+                if markers.is_empty() {
+                    return present(field);
+                }
+                UserInputAst::Clause(
+                    std::iter::once(field)
+                        .chain(markers.into_iter().map(str::to_owned))
+                        .map(|phrase| (Some(Occur::Should), present(phrase)))
+                        .collect(),
+                )
             }
             other => UserInputAst::Leaf(Box::new(other)),
         },
