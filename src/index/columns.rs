@@ -1,4 +1,5 @@
-//! The fast columns of the readable-versions pass, opened once per segment.
+//! The fast columns of the readable-versions pass and of relevance ties, opened once per
+//! segment.
 //!
 //! Opening a fast column looks its name up in the segment's columnar directory and reads
 //! its header: done for four columns per segment per request, it was a third of that pass
@@ -43,10 +44,20 @@ impl VersionColumns {
     }
 }
 
+/// The fast string columns equal relevance scores are ordered by, [`TIE_FIELDS`]; `None` where
+/// the segment has no such column (no document of it has the field).
+pub type TieColumns = [Option<StrColumn>; 3];
+
+/// The fields of [`TieColumns`]: project, version, path.
+pub const TIE_FIELDS: [&str; 3] = ["project_id", "version", "path"];
+
 /// Opened columns, by segment.
 #[derive(Default)]
 pub struct SegmentColumns {
     kept: Mutex<HashMap<SegmentId, Arc<VersionColumns>>>,
+    /// The columns every relevance-ordered search reads (opening them per request was half
+    /// of a rare word's authorized search on a 1M index).
+    ties: Mutex<HashMap<SegmentId, Arc<TieColumns>>>,
 }
 
 impl std::fmt::Debug for SegmentColumns {
@@ -55,6 +66,27 @@ impl std::fmt::Debug for SegmentColumns {
             .field("segments", &self.lock().len())
             .finish()
     }
+}
+
+/// The kept `T` of `reader`'s segment, or `open`ed now and kept — when opened, the segments not
+/// in `live` (those of the searcher at hand) are forgotten.
+fn kept_or_open<T>(
+    map: &Mutex<HashMap<SegmentId, Arc<T>>>,
+    reader: &SegmentReader,
+    live: &[SegmentId],
+    open: impl FnOnce(&SegmentReader) -> tantivy::Result<T>,
+) -> tantivy::Result<Arc<T>> {
+    // An entry is inserted whole: a poisoned map is usable.
+    let lock = || map.lock().unwrap_or_else(PoisonError::into_inner);
+    let segment = reader.segment_id();
+    if let Some(columns) = lock().get(&segment) {
+        return Ok(columns.clone());
+    }
+    let columns = Arc::new(open(reader)?);
+    let mut kept = lock();
+    kept.retain(|id, _| live.contains(id));
+    kept.insert(segment, columns.clone());
+    Ok(columns)
 }
 
 impl SegmentColumns {
@@ -70,20 +102,39 @@ impl SegmentColumns {
         reader: &SegmentReader,
         live: &[SegmentId],
     ) -> tantivy::Result<Arc<VersionColumns>> {
-        let segment = reader.segment_id();
-        if let Some(columns) = self.lock().get(&segment) {
-            return Ok(columns.clone());
-        }
-        let columns = Arc::new(VersionColumns::open(reader)?);
-        let mut kept = self.lock();
-        kept.retain(|id, _| live.contains(id));
-        kept.insert(segment, columns.clone());
-        Ok(columns)
+        kept_or_open(&self.kept, reader, live, VersionColumns::open)
+    }
+
+    /// The [`TieColumns`] of `reader`'s segment, kept as [`versions`](Self::versions) are.
+    pub fn ties(
+        &self,
+        reader: &SegmentReader,
+        live: &[SegmentId],
+    ) -> tantivy::Result<Arc<TieColumns>> {
+        kept_or_open(&self.ties, reader, live, |reader| {
+            let fast = reader.fast_fields();
+            Ok([
+                fast.str(TIE_FIELDS[0])?,
+                fast.str(TIE_FIELDS[1])?,
+                fast.str(TIE_FIELDS[2])?,
+            ])
+        })
     }
 
     /// The segments whose columns are kept (tests).
     #[must_use]
     pub fn segments(&self) -> Vec<SegmentId> {
         self.lock().keys().copied().collect()
+    }
+
+    /// The segments whose [`TieColumns`] are kept (tests).
+    #[must_use]
+    pub fn tie_segments(&self) -> Vec<SegmentId> {
+        self.ties
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
     }
 }

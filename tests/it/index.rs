@@ -858,8 +858,8 @@ async fn kept_ordinal_names_belong_to_their_segment() {
     assert_eq!(found.latest.as_deref(), Some("a-first"));
 }
 
-/// The fast columns a readable-versions pass opens are kept per segment and only for the
-/// segments of the searcher: a segment whose documents are all replaced is forgotten (its
+/// The fast columns a readable-versions pass or a relevance-ordered search opens are kept per
+/// segment and only for the segments of the searcher: a segment whose documents are all replaced is forgotten (its
 /// files are not held open), and the answers stay those of the index.
 #[tokio::test]
 async fn opened_columns_are_kept_only_for_live_segments() {
@@ -900,6 +900,13 @@ async fn opened_columns_are_kept_only_for_live_segments() {
     assert_eq!(versions().latest.as_deref(), Some("v1"));
     let first = live();
     assert_eq!(index.columns().segments(), first);
+    // The columns a relevance-ordered search reads (equal scores ordered by project,
+    // version and path) too, kept from one search to the next.
+    let found = || ids(&index, &readers(&["erin"]), &request("p9"));
+    assert_eq!(found(), ["p9:a.json@v1"]);
+    assert_eq!(index.columns().tie_segments(), first);
+    assert_eq!(found(), ["p9:a.json@v1"]);
+    assert_eq!(index.columns().tie_segments(), first);
     // Replaced whole: the first segment is gone from the searcher, and from the kept columns
     // once the new segment's are opened.
     index
@@ -911,6 +918,8 @@ async fn opened_columns_are_kept_only_for_live_segments() {
     assert!(first.iter().all(|segment| !second.contains(segment)));
     assert_eq!(versions().latest.as_deref(), Some("v1"));
     assert_eq!(index.columns().segments(), second);
+    assert_eq!(found(), ["p9:b.json@v1"]);
+    assert_eq!(index.columns().tie_segments(), second);
 }
 
 /// The readable versions of a page's projects are those of the documents the caller may

@@ -20,6 +20,7 @@ use super::free_text::{FreeTextRanking, Word, free_text_clauses, free_text_words
 use super::query::json_key_of;
 use super::{SearchError, SearchRequest, stored_json};
 use crate::index::SearchIndex;
+use crate::index::columns::TIE_FIELDS;
 
 /// How many of the best candidates of plain words are rescored with the full ranking
 /// (per-word dis-max, coordination and proximity); past it, pages follow the candidates' order (as Elasticsearch's
@@ -253,38 +254,46 @@ fn term_scorers(
 }
 
 /// The fast string columns that order equal scores (project, version, path), per segment
-/// (by its ordinal: a searcher's segments are numbered from 0), opened when first needed.
-#[derive(Default)]
-struct TieColumns(Vec<Option<[Option<tantivy::columnar::StrColumn>; 3]>>);
+/// (by its ordinal: a searcher's segments are numbered from 0), taken from the index's kept
+/// columns when first needed.
+struct TieColumns {
+    kept: Arc<crate::index::columns::SegmentColumns>,
+    live: Vec<tantivy::index::SegmentId>,
+    by_segment: Vec<Option<Arc<crate::index::columns::TieColumns>>>,
+}
 
 /// The names of a segment's ordinals in each of the [`TIE_FIELDS`] columns.
 type ColumnNames = [HashMap<u64, Arc<str>>; 3];
 
-/// The fast string columns equal scores are ordered by.
-const TIE_FIELDS: [&str; 3] = ["project_id", "version", "path"];
-
 impl TieColumns {
+    fn new(index: &SearchIndex, searcher: &Searcher) -> Self {
+        Self {
+            kept: index.columns(),
+            live: searcher
+                .segment_readers()
+                .iter()
+                .map(tantivy::SegmentReader::segment_id)
+                .collect(),
+            by_segment: Vec::new(),
+        }
+    }
+
     fn of(
         &mut self,
         searcher: &Searcher,
         segment: u32,
     ) -> Result<&[Option<tantivy::columnar::StrColumn>; 3], SearchError> {
         let index = segment as usize;
-        if self.0.len() <= index {
-            self.0.resize_with(index + 1, || None);
+        if self.by_segment.len() <= index {
+            self.by_segment.resize_with(index + 1, || None);
         }
-        let columns = match self.0[index].take() {
+        let columns = match self.by_segment[index].take() {
             Some(columns) => columns,
-            None => {
-                let fast = searcher.segment_reader(segment).fast_fields();
-                [
-                    fast.str(TIE_FIELDS[0])?,
-                    fast.str(TIE_FIELDS[1])?,
-                    fast.str(TIE_FIELDS[2])?,
-                ]
-            }
+            None => self
+                .kept
+                .ties(searcher.segment_reader(segment), &self.live)?,
         };
-        Ok(self.0[index].insert(columns))
+        Ok(&**self.by_segment[index].insert(columns))
     }
 }
 
@@ -436,7 +445,7 @@ pub(super) fn ranked_page(
         filter_weight.as_deref(),
         window,
     )?;
-    let mut columns = TieColumns::default();
+    let mut columns = TieColumns::new(index, searcher);
     let mut candidates = describe(searcher, &mut columns, &ranked)?;
     if let Some(groups) = &words
         && !groups.is_empty()
