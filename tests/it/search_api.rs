@@ -16,7 +16,7 @@ use trove::config::Settings;
 use trove::permissions::{Action, Role};
 use trove::storage::{ObjectStore, ObjectStoreExt as _, PutOptions, keys};
 
-use crate::common::artifacts::{self, enc, search_id_set, token_of};
+use crate::common::artifacts::{self, enc, search_id_set, search_id_set_with, token_of};
 use crate::common::{TestApp, local_settings, put_json, s3_server::S3TestServer, s3_settings};
 
 /// Everyone the matrix asks.
@@ -494,20 +494,7 @@ async fn hostile_queries_never_widen_the_filter_and_bad_syntax_is_a_400() {
 
 /// The ids of every document (files and projects) `credential` finds with `query`.
 async fn all_ids(app: &TestApp, credential: &str, query: &str) -> BTreeSet<String> {
-    let path = format!("/search?q={}&kind=all&size=500", enc(query));
-    let response = call(app, Method::GET, &path, credential).await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{query}: {}",
-        response.text()
-    );
-    response.json()["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["_extra"]["id"].as_str().unwrap().to_owned())
-        .collect()
+    search_id_set_with(app, token_of(credential), query, "&kind=all").await
 }
 
 /// `key:*` finds exactly the documents that have the key — `_extra`'s entries that every file

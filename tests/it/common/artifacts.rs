@@ -186,7 +186,17 @@ pub async fn search_id_set(
     token: Option<&str>,
     query: &str,
 ) -> std::collections::BTreeSet<String> {
-    let path = format!("/search?q={}&size=500", enc(query));
+    search_id_set_with(app, token, query, "").await
+}
+
+/// [`search_id_set`] with more parameters (`&kind=all`).
+pub async fn search_id_set_with(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    parameters: &str,
+) -> std::collections::BTreeSet<String> {
+    let path = format!("/search?q={}&size=500{parameters}", enc(query));
     let body = search_page(app, token, &path).await;
     let hits = body["results"].as_array().unwrap();
     assert_eq!(body["count"], hits.len());
