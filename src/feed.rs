@@ -38,7 +38,8 @@ pub enum Change {
         /// Version.
         version: String,
     },
-    /// Whole projects: records, profiles, states, stable marks, grants, deletions.
+    /// Whole projects: records, profiles, states, stable marks, grants, deletions. None: a
+    /// namespace without projects changed — nothing to re-index, cached profiles are stale.
     Projects {
         /// Project ids.
         projects: Vec<String>,

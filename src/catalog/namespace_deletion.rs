@@ -186,7 +186,9 @@ pub async fn delete_namespace(app: &AppState, namespace: &str) -> Result<()> {
         .await
         .map_err(|error| Error::internal(std::io::Error::other(error.to_string())))?;
     crate::crash::point("namespace.delete.profile_deleted");
-    delete_claims_and_record(app, namespace).await
+    delete_claims_and_record(app, namespace).await?;
+    super::namespaces::announce_namespace_change(app, namespace).await;
+    Ok(())
 }
 
 /// The last steps of a deletion, after the profile: the claims, then the record.
@@ -329,6 +331,7 @@ async fn finish_deletion(app: &AppState, namespace: &str, marked: &str) -> Resul
         .await?;
     app.profiles
         .invalidate(&ProfileLocation::Namespace(namespace.to_owned()));
+    super::namespaces::announce_namespace_change(app, namespace).await;
     Ok(true)
 }
 

@@ -58,20 +58,31 @@ pub async fn namespace_projects(app: &AppState, namespace: &str) -> Result<Vec<S
     .map_err(Error::from)
 }
 
+/// Tells every replica that a namespace's profile or record changed, naming its `projects`
+/// to re-index — none, when it holds none: an entry still makes the other replicas drop their
+/// cached profiles, which would otherwise keep a revoked grant (or a deleted namespace's
+/// grants, for a new namespace of the same name) in force there until the cache's TTL.
+pub async fn publish_namespace_change(app: &AppState, projects: Vec<String>) -> Result<()> {
+    publish(app, Change::Projects { projects }).await
+}
+
+/// [`publish_namespace_change`] naming no project, after a change that is stored and cannot
+/// be taken back (a creation, a deletion): a failure to publish is logged, not answered — the
+/// other replicas' cached copy then lives out its TTL.
+pub async fn announce_namespace_change(app: &AppState, namespace: &str) {
+    if let Err(error) = publish_namespace_change(app, Vec::new()).await {
+        tracing::warn!(namespace, %error, "namespace change not published to the change feed");
+    }
+}
+
 /// Re-indexes every project of a namespace now (a change of its state, visibility or grants
-/// changes who may find them).
+/// changes who may find them); every other replica hears of it, projects or not.
 pub async fn reindex_namespace(app: &AppState, namespace: &str) -> Result<()> {
     let projects = namespace_projects(app, namespace).await?;
+    publish_namespace_change(app, projects.clone()).await?;
     if projects.is_empty() {
         return Ok(());
     }
-    publish(
-        app,
-        Change::Projects {
-            projects: projects.clone(),
-        },
-    )
-    .await?;
     app.indexer
         .index_projects(Some(projects), |_, _| {})
         .await
@@ -82,15 +93,7 @@ pub async fn reindex_namespace(app: &AppState, namespace: &str) -> Result<()> {
 /// Starts a job re-indexing every project of a namespace; answers its id.
 pub async fn spawn_namespace_job(app: &AppState, actor: &str, namespace: &str) -> Result<String> {
     let projects = namespace_projects(app, namespace).await?;
-    if !projects.is_empty() {
-        publish(
-            app,
-            Change::Projects {
-                projects: projects.clone(),
-            },
-        )
-        .await?;
-    }
+    publish_namespace_change(app, projects.clone()).await?;
     let job = app.jobs.create(crate::jobs::JobKind::IndexNamespace, actor);
     let id = job.id().to_owned();
     let indexer = app.indexer.clone();
@@ -124,6 +127,8 @@ pub async fn create_namespace(app: &AppState, record: NamespaceRecord) -> Result
             new_namespace_profile(record.visibility),
         )
         .await?;
+    // The name may have been a deleted namespace's, whose profile another replica still holds.
+    announce_namespace_change(app, &record.name).await;
     Ok(record)
 }
 

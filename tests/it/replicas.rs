@@ -854,3 +854,83 @@ async fn a_namespace_is_not_deleted_under_a_project_another_replica_just_created
     .await
     .assert_status(StatusCode::CREATED);
 }
+
+/// Polls `check` until it holds, for at most 10 s: a third of the profile cache's TTL, so
+/// what holds by then came through the change feed, not from a cached copy expiring.
+async fn through_the_feed<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A grant on a namespace without projects, revoked on A, is revoked on B as soon as B follows
+/// the feed (nothing to re-index, but B's cached profile is stale); and a namespace deleted on
+/// A and created again under the same name does not keep the old one's grants on B.
+#[tokio::test]
+async fn namespace_grants_changed_on_a_hold_on_b_without_waiting_for_its_cache() {
+    let server = S3TestServer::start().await;
+    let a = replica(&server).await;
+    let b = replica(&server).await;
+    let admin = a.user_token("root", Role::Admin).await;
+    let mallory = a.user_token("mallory", Role::Maintainer).await;
+    let status_on_b = || async { b.get_as("/namespaces/team", &mallory).await.status };
+    a.post_json(
+        "/namespaces",
+        &admin,
+        &json!({"name": "team", "visibility": "private"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    let grant = || async {
+        a.post_json(
+            "/namespaces/team/members",
+            &admin,
+            &json!({"principal": "mallory", "level": "guest"}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    };
+    grant().await;
+    // B reads (and caches) the profile with the grant.
+    through_the_feed("the grant on A holds on B", || async {
+        status_on_b().await == StatusCode::OK
+    })
+    .await;
+    a.delete_as("/namespaces/team/members/mallory", &admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    through_the_feed("the revocation on A holds on B", || async {
+        status_on_b().await == StatusCode::NOT_FOUND
+    })
+    .await;
+
+    grant().await;
+    through_the_feed("the grant again on B", || async {
+        status_on_b().await == StatusCode::OK
+    })
+    .await;
+    a.delete_as("/namespaces/team", &admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    a.post_json(
+        "/namespaces",
+        &admin,
+        &json!({"name": "team", "visibility": "private"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    through_the_feed(
+        "the new namespace of the name has no grant of the old one on B",
+        || async { status_on_b().await == StatusCode::NOT_FOUND },
+    )
+    .await;
+}
