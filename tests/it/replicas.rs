@@ -74,16 +74,25 @@ async fn start(settings: trove::config::Settings, dir: tempfile::TempDir) -> Rep
 }
 
 /// Polls `check` until it holds, for at most 30 s (a generous bound: CI machines are shared).
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    within(30, what, check).await;
+}
+
+/// Polls `check` until it holds, for at most `seconds`.
+async fn within<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not within 30 s: {what}"
+            "not within {seconds} s: {what}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -857,19 +866,12 @@ async fn a_namespace_is_not_deleted_under_a_project_another_replica_just_created
 
 /// Polls `check` until it holds, for at most 10 s: a third of the profile cache's TTL, so
 /// what holds by then came through the change feed, not from a cached copy expiring.
-async fn through_the_feed<F, Fut>(what: &str, mut check: F)
+async fn through_the_feed<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within 10 s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    within(10, what, check).await;
 }
 
 /// A grant on a namespace without projects, revoked on A, is revoked on B as soon as B follows
