@@ -63,7 +63,7 @@ pub struct SegmentColumns {
 impl std::fmt::Debug for SegmentColumns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SegmentColumns")
-            .field("segments", &self.lock().len())
+            .field("segments", &locked(&self.kept).len())
             .finish()
     }
 }
@@ -76,25 +76,23 @@ fn kept_or_open<T>(
     live: &[SegmentId],
     open: impl FnOnce(&SegmentReader) -> tantivy::Result<T>,
 ) -> tantivy::Result<Arc<T>> {
-    // An entry is inserted whole: a poisoned map is usable.
-    let lock = || map.lock().unwrap_or_else(PoisonError::into_inner);
     let segment = reader.segment_id();
-    if let Some(columns) = lock().get(&segment) {
+    if let Some(columns) = locked(map).get(&segment) {
         return Ok(columns.clone());
     }
     let columns = Arc::new(open(reader)?);
-    let mut kept = lock();
+    let mut kept = locked(map);
     kept.retain(|id, _| live.contains(id));
     kept.insert(segment, columns.clone());
     Ok(columns)
 }
 
-impl SegmentColumns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, Arc<VersionColumns>>> {
-        // An entry is inserted whole: a poisoned map is usable.
-        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// `map` locked: an entry is inserted whole, so a poisoned map is usable.
+fn locked<T>(map: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
+impl SegmentColumns {
     /// The columns of `reader`'s segment: kept ones, or opened now and kept — when opened,
     /// the segments not in `live` (those of the searcher at hand) are forgotten.
     pub fn versions(
@@ -124,17 +122,12 @@ impl SegmentColumns {
     /// The segments whose columns are kept (tests).
     #[must_use]
     pub fn segments(&self) -> Vec<SegmentId> {
-        self.lock().keys().copied().collect()
+        locked(&self.kept).keys().copied().collect()
     }
 
     /// The segments whose [`TieColumns`] are kept (tests).
     #[must_use]
     pub fn tie_segments(&self) -> Vec<SegmentId> {
-        self.ties
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect()
+        locked(&self.ties).keys().copied().collect()
     }
 }

@@ -214,6 +214,11 @@ pub async fn poll_once(app: &AppState, position: u64) -> Result<u64, FeedError> 
     Ok(last)
 }
 
+/// [`poll_once`] on an owned state, for a task of its own.
+async fn poll_once_owned(app: AppState, position: u64) -> Result<u64, FeedError> {
+    poll_once(&app, position).await
+}
+
 /// Rebuilds the index from storage (the feed no longer reaches this replica's position).
 async fn rebuild(app: &AppState) -> Result<(), String> {
     tracing::warn!("change feed compacted past this replica's position: rebuilding the index");
@@ -277,7 +282,17 @@ async fn follow_feed(app: AppState, start: Start) {
         };
         let mut saved = None;
         loop {
-            match poll_once(&app, position).await {
+            // Run to completion like a mutating request: stopping the follower (its task
+            // aborted at shutdown) never drops a batch half applied, which would leave the
+            // index marked as possibly lacking changes; `App::close` waits for it. Its position
+            // is saved only after it, so a batch applied but not saved is replayed, harmlessly.
+            let polled = app.mutations.spawn(poll_once_owned(app.clone(), position));
+            let polled = polled.await.unwrap_or_else(|error| {
+                Err(FeedError::Storage(crate::storage::StorageError::Backend(
+                    error.to_string(),
+                )))
+            });
+            match polled {
                 Ok(next) => position = next,
                 Err(FeedError::Gap(_)) => {
                     let head = app.feed.head().await.unwrap_or(position);

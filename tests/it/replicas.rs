@@ -884,14 +884,25 @@ async fn namespace_grants_changed_on_a_hold_on_b_without_waiting_for_its_cache()
     let b = replica(&server).await;
     let admin = a.user_token("root", Role::Admin).await;
     let mallory = a.user_token("mallory", Role::Maintainer).await;
-    let status_on_b = || async { b.get_as("/namespaces/team", &mallory).await.status };
-    a.post_json(
-        "/namespaces",
-        &admin,
-        &json!({"name": "team", "visibility": "private"}),
-    )
-    .await
-    .assert_status(StatusCode::CREATED);
+    // Each step must hold on B (whose cache holds the profile it last read) within the bound.
+    let on_b = |what: &'static str, expected: StatusCode| {
+        let (b, mallory) = (&b, &mallory);
+        async move {
+            through_the_feed(what, || async {
+                b.get_as("/namespaces/team", mallory).await.status == expected
+            })
+            .await;
+        }
+    };
+    let create = || async {
+        a.post_json(
+            "/namespaces",
+            &admin,
+            &json!({"name": "team", "visibility": "private"}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    };
     let grant = || async {
         a.post_json(
             "/namespaces/team/members",
@@ -901,38 +912,23 @@ async fn namespace_grants_changed_on_a_hold_on_b_without_waiting_for_its_cache()
         .await
         .assert_status(StatusCode::CREATED);
     };
+    create().await;
     grant().await;
-    // B reads (and caches) the profile with the grant.
-    through_the_feed("the grant on A holds on B", || async {
-        status_on_b().await == StatusCode::OK
-    })
-    .await;
+    on_b("the grant on A holds on B", StatusCode::OK).await;
     a.delete_as("/namespaces/team/members/mallory", &admin)
         .await
         .assert_status(StatusCode::NO_CONTENT);
-    through_the_feed("the revocation on A holds on B", || async {
-        status_on_b().await == StatusCode::NOT_FOUND
-    })
-    .await;
+    on_b("the revocation on A holds on B", StatusCode::NOT_FOUND).await;
 
     grant().await;
-    through_the_feed("the grant again on B", || async {
-        status_on_b().await == StatusCode::OK
-    })
-    .await;
+    on_b("the grant again on B", StatusCode::OK).await;
     a.delete_as("/namespaces/team", &admin)
         .await
         .assert_status(StatusCode::NO_CONTENT);
-    a.post_json(
-        "/namespaces",
-        &admin,
-        &json!({"name": "team", "visibility": "private"}),
-    )
-    .await
-    .assert_status(StatusCode::CREATED);
-    through_the_feed(
+    create().await;
+    on_b(
         "the new namespace of the name has no grant of the old one on B",
-        || async { status_on_b().await == StatusCode::NOT_FOUND },
+        StatusCode::NOT_FOUND,
     )
     .await;
 }
